@@ -1,0 +1,40 @@
+/*
+ * config: the collector's configuration (docs/configuration.md).
+ *
+ * config_load parses YAML into a fresh struct collector_config; on error
+ * it logs "FILE:LINE: message" with log_warnx and returns a negative
+ * errno, leaving nothing allocated. Relative paths resolve against the
+ * config file's directory. tocsinctl reads the same file to find the
+ * store.
+ */
+#ifndef COLLECTOR_CONFIG_H
+#define COLLECTOR_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum config_sync {
+    CONFIG_SYNC_FULL = 0,   /* fsync every group commit (default) */
+    CONFIG_SYNC_NORMAL = 1, /* WAL without fsync per commit */
+};
+
+struct collector_config {
+    char *file;            /* absolute path of the config file */
+    char *name;            /* collector name; default: gethostname() */
+    char *listen;          /* "host:port"; default 127.0.0.1:7400 */
+    char *tls_ca, *tls_cert, *tls_key; /* required */
+    char *store_path;      /* SQLite file; required */
+    enum config_sync store_sync;
+    uint64_t pipeline_max_bytes; /* decoded-but-uncommitted cap;
+                                    default 64 MiB */
+    uint64_t commit_interval_ms; /* max wait to group a commit;
+                                    default 5 */
+    uint32_t max_agents;   /* connections accepted; default 10000 */
+    uint64_t handshake_timeout_ms; /* default 10000 */
+    uint64_t idle_timeout_ms;      /* no frame at all; default 120000 */
+};
+
+int config_load(const char *path, struct collector_config **out);
+void config_free(struct collector_config *c);
+
+#endif

@@ -1,0 +1,124 @@
+/*
+ * log: stderr (foreground) or syslog (daemon) logging; see log.h.
+ */
+#include "log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *log_progname = "tocsin"; /* static string, not owned */
+static int log_foreground = 1;             /* 1: stderr, 0: syslog */
+static int log_verbose;                    /* > 0 enables debug */
+
+void
+log_init(const char *progname, int foreground, int verbose)
+{
+    log_progname = progname;
+    log_foreground = foreground;
+    log_verbose = verbose;
+    if (!foreground)
+        openlog(progname, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+}
+
+void
+log_setverbose(int verbose)
+{
+    log_verbose = verbose;
+}
+
+int
+log_getverbose(void)
+{
+    return log_verbose;
+}
+
+static void
+vlog(int pri, const char *fmt, va_list ap, int with_errno)
+{
+    char msg[2048];
+    int saved = errno;
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+
+    if (n < 0)
+        return;
+    if (with_errno && (size_t)n < sizeof(msg))
+        snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(saved));
+    if (log_foreground) {
+        struct timespec ts;
+        struct tm tm;
+        char when[32];
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+        fprintf(stderr, "%s.%03ldZ %s[%d]: %s\n", when,
+                ts.tv_nsec / 1000000, log_progname, (int)getpid(), msg);
+    } else {
+        syslog(pri, "%s", msg);
+    }
+    errno = saved;
+}
+
+void
+log_warn(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(LOG_WARNING, fmt, ap, 1);
+    va_end(ap);
+}
+
+void
+log_warnx(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(LOG_WARNING, fmt, ap, 0);
+    va_end(ap);
+}
+
+void
+log_info(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(LOG_INFO, fmt, ap, 0);
+    va_end(ap);
+}
+
+void
+log_debug(const char *fmt, ...)
+{
+    va_list ap;
+
+    if (log_verbose <= 0)
+        return;
+    va_start(ap, fmt);
+    vlog(LOG_DEBUG, fmt, ap, 0);
+    va_end(ap);
+}
+
+void
+fatal(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(LOG_CRIT, fmt, ap, 1);
+    va_end(ap);
+    exit(1);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(LOG_CRIT, fmt, ap, 0);
+    va_end(ap);
+    exit(1);
+}

@@ -1,0 +1,29 @@
+/*
+ * log: the one logging API of every tocsin program.
+ *
+ * Modelled on the OpenBSD daemons: log_warn appends strerror(errno),
+ * log_warnx does not; fatal/fatalx log and exit(1). In the foreground
+ * (-d) lines go to stderr with a UTC timestamp; otherwise to syslog.
+ * fatal is only for start-up errors and broken invariants, never for
+ * what a peer or a file sent.
+ */
+#ifndef TC_LOG_H
+#define TC_LOG_H
+
+#include <stdarg.h>
+
+#define TC_PRINTF(a, b) __attribute__((format(printf, a, b)))
+
+/* Set the program name and destination. verbose > 0 enables log_debug. */
+void log_init(const char *progname, int foreground, int verbose);
+void log_setverbose(int verbose);
+int log_getverbose(void);
+
+void log_warn(const char *fmt, ...) TC_PRINTF(1, 2);
+void log_warnx(const char *fmt, ...) TC_PRINTF(1, 2);
+void log_info(const char *fmt, ...) TC_PRINTF(1, 2);
+void log_debug(const char *fmt, ...) TC_PRINTF(1, 2);
+_Noreturn void fatal(const char *fmt, ...) TC_PRINTF(1, 2);
+_Noreturn void fatalx(const char *fmt, ...) TC_PRINTF(1, 2);
+
+#endif

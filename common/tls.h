@@ -1,0 +1,109 @@
+/*
+ * tls: TLS 1.3 over libuv streams, OpenSSL memory BIOs in between.
+ *
+ * The only module that touches OpenSSL (with pki.c, its certificate
+ * authority half). Both sides require TLS 1.3 and verify the peer
+ * against the configured CA; the server requires a client certificate;
+ * the client verifies the server name (DNS SAN, or IP SAN when the name
+ * is an address literal). A failed handshake is logged with the peer
+ * address and the OpenSSL reason, e.g.
+ *   "tls 127.0.0.1:51234: handshake failed: certificate has expired".
+ *
+ * Contract (libuv style):
+ *  - every callback runs on the loop thread;
+ *  - on_ready fires once, after the handshake and verification;
+ *  - on_data delivers decrypted bytes; the buffer is only valid during
+ *    the call;
+ *  - on_close fires exactly once for every conn that was returned by
+ *    tc_tls_accept/tc_tls_connect, whatever the reason (handshake
+ *    failure, peer EOF, error, tc_tls_close); status is 0 for a clean
+ *    close or a negative errno / UV error; reason is a short static or
+ *    conn-owned string valid during the call. The conn's memory is freed
+ *    right after on_close returns: do not touch it afterwards.
+ *  - tc_tls_write copies the bytes; it never blocks. Bytes not yet
+ *    handed to the kernel are counted by tc_tls_write_pending, and
+ *    on_drain (optional) fires when that count drops to zero, so callers
+ *    can bound memory.
+ */
+#ifndef TC_TLS_H
+#define TC_TLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+struct tc_tls_ctx;
+struct tc_tls_conn;
+
+struct tc_tls_ctx_opts {
+    const char *ca;   /* PEM CA bundle path used to verify the peer */
+    const char *cert; /* PEM certificate (chain) path */
+    const char *key;  /* PEM private key path */
+    int server;       /* 1: accept side (requires client certs) */
+};
+
+/*
+ * Load certificates and keys. On failure returns a negative errno and
+ * writes a message naming the file and the reason into err.
+ */
+int tc_tls_ctx_new(const struct tc_tls_ctx_opts *o, struct tc_tls_ctx **out,
+                   char *err, size_t errlen);
+void tc_tls_ctx_free(struct tc_tls_ctx *ctx);
+
+struct tc_tls_cbs {
+    void (*on_ready)(struct tc_tls_conn *c);
+    void (*on_data)(struct tc_tls_conn *c, const uint8_t *p, size_t n);
+    void (*on_drain)(struct tc_tls_conn *c); /* may be NULL */
+    void (*on_close)(struct tc_tls_conn *c, int status, const char *reason);
+};
+
+/*
+ * Accept one pending connection on a listening uv stream (call from the
+ * connection callback). The handshake starts at once. 0 or negative.
+ */
+int tc_tls_accept(uv_stream_t *server, struct tc_tls_ctx *ctx,
+                  const struct tc_tls_cbs *cbs, void *data,
+                  struct tc_tls_conn **out);
+
+/*
+ * Connect to addr and handshake, verifying server_name. Failures after
+ * this returns 0 are reported through on_close.
+ */
+int tc_tls_connect(uv_loop_t *loop, struct tc_tls_ctx *ctx,
+                   const struct sockaddr *addr, const char *server_name,
+                   const struct tc_tls_cbs *cbs, void *data,
+                   struct tc_tls_conn **out);
+
+/* Queue plaintext for sending. 0, or negative if the conn is closing. */
+int tc_tls_write(struct tc_tls_conn *c, const void *p, size_t n);
+/* Ciphertext bytes queued but not yet written by the kernel. */
+size_t tc_tls_write_pending(const struct tc_tls_conn *c);
+
+/* Backpressure: stop/resume reading from the socket. */
+void tc_tls_read_stop(struct tc_tls_conn *c);
+void tc_tls_read_start(struct tc_tls_conn *c);
+
+/*
+ * Close: flush queued writes, send close_notify, close the socket.
+ * on_close follows (asynchronously) with status 0 and this reason.
+ * Idempotent.
+ */
+void tc_tls_close(struct tc_tls_conn *c, const char *reason);
+
+/* Subject CN of the verified peer certificate ("" before on_ready). */
+const char *tc_tls_peer_name(const struct tc_tls_conn *c);
+/* "ip:port" of the peer, for log lines. */
+const char *tc_tls_peer_addr(const struct tc_tls_conn *c);
+
+/*
+ * Read the subject CN of the PEM certificate at path into out (the
+ * agent's default name). 0, or negative with a message in err.
+ */
+int tc_tls_cert_cn(const char *path, char *out, size_t outlen, char *err,
+                   size_t errlen);
+
+void *tc_tls_get_data(const struct tc_tls_conn *c);
+void tc_tls_set_data(struct tc_tls_conn *c, void *data);
+
+#endif
