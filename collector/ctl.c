@@ -1,0 +1,98 @@
+/*
+ * ctl: tocsinctl, the admin CLI. Parses the global options and hands
+ * the rest of the command line to one subcommand (see ctl.h).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "log.h"
+
+static const char *default_config = "/etc/tocsin/collector.yaml";
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+            "usage: tocsinctl [-c FILE] [--json] [-v] COMMAND ...\n"
+            "\n"
+            "commands:\n"
+            "  pki init DIR [--san NAME]...      create a CA and the "
+            "collector certificate\n"
+            "  pki issue-agent DIR NAME [--days N]\n"
+            "                                    issue an agent "
+            "certificate\n"
+            "  events list [--host H] [--limit N] [--json]\n"
+            "                                    print stored events\n"
+            "\n"
+            "options:\n"
+            "  -c FILE   collector configuration (default %s)\n"
+            "  --json    machine-readable output\n"
+            "  -v        verbose\n"
+            "  -V        print the version\n",
+            default_config);
+}
+
+struct ctl_cmd {
+    const char *name;
+    int (*run)(const struct ctl_opts *, int, char **);
+};
+
+static const struct ctl_cmd cmds[] = {
+    {"pki", ctl_pki},
+    {"events", ctl_events},
+};
+
+int
+main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    struct ctl_opts o = {.config = default_config, .json = 0};
+    int ch, verbose = 0;
+
+    /* "+": stop at the first non-option, which is the subcommand. */
+    while ((ch = getopt_long(argc, argv, "+c:hjvV", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            o.config = optarg;
+            break;
+        case 'j':
+            o.json = 1;
+            break;
+        case 'v':
+            verbose++;
+            break;
+        case 'V':
+            printf("tocsinctl %s\n", TOCSIN_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    log_init("tocsinctl", 1, verbose);
+    argc -= optind;
+    argv += optind;
+    if (argc < 1) {
+        usage(stderr);
+        return 2;
+    }
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        if (strcmp(argv[0], cmds[i].name) == 0) {
+            optind = 0; /* subcommands parse their own options */
+            return cmds[i].run(&o, argc, argv);
+        }
+    }
+    fprintf(stderr, "tocsinctl: unknown command '%s'\n", argv[0]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install what tocsin needs to build, test and run its demo on Debian 12.
+# Every dependency is a Debian package; nothing is downloaded otherwise.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+pkgs=(
+  build-essential meson ninja-build pkg-config clang clang-format
+  libclang-rt-14-dev
+  libuv1-dev libmsgpack-dev libssl-dev openssl libsqlite3-dev sqlite3
+  libyaml-dev libpcre2-dev libsystemd-dev libcmocka-dev
+  python3 logrotate procps
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" \
+    || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: need root to install: ${missing[*]}" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Configuration checks through the real binaries: -n says
+"configuration OK" for good files, and every bad file is refused with
+exit status 1 and a message naming the file and line."""
+
+import os
+
+import tocsin_e2e as e2e
+
+
+def base(env):
+    env.make_pki()
+    env.write("logs/app.log", "")
+    col = env.collector_config()
+    ag = env.agent_config("web-01", [(os.path.join(env.dir, "logs/app.log"),
+                                      [("e", "ERROR", "error")])])
+    return col, ag
+
+
+def test_check_mode_ok(env):
+    col, ag = base(env)
+    _, out, _ = env.run([e2e.COLLECTOR, "-n", "-c", col])
+    e2e.check(out.strip() == "configuration OK", "collector -n said %r" % out)
+    _, out, _ = env.run([e2e.AGENT, "-n", "-c", ag])
+    e2e.check(out.strip() == "configuration OK", "agent -n said %r" % out)
+
+
+def refused(env, prog, path, pattern):
+    import re
+    _, out, err = env.run([prog, "-n", "-c", path], expect=1)
+    e2e.check(re.search(pattern, err), "expected /%s/ in: %r" % (pattern, err))
+    e2e.check("configuration OK" not in out, "bad config accepted")
+
+
+def test_collector_errors(env):
+    col, _ = base(env)
+    good = open(col).read()
+    env.write("bad1.yaml", good + "listne: 1.2.3.4:5\n")
+    refused(env, e2e.COLLECTOR, os.path.join(env.dir, "bad1.yaml"),
+            r"bad1\.yaml:4: .*unknown key 'listne'")
+    env.write("bad2.yaml", good.replace("127.0.0.1:%d" % env.port, "127.0.0.1:99999"))
+    refused(env, e2e.COLLECTOR, os.path.join(env.dir, "bad2.yaml"), r"bad2\.yaml:1: ")
+    env.write("bad3.yaml", good.replace("collector.key", "missing.key"))
+    refused(env, e2e.COLLECTOR, os.path.join(env.dir, "bad3.yaml"), r"missing\.key")
+    env.write("bad4.yaml", "listen: [oops\n")
+    refused(env, e2e.COLLECTOR, os.path.join(env.dir, "bad4.yaml"), r"bad4\.yaml:\d+: ")
+    refused(env, e2e.COLLECTOR, os.path.join(env.dir, "nope.yaml"), r"nope\.yaml")
+
+
+def test_agent_errors(env):
+    _, ag = base(env)
+    good = open(ag).read()
+    env.write("a1.yaml", good.replace("severity: error", "severity: fatal"))
+    refused(env, e2e.AGENT, os.path.join(env.dir, "a1.yaml"), r"a1\.yaml:\d+: .*fatal")
+    env.write("a2.yaml", good.replace("match: 'ERROR'", "match: 'ERROR ('"))
+    refused(env, e2e.AGENT, os.path.join(env.dir, "a2.yaml"), r"a2\.yaml:\d+: .*rule 'e'")
+    env.write("a3.yaml", good + "spool: {max_bytes: 12XB}\n")
+    refused(env, e2e.AGENT, os.path.join(env.dir, "a3.yaml"), r"a3\.yaml:\d+: .*12XB")
+    env.write("a4.yaml", good.replace("state_dir:", "statedir:"))
+    refused(env, e2e.AGENT, os.path.join(env.dir, "a4.yaml"), r"a4\.yaml:\d+: .*statedir")
+
+
+if __name__ == "__main__":
+    e2e.main([test_check_mode_ok, test_collector_errors, test_agent_errors])
