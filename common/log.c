@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 static const char *log_progname = "tocsin"; /* static string, not owned */
-static int log_foreground = 1;             /* 1: stderr, 0: syslog */
-static int log_verbose;                    /* > 0 enables debug */
+static int log_foreground = 1;              /* 1: stderr, 0: syslog */
+static int log_verbose;                     /* > 0 enables debug */
 
 void
 log_init(const char *progname, int foreground, int verbose)
@@ -37,6 +37,9 @@ log_getverbose(void)
     return log_verbose;
 }
 
+static void vlog(int pri, const char *fmt, va_list ap, int with_errno)
+    __attribute__((format(printf, 2, 0)));
+
 static void
 vlog(int pri, const char *fmt, va_list ap, int with_errno)
 {
@@ -56,8 +59,8 @@ vlog(int pri, const char *fmt, va_list ap, int with_errno)
         clock_gettime(CLOCK_REALTIME, &ts);
         gmtime_r(&ts.tv_sec, &tm);
         strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-        fprintf(stderr, "%s.%03ldZ %s[%d]: %s\n", when,
-                ts.tv_nsec / 1000000, log_progname, (int)getpid(), msg);
+        fprintf(stderr, "%s.%03ldZ %s[%d]: %s\n", when, ts.tv_nsec / 1000000,
+                log_progname, (int)getpid(), msg);
     } else {
         syslog(pri, "%s", msg);
     }

@@ -1,0 +1,157 @@
+/*
+ * config: the collector's configuration file, described as schema
+ * tables for common/conf; see config.h and docs/configuration.md.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "log.h"
+#include "util.h"
+
+#define CC(member) TC_CONF_AT(struct collector_config, member)
+
+static const struct tc_conf_enum sync_names[] = {
+    {"full", CONFIG_SYNC_FULL},
+    {"normal", CONFIG_SYNC_NORMAL},
+    {NULL, 0},
+};
+
+static const struct tc_conf_field tls_fields[] = {
+    {.key = "ca",
+     .type = TC_CONF_T_PATH,
+     CC(tls_ca),
+     .required = 1,
+     .help = "CA certificate that signs agent certificates (PEM)"},
+    {.key = "cert",
+     .type = TC_CONF_T_PATH,
+     CC(tls_cert),
+     .required = 1,
+     .help = "the collector's certificate (PEM)"},
+    {.key = "key",
+     .type = TC_CONF_T_PATH,
+     CC(tls_key),
+     .required = 1,
+     .help = "the collector's private key (PEM)"},
+    {0},
+};
+
+static const struct tc_conf_field store_fields[] = {
+    {.key = "path",
+     .type = TC_CONF_T_PATH,
+     CC(store_path),
+     .required = 1,
+     .help = "SQLite database file"},
+    {.key = "sync",
+     .type = TC_CONF_T_ENUM,
+     CC(store_sync),
+     .def = "full",
+     .enums = sync_names,
+     .help = "full: fsync each group commit"},
+    {0},
+};
+
+static const struct tc_conf_field limits_fields[] = {
+    {.key = "pipeline_max_bytes",
+     .type = TC_CONF_T_SIZE,
+     CC(pipeline_max_bytes),
+     .def = "64MiB",
+     .min = 1 << 20,
+     .help = "decoded events not yet committed, bytes"},
+    {.key = "max_agents",
+     .type = TC_CONF_T_UINT,
+     CC(max_agents),
+     .def = "10000",
+     .min = 1,
+     .max = 1000000,
+     .help = "agent connections accepted at once"},
+    {.key = "handshake_timeout",
+     .type = TC_CONF_T_DURATION,
+     CC(handshake_timeout_ms),
+     .def = "10s",
+     .min = 100,
+     .max = 600 * 1000,
+     .help = "TLS handshake and HELLO must finish within this"},
+    {.key = "idle_timeout",
+     .type = TC_CONF_T_DURATION,
+     CC(idle_timeout_ms),
+     .def = "120s",
+     .min = 1000,
+     .max = 86400 * 1000,
+     .help = "a session with no frame at all for this long is closed"},
+    {0},
+};
+
+static const struct tc_conf_field collector_fields[] = {
+    {.key = "name",
+     .type = TC_CONF_T_STRING,
+     CC(name),
+     .min = 1,
+     .max = 255,
+     .help = "collector name (default: the host name)"},
+    {.key = "listen",
+     .type = TC_CONF_T_HOSTPORT,
+     CC(listen),
+     .def = "127.0.0.1:7400",
+     .help = "address for agent connections"},
+    {.key = "tls", .type = TC_CONF_T_MAP, .sub = tls_fields},
+    {.key = "store", .type = TC_CONF_T_MAP, .sub = store_fields},
+    {.key = "limits", .type = TC_CONF_T_MAP, .sub = limits_fields},
+    /* Longer than a second would make acks, and so agents, stall. */
+    {.key = "commit_interval",
+     .type = TC_CONF_T_DURATION,
+     CC(commit_interval_ms),
+     .def = "5ms",
+     .min = 0,
+     .max = 1000,
+     .help = "longest wait to group events into one commit"},
+    {0},
+};
+
+int
+config_load(const char *path, struct collector_config **out)
+{
+    struct tc_conf *conf = NULL;
+    struct collector_config *c = NULL;
+    int rc;
+
+    *out = NULL;
+    if ((rc = tc_conf_load(path, &conf)) < 0)
+        return rc;
+    c = tc_xcalloc(1, sizeof(*c));
+    c->file = tc_xstrdup(conf->path);
+    if ((rc = tc_conf_apply(conf, collector_fields, c)) < 0)
+        goto out;
+    if (c->name == NULL) {
+        char host[HOST_NAME_MAX + 1];
+
+        if (gethostname(host, sizeof(host)) < 0) {
+            rc = -errno;
+            log_warn("%s: gethostname (set 'name' instead)", conf->file);
+            goto out;
+        }
+        host[sizeof(host) - 1] = '\0';
+        c->name = tc_xstrdup(host);
+    }
+    *out = c;
+    c = NULL;
+out:
+    config_free(c);
+    tc_conf_free(conf);
+    return rc;
+}
+
+void
+config_free(struct collector_config *c)
+{
+    if (c == NULL)
+        return;
+    tc_conf_release(collector_fields, c);
+    free(c->file);
+    free(c);
+}

@@ -1,0 +1,464 @@
+/*
+ * test_agent_config: agent/config.c on valid files (values, defaults,
+ * path resolution) and on every class of error, checking that each
+ * message names FILE:LINE and what was wrong.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "log.h"
+#include "util.h"
+
+static char tmpdir[64];       /* this test's scratch directory */
+static int saved_stderr = -1; /* the real stderr while capturing */
+
+static const char example[] =
+    "collector: {address: 127.0.0.1:7400}\n"
+    "tls: {ca: pki/ca.crt, cert: pki/web-01.crt, key: pki/web-01.key}\n"
+    "state_dir: state/web-01\n"
+    "spool: {max_bytes: 256MiB}\n"
+    "sender: {batch_max_events: 500, window_batches: 4, backoff_min: 1s, "
+    "backoff_max: 1m}\n"
+    "tail: {poll_interval: 100ms, read_max_bytes: 2MiB, "
+    "max_line_bytes: 16KiB}\n"
+    "files:\n"
+    "  - path: /var/log/app.log\n"
+    "    rules:\n"
+    "      - {name: app-error, match: 'ERROR (?<detail>.*)', "
+    "severity: error}\n"
+    "      - name: app-warn\n"
+    "        match: WARN\n"
+    "        severity: warning\n"
+    "  - path: logs/other.log\n";
+
+/* The required keys only, for error tests that add one bad line. */
+static const char minimal[] = "collector: {address: 'collector.example:7400'}\n"
+                              "tls: {ca: ca.crt, cert: a.crt, key: a.key}\n"
+                              "state_dir: /var/lib/tocsin-agent\n";
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+static int
+setup(void **state)
+{
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/tocsin-agentconf-XXXXXX");
+    return mkdtemp(tmpdir) == NULL ? -1 : 0;
+}
+
+static int
+teardown(void **state)
+{
+    return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static const char *
+write_file(const char *rel, const char *text)
+{
+    static char path[PATH_MAX];
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "%s/%s", tmpdir, rel);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    assert_true(fputs(text, fp) >= 0);
+    assert_int_equal(fclose(fp), 0);
+    return path;
+}
+
+static void
+capture_begin(void)
+{
+    char path[PATH_MAX];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/stderr.txt", tmpdir);
+    fflush(stderr);
+    fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    saved_stderr = dup(2);
+    assert_true(saved_stderr >= 0);
+    assert_true(dup2(fd, 2) >= 0);
+    close(fd);
+}
+
+static char *
+capture_end(void)
+{
+    char path[PATH_MAX];
+    char *buf = tc_xcalloc(1, 65536);
+    FILE *fp;
+
+    fflush(stderr);
+    dup2(saved_stderr, 2);
+    close(saved_stderr);
+    saved_stderr = -1;
+    snprintf(path, sizeof(path), "%s/stderr.txt", tmpdir);
+    fp = fopen(path, "r");
+    assert_non_null(fp);
+    (void)fread(buf, 1, 65535, fp);
+    fclose(fp);
+    fputs(buf, stderr); /* so a failing run shows what was logged */
+    return buf;
+}
+
+/* Out of line: inlined, gcc 12 misreads hay as possibly NULL. */
+static __attribute__((noinline)) void
+assert_contains(const char *hay, const char *needle)
+{
+    if (strstr(hay, needle) != NULL)
+        return;
+    print_error("expected \"%s\" in:\n%s\n", needle, hay);
+    fail();
+}
+
+/* Load text as rel, expecting -EINVAL; returns the log (caller frees). */
+static char *
+load_fails(const char *rel, const char *text)
+{
+    struct agent_config *c = (struct agent_config *)1;
+    const char *path = write_file(rel, text);
+    char *err;
+    int rc;
+
+    capture_begin();
+    rc = config_load(path, &c);
+    err = capture_end();
+    assert_int_equal(rc, -EINVAL);
+    assert_null(c);
+    return err;
+}
+
+static void
+test_example(void **state)
+{
+    struct agent_config *c = NULL;
+    const char *path = write_file("agent.yaml", example);
+    char want[PATH_MAX];
+
+    assert_int_equal(config_load(path, &c), 0);
+    assert_string_equal(c->file, path);
+    assert_null(c->name); /* the agent fills in the certificate CN */
+    assert_string_equal(c->collector_address, "127.0.0.1:7400");
+    assert_string_equal(c->collector_server_name, "127.0.0.1");
+    snprintf(want, sizeof(want), "%s/pki/ca.crt", tmpdir);
+    assert_string_equal(c->tls_ca, want);
+    snprintf(want, sizeof(want), "%s/pki/web-01.crt", tmpdir);
+    assert_string_equal(c->tls_cert, want);
+    snprintf(want, sizeof(want), "%s/pki/web-01.key", tmpdir);
+    assert_string_equal(c->tls_key, want);
+    snprintf(want, sizeof(want), "%s/state/web-01", tmpdir);
+    assert_string_equal(c->state_dir, want);
+    assert_int_equal(c->spool_max_bytes, 256ULL << 20);
+    assert_int_equal(c->batch_max_events, 500);
+    assert_int_equal(c->window_batches, 4);
+    assert_int_equal(c->backoff_min_ms, 1000);
+    assert_int_equal(c->backoff_max_ms, 60000);
+    assert_int_equal(c->poll_interval_ms, 100);
+    assert_int_equal(c->read_max_bytes, 2 << 20);
+    assert_int_equal(c->max_line_bytes, 16 << 10);
+
+    assert_int_equal(c->nfiles, 2);
+    assert_string_equal(c->files[0].path, "/var/log/app.log");
+    assert_int_equal(c->files[0].line, 8);
+    assert_int_equal(c->files[0].nrules, 2);
+    assert_string_equal(c->files[0].rules[0].name, "app-error");
+    assert_string_equal(c->files[0].rules[0].match, "ERROR (?<detail>.*)");
+    assert_int_equal(c->files[0].rules[0].severity, TC_SEV_ERROR);
+    assert_int_equal(c->files[0].rules[0].line, 10);
+    assert_string_equal(c->files[0].rules[1].name, "app-warn");
+    assert_string_equal(c->files[0].rules[1].match, "WARN");
+    assert_int_equal(c->files[0].rules[1].severity, TC_SEV_WARNING);
+    assert_int_equal(c->files[0].rules[1].line, 11);
+    snprintf(want, sizeof(want), "%s/logs/other.log", tmpdir);
+    assert_string_equal(c->files[1].path, want);
+    assert_int_equal(c->files[1].nrules, 0);
+    assert_null(c->files[1].rules);
+    assert_int_equal(c->files[1].line, 14);
+    config_free(c);
+}
+
+static void
+test_defaults(void **state)
+{
+    struct agent_config *c = NULL;
+    const char *path =
+        write_file("min.yaml", "collector:\n"
+                               "  address: '[::1]:7400'\n"
+                               "  server_name: collector.example\n"
+                               "name: web-01\n"
+                               "tls: {ca: /etc/ca.crt, cert: c, key: k}\n"
+                               "state_dir: /var/lib/x\n"
+                               "files:\n"
+                               "  - path: /var/log/a.log\n"
+                               "    rules:\n"
+                               "      - {name: r, match: x}\n");
+
+    assert_int_equal(config_load(path, &c), 0);
+    assert_string_equal(c->name, "web-01");
+    assert_string_equal(c->collector_server_name, "collector.example");
+    assert_string_equal(c->tls_ca, "/etc/ca.crt");
+    assert_string_equal(c->state_dir, "/var/lib/x");
+    assert_int_equal(c->spool_max_bytes, 256ULL << 20);
+    assert_int_equal(c->batch_max_events, 1000);
+    assert_int_equal(c->window_batches, 8);
+    assert_int_equal(c->backoff_min_ms, 200);
+    assert_int_equal(c->backoff_max_ms, 30000);
+    assert_int_equal(c->poll_interval_ms, 250);
+    assert_int_equal(c->read_max_bytes, 1 << 20);
+    assert_int_equal(c->max_line_bytes, 64 << 10);
+    assert_int_equal(c->files[0].rules[0].severity, TC_SEV_ERROR);
+    config_free(c);
+
+    /* No files at all, or an empty list, is a valid (idle) agent. */
+    path = write_file("nofiles.yaml", minimal);
+    assert_int_equal(config_load(path, &c), 0);
+    assert_int_equal(c->nfiles, 0);
+    assert_null(c->files);
+    assert_string_equal(c->collector_server_name, "collector.example");
+    config_free(c);
+    path = write_file("emptyfiles.yaml", "files:\n"
+                                         "collector: {address: h:1}\n"
+                                         "tls: {ca: a, cert: b, key: c}\n"
+                                         "state_dir: s\n");
+    assert_int_equal(config_load(path, &c), 0);
+    assert_int_equal(c->nfiles, 0);
+    config_free(c);
+    path = write_file("emptylist.yaml", "files: []\n"
+                                        "collector: {address: h:1}\n"
+                                        "tls: {ca: a, cert: b, key: c}\n"
+                                        "state_dir: s\n");
+    assert_int_equal(config_load(path, &c), 0);
+    assert_int_equal(c->nfiles, 0);
+    config_free(c);
+    config_free(NULL);
+}
+
+static void
+test_missing_file(void **state)
+{
+    struct agent_config *c = (struct agent_config *)1;
+    char path[PATH_MAX];
+    char *err;
+
+    snprintf(path, sizeof(path), "%s/absent.yaml", tmpdir);
+    capture_begin();
+    assert_int_equal(config_load(path, &c), -ENOENT);
+    err = capture_end();
+    assert_null(c);
+    assert_contains(err, "absent.yaml: No such file or directory");
+    free(err);
+}
+
+static void
+test_unknown_keys(void **state)
+{
+    char text[1024];
+    char *err;
+
+    snprintf(text, sizeof(text), "%sstatedir: x\nspool: {max_byte: 1MiB}\n",
+             minimal);
+    err = load_fails("agent.yaml", text);
+    assert_contains(err, "agent.yaml:4: unknown key 'statedir' in top level "
+                         "(valid: name, collector, tls, state_dir, spool, "
+                         "sender, tail, files)");
+    assert_contains(err, "agent.yaml:5: unknown key 'max_byte' in spool "
+                         "(valid: max_bytes)");
+    free(err);
+
+    snprintf(text, sizeof(text),
+             "%sfiles:\n  - path: /a\n    rules:\n"
+             "      - {name: a, match: b, sevrity: info}\n",
+             minimal);
+    err = load_fails("agent.yaml", text);
+    assert_contains(err, "agent.yaml:7: unknown key 'sevrity' in "
+                         "files[0].rules[0] (valid: name, match, severity)");
+    free(err);
+}
+
+static void
+test_bad_values(void **state)
+{
+    char text[1024];
+    char *err;
+
+    snprintf(text, sizeof(text),
+             "%s"
+             "spool: {max_bytes: 12XB}\n"
+             "sender: {backoff_min: 5, backoff_max: soon, "
+             "batch_max_events: 0, window_batches: many}\n"
+             "tail: {max_line_bytes: 1MiB, poll_interval: 1}\n"
+             "files:\n"
+             "  - path: /a\n"
+             "    rules:\n"
+             "      - {name: a, match: b, severity: fatal}\n",
+             minimal);
+    err = load_fails("agent.yaml", text);
+    assert_contains(err, "agent.yaml:4: spool.max_bytes: '12XB' is not a "
+                         "size (e.g. 64MiB)");
+    assert_contains(err, "agent.yaml:5: sender.backoff_min: '5' is not a "
+                         "duration (e.g. 250ms, 5s, 2m, 1h, 7d)");
+    assert_contains(err, "agent.yaml:5: sender.backoff_max: 'soon' is not a "
+                         "duration");
+    assert_contains(err, "agent.yaml:5: sender.batch_max_events: '0' is out "
+                         "of range (1 to 10000)");
+    assert_contains(err, "agent.yaml:5: sender.window_batches: 'many' is not "
+                         "a non-negative integer");
+    assert_contains(err, "agent.yaml:6: tail.max_line_bytes: '1MiB' is out "
+                         "of range (256 to 65536 bytes)");
+    assert_contains(err, "agent.yaml:6: tail.poll_interval: '1' is not a "
+                         "duration");
+    assert_contains(err, "agent.yaml:10: files[0].rules[0].severity: "
+                         "'fatal' is not a severity (ok, info, warning, "
+                         "error, critical)");
+    free(err);
+
+    err = load_fails("addr.yaml", "collector: {address: localhost}\n"
+                                  "tls: {ca: a, cert: b, key: c}\n"
+                                  "state_dir: s\n");
+    assert_contains(err, "addr.yaml:1: collector.address: 'localhost' is "
+                         "not host:port");
+    free(err);
+
+    err = load_fails("order.yaml", "collector: {address: h:1}\n"
+                                   "tls: {ca: a, cert: b, key: c}\n"
+                                   "state_dir: s\n"
+                                   "sender:\n"
+                                   "  backoff_max: 1s\n"
+                                   "  backoff_min: 2s\n");
+    assert_contains(err, "order.yaml:6: sender.backoff_min (2000ms) is above "
+                         "sender.backoff_max (1000ms)");
+    free(err);
+}
+
+static void
+test_missing_required(void **state)
+{
+    char *err = load_fails("req.yaml", "tls: {cert: b}\n"
+                                       "files:\n"
+                                       "  - rules:\n"
+                                       "      - name: r\n");
+    assert_contains(err, "req.yaml:1: missing required key "
+                         "'collector.address'");
+    assert_contains(err, "req.yaml:1: missing required key 'tls.ca'");
+    assert_contains(err, "req.yaml:1: missing required key 'tls.key'");
+    assert_contains(err, "req.yaml:1: missing required key 'state_dir'");
+    assert_contains(err, "req.yaml:3: missing required key 'files[0].path'");
+    assert_contains(err, "req.yaml:4: missing required key "
+                         "'files[0].rules[0].match'");
+    assert_null(strstr(err, "'tls.cert'"));
+    free(err);
+}
+
+static void
+test_wrong_kind(void **state)
+{
+    char *err = load_fails("kind.yaml", "collector: {address: h:1}\n"
+                                        "tls:\n"
+                                        "  - ca.crt\n"
+                                        "state_dir: [a]\n"
+                                        "files: {path: /a}\n");
+    assert_contains(err, "kind.yaml:2: tls: expected a map, got a list");
+    assert_contains(err, "kind.yaml:4: state_dir: expected a single value, "
+                         "got a list");
+    assert_contains(err, "kind.yaml:5: files: expected a list, got a map");
+    free(err);
+}
+
+static void
+test_duplicate_key(void **state)
+{
+    char text[1024];
+    char *err;
+
+    snprintf(text, sizeof(text), "%sstate_dir: /other\n", minimal);
+    err = load_fails("dup.yaml", text);
+    assert_contains(err, "dup.yaml:4: duplicate key 'state_dir' (first at "
+                         "line 3)");
+    free(err);
+}
+
+static void
+test_duplicate_rule(void **state)
+{
+    char text[1024];
+    char *err;
+
+    snprintf(text, sizeof(text),
+             "%sfiles:\n"
+             "  - path: /a\n"
+             "    rules:\n"
+             "      - {name: r1, match: a}\n"
+             "      - {name: r2, match: b}\n"
+             "      - {name: r1, match: c}\n"
+             "  - path: /b\n"
+             "    rules:\n"
+             "      - {name: r1, match: a}\n",
+             minimal);
+    err = load_fails("rules.yaml", text);
+    assert_contains(err, "rules.yaml:9: rule name 'r1' is used twice in this "
+                         "file (first at line 7)");
+    /* The same name in another file is fine. */
+    assert_null(strstr(err, "rules.yaml:12:"));
+    free(err);
+}
+
+static void
+test_syntax_and_shape(void **state)
+{
+    char *err = load_fails("syn.yaml", "collector: {address: h:1\n"
+                                       "tls: {ca: a}\n");
+    assert_contains(err, "syn.yaml:2: syntax error: ");
+    free(err);
+
+    err = load_fails("empty.yaml", "");
+    assert_contains(err, "empty.yaml:1: the file is empty");
+    free(err);
+
+    err = load_fails("bomb.yaml", "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+                                  "b: &b [*a, *a, *a, *a, *a, *a, *a, *a]\n"
+                                  "c: &c [*b, *b, *b, *b, *b, *b, *b, *b]\n"
+                                  "d: &d [*c, *c, *c, *c, *c, *c, *c, *c]\n"
+                                  "e: &e [*d, *d, *d, *d, *d, *d, *d, *d]\n"
+                                  "f: [*e, *e, *e, *e, *e, *e, *e, *e]\n");
+    assert_contains(err, "bomb.yaml:1: anchor '&a': anchors and aliases are "
+                         "not supported");
+    free(err);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_example, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_required, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_kind, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_rule, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_syntax_and_shape, setup, teardown),
+    };
+
+    log_init("test_agent_config", 1, 0);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

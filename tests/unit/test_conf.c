@@ -1,0 +1,846 @@
+/*
+ * test_conf: the YAML loader (tree, lines, refusals) and the schema walk
+ * (every type, defaults, bounds, error messages with FILE:LINE).
+ *
+ * Each test writes its YAML into a fresh mkdtemp directory and captures
+ * stderr, where log_warnx writes in foreground mode, to check messages.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "conf.h"
+#include "log.h"
+#include "util.h"
+
+static char tmpdir[64];       /* this test's scratch directory */
+static int saved_stderr = -1; /* the real stderr while capturing */
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+static int
+setup(void **state)
+{
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/tocsin-conf-XXXXXX");
+    if (mkdtemp(tmpdir) == NULL)
+        return -1;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Write text to tmpdir/rel; returns the full path (static buffer). */
+static const char *
+write_file(const char *rel, const char *text)
+{
+    static char path[PATH_MAX];
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "%s/%s", tmpdir, rel);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    assert_int_equal(fputs(text, fp) >= 0, 1);
+    assert_int_equal(fclose(fp), 0);
+    return path;
+}
+
+static void
+capture_begin(void)
+{
+    char path[PATH_MAX];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/stderr.txt", tmpdir);
+    fflush(stderr);
+    fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    saved_stderr = dup(2);
+    assert_true(saved_stderr >= 0);
+    assert_true(dup2(fd, 2) >= 0);
+    close(fd);
+}
+
+/* Stop capturing; returns what was written (caller frees). */
+static char *
+capture_end(void)
+{
+    char path[PATH_MAX];
+    char *buf = tc_xcalloc(1, 65536);
+    FILE *fp;
+
+    fflush(stderr);
+    dup2(saved_stderr, 2);
+    close(saved_stderr);
+    saved_stderr = -1;
+    snprintf(path, sizeof(path), "%s/stderr.txt", tmpdir);
+    fp = fopen(path, "r");
+    assert_non_null(fp);
+    (void)fread(buf, 1, 65535, fp);
+    fclose(fp);
+    /* Echo it so a failing run shows what was logged. */
+    fputs(buf, stderr);
+    return buf;
+}
+
+/* Out of line: inlined, gcc 12 misreads hay as possibly NULL. */
+static __attribute__((noinline)) void
+assert_contains(const char *hay, const char *needle)
+{
+    if (strstr(hay, needle) != NULL)
+        return;
+    print_error("expected \"%s\" in:\n%s\n", needle, hay);
+    fail();
+}
+
+/* Load rel with text, expecting failure; returns the log (caller frees). */
+static char *
+load_fails(const char *rel, const char *text)
+{
+    struct tc_conf *c = (struct tc_conf *)1;
+    const char *path = write_file(rel, text);
+    char *err;
+    int rc;
+
+    capture_begin();
+    rc = tc_conf_load(path, &c);
+    err = capture_end();
+    assert_int_equal(rc, -EINVAL);
+    assert_null(c);
+    return err;
+}
+
+static struct tc_conf *
+load_ok(const char *rel, const char *text)
+{
+    struct tc_conf *c = NULL;
+    const char *path = write_file(rel, text);
+
+    assert_int_equal(tc_conf_load(path, &c), 0);
+    assert_non_null(c);
+    return c;
+}
+
+/* ---- value syntax ---- */
+
+static void
+test_parse_size(void **state)
+{
+    static const struct {
+        const char *s;
+        uint64_t v;
+    } ok[] = {
+        {"0", 0},
+        {"4096", 4096},
+        {"10B", 10},
+        {"512KB", 512000},
+        {"512kB", 512000},
+        {"3MB", 3000000},
+        {"2GB", 2000000000ULL},
+        {"1TB", 1000000000000ULL},
+        {"64KiB", 64 << 10},
+        {"64MiB", 64ULL << 20},
+        {"64 MiB", 64ULL << 20},
+        {"1GiB", 1ULL << 30},
+        {"2TiB", 2ULL << 40},
+        {"18446744073709551615", UINT64_MAX},
+    };
+    static const char *const bad[] = {
+        "",
+        "12XB",
+        "-1",
+        "1.5GiB",
+        "MiB",
+        "64mib",
+        "64 ",
+        "64  MiB",
+        " 64",
+        "0x10",
+        "64M",
+        "16777216TiB",
+        "18446744073709551616",
+    };
+    uint64_t v;
+
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        v = 1;
+        if (tc_conf_parse_size(ok[i].s, &v) != 0)
+            fail_msg("'%s' refused", ok[i].s);
+        assert_int_equal(v, ok[i].v);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (tc_conf_parse_size(bad[i], &v) != -EINVAL)
+            fail_msg("'%s' accepted", bad[i]);
+}
+
+static void
+test_parse_duration(void **state)
+{
+    static const struct {
+        const char *s;
+        uint64_t v;
+    } ok[] = {
+        {"0", 0},       {"250ms", 250},  {"5s", 5000},
+        {"2m", 120000}, {"1h", 3600000}, {"7d", 7 * 86400000ULL},
+    };
+    static const char *const bad[] = {
+        "",  "5",  "5sec",  "1.5s",  "-1s",
+        "s", "5S", "5 ms ", "250us", "9999999999999999999d"};
+    uint64_t v;
+
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        v = 1;
+        if (tc_conf_parse_duration(ok[i].s, &v) != 0)
+            fail_msg("'%s' refused", ok[i].s);
+        assert_int_equal(v, ok[i].v);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (tc_conf_parse_duration(bad[i], &v) != -EINVAL)
+            fail_msg("'%s' accepted", bad[i]);
+}
+
+/* ---- the tree ---- */
+
+static void
+test_tree_lines(void **state)
+{
+    struct tc_conf *c = load_ok("t.yaml", "# comment\n"
+                                          "a: 1\n"
+                                          "b:\n"
+                                          "  c: 'x'\n"
+                                          "  d: [p, q]\n"
+                                          "e:\n"
+                                          "  - f: 2\n"
+                                          "  -\n"
+                                          "    g\n"
+                                          "h:\n"
+                                          "i: ~\n"
+                                          "j: ''\n");
+    const struct tc_conf_node *r = c->root, *n;
+    char want[PATH_MAX];
+
+    snprintf(want, sizeof(want), "%s/t.yaml", tmpdir);
+    assert_string_equal(c->path, want);
+    assert_string_equal(c->dir, tmpdir);
+
+    assert_int_equal(r->kind, TC_CONF_MAP);
+    assert_int_equal(r->npairs, 6);
+    assert_string_equal(r->pairs[0].key, "a");
+    assert_int_equal(r->pairs[0].line, 2);
+    assert_int_equal(r->pairs[0].val->kind, TC_CONF_SCALAR);
+    assert_string_equal(r->pairs[0].val->str, "1");
+    assert_int_equal(r->pairs[0].val->line, 2);
+
+    n = tc_conf_find(r, "b.c");
+    assert_non_null(n);
+    assert_string_equal(n->str, "x");
+    assert_int_equal(n->line, 4);
+    assert_int_equal(n->null, 0);
+    n = tc_conf_find(r, "b.d");
+    assert_int_equal(n->kind, TC_CONF_SEQ);
+    assert_int_equal(n->nitems, 2);
+    assert_string_equal(n->items[1]->str, "q");
+    assert_int_equal(n->items[1]->line, 5);
+
+    n = tc_conf_find(r, "e");
+    assert_int_equal(n->kind, TC_CONF_SEQ);
+    assert_int_equal(n->items[0]->kind, TC_CONF_MAP);
+    assert_int_equal(n->items[0]->line, 7);
+    assert_string_equal(n->items[1]->str, "g");
+    assert_int_equal(n->items[1]->line, 9);
+
+    assert_true(tc_conf_find(r, "h")->null);
+    assert_true(tc_conf_find(r, "i")->null);
+    /* A quoted empty string is a value, not null. */
+    assert_false(tc_conf_find(r, "j")->null);
+    assert_null(tc_conf_find(r, "b.nope"));
+    assert_null(tc_conf_find(r, "a.b"));
+    assert_null(tc_conf_find(r, "zz"));
+    tc_conf_free(c);
+}
+
+static void
+test_paths(void **state)
+{
+    struct tc_conf *c;
+    char cwd[PATH_MAX], *p, want[PATH_MAX];
+
+    assert_int_equal(mkdir(strcat(strcpy(want, tmpdir), "/sub"), 0700), 0);
+    write_file("sub/x.yaml", "a: 1\n");
+    /* A relative config path resolves against the working directory. */
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    assert_int_equal(chdir(tmpdir), 0);
+    assert_int_equal(tc_conf_load("./sub/x.yaml", &c), 0);
+    assert_int_equal(chdir(cwd), 0);
+    assert_string_equal(c->file, "./sub/x.yaml");
+    snprintf(want, sizeof(want), "%s/sub/x.yaml", tmpdir);
+    assert_string_equal(c->path, want);
+    snprintf(want, sizeof(want), "%s/sub", tmpdir);
+    assert_string_equal(c->dir, want);
+
+    p = tc_conf_path(c, "pki/ca.crt");
+    snprintf(want, sizeof(want), "%s/sub/pki/ca.crt", tmpdir);
+    assert_string_equal(p, want);
+    free(p);
+    p = tc_conf_path(c, "./ca.crt");
+    snprintf(want, sizeof(want), "%s/sub/ca.crt", tmpdir);
+    assert_string_equal(p, want);
+    free(p);
+    p = tc_conf_path(c, "/etc/tocsin/ca.crt");
+    assert_string_equal(p, "/etc/tocsin/ca.crt");
+    free(p);
+    tc_conf_free(c);
+}
+
+/* ---- refusals while loading ---- */
+
+static void
+test_missing_file(void **state)
+{
+    struct tc_conf *c = (struct tc_conf *)1;
+    char path[PATH_MAX];
+    char *err;
+
+    snprintf(path, sizeof(path), "%s/nope.yaml", tmpdir);
+    capture_begin();
+    assert_int_equal(tc_conf_load(path, &c), -ENOENT);
+    err = capture_end();
+    assert_null(c);
+    assert_contains(err, "nope.yaml");
+    free(err);
+
+    capture_begin();
+    assert_int_equal(tc_conf_load(tmpdir, &c), -EISDIR);
+    err = capture_end();
+    assert_null(c);
+    assert_contains(err, ": is a directory");
+    free(err);
+}
+
+static void
+test_duplicate_key(void **state)
+{
+    char *err = load_fails("dup.yaml", "a: 1\n"
+                                       "b:\n"
+                                       "  c: 1\n"
+                                       "  c: 2\n"
+                                       "a: 3\n");
+    assert_contains(err, "dup.yaml:4: duplicate key 'c' (first at line 3)");
+    assert_contains(err, "dup.yaml:5: duplicate key 'a' (first at line 1)");
+    free(err);
+}
+
+static void
+test_syntax_error(void **state)
+{
+    char *err = load_fails("syn.yaml", "a: 1\n"
+                                       "b: [oops\n"
+                                       "c: 2\n");
+    assert_contains(err, "syn.yaml:");
+    assert_contains(err, ": syntax error: ");
+    free(err);
+
+    err = load_fails("syn2.yaml", "a: 1\n"
+                                  "b: 2\n"
+                                  "  c: 3\n");
+    assert_contains(err, "syn2.yaml:3: syntax error: mapping values are not "
+                         "allowed in this context");
+    free(err);
+
+    err = load_fails("tab.yaml", "a:\n\tb: 1\n");
+    assert_contains(err, "tab.yaml:2: syntax error: ");
+    free(err);
+}
+
+static void
+test_empty(void **state)
+{
+    char *err = load_fails("empty.yaml", "");
+    assert_contains(err, "empty.yaml:1: the file is empty");
+    free(err);
+    err = load_fails("comments.yaml", "# nothing\n\n# here\n");
+    assert_contains(err, "comments.yaml:1: the file is empty");
+    free(err);
+    err = load_fails("null.yaml", "---\n~\n");
+    assert_contains(err, "null.yaml:2: the file holds no settings");
+    free(err);
+}
+
+static void
+test_not_a_map(void **state)
+{
+    char *err = load_fails("seq.yaml", "- a\n- b\n");
+    assert_contains(err, "seq.yaml:1: the top level must be a map");
+    free(err);
+    err = load_fails("scalar.yaml", "hello\n");
+    assert_contains(err, "scalar.yaml:1: the top level must be a map");
+    free(err);
+}
+
+static void
+test_multiple_documents(void **state)
+{
+    char *err = load_fails("docs.yaml", "a: 1\n---\nb: 2\n");
+    assert_contains(err, "docs.yaml:2: more than one YAML document");
+    free(err);
+}
+
+static void
+test_alias_bomb(void **state)
+{
+    /* Nine levels of ten: 10^9 strings if anything expanded it. */
+    char *err = load_fails("bomb.yaml",
+                           "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\","
+                           "\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n"
+                           "b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+                           "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+                           "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+                           "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\n"
+                           "f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"
+                           "g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f,*f]\n"
+                           "h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g,*g]\n"
+                           "i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h,*h]\n");
+    assert_contains(err, "bomb.yaml:1: anchor '&a': anchors and aliases are "
+                         "not supported");
+    /* One line, not one per alias. */
+    assert_null(strstr(err, "bomb.yaml:2:"));
+    assert_null(strstr(err, "alias '*"));
+    free(err);
+}
+
+static void
+test_anchor_alone(void **state)
+{
+    char *err = load_fails("anchor.yaml", "a: &x 1\nb: 2\n");
+    assert_contains(err, "anchor.yaml:1: anchor '&x'");
+    free(err);
+    err = load_fails("alias.yaml", "a: 1\nb: *x\n");
+    assert_contains(err, "alias.yaml:2: alias '*x': anchors");
+    free(err);
+    err = load_fails("alias2.yaml", "a: [1]\nb: 2\nc: {x: *a}\n");
+    assert_contains(err, "alias2.yaml:3: alias '*a': anchors and aliases "
+                         "are not supported");
+    free(err);
+}
+
+static void
+test_deep_nesting(void **state)
+{
+    char text[512];
+    char *err;
+    size_t n = 0;
+
+    n += (size_t)snprintf(text, sizeof(text), "a: ");
+    for (int i = 0; i < 100; i++)
+        text[n++] = '[';
+    for (int i = 0; i < 100; i++)
+        text[n++] = ']';
+    text[n++] = '\n';
+    text[n] = '\0';
+    err = load_fails("deep.yaml", text);
+    assert_contains(err, "deep.yaml:1: nesting deeper than");
+    free(err);
+}
+
+static void
+test_complex_key(void **state)
+{
+    char *err = load_fails("ckey.yaml", "? [a, b]\n: 1\n");
+    assert_contains(err, "ckey.yaml:1: map keys must be plain strings");
+    free(err);
+}
+
+/* ---- the schema walk ---- */
+
+enum color { RED = 1, GREEN = 2 };
+
+struct item {
+    char *name;
+    uint32_t weight;
+    int line;
+};
+
+struct sample {
+    char *str;
+    char *path;
+    char *addr;
+    uint64_t size;
+    uint32_t size32;
+    uint64_t dur_ms;
+    uint32_t count;
+    uint64_t big;
+    int flag;
+    enum color color;
+    int odd; /* custom: an odd number */
+    char *inner_name;
+    uint64_t inner_dur_ms;
+    struct item *items;
+    size_t nitems;
+    int checked;
+};
+
+#define S(m) TC_CONF_AT(struct sample, m)
+
+static int
+parse_odd(const char *s, void *dst)
+{
+    int v = atoi(s);
+
+    if (v % 2 == 0)
+        return -EINVAL;
+    memcpy(dst, &v, sizeof(v));
+    return 0;
+}
+
+static void
+check_items(struct tc_conf *c, const struct tc_conf_node *seq, void *base)
+{
+    struct sample *s = base;
+
+    s->checked = 1;
+    if (s->nitems > 2)
+        tc_conf_error(c, seq->line, "items: at most 2");
+}
+
+static const struct tc_conf_enum colors[] = {
+    {"red", RED}, {"green", GREEN}, {NULL, 0}};
+
+static const struct tc_conf_field inner_fields[] = {
+    {.key = "name", .type = TC_CONF_T_STRING, S(inner_name), .required = 1},
+    {.key = "dur", .type = TC_CONF_T_DURATION, S(inner_dur_ms), .def = "1s"},
+    {0},
+};
+
+static const struct tc_conf_field item_fields[] = {
+    {.key = "name",
+     .type = TC_CONF_T_STRING,
+     TC_CONF_AT(struct item, name),
+     .required = 1,
+     .min = 1},
+    {.key = "weight",
+     .type = TC_CONF_T_UINT,
+     TC_CONF_AT(struct item, weight),
+     .def = "1",
+     .max = 100},
+    {0},
+};
+
+static const struct tc_conf_field sample_fields[] = {
+    {.key = "str", .type = TC_CONF_T_STRING, S(str), .def = "dflt"},
+    {.key = "path", .type = TC_CONF_T_PATH, S(path), .def = "data/x.db"},
+    {.key = "addr", .type = TC_CONF_T_HOSTPORT, S(addr), .required = 1},
+    {.key = "size",
+     .type = TC_CONF_T_SIZE,
+     S(size),
+     .def = "1MiB",
+     .min = 1024},
+    {.key = "size32", .type = TC_CONF_T_SIZE, S(size32), .def = "4KiB"},
+    {.key = "dur",
+     .type = TC_CONF_T_DURATION,
+     S(dur_ms),
+     .def = "250ms",
+     .min = 10,
+     .max = 60000},
+    {.key = "count", .type = TC_CONF_T_UINT, S(count), .def = "7", .min = 1},
+    {.key = "big", .type = TC_CONF_T_UINT, S(big)},
+    {.key = "flag", .type = TC_CONF_T_BOOL, S(flag), .def = "yes"},
+    {.key = "color",
+     .type = TC_CONF_T_ENUM,
+     S(color),
+     .def = "red",
+     .enums = colors},
+    {.key = "odd",
+     .type = TC_CONF_T_CUSTOM,
+     S(odd),
+     .def = "3",
+     .parse = parse_odd,
+     .expect = "an odd number"},
+    {.key = "inner", .type = TC_CONF_T_MAP, .sub = inner_fields},
+    {.key = "items",
+     .type = TC_CONF_T_SEQ,
+     S(items),
+     .sub = item_fields,
+     .elem_size = sizeof(struct item),
+     .count_offset = offsetof(struct sample, nitems),
+     .line_offset = offsetof(struct item, line),
+     .has_line = 1,
+     .check = check_items},
+    {0},
+};
+
+static void
+test_apply_values(void **state)
+{
+    struct tc_conf *c = load_ok("s.yaml", "addr: '[::1]:7400'\n"
+                                          "path: /abs/file\n"
+                                          "size: 2 GiB\n"
+                                          "size32: 100KB\n"
+                                          "dur: 1m\n"
+                                          "count: 4294967295\n"
+                                          "big: 18446744073709551615\n"
+                                          "flag: off\n"
+                                          "color: green\n"
+                                          "odd: 5\n"
+                                          "inner: {name: in}\n"
+                                          "items:\n"
+                                          "  - name: one\n"
+                                          "  - {name: two, weight: 100}\n");
+    struct sample s = {0};
+
+    assert_int_equal(tc_conf_apply(c, sample_fields, &s), 0);
+    assert_string_equal(s.str, "dflt");
+    assert_string_equal(s.path, "/abs/file");
+    assert_string_equal(s.addr, "[::1]:7400");
+    assert_int_equal(s.size, 2ULL << 30);
+    assert_int_equal(s.size32, 100000);
+    assert_int_equal(s.dur_ms, 60000);
+    assert_int_equal(s.count, UINT32_MAX);
+    assert_int_equal(s.big, UINT64_MAX);
+    assert_int_equal(s.flag, 0);
+    assert_int_equal(s.color, GREEN);
+    assert_int_equal(s.odd, 5);
+    assert_string_equal(s.inner_name, "in");
+    assert_int_equal(s.inner_dur_ms, 1000);
+    assert_int_equal(s.nitems, 2);
+    assert_string_equal(s.items[0].name, "one");
+    assert_int_equal(s.items[0].weight, 1);
+    assert_int_equal(s.items[0].line, 13);
+    assert_string_equal(s.items[1].name, "two");
+    assert_int_equal(s.items[1].weight, 100);
+    assert_int_equal(s.items[1].line, 14);
+    assert_int_equal(s.checked, 1);
+    tc_conf_release(sample_fields, &s);
+    assert_null(s.str);
+    assert_null(s.items);
+    assert_int_equal(s.nitems, 0);
+    tc_conf_free(c);
+}
+
+static void
+test_apply_defaults(void **state)
+{
+    struct tc_conf *c = load_ok("d.yaml", "addr: h:1\n"
+                                          "inner:\n"
+                                          "  name: n\n"
+                                          "items:\n"
+                                          "str: ~\n");
+    struct sample s = {0};
+    char want[PATH_MAX];
+
+    assert_int_equal(tc_conf_apply(c, sample_fields, &s), 0);
+    assert_string_equal(s.str, "dflt");
+    snprintf(want, sizeof(want), "%s/data/x.db", tmpdir);
+    assert_string_equal(s.path, want);
+    assert_int_equal(s.size, 1 << 20);
+    assert_int_equal(s.size32, 4096);
+    assert_int_equal(s.dur_ms, 250);
+    assert_int_equal(s.count, 7);
+    assert_int_equal(s.big, 0);
+    assert_int_equal(s.flag, 1);
+    assert_int_equal(s.color, RED);
+    assert_int_equal(s.odd, 3);
+    assert_int_equal(s.inner_dur_ms, 1000);
+    assert_null(s.items);
+    assert_int_equal(s.nitems, 0);
+    /* The check only runs for what the file holds. */
+    assert_int_equal(s.checked, 0);
+    tc_conf_release(sample_fields, &s);
+    tc_conf_free(c);
+}
+
+/* Apply sample_fields to text, expecting failure; returns the log. */
+static char *
+apply_fails(const char *rel, const char *text, int nerrors)
+{
+    struct tc_conf *c = load_ok(rel, text);
+    struct sample s = {0};
+    char *err;
+    int rc;
+
+    capture_begin();
+    rc = tc_conf_apply(c, sample_fields, &s);
+    err = capture_end();
+    assert_int_equal(rc, -EINVAL);
+    if (nerrors > 0)
+        assert_int_equal(c->nerrors, nerrors);
+    tc_conf_release(sample_fields, &s);
+    tc_conf_free(c);
+    return err;
+}
+
+static void
+test_unknown_keys(void **state)
+{
+    char *err = apply_fails("u.yaml",
+                            "addr: h:1\n"
+                            "inner: {name: n, nmae: m}\n"
+                            "sise: 1\n"
+                            "items:\n"
+                            "  - {name: a, wieght: 2}\n",
+                            3);
+    assert_contains(err, "u.yaml:2: unknown key 'nmae' in inner (valid: "
+                         "name, dur)");
+    assert_contains(err, "u.yaml:3: unknown key 'sise' in top level (valid: "
+                         "str, path, addr, size, size32, dur, count, big, "
+                         "flag, color, odd, inner, items)");
+    assert_contains(err, "u.yaml:5: unknown key 'wieght' in items[0] "
+                         "(valid: name, weight)");
+    free(err);
+}
+
+static void
+test_bad_values(void **state)
+{
+    char *err = apply_fails("v.yaml",
+                            "addr: nohost\n"
+                            "size: 12XB\n"
+                            "size32: 5GiB\n"
+                            "dur: 5\n"
+                            "count: -1\n"
+                            "flag: maybe\n"
+                            "color: blue\n"
+                            "odd: 4\n"
+                            "inner: {name: n, dur: 2x}\n"
+                            "items: [{name: a, weight: 101}, {name: ''}]\n"
+                            "path: ''\n",
+                            12);
+    assert_contains(err, "v.yaml:1: addr: 'nohost' is not host:port");
+    assert_contains(err, "v.yaml:2: size: '12XB' is not a size (e.g. 64MiB)");
+    assert_contains(err, "v.yaml:3: size32: '5GiB' is out of range (0 to "
+                         "4294967295 bytes)");
+    assert_contains(err, "v.yaml:4: dur: '5' is not a duration");
+    assert_contains(err, "v.yaml:5: count: '-1' is not a non-negative "
+                         "integer");
+    assert_contains(err, "v.yaml:6: flag: 'maybe' is not a boolean");
+    assert_contains(err, "v.yaml:7: color: 'blue' is not one of red, green");
+    assert_contains(err, "v.yaml:8: odd: '4' is not an odd number");
+    assert_contains(err, "v.yaml:9: inner.dur: '2x' is not a duration");
+    assert_contains(err, "v.yaml:10: items[0].weight: '101' is out of range "
+                         "(0 to 100)");
+    assert_contains(err, "v.yaml:10: items[1].name: must not be empty");
+    assert_contains(err, "v.yaml:11: path: '' is not a file path");
+    free(err);
+}
+
+static void
+test_bounds(void **state)
+{
+    char *err = apply_fails("b.yaml",
+                            "addr: h:1\n"
+                            "size: 1000\n"
+                            "dur: 2m\n"
+                            "count: 0\n"
+                            "items: [{name: a}, {name: b}, {name: c}]\n"
+                            "inner: {name: n}\n",
+                            4);
+    assert_contains(err, "b.yaml:2: size: '1000' is out of range (1024 to "
+                         "18446744073709551615 bytes)");
+    assert_contains(err, "b.yaml:3: dur: '2m' is out of range (10ms to "
+                         "60000ms)");
+    assert_contains(err, "b.yaml:4: count: '0' is out of range (1 to "
+                         "4294967295)");
+    assert_contains(err, "b.yaml:5: items: at most 2");
+    free(err);
+}
+
+static void
+test_missing_required(void **state)
+{
+    char *err = apply_fails("r.yaml",
+                            "str: x\n"
+                            "inner: {dur: 1s}\n"
+                            "items:\n"
+                            "  - weight: 2\n",
+                            3);
+    assert_contains(err, "r.yaml:1: missing required key 'addr'");
+    assert_contains(err, "r.yaml:2: missing required key 'inner.name'");
+    assert_contains(err, "r.yaml:4: missing required key 'items[0].name'");
+    free(err);
+
+    /* An absent map still reports the keys it requires. */
+    err = apply_fails("r2.yaml", "\n\naddr: h:1\n", 1);
+    assert_contains(err, "r2.yaml:3: missing required key 'inner.name'");
+    free(err);
+
+    /* "key:" with nothing after it is absent, not an empty string. */
+    err = apply_fails("r3.yaml", "addr:\ninner: {name: n}\n", 1);
+    assert_contains(err, "r3.yaml:1: missing required key 'addr'");
+    free(err);
+}
+
+static void
+test_wrong_kind(void **state)
+{
+    char *err = apply_fails("k.yaml",
+                            "addr: [h, 1]\n"
+                            "inner:\n"
+                            "  - name: n\n"
+                            "items: {name: a}\n"
+                            "str: {a: b}\n"
+                            "size: [1]\n",
+                            5);
+    assert_contains(err, "k.yaml:1: addr: expected a single value, got a "
+                         "list");
+    assert_contains(err, "k.yaml:2: inner: expected a map, got a list");
+    assert_contains(err, "k.yaml:4: items: expected a list, got a map");
+    assert_contains(err, "k.yaml:5: str: expected a single value, got a map");
+    assert_contains(err, "k.yaml:6: size: expected a single value");
+    free(err);
+
+    err =
+        apply_fails("k2.yaml", "addr: h:1\ninner: {name: n}\nitems: [x]\n", 1);
+    assert_contains(err, "k2.yaml:3: items[0]: expected a map, got a single "
+                         "value");
+    free(err);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_size),
+        cmocka_unit_test(test_parse_duration),
+        cmocka_unit_test_setup_teardown(test_tree_lines, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_paths, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_syntax_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_a_map, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_multiple_documents, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_alias_bomb, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_anchor_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deep_nesting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_complex_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_required, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_kind, setup, teardown),
+    };
+
+    log_init("test_conf", 1, 0);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
