@@ -38,7 +38,8 @@ struct tc_tls_conn;
 
 struct tc_tls_ctx_opts {
     const char *ca;   /* PEM CA bundle path used to verify the peer */
-    const char *cert; /* PEM certificate (chain) path */
+    const char *cert; /* PEM certificate (chain) path; NULL with key NULL:
+                         a client without a certificate (servers refuse) */
     const char *key;  /* PEM private key path */
     int server;       /* 1: accept side (requires client certs) */
 };
@@ -75,12 +76,24 @@ int tc_tls_connect(uv_loop_t *loop, struct tc_tls_ctx *ctx,
                    const struct tc_tls_cbs *cbs, void *data,
                    struct tc_tls_conn **out);
 
-/* Queue plaintext for sending. 0, or negative if the conn is closing. */
+/*
+ * Queue plaintext for sending. 0, or negative if the conn is closing
+ * (-EPIPE). Bytes written before on_ready are held (up to 64 MiB, else
+ * -ENOBUFS) and sent after the handshake.
+ */
 int tc_tls_write(struct tc_tls_conn *c, const void *p, size_t n);
-/* Ciphertext bytes queued but not yet written by the kernel. */
+/*
+ * Bytes queued but not yet written by the kernel: ciphertext, plus
+ * plaintext held until the handshake completes.
+ */
 size_t tc_tls_write_pending(const struct tc_tls_conn *c);
 
-/* Backpressure: stop/resume reading from the socket. */
+/*
+ * Backpressure: stop/resume reading from the socket. read_stop stops
+ * on_data at once, even inside on_data; the handshake itself is still
+ * read, so on_ready comes. Records already buffered when read_start is
+ * called are delivered from the loop, not from inside the call.
+ */
 void tc_tls_read_stop(struct tc_tls_conn *c);
 void tc_tls_read_start(struct tc_tls_conn *c);
 

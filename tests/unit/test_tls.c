@@ -1,0 +1,854 @@
+/*
+ * test_tls: the TLS module and its CA, end to end on 127.0.0.1.
+ *
+ * A group setup builds two PKIs with tc_pki_init/tc_pki_issue_agent in
+ * a temporary directory: the real one (collector, a good agent, an
+ * expired agent and a not-yet-valid one) and a stranger CA with its own
+ * agent. Each test runs a real server and client in one uv loop and ends
+ * by closing the loop, so a leaked handle or a missing close callback
+ * fails the test (and ASan/LSan see leaked memory). Log lines go to a
+ * file (stderr is redirected) so refusals can be checked for a reason.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "log.h"
+#include "pki.h"
+#include "tls.h"
+
+#define MIB (1024 * 1024)
+/* A scenario that runs this long is stuck; the guard ends it. */
+#define GUARD_MS 20000
+
+static char basedir[64];      /* mkdtemp result, removed at teardown */
+static char pki1[128];        /* the CA the server trusts */
+static char pki2[128];        /* a stranger CA */
+static char logpath[128];     /* stderr of the whole run */
+static int saved_stderr = -1; /* the real stderr, restored at teardown */
+
+enum scenario {
+    SC_ROUNDTRIP,    /* data both ways, the client closes */
+    SC_SERVER_CLOSE, /* the server says bye and closes */
+    SC_REFUSE,       /* one side must refuse the handshake */
+    SC_BACKPRESSURE, /* the server throttles with read_stop/start */
+    SC_EARLY_CLOSE,  /* the client closes before it is even connected */
+};
+
+struct harness;
+
+struct side {
+    struct harness *h;     /* back pointer */
+    struct tc_tls_conn *c; /* NULL once on_close ran */
+    int ready;             /* on_ready calls */
+    int closes;            /* on_close calls */
+    int drains;            /* on_drain calls */
+    int status;            /* on_close status */
+    char reason[192];      /* on_close reason, copied */
+    char peer[256];        /* tc_tls_peer_name at on_ready */
+    char addr[64];         /* tc_tls_peer_addr at on_ready */
+    uint8_t *rx;           /* received bytes, owned */
+    size_t nrx;            /* bytes in rx */
+    size_t rxcap;          /* bytes allocated for rx */
+};
+
+struct harness {
+    uv_loop_t loop;
+    uv_tcp_t listener;
+    uv_timer_t guard; /* GUARD_MS safety net */
+    uv_timer_t pause; /* backpressure observation window */
+    struct tc_tls_ctx *sctx, *cctx;
+    const char *server_name;
+    enum scenario sc;
+    struct side srv, cli;
+    uint8_t *up;   /* client -> server payload, owned */
+    size_t nup;    /* bytes */
+    uint8_t *down; /* server -> client payload, owned */
+    size_t ndown;  /* bytes */
+    int finished;  /* listener and timers closed */
+    int timed_out; /* the guard fired */
+    /* Backpressure bookkeeping. */
+    size_t rx_at_stop;     /* srv.nrx when reading was stopped */
+    int paused;            /* 1 while the server has reading stopped */
+    int pauses;            /* completed stop/start cycles */
+    int leaks;             /* on_data calls while reading was stopped */
+    size_t next_pause;     /* srv.nrx at which to stop next */
+    int write_after_close; /* tc_tls_write result after tc_tls_close */
+};
+
+static uint8_t *
+pattern(size_t n, unsigned seed)
+{
+    uint8_t *p = malloc(n ? n : 1);
+
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)((i * 31u + seed) ^ (i >> 9));
+    return p;
+}
+
+static void
+side_append(struct side *s, const uint8_t *p, size_t n)
+{
+    if (s->nrx + n > s->rxcap) {
+        s->rxcap = (s->nrx + n) * 2;
+        s->rx = realloc(s->rx, s->rxcap);
+        assert_non_null(s->rx);
+    }
+    memcpy(s->rx + s->nrx, p, n);
+    s->nrx += n;
+}
+
+static void
+finish(struct harness *h)
+{
+    if (h->finished)
+        return;
+    h->finished = 1;
+    uv_close((uv_handle_t *)&h->listener, NULL);
+    uv_close((uv_handle_t *)&h->guard, NULL);
+    uv_close((uv_handle_t *)&h->pause, NULL);
+}
+
+/* Write n bytes in uneven pieces so record boundaries vary. */
+static void
+write_pieces(struct tc_tls_conn *c, const uint8_t *p, size_t n)
+{
+    static const size_t sizes[] = {1, 100, 16384, 65543, 3, 250000};
+    size_t off = 0, i = 0;
+
+    while (off < n) {
+        size_t k = sizes[i++ % (sizeof(sizes) / sizeof(sizes[0]))];
+        if (k > n - off)
+            k = n - off;
+        assert_int_equal(tc_tls_write(c, p + off, k), 0);
+        off += k;
+    }
+}
+
+static void
+pause_cb(uv_timer_t *t)
+{
+    struct harness *h = t->data;
+
+    if (h->srv.c == NULL)
+        return;
+    /* Nothing may have arrived while reading was stopped. */
+    if (h->srv.nrx != h->rx_at_stop)
+        h->leaks++;
+    h->paused = 0;
+    h->pauses++;
+    tc_tls_read_start(h->srv.c);
+}
+
+/* Server ready timer for the backpressure scenario. */
+static void
+srv_ready_pause(struct harness *h)
+{
+    uv_timer_start(&h->pause, pause_cb, 100, 0);
+}
+
+static void
+on_ready(struct tc_tls_conn *c)
+{
+    struct side *s = tc_tls_get_data(c);
+    struct harness *h = s->h;
+
+    s->ready++;
+    snprintf(s->peer, sizeof(s->peer), "%s", tc_tls_peer_name(c));
+    snprintf(s->addr, sizeof(s->addr), "%s", tc_tls_peer_addr(c));
+    if (s == &h->cli && h->sc == SC_ROUNDTRIP) {
+        /* The first 100 bytes went out before the handshake. */
+        write_pieces(c, h->up + 100, h->nup - 100);
+        assert_true(tc_tls_write_pending(c) > 0);
+    } else if (s == &h->cli && h->sc == SC_BACKPRESSURE) {
+        write_pieces(c, h->up, h->nup);
+    } else if (s == &h->srv && h->sc == SC_BACKPRESSURE) {
+        srv_ready_pause(h);
+    } else if (s == &h->srv && h->sc == SC_SERVER_CLOSE) {
+        assert_int_equal(tc_tls_write(c, h->down, h->ndown), 0);
+        tc_tls_close(c, "server says bye");
+        tc_tls_close(c, "twice"); /* idempotent: first reason wins */
+        h->write_after_close = tc_tls_write(c, "x", 1);
+    }
+}
+
+static void
+on_data(struct tc_tls_conn *c, const uint8_t *p, size_t n)
+{
+    struct side *s = tc_tls_get_data(c);
+    struct harness *h = s->h;
+
+    if (s == &h->srv && h->paused)
+        h->leaks++;
+    side_append(s, p, n);
+    switch (h->sc) {
+    case SC_ROUNDTRIP:
+        if (s == &h->srv && s->nrx == h->nup)
+            write_pieces(c, h->down, h->ndown);
+        if (s == &h->cli && s->nrx == h->ndown) {
+            tc_tls_close(c, "client done");
+            h->write_after_close = tc_tls_write(c, "x", 1);
+        }
+        break;
+    case SC_BACKPRESSURE:
+        if (s != &h->srv)
+            break;
+        if (s->nrx == h->nup) {
+            tc_tls_close(c, "got everything");
+        } else if (s->nrx >= h->next_pause) {
+            /* Stop mid-stream; more records are likely buffered. */
+            tc_tls_read_stop(c);
+            h->paused = 1;
+            h->rx_at_stop = s->nrx;
+            h->next_pause = s->nrx + 512 * 1024;
+            uv_timer_start(&h->pause, pause_cb, 20, 0);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+static void
+on_drain(struct tc_tls_conn *c)
+{
+    struct side *s = tc_tls_get_data(c);
+
+    assert_int_equal(tc_tls_write_pending(c), 0);
+    s->drains++;
+}
+
+static void
+on_close(struct tc_tls_conn *c, int status, const char *reason)
+{
+    struct side *s = tc_tls_get_data(c);
+    struct harness *h = s->h;
+
+    assert_ptr_equal(c, s->c);
+    s->closes++;
+    s->status = status;
+    snprintf(s->reason, sizeof(s->reason), "%s", reason);
+    s->c = NULL;
+    if (h->cli.closes > 0 && h->srv.closes > 0)
+        finish(h);
+    /* Whether the server saw that connection at all is up to the kernel. */
+    if (h->sc == SC_EARLY_CLOSE && s == &h->cli && h->srv.c == NULL)
+        finish(h);
+}
+
+static const struct tc_tls_cbs cbs = {
+    .on_ready = on_ready,
+    .on_data = on_data,
+    .on_drain = on_drain,
+    .on_close = on_close,
+};
+
+static void
+on_connection(uv_stream_t *server, int status)
+{
+    struct harness *h = server->data;
+
+    assert_int_equal(status, 0);
+    assert_null(h->srv.c);
+    assert_int_equal(tc_tls_accept(server, h->sctx, &cbs, &h->srv, &h->srv.c),
+                     0);
+    if (h->sc == SC_BACKPRESSURE) {
+        /* Stopped during the handshake: on_ready still comes, data not. */
+        tc_tls_read_stop(h->srv.c);
+        h->paused = 1;
+        h->rx_at_stop = 0;
+        h->next_pause = 256 * 1024;
+    }
+}
+
+static void
+guard_cb(uv_timer_t *t)
+{
+    struct harness *h = t->data;
+
+    h->timed_out = 1;
+    if (h->cli.c != NULL)
+        tc_tls_close(h->cli.c, "guard");
+    if (h->srv.c != NULL)
+        tc_tls_close(h->srv.c, "guard");
+    if (h->srv.c == NULL && h->cli.c == NULL)
+        finish(h);
+}
+
+static void
+ctx_or_die(struct tc_tls_ctx **out, const char *ca, const char *cert,
+           const char *key, int server)
+{
+    struct tc_tls_ctx_opts o = {ca, cert, key, server};
+    char err[512];
+    int rc = tc_tls_ctx_new(&o, out, err, sizeof(err));
+
+    if (rc != 0)
+        fail_msg("tc_tls_ctx_new: %d %s", rc, err);
+}
+
+static char *
+path(const char *dir, const char *file)
+{
+    static char buf[8][PATH_MAX];
+    static int i;
+    char *p = buf[i++ % 8];
+
+    snprintf(p, PATH_MAX, "%s/%s", dir, file);
+    return p;
+}
+
+/*
+ * Run one scenario: the server uses pki1's collector identity; the
+ * client trusts ca_for_client and presents agent (NULL: no certificate)
+ * from agent_dir.
+ */
+static void
+run(struct harness *h, enum scenario sc, const char *agent_dir,
+    const char *agent, const char *server_name, size_t nup, size_t ndown)
+{
+    struct sockaddr_in sin;
+    struct sockaddr_storage bound;
+    int len = (int)sizeof(bound);
+    char crt[80], key[80];
+
+    memset(h, 0, sizeof(*h));
+    h->sc = sc;
+    h->srv.h = h;
+    h->cli.h = h;
+    h->server_name = server_name;
+    h->nup = nup;
+    h->ndown = ndown;
+    h->up = pattern(nup, 7);
+    h->down = pattern(ndown, 99);
+    assert_int_equal(uv_loop_init(&h->loop), 0);
+
+    ctx_or_die(&h->sctx, path(pki1, "ca.crt"), path(pki1, "collector.crt"),
+               path(pki1, "collector.key"), 1);
+    if (agent != NULL) {
+        snprintf(crt, sizeof(crt), "%s.crt", agent);
+        snprintf(key, sizeof(key), "%s.key", agent);
+        ctx_or_die(&h->cctx, path(pki1, "ca.crt"), path(agent_dir, crt),
+                   path(agent_dir, key), 0);
+    } else {
+        ctx_or_die(&h->cctx, path(pki1, "ca.crt"), NULL, NULL, 0);
+    }
+
+    assert_int_equal(uv_tcp_init(&h->loop, &h->listener), 0);
+    h->listener.data = h;
+    assert_int_equal(uv_ip4_addr("127.0.0.1", 0, &sin), 0);
+    assert_int_equal(
+        uv_tcp_bind(&h->listener, (const struct sockaddr *)&sin, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&h->listener, 16, on_connection),
+                     0);
+    assert_int_equal(
+        uv_tcp_getsockname(&h->listener, (struct sockaddr *)&bound, &len), 0);
+    assert_int_equal(uv_timer_init(&h->loop, &h->guard), 0);
+    assert_int_equal(uv_timer_init(&h->loop, &h->pause), 0);
+    h->guard.data = h;
+    h->pause.data = h;
+    uv_timer_start(&h->guard, guard_cb, GUARD_MS, 0);
+
+    assert_int_equal(tc_tls_connect(&h->loop, h->cctx,
+                                    (const struct sockaddr *)&bound,
+                                    server_name, &cbs, &h->cli, &h->cli.c),
+                     0);
+    if (sc == SC_ROUNDTRIP) {
+        /* Queued before the handshake, sent after it. */
+        assert_int_equal(tc_tls_write(h->cli.c, h->up, 100), 0);
+        assert_int_equal(tc_tls_write_pending(h->cli.c), 100);
+    }
+
+    if (sc == SC_EARLY_CLOSE) {
+        assert_int_equal(tc_tls_write(h->cli.c, "early", 5), 0);
+        tc_tls_close(h->cli.c, "never mind");
+        assert_true(tc_tls_write(h->cli.c, "late", 4) < 0);
+    }
+
+    assert_int_equal(uv_run(&h->loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&h->loop), 0);
+    tc_tls_ctx_free(h->sctx);
+    tc_tls_ctx_free(h->cctx);
+    assert_false(h->timed_out);
+    /* Exactly one on_close per conn, and the conns are gone. */
+    if (sc != SC_EARLY_CLOSE)
+        assert_int_equal(h->srv.closes, 1);
+    assert_int_equal(h->cli.closes, 1);
+    assert_null(h->srv.c);
+    assert_null(h->cli.c);
+}
+
+static void
+harness_free(struct harness *h)
+{
+    free(h->up);
+    free(h->down);
+    free(h->srv.rx);
+    free(h->cli.rx);
+}
+
+static off_t
+log_mark(void)
+{
+    struct stat st;
+
+    assert_int_equal(stat(logpath, &st), 0);
+    return st.st_size;
+}
+
+/* Fail unless the log written since mark contains want. */
+static void
+log_expect(off_t mark, const char *want)
+{
+    FILE *f = fopen(logpath, "r");
+    char *buf;
+    size_t n;
+
+    assert_non_null(f);
+    buf = calloc(1, 1 << 16);
+    assert_non_null(buf);
+    fseeko(f, mark, SEEK_SET);
+    n = fread(buf, 1, (1 << 16) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    if (strstr(buf, want) == NULL) {
+        print_message("log since mark:\n%s", buf);
+        free(buf);
+        fail_msg("log lacks \"%s\"", want);
+    }
+    free(buf);
+}
+
+static void
+test_roundtrip(void **state)
+{
+    struct harness h;
+
+    (void)state;
+    run(&h, SC_ROUNDTRIP, pki1, "agent-1", "localhost", MIB + 1234, MIB);
+    assert_int_equal(h.srv.ready, 1);
+    assert_int_equal(h.cli.ready, 1);
+    /* Each side sees the other's certificate CN. */
+    assert_string_equal(h.srv.peer, "agent-1");
+    assert_string_equal(h.cli.peer, "collector");
+    assert_true(strncmp(h.srv.addr, "127.0.0.1:", 10) == 0);
+    assert_true(strncmp(h.cli.addr, "127.0.0.1:", 10) == 0);
+    assert_int_equal(h.srv.nrx, h.nup);
+    assert_memory_equal(h.srv.rx, h.up, h.nup);
+    assert_int_equal(h.cli.nrx, h.ndown);
+    assert_memory_equal(h.cli.rx, h.down, h.ndown);
+    assert_true(h.cli.drains >= 1);
+    assert_true(h.write_after_close < 0);
+    /* The closer gets its own reason; the peer saw close_notify. */
+    assert_int_equal(h.cli.status, 0);
+    assert_string_equal(h.cli.reason, "client done");
+    assert_int_equal(h.srv.status, 0);
+    assert_string_equal(h.srv.reason, "peer closed");
+    harness_free(&h);
+}
+
+static void
+test_ip_server_name(void **state)
+{
+    struct harness h;
+
+    (void)state;
+    /* An IP literal is checked against the IP SANs, not DNS. */
+    run(&h, SC_ROUNDTRIP, pki1, "agent-1", "127.0.0.1", 200, 300);
+    assert_int_equal(h.cli.ready, 1);
+    assert_int_equal(h.srv.nrx, 200);
+    assert_int_equal(h.cli.nrx, 300);
+    harness_free(&h);
+}
+
+static void
+test_server_close(void **state)
+{
+    struct harness h;
+
+    (void)state;
+    run(&h, SC_SERVER_CLOSE, pki1, "agent-1", "localhost", 0, 5000);
+    assert_int_equal(h.srv.ready, 1);
+    assert_int_equal(h.cli.ready, 1);
+    /* Queued data is flushed before close_notify. */
+    assert_int_equal(h.cli.nrx, 5000);
+    assert_memory_equal(h.cli.rx, h.down, 5000);
+    assert_int_equal(h.srv.status, 0);
+    assert_string_equal(h.srv.reason, "server says bye");
+    assert_int_equal(h.cli.status, 0);
+    assert_string_equal(h.cli.reason, "peer closed");
+    assert_true(h.write_after_close < 0);
+    harness_free(&h);
+}
+
+/* The server must refuse agent; its log must say why. */
+static void
+refused_by_server(const char *agent_dir, const char *agent, const char *why)
+{
+    struct harness h;
+    off_t mark = log_mark();
+    char want[256];
+
+    run(&h, SC_REFUSE, agent_dir, agent, "localhost", 0, 0);
+    assert_int_equal(h.srv.ready, 0);
+    assert_true(h.srv.status < 0);
+    assert_non_null(strstr(h.srv.reason, why));
+    /* TLS 1.3: the client may finish first, but it is refused. */
+    assert_true(h.cli.status < 0);
+    assert_int_equal(h.srv.nrx + h.cli.nrx, 0);
+    snprintf(want, sizeof(want), ": handshake failed: %s", why);
+    log_expect(mark, want);
+    harness_free(&h);
+}
+
+static void
+test_refuse_no_cert(void **state)
+{
+    (void)state;
+    refused_by_server(NULL, NULL, "peer did not return a certificate");
+}
+
+static void
+test_refuse_other_ca(void **state)
+{
+    (void)state;
+    refused_by_server(pki2, "agent-1", "unable to get local issuer");
+}
+
+static void
+test_refuse_expired(void **state)
+{
+    (void)state;
+    refused_by_server(pki1, "expired", "certificate has expired");
+}
+
+static void
+test_refuse_not_yet_valid(void **state)
+{
+    (void)state;
+    refused_by_server(pki1, "future", "certificate is not yet valid");
+}
+
+/* The client must refuse the server for server_name. */
+static void
+refused_by_client(const char *server_name, const char *why)
+{
+    struct harness h;
+    off_t mark = log_mark();
+    char want[256];
+
+    run(&h, SC_REFUSE, pki1, "agent-1", server_name, 0, 0);
+    assert_int_equal(h.cli.ready, 0);
+    assert_int_equal(h.srv.ready, 0);
+    assert_true(h.cli.status < 0);
+    assert_non_null(strstr(h.cli.reason, why));
+    assert_true(h.srv.status < 0);
+    snprintf(want, sizeof(want), ": handshake failed: %s", why);
+    log_expect(mark, want);
+    /* The server learns it from the client's alert. */
+    log_expect(mark, ": handshake failed: refused by peer (");
+    harness_free(&h);
+}
+
+static void
+test_refuse_wrong_name(void **state)
+{
+    (void)state;
+    refused_by_client("wrong.example", "hostname mismatch");
+}
+
+static void
+test_refuse_wrong_ip(void **state)
+{
+    (void)state;
+    refused_by_client("127.0.0.2", "IP address mismatch");
+}
+
+static void
+test_close_while_connecting(void **state)
+{
+    struct harness h;
+
+    (void)state;
+    run(&h, SC_EARLY_CLOSE, pki1, "agent-1", "localhost", 0, 0);
+    assert_int_equal(h.cli.ready, 0);
+    assert_int_equal(h.cli.status, 0);
+    assert_string_equal(h.cli.reason, "never mind");
+    /* If the server accepted it, it got no handshake and no data. */
+    assert_true(h.srv.closes <= 1);
+    assert_int_equal(h.srv.ready, 0);
+    assert_int_equal(h.srv.nrx, 0);
+    harness_free(&h);
+}
+
+static void
+test_backpressure(void **state)
+{
+    struct harness h;
+
+    (void)state;
+    run(&h, SC_BACKPRESSURE, pki1, "agent-1", "localhost", 4 * MIB, 0);
+    assert_int_equal(h.srv.ready, 1);
+    assert_int_equal(h.leaks, 0);
+    /* The initial stop plus several mid-stream ones. */
+    assert_true(h.pauses >= 4);
+    assert_int_equal(h.srv.nrx, h.nup);
+    assert_memory_equal(h.srv.rx, h.up, h.nup);
+    assert_true(h.cli.drains >= 1);
+    assert_int_equal(h.srv.status, 0);
+    assert_string_equal(h.srv.reason, "got everything");
+    harness_free(&h);
+}
+
+static void
+test_ctx_errors(void **state)
+{
+    struct tc_tls_ctx_opts o = {0};
+    struct tc_tls_ctx *ctx = (struct tc_tls_ctx *)&o;
+    char err[512], missing[PATH_MAX];
+    int rc;
+
+    (void)state;
+    snprintf(missing, sizeof(missing), "%s/nope.crt", pki1);
+    o.ca = path(pki1, "ca.crt");
+    o.cert = missing;
+    o.key = path(pki1, "collector.key");
+    o.server = 1;
+    rc = tc_tls_ctx_new(&o, &ctx, err, sizeof(err));
+    assert_int_equal(rc, -ENOENT);
+    assert_null(ctx);
+    assert_non_null(strstr(err, "tls: cannot load certificate "));
+    assert_non_null(strstr(err, missing));
+
+    /* A key that belongs to another certificate. */
+    o.cert = path(pki1, "collector.crt");
+    o.key = path(pki1, "agent-1.key");
+    rc = tc_tls_ctx_new(&o, &ctx, err, sizeof(err));
+    assert_int_equal(rc, -EINVAL);
+    assert_non_null(strstr(err, "does not match"));
+
+    /* Not a key at all. */
+    o.key = path(pki1, "ca.crt");
+    rc = tc_tls_ctx_new(&o, &ctx, err, sizeof(err));
+    assert_true(rc < 0);
+    assert_non_null(strstr(err, "tls: cannot load private key "));
+
+    /* A server cannot go without a certificate. */
+    o.cert = NULL;
+    o.key = NULL;
+    assert_int_equal(tc_tls_ctx_new(&o, &ctx, err, sizeof(err)), -EINVAL);
+
+    o.server = 0;
+    o.ca = missing;
+    rc = tc_tls_ctx_new(&o, &ctx, err, sizeof(err));
+    assert_true(rc < 0);
+    assert_non_null(strstr(err, "tls: cannot load CA bundle "));
+    tc_tls_ctx_free(NULL);
+}
+
+static void
+test_cert_cn(void **state)
+{
+    char cn[65], err[512];
+
+    (void)state;
+    assert_int_equal(tc_tls_cert_cn(path(pki1, "agent-1.crt"), cn, sizeof(cn),
+                                    err, sizeof(err)),
+                     0);
+    assert_string_equal(cn, "agent-1");
+    assert_int_equal(tc_tls_cert_cn(path(pki1, "collector.crt"), cn, sizeof(cn),
+                                    err, sizeof(err)),
+                     0);
+    assert_string_equal(cn, "collector");
+    assert_int_equal(
+        tc_tls_cert_cn(path(pki1, "agent-1.crt"), cn, 4, err, sizeof(err)),
+        -ENAMETOOLONG);
+    assert_true(tc_tls_cert_cn(path(pki1, "missing.crt"), cn, sizeof(cn), err,
+                               sizeof(err)) < 0);
+    assert_non_null(strstr(err, "missing.crt"));
+    assert_true(tc_tls_cert_cn(path(pki1, "agent-1.key"), cn, sizeof(cn), err,
+                               sizeof(err)) < 0);
+}
+
+static mode_t
+mode_of(const char *p)
+{
+    struct stat st;
+
+    assert_int_equal(stat(p, &st), 0);
+    return st.st_mode & 07777;
+}
+
+static void
+test_pki_files(void **state)
+{
+    char err[512], dir[PATH_MAX];
+    const char *sans[] = {"collector.example.net", "10.1.2.3"};
+    struct dirent *de;
+    DIR *d;
+
+    (void)state;
+    assert_int_equal(mode_of(pki1), 0700);
+    assert_int_equal(mode_of(path(pki1, "ca.key")), 0600);
+    assert_int_equal(mode_of(path(pki1, "collector.key")), 0600);
+    assert_int_equal(mode_of(path(pki1, "agent-1.key")), 0600);
+    assert_int_equal(mode_of(path(pki1, "ca.crt")), 0644);
+    assert_int_equal(mode_of(path(pki1, "collector.crt")), 0644);
+    assert_int_equal(mode_of(path(pki1, "agent-1.crt")), 0644);
+
+    /* Never replace a CA or an agent key. */
+    assert_int_equal(tc_pki_init(pki1, NULL, 0, err, sizeof(err)), -EEXIST);
+    assert_non_null(strstr(err, "ca.key"));
+    assert_int_equal(
+        tc_pki_issue_agent(pki1, "agent-1", 0, 86400, err, sizeof(err)),
+        -EEXIST);
+    assert_int_equal(
+        tc_pki_issue_agent(pki1, "a/b", 0, 86400, err, sizeof(err)), -EINVAL);
+    assert_int_equal(tc_pki_issue_agent(pki1, "", 0, 86400, err, sizeof(err)),
+                     -EINVAL);
+    assert_int_equal(
+        tc_pki_issue_agent(pki1, "collector", 0, 86400, err, sizeof(err)),
+        -EINVAL);
+    assert_int_equal(
+        tc_pki_issue_agent(pki1,
+                           "a123456789012345678901234567890123"
+                           "4567890123456789012345678901234", /* 65 */
+                           0, 86400, err, sizeof(err)),
+        -EINVAL);
+    /* No CA there: a clear error, no files. */
+    assert_true(tc_pki_issue_agent(basedir, "x", 0, 86400, err, sizeof(err)) <
+                0);
+    assert_non_null(strstr(err, "ca.crt"));
+
+    /* A bad SAN fails before anything is created. */
+    snprintf(dir, sizeof(dir), "%s/pki3", basedir);
+    sans[1] = "bad,name";
+    assert_int_equal(tc_pki_init(dir, sans, 2, err, sizeof(err)), -EINVAL);
+    assert_int_equal(access(dir, F_OK), -1);
+
+    /* No temporary files are left behind. */
+    assert_non_null(d = opendir(pki1));
+    while ((de = readdir(d)) != NULL)
+        assert_null(strstr(de->d_name, ".tmp"));
+    closedir(d);
+}
+
+static int
+rm_rf(const char *dir)
+{
+    struct dirent *de;
+    DIR *d = opendir(dir);
+    char p[PATH_MAX];
+
+    if (d == NULL)
+        return -1;
+    while ((de = readdir(d)) != NULL) {
+        struct stat st;
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+            rm_rf(p);
+        else
+            unlink(p);
+    }
+    closedir(d);
+    return rmdir(dir);
+}
+
+static int
+group_setup(void **state)
+{
+    const char *sans[] = {"collector.test"};
+    char err[512];
+    int fd;
+
+    (void)state;
+    snprintf(basedir, sizeof(basedir), "/tmp/test_tls.XXXXXX");
+    if (mkdtemp(basedir) == NULL)
+        return -1;
+    snprintf(pki1, sizeof(pki1), "%s/pki1", basedir);
+    snprintf(pki2, sizeof(pki2), "%s/pki2", basedir);
+    snprintf(logpath, sizeof(logpath), "%s/log", basedir);
+
+    if (tc_pki_init(pki1, sans, 1, err, sizeof(err)) != 0 ||
+        tc_pki_issue_agent(pki1, "agent-1", -300, 86400, err, sizeof(err)) !=
+            0 ||
+        tc_pki_issue_agent(pki1, "expired", -2 * 86400, -86400, err,
+                           sizeof(err)) != 0 ||
+        tc_pki_issue_agent(pki1, "future", 86400, 2 * 86400, err,
+                           sizeof(err)) != 0 ||
+        tc_pki_init(pki2, NULL, 0, err, sizeof(err)) != 0 ||
+        tc_pki_issue_agent(pki2, "agent-1", -300, 86400, err, sizeof(err)) !=
+            0) {
+        fprintf(stderr, "setup: %s\n", err);
+        return -1;
+    }
+
+    /* From here on, log lines land in logpath for the tests to read. */
+    fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (fd < 0)
+        return -1;
+    fflush(stderr);
+    saved_stderr = dup(STDERR_FILENO);
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+    log_init("test_tls", 1, 1);
+    return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+    (void)state;
+    if (saved_stderr >= 0) {
+        fflush(stderr);
+        dup2(saved_stderr, STDERR_FILENO);
+        close(saved_stderr);
+    }
+    /* Keep the PKI and log for a look when asked to. */
+    if (getenv("TOCSIN_KEEP_TMP") == NULL)
+        rm_rf(basedir);
+    else
+        printf("kept %s\n", basedir);
+    return 0;
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pki_files),
+        cmocka_unit_test(test_cert_cn),
+        cmocka_unit_test(test_ctx_errors),
+        cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_ip_server_name),
+        cmocka_unit_test(test_server_close),
+        cmocka_unit_test(test_refuse_no_cert),
+        cmocka_unit_test(test_refuse_other_ca),
+        cmocka_unit_test(test_refuse_expired),
+        cmocka_unit_test(test_refuse_not_yet_valid),
+        cmocka_unit_test(test_refuse_wrong_name),
+        cmocka_unit_test(test_refuse_wrong_ip),
+        cmocka_unit_test(test_close_while_connecting),
+        cmocka_unit_test(test_backpressure),
+    };
+
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
