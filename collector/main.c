@@ -1,0 +1,209 @@
+/*
+ * main: tocsin-collector. Parses the command line, loads the
+ * configuration and the TLS identity, opens the store, runs the server
+ * on a libuv loop and turns signals into a graceful shutdown.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "config.h"
+#include "log.h"
+#include "server.h"
+#include "store.h"
+#include "tls.h"
+
+static const char *default_config = "/etc/tocsin/collector.yaml";
+
+struct app {
+    uv_loop_t *loop;      /* borrowed: the default loop */
+    struct server *srv;   /* owned */
+    uv_signal_t sig_term; /* SIGTERM, SIGINT: graceful stop */
+    uv_signal_t sig_int;
+    uv_signal_t sig_hup; /* SIGHUP: reload (not yet) */
+    int stopping;
+};
+
+static void
+usage(void)
+{
+    fprintf(stderr, "usage: tocsin-collector [-d] [-n] [-v] [-c FILE]\n");
+    exit(1);
+}
+
+/*
+ * Detach from the terminal: fork (the parent exits so the shell gets
+ * its prompt back), new session, no controlling tty, stdio on
+ * /dev/null, and "/" as the working directory so we hold no mount.
+ */
+static void
+daemonize(void)
+{
+    pid_t pid;
+    int fd;
+
+    if ((pid = fork()) < 0)
+        fatal("fork");
+    if (pid > 0)
+        _exit(0);
+    if (setsid() < 0)
+        fatal("setsid");
+    if (chdir("/") < 0)
+        fatal("chdir /");
+    if ((fd = open("/dev/null", O_RDWR)) < 0)
+        fatal("/dev/null");
+    dup2(fd, STDIN_FILENO);
+    dup2(fd, STDOUT_FILENO);
+    dup2(fd, STDERR_FILENO);
+    if (fd > STDERR_FILENO)
+        close(fd);
+}
+
+static void
+stopped_cb(void *arg)
+{
+    struct app *app = arg;
+
+    uv_close((uv_handle_t *)&app->sig_term, NULL);
+    uv_close((uv_handle_t *)&app->sig_int, NULL);
+    uv_close((uv_handle_t *)&app->sig_hup, NULL);
+}
+
+static void
+signal_cb(uv_signal_t *h, int signum)
+{
+    struct app *app = h->data;
+
+    if (signum == SIGHUP) {
+        log_warnx("reload: not supported yet; restart to apply config "
+                  "changes");
+        return;
+    }
+    if (app->stopping) {
+        log_info("%s again: still draining", strsignal(signum));
+        return;
+    }
+    app->stopping = 1;
+    log_info("%s: shutting down", strsignal(signum));
+    server_stop(app->srv, stopped_cb, app);
+}
+
+static int
+load_tls(const struct collector_config *cfg, struct tc_tls_ctx **out)
+{
+    struct tc_tls_ctx_opts o = {
+        .ca = cfg->tls_ca,
+        .cert = cfg->tls_cert,
+        .key = cfg->tls_key,
+        .server = 1,
+    };
+    char err[256] = "";
+    int rc;
+
+    if ((rc = tc_tls_ctx_new(&o, out, err, sizeof(err))) < 0)
+        log_warnx("%s: tls: %s", cfg->file, err);
+    return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *conffile = default_config;
+    struct collector_config *cfg = NULL;
+    struct tc_tls_ctx *tls = NULL;
+    struct store *store = NULL;
+    struct app app;
+    int ch, foreground = 0, check = 0, verbose = 0, status = 1;
+
+    while ((ch = getopt(argc, argv, "c:dnv")) != -1) {
+        switch (ch) {
+        case 'c':
+            conffile = optarg;
+            break;
+        case 'd':
+            foreground = 1;
+            break;
+        case 'n':
+            check = 1;
+            break;
+        case 'v':
+            verbose++;
+            break;
+        default:
+            usage();
+        }
+    }
+    if (optind != argc)
+        usage();
+
+    /* Until we know where logs go, errors belong on the terminal. */
+    log_init("tocsin-collector", 1, verbose);
+    if (config_load(conffile, &cfg) < 0)
+        return 1;
+    if (load_tls(cfg, &tls) < 0)
+        goto out;
+    if (check) {
+        printf("configuration OK\n");
+        status = 0;
+        goto out;
+    }
+
+    /* A peer that goes away mid-write must not kill the daemon. */
+    signal(SIGPIPE, SIG_IGN);
+    if (!foreground)
+        daemonize();
+    log_init("tocsin-collector", foreground, verbose);
+
+    /*
+     * SQLite connections must not cross fork(), so the store opens
+     * only now, in the process that will use it.
+     */
+    if (store_open(cfg->store_path,
+                   cfg->store_sync == CONFIG_SYNC_NORMAL ? STORE_SYNC_NORMAL
+                                                         : 0,
+                   &store) < 0)
+        goto out;
+
+    memset(&app, 0, sizeof(app));
+    app.loop = uv_default_loop();
+    if (server_new(app.loop, cfg, tls, store, &app.srv) < 0)
+        goto out;
+    uv_signal_init(app.loop, &app.sig_term);
+    uv_signal_init(app.loop, &app.sig_int);
+    uv_signal_init(app.loop, &app.sig_hup);
+    app.sig_term.data = app.sig_int.data = app.sig_hup.data = &app;
+    uv_signal_start(&app.sig_term, signal_cb, SIGTERM);
+    uv_signal_start(&app.sig_int, signal_cb, SIGINT);
+    uv_signal_start(&app.sig_hup, signal_cb, SIGHUP);
+
+    if (server_start(app.srv) < 0) {
+        /* Close what exists so the loop can end cleanly. */
+        app.stopping = 1;
+        server_stop(app.srv, stopped_cb, &app);
+        uv_run(app.loop, UV_RUN_DEFAULT);
+        goto out_loop;
+    }
+    log_info("tocsin-collector %s: listening on %s, store %s (sync %s), "
+             "name %s",
+             TOCSIN_VERSION, cfg->listen, cfg->store_path,
+             cfg->store_sync == CONFIG_SYNC_NORMAL ? "normal" : "full",
+             cfg->name);
+    uv_run(app.loop, UV_RUN_DEFAULT);
+    log_info("stopped");
+    status = 0;
+out_loop:
+    server_free(app.srv);
+    if (uv_loop_close(app.loop) != 0)
+        log_warnx("loop closed with handles still open");
+out:
+    store_close(store);
+    tc_tls_ctx_free(tls);
+    config_free(cfg);
+    return status;
+}

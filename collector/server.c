@@ -1,0 +1,948 @@
+/*
+ * server: listener, agent sessions and the in-memory agents table (see
+ * server.h and docs/internals/collector.md).
+ *
+ * Delivery rests on two marks per agent. queued_hwm is the highest seq
+ * handed to the ingest pipeline; an event at or below it is a replay
+ * (the agent resends everything after the durable mark when it
+ * reconnects) and is dropped. durable_hwm is the highest seq committed;
+ * it is what WELCOME reports and what ACK carries, and it only moves in
+ * the ingest commit callback. Both marks belong to the agent, not to a
+ * session, so a replacing connection dedups against what its
+ * predecessor already queued.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "ingest.h"
+#include "log.h"
+#include "store.h"
+#include "tls.h"
+#include "util.h"
+#include "wire.h"
+
+/* Outgoing frames are small (WELCOME, ACK, PONG, BYE). */
+#define TX_MAX (64u * 1024)
+/*
+ * An agent that does not read its acks would make us queue forever;
+ * this much unsent ciphertext means it is stuck.
+ */
+#define TX_PENDING_MAX (4u << 20)
+/* Bytes accepted into the reassembly buffer beyond one whole frame. */
+#define RX_SLACK (64u * 1024)
+/* Reassembly buffer capacity kept between frames, bytes. */
+#define RX_KEEP (256u * 1024)
+
+enum sess_state {
+    SESS_TLS,    /* TLS handshake running */
+    SESS_HELLO,  /* TLS up, waiting for HELLO */
+    SESS_ACTIVE, /* WELCOME sent; events flow */
+    SESS_CLOSING /* tc_tls_close called; waiting for on_close */
+};
+
+struct agent {
+    char *name;              /* owned; certificate CN */
+    struct agent *hnext;     /* hash chain */
+    uint64_t epoch;          /* spool epoch of the current spool */
+    int has_epoch;           /* 0 for an agent never seen with events */
+    uint64_t durable_hwm;    /* highest seq committed to the store */
+    uint64_t queued_hwm;     /* highest seq handed to ingest */
+    int64_t last_seen;       /* ns since the epoch, last frame */
+    uint64_t spool_depth;    /* events queued at the agent (last PING) */
+    uint64_t spool_bytes;    /* bytes of those */
+    char *software;          /* owned; HELLO software or NULL */
+    struct session *session; /* connected session, or NULL; borrowed */
+};
+
+struct session {
+    struct server *srv;          /* borrowed */
+    struct tc_tls_conn *conn;    /* owned by tls; NULL after on_close */
+    struct agent *agent;         /* set by HELLO; borrowed from srv */
+    struct session *prev, *next; /* srv->sessions list */
+    enum sess_state state;
+    struct tc_buf rx;      /* partial frame bytes; capped */
+    struct tc_buf tx;      /* encode scratch; capped at TX_MAX */
+    struct tc_frame frame; /* reused for every decode */
+    uv_timer_t timer;      /* handshake deadline, then idle check */
+    int64_t last_rx;       /* monotonic ns of the last frame */
+    char label[320];       /* "name (ip:port)" for log lines */
+    uint64_t frames;       /* frames decoded */
+    uint64_t events;       /* events accepted */
+    uint64_t dups;         /* events dropped as replays */
+};
+
+struct server {
+    uv_loop_t *loop;                    /* borrowed */
+    const struct collector_config *cfg; /* borrowed */
+    struct tc_tls_ctx *tls;             /* borrowed */
+    struct store *store;                /* borrowed; used by ingest */
+    struct ingest *ingest;              /* owned */
+    struct tc_wire_limits limits;
+    uv_tcp_t listener;
+    int listening; /* listener initialised */
+    int listener_closed;
+    struct session *sessions; /* open sessions, owned */
+    uint32_t nsessions;       /* in the list */
+    uint32_t nalive;          /* allocated, until freed */
+    struct agent **buckets;   /* agents hash; owned */
+    size_t nbuckets;          /* power of two */
+    uint32_t nagents;
+    int stopping;
+    int drained;
+    int done;
+    void (*stop_cb)(void *arg);
+    void *stop_arg;
+    struct server_stats st;
+};
+
+static void session_close(struct session *s, const char *reason);
+static void check_done(struct server *srv);
+
+/* ------------------------------------------------------------------ */
+/* Agents table                                                        */
+
+static uint64_t
+hash_name(const char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+    for (size_t i = 0; i < n; i++) {
+        h ^= (uint8_t)p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static struct agent *
+agent_find(struct server *srv, const char *name, size_t len)
+{
+    struct agent *a = srv->buckets[hash_name(name, len) & (srv->nbuckets - 1)];
+
+    for (; a != NULL; a = a->hnext)
+        if (strncmp(a->name, name, len) == 0 && a->name[len] == '\0')
+            return a;
+    return NULL;
+}
+
+static void
+agents_grow(struct server *srv)
+{
+    size_t nb = srv->nbuckets * 2;
+    struct agent **b = tc_xcalloc(nb, sizeof(*b));
+
+    for (size_t i = 0; i < srv->nbuckets; i++) {
+        struct agent *a = srv->buckets[i], *next;
+        for (; a != NULL; a = next) {
+            size_t h = hash_name(a->name, strlen(a->name)) & (nb - 1);
+            next = a->hnext;
+            a->hnext = b[h];
+            b[h] = a;
+        }
+    }
+    free(srv->buckets);
+    srv->buckets = b;
+    srv->nbuckets = nb;
+}
+
+static struct agent *
+agent_get(struct server *srv, const char *name)
+{
+    size_t len = strlen(name), h;
+    struct agent *a = agent_find(srv, name, len);
+
+    if (a != NULL)
+        return a;
+    if (srv->nagents >= srv->nbuckets)
+        agents_grow(srv);
+    a = tc_xcalloc(1, sizeof(*a));
+    a->name = tc_xstrdup(name);
+    h = hash_name(name, len) & (srv->nbuckets - 1);
+    a->hnext = srv->buckets[h];
+    srv->buckets[h] = a;
+    srv->nagents++;
+    return a;
+}
+
+static int
+load_agent_cb(const struct store_agent *sa, void *arg)
+{
+    struct agent *a = agent_get(arg, sa->name);
+
+    a->has_epoch = sa->has_epoch;
+    a->epoch = sa->epoch;
+    a->durable_hwm = a->queued_hwm = sa->hwm;
+    a->last_seen = sa->last_seen;
+    if (sa->software)
+        a->software = tc_xstrdup(sa->software);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Output                                                              */
+
+/* Copy a peer-supplied string for a log line, defanging control bytes. */
+static const char *
+safe(char *dst, size_t dlen, const char *p, size_t n)
+{
+    size_t j = 0;
+
+    for (size_t i = 0; i < n && j + 1 < dlen; i++) {
+        unsigned char c = (unsigned char)p[i];
+        dst[j++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+    }
+    dst[j] = '\0';
+    return dst;
+}
+
+/* Send the frame just encoded into s->tx. */
+static int
+session_flush(struct session *s)
+{
+    int rc;
+
+    if (s->conn == NULL || s->state == SESS_CLOSING) {
+        tc_buf_reset(&s->tx);
+        return -EPIPE;
+    }
+    rc = tc_tls_write(s->conn, tc_buf_head(&s->tx), tc_buf_size(&s->tx));
+    tc_buf_reset(&s->tx);
+    if (rc < 0)
+        return rc;
+    if (tc_tls_write_pending(s->conn) > TX_PENDING_MAX) {
+        log_warnx("agent %s: not reading (%zu bytes unsent): closing", s->label,
+                  tc_tls_write_pending(s->conn));
+        s->srv->st.protocol_errors++;
+        session_close(s, "peer not reading");
+        return -ENOBUFS;
+    }
+    return 0;
+}
+
+static void
+send_bye(struct session *s, const char *reason)
+{
+    struct tc_bye m = {tc_str_c(reason)};
+
+    if (tc_wire_encode_bye(&s->tx, &m) == 0)
+        session_flush(s);
+}
+
+static void
+send_ack(struct session *s, uint64_t seq)
+{
+    struct tc_ack m = {seq};
+
+    if (tc_wire_encode_ack(&s->tx, &m) == 0)
+        session_flush(s);
+}
+
+/* Close with a BYE carrying reason (logged by the caller). */
+static void
+session_bye(struct session *s, const char *reason)
+{
+    if (s->state == SESS_CLOSING)
+        return;
+    send_bye(s, reason);
+    session_close(s, reason);
+}
+
+/*
+ * Bad input from the peer: log it with who and why, tell the peer,
+ * count it, close. Never more than that: the daemon carries on.
+ */
+static void session_fail(struct session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void
+session_fail(struct session *s, const char *fmt, ...)
+{
+    char reason[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    log_warnx("agent %s: %s", s->label, reason);
+    s->srv->st.protocol_errors++;
+    session_bye(s, reason);
+}
+
+/* ------------------------------------------------------------------ */
+/* Frames                                                              */
+
+static void
+handle_hello(struct session *s)
+{
+    struct server *srv = s->srv;
+    const struct tc_hello *h = &s->frame.u.hello;
+    const char *cn = tc_tls_peer_name(s->conn);
+    char claim[128], sw[128];
+    struct tc_welcome w;
+    struct agent *a;
+    int rc;
+
+    if (h->agent.len != strlen(cn) || cn[0] == '\0' ||
+        memcmp(h->agent.ptr, cn, h->agent.len) != 0) {
+        log_warnx("agent %s: refused: HELLO claims '%s' but certificate "
+                  "CN is '%s'",
+                  s->label,
+                  safe(claim, sizeof(claim), h->agent.ptr, h->agent.len), cn);
+        srv->st.refused++;
+        session_bye(s, "HELLO agent name does not match the certificate");
+        return;
+    }
+    if (h->version_min > TC_WIRE_VERSION || h->version_max < TC_WIRE_VERSION) {
+        log_warnx("agent %s: refused: no common protocol version (agent "
+                  "%" PRIu32 "-%" PRIu32 ", collector %d)",
+                  s->label, h->version_min, h->version_max, TC_WIRE_VERSION);
+        srv->st.refused++;
+        session_bye(s, "no common protocol version");
+        return;
+    }
+
+    a = agent_get(srv, cn);
+    if (a->session != NULL && a->session != s) {
+        struct session *old = a->session;
+
+        log_info("agent %s: replaced by a new connection from %s", old->label,
+                 tc_tls_peer_addr(s->conn));
+        srv->st.replaced++;
+        a->session = NULL;
+        session_bye(old, "replaced by a new connection");
+    }
+
+    /*
+     * Seqs are unique per agent across spool epochs: a new spool
+     * renumbers its unsent events to start after the hwm it is told
+     * (docs/protocol.md, session step 3), so the marks carry over. For
+     * a new epoch the hwm told is the queued one, so that its events
+     * cannot collide with old-epoch events still in the pipeline; the
+     * new spool deletes nothing on it, it only numbers after it.
+     */
+    memset(&w, 0, sizeof(w));
+    w.version = TC_WIRE_VERSION;
+    w.collector = tc_str_c(srv->cfg->name);
+    w.epoch_known = a->has_epoch && a->epoch == h->epoch;
+    w.hwm = w.epoch_known ? a->durable_hwm : a->queued_hwm;
+    if (!w.epoch_known) {
+        if (a->has_epoch)
+            log_info("agent %s: new spool epoch %016" PRIx64 " (was %016" PRIx64
+                     "), numbering after seq %" PRIu64,
+                     s->label, h->epoch, a->epoch, w.hwm);
+        a->epoch = h->epoch;
+        a->has_epoch = 1;
+    }
+    free(a->software);
+    a->software =
+        h->software.len ? tc_xstrndup(h->software.ptr, h->software.len) : NULL;
+    a->session = s;
+    a->last_seen = tc_now_ns();
+    s->agent = a;
+    s->state = SESS_ACTIVE;
+    if ((rc = tc_wire_encode_welcome(&s->tx, &w)) < 0 ||
+        (rc = session_flush(s)) < 0)
+        return;
+    log_info("agent %s: connected (%s, epoch %016" PRIx64
+             "%s, resuming after seq %" PRIu64 ")",
+             s->label, safe(sw, sizeof(sw), h->software.ptr, h->software.len),
+             h->epoch, w.epoch_known ? "" : " new", w.hwm);
+    /* Under backpressure a new session may say hello, not send events. */
+    if (ingest_paused(srv->ingest))
+        tc_tls_read_stop(s->conn);
+}
+
+static void
+handle_events(struct session *s)
+{
+    struct server *srv = s->srv;
+    struct agent *a = s->agent;
+    const struct tc_events *e = &s->frame.u.events;
+    struct ingest_src src;
+    uint32_t i = 0;
+    int rc;
+
+    a->last_seen = tc_now_ns();
+    if (e->n == 0)
+        return;
+    /* The decoder guarantees increasing seqs: replays are a prefix. */
+    while (i < e->n && e->ev[i].seq <= a->queued_hwm)
+        i++;
+    s->dups += i;
+    srv->st.duplicates += i;
+    if (i == e->n) {
+        /*
+         * Nothing new. If it is all durable already, say so now: no
+         * commit will come to ack it.
+         */
+        if (e->ev[e->n - 1].seq <= a->durable_hwm)
+            send_ack(s, a->durable_hwm);
+        return;
+    }
+    src.agent = a->name;
+    src.epoch = a->epoch;
+    src.software = a->software;
+    src.now = a->last_seen;
+    if ((rc = ingest_append(srv->ingest, &src, e->ev + i, e->n - i)) < 0) {
+        /* Only while shutting down: unacked, so the agent resends. */
+        log_debug("agent %s: events not queued: %s", s->label, strerror(-rc));
+        return;
+    }
+    a->queued_hwm = e->ev[e->n - 1].seq;
+    s->events += e->n - i;
+    srv->st.events += e->n - i;
+}
+
+static void
+handle_ping(struct session *s)
+{
+    const struct tc_ping *p = &s->frame.u.ping;
+    struct tc_pong m = {p->ts};
+
+    s->agent->last_seen = tc_now_ns();
+    s->agent->spool_depth = p->spool_depth;
+    s->agent->spool_bytes = p->spool_bytes;
+    if (tc_wire_encode_pong(&s->tx, &m) == 0)
+        session_flush(s);
+}
+
+static void
+handle_frame(struct session *s, const uint8_t *body, size_t len)
+{
+    const char *err = "unknown error";
+    char why[128];
+    int rc;
+
+    rc = tc_wire_decode(body, len, &s->srv->limits, &s->frame, &err);
+    if (rc < 0) {
+        session_fail(s, "malformed frame: %s", err);
+        return;
+    }
+    s->frames++;
+    s->srv->st.frames++;
+    s->last_rx = tc_mono_ns();
+    if (s->state == SESS_HELLO) {
+        if (s->frame.type != TC_F_HELLO) {
+            session_fail(s, "expected HELLO, got %s",
+                         tc_frame_type_name(s->frame.type));
+            return;
+        }
+        handle_hello(s);
+        return;
+    }
+    switch (s->frame.type) {
+    case TC_F_EVENTS:
+        handle_events(s);
+        break;
+    case TC_F_PING:
+        handle_ping(s);
+        break;
+    case TC_F_HINT_ACK:
+        /* Hints are not sent yet; a later issue delivers and tracks them. */
+        break;
+    case TC_F_BYE:
+        log_info("agent %s: said goodbye: %s", s->label,
+                 safe(why, sizeof(why), s->frame.u.bye.reason.ptr,
+                      s->frame.u.bye.reason.len));
+        session_close(s, "agent said goodbye");
+        break;
+    default:
+        session_fail(s, "unexpected %s frame",
+                     tc_frame_type_name(s->frame.type));
+        break;
+    }
+}
+
+/*
+ * Handle every whole frame in p[0..n). Returns the bytes consumed, or
+ * -1 if the session is closing and the rest must be ignored.
+ */
+static long
+process(struct session *s, const uint8_t *p, size_t n)
+{
+    const uint8_t *body;
+    size_t off = 0, blen;
+    long r;
+
+    while (s->state != SESS_CLOSING) {
+        r = tc_wire_next(p + off, n - off, s->srv->limits.max_frame, &body,
+                         &blen);
+        if (r == 0)
+            return (long)off;
+        if (r < 0) {
+            session_fail(s, "frame length over %" PRIu32 " bytes",
+                         s->srv->limits.max_frame);
+            break;
+        }
+        handle_frame(s, body, blen);
+        off += (size_t)r;
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* TLS callbacks                                                       */
+
+static void
+on_ready(struct tc_tls_conn *c)
+{
+    struct session *s = tc_tls_get_data(c);
+
+    s->state = SESS_HELLO;
+    snprintf(s->label, sizeof(s->label), "%s (%s)", tc_tls_peer_name(c),
+             tc_tls_peer_addr(c));
+    if (s->srv->stopping)
+        session_bye(s, "collector shutting down");
+}
+
+static void
+on_data(struct tc_tls_conn *c, const uint8_t *p, size_t n)
+{
+    struct session *s = tc_tls_get_data(c);
+    size_t room, take;
+    long r;
+
+    if (s->state == SESS_CLOSING || s->srv->stopping)
+        return;
+    while (n > 0) {
+        if (tc_buf_size(&s->rx) == 0) {
+            /* Fast path: decode in place, keep only a partial tail. */
+            if ((r = process(s, p, n)) < 0)
+                return;
+            /* A partial frame is shorter than max_frame + header. */
+            if (tc_buf_append(&s->rx, p + r, n - (size_t)r) < 0)
+                session_fail(s, "reassembly buffer overflow");
+            return;
+        }
+        room = s->rx.max - tc_buf_size(&s->rx);
+        take = n < room ? n : room;
+        if (take == 0) {
+            /* Cannot happen: a whole frame always fits. Be safe. */
+            session_fail(s, "reassembly buffer overflow");
+            return;
+        }
+        tc_buf_append(&s->rx, p, take);
+        p += take;
+        n -= take;
+        if ((r = process(s, tc_buf_head(&s->rx), tc_buf_size(&s->rx))) < 0)
+            return;
+        tc_buf_consume(&s->rx, (size_t)r);
+        /*
+         * A big frame arrived in pieces; do not keep its buffer for the
+         * session's lifetime, or idle agents would pin megabytes each.
+         */
+        if (tc_buf_size(&s->rx) == 0 && s->rx.cap > RX_KEEP) {
+            size_t max = s->rx.max;
+            tc_buf_close(&s->rx);
+            tc_buf_init(&s->rx, max);
+        }
+    }
+}
+
+static void
+session_free_cb(uv_handle_t *h)
+{
+    struct session *s = h->data;
+    struct server *srv = s->srv;
+
+    tc_buf_close(&s->rx);
+    tc_buf_close(&s->tx);
+    tc_frame_close(&s->frame);
+    free(s);
+    srv->nalive--;
+    if (srv->stopping)
+        check_done(srv);
+}
+
+static void
+on_close(struct tc_tls_conn *c, int status, const char *reason)
+{
+    struct session *s = tc_tls_get_data(c);
+    struct server *srv = s->srv;
+
+    if (s->agent != NULL) {
+        log_info("agent %s: disconnected: %s (%" PRIu64 " events, %" PRIu64
+                 " duplicates)",
+                 s->label, reason, s->events, s->dups);
+        if (s->agent->session == s)
+            s->agent->session = NULL;
+    } else {
+        log_debug("connection %s closed before HELLO: %s",
+                  s->label[0] ? s->label : "?", reason);
+    }
+    s->conn = NULL;
+    s->state = SESS_CLOSING;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        srv->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    srv->nsessions--;
+    uv_close((uv_handle_t *)&s->timer, session_free_cb);
+}
+
+static const struct tc_tls_cbs session_cbs = {
+    .on_ready = on_ready,
+    .on_data = on_data,
+    .on_drain = NULL,
+    .on_close = on_close,
+};
+
+static void
+session_close(struct session *s, const char *reason)
+{
+    if (s->state == SESS_CLOSING || s->conn == NULL)
+        return;
+    s->state = SESS_CLOSING;
+    uv_timer_stop(&s->timer);
+    tc_tls_close(s->conn, reason);
+}
+
+/* ------------------------------------------------------------------ */
+/* Timers                                                              */
+
+static void
+session_timer_cb(uv_timer_t *t)
+{
+    struct session *s = t->data;
+    const struct collector_config *cfg = s->srv->cfg;
+    int64_t idle_ns, left;
+
+    if (s->state == SESS_CLOSING)
+        return;
+    if (s->state != SESS_ACTIVE) {
+        log_warnx("agent %s: no HELLO within %" PRIu64 " ms: closing",
+                  s->label[0] ? s->label : "?", cfg->handshake_timeout_ms);
+        s->srv->st.timeouts++;
+        if (s->state == SESS_HELLO)
+            session_bye(s, "handshake timeout");
+        else
+            session_close(s, "handshake timeout");
+        return;
+    }
+    /*
+     * Under backpressure we are the ones not reading: silence is not
+     * the agent's fault.
+     */
+    if (ingest_paused(s->srv->ingest)) {
+        s->last_rx = tc_mono_ns();
+        uv_timer_start(&s->timer, session_timer_cb, cfg->idle_timeout_ms, 0);
+        return;
+    }
+    idle_ns = tc_mono_ns() - s->last_rx;
+    left = (int64_t)cfg->idle_timeout_ms - idle_ns / 1000000;
+    if (left > 0) {
+        uv_timer_start(&s->timer, session_timer_cb, (uint64_t)left, 0);
+        return;
+    }
+    log_warnx("agent %s: idle for %" PRId64 " s: closing", s->label,
+              idle_ns / 1000000000);
+    s->srv->st.timeouts++;
+    session_bye(s, "idle timeout");
+}
+
+/* ------------------------------------------------------------------ */
+/* Listener                                                            */
+
+static void
+reject_close_cb(uv_handle_t *h)
+{
+    free(h);
+}
+
+/* Over max_agents: accept the socket only to close it. */
+static void
+reject(struct server *srv, uv_stream_t *ls)
+{
+    uv_tcp_t *t = tc_xmalloc(sizeof(*t));
+
+    uv_tcp_init(srv->loop, t);
+    if (uv_accept(ls, (uv_stream_t *)t) == 0) {
+        struct sockaddr_storage ss;
+        char ip[64] = "?";
+        int len = (int)sizeof(ss);
+
+        if (uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) == 0) {
+            if (ss.ss_family == AF_INET6)
+                uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
+            else
+                uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
+        }
+        log_warnx("connection from %s refused: max_agents (%" PRIu32
+                  ") connections open",
+                  ip, srv->cfg->max_agents);
+    }
+    srv->st.rejected++;
+    uv_close((uv_handle_t *)t, reject_close_cb);
+}
+
+static void
+on_connection(uv_stream_t *ls, int status)
+{
+    struct server *srv = ls->data;
+    struct session *s;
+    int rc;
+
+    if (status < 0) {
+        log_warnx("accept: %s", uv_strerror(status));
+        return;
+    }
+    if (srv->stopping || srv->nsessions >= srv->cfg->max_agents) {
+        reject(srv, ls);
+        return;
+    }
+    s = tc_xcalloc(1, sizeof(*s));
+    s->srv = srv;
+    tc_buf_init(&s->rx, (size_t)srv->limits.max_frame + TC_WIRE_HDR + RX_SLACK);
+    tc_buf_init(&s->tx, TX_MAX);
+    tc_frame_init(&s->frame);
+    uv_timer_init(srv->loop, &s->timer);
+    s->timer.data = s;
+    srv->nalive++;
+    if ((rc = tc_tls_accept(ls, srv->tls, &session_cbs, s, &s->conn)) < 0) {
+        log_warnx("accept: %s", uv_strerror(rc));
+        uv_close((uv_handle_t *)&s->timer, session_free_cb);
+        return;
+    }
+    snprintf(s->label, sizeof(s->label), "? (%s)", tc_tls_peer_addr(s->conn));
+    s->state = SESS_TLS;
+    s->last_rx = tc_mono_ns();
+    s->next = srv->sessions;
+    if (s->next)
+        s->next->prev = s;
+    srv->sessions = s;
+    srv->nsessions++;
+    srv->st.accepted++;
+    uv_timer_start(&s->timer, session_timer_cb, srv->cfg->handshake_timeout_ms,
+                   0);
+    /* Under backpressure it may still say HELLO; see handle_hello. */
+}
+
+/* ------------------------------------------------------------------ */
+/* Pipeline callbacks                                                  */
+
+static void
+ingest_ack_cb(void *arg, const char *name, uint64_t epoch, uint64_t hwm)
+{
+    struct server *srv = arg;
+    struct agent *a = agent_find(srv, name, strlen(name));
+
+    if (a == NULL)
+        return;
+    if (hwm > a->durable_hwm)
+        a->durable_hwm = hwm;
+    /*
+     * A commit of an older spool epoch moves the mark (seqs are unique
+     * across epochs) but is not the current spool's business.
+     */
+    if (a->epoch == epoch && a->session != NULL &&
+        a->session->state == SESS_ACTIVE)
+        send_ack(a->session, a->durable_hwm);
+}
+
+static void
+ingest_pressure_cb(void *arg, int stop)
+{
+    struct server *srv = arg;
+
+    if (srv->stopping)
+        return;
+    for (struct session *s = srv->sessions; s != NULL; s = s->next) {
+        if (s->conn == NULL || s->state == SESS_CLOSING)
+            continue;
+        /* Sessions still saying hello keep going (on_connection). */
+        if (stop && s->state == SESS_ACTIVE)
+            tc_tls_read_stop(s->conn);
+        else if (!stop)
+            tc_tls_read_start(s->conn);
+    }
+}
+
+int
+server_new(uv_loop_t *loop, const struct collector_config *cfg,
+           struct tc_tls_ctx *tls, struct store *store, struct server **out)
+{
+    struct server *srv = tc_xcalloc(1, sizeof(*srv));
+    struct ingest_opts io = {cfg->pipeline_max_bytes, cfg->commit_interval_ms};
+    struct ingest_cbs cbs = {ingest_ack_cb, ingest_pressure_cb};
+    int rc;
+
+    *out = NULL;
+    srv->loop = loop;
+    srv->cfg = cfg;
+    srv->tls = tls;
+    srv->store = store;
+    srv->limits = tc_wire_default_limits;
+    srv->nbuckets = 64;
+    srv->buckets = tc_xcalloc(srv->nbuckets, sizeof(*srv->buckets));
+    if ((rc = store_load_agents(store, load_agent_cb, srv)) < 0) {
+        log_warnx("store: cannot load agents: %s", store_errmsg(store));
+        goto fail;
+    }
+    if ((rc = ingest_new(loop, store, &io, &cbs, srv, &srv->ingest)) < 0) {
+        log_warnx("ingest: %s", uv_strerror(rc));
+        goto fail;
+    }
+    log_debug("%" PRIu32 " agents known", srv->nagents);
+    *out = srv;
+    return 0;
+fail:
+    server_free(srv);
+    return rc;
+}
+
+static int
+resolve(struct server *srv, const char *host, uint16_t port,
+        struct sockaddr_storage *ss)
+{
+    struct addrinfo hints, *res = NULL;
+    uv_getaddrinfo_t req;
+    char pstr[8];
+    int rc;
+
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0 ||
+        uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0)
+        return 0;
+    /* A name: resolve it once, synchronously (no callback), at start. */
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    snprintf(pstr, sizeof(pstr), "%u", (unsigned)port);
+    rc = uv_getaddrinfo(srv->loop, &req, NULL, host, pstr, &hints);
+    if (rc < 0)
+        return rc;
+    res = req.addrinfo;
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    uv_freeaddrinfo(res);
+    return 0;
+}
+
+int
+server_start(struct server *srv)
+{
+    struct sockaddr_storage ss;
+    char *host = NULL;
+    uint16_t port;
+    int rc;
+
+    if ((rc = tc_hostport_split(srv->cfg->listen, &host, &port)) < 0) {
+        log_warnx("listen %s: not host:port", srv->cfg->listen);
+        return rc;
+    }
+    memset(&ss, 0, sizeof(ss));
+    if ((rc = resolve(srv, host, port, &ss)) < 0) {
+        log_warnx("listen %s: %s", srv->cfg->listen, uv_strerror(rc));
+        goto out;
+    }
+    if ((rc = uv_tcp_init(srv->loop, &srv->listener)) < 0)
+        goto out;
+    srv->listening = 1;
+    srv->listener.data = srv;
+    if ((rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0)) < 0 ||
+        (rc = uv_listen((uv_stream_t *)&srv->listener, 511, on_connection)) <
+            0) {
+        log_warnx("listen %s: %s", srv->cfg->listen, uv_strerror(rc));
+        goto out;
+    }
+    rc = 0;
+out:
+    free(host);
+    return rc;
+}
+
+/* Stop completes once drained and every handle has closed. */
+static void
+check_done(struct server *srv)
+{
+    if (srv->done || !srv->drained || srv->nalive > 0 ||
+        (srv->listening && !srv->listener_closed))
+        return;
+    srv->done = 1;
+    /* Its timer must close before the loop can end. */
+    ingest_free(srv->ingest);
+    srv->ingest = NULL;
+    if (srv->stop_cb)
+        srv->stop_cb(srv->stop_arg);
+}
+
+static void
+listener_close_cb(uv_handle_t *h)
+{
+    struct server *srv = h->data;
+
+    srv->listener_closed = 1;
+    check_done(srv);
+}
+
+static void
+drained_cb(void *arg, int status)
+{
+    struct server *srv = arg;
+    struct session *s, *next;
+
+    if (status < 0)
+        log_warnx("shutdown: uncommitted events left unacked (the agents "
+                  "will resend them): %s",
+                  store_errmsg(srv->store));
+    srv->drained = 1;
+    for (s = srv->sessions; s != NULL; s = next) {
+        next = s->next;
+        if (s->state == SESS_HELLO || s->state == SESS_ACTIVE)
+            session_bye(s, "collector shutting down");
+        else
+            session_close(s, "collector shutting down");
+    }
+    check_done(srv);
+}
+
+void
+server_stop(struct server *srv, void (*cb)(void *arg), void *arg)
+{
+    if (srv->stopping)
+        return;
+    srv->stopping = 1;
+    srv->stop_cb = cb;
+    srv->stop_arg = arg;
+    if (srv->listening)
+        uv_close((uv_handle_t *)&srv->listener, listener_close_cb);
+    /* Nothing new may enter the pipeline while it drains. */
+    for (struct session *s = srv->sessions; s != NULL; s = s->next)
+        if (s->conn != NULL && s->state != SESS_CLOSING)
+            tc_tls_read_stop(s->conn);
+    ingest_drain(srv->ingest, drained_cb, srv);
+}
+
+void
+server_free(struct server *srv)
+{
+    if (srv == NULL)
+        return;
+    for (size_t i = 0; i < srv->nbuckets; i++) {
+        struct agent *a = srv->buckets[i], *next;
+        for (; a != NULL; a = next) {
+            next = a->hnext;
+            free(a->name);
+            free(a->software);
+            free(a);
+        }
+    }
+    free(srv->buckets);
+    /* Only reached before start or after a completed stop. */
+    ingest_free(srv->ingest);
+    free(srv);
+}
+
+void
+server_stats(const struct server *srv, struct server_stats *out)
+{
+    *out = srv->st;
+    out->sessions = srv->nsessions;
+    out->agents = srv->nagents;
+}

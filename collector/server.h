@@ -1,0 +1,61 @@
+/*
+ * server: the collector's listener and agent sessions.
+ *
+ * Accepts TLS connections, reassembles and decodes frames, runs the
+ * protocol state machine of docs/protocol.md (HELLO/WELCOME, EVENTS,
+ * ACK, PING/PONG, BYE), deduplicates replayed events against each
+ * agent's high-water mark, and hands accepted events to the ingest
+ * pipeline, which acks them after they are durable. The agents table
+ * (name -> epoch, durable and queued hwm, last seen, connected session)
+ * lives in memory, loaded from the store at start-up, so the loop
+ * never reads SQLite.
+ *
+ * Contract: everything runs on the loop thread. server_stop stops
+ * listening, stops reading, drains the ingest pipeline (acking what it
+ * commits), says BYE to every session and closes it; cb fires once all
+ * of that is done and the server holds no open handle, after which
+ * server_free releases the memory.
+ */
+#ifndef COLLECTOR_SERVER_H
+#define COLLECTOR_SERVER_H
+
+#include <stdint.h>
+
+#include <uv.h>
+
+struct server;
+struct collector_config;
+struct store;
+struct tc_tls_ctx;
+
+/*
+ * Load the agents table from the store and set up the pipeline. cfg,
+ * tls and store are borrowed and must outlive the server.
+ */
+int server_new(uv_loop_t *loop, const struct collector_config *cfg,
+               struct tc_tls_ctx *tls, struct store *store,
+               struct server **out);
+/* Bind and listen on cfg->listen; logs and returns a negative errno. */
+int server_start(struct server *s);
+/* Graceful shutdown; see above. Idempotent. */
+void server_stop(struct server *s, void (*cb)(void *arg), void *arg);
+/* After server_stop's callback (or if never started). NULL: no-op. */
+void server_free(struct server *s);
+
+struct server_stats {
+    uint64_t accepted;        /* connections accepted */
+    uint64_t rejected;        /* over max_agents */
+    uint64_t refused;         /* HELLO refused (identity, version) */
+    uint64_t protocol_errors; /* sessions closed for bad input */
+    uint64_t timeouts;        /* handshake or idle timeouts */
+    uint64_t replaced;        /* sessions replaced by a newer one */
+    uint64_t frames;          /* frames decoded */
+    uint64_t events;          /* events accepted into the pipeline */
+    uint64_t duplicates;      /* events dropped as already queued */
+    uint32_t sessions;        /* connections open now */
+    uint32_t agents;          /* agents known */
+};
+
+void server_stats(const struct server *s, struct server_stats *out);
+
+#endif

@@ -1,0 +1,534 @@
+/*
+ * store: SQLite persistence for the collector (see store.h).
+ *
+ * Schema migrations are keyed on PRAGMA user_version: each step runs in
+ * its own IMMEDIATE transaction and re-reads the version inside it, so
+ * two processes opening a fresh file cannot both apply a step.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "log.h"
+#include "util.h"
+
+/* Time SQLite waits on a lock held by another process (tocsinctl). */
+#define STORE_BUSY_TIMEOUT_MS 5000
+
+struct store {
+    sqlite3 *db;             /* owned */
+    char *path;              /* owned copy, for messages */
+    int flags;               /* STORE_* given to store_open */
+    sqlite3_stmt *begin;     /* BEGIN IMMEDIATE; owned */
+    sqlite3_stmt *commit;    /* COMMIT; owned */
+    sqlite3_stmt *ins_batch; /* INSERT INTO batches; owned */
+    sqlite3_stmt *up_agent;  /* agents upsert; owned */
+    char errmsg[256];        /* message behind the last error */
+    struct store_stats st;   /* counters; written by store_commit */
+};
+
+/*
+ * Version 1. One row per accepted batch; the index lets a per-host
+ * lookup (replay, "events of host X") avoid a full scan.
+ */
+static const char schema_v1[] =
+    "CREATE TABLE agents("
+    " name TEXT PRIMARY KEY,"
+    " epoch INTEGER,"
+    " hwm INTEGER NOT NULL,"
+    " first_seen INTEGER,"
+    " last_seen INTEGER,"
+    " software TEXT);"
+    "CREATE TABLE batches("
+    " id INTEGER PRIMARY KEY,"
+    " host TEXT NOT NULL,"
+    " seq_first INTEGER NOT NULL,"
+    " seq_last INTEGER NOT NULL,"
+    " n INTEGER NOT NULL,"
+    " ts_min INTEGER,"
+    " ts_max INTEGER,"
+    " events BLOB NOT NULL);"
+    "CREATE INDEX batches_host_seq ON batches(host, seq_first);";
+
+static const char *const migrations[STORE_SCHEMA_VERSION] = {schema_v1};
+
+/* Map an SQLite result code to a negative errno. */
+static int
+sqlerr(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_DONE:
+    case SQLITE_ROW:
+        return 0;
+    case SQLITE_FULL:
+        return -ENOSPC;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return -EBUSY;
+    case SQLITE_READONLY:
+        return -EROFS;
+    case SQLITE_NOMEM:
+        return -ENOMEM;
+    case SQLITE_CANTOPEN:
+        return -ENOENT;
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+        return -EACCES;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return -EBADMSG;
+    case SQLITE_TOOBIG:
+        return -E2BIG;
+    case SQLITE_MISUSE:
+    case SQLITE_RANGE:
+        return -EINVAL;
+    default:
+        return -EIO;
+    }
+}
+
+/* Remember the connection's current error message; return errno form. */
+static int
+fail(struct store *s, int rc)
+{
+    snprintf(s->errmsg, sizeof(s->errmsg), "%s", sqlite3_errmsg(s->db));
+    return sqlerr(rc) ? sqlerr(rc) : -EIO;
+}
+
+static int
+exec(struct store *s, const char *sql)
+{
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? 0 : fail(s, rc);
+}
+
+static int
+user_version(struct store *s, int *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    rc = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        rc = fail(s, rc);
+        sqlite3_finalize(st);
+        return rc;
+    }
+    *out = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return 0;
+}
+
+static int
+migrate(struct store *s)
+{
+    char sql[64];
+    int v, rc;
+
+    if ((rc = user_version(s, &v)) < 0)
+        return rc;
+    if (v > STORE_SCHEMA_VERSION) {
+        log_warnx("store %s: schema version %d is newer than this "
+                  "program's (%d)",
+                  s->path, v, STORE_SCHEMA_VERSION);
+        return -EPROTO;
+    }
+    while (v < STORE_SCHEMA_VERSION) {
+        if ((rc = exec(s, "BEGIN IMMEDIATE")) < 0)
+            return rc;
+        /* Another process may have migrated while we waited. */
+        if ((rc = user_version(s, &v)) < 0)
+            goto rollback;
+        if (v >= STORE_SCHEMA_VERSION) {
+            rc = exec(s, "COMMIT");
+            break;
+        }
+        snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
+        if ((rc = exec(s, migrations[v])) < 0 || (rc = exec(s, sql)) < 0)
+            goto rollback;
+        if ((rc = exec(s, "COMMIT")) < 0)
+            goto rollback;
+        log_debug("store %s: schema migrated to version %d", s->path, v + 1);
+        v++;
+    }
+    return rc;
+rollback:
+    log_warnx("store %s: migration to version %d failed: %s", s->path, v + 1,
+              s->errmsg);
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+static int
+prepare(struct store *s, const char *sql, sqlite3_stmt **out)
+{
+    int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out,
+                                NULL);
+    return rc == SQLITE_OK ? 0 : fail(s, rc);
+}
+
+static int
+prepare_writer(struct store *s)
+{
+    int rc;
+
+    if ((rc = prepare(s, "BEGIN IMMEDIATE", &s->begin)) < 0 ||
+        (rc = prepare(s, "COMMIT", &s->commit)) < 0 ||
+        (rc = prepare(s,
+                      "INSERT INTO batches(host, seq_first, seq_last, n,"
+                      " ts_min, ts_max, events) VALUES(?1,?2,?3,?4,?5,?6,?7)",
+                      &s->ins_batch)) < 0 ||
+        (rc = prepare(s,
+                      "INSERT INTO agents(name, epoch, hwm, first_seen,"
+                      " last_seen, software) VALUES(?1,?2,?3,?4,?4,?5)"
+                      " ON CONFLICT(name) DO UPDATE SET"
+                      " epoch = excluded.epoch, hwm = max(hwm, excluded.hwm),"
+                      " last_seen = excluded.last_seen,"
+                      " software = coalesce(excluded.software, software)",
+                      &s->up_agent)) < 0)
+        return rc;
+    return 0;
+}
+
+/* Create the directory that will hold path. */
+static int
+mkparent(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir;
+    int rc;
+
+    if (slash == NULL || slash == path)
+        return 0;
+    dir = tc_xstrndup(path, (size_t)(slash - path));
+    rc = tc_mkdirs(dir, 0750);
+    free(dir);
+    return rc;
+}
+
+int
+store_open(const char *path, int flags, struct store **out)
+{
+    struct store *s;
+    int oflags, rc, v;
+
+    *out = NULL;
+    s = tc_xcalloc(1, sizeof(*s));
+    s->path = tc_xstrdup(path);
+    s->flags = flags;
+
+    if (flags & STORE_RDONLY) {
+        /* Do not let SQLite create an empty file for a typo'd path. */
+        if (access(path, F_OK) < 0) {
+            rc = -errno;
+            log_warnx("store %s: %s", path, strerror(errno));
+            goto fail;
+        }
+        oflags = SQLITE_OPEN_READONLY;
+    } else {
+        if ((rc = mkparent(path)) < 0) {
+            log_warnx("store %s: cannot create its directory: %s", path,
+                      strerror(-rc));
+            goto fail;
+        }
+        oflags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    }
+    /* One thread at a time by contract, so SQLite's mutexes are waste. */
+    oflags |= SQLITE_OPEN_NOMUTEX;
+    rc = sqlite3_open_v2(path, &s->db, oflags, NULL);
+    if (rc != SQLITE_OK) {
+        rc = s->db ? fail(s, rc) : -ENOMEM;
+        log_warnx("store %s: cannot open: %s", path,
+                  s->db ? s->errmsg : "out of memory");
+        goto fail;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+
+    if (flags & STORE_RDONLY) {
+        if ((rc = user_version(s, &v)) < 0) {
+            log_warnx("store %s: %s", path, s->errmsg);
+            goto fail;
+        }
+        if (v != STORE_SCHEMA_VERSION) {
+            log_warnx("store %s: schema version %d, expected %d%s", path, v,
+                      STORE_SCHEMA_VERSION,
+                      v == 0 ? " (the collector has not initialised it)" : "");
+            rc = v == 0 ? -ENOENT : -EPROTO;
+            goto fail;
+        }
+        *out = s;
+        return 0;
+    }
+
+    /*
+     * WAL: readers (tocsinctl, the API) never block the writer, and a
+     * commit is one sequential append plus one fsync. FULL also syncs
+     * the WAL at every commit, which is what "acked means durable"
+     * needs across power loss; NORMAL only survives process crashes.
+     */
+    if ((rc = exec(s, "PRAGMA journal_mode = WAL")) < 0 ||
+        (rc = exec(s, (flags & STORE_SYNC_NORMAL)
+                          ? "PRAGMA synchronous = NORMAL"
+                          : "PRAGMA synchronous = FULL")) < 0) {
+        log_warnx("store %s: %s", path, s->errmsg);
+        goto fail;
+    }
+    if ((rc = migrate(s)) < 0)
+        goto fail;
+    if ((rc = prepare_writer(s)) < 0) {
+        log_warnx("store %s: %s", path, s->errmsg);
+        goto fail;
+    }
+    *out = s;
+    return 0;
+fail:
+    store_close(s);
+    return rc;
+}
+
+void
+store_close(struct store *s)
+{
+    if (s == NULL)
+        return;
+    sqlite3_finalize(s->begin);
+    sqlite3_finalize(s->commit);
+    sqlite3_finalize(s->ins_batch);
+    sqlite3_finalize(s->up_agent);
+    /* The last connection to close also checkpoints and removes the WAL. */
+    sqlite3_close(s->db);
+    free(s->path);
+    free(s);
+}
+
+const char *
+store_errmsg(const struct store *s)
+{
+    return s->errmsg;
+}
+
+static const char *
+col_text(sqlite3_stmt *st, int i)
+{
+    return (const char *)sqlite3_column_text(st, i);
+}
+
+int
+store_load_agents(struct store *s,
+                  int (*cb)(const struct store_agent *a, void *arg), void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    struct store_agent a;
+    int rc;
+
+    rc = sqlite3_prepare_v2(s->db,
+                            "SELECT name, epoch, hwm, first_seen, last_seen,"
+                            " software FROM agents ORDER BY name",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return fail(s, rc);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        memset(&a, 0, sizeof(a));
+        a.name = col_text(st, 0);
+        if (a.name == NULL)
+            continue; /* cannot happen with the PRIMARY KEY; be safe */
+        a.has_epoch = sqlite3_column_type(st, 1) != SQLITE_NULL;
+        a.epoch = (uint64_t)sqlite3_column_int64(st, 1);
+        a.hwm = (uint64_t)sqlite3_column_int64(st, 2);
+        a.first_seen = sqlite3_column_int64(st, 3);
+        a.last_seen = sqlite3_column_int64(st, 4);
+        a.software = col_text(st, 5);
+        if ((rc = cb(&a, arg)) != 0)
+            goto out;
+    }
+    rc = rc == SQLITE_DONE ? 0 : fail(s, rc);
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Run a prepared statement that returns no rows, then reset it. */
+static int
+step_done(struct store *s, sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        rc = fail(s, rc);
+        sqlite3_reset(st);
+        return rc;
+    }
+    sqlite3_reset(st);
+    return 0;
+}
+
+int
+store_commit(struct store *s, const struct store_txn *t)
+{
+    int64_t t0 = tc_mono_ns();
+    uint64_t events = 0, bytes = 0;
+    int rc;
+
+    if (s->flags & STORE_RDONLY)
+        return -EROFS;
+    if ((rc = step_done(s, s->begin)) < 0)
+        goto fail;
+    for (size_t i = 0; i < t->nbatches; i++) {
+        const struct store_batch *b = &t->batches[i];
+        sqlite3_stmt *st = s->ins_batch;
+
+        /*
+         * SQLITE_STATIC: the caller keeps the bytes alive for the whole
+         * call, so SQLite need not copy a blob it writes once.
+         */
+        sqlite3_bind_text(st, 1, b->host, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)b->seq_first);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)b->seq_last);
+        sqlite3_bind_int64(st, 4, b->n);
+        sqlite3_bind_int64(st, 5, b->ts_min);
+        sqlite3_bind_int64(st, 6, b->ts_max);
+        sqlite3_bind_blob64(st, 7, b->events, b->events_len, SQLITE_STATIC);
+        if ((rc = step_done(s, st)) < 0)
+            goto fail;
+        events += b->n;
+        bytes += b->events_len;
+    }
+    for (size_t i = 0; i < t->nagents; i++) {
+        const struct store_agent_update *a = &t->agents[i];
+        sqlite3_stmt *st = s->up_agent;
+
+        sqlite3_bind_text(st, 1, a->name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)a->epoch);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)a->hwm);
+        sqlite3_bind_int64(st, 4, a->last_seen);
+        if (a->software)
+            sqlite3_bind_text(st, 5, a->software, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 5);
+        if ((rc = step_done(s, st)) < 0)
+            goto fail;
+    }
+    if ((rc = step_done(s, s->commit)) < 0)
+        goto fail;
+    s->st.commits++;
+    s->st.batches += t->nbatches;
+    s->st.events += events;
+    s->st.bytes += bytes;
+    s->st.last_commit_ns = tc_mono_ns() - t0;
+    return 0;
+fail:
+    /*
+     * SQLite rolls back by itself on some errors (SQLITE_FULL may, an
+     * I/O error does), not on others (a busy COMMIT keeps the
+     * transaction open). Leave no transaction behind either way, so a
+     * retry starts clean.
+     */
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    s->st.commit_errors++;
+    return rc;
+}
+
+int
+store_events_iter(struct store *s, const char *host, uint64_t last,
+                  int (*cb)(const struct store_batch *b, uint32_t skip,
+                            void *arg),
+                  void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    struct store_batch b;
+    int64_t from_id = 0;
+    uint64_t skip = 0;
+    int rc;
+
+    /* One read transaction: the count pass and the walk see one state. */
+    if ((rc = exec(s, "BEGIN")) < 0)
+        return rc;
+    if (last > 0) {
+        /*
+         * Walk back from the newest batch until `last` events are
+         * covered; only (id, n) is read, never a blob, so this stays
+         * cheap and nothing is held in memory.
+         */
+        uint64_t sum = 0;
+
+        rc = sqlite3_prepare_v2(s->db,
+                                "SELECT id, n FROM batches WHERE"
+                                " (?1 IS NULL OR host = ?1) ORDER BY id DESC",
+                                -1, &st, NULL);
+        if (rc != SQLITE_OK) {
+            rc = fail(s, rc);
+            goto out;
+        }
+        if (host)
+            sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            from_id = sqlite3_column_int64(st, 0);
+            sum += (uint64_t)sqlite3_column_int64(st, 1);
+            if (sum >= last) {
+                skip = sum - last;
+                break;
+            }
+        }
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+            rc = fail(s, rc);
+            goto out;
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+
+    /* "?1 IS NULL OR": keeps the scan in rowid (arrival) order. */
+    rc = sqlite3_prepare_v2(s->db,
+                            "SELECT id, host, seq_first, seq_last, n, ts_min,"
+                            " ts_max, events FROM batches WHERE"
+                            " (?1 IS NULL OR host = ?1) AND id >= ?2"
+                            " ORDER BY id",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        rc = fail(s, rc);
+        goto out;
+    }
+    if (host)
+        sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, from_id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        memset(&b, 0, sizeof(b));
+        b.id = sqlite3_column_int64(st, 0);
+        b.host = col_text(st, 1);
+        b.seq_first = (uint64_t)sqlite3_column_int64(st, 2);
+        b.seq_last = (uint64_t)sqlite3_column_int64(st, 3);
+        b.n = (uint32_t)sqlite3_column_int64(st, 4);
+        b.ts_min = sqlite3_column_int64(st, 5);
+        b.ts_max = sqlite3_column_int64(st, 6);
+        b.events = sqlite3_column_blob(st, 7);
+        b.events_len = (size_t)sqlite3_column_bytes(st, 7);
+        if (b.host == NULL)
+            b.host = "";
+        rc = cb(&b, (uint32_t)(skip < b.n ? skip : b.n), arg);
+        skip = 0;
+        if (rc != 0)
+            goto out;
+    }
+    rc = rc == SQLITE_DONE ? 0 : fail(s, rc);
+out:
+    sqlite3_finalize(st);
+    sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    return rc;
+}
+
+void
+store_stats(const struct store *s, struct store_stats *out)
+{
+    *out = s->st;
+}

@@ -1,0 +1,136 @@
+/*
+ * store: the collector's durable state, kept in SQLite.
+ *
+ * This is the only collector module that touches SQLite; everything
+ * above it speaks in batches and agents. Events are stored one row per
+ * accepted EVENTS batch (a msgpack array of event maps), not one row per
+ * event: an indexed row insert costs SQLite about 10 us, so per-event
+ * rows would cap ingest near 100k events/s, while a batch row amortises
+ * that cost over hundreds of events.
+ *
+ * Threading: a struct store is one SQLite connection opened without
+ * SQLite's own mutexes. Callers must make sure that at most one thread
+ * uses a given store at a time; the ingest module runs store_commit on
+ * the libuv threadpool with only one commit in flight, and the loop
+ * thread does not touch the store while it runs.
+ *
+ * Errors are negative errno values: -ENOSPC (database or disk full),
+ * -EIO (I/O error), -EBUSY (locked), -EROFS (read-only), -EPROTO
+ * (schema from a newer version), -ENOENT (no such store), -EINVAL. The
+ * SQLite message behind the last error is kept in store_errmsg.
+ */
+#ifndef COLLECTOR_STORE_H
+#define COLLECTOR_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+/* store_open flags */
+#define STORE_RDONLY 0x1      /* tocsinctl: never write, never migrate */
+#define STORE_SYNC_NORMAL 0x2 /* WAL without an fsync per commit */
+
+/* Current schema version (PRAGMA user_version). */
+#define STORE_SCHEMA_VERSION 1
+
+/*
+ * Open (creating the file, its parent directories and the schema unless
+ * STORE_RDONLY) the store at path. On failure returns a negative errno
+ * and logs why with log_warnx.
+ */
+int store_open(const char *path, int flags, struct store **out);
+/* Close the connection. store_close(NULL) is a no-op. */
+void store_close(struct store *s);
+
+/* The SQLite message for the last failed call on s ("" if none). */
+const char *store_errmsg(const struct store *s);
+
+/* One row of the agents table. */
+struct store_agent {
+    const char *name;     /* agent name (cert CN); borrowed */
+    uint64_t epoch;       /* spool epoch the hwm belongs to; 0 = none */
+    int has_epoch;        /* 0 if the epoch column is NULL */
+    uint64_t hwm;         /* highest seq durably stored */
+    int64_t first_seen;   /* ns since the epoch, 0 = unknown */
+    int64_t last_seen;    /* ns since the epoch, 0 = unknown */
+    const char *software; /* HELLO software string or NULL; borrowed */
+};
+
+/*
+ * Call cb for every known agent (start-up: the loop keeps them in
+ * memory afterwards). Strings are valid during the call only. A non-zero
+ * return from cb stops the walk and is returned.
+ */
+int store_load_agents(struct store *s,
+                      int (*cb)(const struct store_agent *a, void *arg),
+                      void *arg);
+
+/* One accepted EVENTS batch: a row of the batches table. */
+struct store_batch {
+    int64_t id;            /* row id = arrival order; set by iteration */
+    const char *host;      /* agent name, NUL-terminated; borrowed */
+    uint64_t seq_first;    /* seq of the first event in the blob */
+    uint64_t seq_last;     /* seq of the last event in the blob */
+    uint32_t n;            /* events in the blob */
+    int64_t ts_min;        /* smallest event ts, ns */
+    int64_t ts_max;        /* largest event ts, ns */
+    const uint8_t *events; /* msgpack array of n event maps; borrowed */
+    size_t events_len;     /* bytes */
+};
+
+/* Agent row written with a commit (insert or update). */
+struct store_agent_update {
+    const char *name;     /* borrowed */
+    uint64_t epoch;       /* spool epoch of the batches committed */
+    uint64_t hwm;         /* new highest durable seq of that epoch */
+    int64_t last_seen;    /* ns; also first_seen when the row is new */
+    const char *software; /* may be NULL: keep the stored value */
+};
+
+/* What one store_commit writes, atomically. Everything borrowed. */
+struct store_txn {
+    const struct store_batch *batches; /* in arrival order */
+    size_t nbatches;
+    const struct store_agent_update *agents;
+    size_t nagents;
+};
+
+/*
+ * Write every batch and agent update of t in one transaction. Either
+ * all of it is durable when this returns 0 (within the limits of the
+ * sync mode), or none of it is and a negative errno is returned; the
+ * caller may retry the same txn. Safe to call from a worker thread (see
+ * the threading note above); it does not log.
+ */
+int store_commit(struct store *s, const struct store_txn *t);
+
+/*
+ * Walk stored batches in arrival order, optionally only those of host
+ * (NULL = all hosts). When last > 0, only the batches that hold the
+ * `last` most recent matching events are visited, and skip tells cb how
+ * many leading events of the batch fall outside that window (non-zero
+ * for the first batch visited at most). Blob bytes are valid during the
+ * call only. A non-zero return from cb stops the walk and is returned.
+ */
+int store_events_iter(struct store *s, const char *host, uint64_t last,
+                      int (*cb)(const struct store_batch *b, uint32_t skip,
+                                void *arg),
+                      void *arg);
+
+struct store_stats {
+    uint64_t commits;       /* successful store_commit calls */
+    uint64_t commit_errors; /* failed store_commit calls */
+    uint64_t batches;       /* batch rows written by this process */
+    uint64_t events;        /* events in those rows */
+    uint64_t bytes;         /* blob bytes in those rows */
+    int64_t last_commit_ns; /* duration of the last commit, ns */
+};
+
+/*
+ * Counters of this connection. Not to be called while a commit runs on
+ * another thread (read them from the commit's completion callback).
+ */
+void store_stats(const struct store *s, struct store_stats *out);
+
+#endif

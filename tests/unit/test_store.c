@@ -1,0 +1,467 @@
+/*
+ * test_store: the collector's SQLite store. Schema creation, commits of
+ * batches with agent high-water marks, durability across reopen, the
+ * event walk (host filter, last-N window), read-only opens, and a
+ * failing commit that must report an error and lose nothing that was
+ * committed before it.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+struct fixture {
+    char dir[64];   /* mkdtemp directory */
+    char path[128]; /* store file, two directories below dir */
+};
+
+static int
+setup(void **state)
+{
+    struct fixture *f = tc_xcalloc(1, sizeof(*f));
+
+    snprintf(f->dir, sizeof(f->dir), "/tmp/test_store.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    /* Parent directories do not exist yet: store_open creates them. */
+    snprintf(f->path, sizeof(f->path), "%s/state/sub/collector.db", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fixture *f = *state;
+    char *cmd = tc_xasprintf("rm -rf '%s'", f->dir);
+
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    free(f);
+    return 0;
+}
+
+/* A batch whose blob is recognisable bytes (the store does not parse). */
+static struct store_batch
+mkbatch(const char *host, uint64_t first, uint32_t n, const char *blob)
+{
+    struct store_batch b = {
+        .host = host,
+        .seq_first = first,
+        .seq_last = first + n - 1,
+        .n = n,
+        .ts_min = (int64_t)first * 1000,
+        .ts_max = (int64_t)(first + n - 1) * 1000,
+        .events = (const uint8_t *)blob,
+        .events_len = strlen(blob),
+    };
+    return b;
+}
+
+struct seen_agent {
+    char name[32];
+    uint64_t epoch, hwm;
+    int64_t first_seen, last_seen;
+    char software[64];
+};
+
+struct agents_acc {
+    struct seen_agent a[8];
+    int n;
+};
+
+static int
+agent_cb(const struct store_agent *a, void *arg)
+{
+    struct agents_acc *acc = arg;
+    struct seen_agent *s;
+
+    assert_true(acc->n < 8);
+    s = &acc->a[acc->n++];
+    snprintf(s->name, sizeof(s->name), "%s", a->name);
+    s->epoch = a->epoch;
+    s->hwm = a->hwm;
+    s->first_seen = a->first_seen;
+    s->last_seen = a->last_seen;
+    snprintf(s->software, sizeof(s->software), "%s",
+             a->software ? a->software : "(null)");
+    return 0;
+}
+
+struct walk {
+    int64_t ids[32];
+    char hosts[32][16];
+    char blobs[32][32];
+    uint32_t skips[32];
+    uint64_t seq_first[32];
+    int n;
+};
+
+static int
+walk_cb(const struct store_batch *b, uint32_t skip, void *arg)
+{
+    struct walk *w = arg;
+
+    assert_true(w->n < 32);
+    w->ids[w->n] = b->id;
+    snprintf(w->hosts[w->n], sizeof(w->hosts[0]), "%s", b->host);
+    snprintf(w->blobs[w->n], sizeof(w->blobs[0]), "%.*s", (int)b->events_len,
+             (const char *)b->events);
+    w->skips[w->n] = skip;
+    w->seq_first[w->n] = b->seq_first;
+    w->n++;
+    return 0;
+}
+
+static void
+commit_two_agents(struct store *s)
+{
+    struct store_batch b[3] = {
+        mkbatch("web1", 1, 3, "web1:1-3"),
+        mkbatch("db1", 10, 2, "db1:10-11"),
+        mkbatch("web1", 4, 2, "web1:4-5"),
+    };
+    struct store_agent_update a[2] = {
+        {.name = "web1",
+         .epoch = 0xfeedfacecafebeefULL,
+         .hwm = 5,
+         .last_seen = 111,
+         .software = "tocsin-agent 0.1.0"},
+        {.name = "db1",
+         .epoch = 7,
+         .hwm = 11,
+         .last_seen = 222,
+         .software = NULL},
+    };
+    struct store_txn t = {b, 3, a, 2};
+
+    assert_int_equal(store_commit(s, &t), 0);
+}
+
+static void
+test_schema(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    int n = 0;
+
+    assert_int_equal(store_open(f->path, 0, &s), 0);
+    store_close(s);
+
+    /* Inspect the file with plain SQLite, not through the module. */
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), STORE_SCHEMA_VERSION);
+    sqlite3_finalize(st);
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    assert_int_equal(
+        sqlite3_prepare_v2(db,
+                           "SELECT name FROM sqlite_schema WHERE name IN"
+                           " ('agents', 'batches', 'batches_host_seq')",
+                           -1, &st, NULL),
+        SQLITE_OK);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        n++;
+    sqlite3_finalize(st);
+    assert_int_equal(n, 3);
+    sqlite3_close(db);
+
+    /* Reopening an up-to-date store migrates nothing and succeeds. */
+    assert_int_equal(store_open(f->path, STORE_SYNC_NORMAL, &s), 0);
+    store_close(s);
+}
+
+static void
+test_newer_schema_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    sqlite3 *db;
+
+    assert_int_equal(store_open(f->path, 0, &s), 0);
+    store_close(s);
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(store_open(f->path, 0, &s), -EPROTO);
+    assert_null(s);
+}
+
+static void
+test_commit_reopen(void **state)
+{
+    struct fixture *f = *state;
+    struct agents_acc acc = {0};
+    struct store_stats st;
+    struct store *s;
+
+    assert_int_equal(store_open(f->path, 0, &s), 0);
+    commit_two_agents(s);
+    store_stats(s, &st);
+    assert_int_equal(st.commits, 1);
+    assert_int_equal(st.batches, 3);
+    assert_int_equal(st.events, 7);
+    store_close(s);
+
+    /* Durability: a fresh connection sees the agents and their hwm. */
+    assert_int_equal(store_open(f->path, 0, &s), 0);
+    assert_int_equal(store_load_agents(s, agent_cb, &acc), 0);
+    assert_int_equal(acc.n, 2);
+    /* Ordered by name. */
+    assert_string_equal(acc.a[0].name, "db1");
+    assert_int_equal(acc.a[0].hwm, 11);
+    assert_int_equal(acc.a[0].epoch, 7);
+    assert_string_equal(acc.a[0].software, "(null)");
+    assert_string_equal(acc.a[1].name, "web1");
+    assert_int_equal(acc.a[1].hwm, 5);
+    /* A 64-bit epoch survives the signed INTEGER column. */
+    assert_true(acc.a[1].epoch == 0xfeedfacecafebeefULL);
+    assert_int_equal(acc.a[1].first_seen, 111);
+    assert_string_equal(acc.a[1].software, "tocsin-agent 0.1.0");
+
+    /* An update moves hwm/last_seen, keeps first_seen and software. */
+    {
+        struct store_batch b = mkbatch("web1", 6, 1, "web1:6");
+        struct store_agent_update a = {.name = "web1",
+                                       .epoch = 0xfeedfacecafebeefULL,
+                                       .hwm = 6,
+                                       .last_seen = 333};
+        struct store_txn t = {&b, 1, &a, 1};
+
+        assert_int_equal(store_commit(s, &t), 0);
+    }
+    memset(&acc, 0, sizeof(acc));
+    assert_int_equal(store_load_agents(s, agent_cb, &acc), 0);
+    assert_int_equal(acc.a[1].hwm, 6);
+    assert_int_equal(acc.a[1].first_seen, 111);
+    assert_int_equal(acc.a[1].last_seen, 333);
+    assert_string_equal(acc.a[1].software, "tocsin-agent 0.1.0");
+
+    /* A new epoch is recorded; the stored hwm never moves backwards. */
+    {
+        struct store_agent_update a = {
+            .name = "web1", .epoch = 9, .hwm = 3, .last_seen = 444};
+        struct store_txn t = {NULL, 0, &a, 1};
+
+        assert_int_equal(store_commit(s, &t), 0);
+    }
+    memset(&acc, 0, sizeof(acc));
+    assert_int_equal(store_load_agents(s, agent_cb, &acc), 0);
+    assert_int_equal(acc.a[1].epoch, 9);
+    assert_int_equal(acc.a[1].hwm, 6);
+    store_close(s);
+}
+
+static void
+test_events_iter(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    struct walk w;
+
+    assert_int_equal(store_open(f->path, 0, &s), 0);
+    commit_two_agents(s);
+
+    /* All hosts, arrival order. */
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(store_events_iter(s, NULL, 0, walk_cb, &w), 0);
+    assert_int_equal(w.n, 3);
+    assert_string_equal(w.blobs[0], "web1:1-3");
+    assert_string_equal(w.blobs[1], "db1:10-11");
+    assert_string_equal(w.blobs[2], "web1:4-5");
+    assert_true(w.ids[0] < w.ids[1] && w.ids[1] < w.ids[2]);
+    assert_int_equal(w.skips[0], 0);
+
+    /* Host filter. */
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(store_events_iter(s, "web1", 0, walk_cb, &w), 0);
+    assert_int_equal(w.n, 2);
+    assert_string_equal(w.hosts[0], "web1");
+    assert_string_equal(w.hosts[1], "web1");
+    assert_int_equal(w.seq_first[1], 4);
+
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(store_events_iter(s, "nosuch", 0, walk_cb, &w), 0);
+    assert_int_equal(w.n, 0);
+
+    /* Last 3 of all: db1's 2 events need 1 more, from the last batch. */
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(store_events_iter(s, NULL, 3, walk_cb, &w), 0);
+    assert_int_equal(w.n, 2);
+    assert_string_equal(w.blobs[0], "db1:10-11");
+    assert_int_equal(w.skips[0], 1);
+    assert_int_equal(w.skips[1], 0);
+
+    /* Last 4 of web1: 2 of the first batch (skip 1), then all of 4-5. */
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(store_events_iter(s, "web1", 4, walk_cb, &w), 0);
+    assert_int_equal(w.n, 2);
+    assert_string_equal(w.blobs[0], "web1:1-3");
+    assert_int_equal(w.skips[0], 1);
+
+    /* More than stored: everything, nothing skipped. */
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(store_events_iter(s, NULL, 1000, walk_cb, &w), 0);
+    assert_int_equal(w.n, 3);
+    assert_int_equal(w.skips[0], 0);
+
+    store_close(s);
+}
+
+static int
+stop_cb(const struct store_batch *b, uint32_t skip, void *arg)
+{
+    int *calls = arg;
+    (*calls)++;
+    return 42;
+}
+
+static void
+test_iter_stop(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    int calls = 0;
+
+    assert_int_equal(store_open(f->path, 0, &s), 0);
+    commit_two_agents(s);
+    assert_int_equal(store_events_iter(s, NULL, 0, stop_cb, &calls), 42);
+    assert_int_equal(calls, 1);
+    store_close(s);
+}
+
+static void
+test_readonly(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s, *ro;
+    struct walk w = {0};
+    struct store_batch b = mkbatch("x", 1, 1, "x");
+    struct store_txn t = {&b, 1, NULL, 0};
+    struct stat sb;
+
+    /* A missing store is an error, and no file is created. */
+    assert_int_equal(store_open(f->path, STORE_RDONLY, &ro), -ENOENT);
+    assert_null(ro);
+    assert_int_equal(stat(f->path, &sb), -1);
+
+    /* The writer stays open, as the running collector would be. */
+    assert_int_equal(store_open(f->path, 0, &s), 0);
+    commit_two_agents(s);
+    assert_int_equal(store_open(f->path, STORE_RDONLY, &ro), 0);
+    assert_int_equal(store_events_iter(ro, NULL, 0, walk_cb, &w), 0);
+    assert_int_equal(w.n, 3);
+    assert_int_equal(store_commit(ro, &t), -EROFS);
+    store_close(ro);
+    store_close(s);
+
+    /* And with no writer around (the collector stopped). */
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(store_open(f->path, STORE_RDONLY, &ro), 0);
+    assert_int_equal(store_events_iter(ro, "db1", 0, walk_cb, &w), 0);
+    assert_int_equal(w.n, 1);
+    store_close(ro);
+}
+
+static void
+test_commit_error(void **state)
+{
+    struct fixture *f = *state;
+    static char big[256 * 1024];
+    struct store_batch b;
+    struct store_agent_update a = {
+        .name = "web1", .epoch = 1, .hwm = 1000, .last_seen = 1};
+    struct store_txn t = {&b, 1, &a, 1};
+    struct agents_acc acc = {0};
+    struct rlimit old, lim;
+    struct store_stats st;
+    struct store *s;
+    struct walk w = {0};
+    int rc;
+
+    assert_int_equal(store_open(f->path, 0, &s), 0);
+    commit_two_agents(s);
+
+    /*
+     * Cap the size of any file this process writes, so the WAL cannot
+     * grow by another 256 KiB: the commit fails like on a full disk
+     * (SQLite reports the short write as an I/O or disk-full error).
+     */
+    memset(big, 'z', sizeof(big) - 1);
+    b = mkbatch("web1", 6, 995, big);
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = 128 * 1024;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    rc = store_commit(s, &t);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    assert_true(rc == -EIO || rc == -ENOSPC);
+    assert_true(store_errmsg(s)[0] != '\0');
+    store_stats(s, &st);
+    assert_int_equal(st.commit_errors, 1);
+    assert_int_equal(st.commits, 1);
+
+    /* Nothing of the failed txn is visible; earlier rows are intact. */
+    assert_int_equal(store_events_iter(s, NULL, 0, walk_cb, &w), 0);
+    assert_int_equal(w.n, 3);
+    assert_int_equal(store_load_agents(s, agent_cb, &acc), 0);
+    assert_int_equal(acc.a[1].hwm, 5);
+
+    /* The same txn succeeds once there is room again. */
+    assert_int_equal(store_commit(s, &t), 0);
+    store_close(s);
+
+    memset(&w, 0, sizeof(w));
+    memset(&acc, 0, sizeof(acc));
+    assert_int_equal(store_open(f->path, 0, &s), 0);
+    assert_int_equal(store_events_iter(s, NULL, 0, walk_cb, &w), 0);
+    assert_int_equal(w.n, 4);
+    assert_int_equal(store_load_agents(s, agent_cb, &acc), 0);
+    assert_int_equal(acc.a[1].hwm, 1000);
+    store_close(s);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_schema, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_commit_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_iter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_iter_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_error, setup, teardown),
+    };
+
+    log_init("test_store", 1, 0);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
