@@ -1,0 +1,671 @@
+/*
+ * sender: connection state machine and EVENTS window; see sender.h.
+ *
+ *   IDLE -> RESOLVING -> CONNECTING -> HELLO -> STREAMING
+ *     ^                                             |
+ *     +------------- BACKOFF <-- (link down) <------+
+ *
+ * Every path out of a connected state goes through on_close of the TLS
+ * conn, which is the one place that schedules the reconnect; everything
+ * else only asks the conn to close. Timers: retry (the backoff delay,
+ * and the deadline for reaching STREAMING), ping (PING period and the
+ * silence check), flush (sending events that wait for a rate-limited
+ * spool_sync).
+ */
+#include "sender.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "buf.h"
+#include "log.h"
+#include "util.h"
+#include "wire.h"
+
+/*
+ * Stop queueing batches while this much is not yet on the socket: the
+ * kernel's socket buffer does the queueing, our memory stays small.
+ */
+#define SENDER_MAX_PENDING (512u << 10)
+
+enum sender_state {
+    SS_IDLE,       /* not started, or waiting for the backoff timer */
+    SS_RESOLVING,  /* uv_getaddrinfo in flight */
+    SS_CONNECTING, /* TCP connect and TLS handshake */
+    SS_HELLO,      /* HELLO sent, waiting for WELCOME */
+    SS_STREAMING,  /* sending EVENTS, receiving ACKs */
+};
+
+struct sender {
+    uv_loop_t *loop;                /* borrowed */
+    const struct agent_config *cfg; /* borrowed */
+    struct tc_tls_ctx *ctx;         /* borrowed */
+    struct spool *spool;            /* borrowed */
+    const char *name;               /* borrowed: agent name for HELLO */
+    char *host;                     /* owned: collector host to resolve */
+    char port[8];                   /* collector port, decimal */
+    enum sender_state state;
+    uv_getaddrinfo_t gai; /* in flight while gai_active */
+    int gai_active;
+    unsigned attempt;              /* connects since the last WELCOME */
+    struct tc_tls_conn *conn;      /* the link, NULL when down; freed by
+                                    * tls after on_close */
+    int conn_closing;              /* tc_tls_close was called */
+    char peer[64];                 /* "ip:port" of the link, for logs */
+    char collector[64];            /* collector name from WELCOME */
+    uv_timer_t retry;              /* backoff / session deadline */
+    uv_timer_t ping;               /* PING period, silence check */
+    uv_timer_t flush;              /* deferred send after a sync */
+    uint64_t backoff_ms;           /* current backoff ceiling, ms */
+    uint64_t rng;                  /* xorshift state for jitter */
+    int64_t last_rx_ns;            /* mono time of the last frame */
+    int64_t last_sync_ns;          /* mono time of the last spool_sync */
+    struct tc_buf rx;              /* received bytes, capped at a frame */
+    struct tc_buf tx;              /* one encoded frame before write */
+    struct tc_frame frame;         /* last decoded frame */
+    uint64_t next_send;            /* first seq not sent on this link */
+    uint64_t acked;                /* highest seq the collector acked */
+    uint64_t *inflight;            /* owned ring: last seq of each unacked
+                                    * batch, window_batches entries */
+    uint32_t nflight, flight_head; /* count and index of the oldest */
+    struct tc_buf bodies;          /* bodies of the batch being built */
+    const uint8_t **enc;           /* owned: batch_max_events pointers */
+    size_t *enc_len;               /* owned: their lengths */
+    size_t *enc_off;               /* owned: offsets into bodies */
+    uint32_t nenc;
+    int started;  /* sender_start set up the timers */
+    int stopping; /* sender_stop was called */
+    int closing;  /* timers whose close is pending */
+    void (*on_stopped)(void *arg);
+    void *stop_arg;
+};
+
+static void sender_connect(struct sender *s);
+static void sender_fill(struct sender *s);
+
+static uint64_t
+sender_rand(struct sender *s)
+{
+    /* xorshift64: jitter needs spread, not secrecy. */
+    s->rng ^= s->rng << 13;
+    s->rng ^= s->rng >> 7;
+    s->rng ^= s->rng << 17;
+    return s->rng;
+}
+
+/* Ask the link to close; on_close does the rest. */
+static void sender_drop(struct sender *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void
+sender_drop(struct sender *s, const char *fmt, ...)
+{
+    char reason[192];
+    va_list ap;
+
+    if (s->conn == NULL || s->conn_closing)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    s->conn_closing = 1;
+    tc_tls_close(s->conn, reason);
+}
+
+static void
+sender_check_stopped(struct sender *s)
+{
+    if (s->stopping && s->closing == 0 && s->conn == NULL && !s->gai_active &&
+        s->on_stopped != NULL) {
+        void (*cb)(void *) = s->on_stopped;
+        s->on_stopped = NULL;
+        cb(s->stop_arg);
+    }
+}
+
+static void
+sender_retry_cb(uv_timer_t *h)
+{
+    struct sender *s = h->data;
+
+    if (s->state == SS_IDLE) {
+        sender_connect(s);
+        return;
+    }
+    /* Still not streaming at the deadline: a stuck handshake or a
+     * collector that never answers HELLO. */
+    if (s->state == SS_CONNECTING || s->state == SS_HELLO)
+        sender_drop(s, "no WELCOME within %d s", SENDER_WELCOME_MS / 1000);
+}
+
+/* The link is down (or never came up): wait, then try again. */
+static void
+sender_backoff(struct sender *s, const char *reason)
+{
+    uint64_t delay;
+
+    s->state = SS_IDLE;
+    uv_timer_stop(&s->ping);
+    uv_timer_stop(&s->flush);
+    if (s->stopping)
+        return;
+    /* Full jitter: anywhere in [0, ceiling], so that many agents cut
+     * off together do not come back together. */
+    delay = sender_rand(s) % (s->backoff_ms + 1);
+    log_warnx("link down: %s; retrying in %.1fs", reason,
+              (double)delay / 1000.0);
+    s->backoff_ms *= 2;
+    if (s->backoff_ms > s->cfg->backoff_max_ms)
+        s->backoff_ms = s->cfg->backoff_max_ms;
+    uv_timer_start(&s->retry, sender_retry_cb, delay, 0);
+}
+
+static void
+sender_write_frame(struct sender *s)
+{
+    if (tc_tls_write(s->conn, tc_buf_head(&s->tx), tc_buf_size(&s->tx)) < 0)
+        sender_drop(s, "write failed");
+    tc_buf_reset(&s->tx);
+}
+
+static int
+sender_collect(void *arg, uint64_t seq, const uint8_t *body, size_t len)
+{
+    struct sender *s = arg;
+
+    /* Offsets, not pointers: bodies may move while it grows. */
+    s->enc_off[s->nenc] = tc_buf_size(&s->bodies);
+    s->enc_len[s->nenc] = len;
+    s->nenc++;
+    return tc_buf_append(&s->bodies, body, len);
+}
+
+static void
+sender_flush_cb(uv_timer_t *h)
+{
+    sender_fill(h->data);
+}
+
+/*
+ * Make sure what is about to be sent is durable, at most once every
+ * SENDER_SYNC_MS (each sync is an fsync or two). Returns the seq below
+ * which events may be sent now.
+ */
+static uint64_t
+sender_sendable(struct sender *s)
+{
+    uint64_t next = spool_next_seq(s->spool);
+    int64_t now, wait;
+    int rc;
+
+    if (spool_synced_seq(s->spool) >= next)
+        return next;
+    now = tc_mono_ns();
+    wait = s->last_sync_ns + (int64_t)SENDER_SYNC_MS * 1000000 - now;
+    if (wait > 0) {
+        if (!uv_is_active((uv_handle_t *)&s->flush))
+            uv_timer_start(&s->flush, sender_flush_cb,
+                           (uint64_t)(wait / 1000000) + 1, 0);
+        return spool_synced_seq(s->spool);
+    }
+    s->last_sync_ns = now;
+    if ((rc = spool_sync(s->spool)) < 0) {
+        /* Not durable, not sent; try again later. */
+        uv_timer_start(&s->flush, sender_flush_cb, 1000, 0);
+    }
+    return spool_synced_seq(s->spool);
+}
+
+/* Send batches while the window and the socket allow. */
+static void
+sender_fill(struct sender *s)
+{
+    uint32_t window = s->cfg->window_batches;
+
+    while (s->state == SS_STREAMING && !s->conn_closing &&
+           s->nflight < window &&
+           tc_tls_write_pending(s->conn) < SENDER_MAX_PENDING) {
+        uint64_t limit, last;
+        uint32_t max_n = s->cfg->batch_max_events;
+        int n, rc;
+
+        if (s->next_send < spool_first_seq(s->spool))
+            s->next_send = spool_first_seq(s->spool);
+        if (s->next_send >= spool_next_seq(s->spool))
+            return;
+        limit = sender_sendable(s);
+        if (s->next_send >= limit)
+            return;
+        if (limit - s->next_send < max_n)
+            max_n = (uint32_t)(limit - s->next_send);
+        tc_buf_reset(&s->bodies);
+        s->nenc = 0;
+        n = spool_read_from(s->spool, s->next_send, max_n, SENDER_BATCH_BYTES,
+                            sender_collect, s);
+        if (n <= 0) {
+            sender_drop(s, "cannot read the spool: %s",
+                        n < 0 ? strerror(-n) : "events missing");
+            return;
+        }
+        for (uint32_t i = 0; i < s->nenc; i++)
+            s->enc[i] = tc_buf_head(&s->bodies) + s->enc_off[i];
+        rc = tc_wire_encode_events_raw(&s->tx, s->enc, s->enc_len, s->nenc);
+        if (rc < 0) {
+            sender_drop(s, "cannot encode EVENTS: %s", strerror(-rc));
+            return;
+        }
+        sender_write_frame(s);
+        last = s->next_send + (uint64_t)n - 1;
+        s->inflight[(s->flight_head + s->nflight) % window] = last;
+        s->nflight++;
+        s->next_send = last + 1;
+    }
+}
+
+static void
+sender_ping_cb(uv_timer_t *h)
+{
+    struct sender *s = h->data;
+    struct tc_ping m;
+    int64_t silent = (tc_mono_ns() - s->last_rx_ns) / 1000000;
+
+    if (s->state != SS_STREAMING || s->conn_closing)
+        return;
+    if (silent >= SENDER_SILENCE_MS) {
+        sender_drop(s, "collector silent for %" PRId64 " s", silent / 1000);
+        return;
+    }
+    memset(&m, 0, sizeof(m));
+    m.ts = tc_now_ns();
+    m.spool_depth = spool_depth(s->spool);
+    m.spool_bytes = spool_bytes(s->spool);
+    m.version = tc_str_c("tocsin-agent " TOCSIN_VERSION);
+    if (tc_wire_encode_ping(&s->tx, &m) == 0)
+        sender_write_frame(s);
+}
+
+static void
+sender_welcome(struct sender *s, const struct tc_welcome *w)
+{
+    int rc;
+
+    if (s->state != SS_HELLO) {
+        sender_drop(s, "unexpected WELCOME");
+        return;
+    }
+    /*
+     * With a known epoch, hwm is ours: everything up to it is durable at
+     * the collector. Otherwise it belongs to an earlier spool under our
+     * name, and our seqs must be moved above it or they would be taken
+     * for its duplicates. Either way next_seq ends up above hwm.
+     */
+    if (w->epoch_known && (rc = spool_ack(s->spool, w->hwm)) < 0) {
+        sender_drop(s, "spool: %s", strerror(-rc));
+        return;
+    }
+    if ((rc = spool_renumber(s->spool, w->hwm)) < 0 ||
+        (rc = spool_report_drops(s->spool, s->name)) < 0) {
+        sender_drop(s, "spool: %s", strerror(-rc));
+        return;
+    }
+    snprintf(s->collector, sizeof(s->collector), "%.*s", (int)w->collector.len,
+             w->collector.ptr);
+    s->state = SS_STREAMING;
+    s->attempt = 0;
+    s->backoff_ms = s->cfg->backoff_min_ms;
+    s->next_send = spool_first_seq(s->spool);
+    s->acked = s->next_send - 1;
+    s->nflight = s->flight_head = 0;
+    uv_timer_stop(&s->retry);
+    uv_timer_start(&s->ping, sender_ping_cb, SENDER_PING_MS, SENDER_PING_MS);
+    log_info("connected to %s (collector %s), resuming after seq %" PRIu64
+             "%s; %" PRIu64 " events spooled",
+             s->peer, s->collector, s->next_send - 1,
+             w->epoch_known ? "" : " (new spool epoch)", spool_depth(s->spool));
+    sender_fill(s);
+}
+
+static void
+sender_ack(struct sender *s, uint64_t seq)
+{
+    uint32_t window = s->cfg->window_batches;
+    int rc;
+
+    if (s->state != SS_STREAMING) {
+        sender_drop(s, "ACK before WELCOME");
+        return;
+    }
+    if (seq <= s->acked)
+        return; /* stale, or repeated for a replay */
+    if (seq >= spool_next_seq(s->spool)) {
+        sender_drop(s, "ACK for seq %" PRIu64 ", which was never sent", seq);
+        return;
+    }
+    /* An ACK may cover more than this link sent: the previous link's
+     * events, committed after this link's WELCOME. */
+    if ((rc = spool_ack(s->spool, seq)) < 0) {
+        sender_drop(s, "spool: %s", strerror(-rc));
+        return;
+    }
+    s->acked = seq;
+    if (s->next_send <= seq)
+        s->next_send = seq + 1;
+    while (s->nflight > 0 && s->inflight[s->flight_head] <= seq) {
+        s->flight_head = (s->flight_head + 1) % window;
+        s->nflight--;
+    }
+    sender_fill(s);
+}
+
+static void
+sender_frame(struct sender *s, const uint8_t *body, size_t len)
+{
+    const char *err = "malformed";
+    char why[128];
+    int rc;
+
+    rc = tc_wire_decode(body, len, &tc_wire_default_limits, &s->frame, &err);
+    if (rc < 0) {
+        log_warnx("collector %s: bad frame: %s", s->peer, err);
+        sender_drop(s, "bad frame from the collector: %s", err);
+        return;
+    }
+    s->last_rx_ns = tc_mono_ns();
+    switch (s->frame.type) {
+    case TC_F_WELCOME:
+        sender_welcome(s, &s->frame.u.welcome);
+        break;
+    case TC_F_ACK:
+        sender_ack(s, s->frame.u.ack.seq);
+        break;
+    case TC_F_PONG:
+        log_debug("collector %s: PONG, round trip %.1f ms", s->peer,
+                  (double)(tc_now_ns() - s->frame.u.pong.ts) / 1e6);
+        break;
+    case TC_F_BYE:
+        snprintf(why, sizeof(why), "%.*s", (int)s->frame.u.bye.reason.len,
+                 s->frame.u.bye.reason.ptr);
+        log_warnx("collector %s said goodbye: %s", s->peer, why);
+        sender_drop(s, "collector said goodbye: %s", why);
+        break;
+    case TC_F_HINT:
+        /* Remediation hints arrive with a later issue. */
+        log_debug("collector %s: hint %" PRIu64 " ignored", s->peer,
+                  s->frame.u.hint.id);
+        break;
+    default:
+        log_warnx("collector %s: unexpected %s frame", s->peer,
+                  tc_frame_type_name(s->frame.type));
+        sender_drop(s, "unexpected %s frame",
+                    tc_frame_type_name(s->frame.type));
+        break;
+    }
+}
+
+static void
+sender_on_data(struct tc_tls_conn *c, const uint8_t *p, size_t n)
+{
+    struct sender *s = tc_tls_get_data(c);
+
+    if (s->conn_closing)
+        return;
+    if (tc_buf_append(&s->rx, p, n) < 0) {
+        sender_drop(s, "frame from the collector too large");
+        return;
+    }
+    while (!s->conn_closing) {
+        const uint8_t *body;
+        size_t blen;
+        long used = tc_wire_next(tc_buf_head(&s->rx), tc_buf_size(&s->rx),
+                                 TC_WIRE_MAX_FRAME, &body, &blen);
+        if (used == 0)
+            break;
+        if (used < 0) {
+            sender_drop(s, "frame from the collector too large");
+            break;
+        }
+        sender_frame(s, body, blen);
+        tc_buf_consume(&s->rx, (size_t)used);
+    }
+}
+
+static void
+sender_on_ready(struct tc_tls_conn *c)
+{
+    struct sender *s = tc_tls_get_data(c);
+    struct tc_hello h;
+
+    snprintf(s->peer, sizeof(s->peer), "%s", tc_tls_peer_addr(c));
+    memset(&h, 0, sizeof(h));
+    h.version_min = TC_WIRE_VERSION;
+    h.version_max = TC_WIRE_VERSION;
+    h.agent = tc_str_c(s->name);
+    h.epoch = spool_epoch(s->spool);
+    h.software = tc_str_c("tocsin-agent " TOCSIN_VERSION);
+    if (tc_wire_encode_hello(&s->tx, &h) < 0) {
+        sender_drop(s, "cannot encode HELLO");
+        return;
+    }
+    sender_write_frame(s);
+    s->last_rx_ns = tc_mono_ns();
+    s->state = SS_HELLO;
+}
+
+static void
+sender_on_drain(struct tc_tls_conn *c)
+{
+    sender_fill(tc_tls_get_data(c));
+}
+
+static void
+sender_on_close(struct tc_tls_conn *c, int status, const char *reason)
+{
+    struct sender *s = tc_tls_get_data(c);
+    char why[256];
+
+    snprintf(why, sizeof(why), "%s", reason && *reason ? reason : "closed");
+    s->conn = NULL;
+    s->conn_closing = 0;
+    tc_buf_reset(&s->rx);
+    tc_buf_reset(&s->tx);
+    uv_timer_stop(&s->retry);
+    if (s->stopping) {
+        s->state = SS_IDLE;
+        log_info("disconnected from the collector: %s", why);
+        sender_check_stopped(s);
+        return;
+    }
+    sender_backoff(s, why);
+}
+
+static const struct tc_tls_cbs sender_cbs = {
+    .on_ready = sender_on_ready,
+    .on_data = sender_on_data,
+    .on_drain = sender_on_drain,
+    .on_close = sender_on_close,
+};
+
+static void
+sender_gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    struct sender *s = req->data;
+    struct addrinfo *ai;
+    char why[192];
+    size_t n = 0;
+    int rc;
+
+    s->gai_active = 0;
+    if (s->stopping) {
+        uv_freeaddrinfo(res);
+        sender_check_stopped(s);
+        return;
+    }
+    if (status < 0) {
+        snprintf(why, sizeof(why), "cannot resolve %s: %s", s->host,
+                 uv_strerror(status));
+        sender_backoff(s, why);
+        return;
+    }
+    /* Each attempt takes the next address, so one that refuses does not
+     * hide the others. */
+    for (ai = res; ai != NULL; ai = ai->ai_next)
+        n++;
+    ai = res;
+    for (size_t i = 0; n > 0 && i < s->attempt % n; i++)
+        ai = ai->ai_next;
+    s->attempt++;
+    s->state = SS_CONNECTING;
+    s->conn_closing = 0;
+    rc =
+        tc_tls_connect(s->loop, s->ctx, ai->ai_addr,
+                       s->cfg->collector_server_name, &sender_cbs, s, &s->conn);
+    uv_freeaddrinfo(res);
+    if (rc < 0) {
+        s->conn = NULL;
+        snprintf(why, sizeof(why), "cannot connect to %s: %s",
+                 s->cfg->collector_address, uv_strerror(rc));
+        sender_backoff(s, why);
+        return;
+    }
+    uv_timer_start(&s->retry, sender_retry_cb, SENDER_WELCOME_MS, 0);
+}
+
+static void
+sender_connect(struct sender *s)
+{
+    struct addrinfo hints;
+    char why[192];
+    int rc;
+
+    if (s->stopping)
+        return;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    s->state = SS_RESOLVING;
+    s->gai.data = s;
+    rc = uv_getaddrinfo(s->loop, &s->gai, sender_gai_cb, s->host, s->port,
+                        &hints);
+    if (rc < 0) {
+        snprintf(why, sizeof(why), "cannot resolve %s: %s", s->host,
+                 uv_strerror(rc));
+        sender_backoff(s, why);
+        return;
+    }
+    s->gai_active = 1;
+}
+
+struct sender *
+sender_new(uv_loop_t *loop, const struct agent_config *cfg,
+           struct tc_tls_ctx *ctx, struct spool *spool, const char *name)
+{
+    struct sender *s = tc_xcalloc(1, sizeof(*s));
+
+    s->loop = loop;
+    s->cfg = cfg;
+    s->ctx = ctx;
+    s->spool = spool;
+    s->name = name;
+    s->backoff_ms = cfg->backoff_min_ms;
+    if (getrandom(&s->rng, sizeof(s->rng), 0) != (ssize_t)sizeof(s->rng) ||
+        s->rng == 0)
+        s->rng = (uint64_t)tc_mono_ns() | 1;
+    tc_buf_init(&s->rx, TC_WIRE_MAX_FRAME + TC_WIRE_HDR);
+    tc_buf_init(&s->tx, TC_WIRE_MAX_FRAME + TC_WIRE_HDR);
+    tc_buf_init(&s->bodies, TC_WIRE_MAX_FRAME);
+    tc_frame_init(&s->frame);
+    s->inflight = tc_xcalloc(cfg->window_batches, sizeof(*s->inflight));
+    s->enc = tc_xcalloc(cfg->batch_max_events, sizeof(*s->enc));
+    s->enc_len = tc_xcalloc(cfg->batch_max_events, sizeof(*s->enc_len));
+    s->enc_off = tc_xcalloc(cfg->batch_max_events, sizeof(*s->enc_off));
+    return s;
+}
+
+int
+sender_start(struct sender *s)
+{
+    uint16_t port;
+
+    if (tc_hostport_split(s->cfg->collector_address, &s->host, &port) < 0) {
+        log_warnx("bad collector address '%s'", s->cfg->collector_address);
+        return -EINVAL;
+    }
+    snprintf(s->port, sizeof(s->port), "%u", (unsigned)port);
+    uv_timer_init(s->loop, &s->retry);
+    uv_timer_init(s->loop, &s->ping);
+    uv_timer_init(s->loop, &s->flush);
+    s->retry.data = s->ping.data = s->flush.data = s;
+    s->started = 1;
+    sender_connect(s);
+    return 0;
+}
+
+void
+sender_kick(struct sender *s)
+{
+    sender_fill(s);
+}
+
+int
+sender_connected(const struct sender *s)
+{
+    return s->state == SS_STREAMING && !s->conn_closing;
+}
+
+static void
+sender_timer_closed(uv_handle_t *h)
+{
+    struct sender *s = h->data;
+
+    s->closing--;
+    sender_check_stopped(s);
+}
+
+void
+sender_stop(struct sender *s, void (*on_stopped)(void *arg), void *arg)
+{
+    if (s->stopping)
+        return;
+    s->stopping = 1;
+    s->on_stopped = on_stopped;
+    s->stop_arg = arg;
+    if (s->started) {
+        s->closing = 3;
+        uv_close((uv_handle_t *)&s->retry, sender_timer_closed);
+        uv_close((uv_handle_t *)&s->ping, sender_timer_closed);
+        uv_close((uv_handle_t *)&s->flush, sender_timer_closed);
+    }
+    if (s->gai_active)
+        uv_cancel((uv_req_t *)&s->gai); /* its callback still runs */
+    if (s->conn != NULL && !s->conn_closing) {
+        if (s->state == SS_STREAMING || s->state == SS_HELLO) {
+            struct tc_bye b = {tc_str_c("agent shutting down")};
+            if (tc_wire_encode_bye(&s->tx, &b) == 0)
+                sender_write_frame(s);
+        }
+        sender_drop(s, "agent shutting down");
+    }
+    sender_check_stopped(s);
+}
+
+void
+sender_free(struct sender *s)
+{
+    if (s == NULL)
+        return;
+    free(s->host);
+    tc_buf_close(&s->rx);
+    tc_buf_close(&s->tx);
+    tc_buf_close(&s->bodies);
+    tc_frame_close(&s->frame);
+    free(s->inflight);
+    free(s->enc);
+    free(s->enc_len);
+    free(s->enc_off);
+    free(s);
+}

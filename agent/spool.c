@@ -1,0 +1,809 @@
+/*
+ * spool: SQLite-backed event queue and tail offsets; see spool.h.
+ *
+ * Schema (PRAGMA user_version 1):
+ *   meta(key TEXT PRIMARY KEY, value)    epoch, next_seq, drops_full
+ *   events(seq INTEGER PRIMARY KEY, bytes INTEGER, body BLOB NOT NULL)
+ *   files(path TEXT PRIMARY KEY, dev, ino, head_hash, head_len, offset)
+ * Each events.body is one msgpack event map (tc_event_encode), so the
+ * sender ships it without decoding (tc_wire_encode_events_raw).
+ *
+ * Why WAL with synchronous=NORMAL is still exactly-once. NORMAL skips
+ * the fsync at each commit, so a power loss (not a process crash: the
+ * WAL sits in the page cache and survives SIGKILL) can take the last
+ * committed transactions with it. Each lost transaction took its file
+ * offsets back with its events, so after the reboot the same lines are
+ * read again and get the same seqs again, since next_seq went back with
+ * them; the collector dedups by (agent, seq). That argument only holds
+ * while the collector has seen none of the lost seqs: had it stored seq
+ * 100 from file A before the crash, the replay could give seq 100 to a
+ * line of file B if B happens to be read first, and that line would be
+ * dropped as a duplicate. So the sender calls spool_sync before it sends
+ * any seq for the first time: a passive checkpoint, which fsyncs the
+ * WAL (and the database) and so makes every seq the collector can know
+ * durable. That costs an fsync per send burst instead of one per read
+ * pass, and a lost offset update with no events costs only a re-read.
+ */
+#include "spool.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "buf.h"
+#include "log.h"
+#include "util.h"
+
+#define SPOOL_SCHEMA 1
+
+enum spool_stmt {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_INSERT,
+    ST_META_SET,
+    ST_FILE_GET,
+    ST_FILE_PUT,
+    ST_READ,
+    ST_ACK,
+    ST_BODY,
+    ST_MOVE,
+    ST_MAX
+};
+
+static const char *const spool_sql[ST_MAX] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_INSERT] = "INSERT INTO events(seq, bytes, body) VALUES(?1, ?2, ?3)",
+    [ST_META_SET] = "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)",
+    [ST_FILE_GET] = "SELECT dev, ino, head_hash, head_len, offset "
+                    "FROM files WHERE path = ?1",
+    [ST_FILE_PUT] = "INSERT OR REPLACE INTO files"
+                    "(path, dev, ino, head_hash, head_len, offset) "
+                    "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_READ] = "SELECT seq, body FROM events WHERE seq >= ?1 "
+                "ORDER BY seq LIMIT ?2",
+    [ST_ACK] = "DELETE FROM events WHERE seq <= ?1 RETURNING bytes",
+    [ST_BODY] = "SELECT body FROM events WHERE seq = ?1",
+    [ST_MOVE] = "UPDATE events SET seq = ?2, bytes = ?3, body = ?4 "
+                "WHERE seq = ?1",
+};
+
+struct spool {
+    sqlite3 *db;              /* owned */
+    sqlite3_stmt *st[ST_MAX]; /* owned; prepared once, reset after use */
+    char *path;               /* owned; state_dir/spool.db, for logs */
+    int lock_fd;              /* state_dir/spool.lock, flock'ed; owned */
+    uint64_t max_bytes;       /* bound on the sum of bodies, bytes */
+    uint64_t epoch;           /* meta.epoch */
+    uint64_t next_seq;        /* meta.next_seq: the next event's seq */
+    uint64_t first_seq;       /* lowest spooled seq; next_seq if empty */
+    uint64_t depth;           /* rows in events */
+    uint64_t bytes;           /* sum of events.bytes, computed at open */
+    uint64_t drops;           /* meta.drops_full */
+    uint64_t synced_seq;      /* seqs below this are known on disk */
+    int full_logged;          /* 1 once "spool full" was logged */
+    struct tc_buf enc;        /* scratch: one encoded event */
+};
+
+/* Map an SQLite result code to a negative errno for our callers. */
+static int
+spool_errno(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_FULL:
+        return -ENOSPC;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return -EBUSY;
+    case SQLITE_NOMEM:
+        return -ENOMEM;
+    case SQLITE_READONLY:
+        return -EROFS;
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+        return -EACCES;
+    case SQLITE_CANTOPEN:
+        return -ENOENT;
+    default:
+        return -EIO;
+    }
+}
+
+static int
+spool_fail(struct spool *s, const char *what, int rc)
+{
+    log_warnx("spool %s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
+    return spool_errno(rc);
+}
+
+/* Step a statement that returns no rows, then reset it. */
+static int
+spool_run(struct spool *s, enum spool_stmt i)
+{
+    int rc = sqlite3_step(s->st[i]);
+    sqlite3_reset(s->st[i]);
+    if (rc != SQLITE_DONE)
+        return spool_fail(s, spool_sql[i], rc);
+    return 0;
+}
+
+static int
+spool_begin(struct spool *s)
+{
+    return spool_run(s, ST_BEGIN);
+}
+
+static int
+spool_commit(struct spool *s)
+{
+    return spool_run(s, ST_COMMIT);
+}
+
+static void
+spool_rollback(struct spool *s)
+{
+    /* A failed statement may already have rolled the transaction back
+     * (SQLITE_FULL does); then there is nothing left to undo. */
+    if (!sqlite3_get_autocommit(s->db))
+        (void)spool_run(s, ST_ROLLBACK);
+}
+
+static int
+spool_meta_set(struct spool *s, const char *key, uint64_t val)
+{
+    sqlite3_stmt *st = s->st[ST_META_SET];
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)val);
+    return spool_run(s, ST_META_SET);
+}
+
+/* Run SQL text that is executed once (schema, pragmas). */
+static int
+spool_exec(struct spool *s, const char *sql)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        log_warnx("spool %s: %s", s->path, msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        return spool_errno(rc);
+    }
+    return 0;
+}
+
+/* One integer from a query run once; *out untouched if no row. */
+static int
+spool_query_int(struct spool *s, const char *sql, int64_t *out)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return spool_fail(s, sql, rc);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+            *out = sqlite3_column_int64(st, 0);
+        rc = SQLITE_DONE;
+    }
+    if (rc != SQLITE_DONE)
+        rc = spool_fail(s, sql, rc);
+    else
+        rc = 0;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static uint64_t
+spool_random64(void)
+{
+    uint64_t v = 0;
+
+    if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v)) {
+        /* Only reachable on kernels without getrandom; an epoch need
+         * not be secret, only different from the last install's. */
+        v = (uint64_t)tc_now_ns() ^ ((uint64_t)getpid() << 32);
+    }
+    return v ? v : 1;
+}
+
+/* Bring the schema to SPOOL_SCHEMA, inside the caller's transaction. */
+static int
+spool_migrate(struct spool *s)
+{
+    int64_t version = 0;
+    int rc;
+
+    if ((rc = spool_query_int(s, "PRAGMA user_version", &version)) < 0)
+        return rc;
+    if (version > SPOOL_SCHEMA) {
+        log_warnx("spool %s: schema version %" PRId64
+                  " is newer than this agent's (%d)",
+                  s->path, version, SPOOL_SCHEMA);
+        return -EPROTO;
+    }
+    if (version < 1) {
+        char *sql = tc_xasprintf(
+            "CREATE TABLE meta(key TEXT PRIMARY KEY, value);"
+            "CREATE TABLE events(seq INTEGER PRIMARY KEY,"
+            " bytes INTEGER NOT NULL, body BLOB NOT NULL);"
+            "CREATE TABLE files(path TEXT PRIMARY KEY, dev INTEGER,"
+            " ino INTEGER, head_hash INTEGER, head_len INTEGER,"
+            " offset INTEGER);"
+            "INSERT INTO meta VALUES('epoch', %" PRId64 ");"
+            "INSERT INTO meta VALUES('next_seq', 1);"
+            "INSERT INTO meta VALUES('drops_full', 0);"
+            "PRAGMA user_version = 1;",
+            (int64_t)spool_random64());
+        rc = spool_exec(s, sql);
+        free(sql);
+        if (rc < 0)
+            return rc;
+        log_info("spool %s: created", s->path);
+    }
+    /* Later migrations go here, one "if (version < N)" block each. */
+    return 0;
+}
+
+static int
+spool_load(struct spool *s)
+{
+    int64_t epoch = 0, next = 1, drops = 0, depth = 0, bytes = 0, first = 0;
+    int rc;
+
+    if ((rc = spool_query_int(s, "SELECT value FROM meta WHERE key = 'epoch'",
+                              &epoch)) < 0 ||
+        (rc = spool_query_int(
+             s, "SELECT value FROM meta WHERE key = 'next_seq'", &next)) < 0 ||
+        (rc = spool_query_int(s,
+                              "SELECT value FROM meta WHERE key = 'drops_full'",
+                              &drops)) < 0 ||
+        (rc = spool_query_int(s, "SELECT count(*) FROM events", &depth)) < 0 ||
+        (rc = spool_query_int(s, "SELECT coalesce(sum(bytes), 0) FROM events",
+                              &bytes)) < 0 ||
+        (rc = spool_query_int(s, "SELECT min(seq) FROM events", &first)) < 0)
+        return rc;
+    s->epoch = (uint64_t)epoch;
+    s->next_seq = next > 0 ? (uint64_t)next : 1;
+    s->drops = drops > 0 ? (uint64_t)drops : 0;
+    s->depth = (uint64_t)depth;
+    s->bytes = (uint64_t)bytes;
+    s->first_seq = depth > 0 ? (uint64_t)first : s->next_seq;
+    if (depth > 0 && s->first_seq + s->depth != s->next_seq) {
+        /* Seqs are assigned densely and deleted from the front only, so
+         * this is a broken invariant; the collector would wait forever
+         * for the missing seqs. */
+        log_warnx("spool %s: events are not contiguous (%" PRIu64
+                  " events from seq %" PRIu64 ", next %" PRIu64 ")",
+                  s->path, s->depth, s->first_seq, s->next_seq);
+        return -EPROTO;
+    }
+    /* Whatever is in the database now was read back from the disk. */
+    s->synced_seq = s->next_seq;
+    return 0;
+}
+
+int
+spool_open(const char *state_dir, uint64_t max_bytes, struct spool **out)
+{
+    struct spool *s = tc_xcalloc(1, sizeof(*s));
+    char *lock;
+    int rc;
+
+    *out = NULL;
+    s->lock_fd = -1;
+    s->max_bytes = max_bytes;
+    tc_buf_init(&s->enc, TC_WIRE_MAX_FRAME);
+    s->path = tc_xasprintf("%s/spool.db", state_dir);
+    if ((rc = tc_mkdirs(state_dir, 0700)) < 0) {
+        log_warnx("spool: cannot create %s: %s", state_dir, strerror(-rc));
+        goto fail;
+    }
+    /*
+     * The spool belongs to one agent process: a second agent on the same
+     * state_dir would hand out the same seqs. A lock file rather than
+     * SQLite's EXCLUSIVE locking mode, so that sqlite3(1) can still
+     * look inside while the agent runs.
+     */
+    lock = tc_xasprintf("%s/spool.lock", state_dir);
+    s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        if (rc != -EBUSY)
+            log_warn("spool: %s", lock);
+        free(lock);
+        goto fail;
+    }
+    free(lock);
+    rc = sqlite3_open_v2(s->path, &s->db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc != SQLITE_OK) {
+        rc = spool_fail(s, "open", rc);
+        goto fail;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    /* busy_timeout: a sqlite3(1) reader may hold a lock for a moment. */
+    rc = spool_exec(s, "PRAGMA busy_timeout = 1000;"
+                       "PRAGMA journal_mode = WAL;"
+                       "PRAGMA synchronous = NORMAL;"
+                       /* Appends touch the right edge of the tree and
+                        * reads follow them: a small cache will do. */
+                       "PRAGMA cache_size = -512;"
+                       /* Do not keep a huge WAL after a burst. */
+                       "PRAGMA journal_size_limit = 67108864;");
+    if (rc < 0)
+        goto fail;
+    if ((rc = spool_exec(s, "BEGIN IMMEDIATE")) < 0)
+        goto fail;
+    if ((rc = spool_migrate(s)) < 0 || (rc = spool_load(s)) < 0) {
+        spool_exec(s, "ROLLBACK");
+        goto fail;
+    }
+    if ((rc = spool_exec(s, "COMMIT")) < 0)
+        goto fail;
+    for (int i = 0; i < ST_MAX; i++) {
+        rc = sqlite3_prepare_v3(s->db, spool_sql[i], -1,
+                                SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
+        if (rc != SQLITE_OK) {
+            rc = spool_fail(s, spool_sql[i], rc);
+            goto fail;
+        }
+    }
+    (void)chmod(s->path, 0600);
+    log_debug("spool %s: epoch %016" PRIx64 ", %" PRIu64 " events (%" PRIu64
+              " bytes) from seq %" PRIu64,
+              s->path, s->epoch, s->depth, s->bytes, s->first_seq);
+    *out = s;
+    return 0;
+fail:
+    if (rc == -EBUSY)
+        log_warnx("spool %s is locked: is another tocsin-agent using "
+                  "this state_dir?",
+                  s->path);
+    spool_free(s);
+    return rc;
+}
+
+void
+spool_free(struct spool *s)
+{
+    if (s == NULL)
+        return;
+    for (int i = 0; i < ST_MAX; i++)
+        sqlite3_finalize(s->st[i]);
+    if (s->db != NULL && sqlite3_close(s->db) != SQLITE_OK)
+        log_warnx("spool %s: close: %s", s->path, sqlite3_errmsg(s->db));
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
+    tc_buf_close(&s->enc);
+    free(s->path);
+    free(s);
+}
+
+uint64_t
+spool_epoch(const struct spool *s)
+{
+    return s->epoch;
+}
+
+static int
+spool_put_file(struct spool *s, const char *path, const struct spool_file *p)
+{
+    sqlite3_stmt *st = s->st[ST_FILE_PUT];
+
+    sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)p->dev);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)p->ino);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)p->head_hash);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)p->head_len);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)p->offset);
+    return spool_run(s, ST_FILE_PUT);
+}
+
+/*
+ * Insert one event with the next seq, or count it as dropped. Updates
+ * the in-memory counters; the caller restores them if the transaction
+ * fails.
+ */
+static int
+spool_insert(struct spool *s, const struct tc_event *ev, uint64_t *dropped)
+{
+    struct tc_event e = *ev;
+    sqlite3_stmt *st = s->st[ST_INSERT];
+    size_t len;
+    int rc;
+
+    e.seq = s->next_seq;
+    tc_buf_reset(&s->enc);
+    if ((rc = tc_event_encode(&s->enc, &e)) < 0) {
+        /* Cannot happen for lines under the wire's string limit; if it
+         * does, retrying would wedge the file, so count it instead. */
+        log_warnx("spool: cannot encode an event from %.*s: %s",
+                  (int)e.source.len, e.source.ptr, strerror(-rc));
+        (*dropped)++;
+        return 0;
+    }
+    len = tc_buf_size(&s->enc);
+    if (s->bytes + len > s->max_bytes) {
+        if (!s->full_logged) {
+            log_warnx("spool %s is full (%" PRIu64 " bytes, max_bytes %" PRIu64
+                      "): dropping new events until the collector "
+                      "catches up",
+                      s->path, s->bytes, s->max_bytes);
+            s->full_logged = 1;
+        }
+        (*dropped)++;
+        return 0;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)e.seq);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)len);
+    sqlite3_bind_blob(st, 3, tc_buf_head(&s->enc), (int)len, SQLITE_STATIC);
+    if ((rc = spool_run(s, ST_INSERT)) < 0)
+        return rc;
+    if (s->depth == 0)
+        s->first_seq = e.seq;
+    s->next_seq++;
+    s->depth++;
+    s->bytes += len;
+    return 0;
+}
+
+int
+spool_append(struct spool *s, const struct tc_event *evs, size_t n,
+             const char *path, const struct spool_file *pos)
+{
+    uint64_t next = s->next_seq, first = s->first_seq, depth = s->depth;
+    uint64_t bytes = s->bytes, dropped = 0;
+    int rc;
+
+    if (n == 0 && path == NULL)
+        return 0;
+    if ((rc = spool_begin(s)) < 0)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        if ((rc = spool_insert(s, &evs[i], &dropped)) < 0)
+            goto fail;
+    if (s->next_seq != next &&
+        (rc = spool_meta_set(s, "next_seq", s->next_seq)) < 0)
+        goto fail;
+    if (dropped > 0 &&
+        (rc = spool_meta_set(s, "drops_full", s->drops + dropped)) < 0)
+        goto fail;
+    if (path != NULL && (rc = spool_put_file(s, path, pos)) < 0)
+        goto fail;
+    if ((rc = spool_commit(s)) < 0)
+        goto fail;
+    s->drops += dropped;
+    return 0;
+fail:
+    spool_rollback(s);
+    s->next_seq = next;
+    s->first_seq = first;
+    s->depth = depth;
+    s->bytes = bytes;
+    return rc;
+}
+
+int
+spool_read_from(struct spool *s, uint64_t from, uint32_t max_n,
+                size_t max_bytes,
+                int (*cb)(void *arg, uint64_t seq, const uint8_t *body,
+                          size_t len),
+                void *arg)
+{
+    sqlite3_stmt *st = s->st[ST_READ];
+    size_t total = 0;
+    int n = 0, rc;
+
+    if (max_n > INT32_MAX)
+        max_n = INT32_MAX;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)from);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)max_n);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0);
+        const uint8_t *body = sqlite3_column_blob(st, 1);
+        size_t len = (size_t)sqlite3_column_bytes(st, 1);
+        int crc;
+
+        if (n > 0 && total + len > max_bytes)
+            break;
+        if ((crc = cb(arg, seq, body, len)) < 0) {
+            sqlite3_reset(st);
+            return crc;
+        }
+        total += len;
+        n++;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        sqlite3_reset(st);
+        return spool_fail(s, "read", rc);
+    }
+    sqlite3_reset(st);
+    return n;
+}
+
+int
+spool_ack(struct spool *s, uint64_t upto)
+{
+    sqlite3_stmt *st = s->st[ST_ACK];
+    uint64_t gone = 0, bytes = 0;
+    int rc;
+
+    if (s->depth == 0 || upto < s->first_seq)
+        return 0;
+    /* A single DELETE statement is its own transaction. */
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)upto);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        bytes += (uint64_t)sqlite3_column_int64(st, 0);
+        gone++;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return spool_fail(s, "ack", rc);
+    s->depth -= gone;
+    s->bytes -= bytes;
+    s->first_seq = s->depth > 0 ? upto + 1 : s->next_seq;
+    if (s->full_logged && s->bytes < s->max_bytes / 2)
+        s->full_logged = 0;
+    return 0;
+}
+
+/*
+ * Give the event at seq old the seq new: the seq lives in the row and in
+ * the encoded body, which is what the collector reads, so the body is
+ * decoded and encoded again. *delta accumulates the change in bytes.
+ */
+static int
+spool_move(struct spool *s, uint64_t old, uint64_t new, int64_t *delta)
+{
+    sqlite3_stmt *get = s->st[ST_BODY], *mv = s->st[ST_MOVE];
+    struct tc_frame f;
+    struct tc_event ev;
+    const char *why = NULL;
+    size_t len;
+    int rc;
+
+    sqlite3_bind_int64(get, 1, (sqlite3_int64)old);
+    if ((rc = sqlite3_step(get)) != SQLITE_ROW) {
+        sqlite3_reset(get);
+        if (rc == SQLITE_DONE) {
+            log_warnx("spool %s: event %" PRIu64 " is missing", s->path, old);
+            return -EPROTO;
+        }
+        return spool_fail(s, "renumber", rc);
+    }
+    tc_frame_init(&f);
+    len = (size_t)sqlite3_column_bytes(get, 0);
+    rc = tc_event_decode(sqlite3_column_blob(get, 0), len,
+                         &tc_wire_default_limits, &f, &ev, &why);
+    if (rc == 0) {
+        ev.seq = new;
+        tc_buf_reset(&s->enc);
+        rc = tc_event_encode(&s->enc, &ev);
+    } else {
+        log_warnx("spool %s: event %" PRIu64 " is corrupt: %s", s->path, old,
+                  why ? why : strerror(-rc));
+    }
+    tc_frame_close(&f);
+    sqlite3_reset(get);
+    if (rc < 0)
+        return rc;
+    *delta += (int64_t)tc_buf_size(&s->enc) - (int64_t)len;
+    sqlite3_bind_int64(mv, 1, (sqlite3_int64)old);
+    sqlite3_bind_int64(mv, 2, (sqlite3_int64) new);
+    sqlite3_bind_int64(mv, 3, (sqlite3_int64)tc_buf_size(&s->enc));
+    sqlite3_bind_blob(mv, 4, tc_buf_head(&s->enc), (int)tc_buf_size(&s->enc),
+                      SQLITE_STATIC);
+    return spool_run(s, ST_MOVE);
+}
+
+int
+spool_renumber(struct spool *s, uint64_t hwm)
+{
+    uint64_t shift = 0, next;
+    int64_t delta = 0;
+    int rc;
+
+    if (s->depth > 0 && s->first_seq <= hwm)
+        shift = hwm + 1 - s->first_seq;
+    next = s->next_seq + shift;
+    if (next <= hwm)
+        next = hwm + 1;
+    if (next == s->next_seq)
+        return 0;
+    if ((rc = spool_begin(s)) < 0)
+        return rc;
+    /*
+     * Highest first, so that a new seq never lands on a row that has
+     * not moved yet. Spooled seqs are contiguous, so walking the range
+     * visits every row. This is slow for a big spool, but it happens
+     * once, when the spool meets a collector that lost track of it.
+     */
+    for (uint64_t seq = s->next_seq; shift > 0 && seq-- > s->first_seq;)
+        if ((rc = spool_move(s, seq, seq + shift, &delta)) < 0)
+            goto fail;
+    if ((rc = spool_meta_set(s, "next_seq", next)) < 0 ||
+        (rc = spool_commit(s)) < 0)
+        goto fail;
+    if (shift > 0)
+        log_info("spool: renumbered %" PRIu64 " events by %" PRIu64
+                 " after the collector's seq %" PRIu64,
+                 s->depth, shift, hwm);
+    log_debug("spool: next seq %" PRIu64 " (collector's seq %" PRIu64 ")", next,
+              hwm);
+    s->first_seq = s->depth > 0 ? s->first_seq + shift : next;
+    s->next_seq = next;
+    s->bytes = (uint64_t)((int64_t)s->bytes + delta);
+    /* The new numbers are not on disk until the next sync. */
+    s->synced_seq = 0;
+    return 0;
+fail:
+    spool_rollback(s);
+    return rc;
+}
+
+int
+spool_report_drops(struct spool *s, const char *host)
+{
+    uint64_t next = s->next_seq, first = s->first_seq, depth = s->depth;
+    uint64_t bytes = s->bytes, max = s->max_bytes, dropped = 0;
+    struct tc_event ev;
+    char msg[128];
+    int rc;
+
+    if (s->drops == 0)
+        return 0;
+    snprintf(msg, sizeof(msg),
+             "dropped %" PRIu64 " events: spool full (max_bytes %" PRIu64 ")",
+             s->drops, s->max_bytes);
+    memset(&ev, 0, sizeof(ev));
+    ev.ts = tc_now_ns();
+    ev.host = tc_str_c(host);
+    ev.kind = tc_str_c("agent");
+    ev.source = tc_str_c("spool");
+    ev.rule = tc_str_c("spool-full");
+    ev.sev = TC_SEV_WARNING;
+    ev.state = -1;
+    ev.message = tc_str_c(msg);
+    ev.count = 1;
+    if ((rc = spool_begin(s)) < 0)
+        return rc;
+    /* The report must get through even while the spool is still full:
+     * it is small, and it is the reason the bound exists. */
+    s->max_bytes = UINT64_MAX;
+    rc = spool_insert(s, &ev, &dropped);
+    s->max_bytes = max;
+    if (rc < 0 || (rc = spool_meta_set(s, "next_seq", s->next_seq)) < 0 ||
+        (rc = spool_meta_set(s, "drops_full", 0)) < 0 ||
+        (rc = spool_commit(s)) < 0)
+        goto fail;
+    log_warnx("spool: %s", msg);
+    s->drops = 0;
+    return 0;
+fail:
+    spool_rollback(s);
+    s->next_seq = next;
+    s->first_seq = first;
+    s->depth = depth;
+    s->bytes = bytes;
+    return rc;
+}
+
+int
+spool_sync(struct spool *s)
+{
+    int rc;
+
+    if (s->synced_seq >= s->next_seq)
+        return 0;
+    /*
+     * With synchronous=NORMAL SQLite fsyncs the WAL before it copies
+     * it into the database, and the database after; a passive
+     * checkpoint copies everything unless an outside reader (sqlite3(1)
+     * looking at a running agent) pins old pages. That corner is only
+     * as durable as synchronous=NORMAL itself; waiting for the reader
+     * instead could stall delivery for as long as it reads.
+     */
+    rc = sqlite3_wal_checkpoint_v2(s->db, "main", SQLITE_CHECKPOINT_PASSIVE,
+                                   NULL, NULL);
+    if (rc != SQLITE_OK)
+        return spool_fail(s, "checkpoint", rc);
+    s->synced_seq = s->next_seq;
+    return 0;
+}
+
+int
+spool_is_synced(const struct spool *s, uint64_t upto)
+{
+    return upto <= s->synced_seq;
+}
+
+uint64_t
+spool_synced_seq(const struct spool *s)
+{
+    return s->synced_seq;
+}
+
+uint64_t
+spool_depth(const struct spool *s)
+{
+    return s->depth;
+}
+
+uint64_t
+spool_bytes(const struct spool *s)
+{
+    return s->bytes;
+}
+
+uint64_t
+spool_first_seq(const struct spool *s)
+{
+    return s->first_seq;
+}
+
+uint64_t
+spool_next_seq(const struct spool *s)
+{
+    return s->next_seq;
+}
+
+uint64_t
+spool_drops(const struct spool *s)
+{
+    return s->drops;
+}
+
+int
+spool_file_get(struct spool *s, const char *path, struct spool_file *out)
+{
+    sqlite3_stmt *st = s->st[ST_FILE_GET];
+    int rc;
+
+    sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        out->dev = (uint64_t)sqlite3_column_int64(st, 0);
+        out->ino = (uint64_t)sqlite3_column_int64(st, 1);
+        out->head_hash = (uint64_t)sqlite3_column_int64(st, 2);
+        out->head_len = (uint32_t)sqlite3_column_int64(st, 3);
+        out->offset = (uint64_t)sqlite3_column_int64(st, 4);
+        rc = 0;
+    } else if (rc == SQLITE_DONE) {
+        rc = -ENOENT;
+    } else {
+        rc = spool_fail(s, "file get", rc);
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+int
+spool_file_put(struct spool *s, const char *path, const struct spool_file *pos)
+{
+    return spool_append(s, NULL, 0, path, pos);
+}
+
+uint64_t
+spool_head_hash(const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    uint64_t h = 0xcbf29ce484222325ULL;
+
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}

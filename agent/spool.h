@@ -1,0 +1,123 @@
+/*
+ * spool: the agent's durable queue of events and its tail offsets.
+ *
+ * The only SQLite code in the agent. One database, state_dir/spool.db,
+ * holds the events waiting for the collector, the per-file read offsets
+ * and a little metadata (the spool's epoch, the next sequence number,
+ * the count of events dropped because the spool was full).
+ *
+ * The durability contract (DESIGN.md "Delivery"): spool_append inserts
+ * a pass's events AND the new offset of the file they came from in one
+ * transaction, so a line is either spooled with its offset, or neither.
+ * Sequence numbers are assigned here, densely: the spool always holds a
+ * contiguous range [spool_first_seq, spool_next_seq).
+ *
+ * Single-threaded: every call runs on the loop thread.
+ */
+#ifndef AGENT_SPOOL_H
+#define AGENT_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+/* Bytes of a file's head that identify it across restarts. */
+#define SPOOL_HEAD_MAX 1024
+
+struct spool;
+
+/* Where a tailed file was read up to: one row of the files table. */
+struct spool_file {
+    uint64_t dev;       /* st_dev of the file when read */
+    uint64_t ino;       /* st_ino of the file when read */
+    uint64_t head_hash; /* spool_head_hash of the first head_len bytes */
+    uint32_t head_len;  /* bytes hashed, <= SPOOL_HEAD_MAX */
+    uint64_t offset;    /* bytes consumed: end of the last complete line */
+};
+
+/*
+ * Open (creating state_dir with mode 0700 and the database if needed)
+ * and migrate the spool. max_bytes bounds the sum of the spooled event
+ * bodies. 0 or a negative errno; errors are logged.
+ */
+int spool_open(const char *state_dir, uint64_t max_bytes, struct spool **out);
+/* Close the database. spool_free(NULL) is a no-op. */
+void spool_free(struct spool *s);
+
+/* Random id of this spool, created once with it (HELLO's epoch). */
+uint64_t spool_epoch(const struct spool *s);
+
+/*
+ * Spool n events and, when path is not NULL, set that file's position
+ * to *pos, all in one transaction. Each event is copied with the next
+ * seq and msgpack-encoded (ev->seq is ignored). When an event does not
+ * fit under max_bytes it is dropped and counted instead; the position
+ * still advances. 0 or a negative errno (nothing changed, in memory or
+ * on disk).
+ */
+int spool_append(struct spool *s, const struct tc_event *evs, size_t n,
+                 const char *path, const struct spool_file *pos);
+
+/*
+ * Deliver up to max_n spooled events with seq >= from, in seq order,
+ * stopping before the event that would take the total body size over
+ * max_bytes (but always delivering at least one). body is valid only
+ * during the call; a negative return from cb stops the read and is
+ * returned. Returns the number of events delivered or a negative errno.
+ */
+int spool_read_from(struct spool *s, uint64_t from, uint32_t max_n,
+                    size_t max_bytes,
+                    int (*cb)(void *arg, uint64_t seq, const uint8_t *body,
+                              size_t len),
+                    void *arg);
+
+/* Delete every event with seq <= upto (the collector has it). */
+int spool_ack(struct spool *s, uint64_t upto);
+
+/*
+ * The collector does not know this spool's epoch and holds events up to
+ * hwm from an earlier one: shift the spooled events up (in one
+ * transaction) so that the lowest is >= hwm + 1, and next_seq with them,
+ * so that (agent, seq) stays unique. Also used with a known epoch to
+ * make sure next_seq > hwm.
+ */
+int spool_renumber(struct spool *s, uint64_t hwm);
+
+/*
+ * If events were dropped because the spool was full, spool one "agent"
+ * event saying how many (host is the agent name) and reset the counter,
+ * in one transaction. Call when the link is back. 0 or negative.
+ */
+int spool_report_drops(struct spool *s, const char *host);
+
+/*
+ * Make every spooled event durable on disk (see spool.c for why the
+ * sender calls this before it sends events for the first time). Cheap
+ * when nothing was appended since the last call. 0 or negative.
+ */
+int spool_sync(struct spool *s);
+/* 1 if events with seq < upto are known to be on disk. */
+int spool_is_synced(const struct spool *s, uint64_t upto);
+/* Events with seq below this are known to be on disk. */
+uint64_t spool_synced_seq(const struct spool *s);
+
+uint64_t spool_depth(const struct spool *s); /* events spooled */
+uint64_t spool_bytes(const struct spool *s); /* sum of body bytes */
+/* Lowest spooled seq, or spool_next_seq when the spool is empty. */
+uint64_t spool_first_seq(const struct spool *s);
+/* The seq the next appended event gets. */
+uint64_t spool_next_seq(const struct spool *s);
+/* Events dropped (spool full) and not yet reported. */
+uint64_t spool_drops(const struct spool *s);
+
+/* A file's stored position: 0, -ENOENT, or another negative errno. */
+int spool_file_get(struct spool *s, const char *path, struct spool_file *out);
+/* Store a file's position on its own (no events). 0 or negative. */
+int spool_file_put(struct spool *s, const char *path,
+                   const struct spool_file *pos);
+
+/* The hash stored in head_hash (64-bit FNV-1a). */
+uint64_t spool_head_hash(const void *p, size_t n);
+
+#endif
