@@ -79,8 +79,8 @@ struct tc_kv {
 };
 
 /*
- * One event (DESIGN.md "Events"). Required on the wire: seq, ts, host,
- * kind, sev. The rest are optional; absent strings have len 0, absent
+ * One event (DESIGN.md "Events"). Required on the wire: v (schema
+ * version, must be 1), seq, ts, host, kind, sev. The rest are optional; absent strings have len 0, absent
  * state is -1, absent count is 1.
  */
 struct tc_event {
@@ -179,7 +179,7 @@ void tc_frame_close(struct tc_frame *f);
 
 /*
  * Find the next frame in a byte stream. Returns the number of bytes the
- * frame occupies (header + body) and sets *body/*body_len, 0 if more
+ * frame occupies (header + body) and sets *body and *body_len, 0 if more
  * bytes are needed, or -EMSGSIZE if the announced length is over
  * max_frame or zero.
  */
@@ -197,7 +197,12 @@ int tc_wire_decode(const uint8_t *body, size_t len,
 
 const char *tc_frame_type_name(int type);
 
-/* Encoders: append one whole frame to out. 0 or -ENOBUFS (out's cap). */
+/*
+ * Encoders: append one whole frame to out. 0, -ENOBUFS (out's cap) or
+ * -EMSGSIZE (body over TC_WIRE_MAX_FRAME, or more than TC_WIRE_MAX_BATCH
+ * events: the peer's default limits). On error out is left as it was.
+ * Optional keys are omitted when empty or at their default.
+ */
 int tc_wire_encode_hello(struct tc_buf *out, const struct tc_hello *m);
 int tc_wire_encode_welcome(struct tc_buf *out, const struct tc_welcome *m);
 int tc_wire_encode_events(struct tc_buf *out, const struct tc_event *ev,
@@ -219,7 +224,8 @@ int tc_wire_encode_bye(struct tc_buf *out, const struct tc_bye *m);
 int tc_event_encode(struct tc_buf *out, const struct tc_event *ev);
 /*
  * Decode one event map (as stored by the agent's spool or in the
- * collector's batch blobs). Arrays for labels/fields are allocated in f.
+ * collector's batch blobs). Arrays for labels/fields are allocated in f;
+ * like every decode into f, it releases what the previous one held.
  * Used by tocsinctl to print stored events.
  */
 int tc_event_decode(const uint8_t *p, size_t len,

@@ -1,0 +1,1233 @@
+/*
+ * wire: protocol v1 encoders and the frame decoder (wire.h is the
+ * contract, docs/protocol.md the normative spec, docs/internals/wire.md
+ * the design notes).
+ *
+ * Decoding runs in three steps. A bounds pre-scan walks the msgpack
+ * headers itself, so that nothing msgpack-c allocates is sized by a
+ * count the peer chose beyond our limits; msgpack_unpack then builds the
+ * object tree in the frame's zone, with strings referencing the input
+ * bytes; finally table-driven mappers check every known key's type and
+ * fill the C structs. Event and key/value arrays live in one malloc per
+ * decode (f->mem).
+ */
+#include "wire.h"
+#include "util.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+const struct tc_wire_limits tc_wire_default_limits = {
+    .max_frame = TC_WIRE_MAX_FRAME,
+    .max_str = TC_WIRE_MAX_STR,
+    .max_elems = TC_WIRE_MAX_ELEMS,
+    .max_depth = TC_WIRE_MAX_DEPTH,
+    .max_batch = TC_WIRE_MAX_BATCH,
+};
+
+/*
+ * msgpack-c's unpacker has a fixed container stack of this many levels
+ * and fails with a misleading NOMEM beyond it, so a caller's max_depth
+ * is clamped here; the pre-scan's own stack has the same size.
+ */
+#define SCAN_STACK 32
+
+/*
+ * msgpack_zone_clear keeps only the zone's first chunk, so a decode that
+ * outgrows it mallocs and frees chunks every time, and the page faults
+ * of that churn cost more than the decoding itself. The first chunk
+ * therefore starts small (a session that only sees PINGs stays small)
+ * and is regrown to what the largest recent frame needed, up to
+ * ZONE_CHUNK_MAX (about a 4000-event batch); beyond that the churn is
+ * amortised over a big batch anyway.
+ */
+#define ZONE_CHUNK (32u << 10)
+#define ZONE_CHUNK_MAX (4u << 20)
+
+static const char *const sev_names[] = {"ok", "info", "warning", "error",
+                                        "critical"};
+
+const char *
+tc_severity_name(enum tc_severity s)
+{
+    if ((unsigned)s >= sizeof(sev_names) / sizeof(sev_names[0]))
+        return "invalid";
+    return sev_names[s];
+}
+
+int
+tc_severity_parse(const char *s, enum tc_severity *out)
+{
+    for (size_t i = 0; i < sizeof(sev_names) / sizeof(sev_names[0]); i++) {
+        /* Config files are written by people: accept "Warning" too. */
+        if (strcasecmp(s, sev_names[i]) == 0) {
+            *out = (enum tc_severity)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+const char *
+tc_frame_type_name(int type)
+{
+    static const char *const names[] = {
+        NULL,   "HELLO",    "WELCOME", "EVENTS", "ACK",
+        "HINT", "HINT_ACK", "PING",    "PONG",   "BYE",
+    };
+    if (type < TC_F_HELLO || type > TC_F_BYE)
+        return "UNKNOWN";
+    return names[type];
+}
+
+/* ------------------------------------------------------------------ */
+/* Framing                                                             */
+
+static inline uint32_t
+load_be(const uint8_t *p, unsigned n)
+{
+    uint32_t v = 0;
+    for (unsigned i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+long
+tc_wire_next(const uint8_t *data, size_t len, uint32_t max_frame,
+             const uint8_t **body, size_t *body_len)
+{
+    uint32_t n;
+
+    if (len < TC_WIRE_HDR)
+        return 0;
+    n = load_be(data, 4);
+    /*
+     * A zero length can never be a valid body (the smallest is a few
+     * bytes), and treating it as "need more" would stall the session.
+     */
+    if (n == 0 || n > max_frame)
+        return -EMSGSIZE;
+#if LONG_MAX < 0x100000004
+    /* A 32-bit long cannot return every length the header can carry. */
+    if (n > LONG_MAX - TC_WIRE_HDR)
+        return -EMSGSIZE;
+#endif
+    if (len - TC_WIRE_HDR < n)
+        return 0;
+    *body = data + TC_WIRE_HDR;
+    *body_len = n;
+    return (long)n + TC_WIRE_HDR;
+}
+
+/* ------------------------------------------------------------------ */
+/* Frame memory                                                        */
+
+void
+tc_frame_init(struct tc_frame *f)
+{
+    memset(f, 0, sizeof(*f));
+    if (!msgpack_zone_init(&f->zone, ZONE_CHUNK))
+        abort(); /* allocation failure aborts (STYLE.md) */
+    f->inited = 1;
+}
+
+void
+tc_frame_close(struct tc_frame *f)
+{
+    if (!f->inited)
+        return;
+    msgpack_zone_destroy(&f->zone);
+    free(f->mem);
+    memset(f, 0, sizeof(*f));
+}
+
+/*
+ * Forget the previous decode but keep the zone's first chunk. A frame
+ * that was closed (or zeroed) is initialised again, which is what makes
+ * close-then-reuse work.
+ */
+static void
+frame_reset(struct tc_frame *f)
+{
+    if (!f->inited) {
+        tc_frame_init(f);
+        return;
+    }
+    msgpack_zone_clear(&f->zone);
+    free(f->mem);
+    f->mem = NULL;
+    f->type = 0;
+    memset(&f->u, 0, sizeof(f->u));
+}
+
+/* A failed decode must not leave pointers that look usable. */
+static void
+frame_discard(struct tc_frame *f)
+{
+    free(f->mem);
+    f->mem = NULL;
+    f->type = 0;
+    memset(&f->u, 0, sizeof(f->u));
+}
+
+static int
+fail(const char **errp, int rc, const char *msg)
+{
+    if (errp)
+        *errp = msg;
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Pre-scan                                                            */
+
+enum { SC_SCALAR, SC_ARRAY, SC_MAP };
+
+/*
+ * Walk exactly one msgpack object at p without allocating. On success
+ * *used is the number of bytes it occupies. Counts are checked against
+ * the bytes that remain (every element takes at least one byte), so
+ * msgpack-c's up-front array allocations are bounded by the input size.
+ */
+static int
+prescan(const uint8_t *p, size_t len, const struct tc_wire_limits *lim,
+        size_t *used, uint64_t *zone_need, const char **errp)
+{
+    uint64_t need = 0; /* bytes msgpack_unpack will take from the zone */
+    uint64_t owed[SCAN_STACK]; /* elements still due, per open container */
+    uint32_t maxd = lim->max_depth < SCAN_STACK ? lim->max_depth : SCAN_STACK;
+    uint32_t depth = 0;
+    size_t i = 0;
+
+    for (;;) {
+        uint8_t b;
+        uint64_t n = 0;    /* container entries or str/bin length */
+        size_t skip = 0;   /* payload bytes after the header */
+        unsigned lenw = 0; /* width of a length/count field, bytes */
+        int kind = SC_SCALAR, isstr = 0;
+
+        if (i >= len)
+            return fail(errp, -EBADMSG, "truncated msgpack");
+        b = p[i++];
+        if (b <= 0x7f || b >= 0xe0) {
+            /* positive or negative fixint */
+        } else if (b <= 0x8f) {
+            kind = SC_MAP;
+            n = b & 0x0f;
+        } else if (b <= 0x9f) {
+            kind = SC_ARRAY;
+            n = b & 0x0f;
+        } else if (b <= 0xbf) {
+            isstr = 1;
+            n = b & 0x1f;
+        } else {
+            switch (b) {
+            case 0xc0: /* nil */
+            case 0xc2: /* false */
+            case 0xc3: /* true */
+                break;
+            case 0xc4: /* bin 8/16/32 */
+            case 0xd9: /* str 8/16/32 */
+                isstr = 1;
+                lenw = 1;
+                break;
+            case 0xc5:
+            case 0xda:
+                isstr = 1;
+                lenw = 2;
+                break;
+            case 0xc6:
+            case 0xdb:
+                isstr = 1;
+                lenw = 4;
+                break;
+            case 0xcc: /* uint8 */
+            case 0xd0: /* int8 */
+                skip = 1;
+                break;
+            case 0xcd:
+            case 0xd1:
+                skip = 2;
+                break;
+            case 0xca: /* float32 */
+            case 0xce:
+            case 0xd2:
+                skip = 4;
+                break;
+            case 0xcb: /* float64 */
+            case 0xcf:
+            case 0xd3:
+                skip = 8;
+                break;
+            case 0xdc:
+                kind = SC_ARRAY;
+                lenw = 2;
+                break;
+            case 0xdd:
+                kind = SC_ARRAY;
+                lenw = 4;
+                break;
+            case 0xde:
+                kind = SC_MAP;
+                lenw = 2;
+                break;
+            case 0xdf:
+                kind = SC_MAP;
+                lenw = 4;
+                break;
+            case 0xc1:
+                return fail(errp, -EBADMSG, "reserved msgpack byte 0xc1");
+            default: /* 0xc7-0xc9, 0xd4-0xd8 */
+                return fail(errp, -EBADMSG, "msgpack ext types not allowed");
+            }
+        }
+        if (lenw) {
+            if (len - i < lenw)
+                return fail(errp, -EBADMSG, "truncated msgpack");
+            n = load_be(p + i, lenw);
+            i += lenw;
+        }
+        if (isstr) {
+            if (n > lim->max_str)
+                return fail(errp, -EMSGSIZE, "string over max_str");
+            skip = (size_t)n;
+        }
+        if (len - i < skip)
+            return fail(errp, -EBADMSG, "truncated msgpack");
+        i += skip;
+
+        if (kind != SC_SCALAR) {
+            if (depth + 1 > maxd)
+                return fail(errp, -EMSGSIZE, "nesting over max_depth");
+            if (n > lim->max_elems)
+                return fail(errp, -EMSGSIZE, "container over max_elems");
+            need += n * (kind == SC_MAP ? sizeof(msgpack_object_kv)
+                                        : sizeof(msgpack_object));
+            if (kind == SC_MAP)
+                n *= 2;
+            if (n > len - i)
+                return fail(errp, -EBADMSG,
+                            "container count exceeds remaining bytes");
+            if (n > 0) {
+                owed[depth++] = n;
+                continue;
+            }
+        }
+        /* One element is complete: close every container it finishes. */
+        while (depth > 0 && --owed[depth - 1] == 0)
+            depth--;
+        if (depth == 0)
+            break;
+    }
+    *used = i;
+    *zone_need = need;
+    return 0;
+}
+
+/*
+ * Reset f, pre-scan [p, p+len) and unpack it into f->zone. Trailing
+ * bytes after the single top-level object are an error.
+ */
+static int
+unpack(const uint8_t *p, size_t len, const struct tc_wire_limits *lim,
+       struct tc_frame *f, msgpack_object *root, const char **errp)
+{
+    size_t used = 0, off = 0;
+    uint64_t need = 0;
+    int rc;
+
+    frame_reset(f);
+    if (len > lim->max_frame)
+        return fail(errp, -EMSGSIZE, "frame over max_frame");
+    if ((rc = prescan(p, len, lim, &used, &need, errp)) < 0)
+        return rc;
+    if (used != len)
+        return fail(errp, -EBADMSG, "trailing bytes after msgpack object");
+    /* Slack for the zone's pointer alignment. */
+    need += 64;
+    if (need > f->zone.chunk_size && need <= ZONE_CHUNK_MAX) {
+        size_t sz = f->zone.chunk_size;
+        while (sz < need)
+            sz *= 2;
+        msgpack_zone_destroy(&f->zone);
+        if (!msgpack_zone_init(&f->zone, sz))
+            abort();
+    }
+    switch (msgpack_unpack((const char *)p, len, &off, &f->zone, root)) {
+    case MSGPACK_UNPACK_SUCCESS:
+        break;
+    case MSGPACK_UNPACK_NOMEM_ERROR:
+        return fail(errp, -ENOMEM, "out of memory unpacking msgpack");
+    default:
+        /* The pre-scan accepted it, so this is a disagreement we log. */
+        return fail(errp, -EBADMSG, "msgpack parse error");
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Mapping msgpack objects to structs                                  */
+
+enum vtype {
+    V_U32,    /* uint32_t */
+    V_U64,    /* uint64_t */
+    V_I64,    /* int64_t, positive or negative */
+    V_STR,    /* struct tc_str from a msgpack str */
+    V_BIN,    /* struct tc_str from a msgpack bin */
+    V_BOOL,   /* int 0/1 */
+    V_KV,     /* struct tc_kv * at off, uint32_t count at off2 */
+    V_SEQ,    /* uint64_t >= 1 */
+    V_SEV,    /* enum tc_severity, 0..4 */
+    V_STATE,  /* int32_t, -1..3 */
+    V_COUNT,  /* uint32_t >= 1 */
+    V_SCHEMA, /* must be 1; not stored */
+};
+
+struct wkey {
+    const char *name;
+    uint8_t len;     /* strlen(name) */
+    uint8_t type;    /* enum vtype */
+    uint8_t req;     /* required key */
+    uint16_t off;    /* offset of the destination in the struct */
+    uint16_t off2;   /* V_KV: offset of the count */
+    const char *bad; /* error for a value of the wrong type or range */
+    const char *miss;
+};
+
+#define WK(nm, ty, rq, st, fld)                                                \
+    {                                                                          \
+        nm, sizeof(nm) - 1, ty, rq, offsetof(struct st, fld), 0,               \
+            "bad value for key \"" nm "\"", "missing key \"" nm "\""           \
+    }
+#define WKV(nm, st, fld, cnt)                                                  \
+    {                                                                          \
+        nm, sizeof(nm) - 1, V_KV, 0, offsetof(struct st, fld),                 \
+            offsetof(struct st, cnt),                                          \
+            "bad value for key \"" nm "\" (want map str->str)",                \
+            "missing key \"" nm "\""                                           \
+    }
+
+/* Event schema v1; see docs/protocol.md "Event". */
+static const struct wkey event_keys[] = {
+    {"v", 1, V_SCHEMA, 1, 0, 0, "bad value for key \"v\"", "missing key \"v\""},
+    WK("seq", V_SEQ, 1, tc_event, seq),
+    WK("ts", V_I64, 1, tc_event, ts),
+    WK("ets", V_I64, 0, tc_event, event_ts),
+    WK("host", V_STR, 1, tc_event, host),
+    WK("kind", V_STR, 1, tc_event, kind),
+    WK("src", V_STR, 0, tc_event, source),
+    WK("rule", V_STR, 0, tc_event, rule),
+    WK("sev", V_SEV, 1, tc_event, sev),
+    WK("state", V_STATE, 0, tc_event, state),
+    WK("msg", V_STR, 0, tc_event, message),
+    WK("fp", V_STR, 0, tc_event, fingerprint),
+    WK("count", V_COUNT, 0, tc_event, count),
+    WKV("labels", tc_event, labels, nlabels),
+    WKV("fields", tc_event, fields, nfields),
+};
+
+static const struct wkey hello_keys[] = {
+    WK("vmin", V_U32, 1, tc_hello, version_min),
+    WK("vmax", V_U32, 1, tc_hello, version_max),
+    WK("agent", V_STR, 1, tc_hello, agent),
+    WK("epoch", V_U64, 1, tc_hello, epoch),
+    WK("sw", V_STR, 0, tc_hello, software),
+};
+
+static const struct wkey welcome_keys[] = {
+    WK("v", V_U32, 1, tc_welcome, version),
+    WK("collector", V_STR, 1, tc_welcome, collector),
+    WK("hwm", V_U64, 1, tc_welcome, hwm),
+    WK("known", V_BOOL, 1, tc_welcome, epoch_known),
+};
+
+static const struct wkey ack_keys[] = {
+    WK("seq", V_U64, 1, tc_ack, seq),
+};
+
+static const struct wkey hint_keys[] = {
+    WK("id", V_U64, 1, tc_hint, id),
+    WK("incident", V_STR, 1, tc_hint, incident),
+    WK("text", V_STR, 1, tc_hint, text),
+    WK("action", V_STR, 0, tc_hint, action),
+    WKV("params", tc_hint, params, nparams),
+    WK("sig", V_BIN, 1, tc_hint, sig),
+};
+
+static const struct wkey hint_ack_keys[] = {
+    WK("id", V_U64, 1, tc_hint_ack, id),
+};
+
+static const struct wkey ping_keys[] = {
+    WK("ts", V_I64, 1, tc_ping, ts),
+    WK("depth", V_U64, 0, tc_ping, spool_depth),
+    WK("bytes", V_U64, 0, tc_ping, spool_bytes),
+    WK("sw", V_STR, 0, tc_ping, version),
+};
+
+static const struct wkey pong_keys[] = {
+    WK("ts", V_I64, 1, tc_pong, ts),
+};
+
+static const struct wkey bye_keys[] = {
+    WK("reason", V_STR, 1, tc_bye, reason),
+};
+
+#define NKEYS(t) ((uint32_t)(sizeof(t) / sizeof((t)[0])))
+
+struct frame_desc {
+    const struct wkey *keys;
+    uint32_t nkeys;
+};
+
+/* Indexed by frame type; EVENTS has its own path. */
+static const struct frame_desc frame_descs[] = {
+    [TC_F_HELLO] = {hello_keys, NKEYS(hello_keys)},
+    [TC_F_WELCOME] = {welcome_keys, NKEYS(welcome_keys)},
+    [TC_F_ACK] = {ack_keys, NKEYS(ack_keys)},
+    [TC_F_HINT] = {hint_keys, NKEYS(hint_keys)},
+    [TC_F_HINT_ACK] = {hint_ack_keys, NKEYS(hint_ack_keys)},
+    [TC_F_PING] = {ping_keys, NKEYS(ping_keys)},
+    [TC_F_PONG] = {pong_keys, NKEYS(pong_keys)},
+    [TC_F_BYE] = {bye_keys, NKEYS(bye_keys)},
+};
+
+/* decode_map tracks the keys it has seen in a 32-bit mask. */
+_Static_assert(NKEYS(event_keys) <= 32, "key table too large for mask");
+
+/* Key/value entries handed out from the decode's single allocation. */
+struct kvpool {
+    struct tc_kv *next;
+    size_t left;
+};
+
+static inline int
+find_key(const struct wkey *keys, uint32_t nkeys, const msgpack_object *k)
+{
+    if (k->type != MSGPACK_OBJECT_STR)
+        return -2;
+    for (uint32_t i = 0; i < nkeys; i++)
+        if (keys[i].len == k->via.str.size &&
+            memcmp(keys[i].name, k->via.str.ptr, keys[i].len) == 0)
+            return (int)i;
+    return -1;
+}
+
+/*
+ * Upper bound of key/value entries that decoding map m with keys will
+ * need (duplicates are counted and rejected later).
+ */
+static size_t
+count_kv(const msgpack_object *m, const struct wkey *keys, uint32_t nkeys)
+{
+    size_t n = 0;
+
+    if (m->type != MSGPACK_OBJECT_MAP)
+        return 0;
+    for (uint32_t i = 0; i < m->via.map.size; i++) {
+        const msgpack_object_kv *kv = &m->via.map.ptr[i];
+        int k = find_key(keys, nkeys, &kv->key);
+        if (k >= 0 && keys[k].type == V_KV &&
+            kv->val.type == MSGPACK_OBJECT_MAP)
+            n += kv->val.via.map.size;
+    }
+    return n;
+}
+
+static inline bool
+get_u64(const msgpack_object *o, uint64_t *v)
+{
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return false;
+    *v = o->via.u64;
+    return true;
+}
+
+static inline bool
+get_i64(const msgpack_object *o, int64_t *v)
+{
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *v = o->via.i64;
+        return true;
+    }
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+        o->via.u64 <= (uint64_t)INT64_MAX) {
+        *v = (int64_t)o->via.u64;
+        return true;
+    }
+    return false;
+}
+
+static bool
+get_kv(const msgpack_object *o, struct kvpool *pool, struct tc_kv **out,
+       uint32_t *nout)
+{
+    uint32_t n;
+
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return false;
+    n = o->via.map.size;
+    if (n > pool->left) /* cannot happen: count_kv sized the pool */
+        return false;
+    for (uint32_t i = 0; i < n; i++) {
+        const msgpack_object_kv *kv = &o->via.map.ptr[i];
+        if (kv->key.type != MSGPACK_OBJECT_STR ||
+            kv->val.type != MSGPACK_OBJECT_STR)
+            return false;
+        pool->next[i].key.ptr = kv->key.via.str.ptr;
+        pool->next[i].key.len = kv->key.via.str.size;
+        pool->next[i].val.ptr = kv->val.via.str.ptr;
+        pool->next[i].val.len = kv->val.via.str.size;
+    }
+    *out = n ? pool->next : NULL;
+    *nout = n;
+    pool->next += n;
+    pool->left -= n;
+    return true;
+}
+
+/* Store one value of type w->type at base + w->off. */
+static bool
+get_value(const struct wkey *w, const msgpack_object *o, char *base,
+          struct kvpool *pool)
+{
+    void *dst = base + w->off;
+    uint64_t u;
+    int64_t s;
+
+    switch (w->type) {
+    case V_U32:
+        if (!get_u64(o, &u) || u > UINT32_MAX)
+            return false;
+        *(uint32_t *)dst = (uint32_t)u;
+        return true;
+    case V_U64:
+        return get_u64(o, (uint64_t *)dst);
+    case V_SEQ:
+        if (!get_u64(o, &u) || u < 1)
+            return false;
+        *(uint64_t *)dst = u;
+        return true;
+    case V_COUNT:
+        if (!get_u64(o, &u) || u < 1 || u > UINT32_MAX)
+            return false;
+        *(uint32_t *)dst = (uint32_t)u;
+        return true;
+    case V_I64:
+        return get_i64(o, (int64_t *)dst);
+    case V_SEV:
+        if (!get_u64(o, &u) || u > TC_SEV_CRITICAL)
+            return false;
+        *(enum tc_severity *)dst = (enum tc_severity)u;
+        return true;
+    case V_STATE:
+        if (!get_i64(o, &s) || s < -1 || s > 3)
+            return false;
+        *(int32_t *)dst = (int32_t)s;
+        return true;
+    case V_SCHEMA:
+        return get_u64(o, &u) && u == 1;
+    case V_STR:
+        if (o->type != MSGPACK_OBJECT_STR)
+            return false;
+        ((struct tc_str *)dst)->ptr = o->via.str.ptr;
+        ((struct tc_str *)dst)->len = o->via.str.size;
+        return true;
+    case V_BIN:
+        if (o->type != MSGPACK_OBJECT_BIN)
+            return false;
+        ((struct tc_str *)dst)->ptr = o->via.bin.ptr;
+        ((struct tc_str *)dst)->len = o->via.bin.size;
+        return true;
+    case V_BOOL:
+        if (o->type != MSGPACK_OBJECT_BOOLEAN)
+            return false;
+        *(int *)dst = o->via.boolean ? 1 : 0;
+        return true;
+    case V_KV:
+        return get_kv(o, pool, (struct tc_kv **)dst,
+                      (uint32_t *)(base + w->off2));
+    }
+    return false;
+}
+
+/*
+ * Fill base from map m by the key table. Unknown keys are skipped
+ * (forward compatibility); a known key twice is an error, because two
+ * readers could otherwise disagree on which one counts.
+ */
+static int
+decode_map(const msgpack_object *m, const struct wkey *keys, uint32_t nkeys,
+           void *base, struct kvpool *pool, const char **errp)
+{
+    uint32_t seen = 0;
+
+    if (m->type != MSGPACK_OBJECT_MAP)
+        return fail(errp, -EBADMSG, "payload is not a map");
+    for (uint32_t i = 0; i < m->via.map.size; i++) {
+        const msgpack_object_kv *kv = &m->via.map.ptr[i];
+        int k = find_key(keys, nkeys, &kv->key);
+
+        if (k == -2)
+            return fail(errp, -EBADMSG, "map key is not a string");
+        if (k < 0)
+            continue;
+        if (seen & (1u << k))
+            return fail(errp, -EBADMSG, "duplicate map key");
+        seen |= 1u << k;
+        /* A well-formed but unknown schema is not garbage: say so. */
+        if (keys[k].type == V_SCHEMA &&
+            kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+            kv->val.via.u64 != 1)
+            return fail(errp, -EPROTO, "unsupported event schema version");
+        if (!get_value(&keys[k], &kv->val, base, pool))
+            return fail(errp, -EBADMSG, keys[k].bad);
+    }
+    for (uint32_t k = 0; k < nkeys; k++)
+        if (keys[k].req && !(seen & (1u << k)))
+            return fail(errp, -EBADMSG, keys[k].miss);
+    return 0;
+}
+
+static int
+decode_event(const msgpack_object *o, struct tc_event *ev, struct kvpool *pool,
+             const char **errp)
+{
+    memset(ev, 0, sizeof(*ev));
+    ev->state = -1;
+    ev->count = 1;
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return fail(errp, -EBADMSG, "event is not a map");
+    return decode_map(o, event_keys, NKEYS(event_keys), ev, pool, errp);
+}
+
+/*
+ * Decode an array of event maps into f->u.events: one allocation holds
+ * the events and then every label/field entry.
+ */
+static int
+decode_events(const msgpack_object *arr, const struct tc_wire_limits *lim,
+              struct tc_frame *f, const char **errp)
+{
+    struct kvpool pool;
+    struct tc_event *ev;
+    uint64_t prev = 0;
+    size_t nkv = 0;
+    uint32_t n;
+    int rc;
+
+    if (arr->type != MSGPACK_OBJECT_ARRAY)
+        return fail(errp, -EBADMSG, "events is not an array");
+    n = arr->via.array.size;
+    if (n > lim->max_batch)
+        return fail(errp, -EMSGSIZE, "batch over max_batch");
+    if (n == 0) {
+        f->u.events.n = 0;
+        f->u.events.ev = NULL;
+        return 0;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        nkv += count_kv(&arr->via.array.ptr[i], event_keys, NKEYS(event_keys));
+    /* Both counts are bounded by the pre-scanned input size. */
+    f->mem = tc_xmalloc(n * sizeof(*ev) + nkv * sizeof(struct tc_kv));
+    ev = f->mem;
+    pool.next = (struct tc_kv *)(ev + n);
+    pool.left = nkv;
+    for (uint32_t i = 0; i < n; i++) {
+        if ((rc = decode_event(&arr->via.array.ptr[i], &ev[i], &pool, errp)) <
+            0)
+            return rc;
+        if (ev[i].seq <= prev)
+            return fail(errp, -EBADMSG, "event seq not increasing");
+        prev = ev[i].seq;
+    }
+    f->u.events.n = n;
+    f->u.events.ev = ev;
+    return 0;
+}
+
+static int
+decode_body(const msgpack_object *root, const struct tc_wire_limits *lim,
+            struct tc_frame *f, const char **errp)
+{
+    const msgpack_object *pl;
+    const struct frame_desc *d;
+    struct kvpool pool = {NULL, 0};
+    uint64_t type;
+    size_t nkv;
+    int rc;
+
+    if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size != 2)
+        return fail(errp, -EBADMSG, "body is not [type, payload]");
+    if (!get_u64(&root->via.array.ptr[0], &type))
+        return fail(errp, -EBADMSG, "frame type is not an unsigned int");
+    pl = &root->via.array.ptr[1];
+    if (type < TC_F_HELLO || type > TC_F_BYE)
+        return fail(errp, -EPROTO, "unknown frame type");
+    if (pl->type != MSGPACK_OBJECT_MAP)
+        return fail(errp, -EBADMSG, "payload is not a map");
+
+    if (type == TC_F_EVENTS) {
+        const msgpack_object *evs = NULL;
+        for (uint32_t i = 0; i < pl->via.map.size; i++) {
+            const msgpack_object_kv *kv = &pl->via.map.ptr[i];
+            if (kv->key.type != MSGPACK_OBJECT_STR)
+                return fail(errp, -EBADMSG, "map key is not a string");
+            if (kv->key.via.str.size == 6 &&
+                memcmp(kv->key.via.str.ptr, "events", 6) == 0) {
+                if (evs != NULL)
+                    return fail(errp, -EBADMSG, "duplicate map key");
+                evs = &kv->val;
+            }
+        }
+        if (evs == NULL)
+            return fail(errp, -EBADMSG, "missing key \"events\"");
+        if ((rc = decode_events(evs, lim, f, errp)) < 0)
+            return rc;
+        f->type = TC_F_EVENTS;
+        return 0;
+    }
+
+    d = &frame_descs[type];
+    nkv = count_kv(pl, d->keys, d->nkeys);
+    if (nkv > 0) {
+        f->mem = tc_xmalloc(nkv * sizeof(struct tc_kv));
+        pool.next = f->mem;
+        pool.left = nkv;
+    }
+    if ((rc = decode_map(pl, d->keys, d->nkeys, &f->u, &pool, errp)) < 0)
+        return rc;
+    if (type == TC_F_HELLO && (f->u.hello.version_min < 1 ||
+                               f->u.hello.version_min > f->u.hello.version_max))
+        return fail(errp, -EBADMSG, "bad version range in HELLO");
+    f->type = (enum tc_frame_type)type;
+    return 0;
+}
+
+int
+tc_wire_decode(const uint8_t *body, size_t len,
+               const struct tc_wire_limits *lim, struct tc_frame *out,
+               const char **errp)
+{
+    msgpack_object root;
+    int rc;
+
+    if (lim == NULL)
+        lim = &tc_wire_default_limits;
+    if ((rc = unpack(body, len, lim, out, &root, errp)) == 0)
+        rc = decode_body(&root, lim, out, errp);
+    if (rc < 0)
+        frame_discard(out);
+    return rc;
+}
+
+int
+tc_event_decode(const uint8_t *p, size_t len, const struct tc_wire_limits *lim,
+                struct tc_frame *f, struct tc_event *out, const char **errp)
+{
+    msgpack_object root;
+    struct kvpool pool = {NULL, 0};
+    size_t nkv;
+    int rc;
+
+    if (lim == NULL)
+        lim = &tc_wire_default_limits;
+    memset(out, 0, sizeof(*out));
+    if ((rc = unpack(p, len, lim, f, &root, errp)) < 0)
+        goto out;
+    nkv = count_kv(&root, event_keys, NKEYS(event_keys));
+    if (nkv > 0) {
+        f->mem = tc_xmalloc(nkv * sizeof(struct tc_kv));
+        pool.next = f->mem;
+        pool.left = nkv;
+    }
+    rc = decode_event(&root, out, &pool, errp);
+out:
+    if (rc < 0) {
+        frame_discard(f);
+        memset(out, 0, sizeof(*out));
+    }
+    return rc;
+}
+
+int
+tc_event_decode_array(const uint8_t *p, size_t len,
+                      const struct tc_wire_limits *lim, struct tc_frame *f,
+                      const char **errp)
+{
+    msgpack_object root;
+    int rc;
+
+    if (lim == NULL)
+        lim = &tc_wire_default_limits;
+    if ((rc = unpack(p, len, lim, f, &root, errp)) == 0 &&
+        (rc = decode_events(&root, lim, f, errp)) == 0)
+        f->type = TC_F_EVENTS;
+    if (rc < 0)
+        frame_discard(f);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Encoders                                                            */
+
+/*
+ * Packing state. Errors are sticky: once an append fails every later
+ * write is refused, so a small write after a failed big one cannot
+ * produce a frame with a hole in it.
+ */
+struct enc {
+    msgpack_packer pk;
+    struct tc_buf *b;
+    size_t start; /* tc_buf_size(b) before we began; survives compaction */
+    int framed;   /* a length prefix was reserved at start */
+    int err;      /* first error, negative errno */
+};
+
+static int
+enc_write(void *data, const char *p, size_t n)
+{
+    struct enc *e = data;
+    int rc;
+
+    if (e->err)
+        return -1;
+    if ((rc = tc_buf_append(e->b, p, n)) < 0) {
+        e->err = rc;
+        return -1;
+    }
+    return 0;
+}
+
+static void
+enc_begin(struct enc *e, struct tc_buf *b)
+{
+    e->b = b;
+    e->start = tc_buf_size(b);
+    e->framed = 0;
+    e->err = 0;
+    msgpack_packer_init(&e->pk, e, enc_write);
+}
+
+/* Begin a frame: length placeholder, [type, {nkeys...}]. */
+static void
+enc_frame(struct enc *e, struct tc_buf *b, enum tc_frame_type type,
+          uint32_t nkeys)
+{
+    static const uint8_t zero[TC_WIRE_HDR];
+
+    enc_begin(e, b);
+    e->framed = 1;
+    enc_write(e, (const char *)zero, sizeof(zero));
+    msgpack_pack_array(&e->pk, 2);
+    msgpack_pack_unsigned_int(&e->pk, (unsigned)type);
+    msgpack_pack_map(&e->pk, nkeys);
+}
+
+/*
+ * Finish: patch the length prefix, or roll out back to where it was.
+ * Offsets are taken relative to b->off because tc_buf_reserve may have
+ * compacted the buffer in between.
+ */
+static int
+enc_end(struct enc *e)
+{
+    struct tc_buf *b = e->b;
+    size_t body;
+    uint8_t *h;
+
+    if (e->err)
+        goto fail;
+    if (e->framed) {
+        body = tc_buf_size(b) - e->start - TC_WIRE_HDR;
+        /* The peer would refuse it and we would resend it forever. */
+        if (body > TC_WIRE_MAX_FRAME) {
+            e->err = -EMSGSIZE;
+            goto fail;
+        }
+        h = b->data + b->off + e->start;
+        h[0] = (uint8_t)(body >> 24);
+        h[1] = (uint8_t)(body >> 16);
+        h[2] = (uint8_t)(body >> 8);
+        h[3] = (uint8_t)body;
+    }
+    return 0;
+fail:
+    b->len = b->off + e->start;
+    return e->err;
+}
+
+static void
+pack_key(struct enc *e, const char *k, size_t n)
+{
+    msgpack_pack_str(&e->pk, n);
+    msgpack_pack_str_body(&e->pk, k, n);
+}
+#define KEY(e, lit) pack_key(e, lit, sizeof(lit) - 1)
+
+static void
+pack_str(struct enc *e, struct tc_str s)
+{
+    msgpack_pack_str(&e->pk, s.len);
+    msgpack_pack_str_body(&e->pk, s.ptr, s.len);
+}
+
+static void
+pack_kv(struct enc *e, const struct tc_kv *kv, uint32_t n)
+{
+    msgpack_pack_map(&e->pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        pack_str(e, kv[i].key);
+        pack_str(e, kv[i].val);
+    }
+}
+
+/* Optional keys are left out when empty or at their default. */
+static void
+pack_event(struct enc *e, const struct tc_event *ev)
+{
+    uint32_t n = 6; /* v, seq, ts, host, kind, sev */
+
+    n += ev->event_ts != 0;
+    n += ev->source.len > 0;
+    n += ev->rule.len > 0;
+    n += ev->state != -1;
+    n += ev->message.len > 0;
+    n += ev->fingerprint.len > 0;
+    n += ev->count > 1;
+    n += ev->nlabels > 0;
+    n += ev->nfields > 0;
+
+    msgpack_pack_map(&e->pk, n);
+    KEY(e, "v");
+    msgpack_pack_uint8(&e->pk, 1);
+    KEY(e, "seq");
+    msgpack_pack_uint64(&e->pk, ev->seq);
+    KEY(e, "ts");
+    msgpack_pack_int64(&e->pk, ev->ts);
+    if (ev->event_ts != 0) {
+        KEY(e, "ets");
+        msgpack_pack_int64(&e->pk, ev->event_ts);
+    }
+    KEY(e, "host");
+    pack_str(e, ev->host);
+    KEY(e, "kind");
+    pack_str(e, ev->kind);
+    if (ev->source.len > 0) {
+        KEY(e, "src");
+        pack_str(e, ev->source);
+    }
+    if (ev->rule.len > 0) {
+        KEY(e, "rule");
+        pack_str(e, ev->rule);
+    }
+    KEY(e, "sev");
+    msgpack_pack_unsigned_int(&e->pk, (unsigned)ev->sev);
+    if (ev->state != -1) {
+        KEY(e, "state");
+        msgpack_pack_int32(&e->pk, ev->state);
+    }
+    if (ev->message.len > 0) {
+        KEY(e, "msg");
+        pack_str(e, ev->message);
+    }
+    if (ev->fingerprint.len > 0) {
+        KEY(e, "fp");
+        pack_str(e, ev->fingerprint);
+    }
+    if (ev->count > 1) {
+        KEY(e, "count");
+        msgpack_pack_uint32(&e->pk, ev->count);
+    }
+    if (ev->nlabels > 0) {
+        KEY(e, "labels");
+        pack_kv(e, ev->labels, ev->nlabels);
+    }
+    if (ev->nfields > 0) {
+        KEY(e, "fields");
+        pack_kv(e, ev->fields, ev->nfields);
+    }
+}
+
+int
+tc_event_encode(struct tc_buf *out, const struct tc_event *ev)
+{
+    struct enc e;
+
+    enc_begin(&e, out);
+    pack_event(&e, ev);
+    return enc_end(&e);
+}
+
+int
+tc_wire_encode_hello(struct tc_buf *out, const struct tc_hello *m)
+{
+    struct enc e;
+
+    enc_frame(&e, out, TC_F_HELLO, 4 + (m->software.len > 0));
+    KEY(&e, "vmin");
+    msgpack_pack_uint32(&e.pk, m->version_min);
+    KEY(&e, "vmax");
+    msgpack_pack_uint32(&e.pk, m->version_max);
+    KEY(&e, "agent");
+    pack_str(&e, m->agent);
+    KEY(&e, "epoch");
+    msgpack_pack_uint64(&e.pk, m->epoch);
+    if (m->software.len > 0) {
+        KEY(&e, "sw");
+        pack_str(&e, m->software);
+    }
+    return enc_end(&e);
+}
+
+int
+tc_wire_encode_welcome(struct tc_buf *out, const struct tc_welcome *m)
+{
+    struct enc e;
+
+    enc_frame(&e, out, TC_F_WELCOME, 4);
+    KEY(&e, "v");
+    msgpack_pack_uint32(&e.pk, m->version);
+    KEY(&e, "collector");
+    pack_str(&e, m->collector);
+    KEY(&e, "hwm");
+    msgpack_pack_uint64(&e.pk, m->hwm);
+    KEY(&e, "known");
+    if (m->epoch_known)
+        msgpack_pack_true(&e.pk);
+    else
+        msgpack_pack_false(&e.pk);
+    return enc_end(&e);
+}
+
+int
+tc_wire_encode_events(struct tc_buf *out, const struct tc_event *ev, uint32_t n)
+{
+    struct enc e;
+
+    /* The peer's default limit; a bigger batch would be refused. */
+    if (n > TC_WIRE_MAX_BATCH)
+        return -EMSGSIZE;
+    enc_frame(&e, out, TC_F_EVENTS, 1);
+    KEY(&e, "events");
+    msgpack_pack_array(&e.pk, n);
+    for (uint32_t i = 0; i < n && !e.err; i++)
+        pack_event(&e, &ev[i]);
+    return enc_end(&e);
+}
+
+int
+tc_wire_encode_events_raw(struct tc_buf *out, const uint8_t *const *enc,
+                          const size_t *enc_len, uint32_t n)
+{
+    struct enc e;
+
+    if (n > TC_WIRE_MAX_BATCH)
+        return -EMSGSIZE;
+    enc_frame(&e, out, TC_F_EVENTS, 1);
+    KEY(&e, "events");
+    msgpack_pack_array(&e.pk, n);
+    for (uint32_t i = 0; i < n && !e.err; i++)
+        enc_write(&e, (const char *)enc[i], enc_len[i]);
+    return enc_end(&e);
+}
+
+int
+tc_wire_encode_ack(struct tc_buf *out, const struct tc_ack *m)
+{
+    struct enc e;
+
+    enc_frame(&e, out, TC_F_ACK, 1);
+    KEY(&e, "seq");
+    msgpack_pack_uint64(&e.pk, m->seq);
+    return enc_end(&e);
+}
+
+int
+tc_wire_encode_hint(struct tc_buf *out, const struct tc_hint *m)
+{
+    struct enc e;
+
+    enc_frame(&e, out, TC_F_HINT, 4 + (m->action.len > 0) + (m->nparams > 0));
+    KEY(&e, "id");
+    msgpack_pack_uint64(&e.pk, m->id);
+    KEY(&e, "incident");
+    pack_str(&e, m->incident);
+    KEY(&e, "text");
+    pack_str(&e, m->text);
+    if (m->action.len > 0) {
+        KEY(&e, "action");
+        pack_str(&e, m->action);
+    }
+    if (m->nparams > 0) {
+        KEY(&e, "params");
+        pack_kv(&e, m->params, m->nparams);
+    }
+    KEY(&e, "sig");
+    msgpack_pack_bin(&e.pk, m->sig.len);
+    msgpack_pack_bin_body(&e.pk, m->sig.ptr, m->sig.len);
+    return enc_end(&e);
+}
+
+int
+tc_wire_encode_hint_ack(struct tc_buf *out, const struct tc_hint_ack *m)
+{
+    struct enc e;
+
+    enc_frame(&e, out, TC_F_HINT_ACK, 1);
+    KEY(&e, "id");
+    msgpack_pack_uint64(&e.pk, m->id);
+    return enc_end(&e);
+}
+
+int
+tc_wire_encode_ping(struct tc_buf *out, const struct tc_ping *m)
+{
+    struct enc e;
+
+    enc_frame(&e, out, TC_F_PING,
+              1 + (m->spool_depth != 0) + (m->spool_bytes != 0) +
+                  (m->version.len > 0));
+    KEY(&e, "ts");
+    msgpack_pack_int64(&e.pk, m->ts);
+    if (m->spool_depth != 0) {
+        KEY(&e, "depth");
+        msgpack_pack_uint64(&e.pk, m->spool_depth);
+    }
+    if (m->spool_bytes != 0) {
+        KEY(&e, "bytes");
+        msgpack_pack_uint64(&e.pk, m->spool_bytes);
+    }
+    if (m->version.len > 0) {
+        KEY(&e, "sw");
+        pack_str(&e, m->version);
+    }
+    return enc_end(&e);
+}
+
+int
+tc_wire_encode_pong(struct tc_buf *out, const struct tc_pong *m)
+{
+    struct enc e;
+
+    enc_frame(&e, out, TC_F_PONG, 1);
+    KEY(&e, "ts");
+    msgpack_pack_int64(&e.pk, m->ts);
+    return enc_end(&e);
+}
+
+int
+tc_wire_encode_bye(struct tc_buf *out, const struct tc_bye *m)
+{
+    struct enc e;
+
+    enc_frame(&e, out, TC_F_BYE, 1);
+    KEY(&e, "reason");
+    pack_str(&e, m->reason);
+    return enc_end(&e);
+}
