@@ -33,20 +33,20 @@ struct agent_file {
 };
 
 struct agent_config {
-    char *file;               /* absolute path of the config file */
-    char *name;               /* agent name; default: TLS cert CN */
-    char *collector_address;  /* "host:port"; required */
-    char *collector_server_name; /* name to verify; default: host part */
+    char *file;                        /* absolute path of the config file */
+    char *name;                        /* agent name; default: TLS cert CN */
+    char *collector_address;           /* "host:port"; required */
+    char *collector_server_name;       /* name to verify; default: host part */
     char *tls_ca, *tls_cert, *tls_key; /* required */
-    char *state_dir;          /* required; spool and offsets live here */
-    uint64_t spool_max_bytes; /* default 256 MiB; min 1 MiB */
+    char *state_dir;           /* required; spool and offsets live here */
+    uint64_t spool_max_bytes;  /* default 256 MiB; min 1 MiB */
     uint32_t batch_max_events; /* per EVENTS frame; default 1000 */
-    uint32_t window_batches;  /* unacked batches in flight; default 8 */
-    uint64_t backoff_min_ms;  /* reconnect backoff floor; default 200 */
-    uint64_t backoff_max_ms;  /* ceiling; default 30000 */
+    uint32_t window_batches;   /* unacked batches in flight; default 8 */
+    uint64_t backoff_min_ms;   /* reconnect backoff floor; default 200 */
+    uint64_t backoff_max_ms;   /* ceiling; default 30000 */
     uint64_t poll_interval_ms; /* file poll fallback; default 250 */
-    uint64_t read_max_bytes;  /* per file per read pass; default 1 MiB */
-    uint32_t max_line_bytes;  /* longer lines are cut; default 64 KiB */
+    uint64_t read_max_bytes;   /* per file per read pass; default 1 MiB */
+    uint32_t max_line_bytes;   /* longer lines are cut; default 64 KiB */
     struct agent_file *files;
     size_t nfiles;
 };

@@ -24,15 +24,15 @@
 
 struct bench_agent {
     struct bench *b;
-    struct tc_tls_conn *conn;  /* NULL once closed */
-    struct tc_tls_ctx *ctx;    /* this agent's certificate; owned */
+    struct tc_tls_conn *conn; /* NULL once closed */
+    struct tc_tls_ctx *ctx;   /* this agent's certificate; owned */
     char name[32];
-    struct tc_buf in;          /* received bytes, reassembled into frames */
+    struct tc_buf in; /* received bytes, reassembled into frames */
     struct tc_frame frame;
-    uint64_t first;            /* first seq of this run (hwm + 1) */
-    uint64_t next;             /* next seq to send */
-    uint64_t acked;            /* highest seq acked */
-    uint64_t sent_batches;     /* unacked batches in flight = see below */
+    uint64_t first;        /* first seq of this run (hwm + 1) */
+    uint64_t next;         /* next seq to send */
+    uint64_t acked;        /* highest seq acked */
+    uint64_t sent_batches; /* unacked batches in flight = see below */
     int welcomed;
     int done;
 };
@@ -43,16 +43,16 @@ struct bench {
     struct sockaddr_storage addr;
     const char *server_name;
     uint32_t nagents;
-    uint64_t events;           /* per agent */
-    uint32_t batch;            /* events per EVENTS frame */
-    uint32_t window;           /* unacked batches per agent */
-    uint32_t msg_len;          /* bytes of message text per event */
+    uint64_t events;  /* per agent */
+    uint32_t batch;   /* events per EVENTS frame */
+    uint32_t window;  /* unacked batches per agent */
+    uint32_t msg_len; /* bytes of message text per event */
     struct bench_agent *agents;
     uint32_t ndone, nclosed;
-    int64_t t0, t1;            /* monotonic ns: first WELCOME, last ACK */
-    struct tc_buf out;         /* scratch for encoding */
-    char *msg;                 /* message text shared by all events */
-    struct tc_event *ev;       /* batch scratch, batch entries */
+    int64_t t0, t1;      /* monotonic ns: first WELCOME, last ACK */
+    struct tc_buf out;   /* scratch for encoding */
+    char *msg;           /* message text shared by all events */
+    struct tc_event *ev; /* batch scratch, batch entries */
     int failed;
 };
 
@@ -63,8 +63,7 @@ send_more(struct bench_agent *a)
     struct tc_event *ev = b->ev;
     uint64_t last = a->first + b->events - 1;
 
-    while (a->next <= last &&
-           (a->next - a->acked - 1) / b->batch < b->window) {
+    while (a->next <= last && (a->next - a->acked - 1) / b->batch < b->window) {
         uint32_t n = 0;
         int64_t now = tc_now_ns();
 
@@ -85,8 +84,8 @@ send_more(struct bench_agent *a)
         tc_buf_reset(&b->out);
         if (tc_wire_encode_events(&b->out, ev, n) < 0)
             fatalx("encode failed");
-        if (tc_tls_write(a->conn, tc_buf_head(&b->out),
-                         tc_buf_size(&b->out)) < 0)
+        if (tc_tls_write(a->conn, tc_buf_head(&b->out), tc_buf_size(&b->out)) <
+            0)
             return;
     }
 }
@@ -203,8 +202,11 @@ int
 main(int argc, char **argv)
 {
     static const struct tc_tls_cbs cbs = {on_ready, on_data, NULL, on_close};
-    struct bench b = {.nagents = 4, .events = 100000, .batch = 1000,
-                      .window = 8, .msg_len = 120,
+    struct bench b = {.nagents = 4,
+                      .events = 100000,
+                      .batch = 1000,
+                      .window = 8,
+                      .msg_len = 120,
                       .server_name = "localhost"};
     const char *addr = NULL, *pki = NULL;
     char *host = NULL, err[512];
@@ -213,15 +215,32 @@ main(int argc, char **argv)
 
     while ((ch = getopt(argc, argv, "a:p:n:e:b:w:m:s:")) != -1) {
         switch (ch) {
-        case 'a': addr = optarg; break;
-        case 'p': pki = optarg; break;
-        case 'n': b.nagents = (uint32_t)atoi(optarg); break;
-        case 'e': b.events = strtoull(optarg, NULL, 10); break;
-        case 'b': b.batch = (uint32_t)atoi(optarg); break;
-        case 'w': b.window = (uint32_t)atoi(optarg); break;
-        case 'm': b.msg_len = (uint32_t)atoi(optarg); break;
-        case 's': b.server_name = optarg; break;
-        default: usage();
+        case 'a':
+            addr = optarg;
+            break;
+        case 'p':
+            pki = optarg;
+            break;
+        case 'n':
+            b.nagents = (uint32_t)atoi(optarg);
+            break;
+        case 'e':
+            b.events = strtoull(optarg, NULL, 10);
+            break;
+        case 'b':
+            b.batch = (uint32_t)atoi(optarg);
+            break;
+        case 'w':
+            b.window = (uint32_t)atoi(optarg);
+            break;
+        case 'm':
+            b.msg_len = (uint32_t)atoi(optarg);
+            break;
+        case 's':
+            b.server_name = optarg;
+            break;
+        default:
+            usage();
         }
     }
     if (!addr || !pki || b.nagents == 0 || b.batch == 0 ||

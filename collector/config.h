@@ -19,17 +19,17 @@ enum config_sync {
 };
 
 struct collector_config {
-    char *file;            /* absolute path of the config file */
-    char *name;            /* collector name; default: gethostname() */
-    char *listen;          /* "host:port"; default 127.0.0.1:7400 */
+    char *file;   /* absolute path of the config file */
+    char *name;   /* collector name; default: gethostname() */
+    char *listen; /* "host:port"; default 127.0.0.1:7400 */
     char *tls_ca, *tls_cert, *tls_key; /* required */
-    char *store_path;      /* SQLite file; required */
+    char *store_path;                  /* SQLite file; required */
     enum config_sync store_sync;
-    uint64_t pipeline_max_bytes; /* decoded-but-uncommitted cap;
-                                    default 64 MiB */
-    uint64_t commit_interval_ms; /* max wait to group a commit;
-                                    default 5 */
-    uint32_t max_agents;   /* connections accepted; default 10000 */
+    uint64_t pipeline_max_bytes;   /* decoded-but-uncommitted cap;
+                                      default 64 MiB */
+    uint64_t commit_interval_ms;   /* max wait to group a commit;
+                                      default 5 */
+    uint32_t max_agents;           /* connections accepted; default 10000 */
     uint64_t handshake_timeout_ms; /* default 10000 */
     uint64_t idle_timeout_ms;      /* no frame at all; default 120000 */
 };

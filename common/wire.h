@@ -28,12 +28,12 @@
 #include "buf.h"
 
 #define TC_WIRE_VERSION 1
-#define TC_WIRE_HDR 4                   /* length prefix, bytes */
-#define TC_WIRE_MAX_FRAME (8u << 20)    /* default body limit, bytes */
-#define TC_WIRE_MAX_STR (64u << 10)     /* default string limit, bytes */
-#define TC_WIRE_MAX_ELEMS 65536u        /* default array/map entries */
-#define TC_WIRE_MAX_DEPTH 8             /* default nesting depth */
-#define TC_WIRE_MAX_BATCH 10000u        /* default events per EVENTS */
+#define TC_WIRE_HDR 4                /* length prefix, bytes */
+#define TC_WIRE_MAX_FRAME (8u << 20) /* default body limit, bytes */
+#define TC_WIRE_MAX_STR (64u << 10)  /* default string limit, bytes */
+#define TC_WIRE_MAX_ELEMS 65536u     /* default array/map entries */
+#define TC_WIRE_MAX_DEPTH 8          /* default nesting depth */
+#define TC_WIRE_MAX_BATCH 10000u     /* default events per EVENTS */
 
 enum tc_frame_type {
     TC_F_HELLO = 1,
@@ -48,11 +48,11 @@ enum tc_frame_type {
 };
 
 struct tc_wire_limits {
-    uint32_t max_frame;  /* body bytes */
-    uint32_t max_str;    /* bytes in one str/bin */
-    uint32_t max_elems;  /* entries in one array or map */
-    uint32_t max_depth;  /* nesting depth of arrays/maps, body = 1 */
-    uint32_t max_batch;  /* events in one EVENTS frame */
+    uint32_t max_frame; /* body bytes */
+    uint32_t max_str;   /* bytes in one str/bin */
+    uint32_t max_elems; /* entries in one array or map */
+    uint32_t max_depth; /* nesting depth of arrays/maps, body = 1 */
+    uint32_t max_batch; /* events in one EVENTS frame */
 };
 /* The defaults above. */
 extern const struct tc_wire_limits tc_wire_default_limits;
@@ -80,25 +80,25 @@ struct tc_kv {
 
 /*
  * One event (DESIGN.md "Events"). Required on the wire: v (schema
- * version, must be 1), seq, ts, host, kind, sev. The rest are optional; absent strings have len 0, absent
- * state is -1, absent count is 1.
+ * version, must be 1), seq, ts, host, kind, sev. The rest are optional; absent
+ * strings have len 0, absent state is -1, absent count is 1.
  */
 struct tc_event {
-    uint64_t seq;            /* per-agent sequence, >= 1 */
-    int64_t ts;              /* observed (read) time, ns since epoch */
-    int64_t event_ts;        /* time from the event itself, ns; 0 = none */
-    struct tc_str host;      /* agent name */
-    struct tc_str kind;      /* log, check, heartbeat, agent, ... */
-    struct tc_str source;    /* file path or check name */
-    struct tc_str rule;      /* rule or check name */
+    uint64_t seq;         /* per-agent sequence, >= 1 */
+    int64_t ts;           /* observed (read) time, ns since epoch */
+    int64_t event_ts;     /* time from the event itself, ns; 0 = none */
+    struct tc_str host;   /* agent name */
+    struct tc_str kind;   /* log, check, heartbeat, agent, ... */
+    struct tc_str source; /* file path or check name */
+    struct tc_str rule;   /* rule or check name */
     enum tc_severity sev;
-    int32_t state;           /* Nagios state 0..3, or -1 */
-    struct tc_str message;   /* the log line or check output */
+    int32_t state;         /* Nagios state 0..3, or -1 */
+    struct tc_str message; /* the log line or check output */
     struct tc_str fingerprint;
-    uint32_t count;          /* folded repeats, >= 1 */
-    struct tc_kv *labels;    /* nlabels entries; owned by the frame */
+    uint32_t count;       /* folded repeats, >= 1 */
+    struct tc_kv *labels; /* nlabels entries; owned by the frame */
     uint32_t nlabels;
-    struct tc_kv *fields;    /* named captures, perfdata ... */
+    struct tc_kv *fields; /* named captures, perfdata ... */
     uint32_t nfields;
 };
 
@@ -117,8 +117,8 @@ struct tc_welcome {
 };
 
 struct tc_events {
-    uint32_t n;              /* number of events */
-    struct tc_event *ev;     /* n entries, seq strictly increasing */
+    uint32_t n;          /* number of events */
+    struct tc_event *ev; /* n entries, seq strictly increasing */
 };
 
 struct tc_ack {
@@ -127,12 +127,12 @@ struct tc_ack {
 
 struct tc_hint {
     uint64_t id;
-    struct tc_str incident;  /* incident id it belongs to */
-    struct tc_str text;      /* runbook text */
-    struct tc_str action;    /* action name, may be empty */
-    struct tc_kv *params;    /* action parameters */
+    struct tc_str incident; /* incident id it belongs to */
+    struct tc_str text;     /* runbook text */
+    struct tc_str action;   /* action name, may be empty */
+    struct tc_kv *params;   /* action parameters */
     uint32_t nparams;
-    struct tc_str sig;       /* Ed25519 signature bytes (bin) */
+    struct tc_str sig; /* Ed25519 signature bytes (bin) */
 };
 
 struct tc_hint_ack {
@@ -140,8 +140,8 @@ struct tc_hint_ack {
 };
 
 struct tc_ping {
-    int64_t ts;              /* sender's wall clock, ns */
-    uint64_t spool_depth;    /* events waiting in the agent's spool */
+    int64_t ts;           /* sender's wall clock, ns */
+    uint64_t spool_depth; /* events waiting in the agent's spool */
     uint64_t spool_bytes;
     struct tc_str version;
 };
@@ -236,8 +236,8 @@ int tc_event_decode(const uint8_t *p, size_t len,
  * blob per batch). On success f->u.events holds them.
  */
 int tc_event_decode_array(const uint8_t *p, size_t len,
-                          const struct tc_wire_limits *lim,
-                          struct tc_frame *f, const char **errp);
+                          const struct tc_wire_limits *lim, struct tc_frame *f,
+                          const char **errp);
 
 /* Helpers for building events from C strings. */
 static inline struct tc_str
