@@ -243,7 +243,8 @@ tail_event(struct tail_file *f, const char *line, size_t len,
     }
     /* Field values point into the read buffer, which outlives the
      * pass's spool_append; the array is linked up before that call. */
-    memcpy(t->kvs + t->nkvs, hit->fields, hit->nfields * sizeof(*t->kvs));
+    if (hit->nfields > 0) /* memcpy from NULL is undefined even for 0 */
+        memcpy(t->kvs + t->nkvs, hit->fields, hit->nfields * sizeof(*t->kvs));
     t->nkvs += hit->nfields;
     ev = &t->evs[t->nevs++];
     memset(ev, 0, sizeof(*ev));

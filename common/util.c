@@ -124,6 +124,9 @@ tc_hostport_split(const char *s, char **host, uint16_t *port)
     }
     if (hlen == 0 || colon[1] == '\0')
         return -EINVAL;
+    for (const char *d = colon + 1; *d; d++)
+        if (*d < '0' || *d > '9')
+            return -EINVAL; /* strtoul would accept " 80" and "+80" */
     errno = 0;
     p = strtoul(colon + 1, &end, 10);
     if (errno || *end != '\0' || p == 0 || p > 65535)
@@ -136,9 +139,13 @@ tc_hostport_split(const char *s, char **host, uint16_t *port)
 int
 tc_mkdirs(const char *path, unsigned mode)
 {
-    char *p = tc_xstrdup(path);
+    struct stat st;
+    char *p;
     int rc = 0;
 
+    if (path[0] == '\0')
+        return -ENOENT;
+    p = tc_xstrdup(path);
     for (char *s = p + 1;; s++) {
         if (*s == '/' || *s == '\0') {
             char c = *s;
@@ -152,6 +159,9 @@ tc_mkdirs(const char *path, unsigned mode)
                 break;
         }
     }
+    /* EEXIST above also covers a file in the way: check what is there. */
+    if (rc == 0 && (stat(path, &st) < 0 || !S_ISDIR(st.st_mode)))
+        rc = errno == ENOENT ? -ENOENT : -EEXIST;
     free(p);
     return rc;
 }
