@@ -72,5 +72,5 @@ lines, t0, t1, t2 = $lines, $t0, $t1, $t2
 print("lines=%d matching=%d size=%dB" % (lines, $expect, $size))
 print("scan+spool: %.3fs = %.0f lines/s" % (t1 - t0, lines / (t1 - t0)))
 print("end to end (all events durable at the collector): %.3fs = %.0f lines/s" % (t2 - t0, lines / (t2 - t0)))
-print("agent: cpu=%.2fs peak_rss=%s" % ($acpu / $hz, "$(awk '/VmHWM/{print $2" "$3}' /proc/$apid/status)"))
+print("agent: cpu=%.2fs peak_rss=%s (now: %s)" % ($acpu / $hz, "$(awk '/VmHWM/{print $2" "$3}' /proc/$apid/status)", "$(grep -E 'Rss(Anon|File)' /proc/$apid/status | tr -s ' \t\n' ' ')"))
 PY
