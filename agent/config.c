@@ -28,25 +28,55 @@ parse_severity(const char *s, void *dst)
     return 0;
 }
 
-/* Rule names identify a rule in events and incidents, per file. */
+/* Rule names identify a rule in events and incidents, per input. */
 static void
-check_rule_names(struct tc_conf *c, const struct tc_conf_node *seq, void *base)
+check_unique_rules(struct tc_conf *c, const struct agent_rule *rules, size_t n)
 {
-    const struct agent_file *f = base;
-
-    for (size_t i = 0; i < f->nrules; i++) {
+    for (size_t i = 0; i < n; i++) {
         for (size_t j = 0; j < i; j++) {
-            if (f->rules[i].name == NULL || f->rules[j].name == NULL ||
-                strcmp(f->rules[i].name, f->rules[j].name) != 0)
+            if (rules[i].name == NULL || rules[j].name == NULL ||
+                strcmp(rules[i].name, rules[j].name) != 0)
                 continue;
-            tc_conf_error(c, f->rules[i].line,
-                          "rule name '%s' is used twice in this file "
+            tc_conf_error(c, rules[i].line,
+                          "rule name '%s' is used twice in this input "
                           "(first at line %d)",
-                          f->rules[i].name, f->rules[j].line);
+                          rules[i].name, rules[j].line);
             break;
         }
     }
 }
+
+static void
+check_rule_names(struct tc_conf *c, const struct tc_conf_node *seq, void *base)
+{
+    const struct agent_file *f = base;
+    check_unique_rules(c, f->rules, f->nrules);
+}
+
+static void
+check_journal_rule_names(struct tc_conf *c, const struct tc_conf_node *seq,
+                         void *base)
+{
+    const struct agent_journal *j = base;
+    check_unique_rules(c, j->rules, j->nrules);
+}
+
+static const struct tc_conf_enum priority_enums[] = {
+    {"emerg", 0},  {"alert", 1}, {"crit", 2},  {"err", 3}, {"warning", 4},
+    {"notice", 5}, {"info", 6},  {"debug", 7}, {NULL, 0},
+};
+
+static const struct tc_conf_enum check_type_enums[] = {
+    {"exec", AGENT_CHECK_EXEC},
+    {"tcp", AGENT_CHECK_TCP},
+    {"http", AGENT_CHECK_HTTP},
+    {"disk", AGENT_CHECK_DISK},
+    {"process", AGENT_CHECK_PROCESS},
+    {"file_age", AGENT_CHECK_FILE_AGE},
+    {NULL, 0},
+};
+
+#define CK(member) TC_CONF_AT(struct agent_check, member)
 
 static const struct tc_conf_field collector_fields[] = {
     {.key = "address",
@@ -147,6 +177,59 @@ static const struct tc_conf_field tail_fields[] = {
      .min = 256,
      .max = TC_WIRE_MAX_STR,
      .help = "longer lines are cut"},
+    {.key = "flush_timeout",
+     .type = TC_CONF_T_DURATION,
+     AC(flush_timeout_ms),
+     .def = "5s",
+     .min = 10,
+     .max = 3600 * 1000,
+     .help = "a partial last line or open multiline record is sent "
+             "after this"},
+    {0},
+};
+
+static const struct tc_conf_enum action_enums[] = {
+    {"send", AGENT_ACTION_SEND},
+    {"drop", AGENT_ACTION_DROP},
+    {NULL, 0},
+};
+
+static const struct tc_conf_enum start_enums[] = {
+    {"beginning", AGENT_START_BEGINNING},
+    {"end", AGENT_START_END},
+    {NULL, 0},
+};
+
+/* The map fields below are applied to the rule itself (offset 0). */
+static const struct tc_conf_field rule_time_fields[] = {
+    {.key = "field",
+     .type = TC_CONF_T_STRING,
+     TC_CONF_AT(struct agent_rule, time_field),
+     .required = 1,
+     .min = 1,
+     .help = "named capture holding the time"},
+    {.key = "format",
+     .type = TC_CONF_T_STRING,
+     TC_CONF_AT(struct agent_rule, time_format),
+     .min = 1,
+     .help = "strptime format; default ISO 8601"},
+    {0},
+};
+
+static const struct tc_conf_field rule_rate_fields[] = {
+    {.key = "max",
+     .type = TC_CONF_T_UINT,
+     TC_CONF_AT(struct agent_rule, rate_max),
+     .required = 1,
+     .min = 1,
+     .help = "events allowed per period"},
+    {.key = "per",
+     .type = TC_CONF_T_DURATION,
+     TC_CONF_AT(struct agent_rule, rate_per_ms),
+     .def = "1m",
+     .min = 1000,
+     .max = 86400 * 1000,
+     .help = "the period"},
     {0},
 };
 
@@ -171,6 +254,58 @@ static const struct tc_conf_field rule_fields[] = {
      .parse = parse_severity,
      .expect = "a severity (ok, info, warning, error, critical)",
      .help = "severity of the events"},
+    {.key = "fingerprint",
+     .type = TC_CONF_T_STRING,
+     TC_CONF_AT(struct agent_rule, fingerprint),
+     .min = 1,
+     .max = 512,
+     .help = "template naming what is 'the same problem', e.g. "
+             "{rule}:{code}"},
+    {.key = "labels",
+     .type = TC_CONF_T_STRMAP,
+     TC_CONF_AT(struct agent_rule, labels),
+     .count_offset = offsetof(struct agent_rule, nlabels),
+     .help = "labels added to the events"},
+    {.key = "action",
+     .type = TC_CONF_T_ENUM,
+     TC_CONF_AT(struct agent_rule, action),
+     .enums = action_enums,
+     .def = "send",
+     .help = "send an event, or drop the line"},
+    {.key = "time",
+     .type = TC_CONF_T_MAP,
+     .optional = 1,
+     .sub = rule_time_fields,
+     .help = "take the event time from a capture"},
+    {.key = "fold_window",
+     .type = TC_CONF_T_DURATION,
+     TC_CONF_AT(struct agent_rule, fold_window_ms),
+     .def = "0",
+     .max = 3600 * 1000,
+     .help = "identical fingerprints within this window are sent once "
+             "with a count"},
+    {.key = "rate_limit",
+     .type = TC_CONF_T_MAP,
+     .optional = 1,
+     .sub = rule_rate_fields,
+     .help = "at most max events per period, then a summary"},
+    {0},
+};
+
+static const struct tc_conf_field multiline_fields[] = {
+    {.key = "start",
+     .type = TC_CONF_T_STRING,
+     TC_CONF_AT(struct agent_multiline, start),
+     .required = 1,
+     .min = 1,
+     .help = "PCRE2: a line matching it starts a new record"},
+    {.key = "max_lines",
+     .type = TC_CONF_T_UINT,
+     TC_CONF_AT(struct agent_multiline, max_lines),
+     .def = "500",
+     .min = 1,
+     .max = 100000,
+     .help = "lines joined into one record at most"},
     {0},
 };
 
@@ -179,7 +314,29 @@ static const struct tc_conf_field file_fields[] = {
      .type = TC_CONF_T_PATH,
      TC_CONF_AT(struct agent_file, path),
      .required = 1,
-     .help = "log file to tail"},
+     .help = "log file or glob pattern to tail"},
+    {.key = "exclude",
+     .type = TC_CONF_T_STRLIST,
+     TC_CONF_AT(struct agent_file, exclude),
+     .count_offset = offsetof(struct agent_file, nexclude),
+     .help = "glob patterns of paths not to tail"},
+    {.key = "start_at",
+     .type = TC_CONF_T_ENUM,
+     TC_CONF_AT(struct agent_file, start_at),
+     .enums = start_enums,
+     .def = "beginning",
+     .help = "where to start in a file seen for the first time"},
+    {.key = "multiline",
+     .type = TC_CONF_T_MAP,
+     .optional = 1,
+     TC_CONF_AT(struct agent_file, multiline),
+     .sub = multiline_fields,
+     .help = "join continuation lines into one record"},
+    {.key = "labels",
+     .type = TC_CONF_T_STRMAP,
+     TC_CONF_AT(struct agent_file, labels),
+     .count_offset = offsetof(struct agent_file, nlabels),
+     .help = "labels added to every event of this file"},
     {.key = "rules",
      .type = TC_CONF_T_SEQ,
      TC_CONF_AT(struct agent_file, rules),
@@ -193,6 +350,189 @@ static const struct tc_conf_field file_fields[] = {
     {0},
 };
 
+static const struct tc_conf_field journal_fields[] = {
+    {.key = "name",
+     .type = TC_CONF_T_STRING,
+     TC_CONF_AT(struct agent_journal, name),
+     .def = "journal",
+     .min = 1,
+     .max = 128,
+     .help = "source name of the events"},
+    {.key = "units",
+     .type = TC_CONF_T_STRLIST,
+     TC_CONF_AT(struct agent_journal, units),
+     .count_offset = offsetof(struct agent_journal, nunits),
+     .help = "systemd units to follow (default: all)"},
+    {.key = "priority",
+     .type = TC_CONF_T_ENUM,
+     TC_CONF_AT(struct agent_journal, priority),
+     .enums = priority_enums,
+     .def = "debug",
+     .help = "least important priority included"},
+    {.key = "start_at",
+     .type = TC_CONF_T_ENUM,
+     TC_CONF_AT(struct agent_journal, start_at),
+     .enums = start_enums,
+     .def = "end",
+     .help = "where to start without a stored cursor"},
+    {.key = "labels",
+     .type = TC_CONF_T_STRMAP,
+     TC_CONF_AT(struct agent_journal, labels),
+     .count_offset = offsetof(struct agent_journal, nlabels),
+     .help = "labels added to every event of this input"},
+    {.key = "rules",
+     .type = TC_CONF_T_SEQ,
+     TC_CONF_AT(struct agent_journal, rules),
+     .sub = rule_fields,
+     .elem_size = sizeof(struct agent_rule),
+     .count_offset = offsetof(struct agent_journal, nrules),
+     .line_offset = offsetof(struct agent_rule, line),
+     .has_line = 1,
+     .check = check_journal_rule_names,
+     .help = "rules applied to MESSAGE"},
+    {0},
+};
+
+static const struct tc_conf_field check_fields[] = {
+    {.key = "name",
+     .type = TC_CONF_T_STRING,
+     CK(name),
+     .required = 1,
+     .min = 1,
+     .max = 128,
+     .help = "check name, unique"},
+    {.key = "type",
+     .type = TC_CONF_T_ENUM,
+     CK(type),
+     .enums = check_type_enums,
+     .required = 1,
+     .help = "exec, tcp, http, disk, process or file_age"},
+    {.key = "interval",
+     .type = TC_CONF_T_DURATION,
+     CK(interval_ms),
+     .min = 1000,
+     .max = 86400 * 1000,
+     .help = "time between runs"},
+    {.key = "timeout",
+     .type = TC_CONF_T_DURATION,
+     CK(timeout_ms),
+     .min = 100,
+     .max = 3600 * 1000,
+     .help = "a run is stopped after this"},
+    {.key = "resend",
+     .type = TC_CONF_T_DURATION,
+     CK(resend_ms),
+     .min = 1000,
+     .max = 7 * 86400 * 1000ull,
+     .help = "current state re-sent this often"},
+    {.key = "command",
+     .type = TC_CONF_T_STRLIST,
+     CK(command),
+     .count_offset = offsetof(struct agent_check, ncommand),
+     .help = "exec: the plugin and its arguments (no shell)"},
+    {.key = "address",
+     .type = TC_CONF_T_HOSTPORT,
+     CK(address),
+     .help = "tcp: host:port"},
+    {.key = "url",
+     .type = TC_CONF_T_STRING,
+     CK(url),
+     .min = 8,
+     .help = "http: the URL to GET"},
+    {.key = "expect_status",
+     .type = TC_CONF_T_UINT,
+     CK(expect_status),
+     .def = "200",
+     .min = 100,
+     .max = 599,
+     .help = "http: status wanted"},
+    {.key = "expect_body",
+     .type = TC_CONF_T_STRING,
+     CK(expect_body),
+     .min = 1,
+     .help = "http: text the body must contain"},
+    {.key = "ca",
+     .type = TC_CONF_T_PATH,
+     CK(ca),
+     .help = "http: CA file for https (default: system store)"},
+    {.key = "path",
+     .type = TC_CONF_T_PATH,
+     CK(path),
+     .help = "disk: mount point; file_age: file"},
+    {.key = "warning_free_pct",
+     .type = TC_CONF_T_UINT,
+     CK(warning_free_pct),
+     .def = "15",
+     .max = 100,
+     .help = "disk: WARNING below this % free"},
+    {.key = "critical_free_pct",
+     .type = TC_CONF_T_UINT,
+     CK(critical_free_pct),
+     .def = "5",
+     .max = 100,
+     .help = "disk: CRITICAL below this % free"},
+    {.key = "warning_age",
+     .type = TC_CONF_T_DURATION,
+     CK(warning_age_ms),
+     .def = "5m",
+     .help = "file_age: WARNING when older"},
+    {.key = "critical_age",
+     .type = TC_CONF_T_DURATION,
+     CK(critical_age_ms),
+     .def = "15m",
+     .help = "file_age: CRITICAL when older"},
+    {.key = "process",
+     .type = TC_CONF_T_STRING,
+     CK(process),
+     .min = 1,
+     .max = 15,
+     .help = "process: name as in /proc/PID/comm"},
+    {.key = "min_count",
+     .type = TC_CONF_T_UINT,
+     CK(min_count),
+     .def = "1",
+     .min = 1,
+     .help = "process: fewer is CRITICAL"},
+    {.key = "labels",
+     .type = TC_CONF_T_STRMAP,
+     CK(labels),
+     .count_offset = offsetof(struct agent_check, nlabels),
+     .help = "labels added to this check's events"},
+    {0},
+};
+
+static const struct tc_conf_field check_default_fields[] = {
+    {.key = "interval",
+     .type = TC_CONF_T_DURATION,
+     AC(check_interval_ms),
+     .def = "60s",
+     .min = 1000,
+     .max = 86400 * 1000,
+     .help = "time between runs"},
+    {.key = "timeout",
+     .type = TC_CONF_T_DURATION,
+     AC(check_timeout_ms),
+     .def = "10s",
+     .min = 100,
+     .max = 3600 * 1000,
+     .help = "a run is stopped after this"},
+    {.key = "resend",
+     .type = TC_CONF_T_DURATION,
+     AC(check_resend_ms),
+     .def = "15m",
+     .min = 1000,
+     .max = 7 * 86400 * 1000ull,
+     .help = "current state re-sent this often"},
+    {.key = "max_concurrent",
+     .type = TC_CONF_T_UINT,
+     AC(check_max_concurrent),
+     .def = "4",
+     .min = 1,
+     .max = 256,
+     .help = "checks running at once"},
+    {0},
+};
+
 static const struct tc_conf_field agent_fields[] = {
     {.key = "name",
      .type = TC_CONF_T_STRING,
@@ -200,6 +540,22 @@ static const struct tc_conf_field agent_fields[] = {
      .min = 1,
      .max = 255,
      .help = "agent name (default: the TLS certificate's CN)"},
+    {.key = "labels",
+     .type = TC_CONF_T_STRMAP,
+     AC(labels),
+     .count_offset = offsetof(struct agent_config, nlabels),
+     .help = "labels added to every event (service=web, env=prod)"},
+    {.key = "heartbeat",
+     .type = TC_CONF_T_DURATION,
+     AC(heartbeat_ms),
+     .def = "30s",
+     .min = 1000,
+     .max = 3600 * 1000,
+     .help = "PING interval; the collector flags 3 missed"},
+    {.key = "status_socket",
+     .type = TC_CONF_T_PATH,
+     AC(status_socket),
+     .help = "unix socket for tocsin-agent status"},
     {.key = "collector", .type = TC_CONF_T_MAP, .sub = collector_fields},
     {.key = "tls", .type = TC_CONF_T_MAP, .sub = tls_fields},
     {.key = "state_dir",
@@ -219,13 +575,132 @@ static const struct tc_conf_field agent_fields[] = {
      .line_offset = offsetof(struct agent_file, line),
      .has_line = 1,
      .help = "log files and their rules"},
+    {.key = "journald",
+     .type = TC_CONF_T_SEQ,
+     AC(journals),
+     .sub = journal_fields,
+     .elem_size = sizeof(struct agent_journal),
+     .count_offset = offsetof(struct agent_config, njournals),
+     .line_offset = offsetof(struct agent_journal, line),
+     .has_line = 1,
+     .help = "systemd journal inputs"},
+    {.key = "check_defaults",
+     .type = TC_CONF_T_MAP,
+     .sub = check_default_fields},
+    {.key = "checks",
+     .type = TC_CONF_T_SEQ,
+     AC(checks),
+     .sub = check_fields,
+     .elem_size = sizeof(struct agent_check),
+     .count_offset = offsetof(struct agent_config, nchecks),
+     .line_offset = offsetof(struct agent_check, line),
+     .has_line = 1,
+     .help = "health checks"},
     {0},
 };
+
+/* What each check type needs; the rest of its keys must be absent. */
+static void
+check_checks(struct tc_conf *conf, struct agent_config *c)
+{
+    for (size_t i = 0; i < c->nchecks; i++) {
+        struct agent_check *k = &c->checks[i];
+        const char *need = NULL;
+
+        for (size_t j = 0; j < i; j++)
+            if (k->name && c->checks[j].name &&
+                strcmp(k->name, c->checks[j].name) == 0)
+                tc_conf_error(conf, k->line,
+                              "check name '%s' is used twice (first at "
+                              "line %d)",
+                              k->name, c->checks[j].line);
+        switch (k->type) {
+        case AGENT_CHECK_EXEC:
+            if (k->ncommand == 0)
+                need = "command";
+            else if (k->command[0][0] != '/')
+                tc_conf_error(conf, k->line,
+                              "check '%s': command '%s' must be an "
+                              "absolute path (no shell, no PATH search)",
+                              k->name, k->command[0]);
+            break;
+        case AGENT_CHECK_TCP:
+            if (k->address == NULL)
+                need = "address";
+            break;
+        case AGENT_CHECK_HTTP:
+            if (k->url == NULL)
+                need = "url";
+            else if (strncmp(k->url, "http://", 7) != 0 &&
+                     strncmp(k->url, "https://", 8) != 0)
+                tc_conf_error(conf, k->line,
+                              "check '%s': url '%s' must start with "
+                              "http:// or https://",
+                              k->name, k->url);
+            break;
+        case AGENT_CHECK_DISK:
+            if (k->path == NULL)
+                need = "path";
+            else if (k->critical_free_pct > k->warning_free_pct)
+                tc_conf_error(conf, k->line,
+                              "check '%s': critical_free_pct is above "
+                              "warning_free_pct",
+                              k->name);
+            break;
+        case AGENT_CHECK_FILE_AGE:
+            if (k->path == NULL)
+                need = "path";
+            else if (k->critical_age_ms < k->warning_age_ms)
+                tc_conf_error(conf, k->line,
+                              "check '%s': critical_age is below "
+                              "warning_age",
+                              k->name);
+            break;
+        case AGENT_CHECK_PROCESS:
+            if (k->process == NULL)
+                need = "process";
+            break;
+        }
+        if (need != NULL)
+            tc_conf_error(conf, k->line, "check '%s': type needs the key '%s'",
+                          k->name ? k->name : "?", need);
+        if (k->interval_ms == 0)
+            k->interval_ms = c->check_interval_ms;
+        if (k->timeout_ms == 0)
+            k->timeout_ms = c->check_timeout_ms;
+        if (k->resend_ms == 0)
+            k->resend_ms = c->check_resend_ms;
+        if (k->timeout_ms >= k->interval_ms)
+            tc_conf_error(conf, k->line,
+                          "check '%s': timeout (%llums) must be shorter "
+                          "than interval (%llums)",
+                          k->name ? k->name : "?",
+                          (unsigned long long)k->timeout_ms,
+                          (unsigned long long)k->interval_ms);
+    }
+}
+
+/* A rule's time capture must exist: PCRE2 tells, at compile time. */
+static void
+default_rule_fields(struct agent_rule *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].time_field != NULL && r[i].time_format == NULL)
+            r[i].time_format = tc_xstrdup("%Y-%m-%dT%H:%M:%S");
+        if (r[i].rate_max > 0 && r[i].rate_per_ms == 0)
+            r[i].rate_per_ms = 60000;
+    }
+}
 
 /* Checks that involve more than one field. */
 static void
 check_config(struct tc_conf *conf, struct agent_config *c)
 {
+    check_checks(conf, c);
+    for (size_t i = 0; i < c->nfiles; i++)
+        default_rule_fields(c->files[i].rules, c->files[i].nrules);
+    for (size_t i = 0; i < c->njournals; i++)
+        default_rule_fields(c->journals[i].rules, c->journals[i].nrules);
     if (c->backoff_min_ms > c->backoff_max_ms) {
         const struct tc_conf_node *n =
             tc_conf_find(conf->root, "sender.backoff_min");
@@ -256,6 +731,8 @@ config_load(const char *path, struct agent_config **out)
         rc = -EINVAL;
         goto out;
     }
+    if (c->status_socket == NULL)
+        c->status_socket = tc_xasprintf("%s/agent.sock", c->state_dir);
     /* Verify the collector under the name we dial unless told otherwise. */
     if (c->collector_server_name == NULL) {
         uint16_t port;

@@ -845,6 +845,63 @@ walk_seq(struct walk *w, const struct tc_conf_field *f,
     }
 }
 
+static void
+walk_strlist(struct walk *w, const struct tc_conf_field *f,
+             const struct tc_conf_node *node, const char *path, void *base)
+{
+    const struct tc_conf_node *const *items = &node;
+    size_t n = 1;
+    char **arr;
+
+    if (node->kind == TC_CONF_SEQ) {
+        items = (const struct tc_conf_node *const *)node->items;
+        n = node->nitems;
+    }
+    if (n == 0)
+        return;
+    arr = tc_xcalloc(n, sizeof(*arr));
+    memcpy((char *)base + f->offset, &arr, sizeof(arr));
+    memcpy((char *)base + f->count_offset, &n, sizeof(n));
+    for (size_t i = 0; i < n; i++) {
+        if (items[i]->kind != TC_CONF_SCALAR || items[i]->null) {
+            tc_conf_error(w->c, items[i]->line,
+                          "%s[%zu]: expected a string, got %s", path, i,
+                          items[i]->null ? "nothing"
+                                         : kind_name(items[i]->kind));
+            arr[i] = tc_xstrdup("");
+            continue;
+        }
+        arr[i] = tc_xstrdup(items[i]->str);
+    }
+}
+
+static void
+walk_strmap(struct walk *w, const struct tc_conf_field *f,
+            const struct tc_conf_node *node, const char *path, void *base)
+{
+    struct tc_conf_kv *arr;
+    size_t n = node->npairs;
+
+    if (n == 0)
+        return;
+    arr = tc_xcalloc(n, sizeof(*arr));
+    memcpy((char *)base + f->offset, &arr, sizeof(arr));
+    memcpy((char *)base + f->count_offset, &n, sizeof(n));
+    for (size_t i = 0; i < n; i++) {
+        const struct tc_conf_node *v = node->pairs[i].val;
+
+        arr[i].key = tc_xstrdup(node->pairs[i].key);
+        if (v->kind != TC_CONF_SCALAR) {
+            tc_conf_error(w->c, node->pairs[i].line,
+                          "%s.%s: expected a string, got %s", path,
+                          node->pairs[i].key, kind_name(v->kind));
+            arr[i].val = tc_xstrdup("");
+            continue;
+        }
+        arr[i].val = tc_xstrdup(v->null ? "" : v->str);
+    }
+}
+
 /*
  * Apply one field; node NULL means absent. line: the key's line, or the
  * enclosing map's when the key is absent (for "missing" errors). Kind
@@ -873,6 +930,8 @@ walk_field(struct walk *w, const struct tc_conf_field *f,
                           kind_name(node->kind));
             goto out;
         }
+        if (node == NULL && f->optional)
+            goto out;
         walk_map(w, f->sub, node, line, path, dst);
         break;
     case TC_CONF_T_SEQ:
@@ -882,6 +941,24 @@ walk_field(struct walk *w, const struct tc_conf_field *f,
             goto out;
         }
         walk_seq(w, f, node, path, base);
+        break;
+    case TC_CONF_T_STRLIST:
+        if (node != NULL && node->kind == TC_CONF_MAP) {
+            tc_conf_error(w->c, line, "%s: expected a list, got %s", path,
+                          kind_name(node->kind));
+            goto out;
+        }
+        if (node != NULL)
+            walk_strlist(w, f, node, path, base);
+        break;
+    case TC_CONF_T_STRMAP:
+        if (node != NULL && node->kind != TC_CONF_MAP) {
+            tc_conf_error(w->c, line, "%s: expected a map, got %s", path,
+                          kind_name(node->kind));
+            goto out;
+        }
+        if (node != NULL)
+            walk_strmap(w, f, node, path, base);
         break;
     default:
         if (node == NULL) {
@@ -972,6 +1049,29 @@ tc_conf_release(const struct tc_conf_field *schema, void *base)
             memcpy(&n, (char *)base + f->count_offset, sizeof(n));
             for (size_t i = 0; i < n; i++)
                 tc_conf_release(f->sub, arr + i * f->elem_size);
+            free(arr);
+            arr = NULL;
+            n = 0;
+            memcpy(p, &arr, sizeof(arr));
+            memcpy((char *)base + f->count_offset, &n, sizeof(n));
+            break;
+        }
+        case TC_CONF_T_STRLIST:
+        case TC_CONF_T_STRMAP: {
+            char *arr;
+            size_t n;
+
+            memcpy(&arr, p, sizeof(arr));
+            memcpy(&n, (char *)base + f->count_offset, sizeof(n));
+            for (size_t i = 0; arr != NULL && i < n; i++) {
+                if (f->type == TC_CONF_T_STRLIST) {
+                    free(((char **)(void *)arr)[i]);
+                } else {
+                    struct tc_conf_kv *kv = (struct tc_conf_kv *)(void *)arr;
+                    free(kv[i].key);
+                    free(kv[i].val);
+                }
+            }
             free(arr);
             arr = NULL;
             n = 0;

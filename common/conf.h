@@ -109,6 +109,16 @@ enum tc_conf_type {
     TC_CONF_T_CUSTOM,   /* .parse fills the field; must not allocate */
     TC_CONF_T_MAP,      /* nested map, walked with .sub at base+offset */
     TC_CONF_T_SEQ,      /* sequence of maps into an array, see below */
+    TC_CONF_T_STRLIST,  /* char ** + size_t count: a list of strings, or
+                           one string for a list of one */
+    TC_CONF_T_STRMAP,   /* struct tc_conf_kv * + size_t count: a map of
+                           free-form string keys to string values */
+};
+
+/* One entry of a TC_CONF_T_STRMAP (labels and the like); both owned. */
+struct tc_conf_kv {
+    char *key;
+    char *val;
 };
 
 struct tc_conf_enum {
@@ -136,6 +146,9 @@ typedef void (*tc_conf_check_fn)(struct tc_conf *c,
  * in bytes (min 1: must not be empty); max 0 means only the field's
  * width bounds it.
  *
+ * STRLIST and STRMAP fields store their array pointer at offset and the
+ * element count (size_t) at count_offset, like SEQ.
+ *
  * A SEQ field stores a pointer to an array of elem_size-byte elements at
  * offset and its length (size_t) at count_offset; each element is a map
  * walked with .sub, and line_offset (if has_line) locates an int in the
@@ -158,6 +171,9 @@ struct tc_conf_field {
     size_t line_offset;     /* SEQ: int line in each element */
     int has_line;           /* SEQ: line_offset is meaningful */
     tc_conf_check_fn check; /* MAP, SEQ: after the walk */
+    int optional;           /* MAP: absent means the whole block is off:
+                               its keys are not walked (no defaults, no
+                               missing-key errors) */
     const char *help;       /* one line, for docs and -h */
 };
 

@@ -8,7 +8,8 @@ pkgs=(
   libclang-rt-14-dev
   libuv1-dev libmsgpack-dev libssl-dev openssl libsqlite3-dev sqlite3
   libyaml-dev libpcre2-dev libsystemd-dev libcmocka-dev
-  python3 logrotate procps
+  python3 logrotate procps monitoring-plugins-basic rsyslog rsyslog-gnutls
+  curl
 )
 missing=()
 for p in "${pkgs[@]}"; do

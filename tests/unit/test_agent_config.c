@@ -277,8 +277,9 @@ test_unknown_keys(void **state)
              minimal);
     err = load_fails("agent.yaml", text);
     assert_contains(err, "agent.yaml:4: unknown key 'statedir' in top level "
-                         "(valid: name, collector, tls, state_dir, spool, "
-                         "sender, tail, files)");
+                         "(valid: name, labels, heartbeat, status_socket, "
+                         "collector, tls, state_dir, spool, sender, tail, "
+                         "files, journald, check_defaults, checks)");
     assert_contains(err, "agent.yaml:5: unknown key 'max_byte' in spool "
                          "(valid: max_bytes)");
     free(err);
@@ -289,7 +290,9 @@ test_unknown_keys(void **state)
              minimal);
     err = load_fails("agent.yaml", text);
     assert_contains(err, "agent.yaml:7: unknown key 'sevrity' in "
-                         "files[0].rules[0] (valid: name, match, severity)");
+                         "files[0].rules[0] (valid: name, match, severity, "
+                         "fingerprint, labels, action, time, fold_window, "
+                         "rate_limit)");
     free(err);
 }
 
@@ -414,7 +417,7 @@ test_duplicate_rule(void **state)
              minimal);
     err = load_fails("rules.yaml", text);
     assert_contains(err, "rules.yaml:9: rule name 'r1' is used twice in this "
-                         "file (first at line 7)");
+                         "input (first at line 7)");
     /* The same name in another file is fine. */
     assert_null(strstr(err, "rules.yaml:12:"));
     free(err);
