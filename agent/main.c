@@ -20,12 +20,16 @@
 
 #include <uv.h>
 
+#include "checks.h"
 #include "config.h"
+#include "emit.h"
+#include "journal.h"
 #include "log.h"
 #include "rules.h"
 #include "sender.h"
 #include "spool.h"
 #include "tail.h"
+#include "testrules.h"
 #include "tls.h"
 #include "util.h"
 
@@ -43,6 +47,10 @@ struct agent {
     struct spool *spool;      /* owned */
     struct tail *tail;        /* owned */
     struct sender *sender;    /* owned */
+    struct checks *checks;    /* owned */
+    struct emit *emit;        /* owned */
+    struct rules **jrules;    /* owned; cfg->njournals rulesets */
+    struct journal **journals; /* owned; cfg->njournals inputs */
     uv_signal_t sig[3];       /* SIGTERM, SIGINT, SIGHUP */
     uv_timer_t stop_timer;    /* bounds the shutdown */
     int stopping;
@@ -67,6 +75,12 @@ agent_close_handles(struct agent *a)
     for (int i = 0; i < 3; i++)
         uv_close((uv_handle_t *)&a->sig[i], agent_closed);
     uv_close((uv_handle_t *)&a->stop_timer, agent_closed);
+    /* Every journal batch and fold closure has committed: nothing to
+     * save, only handles to close (the loop waits for them). */
+    for (size_t i = 0; a->journals != NULL && i < a->cfg->njournals; i++)
+        journal_stop(a->journals[i], NULL, NULL);
+    if (a->emit != NULL)
+        emit_stop(a->emit, NULL, NULL);
 }
 
 static void
@@ -83,6 +97,14 @@ agent_tail_stopped(void *arg)
     struct agent *a = arg;
 
     sender_stop(a->sender, agent_sender_stopped, a);
+}
+
+static void
+agent_checks_stopped(void *arg)
+{
+    struct agent *a = arg;
+
+    tail_stop(a->tail, agent_tail_stopped, a);
 }
 
 static void
@@ -111,7 +133,8 @@ agent_signal(uv_signal_t *h, int signum)
     a->stopping = 1;
     log_info("%s: shutting down", strsignal(signum));
     uv_timer_start(&a->stop_timer, agent_stop_timeout, AGENT_STOP_MS, 0);
-    tail_stop(a->tail, agent_tail_stopped, a);
+    /* Checks first: a plugin killed now makes no event worth sending. */
+    checks_stop(a->checks, agent_checks_stopped, a);
 }
 
 static void
@@ -140,6 +163,17 @@ agent_load(struct agent *a, const char *path)
             bad = 1;
         }
     }
+    a->jrules = tc_xcalloc(a->cfg->njournals + 1, sizeof(*a->jrules));
+    for (size_t i = 0; i < a->cfg->njournals; i++) {
+        const struct agent_journal *j = &a->cfg->journals[i];
+        if (rules_compile(a->cfg->file, j->rules, j->nrules, &a->jrules[i],
+                          err, sizeof(err)) < 0) {
+            log_warnx("%s", err);
+            bad = 1;
+        }
+    }
+    if (tail_check_config(a->cfg) < 0) /* multiline patterns; logged */
+        bad = 1;
     memset(&o, 0, sizeof(o));
     o.ca = a->cfg->tls_ca;
     o.cert = a->cfg->tls_cert;
@@ -167,6 +201,7 @@ agent_load(struct agent *a, const char *path)
 static void
 agent_free(struct agent *a)
 {
+    checks_free(a->checks);
     tail_free(a->tail);
     sender_free(a->sender);
     spool_free(a->spool);
@@ -174,6 +209,15 @@ agent_free(struct agent *a)
         for (size_t i = 0; i < a->cfg->nfiles; i++)
             rules_free(a->rules[i]);
     free(a->rules);
+    for (size_t i = 0; a->cfg != NULL && i < a->cfg->njournals; i++) {
+        if (a->journals != NULL)
+            journal_free(a->journals[i]);
+        if (a->jrules != NULL)
+            rules_free(a->jrules[i]);
+    }
+    free(a->journals);
+    free(a->jrules);
+    emit_free(a->emit);
     tc_tls_ctx_free(a->ctx);
     config_free(a->cfg);
 }
@@ -186,6 +230,10 @@ main(int argc, char **argv)
     const int sigs[3] = {SIGTERM, SIGINT, SIGHUP};
     int ch, foreground = 0, check = 0, verbose = 0, rc;
 
+    if (argc > 1 && strcmp(argv[1], "test-rules") == 0) {
+        log_init("tocsin-agent", 1, 0);
+        return testrules_main(argc - 1, argv + 1, AGENT_CONFIG);
+    }
     while ((ch = getopt(argc, argv, "c:dnv")) != -1) {
         switch (ch) {
         case 'c':
@@ -230,8 +278,12 @@ main(int argc, char **argv)
         fatalx("cannot open the spool in %s", a.cfg->state_dir);
     a.loop = uv_default_loop();
     a.sender = sender_new(a.loop, a.cfg, a.ctx, a.spool, a.name);
-    a.tail =
-        tail_new(a.loop, a.cfg, a.rules, a.spool, a.name, agent_spooled, &a);
+    /* Before the inputs, which hand their lines to it. */
+    a.emit = emit_new(a.loop, a.cfg, a.spool, a.name, agent_spooled, &a);
+    /* The multiline patterns were checked by agent_load. */
+    if (tail_new(a.loop, a.cfg, a.rules, a.spool, a.emit, &a.tail) < 0)
+        fatalx("cannot set up tailing");
+    a.checks = checks_new(a.loop, a.cfg, a.spool, a.name, agent_spooled, &a);
     for (int i = 0; i < 3; i++) {
         uv_signal_init(a.loop, &a.sig[i]);
         a.sig[i].data = &a;
@@ -243,6 +295,17 @@ main(int argc, char **argv)
         fatalx("cannot start the sender");
     if (tail_start(a.tail) < 0)
         fatalx("cannot start tailing");
+    if (checks_start(a.checks) < 0)
+        fatalx("cannot start the checks");
+    if (emit_start(a.emit) < 0)
+        fatalx("cannot load the pending fold and rate state");
+    a.journals = tc_xcalloc(a.cfg->njournals + 1, sizeof(*a.journals));
+    for (size_t i = 0; i < a.cfg->njournals; i++) {
+        a.journals[i] = journal_new(a.loop, &a.cfg->journals[i], a.jrules[i],
+                                    a.emit);
+        if (journal_start(a.journals[i]) < 0)
+            fatalx("cannot start journal input %s", a.cfg->journals[i].name);
+    }
     log_info("started: agent %s, %zu files, collector %s, spool %s "
              "(%" PRIu64 " events)",
              a.name, a.cfg->nfiles, a.cfg->collector_address, a.cfg->state_dir,

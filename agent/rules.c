@@ -4,7 +4,9 @@
  * Everything a match needs (match data sized for the rule with the most
  * groups, a match context carrying the limits, a JIT stack, the field
  * array handed out in rules_hit) is allocated once in rules_new, so
- * matching a line allocates nothing.
+ * matching a line allocates nothing. Fingerprint templates are split
+ * into parts once, at compile time, which is also where a name that is
+ * not a capture of the pattern is reported with the rule's line.
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "rules.h"
@@ -29,8 +31,28 @@ struct rules_name {
     char *name;     /* owned, NUL-terminated */
 };
 
+/* One piece of a fingerprint template. */
+enum rules_part_kind {
+    RP_LIT,    /* literal text */
+    RP_RULE,   /* {rule} */
+    RP_HOST,   /* {host} */
+    RP_SOURCE, /* {source} */
+    RP_CAP,    /* {capture} */
+};
+
+struct rules_part {
+    enum rules_part_kind kind;
+    const char *lit; /* RP_LIT: borrowed from the template */
+    size_t len;      /* RP_LIT: bytes */
+    const char *cap; /* RP_CAP: the rules_name string (compared by
+                        pointer with the keys of rules_hit.fields) */
+};
+
 struct rules_rule {
-    const char *name;         /* borrowed from the config */
+    const char *name;              /* borrowed from the config */
+    const struct agent_rule *conf; /* borrowed */
+    struct rules_part *parts;      /* owned; NULL without a template */
+    size_t nparts;
     enum tc_severity sev;     /* from the config */
     pcre2_code *code;         /* owned */
     int jit;                  /* 1 if code has a JIT version */
@@ -72,24 +94,115 @@ rules_names(struct rules_rule *r)
     }
 }
 
+/* The rule's capture names, for error messages: "a, b" or "none". */
+static void
+rules_name_list(const struct rules_rule *r, char *buf, size_t len)
+{
+    size_t n = 0;
+
+    snprintf(buf, len, "none");
+    for (uint32_t i = 0; i < r->nnames && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? ", " : "",
+                              r->names[i].name);
+}
+
+static const char *
+rules_find_name(const struct rules_rule *r, const char *name, size_t len)
+{
+    for (uint32_t i = 0; i < r->nnames; i++)
+        if (strlen(r->names[i].name) == len &&
+            memcmp(r->names[i].name, name, len) == 0)
+            return r->names[i].name;
+    return NULL;
+}
+
+/* Split the rule's fingerprint template into parts. 0 or -EINVAL. */
+static int
+rules_template(const char *cfgfile, const struct agent_rule *ar,
+               struct rules_rule *r, char *err, size_t errlen)
+{
+    const char *p = ar->fingerprint, *q;
+    char names[256];
+    size_t cap = 0;
+
+    while (*p != '\0') {
+        struct rules_part part;
+
+        memset(&part, 0, sizeof(part));
+        if (*p != '{') {
+            q = strchr(p, '{');
+            if (q == NULL)
+                q = p + strlen(p);
+            part.kind = RP_LIT;
+            part.lit = p;
+            part.len = (size_t)(q - p);
+            p = q;
+        } else {
+            q = strchr(p + 1, '}');
+            if (q == NULL) {
+                snprintf(err, errlen,
+                         "%s:%d: rule '%s': fingerprint '%s': '{' without "
+                         "'}'",
+                         cfgfile, ar->line, ar->name, ar->fingerprint);
+                return -EINVAL;
+            }
+            if ((size_t)(q - p - 1) == 4 && memcmp(p + 1, "rule", 4) == 0)
+                part.kind = RP_RULE;
+            else if ((size_t)(q - p - 1) == 4 && memcmp(p + 1, "host", 4) == 0)
+                part.kind = RP_HOST;
+            else if ((size_t)(q - p - 1) == 6 &&
+                     memcmp(p + 1, "source", 6) == 0)
+                part.kind = RP_SOURCE;
+            else if ((part.cap = rules_find_name(r, p + 1,
+                                                 (size_t)(q - p - 1))) != NULL)
+                part.kind = RP_CAP;
+            else {
+                rules_name_list(r, names, sizeof(names));
+                snprintf(err, errlen,
+                         "%s:%d: rule '%s': fingerprint '%s': unknown name "
+                         "'%.*s' (use rule, host, source or a named capture "
+                         "of the pattern: %s)",
+                         cfgfile, ar->line, ar->name, ar->fingerprint,
+                         (int)(q - p - 1), p + 1, names);
+                return -EINVAL;
+            }
+            p = q + 1;
+        }
+        if (r->nparts == cap) {
+            cap = cap ? 2 * cap : 4;
+            r->parts = tc_xreallocarray(r->parts, cap, sizeof(*r->parts));
+        }
+        r->parts[r->nparts++] = part;
+    }
+    return 0;
+}
+
 int
 rules_new(const char *cfgfile, const struct agent_file *f, struct rules **out,
           char *err, size_t errlen)
+{
+    return rules_compile(cfgfile, f->rules, f->nrules, out, err, errlen);
+}
+
+int
+rules_compile(const char *cfgfile, const struct agent_rule *rules, size_t n,
+              struct rules **out, char *err, size_t errlen)
 {
     struct rules *rs = tc_xcalloc(1, sizeof(*rs));
     uint32_t max_groups = 0;
     int use_jit = 0, rc = 0;
 
     *out = NULL;
-    rs->rule = tc_xcalloc(f->nrules ? f->nrules : 1, sizeof(*rs->rule));
-    for (size_t i = 0; i < f->nrules; i++) {
-        const struct agent_rule *ar = &f->rules[i];
+    rs->rule = tc_xcalloc(n ? n : 1, sizeof(*rs->rule));
+    for (size_t i = 0; i < n; i++) {
+        const struct agent_rule *ar = &rules[i];
         struct rules_rule *r = &rs->rule[i];
         PCRE2_SIZE erroff = 0;
         uint32_t groups = 0;
         int ecode = 0;
 
         r->name = ar->name;
+        r->conf = ar;
         r->sev = ar->severity;
         /* NEVER_UTF: a pattern may not switch UTF on with (*UTF), since
          * a UTF match fails on every line that is not valid UTF-8. */
@@ -118,6 +231,22 @@ rules_new(const char *cfgfile, const struct agent_file *f, struct rules **out,
         rules_names(r);
         if (r->nnames > rs->max_names)
             rs->max_names = r->nnames;
+        if (ar->fingerprint != NULL &&
+            (rc = rules_template(cfgfile, ar, r, err, errlen)) < 0)
+            goto fail;
+        if (ar->time_field != NULL &&
+            rules_find_name(r, ar->time_field, strlen(ar->time_field)) ==
+                NULL) {
+            char names[256];
+
+            rules_name_list(r, names, sizeof(names));
+            snprintf(err, errlen,
+                     "%s:%d: rule '%s': time.field '%s' is not a named "
+                     "capture of the pattern (captures: %s)",
+                     cfgfile, ar->line, ar->name, ar->time_field, names);
+            rc = -EINVAL;
+            goto fail;
+        }
     }
     rs->md = pcre2_match_data_create(max_groups + 1, NULL);
     rs->mctx = pcre2_match_context_create(NULL);
@@ -152,6 +281,7 @@ rules_free(struct rules *rs)
         for (uint32_t j = 0; j < r->nnames; j++)
             free(r->names[j].name);
         free(r->names);
+        free(r->parts);
         pcre2_code_free(r->code);
     }
     free(rs->rule);
@@ -206,9 +336,59 @@ rules_match(struct rules *rs, const char *line, size_t len,
         hit->sev = r->sev;
         hit->fields = rs->fields;
         hit->nfields = nf;
+        hit->conf = r->conf;
+        hit->priv = r;
         return (int)i;
     }
     return -1;
+}
+
+/* Append n bytes to out[*len..cap-1), cutting at the end. */
+static void
+rules_put(char *out, size_t cap, size_t *len, const char *p, size_t n)
+{
+    if (*len + n > cap - 1)
+        n = cap - 1 - *len;
+    if (n > 0)
+        memcpy(out + *len, p, n);
+    *len += n;
+}
+
+int
+rules_fingerprint(const struct rules_hit *hit, const char *host,
+                  const char *source, char *out, size_t cap)
+{
+    const struct rules_rule *r = hit->priv;
+    size_t len = 0;
+
+    if (r == NULL || r->parts == NULL || cap == 0)
+        return -1;
+    for (size_t i = 0; i < r->nparts; i++) {
+        const struct rules_part *p = &r->parts[i];
+
+        switch (p->kind) {
+        case RP_LIT:
+            rules_put(out, cap, &len, p->lit, p->len);
+            break;
+        case RP_RULE:
+            rules_put(out, cap, &len, r->name, strlen(r->name));
+            break;
+        case RP_HOST:
+            rules_put(out, cap, &len, host, strlen(host));
+            break;
+        case RP_SOURCE:
+            rules_put(out, cap, &len, source, strlen(source));
+            break;
+        case RP_CAP:
+            for (uint32_t j = 0; j < hit->nfields; j++)
+                if (hit->fields[j].key.ptr == p->cap)
+                    rules_put(out, cap, &len, hit->fields[j].val.ptr,
+                              hit->fields[j].val.len);
+            break;
+        }
+    }
+    out[len] = '\0';
+    return (int)len;
 }
 
 uint64_t

@@ -25,6 +25,11 @@
 
 struct rules;
 
+/* Longest fingerprint rules_fingerprint renders, bytes with the NUL. */
+#define RULES_FP_MAX 1024
+
+struct rules_rule;
+
 /* The rule that matched; valid until the next rules_match or free. */
 struct rules_hit {
     const char *rule;           /* the rule's name; owned by the ruleset */
@@ -33,6 +38,12 @@ struct rules_hit {
                                  * match: keys are owned by the ruleset,
                                  * values point into the matched line */
     uint32_t nfields;
+    const struct agent_rule *conf; /* the rule's config (action, labels,
+                                      time, fold, rate); borrowed from
+                                      the config the ruleset was built
+                                      from. NULL in hand-made hits */
+    const struct rules_rule *priv; /* the compiled rule; for
+                                      rules_fingerprint. May be NULL */
 };
 
 /*
@@ -43,6 +54,14 @@ struct rules_hit {
  */
 int rules_new(const char *cfgfile, const struct agent_file *f,
               struct rules **out, char *err, size_t errlen);
+/*
+ * The same for any list of rules (a journald input's). Besides the
+ * pattern, checks that the fingerprint template names only {rule},
+ * {host}, {source} and the pattern's named captures, and that time.field
+ * is a named capture. rules and their strings must outlive the ruleset.
+ */
+int rules_compile(const char *cfgfile, const struct agent_rule *rules, size_t n,
+                  struct rules **out, char *err, size_t errlen);
 void rules_free(struct rules *rs);
 
 /*
@@ -52,6 +71,15 @@ void rules_free(struct rules *rs);
  */
 int rules_match(struct rules *rs, const char *line, size_t len,
                 struct rules_hit *hit);
+
+/*
+ * Render hit's fingerprint template into out (cap bytes, NUL
+ * included; cut at cap - 1). A capture that did not take part in the
+ * match renders as "". Returns the length, or -1 if the rule has no
+ * template (the collector then uses its default, host + rule).
+ */
+int rules_fingerprint(const struct rules_hit *hit, const char *host,
+                      const char *source, char *out, size_t cap);
 
 /* Match errors so far, and the last one as a PCRE2 message ("" if none). */
 uint64_t rules_errors(const struct rules *rs);

@@ -79,6 +79,15 @@ struct sender {
     size_t *enc_len;               /* owned: their lengths */
     size_t *enc_off;               /* owned: offsets into bodies */
     uint32_t nenc;
+    uint64_t ping_ms;        /* PING period: the config's heartbeat, ms */
+    uint64_t silence_ms;     /* no frame for this long: the link is dead */
+    int64_t connected_since; /* wall ns of the WELCOME; 0 when down */
+    char last_error[192];    /* why the last link went down */
+    int64_t last_error_at;   /* wall ns; 0 = never */
+    uint64_t reconnects;     /* links that went down */
+    uint64_t events_sent;    /* events written in EVENTS frames */
+    uint64_t events_acked;   /* events covered by ACKs */
+    int64_t last_ack_at;     /* wall ns of the last ACK that moved */
     int started;  /* sender_start set up the timers */
     int stopping; /* sender_stop was called */
     int closing;  /* timers whose close is pending */
@@ -150,6 +159,10 @@ sender_backoff(struct sender *s, const char *reason)
     uint64_t delay;
 
     s->state = SS_IDLE;
+    s->connected_since = 0;
+    snprintf(s->last_error, sizeof(s->last_error), "%s", reason);
+    s->last_error_at = tc_now_ns();
+    s->reconnects++;
     uv_timer_stop(&s->ping);
     uv_timer_stop(&s->flush);
     if (s->stopping)
@@ -264,6 +277,7 @@ sender_fill(struct sender *s)
         s->inflight[(s->flight_head + s->nflight) % window] = last;
         s->nflight++;
         s->next_send = last + 1;
+        s->events_sent += (uint64_t)n;
     }
 }
 
@@ -276,7 +290,7 @@ sender_ping_cb(uv_timer_t *h)
 
     if (s->state != SS_STREAMING || s->conn_closing)
         return;
-    if (silent >= SENDER_SILENCE_MS) {
+    if ((uint64_t)silent >= s->silence_ms) {
         sender_drop(s, "collector silent for %" PRId64 " s", silent / 1000);
         return;
     }
@@ -322,7 +336,12 @@ sender_welcome(struct sender *s, const struct tc_welcome *w)
     s->acked = s->next_send - 1;
     s->nflight = s->flight_head = 0;
     uv_timer_stop(&s->retry);
-    uv_timer_start(&s->ping, sender_ping_cb, SENDER_PING_MS, SENDER_PING_MS);
+    s->connected_since = tc_now_ns();
+    /*
+     * The first PING goes out at once: it tells the collector our spool
+     * depth and version without waiting a whole heartbeat period.
+     */
+    uv_timer_start(&s->ping, sender_ping_cb, 0, s->ping_ms);
     log_info("connected to %s (collector %s), resuming after seq %" PRIu64
              "%s; %" PRIu64 " events spooled",
              s->peer, s->collector, s->next_send - 1,
@@ -352,6 +371,8 @@ sender_ack(struct sender *s, uint64_t seq)
         sender_drop(s, "spool: %s", strerror(-rc));
         return;
     }
+    s->events_acked += seq - s->acked;
+    s->last_ack_at = tc_now_ns();
     s->acked = seq;
     if (s->next_send <= seq)
         s->next_send = seq + 1;
@@ -447,6 +468,7 @@ sender_on_ready(struct tc_tls_conn *c)
     h.agent = tc_str_c(s->name);
     h.epoch = spool_epoch(s->spool);
     h.software = tc_str_c("tocsin-agent " TOCSIN_VERSION);
+    h.heartbeat_ms = s->ping_ms;
     if (tc_wire_encode_hello(&s->tx, &h) < 0) {
         sender_drop(s, "cannot encode HELLO");
         return;
@@ -572,6 +594,10 @@ sender_new(uv_loop_t *loop, const struct agent_config *cfg,
     s->spool = spool;
     s->name = name;
     s->backoff_ms = cfg->backoff_min_ms;
+    s->ping_ms = cfg->heartbeat_ms ? cfg->heartbeat_ms : SENDER_PING_MS;
+    s->silence_ms = 3 * s->ping_ms;
+    if (s->silence_ms < SENDER_SILENCE_MS)
+        s->silence_ms = SENDER_SILENCE_MS;
     if (getrandom(&s->rng, sizeof(s->rng), 0) != (ssize_t)sizeof(s->rng) ||
         s->rng == 0)
         s->rng = (uint64_t)tc_mono_ns() | 1;
@@ -615,6 +641,77 @@ int
 sender_connected(const struct sender *s)
 {
     return s->state == SS_STREAMING && !s->conn_closing;
+}
+
+const char *
+sender_link_name(enum sender_link l)
+{
+    switch (l) {
+    case SENDER_LINK_CONNECTING:
+        return "connecting";
+    case SENDER_LINK_CONNECTED:
+        return "connected";
+    case SENDER_LINK_BACKOFF:
+        return "backoff";
+    default:
+        return "stopped";
+    }
+}
+
+/* spool_read_from callback: the ts of the one event asked for. */
+static int
+sender_first_ts(void *arg, uint64_t seq, const uint8_t *body, size_t len)
+{
+    int64_t *ts = arg;
+    struct tc_frame f;
+    struct tc_event ev;
+
+    tc_frame_init(&f);
+    if (tc_event_decode(body, len, NULL, &f, &ev, NULL) == 0)
+        *ts = ev.ts;
+    tc_frame_close(&f);
+    return 0;
+}
+
+void
+sender_get_status(struct sender *s, struct sender_status *out)
+{
+    int64_t ts = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (!s->started || s->stopping)
+        out->link = SENDER_LINK_STOPPED;
+    else if (s->state == SS_STREAMING && !s->conn_closing)
+        out->link = SENDER_LINK_CONNECTED;
+    else if (s->state == SS_IDLE)
+        out->link = SENDER_LINK_BACKOFF;
+    else
+        out->link = SENDER_LINK_CONNECTING;
+    snprintf(out->address, sizeof(out->address), "%s",
+             s->cfg->collector_address ? s->cfg->collector_address : "");
+    snprintf(out->peer, sizeof(out->peer), "%s", s->peer);
+    snprintf(out->collector, sizeof(out->collector), "%s", s->collector);
+    out->connected_since =
+        out->link == SENDER_LINK_CONNECTED ? s->connected_since : 0;
+    snprintf(out->last_error, sizeof(out->last_error), "%s", s->last_error);
+    out->last_error_at = s->last_error_at;
+    out->reconnects = s->reconnects;
+    out->events_sent = s->events_sent;
+    out->events_acked = s->events_acked;
+    out->last_ack_at = s->last_ack_at;
+    out->spool_depth = spool_depth(s->spool);
+    out->spool_bytes = spool_bytes(s->spool);
+    /*
+     * Spooled means not acked: the first spooled event is the oldest
+     * one the collector does not have. One row read, no scan.
+     */
+    if (out->spool_depth > 0 &&
+        spool_read_from(s->spool, spool_first_seq(s->spool), 1, SIZE_MAX,
+                        sender_first_ts, &ts) == 1 &&
+        ts > 0) {
+        int64_t age = tc_now_ns() - ts;
+        out->oldest_unacked_ns = age > 0 ? age : 0;
+    }
 }
 
 static void

@@ -25,7 +25,15 @@
 #include "spool.h"
 #include "tls.h"
 
-#define SENDER_PING_MS 30000           /* PING period */
+/*
+ * The PING period is the config's heartbeat (heartbeat_ms); the
+ * collector declares the agent silent after three periods without a
+ * frame. The collector answers every PING, so the sender in turn drops
+ * a link that has been silent for three periods, but never sooner than
+ * SENDER_SILENCE_MS, so that a short heartbeat does not make a slow
+ * collector look dead.
+ */
+#define SENDER_PING_MS 30000           /* PING period if heartbeat_ms is 0 */
 #define SENDER_SILENCE_MS 90000        /* no frame for this long: reconnect */
 #define SENDER_WELCOME_MS 30000        /* connect + handshake + WELCOME */
 #define SENDER_BATCH_BYTES (256 << 10) /* body bytes in one EVENTS frame */
@@ -54,5 +62,43 @@ void sender_free(struct sender *s);
 
 /* 1 while a session is established (after WELCOME). */
 int sender_connected(const struct sender *s);
+
+enum sender_link {
+    SENDER_LINK_STOPPED = 0,    /* not started, or sender_stop called */
+    SENDER_LINK_CONNECTING = 1, /* resolving, TLS handshake, HELLO sent */
+    SENDER_LINK_CONNECTED = 2,  /* WELCOME received; streaming */
+    SENDER_LINK_BACKOFF = 3,    /* link down, waiting to retry */
+};
+
+/* "stopped", "connecting", "connected", "backoff". */
+const char *sender_link_name(enum sender_link l);
+
+/* A snapshot for `tocsin-agent status`; the caller owns the struct. */
+struct sender_status {
+    enum sender_link link;
+    char address[256];       /* collector address from the config */
+    char peer[64];           /* "ip:port" of the current or last link */
+    char collector[64];      /* collector name from the last WELCOME */
+    int64_t connected_since; /* ns since the epoch of the WELCOME; 0 when
+                                not connected */
+    char last_error[192];    /* why the last link went down ("" if none) */
+    int64_t last_error_at;   /* ns since the epoch; 0 = never */
+    uint64_t reconnects;     /* links lost or connects failed, total */
+    uint64_t events_sent;    /* events written in EVENTS frames, resends
+                                included */
+    uint64_t events_acked;   /* events the collector acked */
+    int64_t last_ack_at;     /* ns since the epoch of the last ACK; 0 = none */
+    uint64_t spool_depth;    /* events spooled, i.e. not yet acked */
+    uint64_t spool_bytes;    /* their encoded size, bytes */
+    int64_t oldest_unacked_ns; /* age of the oldest spooled event (now
+                                  minus its ts), ns; 0 if none or unknown */
+};
+
+/*
+ * Fill *out (OUT). Reads one event from the spool when it is not empty
+ * (for the oldest event's age), so it is meant for a status request,
+ * not a hot path. Loop thread only.
+ */
+void sender_get_status(struct sender *s, struct sender_status *out);
 
 #endif

@@ -1,10 +1,15 @@
 /*
  * spool: SQLite-backed event queue and tail offsets; see spool.h.
  *
- * Schema (PRAGMA user_version 1):
+ * Schema (PRAGMA user_version 2):
  *   meta(key TEXT PRIMARY KEY, value)    epoch, next_seq, drops_full
  *   events(seq INTEGER PRIMARY KEY, bytes INTEGER, body BLOB NOT NULL)
  *   files(path TEXT PRIMARY KEY, dev, ino, head_hash, head_len, offset)
+ *   cursors(key TEXT PRIMARY KEY, cursor TEXT)        since version 2
+ *   pending(key TEXT PRIMARY KEY, count, aux, first_ts, last_ts, due_ts,
+ *           body BLOB)                                since version 2
+ * cursors holds the positions of inputs that are not files (a journald
+ * cursor); pending holds emit's open fold windows and rate periods.
  * Each events.body is one msgpack event map (tc_event_encode), so the
  * sender ships it without decoding (tc_wire_encode_events_raw).
  *
@@ -44,7 +49,7 @@
 #include "log.h"
 #include "util.h"
 
-#define SPOOL_SCHEMA 1
+#define SPOOL_SCHEMA 2
 
 enum spool_stmt {
     ST_BEGIN,
@@ -58,6 +63,11 @@ enum spool_stmt {
     ST_ACK,
     ST_BODY,
     ST_MOVE,
+    ST_CURSOR_GET,
+    ST_CURSOR_PUT,
+    ST_STATE_PUT,
+    ST_STATE_DEL,
+    ST_STATE_ALL,
     ST_MAX
 };
 
@@ -78,6 +88,15 @@ static const char *const spool_sql[ST_MAX] = {
     [ST_BODY] = "SELECT body FROM events WHERE seq = ?1",
     [ST_MOVE] = "UPDATE events SET seq = ?2, bytes = ?3, body = ?4 "
                 "WHERE seq = ?1",
+    [ST_CURSOR_GET] = "SELECT cursor FROM cursors WHERE key = ?1",
+    [ST_CURSOR_PUT] = "INSERT OR REPLACE INTO cursors(key, cursor) "
+                      "VALUES(?1, ?2)",
+    [ST_STATE_PUT] = "INSERT OR REPLACE INTO pending"
+                     "(key, count, aux, first_ts, last_ts, due_ts, body) "
+                     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [ST_STATE_DEL] = "DELETE FROM pending WHERE key = ?1",
+    [ST_STATE_ALL] = "SELECT key, count, aux, first_ts, last_ts, due_ts, "
+                     "body FROM pending ORDER BY due_ts, key",
 };
 
 struct spool {
@@ -146,7 +165,7 @@ spool_begin(struct spool *s)
 }
 
 static int
-spool_commit(struct spool *s)
+spool_end(struct spool *s)
 {
     return spool_run(s, ST_COMMIT);
 }
@@ -251,6 +270,22 @@ spool_migrate(struct spool *s)
         if (rc < 0)
             return rc;
         log_info("spool %s: created", s->path);
+    }
+    if (version < 2) {
+        /* Inputs that are not files (journald) and emit's pending fold
+         * and rate state: both must move in the same transaction as
+         * the events, so they live here rather than in a file of
+         * their own. */
+        rc = spool_exec(s, "CREATE TABLE cursors(key TEXT PRIMARY KEY,"
+                           " cursor TEXT NOT NULL);"
+                           "CREATE TABLE pending(key TEXT PRIMARY KEY,"
+                           " count INTEGER NOT NULL, aux INTEGER NOT NULL,"
+                           " first_ts INTEGER NOT NULL,"
+                           " last_ts INTEGER NOT NULL,"
+                           " due_ts INTEGER NOT NULL, body BLOB);"
+                           "PRAGMA user_version = 2;");
+        if (rc < 0)
+            return rc;
     }
     /* Later migrations go here, one "if (version < N)" block each. */
     return 0;
@@ -459,20 +494,57 @@ spool_insert(struct spool *s, const struct tc_event *ev, uint64_t *dropped)
     return 0;
 }
 
+static int
+spool_put_cursor(struct spool *s, const char *key, const char *cursor)
+{
+    sqlite3_stmt *st = s->st[ST_CURSOR_PUT];
+
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, cursor, -1, SQLITE_STATIC);
+    return spool_run(s, ST_CURSOR_PUT);
+}
+
+static int
+spool_put_state(struct spool *s, const struct spool_state *p)
+{
+    sqlite3_stmt *st = s->st[ST_STATE_PUT];
+
+    sqlite3_bind_text(st, 1, p->key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)p->count);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)p->aux);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)p->first_ts);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)p->last_ts);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)p->due_ts);
+    if (p->body != NULL)
+        sqlite3_bind_blob(st, 7, p->body, (int)p->body_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 7);
+    return spool_run(s, ST_STATE_PUT);
+}
+
+static int
+spool_del_state(struct spool *s, const char *key)
+{
+    sqlite3_stmt *st = s->st[ST_STATE_DEL];
+
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    return spool_run(s, ST_STATE_DEL);
+}
+
 int
-spool_append(struct spool *s, const struct tc_event *evs, size_t n,
-             const char *path, const struct spool_file *pos)
+spool_commit(struct spool *s, const struct spool_batch *b)
 {
     uint64_t next = s->next_seq, first = s->first_seq, depth = s->depth;
     uint64_t bytes = s->bytes, dropped = 0;
     int rc;
 
-    if (n == 0 && path == NULL)
+    if (b->nevs == 0 && b->path == NULL && b->cursor_key == NULL &&
+        b->nput == 0 && b->ndel == 0)
         return 0;
     if ((rc = spool_begin(s)) < 0)
         return rc;
-    for (size_t i = 0; i < n; i++)
-        if ((rc = spool_insert(s, &evs[i], &dropped)) < 0)
+    for (size_t i = 0; i < b->nevs; i++)
+        if ((rc = spool_insert(s, &b->evs[i], &dropped)) < 0)
             goto fail;
     if (s->next_seq != next &&
         (rc = spool_meta_set(s, "next_seq", s->next_seq)) < 0)
@@ -480,9 +552,20 @@ spool_append(struct spool *s, const struct tc_event *evs, size_t n,
     if (dropped > 0 &&
         (rc = spool_meta_set(s, "drops_full", s->drops + dropped)) < 0)
         goto fail;
-    if (path != NULL && (rc = spool_put_file(s, path, pos)) < 0)
+    if (b->path != NULL && (rc = spool_put_file(s, b->path, b->pos)) < 0)
         goto fail;
-    if ((rc = spool_commit(s)) < 0)
+    if (b->cursor_key != NULL &&
+        (rc = spool_put_cursor(s, b->cursor_key, b->cursor)) < 0)
+        goto fail;
+    /* Deletes first: a key may be closed and opened again in one batch,
+     * and then its new row must be what remains. */
+    for (size_t i = 0; i < b->ndel; i++)
+        if ((rc = spool_del_state(s, b->del[i])) < 0)
+            goto fail;
+    for (size_t i = 0; i < b->nput; i++)
+        if ((rc = spool_put_state(s, &b->put[i])) < 0)
+            goto fail;
+    if ((rc = spool_end(s)) < 0)
         goto fail;
     s->drops += dropped;
     return 0;
@@ -493,6 +576,72 @@ fail:
     s->depth = depth;
     s->bytes = bytes;
     return rc;
+}
+
+int
+spool_append(struct spool *s, const struct tc_event *evs, size_t n,
+             const char *path, const struct spool_file *pos)
+{
+    struct spool_batch b;
+
+    memset(&b, 0, sizeof(b));
+    b.evs = evs;
+    b.nevs = n;
+    b.path = path;
+    b.pos = pos;
+    return spool_commit(s, &b);
+}
+
+int
+spool_cursor_get(struct spool *s, const char *key, char **out)
+{
+    sqlite3_stmt *st = s->st[ST_CURSOR_GET];
+    int rc;
+
+    *out = NULL;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *out = tc_xstrdup((const char *)sqlite3_column_text(st, 0));
+        rc = 0;
+    } else if (rc == SQLITE_DONE) {
+        rc = -ENOENT;
+    } else {
+        rc = spool_fail(s, "cursor get", rc);
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+int
+spool_state_load(struct spool *s,
+                 int (*cb)(void *arg, const struct spool_state *st), void *arg)
+{
+    sqlite3_stmt *st = s->st[ST_STATE_ALL];
+    int n = 0, rc;
+
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct spool_state ps;
+        int crc;
+
+        ps.key = (const char *)sqlite3_column_text(st, 0);
+        ps.count = (uint64_t)sqlite3_column_int64(st, 1);
+        ps.aux = (uint64_t)sqlite3_column_int64(st, 2);
+        ps.first_ts = sqlite3_column_int64(st, 3);
+        ps.last_ts = sqlite3_column_int64(st, 4);
+        ps.due_ts = sqlite3_column_int64(st, 5);
+        ps.body = sqlite3_column_blob(st, 6);
+        ps.body_len = (size_t)sqlite3_column_bytes(st, 6);
+        if ((crc = cb(arg, &ps)) < 0) {
+            sqlite3_reset(st);
+            return crc;
+        }
+        n++;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return spool_fail(s, "pending state", rc);
+    return n;
 }
 
 int
@@ -634,7 +783,7 @@ spool_renumber(struct spool *s, uint64_t hwm)
         if ((rc = spool_move(s, seq, seq + shift, &delta)) < 0)
             goto fail;
     if ((rc = spool_meta_set(s, "next_seq", next)) < 0 ||
-        (rc = spool_commit(s)) < 0)
+        (rc = spool_end(s)) < 0)
         goto fail;
     if (shift > 0)
         log_info("spool: renumbered %" PRIu64 " events by %" PRIu64
@@ -686,7 +835,7 @@ spool_report_drops(struct spool *s, const char *host)
     s->max_bytes = max;
     if (rc < 0 || (rc = spool_meta_set(s, "next_seq", s->next_seq)) < 0 ||
         (rc = spool_meta_set(s, "drops_full", 0)) < 0 ||
-        (rc = spool_commit(s)) < 0)
+        (rc = spool_end(s)) < 0)
         goto fail;
     log_warnx("spool: %s", msg);
     s->drops = 0;

@@ -6,9 +6,11 @@
  * and a little metadata (the spool's epoch, the next sequence number,
  * the count of events dropped because the spool was full).
  *
- * The durability contract (DESIGN.md "Delivery"): spool_append inserts
- * a pass's events AND the new offset of the file they came from in one
- * transaction, so a line is either spooled with its offset, or neither.
+ * The durability contract (DESIGN.md "Delivery"): spool_commit inserts
+ * a pass's events AND the new position of the input they came from (a
+ * file offset or a journal cursor) AND emit's pending fold/rate state in
+ * one transaction, so a line is either accounted for everywhere, or
+ * nowhere.
  * Sequence numbers are assigned here, densely: the spool always holds a
  * contiguous range [spool_first_seq, spool_next_seq).
  *
@@ -49,8 +51,49 @@ void spool_free(struct spool *s);
 uint64_t spool_epoch(const struct spool *s);
 
 /*
- * Spool n events and, when path is not NULL, set that file's position
- * to *pos, all in one transaction. Each event is copied with the next
+ * A row of emit's pending state (an open fold window or rate period).
+ * The meaning of count and aux is emit's; the spool only keeps them.
+ */
+struct spool_state {
+    const char *key;     /* unique key; borrowed */
+    uint64_t count;      /* e.g. repeats folded, lines suppressed */
+    uint64_t aux;        /* e.g. events let through in a rate period */
+    int64_t first_ts;    /* ns: first line counted */
+    int64_t last_ts;     /* ns: last line counted */
+    int64_t due_ts;      /* ns: when the window or period closes */
+    const uint8_t *body; /* encoded template event (tc_event_encode);
+                            borrowed; may be NULL */
+    size_t body_len;     /* bytes */
+};
+
+/*
+ * One transaction's worth of changes; every member is borrowed and may
+ * be empty (NULL / 0).
+ */
+struct spool_batch {
+    const struct tc_event *evs; /* events to spool, in order */
+    size_t nevs;
+    const char *path;             /* file whose position moves, or NULL */
+    const struct spool_file *pos; /* its new position */
+    const char *cursor_key;       /* non-file input ("journal:NAME"), or NULL */
+    const char *cursor;           /* its new cursor (NUL-terminated text) */
+    const struct spool_state *put; /* pending rows inserted or replaced */
+    size_t nput;
+    const char *const *del; /* pending keys deleted (before the puts) */
+    size_t ndel;
+};
+
+/*
+ * Apply b in one transaction. Events get the next seqs as in
+ * spool_append (and are dropped and counted when the spool is full).
+ * 0 or a negative errno (nothing changed, in memory or on disk).
+ */
+int spool_commit(struct spool *s, const struct spool_batch *b);
+
+/*
+ * spool_commit with only events and a file position (tail and checks
+ * use it). Spool n events and, when path is not NULL, set that file's
+ * position to *pos, all in one transaction. Each event is copied with the next
  * seq and msgpack-encoded (ev->seq is ignored). When an event does not
  * fit under max_bytes it is dropped and counted instead; the position
  * still advances. 0 or a negative errno (nothing changed, in memory or
@@ -110,6 +153,20 @@ uint64_t spool_first_seq(const struct spool *s);
 uint64_t spool_next_seq(const struct spool *s);
 /* Events dropped (spool full) and not yet reported. */
 uint64_t spool_drops(const struct spool *s);
+
+/* A cursor stored by spool_commit: 0 (*out is the caller's to free),
+ * -ENOENT, or another negative errno. */
+int spool_cursor_get(struct spool *s, const char *key, char **out);
+
+/*
+ * Call cb for each pending state row, earliest due first. The row's
+ * strings and body are valid only during the call; a negative return
+ * from cb stops and is returned. Returns the number of rows or a
+ * negative errno.
+ */
+int spool_state_load(struct spool *s,
+                     int (*cb)(void *arg, const struct spool_state *st),
+                     void *arg);
 
 /* A file's stored position: 0, -ENOENT, or another negative errno. */
 int spool_file_get(struct spool *s, const char *path, struct spool_file *out);

@@ -1,20 +1,27 @@
 /*
- * tail: follow the configured log files, match their lines against the
- * rules, and spool the matches together with the new read offset.
+ * tail: follow the configured log files through rotation, match their
+ * lines (or multiline records) against the rules, and spool the matches
+ * together with the new read position.
  *
- * One read pass reads up to read_max_bytes of one file, splits the
- * complete lines, matches them, and ends in one spool_append carrying
- * the pass's events and the offset just past its last complete line.
- * A partial last line waits for its newline; the stored offset is always
- * the start of a line, so a restart re-reads exactly what was not
- * spooled. Passes are driven by inotify (uv_fs_event on each file's
- * directory) with a poll timer as the fallback, and a file with more to
- * read gets its next pass on the next loop iteration, so a large backlog
- * never blocks the loop.
+ * Each files[] entry is an input: a path or glob(3) pattern, minus its
+ * exclude patterns (fnmatch on the full path). The matches are rescanned
+ * on every poll tick and on inotify events of their directories, so new
+ * files are picked up while running.
  *
- * Plain paths only for now: a file that does not exist yet is waited
- * for; a truncated file is read again from the start; a file replaced
- * under its path is read to its end, then the new one from the start.
+ * A file is tracked by identity, not by name: device, inode and a hash
+ * of its first (up to) SPOOL_HEAD_MAX bytes. Its position is stored in
+ * the spool under "file:<dev>:<ino>", which survives renames, and the
+ * identity last seen at each matched path under "path:<path>", which
+ * lets a restart find the file that was rotated away while the agent
+ * was stopped. A renamed or deleted file keeps being read through its
+ * open descriptor until it is at its end and has been quiet for
+ * max(poll_interval, flush_timeout); only then is it let go. See
+ * docs/internals/agent.md "tail" for every rotation case.
+ *
+ * One read pass reads up to read_max_bytes of one file and ends in one
+ * emit_commit of the pass's events and the position just past the
+ * last complete line (or the start of an open multiline record), so a
+ * restart re-reads exactly what was not spooled.
  */
 #ifndef AGENT_TAIL_H
 #define AGENT_TAIL_H
@@ -24,22 +31,32 @@
 #include <uv.h>
 
 #include "config.h"
+#include "emit.h"
 #include "rules.h"
 #include "spool.h"
 
 struct tail;
 
 /*
- * Prepare to tail cfg->files. rules[i] is the ruleset of cfg->files[i];
- * cfg, rules, spool and host (the agent name put in events) are
- * borrowed and must outlive the tail. on_spooled(arg), if not NULL, is
- * called after a pass spooled at least one event.
+ * Check what tail compiles itself (the multiline start patterns), for
+ * -n. Errors are logged as "FILE:LINE: ..." with the line of the file
+ * entry. 0 or -EINVAL.
  */
-struct tail *tail_new(uv_loop_t *loop, const struct agent_config *cfg,
-                      struct rules *const *rules, struct spool *spool,
-                      const char *host, void (*on_spooled)(void *arg),
-                      void *arg);
-/* Open the files (resuming at the spooled offsets) and start watching. */
+int tail_check_config(const struct agent_config *cfg);
+
+/*
+ * Prepare to tail cfg->files. rules[i] is the ruleset of cfg->files[i].
+ * Matching lines go to emit (emit_match), and each pass ends in one
+ * emit_commit with the file's position; the spool is used directly only
+ * to look stored positions up and to note which file is at which path.
+ * cfg, rules, spool and emit are borrowed and must outlive the tail.
+ * 0 or -EINVAL (a multiline pattern does not compile; logged with
+ * FILE:LINE).
+ */
+int tail_new(uv_loop_t *loop, const struct agent_config *cfg,
+             struct rules *const *rules, struct spool *spool,
+             struct emit *emit, struct tail **out);
+/* Find the files (resuming at the spooled positions) and start watching. */
 int tail_start(struct tail *t);
 /*
  * Stop reading and close the loop handles. Every pass commits before it
@@ -50,13 +67,18 @@ void tail_stop(struct tail *t, void (*on_stopped)(void *arg), void *arg);
 /* Free a tail that was never started or is stopped. NULL is a no-op. */
 void tail_free(struct tail *t);
 
-/* Counters for logs and tests. */
+/* Counters for logs, status and tests. */
 struct tail_stats {
-    uint64_t lines;   /* complete lines scanned */
-    uint64_t matched; /* lines that matched a rule */
-    uint64_t cut;     /* lines over max_line_bytes, cut */
-    uint64_t bytes;   /* bytes consumed */
-    uint64_t passes;  /* read passes that consumed something */
+    uint64_t lines;     /* complete lines scanned */
+    uint64_t records;   /* multiline records closed */
+    uint64_t matched;   /* lines or records that matched a rule */
+    uint64_t cut;       /* lines (or records) over max_line_bytes, cut */
+    uint64_t flushed;   /* partial lines sent after flush_timeout */
+    uint64_t bytes;     /* bytes consumed */
+    uint64_t passes;    /* read passes that consumed something */
+    uint64_t truncated; /* truncations seen (copytruncate, "> file") */
+    uint64_t let_go;    /* rotated or deleted files read to the end */
+    uint32_t open;      /* files open now */
 };
 void tail_get_stats(const struct tail *t, struct tail_stats *out);
 

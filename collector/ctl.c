@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "ctl.h"
 #include "log.h"
@@ -25,6 +26,8 @@ usage(FILE *f)
             "certificate\n"
             "  events list [--host H] [--limit N] [--json]\n"
             "                                    print stored events\n"
+            "  agents list [--json]              agents, link state, "
+            "silence\n"
             "\n"
             "options:\n"
             "  -c FILE   collector configuration (default %s)\n"
@@ -32,6 +35,28 @@ usage(FILE *f)
             "  -v        verbose\n"
             "  -V        print the version\n",
             default_config);
+}
+
+/* RFC 3339 UTC with milliseconds, from ns since the epoch. */
+void
+ctl_fmt_time(int64_t ns, char *buf, size_t len)
+{
+    int64_t sec = ns / 1000000000, rem = ns % 1000000000;
+    struct tm tm;
+    time_t t;
+    size_t n;
+
+    if (rem < 0) {
+        rem += 1000000000;
+        sec--;
+    }
+    t = (time_t)sec;
+    if (gmtime_r(&t, &tm) == NULL) {
+        snprintf(buf, len, "?");
+        return;
+    }
+    n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, len - n, ".%03dZ", (int)(rem / 1000000));
 }
 
 struct ctl_cmd {
@@ -42,6 +67,7 @@ struct ctl_cmd {
 static const struct ctl_cmd cmds[] = {
     {"pki", ctl_pki},
     {"events", ctl_events},
+    {"agents", ctl_agents},
 };
 
 int

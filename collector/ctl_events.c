@@ -45,28 +45,6 @@ events_usage(FILE *f)
                "[--limit N]\n");
 }
 
-/* RFC 3339 UTC with milliseconds, from ns since the epoch. */
-static void
-fmt_time(int64_t ns, char *buf, size_t len)
-{
-    int64_t sec = ns / 1000000000, rem = ns % 1000000000;
-    struct tm tm;
-    time_t t;
-    size_t n;
-
-    if (rem < 0) {
-        rem += 1000000000;
-        sec--;
-    }
-    t = (time_t)sec;
-    if (gmtime_r(&t, &tm) == NULL) {
-        snprintf(buf, len, "?");
-        return;
-    }
-    n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, len - n, ".%03dZ", (int)(rem / 1000000));
-}
-
 static void
 json_kv_str(struct tc_buf *b, const char *key, struct tc_str s)
 {
@@ -99,23 +77,37 @@ sev_name(enum tc_severity s)
 }
 
 static void
-event_json(struct tc_buf *b, const struct tc_event *e)
+event_json(struct tc_buf *b, const struct tc_event *e, enum store_origin o)
 {
     char iso[64];
 
-    fmt_time(e->ts, iso, sizeof(iso));
+    ctl_fmt_time(e->ts, iso, sizeof(iso));
     tc_json_raw(b, "{");
     tc_json_key(b, "host");
     tc_json_str(b, e->host.ptr ? e->host.ptr : "", e->host.len);
     tc_json_raw(b, ",");
     tc_json_key(b, "seq");
     tc_json_u64(b, e->seq);
+    /* Collector events about an agent have their own seq space. */
+    json_kv_str(b, "origin",
+                tc_str_c(o == STORE_ORIGIN_COLLECTOR ? "collector" : "agent"));
     tc_json_raw(b, ",");
     tc_json_key(b, "ts");
     tc_json_i64(b, e->ts);
     tc_json_raw(b, ",");
     tc_json_key(b, "ts_iso");
     tc_json_str(b, iso, strlen(iso));
+    /* The time the event itself carries (a rule's time capture, or
+     * journald's), beside ts, the time the agent read it. */
+    if (e->event_ts != 0) {
+        ctl_fmt_time(e->event_ts, iso, sizeof(iso));
+        tc_json_raw(b, ",");
+        tc_json_key(b, "event_ts");
+        tc_json_i64(b, e->event_ts);
+        tc_json_raw(b, ",");
+        tc_json_key(b, "event_ts_iso");
+        tc_json_str(b, iso, strlen(iso));
+    }
     json_kv_str(b, "kind", e->kind);
     json_kv_str(b, "source", e->source);
     json_kv_str(b, "rule", e->rule);
@@ -167,7 +159,7 @@ event_text(struct tc_buf *b, const struct tc_event *e)
     char head[128];
     int n;
 
-    fmt_time(e->ts, head, sizeof(head));
+    ctl_fmt_time(e->ts, head, sizeof(head));
     tc_buf_append(b, head, strlen(head));
     tc_buf_append(b, " ", 1);
     text_str(b, e->host);
@@ -202,7 +194,7 @@ batch_cb(const struct store_batch *sb, uint32_t skip, void *arg)
         if (ls->json)
             tc_json_raw(&ls->out, ls->printed ? ",\n" : "\n");
         if (ls->json)
-            event_json(&ls->out, &evs->ev[i]);
+            event_json(&ls->out, &evs->ev[i], sb->origin);
         else
             event_text(&ls->out, &evs->ev[i]);
         if (!ls->json)

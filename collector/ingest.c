@@ -40,12 +40,23 @@ struct gen_batch {
     int64_t ts_min; /* event ts range, ns */
     int64_t ts_max;
     int64_t arrived; /* ns since the epoch */
+    int collector;   /* origin "collector": no hwm, no ack */
+};
+
+/* An agent state row; its strings live in the arena. */
+struct gen_state {
+    struct store_agent_state v; /* string pointers unset until build_txn */
+    size_t name_off;            /* arena offset of the name */
+    size_t sw_off;              /* software, or NO_OFF */
+    size_t addr_off;            /* address, or NO_OFF */
 };
 
 struct gen {
     struct tc_buf arena; /* owned; no cap: ingest_paused bounds it */
     struct gen_batch *b; /* owned array of nb (capacity capb) */
     size_t nb, capb;
+    struct gen_state *st; /* owned array of nst (capacity capst) */
+    size_t nst, capst;
     uint64_t events; /* events in all batches */
 };
 
@@ -74,6 +85,8 @@ struct ingest {
     size_t tb_cap;
     struct store_agent_update *ta; /* owned; txn.agents */
     size_t ta_cap;
+    struct store_agent_state *ts; /* owned; txn.states */
+    size_t ts_cap;
     struct agent_ref *refs; /* owned scratch for grouping by agent */
     size_t refs_cap;
 
@@ -91,6 +104,7 @@ struct ingest {
 };
 
 static void start_commit(struct ingest *ig);
+static void schedule(struct ingest *ig);
 
 static const char *
 gen_str(const struct gen *g, size_t off)
@@ -109,7 +123,14 @@ gen_reset(struct gen *g)
 {
     tc_buf_reset(&g->arena);
     g->nb = 0;
+    g->nst = 0;
     g->events = 0;
+}
+
+static int
+gen_empty(const struct gen *g)
+{
+    return g->nb == 0 && g->nst == 0;
 }
 
 static size_t
@@ -175,9 +196,11 @@ free_cb(uv_handle_t *h)
     for (int i = 0; i < 2; i++) {
         tc_buf_close(&ig->gens[i].arena);
         free(ig->gens[i].b);
+        free(ig->gens[i].st);
     }
     free(ig->tb);
     free(ig->ta);
+    free(ig->ts);
     free(ig->refs);
     free(ig);
 }
@@ -217,6 +240,26 @@ arm_timer(struct ingest *ig, uint64_t ms)
     ig->timer_armed = 1;
 }
 
+/* Something was queued: start a commit now, soon, or after the current. */
+static void
+schedule(struct ingest *ig)
+{
+    check_pressure(ig);
+    if (ig->working || ig->retry_ms > 0)
+        return; /* the next commit will take it */
+    if (ig->opts.commit_interval_ms == 0 ||
+        gen_bytes(ig->queued) >= ig->opts.max_bytes / 4) {
+        /* Enough to make a commit worth it: do not wait. */
+        if (ig->timer_armed) {
+            uv_timer_stop(&ig->timer);
+            ig->timer_armed = 0;
+        }
+        start_commit(ig);
+    } else if (!ig->timer_armed) {
+        arm_timer(ig, ig->opts.commit_interval_ms);
+    }
+}
+
 /* Write a msgpack array32 header for n elements at p. */
 static void
 put_array32(uint8_t *p, uint32_t n)
@@ -250,6 +293,7 @@ ingest_append(struct ingest *ig, const struct ingest_src *src,
     memset(b, 0, sizeof(*b));
     b->epoch = src->epoch;
     b->arrived = src->now;
+    b->collector = src->collector;
     b->host_off = gen_bytes(g);
     if ((rc = tc_buf_append(&g->arena, src->agent, alen + 1)) < 0)
         goto fail;
@@ -289,26 +333,50 @@ ingest_append(struct ingest *ig, const struct ingest_src *src,
     b->n = n;
     g->nb++;
     g->events += n;
-
-    check_pressure(ig);
-    if (ig->working || ig->retry_ms > 0)
-        return 0; /* the next commit will take it */
-    if (ig->opts.commit_interval_ms == 0 ||
-        gen_bytes(g) >= ig->opts.max_bytes / 4) {
-        /* Enough to make a commit worth it: do not wait. */
-        if (ig->timer_armed) {
-            uv_timer_stop(&ig->timer);
-            ig->timer_armed = 0;
-        }
-        start_commit(ig);
-    } else if (!ig->timer_armed) {
-        arm_timer(ig, ig->opts.commit_interval_ms);
-    }
+    schedule(ig);
     return 0;
 fail:
     /* Roll the arena back: a half-written batch must not be committed. */
     g->arena.len = mark;
     return rc;
+}
+
+/* Copy a string into the arena; its offset, or NO_OFF for NULL. */
+static int
+gen_strdup(struct gen *g, const char *str, size_t *off)
+{
+    *off = NO_OFF;
+    if (str == NULL)
+        return 0;
+    *off = gen_bytes(g);
+    return tc_buf_append(&g->arena, str, strlen(str) + 1);
+}
+
+int
+ingest_agent_state(struct ingest *ig, const struct store_agent_state *st)
+{
+    struct gen *g = ig->queued;
+    struct gen_state *gs;
+    size_t mark = g->arena.len;
+    int rc;
+
+    if (ig->drain_cb != NULL || ig->freeing)
+        return -ESHUTDOWN;
+    if (g->nst == g->capst) {
+        g->capst = g->capst ? g->capst * 2 : 16;
+        g->st = tc_xreallocarray(g->st, g->capst, sizeof(*g->st));
+    }
+    gs = &g->st[g->nst];
+    gs->v = *st;
+    if ((rc = gen_strdup(g, st->name, &gs->name_off)) < 0 ||
+        (rc = gen_strdup(g, st->software, &gs->sw_off)) < 0 ||
+        (rc = gen_strdup(g, st->address, &gs->addr_off)) < 0) {
+        g->arena.len = mark;
+        return rc;
+    }
+    g->nst++;
+    schedule(ig);
+    return 0;
 }
 
 static int
@@ -331,7 +399,7 @@ static void
 build_txn(struct ingest *ig)
 {
     const struct gen *g = ig->inflight;
-    size_t na = 0;
+    size_t na = 0, nr = 0;
 
     if (g->nb > ig->tb_cap) {
         ig->tb_cap = g->nb;
@@ -351,15 +419,20 @@ build_txn(struct ingest *ig)
         t->ts_max = b->ts_max;
         t->events = tc_buf_head(&g->arena) + b->blob_off;
         t->events_len = b->blob_len;
-        ig->refs[i].host = t->host;
-        ig->refs[i].idx = i;
+        t->origin = b->collector ? STORE_ORIGIN_COLLECTOR : STORE_ORIGIN_AGENT;
+        /* The collector's own events move no hwm and are acked to nobody. */
+        if (b->collector)
+            continue;
+        ig->refs[nr].host = t->host;
+        ig->refs[nr].idx = i;
+        nr++;
     }
-    qsort(ig->refs, g->nb, sizeof(*ig->refs), ref_cmp);
-    for (size_t i = 0; i < g->nb; i++) {
+    qsort(ig->refs, nr, sizeof(*ig->refs), ref_cmp);
+    for (size_t i = 0; i < nr; i++) {
         const struct gen_batch *b;
         struct store_agent_update *u;
 
-        if (i + 1 < g->nb &&
+        if (i + 1 < nr &&
             strcmp(ig->refs[i].host, ig->refs[i + 1].host) == 0)
             continue; /* not this agent's last batch */
         b = &g->b[ig->refs[i].idx];
@@ -378,6 +451,21 @@ build_txn(struct ingest *ig)
     ig->txn.nbatches = g->nb;
     ig->txn.agents = ig->ta;
     ig->txn.nagents = na;
+
+    if (g->nst > ig->ts_cap) {
+        ig->ts_cap = g->nst;
+        ig->ts = tc_xreallocarray(ig->ts, ig->ts_cap, sizeof(*ig->ts));
+    }
+    for (size_t i = 0; i < g->nst; i++) {
+        const struct gen_state *gs = &g->st[i];
+
+        ig->ts[i] = gs->v;
+        ig->ts[i].name = gen_str(g, gs->name_off);
+        ig->ts[i].software = gen_str(g, gs->sw_off);
+        ig->ts[i].address = gen_str(g, gs->addr_off);
+    }
+    ig->txn.states = ig->ts;
+    ig->txn.nstates = g->nst;
 }
 
 /* Threadpool: the only code that runs off the loop thread. */
@@ -444,7 +532,7 @@ after_work_cb(uv_work_t *w, int status)
     ig->inflight = NULL;
     check_pressure(ig);
     /* What queued during the commit has waited long enough. */
-    if (ig->queued->nb > 0) {
+    if (!gen_empty(ig->queued)) {
         if (ig->timer_armed) {
             uv_timer_stop(&ig->timer);
             ig->timer_armed = 0;
@@ -464,7 +552,7 @@ start_commit(struct ingest *ig)
         return;
     if (ig->inflight == NULL) {
         /* Freeze the queued generation; appends go to the other one. */
-        if (ig->queued->nb == 0) {
+        if (gen_empty(ig->queued)) {
             maybe_drained(ig, 0);
             return;
         }
@@ -491,7 +579,8 @@ maybe_drained(struct ingest *ig, int status)
 
     if (cb == NULL)
         return;
-    if (status == 0 && (ig->working || ig->inflight || ig->queued->nb))
+    if (status == 0 &&
+        (ig->working || ig->inflight || !gen_empty(ig->queued)))
         return;
     ig->drain_cb = NULL;
     cb(ig->drain_arg, status);

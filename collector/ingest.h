@@ -35,6 +35,7 @@
 
 struct ingest;
 struct store;
+struct store_agent_state;
 
 struct ingest_opts {
     uint64_t max_bytes;          /* queued + in-flight cap, bytes */
@@ -52,6 +53,10 @@ struct ingest_src {
     uint64_t epoch;       /* spool epoch from HELLO */
     const char *software; /* HELLO software, or NULL */
     int64_t now;          /* arrival time, ns since the epoch */
+    int collector;        /* 1: events the collector made about the
+                             agent: stored with origin "collector", in
+                             their own seq space, never acked and never
+                             moving the agent's hwm */
 };
 
 /*
@@ -77,6 +82,16 @@ void ingest_free(struct ingest *ig);
  */
 int ingest_append(struct ingest *ig, const struct ingest_src *src,
                   const struct tc_event *ev, uint32_t n);
+
+/*
+ * Queue an agent's link state for the next commit (strings are copied).
+ * It goes into the same transaction as whatever is queued now, so a
+ * collector event queued just before it is stored atomically with it.
+ * With nothing else queued, a commit starts after commit_interval_ms:
+ * the caller decides how often to call (server.c: at most once a
+ * second per agent). 0 or a negative errno.
+ */
+int ingest_agent_state(struct ingest *ig, const struct store_agent_state *st);
 
 /* 1 while over the byte cap (between on_pressure(1) and (0)). */
 int ingest_paused(const struct ingest *ig);

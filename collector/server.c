@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "ingest.h"
@@ -39,6 +40,12 @@
 #define RX_SLACK (64u * 1024)
 /* Reassembly buffer capacity kept between frames, bytes. */
 #define RX_KEEP (256u * 1024)
+/* Period of the silence check and of writing agents' link state, ms. */
+#define TICK_MS 1000
+/* Heartbeat assumed for an agent that did not say (older agents), ms. */
+#define DEFAULT_HEARTBEAT_MS 30000
+/* Heartbeats missed before an agent is declared silent. */
+#define SILENT_AFTER 3
 
 enum sess_state {
     SESS_TLS,    /* TLS handshake running */
@@ -57,7 +64,13 @@ struct agent {
     int64_t last_seen;       /* ns since the epoch, last frame */
     uint64_t spool_depth;    /* events queued at the agent (last PING) */
     uint64_t spool_bytes;    /* bytes of those */
-    char *software;          /* owned; HELLO software or NULL */
+    char *software;          /* owned; HELLO/PING software or NULL */
+    char address[64];        /* "ip:port" of the last connection */
+    uint64_t heartbeat_ms;   /* PING period from HELLO; 0 = not said */
+    int64_t silent_since;    /* ns: last heard from before it was declared
+                                silent; 0 = not silent. Persisted. */
+    uint64_t collector_seq;  /* last seq of our own events about it */
+    int dirty;               /* link state changed since last written */
     struct session *session; /* connected session, or NULL; borrowed */
 };
 
@@ -94,6 +107,11 @@ struct server {
     struct agent **buckets;   /* agents hash; owned */
     size_t nbuckets;          /* power of two */
     uint32_t nagents;
+    uv_timer_t tick;      /* silence check, agent state writes */
+    int ticking;          /* tick initialised */
+    int tick_closed;
+    int64_t started_at;   /* ns since the epoch: grace for silence */
+    int64_t resumed_at;   /* ns: last tick under backpressure */
     int stopping;
     int drained;
     int done;
@@ -181,7 +199,194 @@ load_agent_cb(const struct store_agent *sa, void *arg)
     a->last_seen = sa->last_seen;
     if (sa->software)
         a->software = tc_xstrdup(sa->software);
+    if (sa->address)
+        snprintf(a->address, sizeof(a->address), "%s", sa->address);
+    a->spool_depth = sa->spool_depth;
+    a->spool_bytes = sa->spool_bytes;
+    a->heartbeat_ms = sa->heartbeat_ms;
+    a->silent_since = sa->silent_since;
+    a->collector_seq = sa->collector_seq;
     return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Agent link state and silence                                        */
+
+/* Queue the agent's link state for the next commit. */
+static int
+agent_flush(struct server *srv, struct agent *a)
+{
+    struct store_agent_state st;
+    int rc;
+
+    memset(&st, 0, sizeof(st));
+    st.name = a->name;
+    st.connected = a->session != NULL;
+    st.last_seen = a->last_seen;
+    st.software = a->software;
+    st.address = a->address[0] ? a->address : NULL;
+    st.spool_depth = a->spool_depth;
+    st.spool_bytes = a->spool_bytes;
+    st.heartbeat_ms = a->heartbeat_ms;
+    st.silent_since = a->silent_since;
+    st.collector_seq = a->collector_seq;
+    if ((rc = ingest_agent_state(srv->ingest, &st)) == 0)
+        a->dirty = 0;
+    return rc;
+}
+
+/* "95s", "3m12s", "2h05m", "4d03h": how long, for a person. */
+static void
+fmt_dur(int64_t ns, char *buf, size_t len)
+{
+    int64_t s = ns > 0 ? ns / 1000000000 : 0;
+
+    if (s < 120)
+        snprintf(buf, len, "%" PRId64 "s", s);
+    else if (s < 3600)
+        snprintf(buf, len, "%" PRId64 "m%02" PRId64 "s", s / 60, s % 60);
+    else if (s < 86400)
+        snprintf(buf, len, "%" PRId64 "h%02" PRId64 "m", s / 3600,
+                 s / 60 % 60);
+    else
+        snprintf(buf, len, "%" PRId64 "d%02" PRId64 "h", s / 86400,
+                 s / 3600 % 24);
+}
+
+static void
+fmt_hb(uint64_t ms, char *buf, size_t len)
+{
+    if (ms % 1000 == 0)
+        snprintf(buf, len, "%" PRIu64 "s", ms / 1000);
+    else
+        snprintf(buf, len, "%" PRIu64 "ms", ms);
+}
+
+/*
+ * Store an event of kind "agent", rule "agent-silent", about a, made by
+ * the collector. It takes the next seq of the collector's own seq space
+ * for a, and a's state (silent_since, collector_seq) is queued right
+ * behind it, so both land in the same transaction: after a crash either
+ * both are stored or neither, and a restart neither repeats nor loses
+ * the event.
+ */
+static int
+agent_event(struct server *srv, struct agent *a, enum tc_severity sev,
+            const char *msg, int64_t now)
+{
+    struct ingest_src src;
+    struct tc_event ev;
+    int rc;
+
+    memset(&ev, 0, sizeof(ev));
+    ev.seq = a->collector_seq + 1;
+    ev.ts = now;
+    ev.host = tc_str_c(a->name);
+    ev.kind = tc_str_c("agent");
+    ev.source = tc_str_c("collector");
+    ev.rule = tc_str_c("agent-silent");
+    ev.sev = sev;
+    ev.state = -1;
+    ev.message = tc_str_c(msg);
+    ev.count = 1;
+    memset(&src, 0, sizeof(src));
+    src.agent = a->name;
+    src.now = now;
+    src.collector = 1;
+    if ((rc = ingest_append(srv->ingest, &src, &ev, 1)) < 0) {
+        log_warnx("agent %s: cannot store \"%s\": %s", a->name, msg,
+                  strerror(-rc));
+        return rc;
+    }
+    a->collector_seq++;
+    /* Cannot fail now: it fails only while draining, as append would. */
+    agent_flush(srv, a);
+    return 0;
+}
+
+/* A frame from a: it is alive. If it was declared silent, say it is back. */
+static void
+agent_heard(struct server *srv, struct agent *a, int64_t now)
+{
+    char msg[512], dur[32];
+    int64_t since = a->silent_since;
+
+    a->last_seen = now;
+    if (since == 0)
+        return;
+    fmt_dur(now - since, dur, sizeof(dur));
+    snprintf(msg, sizeof(msg), "agent %s is back after %s", a->name, dur);
+    a->silent_since = 0;
+    if (agent_event(srv, a, TC_SEV_OK, msg, now) < 0) {
+        a->silent_since = since; /* shutting down: the next run says it */
+        return;
+    }
+    log_info("%s", msg);
+}
+
+static void
+agent_check_silent(struct server *srv, struct agent *a, int64_t now)
+{
+    uint64_t hb = a->heartbeat_ms ? a->heartbeat_ms : DEFAULT_HEARTBEAT_MS;
+    int64_t limit = (int64_t)(SILENT_AFTER * hb) * 1000000;
+    int64_t ref = a->last_seen, since;
+    char msg[512], dur[32], hbs[32], iso[32];
+    time_t t;
+    struct tm tm;
+
+    if (a->silent_since != 0)
+        return; /* said once; "back" comes with its next frame */
+    /*
+     * Not before SILENT_AFTER periods of this collector run, whatever
+     * the stored last_seen: while we were down nobody could hear it.
+     * Nor while backpressure kept us from reading its session.
+     */
+    if (ref < srv->started_at)
+        ref = srv->started_at;
+    if (a->session != NULL && ref < srv->resumed_at)
+        ref = srv->resumed_at;
+    if (now - ref < limit)
+        return;
+    since = a->last_seen > 0 ? a->last_seen : srv->started_at;
+    fmt_dur(now - since, dur, sizeof(dur));
+    fmt_hb(hb, hbs, sizeof(hbs));
+    t = (time_t)(since / 1000000000);
+    if (gmtime_r(&t, &tm) == NULL ||
+        strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(iso, sizeof(iso), "?");
+    snprintf(msg, sizeof(msg), "agent %s silent for %s (heartbeat %s, last "
+             "seen %s)", a->name, dur, hbs, iso);
+    a->silent_since = since;
+    if (agent_event(srv, a, TC_SEV_CRITICAL, msg, now) < 0) {
+        a->silent_since = 0;
+        return;
+    }
+    log_warnx("%s", msg);
+}
+
+/*
+ * Once a second: declare silent agents, and write the link state of
+ * agents whose state changed (connect, disconnect, PING). Writing at
+ * most once a second keeps heartbeats of many agents from costing one
+ * commit each; the rows ride along with the next group commit.
+ */
+static void
+tick_cb(uv_timer_t *t)
+{
+    struct server *srv = t->data;
+    int64_t now = tc_now_ns();
+
+    if (srv->stopping)
+        return;
+    if (ingest_paused(srv->ingest))
+        srv->resumed_at = now;
+    for (size_t i = 0; i < srv->nbuckets; i++) {
+        for (struct agent *a = srv->buckets[i]; a != NULL; a = a->hnext) {
+            agent_check_silent(srv, a, now);
+            if (a->dirty)
+                agent_flush(srv, a);
+        }
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -341,9 +546,12 @@ handle_hello(struct session *s)
     free(a->software);
     a->software =
         h->software.len ? tc_xstrndup(h->software.ptr, h->software.len) : NULL;
+    a->heartbeat_ms = h->heartbeat_ms;
+    snprintf(a->address, sizeof(a->address), "%s", tc_tls_peer_addr(s->conn));
     a->session = s;
-    a->last_seen = tc_now_ns();
+    a->dirty = 1;
     s->agent = a;
+    agent_heard(srv, a, tc_now_ns());
     s->state = SESS_ACTIVE;
     if ((rc = tc_wire_encode_welcome(&s->tx, &w)) < 0 ||
         (rc = session_flush(s)) < 0)
@@ -367,7 +575,6 @@ handle_events(struct session *s)
     uint32_t i = 0;
     int rc;
 
-    a->last_seen = tc_now_ns();
     if (e->n == 0)
         return;
     /* The decoder guarantees increasing seqs: replays are a prefix. */
@@ -404,9 +611,18 @@ handle_ping(struct session *s)
     const struct tc_ping *p = &s->frame.u.ping;
     struct tc_pong m = {p->ts};
 
-    s->agent->last_seen = tc_now_ns();
-    s->agent->spool_depth = p->spool_depth;
-    s->agent->spool_bytes = p->spool_bytes;
+    struct agent *a = s->agent;
+
+    a->spool_depth = p->spool_depth;
+    a->spool_bytes = p->spool_bytes;
+    /* An agent upgraded in place says so here before it reconnects. */
+    if (p->version.len > 0 &&
+        (a->software == NULL || strlen(a->software) != p->version.len ||
+         memcmp(a->software, p->version.ptr, p->version.len) != 0)) {
+        free(a->software);
+        a->software = tc_xstrndup(p->version.ptr, p->version.len);
+    }
+    a->dirty = 1;
     if (tc_wire_encode_pong(&s->tx, &m) == 0)
         session_flush(s);
 }
@@ -435,6 +651,8 @@ handle_frame(struct session *s, const uint8_t *body, size_t len)
         handle_hello(s);
         return;
     }
+    if (s->agent != NULL)
+        agent_heard(s->srv, s->agent, tc_now_ns());
     switch (s->frame.type) {
     case TC_F_EVENTS:
         handle_events(s);
@@ -569,8 +787,10 @@ on_close(struct tc_tls_conn *c, int status, const char *reason)
         log_info("agent %s: disconnected: %s (%" PRIu64 " events, %" PRIu64
                  " duplicates)",
                  s->label, reason, s->events, s->dups);
-        if (s->agent->session == s)
+        if (s->agent->session == s) {
             s->agent->session = NULL;
+            s->agent->dirty = 1;
+        }
     } else {
         log_debug("connection %s closed before HELLO: %s",
                   s->label[0] ? s->label : "?", reason);
@@ -781,10 +1001,13 @@ server_new(uv_loop_t *loop, const struct collector_config *cfg,
     srv->limits = tc_wire_default_limits;
     srv->nbuckets = 64;
     srv->buckets = tc_xcalloc(srv->nbuckets, sizeof(*srv->buckets));
-    if ((rc = store_load_agents(store, load_agent_cb, srv)) < 0) {
+    /* No session survives a restart, whatever the last run wrote. */
+    if ((rc = store_agents_disconnected(store)) < 0 ||
+        (rc = store_load_agents(store, load_agent_cb, srv)) < 0) {
         log_warnx("store: cannot load agents: %s", store_errmsg(store));
         goto fail;
     }
+    srv->started_at = tc_now_ns();
     if ((rc = ingest_new(loop, store, &io, &cbs, srv, &srv->ingest)) < 0) {
         log_warnx("ingest: %s", uv_strerror(rc));
         goto fail;
@@ -851,6 +1074,10 @@ server_start(struct server *srv)
         log_warnx("listen %s: %s", srv->cfg->listen, uv_strerror(rc));
         goto out;
     }
+    uv_timer_init(srv->loop, &srv->tick);
+    srv->tick.data = srv;
+    srv->ticking = 1;
+    uv_timer_start(&srv->tick, tick_cb, TICK_MS, TICK_MS);
     rc = 0;
 out:
     free(host);
@@ -862,7 +1089,8 @@ static void
 check_done(struct server *srv)
 {
     if (srv->done || !srv->drained || srv->nalive > 0 ||
-        (srv->listening && !srv->listener_closed))
+        (srv->listening && !srv->listener_closed) ||
+        (srv->ticking && !srv->tick_closed))
         return;
     srv->done = 1;
     /* Its timer must close before the loop can end. */
@@ -878,6 +1106,15 @@ listener_close_cb(uv_handle_t *h)
     struct server *srv = h->data;
 
     srv->listener_closed = 1;
+    check_done(srv);
+}
+
+static void
+tick_close_cb(uv_handle_t *h)
+{
+    struct server *srv = h->data;
+
+    srv->tick_closed = 1;
     check_done(srv);
 }
 
@@ -912,6 +1149,13 @@ server_stop(struct server *srv, void (*cb)(void *arg), void *arg)
     srv->stop_arg = arg;
     if (srv->listening)
         uv_close((uv_handle_t *)&srv->listener, listener_close_cb);
+    if (srv->ticking)
+        uv_close((uv_handle_t *)&srv->tick, tick_close_cb);
+    /* Last PINGs and disconnects go with the drain's commit. */
+    for (size_t i = 0; i < srv->nbuckets; i++)
+        for (struct agent *a = srv->buckets[i]; a != NULL; a = a->hnext)
+            if (a->dirty)
+                agent_flush(srv, a);
     /* Nothing new may enter the pipeline while it drains. */
     for (struct session *s = srv->sessions; s != NULL; s = s->next)
         if (s->conn != NULL && s->state != SESS_CLOSING)

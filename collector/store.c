@@ -28,7 +28,8 @@ struct store {
     sqlite3_stmt *begin;     /* BEGIN IMMEDIATE; owned */
     sqlite3_stmt *commit;    /* COMMIT; owned */
     sqlite3_stmt *ins_batch; /* INSERT INTO batches; owned */
-    sqlite3_stmt *up_agent;  /* agents upsert; owned */
+    sqlite3_stmt *up_agent;  /* agents upsert (hwm); owned */
+    sqlite3_stmt *up_state;  /* agents upsert (link state); owned */
     char errmsg[256];        /* message behind the last error */
     struct store_stats st;   /* counters; written by store_commit */
 };
@@ -56,7 +57,25 @@ static const char schema_v1[] =
     " events BLOB NOT NULL);"
     "CREATE INDEX batches_host_seq ON batches(host, seq_first);";
 
-static const char *const migrations[STORE_SCHEMA_VERSION] = {schema_v1};
+/*
+ * Version 2. The agents' link state, so that `tocsinctl agents list`
+ * can show it and silence detection survives a restart; and the origin
+ * of a batch, so that events the collector writes about an agent (host
+ * = the agent's name, their own seq space) are never mistaken for the
+ * agent's. last_seen and software already exist since version 1.
+ */
+static const char schema_v2[] =
+    "ALTER TABLE agents ADD COLUMN connected INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE agents ADD COLUMN address TEXT;"
+    "ALTER TABLE agents ADD COLUMN spool_depth INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE agents ADD COLUMN spool_bytes INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE agents ADD COLUMN heartbeat_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE agents ADD COLUMN silent_since INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE agents ADD COLUMN collector_seq INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE batches ADD COLUMN origin TEXT NOT NULL DEFAULT 'agent';";
+
+static const char *const migrations[STORE_SCHEMA_VERSION] = {schema_v1,
+                                                             schema_v2};
 
 /* Map an SQLite result code to a negative errno. */
 static int
@@ -185,16 +204,37 @@ prepare_writer(struct store *s)
         (rc = prepare(s, "COMMIT", &s->commit)) < 0 ||
         (rc = prepare(s,
                       "INSERT INTO batches(host, seq_first, seq_last, n,"
-                      " ts_min, ts_max, events) VALUES(?1,?2,?3,?4,?5,?6,?7)",
+                      " ts_min, ts_max, events, origin)"
+                      " VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
                       &s->ins_batch)) < 0 ||
         (rc = prepare(s,
                       "INSERT INTO agents(name, epoch, hwm, first_seen,"
                       " last_seen, software) VALUES(?1,?2,?3,?4,?4,?5)"
                       " ON CONFLICT(name) DO UPDATE SET"
                       " epoch = excluded.epoch, hwm = max(hwm, excluded.hwm),"
-                      " last_seen = excluded.last_seen,"
+                      " last_seen = max(coalesce(last_seen, 0),"
+                      " excluded.last_seen),"
                       " software = coalesce(excluded.software, software)",
-                      &s->up_agent)) < 0)
+                      &s->up_agent)) < 0 ||
+        (rc = prepare(s,
+                      "INSERT INTO agents(name, hwm, first_seen, last_seen,"
+                      " software, connected, address, spool_depth,"
+                      " spool_bytes, heartbeat_ms, silent_since,"
+                      " collector_seq)"
+                      " VALUES(?1,0,?2,?2,?3,?4,?5,?6,?7,?8,?9,?10)"
+                      " ON CONFLICT(name) DO UPDATE SET"
+                      " last_seen = max(coalesce(last_seen, 0),"
+                      " excluded.last_seen),"
+                      " software = coalesce(excluded.software, software),"
+                      " connected = excluded.connected,"
+                      " address = coalesce(excluded.address, address),"
+                      " spool_depth = excluded.spool_depth,"
+                      " spool_bytes = excluded.spool_bytes,"
+                      " heartbeat_ms = excluded.heartbeat_ms,"
+                      " silent_since = excluded.silent_since,"
+                      " collector_seq = max(collector_seq,"
+                      " excluded.collector_seq)",
+                      &s->up_state)) < 0)
         return rc;
     return 0;
 }
@@ -305,6 +345,7 @@ store_close(struct store *s)
     sqlite3_finalize(s->commit);
     sqlite3_finalize(s->ins_batch);
     sqlite3_finalize(s->up_agent);
+    sqlite3_finalize(s->up_state);
     /* The last connection to close also checkpoints and removes the WAL. */
     sqlite3_close(s->db);
     free(s->path);
@@ -333,7 +374,9 @@ store_load_agents(struct store *s,
 
     rc = sqlite3_prepare_v2(s->db,
                             "SELECT name, epoch, hwm, first_seen, last_seen,"
-                            " software FROM agents ORDER BY name",
+                            " software, connected, address, spool_depth,"
+                            " spool_bytes, heartbeat_ms, silent_since,"
+                            " collector_seq FROM agents ORDER BY name",
                             -1, &st, NULL);
     if (rc != SQLITE_OK)
         return fail(s, rc);
@@ -348,6 +391,13 @@ store_load_agents(struct store *s,
         a.first_seen = sqlite3_column_int64(st, 3);
         a.last_seen = sqlite3_column_int64(st, 4);
         a.software = col_text(st, 5);
+        a.connected = sqlite3_column_int(st, 6) != 0;
+        a.address = col_text(st, 7);
+        a.spool_depth = (uint64_t)sqlite3_column_int64(st, 8);
+        a.spool_bytes = (uint64_t)sqlite3_column_int64(st, 9);
+        a.heartbeat_ms = (uint64_t)sqlite3_column_int64(st, 10);
+        a.silent_since = sqlite3_column_int64(st, 11);
+        a.collector_seq = (uint64_t)sqlite3_column_int64(st, 12);
         if ((rc = cb(&a, arg)) != 0)
             goto out;
     }
@@ -398,6 +448,10 @@ store_commit(struct store *s, const struct store_txn *t)
         sqlite3_bind_int64(st, 5, b->ts_min);
         sqlite3_bind_int64(st, 6, b->ts_max);
         sqlite3_bind_blob64(st, 7, b->events, b->events_len, SQLITE_STATIC);
+        sqlite3_bind_text(st, 8,
+                          b->origin == STORE_ORIGIN_COLLECTOR ? "collector"
+                                                              : "agent",
+                          -1, SQLITE_STATIC);
         if ((rc = step_done(s, st)) < 0)
             goto fail;
         events += b->n;
@@ -415,6 +469,29 @@ store_commit(struct store *s, const struct store_txn *t)
             sqlite3_bind_text(st, 5, a->software, -1, SQLITE_STATIC);
         else
             sqlite3_bind_null(st, 5);
+        if ((rc = step_done(s, st)) < 0)
+            goto fail;
+    }
+    for (size_t i = 0; i < t->nstates; i++) {
+        const struct store_agent_state *a = &t->states[i];
+        sqlite3_stmt *st = s->up_state;
+
+        sqlite3_bind_text(st, 1, a->name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, a->last_seen);
+        if (a->software)
+            sqlite3_bind_text(st, 3, a->software, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 3);
+        sqlite3_bind_int(st, 4, a->connected ? 1 : 0);
+        if (a->address)
+            sqlite3_bind_text(st, 5, a->address, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 5);
+        sqlite3_bind_int64(st, 6, (sqlite3_int64)a->spool_depth);
+        sqlite3_bind_int64(st, 7, (sqlite3_int64)a->spool_bytes);
+        sqlite3_bind_int64(st, 8, (sqlite3_int64)a->heartbeat_ms);
+        sqlite3_bind_int64(st, 9, a->silent_since);
+        sqlite3_bind_int64(st, 10, (sqlite3_int64)a->collector_seq);
         if ((rc = step_done(s, st)) < 0)
             goto fail;
     }
@@ -491,7 +568,7 @@ store_events_iter(struct store *s, const char *host, uint64_t last,
     /* "?1 IS NULL OR": keeps the scan in rowid (arrival) order. */
     rc = sqlite3_prepare_v2(s->db,
                             "SELECT id, host, seq_first, seq_last, n, ts_min,"
-                            " ts_max, events FROM batches WHERE"
+                            " ts_max, events, origin FROM batches WHERE"
                             " (?1 IS NULL OR host = ?1) AND id >= ?2"
                             " ORDER BY id",
                             -1, &st, NULL);
@@ -513,6 +590,10 @@ store_events_iter(struct store *s, const char *host, uint64_t last,
         b.ts_max = sqlite3_column_int64(st, 6);
         b.events = sqlite3_column_blob(st, 7);
         b.events_len = (size_t)sqlite3_column_bytes(st, 7);
+        b.origin = col_text(st, 8) != NULL &&
+                           strcmp(col_text(st, 8), "collector") == 0
+                       ? STORE_ORIGIN_COLLECTOR
+                       : STORE_ORIGIN_AGENT;
         if (b.host == NULL)
             b.host = "";
         rc = cb(&b, (uint32_t)(skip < b.n ? skip : b.n), arg);
@@ -525,6 +606,14 @@ out:
     sqlite3_finalize(st);
     sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
     return rc;
+}
+
+int
+store_agents_disconnected(struct store *s)
+{
+    if (s->flags & STORE_RDONLY)
+        return -EROFS;
+    return exec(s, "UPDATE agents SET connected = 0 WHERE connected != 0");
 }
 
 void

@@ -31,8 +31,19 @@ struct store;
 #define STORE_RDONLY 0x1      /* tocsinctl: never write, never migrate */
 #define STORE_SYNC_NORMAL 0x2 /* WAL without an fsync per commit */
 
-/* Current schema version (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 1
+/*
+ * Current schema version (PRAGMA user_version). 2 added the agents'
+ * link state (connected, address, spool, heartbeat, silence) and the
+ * origin of each batch.
+ */
+#define STORE_SCHEMA_VERSION 2
+
+/* Who wrote the events of a batch (batches.origin). */
+enum store_origin {
+    STORE_ORIGIN_AGENT = 0,     /* "agent": the agent's own seqs */
+    STORE_ORIGIN_COLLECTOR = 1, /* "collector": events the collector made
+                                   about the agent, own seq space */
+};
 
 /*
  * Open (creating the file, its parent directories and the schema unless
@@ -55,6 +66,16 @@ struct store_agent {
     int64_t first_seen;   /* ns since the epoch, 0 = unknown */
     int64_t last_seen;    /* ns since the epoch, 0 = unknown */
     const char *software; /* HELLO software string or NULL; borrowed */
+    int connected;        /* 1 if connected when last written */
+    const char *address;  /* "ip:port" of the last connection or NULL;
+                             borrowed */
+    uint64_t spool_depth; /* events in the agent's spool (last PING) */
+    uint64_t spool_bytes; /* bytes of those */
+    uint64_t heartbeat_ms; /* the agent's PING period (HELLO); 0 = unknown */
+    int64_t silent_since; /* ns: last heard from before it was declared
+                             silent; 0 = not silent */
+    uint64_t collector_seq; /* last seq of the collector's own events
+                               about this agent */
 };
 
 /*
@@ -77,6 +98,7 @@ struct store_batch {
     int64_t ts_max;        /* largest event ts, ns */
     const uint8_t *events; /* msgpack array of n event maps; borrowed */
     size_t events_len;     /* bytes */
+    enum store_origin origin; /* whose seq space seq_first/last are in */
 };
 
 /* Agent row written with a commit (insert or update). */
@@ -88,13 +110,40 @@ struct store_agent_update {
     const char *software; /* may be NULL: keep the stored value */
 };
 
+/*
+ * An agent's link state, written with a commit (insert or update),
+ * after the batches and hwm updates of the same commit. It never
+ * touches epoch or hwm: those move only with the agent's own events.
+ */
+struct store_agent_state {
+    const char *name;       /* borrowed */
+    int connected;          /* 0 or 1 */
+    int64_t last_seen;      /* ns, last frame; the stored value only grows */
+    const char *software;   /* NULL: keep the stored value */
+    const char *address;    /* "ip:port"; NULL: keep the stored value */
+    uint64_t spool_depth;   /* from the last PING */
+    uint64_t spool_bytes;
+    uint64_t heartbeat_ms;  /* 0 = unknown */
+    int64_t silent_since;   /* 0 = not silent */
+    uint64_t collector_seq; /* the stored value only grows */
+};
+
 /* What one store_commit writes, atomically. Everything borrowed. */
 struct store_txn {
     const struct store_batch *batches; /* in arrival order */
     size_t nbatches;
     const struct store_agent_update *agents;
     size_t nagents;
+    const struct store_agent_state *states; /* applied last, in order */
+    size_t nstates;
 };
+
+/*
+ * Mark every agent disconnected (collector start-up: no session
+ * survives a restart, whatever the last run managed to write). 0 or a
+ * negative errno. Loop thread, before the first commit.
+ */
+int store_agents_disconnected(struct store *s);
 
 /*
  * Write every batch and agent update of t in one transaction. Either

@@ -49,6 +49,7 @@
 struct tc_tls_ctx {
     SSL_CTX *ssl; /* owned */
     int server;   /* 1: accept side */
+    int probe;    /* 1: health-check client (tc_tls_ctx_opts.probe) */
 };
 
 enum tls_state {
@@ -144,6 +145,29 @@ tls_set_result(struct tc_tls_conn *c, int status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(c->reason, sizeof(c->reason), fmt, ap);
     va_end(ap);
+}
+
+static void tls_log_failure(const struct tc_tls_conn *c, const char *fmt, ...)
+    TC_PRINTF(2, 3);
+
+/*
+ * A failed connection is worth a warning on the agent-collector link;
+ * for a health check it is the check's result, and the check reports
+ * it, so the log line is only for debugging.
+ */
+static void
+tls_log_failure(const struct tc_tls_conn *c, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (c->ctx->probe)
+        log_debug("%s", line);
+    else
+        log_warnx("%s", line);
 }
 
 static void
@@ -376,7 +400,7 @@ tls_handshake_failed(struct tc_tls_conn *c, int ssl_err)
 
     tls_handshake_reason(c, ssl_err, why, sizeof(why));
     ERR_clear_error();
-    log_warnx("tls %s: handshake failed: %s", c->peer_addr, why);
+    tls_log_failure(c, "tls %s: handshake failed: %s", c->peer_addr, why);
     tls_set_result(c, UV_EPROTO, "handshake failed: %s", why);
     c->ssl_failed = 1;
     /* Still flush: OpenSSL queued an alert that tells the peer why. */
@@ -398,7 +422,7 @@ tls_session_failed(struct tc_tls_conn *c, int ssl_err)
     else
         snprintf(why, sizeof(why), "TLS error %d", ssl_err);
     ERR_clear_error();
-    log_warnx("tls %s: connection failed: %s", c->peer_addr, why);
+    tls_log_failure(c, "tls %s: connection failed: %s", c->peer_addr, why);
     tls_set_result(c, UV_EPROTO, "%s", why);
     c->ssl_failed = 1;
     tls_drain_and_close(c);
@@ -415,6 +439,14 @@ tls_load_peer_name(struct tc_tls_conn *c)
         return -1;
     n = X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName,
                                   c->peer_name, (int)sizeof(c->peer_name));
+    /*
+     * A probe verified the host name against the SANs already, and the
+     * CN is only an identity for tocsin's own peers.
+     */
+    if (c->ctx->probe && n <= 0) {
+        c->peer_name[0] = '\0';
+        return 0;
+    }
     /* An embedded NUL would let one name pass for another. */
     if (n <= 0 || (size_t)n != strlen(c->peer_name)) {
         c->peer_name[0] = '\0';
@@ -442,9 +474,10 @@ tls_handshake(struct tc_tls_conn *c)
         return 0;
     }
     if (tls_load_peer_name(c) < 0) {
-        log_warnx("tls %s: handshake failed: peer certificate has no "
-                  "usable common name",
-                  c->peer_addr);
+        tls_log_failure(c,
+                        "tls %s: handshake failed: peer certificate has no "
+                        "usable common name",
+                        c->peer_addr);
         tls_set_result(c, UV_EPROTO,
                        "handshake failed: peer certificate "
                        "has no usable common name");
@@ -525,9 +558,10 @@ tls_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (nread == UV_EOF) {
             c->peer_eof = 1;
             if (c->state == TLS_HANDSHAKE) {
-                log_warnx("tls %s: handshake failed: peer closed the "
-                          "connection",
-                          c->peer_addr);
+                tls_log_failure(c,
+                                "tls %s: handshake failed: peer closed the "
+                                "connection",
+                                c->peer_addr);
                 tls_set_result(c, UV_EOF,
                                "handshake failed: peer closed "
                                "the connection");
@@ -540,8 +574,8 @@ tls_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             return;
         }
         if (c->state == TLS_HANDSHAKE)
-            log_warnx("tls %s: handshake failed: %s", c->peer_addr,
-                      uv_strerror((int)nread));
+            tls_log_failure(c, "tls %s: handshake failed: %s", c->peer_addr,
+                            uv_strerror((int)nread));
         else
             log_debug("tls %s: read: %s", c->peer_addr,
                       uv_strerror((int)nread));
@@ -567,8 +601,8 @@ tls_timer_cb(uv_timer_t *t)
 
     switch (c->state) {
     case TLS_HANDSHAKE:
-        log_warnx("tls %s: handshake failed: timed out after %d s",
-                  c->peer_addr, TLS_HANDSHAKE_TIMEOUT_MS / 1000);
+        tls_log_failure(c, "tls %s: handshake failed: timed out after %d s",
+                        c->peer_addr, TLS_HANDSHAKE_TIMEOUT_MS / 1000);
         tls_set_result(c, UV_ETIMEDOUT, "handshake timed out");
         tls_close_now(c);
         break;
@@ -867,12 +901,20 @@ tc_tls_ctx_new(const struct tc_tls_ctx_opts *o, struct tc_tls_ctx **out,
     int rc = 0;
 
     *out = NULL;
-    if (o->ca == NULL || (o->cert == NULL) != (o->key == NULL) ||
+    if ((o->ca == NULL && !o->probe) || (o->cert == NULL) != (o->key == NULL) ||
         (o->server && o->cert == NULL)) {
         snprintf(err, errlen,
                  "tls: a CA bundle is required, and a "
                  "certificate with its key%s",
                  o->server ? "" : " (or neither)");
+        return -EINVAL;
+    }
+    if ((o->probe && o->server) ||
+        (o->min_version != TC_TLS_1_3 && !o->probe)) {
+        /* tocsin's own links stay TLS 1.3 whatever a caller asks. */
+        snprintf(err, errlen,
+                 "tls: TLS 1.2 and the system trust store are "
+                 "for health-check clients only");
         return -EINVAL;
     }
     ERR_clear_error();
@@ -883,8 +925,10 @@ tc_tls_ctx_new(const struct tc_tls_ctx_opts *o, struct tc_tls_ctx **out,
         rc = -ENOMEM;
         goto out;
     }
-    if (SSL_CTX_set_min_proto_version(ssl, TLS1_3_VERSION) != 1) {
-        snprintf(err, errlen, "tls: cannot require TLS 1.3: %s",
+    if (SSL_CTX_set_min_proto_version(ssl, o->min_version == TC_TLS_1_2
+                                               ? TLS1_2_VERSION
+                                               : TLS1_3_VERSION) != 1) {
+        snprintf(err, errlen, "tls: cannot set the minimum TLS version: %s",
                  tls_ossl_reason());
         rc = -EINVAL;
         goto out;
@@ -917,7 +961,17 @@ tc_tls_ctx_new(const struct tc_tls_ctx_opts *o, struct tc_tls_ctx **out,
                       "it",
                       o->cert);
     }
-    if (SSL_CTX_load_verify_locations(ssl, o->ca, NULL) != 1) {
+    if (o->ca == NULL) {
+        /* Only a probe gets here: the distribution's trust store. */
+        if (SSL_CTX_set_default_verify_paths(ssl) != 1) {
+            snprintf(err, errlen,
+                     "tls: cannot load the system trust store: "
+                     "%s",
+                     tls_ossl_reason());
+            rc = -EINVAL;
+            goto out;
+        }
+    } else if (SSL_CTX_load_verify_locations(ssl, o->ca, NULL) != 1) {
         snprintf(err, errlen, "tls: cannot load CA bundle %s: %s", o->ca,
                  tls_ossl_reason());
         rc = tls_ossl_errno(-EINVAL);
@@ -941,6 +995,7 @@ tc_tls_ctx_new(const struct tc_tls_ctx_opts *o, struct tc_tls_ctx **out,
     *out = tc_xcalloc(1, sizeof(**out));
     (*out)->ssl = ssl;
     (*out)->server = o->server != 0;
+    (*out)->probe = o->probe != 0;
     ssl = NULL;
 out:
     ERR_clear_error();

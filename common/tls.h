@@ -5,8 +5,10 @@
  * authority half). Both sides require TLS 1.3 and verify the peer
  * against the configured CA; the server requires a client certificate;
  * the client verifies the server name (DNS SAN, or IP SAN when the name
- * is an address literal). A failed handshake is logged with the peer
- * address and the OpenSSL reason, e.g.
+ * is an address literal). Health checks of third-party https servers
+ * use a "probe" client context instead (system trust store, TLS 1.2
+ * allowed, no client certificate; see tc_tls_ctx_opts.probe). A failed
+ * handshake is logged with the peer address and the OpenSSL reason, e.g.
  *   "tls 127.0.0.1:51234: handshake failed: certificate has expired".
  *
  * Contract (libuv style):
@@ -36,12 +38,28 @@
 struct tc_tls_ctx;
 struct tc_tls_conn;
 
+/* Lowest protocol version a context accepts. */
+enum tc_tls_min_version {
+    TC_TLS_1_3 = 0, /* the default, and all tocsin peers speak it */
+    TC_TLS_1_2 = 1, /* probe clients only: third-party servers */
+};
+
 struct tc_tls_ctx_opts {
-    const char *ca;   /* PEM CA bundle path used to verify the peer */
+    const char *ca;   /* PEM CA bundle path used to verify the peer;
+                         probe: NULL means the system trust store */
     const char *cert; /* PEM certificate (chain) path; NULL with key NULL:
                          a client without a certificate (servers refuse) */
     const char *key;  /* PEM private key path */
     int server;       /* 1: accept side (requires client certs) */
+    /*
+     * 1: a client for health checks of other people's servers (https
+     * checks). The server name is still verified (and sent as SNI), but
+     * the peer certificate need not carry a CN (many public ones have
+     * only SANs; tc_tls_peer_name is "" then), and failures are logged
+     * at debug level only: the check reports them in its result.
+     */
+    int probe;
+    enum tc_tls_min_version min_version; /* TLS 1.2 needs probe */
 };
 
 /*

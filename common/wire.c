@@ -437,6 +437,7 @@ static const struct wkey hello_keys[] = {
     WK("agent", V_STR, 1, tc_hello, agent),
     WK("epoch", V_U64, 1, tc_hello, epoch),
     WK("sw", V_STR, 0, tc_hello, software),
+    WK("hb", V_U64, 0, tc_hello, heartbeat_ms),
 };
 
 static const struct wkey welcome_keys[] = {
@@ -1069,7 +1070,8 @@ tc_wire_encode_hello(struct tc_buf *out, const struct tc_hello *m)
 {
     struct enc e;
 
-    enc_frame(&e, out, TC_F_HELLO, 4 + (m->software.len > 0));
+    enc_frame(&e, out, TC_F_HELLO,
+              4 + (m->software.len > 0) + (m->heartbeat_ms != 0));
     KEY(&e, "vmin");
     msgpack_pack_uint32(&e.pk, m->version_min);
     KEY(&e, "vmax");
@@ -1081,6 +1083,10 @@ tc_wire_encode_hello(struct tc_buf *out, const struct tc_hello *m)
     if (m->software.len > 0) {
         KEY(&e, "sw");
         pack_str(&e, m->software);
+    }
+    if (m->heartbeat_ms != 0) {
+        KEY(&e, "hb");
+        msgpack_pack_uint64(&e.pk, m->heartbeat_ms);
     }
     return enc_end(&e);
 }

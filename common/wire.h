@@ -107,6 +107,7 @@ struct tc_hello {
     struct tc_str agent;               /* must equal the cert CN */
     uint64_t epoch;                    /* random id of the agent's spool */
     struct tc_str software;            /* "tocsin-agent 0.1.0" */
+    uint64_t heartbeat_ms;             /* PING period, ms; 0 = not said */
 };
 
 struct tc_welcome {

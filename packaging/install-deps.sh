@@ -9,7 +9,7 @@ pkgs=(
   libuv1-dev libmsgpack-dev libssl-dev openssl libsqlite3-dev sqlite3
   libyaml-dev libpcre2-dev libsystemd-dev libcmocka-dev
   python3 logrotate procps monitoring-plugins-basic rsyslog rsyslog-gnutls
-  curl
+  curl systemd-journal-remote
 )
 missing=()
 for p in "${pkgs[@]}"; do

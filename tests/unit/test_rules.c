@@ -45,6 +45,8 @@ free_file(struct agent_file *f)
     for (size_t i = 0; i < f->nrules; i++) {
         free(f->rules[i].name);
         free(f->rules[i].match);
+        free(f->rules[i].fingerprint);
+        free(f->rules[i].time_field);
     }
     free(f->rules);
     free(f->path);
@@ -232,6 +234,98 @@ test_empty(void **state)
     free_file(f);
 }
 
+/* Fingerprint templates: rendering, and names checked at compile. */
+static void
+test_fingerprint(void **state)
+{
+    const char *spec[] = {"http",
+                          "status=(?<code>\\d+)(?: path=(?<path>\\S+))?", NULL};
+    struct agent_file *f = make_file(spec);
+    struct rules *rs;
+    struct rules_hit hit;
+    char err[256], fp[RULES_FP_MAX];
+
+    f->rules[0].fingerprint = tc_xstrdup("{rule}:{code}@{host}{source}/{path}");
+    assert_int_equal(rules_new("agent.yaml", f, &rs, err, sizeof(err)), 0);
+    assert_int_equal(match_str(rs, "GET status=503 path=/api", &hit), 0);
+    assert_ptr_equal(hit.conf, &f->rules[0]);
+    assert_int_equal(rules_fingerprint(&hit, "web-01", "/l", fp, sizeof(fp)),
+                     (int)strlen("http:503@web-01/l//api"));
+    assert_string_equal(fp, "http:503@web-01/l//api");
+    /* A capture that did not take part renders empty. */
+    assert_int_equal(match_str(rs, "status=404", &hit), 0);
+    rules_fingerprint(&hit, "h", "s", fp, sizeof(fp));
+    assert_string_equal(fp, "http:404@hs/");
+    /* Cut at the buffer, NUL-terminated. */
+    assert_int_equal(rules_fingerprint(&hit, "h", "s", fp, 5), 4);
+    assert_string_equal(fp, "http");
+    rules_free(rs);
+
+    /* No template: -1 (the collector's default applies). */
+    free(f->rules[0].fingerprint);
+    f->rules[0].fingerprint = NULL;
+    assert_int_equal(rules_new("agent.yaml", f, &rs, err, sizeof(err)), 0);
+    assert_int_equal(match_str(rs, "status=1", &hit), 0);
+    assert_int_equal(rules_fingerprint(&hit, "h", "s", fp, sizeof(fp)), -1);
+    rules_free(rs);
+
+    /* An unknown name or an unclosed brace is a config error. */
+    f->rules[0].fingerprint = tc_xstrdup("{rule}:{cod}");
+    rs = (struct rules *)1;
+    assert_int_equal(rules_new("agent.yaml", f, &rs, err, sizeof(err)),
+                     -EINVAL);
+    assert_null(rs);
+    assert_string_equal(err, "agent.yaml:10: rule 'http': fingerprint "
+                             "'{rule}:{cod}': unknown name 'cod' (use rule, "
+                             "host, source or a named capture of the "
+                             "pattern: code, path)");
+    free(f->rules[0].fingerprint);
+    f->rules[0].fingerprint = tc_xstrdup("{rule");
+    assert_int_equal(rules_new("agent.yaml", f, &rs, err, sizeof(err)),
+                     -EINVAL);
+    assert_string_equal(err, "agent.yaml:10: rule 'http': fingerprint "
+                             "'{rule': '{' without '}'");
+    free_file(f);
+}
+
+static void
+test_time_field_checked(void **state)
+{
+    const char *spec[] = {"ok", "^(?<when>\\S+) ", "t", "^(?<ts>\\S+) x", NULL};
+    struct agent_file *f = make_file(spec);
+    struct rules *rs;
+    char err[256];
+
+    f->rules[0].time_field = tc_xstrdup("when");
+    f->rules[1].time_field = tc_xstrdup("time");
+    assert_int_equal(rules_new("agent.yaml", f, &rs, err, sizeof(err)),
+                     -EINVAL);
+    assert_string_equal(err, "agent.yaml:11: rule 't': time.field 'time' is "
+                             "not a named capture of the pattern (captures: "
+                             "ts)");
+    free_file(f);
+}
+
+/* rules_compile takes any rule list (journald's). */
+static void
+test_compile_list(void **state)
+{
+    const char *spec[] = {"a", "A", "b", "B", NULL};
+    struct agent_file *f = make_file(spec);
+    struct rules *rs;
+    struct rules_hit hit;
+    char err[256];
+
+    assert_int_equal(
+        rules_compile("agent.yaml", f->rules + 1, 1, &rs, err, sizeof(err)), 0);
+    assert_int_equal(rules_count(rs), 1);
+    assert_int_equal(match_str(rs, "A", &hit), -1);
+    assert_int_equal(match_str(rs, "B", &hit), 0);
+    assert_string_equal(hit.rule, "b");
+    rules_free(rs);
+    free_file(f);
+}
+
 int
 main(void)
 {
@@ -243,6 +337,9 @@ main(void)
         cmocka_unit_test(test_utf_refused),
         cmocka_unit_test(test_backtracking_bounded),
         cmocka_unit_test(test_empty),
+        cmocka_unit_test(test_fingerprint),
+        cmocka_unit_test(test_time_field_checked),
+        cmocka_unit_test(test_compile_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

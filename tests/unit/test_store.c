@@ -108,6 +108,7 @@ struct walk {
     char blobs[32][32];
     uint32_t skips[32];
     uint64_t seq_first[32];
+    enum store_origin origins[32];
     int n;
 };
 
@@ -123,6 +124,7 @@ walk_cb(const struct store_batch *b, uint32_t skip, void *arg)
              (const char *)b->events);
     w->skips[w->n] = skip;
     w->seq_first[w->n] = b->seq_first;
+    w->origins[w->n] = b->origin;
     w->n++;
     return 0;
 }
@@ -147,7 +149,7 @@ commit_two_agents(struct store *s)
          .last_seen = 222,
          .software = NULL},
     };
-    struct store_txn t = {b, 3, a, 2};
+    struct store_txn t = {b, 3, a, 2, NULL, 0};
 
     assert_int_equal(store_commit(s, &t), 0);
 }
@@ -252,7 +254,7 @@ test_commit_reopen(void **state)
                                        .epoch = 0xfeedfacecafebeefULL,
                                        .hwm = 6,
                                        .last_seen = 333};
-        struct store_txn t = {&b, 1, &a, 1};
+        struct store_txn t = {&b, 1, &a, 1, NULL, 0};
 
         assert_int_equal(store_commit(s, &t), 0);
     }
@@ -267,7 +269,7 @@ test_commit_reopen(void **state)
     {
         struct store_agent_update a = {
             .name = "web1", .epoch = 9, .hwm = 3, .last_seen = 444};
-        struct store_txn t = {NULL, 0, &a, 1};
+        struct store_txn t = {NULL, 0, &a, 1, NULL, 0};
 
         assert_int_equal(store_commit(s, &t), 0);
     }
@@ -363,7 +365,7 @@ test_readonly(void **state)
     struct store *s, *ro;
     struct walk w = {0};
     struct store_batch b = mkbatch("x", 1, 1, "x");
-    struct store_txn t = {&b, 1, NULL, 0};
+    struct store_txn t = {&b, 1, NULL, 0, NULL, 0};
     struct stat sb;
 
     /* A missing store is an error, and no file is created. */
@@ -397,7 +399,7 @@ test_commit_error(void **state)
     struct store_batch b;
     struct store_agent_update a = {
         .name = "web1", .epoch = 1, .hwm = 1000, .last_seen = 1};
-    struct store_txn t = {&b, 1, &a, 1};
+    struct store_txn t = {&b, 1, &a, 1, NULL, 0};
     struct agents_acc acc = {0};
     struct rlimit old, lim;
     struct store_stats st;
@@ -448,6 +450,131 @@ test_commit_error(void **state)
     store_close(s);
 }
 
+/*
+ * A version 1 store, as the previous release created it (the SQL is
+ * copied here on purpose: it must not follow later edits of store.c),
+ * is migrated to the current schema with its rows intact.
+ */
+static const char v1_sql[] =
+    "PRAGMA journal_mode = WAL;"
+    "CREATE TABLE agents(name TEXT PRIMARY KEY, epoch INTEGER,"
+    " hwm INTEGER NOT NULL, first_seen INTEGER, last_seen INTEGER,"
+    " software TEXT);"
+    "CREATE TABLE batches(id INTEGER PRIMARY KEY, host TEXT NOT NULL,"
+    " seq_first INTEGER NOT NULL, seq_last INTEGER NOT NULL,"
+    " n INTEGER NOT NULL, ts_min INTEGER, ts_max INTEGER,"
+    " events BLOB NOT NULL);"
+    "CREATE INDEX batches_host_seq ON batches(host, seq_first);"
+    "INSERT INTO agents VALUES('web1', 7, 42, 100, 200, 'tocsin-agent 0.0.9');"
+    "INSERT INTO batches(host, seq_first, seq_last, n, ts_min, ts_max, events)"
+    " VALUES('web1', 1, 42, 42, 1, 2, 'old-blob');"
+    "PRAGMA user_version = 1;";
+
+static int
+full_agent_cb(const struct store_agent *a, void *arg)
+{
+    struct store_agent *out = arg;
+
+    *out = *a;
+    /* Strings die with the row: keep what the test looks at. */
+    out->name = strcmp(a->name, "web1") == 0 ? "web1" : "?";
+    out->software = a->software && strcmp(a->software, "tocsin-agent 0.0.9") == 0
+                        ? "tocsin-agent 0.0.9"
+                        : a->software ? "other" : NULL;
+    out->address = a->address && strcmp(a->address, "10.0.0.1:5555") == 0
+                       ? "10.0.0.1:5555"
+                       : a->address ? "other" : NULL;
+    return 0;
+}
+
+static void
+test_migrate_v1(void **state)
+{
+    struct fixture *f = *state;
+    struct store_agent a;
+    struct store *s;
+    struct walk w = {0};
+    sqlite3 *db;
+    char *dir = tc_xasprintf("%s/state/sub", f->dir);
+
+    assert_int_equal(tc_mkdirs(dir, 0750), 0);
+    free(dir);
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, v1_sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    /* tocsinctl does not migrate: it refuses the old version. */
+    assert_int_equal(store_open(f->path, STORE_RDONLY, &s), -EPROTO);
+
+    assert_int_equal(store_open(f->path, 0, &s), 0);
+    memset(&a, 0, sizeof(a));
+    assert_int_equal(store_load_agents(s, full_agent_cb, &a), 0);
+    assert_string_equal(a.name, "web1");
+    assert_int_equal(a.epoch, 7);
+    assert_int_equal(a.hwm, 42);
+    assert_int_equal(a.first_seen, 100);
+    assert_int_equal(a.last_seen, 200);
+    assert_string_equal(a.software, "tocsin-agent 0.0.9");
+    /* New columns start at their defaults. */
+    assert_int_equal(a.connected, 0);
+    assert_null(a.address);
+    assert_int_equal(a.heartbeat_ms, 0);
+    assert_int_equal(a.silent_since, 0);
+    assert_int_equal(a.collector_seq, 0);
+    assert_int_equal(store_events_iter(s, NULL, 0, walk_cb, &w), 0);
+    assert_int_equal(w.n, 1);
+    assert_string_equal(w.blobs[0], "old-blob");
+
+    /* The migrated store takes link state and collector batches. */
+    {
+        struct store_batch b = mkbatch("web1", 1, 1, "silent");
+        struct store_agent_state st = {.name = "web1",
+                                       .connected = 1,
+                                       .last_seen = 150, /* older: kept 200 */
+                                       .address = "10.0.0.1:5555",
+                                       .spool_depth = 3,
+                                       .spool_bytes = 300,
+                                       .heartbeat_ms = 1000,
+                                       .silent_since = 200,
+                                       .collector_seq = 1};
+        struct store_txn t = {&b, 1, NULL, 0, &st, 1};
+
+        b.origin = STORE_ORIGIN_COLLECTOR;
+        assert_int_equal(store_commit(s, &t), 0);
+    }
+    store_close(s);
+
+    assert_int_equal(store_open(f->path, STORE_RDONLY, &s), 0);
+    memset(&a, 0, sizeof(a));
+    assert_int_equal(store_load_agents(s, full_agent_cb, &a), 0);
+    assert_int_equal(a.hwm, 42); /* a state row never moves the hwm */
+    assert_int_equal(a.epoch, 7);
+    assert_int_equal(a.last_seen, 200);
+    assert_string_equal(a.software, "tocsin-agent 0.0.9");
+    assert_int_equal(a.connected, 1);
+    assert_string_equal(a.address, "10.0.0.1:5555");
+    assert_int_equal(a.spool_depth, 3);
+    assert_int_equal(a.spool_bytes, 300);
+    assert_int_equal(a.heartbeat_ms, 1000);
+    assert_int_equal(a.silent_since, 200);
+    assert_int_equal(a.collector_seq, 1);
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(store_events_iter(s, "web1", 0, walk_cb, &w), 0);
+    assert_int_equal(w.n, 2);
+    assert_int_equal(w.origins[0], STORE_ORIGIN_AGENT);
+    assert_int_equal(w.origins[1], STORE_ORIGIN_COLLECTOR);
+    store_close(s);
+
+    /* A collector start marks every agent disconnected. */
+    assert_int_equal(store_open(f->path, 0, &s), 0);
+    assert_int_equal(store_agents_disconnected(s), 0);
+    memset(&a, 0, sizeof(a));
+    assert_int_equal(store_load_agents(s, full_agent_cb, &a), 0);
+    assert_int_equal(a.connected, 0);
+    assert_int_equal(a.silent_since, 200);
+    store_close(s);
+}
+
 int
 main(void)
 {
@@ -460,6 +587,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_iter_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
     };
 
     log_init("test_store", 1, 0);

@@ -295,7 +295,8 @@ static void
 ctx_or_die(struct tc_tls_ctx **out, const char *ca, const char *cert,
            const char *key, int server)
 {
-    struct tc_tls_ctx_opts o = {ca, cert, key, server};
+    struct tc_tls_ctx_opts o = {
+        .ca = ca, .cert = cert, .key = key, .server = server};
     char err[512];
     int rc = tc_tls_ctx_new(&o, out, err, sizeof(err));
 
@@ -616,6 +617,43 @@ test_backpressure(void **state)
     harness_free(&h);
 }
 
+/*
+ * Probe contexts (https health checks): the system trust store when no
+ * CA is given, TLS 1.2 allowed; neither is open to tocsin's own links.
+ */
+static void
+test_ctx_probe(void **state)
+{
+    struct tc_tls_ctx_opts o = {0};
+    struct tc_tls_ctx *ctx = NULL;
+    char err[512];
+
+    (void)state;
+    o.probe = 1;
+    o.min_version = TC_TLS_1_2;
+    assert_int_equal(tc_tls_ctx_new(&o, &ctx, err, sizeof(err)), 0);
+    assert_non_null(ctx);
+    tc_tls_ctx_free(ctx);
+    o.ca = path(pki1, "ca.crt");
+    assert_int_equal(tc_tls_ctx_new(&o, &ctx, err, sizeof(err)), 0);
+    tc_tls_ctx_free(ctx);
+
+    /* Not for the agent-collector link, nor for a server. */
+    o.probe = 0;
+    assert_int_equal(tc_tls_ctx_new(&o, &ctx, err, sizeof(err)), -EINVAL);
+    assert_null(ctx);
+    o.min_version = TC_TLS_1_3;
+    o.ca = NULL;
+    assert_int_equal(tc_tls_ctx_new(&o, &ctx, err, sizeof(err)), -EINVAL);
+    o.probe = 1;
+    o.server = 1;
+    o.ca = path(pki1, "ca.crt");
+    o.cert = path(pki1, "collector.crt");
+    o.key = path(pki1, "collector.key");
+    assert_int_equal(tc_tls_ctx_new(&o, &ctx, err, sizeof(err)), -EINVAL);
+    assert_null(ctx);
+}
+
 static void
 test_ctx_errors(void **state)
 {
@@ -837,6 +875,7 @@ main(void)
         cmocka_unit_test(test_pki_files),
         cmocka_unit_test(test_cert_cn),
         cmocka_unit_test(test_ctx_errors),
+        cmocka_unit_test(test_ctx_probe),
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_ip_server_name),
         cmocka_unit_test(test_server_close),

@@ -92,7 +92,7 @@ test_hello(void **state)
     struct tc_buf b;
     struct tc_frame f;
     struct tc_hello m = {1, 3, tc_str_c("web-01"), 0xdeadbeefcafeULL,
-                         tc_str_c("tocsin-agent 0.1.0")};
+                         tc_str_c("tocsin-agent 0.1.0"), 30000};
 
     tc_buf_init(&b, BUFMAX);
     tc_frame_init(&f);
@@ -104,15 +104,22 @@ test_hello(void **state)
     assert_true(str_eq(f.u.hello.agent, "web-01"));
     assert_true(f.u.hello.epoch == 0xdeadbeefcafeULL);
     assert_true(str_eq(f.u.hello.software, "tocsin-agent 0.1.0"));
+    assert_true(f.u.hello.heartbeat_ms == 30000);
 
-    /* Minimal: no software string; it is omitted and decodes empty. */
+    /*
+     * Minimal: no software string and no heartbeat; both are omitted
+     * (vmin, vmax, agent, epoch: a map of 4) and decode as absent.
+     */
     tc_buf_reset(&b);
     m.software = tc_str_c(NULL);
     m.epoch = 0;
+    m.heartbeat_ms = 0;
     assert_int_equal(tc_wire_encode_hello(&b, &m), 0);
+    assert_int_equal(tc_buf_head(&b)[TC_WIRE_HDR + 2], 0x84);
     assert_int_equal(decode_one(&b, NULL, &f), 0);
     assert_int_equal(f.u.hello.software.len, 0);
     assert_true(f.u.hello.epoch == 0);
+    assert_true(f.u.hello.heartbeat_ms == 0);
 
     /* vmin > vmax is not a version range. */
     tc_buf_reset(&b);
@@ -708,7 +715,8 @@ static const struct tkey hello_k[] = {{"vmin", 'u', 1},
                                       {"vmax", 'u', 1},
                                       {"agent", 's', 1},
                                       {"epoch", 'u', 1},
-                                      {"sw", 's', 0}};
+                                      {"sw", 's', 0},
+                                      {"hb", 'u', 0}};
 static const struct tkey welcome_k[] = {
     {"v", 'u', 1}, {"collector", 's', 1}, {"hwm", 'u', 1}, {"known", 'B', 1}};
 static const struct tkey ack_k[] = {{"seq", 'u', 1}};

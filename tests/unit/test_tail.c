@@ -1,0 +1,529 @@
+/*
+ * test_tail: a real tail on a real uv loop over files in a fresh
+ * mkdtemp directory, with a real spool and emit: globs and exclude,
+ * start_at end, rename rotation read to the end, copytruncate (the copy
+ * is finished), delete and recreate, two rotations between two reads,
+ * rotation while stopped, inode reuse (same inode, other head), the
+ * partial line flushed after flush_timeout, multiline records and
+ * max_lines, and an exact resume after a restart. Every check reads the
+ * events back from the spool and compares their exact messages.
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "emit.h"
+#include "rules.h"
+#include "spool.h"
+#include "tail.h"
+#include "util.h"
+#include "wire.h"
+
+#define MAXEV 256
+
+struct fx {
+    char dir[64];
+    char state[PATH_MAX];
+    char pattern[PATH_MAX];
+    char *exclude[1];
+    uv_loop_t loop;
+    struct agent_config cfg;
+    struct agent_file file;
+    struct agent_rule rule;
+    struct rules *rs;
+    struct spool *spool;
+    struct emit *e;
+    struct tail *t;
+    /* what the spool holds, read by fx_events */
+    size_t n;
+    char msg[MAXEV][256];
+    char src[MAXEV][PATH_MAX];
+};
+
+static struct fx *F;
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+static int
+setup(void **state)
+{
+    struct fx *f = tc_xcalloc(1, sizeof(*f));
+
+    snprintf(f->dir, sizeof(f->dir), "/tmp/test_tail.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->state, sizeof(f->state), "%s/state", f->dir);
+    snprintf(f->pattern, sizeof(f->pattern), "%s/app.log", f->dir);
+    f->cfg.file = "agent.yaml";
+    f->cfg.poll_interval_ms = 20;
+    f->cfg.read_max_bytes = 4096;
+    f->cfg.max_line_bytes = 256;
+    f->cfg.flush_timeout_ms = 150;
+    f->cfg.files = &f->file;
+    f->cfg.nfiles = 1;
+    f->file.path = f->pattern;
+    f->file.rules = &f->rule;
+    f->file.nrules = 1;
+    f->file.line = 7;
+    f->rule.name = "all";
+    f->rule.match = ".";
+    f->rule.severity = TC_SEV_ERROR;
+    f->rule.line = 9;
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    F = f;
+    *state = f;
+    return 0;
+}
+
+static void
+fx_start(struct fx *f)
+{
+    char err[256];
+
+    assert_int_equal(rules_new("agent.yaml", &f->file, &f->rs, err,
+                               sizeof(err)),
+                     0);
+    assert_int_equal(spool_open(f->state, 64 << 20, &f->spool), 0);
+    f->e = emit_new(&f->loop, &f->cfg, f->spool, "web-01", NULL, NULL);
+    assert_int_equal(emit_start(f->e), 0);
+    assert_int_equal(tail_new(&f->loop, &f->cfg, &f->rs, f->spool, f->e,
+                              &f->t),
+                     0);
+    assert_int_equal(tail_start(f->t), 0);
+}
+
+static void
+fx_stop(struct fx *f)
+{
+    if (f->t == NULL)
+        return;
+    tail_stop(f->t, NULL, NULL);
+    emit_stop(f->e, NULL, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    tail_free(f->t);
+    emit_free(f->e);
+    spool_free(f->spool);
+    rules_free(f->rs);
+    f->t = NULL;
+}
+
+static int
+teardown(void **state)
+{
+    struct fx *f = *state;
+
+    fx_stop(f);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static int
+collect(void *arg, uint64_t seq, const uint8_t *body, size_t len)
+{
+    struct fx *f = arg;
+    struct tc_frame fr;
+    struct tc_event ev;
+    const char *err = NULL;
+
+    tc_frame_init(&fr);
+    assert_int_equal(
+        tc_event_decode(body, len, &tc_wire_default_limits, &fr, &ev, &err),
+        0);
+    assert_true(f->n < MAXEV);
+    snprintf(f->msg[f->n], sizeof(f->msg[0]), "%.*s", (int)ev.message.len,
+             ev.message.ptr);
+    snprintf(f->src[f->n], sizeof(f->src[0]), "%.*s", (int)ev.source.len,
+             ev.source.ptr);
+    f->n++;
+    tc_frame_close(&fr);
+    return 0;
+}
+
+static size_t
+fx_events(struct fx *f)
+{
+    f->n = 0;
+    assert_true(spool_read_from(f->spool, 1, MAXEV, SIZE_MAX, collect, f) >=
+                0);
+    return f->n;
+}
+
+static void
+msleep(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* Run the loop for ms milliseconds. */
+static void
+fx_run(struct fx *f, int ms)
+{
+    int64_t end = tc_mono_ns() + (int64_t)ms * 1000000;
+
+    while (tc_mono_ns() < end) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        msleep(2);
+    }
+}
+
+/* Run until the spool holds n events (or 5 s), then a little longer so
+ * that a duplicate would show. */
+static void
+fx_wait(struct fx *f, size_t n)
+{
+    int64_t end = tc_mono_ns() + 5 * (int64_t)1000000000;
+
+    while (fx_events(f) < n && tc_mono_ns() < end) {
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+        msleep(2);
+    }
+    fx_run(f, 100);
+    fx_events(f);
+}
+
+static void
+put(const char *mode, const char *name, const char *text)
+{
+    char path[PATH_MAX];
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "%s/%s", F->dir, name);
+    assert_non_null(fp = fopen(path, mode));
+    fputs(text, fp);
+    fclose(fp);
+}
+
+static void
+mv(const char *from, const char *to)
+{
+    char a[PATH_MAX], b[PATH_MAX];
+
+    snprintf(a, sizeof(a), "%s/%s", F->dir, from);
+    snprintf(b, sizeof(b), "%s/%s", F->dir, to);
+    assert_int_equal(rename(a, b), 0);
+}
+
+/* The spool holds exactly these messages, in this order. */
+static void
+expect(struct fx *f, const char *const *want, size_t n)
+{
+    fx_wait(f, n);
+    for (size_t i = 0; i < f->n && i < n; i++)
+        if (strcmp(f->msg[i], want[i]) != 0)
+            fail_msg("event %zu is '%s', expected '%s'", i, f->msg[i],
+                     want[i]);
+    assert_int_equal(f->n, n);
+}
+
+#define EXPECT(f, ...)                                                     \
+    do {                                                                   \
+        static const char *const w_[] = {__VA_ARGS__};                     \
+        expect(f, w_, sizeof(w_) / sizeof(w_[0]));                         \
+    } while (0)
+
+static void
+test_glob_exclude(void **state)
+{
+    struct fx *f = *state;
+    char want[PATH_MAX];
+
+    snprintf(f->pattern, sizeof(f->pattern), "%s/*.log", f->dir);
+    f->exclude[0] = "*/skip*";
+    f->file.exclude = f->exclude;
+    f->file.nexclude = 1;
+    put("w", "a.log", "a1\n");
+    put("w", "skip.log", "s1\n");
+    put("w", "a.txt", "t1\n");
+    fx_start(f);
+    EXPECT(f, "a1");
+    put("a", "b.log", "b1\n"); /* created while running */
+    put("a", "skip.log", "s2\n");
+    EXPECT(f, "a1", "b1");
+    snprintf(want, sizeof(want), "%s/b.log", f->dir);
+    assert_string_equal(f->src[1], want);
+}
+
+static void
+test_start_at_end(void **state)
+{
+    struct fx *f = *state;
+
+    snprintf(f->pattern, sizeof(f->pattern), "%s/*.log", f->dir);
+    f->file.start_at = AGENT_START_END;
+    put("w", "app.log", "old1\nold2\nhal");
+    fx_start(f);
+    fx_run(f, 100);
+    assert_int_equal(fx_events(f), 0);
+    put("a", "app.log", "f\nnew1\n");
+    /* New while running: read from its start despite start_at end. */
+    put("w", "late.log", "late1\n");
+    fx_wait(f, 3);
+    assert_int_equal(f->n, 3);
+    /* The line being written at start is read whole. */
+    assert_true(strcmp(f->msg[0], "half") == 0 || strcmp(f->msg[1], "half") == 0 ||
+                strcmp(f->msg[2], "half") == 0);
+    fx_stop(f);
+    /* start_at only concerns files without a stored position. */
+    put("a", "app.log", "new2\n");
+    fx_start(f);
+    fx_wait(f, 4);
+    assert_int_equal(f->n, 4);
+    assert_string_equal(f->msg[3], "new2");
+}
+
+static void
+test_rename_rotation(void **state)
+{
+    struct fx *f = *state;
+    struct tail_stats st;
+
+    put("w", "app.log", "1\n2\n");
+    fx_start(f);
+    EXPECT(f, "1", "2");
+    /* Unread lines in the file renamed away, more after the new file
+     * appeared, and a last line without its newline. */
+    put("a", "app.log", "3\n");
+    mv("app.log", "app.log.1");
+    put("w", "app.log", "5\n");
+    put("a", "app.log.1", "4\nlast");
+    /* The partial last line of the rotated file is sent when it is let
+     * go; the new file is not held back for it. */
+    EXPECT(f, "1", "2", "3", "4", "5", "last");
+    fx_run(f, 400);
+    tail_get_stats(f->t, &st);
+    assert_int_equal(st.let_go, 1);
+    assert_int_equal(st.open, 1);
+    put("a", "app.log", "6\n");
+    EXPECT(f, "1", "2", "3", "4", "5", "last", "6");
+}
+
+static void
+test_copytruncate(void **state)
+{
+    struct fx *f = *state;
+    char a[PATH_MAX];
+
+    put("w", "app.log", "1\n2\n");
+    fx_start(f);
+    EXPECT(f, "1", "2");
+    /* logrotate copytruncate: 3 is written, copied, then truncated away
+     * before the agent read it: it is read from the copy. */
+    put("a", "app.log", "3\n");
+    put("w", "app.log.1", "1\n2\n3\n");
+    snprintf(a, sizeof(a), "%s/app.log", f->dir);
+    assert_int_equal(truncate(a, 0), 0);
+    put("a", "app.log", "4\n");
+    EXPECT(f, "1", "2", "3", "4");
+    put("a", "app.log", "5\n");
+    EXPECT(f, "1", "2", "3", "4", "5");
+}
+
+static void
+test_delete_recreate(void **state)
+{
+    struct fx *f = *state;
+    char a[PATH_MAX];
+
+    put("w", "app.log", "1\n");
+    fx_start(f);
+    EXPECT(f, "1");
+    put("a", "app.log", "2\n");
+    snprintf(a, sizeof(a), "%s/app.log", f->dir);
+    assert_int_equal(unlink(a), 0);
+    put("w", "app.log", "3\n");
+    EXPECT(f, "1", "2", "3");
+}
+
+static void
+test_two_rotations_between_reads(void **state)
+{
+    struct fx *f = *state;
+
+    put("w", "app.log", "1\n");
+    fx_start(f);
+    EXPECT(f, "1");
+    /* No loop iteration in between: the agent never sees B at app.log. */
+    put("a", "app.log", "2\n");
+    mv("app.log", "app.log.1");
+    put("w", "app.log", "3\n");
+    mv("app.log.1", "app.log.2");
+    mv("app.log", "app.log.1");
+    put("w", "app.log", "4\n");
+    EXPECT(f, "1", "2", "3", "4");
+}
+
+static void
+test_rotation_while_stopped(void **state)
+{
+    struct fx *f = *state;
+
+    put("w", "app.log", "1\n");
+    fx_start(f);
+    EXPECT(f, "1");
+    fx_stop(f);
+    /* Two rotations while stopped. */
+    put("a", "app.log", "2\n");
+    mv("app.log", "app.log.1");
+    put("w", "app.log", "3\n");
+    mv("app.log.1", "app.log.2");
+    mv("app.log", "app.log.1");
+    put("w", "app.log", "4\n");
+    fx_start(f);
+    EXPECT(f, "1", "2", "3", "4");
+    fx_stop(f);
+    /* And once more, with nothing new in the rotated file. */
+    mv("app.log", "app.log.0");
+    put("w", "app.log", "5\n");
+    fx_start(f);
+    EXPECT(f, "1", "2", "3", "4", "5");
+}
+
+static void
+test_inode_reuse(void **state)
+{
+    struct fx *f = *state;
+    char a[PATH_MAX];
+    struct stat st1, st2;
+    FILE *fp;
+
+    snprintf(a, sizeof(a), "%s/app.log", f->dir);
+    put("w", "app.log", "one\ntwo\n");
+    fx_start(f);
+    EXPECT(f, "one", "two");
+    fx_stop(f);
+    /* Same inode, other content, longer than the stored offset: only the
+     * head hash tells it is not the file read before. */
+    assert_int_equal(stat(a, &st1), 0);
+    assert_non_null(fp = fopen(a, "r+"));
+    fputs("ONE\nTWO\nTHREE\n", fp);
+    fclose(fp);
+    assert_int_equal(stat(a, &st2), 0);
+    assert_int_equal(st1.st_ino, st2.st_ino);
+    fx_start(f);
+    EXPECT(f, "one", "two", "ONE", "TWO", "THREE");
+}
+
+static void
+test_partial_flush(void **state)
+{
+    struct fx *f = *state;
+    struct tail_stats st;
+
+    f->cfg.flush_timeout_ms = 1000;
+    put("w", "app.log", "1\npart");
+    fx_start(f);
+    EXPECT(f, "1");
+    fx_run(f, 100); /* less than flush_timeout: still waiting */
+    assert_int_equal(fx_events(f), 1);
+    EXPECT(f, "1", "part");
+    tail_get_stats(f->t, &st);
+    assert_int_equal(st.flushed, 1);
+    /* The rest comes later: a line of its own. */
+    put("a", "app.log", "ial\n");
+    EXPECT(f, "1", "part", "ial");
+}
+
+static void
+test_multiline(void **state)
+{
+    struct fx *f = *state;
+
+    f->file.multiline.start = "^\\d{4}-";
+    f->file.multiline.max_lines = 4;
+    put("w", "app.log",
+        "2026-01-01 ERROR boom\n"
+        "java.lang.IllegalStateException: x\n"
+        "\tat a.B.c(B.java:1)\n"
+        "2026-01-01 INFO ok\n"
+        "2026-01-01 ERROR long\n"
+        "l1\nl2\nl3\nl4\n");
+    fx_start(f);
+    EXPECT(f,
+           "2026-01-01 ERROR boom\njava.lang.IllegalStateException: x\n"
+           "\tat a.B.c(B.java:1)",
+           "2026-01-01 INFO ok", "2026-01-01 ERROR long\nl1\nl2\nl3", "l4");
+    fx_stop(f);
+    /* An open record is re-read from its start after a restart. */
+    put("a", "app.log", "2026-01-02 ERROR again\nx1\n");
+    fx_start(f);
+    fx_stop(f); /* stopped before flush_timeout closed it */
+    put("a", "app.log", "x2\n2026-01-02 INFO next\n");
+    fx_start(f);
+    fx_wait(f, 6);
+    assert_int_equal(f->n, 6);
+    assert_string_equal(f->msg[4], "2026-01-02 ERROR again\nx1\nx2");
+    assert_string_equal(f->msg[5], "2026-01-02 INFO next");
+}
+
+static void
+test_bad_multiline(void **state)
+{
+    struct fx *f = *state;
+    struct tail *t;
+    struct rules *none[1] = {NULL};
+
+    f->file.multiline.start = "([";
+    f->file.multiline.max_lines = 4;
+    assert_int_equal(tail_check_config(&f->cfg), -EINVAL);
+    assert_int_equal(tail_new(&f->loop, &f->cfg, none, NULL, NULL, &t),
+                     -EINVAL);
+}
+
+static void
+test_restart_resumes_exactly(void **state)
+{
+    struct fx *f = *state;
+
+    put("w", "app.log", "1\n2\n3");
+    fx_start(f);
+    EXPECT(f, "1", "2");
+    fx_stop(f);
+    put("a", "app.log", "\n4\n");
+    fx_start(f);
+    EXPECT(f, "1", "2", "3", "4");
+    fx_stop(f);
+    fx_start(f);
+    fx_run(f, 100);
+    assert_int_equal(fx_events(f), 4);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_glob_exclude, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_at_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rename_rotation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_copytruncate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_recreate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_rotations_between_reads,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rotation_while_stopped, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_inode_reuse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partial_flush, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_multiline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_multiline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_resumes_exactly, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
