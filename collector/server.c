@@ -591,6 +591,7 @@ handle_events(struct session *s)
             send_ack(s, a->durable_hwm);
         return;
     }
+    memset(&src, 0, sizeof(src));
     src.agent = a->name;
     src.epoch = a->epoch;
     src.software = a->software;
