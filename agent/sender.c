@@ -88,9 +88,9 @@ struct sender {
     uint64_t events_sent;    /* events written in EVENTS frames */
     uint64_t events_acked;   /* events covered by ACKs */
     int64_t last_ack_at;     /* wall ns of the last ACK that moved */
-    int started;  /* sender_start set up the timers */
-    int stopping; /* sender_stop was called */
-    int closing;  /* timers whose close is pending */
+    int started;             /* sender_start set up the timers */
+    int stopping;            /* sender_stop was called */
+    int closing;             /* timers whose close is pending */
     void (*on_stopped)(void *arg);
     void *stop_arg;
 };

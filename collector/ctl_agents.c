@@ -26,20 +26,30 @@
 #include "util.h"
 
 /* Text columns, in order. */
-enum { COL_NAME, COL_CONN, COL_SEEN, COL_SW, COL_DEPTH, COL_BYTES, COL_HWM,
-       COL_HB, COL_SILENT, NCOLS };
+enum {
+    COL_NAME,
+    COL_CONN,
+    COL_SEEN,
+    COL_SW,
+    COL_DEPTH,
+    COL_BYTES,
+    COL_HWM,
+    COL_HB,
+    COL_SILENT,
+    NCOLS
+};
 
 static const char *const col_head[NCOLS] = {
-    "NAME", "CONNECTED", "LAST_SEEN", "SOFTWARE", "SPOOL",
-    "SPOOL_BYTES", "HWM", "HEARTBEAT", "SILENT"};
+    "NAME",        "CONNECTED", "LAST_SEEN", "SOFTWARE", "SPOOL",
+    "SPOOL_BYTES", "HWM",       "HEARTBEAT", "SILENT"};
 
 /* Numbers are right-aligned, text left-aligned. */
 static const int col_right[NCOLS] = {0, 0, 0, 0, 1, 1, 1, 1, 0};
 
 struct agents_state {
-    int json;           /* 1: JSON array output */
-    uint64_t n;         /* agents seen */
-    struct tc_buf out;  /* JSON output, or nothing in text mode */
+    int json;             /* 1: JSON array output */
+    uint64_t n;           /* agents seen */
+    struct tc_buf out;    /* JSON output, or nothing in text mode */
     char *(*rows)[NCOLS]; /* text mode: owned cells, n rows */
     size_t cap;           /* rows allocated */
 };

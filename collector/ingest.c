@@ -315,11 +315,23 @@ ingest_append(struct ingest *ig, const struct ingest_src *src,
     b->ts_min = INT64_MAX;
     b->ts_max = INT64_MIN;
     for (uint32_t i = 0; i < n; i++) {
-        /* The authenticated name wins over what the agent wrote. */
-        e = ev[i];
-        e.host.ptr = src->agent;
-        e.host.len = (uint32_t)alen;
-        if ((rc = tc_event_encode(&g->arena, &e)) < 0)
+        /*
+         * The authenticated name wins over what the agent wrote. It
+         * nearly always wrote that name, and then the event's bytes as
+         * received are what an encode would produce (plus any keys
+         * newer than us): copy them. Encoding every event again cost
+         * about a tenth of the collector's CPU.
+         */
+        if (ev[i].raw != NULL && ev[i].host.len == alen &&
+            memcmp(ev[i].host.ptr, src->agent, alen) == 0) {
+            rc = tc_buf_append(&g->arena, ev[i].raw, ev[i].raw_len);
+        } else {
+            e = ev[i];
+            e.host.ptr = src->agent;
+            e.host.len = (uint32_t)alen;
+            rc = tc_event_encode(&g->arena, &e);
+        }
+        if (rc < 0)
             goto fail;
         if (ev[i].ts < b->ts_min)
             b->ts_min = ev[i].ts;
@@ -432,8 +444,7 @@ build_txn(struct ingest *ig)
         const struct gen_batch *b;
         struct store_agent_update *u;
 
-        if (i + 1 < nr &&
-            strcmp(ig->refs[i].host, ig->refs[i + 1].host) == 0)
+        if (i + 1 < nr && strcmp(ig->refs[i].host, ig->refs[i + 1].host) == 0)
             continue; /* not this agent's last batch */
         b = &g->b[ig->refs[i].idx];
         if (na == ig->ta_cap) {
@@ -579,8 +590,7 @@ maybe_drained(struct ingest *ig, int status)
 
     if (cb == NULL)
         return;
-    if (status == 0 &&
-        (ig->working || ig->inflight || !gen_empty(ig->queued)))
+    if (status == 0 && (ig->working || ig->inflight || !gen_empty(ig->queued)))
         return;
     ig->drain_cb = NULL;
     cb(ig->drain_arg, status);

@@ -107,11 +107,11 @@ struct server {
     struct agent **buckets;   /* agents hash; owned */
     size_t nbuckets;          /* power of two */
     uint32_t nagents;
-    uv_timer_t tick;      /* silence check, agent state writes */
-    int ticking;          /* tick initialised */
+    uv_timer_t tick; /* silence check, agent state writes */
+    int ticking;     /* tick initialised */
     int tick_closed;
-    int64_t started_at;   /* ns since the epoch: grace for silence */
-    int64_t resumed_at;   /* ns: last tick under backpressure */
+    int64_t started_at; /* ns since the epoch: grace for silence */
+    int64_t resumed_at; /* ns: last tick under backpressure */
     int stopping;
     int drained;
     int done;
@@ -246,8 +246,7 @@ fmt_dur(int64_t ns, char *buf, size_t len)
     else if (s < 3600)
         snprintf(buf, len, "%" PRId64 "m%02" PRId64 "s", s / 60, s % 60);
     else if (s < 86400)
-        snprintf(buf, len, "%" PRId64 "h%02" PRId64 "m", s / 3600,
-                 s / 60 % 60);
+        snprintf(buf, len, "%" PRId64 "h%02" PRId64 "m", s / 3600, s / 60 % 60);
     else
         snprintf(buf, len, "%" PRId64 "d%02" PRId64 "h", s / 86400,
                  s / 3600 % 24);
@@ -354,8 +353,10 @@ agent_check_silent(struct server *srv, struct agent *a, int64_t now)
     if (gmtime_r(&t, &tm) == NULL ||
         strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
         snprintf(iso, sizeof(iso), "?");
-    snprintf(msg, sizeof(msg), "agent %s silent for %s (heartbeat %s, last "
-             "seen %s)", a->name, dur, hbs, iso);
+    snprintf(msg, sizeof(msg),
+             "agent %s silent for %s (heartbeat %s, last "
+             "seen %s)",
+             a->name, dur, hbs, iso);
     a->silent_since = since;
     if (agent_event(srv, a, TC_SEV_CRITICAL, msg, now) < 0) {
         a->silent_since = 0;

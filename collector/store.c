@@ -448,10 +448,9 @@ store_commit(struct store *s, const struct store_txn *t)
         sqlite3_bind_int64(st, 5, b->ts_min);
         sqlite3_bind_int64(st, 6, b->ts_max);
         sqlite3_bind_blob64(st, 7, b->events, b->events_len, SQLITE_STATIC);
-        sqlite3_bind_text(st, 8,
-                          b->origin == STORE_ORIGIN_COLLECTOR ? "collector"
-                                                              : "agent",
-                          -1, SQLITE_STATIC);
+        sqlite3_bind_text(
+            st, 8, b->origin == STORE_ORIGIN_COLLECTOR ? "collector" : "agent",
+            -1, SQLITE_STATIC);
         if ((rc = step_done(s, st)) < 0)
             goto fail;
         events += b->n;
@@ -590,10 +589,10 @@ store_events_iter(struct store *s, const char *host, uint64_t last,
         b.ts_max = sqlite3_column_int64(st, 6);
         b.events = sqlite3_column_blob(st, 7);
         b.events_len = (size_t)sqlite3_column_bytes(st, 7);
-        b.origin = col_text(st, 8) != NULL &&
-                           strcmp(col_text(st, 8), "collector") == 0
-                       ? STORE_ORIGIN_COLLECTOR
-                       : STORE_ORIGIN_AGENT;
+        b.origin =
+            col_text(st, 8) != NULL && strcmp(col_text(st, 8), "collector") == 0
+                ? STORE_ORIGIN_COLLECTOR
+                : STORE_ORIGIN_AGENT;
         if (b.host == NULL)
             b.host = "";
         rc = cb(&b, (uint32_t)(skip < b.n ? skip : b.n), arg);

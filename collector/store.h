@@ -59,21 +59,21 @@ const char *store_errmsg(const struct store *s);
 
 /* One row of the agents table. */
 struct store_agent {
-    const char *name;     /* agent name (cert CN); borrowed */
-    uint64_t epoch;       /* spool epoch the hwm belongs to; 0 = none */
-    int has_epoch;        /* 0 if the epoch column is NULL */
-    uint64_t hwm;         /* highest seq durably stored */
-    int64_t first_seen;   /* ns since the epoch, 0 = unknown */
-    int64_t last_seen;    /* ns since the epoch, 0 = unknown */
-    const char *software; /* HELLO software string or NULL; borrowed */
-    int connected;        /* 1 if connected when last written */
-    const char *address;  /* "ip:port" of the last connection or NULL;
-                             borrowed */
-    uint64_t spool_depth; /* events in the agent's spool (last PING) */
-    uint64_t spool_bytes; /* bytes of those */
-    uint64_t heartbeat_ms; /* the agent's PING period (HELLO); 0 = unknown */
-    int64_t silent_since; /* ns: last heard from before it was declared
-                             silent; 0 = not silent */
+    const char *name;       /* agent name (cert CN); borrowed */
+    uint64_t epoch;         /* spool epoch the hwm belongs to; 0 = none */
+    int has_epoch;          /* 0 if the epoch column is NULL */
+    uint64_t hwm;           /* highest seq durably stored */
+    int64_t first_seen;     /* ns since the epoch, 0 = unknown */
+    int64_t last_seen;      /* ns since the epoch, 0 = unknown */
+    const char *software;   /* HELLO software string or NULL; borrowed */
+    int connected;          /* 1 if connected when last written */
+    const char *address;    /* "ip:port" of the last connection or NULL;
+                               borrowed */
+    uint64_t spool_depth;   /* events in the agent's spool (last PING) */
+    uint64_t spool_bytes;   /* bytes of those */
+    uint64_t heartbeat_ms;  /* the agent's PING period (HELLO); 0 = unknown */
+    int64_t silent_since;   /* ns: last heard from before it was declared
+                               silent; 0 = not silent */
     uint64_t collector_seq; /* last seq of the collector's own events
                                about this agent */
 };
@@ -89,15 +89,15 @@ int store_load_agents(struct store *s,
 
 /* One accepted EVENTS batch: a row of the batches table. */
 struct store_batch {
-    int64_t id;            /* row id = arrival order; set by iteration */
-    const char *host;      /* agent name, NUL-terminated; borrowed */
-    uint64_t seq_first;    /* seq of the first event in the blob */
-    uint64_t seq_last;     /* seq of the last event in the blob */
-    uint32_t n;            /* events in the blob */
-    int64_t ts_min;        /* smallest event ts, ns */
-    int64_t ts_max;        /* largest event ts, ns */
-    const uint8_t *events; /* msgpack array of n event maps; borrowed */
-    size_t events_len;     /* bytes */
+    int64_t id;               /* row id = arrival order; set by iteration */
+    const char *host;         /* agent name, NUL-terminated; borrowed */
+    uint64_t seq_first;       /* seq of the first event in the blob */
+    uint64_t seq_last;        /* seq of the last event in the blob */
+    uint32_t n;               /* events in the blob */
+    int64_t ts_min;           /* smallest event ts, ns */
+    int64_t ts_max;           /* largest event ts, ns */
+    const uint8_t *events;    /* msgpack array of n event maps; borrowed */
+    size_t events_len;        /* bytes */
     enum store_origin origin; /* whose seq space seq_first/last are in */
 };
 
@@ -116,12 +116,12 @@ struct store_agent_update {
  * touches epoch or hwm: those move only with the agent's own events.
  */
 struct store_agent_state {
-    const char *name;       /* borrowed */
-    int connected;          /* 0 or 1 */
-    int64_t last_seen;      /* ns, last frame; the stored value only grows */
-    const char *software;   /* NULL: keep the stored value */
-    const char *address;    /* "ip:port"; NULL: keep the stored value */
-    uint64_t spool_depth;   /* from the last PING */
+    const char *name;     /* borrowed */
+    int connected;        /* 0 or 1 */
+    int64_t last_seen;    /* ns, last frame; the stored value only grows */
+    const char *software; /* NULL: keep the stored value */
+    const char *address;  /* "ip:port"; NULL: keep the stored value */
+    uint64_t spool_depth; /* from the last PING */
     uint64_t spool_bytes;
     uint64_t heartbeat_ms;  /* 0 = unknown */
     int64_t silent_since;   /* 0 = not silent */

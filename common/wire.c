@@ -708,12 +708,56 @@ decode_event(const msgpack_object *o, struct tc_event *ev, struct kvpool *pool,
 }
 
 /*
+ * Point each event's raw at its map inside the array that starts at
+ * [at, end): the pre-scan already accepted these bytes, so walking the
+ * headers again cannot fail unless the caller got `at` wrong, in which
+ * case the events are simply left without raw bytes.
+ */
+static void
+events_raw(struct tc_event *ev, uint32_t n, const uint8_t *at,
+           const uint8_t *end, const struct tc_wire_limits *lim)
+{
+    size_t i = 0, len = (size_t)(end - at), used;
+    uint64_t need;
+    uint32_t cnt;
+
+    if (len < 1)
+        return;
+    if (at[0] >= 0x90 && at[0] <= 0x9f) {
+        cnt = at[0] & 0x0f;
+        i = 1;
+    } else if (at[0] == 0xdc && len >= 3) {
+        cnt = load_be(at + 1, 2);
+        i = 3;
+    } else if (at[0] == 0xdd && len >= 5) {
+        cnt = load_be(at + 1, 4);
+        i = 5;
+    } else {
+        return;
+    }
+    if (cnt != n)
+        return;
+    for (uint32_t k = 0; k < n; k++) {
+        if (prescan(at + i, len - i, lim, &used, &need, NULL) < 0) {
+            for (uint32_t j = 0; j < k; j++)
+                ev[j].raw = NULL, ev[j].raw_len = 0;
+            return;
+        }
+        ev[k].raw = at + i;
+        ev[k].raw_len = used;
+        i += used;
+    }
+}
+
+/*
  * Decode an array of event maps into f->u.events: one allocation holds
- * the events and then every label/field entry.
+ * the events and then every label/field entry. [at, end) are the bytes
+ * of the array, for the events' raw spans (at NULL: none).
  */
 static int
 decode_events(const msgpack_object *arr, const struct tc_wire_limits *lim,
-              struct tc_frame *f, const char **errp)
+              struct tc_frame *f, const uint8_t *at, const uint8_t *end,
+              const char **errp)
 {
     struct kvpool pool;
     struct tc_event *ev;
@@ -747,6 +791,8 @@ decode_events(const msgpack_object *arr, const struct tc_wire_limits *lim,
             return fail(errp, -EBADMSG, "event seq not increasing");
         prev = ev[i].seq;
     }
+    if (at != NULL)
+        events_raw(ev, n, at, end, lim);
     f->u.events.n = n;
     f->u.events.ev = ev;
     return 0;
@@ -754,7 +800,8 @@ decode_events(const msgpack_object *arr, const struct tc_wire_limits *lim,
 
 static int
 decode_body(const msgpack_object *root, const struct tc_wire_limits *lim,
-            struct tc_frame *f, const char **errp)
+            struct tc_frame *f, const uint8_t *body, size_t len,
+            const char **errp)
 {
     const msgpack_object *pl;
     const struct frame_desc *d;
@@ -775,6 +822,7 @@ decode_body(const msgpack_object *root, const struct tc_wire_limits *lim,
 
     if (type == TC_F_EVENTS) {
         const msgpack_object *evs = NULL;
+        const uint8_t *at = NULL;
         for (uint32_t i = 0; i < pl->via.map.size; i++) {
             const msgpack_object_kv *kv = &pl->via.map.ptr[i];
             if (kv->key.type != MSGPACK_OBJECT_STR)
@@ -784,11 +832,18 @@ decode_body(const msgpack_object *root, const struct tc_wire_limits *lim,
                 if (evs != NULL)
                     return fail(errp, -EBADMSG, "duplicate map key");
                 evs = &kv->val;
+                /*
+                 * Strings reference the body, and a map's value follows
+                 * its key: the array starts right after "events".
+                 */
+                at = (const uint8_t *)kv->key.via.str.ptr + 6;
             }
         }
         if (evs == NULL)
             return fail(errp, -EBADMSG, "missing key \"events\"");
-        if ((rc = decode_events(evs, lim, f, errp)) < 0)
+        if (at <= body || at >= body + len)
+            at = NULL;
+        if ((rc = decode_events(evs, lim, f, at, body + len, errp)) < 0)
             return rc;
         f->type = TC_F_EVENTS;
         return 0;
@@ -821,7 +876,7 @@ tc_wire_decode(const uint8_t *body, size_t len,
     if (lim == NULL)
         lim = &tc_wire_default_limits;
     if ((rc = unpack(body, len, lim, out, &root, errp)) == 0)
-        rc = decode_body(&root, lim, out, errp);
+        rc = decode_body(&root, lim, out, body, len, errp);
     if (rc < 0)
         frame_discard(out);
     return rc;
@@ -847,7 +902,10 @@ tc_event_decode(const uint8_t *p, size_t len, const struct tc_wire_limits *lim,
         pool.next = f->mem;
         pool.left = nkv;
     }
-    rc = decode_event(&root, out, &pool, errp);
+    if ((rc = decode_event(&root, out, &pool, errp)) == 0) {
+        out->raw = p;
+        out->raw_len = len;
+    }
 out:
     if (rc < 0) {
         frame_discard(f);
@@ -867,7 +925,7 @@ tc_event_decode_array(const uint8_t *p, size_t len,
     if (lim == NULL)
         lim = &tc_wire_default_limits;
     if ((rc = unpack(p, len, lim, f, &root, errp)) == 0 &&
-        (rc = decode_events(&root, lim, f, errp)) == 0)
+        (rc = decode_events(&root, lim, f, p, p + len, errp)) == 0)
         f->type = TC_F_EVENTS;
     if (rc < 0)
         frame_discard(f);

@@ -100,6 +100,14 @@ struct tc_event {
     uint32_t nlabels;
     struct tc_kv *fields; /* named captures, perfdata ... */
     uint32_t nfields;
+    /*
+     * Set by the decoders only: the event's own map in the decoded
+     * bytes (borrowed like the strings), so that a receiver can store
+     * it without encoding it again. NULL for events built in memory;
+     * encoders ignore it.
+     */
+    const uint8_t *raw;
+    size_t raw_len;
 };
 
 struct tc_hello {

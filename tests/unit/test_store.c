@@ -478,12 +478,15 @@ full_agent_cb(const struct store_agent *a, void *arg)
     *out = *a;
     /* Strings die with the row: keep what the test looks at. */
     out->name = strcmp(a->name, "web1") == 0 ? "web1" : "?";
-    out->software = a->software && strcmp(a->software, "tocsin-agent 0.0.9") == 0
-                        ? "tocsin-agent 0.0.9"
-                        : a->software ? "other" : NULL;
+    out->software =
+        a->software && strcmp(a->software, "tocsin-agent 0.0.9") == 0
+            ? "tocsin-agent 0.0.9"
+        : a->software ? "other"
+                      : NULL;
     out->address = a->address && strcmp(a->address, "10.0.0.1:5555") == 0
                        ? "10.0.0.1:5555"
-                       : a->address ? "other" : NULL;
+                   : a->address ? "other"
+                                : NULL;
     return 0;
 }
 

@@ -91,8 +91,12 @@ test_hello(void **state)
 {
     struct tc_buf b;
     struct tc_frame f;
-    struct tc_hello m = {1, 3, tc_str_c("web-01"), 0xdeadbeefcafeULL,
-                         tc_str_c("tocsin-agent 0.1.0"), 30000};
+    struct tc_hello m = {1,
+                         3,
+                         tc_str_c("web-01"),
+                         0xdeadbeefcafeULL,
+                         tc_str_c("tocsin-agent 0.1.0"),
+                         30000};
 
     tc_buf_init(&b, BUFMAX);
     tc_frame_init(&f);
@@ -360,6 +364,26 @@ test_events(void **state)
     assert_int_equal(f.type, TC_F_EVENTS);
     assert_int_equal(f.u.events.n, 3);
     check_events(f.u.events.ev, ev, 3);
+    /*
+     * Each decoded event knows its own map's bytes: encoding the event
+     * alone gives exactly them, and they follow each other in the body.
+     */
+    for (int i = 0; i < 3; i++) {
+        const struct tc_event *d = &f.u.events.ev[i];
+        struct tc_buf one;
+
+        tc_buf_init(&one, BUFMAX);
+        assert_int_equal(tc_event_encode(&one, &ev[i]), 0);
+        assert_non_null(d->raw);
+        assert_int_equal(d->raw_len, tc_buf_size(&one));
+        assert_memory_equal(d->raw, tc_buf_head(&one), d->raw_len);
+        if (i > 0)
+            assert_ptr_equal(d->raw, f.u.events.ev[i - 1].raw +
+                                         f.u.events.ev[i - 1].raw_len);
+        tc_buf_close(&one);
+    }
+    assert_ptr_equal(f.u.events.ev[2].raw + f.u.events.ev[2].raw_len,
+                     tc_buf_head(&b) + tc_buf_size(&b));
 
     /* An empty batch is legal (and useless). */
     tc_buf_reset(&b);
@@ -711,12 +735,9 @@ struct tframe {
     int nkeys;
 };
 
-static const struct tkey hello_k[] = {{"vmin", 'u', 1},
-                                      {"vmax", 'u', 1},
-                                      {"agent", 's', 1},
-                                      {"epoch", 'u', 1},
-                                      {"sw", 's', 0},
-                                      {"hb", 'u', 0}};
+static const struct tkey hello_k[] = {{"vmin", 'u', 1},  {"vmax", 'u', 1},
+                                      {"agent", 's', 1}, {"epoch", 'u', 1},
+                                      {"sw", 's', 0},    {"hb", 'u', 0}};
 static const struct tkey welcome_k[] = {
     {"v", 'u', 1}, {"collector", 's', 1}, {"hwm", 'u', 1}, {"known", 'B', 1}};
 static const struct tkey ack_k[] = {{"seq", 'u', 1}};
