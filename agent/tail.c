@@ -87,9 +87,9 @@ struct tail_path {
 struct tail_watch {
     struct tail_watch *next;
     struct tail *t;
-    char *dir;         /* owned */
-    uv_fs_event_t h;   /* closed by tail_stop */
-    int started;       /* 1 while h is started */
+    char *dir;       /* owned */
+    uv_fs_event_t h; /* closed by tail_stop */
+    int started;     /* 1 while h is started */
 };
 
 struct tail_file {
@@ -136,7 +136,7 @@ struct tail {
     struct emit *emit;              /* borrowed: lines -> events */
     struct emit_batch batch;        /* the current pass's events */
     size_t nmatch;                  /* lines handed to emit this pass */
-    struct tail_input *inputs; /* owned; ninputs entries */
+    struct tail_input *inputs;      /* owned; ninputs entries */
     size_t ninputs;
     struct tail_file *files;     /* owned list */
     struct tail_watch *watches;  /* owned list */
@@ -148,12 +148,12 @@ struct tail {
     size_t max_line;             /* longer lines are cut, bytes */
     char *arena;                 /* owned: records closed in a pass */
     size_t arena_len, arena_cap; /* bytes used; allocated */
-    int64_t pass_ts;  /* wall clock of the current pass, ns */
-    int64_t now;      /* mono clock of the current pass, ns */
-    int64_t flush_ns; /* flush_timeout */
-    int64_t quiet_ns; /* a rotated file is let go after this quiet */
+    int64_t pass_ts;             /* wall clock of the current pass, ns */
+    int64_t now;                 /* mono clock of the current pass, ns */
+    int64_t flush_ns;            /* flush_timeout */
+    int64_t quiet_ns;            /* a rotated file is let go after this quiet */
     struct tail_stats stats;
-    int rescan;      /* 1: an inotify event asked for a rescan */
+    int rescan;       /* 1: an inotify event asked for a rescan */
     int watch_warned; /* 1: "cannot watch" was logged */
     int started;      /* 1 after tail_start initialised the handles */
     int stopping;
@@ -336,8 +336,7 @@ tail_ml_start(struct tail_input *in, const char *p, size_t len)
     int rc;
 
     if (in->ml_jit)
-        rc = pcre2_jit_match(in->ml, (PCRE2_SPTR)p, len, 0, 0, in->ml_md,
-                             NULL);
+        rc = pcre2_jit_match(in->ml, (PCRE2_SPTR)p, len, 0, 0, in->ml_md, NULL);
     else
         rc = pcre2_match(in->ml, (PCRE2_SPTR)p, len, 0, 0, in->ml_md, NULL);
     return rc >= 0;
@@ -394,8 +393,7 @@ tail_record_close(struct tail_file *f)
 }
 
 static void
-tail_record_add(struct tail_file *f, const char *p, size_t len,
-                uint64_t lstart)
+tail_record_add(struct tail_file *f, const char *p, size_t len, uint64_t lstart)
 {
     struct tail *t = f->in->t;
     struct tail_input *in = f->in;
@@ -578,8 +576,7 @@ tail_commit(struct tail_file *f, uint64_t consumed)
         int64_t now = tc_mono_ns();
         if (f->in->warned_ns == 0 ||
             now - f->in->warned_ns >= TAIL_WARN_INTERVAL_NS) {
-            log_warnx("%s: cannot spool: %s; retrying", f->name,
-                      strerror(-rc));
+            log_warnx("%s: cannot spool: %s; retrying", f->name, strerror(-rc));
             f->in->warned_ns = now;
         }
         tail_rewind(f);
@@ -655,8 +652,8 @@ tail_truncated(struct tail_file *f, uint64_t size, uint64_t rpos)
     f->head_len = 0;
     f->head_hash = spool_head_hash("", 0);
     if (f->live && !t->stopping) {
-        tail_track_siblings(f->in, f->name, f->source, INT64_MAX, &old,
-                            f->dev, f->ino);
+        tail_track_siblings(f->in, f->name, f->source, INT64_MAX, &old, f->dev,
+                            f->ino);
         tail_path_note(f->in, f->name, f, 1);
     }
     f->seq = ++t->seq; /* after the copy's */
@@ -860,8 +857,7 @@ tail_track(struct tail_input *in, const char *path, const char *source, int fd,
     if (strcmp(path, source) == 0)
         log_info("%s: %s (offset %" PRIu64 ")", path, why, offset);
     else
-        log_info("%s: %s (%s, offset %" PRIu64 ")", source, why, path,
-                 offset);
+        log_info("%s: %s (%s, offset %" PRIu64 ")", source, why, path, offset);
     tail_schedule(f);
     return f;
 }
@@ -1005,10 +1001,9 @@ tail_cand_cmp(const void *a, const void *b)
  *   it was ever seen, read from the start.
  */
 static void
-tail_track_siblings(struct tail_input *in, const char *path,
-                    const char *source, int64_t since_ns,
-                    const struct spool_file *copy_of, uint64_t skip_dev,
-                    uint64_t skip_ino)
+tail_track_siblings(struct tail_input *in, const char *path, const char *source,
+                    int64_t since_ns, const struct spool_file *copy_of,
+                    uint64_t skip_dev, uint64_t skip_ino)
 {
     struct tail *t = in->t;
     struct tail_cand *c = NULL;
@@ -1047,8 +1042,8 @@ tail_track_siblings(struct tail_input *in, const char *path,
             continue;
         }
         n = tail_head(fd, head);
-        mtime = (int64_t)k->st.st_mtim.tv_sec * 1000000000 +
-                k->st.st_mtim.tv_nsec;
+        mtime =
+            (int64_t)k->st.st_mtim.tv_sec * 1000000000 + k->st.st_mtim.tv_nsec;
         tail_key(key, sizeof(key), (uint64_t)k->st.st_dev,
                  (uint64_t)k->st.st_ino);
         rc = tail_row(t, key, &row);
@@ -1123,8 +1118,7 @@ tail_scan_path(struct tail_input *in, const char *p, int initial)
         /* Gone while the agent was stopped: its last file may still
          * be around under a rotated name. */
         if (initial && tp->have)
-            tail_track_siblings(in, p, p, (int64_t)tp->row.offset, NULL, 0,
-                                0);
+            tail_track_siblings(in, p, p, (int64_t)tp->row.offset, NULL, 0, 0);
         return;
     }
     if ((f = tail_find(t, (uint64_t)st.st_dev, (uint64_t)st.st_ino))) {
@@ -1170,8 +1164,7 @@ tail_scan_path(struct tail_input *in, const char *p, int initial)
         return;
     } else if (!tp->have && tail_legacy(in, p, &st, head, n, &off)) {
         why = "resuming";
-    } else if (!tp->have && initial &&
-               in->conf->start_at == AGENT_START_END) {
+    } else if (!tp->have && initial && in->conf->start_at == AGENT_START_END) {
         off = tail_end_offset(fd, size);
         why = "start_at end: reading what is written from now on";
     } else {
@@ -1182,8 +1175,7 @@ tail_scan_path(struct tail_input *in, const char *p, int initial)
     if ((initial && tp->have) || succ || copy_of != NULL)
         tail_track_siblings(in, p, p,
                             tp->have ? (int64_t)tp->row.offset : INT64_MAX,
-                            copy_of, (uint64_t)st.st_dev,
-                            (uint64_t)st.st_ino);
+                            copy_of, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
     f = tail_track(in, p, p, fd, &st, off, why);
     f->live = 1;
     tail_path_note(in, p, f, copy_of != NULL);
@@ -1375,9 +1367,8 @@ tail_new(uv_loop_t *loop, const struct agent_config *cfg,
         in->rules = rules[i];
         in->literal = strpbrk(in->conf->path, "*?[") == NULL;
         slash = strrchr(in->conf->path, '/');
-        in->watch_dir =
-            slash != NULL && strcspn(in->conf->path, "*?[") >
-                                 (size_t)(slash - in->conf->path);
+        in->watch_dir = slash != NULL && strcspn(in->conf->path, "*?[") >
+                                             (size_t)(slash - in->conf->path);
         if (in->conf->multiline.start == NULL)
             continue;
         if (tail_ml_compile(cfg, in->conf, &in->ml, &in->ml_jit) < 0) {
@@ -1487,4 +1478,20 @@ void
 tail_get_stats(const struct tail *t, struct tail_stats *out)
 {
     *out = t->stats;
+}
+
+void
+tail_files(const struct tail *t,
+           void (*cb)(void *arg, const struct tail_file_info *fi), void *arg)
+{
+    struct tail_file_info fi;
+
+    for (const struct tail_file *f = t->files; f != NULL; f = f->next) {
+        fi.source = f->source;
+        fi.name = f->name;
+        fi.offset = f->offset;
+        fi.size = f->size;
+        fi.rotated = !f->live;
+        cb(arg, &fi);
+    }
 }

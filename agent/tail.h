@@ -54,8 +54,8 @@ int tail_check_config(const struct agent_config *cfg);
  * FILE:LINE).
  */
 int tail_new(uv_loop_t *loop, const struct agent_config *cfg,
-             struct rules *const *rules, struct spool *spool,
-             struct emit *emit, struct tail **out);
+             struct rules *const *rules, struct spool *spool, struct emit *emit,
+             struct tail **out);
 /* Find the files (resuming at the spooled positions) and start watching. */
 int tail_start(struct tail *t);
 /*
@@ -81,5 +81,18 @@ struct tail_stats {
     uint32_t open;      /* files open now */
 };
 void tail_get_stats(const struct tail *t, struct tail_stats *out);
+
+/* One open file, for status. Strings valid during the callback only. */
+struct tail_file_info {
+    const char *source; /* the path it was found at (events' source) */
+    const char *name;   /* the path it was last seen at */
+    uint64_t offset;    /* committed position, bytes */
+    uint64_t size;      /* its size at the last pass, bytes */
+    int rotated;        /* 1: no longer at a matching path; finishing */
+};
+/* Call cb for every open file, oldest first within a source. */
+void tail_files(const struct tail *t,
+                void (*cb)(void *arg, const struct tail_file_info *fi),
+                void *arg);
 
 #endif

@@ -54,7 +54,7 @@ t0=$(date +%s.%N)
 apid=$!
 # Scan done when the spooled offset reaches the file size.
 while :; do
-  off=$(sqlite3 -readonly state/web-01/spool.db "select offset from files" 2>/dev/null || echo 0)
+  off=$(sqlite3 -readonly state/web-01/spool.db "select max(offset) from files where path like 'file:%'" 2>/dev/null || echo 0)
   [ "${off:-0}" = "$size" ] && break
   sleep 0.01
 done

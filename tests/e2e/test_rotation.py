@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Rotation torture with the real logrotate: 0 lines lost, 0 duplicated.
 
-A writer thread appends numbered lines to app.log as fast as it can,
+A writer thread appends numbered lines to app.log (chunks of 100 lines
+with a millisecond between them, tens of thousands of lines a second),
 reopening the path for every chunk (as an application does after the
 SIGHUP of a postrotate script; a chunk never straddles two files), while
 the real `logrotate -f` rotates it about ten times with `rotate 5`. The
@@ -44,10 +45,11 @@ def line(i):
 class Writer(threading.Thread):
     """Appends numbered lines to path in chunks, reopening it each time."""
 
-    def __init__(self, path, chunk=200):
+    def __init__(self, path, chunk=100, gap=0.001):
         super().__init__(daemon=True)
         self.path = path
         self.chunk = chunk
+        self.gap = gap  # between chunks: bounds the run's event count
         self.n = 0
         self.stop = threading.Event()
         self.paused = threading.Event()  # set: do not write
@@ -73,6 +75,7 @@ class Writer(threading.Thread):
                 with os.fdopen(fd, "w") as f:
                     f.write(data)
                 self.n += self.chunk
+                time.sleep(self.gap)
         except Exception as ex:
             self.err = ex
 

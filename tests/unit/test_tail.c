@@ -95,14 +95,12 @@ fx_start(struct fx *f)
 {
     char err[256];
 
-    assert_int_equal(rules_new("agent.yaml", &f->file, &f->rs, err,
-                               sizeof(err)),
-                     0);
+    assert_int_equal(
+        rules_new("agent.yaml", &f->file, &f->rs, err, sizeof(err)), 0);
     assert_int_equal(spool_open(f->state, 64 << 20, &f->spool), 0);
     f->e = emit_new(&f->loop, &f->cfg, f->spool, "web-01", NULL, NULL);
     assert_int_equal(emit_start(f->e), 0);
-    assert_int_equal(tail_new(&f->loop, &f->cfg, &f->rs, f->spool, f->e,
-                              &f->t),
+    assert_int_equal(tail_new(&f->loop, &f->cfg, &f->rs, f->spool, f->e, &f->t),
                      0);
     assert_int_equal(tail_start(f->t), 0);
 }
@@ -144,8 +142,7 @@ collect(void *arg, uint64_t seq, const uint8_t *body, size_t len)
 
     tc_frame_init(&fr);
     assert_int_equal(
-        tc_event_decode(body, len, &tc_wire_default_limits, &fr, &ev, &err),
-        0);
+        tc_event_decode(body, len, &tc_wire_default_limits, &fr, &ev, &err), 0);
     assert_true(f->n < MAXEV);
     snprintf(f->msg[f->n], sizeof(f->msg[0]), "%.*s", (int)ev.message.len,
              ev.message.ptr);
@@ -160,8 +157,7 @@ static size_t
 fx_events(struct fx *f)
 {
     f->n = 0;
-    assert_true(spool_read_from(f->spool, 1, MAXEV, SIZE_MAX, collect, f) >=
-                0);
+    assert_true(spool_read_from(f->spool, 1, MAXEV, SIZE_MAX, collect, f) >= 0);
     return f->n;
 }
 
@@ -228,15 +224,14 @@ expect(struct fx *f, const char *const *want, size_t n)
     fx_wait(f, n);
     for (size_t i = 0; i < f->n && i < n; i++)
         if (strcmp(f->msg[i], want[i]) != 0)
-            fail_msg("event %zu is '%s', expected '%s'", i, f->msg[i],
-                     want[i]);
+            fail_msg("event %zu is '%s', expected '%s'", i, f->msg[i], want[i]);
     assert_int_equal(f->n, n);
 }
 
-#define EXPECT(f, ...)                                                     \
-    do {                                                                   \
-        static const char *const w_[] = {__VA_ARGS__};                     \
-        expect(f, w_, sizeof(w_) / sizeof(w_[0]));                         \
+#define EXPECT(f, ...)                                                         \
+    do {                                                                       \
+        static const char *const w_[] = {__VA_ARGS__};                         \
+        expect(f, w_, sizeof(w_) / sizeof(w_[0]));                             \
     } while (0)
 
 static void
@@ -278,7 +273,8 @@ test_start_at_end(void **state)
     fx_wait(f, 3);
     assert_int_equal(f->n, 3);
     /* The line being written at start is read whole. */
-    assert_true(strcmp(f->msg[0], "half") == 0 || strcmp(f->msg[1], "half") == 0 ||
+    assert_true(strcmp(f->msg[0], "half") == 0 ||
+                strcmp(f->msg[1], "half") == 0 ||
                 strcmp(f->msg[2], "half") == 0);
     fx_stop(f);
     /* start_at only concerns files without a stored position. */
@@ -514,8 +510,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_rename_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copytruncate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_recreate, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_two_rotations_between_reads,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_rotations_between_reads, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_rotation_while_stopped, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_inode_reuse, setup, teardown),

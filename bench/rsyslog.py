@@ -1,0 +1,285 @@
+#!/usr/bin/env python3
+"""tocsin-agent side by side with rsyslog on the same file, in one run.
+
+Modes (issue 3, item 9):
+  ship-all  every line of the file becomes an event (tocsin: a rule that
+            matches every line; rsyslog: imfile -> omfwd over TLS to a
+            second rsyslog that writes omfile). Reports lines/s delivered
+            end to end for both.
+  match     3% of the lines match (tocsin: one rule; rsyslog: a message
+            filter before omfwd). Reports lines/s scanned (tocsin: until
+            its spool holds the file's end offset) and end to end.
+  idle      100 tailed files and 20 health checks for 60 s: RSS and CPU%
+            of the agent, and of rsyslog tailing the same 100 files.
+
+Usage: bench/rsyslog.py [--lines N] [--mode ship-all|match|idle|all]
+Builds a release tree in build-bench (override with BUILD=...).
+Needs rsyslog and rsyslog-gnutls (packaging/install-deps.sh).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(TOP, os.environ.get("BUILD", "build-bench"))
+CTL = os.path.join(BUILD, "collector", "tocsinctl")
+COL = os.path.join(BUILD, "collector", "tocsin-collector")
+AGENT = os.path.join(BUILD, "agent", "tocsin-agent")
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def cpu_s(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        v = f.read().rsplit(")", 1)[1].split()
+    return (int(v[11]) + int(v[12])) / HZ
+
+
+def status(pid, key):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def wait(pred, timeout=600, step=0.02):
+    t_end = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > t_end:
+            raise SystemExit("timed out")
+        time.sleep(step)
+
+
+def gen(path, n, pct):
+    with open(path, "w") as f:
+        for i in range(n):
+            if pct and (i * 37) % 100 < pct:
+                f.write("2026-11-26T10:00:00.%06dZ app[311]: ERROR upstream timeout id=%d\n" % (i % 1000000, i))
+            else:
+                f.write("2026-11-26T10:00:00.%06dZ app[311]: INFO GET /api/v1/items/%d 200 12ms\n" % (i % 1000000, i))
+
+
+class Work:
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="tocsin-bench-rsyslog.")
+        self.procs = []
+        subprocess.run([CTL, "pki", "init", self.p("pki")], check=True, capture_output=True)
+        subprocess.run([CTL, "pki", "issue-agent", self.p("pki"), "web-01"], check=True,
+                       capture_output=True)
+
+    def p(self, *a):
+        return os.path.join(self.dir, *a)
+
+    def write(self, name, text):
+        with open(self.p(name), "w") as f:
+            f.write(text)
+        return self.p(name)
+
+    def start(self, argv, log):
+        pr = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
+                              stderr=open(self.p(log), "w"), cwd=self.dir)
+        self.procs.append(pr)
+        return pr
+
+    def stop(self, pr):
+        pr.terminate()
+        try:
+            pr.wait(10)
+        except subprocess.TimeoutExpired:
+            pr.kill()
+            pr.wait()
+
+    def close(self):
+        for pr in self.procs:
+            if pr.poll() is None:
+                pr.kill()
+                pr.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def tocsin_run(w, files, rules, expect, checks=""):
+    """Start a collector and an agent; return (agent proc, col conf, t0)."""
+    cp = port()
+    w.write("collector.yaml", "listen: 127.0.0.1:%d\ntls: {ca: pki/ca.crt, cert: pki/collector.crt, "
+            "key: pki/collector.key}\nstore: {path: state/collector.db}\n" % cp)
+    col = w.start([COL, "-d", "-c", w.p("collector.yaml")], "collector.log")
+    wait(lambda: "listening on" in open(w.p("collector.log")).read())
+    text = ("collector: {address: 127.0.0.1:%d}\ntls: {ca: pki/ca.crt, cert: pki/web-01.crt, "
+            "key: pki/web-01.key}\nstate_dir: state/web-01\nfiles:\n" % cp)
+    for f in files:
+        text += "  - path: %s\n    rules:\n" % f
+        for r in rules:
+            text += "      - %s\n" % r
+    text += checks
+    w.write("agent.yaml", text)
+    t0 = time.monotonic()
+    ag = w.start([AGENT, "-d", "-c", w.p("agent.yaml")], "agent.log")
+    return ag, col, t0
+
+
+def agent_hwm(w):
+    out = subprocess.run([CTL, "-c", w.p("collector.yaml"), "agents", "list", "--json"],
+                         capture_output=True, text=True).stdout
+    try:
+        return max((a.get("hwm", 0) for a in json.loads(out)), default=0)
+    except ValueError:
+        return 0
+
+
+def spool_offset(w, size):
+    try:
+        db = sqlite3.connect("file:%s?mode=ro" % w.p("state/web-01/spool.db"), uri=True, timeout=1)
+        v = db.execute("select max(offset) from files where path like 'file:%'").fetchone()[0]
+        db.close()
+        return v == size
+    except sqlite3.Error:
+        return False
+
+
+def rsyslog_run(w, files, filt, out_name="out.log"):
+    rp = port()
+    for d in ("wa", "wb"):
+        os.makedirs(w.p(d), exist_ok=True)
+    w.write("b.conf", (
+        'global(workDirectory="%s" DefaultNetstreamDriver="gtls" DefaultNetstreamDriverCAFile="%s" '
+        'DefaultNetstreamDriverCertFile="%s" DefaultNetstreamDriverKeyFile="%s")\n'
+        'module(load="imtcp" StreamDriver.Name="gtls" StreamDriver.Mode="1" StreamDriver.Authmode="anon")\n'
+        'input(type="imtcp" port="%d")\n'
+        'template(name="raw" type="string" string="%%msg%%\\n")\n'
+        '*.* action(type="omfile" file="%s" template="raw")\n')
+        % (w.p("wb"), w.p("pki/ca.crt"), w.p("pki/collector.crt"), w.p("pki/collector.key"), rp,
+           w.p(out_name)))
+    text = ('global(workDirectory="%s" DefaultNetstreamDriverCAFile="%s")\n'
+            'module(load="imfile" PollingInterval="1")\n' % (w.p("wa"), w.p("pki/ca.crt")))
+    for i, f in enumerate(files):
+        text += 'input(type="imfile" File="%s" Tag="f%d:" freshStartTail="off")\n' % (f, i)
+    act = ('action(type="omfwd" target="127.0.0.1" port="%d" protocol="tcp" StreamDriver="gtls" '
+           'StreamDriverMode="1" StreamDriverAuthMode="anon")' % rp)
+    text += ('if $msg contains "%s" then %s\n' % (filt, act)) if filt else act + "\n"
+    w.write("a.conf", text)
+    b = w.start(["rsyslogd", "-n", "-f", w.p("b.conf"), "-i", w.p("b.pid")], "b.log")
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    a = w.start(["rsyslogd", "-n", "-f", w.p("a.conf"), "-i", w.p("a.pid")], "a.log")
+    return a, b, t0
+
+
+def count_lines(path):
+    try:
+        with open(path, "rb") as f:
+            return sum(buf.count(b"\n") for buf in iter(lambda: f.read(1 << 20), b""))
+    except FileNotFoundError:
+        return 0
+
+
+def mode_lines(n, pct, label):
+    print("== %s: %d lines, %s" % (label, n, "%d%% matching" % pct if pct else "every line shipped"))
+    w = Work()
+    try:
+        log = w.p("app.log")
+        gen(log, n, pct)
+        size = os.path.getsize(log)
+        expect = n if not pct else sum(1 for i in range(n) if (i * 37) % 100 < pct)
+        rule = "{name: all, match: '^', severity: info}" if not pct else \
+               "{name: err, match: 'ERROR (?<detail>.*)', severity: error}"
+        ag, col, t0 = tocsin_run(w, [log], [rule], expect)
+        wait(lambda: spool_offset(w, size), step=0.005)
+        t_scan = time.monotonic() - t0
+        wait(lambda: agent_hwm(w) >= expect, step=0.05)
+        t_e2e = time.monotonic() - t0
+        a_cpu, a_rss = cpu_s(ag.pid), status(ag.pid, "VmHWM")
+        w.stop(ag)
+        w.stop(col)
+        print("tocsin : scan %.2fs = %.0f lines/s; end to end %.2fs = %.0f lines/s; "
+              "agent cpu %.2fs, peak RSS %.1f MiB"
+              % (t_scan, n / t_scan, t_e2e, n / t_e2e, a_cpu, a_rss / 1024))
+        a, b, t0 = rsyslog_run(w, [log], "ERROR" if pct else None)
+        wait(lambda: count_lines(w.p("out.log")) >= expect, step=0.05)
+        t_r = time.monotonic() - t0
+        r_cpu, r_rss = cpu_s(a.pid), status(a.pid, "VmHWM")
+        print("rsyslog: end to end %.2fs = %.0f lines/s; sender cpu %.2fs, peak RSS %.1f MiB"
+              % (t_r, n / t_r, r_cpu, r_rss / 1024))
+        print("ratio (tocsin end to end / rsyslog): %.2f" % ((n / t_e2e) / (n / t_r)))
+    finally:
+        w.close()
+
+
+def mode_idle(seconds):
+    print("== idle: 100 tailed files, 20 checks, %ds" % seconds)
+    w = Work()
+    try:
+        os.makedirs(w.p("logs"))
+        files = []
+        for i in range(100):
+            f = w.p("logs", "app%03d.log" % i)
+            open(f, "w").close()
+            files.append(f)
+        checks = "check_defaults: {interval: 30s, timeout: 5s}\nchecks:\n"
+        for i in range(20):
+            kind = ("disk", "process", "file_age", "tcp")[i % 4]
+            checks += "  - {name: c%02d, type: %s" % (i, kind)
+            checks += {"disk": ", path: /}\n", "process": ", process: tocsin-agent}\n",
+                       "file_age": ", path: %s, warning_age: 1h, critical_age: 2h}\n" % files[0],
+                       "tcp": ", address: 127.0.0.1:22}\n"}[kind]
+        ag, col, _ = tocsin_run(w, files, ["{name: err, match: 'ERROR', severity: error}"], 0,
+                                checks=checks)
+        time.sleep(3)  # start-up done, first check runs spread by splay
+        c0 = cpu_s(ag.pid)
+        time.sleep(seconds)
+        c1 = cpu_s(ag.pid)
+        print("tocsin : agent CPU %.3f%% of a core, RSS %.1f MiB (anon %.1f MiB), peak %.1f MiB"
+              % (100 * (c1 - c0) / seconds, status(ag.pid, "VmRSS") / 1024,
+                 status(ag.pid, "RssAnon") / 1024, status(ag.pid, "VmHWM") / 1024))
+        w.stop(ag)
+        w.stop(col)
+        a, b, _ = rsyslog_run(w, files, "ERROR")
+        time.sleep(3)
+        c0 = cpu_s(a.pid)
+        time.sleep(seconds)
+        c1 = cpu_s(a.pid)
+        print("rsyslog: sender CPU %.3f%% of a core, RSS %.1f MiB (anon %.1f MiB)"
+              % (100 * (c1 - c0) / seconds, status(a.pid, "VmRSS") / 1024,
+                 status(a.pid, "RssAnon") / 1024))
+    finally:
+        w.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lines", type=int, default=1000000)
+    ap.add_argument("--mode", default="all")
+    ap.add_argument("--idle-seconds", type=int, default=60)
+    o = ap.parse_args()
+    if not os.path.exists(AGENT):
+        if not os.path.isdir(BUILD):
+            subprocess.run(["meson", "setup", BUILD, "--buildtype=release"], check=True,
+                           stdout=subprocess.DEVNULL)
+    subprocess.run(["ninja", "-C", BUILD], check=True, stdout=subprocess.DEVNULL)
+    print("machine: %s, %d cpus" % (open("/proc/cpuinfo").read().split("model name")[1]
+                                     .split(":")[1].split("\n")[0].strip(), os.cpu_count()))
+    if o.mode in ("ship-all", "all"):
+        mode_lines(o.lines, 0, "ship-all")
+    if o.mode in ("match", "all"):
+        mode_lines(o.lines, 3, "3% match")
+    if o.mode in ("idle", "all"):
+        mode_idle(o.idle_seconds)
+
+
+if __name__ == "__main__":
+    main()
