@@ -2,13 +2,29 @@
  * main: tocsin-agent, the host-side daemon.
  *
  *   tocsin-agent [-d] [-n] [-v] [-c FILE]
+ *   tocsin-agent status [--json] [-c FILE]
+ *   tocsin-agent test-rules [-c FILE] [--input N] LOGFILE
  *
  * Loads the config, compiles the rules and the TLS context (so -n
- * catches bad patterns and certificate paths), then runs tail (files
- * into the spool) and sender (spool to the collector) on one libuv loop.
- * SIGTERM/SIGINT stop the tail, say BYE and exit 0: every read pass has
- * already committed, so there is nothing else to save. SIGHUP reload is
- * a later issue.
+ * catches bad patterns and certificate paths), opens the spool, then
+ * runs the parts on one libuv loop: sender (spool to collector), emit
+ * (rule matches to spooled events), tail, checks and journald inputs,
+ * and the status socket.
+ *
+ * SIGTERM/SIGINT stop the parts in order (inputs first, the sender
+ * last so it can say BYE) and exit 0: every read pass has already
+ * committed, so there is nothing else to save.
+ *
+ * SIGHUP parses the file again beside the running configuration and
+ * swaps only if all of it is valid (OpenBSD style); a broken file is
+ * refused with its errors and the old configuration keeps running. To
+ * apply a valid one the parts are stopped and built again from it.
+ * Nothing is lost: positions, events and fold state are in the spool,
+ * and an input restarted from the spool resumes where it stopped. The
+ * link to the collector is re-established; unacked events are sent
+ * again and the collector drops the duplicates. state_dir cannot change
+ * without a restart (it is the spool); spool.max_bytes and
+ * status_socket changes are applied at the next restart.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -21,13 +37,16 @@
 #include <uv.h>
 
 #include "checks.h"
+#include "conf.h"
 #include "config.h"
 #include "emit.h"
 #include "journal.h"
 #include "log.h"
+#include "report.h"
 #include "rules.h"
 #include "sender.h"
 #include "spool.h"
+#include "status.h"
 #include "tail.h"
 #include "testrules.h"
 #include "tls.h"
@@ -37,30 +56,230 @@
 /* How long SIGTERM waits for the BYE and the TLS close. */
 #define AGENT_STOP_MS 5000
 
-/* The daemon's parts; one instance, owned by main. */
-struct agent {
-    uv_loop_t *loop;          /* the default loop */
+/* What one configuration file yields, loaded and checked as a unit. */
+struct agent_conf {
     struct agent_config *cfg; /* owned */
     struct rules **rules;     /* owned; cfg->nfiles rulesets */
+    struct rules **jrules;    /* owned; cfg->njournals rulesets */
     struct tc_tls_ctx *ctx;   /* owned */
     char name[256];           /* agent name: config or certificate CN */
-    struct spool *spool;      /* owned */
-    struct tail *tail;        /* owned */
-    struct sender *sender;    /* owned */
-    struct checks *checks;    /* owned */
-    struct emit *emit;        /* owned */
-    struct rules **jrules;    /* owned; cfg->njournals rulesets */
-    struct journal **journals; /* owned; cfg->njournals inputs */
-    uv_signal_t sig[3];       /* SIGTERM, SIGINT, SIGHUP */
-    uv_timer_t stop_timer;    /* bounds the shutdown */
-    int stopping;
+};
+
+/* The daemon's parts; one instance, owned by main. */
+struct agent {
+    uv_loop_t *loop;        /* the default loop */
+    const char *path;       /* config file as given; borrowed argv */
+    struct agent_conf conf; /* the running configuration */
+    struct agent_conf next; /* a reload's new configuration */
+    struct spool *spool;    /* owned; outlives reloads */
+    struct sender *sender;  /* owned; the parts below are rebuilt */
+    struct emit *emit;      /* on every reload */
+    struct tail *tail;
+    struct checks *checks;
+    struct journal **journals;        /* cfg->njournals inputs */
+    struct status *status;            /* owned; outlives reloads */
+    uv_signal_t sig[3];               /* SIGTERM, SIGINT, SIGHUP */
+    uv_timer_t stop_timer;            /* bounds the shutdown */
+    int stopping;                     /* SIGTERM seen */
+    int reloading;                    /* parts are stopping for a reload */
+    int reload_again;                 /* SIGHUP arrived during a reload */
+    size_t stop_step;                 /* progress of parts_stop */
+    void (*stopped)(struct agent *a); /* after parts_stop */
+    int64_t started_ns;               /* wall clock at start */
+    int64_t reloaded_ns;              /* last applied reload; 0 = none */
+    uint64_t reloads_refused;         /* SIGHUPs with a broken file */
 };
 
 static _Noreturn void
 usage(void)
 {
-    fprintf(stderr, "usage: tocsin-agent [-dnv] [-c file]\n");
-    exit(1);
+    fprintf(stderr, "usage: tocsin-agent [-dnv] [-c file]\n"
+                    "       tocsin-agent status [--json] [-c file]\n"
+                    "       tocsin-agent test-rules [-c file] [--input N] "
+                    "logfile\n");
+    exit(2);
+}
+
+/* Load and check everything -n checks. 0 or -1 (errors logged). */
+static int
+conf_load(struct agent_conf *c, const char *path)
+{
+    struct tc_tls_ctx_opts o;
+    char err[512], cn[256];
+    int bad = 0;
+
+    memset(c, 0, sizeof(*c));
+    if (config_load(path, &c->cfg) < 0)
+        return -1;
+    c->rules = tc_xcalloc(c->cfg->nfiles + 1, sizeof(*c->rules));
+    for (size_t i = 0; i < c->cfg->nfiles; i++) {
+        if (rules_new(c->cfg->file, &c->cfg->files[i], &c->rules[i], err,
+                      sizeof(err)) < 0) {
+            log_warnx("%s", err);
+            bad = 1;
+        }
+    }
+    c->jrules = tc_xcalloc(c->cfg->njournals + 1, sizeof(*c->jrules));
+    for (size_t i = 0; i < c->cfg->njournals; i++) {
+        const struct agent_journal *j = &c->cfg->journals[i];
+        if (rules_compile(c->cfg->file, j->rules, j->nrules, &c->jrules[i], err,
+                          sizeof(err)) < 0) {
+            log_warnx("%s", err);
+            bad = 1;
+        }
+    }
+    if (tail_check_config(c->cfg) < 0) /* multiline patterns; logged */
+        bad = 1;
+    memset(&o, 0, sizeof(o));
+    o.ca = c->cfg->tls_ca;
+    o.cert = c->cfg->tls_cert;
+    o.key = c->cfg->tls_key;
+    if (tc_tls_ctx_new(&o, &c->ctx, err, sizeof(err)) < 0) {
+        log_warnx("%s: %s", c->cfg->file, err);
+        bad = 1;
+    }
+    if (tc_tls_cert_cn(c->cfg->tls_cert, cn, sizeof(cn), err, sizeof(err)) <
+        0) {
+        log_warnx("%s: %s", c->cfg->file, err);
+        bad = 1;
+    } else if (c->cfg->name == NULL) {
+        snprintf(c->name, sizeof(c->name), "%s", cn);
+    } else {
+        snprintf(c->name, sizeof(c->name), "%s", c->cfg->name);
+        if (strcmp(c->cfg->name, cn) != 0)
+            log_warnx("%s: name '%s' is not the certificate's CN '%s': the "
+                      "collector will refuse this identity",
+                      c->cfg->file, c->cfg->name, cn);
+    }
+    return bad ? -1 : 0;
+}
+
+static void
+conf_free(struct agent_conf *c)
+{
+    for (size_t i = 0; c->cfg != NULL && i < c->cfg->nfiles; i++)
+        rules_free(c->rules[i]);
+    for (size_t i = 0; c->cfg != NULL && i < c->cfg->njournals; i++)
+        rules_free(c->jrules[i]);
+    free(c->rules);
+    free(c->jrules);
+    tc_tls_ctx_free(c->ctx);
+    config_free(c->cfg);
+    memset(c, 0, sizeof(*c));
+}
+
+static void
+agent_spooled(void *arg)
+{
+    struct agent *a = arg;
+
+    if (a->sender != NULL)
+        sender_kick(a->sender);
+}
+
+static void
+agent_render(void *arg, struct tc_buf *out, int json)
+{
+    struct agent *a = arg;
+    struct report_src r = {
+        .name = a->conf.name,
+        .cfg = a->conf.cfg,
+        .spool = a->spool,
+        .sender = a->sender,
+        .tail = a->tail,
+        .checks = a->checks,
+        .emit = a->emit,
+        .journals = a->journals,
+        .started_ns = a->started_ns,
+        .reloaded_ns = a->reloaded_ns,
+        .reloads_failed = a->reloads_refused,
+    };
+
+    report_render(&r, out, json);
+}
+
+/* Build and start the parts from a->conf. Failures here are fatal: the
+ * configuration was fully checked before. */
+static void
+parts_start(struct agent *a)
+{
+    const struct agent_config *cfg = a->conf.cfg;
+
+    a->sender = sender_new(a->loop, cfg, a->conf.ctx, a->spool, a->conf.name);
+    /* Before the inputs, which hand their lines to it. */
+    a->emit = emit_new(a->loop, cfg, a->spool, a->conf.name, agent_spooled, a);
+    if (tail_new(a->loop, cfg, a->conf.rules, a->spool, a->emit, &a->tail) < 0)
+        fatalx("cannot set up tailing");
+    a->checks =
+        checks_new(a->loop, cfg, a->spool, a->conf.name, agent_spooled, a);
+    if (sender_start(a->sender) < 0)
+        fatalx("cannot start the sender");
+    if (emit_start(a->emit) < 0)
+        fatalx("cannot load the pending fold and rate state");
+    if (tail_start(a->tail) < 0)
+        fatalx("cannot start tailing");
+    if (checks_start(a->checks) < 0)
+        fatalx("cannot start the checks");
+    a->journals = tc_xcalloc(cfg->njournals + 1, sizeof(*a->journals));
+    for (size_t i = 0; i < cfg->njournals; i++) {
+        a->journals[i] =
+            journal_new(a->loop, &cfg->journals[i], a->conf.jrules[i], a->emit);
+        if (journal_start(a->journals[i]) < 0)
+            fatalx("cannot start journal input %s", cfg->journals[i].name);
+    }
+}
+
+static void
+parts_free(struct agent *a)
+{
+    checks_free(a->checks);
+    tail_free(a->tail);
+    for (size_t i = 0; a->journals != NULL && i < a->conf.cfg->njournals; i++)
+        journal_free(a->journals[i]);
+    free(a->journals);
+    emit_free(a->emit);
+    sender_free(a->sender);
+    a->checks = NULL;
+    a->tail = NULL;
+    a->journals = NULL;
+    a->emit = NULL;
+    a->sender = NULL;
+}
+
+/*
+ * Stop the parts one after the other, each from the previous one's
+ * callback: checks (a plugin killed now makes no event worth sending),
+ * journals, tail, emit, and the sender last so that it can say BYE.
+ * Then a->stopped(a).
+ */
+static void
+parts_stop_next(void *arg)
+{
+    struct agent *a = arg;
+    size_t nj = a->conf.cfg->njournals;
+    size_t step = a->stop_step++;
+
+    if (step == 0) {
+        checks_stop(a->checks, parts_stop_next, a);
+    } else if (step <= nj) {
+        journal_stop(a->journals[step - 1], parts_stop_next, a);
+    } else if (step == nj + 1) {
+        tail_stop(a->tail, parts_stop_next, a);
+    } else if (step == nj + 2) {
+        emit_stop(a->emit, parts_stop_next, a);
+    } else if (step == nj + 3) {
+        sender_stop(a->sender, parts_stop_next, a);
+    } else {
+        a->stopped(a);
+    }
+}
+
+static void
+parts_stop(struct agent *a, void (*stopped)(struct agent *a))
+{
+    a->stop_step = 0;
+    a->stopped = stopped;
+    parts_stop_next(a);
 }
 
 static void
@@ -70,41 +289,20 @@ agent_closed(uv_handle_t *h)
 }
 
 static void
-agent_close_handles(struct agent *a)
+agent_status_stopped(void *arg)
 {
+    struct agent *a = arg;
+
+    a->status = NULL;
     for (int i = 0; i < 3; i++)
         uv_close((uv_handle_t *)&a->sig[i], agent_closed);
     uv_close((uv_handle_t *)&a->stop_timer, agent_closed);
-    /* Every journal batch and fold closure has committed: nothing to
-     * save, only handles to close (the loop waits for them). */
-    for (size_t i = 0; a->journals != NULL && i < a->cfg->njournals; i++)
-        journal_stop(a->journals[i], NULL, NULL);
-    if (a->emit != NULL)
-        emit_stop(a->emit, NULL, NULL);
 }
 
 static void
-agent_sender_stopped(void *arg)
+agent_parts_stopped(struct agent *a)
 {
-    struct agent *a = arg;
-
-    agent_close_handles(a);
-}
-
-static void
-agent_tail_stopped(void *arg)
-{
-    struct agent *a = arg;
-
-    sender_stop(a->sender, agent_sender_stopped, a);
-}
-
-static void
-agent_checks_stopped(void *arg)
-{
-    struct agent *a = arg;
-
-    tail_stop(a->tail, agent_tail_stopped, a);
+    status_stop(a->status, agent_status_stopped, a);
 }
 
 static void
@@ -118,115 +316,141 @@ agent_stop_timeout(uv_timer_t *h)
     uv_stop(a->loop);
 }
 
+static void reload_begin(struct agent *a);
+
+/* The old parts are down: swap the configuration and start again. */
+static void
+reload_stopped(struct agent *a)
+{
+    parts_free(a);
+    conf_free(&a->conf);
+    a->conf = a->next;
+    memset(&a->next, 0, sizeof(a->next));
+    a->reloading = 0;
+    if (a->stopping) {
+        /* SIGTERM came while we were stopping: do not start again. */
+        agent_parts_stopped(a);
+        return;
+    }
+    parts_start(a);
+    a->reloaded_ns = tc_now_ns();
+    log_info("reload: configuration applied: %zu files, %zu checks, "
+             "%zu journal inputs",
+             a->conf.cfg->nfiles, a->conf.cfg->nchecks, a->conf.cfg->njournals);
+    if (a->reload_again) {
+        a->reload_again = 0;
+        reload_begin(a);
+    }
+}
+
+static void
+reload_begin(struct agent *a)
+{
+    const struct agent_config *old = a->conf.cfg, *cfg;
+
+    log_info("reload: reading %s", a->path);
+    if (conf_load(&a->next, a->path) < 0) {
+        conf_free(&a->next);
+        a->reloads_refused++;
+        log_warnx("reload: %s has errors (above); keeping the running "
+                  "configuration",
+                  a->path);
+        return;
+    }
+    cfg = a->next.cfg;
+    if (strcmp(cfg->state_dir, old->state_dir) != 0) {
+        log_warnx("reload: state_dir changed (%s -> %s): that needs a "
+                  "restart; keeping the running configuration",
+                  old->state_dir, cfg->state_dir);
+        conf_free(&a->next);
+        a->reloads_refused++;
+        return;
+    }
+    if (cfg->spool_max_bytes != old->spool_max_bytes)
+        log_warnx("reload: spool.max_bytes changes at the next restart");
+    if (strcmp(cfg->status_socket, old->status_socket) != 0)
+        log_warnx("reload: status_socket changes at the next restart");
+    a->reloading = 1;
+    parts_stop(a, reload_stopped);
+}
+
 static void
 agent_signal(uv_signal_t *h, int signum)
 {
     struct agent *a = h->data;
 
-    if (signum == SIGHUP) {
-        log_warnx("reload: not supported yet; restart to apply config "
-                  "changes");
-        return;
-    }
     if (a->stopping)
         return;
+    if (signum == SIGHUP) {
+        if (a->reloading)
+            a->reload_again = 1;
+        else
+            reload_begin(a);
+        return;
+    }
     a->stopping = 1;
     log_info("%s: shutting down", strsignal(signum));
     uv_timer_start(&a->stop_timer, agent_stop_timeout, AGENT_STOP_MS, 0);
-    /* Checks first: a plugin killed now makes no event worth sending. */
-    checks_stop(a->checks, agent_checks_stopped, a);
+    if (!a->reloading) /* else reload_stopped finishes the shutdown */
+        parts_stop(a, agent_parts_stopped);
 }
 
-static void
-agent_spooled(void *arg)
+/*
+ * The status socket named by the file at path. Only the two keys that
+ * locate it are read, so that status still answers while the file has
+ * errors elsewhere (for instance right after a refused reload).
+ */
+static char *
+status_socket_path(const char *path)
 {
-    struct agent *a = arg;
+    const struct tc_conf_node *n;
+    struct tc_conf *c;
+    char *sock = NULL;
 
-    sender_kick(a->sender);
-}
-
-/* Load and check everything -n checks. 0 or -1 (errors logged). */
-static int
-agent_load(struct agent *a, const char *path)
-{
-    struct tc_tls_ctx_opts o;
-    char err[512], cn[256];
-    int bad = 0;
-
-    if (config_load(path, &a->cfg) < 0)
-        return -1;
-    a->rules = tc_xcalloc(a->cfg->nfiles + 1, sizeof(*a->rules));
-    for (size_t i = 0; i < a->cfg->nfiles; i++) {
-        if (rules_new(a->cfg->file, &a->cfg->files[i], &a->rules[i], err,
-                      sizeof(err)) < 0) {
-            log_warnx("%s", err);
-            bad = 1;
-        }
-    }
-    a->jrules = tc_xcalloc(a->cfg->njournals + 1, sizeof(*a->jrules));
-    for (size_t i = 0; i < a->cfg->njournals; i++) {
-        const struct agent_journal *j = &a->cfg->journals[i];
-        if (rules_compile(a->cfg->file, j->rules, j->nrules, &a->jrules[i],
-                          err, sizeof(err)) < 0) {
-            log_warnx("%s", err);
-            bad = 1;
-        }
-    }
-    if (tail_check_config(a->cfg) < 0) /* multiline patterns; logged */
-        bad = 1;
-    memset(&o, 0, sizeof(o));
-    o.ca = a->cfg->tls_ca;
-    o.cert = a->cfg->tls_cert;
-    o.key = a->cfg->tls_key;
-    if (tc_tls_ctx_new(&o, &a->ctx, err, sizeof(err)) < 0) {
-        log_warnx("%s: %s", a->cfg->file, err);
-        bad = 1;
-    }
-    if (tc_tls_cert_cn(a->cfg->tls_cert, cn, sizeof(cn), err, sizeof(err)) <
-        0) {
-        log_warnx("%s: %s", a->cfg->file, err);
-        bad = 1;
-    } else if (a->cfg->name == NULL) {
-        snprintf(a->name, sizeof(a->name), "%s", cn);
+    if (tc_conf_load(path, &c) < 0)
+        return NULL;
+    if ((n = tc_conf_find(c->root, "status_socket")) != NULL &&
+        n->kind == TC_CONF_SCALAR && !n->null) {
+        sock = tc_conf_path(c, n->str);
+    } else if ((n = tc_conf_find(c->root, "state_dir")) != NULL &&
+               n->kind == TC_CONF_SCALAR && !n->null) {
+        char *dir = tc_conf_path(c, n->str);
+        sock = tc_xasprintf("%s/agent.sock", dir);
+        free(dir);
     } else {
-        snprintf(a->name, sizeof(a->name), "%s", a->cfg->name);
-        if (strcmp(a->cfg->name, cn) != 0)
-            log_warnx("%s: name '%s' is not the certificate's CN '%s': the "
-                      "collector will refuse this identity",
-                      a->cfg->file, a->cfg->name, cn);
+        log_warnx("%s: neither status_socket nor state_dir is set", path);
     }
-    return bad ? -1 : 0;
+    tc_conf_free(c);
+    return sock;
 }
 
-static void
-agent_free(struct agent *a)
+/* tocsin-agent status [--json] [-c FILE] */
+static int
+status_main(int argc, char **argv)
 {
-    checks_free(a->checks);
-    tail_free(a->tail);
-    sender_free(a->sender);
-    spool_free(a->spool);
-    if (a->rules != NULL)
-        for (size_t i = 0; i < a->cfg->nfiles; i++)
-            rules_free(a->rules[i]);
-    free(a->rules);
-    for (size_t i = 0; a->cfg != NULL && i < a->cfg->njournals; i++) {
-        if (a->journals != NULL)
-            journal_free(a->journals[i]);
-        if (a->jrules != NULL)
-            rules_free(a->jrules[i]);
+    const char *path = AGENT_CONFIG;
+    char *sock;
+    int json = 0, rc;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json = 1;
+        else if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
+            path = argv[++i];
+        else
+            usage();
     }
-    free(a->journals);
-    free(a->jrules);
-    emit_free(a->emit);
-    tc_tls_ctx_free(a->ctx);
-    config_free(a->cfg);
+    if ((sock = status_socket_path(path)) == NULL)
+        return 1;
+    rc = status_query(sock, json, stdout);
+    free(sock);
+    return rc < 0 ? 1 : 0;
 }
 
 int
 main(int argc, char **argv)
 {
     static struct agent a;
-    const char *path = AGENT_CONFIG;
     const int sigs[3] = {SIGTERM, SIGINT, SIGHUP};
     int ch, foreground = 0, check = 0, verbose = 0, rc;
 
@@ -234,10 +458,15 @@ main(int argc, char **argv)
         log_init("tocsin-agent", 1, 0);
         return testrules_main(argc - 1, argv + 1, AGENT_CONFIG);
     }
+    if (argc > 1 && strcmp(argv[1], "status") == 0) {
+        log_init("tocsin-agent", 1, 0);
+        return status_main(argc - 1, argv + 1);
+    }
+    a.path = AGENT_CONFIG;
     while ((ch = getopt(argc, argv, "c:dnv")) != -1) {
         switch (ch) {
         case 'c':
-            path = optarg;
+            a.path = optarg;
             break;
         case 'd':
             foreground = 1;
@@ -258,13 +487,13 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     log_init("tocsin-agent", 1, verbose);
 
-    if (agent_load(&a, path) < 0) {
-        agent_free(&a);
+    if (conf_load(&a.conf, a.path) < 0) {
+        conf_free(&a.conf);
         return 1;
     }
     if (check) {
         printf("configuration OK\n");
-        agent_free(&a);
+        conf_free(&a.conf);
         return 0;
     }
     if (!foreground) {
@@ -274,16 +503,11 @@ main(int argc, char **argv)
         log_init("tocsin-agent", 0, verbose);
     }
 
-    if (spool_open(a.cfg->state_dir, a.cfg->spool_max_bytes, &a.spool) < 0)
-        fatalx("cannot open the spool in %s", a.cfg->state_dir);
+    if (spool_open(a.conf.cfg->state_dir, a.conf.cfg->spool_max_bytes,
+                   &a.spool) < 0)
+        fatalx("cannot open the spool in %s", a.conf.cfg->state_dir);
     a.loop = uv_default_loop();
-    a.sender = sender_new(a.loop, a.cfg, a.ctx, a.spool, a.name);
-    /* Before the inputs, which hand their lines to it. */
-    a.emit = emit_new(a.loop, a.cfg, a.spool, a.name, agent_spooled, &a);
-    /* The multiline patterns were checked by agent_load. */
-    if (tail_new(a.loop, a.cfg, a.rules, a.spool, a.emit, &a.tail) < 0)
-        fatalx("cannot set up tailing");
-    a.checks = checks_new(a.loop, a.cfg, a.spool, a.name, agent_spooled, &a);
+    a.started_ns = tc_now_ns();
     for (int i = 0; i < 3; i++) {
         uv_signal_init(a.loop, &a.sig[i]);
         a.sig[i].data = &a;
@@ -291,30 +515,23 @@ main(int argc, char **argv)
     }
     uv_timer_init(a.loop, &a.stop_timer);
     a.stop_timer.data = &a;
-    if (sender_start(a.sender) < 0)
-        fatalx("cannot start the sender");
-    if (tail_start(a.tail) < 0)
-        fatalx("cannot start tailing");
-    if (checks_start(a.checks) < 0)
-        fatalx("cannot start the checks");
-    if (emit_start(a.emit) < 0)
-        fatalx("cannot load the pending fold and rate state");
-    a.journals = tc_xcalloc(a.cfg->njournals + 1, sizeof(*a.journals));
-    for (size_t i = 0; i < a.cfg->njournals; i++) {
-        a.journals[i] = journal_new(a.loop, &a.cfg->journals[i], a.jrules[i],
-                                    a.emit);
-        if (journal_start(a.journals[i]) < 0)
-            fatalx("cannot start journal input %s", a.cfg->journals[i].name);
-    }
-    log_info("started: agent %s, %zu files, collector %s, spool %s "
-             "(%" PRIu64 " events)",
-             a.name, a.cfg->nfiles, a.cfg->collector_address, a.cfg->state_dir,
+    parts_start(&a);
+    /* Without the socket the agent still does its job: warn, go on. */
+    if (status_start(a.loop, a.conf.cfg->status_socket, agent_render, &a,
+                     &a.status) < 0)
+        log_warnx("status: tocsin-agent status will not answer");
+    log_info("started: agent %s, %zu files, %zu checks, collector %s, "
+             "spool %s (%" PRIu64 " events)",
+             a.conf.name, a.conf.cfg->nfiles, a.conf.cfg->nchecks,
+             a.conf.cfg->collector_address, a.conf.cfg->state_dir,
              spool_depth(a.spool));
 
     uv_run(a.loop, UV_RUN_DEFAULT);
     rc = uv_loop_close(a.loop);
     if (rc == 0) {
-        agent_free(&a);
+        parts_free(&a);
+        spool_free(a.spool);
+        conf_free(&a.conf);
     } else {
         /* Stopped by the shutdown timer with handles still open: the
          * spool is closed all the same, the rest goes with the process. */

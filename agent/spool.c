@@ -1,17 +1,42 @@
 /*
  * spool: SQLite-backed event queue and tail offsets; see spool.h.
  *
- * Schema (PRAGMA user_version 2):
- *   meta(key TEXT PRIMARY KEY, value)    epoch, next_seq, drops_full
- *   events(seq INTEGER PRIMARY KEY, bytes INTEGER, body BLOB NOT NULL)
+ * Schema (PRAGMA user_version 3):
+ *   meta(key TEXT PRIMARY KEY, value)   epoch, next_seq, drops_full, acked
+ *   chunks(seq_first INTEGER PRIMARY KEY, seq_last INTEGER NOT NULL,
+ *          n INTEGER NOT NULL, bytes INTEGER NOT NULL,
+ *          offs BLOB NOT NULL, body BLOB NOT NULL)       since version 3
  *   files(path TEXT PRIMARY KEY, dev, ino, head_hash, head_len, offset)
- *   cursors(key TEXT PRIMARY KEY, cursor TEXT)        since version 2
+ *   cursors(key TEXT PRIMARY KEY, cursor TEXT)           since version 2
  *   pending(key TEXT PRIMARY KEY, count, aux, first_ts, last_ts, due_ts,
- *           body BLOB)                                since version 2
+ *           body BLOB)                                   since version 2
  * cursors holds the positions of inputs that are not files (a journald
  * cursor); pending holds emit's open fold windows and rate periods.
- * Each events.body is one msgpack event map (tc_event_encode), so the
- * sender ships it without decoding (tc_wire_encode_events_raw).
+ *
+ * Chunks. Up to version 2 every event was a row of its own, and SQLite's
+ * per-row cost (a b-tree insert, and later a delete) capped the agent at
+ * a few hundred thousand events a second whatever the rest did. Since
+ * version 3 a row holds the events of one spool_commit (one read pass):
+ * the seqs seq_first..seq_last (n of them, always n = seq_last -
+ * seq_first + 1), body = their msgpack event maps (tc_event_encode) back
+ * to back, bytes = the length of body, and offs = n little-endian uint32,
+ * the end offset of each event in body. msgpack maps are self-delimiting,
+ * but finding event k by parsing would cost O(k) on every read that
+ * starts inside a chunk; 4 bytes an event buys O(1) and a cheap
+ * consistency check of every chunk read. Each event still is one map the
+ * sender ships without decoding (tc_wire_encode_events_raw). A commit
+ * bigger than SPOOL_CHUNK_BYTES is split into several rows (same
+ * transaction), which bounds the memory a chunk takes to build and read.
+ *
+ * Acks arrive per EVENTS batch, not per chunk. spool_ack deletes the
+ * chunks that are acked whole and writes the highest acked seq to
+ * meta.acked in the same transaction; the events of the first chunk up
+ * to meta.acked are dead and are skipped by reads and by spool_load.
+ * Persisting it costs one small row write per ack and keeps the rule
+ * that an acked event is never sent again, after a restart too. (The
+ * collector would drop the replay as a duplicate, but a restart with a
+ * slow link would then resend up to a whole chunk for nothing, and
+ * depth/bytes after a restart would disagree with those before it.)
  *
  * Why WAL with synchronous=NORMAL is still exactly-once. NORMAL skips
  * the fsync at each commit, so a power loss (not a process crash: the
@@ -28,6 +53,8 @@
  * WAL (and the database) and so makes every seq the collector can know
  * durable. That costs an fsync per send burst instead of one per read
  * pass, and a lost offset update with no events costs only a re-read.
+ * A lost meta.acked update only means resending what the collector
+ * already has, which it recognises.
  */
 #include "spool.h"
 
@@ -49,19 +76,30 @@
 #include "log.h"
 #include "util.h"
 
-#define SPOOL_SCHEMA 2
+#define SPOOL_SCHEMA 3
+
+/*
+ * A commit's events go into one chunk until it holds this many body
+ * bytes; then the next event opens another. 1 MiB is a read pass of
+ * short lines, large enough that the per-row cost disappears, small
+ * enough that building and caching a chunk stays a small part of the
+ * agent's memory.
+ */
+#define SPOOL_CHUNK_BYTES (1u << 20)
+/* Cap on a chunk being built or read: full, plus the largest event. */
+#define SPOOL_CHUNK_MAX (SPOOL_CHUNK_BYTES + TC_WIRE_MAX_FRAME)
 
 enum spool_stmt {
     ST_BEGIN,
     ST_COMMIT,
     ST_ROLLBACK,
-    ST_INSERT,
+    ST_CHUNK_PUT,
+    ST_CHUNK_AT,
+    ST_OFFS_AT,
     ST_META_SET,
     ST_FILE_GET,
     ST_FILE_PUT,
-    ST_READ,
     ST_ACK,
-    ST_BODY,
     ST_MOVE,
     ST_CURSOR_GET,
     ST_CURSOR_PUT,
@@ -71,23 +109,35 @@ enum spool_stmt {
     ST_MAX
 };
 
+#define SPOOL_SQL_CHUNK_PUT                                                    \
+    "INSERT INTO chunks(seq_first, seq_last, n, bytes, offs, body) "           \
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6)"
+
 static const char *const spool_sql[ST_MAX] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
-    [ST_INSERT] = "INSERT INTO events(seq, bytes, body) VALUES(?1, ?2, ?3)",
+    [ST_CHUNK_PUT] = SPOOL_SQL_CHUNK_PUT,
+    /* The chunk holding seq ?1: chunks are contiguous, so it is the
+     * last one that starts at or below it (a rowid range, no scan). */
+    [ST_CHUNK_AT] = "SELECT seq_first, seq_last, offs, body FROM chunks "
+                    "WHERE seq_first <= ?1 ORDER BY seq_first DESC LIMIT 1",
+    /* The same without body: SQLite then leaves body's overflow pages
+     * alone, which is what makes a partial ack cheap. */
+    [ST_OFFS_AT] = "SELECT seq_first, seq_last, offs FROM chunks "
+                   "WHERE seq_first <= ?1 ORDER BY seq_first DESC LIMIT 1",
     [ST_META_SET] = "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)",
     [ST_FILE_GET] = "SELECT dev, ino, head_hash, head_len, offset "
                     "FROM files WHERE path = ?1",
     [ST_FILE_PUT] = "INSERT OR REPLACE INTO files"
                     "(path, dev, ino, head_hash, head_len, offset) "
                     "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-    [ST_READ] = "SELECT seq, body FROM events WHERE seq >= ?1 "
-                "ORDER BY seq LIMIT ?2",
-    [ST_ACK] = "DELETE FROM events WHERE seq <= ?1 RETURNING bytes",
-    [ST_BODY] = "SELECT body FROM events WHERE seq = ?1",
-    [ST_MOVE] = "UPDATE events SET seq = ?2, bytes = ?3, body = ?4 "
-                "WHERE seq = ?1",
+    /* seq_first <= ?1 is implied by seq_last <= ?1; it is there so that
+     * the delete walks a rowid range instead of the whole table. */
+    [ST_ACK] = "DELETE FROM chunks WHERE seq_first <= ?1 AND seq_last <= ?1 "
+               "RETURNING bytes",
+    [ST_MOVE] = "UPDATE chunks SET seq_first = ?2, seq_last = ?3, n = ?4, "
+                "bytes = ?5, offs = ?6, body = ?7 WHERE seq_first = ?1",
     [ST_CURSOR_GET] = "SELECT cursor FROM cursors WHERE key = ?1",
     [ST_CURSOR_PUT] = "INSERT OR REPLACE INTO cursors(key, cursor) "
                       "VALUES(?1, ?2)",
@@ -99,22 +149,100 @@ static const char *const spool_sql[ST_MAX] = {
                      "body FROM pending ORDER BY due_ts, key",
 };
 
+/*
+ * A copy of one chunk row. The sender reads a chunk in several batches
+ * (a batch is at most batch_max_events and SENDER_BATCH_BYTES), so the
+ * chunk of the last read is kept: each chunk is fetched from SQLite
+ * once, not once per batch. Chunks never change once written, except
+ * in spool_renumber, which drops the copy.
+ */
+struct spool_chunk {
+    uint64_t first;     /* seq of its first event; 0: holds nothing */
+    uint64_t n;         /* events in it */
+    struct tc_buf offs; /* owned: n little-endian uint32 end offsets */
+    struct tc_buf body; /* owned: the n encoded events, back to back */
+};
+
 struct spool {
     sqlite3 *db;              /* owned */
     sqlite3_stmt *st[ST_MAX]; /* owned; prepared once, reset after use */
     char *path;               /* owned; state_dir/spool.db, for logs */
     int lock_fd;              /* state_dir/spool.lock, flock'ed; owned */
-    uint64_t max_bytes;       /* bound on the sum of bodies, bytes */
+    uint64_t max_bytes;       /* bound on the unacked body bytes */
     uint64_t epoch;           /* meta.epoch */
     uint64_t next_seq;        /* meta.next_seq: the next event's seq */
-    uint64_t first_seq;       /* lowest spooled seq; next_seq if empty */
-    uint64_t depth;           /* rows in events */
-    uint64_t bytes;           /* sum of events.bytes, computed at open */
+    uint64_t first_seq;       /* lowest unacked seq; next_seq if none */
+    uint64_t depth;           /* unacked events: next_seq - first_seq */
+    uint64_t bytes;           /* body bytes of the unacked events */
+    uint64_t head_acked;      /* body bytes of the first chunk's events
+                                 below first_seq (acked, still stored) */
     uint64_t drops;           /* meta.drops_full */
     uint64_t synced_seq;      /* seqs below this are known on disk */
     int full_logged;          /* 1 once "spool full" was logged */
-    struct tc_buf enc;        /* scratch: one encoded event */
+    struct tc_buf enc;        /* the chunk being built: its bodies */
+    struct tc_buf woffs;      /* ... and its end offsets (as in offs) */
+    uint64_t wfirst;          /* ... and the seq of its first event */
+    struct spool_chunk rd;    /* the chunk of the last read */
 };
+
+static void
+spool_put_le32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+/* The end offset of event i of a chunk, from its offs. */
+static size_t
+spool_end_at(const uint8_t *offs, uint64_t i)
+{
+    const uint8_t *p = offs + 4 * i;
+
+    return (size_t)p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 |
+           (size_t)p[3] << 24;
+}
+
+/*
+ * Is this a chunk we could have written? Checked on every chunk read,
+ * so that a damaged row is reported as such instead of handing the
+ * sender events cut at the wrong places.
+ */
+static int
+spool_chunk_ok(uint64_t first, uint64_t last, const uint8_t *offs,
+               size_t offs_len, size_t body_len)
+{
+    uint64_t n = last - first + 1;
+    size_t prev = 0;
+
+    if (first == 0 || last < first || offs_len != 4 * n)
+        return 0;
+    for (uint64_t i = 0; i < n; i++) {
+        size_t end = spool_end_at(offs, i);
+        if (end <= prev)
+            return 0;
+        prev = end;
+    }
+    return prev == body_len;
+}
+
+/* Start a new chunk buffer (nothing built yet). */
+static void
+spool_chunk_init(struct spool_chunk *c)
+{
+    c->first = 0;
+    c->n = 0;
+    tc_buf_init(&c->offs, SPOOL_CHUNK_MAX);
+    tc_buf_init(&c->body, SPOOL_CHUNK_MAX);
+}
+
+static void
+spool_chunk_close(struct spool_chunk *c)
+{
+    tc_buf_close(&c->offs);
+    tc_buf_close(&c->body);
+}
 
 /* Map an SQLite result code to a negative errno for our callers. */
 static int
@@ -237,6 +365,129 @@ spool_random64(void)
     return v ? v : 1;
 }
 
+/*
+ * Write the chunk built in s->enc and s->woffs as one row with the
+ * statement st (ST_CHUNK_PUT, or its twin during the migration, before
+ * the statements are prepared), and start the next one empty.
+ */
+static int
+spool_chunk_put(struct spool *s, sqlite3_stmt *st)
+{
+    uint64_t n = tc_buf_size(&s->woffs) / 4;
+    size_t len = tc_buf_size(&s->enc);
+    int rc;
+
+    if (n == 0)
+        return 0;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)s->wfirst);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)(s->wfirst + n - 1));
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)n);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)len);
+    sqlite3_bind_blob(st, 5, tc_buf_head(&s->woffs),
+                      (int)tc_buf_size(&s->woffs), SQLITE_STATIC);
+    sqlite3_bind_blob(st, 6, tc_buf_head(&s->enc), (int)len, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    /* The bindings point into our buffers, which are about to change. */
+    sqlite3_clear_bindings(st);
+    tc_buf_reset(&s->enc);
+    tc_buf_reset(&s->woffs);
+    if (rc != SQLITE_DONE)
+        return spool_fail(s, "chunk insert", rc);
+    return 0;
+}
+
+/* Append the end offset of the event just added to s->enc. */
+static int
+spool_chunk_mark(struct spool *s)
+{
+    uint8_t le[4];
+
+    spool_put_le32(le, (uint32_t)tc_buf_size(&s->enc));
+    return tc_buf_append(&s->woffs, le, sizeof(le));
+}
+
+/*
+ * Version 2 -> 3: the events table (one row per event) becomes chunks
+ * of contiguous seqs of up to SPOOL_CHUNK_BYTES, inside the caller's
+ * transaction, so that an agent upgraded with a full spool neither
+ * loses nor resends anything.
+ */
+static int
+spool_migrate_chunks(struct spool *s)
+{
+    static const char get_sql[] = "SELECT seq, body FROM events ORDER BY seq";
+    sqlite3_stmt *get = NULL, *put = NULL;
+    uint64_t events = 0, chunks = 0;
+    int rc;
+
+    rc = spool_exec(s, "CREATE TABLE chunks(seq_first INTEGER PRIMARY KEY,"
+                       " seq_last INTEGER NOT NULL, n INTEGER NOT NULL,"
+                       " bytes INTEGER NOT NULL, offs BLOB NOT NULL,"
+                       " body BLOB NOT NULL);"
+                       "INSERT OR REPLACE INTO meta VALUES('acked', 0);");
+    if (rc < 0)
+        return rc;
+    if ((rc = sqlite3_prepare_v2(s->db, get_sql, -1, &get, NULL)) !=
+        SQLITE_OK) {
+        rc = spool_fail(s, get_sql, rc);
+        goto out;
+    }
+    if ((rc = sqlite3_prepare_v2(s->db, SPOOL_SQL_CHUNK_PUT, -1, &put, NULL)) !=
+        SQLITE_OK) {
+        rc = spool_fail(s, SPOOL_SQL_CHUNK_PUT, rc);
+        goto out;
+    }
+    tc_buf_reset(&s->enc);
+    tc_buf_reset(&s->woffs);
+    while ((rc = sqlite3_step(get)) == SQLITE_ROW) {
+        uint64_t seq = (uint64_t)sqlite3_column_int64(get, 0);
+        const void *body = sqlite3_column_blob(get, 1);
+        size_t len = (size_t)sqlite3_column_bytes(get, 1);
+        uint64_t n = tc_buf_size(&s->woffs) / 4;
+
+        /* A gap cannot happen (seqs are dense); should it anyway, a
+         * chunk must not span it, and spool_load reports it. */
+        if (n > 0 && (tc_buf_size(&s->enc) >= SPOOL_CHUNK_BYTES ||
+                      seq != s->wfirst + n)) {
+            if ((rc = spool_chunk_put(s, put)) < 0)
+                goto out;
+            chunks++;
+            n = 0;
+        }
+        if (n == 0)
+            s->wfirst = seq;
+        if (len == 0 || tc_buf_append(&s->enc, body, len) < 0 ||
+            spool_chunk_mark(s) < 0) {
+            log_warnx("spool %s: event %" PRIu64 " cannot be migrated"
+                      " (%zu bytes)",
+                      s->path, seq, len);
+            rc = -EPROTO;
+            goto out;
+        }
+        events++;
+    }
+    if (rc != SQLITE_DONE) {
+        rc = spool_fail(s, "migrate events", rc);
+        goto out;
+    }
+    if (tc_buf_size(&s->woffs) > 0) {
+        if ((rc = spool_chunk_put(s, put)) < 0)
+            goto out;
+        chunks++;
+    }
+    rc = spool_exec(s, "DROP TABLE events; PRAGMA user_version = 3;");
+    if (rc == 0 && events > 0)
+        log_info("spool %s: moved %" PRIu64 " events into %" PRIu64 " chunks",
+                 s->path, events, chunks);
+out:
+    tc_buf_reset(&s->enc);
+    tc_buf_reset(&s->woffs);
+    sqlite3_finalize(get);
+    sqlite3_finalize(put);
+    return rc;
+}
+
 /* Bring the schema to SPOOL_SCHEMA, inside the caller's transaction. */
 static int
 spool_migrate(struct spool *s)
@@ -287,14 +538,117 @@ spool_migrate(struct spool *s)
         if (rc < 0)
             return rc;
     }
+    /* A new spool goes through here too: one path, always exercised. */
+    if (version < 3 && (rc = spool_migrate_chunks(s)) < 0)
+        return rc;
     /* Later migrations go here, one "if (version < N)" block each. */
     return 0;
+}
+
+/*
+ * Find the chunk holding seq and copy it into s->rd, unless it is there
+ * already. -EPROTO if there is no such chunk or it is damaged.
+ */
+static int
+spool_chunk_get(struct spool *s, uint64_t seq)
+{
+    struct spool_chunk *c = &s->rd;
+    sqlite3_stmt *st = s->st[ST_CHUNK_AT];
+    uint64_t first, last;
+    const void *offs, *body;
+    size_t offs_len, body_len;
+    int rc;
+
+    if (c->n > 0 && seq >= c->first && seq - c->first < c->n)
+        return 0;
+    c->first = c->n = 0;
+    tc_buf_reset(&c->offs);
+    tc_buf_reset(&c->body);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+    if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+            return spool_fail(s, "chunk read", rc);
+        log_warnx("spool %s: event %" PRIu64 " is missing", s->path, seq);
+        return -EPROTO;
+    }
+    first = (uint64_t)sqlite3_column_int64(st, 0);
+    last = (uint64_t)sqlite3_column_int64(st, 1);
+    offs = sqlite3_column_blob(st, 2);
+    offs_len = (size_t)sqlite3_column_bytes(st, 2);
+    body = sqlite3_column_blob(st, 3);
+    body_len = (size_t)sqlite3_column_bytes(st, 3);
+    rc = 0;
+    if (last < seq) {
+        log_warnx("spool %s: event %" PRIu64 " is missing", s->path, seq);
+        rc = -EPROTO;
+    } else if (!spool_chunk_ok(first, last, offs, offs_len, body_len) ||
+               tc_buf_append(&c->offs, offs, offs_len) < 0 ||
+               tc_buf_append(&c->body, body, body_len) < 0) {
+        log_warnx("spool %s: the chunk of events %" PRIu64 "-%" PRIu64
+                  " is corrupt",
+                  s->path, first, last);
+        rc = -EPROTO;
+    } else {
+        c->first = first;
+        c->n = last - first + 1;
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+/*
+ * Body bytes of the events of the chunk holding seq that come before
+ * seq (0 if seq starts its chunk), without reading the bodies.
+ */
+static int
+spool_prefix_bytes(struct spool *s, uint64_t seq, uint64_t *out)
+{
+    sqlite3_stmt *st = s->st[ST_OFFS_AT];
+    uint64_t first, last;
+    const uint8_t *offs;
+    size_t offs_len;
+    int rc;
+
+    *out = 0;
+    if (s->rd.n > 0 && seq >= s->rd.first && seq - s->rd.first < s->rd.n) {
+        if (seq > s->rd.first)
+            *out =
+                spool_end_at(tc_buf_head(&s->rd.offs), seq - s->rd.first - 1);
+        return 0;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+    if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+            return spool_fail(s, "chunk read", rc);
+        log_warnx("spool %s: event %" PRIu64 " is missing", s->path, seq);
+        return -EPROTO;
+    }
+    first = (uint64_t)sqlite3_column_int64(st, 0);
+    last = (uint64_t)sqlite3_column_int64(st, 1);
+    offs = sqlite3_column_blob(st, 2);
+    offs_len = (size_t)sqlite3_column_bytes(st, 2);
+    rc = 0;
+    if (first == 0 || last < seq || last < first ||
+        offs_len != 4 * (last - first + 1)) {
+        log_warnx("spool %s: the chunk of events %" PRIu64 "-%" PRIu64
+                  " is corrupt",
+                  s->path, first, last);
+        rc = -EPROTO;
+    } else if (seq > first) {
+        *out = spool_end_at(offs, seq - first - 1);
+    }
+    sqlite3_reset(st);
+    return rc;
 }
 
 static int
 spool_load(struct spool *s)
 {
-    int64_t epoch = 0, next = 1, drops = 0, depth = 0, bytes = 0, first = 0;
+    int64_t epoch = 0, next = 1, drops = 0, acked = 0, sum_n = 0, bytes = 0;
+    int64_t first = 0, last = 0, odd = 0;
+    uint64_t head = 0;
     int rc;
 
     if ((rc = spool_query_int(s, "SELECT value FROM meta WHERE key = 'epoch'",
@@ -304,25 +658,51 @@ spool_load(struct spool *s)
         (rc = spool_query_int(s,
                               "SELECT value FROM meta WHERE key = 'drops_full'",
                               &drops)) < 0 ||
-        (rc = spool_query_int(s, "SELECT count(*) FROM events", &depth)) < 0 ||
-        (rc = spool_query_int(s, "SELECT coalesce(sum(bytes), 0) FROM events",
+        (rc = spool_query_int(s, "SELECT value FROM meta WHERE key = 'acked'",
+                              &acked)) < 0 ||
+        (rc = spool_query_int(s, "SELECT coalesce(sum(n), 0) FROM chunks",
+                              &sum_n)) < 0 ||
+        (rc = spool_query_int(s, "SELECT coalesce(sum(bytes), 0) FROM chunks",
                               &bytes)) < 0 ||
-        (rc = spool_query_int(s, "SELECT min(seq) FROM events", &first)) < 0)
+        (rc = spool_query_int(s, "SELECT min(seq_first) FROM chunks", &first)) <
+            0 ||
+        (rc = spool_query_int(s, "SELECT max(seq_last) FROM chunks", &last)) <
+            0 ||
+        (rc = spool_query_int(s,
+                              "SELECT count(*) FROM chunks "
+                              "WHERE n != seq_last - seq_first + 1",
+                              &odd)) < 0)
         return rc;
     s->epoch = (uint64_t)epoch;
     s->next_seq = next > 0 ? (uint64_t)next : 1;
     s->drops = drops > 0 ? (uint64_t)drops : 0;
-    s->depth = (uint64_t)depth;
-    s->bytes = (uint64_t)bytes;
-    s->first_seq = depth > 0 ? (uint64_t)first : s->next_seq;
-    if (depth > 0 && s->first_seq + s->depth != s->next_seq) {
-        /* Seqs are assigned densely and deleted from the front only, so
-         * this is a broken invariant; the collector would wait forever
-         * for the missing seqs. */
-        log_warnx("spool %s: events are not contiguous (%" PRIu64
-                  " events from seq %" PRIu64 ", next %" PRIu64 ")",
-                  s->path, s->depth, s->first_seq, s->next_seq);
-        return -EPROTO;
+    s->first_seq = s->next_seq;
+    s->depth = s->bytes = s->head_acked = 0;
+    if (sum_n > 0) {
+        /* The events of the first chunk up to meta.acked were acked. */
+        s->first_seq = (uint64_t)first;
+        if (acked > 0 && (uint64_t)acked >= s->first_seq)
+            s->first_seq = (uint64_t)acked + 1;
+        /*
+         * Seqs are assigned densely and deleted from the front only, so
+         * anything else is a broken invariant; the collector would wait
+         * forever for the missing seqs.
+         */
+        if (odd != 0 || first <= 0 ||
+            (uint64_t)first + (uint64_t)sum_n != s->next_seq ||
+            (uint64_t)last + 1 != s->next_seq ||
+            s->first_seq > (uint64_t)last) {
+            log_warnx("spool %s: events are not contiguous (%" PRId64
+                      " events in chunks from seq %" PRId64 " to %" PRId64
+                      ", acked %" PRId64 ", next %" PRIu64 ")",
+                      s->path, sum_n, first, last, acked, s->next_seq);
+            return -EPROTO;
+        }
+        if ((rc = spool_prefix_bytes(s, s->first_seq, &head)) < 0)
+            return rc;
+        s->depth = s->next_seq - s->first_seq;
+        s->head_acked = head;
+        s->bytes = (uint64_t)bytes - head;
     }
     /* Whatever is in the database now was read back from the disk. */
     s->synced_seq = s->next_seq;
@@ -339,7 +719,9 @@ spool_open(const char *state_dir, uint64_t max_bytes, struct spool **out)
     *out = NULL;
     s->lock_fd = -1;
     s->max_bytes = max_bytes;
-    tc_buf_init(&s->enc, TC_WIRE_MAX_FRAME);
+    tc_buf_init(&s->enc, SPOOL_CHUNK_MAX);
+    tc_buf_init(&s->woffs, SPOOL_CHUNK_MAX);
+    spool_chunk_init(&s->rd);
     s->path = tc_xasprintf("%s/spool.db", state_dir);
     if ((rc = tc_mkdirs(state_dir, 0700)) < 0) {
         log_warnx("spool: cannot create %s: %s", state_dir, strerror(-rc));
@@ -381,7 +763,7 @@ spool_open(const char *state_dir, uint64_t max_bytes, struct spool **out)
         goto fail;
     if ((rc = spool_exec(s, "BEGIN IMMEDIATE")) < 0)
         goto fail;
-    if ((rc = spool_migrate(s)) < 0 || (rc = spool_load(s)) < 0) {
+    if ((rc = spool_migrate(s)) < 0) {
         spool_exec(s, "ROLLBACK");
         goto fail;
     }
@@ -395,6 +777,10 @@ spool_open(const char *state_dir, uint64_t max_bytes, struct spool **out)
             goto fail;
         }
     }
+    /* After the statements, which it uses; the lock keeps every other
+     * writer away, so it need not share the migration's transaction. */
+    if ((rc = spool_load(s)) < 0)
+        goto fail;
     (void)chmod(s->path, 0600);
     log_debug("spool %s: epoch %016" PRIx64 ", %" PRIu64 " events (%" PRIu64
               " bytes) from seq %" PRIu64,
@@ -422,6 +808,8 @@ spool_free(struct spool *s)
     if (s->lock_fd >= 0)
         close(s->lock_fd);
     tc_buf_close(&s->enc);
+    tc_buf_close(&s->woffs);
+    spool_chunk_close(&s->rd);
     free(s->path);
     free(s);
 }
@@ -446,21 +834,36 @@ spool_put_file(struct spool *s, const char *path, const struct spool_file *p)
     return spool_run(s, ST_FILE_PUT);
 }
 
+/* Start building a transaction's chunks; seqs from s->next_seq. */
+static void
+spool_chunk_begin(struct spool *s)
+{
+    tc_buf_reset(&s->enc);
+    tc_buf_reset(&s->woffs);
+    s->wfirst = s->next_seq;
+}
+
 /*
- * Insert one event with the next seq, or count it as dropped. Updates
- * the in-memory counters; the caller restores them if the transaction
- * fails.
+ * Add one event with the next seq to the chunk being built, or count it
+ * as dropped; a full chunk is written first. Updates the in-memory
+ * counters; the caller restores them if the transaction fails.
  */
 static int
-spool_insert(struct spool *s, const struct tc_event *ev, uint64_t *dropped)
+spool_add(struct spool *s, const struct tc_event *ev, uint64_t *dropped)
 {
     struct tc_event e = *ev;
-    sqlite3_stmt *st = s->st[ST_INSERT];
-    size_t len;
+    size_t before, len;
     int rc;
 
+    if (tc_buf_size(&s->enc) >= SPOOL_CHUNK_BYTES) {
+        if ((rc = spool_chunk_put(s, s->st[ST_CHUNK_PUT])) < 0)
+            return rc;
+        s->wfirst = s->next_seq;
+    }
     e.seq = s->next_seq;
-    tc_buf_reset(&s->enc);
+    before = tc_buf_size(&s->enc);
+    /* Encoded in place, after the chunk's other events: no copy, and
+     * no allocation once the buffer has grown to a pass's size. */
     if ((rc = tc_event_encode(&s->enc, &e)) < 0) {
         /* Cannot happen for lines under the wire's string limit; if it
          * does, retrying would wedge the file, so count it instead. */
@@ -469,7 +872,7 @@ spool_insert(struct spool *s, const struct tc_event *ev, uint64_t *dropped)
         (*dropped)++;
         return 0;
     }
-    len = tc_buf_size(&s->enc);
+    len = tc_buf_size(&s->enc) - before;
     if (s->bytes + len > s->max_bytes) {
         if (!s->full_logged) {
             log_warnx("spool %s is full (%" PRIu64 " bytes, max_bytes %" PRIu64
@@ -478,14 +881,18 @@ spool_insert(struct spool *s, const struct tc_event *ev, uint64_t *dropped)
                       s->path, s->bytes, s->max_bytes);
             s->full_logged = 1;
         }
+        /* Take the event back out; tc_buf has no call for that, and
+         * wire.c's encoder rolls back the same way. */
+        s->enc.len = s->enc.off + before;
         (*dropped)++;
         return 0;
     }
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)e.seq);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)len);
-    sqlite3_bind_blob(st, 3, tc_buf_head(&s->enc), (int)len, SQLITE_STATIC);
-    if ((rc = spool_run(s, ST_INSERT)) < 0)
+    if ((rc = spool_chunk_mark(s)) < 0) {
+        /* woffs holds 4 bytes for each event of at least 4 in enc, so
+         * it cannot hit the cap that enc did not. */
+        s->enc.len = s->enc.off + before;
         return rc;
+    }
     if (s->depth == 0)
         s->first_seq = e.seq;
     s->next_seq++;
@@ -543,9 +950,12 @@ spool_commit(struct spool *s, const struct spool_batch *b)
         return 0;
     if ((rc = spool_begin(s)) < 0)
         return rc;
+    spool_chunk_begin(s);
     for (size_t i = 0; i < b->nevs; i++)
-        if ((rc = spool_insert(s, &b->evs[i], &dropped)) < 0)
+        if ((rc = spool_add(s, &b->evs[i], &dropped)) < 0)
             goto fail;
+    if ((rc = spool_chunk_put(s, s->st[ST_CHUNK_PUT])) < 0)
+        goto fail;
     if (s->next_seq != next &&
         (rc = spool_meta_set(s, "next_seq", s->next_seq)) < 0)
         goto fail;
@@ -571,6 +981,8 @@ spool_commit(struct spool *s, const struct spool_batch *b)
     return 0;
 fail:
     spool_rollback(s);
+    tc_buf_reset(&s->enc);
+    tc_buf_reset(&s->woffs);
     s->next_seq = next;
     s->first_seq = first;
     s->depth = depth;
@@ -651,34 +1063,37 @@ spool_read_from(struct spool *s, uint64_t from, uint32_t max_n,
                           size_t len),
                 void *arg)
 {
-    sqlite3_stmt *st = s->st[ST_READ];
+    uint64_t seq = from < s->first_seq ? s->first_seq : from;
     size_t total = 0;
     int n = 0, rc;
 
     if (max_n > INT32_MAX)
         max_n = INT32_MAX;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)from);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)max_n);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0);
-        const uint8_t *body = sqlite3_column_blob(st, 1);
-        size_t len = (size_t)sqlite3_column_bytes(st, 1);
-        int crc;
+    while ((uint32_t)n < max_n && seq < s->next_seq) {
+        const uint8_t *offs, *body;
+        uint64_t i;
 
-        if (n > 0 && total + len > max_bytes)
-            break;
-        if ((crc = cb(arg, seq, body, len)) < 0) {
-            sqlite3_reset(st);
-            return crc;
+        if ((rc = spool_chunk_get(s, seq)) < 0)
+            return rc;
+        offs = tc_buf_head(&s->rd.offs);
+        body = tc_buf_head(&s->rd.body);
+        for (i = seq - s->rd.first; i < s->rd.n && (uint32_t)n < max_n;
+             i++, seq++) {
+            size_t start = i > 0 ? spool_end_at(offs, i - 1) : 0;
+            size_t len = spool_end_at(offs, i) - start;
+            int crc;
+
+            if (n > 0 && total + len > max_bytes)
+                return n;
+            /* cb may read the spool (not write it); s->rd must not
+             * move under body, so it gets a stable copy's pointer
+             * only while no other read runs. */
+            if ((crc = cb(arg, seq, body + start, len)) < 0)
+                return crc;
+            total += len;
+            n++;
         }
-        total += len;
-        n++;
     }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        sqlite3_reset(st);
-        return spool_fail(s, "read", rc);
-    }
-    sqlite3_reset(st);
     return n;
 }
 
@@ -686,82 +1101,113 @@ int
 spool_ack(struct spool *s, uint64_t upto)
 {
     sqlite3_stmt *st = s->st[ST_ACK];
-    uint64_t gone = 0, bytes = 0;
+    uint64_t gone = 0, head = 0;
     int rc;
 
     if (s->depth == 0 || upto < s->first_seq)
         return 0;
-    /* A single DELETE statement is its own transaction. */
+    if (upto >= s->next_seq)
+        upto = s->next_seq - 1;
+    if ((rc = spool_begin(s)) < 0)
+        return rc;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)upto);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        bytes += (uint64_t)sqlite3_column_int64(st, 0);
-        gone++;
-    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        gone += (uint64_t)sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return spool_fail(s, "ack", rc);
-    s->depth -= gone;
-    s->bytes -= bytes;
+    if (rc != SQLITE_DONE) {
+        rc = spool_fail(s, "ack", rc);
+        goto fail;
+    }
+    /* What remains of a chunk acked in part, for load after a restart. */
+    if ((rc = spool_meta_set(s, "acked", upto)) < 0)
+        goto fail;
+    if (upto + 1 < s->next_seq &&
+        (rc = spool_prefix_bytes(s, upto + 1, &head)) < 0)
+        goto fail;
+    if ((rc = spool_end(s)) < 0)
+        goto fail;
+    /* bytes was (sum of chunk bytes) - head_acked; chunks worth gone
+     * left the sum, and the new first chunk's acked part is head. */
+    s->bytes = s->bytes + s->head_acked - gone - head;
+    s->head_acked = head;
+    s->depth -= upto + 1 - s->first_seq;
     s->first_seq = s->depth > 0 ? upto + 1 : s->next_seq;
+    if (s->depth == 0) {
+        /* Give back what a burst made the buffers grow to. */
+        spool_chunk_close(&s->rd);
+        spool_chunk_init(&s->rd);
+        tc_buf_close(&s->enc);
+        tc_buf_init(&s->enc, SPOOL_CHUNK_MAX);
+    }
     if (s->full_logged && s->bytes < s->max_bytes / 2)
         s->full_logged = 0;
     return 0;
+fail:
+    spool_rollback(s);
+    return rc;
 }
 
 /*
- * Give the event at seq old the seq new: the seq lives in the row and in
- * the encoded body, which is what the collector reads, so the body is
- * decoded and encoded again. *delta accumulates the change in bytes.
+ * Give the unacked events of the chunk now in s->rd their seq plus
+ * shift: the seq lives in the row and in each encoded body, which is
+ * what the collector reads, so the bodies are decoded and encoded
+ * again. The acked events at the head of the first chunk are left out.
+ * *bytes accumulates the new body bytes.
  */
 static int
-spool_move(struct spool *s, uint64_t old, uint64_t new, int64_t *delta)
+spool_move(struct spool *s, uint64_t shift, uint64_t *bytes)
 {
-    sqlite3_stmt *get = s->st[ST_BODY], *mv = s->st[ST_MOVE];
-    struct tc_frame f;
-    struct tc_event ev;
-    const char *why = NULL;
-    size_t len;
-    int rc;
+    sqlite3_stmt *mv = s->st[ST_MOVE];
+    const uint8_t *offs = tc_buf_head(&s->rd.offs);
+    const uint8_t *body = tc_buf_head(&s->rd.body);
+    uint64_t skip = 0, n;
+    int rc = 0;
 
-    sqlite3_bind_int64(get, 1, (sqlite3_int64)old);
-    if ((rc = sqlite3_step(get)) != SQLITE_ROW) {
-        sqlite3_reset(get);
-        if (rc == SQLITE_DONE) {
-            log_warnx("spool %s: event %" PRIu64 " is missing", s->path, old);
-            return -EPROTO;
+    if (s->first_seq > s->rd.first)
+        skip = s->first_seq - s->rd.first;
+    spool_chunk_begin(s);
+    s->wfirst = s->rd.first + skip + shift;
+    for (uint64_t i = skip; i < s->rd.n && rc == 0; i++) {
+        size_t start = i > 0 ? spool_end_at(offs, i - 1) : 0;
+        struct tc_frame f;
+        struct tc_event ev;
+        const char *why = NULL;
+
+        tc_frame_init(&f);
+        rc = tc_event_decode(body + start, spool_end_at(offs, i) - start,
+                             &tc_wire_default_limits, &f, &ev, &why);
+        if (rc == 0) {
+            ev.seq = s->rd.first + i + shift;
+            if ((rc = tc_event_encode(&s->enc, &ev)) == 0)
+                rc = spool_chunk_mark(s);
+        } else {
+            log_warnx("spool %s: event %" PRIu64 " is corrupt: %s", s->path,
+                      s->rd.first + i, why ? why : strerror(-rc));
         }
-        return spool_fail(s, "renumber", rc);
+        tc_frame_close(&f);
     }
-    tc_frame_init(&f);
-    len = (size_t)sqlite3_column_bytes(get, 0);
-    rc = tc_event_decode(sqlite3_column_blob(get, 0), len,
-                         &tc_wire_default_limits, &f, &ev, &why);
-    if (rc == 0) {
-        ev.seq = new;
-        tc_buf_reset(&s->enc);
-        rc = tc_event_encode(&s->enc, &ev);
-    } else {
-        log_warnx("spool %s: event %" PRIu64 " is corrupt: %s", s->path, old,
-                  why ? why : strerror(-rc));
-    }
-    tc_frame_close(&f);
-    sqlite3_reset(get);
     if (rc < 0)
         return rc;
-    *delta += (int64_t)tc_buf_size(&s->enc) - (int64_t)len;
-    sqlite3_bind_int64(mv, 1, (sqlite3_int64)old);
-    sqlite3_bind_int64(mv, 2, (sqlite3_int64) new);
-    sqlite3_bind_int64(mv, 3, (sqlite3_int64)tc_buf_size(&s->enc));
-    sqlite3_bind_blob(mv, 4, tc_buf_head(&s->enc), (int)tc_buf_size(&s->enc),
+    n = s->rd.n - skip;
+    *bytes += tc_buf_size(&s->enc);
+    sqlite3_bind_int64(mv, 1, (sqlite3_int64)s->rd.first);
+    sqlite3_bind_int64(mv, 2, (sqlite3_int64)s->wfirst);
+    sqlite3_bind_int64(mv, 3, (sqlite3_int64)(s->wfirst + n - 1));
+    sqlite3_bind_int64(mv, 4, (sqlite3_int64)n);
+    sqlite3_bind_int64(mv, 5, (sqlite3_int64)tc_buf_size(&s->enc));
+    sqlite3_bind_blob(mv, 6, tc_buf_head(&s->woffs),
+                      (int)tc_buf_size(&s->woffs), SQLITE_STATIC);
+    sqlite3_bind_blob(mv, 7, tc_buf_head(&s->enc), (int)tc_buf_size(&s->enc),
                       SQLITE_STATIC);
-    return spool_run(s, ST_MOVE);
+    rc = spool_run(s, ST_MOVE);
+    sqlite3_clear_bindings(mv);
+    return rc;
 }
 
 int
 spool_renumber(struct spool *s, uint64_t hwm)
 {
-    uint64_t shift = 0, next;
-    int64_t delta = 0;
+    uint64_t shift = 0, next, bytes = 0;
     int rc;
 
     if (s->depth > 0 && s->first_seq <= hwm)
@@ -774,14 +1220,18 @@ spool_renumber(struct spool *s, uint64_t hwm)
     if ((rc = spool_begin(s)) < 0)
         return rc;
     /*
-     * Highest first, so that a new seq never lands on a row that has
-     * not moved yet. Spooled seqs are contiguous, so walking the range
-     * visits every row. This is slow for a big spool, but it happens
-     * once, when the spool meets a collector that lost track of it.
+     * Highest chunk first, so that a new seq_first never lands on a row
+     * that has not moved yet. This is slow for a big spool (every event
+     * is decoded and encoded again), but it happens once, when the
+     * spool meets a collector that lost track of it.
      */
-    for (uint64_t seq = s->next_seq; shift > 0 && seq-- > s->first_seq;)
-        if ((rc = spool_move(s, seq, seq + shift, &delta)) < 0)
+    for (uint64_t seq = s->next_seq - 1; shift > 0 && seq >= s->first_seq;
+         seq = s->rd.first - 1)
+        if ((rc = spool_chunk_get(s, seq)) < 0 ||
+            (rc = spool_move(s, shift, &bytes)) < 0)
             goto fail;
+    /* The copy in s->rd has the old seqs. */
+    s->rd.first = s->rd.n = 0;
     if ((rc = spool_meta_set(s, "next_seq", next)) < 0 ||
         (rc = spool_end(s)) < 0)
         goto fail;
@@ -793,11 +1243,18 @@ spool_renumber(struct spool *s, uint64_t hwm)
               hwm);
     s->first_seq = s->depth > 0 ? s->first_seq + shift : next;
     s->next_seq = next;
-    s->bytes = (uint64_t)((int64_t)s->bytes + delta);
+    if (shift > 0) {
+        /* The acked head of the first chunk was left behind. */
+        s->bytes = bytes;
+        s->head_acked = 0;
+    }
     /* The new numbers are not on disk until the next sync. */
     s->synced_seq = 0;
     return 0;
 fail:
+    s->rd.first = s->rd.n = 0;
+    tc_buf_reset(&s->enc);
+    tc_buf_reset(&s->woffs);
     spool_rollback(s);
     return rc;
 }
@@ -828,12 +1285,14 @@ spool_report_drops(struct spool *s, const char *host)
     ev.count = 1;
     if ((rc = spool_begin(s)) < 0)
         return rc;
+    spool_chunk_begin(s);
     /* The report must get through even while the spool is still full:
      * it is small, and it is the reason the bound exists. */
     s->max_bytes = UINT64_MAX;
-    rc = spool_insert(s, &ev, &dropped);
+    rc = spool_add(s, &ev, &dropped);
     s->max_bytes = max;
-    if (rc < 0 || (rc = spool_meta_set(s, "next_seq", s->next_seq)) < 0 ||
+    if (rc < 0 || (rc = spool_chunk_put(s, s->st[ST_CHUNK_PUT])) < 0 ||
+        (rc = spool_meta_set(s, "next_seq", s->next_seq)) < 0 ||
         (rc = spool_meta_set(s, "drops_full", 0)) < 0 ||
         (rc = spool_end(s)) < 0)
         goto fail;
@@ -842,6 +1301,8 @@ spool_report_drops(struct spool *s, const char *host)
     return 0;
 fail:
     spool_rollback(s);
+    tc_buf_reset(&s->enc);
+    tc_buf_reset(&s->woffs);
     s->next_seq = next;
     s->first_seq = first;
     s->depth = depth;

@@ -3,7 +3,11 @@
  * events and offsets committed together and found again after reopen,
  * seq assignment across reopen, ack, renumber, the byte bound with its
  * drop counter and spool-full report, read order and batch limits, and
- * the lock against a second agent.
+ * the lock against a second agent. Since schema 3 events are stored in
+ * chunks (one row per commit): reads that start inside a chunk, acks
+ * that end inside one (and survive a restart), commits split into
+ * several chunks, damaged chunks, and the migration from one row per
+ * event. The tests that look at the tables use SQLite directly.
  */
 #include <errno.h>
 #include <ftw.h>
@@ -19,6 +23,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "spool.h"
 #include "util.h"
@@ -573,6 +578,474 @@ test_migrate_v1(void **state)
     spool_free(s);
 }
 
+/* Run SQL on the spool's database from outside (the spool is closed). */
+static void
+db_exec(const char *sql)
+{
+    char path[PATH_MAX + 16];
+    sqlite3 *db;
+
+    snprintf(path, sizeof(path), "%s/spool.db", statedir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* One integer from the spool's database, read from outside. */
+static int64_t
+db_int(const char *sql)
+{
+    char path[PATH_MAX + 16];
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    int64_t v;
+
+    snprintf(path, sizeof(path), "%s/spool.db", statedir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* Events m<first>..m<first+n-1> appended as one commit (one chunk). */
+static void
+append_msgs(struct spool *s, int first, int n, char msgs[][16])
+{
+    struct tc_event ev[64];
+
+    assert_true(n <= 64);
+    for (int i = 0; i < n; i++) {
+        snprintf(msgs[first + i], sizeof(msgs[0]), "m%d", first + i);
+        ev[i] = mkev(msgs[first + i]);
+    }
+    assert_int_equal(spool_append(s, ev, (size_t)n, NULL, NULL), 0);
+}
+
+/* Reads that start anywhere inside a chunk, with and without a copy of
+ * the chunk at hand, and batches that cross chunk boundaries. */
+static void
+test_read_mid_chunk(void **state)
+{
+    char msgs[15][16];
+    struct spool *s;
+    struct got g;
+    size_t one;
+
+    assert_int_equal(spool_open(statedir, 1 << 20, &s), 0);
+    append_msgs(s, 0, 4, msgs);  /* seqs 1..4 */
+    append_msgs(s, 4, 6, msgs);  /* 5..10 */
+    append_msgs(s, 10, 5, msgs); /* 11..15 */
+    spool_free(s);
+    /* One row per commit. */
+    assert_int_equal(db_int("SELECT count(*) FROM chunks"), 3);
+    assert_int_equal(db_int("SELECT n FROM chunks WHERE seq_first = 5"), 6);
+    assert_int_equal(db_int("SELECT seq_last FROM chunks WHERE seq_first = 11"),
+                     15);
+
+    assert_int_equal(spool_open(statedir, 1 << 20, &s), 0);
+    /* Backwards, so that every read starts away from the last one. */
+    for (int from = 15; from >= 1; from--) {
+        assert_int_equal(read_all(s, (uint64_t)from, &g), 16 - from);
+        for (size_t i = 0; i < g.n; i++) {
+            assert_int_equal(g.seq[i], (uint64_t)from + i);
+            assert_string_equal(g.msg[i], msgs[from - 1 + i]);
+        }
+    }
+    assert_int_equal(spool_bytes(s), g.bytes);
+    one = g.bytes / 15 + 1;
+    /* Count limit across a chunk boundary. */
+    memset(&g, 0, sizeof(g));
+    assert_int_equal(spool_read_from(s, 3, 3, SIZE_MAX, collect, &g), 3);
+    assert_int_equal(g.seq[0], 3);
+    assert_int_equal(g.seq[2], 5);
+    assert_string_equal(g.msg[2], "m4");
+    /* Byte limit across one. */
+    memset(&g, 0, sizeof(g));
+    assert_int_equal(spool_read_from(s, 10, 64, 2 * one, collect, &g), 2);
+    assert_int_equal(g.seq[1], 11);
+    /* In batches of 4, as the sender reads. */
+    for (uint64_t from = 1, n; from <= 15; from += n) {
+        memset(&g, 0, sizeof(g));
+        n = (uint64_t)spool_read_from(s, from, 4, SIZE_MAX, collect, &g);
+        assert_int_equal(n, from + 4 <= 16 ? 4 : 16 - from);
+        assert_int_equal(g.seq[0], from);
+        assert_string_equal(g.msg[n - 1], msgs[from + n - 2]);
+    }
+    /* Below the first unacked seq: from it. */
+    assert_int_equal(spool_ack(s, 6), 0);
+    assert_int_equal(read_all(s, 1, &g), 9);
+    assert_int_equal(g.seq[0], 7);
+    assert_string_equal(g.msg[0], "m6");
+    assert_int_equal(read_all(s, 6, &g), 9);
+    assert_int_equal(g.seq[0], 7);
+    assert_int_equal(read_all(s, 8, &g), 8);
+    assert_int_equal(g.seq[0], 8);
+    spool_free(s);
+}
+
+/* An ack that ends inside a chunk is kept across a restart: nothing
+ * acked is delivered again, and depth and bytes stay exact. */
+static void
+test_partial_ack_restart(void **state)
+{
+    char msgs[20][16];
+    struct spool *s;
+    struct got g;
+    uint64_t bytes;
+
+    assert_int_equal(spool_open(statedir, 1 << 20, &s), 0);
+    append_msgs(s, 0, 10, msgs); /* seqs 1..10 */
+    append_msgs(s, 10, 5, msgs); /* 11..15 */
+    assert_int_equal(spool_ack(s, 4), 0);
+    assert_int_equal(spool_depth(s), 11);
+    assert_int_equal(spool_first_seq(s), 5);
+    assert_int_equal(read_all(s, 0, &g), 11);
+    assert_int_equal(g.seq[0], 5);
+    assert_int_equal(spool_bytes(s), g.bytes);
+    bytes = g.bytes;
+    spool_free(s);
+    /* The chunk is still there; meta.acked says how much of it is dead. */
+    assert_int_equal(db_int("SELECT count(*) FROM chunks"), 2);
+    assert_int_equal(db_int("SELECT value FROM meta WHERE key = 'acked'"), 4);
+
+    assert_int_equal(spool_open(statedir, 1 << 20, &s), 0);
+    assert_int_equal(spool_depth(s), 11);
+    assert_int_equal(spool_first_seq(s), 5);
+    assert_int_equal(spool_next_seq(s), 16);
+    assert_int_equal(spool_bytes(s), bytes);
+    assert_int_equal(read_all(s, 0, &g), 11);
+    assert_int_equal(g.seq[0], 5);
+    assert_string_equal(g.msg[0], "m4");
+    assert_int_equal(g.seq[10], 15);
+    /* A stale ack, then one that ends inside the second chunk. */
+    assert_int_equal(spool_ack(s, 3), 0);
+    assert_int_equal(spool_depth(s), 11);
+    assert_int_equal(spool_ack(s, 12), 0);
+    assert_int_equal(spool_depth(s), 3);
+    assert_int_equal(read_all(s, 0, &g), 3);
+    assert_int_equal(spool_bytes(s), g.bytes);
+    bytes = g.bytes;
+    spool_free(s);
+    assert_int_equal(db_int("SELECT count(*) FROM chunks"), 1);
+
+    assert_int_equal(spool_open(statedir, 1 << 20, &s), 0);
+    assert_int_equal(spool_first_seq(s), 13);
+    assert_int_equal(spool_depth(s), 3);
+    assert_int_equal(spool_bytes(s), bytes);
+    assert_int_equal(read_all(s, 0, &g), 3);
+    assert_int_equal(g.seq[0], 13);
+    assert_string_equal(g.msg[0], "m12");
+    /* Renumbering leaves the acked head behind. */
+    assert_int_equal(spool_renumber(s, 100), 0);
+    assert_int_equal(spool_first_seq(s), 101);
+    assert_int_equal(spool_next_seq(s), 104);
+    assert_int_equal(spool_depth(s), 3);
+    assert_int_equal(read_all(s, 0, &g), 3);
+    assert_int_equal(g.seq[0], 101);
+    assert_string_equal(g.msg[0], "m12");
+    assert_string_equal(g.msg[2], "m14");
+    assert_int_equal(spool_bytes(s), g.bytes);
+    bytes = g.bytes;
+    spool_free(s);
+    assert_int_equal(db_int("SELECT seq_first FROM chunks"), 101);
+    assert_int_equal(db_int("SELECT n FROM chunks"), 3);
+
+    assert_int_equal(spool_open(statedir, 1 << 20, &s), 0);
+    assert_int_equal(spool_first_seq(s), 101);
+    assert_int_equal(spool_depth(s), 3);
+    assert_int_equal(spool_bytes(s), bytes);
+    assert_int_equal(spool_ack(s, 103), 0);
+    assert_int_equal(spool_depth(s), 0);
+    assert_int_equal(spool_bytes(s), 0);
+    assert_int_equal(spool_first_seq(s), 104);
+    spool_free(s);
+    assert_int_equal(db_int("SELECT count(*) FROM chunks"), 0);
+    assert_int_equal(spool_open(statedir, 1 << 20, &s), 0);
+    assert_int_equal(spool_first_seq(s), 104);
+    assert_int_equal(spool_depth(s), 0);
+    spool_free(s);
+}
+
+/* What a read delivered, checked as it comes: dense seqs from want. */
+struct walk {
+    uint64_t want;  /* the seq the next event must have */
+    uint64_t bytes; /* body bytes seen */
+    int decode;     /* 1: decode every body; else one per 1000 */
+    char last[64];  /* message of the last decoded event */
+};
+
+static int
+walk_cb(void *arg, uint64_t seq, const uint8_t *body, size_t len)
+{
+    struct walk *w = arg;
+
+    assert_int_equal(seq, w->want);
+    assert_true(len > 0);
+    if (w->decode || seq % 1000 == 1) {
+        struct tc_frame f;
+        struct tc_event ev;
+
+        tc_frame_init(&f);
+        assert_int_equal(
+            tc_event_decode(body, len, &tc_wire_default_limits, &f, &ev, NULL),
+            0);
+        assert_int_equal(ev.seq, seq);
+        snprintf(w->last, sizeof(w->last), "%.*s", (int)ev.message.len,
+                 ev.message.ptr);
+        tc_frame_close(&f);
+    }
+    w->want++;
+    w->bytes += len;
+    return 0;
+}
+
+/* A commit bigger than a chunk is split into several rows. */
+static void
+test_big_commit(void **state)
+{
+    enum { N = 3000 };
+    static struct tc_event ev[N];
+    static char msgs[N][620];
+    struct spool *s;
+    struct walk w;
+    uint64_t bytes;
+    int n;
+
+    for (int i = 0; i < N; i++) {
+        memset(msgs[i], 'x', sizeof(msgs[i]) - 1);
+        snprintf(msgs[i], 16, "big%d ", i);
+        msgs[i][strlen(msgs[i])] = ' ';
+        msgs[i][sizeof(msgs[i]) - 1] = '\0';
+        ev[i] = mkev(msgs[i]);
+    }
+    assert_int_equal(spool_open(statedir, 64 << 20, &s), 0);
+    assert_int_equal(spool_append(s, ev, N, NULL, NULL), 0);
+    assert_int_equal(spool_depth(s), N);
+    memset(&w, 0, sizeof(w));
+    w.want = 1;
+    w.decode = 1;
+    for (uint64_t from = 1; from <= N; from += (uint64_t)n)
+        assert_true((n = spool_read_from(s, from, 700, SIZE_MAX, walk_cb, &w)) >
+                    0);
+    assert_int_equal(w.want, N + 1);
+    assert_true(strncmp(w.last, "big2999 ", 8) == 0);
+    assert_int_equal(spool_bytes(s), w.bytes);
+    bytes = w.bytes;
+    spool_free(s);
+    /* About 1.9 MB of bodies: more than one chunk, dense and ordered. */
+    assert_true(db_int("SELECT count(*) FROM chunks") >= 2);
+    assert_int_equal(db_int("SELECT sum(n) FROM chunks"), N);
+    assert_int_equal(db_int("SELECT sum(bytes) FROM chunks"), bytes);
+    assert_int_equal(db_int("SELECT max(seq_last) - min(seq_first) + 1 "
+                            "FROM chunks"),
+                     N);
+
+    /* An ack inside the second chunk, then a restart. */
+    assert_int_equal(spool_open(statedir, 64 << 20, &s), 0);
+    n = (int)db_int("SELECT min(seq_last) FROM chunks") + 10;
+    assert_int_equal(spool_ack(s, (uint64_t)n), 0);
+    memset(&w, 0, sizeof(w));
+    w.want = (uint64_t)n + 1;
+    assert_int_equal(spool_read_from(s, 0, N, SIZE_MAX, walk_cb, &w), N - n);
+    assert_int_equal(spool_bytes(s), w.bytes);
+    bytes = w.bytes;
+    spool_free(s);
+    assert_int_equal(spool_open(statedir, 64 << 20, &s), 0);
+    assert_int_equal(spool_depth(s), N - n);
+    assert_int_equal(spool_bytes(s), bytes);
+    spool_free(s);
+}
+
+/* A damaged chunk is reported, not delivered cut at the wrong places;
+ * a missing one makes the spool refuse to open. */
+static void
+test_corrupt_chunk(void **state)
+{
+    char msgs[8][16];
+    struct spool *s;
+    struct got g;
+
+    assert_int_equal(spool_open(statedir, 1 << 20, &s), 0);
+    append_msgs(s, 0, 3, msgs); /* seqs 1..3 */
+    append_msgs(s, 3, 3, msgs); /* 4..6 */
+    append_msgs(s, 6, 2, msgs); /* 7..8 */
+    spool_free(s);
+    db_exec("UPDATE chunks SET offs = substr(offs, 1, 8) "
+            "WHERE seq_first = 4");
+    assert_int_equal(spool_open(statedir, 1 << 20, &s), 0);
+    assert_int_equal(read_all(s, 1, &g), -EPROTO);
+    assert_int_equal(read_all(s, 7, &g), 2);
+    spool_free(s);
+    db_exec("DELETE FROM chunks WHERE seq_first = 4");
+    assert_int_equal(spool_open(statedir, 1 << 20, &s), -EPROTO);
+}
+
+/* A version 2 spool (one row per event) is migrated into chunks with
+ * everything it held. */
+static void
+test_migrate_v2(void **state)
+{
+    char path[PATH_MAX + 16], msg[8], news[1][16];
+    struct spool_file got;
+    struct spool *s;
+    struct states st;
+    struct got g;
+    struct tc_buf b;
+    sqlite3 *db;
+    sqlite3_stmt *ins;
+    uint64_t bytes = 0;
+    char *cur = NULL;
+
+    assert_int_equal(tc_mkdirs(statedir, 0700), 0);
+    snprintf(path, sizeof(path), "%s/spool.db", statedir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(
+            db,
+            "PRAGMA journal_mode = WAL;"
+            "CREATE TABLE meta(key TEXT PRIMARY KEY, value);"
+            "CREATE TABLE events(seq INTEGER PRIMARY KEY,"
+            " bytes INTEGER NOT NULL, body BLOB NOT NULL);"
+            "CREATE TABLE files(path TEXT PRIMARY KEY, dev INTEGER,"
+            " ino INTEGER, head_hash INTEGER, head_len INTEGER,"
+            " offset INTEGER);"
+            "CREATE TABLE cursors(key TEXT PRIMARY KEY, cursor TEXT NOT NULL);"
+            "CREATE TABLE pending(key TEXT PRIMARY KEY,"
+            " count INTEGER NOT NULL, aux INTEGER NOT NULL,"
+            " first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL,"
+            " due_ts INTEGER NOT NULL, body BLOB);"
+            "INSERT INTO meta VALUES('epoch', 77);"
+            "INSERT INTO meta VALUES('next_seq', 8);"
+            "INSERT INTO meta VALUES('drops_full', 2);"
+            "INSERT INTO files VALUES('/var/log/app.log', 42, 4242, 65261,"
+            " 17, 700);"
+            "INSERT INTO cursors VALUES('journal:sys', 's=1;i=9');"
+            "INSERT INTO pending VALUES('f:a', 3, 0, 10, 20, 200, x'414141');"
+            "PRAGMA user_version = 2;",
+            NULL, NULL, NULL),
+        SQLITE_OK);
+    /* Seqs 1 and 2 were acked and deleted; 3..7 wait for the collector. */
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "INSERT INTO events(seq, bytes, body) "
+                                        "VALUES(?1, ?2, ?3)",
+                                        -1, &ins, NULL),
+                     SQLITE_OK);
+    tc_buf_init(&b, 1 << 20);
+    for (int seq = 3; seq <= 7; seq++) {
+        struct tc_event ev;
+
+        snprintf(msg, sizeof(msg), "old%d", seq);
+        ev = mkev(msg);
+        ev.seq = (uint64_t)seq;
+        tc_buf_reset(&b);
+        assert_int_equal(tc_event_encode(&b, &ev), 0);
+        sqlite3_bind_int64(ins, 1, seq);
+        sqlite3_bind_int64(ins, 2, (int64_t)tc_buf_size(&b));
+        sqlite3_bind_blob(ins, 3, tc_buf_head(&b), (int)tc_buf_size(&b),
+                          SQLITE_TRANSIENT);
+        assert_int_equal(sqlite3_step(ins), SQLITE_DONE);
+        sqlite3_reset(ins);
+        bytes += tc_buf_size(&b);
+    }
+    tc_buf_close(&b);
+    sqlite3_finalize(ins);
+    sqlite3_close(db);
+
+    assert_int_equal(spool_open(statedir, 1 << 20, &s), 0);
+    assert_int_equal(spool_epoch(s), 77);
+    assert_int_equal(spool_next_seq(s), 8);
+    assert_int_equal(spool_first_seq(s), 3);
+    assert_int_equal(spool_depth(s), 5);
+    assert_int_equal(spool_bytes(s), bytes);
+    assert_int_equal(spool_drops(s), 2);
+    assert_int_equal(read_all(s, 0, &g), 5);
+    assert_int_equal(g.seq[0], 3);
+    assert_string_equal(g.msg[0], "old3");
+    assert_int_equal(g.seq[4], 7);
+    assert_string_equal(g.msg[4], "old7");
+    assert_int_equal(g.bytes, bytes);
+    assert_int_equal(spool_file_get(s, "/var/log/app.log", &got), 0);
+    assert_int_equal(got.offset, 700);
+    assert_int_equal(spool_cursor_get(s, "journal:sys", &cur), 0);
+    assert_string_equal(cur, "s=1;i=9");
+    free(cur);
+    memset(&st, 0, sizeof(st));
+    assert_int_equal(spool_state_load(s, state_cb, &st), 1);
+    assert_string_equal(st.body[0], "AAA");
+    /* New events follow on, in a chunk of their own. */
+    append_msgs(s, 0, 1, news);
+    assert_int_equal(read_all(s, 7, &g), 2);
+    assert_int_equal(g.seq[1], 8);
+    spool_free(s);
+    assert_int_equal(db_int("PRAGMA user_version"), 3);
+    assert_int_equal(db_int("SELECT count(*) FROM sqlite_master "
+                            "WHERE name = 'events'"),
+                     0);
+    assert_int_equal(db_int("SELECT count(*) FROM chunks"), 2);
+    assert_int_equal(db_int("SELECT n FROM chunks WHERE seq_first = 3"), 5);
+
+    /* Opening again migrates nothing more. */
+    assert_int_equal(spool_open(statedir, 1 << 20, &s), 0);
+    assert_int_equal(spool_depth(s), 6);
+    spool_free(s);
+}
+
+/* A million events in chunks of 1000: counts, reads in sender-sized
+ * batches, acks inside chunks, a restart. Performance is bench/'s. */
+static void
+test_million(void **state)
+{
+    enum { N = 1000000, CHUNK = 1000 };
+    static struct tc_event ev[CHUNK];
+    struct spool_file pos = mkpos(0);
+    struct spool *s;
+    struct walk w;
+    uint64_t bytes;
+    int n;
+
+    for (int i = 0; i < CHUNK; i++)
+        ev[i] = mkev("2026-11-26T10:00:00.000000Z app[311]: INFO GET "
+                     "/api/v1/items/1 200 12ms");
+    assert_int_equal(spool_open(statedir, 1ULL << 30, &s), 0);
+    for (int i = 0; i < N / CHUNK; i++) {
+        pos.offset += 80 * CHUNK;
+        assert_int_equal(spool_append(s, ev, CHUNK, "/f", &pos), 0);
+    }
+    assert_int_equal(spool_depth(s), N);
+    assert_int_equal(spool_next_seq(s), N + 1);
+    memset(&w, 0, sizeof(w));
+    w.want = 1;
+    for (uint64_t from = 1; from <= N; from += (uint64_t)n)
+        assert_true(
+            (n = spool_read_from(s, from, 1000, 256 << 10, walk_cb, &w)) > 0);
+    assert_int_equal(w.want, N + 1);
+    assert_int_equal(spool_bytes(s), w.bytes);
+    /* Acks as a sender would send them: every 1000, off the chunks. */
+    for (uint64_t upto = 500; upto < N / 2; upto += 1000)
+        assert_int_equal(spool_ack(s, upto), 0);
+    assert_int_equal(spool_first_seq(s), N / 2 - 500 + 1);
+    assert_int_equal(spool_depth(s), N / 2 + 500);
+    bytes = spool_bytes(s);
+    spool_free(s);
+    assert_int_equal(db_int("SELECT count(*) FROM chunks"), N / CHUNK / 2 + 1);
+
+    assert_int_equal(spool_open(statedir, 1ULL << 30, &s), 0);
+    assert_int_equal(spool_depth(s), N / 2 + 500);
+    assert_int_equal(spool_bytes(s), bytes);
+    memset(&w, 0, sizeof(w));
+    w.want = N / 2 - 500 + 1;
+    for (uint64_t from = 0; w.want <= N; from = w.want)
+        assert_true(spool_read_from(s, from, 1000, 256 << 10, walk_cb, &w) > 0);
+    assert_int_equal(w.bytes, bytes);
+    assert_int_equal(spool_ack(s, N), 0);
+    assert_int_equal(spool_depth(s), 0);
+    assert_int_equal(spool_bytes(s), 0);
+    spool_free(s);
+}
+
 int
 main(void)
 {
@@ -591,6 +1064,13 @@ main(void)
         cmocka_unit_test(test_head_hash),
         cmocka_unit_test_setup_teardown(test_commit_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_mid_chunk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partial_ack_restart, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_big_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_chunk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_v2, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_million, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
