@@ -751,7 +751,8 @@ spool_open(const char *state_dir, uint64_t max_bytes, struct spool **out)
     }
     sqlite3_extended_result_codes(s->db, 1);
     /* busy_timeout: a sqlite3(1) reader may hold a lock for a moment. */
-    rc = spool_exec(s, "PRAGMA busy_timeout = 1000;"
+    rc = spool_exec(s, "PRAGMA page_size = 65536;"
+                       "PRAGMA busy_timeout = 1000;"
                        "PRAGMA journal_mode = WAL;"
                        "PRAGMA synchronous = NORMAL;"
                        /* Appends touch the right edge of the tree and
@@ -1085,9 +1086,8 @@ spool_read_from(struct spool *s, uint64_t from, uint32_t max_n,
 
             if (n > 0 && total + len > max_bytes)
                 return n;
-            /* cb may read the spool (not write it); s->rd must not
-             * move under body, so it gets a stable copy's pointer
-             * only while no other read runs. */
+            /* body points into s->rd: cb must not call back into the
+             * spool, which could replace the chunk under it. */
             if ((crc = cb(arg, seq, body + start, len)) < 0)
                 return crc;
             total += len;

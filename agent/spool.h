@@ -105,9 +105,11 @@ int spool_append(struct spool *s, const struct tc_event *evs, size_t n,
 /*
  * Deliver up to max_n spooled events with seq >= from, in seq order,
  * stopping before the event that would take the total body size over
- * max_bytes (but always delivering at least one). body is valid only
- * during the call; a negative return from cb stops the read and is
- * returned. Returns the number of events delivered or a negative errno.
+ * max_bytes (but always delivering at least one). from may be below
+ * spool_first_seq (delivery starts there) or inside a stored chunk.
+ * body is valid only during the call, and cb must not call the spool;
+ * a negative return from cb stops the read and is returned. Returns
+ * the number of events delivered or a negative errno.
  */
 int spool_read_from(struct spool *s, uint64_t from, uint32_t max_n,
                     size_t max_bytes,
@@ -115,7 +117,11 @@ int spool_read_from(struct spool *s, uint64_t from, uint32_t max_n,
                               size_t len),
                     void *arg);
 
-/* Delete every event with seq <= upto (the collector has it). */
+/*
+ * Forget every event with seq <= upto (the collector has it): chunks
+ * acked whole are deleted, and where a chunk is acked in part that is
+ * remembered on disk too, so its acked events are not read again.
+ */
 int spool_ack(struct spool *s, uint64_t upto);
 
 /*
@@ -145,8 +151,8 @@ int spool_is_synced(const struct spool *s, uint64_t upto);
 /* Events with seq below this are known to be on disk. */
 uint64_t spool_synced_seq(const struct spool *s);
 
-uint64_t spool_depth(const struct spool *s); /* events spooled */
-uint64_t spool_bytes(const struct spool *s); /* sum of body bytes */
+uint64_t spool_depth(const struct spool *s); /* events not yet acked */
+uint64_t spool_bytes(const struct spool *s); /* their body bytes */
 /* Lowest spooled seq, or spool_next_seq when the spool is empty. */
 uint64_t spool_first_seq(const struct spool *s);
 /* The seq the next appended event gets. */

@@ -439,7 +439,8 @@ build_txn(struct ingest *ig)
         ig->refs[nr].idx = i;
         nr++;
     }
-    qsort(ig->refs, nr, sizeof(*ig->refs), ref_cmp);
+    if (nr > 1) /* qsort on a NULL array is undefined even for 0 */
+        qsort(ig->refs, nr, sizeof(*ig->refs), ref_cmp);
     for (size_t i = 0; i < nr; i++) {
         const struct gen_batch *b;
         struct store_agent_update *u;
