@@ -750,8 +750,16 @@ spool_open(const char *state_dir, uint64_t max_bytes, struct spool **out)
         goto fail;
     }
     sqlite3_extended_result_codes(s->db, 1);
-    /* busy_timeout: a sqlite3(1) reader may hold a lock for a moment. */
-    rc = spool_exec(s, "PRAGMA page_size = 65536;"
+    /*
+     * page_size: chunk bodies live in overflow pages, and SQLite writes
+     * each page to the WAL with two syscalls and copies it again at a
+     * checkpoint; 16 KiB pages halve the agent's CPU in ship-all mode
+     * against the default 4 KiB. Larger pages gain a little more but
+     * make every small commit (a check result, a single line) write
+     * several of them. It takes effect only when the file is created.
+     * busy_timeout: a sqlite3(1) reader may hold a lock for a moment.
+     */
+    rc = spool_exec(s, "PRAGMA page_size = 16384;"
                        "PRAGMA busy_timeout = 1000;"
                        "PRAGMA journal_mode = WAL;"
                        "PRAGMA synchronous = NORMAL;"

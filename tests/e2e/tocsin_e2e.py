@@ -214,6 +214,21 @@ class Env:
             print("\n".join(text.splitlines()[-40:]))
 
 
+SANITIZER_MARKS = ("runtime error:", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "WARNING: ThreadSanitizer")
+
+
+def sanitizer_reports(env):
+    """Lines where a daemon's sanitizer complained: a failure even when the
+    test's own assertions held (UBSan may be set not to halt)."""
+    found = []
+    for d in env.daemons:
+        for line in d.log().splitlines():
+            if any(m in line for m in SANITIZER_MARKS):
+                found.append("%s: %s" % (d.name, line.strip()))
+    return found
+
+
 def main(tests):
     """Run test functions (each takes a fresh Env); print a summary."""
     failed = 0
@@ -223,6 +238,11 @@ def main(tests):
         ok = False
         try:
             fn(env)
+            for d in env.daemons:  # let LeakSanitizer report at exit
+                if d.alive():
+                    d.stop()
+            reports = sanitizer_reports(env)
+            check(not reports, "sanitizer reports:\n" + "\n".join(reports[:10]))
             ok = True
             print("ok   %s (%.1fs)" % (fn.__name__, time.monotonic() - t0))
         except Exception:

@@ -639,8 +639,9 @@ test_read_mid_chunk(void **state)
     append_msgs(s, 4, 6, msgs);  /* 5..10 */
     append_msgs(s, 10, 5, msgs); /* 11..15 */
     spool_free(s);
-    /* One row per commit. */
+    /* One row per commit, on pages sized for chunks. */
     assert_int_equal(db_int("SELECT count(*) FROM chunks"), 3);
+    assert_int_equal(db_int("PRAGMA page_size"), 16384);
     assert_int_equal(db_int("SELECT n FROM chunks WHERE seq_first = 5"), 6);
     assert_int_equal(db_int("SELECT seq_last FROM chunks WHERE seq_first = 11"),
                      15);
