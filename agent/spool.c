@@ -216,7 +216,8 @@ spool_chunk_ok(uint64_t first, uint64_t last, const uint8_t *offs,
     uint64_t n = last - first + 1;
     size_t prev = 0;
 
-    if (first == 0 || last < first || offs_len != 4 * n)
+    /* Divide rather than multiply: n comes from the file. */
+    if (first == 0 || last < first || offs_len % 4 != 0 || offs_len / 4 != n)
         return 0;
     for (uint64_t i = 0; i < n; i++) {
         size_t end = spool_end_at(offs, i);
@@ -630,8 +631,8 @@ spool_prefix_bytes(struct spool *s, uint64_t seq, uint64_t *out)
     offs = sqlite3_column_blob(st, 2);
     offs_len = (size_t)sqlite3_column_bytes(st, 2);
     rc = 0;
-    if (first == 0 || last < seq || last < first ||
-        offs_len != 4 * (last - first + 1)) {
+    if (first == 0 || last < seq || last < first || offs_len % 4 != 0 ||
+        offs_len / 4 != last - first + 1) {
         log_warnx("spool %s: the chunk of events %" PRIu64 "-%" PRIu64
                   " is corrupt",
                   s->path, first, last);
