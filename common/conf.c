@@ -859,7 +859,8 @@ walk_strlist(struct walk *w, const struct tc_conf_field *f,
     }
     if (n == 0)
         return;
-    arr = tc_xcalloc(n, sizeof(*arr));
+    /* One more, left NULL: the list can be handed over as an argv. */
+    arr = tc_xcalloc(n + 1, sizeof(*arr));
     memcpy((char *)base + f->offset, &arr, sizeof(arr));
     memcpy((char *)base + f->count_offset, &n, sizeof(n));
     for (size_t i = 0; i < n; i++) {

@@ -110,7 +110,8 @@ enum tc_conf_type {
     TC_CONF_T_MAP,      /* nested map, walked with .sub at base+offset */
     TC_CONF_T_SEQ,      /* sequence of maps into an array, see below */
     TC_CONF_T_STRLIST,  /* char ** + size_t count: a list of strings, or
-                           one string for a list of one */
+                           one string for a list of one; the array has
+                           a NULL after the last entry (argv-ready) */
     TC_CONF_T_STRMAP,   /* struct tc_conf_kv * + size_t count: a map of
                            free-form string keys to string values */
 };

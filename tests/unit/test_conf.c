@@ -635,6 +635,84 @@ test_apply_values(void **state)
     tc_conf_free(c);
 }
 
+/* ---- string lists, string maps, optional blocks ---- */
+
+struct lists {
+    char **argv;
+    size_t nargv;
+    struct tc_conf_kv *labels;
+    size_t nlabels;
+    char *opt_name; /* inside an optional block with a required key */
+};
+
+static const struct tc_conf_field opt_fields[] = {
+    {.key = "name",
+     .type = TC_CONF_T_STRING,
+     TC_CONF_AT(struct lists, opt_name),
+     .required = 1},
+    {0},
+};
+
+static const struct tc_conf_field list_fields[] = {
+    {.key = "argv",
+     .type = TC_CONF_T_STRLIST,
+     TC_CONF_AT(struct lists, argv),
+     .count_offset = offsetof(struct lists, nargv)},
+    {.key = "labels",
+     .type = TC_CONF_T_STRMAP,
+     TC_CONF_AT(struct lists, labels),
+     .count_offset = offsetof(struct lists, nlabels)},
+    {.key = "opt", .type = TC_CONF_T_MAP, .optional = 1, .sub = opt_fields},
+    {0},
+};
+
+static void
+test_lists_and_maps(void **state)
+{
+    struct tc_conf *c = load_ok("l.yaml", "argv: [/bin/true, -x, '42']\n"
+                                          "labels: {env: prod, tier: ''}\n");
+    struct lists l = {0};
+    char *err;
+
+    /* An absent optional block is off: its required key is not missed. */
+    assert_int_equal(tc_conf_apply(c, list_fields, &l), 0);
+    assert_int_equal(l.nargv, 3);
+    assert_string_equal(l.argv[2], "42");
+    assert_null(l.argv[3]); /* argv-ready: uv_spawn and execv need it */
+    assert_int_equal(l.nlabels, 2);
+    assert_string_equal(l.labels[0].key, "env");
+    assert_string_equal(l.labels[0].val, "prod");
+    assert_string_equal(l.labels[1].val, "");
+    assert_null(l.opt_name);
+    tc_conf_release(list_fields, &l);
+    assert_null(l.argv);
+    assert_null(l.labels);
+    tc_conf_free(c);
+
+    /* One string is a list of one; a present block is walked. */
+    c = load_ok("l2.yaml", "argv: /bin/true\nopt: {}\n");
+    capture_begin();
+    assert_int_equal(tc_conf_apply(c, list_fields, &l), -EINVAL);
+    err = capture_end();
+    assert_contains(err, "missing required key 'opt.name'");
+    assert_int_equal(l.nargv, 1);
+    assert_null(l.argv[1]);
+    free(err);
+    tc_conf_release(list_fields, &l);
+    tc_conf_free(c);
+
+    /* Wrong shapes name the entry. */
+    c = load_ok("l3.yaml", "argv: [[a]]\nlabels: {k: [v]}\n");
+    capture_begin();
+    assert_int_equal(tc_conf_apply(c, list_fields, &l), -EINVAL);
+    err = capture_end();
+    assert_contains(err, "l3.yaml:1: argv[0]: expected a string, got a list");
+    assert_contains(err, "l3.yaml:2: labels.k: expected a string, got a list");
+    free(err);
+    tc_conf_release(list_fields, &l);
+    tc_conf_free(c);
+}
+
 static void
 test_apply_defaults(void **state)
 {
@@ -833,6 +911,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_deep_nesting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_complex_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lists_and_maps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
