@@ -71,7 +71,7 @@ testrules_main(int argc, char **argv, const char *default_config)
     struct emit_source src;
     struct tc_buf out;
     uint64_t lines = 0, matched = 0, dropped = 0, *per = NULL;
-    char err[512], host[256], *line = NULL;
+    char err[512], host[256], *line = NULL, *abspath = NULL;
     size_t cap = 0;
     ssize_t got;
     long input = -1;
@@ -146,7 +146,9 @@ testrules_main(int argc, char **argv, const char *default_config)
     per = tc_xcalloc(rules_count(rs) + 1, sizeof(*per));
     memset(&src, 0, sizeof(src));
     src.kind = "log";
-    src.source = cfg->files[input].path;
+    /* As the tail would: the events' source is the file's own path. */
+    abspath = realpath(logpath, NULL);
+    src.source = abspath != NULL ? abspath : logpath;
     src.labels = cfg->files[input].labels;
     src.nlabels = cfg->files[input].nlabels;
     while ((got = getline(&line, &cap, f)) > 0) {
@@ -197,6 +199,7 @@ out:
         fclose(f);
     free(line);
     free(per);
+    free(abspath);
     emit_free(e);
     rules_free(rs);
     config_free(cfg);
