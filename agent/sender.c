@@ -53,31 +53,36 @@ struct sender {
     enum sender_state state;
     uv_getaddrinfo_t gai; /* in flight while gai_active */
     int gai_active;
-    unsigned attempt;              /* connects since the last WELCOME */
-    struct tc_tls_conn *conn;      /* the link, NULL when down; freed by
-                                    * tls after on_close */
-    int conn_closing;              /* tc_tls_close was called */
-    char peer[64];                 /* "ip:port" of the link, for logs */
-    char collector[64];            /* collector name from WELCOME */
-    uv_timer_t retry;              /* backoff / session deadline */
-    uv_timer_t ping;               /* PING period, silence check */
-    uv_timer_t flush;              /* deferred send after a sync */
-    uint64_t backoff_ms;           /* current backoff ceiling, ms */
-    uint64_t rng;                  /* xorshift state for jitter */
-    int64_t last_rx_ns;            /* mono time of the last frame */
-    int64_t last_sync_ns;          /* mono time of the last spool_sync */
-    struct tc_buf rx;              /* received bytes, capped at a frame */
-    struct tc_buf tx;              /* one encoded frame before write */
-    struct tc_frame frame;         /* last decoded frame */
-    uint64_t next_send;            /* first seq not sent on this link */
-    uint64_t acked;                /* highest seq the collector acked */
-    uint64_t *inflight;            /* owned ring: last seq of each unacked
-                                    * batch, window_batches entries */
-    uint32_t nflight, flight_head; /* count and index of the oldest */
-    struct tc_buf bodies;          /* bodies of the batch being built */
-    const uint8_t **enc;           /* owned: batch_max_events pointers */
-    size_t *enc_len;               /* owned: their lengths */
-    size_t *enc_off;               /* owned: offsets into bodies */
+    unsigned attempt;               /* connects since the last WELCOME */
+    struct tc_tls_conn *conn;       /* the link, NULL when down; freed by
+                                     * tls after on_close */
+    int conn_closing;               /* tc_tls_close was called */
+    char peer[64];                  /* "ip:port" of the link, for logs */
+    char collector[64];             /* collector name from WELCOME */
+    uv_timer_t retry;               /* backoff / session deadline */
+    uv_timer_t ping;                /* PING period, silence check */
+    uv_timer_t flush;               /* deferred send after a sync */
+    uint64_t backoff_ms;            /* current backoff ceiling, ms */
+    uint64_t rng;                   /* xorshift state for jitter */
+    int64_t last_rx_ns;             /* mono time of the last frame */
+    int64_t last_sync_ns;           /* mono time of the last spool_sync */
+    uv_work_t sync_work;            /* the spool fsync on the threadpool */
+    struct spool_sync_req sync_req; /* its request; owned by the worker
+                                     * while sync_active */
+    int sync_active;                /* sync_work queued, not yet done */
+    int sync_rc;                    /* spool_sync_run's result */
+    struct tc_buf rx;               /* received bytes, capped at a frame */
+    struct tc_buf tx;               /* one encoded frame before write */
+    struct tc_frame frame;          /* last decoded frame */
+    uint64_t next_send;             /* first seq not sent on this link */
+    uint64_t acked;                 /* highest seq the collector acked */
+    uint64_t *inflight;             /* owned ring: last seq of each unacked
+                                     * batch, window_batches entries */
+    uint32_t nflight, flight_head;  /* count and index of the oldest */
+    struct tc_buf bodies;           /* bodies of the batch being built */
+    const uint8_t **enc;            /* owned: batch_max_events pointers */
+    size_t *enc_len;                /* owned: their lengths */
+    size_t *enc_off;                /* owned: offsets into bodies */
     uint32_t nenc;
     uint64_t ping_ms;        /* PING period: the config's heartbeat, ms */
     uint64_t silence_ms;     /* no frame for this long: the link is dead */
@@ -130,7 +135,7 @@ static void
 sender_check_stopped(struct sender *s)
 {
     if (s->stopping && s->closing == 0 && s->conn == NULL && !s->gai_active &&
-        s->on_stopped != NULL) {
+        !s->sync_active && s->on_stopped != NULL) {
         void (*cb)(void *) = s->on_stopped;
         s->on_stopped = NULL;
         cb(s->stop_arg);
@@ -204,10 +209,40 @@ sender_flush_cb(uv_timer_t *h)
     sender_fill(h->data);
 }
 
+static void
+sender_sync_work(uv_work_t *w)
+{
+    struct sender *s = w->data;
+
+    s->sync_rc = spool_sync_run(&s->sync_req);
+}
+
+static void
+sender_sync_done(uv_work_t *w, int status)
+{
+    struct sender *s = w->data;
+
+    s->sync_active = 0;
+    spool_sync_end(s->spool, &s->sync_req, status < 0 ? status : s->sync_rc);
+    if (s->stopping) {
+        sender_check_stopped(s);
+        return;
+    }
+    if (status < 0 || s->sync_rc < 0) {
+        /* Not durable, not sent; try again later. */
+        uv_timer_start(&s->flush, sender_flush_cb, 1000, 0);
+        return;
+    }
+    sender_fill(s);
+}
+
 /*
  * Make sure what is about to be sent is durable, at most once every
- * SENDER_SYNC_MS (each sync is an fsync or two). Returns the seq below
- * which events may be sent now.
+ * SENDER_SYNC_MS. Returns the seq below which events may be sent now.
+ * The fsync runs on the threadpool: on the loop it blocked tailing and
+ * sending for 5-100 ms at a time in ship-all mode (about a second per
+ * million lines, measured with strace -T), while what was synced
+ * before could have been on its way.
  */
 static uint64_t
 sender_sendable(struct sender *s)
@@ -216,8 +251,8 @@ sender_sendable(struct sender *s)
     int64_t now, wait;
     int rc;
 
-    if (spool_synced_seq(s->spool) >= next)
-        return next;
+    if (spool_synced_seq(s->spool) >= next || s->sync_active)
+        return spool_synced_seq(s->spool); /* sync_done calls fill */
     now = tc_mono_ns();
     wait = s->last_sync_ns + (int64_t)SENDER_SYNC_MS * 1000000 - now;
     if (wait > 0) {
@@ -227,10 +262,18 @@ sender_sendable(struct sender *s)
         return spool_synced_seq(s->spool);
     }
     s->last_sync_ns = now;
-    if ((rc = spool_sync(s->spool)) < 0) {
-        /* Not durable, not sent; try again later. */
-        uv_timer_start(&s->flush, sender_flush_cb, 1000, 0);
+    if (spool_sync_begin(s->spool, &s->sync_req) == 0)
+        return spool_synced_seq(s->spool);
+    s->sync_work.data = s;
+    rc = uv_queue_work(s->loop, &s->sync_work, sender_sync_work,
+                       sender_sync_done);
+    if (rc == 0) {
+        s->sync_active = 1;
+        return spool_synced_seq(s->spool);
     }
+    /* Cannot happen with a valid loop; sync here instead. */
+    if (spool_sync(s->spool) < 0)
+        uv_timer_start(&s->flush, sender_flush_cb, 1000, 0);
     return spool_synced_seq(s->spool);
 }
 

@@ -146,6 +146,23 @@ int spool_report_drops(struct spool *s, const char *host);
  * when nothing was appended since the last call. 0 or negative.
  */
 int spool_sync(struct spool *s);
+/*
+ * The same in three steps, so that the fsync can run on a worker thread
+ * while the loop keeps spooling: spool_sync_begin (loop thread) fills
+ * out a request and returns the seq below which it will make events
+ * durable (0: nothing to do); spool_sync_run (any thread) touches
+ * nothing but the request; spool_sync_end (loop thread) records the
+ * result. The request is the caller's; it holds no pointer into s.
+ */
+struct spool_sync_req {
+    char wal[4096]; /* the WAL's path */
+    char dir[4096]; /* its directory, synced once per spool; "" if done */
+    uint64_t upto;  /* seqs below this become durable */
+    uint64_t gen;   /* the spool's numbering when it began */
+};
+uint64_t spool_sync_begin(struct spool *s, struct spool_sync_req *r);
+int spool_sync_run(const struct spool_sync_req *r);
+void spool_sync_end(struct spool *s, const struct spool_sync_req *r, int rc);
 /* 1 if events with seq < upto are known to be on disk. */
 int spool_is_synced(const struct spool *s, uint64_t upto);
 /* Events with seq below this are known to be on disk. */

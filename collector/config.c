@@ -87,6 +87,31 @@ static const struct tc_conf_field limits_fields[] = {
     {0},
 };
 
+static const struct tc_conf_field incidents_fields[] = {
+    {.key = "reopen_window",
+     .type = TC_CONF_T_DURATION,
+     CC(inc_reopen_window_ms),
+     .def = "1h",
+     .min = 0,
+     .max = 30ull * 86400 * 1000,
+     .help = "a recurrence this soon after resolve reopens the incident"},
+    {.key = "resolve_after",
+     .type = TC_CONF_T_DURATION,
+     CC(inc_resolve_after_ms),
+     .def = "30m",
+     .min = 1000,
+     .max = 30ull * 86400 * 1000,
+     .help = "a log incident quiet this long (event time) resolves"},
+    {.key = "max_attempts",
+     .type = TC_CONF_T_UINT,
+     CC(inc_max_attempts),
+     .def = "3",
+     .min = 1,
+     .max = 100,
+     .help = "consecutive non-OK check results before an incident opens"},
+    {0},
+};
+
 static const struct tc_conf_field collector_fields[] = {
     {.key = "name",
      .type = TC_CONF_T_STRING,
@@ -110,6 +135,7 @@ static const struct tc_conf_field collector_fields[] = {
      .min = 0,
      .max = 1000,
      .help = "longest wait to group events into one commit"},
+    {.key = "incidents", .type = TC_CONF_T_MAP, .sub = incidents_fields},
     {0},
 };
 

@@ -32,6 +32,11 @@ struct collector_config {
     uint32_t max_agents;           /* connections accepted; default 10000 */
     uint64_t handshake_timeout_ms; /* default 10000 */
     uint64_t idle_timeout_ms;      /* no frame at all; default 120000 */
+    /* incidents: (docs/internals/incidents.md) */
+    uint64_t inc_reopen_window_ms; /* recurrence reopens within; 1h */
+    uint64_t inc_resolve_after_ms; /* quiet log incident resolves; 30m */
+    uint32_t inc_max_attempts;     /* non-OK check results before an
+                                      incident opens; default 3 */
 };
 
 int config_load(const char *path, struct collector_config **out);

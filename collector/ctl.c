@@ -28,6 +28,10 @@ usage(FILE *f)
             "                                    print stored events\n"
             "  agents list [--json]              agents, link state, "
             "silence\n"
+            "  incidents list [--state S] [--priority P] [--host H] [--json]\n"
+            "  incidents show ID [--json]        incident, timeline, events\n"
+            "  incidents ack|resolve|close ID [--user U] [--comment TEXT]\n"
+            "  incidents note ID TEXT [--user U]\n"
             "\n"
             "options:\n"
             "  -c FILE   collector configuration (default %s)\n"
@@ -68,6 +72,7 @@ static const struct ctl_cmd cmds[] = {
     {"pki", ctl_pki},
     {"events", ctl_events},
     {"agents", ctl_agents},
+    {"incidents", ctl_incidents},
 };
 
 int

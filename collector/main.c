@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "incident_runner.h"
 #include "log.h"
 #include "server.h"
 #include "store.h"
@@ -28,6 +29,7 @@ struct app {
     uv_signal_t sig_int;
     uv_signal_t sig_hup; /* SIGHUP: reload (not yet) */
     int stopping;
+    struct incident_runner *inc; /* owned */
 };
 
 static void
@@ -70,6 +72,7 @@ stopped_cb(void *arg)
 {
     struct app *app = arg;
 
+    incident_runner_stop(app->inc);
     uv_close((uv_handle_t *)&app->sig_term, NULL);
     uv_close((uv_handle_t *)&app->sig_int, NULL);
     uv_close((uv_handle_t *)&app->sig_hup, NULL);
@@ -174,6 +177,11 @@ main(int argc, char **argv)
     app.loop = uv_default_loop();
     if (server_new(app.loop, cfg, tls, store, &app.srv) < 0)
         goto out;
+    /* After store_open: it has migrated the incident tables. */
+    if (incident_runner_new(app.loop, cfg, &app.inc) < 0) {
+        server_free(app.srv);
+        goto out;
+    }
     uv_signal_init(app.loop, &app.sig_term);
     uv_signal_init(app.loop, &app.sig_int);
     uv_signal_init(app.loop, &app.sig_hup);
@@ -189,6 +197,7 @@ main(int argc, char **argv)
         uv_run(app.loop, UV_RUN_DEFAULT);
         goto out_loop;
     }
+    incident_runner_start(app.inc);
     log_info("tocsin-collector %s: listening on %s, store %s (sync %s), "
              "name %s",
              TOCSIN_VERSION, cfg->listen, cfg->store_path,
@@ -199,6 +208,7 @@ main(int argc, char **argv)
     status = 0;
 out_loop:
     server_free(app.srv);
+    incident_runner_free(app.inc);
     if (uv_loop_close(app.loop) != 0)
         log_warnx("loop closed with handles still open");
 out:

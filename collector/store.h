@@ -34,9 +34,9 @@ struct store;
 /*
  * Current schema version (PRAGMA user_version). 2 added the agents'
  * link state (connected, address, spool, heartbeat, silence) and the
- * origin of each batch.
+ * origin of each batch; 3 the incident tables (incidents_store.h).
  */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /* Who wrote the events of a batch (batches.origin). */
 enum store_origin {

@@ -227,7 +227,7 @@ test_unknown_keys(void **state)
                          "handshake_timeout, idle_timeout)");
     assert_contains(err, "collector.yaml:7: unknown key 'listne' in top level "
                          "(valid: name, listen, tls, store, limits, "
-                         "commit_interval)");
+                         "commit_interval, incidents)");
     free(err);
 }
 

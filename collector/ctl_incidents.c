@@ -1,0 +1,529 @@
+/*
+ * ctl_incidents: "tocsinctl incidents".
+ *
+ *   tocsinctl incidents list [--state S] [--priority P] [--host H] [--json]
+ *   tocsinctl incidents show ID [--json]
+ *   tocsinctl incidents ack|resolve|close ID [--user NAME] [--comment TEXT]
+ *   tocsinctl incidents note ID TEXT [--user NAME]
+ *
+ * Listing reads the incident tables read-only. An action is a row
+ * appended to the actions table (docs/internals/incidents.md): the
+ * collector applies actions in id order as engine inputs, after the
+ * batches committed before it looked. tocsinctl then waits up to 5 s
+ * for the collector's verdict and reports it.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "ctl.h"
+#include "incident.h"
+#include "incidents_store.h"
+#include "json.h"
+#include "log.h"
+#include "store.h"
+#include "util.h"
+#include "wire.h"
+
+/* Events of the host scanned for "show", and how many are printed. */
+#define SHOW_SCAN 5000
+#define SHOW_EVENTS 10
+#define ACTION_WAIT_MS 5000
+#define OUT_MAX (16u << 20)
+
+static void
+incidents_usage(FILE *f)
+{
+    fprintf(f, "usage: tocsinctl incidents list [--state S] [--priority P] "
+               "[--host H] [--json]\n"
+               "       tocsinctl incidents show ID [--json]\n"
+               "       tocsinctl incidents ack|resolve|close ID [--user NAME] "
+               "[--comment TEXT]\n"
+               "       tocsinctl incidents note ID TEXT [--user NAME]\n");
+}
+
+static void
+jstr(struct tc_buf *b, const char *key, const char *v, int first)
+{
+    if (!first)
+        tc_json_raw(b, ",");
+    tc_json_key(b, key);
+    tc_json_str(b, v, strlen(v));
+}
+
+static void
+jint(struct tc_buf *b, const char *key, int64_t v)
+{
+    tc_json_raw(b, ",");
+    tc_json_key(b, key);
+    tc_json_i64(b, v);
+}
+
+static void
+jtime(struct tc_buf *b, const char *key, int64_t ns)
+{
+    char iso[64], k[64];
+
+    jint(b, key, ns);
+    if (ns == 0)
+        return;
+    ctl_fmt_time(ns, iso, sizeof(iso));
+    snprintf(k, sizeof(k), "%s_iso", key);
+    jstr(b, k, iso, 0);
+}
+
+static void
+incident_json(struct tc_buf *b, const struct incident *in)
+{
+    const char *fp = strchr(in->fingerprint, '\x1f');
+
+    tc_json_raw(b, "{");
+    tc_json_key(b, "id");
+    tc_json_i64(b, in->id);
+    jstr(b, "state", incident_state_name(in->state), 0);
+    jint(b, "priority", in->priority);
+    jstr(b, "severity", tc_severity_name(in->severity), 0);
+    jstr(b, "host", in->host, 0);
+    jstr(b, "kind", in->kind, 0);
+    jstr(b, "rule", in->rule, 0);
+    /* Without the host prefix: what the rule (or event) said. */
+    jstr(b, "fingerprint", fp ? fp + 1 : in->fingerprint, 0);
+    jint(b, "count", (int64_t)in->count);
+    jtime(b, "first_seen", in->first_seen);
+    jtime(b, "last_seen", in->last_seen);
+    jtime(b, "opened_at", in->opened_at);
+    jtime(b, "acked_at", in->acked_at);
+    jtime(b, "resolved_at", in->resolved_at);
+    jtime(b, "closed_at", in->closed_at);
+    jint(b, "reopened", in->reopened);
+    tc_json_raw(b, ",");
+    tc_json_key(b, "tier1");
+    tc_json_raw(b, in->tier1 ? "true" : "false");
+    tc_json_raw(b, "}");
+}
+
+static void
+incident_text(struct tc_buf *b, const struct incident *in)
+{
+    char line[512], iso[64];
+    int n;
+
+    ctl_fmt_time(in->last_seen, iso, sizeof(iso));
+    n = snprintf(line, sizeof(line),
+                 "%-6" PRId64 " P%d %-12s %-8s %-16s %-24s %8" PRIu64 " %s\n",
+                 in->id, in->priority, incident_state_name(in->state),
+                 tc_severity_name(in->severity), in->host, in->rule, in->count,
+                 iso);
+    tc_buf_append(b, line,
+                  (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+struct list_ctx {
+    int json;
+    uint64_t n;
+    struct tc_buf out;
+};
+
+static int
+list_cb(const struct incident *in, void *arg)
+{
+    struct list_ctx *c = arg;
+
+    tc_buf_reset(&c->out);
+    if (c->json) {
+        tc_json_raw(&c->out, c->n ? ",\n" : "\n");
+        incident_json(&c->out, in);
+    } else {
+        incident_text(&c->out, in);
+    }
+    fwrite(tc_buf_head(&c->out), 1, tc_buf_size(&c->out), stdout);
+    c->n++;
+    return ferror(stdout) ? -EIO : 0;
+}
+
+static int
+parse_id(const char *s, int64_t *out)
+{
+    char *end;
+    long long v;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno || *end != '\0' || v <= 0)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+static int
+open_stores(const struct ctl_opts *o, int rdonly, struct collector_config **cfg,
+            struct incidents_store **is)
+{
+    if (config_load(o->config, cfg) < 0)
+        return -1;
+    if (incidents_store_open((*cfg)->store_path, rdonly, is) < 0)
+        return -1;
+    return 0;
+}
+
+static int
+incidents_list(const struct ctl_opts *o, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"state", required_argument, NULL, 's'},
+        {"priority", required_argument, NULL, 'p'},
+        {"host", required_argument, NULL, 'H'},
+        {NULL, 0, NULL, 0},
+    };
+    struct incidents_filter f = {0};
+    struct collector_config *cfg = NULL;
+    struct incidents_store *is = NULL;
+    struct list_ctx c = {.json = o->json};
+    enum incident_state st;
+    int ch, rc, status = 1;
+
+    optind = 0;
+    while ((ch = getopt_long(argc, argv, "js:p:H:", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'j':
+            c.json = 1;
+            break;
+        case 's':
+            if (incident_state_parse(optarg, &st) < 0) {
+                fprintf(stderr, "tocsinctl: --state: one of open, "
+                                "acknowledged, resolved, closed\n");
+                return 2;
+            }
+            f.state = incident_state_name(st);
+            break;
+        case 'p':
+            if (optarg[0] == 'P' || optarg[0] == 'p')
+                optarg++;
+            if (optarg[0] < '1' || optarg[0] > '5' || optarg[1] != '\0') {
+                fprintf(stderr, "tocsinctl: --priority: P1 .. P5\n");
+                return 2;
+            }
+            f.priority = optarg[0] - '0';
+            break;
+        case 'H':
+            f.host = optarg;
+            break;
+        default:
+            incidents_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        incidents_usage(stderr);
+        return 2;
+    }
+    if (open_stores(o, 1, &cfg, &is) < 0)
+        goto out;
+    tc_buf_init(&c.out, OUT_MAX);
+    if (c.json)
+        fputs("[", stdout);
+    else
+        printf("%-6s %-2s %-12s %-8s %-16s %-24s %8s %s\n", "ID", "PR", "STATE",
+               "SEVERITY", "HOST", "RULE", "COUNT", "LAST SEEN");
+    rc = incidents_store_list(is, &f, list_cb, &c);
+    if (c.json)
+        fputs(c.n ? "\n]\n" : "]\n", stdout);
+    if (rc < 0) {
+        log_warnx("%s: %s", cfg->store_path, incidents_store_errmsg(is));
+        goto out;
+    }
+    status = fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
+out:
+    tc_buf_close(&c.out);
+    incidents_store_close(is);
+    config_free(cfg);
+    return status;
+}
+
+struct show_ctx {
+    int json;
+    int found;
+    struct incident copy; /* strings below */
+    char fp[1024], host[256];
+    struct tc_buf out;
+    char *ev[SHOW_EVENTS]; /* ring of rendered events; owned */
+    uint64_t nev;          /* matching events seen */
+    struct tc_frame frame;
+    struct tc_wire_limits lim;
+    uint64_t nnotes;
+};
+
+static int
+show_inc_cb(const struct incident *in, void *arg)
+{
+    struct show_ctx *c = arg;
+
+    c->found = 1;
+    snprintf(c->fp, sizeof(c->fp), "%s", in->fingerprint);
+    snprintf(c->host, sizeof(c->host), "%s", in->host);
+    tc_buf_reset(&c->out);
+    if (c->json)
+        incident_json(&c->out, in);
+    else
+        incident_text(&c->out, in);
+    return 0;
+}
+
+static int
+show_note_cb(const struct incident_note *n, void *arg)
+{
+    struct show_ctx *c = arg;
+    char iso[64];
+
+    ctl_fmt_time(n->ts, iso, sizeof(iso));
+    if (c->json) {
+        tc_json_raw(&c->out, c->nnotes ? ",\n  {" : "\n  {");
+        jstr(&c->out, "ts_iso", iso, 1);
+        jint(&c->out, "ts", n->ts);
+        jstr(&c->out, "what", n->what, 0);
+        jstr(&c->out, "who", n->who, 0);
+        jstr(&c->out, "detail", n->detail, 0);
+        tc_json_raw(&c->out, "}");
+    } else {
+        char line[1024];
+        int len = snprintf(line, sizeof(line), "  %s %-12s %-24s %s\n", iso,
+                           n->what, n->who, n->detail);
+        tc_buf_append(&c->out, line,
+                      (size_t)len < sizeof(line) ? (size_t)len
+                                                 : sizeof(line) - 1);
+    }
+    c->nnotes++;
+    return 0;
+}
+
+static int
+show_batch_cb(const struct store_batch *sb, uint32_t skip, void *arg)
+{
+    struct show_ctx *c = arg;
+    const char *err;
+    char key[1024], iso[64];
+
+    if (tc_event_decode_array(sb->events, sb->events_len, &c->lim, &c->frame,
+                              &err) < 0)
+        return 0;
+    for (uint32_t i = skip; i < c->frame.u.events.n; i++) {
+        const struct tc_event *e = &c->frame.u.events.ev[i];
+        char **slot;
+
+        if (incident_fingerprint(sb->host, e, key, sizeof(key)) == 0 ||
+            strcmp(key, c->fp) != 0)
+            continue;
+        slot = &c->ev[c->nev++ % SHOW_EVENTS];
+        free(*slot);
+        ctl_fmt_time(e->event_ts ? e->event_ts : e->ts, iso, sizeof(iso));
+        *slot = tc_xasprintf("%s %s count=%" PRIu32 " %.*s", iso,
+                             tc_severity_name(e->sev), e->count,
+                             (int)(e->message.len > 300 ? 300 : e->message.len),
+                             e->message.ptr ? e->message.ptr : "");
+    }
+    return 0;
+}
+
+static int
+incidents_show(const struct ctl_opts *o, int argc, char **argv)
+{
+    struct collector_config *cfg = NULL;
+    struct incidents_store *is = NULL;
+    struct store *store = NULL;
+    struct incidents_filter f = {0};
+    struct show_ctx *c = tc_xcalloc(1, sizeof(*c));
+    int status = 1;
+
+    c->json = o->json;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            c->json = 1;
+        else if (f.id == 0 && parse_id(argv[i], &f.id) == 0)
+            continue;
+        else {
+            incidents_usage(stderr);
+            free(c);
+            return 2;
+        }
+    }
+    if (f.id == 0) {
+        incidents_usage(stderr);
+        free(c);
+        return 2;
+    }
+    tc_buf_init(&c->out, OUT_MAX);
+    tc_frame_init(&c->frame);
+    c->lim = tc_wire_default_limits;
+    c->lim.max_frame = UINT32_MAX;
+    if (open_stores(o, 1, &cfg, &is) < 0)
+        goto out;
+    if (incidents_store_list(is, &f, show_inc_cb, c) < 0) {
+        log_warnx("%s: %s", cfg->store_path, incidents_store_errmsg(is));
+        goto out;
+    }
+    if (!c->found) {
+        fprintf(stderr, "tocsinctl: no incident %" PRId64 "\n", f.id);
+        goto out;
+    }
+    if (c->json) {
+        /* Replace the closing brace: timeline and events go inside. */
+        c->out.len--;
+        tc_json_raw(&c->out, ",\"timeline\":[");
+    } else {
+        tc_json_raw(&c->out, "timeline:\n");
+    }
+    if (incidents_store_timeline(is, f.id, show_note_cb, c) < 0) {
+        log_warnx("%s: %s", cfg->store_path, incidents_store_errmsg(is));
+        goto out;
+    }
+    /* The latest events with the incident's fingerprint. */
+    if (store_open(cfg->store_path, STORE_RDONLY, &store) == 0)
+        (void)store_events_iter(store, c->host, SHOW_SCAN, show_batch_cb, c);
+    tc_json_raw(&c->out, c->json ? "],\"events\":[" : "latest events:\n");
+    {
+        uint64_t from = c->nev > SHOW_EVENTS ? c->nev - SHOW_EVENTS : 0;
+
+        for (uint64_t i = from; i < c->nev; i++) {
+            const char *s = c->ev[i % SHOW_EVENTS];
+
+            if (c->json) {
+                if (i > from)
+                    tc_json_raw(&c->out, ",");
+                tc_json_str(&c->out, s, strlen(s));
+            } else {
+                tc_json_raw(&c->out, "  ");
+                tc_json_raw(&c->out, s);
+                tc_json_raw(&c->out, "\n");
+            }
+        }
+    }
+    if (c->json)
+        tc_json_raw(&c->out, "]}\n");
+    fwrite(tc_buf_head(&c->out), 1, tc_buf_size(&c->out), stdout);
+    status = fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
+out:
+    for (int i = 0; i < SHOW_EVENTS; i++)
+        free(c->ev[i]);
+    tc_frame_close(&c->frame);
+    tc_buf_close(&c->out);
+    store_close(store);
+    incidents_store_close(is);
+    config_free(cfg);
+    free(c);
+    return status;
+}
+
+static const char *
+default_user(void)
+{
+    const char *u = getenv("SUDO_USER");
+
+    if (u == NULL || *u == '\0')
+        u = getenv("USER");
+    return u && *u ? u : "unknown";
+}
+
+static int
+incidents_action(const struct ctl_opts *o, enum incident_verb verb, int argc,
+                 char **argv)
+{
+    static const struct option longopts[] = {
+        {"user", required_argument, NULL, 'u'},
+        {"comment", required_argument, NULL, 'm'},
+        {NULL, 0, NULL, 0},
+    };
+    struct collector_config *cfg = NULL;
+    struct incidents_store *is = NULL;
+    struct incident_action a = {0};
+    int64_t aid = 0;
+    int ch, done = 0, result = 0, status = 1;
+
+    a.user = default_user();
+    a.verb = verb;
+    optind = 0;
+    while ((ch = getopt_long(argc, argv, "u:m:", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'u':
+            a.user = optarg;
+            break;
+        case 'm':
+            a.text = optarg;
+            break;
+        default:
+            incidents_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind >= argc || parse_id(argv[optind], &a.incident_id) < 0 ||
+        (verb == INCIDENT_NOTE ? optind + 2 != argc : optind + 1 != argc)) {
+        incidents_usage(stderr);
+        return 2;
+    }
+    if (verb == INCIDENT_NOTE)
+        a.text = argv[optind + 1];
+    a.ts = tc_now_ns();
+    if (open_stores(o, 0, &cfg, &is) < 0)
+        goto out;
+    if (incidents_store_action_add(is, &a, &aid) < 0) {
+        log_warnx("%s: %s", cfg->store_path, incidents_store_errmsg(is));
+        goto out;
+    }
+    for (int waited = 0; waited < ACTION_WAIT_MS; waited += 50) {
+        struct timespec ts = {0, 50 * 1000000};
+
+        if (incidents_store_action_result(is, aid, &done, &result) < 0 || done)
+            break;
+        nanosleep(&ts, NULL);
+    }
+    if (!done) {
+        printf("incident %" PRId64 ": %s recorded (action %" PRId64
+               "); the collector applies it when it runs\n",
+               a.incident_id, incident_verb_name(verb), aid);
+        status = 0;
+    } else if (result == 0) {
+        printf("incident %" PRId64 ": %s by %s\n", a.incident_id,
+               incident_verb_name(verb), a.user);
+        status = 0;
+    } else {
+        fprintf(stderr, "tocsinctl: incident %" PRId64 ": %s refused: %s\n",
+                a.incident_id, incident_verb_name(verb),
+                result == -ENOENT     ? "no such incident, or it is closed"
+                : result == -EALREADY ? "not in a state where that applies"
+                                      : strerror(-result));
+    }
+out:
+    incidents_store_close(is);
+    config_free(cfg);
+    return status;
+}
+
+int
+ctl_incidents(const struct ctl_opts *o, int argc, char **argv)
+{
+    enum incident_verb verb;
+
+    if (argc < 2) {
+        incidents_usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "list") == 0)
+        return incidents_list(o, argc - 1, argv + 1);
+    if (strcmp(argv[1], "show") == 0)
+        return incidents_show(o, argc - 1, argv + 1);
+    if (incident_verb_parse(argv[1], &verb) == 0)
+        return incidents_action(o, verb, argc - 1, argv + 1);
+    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0) {
+        incidents_usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "tocsinctl: incidents: unknown subcommand '%s'\n", argv[1]);
+    incidents_usage(stderr);
+    return 2;
+}

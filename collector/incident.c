@@ -1,0 +1,847 @@
+/*
+ * incident: the deterministic incident engine (see incident.h and
+ * docs/internals/incidents.md).
+ *
+ * State is a hash table of fingerprints (soft state, and the one
+ * incident of the fingerprint that is not closed) and an array of the
+ * incidents in memory, kept sorted by id. Every walk that can produce
+ * output goes over that array, never over the hash table, so the output
+ * order does not depend on how the table was filled (live, or loaded
+ * from the store after a restart).
+ */
+#include "incident.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+/* Distinct hosts with an active incident of one rule that raise its
+ * priority one step (the "impact" half of the priority). */
+#define IMPACT_HOSTS 3
+
+struct fpent {
+    char *key;          /* owned; host "\x1f" (fingerprint or rule) */
+    uint32_t hash;      /* FNV-1a of key */
+    uint32_t attempts;  /* consecutive non-OK check results */
+    int64_t since;      /* event time of the first of them, ns */
+    int fp_dirty;       /* attempts changed since the last drain */
+    struct inc *cur;    /* the incident not closed, or NULL; borrowed
+                           from incs */
+    struct fpent *next; /* hash chain */
+};
+
+struct inc {
+    struct incident v; /* strings owned */
+    struct fpent *fe;  /* its fingerprint (NULL once closed) */
+    int dirty;         /* changed since the last drain */
+};
+
+struct note {
+    int64_t id, ts;
+    const char *what; /* static */
+    char *who;        /* owned */
+    char *detail;     /* owned */
+};
+
+struct incident_engine {
+    struct incident_config cfg;
+    struct fpent **tab; /* owned buckets, ntab a power of two */
+    size_t ntab, nfp;
+    struct inc **incs; /* owned, sorted by id; closed ones leave at drain */
+    size_t ninc, capinc;
+    struct note *notes; /* owned, since the last drain */
+    size_t nnotes, capnotes;
+    int64_t last_id; /* highest id ever given */
+};
+
+static const char *const state_names[] = {"open", "acknowledged", "resolved",
+                                          "closed"};
+static const char *const verb_names[] = {"ack", "resolve", "close", "note"};
+
+const char *
+incident_state_name(enum incident_state s)
+{
+    return (unsigned)s < 4 ? state_names[s] : NULL;
+}
+
+int
+incident_state_parse(const char *s, enum incident_state *out)
+{
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(s, state_names[i]) == 0) {
+            *out = (enum incident_state)i;
+            return 0;
+        }
+    }
+    if (strcmp(s, "acked") == 0) {
+        *out = INCIDENT_ACKED;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+const char *
+incident_verb_name(enum incident_verb v)
+{
+    return (unsigned)v < 4 ? verb_names[v] : NULL;
+}
+
+int
+incident_verb_parse(const char *s, enum incident_verb *out)
+{
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(s, verb_names[i]) == 0) {
+            *out = (enum incident_verb)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+static uint32_t
+fnv1a(const char *p, size_t n)
+{
+    uint32_t h = 2166136261u;
+
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+struct incident_engine *
+incident_engine_new(const struct incident_config *c)
+{
+    struct incident_engine *e = tc_xcalloc(1, sizeof(*e));
+
+    e->cfg = *c;
+    if (e->cfg.max_attempts == 0)
+        e->cfg.max_attempts = 1;
+    e->ntab = 64;
+    e->tab = tc_xcalloc(e->ntab, sizeof(*e->tab));
+    return e;
+}
+
+static void
+inc_free(struct inc *in)
+{
+    free(in->v.fingerprint);
+    free(in->v.host);
+    free(in->v.rule);
+    free(in->v.kind);
+    free(in);
+}
+
+static void
+notes_clear(struct incident_engine *e)
+{
+    for (size_t i = 0; i < e->nnotes; i++) {
+        free(e->notes[i].who);
+        free(e->notes[i].detail);
+    }
+    e->nnotes = 0;
+}
+
+void
+incident_engine_free(struct incident_engine *e)
+{
+    if (e == NULL)
+        return;
+    for (size_t i = 0; i < e->ntab; i++) {
+        struct fpent *f = e->tab[i], *next;
+
+        for (; f != NULL; f = next) {
+            next = f->next;
+            free(f->key);
+            free(f);
+        }
+    }
+    for (size_t i = 0; i < e->ninc; i++)
+        inc_free(e->incs[i]);
+    notes_clear(e);
+    free(e->notes);
+    free(e->incs);
+    free(e->tab);
+    free(e);
+}
+
+static struct fpent *
+fp_find(const struct incident_engine *e, const char *key, size_t len,
+        uint32_t h)
+{
+    struct fpent *f = e->tab[h & (e->ntab - 1)];
+
+    for (; f != NULL; f = f->next)
+        if (f->hash == h && strlen(f->key) == len &&
+            memcmp(f->key, key, len) == 0)
+            return f;
+    return NULL;
+}
+
+static void
+fp_grow(struct incident_engine *e)
+{
+    size_t n = e->ntab * 2;
+    struct fpent **tab = tc_xcalloc(n, sizeof(*tab));
+
+    for (size_t i = 0; i < e->ntab; i++) {
+        struct fpent *f = e->tab[i], *next;
+
+        for (; f != NULL; f = next) {
+            next = f->next;
+            f->next = tab[f->hash & (n - 1)];
+            tab[f->hash & (n - 1)] = f;
+        }
+    }
+    free(e->tab);
+    e->tab = tab;
+    e->ntab = n;
+}
+
+static struct fpent *
+fp_get(struct incident_engine *e, const char *key, size_t len)
+{
+    uint32_t h = fnv1a(key, len);
+    struct fpent *f = fp_find(e, key, len, h);
+
+    if (f != NULL)
+        return f;
+    if (e->nfp >= e->ntab)
+        fp_grow(e);
+    f = tc_xcalloc(1, sizeof(*f));
+    f->key = tc_xstrndup(key, len);
+    f->hash = h;
+    f->next = e->tab[h & (e->ntab - 1)];
+    e->tab[h & (e->ntab - 1)] = f;
+    e->nfp++;
+    return f;
+}
+
+static void
+fp_remove(struct incident_engine *e, struct fpent *f)
+{
+    struct fpent **pp = &e->tab[f->hash & (e->ntab - 1)];
+
+    while (*pp != f)
+        pp = &(*pp)->next;
+    *pp = f->next;
+    free(f->key);
+    free(f);
+    e->nfp--;
+}
+
+/* Insert keeping the array sorted by id (ids only grow live; a load may
+ * come in any order). */
+static void
+incs_insert(struct incident_engine *e, struct inc *in)
+{
+    size_t i = e->ninc;
+
+    if (e->ninc == e->capinc) {
+        e->capinc = e->capinc ? e->capinc * 2 : 64;
+        e->incs = tc_xreallocarray(e->incs, e->capinc, sizeof(*e->incs));
+    }
+    while (i > 0 && e->incs[i - 1]->v.id > in->v.id) {
+        e->incs[i] = e->incs[i - 1];
+        i--;
+    }
+    e->incs[i] = in;
+    e->ninc++;
+}
+
+static struct inc *
+incs_find(const struct incident_engine *e, int64_t id)
+{
+    size_t lo = 0, hi = e->ninc;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (e->incs[mid]->v.id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < e->ninc && e->incs[lo]->v.id == id ? e->incs[lo] : NULL;
+}
+
+static void
+note_add(struct incident_engine *e, const struct inc *in, int64_t ts,
+         const char *what, const char *who, const char *detail)
+{
+    struct note *n;
+
+    if (e->nnotes == e->capnotes) {
+        e->capnotes = e->capnotes ? e->capnotes * 2 : 64;
+        e->notes = tc_xreallocarray(e->notes, e->capnotes, sizeof(*e->notes));
+    }
+    n = &e->notes[e->nnotes++];
+    n->id = in->v.id;
+    n->ts = ts;
+    n->what = what;
+    n->who = tc_xstrdup(who);
+    n->detail = tc_xstrdup(detail ? detail : "");
+}
+
+static int
+active(const struct inc *in)
+{
+    return in->v.state == INCIDENT_OPEN || in->v.state == INCIDENT_ACKED;
+}
+
+static int
+base_priority(enum tc_severity s)
+{
+    switch (s) {
+    case TC_SEV_CRITICAL:
+        return 2;
+    case TC_SEV_ERROR:
+        return 3;
+    case TC_SEV_WARNING:
+        return 4;
+    default:
+        return 5;
+    }
+}
+
+/* Distinct hosts with an active incident of rule. */
+static size_t
+rule_hosts(const struct incident_engine *e, const char *rule)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < e->ninc; i++) {
+        const struct inc *in = e->incs[i];
+        int seen = 0;
+
+        if (!active(in) || strcmp(in->v.rule, rule) != 0)
+            continue;
+        /* Quadratic in the hosts of one rule; small in practice. */
+        for (size_t j = 0; j < i && !seen; j++) {
+            const struct inc *o = e->incs[j];
+
+            seen = active(o) && strcmp(o->v.rule, rule) == 0 &&
+                   strcmp(o->v.host, in->v.host) == 0;
+        }
+        if (!seen)
+            n++;
+    }
+    return n;
+}
+
+/*
+ * Recompute the priority of every active incident of rule: the
+ * severity's base, one step higher for a tier-1 service or when
+ * IMPACT_HOSTS hosts suffer from the same rule.
+ */
+static void
+reprioritise(struct incident_engine *e, const char *rule, int64_t ts)
+{
+    size_t hosts = rule_hosts(e, rule);
+    char detail[96];
+
+    for (size_t i = 0; i < e->ninc; i++) {
+        struct inc *in = e->incs[i];
+        int p;
+
+        if (!active(in) || strcmp(in->v.rule, rule) != 0)
+            continue;
+        p = base_priority(in->v.severity);
+        if (p > 1 && (in->v.tier1 || hosts >= IMPACT_HOSTS))
+            p--;
+        if (p == in->v.priority)
+            continue;
+        snprintf(detail, sizeof(detail), "P%d -> P%d (%s, %zu host%s)",
+                 in->v.priority, p, tc_severity_name(in->v.severity), hosts,
+                 hosts == 1 ? "" : "s");
+        in->v.priority = p;
+        in->dirty = 1;
+        note_add(e, in, ts, "priority", "rule:priority", detail);
+    }
+}
+
+static int
+is_tier1(const struct tc_event *ev)
+{
+    for (uint32_t i = 0; i < ev->nlabels; i++)
+        if (ev->labels[i].key.len == 4 &&
+            memcmp(ev->labels[i].key.ptr, "tier", 4) == 0 &&
+            ev->labels[i].val.len == 1 && ev->labels[i].val.ptr[0] == '1')
+            return 1;
+    return 0;
+}
+
+/* Fold an event into an incident's counters; 1 if severity or tier rose. */
+static int
+fold(struct inc *in, int64_t t, uint64_t n, enum tc_severity sev, int tier1)
+{
+    int raised = 0;
+
+    in->v.count += n;
+    if (in->v.first_seen == 0 || t < in->v.first_seen)
+        in->v.first_seen = t;
+    if (t > in->v.last_seen)
+        in->v.last_seen = t;
+    if (sev > in->v.severity) {
+        in->v.severity = sev;
+        raised = 1;
+    }
+    if (tier1 && !in->v.tier1) {
+        in->v.tier1 = 1;
+        raised = 1;
+    }
+    in->dirty = 1;
+    return raised;
+}
+
+static void
+close_inc(struct incident_engine *e, struct inc *in, int64_t ts,
+          const char *who, const char *detail)
+{
+    int was_active = active(in);
+
+    in->v.state = INCIDENT_CLOSED;
+    in->v.closed_at = ts;
+    in->dirty = 1;
+    if (in->fe != NULL && in->fe->cur == in) {
+        in->fe->cur = NULL;
+        /* Let the drain forget the fingerprint if nothing else holds it. */
+        in->fe->fp_dirty = 1;
+    }
+    in->fe = NULL;
+    note_add(e, in, ts, "closed", who, detail);
+    if (was_active)
+        reprioritise(e, in->v.rule, ts);
+}
+
+static void
+resolve_inc(struct incident_engine *e, struct inc *in, int64_t ts,
+            const char *who, const char *detail)
+{
+    in->v.state = INCIDENT_RESOLVED;
+    in->v.resolved_at = ts;
+    in->dirty = 1;
+    note_add(e, in, ts, "resolved", who, detail);
+    reprioritise(e, in->v.rule, ts);
+}
+
+struct ev_ctx {
+    const char *host;
+    const char *rule; /* NUL-terminated copy */
+    const char *kind;
+    int64_t t;  /* event time */
+    uint64_t n; /* event count */
+    enum tc_severity sev;
+    int tier1;
+    char who[160]; /* "rule:<rule>" */
+};
+
+/* A problem event with no active incident: open, reopen, or fold late. */
+static void
+open_or_reopen(struct incident_engine *e, struct fpent *fe,
+               const struct ev_ctx *c, const char *detail)
+{
+    struct inc *cur = fe->cur;
+    struct inc *in;
+    char d[160];
+
+    if (cur != NULL && cur->v.state == INCIDENT_RESOLVED) {
+        if (c->t < cur->v.resolved_at) {
+            /*
+             * The event happened before the incident was resolved: a
+             * backlog delivered late (link outage, spooled agent). It
+             * belongs to the past incident; counting it there keeps
+             * the numbers right without a new storm of incidents.
+             */
+            fold(cur, c->t, c->n, cur->v.severity, c->tier1);
+            return;
+        }
+        if (c->t - cur->v.resolved_at <= e->cfg.reopen_window_ns) {
+            snprintf(d, sizeof(d), "recurred %" PRId64 "s after resolve%s%s",
+                     (c->t - cur->v.resolved_at) / 1000000000,
+                     *detail ? "; " : "", detail);
+            cur->v.state = INCIDENT_OPEN;
+            cur->v.opened_at = c->t;
+            cur->v.acked_at = 0;
+            cur->v.resolved_at = 0;
+            cur->v.reopened++;
+            fold(cur, c->t, c->n, c->sev, c->tier1);
+            note_add(e, cur, c->t, "reopened", c->who, d);
+            reprioritise(e, cur->v.rule, c->t);
+            return;
+        }
+        close_inc(e, cur, c->t, "rule:reopen_window",
+                  "recurred after reopen_window: new incident");
+    }
+    in = tc_xcalloc(1, sizeof(*in));
+    in->v.id = ++e->last_id;
+    in->v.fingerprint = tc_xstrdup(fe->key);
+    in->v.host = tc_xstrdup(c->host);
+    in->v.rule = tc_xstrdup(c->rule);
+    in->v.kind = tc_xstrdup(c->kind);
+    in->v.state = INCIDENT_OPEN;
+    in->v.severity = c->sev;
+    in->v.priority = base_priority(c->sev);
+    in->v.opened_at = c->t;
+    in->fe = fe;
+    fold(in, c->t, c->n, c->sev, c->tier1);
+    fe->cur = in;
+    incs_insert(e, in);
+    snprintf(d, sizeof(d), "%s%s%s", tc_severity_name(c->sev),
+             *detail ? "; " : "", detail);
+    note_add(e, in, c->t, "opened", c->who, d);
+    reprioritise(e, in->v.rule, c->t);
+}
+
+static void
+fold_active(struct incident_engine *e, struct inc *in, const struct ev_ctx *c)
+{
+    if (fold(in, c->t, c->n, c->sev, c->tier1))
+        reprioritise(e, in->v.rule, c->t);
+}
+
+/*
+ * The fingerprint key of an event and its incident kind, or 0 when the
+ * event cannot make an incident.
+ */
+static size_t
+key_of(const char *host, const struct tc_event *ev, char *key, size_t len,
+       const char **kind)
+{
+    struct tc_str part;
+    int n;
+
+    if (ev->kind.len == 5 && memcmp(ev->kind.ptr, "agent", 5) == 0) {
+        if (ev->rule.len != 12 || memcmp(ev->rule.ptr, "agent-silent", 12))
+            return 0;
+        *kind = "agent";
+        part = ev->rule;
+    } else if (ev->kind.len == 5 && memcmp(ev->kind.ptr, "check", 5) == 0) {
+        *kind = "check";
+        part = ev->fingerprint.len ? ev->fingerprint : ev->rule;
+    } else if (ev->kind.len == 3 && memcmp(ev->kind.ptr, "log", 3) == 0) {
+        *kind = "log";
+        part = ev->fingerprint.len ? ev->fingerprint : ev->rule;
+    } else {
+        return 0;
+    }
+    if (part.len == 0)
+        part = ev->source;
+    /* Over-long keys are cut: fingerprints are short by construction. */
+    n = snprintf(key, len, "%s\x1f%.*s", host, (int)part.len,
+                 part.ptr ? part.ptr : "");
+    if (n < 0)
+        return 0;
+    return (size_t)n >= len ? len - 1 : (size_t)n;
+}
+
+size_t
+incident_fingerprint(const char *host, const struct tc_event *ev, char *buf,
+                     size_t len)
+{
+    const char *kind;
+
+    return key_of(host, ev, buf, len, &kind);
+}
+
+void
+incident_engine_event(struct incident_engine *e, const char *host,
+                      const struct tc_event *ev)
+{
+    struct ev_ctx c;
+    struct fpent *fe;
+    char key[1024], rule[128];
+    size_t kl;
+    int ok;
+
+    memset(&c, 0, sizeof(c));
+    if ((kl = key_of(host, ev, key, sizeof(key), &c.kind)) == 0)
+        return;
+    snprintf(rule, sizeof(rule), "%.*s", (int)ev->rule.len,
+             ev->rule.ptr ? ev->rule.ptr : "");
+    c.host = host;
+    c.rule = rule;
+    c.t = ev->event_ts ? ev->event_ts : ev->ts;
+    c.n = ev->count ? ev->count : 1;
+    c.sev = ev->sev;
+    c.tier1 = is_tier1(ev);
+    snprintf(c.who, sizeof(c.who), "rule:%s", rule);
+
+    if (strcmp(c.kind, "check") == 0) {
+        char d[64];
+
+        ok = ev->state == 0 || (ev->state < 0 && ev->sev == TC_SEV_OK);
+        if (ok) {
+            uint32_t h = fnv1a(key, kl);
+
+            if ((fe = fp_find(e, key, kl, h)) == NULL)
+                return;
+            if (fe->attempts != 0) {
+                fe->attempts = 0;
+                fe->fp_dirty = 1;
+            }
+            if (fe->cur != NULL && active(fe->cur))
+                resolve_inc(e, fe->cur, c.t, c.who, "check OK");
+            return;
+        }
+        fe = fp_get(e, key, kl);
+        if (fe->attempts++ == 0)
+            fe->since = c.t;
+        fe->fp_dirty = 1;
+        if (fe->cur != NULL && active(fe->cur)) {
+            fold_active(e, fe->cur, &c);
+            return;
+        }
+        /* Soft state: not an incident until it is confirmed. */
+        if (fe->attempts < e->cfg.max_attempts)
+            return;
+        snprintf(d, sizeof(d), "hard after %" PRIu32 " attempts", fe->attempts);
+        /* Count every attempt of the confirmed failure. */
+        c.n = fe->attempts == e->cfg.max_attempts ? fe->attempts : c.n;
+        open_or_reopen(e, fe, &c, d);
+        /* The failure began with its first soft attempt. */
+        if (fe->cur != NULL && fe->cur->v.state == INCIDENT_OPEN &&
+            fe->cur->v.count == c.n && fe->since < fe->cur->v.first_seen)
+            fe->cur->v.first_seen = fe->since;
+        return;
+    }
+    if (c.sev == TC_SEV_OK) {
+        /* A recovery: only the agent's "back" event means anything. */
+        uint32_t h = fnv1a(key, kl);
+
+        if (strcmp(c.kind, "agent") != 0)
+            return;
+        fe = fp_find(e, key, kl, h);
+        if (fe != NULL && fe->cur != NULL && active(fe->cur))
+            resolve_inc(e, fe->cur, c.t, c.who, "agent back");
+        return;
+    }
+    fe = fp_get(e, key, kl);
+    if (fe->cur != NULL && active(fe->cur)) {
+        fold_active(e, fe->cur, &c);
+        return;
+    }
+    open_or_reopen(e, fe, &c, "");
+}
+
+/* An agent-silent incident is active for host: we cannot hear it. */
+static int
+host_silent(struct incident_engine *e, const char *host)
+{
+    char key[512];
+    int n = snprintf(key, sizeof(key),
+                     "%s\x1f"
+                     "agent-silent",
+                     host);
+    struct fpent *fe;
+
+    if (n < 0 || (size_t)n >= sizeof(key))
+        return 0;
+    fe = fp_find(e, key, (size_t)n, fnv1a(key, (size_t)n));
+    return fe != NULL && fe->cur != NULL && active(fe->cur);
+}
+
+void
+incident_engine_tick(struct incident_engine *e, int64_t now)
+{
+    char d[96];
+
+    /* Index walk: close_inc and resolve_inc do not change the array. */
+    for (size_t i = 0; i < e->ninc; i++) {
+        struct inc *in = e->incs[i];
+
+        if (active(in) && strcmp(in->v.kind, "log") == 0 &&
+            now - in->v.last_seen >= e->cfg.resolve_after_ns &&
+            !host_silent(e, in->v.host)) {
+            snprintf(d, sizeof(d), "quiet for %" PRId64 "s",
+                     (now - in->v.last_seen) / 1000000000);
+            resolve_inc(e, in, now, "rule:resolve_after", d);
+        }
+        if (in->v.state == INCIDENT_RESOLVED &&
+            now - in->v.resolved_at >= e->cfg.reopen_window_ns)
+            close_inc(e, in, now, "rule:reopen_window",
+                      "no recurrence within reopen_window");
+    }
+}
+
+int
+incident_engine_action(struct incident_engine *e,
+                       const struct incident_action *a)
+{
+    struct inc *in = incs_find(e, a->incident_id);
+    char who[160];
+
+    if (in == NULL || in->v.state == INCIDENT_CLOSED)
+        return -ENOENT;
+    snprintf(who, sizeof(who), "user:%s", a->user ? a->user : "?");
+    switch (a->verb) {
+    case INCIDENT_ACK:
+        if (in->v.state != INCIDENT_OPEN)
+            return -EALREADY;
+        in->v.state = INCIDENT_ACKED;
+        in->v.acked_at = a->ts;
+        in->dirty = 1;
+        note_add(e, in, a->ts, "acknowledged", who, a->text);
+        return 0;
+    case INCIDENT_RESOLVE:
+        if (!active(in))
+            return -EALREADY;
+        resolve_inc(e, in, a->ts, who, a->text);
+        return 0;
+    case INCIDENT_CLOSE:
+        close_inc(e, in, a->ts, who, a->text);
+        return 0;
+    case INCIDENT_NOTE:
+        note_add(e, in, a->ts, "note", who, a->text);
+        return 0;
+    }
+    return -EINVAL;
+}
+
+void
+incident_engine_load(struct incident_engine *e, const struct incident *src)
+{
+    struct inc *in;
+    struct fpent *fe;
+
+    if (src->state == INCIDENT_CLOSED)
+        return;
+    in = tc_xcalloc(1, sizeof(*in));
+    in->v = *src;
+    in->v.fingerprint = tc_xstrdup(src->fingerprint);
+    in->v.host = tc_xstrdup(src->host);
+    in->v.rule = tc_xstrdup(src->rule);
+    in->v.kind = tc_xstrdup(src->kind);
+    fe = fp_get(e, src->fingerprint, strlen(src->fingerprint));
+    /* Only one incident per fingerprint is ever not closed. */
+    if (fe->cur == NULL || fe->cur->v.id < in->v.id) {
+        if (fe->cur != NULL)
+            fe->cur->fe = NULL;
+        fe->cur = in;
+    }
+    in->fe = fe->cur == in ? fe : NULL;
+    incs_insert(e, in);
+    if (in->v.id > e->last_id)
+        e->last_id = in->v.id;
+}
+
+void
+incident_engine_load_fp(struct incident_engine *e, const struct incident_fp *f)
+{
+    struct fpent *fe;
+
+    if (f->attempts == 0)
+        return;
+    fe = fp_get(e, f->fingerprint, strlen(f->fingerprint));
+    fe->attempts = f->attempts;
+    fe->since = f->since;
+}
+
+void
+incident_engine_set_last_id(struct incident_engine *e, int64_t last_id)
+{
+    if (last_id > e->last_id)
+        e->last_id = last_id;
+}
+
+static int
+fp_cmp(const void *a, const void *b)
+{
+    const struct fpent *x = *(struct fpent *const *)a;
+    const struct fpent *y = *(struct fpent *const *)b;
+
+    return strcmp(x->key, y->key);
+}
+
+int
+incident_engine_drain(struct incident_engine *e,
+                      const struct incident_sink *sink, void *arg)
+{
+    struct fpent **dirty = NULL;
+    size_t nd = 0, j = 0;
+    int rc = 0;
+
+    for (size_t i = 0; i < e->ninc && rc == 0; i++) {
+        struct inc *in = e->incs[i];
+
+        if (in->dirty && sink->incident)
+            rc = sink->incident(arg, &in->v);
+        in->dirty = 0;
+    }
+    if (rc == 0 && e->nfp > 0) {
+        dirty = tc_xreallocarray(NULL, e->nfp, sizeof(*dirty));
+        for (size_t i = 0; i < e->ntab; i++)
+            for (struct fpent *f = e->tab[i]; f != NULL; f = f->next)
+                if (f->fp_dirty)
+                    dirty[nd++] = f;
+        if (nd > 1)
+            qsort(dirty, nd, sizeof(*dirty), fp_cmp);
+        for (size_t i = 0; i < nd && rc == 0; i++) {
+            struct incident_fp fp = {dirty[i]->key, dirty[i]->attempts,
+                                     dirty[i]->since};
+
+            if (sink->fp)
+                rc = sink->fp(arg, &fp);
+        }
+    }
+    for (size_t i = 0; i < e->nnotes && rc == 0; i++) {
+        const struct note *n = &e->notes[i];
+        struct incident_note out = {n->id, n->ts, n->what, n->who, n->detail};
+
+        if (sink->note)
+            rc = sink->note(arg, &out);
+    }
+    notes_clear(e);
+    /* Forget what no longer matters: closed incidents, idle prints. */
+    for (size_t i = 0; i < nd; i++) {
+        dirty[i]->fp_dirty = 0;
+        if (dirty[i]->attempts == 0 && dirty[i]->cur == NULL)
+            fp_remove(e, dirty[i]);
+    }
+    free(dirty);
+    for (size_t i = 0; i < e->ninc; i++) {
+        struct inc *in = e->incs[i];
+
+        if (in->v.state == INCIDENT_CLOSED) {
+            inc_free(in);
+            continue;
+        }
+        e->incs[j++] = in;
+    }
+    e->ninc = j;
+    return rc;
+}
+
+int
+incident_engine_pending(const struct incident_engine *e)
+{
+    if (e->nnotes > 0)
+        return 1;
+    for (size_t i = 0; i < e->ninc; i++)
+        if (e->incs[i]->dirty)
+            return 1;
+    for (size_t i = 0; i < e->ntab; i++)
+        for (const struct fpent *f = e->tab[i]; f != NULL; f = f->next)
+            if (f->fp_dirty)
+                return 1;
+    return 0;
+}
+
+size_t
+incident_engine_size(const struct incident_engine *e)
+{
+    return e->ninc;
+}
+
+const struct incident *
+incident_engine_get(const struct incident_engine *e, int64_t id)
+{
+    const struct inc *in = incs_find(e, id);
+
+    return in ? &in->v : NULL;
+}

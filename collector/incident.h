@@ -1,0 +1,176 @@
+/*
+ * incident: the incident engine (docs/internals/incidents.md).
+ *
+ * A pure, deterministic state machine: it turns stored events, human
+ * actions and clock ticks, fed in one total order, into incidents and
+ * timeline entries. It does no I/O, reads no clock and uses no libuv;
+ * every time it knows comes from its inputs (an event's event_ts, else
+ * its ts; an action's recorded time; a tick's recorded time). Feeding
+ * the same inputs to a fresh engine (or to one loaded from the rows an
+ * earlier run persisted at the same point) gives the same output.
+ *
+ * Output is pulled: after feeding inputs, incident_engine_drain hands
+ * over every incident that changed, every fingerprint whose soft state
+ * changed and every new timeline entry, in the order they happened.
+ *
+ * Threading: an engine is used by one thread at a time.
+ */
+#ifndef COLLECTOR_INCIDENT_H
+#define COLLECTOR_INCIDENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+struct incident_engine;
+
+struct incident_config {
+    int64_t reopen_window_ns; /* recurrence after resolve reopens within
+                                 this; later it opens a new incident */
+    int64_t resolve_after_ns; /* a log incident quiet this long resolves */
+    uint32_t max_attempts;    /* consecutive non-OK check results before
+                                 a check incident opens (>= 1) */
+};
+
+enum incident_state {
+    INCIDENT_OPEN = 0,
+    INCIDENT_ACKED = 1,
+    INCIDENT_RESOLVED = 2,
+    INCIDENT_CLOSED = 3,
+};
+
+/* "open", "acknowledged", "resolved", "closed"; NULL if out of range. */
+const char *incident_state_name(enum incident_state s);
+/* The inverse (also accepts "acked"); 0 or -EINVAL. */
+int incident_state_parse(const char *s, enum incident_state *out);
+
+/*
+ * One incident. Times are engine time, ns since the Unix epoch; 0 means
+ * "not yet". Strings are owned by the engine (or, for rows handed to
+ * incident_engine_load, by the caller, which keeps them for the call).
+ */
+struct incident {
+    int64_t id;        /* 1, 2, ... in opening order */
+    char *fingerprint; /* key: host "\x1f" (fingerprint or rule) */
+    char *host;        /* agent name */
+    char *rule;        /* rule or check name ("agent-silent") */
+    char *kind;        /* "log", "check" or "agent" */
+    enum incident_state state;
+    enum tc_severity severity; /* peak severity while it was active */
+    int priority;              /* 1 (highest) .. 5 */
+    uint64_t count;            /* events folded in (event counts summed) */
+    int64_t first_seen;        /* earliest event time folded in */
+    int64_t last_seen;         /* latest event time folded in */
+    int64_t opened_at;         /* last (re)open */
+    int64_t acked_at;          /* 0 unless acknowledged since (re)open */
+    int64_t resolved_at;       /* 0 unless resolved */
+    int64_t closed_at;         /* 0 unless closed */
+    uint32_t reopened;         /* times it was reopened */
+    int tier1;                 /* an event carried label tier=1 */
+};
+
+/*
+ * Soft state of a fingerprint: consecutive non-OK check results not
+ * (yet) followed by an OK. Persisted so that a restart keeps counting.
+ */
+struct incident_fp {
+    const char *fingerprint; /* borrowed */
+    uint32_t attempts;       /* consecutive non-OK results */
+    int64_t since;           /* event time of the first of them, ns */
+};
+
+/* One timeline entry. Strings borrowed (valid during the drain). */
+struct incident_note {
+    int64_t incident_id;
+    int64_t ts;         /* engine time */
+    const char *what;   /* "opened", "reopened", "acknowledged", ... */
+    const char *who;    /* "rule:<name>" or "user:<name>" */
+    const char *detail; /* free text, may be "" */
+};
+
+enum incident_verb {
+    INCIDENT_ACK = 0,
+    INCIDENT_RESOLVE = 1,
+    INCIDENT_CLOSE = 2,
+    INCIDENT_NOTE = 3,
+};
+/* "ack", "resolve", "close", "note"; and the inverse (0 or -EINVAL). */
+const char *incident_verb_name(enum incident_verb v);
+int incident_verb_parse(const char *s, enum incident_verb *out);
+
+/* A recorded human action (a row of the actions table). */
+struct incident_action {
+    int64_t ts;       /* when it was recorded, ns */
+    const char *user; /* who; borrowed */
+    enum incident_verb verb;
+    int64_t incident_id;
+    const char *text; /* note text or comment; may be NULL */
+};
+
+/*
+ * The incident fingerprint of an event from host, NUL-terminated in buf
+ * (cut to len - 1): its length, or 0 when the event makes no incident.
+ */
+size_t incident_fingerprint(const char *host, const struct tc_event *ev,
+                            char *buf, size_t len);
+
+/* A new engine with no incidents; next id is 1. */
+struct incident_engine *incident_engine_new(const struct incident_config *c);
+/* incident_engine_free(NULL) is a no-op. */
+void incident_engine_free(struct incident_engine *e);
+
+/*
+ * Restore persisted state (start-up): every incident not closed, the
+ * soft state rows, and the highest id ever given (closed ones
+ * included). Loading produces no output.
+ */
+void incident_engine_load(struct incident_engine *e, const struct incident *in);
+void incident_engine_load_fp(struct incident_engine *e,
+                             const struct incident_fp *fp);
+void incident_engine_set_last_id(struct incident_engine *e, int64_t last_id);
+
+/*
+ * Feed one stored event. host is the batch's (authenticated) host.
+ * Kinds other than log, check and agent/agent-silent are ignored.
+ */
+void incident_engine_event(struct incident_engine *e, const char *host,
+                           const struct tc_event *ev);
+/*
+ * Apply a human action. Returns 0, or -ENOENT (no such incident, or it
+ * is closed) or -EALREADY (the transition does not apply); a refused
+ * action changes nothing and is not on any timeline.
+ */
+int incident_engine_action(struct incident_engine *e,
+                           const struct incident_action *a);
+/* A clock tick at engine time now: quiet log incidents resolve, resolved
+ * incidents past reopen_window close. */
+void incident_engine_tick(struct incident_engine *e, int64_t now);
+
+struct incident_sink {
+    /* Every changed incident (latest state), in id order. */
+    int (*incident)(void *arg, const struct incident *in);
+    /* Every changed soft state, in key order. */
+    int (*fp)(void *arg, const struct incident_fp *fp);
+    /* Every new timeline entry, in the order they happened. */
+    int (*note)(void *arg, const struct incident_note *n);
+};
+
+/*
+ * Hand over the changes since the last drain, then forget them (closed
+ * incidents leave memory too). A non-zero return from a callback stops
+ * the drain and is returned; the changes are then lost to this engine,
+ * whose owner must rebuild it from the store.
+ */
+int incident_engine_drain(struct incident_engine *e,
+                          const struct incident_sink *sink, void *arg);
+
+/* 1 if a drain would hand over anything. */
+int incident_engine_pending(const struct incident_engine *e);
+/* Number of incidents in memory (not closed). */
+size_t incident_engine_size(const struct incident_engine *e);
+/* The in-memory incident with this id, or NULL (closed or unknown). */
+const struct incident *incident_engine_get(const struct incident_engine *e,
+                                           int64_t id);
+
+#endif

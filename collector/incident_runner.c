@@ -1,0 +1,171 @@
+/*
+ * incident_runner: the loop-side driver of the incident engine (see
+ * incident_runner.h and docs/internals/incidents.md).
+ */
+#include "incident_runner.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "incident.h"
+#include "incidents_store.h"
+#include "log.h"
+#include "util.h"
+
+/* How often committed batches are looked for, ms. */
+#define POLL_MS 100
+/* Batches per step: bounds one incident transaction under load. */
+#define STEP_BATCHES 512
+/* Steps per queued work while a backlog remains. */
+#define STEPS_PER_WORK 16
+
+struct incident_runner {
+    uv_loop_t *loop; /* borrowed */
+    struct incident_config cfg;
+    struct incidents_store *store;  /* owned; used by the worker only,
+                                       after start-up */
+    struct incident_engine *engine; /* owned; worker only */
+    struct incidents_watermark wm;  /* what the tables reflect; worker */
+    uv_timer_t timer;               /* poll */
+    uv_work_t work;
+    int working; /* work queued, not completed */
+    int work_rc; /* last step's result */
+    int stopped;
+    int timer_closed;
+    unsigned failures; /* consecutive failed steps */
+};
+
+int
+incident_runner_new(uv_loop_t *loop, const struct collector_config *cfg,
+                    struct incident_runner **out)
+{
+    struct incident_runner *r = tc_xcalloc(1, sizeof(*r));
+    int rc;
+
+    *out = NULL;
+    r->loop = loop;
+    r->cfg.reopen_window_ns = (int64_t)cfg->inc_reopen_window_ms * 1000000;
+    r->cfg.resolve_after_ns = (int64_t)cfg->inc_resolve_after_ms * 1000000;
+    r->cfg.max_attempts = cfg->inc_max_attempts;
+    if ((rc = incidents_store_open(cfg->store_path, 0, &r->store)) < 0)
+        goto fail;
+    if ((rc = incidents_store_load(r->store, &r->cfg, &r->engine, &r->wm)) <
+        0) {
+        log_warnx("incidents: cannot load: %s",
+                  incidents_store_errmsg(r->store));
+        goto fail;
+    }
+    log_info("incidents: %zu not closed, tables at batch %lld, action %lld",
+             incident_engine_size(r->engine), (long long)r->wm.batch_to,
+             (long long)r->wm.action_to);
+    uv_timer_init(loop, &r->timer);
+    r->timer.data = r;
+    *out = r;
+    return 0;
+fail:
+    incidents_store_close(r->store);
+    free(r);
+    return rc;
+}
+
+/* Threadpool. */
+static void
+work_cb(uv_work_t *w)
+{
+    struct incident_runner *r = w->data;
+    int more = 0, rc = 0;
+
+    if (r->engine == NULL) {
+        /* A failed step left no engine: rebuild it from the tables. */
+        rc = incidents_store_load(r->store, &r->cfg, &r->engine, &r->wm);
+        if (rc < 0) {
+            r->work_rc = rc;
+            return;
+        }
+    }
+    for (int i = 0; i < STEPS_PER_WORK; i++) {
+        rc = incidents_store_step(r->store, r->engine, &r->wm, tc_now_ns(),
+                                  STEP_BATCHES, &more);
+        if (rc < 0) {
+            /* The engine is ahead of the tables: drop it, load again. */
+            incident_engine_free(r->engine);
+            r->engine = NULL;
+            break;
+        }
+        if (!more)
+            break;
+    }
+    r->work_rc = rc;
+}
+
+static void timer_cb(uv_timer_t *t);
+
+static void
+after_work_cb(uv_work_t *w, int status)
+{
+    struct incident_runner *r = w->data;
+
+    (void)status;
+    r->working = 0;
+    if (r->work_rc < 0) {
+        if (r->failures++ == 0)
+            log_warnx("incidents: step failed: %s (will retry)",
+                      incidents_store_errmsg(r->store));
+    } else if (r->failures > 0) {
+        log_info("incidents: step succeeded after %u failures", r->failures);
+        r->failures = 0;
+    }
+}
+
+static void
+timer_cb(uv_timer_t *t)
+{
+    struct incident_runner *r = t->data;
+
+    if (r->working || r->stopped)
+        return;
+    r->work.data = r;
+    if (uv_queue_work(r->loop, &r->work, work_cb, after_work_cb) == 0)
+        r->working = 1;
+}
+
+int
+incident_runner_start(struct incident_runner *r)
+{
+    return uv_timer_start(&r->timer, timer_cb, 0, POLL_MS);
+}
+
+static void
+closed_cb(uv_handle_t *h)
+{
+    struct incident_runner *r = h->data;
+
+    r->timer_closed = 1;
+}
+
+void
+incident_runner_stop(struct incident_runner *r)
+{
+    if (r == NULL || r->stopped)
+        return;
+    r->stopped = 1;
+    uv_timer_stop(&r->timer);
+    uv_close((uv_handle_t *)&r->timer, closed_cb);
+}
+
+void
+incident_runner_free(struct incident_runner *r)
+{
+    if (r == NULL)
+        return;
+    if (r->working || (r->stopped && !r->timer_closed))
+        fatalx("incident_runner_free while running");
+    if (!r->stopped) {
+        /* Never started or stopped: the timer still needs closing. */
+        fatalx("incident_runner_free before incident_runner_stop");
+    }
+    incident_engine_free(r->engine);
+    incidents_store_close(r->store);
+    free(r);
+}

@@ -1,0 +1,33 @@
+/*
+ * incident_runner: runs the incident engine beside the ingest pipeline.
+ *
+ * Every poll interval (100 ms) it queues one engine step on the libuv
+ * threadpool (incidents_store_step): the batches committed since the
+ * last step, then the actions tocsinctl recorded, then a clock tick,
+ * written with the new watermark in one transaction on the runner's own
+ * SQLite connection. Nothing touches SQLite on the loop thread except
+ * the load at start-up, like the agents table.
+ *
+ * Contract: all functions run on the loop thread. incident_runner_stop
+ * stops the timer; a step in flight completes on its own (the loop runs
+ * until it has); incident_runner_free after the loop has ended.
+ */
+#ifndef COLLECTOR_INCIDENT_RUNNER_H
+#define COLLECTOR_INCIDENT_RUNNER_H
+
+#include <uv.h>
+
+struct incident_runner;
+struct collector_config;
+
+/* Open the incident tables of cfg->store_path (already migrated by
+ * store_open) and load the engine. Logs and returns a negative errno. */
+int incident_runner_new(uv_loop_t *loop, const struct collector_config *cfg,
+                        struct incident_runner **out);
+int incident_runner_start(struct incident_runner *r);
+/* Idempotent. */
+void incident_runner_stop(struct incident_runner *r);
+/* NULL: no-op. */
+void incident_runner_free(struct incident_runner *r);
+
+#endif
