@@ -42,6 +42,9 @@ struct out {
     size_t loglen;
 };
 
+static void logf_(struct out *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 static void
 logf_(struct out *o, const char *fmt, ...)
 {
