@@ -4,6 +4,7 @@
  */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -28,10 +29,19 @@ usage(FILE *f)
             "                                    print stored events\n"
             "  agents list [--json]              agents, link state, "
             "silence\n"
-            "  incidents list [--state S] [--priority P] [--host H] [--json]\n"
+            "  incidents list [--state S] [--priority P] [--host H] "
+            "[--silenced] [--json]\n"
             "  incidents show ID [--json]        incident, timeline, events\n"
             "  incidents ack|resolve|close ID [--user U] [--comment TEXT]\n"
             "  incidents note ID TEXT [--user U]\n"
+            "  silences add --match M... --duration D|--until TS [--start TS]\n"
+            "      --comment TEXT [--user U]     M: host=H, rule=R, label:K=V\n"
+            "  silences list [--all] [--json]    silences not ended (or all)\n"
+            "  silences expire ID [--user U]\n"
+            "  stats [--since 7d] [--by priority|host|rule] [--json]\n"
+            "                                    MTTA, MTTR, MTBF\n"
+            "  replay [--json]                   rebuild the incidents from "
+            "the events, diff\n"
             "\n"
             "options:\n"
             "  -c FILE   collector configuration (default %s)\n"
@@ -63,6 +73,16 @@ ctl_fmt_time(int64_t ns, char *buf, size_t len)
     snprintf(buf + n, len - n, ".%03dZ", (int)(rem / 1000000));
 }
 
+const char *
+ctl_default_user(void)
+{
+    const char *u = getenv("SUDO_USER");
+
+    if (u == NULL || *u == '\0')
+        u = getenv("USER");
+    return u && *u ? u : "unknown";
+}
+
 struct ctl_cmd {
     const char *name;
     int (*run)(const struct ctl_opts *, int, char **);
@@ -73,6 +93,10 @@ static const struct ctl_cmd cmds[] = {
     {"events", ctl_events},
     {"agents", ctl_agents},
     {"incidents", ctl_incidents},
+    {"silences", ctl_silences},
+    {"stats", ctl_stats},
+    /* The incidents rebuilt from the stored inputs, diffed. */
+    {"replay", ctl_replay},
 };
 
 int

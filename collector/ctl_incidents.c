@@ -1,7 +1,8 @@
 /*
  * ctl_incidents: "tocsinctl incidents".
  *
- *   tocsinctl incidents list [--state S] [--priority P] [--host H] [--json]
+ *   tocsinctl incidents list [--state S] [--priority P] [--host H]
+ *                            [--silenced] [--json]
  *   tocsinctl incidents show ID [--json]
  *   tocsinctl incidents ack|resolve|close ID [--user NAME] [--comment TEXT]
  *   tocsinctl incidents note ID TEXT [--user NAME]
@@ -40,7 +41,7 @@ static void
 incidents_usage(FILE *f)
 {
     fprintf(f, "usage: tocsinctl incidents list [--state S] [--priority P] "
-               "[--host H] [--json]\n"
+               "[--host H] [--silenced] [--json]\n"
                "       tocsinctl incidents show ID [--json]\n"
                "       tocsinctl incidents ack|resolve|close ID [--user NAME] "
                "[--comment TEXT]\n"
@@ -104,6 +105,8 @@ incident_json(struct tc_buf *b, const struct incident *in)
     tc_json_raw(b, ",");
     tc_json_key(b, "tier1");
     tc_json_raw(b, in->tier1 ? "true" : "false");
+    /* The silence that matched when it (re)opened; 0 = none. */
+    jint(b, "silenced", in->silenced);
     tc_json_raw(b, "}");
 }
 
@@ -115,10 +118,10 @@ incident_text(struct tc_buf *b, const struct incident *in)
 
     ctl_fmt_time(in->last_seen, iso, sizeof(iso));
     n = snprintf(line, sizeof(line),
-                 "%-6" PRId64 " P%d %-12s %-8s %-16s %-24s %8" PRIu64 " %s\n",
+                 "%-6" PRId64 " P%d %-12s %-8s %-16s %-24s %8" PRIu64 " %s%s\n",
                  in->id, in->priority, incident_state_name(in->state),
                  tc_severity_name(in->severity), in->host, in->rule, in->count,
-                 iso);
+                 iso, in->silenced ? " silenced" : "");
     tc_buf_append(b, line,
                   (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
@@ -179,6 +182,7 @@ incidents_list(const struct ctl_opts *o, int argc, char **argv)
         {"state", required_argument, NULL, 's'},
         {"priority", required_argument, NULL, 'p'},
         {"host", required_argument, NULL, 'H'},
+        {"silenced", no_argument, NULL, 'S'},
         {NULL, 0, NULL, 0},
     };
     struct incidents_filter f = {0};
@@ -189,7 +193,7 @@ incidents_list(const struct ctl_opts *o, int argc, char **argv)
     int ch, rc, status = 1;
 
     optind = 0;
-    while ((ch = getopt_long(argc, argv, "js:p:H:", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "js:p:H:S", longopts, NULL)) != -1) {
         switch (ch) {
         case 'j':
             c.json = 1;
@@ -213,6 +217,9 @@ incidents_list(const struct ctl_opts *o, int argc, char **argv)
             break;
         case 'H':
             f.host = optarg;
+            break;
+        case 'S':
+            f.silenced = 1;
             break;
         default:
             incidents_usage(stderr);
@@ -419,16 +426,6 @@ out:
     return status;
 }
 
-static const char *
-default_user(void)
-{
-    const char *u = getenv("SUDO_USER");
-
-    if (u == NULL || *u == '\0')
-        u = getenv("USER");
-    return u && *u ? u : "unknown";
-}
-
 static int
 incidents_action(const struct ctl_opts *o, enum incident_verb verb, int argc,
                  char **argv)
@@ -444,7 +441,7 @@ incidents_action(const struct ctl_opts *o, enum incident_verb verb, int argc,
     int64_t aid = 0;
     int ch, done = 0, result = 0, status = 1;
 
-    a.user = default_user();
+    a.user = ctl_default_user();
     a.verb = verb;
     optind = 0;
     while ((ch = getopt_long(argc, argv, "u:m:", longopts, NULL)) != -1) {

@@ -47,8 +47,17 @@ struct note {
     char *detail;     /* owned */
 };
 
+struct sil {
+    int64_t id;
+    int64_t start, end; /* ns, engine time */
+    char *matchers;     /* owned, checked by incident_engine_silence */
+};
+
 struct incident_engine {
     struct incident_config cfg;
+    struct sil *sils; /* owned, in id order; kept for good: late events
+                         are matched at their own time */
+    size_t nsil, capsil;
     struct fpent **tab; /* owned buckets, ntab a power of two */
     size_t ntab, nfp;
     struct inc **incs; /* owned, sorted by id; closed ones leave at drain */
@@ -164,6 +173,9 @@ incident_engine_free(struct incident_engine *e)
     for (size_t i = 0; i < e->ninc; i++)
         inc_free(e->incs[i]);
     notes_clear(e);
+    for (size_t i = 0; i < e->nsil; i++)
+        free(e->sils[i].matchers);
+    free(e->sils);
     free(e->notes);
     free(e->incs);
     free(e->tab);
@@ -438,8 +450,166 @@ struct ev_ctx {
     uint64_t n; /* event count */
     enum tc_severity sev;
     int tier1;
-    char who[160]; /* "rule:<rule>" */
+    char who[160];             /* "rule:<rule>" */
+    const struct tc_event *ev; /* labels, for silences */
 };
+
+int
+incident_silence_matcher_check(const char *m)
+{
+    const char *eq;
+
+    if (strncmp(m, "host=", 5) == 0)
+        return m[5] && !strchr(m + 5, ' ') ? 0 : -EINVAL;
+    if (strncmp(m, "rule=", 5) == 0)
+        return m[5] && !strchr(m + 5, ' ') ? 0 : -EINVAL;
+    if (strncmp(m, "label:", 6) == 0) {
+        eq = strchr(m + 6, '=');
+        return eq && eq > m + 6 && !strchr(m, ' ') ? 0 : -EINVAL;
+    }
+    return -EINVAL;
+}
+
+static int
+label_is(const struct tc_event *ev, const char *k, size_t kl, const char *v)
+{
+    for (uint32_t i = 0; ev && i < ev->nlabels; i++) {
+        const struct tc_kv *kv = &ev->labels[i];
+
+        if (kv->key.len == kl && memcmp(kv->key.ptr, k, kl) == 0 &&
+            kv->val.len == strlen(v) &&
+            memcmp(kv->val.ptr, v, kv->val.len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Every matcher of s holds for the event in c. */
+static int
+sil_match(const struct sil *s, const struct ev_ctx *c)
+{
+    const char *p = s->matchers;
+
+    while (*p) {
+        const char *end = strchr(p, ' ');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        char m[512];
+
+        snprintf(m, sizeof(m), "%.*s", (int)n, p);
+        if (strncmp(m, "host=", 5) == 0) {
+            if (strcmp(m + 5, c->host) != 0)
+                return 0;
+        } else if (strncmp(m, "rule=", 5) == 0) {
+            if (strcmp(m + 5, c->rule) != 0)
+                return 0;
+        } else {
+            char *eq = strchr(m + 6, '=');
+
+            if (!label_is(c->ev, m + 6, (size_t)(eq - (m + 6)), eq + 1))
+                return 0;
+        }
+        p += n;
+        while (*p == ' ')
+            p++;
+    }
+    return 1;
+}
+
+/* The first silence (lowest id) active at the event's time that
+ * matches it, or NULL. */
+static const struct sil *
+silenced_by(const struct incident_engine *e, const struct ev_ctx *c)
+{
+    for (size_t i = 0; i < e->nsil; i++) {
+        const struct sil *s = &e->sils[i];
+
+        if (c->t >= s->start && c->t < s->end && sil_match(s, c))
+            return s;
+    }
+    return NULL;
+}
+
+/* Mark a just (re)opened incident with the silence that covers it. */
+static void
+mark_silenced(struct incident_engine *e, struct inc *in, const struct ev_ctx *c)
+{
+    const struct sil *s = silenced_by(e, c);
+    char who[64];
+
+    in->v.silenced = s ? s->id : 0;
+    if (s == NULL)
+        return;
+    snprintf(who, sizeof(who), "silence:%" PRId64, s->id);
+    note_add(e, in, c->t, "silenced", who, s->matchers);
+}
+
+static struct sil *
+sil_find(struct incident_engine *e, int64_t id)
+{
+    for (size_t i = 0; i < e->nsil; i++)
+        if (e->sils[i].id == id)
+            return &e->sils[i];
+    return NULL;
+}
+
+int
+incident_engine_silence(struct incident_engine *e,
+                        const struct incident_silence *src)
+{
+    struct sil *s;
+    char m[512];
+    const char *p = src->matchers;
+    int n = 0;
+    size_t i;
+
+    /* Validate every matcher: sil_match trusts them. */
+    while (p && *p) {
+        size_t len = strcspn(p, " ");
+
+        if (len >= sizeof(m))
+            return -EINVAL;
+        snprintf(m, sizeof(m), "%.*s", (int)len, p);
+        if (incident_silence_matcher_check(m) < 0)
+            return -EINVAL;
+        n++;
+        p += len;
+        p += strspn(p, " ");
+    }
+    if (n == 0)
+        return -EINVAL;
+    if ((s = sil_find(e, src->id)) != NULL) {
+        free(s->matchers);
+    } else {
+        if (e->nsil == e->capsil) {
+            e->capsil = e->capsil ? e->capsil * 2 : 8;
+            e->sils = tc_xreallocarray(e->sils, e->capsil, sizeof(*e->sils));
+        }
+        /* Keep id order (a load may come in any order). */
+        for (i = e->nsil; i > 0 && e->sils[i - 1].id > src->id; i--)
+            e->sils[i] = e->sils[i - 1];
+        s = &e->sils[i];
+        e->nsil++;
+    }
+    s->id = src->id;
+    s->start = src->start;
+    s->end = src->end;
+    s->matchers = tc_xstrdup(src->matchers);
+    return 0;
+}
+
+int
+incident_engine_silence_expire(struct incident_engine *e, int64_t id,
+                               int64_t ts)
+{
+    struct sil *s = sil_find(e, id);
+
+    if (s == NULL)
+        return -ENOENT;
+    if (s->end <= ts)
+        return -EALREADY;
+    s->end = ts;
+    return 0;
+}
 
 /* A problem event with no active incident: open, reopen, or fold late. */
 static void
@@ -472,6 +642,7 @@ open_or_reopen(struct incident_engine *e, struct fpent *fe,
             cur->v.reopened++;
             fold(cur, c->t, c->n, c->sev, c->tier1);
             note_add(e, cur, c->t, "reopened", c->who, d);
+            mark_silenced(e, cur, c);
             reprioritise(e, cur->v.rule, c->t);
             return;
         }
@@ -495,6 +666,7 @@ open_or_reopen(struct incident_engine *e, struct fpent *fe,
     snprintf(d, sizeof(d), "%s%s%s", tc_severity_name(c->sev),
              *detail ? "; " : "", detail);
     note_add(e, in, c->t, "opened", c->who, d);
+    mark_silenced(e, in, c);
     reprioritise(e, in->v.rule, c->t);
 }
 
@@ -570,6 +742,7 @@ incident_engine_event(struct incident_engine *e, const char *host,
     c.n = ev->count ? ev->count : 1;
     c.sev = ev->sev;
     c.tier1 = is_tier1(ev);
+    c.ev = ev;
     snprintf(c.who, sizeof(c.who), "rule:%s", rule);
 
     if (strcmp(c.kind, "check") == 0) {

@@ -68,6 +68,8 @@ struct incident {
     int64_t closed_at;         /* 0 unless closed */
     uint32_t reopened;         /* times it was reopened */
     int tier1;                 /* an event carried label tier=1 */
+    int64_t silenced;          /* id of the silence that matched when it
+                                  (re)opened; 0 = none */
 };
 
 /*
@@ -107,6 +109,38 @@ struct incident_action {
     int64_t incident_id;
     const char *text; /* note text or comment; may be NULL */
 };
+
+/*
+ * A silence (maintenance window): an incident that opens or reopens
+ * while it is active, from an event whose host, rule and labels match
+ * every matcher, is recorded as usual and marked silenced (never
+ * dropped). Silences are engine inputs like actions: added and expired
+ * by recorded actions, so replay gives the same marks.
+ */
+struct incident_silence {
+    int64_t id;
+    int64_t start;        /* ns, engine time: active for start <= t < end */
+    int64_t end;          /* ns */
+    const char *matchers; /* borrowed: space-separated "host=H",
+                             "rule=R", "label:K=V" (at least one) */
+};
+
+/* Check one matcher ("host=web-01", "rule=disk", "label:env=prod"):
+ * 0 or -EINVAL. */
+int incident_silence_matcher_check(const char *m);
+
+/*
+ * Add a silence (or replace the one with the same id: start-up load).
+ * Returns 0, or -EINVAL if a matcher is malformed or there is none.
+ */
+int incident_engine_silence(struct incident_engine *e,
+                            const struct incident_silence *s);
+/*
+ * End silence id at engine time ts (its end moves to ts if later):
+ * 0, -ENOENT (unknown) or -EALREADY (already ended by ts).
+ */
+int incident_engine_silence_expire(struct incident_engine *e, int64_t id,
+                                   int64_t ts);
 
 /*
  * The incident fingerprint of an event from host, NUL-terminated in buf

@@ -162,7 +162,7 @@ incidents_store_errmsg(const struct incidents_store *s)
 #define INC_COLS                                                               \
     "id, fingerprint, host, rule, kind, state, severity, priority, count,"     \
     " first_seen, last_seen, opened_at, acked_at, resolved_at, closed_at,"     \
-    " reopened, tier1"
+    " reopened, tier1, silenced"
 
 static void
 row_incident(sqlite3_stmt *st, struct incident *in)
@@ -190,6 +190,7 @@ row_incident(sqlite3_stmt *st, struct incident *in)
     in->closed_at = sqlite3_column_int64(st, 14);
     in->reopened = (uint32_t)sqlite3_column_int64(st, 15);
     in->tier1 = sqlite3_column_int(st, 16) != 0;
+    in->silenced = sqlite3_column_int64(st, 17);
 }
 
 int
@@ -251,6 +252,28 @@ incidents_store_load(struct incidents_store *s,
     } else if (rc != SQLITE_DONE) {
         goto step_fail;
     }
+    sqlite3_finalize(st);
+    /*
+     * The silences the tables reflect: added, and expired, by actions
+     * the engine has applied (tocsinctl writes the row before the
+     * collector sees the action).
+     */
+    if ((rc = prep(s,
+                   "SELECT id, starts_at, CASE WHEN expire_action != 0 AND"
+                   " expire_action <= ?1 AND expired_at < ends_at THEN"
+                   " expired_at ELSE ends_at END, matchers FROM silences"
+                   " WHERE action_id != 0 AND action_id <= ?1 ORDER BY id",
+                   &st)) < 0)
+        goto out;
+    sqlite3_bind_int64(st, 1, wm->action_to);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct incident_silence sil = {
+            sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+            sqlite3_column_int64(st, 2), col_text(st, 3)};
+        (void)incident_engine_silence(e, &sil);
+    }
+    if (rc != SQLITE_DONE)
+        goto step_fail;
     rc = 0;
     *out = e;
     e = NULL;
@@ -264,14 +287,46 @@ out:
     return rc;
 }
 
-/* Feed batches and actions after wm; the new marks in *to. */
+/* A "silence" action: the silence row it refers to, into the engine. */
+static int
+feed_silence(struct incidents_store *s, struct incident_engine *e, int64_t id)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if ((rc = prep(s,
+                   "SELECT starts_at, ends_at, matchers FROM silences"
+                   " WHERE id = ?1",
+                   &st)) < 0)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        struct incident_silence sil = {id, sqlite3_column_int64(st, 0),
+                                       sqlite3_column_int64(st, 1),
+                                       col_text(st, 2)};
+        rc = incident_engine_silence(e, &sil);
+    } else {
+        rc = rc == SQLITE_DONE ? -ENOENT : fail(s, rc);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/*
+ * Feed batches and actions after wm, up to the ids in upto (INT64_MAX:
+ * all there are); the new marks in *to. Runs in its own read
+ * transaction unless the caller holds one (replay: one snapshot).
+ */
 static int
 feed(struct incidents_store *s, struct incident_engine *e,
-     const struct incidents_watermark *wm, uint32_t max_batches,
+     const struct incidents_watermark *wm,
+     const struct incidents_watermark *upto, uint32_t max_batches,
      struct incidents_watermark *to, int *more)
 {
     struct tc_wire_limits lim = tc_wire_default_limits;
     sqlite3_stmt *st = NULL;
+    int own = sqlite3_get_autocommit(s->db);
     uint32_t nb = 0;
     int rc;
 
@@ -280,15 +335,16 @@ feed(struct incidents_store *s, struct incident_engine *e,
     *to = *wm;
     *more = 0;
     s->nresults = 0;
-    if ((rc = exec(s, "BEGIN")) < 0)
+    if (own && (rc = exec(s, "BEGIN")) < 0)
         return rc;
     if ((rc = prep(s,
                    "SELECT id, host, events FROM batches WHERE id > ?1"
-                   " ORDER BY id LIMIT ?2",
+                   " AND id <= ?3 ORDER BY id LIMIT ?2",
                    &st)) < 0)
         goto out;
     sqlite3_bind_int64(st, 1, wm->batch_to);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)max_batches + 1);
+    sqlite3_bind_int64(st, 3, upto->batch_to);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *host = col_text(st, 1), *err = "?";
         const struct tc_events *evs;
@@ -325,13 +381,15 @@ feed(struct incidents_store *s, struct incident_engine *e,
      */
     if ((rc = prep(s,
                    "SELECT id, ts, user, verb, incident_id, text FROM actions"
-                   " WHERE id > ?1 ORDER BY id",
+                   " WHERE id > ?1 AND id <= ?2 ORDER BY id",
                    &st)) < 0)
         goto out;
     sqlite3_bind_int64(st, 1, wm->action_to);
+    sqlite3_bind_int64(st, 2, upto->action_to);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct incident_action a;
         enum incident_verb verb;
+        const char *v = col_text(st, 3);
         int r;
 
         to->action_to = sqlite3_column_int64(st, 0);
@@ -341,7 +399,11 @@ feed(struct incidents_store *s, struct incident_engine *e,
         a.incident_id = sqlite3_column_int64(st, 4);
         a.text =
             sqlite3_column_type(st, 5) == SQLITE_NULL ? NULL : col_text(st, 5);
-        if (incident_verb_parse(col_text(st, 3), &verb) < 0) {
+        if (strcmp(v, "silence") == 0) {
+            r = feed_silence(s, e, a.incident_id);
+        } else if (strcmp(v, "expire") == 0) {
+            r = incident_engine_silence_expire(e, a.incident_id, a.ts);
+        } else if (incident_verb_parse(v, &verb) < 0) {
             r = -EINVAL;
         } else {
             a.verb = verb;
@@ -360,7 +422,8 @@ feed(struct incidents_store *s, struct incident_engine *e,
     rc = rc == SQLITE_DONE ? 0 : fail(s, rc);
 out:
     sqlite3_finalize(st);
-    sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    if (own)
+        sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
     return rc;
 }
 
@@ -403,6 +466,7 @@ w_inc(void *arg, const struct incident *in)
     sqlite3_bind_int64(st, 15, in->closed_at);
     sqlite3_bind_int64(st, 16, in->reopened);
     sqlite3_bind_int(st, 17, in->tier1);
+    sqlite3_bind_int64(st, 18, in->silenced);
     w->n++;
     return step_reset(w->s, st);
 }
@@ -437,34 +501,22 @@ w_note(void *arg, const struct incident_note *n)
     return step_reset(w->s, st);
 }
 
-int
-incidents_store_step(struct incidents_store *s, struct incident_engine *e,
-                     struct incidents_watermark *wm, int64_t now,
-                     uint32_t max_batches, int *more)
+/*
+ * Drain the engine's changes into the incident tables of s, inside the
+ * caller's write transaction: the live step, and replay's scratch copy
+ * (which must write exactly what the live step wrote).
+ */
+static int
+write_changes(struct incidents_store *s, struct incident_engine *e)
 {
     static const struct incident_sink sink = {w_inc, w_fp, w_note};
-    struct incidents_watermark to;
     struct writer w = {.s = s};
-    sqlite3_stmt *st = NULL;
     int rc;
 
-    if (s->rdonly)
-        return -EROFS;
-    if ((rc = feed(s, e, wm, max_batches, &to, more)) < 0)
-        return rc;
-    incident_engine_tick(e, now);
-    /* An idle tick that changed nothing leaves no row: replay without
-     * it reaches the same state. */
-    if (to.batch_to == wm->batch_to && to.action_to == wm->action_to &&
-        !incident_engine_pending(e))
-        return 0;
-
-    if ((rc = exec(s, "BEGIN IMMEDIATE")) < 0)
-        return rc;
     if ((rc = prep(s,
                    "INSERT OR REPLACE INTO incidents(" INC_COLS ")"
                    " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,"
-                   "?15,?16,?17)",
+                   "?15,?16,?17,?18)",
                    &w.inc)) < 0 ||
         (rc = prep(s,
                    "INSERT OR REPLACE INTO incident_fps(fingerprint,"
@@ -477,7 +529,39 @@ incidents_store_step(struct incidents_store *s, struct incident_engine *e,
                    " VALUES(?1,?2,?3,?4,?5)",
                    &w.note)) < 0)
         goto out;
-    if ((rc = incident_engine_drain(e, &sink, &w)) != 0)
+    rc = incident_engine_drain(e, &sink, &w);
+out:
+    sqlite3_finalize(w.inc);
+    sqlite3_finalize(w.fp_up);
+    sqlite3_finalize(w.fp_del);
+    sqlite3_finalize(w.note);
+    return rc;
+}
+
+int
+incidents_store_step(struct incidents_store *s, struct incident_engine *e,
+                     struct incidents_watermark *wm, int64_t now,
+                     uint32_t max_batches, int *more)
+{
+    static const struct incidents_watermark all = {0, INT64_MAX, INT64_MAX};
+    struct incidents_watermark to;
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if (s->rdonly)
+        return -EROFS;
+    if ((rc = feed(s, e, wm, &all, max_batches, &to, more)) < 0)
+        return rc;
+    incident_engine_tick(e, now);
+    /* An idle tick that changed nothing leaves no row: replay without
+     * it reaches the same state. */
+    if (to.batch_to == wm->batch_to && to.action_to == wm->action_to &&
+        !incident_engine_pending(e))
+        return 0;
+
+    if ((rc = exec(s, "BEGIN IMMEDIATE")) < 0)
+        return rc;
+    if ((rc = write_changes(s, e)) != 0)
         goto out;
     if ((rc = prep(s, "UPDATE actions SET result = ?2 WHERE id = ?1", &st)) < 0)
         goto out;
@@ -503,10 +587,6 @@ incidents_store_step(struct incidents_store *s, struct incident_engine *e,
     to.step = sqlite3_last_insert_rowid(s->db);
     *wm = to;
 out:
-    sqlite3_finalize(w.inc);
-    sqlite3_finalize(w.fp_up);
-    sqlite3_finalize(w.fp_del);
-    sqlite3_finalize(w.note);
     sqlite3_finalize(st);
     if (rc != 0 && !sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -526,6 +606,7 @@ incidents_store_list(struct incidents_store *s,
                    "SELECT " INC_COLS " FROM incidents WHERE"
                    " (?1 IS NULL OR state = ?1) AND (?2 = 0 OR priority = ?2)"
                    " AND (?3 IS NULL OR host = ?3) AND (?4 = 0 OR id = ?4)"
+                   " AND (?5 = 0 OR silenced != 0)"
                    " ORDER BY id DESC",
                    &st)) < 0)
         return rc;
@@ -535,6 +616,7 @@ incidents_store_list(struct incidents_store *s,
     if (f->host)
         sqlite3_bind_text(st, 3, f->host, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, f->id);
+    sqlite3_bind_int(st, 5, f->silenced);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         row_incident(st, &in);
         if ((rc = cb(&in, arg)) != 0)
@@ -618,6 +700,514 @@ incidents_store_action_result(struct incidents_store *s, int64_t id, int *done,
     } else {
         rc = rc == SQLITE_DONE ? -ENOENT : fail(s, rc);
     }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/*
+ * Replay (tocsinctl replay). The scratch store is an in-memory SQLite
+ * database with the live file's own CREATE statements for the incident
+ * tables, written through write_changes like the live step, so that the
+ * comparison is of rows, not of two code paths.
+ */
+struct replay {
+    struct incidents_store *live;
+    struct incidents_store *scratch;
+    int (*cb)(const struct incidents_diff *d, void *arg);
+    void *arg;
+    struct incidents_replay_stats *st;
+};
+
+static int
+scratch_open(struct incidents_store *live, struct incidents_store **out)
+{
+    struct incidents_store *s = tc_xcalloc(1, sizeof(*s));
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    *out = NULL;
+    tc_frame_init(&s->frame);
+    if (sqlite3_open(":memory:", &s->db) != SQLITE_OK) {
+        incidents_store_close(s);
+        return -ENOMEM;
+    }
+    if ((rc = prep(live,
+                   "SELECT sql FROM sqlite_master WHERE type = 'table' AND"
+                   " name IN ('incidents', 'timeline', 'incident_fps')",
+                   &st)) < 0)
+        goto out;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if ((rc = exec(s, col_text(st, 0))) < 0) {
+            snprintf(live->errmsg, sizeof(live->errmsg), "scratch: %.200s",
+                     s->errmsg);
+            goto out;
+        }
+    }
+    rc = rc == SQLITE_DONE ? 0 : fail(live, rc);
+out:
+    sqlite3_finalize(st);
+    if (rc < 0)
+        incidents_store_close(s);
+    else
+        *out = s;
+    return rc;
+}
+
+/* Render columns [from, to) of a row (to < 0: all), space-separated. */
+static const char *
+row_text(sqlite3_stmt *st, int from, int to, char *buf, size_t len)
+{
+    size_t off = 0;
+
+    if (to < 0)
+        to = sqlite3_column_count(st);
+    buf[0] = '\0';
+    for (int i = from; i < to && off < len; i++) {
+        int n = snprintf(buf + off, len - off, "%s%s", i > from ? " " : "",
+                         col_text(st, i));
+        if (n < 0)
+            break;
+        off += (size_t)n;
+    }
+    return buf;
+}
+
+/* Order of two rows by their first nkey columns (integers or text). */
+static int
+key_cmp(sqlite3_stmt *a, sqlite3_stmt *b, int nkey)
+{
+    for (int i = 0; i < nkey; i++) {
+        int c;
+
+        if (sqlite3_column_type(a, i) == SQLITE_INTEGER &&
+            sqlite3_column_type(b, i) == SQLITE_INTEGER) {
+            int64_t x = sqlite3_column_int64(a, i);
+            int64_t y = sqlite3_column_int64(b, i);
+            c = x < y ? -1 : x > y;
+        } else {
+            c = strcmp(col_text(a, i), col_text(b, i));
+        }
+        if (c)
+            return c;
+    }
+    return 0;
+}
+
+/*
+ * Walk the same query on the live and the scratch store, both ordered
+ * by their first nkey columns, and report every row only one side has
+ * and every column that differs. Column 0 is the incident id when
+ * by_incident, which the report names.
+ */
+static int
+diff_table(struct replay *r, const char *table, const char *sql, int nkey,
+           int by_incident, uint64_t *compared)
+{
+    sqlite3_stmt *l = NULL, *x = NULL;
+    int rl, rx, rc;
+    char key[256], a[1024], b[1024];
+
+    if ((rc = prep(r->live, sql, &l)) < 0)
+        goto out;
+    if ((rc = prep(r->scratch, sql, &x)) < 0) {
+        snprintf(r->live->errmsg, sizeof(r->live->errmsg), "scratch: %.200s",
+                 r->scratch->errmsg);
+        goto out;
+    }
+    rl = sqlite3_step(l);
+    rx = sqlite3_step(x);
+    while (rl == SQLITE_ROW || rx == SQLITE_ROW) {
+        struct incidents_diff d = {.table = table};
+        int c = rl != SQLITE_ROW   ? 1
+                : rx != SQLITE_ROW ? -1
+                                   : key_cmp(l, x, nkey);
+        sqlite3_stmt *one = c <= 0 ? l : x;
+
+        d.incident_id = by_incident ? sqlite3_column_int64(one, 0) : 0;
+        d.key = row_text(one, 0, nkey, key, sizeof(key));
+        (*compared)++;
+        if (c < 0) {
+            d.live = row_text(l, nkey, -1, a, sizeof(a));
+            r->st->diffs++;
+            if ((rc = r->cb(&d, r->arg)) != 0)
+                goto out;
+            rl = sqlite3_step(l);
+            continue;
+        }
+        if (c > 0) {
+            d.replay = row_text(x, nkey, -1, b, sizeof(b));
+            r->st->diffs++;
+            if ((rc = r->cb(&d, r->arg)) != 0)
+                goto out;
+            rx = sqlite3_step(x);
+            continue;
+        }
+        for (int i = nkey; i < sqlite3_column_count(l); i++) {
+            if (sqlite3_column_type(l, i) == sqlite3_column_type(x, i) &&
+                strcmp(col_text(l, i), col_text(x, i)) == 0)
+                continue;
+            d.column = sqlite3_column_name(l, i);
+            snprintf(a, sizeof(a), "%s", col_text(l, i));
+            snprintf(b, sizeof(b), "%s", col_text(x, i));
+            d.live = a;
+            d.replay = b;
+            r->st->diffs++;
+            if ((rc = r->cb(&d, r->arg)) != 0)
+                goto out;
+        }
+        rl = sqlite3_step(l);
+        rx = sqlite3_step(x);
+    }
+    if (rl != SQLITE_DONE)
+        rc = fail(r->live, rl);
+    else if (rx != SQLITE_DONE)
+        rc = fail(r->scratch, rx);
+    else
+        rc = 0;
+out:
+    sqlite3_finalize(l);
+    sqlite3_finalize(x);
+    return rc;
+}
+
+/* The results replay gave the actions of the last feed, against the
+ * recorded ones. */
+static int
+diff_results(struct replay *r, sqlite3_stmt *ares)
+{
+    struct incidents_store *s = r->live;
+    char key[32], a[32], b[32];
+    int rc;
+
+    for (size_t i = 0; i < s->nresults; i++) {
+        struct incidents_diff d = {.table = "actions", .column = "result"};
+
+        sqlite3_bind_int64(ares, 1, s->result_ids[i]);
+        rc = sqlite3_step(ares);
+        if (rc != SQLITE_ROW) {
+            sqlite3_reset(ares);
+            return fail(s, rc);
+        }
+        snprintf(a, sizeof(a), "%s", col_text(ares, 1));
+        d.incident_id = sqlite3_column_int64(ares, 0);
+        sqlite3_reset(ares);
+        snprintf(b, sizeof(b), "%lld", (long long)s->results[i]);
+        r->st->actions++;
+        if (strcmp(a, b) == 0)
+            continue;
+        snprintf(key, sizeof(key), "%lld", (long long)s->result_ids[i]);
+        d.key = key;
+        d.live = a;
+        d.replay = b;
+        r->st->diffs++;
+        if ((rc = r->cb(&d, r->arg)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+int
+incidents_store_replay(struct incidents_store *s,
+                       const struct incident_config *cfg,
+                       int (*cb)(const struct incidents_diff *d, void *arg),
+                       void *arg, struct incidents_replay_stats *stats)
+{
+    struct replay r = {s, NULL, cb, arg, stats};
+    struct incident_engine *e = incident_engine_new(cfg);
+    struct incidents_watermark wm = {0}, upto, to;
+    sqlite3_stmt *steps = NULL, *ares = NULL;
+    int rc, more;
+
+    memset(stats, 0, sizeof(*stats));
+    if ((rc = scratch_open(s, &r.scratch)) < 0)
+        goto out;
+    /*
+     * One read transaction: the step log, the inputs and the live rows
+     * are of one snapshot while the collector goes on stepping.
+     */
+    if ((rc = exec(s, "BEGIN")) < 0 || (rc = exec(r.scratch, "BEGIN")) < 0)
+        goto out;
+    if ((rc = prep(s,
+                   "SELECT step, batch_to, action_to, tick FROM engine_steps"
+                   " ORDER BY step",
+                   &steps)) < 0 ||
+        (rc = prep(s, "SELECT incident_id, result FROM actions WHERE id = ?1",
+                   &ares)) < 0)
+        goto out;
+    while ((rc = sqlite3_step(steps)) == SQLITE_ROW) {
+        upto.step = sqlite3_column_int64(steps, 0);
+        upto.batch_to = sqlite3_column_int64(steps, 1);
+        upto.action_to = sqlite3_column_int64(steps, 2);
+        if ((rc = feed(s, e, &wm, &upto, UINT32_MAX, &to, &more)) < 0 ||
+            (rc = diff_results(&r, ares)) != 0)
+            goto out;
+        incident_engine_tick(e, sqlite3_column_int64(steps, 3));
+        if ((rc = write_changes(r.scratch, e)) != 0) {
+            snprintf(s->errmsg, sizeof(s->errmsg), "scratch: %.200s",
+                     r.scratch->errmsg);
+            goto out;
+        }
+        stats->steps++;
+        wm = upto;
+    }
+    if (rc != SQLITE_DONE) {
+        rc = fail(s, rc);
+        goto out;
+    }
+    sqlite3_finalize(steps);
+    if ((rc = prep(s, "SELECT count(*) FROM batches WHERE id <= ?1", &steps)) <
+        0)
+        goto out;
+    sqlite3_bind_int64(steps, 1, wm.batch_to);
+    if ((rc = sqlite3_step(steps)) != SQLITE_ROW) {
+        rc = fail(s, rc);
+        goto out;
+    }
+    stats->batches = (uint64_t)sqlite3_column_int64(steps, 0);
+    if ((rc = diff_table(&r, "incidents",
+                         "SELECT " INC_COLS " FROM incidents ORDER BY id", 1, 1,
+                         &stats->incidents)) != 0 ||
+        (rc = diff_table(&r, "timeline",
+                         "SELECT incident_id, row_number() OVER (PARTITION BY"
+                         " incident_id ORDER BY id) AS n, ts, what, who,"
+                         " detail FROM timeline ORDER BY incident_id, n",
+                         2, 1, &stats->notes)) != 0 ||
+        (rc = diff_table(&r, "incident_fps",
+                         "SELECT fingerprint, attempts, since FROM"
+                         " incident_fps ORDER BY fingerprint",
+                         1, 0, &stats->fps)) != 0)
+        goto out;
+out:
+    sqlite3_finalize(steps);
+    sqlite3_finalize(ares);
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    incidents_store_close(r.scratch);
+    incident_engine_free(e);
+    return rc < 0 ? rc : rc != 0 ? -EIO : 0;
+}
+
+/* Append an action row (verb, target id) inside the caller's txn. */
+static int
+action_insert(struct incidents_store *s, int64_t ts, const char *user,
+              const char *verb, int64_t target, int64_t *id)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if ((rc = prep(s,
+                   "INSERT INTO actions(ts, user, verb, incident_id)"
+                   " VALUES(?1,?2,?3,?4)",
+                   &st)) < 0)
+        return rc;
+    sqlite3_bind_int64(st, 1, ts);
+    sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, verb, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, target);
+    rc = step_reset(s, st);
+    if (rc == 0)
+        *id = sqlite3_last_insert_rowid(s->db);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int
+incidents_store_silence_add(struct incidents_store *s,
+                            const struct incident_silence *sil, int64_t now,
+                            const char *user, const char *comment, int64_t *id,
+                            int64_t *action_id)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if ((rc = exec(s, "BEGIN IMMEDIATE")) < 0)
+        return rc;
+    if ((rc = prep(s,
+                   "INSERT INTO silences(created, starts_at, ends_at, user,"
+                   " comment, matchers) VALUES(?1,?2,?3,?4,?5,?6)",
+                   &st)) < 0)
+        goto out;
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int64(st, 2, sil->start);
+    sqlite3_bind_int64(st, 3, sil->end);
+    sqlite3_bind_text(st, 4, user, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, comment ? comment : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, sil->matchers, -1, SQLITE_STATIC);
+    if ((rc = step_reset(s, st)) < 0)
+        goto out;
+    sqlite3_finalize(st);
+    st = NULL;
+    *id = sqlite3_last_insert_rowid(s->db);
+    if ((rc = action_insert(s, now, user, "silence", *id, action_id)) < 0)
+        goto out;
+    if ((rc = prep(s, "UPDATE silences SET action_id = ?2 WHERE id = ?1",
+                   &st)) < 0)
+        goto out;
+    sqlite3_bind_int64(st, 1, *id);
+    sqlite3_bind_int64(st, 2, *action_id);
+    if ((rc = step_reset(s, st)) < 0)
+        goto out;
+    rc = exec(s, "COMMIT");
+out:
+    sqlite3_finalize(st);
+    if (rc < 0 && !sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+int
+incidents_store_silence_expire(struct incidents_store *s, int64_t id,
+                               int64_t now, const char *user,
+                               int64_t *action_id)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if ((rc = exec(s, "BEGIN IMMEDIATE")) < 0)
+        return rc;
+    if ((rc = prep(s,
+                   "SELECT expire_action != 0 OR ends_at <= ?2 FROM silences"
+                   " WHERE id = ?1",
+                   &st)) < 0)
+        goto out;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, now);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        rc = rc == SQLITE_DONE ? -ENOENT : fail(s, rc);
+        goto out;
+    }
+    if (sqlite3_column_int(st, 0)) {
+        rc = -EALREADY;
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if ((rc = action_insert(s, now, user, "expire", id, action_id)) < 0)
+        goto out;
+    if ((rc = prep(s,
+                   "UPDATE silences SET expired_at = ?2, expire_action = ?3"
+                   " WHERE id = ?1",
+                   &st)) < 0)
+        goto out;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_int64(st, 3, *action_id);
+    if ((rc = step_reset(s, st)) < 0)
+        goto out;
+    rc = exec(s, "COMMIT");
+out:
+    sqlite3_finalize(st);
+    if (rc < 0 && !sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+int
+incidents_store_silences(struct incidents_store *s, int all, int64_t now,
+                         int (*cb)(const struct incidents_silence_row *r,
+                                   void *arg),
+                         void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if ((rc = prep(s,
+                   "SELECT id, created, starts_at, ends_at, expired_at, user,"
+                   " comment, matchers FROM silences WHERE ?1 OR"
+                   " (ends_at > ?2 AND (expired_at = 0 OR expired_at > ?2))"
+                   " ORDER BY id DESC",
+                   &st)) < 0)
+        return rc;
+    sqlite3_bind_int(st, 1, all);
+    sqlite3_bind_int64(st, 2, now);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct incidents_silence_row r = {sqlite3_column_int64(st, 0),
+                                          sqlite3_column_int64(st, 1),
+                                          sqlite3_column_int64(st, 2),
+                                          sqlite3_column_int64(st, 3),
+                                          sqlite3_column_int64(st, 4),
+                                          col_text(st, 5),
+                                          col_text(st, 6),
+                                          col_text(st, 7)};
+        if ((rc = cb(&r, arg)) != 0)
+            goto out;
+    }
+    rc = rc == SQLITE_DONE ? 0 : fail(s, rc);
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* The group key of an incident row i for incidents_store_stats. */
+#define STATS_KEY(i)                                                           \
+    "CASE ?2 WHEN 'priority' THEN 'P' || " i ".priority WHEN 'host' THEN " i   \
+    ".host WHEN 'rule' THEN " i ".rule ELSE 'all' END"
+
+int
+incidents_store_stats(struct incidents_store *s, int64_t since, const char *by,
+                      int (*cb)(const struct incidents_stats_row *r, void *arg),
+                      void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if ((rc = prep(
+             s,
+             "WITH a AS (SELECT " STATS_KEY(
+                 "i") " AS k, count(*) AS n,"
+                      " sum(acked_at > 0) AS na,"
+                      " avg(CASE WHEN acked_at > 0 THEN acked_at - opened_at "
+                      "END)"
+                      " AS mtta, sum(resolved_at > 0 OR closed_at > 0) AS nr,"
+                      " avg(CASE WHEN resolved_at > 0 THEN resolved_at - "
+                      "opened_at"
+                      " WHEN closed_at > 0 THEN closed_at - opened_at END) AS "
+                      "mttr"
+                      " FROM incidents i WHERE opened_at >= ?1 GROUP BY k),"
+                      " o AS (SELECT " STATS_KEY(
+                          "i") " AS k, i.fingerprint AS fp,"
+                               " t.ts AS ts FROM timeline t JOIN incidents i ON"
+                               " i.id = t.incident_id WHERE t.what IN "
+                               "('opened', 'reopened')"
+                               " AND t.ts >= ?1),"
+                               " d AS (SELECT k, ts - lag(ts) OVER (PARTITION "
+                               "BY fp"
+                               " ORDER BY ts) AS gap FROM o),"
+                               " b AS (SELECT k, count(gap) AS ng, avg(gap) AS "
+                               "mtbf FROM d"
+                               " GROUP BY k)"
+                               " SELECT a.k, a.n, a.na, a.mtta, a.nr, a.mttr,"
+                               " coalesce(b.ng, 0), b.mtbf FROM a LEFT JOIN b "
+                               "USING(k)"
+                               " ORDER BY a.k",
+             &st)) < 0)
+        return rc;
+    sqlite3_bind_int64(st, 1, since);
+    if (by)
+        sqlite3_bind_text(st, 2, by, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct incidents_stats_row r;
+
+        r.key = col_text(st, 0);
+        r.n = (uint64_t)sqlite3_column_int64(st, 1);
+        r.acked = (uint64_t)sqlite3_column_int64(st, 2);
+        r.mtta_ns = sqlite3_column_type(st, 3) == SQLITE_NULL
+                        ? -1
+                        : (int64_t)sqlite3_column_double(st, 3);
+        r.restored = (uint64_t)sqlite3_column_int64(st, 4);
+        r.mttr_ns = sqlite3_column_type(st, 5) == SQLITE_NULL
+                        ? -1
+                        : (int64_t)sqlite3_column_double(st, 5);
+        r.gaps = (uint64_t)sqlite3_column_int64(st, 6);
+        r.mtbf_ns = sqlite3_column_type(st, 7) == SQLITE_NULL
+                        ? -1
+                        : (int64_t)sqlite3_column_double(st, 7);
+        if ((rc = cb(&r, arg)) != 0)
+            goto out;
+    }
+    rc = rc == SQLITE_DONE ? 0 : fail(s, rc);
+out:
     sqlite3_finalize(st);
     return rc;
 }

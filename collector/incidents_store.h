@@ -66,7 +66,8 @@ struct incidents_filter {
     const char *state; /* "open", "acknowledged", ... */
     int priority;      /* 1..5 */
     const char *host;
-    int64_t id; /* one incident */
+    int64_t id;   /* one incident */
+    int silenced; /* 1: only incidents marked silenced */
 };
 
 /* Incidents matching f, newest first. Strings valid during cb. */
@@ -89,5 +90,105 @@ int incidents_store_action_add(struct incidents_store *s,
  */
 int incidents_store_action_result(struct incidents_store *s, int64_t id,
                                   int *done, int *result);
+
+/*
+ * Silences (tocsinctl silences). Adding one writes the silences row and
+ * a "silence" action in one transaction; expiring one writes an
+ * "expire" action (the engine applies both in action order) and marks
+ * the row. *action_id: the action to wait for with
+ * incidents_store_action_result.
+ */
+struct incidents_silence_row {
+    int64_t id;
+    int64_t created;    /* ns */
+    int64_t starts_at;  /* ns */
+    int64_t ends_at;    /* ns, as added */
+    int64_t expired_at; /* ns; 0 = not expired by hand */
+    const char *user;
+    const char *comment;
+    const char *matchers; /* space-separated, see incident_silence */
+};
+
+/* sil->id is ignored; the new id in *id. */
+int incidents_store_silence_add(struct incidents_store *s,
+                                const struct incident_silence *sil, int64_t now,
+                                const char *user, const char *comment,
+                                int64_t *id, int64_t *action_id);
+/* -ENOENT: no such silence; -EALREADY: already expired or ended. */
+int incidents_store_silence_expire(struct incidents_store *s, int64_t id,
+                                   int64_t now, const char *user,
+                                   int64_t *action_id);
+/* Silences newest first; all = 0: only those not ended at now. */
+int incidents_store_silences(struct incidents_store *s, int all, int64_t now,
+                             int (*cb)(const struct incidents_silence_row *r,
+                                       void *arg),
+                             void *arg);
+
+/*
+ * tocsinctl stats: response metrics of the incidents (re)opened since a
+ * time, per group. Means are in ns, < 0 when there is nothing to
+ * average. MTTA: acked_at - opened_at over acknowledged incidents;
+ * MTTR: resolved_at (else closed_at) - opened_at over resolved or
+ * closed ones; MTBF: the mean gap between consecutive openings
+ * (timeline "opened" and "reopened") of the same fingerprint.
+ */
+struct incidents_stats_row {
+    const char *key;   /* "all", "P1".."P5", a host or a rule */
+    uint64_t n;        /* incidents (re)opened since */
+    uint64_t acked;    /* of those, acknowledged */
+    int64_t mtta_ns;   /* mean time to acknowledge */
+    uint64_t restored; /* of those, resolved or closed */
+    int64_t mttr_ns;   /* mean time to resolve */
+    uint64_t gaps;     /* gaps between openings of one fingerprint */
+    int64_t mtbf_ns;   /* mean gap */
+};
+
+/* by: NULL (one group "all"), "priority", "host" or "rule". */
+int
+incidents_store_stats(struct incidents_store *s, int64_t since, const char *by,
+                      int (*cb)(const struct incidents_stats_row *r, void *arg),
+                      void *arg);
+
+/*
+ * tocsinctl replay: one difference between the live incident tables
+ * and those rebuilt from the stored inputs. Strings valid during the
+ * callback.
+ */
+struct incidents_diff {
+    const char *table;   /* "incidents", "timeline", "incident_fps" or
+                            "actions" (an action's result) */
+    int64_t incident_id; /* the incident the row is about; 0 = none */
+    const char *key;     /* the row: "ID", "ID N" (Nth timeline entry),
+                            the fingerprint, or the action id */
+    const char *column;  /* the column that differs; NULL when only one
+                            side has the row */
+    const char *live;    /* the live value, or the whole row when column
+                            is NULL; NULL = no such live row */
+    const char *replay;  /* the same from the replay */
+};
+
+struct incidents_replay_stats {
+    uint64_t steps;     /* engine_steps replayed */
+    uint64_t batches;   /* batches they covered */
+    uint64_t actions;   /* actions re-applied (results compared) */
+    uint64_t incidents; /* incident rows compared (either side) */
+    uint64_t notes;     /* timeline entries compared */
+    uint64_t fps;       /* soft-state rows compared */
+    uint64_t diffs;     /* differences reported */
+};
+
+/*
+ * Rebuild the incident tables in a scratch in-memory store by running
+ * a fresh engine with cfg over the recorded steps (for each
+ * engine_steps row: its batches, its actions, its tick, in that order,
+ * as incidents_store_step fed them), then compare every incident,
+ * timeline entry, soft-state row and action result with the live ones,
+ * all read in one snapshot. cb is called for each difference; a
+ * non-zero return stops and is returned. s may be read-only.
+ */
+int incidents_store_replay(struct incidents_store *s,
+                           const struct incident_config *cfg,
+                           int (*cb)(const struct incidents_diff *d, void *arg),
+                           void *arg, struct incidents_replay_stats *stats);
 
 #endif

@@ -126,8 +126,30 @@ static const char schema_v3[] =
     " action_to INTEGER NOT NULL,"
     " tick INTEGER NOT NULL);";
 
+/*
+ * Version 4: silences (maintenance windows). A silence is added and
+ * expired by rows of the actions table (verbs "silence" and "expire",
+ * incident_id = the silence id), so it is an engine input in the same
+ * total order as every other action; action_id and expire_action say
+ * which, so that a restart loads exactly the silences the incident
+ * tables reflect. An incident remembers the silence that matched.
+ */
+static const char schema_v4[] =
+    "ALTER TABLE incidents ADD COLUMN silenced INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE silences("
+    " id INTEGER PRIMARY KEY,"
+    " created INTEGER NOT NULL,"
+    " starts_at INTEGER NOT NULL,"
+    " ends_at INTEGER NOT NULL,"
+    " user TEXT NOT NULL,"
+    " comment TEXT NOT NULL DEFAULT '',"
+    " matchers TEXT NOT NULL,"
+    " action_id INTEGER NOT NULL DEFAULT 0,"
+    " expired_at INTEGER NOT NULL DEFAULT 0,"
+    " expire_action INTEGER NOT NULL DEFAULT 0);";
+
 static const char *const migrations[STORE_SCHEMA_VERSION] = {
-    schema_v1, schema_v2, schema_v3};
+    schema_v1, schema_v2, schema_v3, schema_v4};
 
 /* Map an SQLite result code to a negative errno. */
 static int

@@ -34,9 +34,10 @@ struct store;
 /*
  * Current schema version (PRAGMA user_version). 2 added the agents'
  * link state (connected, address, spool, heartbeat, silence) and the
- * origin of each batch; 3 the incident tables (incidents_store.h).
+ * origin of each batch; 3 the incident tables (incidents_store.h); 4
+ * silences.
  */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 /* Who wrote the events of a batch (batches.origin). */
 enum store_origin {

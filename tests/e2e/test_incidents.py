@@ -3,12 +3,16 @@
 exec check opens exactly one incident after max_attempts and its
 recovery resolves it; a burst of 10,000 matching log lines gives one
 incident with count 10,000; human actions land on the timeline with the
-user's name; and a collector killed with SIGKILL keeps every
-incident's state."""
+user's name; an incident under a silence is recorded in full and
+marked; a collector killed with SIGKILL keeps every incident's state;
+and tocsinctl replay rebuilds the same incidents from the stored inputs
+and names a tampered one."""
 
 import json
 import os
+import re
 import signal
+import sqlite3
 
 import tocsin_e2e as e2e
 
@@ -90,7 +94,25 @@ def test_incidents(env):
     e2e.check(whats[-1] == ("resolved", "rule:app-health"), repr(whats))
     e2e.check(show["events"], repr(show))
 
-    # A burst of 10,000 matching lines: one incident, count 10,000.
+    # A maintenance window on web-01's oom rule. tocsinctl returns once
+    # the collector has applied it, so the burst below comes after it.
+    out = env.ctl("silences", "add", "--match", "host=web-01", "--match",
+                  "rule=oom", "--duration", "2h", "--comment",
+                  "kernel upgrade", "--user", "bob")
+    m = re.match(r"silence (\d+): .* by bob$", out.strip())
+    e2e.check(m, out)
+    sid = int(m.group(1))
+    sil = json.loads(env.ctl("silences", "list", "--json"))
+    e2e.check(len(sil) == 1 and sil[0]["id"] == sid
+              and sil[0]["state"] == "active"
+              and sil[0]["matchers"] == "host=web-01 rule=oom"
+              and sil[0]["comment"] == "kernel upgrade", repr(sil))
+    _, out, err = env.run([e2e.CTL, "-c", env.collector_conf, "silences",
+                           "add", "--match", "nohost", "--duration", "1h",
+                           "--comment", "x"], expect=2)
+
+    # A burst of 10,000 matching lines: one incident, count 10,000,
+    # recorded in full and marked silenced.
     with open(log, "a") as f:
         for i in range(10000):
             f.write("OOM killed process %d\n" % i)
@@ -99,6 +121,12 @@ def test_incidents(env):
     oom = of_rule(env, "oom")
     e2e.check(len(oom) == 1 and oom[0]["state"] == "open", repr(oom))
     e2e.check(oom[0]["priority"] == 3, repr(oom))
+    e2e.check(oom[0]["silenced"] == sid, repr(oom))
+    e2e.check(of_rule(env, "app-health")[0]["silenced"] == 0,
+              repr(of_rule(env, "app-health")))
+    e2e.check([i["rule"] for i in incidents(env, "--silenced")] == ["oom"],
+              repr(incidents(env, "--silenced")))
+    e2e.check(" silenced" in env.ctl("incidents", "list"), "no flag")
 
     # SIGKILL and restart: every incident's state is kept.
     before = incidents(env)
@@ -118,6 +146,56 @@ def test_incidents(env):
     e2e.wait_for(lambda: of_rule(env, "oom")[0]["count"] == 10001, 30,
                  "the line after the restart")
     e2e.check(len(of_rule(env, "oom")) == 1, repr(of_rule(env, "oom")))
+
+    # Replay rebuilds the same incidents from the stored inputs, across
+    # the restart, while the collector keeps running.
+    out = env.ctl("replay")
+    e2e.check(re.search(r"compared [1-9]\d* incidents, [1-9]\d* timeline "
+                        r"entries.*: identical$", out.strip()), out)
+    rep = json.loads(env.ctl("replay", "--json"))
+    e2e.check(rep["identical"] and rep["incidents"] == len(incidents(env))
+              and rep["actions"] >= 2 and not rep["differences"], repr(rep))
+    # Expiring the silence is an action too: replay stays identical.
+    out = env.ctl("silences", "expire", str(sid), "--user", "bob")
+    e2e.check("expired by bob" in out, out)
+    e2e.check(json.loads(env.ctl("silences", "list", "--json")) == [],
+              "still listed")
+    sil = json.loads(env.ctl("silences", "list", "--all", "--json"))
+    e2e.check(len(sil) == 1 and sil[0]["expired"], repr(sil))
+    env.run([e2e.CTL, "-c", env.collector_conf, "silences", "expire",
+             str(sid)], expect=1)
+    e2e.check(json.loads(env.ctl("replay", "--json"))["identical"],
+              "replay after expire")
+
+    # A tampered live row is a difference that names the incident. The
+    # check incident is resolved and its check passes: nothing else
+    # writes that row meanwhile.
+    hid = of_rule(env, "app-health")[0]["id"]
+    db = sqlite3.connect(os.path.join(env.dir, "state/collector.db"),
+                         timeout=10)
+    with db:
+        db.execute("UPDATE incidents SET count = count + 7 WHERE id = ?",
+                   (hid,))
+    db.close()
+    _, out, err = env.run([e2e.CTL, "-c", env.collector_conf, "replay"],
+                          expect=1)
+    e2e.check(re.search(r"^incident %d: count: live \d+, replay \d+$" % hid,
+                        out, re.M) and "1 difference" in out, out + err)
+
+    # Response metrics: the check incident was acknowledged and
+    # resolved, the log one is open.
+    chk = [i for i in incidents(env) if i["id"] == hid][0]
+    st = json.loads(env.ctl("stats", "--since", "1d", "--json"))
+    g = st["groups"]
+    e2e.check(len(g) == 1 and g[0]["key"] == "all" and g[0]["incidents"] == 2
+              and g[0]["acknowledged"] == 1 and g[0]["resolved"] == 1, repr(st))
+    e2e.check(g[0]["mtta_ms"] == (chk["acked_at"] - chk["opened_at"]) // 10**6,
+              "%r %r" % (st, chk))
+    e2e.check(g[0]["mttr_ms"] == (chk["resolved_at"] - chk["opened_at"]) // 10**6,
+              "%r %r" % (st, chk))
+    by = json.loads(env.ctl("stats", "--by", "rule", "--json"))["groups"]
+    e2e.check([x["key"] for x in by] == ["app-health", "oom"], repr(by))
+    e2e.check("MTTA" in env.ctl("stats"), "no table")
     ag.stop()
 
 

@@ -131,6 +131,9 @@ class Env:
                            stdin=subprocess.DEVNULL)
         out = p.stdout.decode("utf-8", "replace")
         err = p.stderr.decode("utf-8", "replace")
+        bad = [l for l in err.splitlines() if any(m in l for m in SANITIZER_MARKS)]
+        if bad:
+            raise TestFailure("sanitizer report from %s:\n%s" % (" ".join(argv), "\n".join(bad[:5])))
         if expect is not None and p.returncode != expect:
             raise TestFailure("%s exited %d (expected %d)\nstdout: %s\nstderr: %s"
                               % (" ".join(argv), p.returncode, expect, out, err))

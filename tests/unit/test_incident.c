@@ -4,7 +4,10 @@
  * quiet logs), reopen inside and outside the window, late backlogs,
  * priority from severity and impact, human actions, restart from the
  * persisted rows, and determinism (the same inputs give the same
- * output, byte for byte).
+ * output, byte for byte). Last, replay against a real store: a rebuild
+ * from the step log matches the live tables, and tampered rows or a
+ * changed config show as differences; and MTTA/MTTR/MTBF on known
+ * numbers.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -17,7 +20,13 @@
 
 #include <cmocka.h>
 
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include "buf.h"
 #include "incident.h"
+#include "incidents_store.h"
+#include "store.h"
 #include "util.h"
 
 #define SEC 1000000000LL
@@ -628,6 +637,398 @@ test_determinism_and_restart(void **state)
     free(r);
 }
 
+static struct tc_event
+ev_label(const char *rule, int64_t t, struct tc_kv *kv, const char *env)
+{
+    struct tc_event e = ev_log(rule, TC_SEV_ERROR, t, 1);
+
+    kv->key = tc_str_c("env");
+    kv->val = tc_str_c(env);
+    e.labels = kv;
+    e.nlabels = 1;
+    return e;
+}
+
+static void
+test_silences(void **state)
+{
+    struct incident_engine *e = incident_engine_new(&cfg);
+    struct out *o = tc_xcalloc(1, sizeof(*o));
+    struct incident_silence sil = {1, T0, T0 + 60 * MIN,
+                                   "host=web-01 label:env=prod"};
+    struct tc_kv kv;
+    struct tc_event ev;
+
+    (void)state;
+    assert_int_equal(incident_silence_matcher_check("host=web-01"), 0);
+    assert_int_equal(incident_silence_matcher_check("rule=disk"), 0);
+    assert_int_equal(incident_silence_matcher_check("label:env=prod"), 0);
+    assert_int_equal(incident_silence_matcher_check("label:=prod"), -EINVAL);
+    assert_int_equal(incident_silence_matcher_check("host="), -EINVAL);
+    assert_int_equal(incident_silence_matcher_check("env=prod"), -EINVAL);
+    sil.matchers = "host=web-01 bogus";
+    assert_int_equal(incident_engine_silence(e, &sil), -EINVAL);
+    sil.matchers = "";
+    assert_int_equal(incident_engine_silence(e, &sil), -EINVAL);
+    sil.matchers = "host=web-01 label:env=prod";
+    assert_int_equal(incident_engine_silence(e, &sil), 0);
+
+    /* Matching host and label, inside the window: recorded, marked. */
+    ev = ev_label("a", T0 + SEC, &kv, "prod");
+    incident_engine_event(e, "web-01", &ev);
+    incident_engine_event(e, "web-01", &ev);
+    /* Another label value, another host, before the start: not. */
+    ev = ev_label("b", T0 + SEC, &kv, "dev");
+    incident_engine_event(e, "web-01", &ev);
+    ev = ev_label("c", T0 + SEC, &kv, "prod");
+    incident_engine_event(e, "web-02", &ev);
+    ev = ev_label("d", T0 - SEC, &kv, "prod");
+    incident_engine_event(e, "web-01", &ev);
+    drain(e, o);
+    assert_int_equal(o->inc[1].silenced, 1);
+    assert_int_equal(o->inc[1].state, INCIDENT_OPEN);
+    assert_int_equal(o->inc[1].count, 2);
+    assert_true(has_note(o, "1 silenced silence:1"));
+    assert_int_equal(o->inc[2].silenced, 0);
+    assert_int_equal(o->inc[3].silenced, 0);
+    assert_int_equal(o->inc[4].silenced, 0);
+    assert_false(has_note(o, "2 silenced silence:1"));
+
+    /* Expired early: later incidents are not silenced; a late event
+     * from inside the window still is (engine time is event time). */
+    assert_int_equal(incident_engine_silence_expire(e, 1, T0 + 10 * SEC), 0);
+    assert_int_equal(incident_engine_silence_expire(e, 1, T0 + 20 * SEC),
+                     -EALREADY);
+    assert_int_equal(incident_engine_silence_expire(e, 9, T0), -ENOENT);
+    ev = ev_label("e", T0 + 20 * SEC, &kv, "prod");
+    incident_engine_event(e, "web-01", &ev);
+    ev = ev_label("f", T0 + 5 * SEC, &kv, "prod");
+    incident_engine_event(e, "web-01", &ev);
+    drain(e, o);
+    assert_int_equal(o->inc[5].silenced, 0);
+    assert_int_equal(o->inc[6].silenced, 1);
+    incident_engine_free(e);
+    free(o);
+}
+
+/* Replay against a real store file (incidents_store_replay). */
+struct replay_fix {
+    char dir[64];
+    char path[128];
+    struct store *st;
+    struct incidents_store *is;
+    struct incident_engine *e;
+    struct incidents_watermark wm;
+    uint64_t seq;
+};
+
+static void
+commit_event(struct replay_fix *f, const struct tc_event *in)
+{
+    static const uint8_t one = 0x91; /* msgpack: array of 1 */
+    struct store_batch b = {0};
+    struct store_txn t = {0};
+    struct tc_event ev = *in, *e = &ev;
+    struct tc_buf blob;
+
+    /* What an agent sends: every string set, seq from 1. */
+    ev.seq = f->seq + 1;
+    ev.host = tc_str_c("web-01");
+    if (ev.source.ptr == NULL)
+        ev.source = tc_str_c("/var/log/app.log");
+    ev.message = tc_str_c("msg");
+    ev.fingerprint = tc_str_c("");
+    tc_buf_init(&blob, 1u << 20);
+    assert_int_equal(tc_buf_append(&blob, &one, 1), 0);
+    assert_int_equal(tc_event_encode(&blob, e), 0);
+    b.host = "web-01";
+    b.seq_first = b.seq_last = ++f->seq;
+    b.n = 1;
+    b.ts_min = b.ts_max = ev.ts;
+    b.events = (const uint8_t *)tc_buf_head(&blob);
+    b.events_len = tc_buf_size(&blob);
+    t.batches = &b;
+    t.nbatches = 1;
+    assert_int_equal(store_commit(f->st, &t), 0);
+    tc_buf_close(&blob);
+}
+
+/* Run steps of at most 2 batches until none remain, at engine time now. */
+static void
+run_steps(struct replay_fix *f, int64_t now)
+{
+    int more;
+
+    do {
+        assert_int_equal(
+            incidents_store_step(f->is, f->e, &f->wm, now, 2, &more), 0);
+    } while (more);
+}
+
+static void
+act(struct replay_fix *f, enum incident_verb verb, int64_t id, int64_t t)
+{
+    struct incident_action a = {t, "bob", verb, id, NULL};
+    int64_t aid;
+
+    assert_int_equal(incidents_store_action_add(f->is, &a, &aid), 0);
+}
+
+struct diffs {
+    int n;
+    char line[16][256]; /* "table id column live replay" */
+};
+
+static int
+on_diff(const struct incidents_diff *d, void *arg)
+{
+    struct diffs *ds = arg;
+
+    if (ds->n < 16)
+        snprintf(ds->line[ds->n], sizeof(ds->line[0]), "%s %lld %s %s %s",
+                 d->table, (long long)d->incident_id,
+                 d->column ? d->column : "-", d->live ? d->live : "-",
+                 d->replay ? d->replay : "-");
+    ds->n++;
+    return 0;
+}
+
+static int
+has_diff(const struct diffs *ds, const char *prefix)
+{
+    for (int i = 0; i < ds->n && i < 16; i++)
+        if (strncmp(ds->line[i], prefix, strlen(prefix)) == 0)
+            return 1;
+    return 0;
+}
+
+static void
+test_replay_store(void **state)
+{
+    struct replay_fix f = {0};
+    struct incidents_replay_stats rs;
+    struct incident_config other = cfg;
+    struct diffs ds = {0};
+    struct tc_event ev;
+    sqlite3 *db;
+    char *cmd;
+
+    (void)state;
+    snprintf(f.dir, sizeof(f.dir), "/tmp/test_incident.XXXXXX");
+    assert_non_null(mkdtemp(f.dir));
+    snprintf(f.path, sizeof(f.path), "%s/collector.db", f.dir);
+    assert_int_equal(store_open(f.path, 0, &f.st), 0);
+    assert_int_equal(incidents_store_open(f.path, 0, &f.is), 0);
+    assert_int_equal(incidents_store_load(f.is, &cfg, &f.e, &f.wm), 0);
+
+    /* Nothing recorded yet: nothing to compare, identical. */
+    assert_int_equal(incidents_store_replay(f.is, &cfg, on_diff, &ds, &rs), 0);
+    assert_int_equal(rs.steps + rs.incidents + rs.diffs, 0);
+
+    /* A silence of web-01, three log events over two steps, an ack, a
+     * refused ack, two soft check failures, and a tick that resolves
+     * the quiet log incident. */
+    {
+        struct incident_silence sil = {0, T0, T0 + 120 * MIN, "host=web-01"};
+        int64_t sid, aid;
+
+        assert_int_equal(incidents_store_silence_add(f.is, &sil, T0, "bob",
+                                                     "maintenance", &sid, &aid),
+                         0);
+        assert_int_equal(sid, 1);
+        /* Actions come after the batches of a step: apply it first. */
+        run_steps(&f, T0);
+    }
+    for (int i = 0; i < 3; i++) {
+        ev = ev_log("oom", TC_SEV_ERROR, T0 + i * SEC, 1);
+        commit_event(&f, &ev);
+    }
+    run_steps(&f, T0 + 10 * SEC);
+    act(&f, INCIDENT_ACK, 1, T0 + 20 * SEC);
+    act(&f, INCIDENT_ACK, 1, T0 + 21 * SEC);
+    for (int i = 0; i < 2; i++) {
+        ev = ev_check("disk", 2, T0 + (30 + i) * SEC);
+        commit_event(&f, &ev);
+    }
+    run_steps(&f, T0 + 40 * SEC);
+    run_steps(&f, T0 + 40 * MIN);
+    assert_non_null(incident_engine_get(f.e, 1));
+    assert_int_equal(incident_engine_get(f.e, 1)->state, INCIDENT_RESOLVED);
+
+    assert_int_equal(incidents_store_replay(f.is, &cfg, on_diff, &ds, &rs), 0);
+    assert_int_equal(ds.n, 0);
+    assert_int_equal(rs.diffs, 0);
+    /* The silence, 2 + 1 batches, the actions, then the tick. */
+    assert_int_equal(rs.steps, 5);
+    assert_int_equal(rs.batches, 5);
+    assert_int_equal(rs.actions, 3);
+    assert_int_equal(rs.incidents, 1);
+    /* opened, silenced, acknowledged, resolved */
+    assert_int_equal(rs.notes, 4);
+    assert_int_equal(incident_engine_get(f.e, 1)->silenced, 1);
+
+    /* An engine loaded from the tables (restart) has the silence. */
+    {
+        struct incident_engine *e2;
+        struct incidents_watermark wm2;
+        struct out *o = tc_xcalloc(1, sizeof(*o));
+
+        assert_int_equal(incidents_store_load(f.is, &cfg, &e2, &wm2), 0);
+        ev = ev_log("later", TC_SEV_ERROR, T0 + 41 * MIN, 1);
+        incident_engine_event(e2, "web-01", &ev);
+        drain(e2, o);
+        assert_int_equal(o->inc[2].silenced, 1);
+        incident_engine_free(e2);
+        free(o);
+    }
+    assert_int_equal(rs.fps, 1); /* disk: 2 of 3 attempts */
+
+    /* A changed config is a difference: with max_attempts 2, the check
+     * would have opened an incident. */
+    other.max_attempts = 2;
+    assert_int_equal(incidents_store_replay(f.is, &other, on_diff, &ds, &rs),
+                     0);
+    assert_true(rs.diffs > 0);
+    assert_true(has_diff(&ds, "incidents 2 - - "));
+    assert_int_equal(rs.diffs, 3); /* the row, "opened", "silenced" */
+    assert_true(has_diff(&ds, "incidents 2 - - web-01\x1f"
+                              "disk"));
+    assert_true(has_diff(&ds, "timeline 2 - - "));
+
+    /* Tampered live rows are differences naming the incident. */
+    memset(&ds, 0, sizeof(ds));
+    assert_int_equal(sqlite3_open(f.path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "UPDATE incidents SET count = 99;"
+                                  "DELETE FROM timeline WHERE id ="
+                                  " (SELECT max(id) FROM timeline);"
+                                  "UPDATE actions SET result = 0;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(incidents_store_replay(f.is, &cfg, on_diff, &ds, &rs), 0);
+    assert_int_equal(rs.diffs, 3);
+    assert_true(has_diff(&ds, "incidents 1 count 99 3"));
+    assert_true(has_diff(&ds, "timeline 1 - - "));
+    assert_true(has_diff(&ds, "actions 1 result 0 -114"));
+
+    incident_engine_free(f.e);
+    incidents_store_close(f.is);
+    store_close(f.st);
+    cmd = tc_xasprintf("rm -rf '%s'", f.dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+}
+
+struct stats_seen {
+    int n;
+    struct incidents_stats_row r[4];
+    char key[4][32];
+};
+
+static int
+on_stats(const struct incidents_stats_row *r, void *arg)
+{
+    struct stats_seen *ss = arg;
+
+    assert_true(ss->n < 4);
+    ss->r[ss->n] = *r;
+    snprintf(ss->key[ss->n], sizeof(ss->key[0]), "%s", r->key);
+    ss->r[ss->n].key = ss->key[ss->n];
+    ss->n++;
+    return 0;
+}
+
+/* MTTA, MTTR and MTBF on rows with known numbers. */
+static void
+test_stats(void **state)
+{
+    char dir[64], path[128], *cmd;
+    struct store *st;
+    struct incidents_store *is;
+    struct stats_seen ss = {0};
+    sqlite3 *db;
+    char *sql;
+
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/test_incident.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/collector.db", dir);
+    assert_int_equal(store_open(path, 0, &st), 0);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    /*
+     * a/disk: opened T0, acked +60 s, resolved +600 s; opened again at
+     * +3600 s, acked +180 s, closed +1200 s. b/oom: opened +100 s,
+     * reopened +7300 s, never acknowledged.
+     */
+    sql = tc_xasprintf(
+        "INSERT INTO incidents(id, fingerprint, host, rule, kind, state,"
+        " severity, priority, count, first_seen, last_seen, opened_at,"
+        " acked_at, resolved_at, closed_at) VALUES"
+        " (1, 'a/disk', 'a', 'disk', 'check', 'resolved', 'critical', 2, 1,"
+        "  0, 0, %lld, %lld, %lld, 0),"
+        " (2, 'a/disk', 'a', 'disk', 'check', 'closed', 'critical', 2, 1,"
+        "  0, 0, %lld, %lld, 0, %lld),"
+        " (3, 'b/oom', 'b', 'oom', 'log', 'open', 'error', 3, 1,"
+        "  0, 0, %lld, 0, 0, 0);"
+        "INSERT INTO timeline(incident_id, ts, what, who) VALUES"
+        " (1, %lld, 'opened', 'rule:disk'), (3, %lld, 'opened', 'rule:oom'),"
+        " (1, %lld, 'acknowledged', 'user:bob'),"
+        " (2, %lld, 'opened', 'rule:disk'), (3, %lld, 'reopened', 'rule:oom');",
+        T0, T0 + 60 * SEC, T0 + 600 * SEC, T0 + 3600 * SEC, T0 + 3780 * SEC,
+        T0 + 4800 * SEC, T0 + 7300 * SEC, T0, T0 + 100 * SEC, T0 + 60 * SEC,
+        T0 + 3600 * SEC, T0 + 7300 * SEC);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    free(sql);
+    sqlite3_close(db);
+    assert_int_equal(incidents_store_open(path, 1, &is), 0);
+
+    /* All of it. b/oom counts once: opened_at is its reopen. */
+    assert_int_equal(incidents_store_stats(is, T0, NULL, on_stats, &ss), 0);
+    assert_int_equal(ss.n, 1);
+    assert_string_equal(ss.key[0], "all");
+    assert_int_equal(ss.r[0].n, 3);
+    assert_int_equal(ss.r[0].acked, 2);
+    assert_int_equal(ss.r[0].mtta_ns, 120 * SEC); /* (60 + 180) / 2 */
+    assert_int_equal(ss.r[0].restored, 2);
+    assert_int_equal(ss.r[0].mttr_ns, 900 * SEC); /* (600 + 1200) / 2 */
+    assert_int_equal(ss.r[0].gaps, 2);
+    assert_int_equal(ss.r[0].mtbf_ns, 5400 * SEC); /* (3600 + 7200) / 2 */
+
+    /* By host. */
+    memset(&ss, 0, sizeof(ss));
+    assert_int_equal(incidents_store_stats(is, T0, "host", on_stats, &ss), 0);
+    assert_int_equal(ss.n, 2);
+    assert_string_equal(ss.key[0], "a");
+    assert_int_equal(ss.r[0].n, 2);
+    assert_int_equal(ss.r[0].mtbf_ns, 3600 * SEC);
+    assert_string_equal(ss.key[1], "b");
+    assert_int_equal(ss.r[1].acked, 0);
+    assert_int_equal(ss.r[1].mtta_ns, -1);
+    assert_int_equal(ss.r[1].mttr_ns, -1);
+    assert_int_equal(ss.r[1].mtbf_ns, 7200 * SEC);
+
+    /* By priority, from +50 s: the first a/disk incident is out. */
+    memset(&ss, 0, sizeof(ss));
+    assert_int_equal(
+        incidents_store_stats(is, T0 + 50 * SEC, "priority", on_stats, &ss), 0);
+    assert_int_equal(ss.n, 2);
+    assert_string_equal(ss.key[0], "P2");
+    assert_int_equal(ss.r[0].n, 1);
+    assert_int_equal(ss.r[0].mtta_ns, 180 * SEC);
+    assert_int_equal(ss.r[0].mttr_ns, 1200 * SEC);
+    assert_int_equal(ss.r[0].gaps, 0);
+    assert_int_equal(ss.r[0].mtbf_ns, -1);
+    assert_string_equal(ss.key[1], "P3");
+    assert_int_equal(ss.r[1].mtbf_ns, 7200 * SEC);
+
+    incidents_store_close(is);
+    store_close(st);
+    cmd = tc_xasprintf("rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+}
+
 int
 main(void)
 {
@@ -640,6 +1041,9 @@ main(void)
         cmocka_unit_test(test_priority_impact),
         cmocka_unit_test(test_actions),
         cmocka_unit_test(test_determinism_and_restart),
+        cmocka_unit_test(test_silences),
+        cmocka_unit_test(test_replay_store),
+        cmocka_unit_test(test_stats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

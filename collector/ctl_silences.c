@@ -1,0 +1,403 @@
+/*
+ * ctl_silences: "tocsinctl silences".
+ *
+ *   tocsinctl silences add --match M [--match M]... --duration D|--until TS
+ *                          [--start TS] --comment TEXT [--user NAME]
+ *   tocsinctl silences list [--all] [--json]
+ *   tocsinctl silences expire ID [--user NAME]
+ *
+ * A matcher is host=H, rule=R or label:K=V; a silence matches an event
+ * when all of its matchers do. TS is RFC 3339 UTC
+ * ("2026-11-26T10:00:00Z") or "now"; D a duration (90m, 2h, 1d).
+ *
+ * Like incident actions, adding and expiring are rows written to the
+ * store (a silences row and an action), applied by the collector in
+ * action order (docs/internals/incidents.md, "Silences"); tocsinctl
+ * waits up to 5 s for the verdict.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "conf.h"
+#include "config.h"
+#include "ctl.h"
+#include "incident.h"
+#include "incidents_store.h"
+#include "json.h"
+#include "log.h"
+#include "util.h"
+
+#define ACTION_WAIT_MS 5000
+#define MATCHERS_MAX 512 /* bytes of the joined matchers */
+
+static void
+silences_usage(FILE *f)
+{
+    fprintf(f, "usage: tocsinctl silences add --match M [--match M]... "
+               "--duration D|--until TS\n"
+               "           [--start TS] --comment TEXT [--user NAME]\n"
+               "       tocsinctl silences list [--all] [--json]\n"
+               "       tocsinctl silences expire ID [--user NAME]\n"
+               "M: host=H, rule=R or label:K=V; TS: RFC 3339 UTC or now\n");
+}
+
+/* RFC 3339 UTC (seconds optional, "Z" optional) or "now", to ns. */
+static int
+parse_ts(const char *s, int64_t now, int64_t *out)
+{
+    static const char *const fmts[] = {"%Y-%m-%dT%H:%M:%SZ",
+                                       "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%MZ",
+                                       "%Y-%m-%dT%H:%M"};
+    struct tm tm;
+
+    if (strcmp(s, "now") == 0) {
+        *out = now;
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(fmts) / sizeof(fmts[0]); i++) {
+        const char *end;
+
+        memset(&tm, 0, sizeof(tm));
+        end = strptime(s, fmts[i], &tm);
+        if (end != NULL && *end == '\0') {
+            *out = (int64_t)timegm(&tm) * 1000000000;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+static int
+parse_id(const char *s, int64_t *out)
+{
+    char *end;
+    long long v;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno || *end != '\0' || v <= 0)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* Wait for the collector's verdict on an action; 1 when it is known. */
+static int
+wait_result(struct incidents_store *is, int64_t aid, int *result)
+{
+    int done = 0;
+
+    for (int waited = 0; waited < ACTION_WAIT_MS; waited += 50) {
+        struct timespec ts = {0, 50 * 1000000};
+
+        if (incidents_store_action_result(is, aid, &done, result) < 0 || done)
+            break;
+        nanosleep(&ts, NULL);
+    }
+    return done;
+}
+
+static int
+open_store(const struct ctl_opts *o, int rdonly, struct collector_config **cfg,
+           struct incidents_store **is)
+{
+    if (config_load(o->config, cfg) < 0)
+        return -1;
+    if (incidents_store_open((*cfg)->store_path, rdonly, is) < 0)
+        return -1;
+    return 0;
+}
+
+static int
+silences_add(const struct ctl_opts *o, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"match", required_argument, NULL, 'm'},
+        {"duration", required_argument, NULL, 'd'},
+        {"until", required_argument, NULL, 'U'},
+        {"start", required_argument, NULL, 's'},
+        {"comment", required_argument, NULL, 'c'},
+        {"user", required_argument, NULL, 'u'},
+        {NULL, 0, NULL, 0},
+    };
+    struct collector_config *cfg = NULL;
+    struct incidents_store *is = NULL;
+    struct incident_silence sil = {0};
+    const char *user = ctl_default_user(), *comment = NULL;
+    const char *until = NULL, *start = NULL;
+    char matchers[MATCHERS_MAX] = "", iso1[64], iso2[64];
+    uint64_t dur_ms = 0;
+    int64_t now = tc_now_ns(), id = 0, aid = 0;
+    size_t mlen = 0;
+    int ch, result = 0, status = 1, rc;
+
+    optind = 0;
+    while ((ch = getopt_long(argc, argv, "m:d:U:s:c:u:", longopts, NULL)) !=
+           -1) {
+        switch (ch) {
+        case 'm':
+            if (incident_silence_matcher_check(optarg) < 0) {
+                fprintf(stderr,
+                        "tocsinctl: --match %s: host=H, rule=R or "
+                        "label:K=V (no spaces)\n",
+                        optarg);
+                return 2;
+            }
+            if (mlen + strlen(optarg) + 2 > sizeof(matchers)) {
+                fprintf(stderr, "tocsinctl: too many matchers\n");
+                return 2;
+            }
+            mlen += (size_t)snprintf(matchers + mlen, sizeof(matchers) - mlen,
+                                     "%s%s", mlen ? " " : "", optarg);
+            break;
+        case 'd':
+            if (tc_conf_parse_duration(optarg, &dur_ms) < 0 || dur_ms == 0) {
+                fprintf(stderr, "tocsinctl: --duration: e.g. 90m, 2h, 1d\n");
+                return 2;
+            }
+            break;
+        case 'U':
+            until = optarg;
+            break;
+        case 's':
+            start = optarg;
+            break;
+        case 'c':
+            comment = optarg;
+            break;
+        case 'u':
+            user = optarg;
+            break;
+        default:
+            silences_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc || mlen == 0 || (dur_ms == 0) == (until == NULL) ||
+        comment == NULL) {
+        fprintf(stderr, "tocsinctl: silences add needs at least one --match, "
+                        "--duration or --until, and --comment\n");
+        silences_usage(stderr);
+        return 2;
+    }
+    sil.start = now;
+    if ((start && parse_ts(start, now, &sil.start) < 0) ||
+        (until && parse_ts(until, now, &sil.end) < 0)) {
+        fprintf(stderr, "tocsinctl: times are RFC 3339 UTC "
+                        "(2026-11-26T10:00:00Z) or now\n");
+        return 2;
+    }
+    if (!until)
+        sil.end = sil.start + (int64_t)dur_ms * 1000000;
+    if (sil.end <= sil.start || sil.end <= now) {
+        fprintf(stderr, "tocsinctl: the silence would end before it starts "
+                        "or in the past\n");
+        return 2;
+    }
+    sil.matchers = matchers;
+    if (open_store(o, 0, &cfg, &is) < 0)
+        goto out;
+    if ((rc = incidents_store_silence_add(is, &sil, now, user, comment, &id,
+                                          &aid)) < 0) {
+        log_warnx("%s: %s", cfg->store_path, incidents_store_errmsg(is));
+        goto out;
+    }
+    ctl_fmt_time(sil.start, iso1, sizeof(iso1));
+    ctl_fmt_time(sil.end, iso2, sizeof(iso2));
+    if (!wait_result(is, aid, &result)) {
+        printf("silence %" PRId64 " recorded (%s .. %s, %s); the collector "
+               "applies it when it runs\n",
+               id, iso1, iso2, matchers);
+    } else if (result != 0) {
+        fprintf(stderr, "tocsinctl: silence %" PRId64 " refused: %s\n", id,
+                strerror(-result));
+        goto out;
+    } else {
+        printf("silence %" PRId64 ": %s .. %s, %s, by %s\n", id, iso1, iso2,
+               matchers, user);
+    }
+    status = 0;
+out:
+    incidents_store_close(is);
+    config_free(cfg);
+    return status;
+}
+
+struct list_ctx {
+    int json;
+    int64_t now;
+    uint64_t n;
+};
+
+static int
+list_cb(const struct incidents_silence_row *r, void *arg)
+{
+    struct list_ctx *c = arg;
+    int64_t end = r->expired_at && r->expired_at < r->ends_at ? r->expired_at
+                                                              : r->ends_at;
+    const char *state = end <= c->now           ? "ended"
+                        : r->starts_at > c->now ? "pending"
+                                                : "active";
+    char s[64], e[64];
+
+    ctl_fmt_time(r->starts_at, s, sizeof(s));
+    ctl_fmt_time(end, e, sizeof(e));
+    if (c->json) {
+        struct tc_buf b;
+
+        tc_buf_init(&b, 1u << 20);
+        tc_json_raw(&b, c->n ? ",\n{" : "\n{");
+        tc_json_key(&b, "id");
+        tc_json_i64(&b, r->id);
+        tc_json_raw(&b, ",");
+        tc_json_key(&b, "state");
+        tc_json_str(&b, state, strlen(state));
+        tc_json_raw(&b, ",");
+        tc_json_key(&b, "starts_at");
+        tc_json_i64(&b, r->starts_at);
+        tc_json_raw(&b, ",");
+        tc_json_key(&b, "ends_at");
+        tc_json_i64(&b, end);
+        tc_json_raw(&b, ",");
+        tc_json_key(&b, "starts_at_iso");
+        tc_json_str(&b, s, strlen(s));
+        tc_json_raw(&b, ",");
+        tc_json_key(&b, "ends_at_iso");
+        tc_json_str(&b, e, strlen(e));
+        tc_json_raw(&b, ",");
+        tc_json_key(&b, "expired");
+        tc_json_raw(&b, r->expired_at ? "true" : "false");
+        tc_json_raw(&b, ",");
+        tc_json_key(&b, "user");
+        tc_json_str(&b, r->user, strlen(r->user));
+        tc_json_raw(&b, ",");
+        tc_json_key(&b, "comment");
+        tc_json_str(&b, r->comment, strlen(r->comment));
+        tc_json_raw(&b, ",");
+        tc_json_key(&b, "matchers");
+        tc_json_str(&b, r->matchers, strlen(r->matchers));
+        tc_json_raw(&b, "}");
+        fwrite(tc_buf_head(&b), 1, tc_buf_size(&b), stdout);
+        tc_buf_close(&b);
+    } else {
+        printf("%-5" PRId64 " %-8s %-24s %-24s %-12s %s  # %s\n", r->id, state,
+               s, e, r->user, r->matchers, r->comment);
+    }
+    c->n++;
+    return ferror(stdout) ? -EIO : 0;
+}
+
+static int
+silences_list(const struct ctl_opts *o, int argc, char **argv)
+{
+    struct collector_config *cfg = NULL;
+    struct incidents_store *is = NULL;
+    struct list_ctx c = {.json = o->json, .now = tc_now_ns()};
+    int all = 0, rc, status = 1;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            c.json = 1;
+        } else if (strcmp(argv[i], "--all") == 0) {
+            all = 1;
+        } else {
+            silences_usage(stderr);
+            return 2;
+        }
+    }
+    if (open_store(o, 1, &cfg, &is) < 0)
+        goto out;
+    if (c.json)
+        fputs("[", stdout);
+    else
+        printf("%-5s %-8s %-24s %-24s %-12s %s\n", "ID", "STATE", "STARTS",
+               "ENDS", "USER", "MATCHERS  # COMMENT");
+    rc = incidents_store_silences(is, all, c.now, list_cb, &c);
+    if (c.json)
+        fputs(c.n ? "\n]\n" : "]\n", stdout);
+    if (rc < 0) {
+        log_warnx("%s: %s", cfg->store_path, incidents_store_errmsg(is));
+        goto out;
+    }
+    status = fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
+out:
+    incidents_store_close(is);
+    config_free(cfg);
+    return status;
+}
+
+static int
+silences_expire(const struct ctl_opts *o, int argc, char **argv)
+{
+    struct collector_config *cfg = NULL;
+    struct incidents_store *is = NULL;
+    const char *user = ctl_default_user();
+    int64_t id = 0, aid = 0;
+    int result = 0, rc, status = 1;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--user") == 0 && i + 1 < argc) {
+            user = argv[++i];
+        } else if (id == 0 && parse_id(argv[i], &id) == 0) {
+            continue;
+        } else {
+            silences_usage(stderr);
+            return 2;
+        }
+    }
+    if (id == 0) {
+        silences_usage(stderr);
+        return 2;
+    }
+    if (open_store(o, 0, &cfg, &is) < 0)
+        goto out;
+    rc = incidents_store_silence_expire(is, id, tc_now_ns(), user, &aid);
+    if (rc == -ENOENT || rc == -EALREADY) {
+        fprintf(stderr, "tocsinctl: silence %" PRId64 ": %s\n", id,
+                rc == -ENOENT ? "no such silence" : "already ended");
+        goto out;
+    }
+    if (rc < 0) {
+        log_warnx("%s: %s", cfg->store_path, incidents_store_errmsg(is));
+        goto out;
+    }
+    if (wait_result(is, aid, &result) && result != 0 && result != -EALREADY) {
+        fprintf(stderr, "tocsinctl: silence %" PRId64 ": expire refused: %s\n",
+                id, strerror(-result));
+        goto out;
+    }
+    printf("silence %" PRId64 ": expired by %s\n", id, user);
+    status = 0;
+out:
+    incidents_store_close(is);
+    config_free(cfg);
+    return status;
+}
+
+int
+ctl_silences(const struct ctl_opts *o, int argc, char **argv)
+{
+    if (argc < 2) {
+        silences_usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "add") == 0)
+        return silences_add(o, argc - 1, argv + 1);
+    if (strcmp(argv[1], "list") == 0)
+        return silences_list(o, argc - 1, argv + 1);
+    if (strcmp(argv[1], "expire") == 0)
+        return silences_expire(o, argc - 1, argv + 1);
+    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0) {
+        silences_usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "tocsinctl: silences: unknown subcommand '%s'\n", argv[1]);
+    silences_usage(stderr);
+    return 2;
+}
