@@ -69,4 +69,16 @@ echo
 echo "== the same as JSON (tocsinctl events list --json --limit 1)"
 "$ctl" -c collector.yaml events list --json --limit 1
 echo
+# The incident engine runs a step every 100 ms after the commit.
+for _ in $(seq 1 50); do
+  n=$("$ctl" -c collector.yaml incidents list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+  [ "$n" -ge 2 ] && break
+  sleep 0.2
+done
+echo "== incidents opened from those events (tocsinctl incidents list)"
+"$ctl" -c collector.yaml incidents list
+echo
+echo "== the first one, with its timeline (tocsinctl incidents show 1)"
+"$ctl" -c collector.yaml incidents show 1
+echo
 echo "demo files, logs and state are in $demo"
