@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,10 +20,8 @@
 
 #include "config.h"
 #include "log.h"
+#include "testutil.h"
 #include "util.h"
-
-static char tmpdir[64];       /* this test's scratch directory */
-static int saved_stderr = -1; /* the real stderr while capturing */
 
 static const char example[] =
     "collector: {address: 127.0.0.1:7400}\n"
@@ -51,82 +48,9 @@ static const char minimal[] = "collector: {address: 'collector.example:7400'}\n"
                               "state_dir: /var/lib/tocsin-agent\n";
 
 static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
-
-static int
 setup(void **state)
 {
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/tocsin-agentconf-XXXXXX");
-    return mkdtemp(tmpdir) == NULL ? -1 : 0;
-}
-
-static int
-teardown(void **state)
-{
-    return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static const char *
-write_file(const char *rel, const char *text)
-{
-    static char path[PATH_MAX];
-    FILE *fp;
-
-    snprintf(path, sizeof(path), "%s/%s", tmpdir, rel);
-    fp = fopen(path, "w");
-    assert_non_null(fp);
-    assert_true(fputs(text, fp) >= 0);
-    assert_int_equal(fclose(fp), 0);
-    return path;
-}
-
-static void
-capture_begin(void)
-{
-    char path[PATH_MAX];
-    int fd;
-
-    snprintf(path, sizeof(path), "%s/stderr.txt", tmpdir);
-    fflush(stderr);
-    fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    assert_true(fd >= 0);
-    saved_stderr = dup(2);
-    assert_true(saved_stderr >= 0);
-    assert_true(dup2(fd, 2) >= 0);
-    close(fd);
-}
-
-static char *
-capture_end(void)
-{
-    char path[PATH_MAX];
-    char *buf = tc_xcalloc(1, 65536);
-    FILE *fp;
-
-    fflush(stderr);
-    dup2(saved_stderr, 2);
-    close(saved_stderr);
-    saved_stderr = -1;
-    snprintf(path, sizeof(path), "%s/stderr.txt", tmpdir);
-    fp = fopen(path, "r");
-    assert_non_null(fp);
-    (void)fread(buf, 1, 65535, fp);
-    fclose(fp);
-    fputs(buf, stderr); /* so a failing run shows what was logged */
-    return buf;
-}
-
-/* Out of line: inlined, gcc 12 misreads hay as possibly NULL. */
-static __attribute__((noinline)) void
-assert_contains(const char *hay, const char *needle)
-{
-    if (strstr(hay, needle) != NULL)
-        return;
-    print_error("expected \"%s\" in:\n%s\n", needle, hay);
-    fail();
+    return tu_setup("tocsin-agentconf");
 }
 
 /* Load text as rel, expecting -EINVAL; returns the log (caller frees). */
@@ -134,13 +58,13 @@ static char *
 load_fails(const char *rel, const char *text)
 {
     struct agent_config *c = (struct agent_config *)1;
-    const char *path = write_file(rel, text);
+    const char *path = tu_write_file(rel, text);
     char *err;
     int rc;
 
-    capture_begin();
+    tu_capture_begin();
     rc = config_load(path, &c);
-    err = capture_end();
+    err = tu_capture_end();
     assert_int_equal(rc, -EINVAL);
     assert_null(c);
     return err;
@@ -150,7 +74,7 @@ static void
 test_example(void **state)
 {
     struct agent_config *c = NULL;
-    const char *path = write_file("agent.yaml", example);
+    const char *path = tu_write_file("agent.yaml", example);
     char want[PATH_MAX];
 
     assert_int_equal(config_load(path, &c), 0);
@@ -158,13 +82,13 @@ test_example(void **state)
     assert_null(c->name); /* the agent fills in the certificate CN */
     assert_string_equal(c->collector_address, "127.0.0.1:7400");
     assert_string_equal(c->collector_server_name, "127.0.0.1");
-    snprintf(want, sizeof(want), "%s/pki/ca.crt", tmpdir);
+    snprintf(want, sizeof(want), "%s/pki/ca.crt", tu_tmpdir);
     assert_string_equal(c->tls_ca, want);
-    snprintf(want, sizeof(want), "%s/pki/web-01.crt", tmpdir);
+    snprintf(want, sizeof(want), "%s/pki/web-01.crt", tu_tmpdir);
     assert_string_equal(c->tls_cert, want);
-    snprintf(want, sizeof(want), "%s/pki/web-01.key", tmpdir);
+    snprintf(want, sizeof(want), "%s/pki/web-01.key", tu_tmpdir);
     assert_string_equal(c->tls_key, want);
-    snprintf(want, sizeof(want), "%s/state/web-01", tmpdir);
+    snprintf(want, sizeof(want), "%s/state/web-01", tu_tmpdir);
     assert_string_equal(c->state_dir, want);
     assert_int_equal(c->spool_max_bytes, 256ULL << 20);
     assert_int_equal(c->batch_max_events, 500);
@@ -187,7 +111,7 @@ test_example(void **state)
     assert_string_equal(c->files[0].rules[1].match, "WARN");
     assert_int_equal(c->files[0].rules[1].severity, TC_SEV_WARNING);
     assert_int_equal(c->files[0].rules[1].line, 11);
-    snprintf(want, sizeof(want), "%s/logs/other.log", tmpdir);
+    snprintf(want, sizeof(want), "%s/logs/other.log", tu_tmpdir);
     assert_string_equal(c->files[1].path, want);
     assert_int_equal(c->files[1].nrules, 0);
     assert_null(c->files[1].rules);
@@ -200,16 +124,16 @@ test_defaults(void **state)
 {
     struct agent_config *c = NULL;
     const char *path =
-        write_file("min.yaml", "collector:\n"
-                               "  address: '[::1]:7400'\n"
-                               "  server_name: collector.example\n"
-                               "name: web-01\n"
-                               "tls: {ca: /etc/ca.crt, cert: c, key: k}\n"
-                               "state_dir: /var/lib/x\n"
-                               "files:\n"
-                               "  - path: /var/log/a.log\n"
-                               "    rules:\n"
-                               "      - {name: r, match: x}\n");
+        tu_write_file("min.yaml", "collector:\n"
+                                  "  address: '[::1]:7400'\n"
+                                  "  server_name: collector.example\n"
+                                  "name: web-01\n"
+                                  "tls: {ca: /etc/ca.crt, cert: c, key: k}\n"
+                                  "state_dir: /var/lib/x\n"
+                                  "files:\n"
+                                  "  - path: /var/log/a.log\n"
+                                  "    rules:\n"
+                                  "      - {name: r, match: x}\n");
 
     assert_int_equal(config_load(path, &c), 0);
     assert_string_equal(c->name, "web-01");
@@ -228,23 +152,23 @@ test_defaults(void **state)
     config_free(c);
 
     /* No files at all, or an empty list, is a valid (idle) agent. */
-    path = write_file("nofiles.yaml", minimal);
+    path = tu_write_file("nofiles.yaml", minimal);
     assert_int_equal(config_load(path, &c), 0);
     assert_int_equal(c->nfiles, 0);
     assert_null(c->files);
     assert_string_equal(c->collector_server_name, "collector.example");
     config_free(c);
-    path = write_file("emptyfiles.yaml", "files:\n"
-                                         "collector: {address: h:1}\n"
-                                         "tls: {ca: a, cert: b, key: c}\n"
-                                         "state_dir: s\n");
+    path = tu_write_file("emptyfiles.yaml", "files:\n"
+                                            "collector: {address: h:1}\n"
+                                            "tls: {ca: a, cert: b, key: c}\n"
+                                            "state_dir: s\n");
     assert_int_equal(config_load(path, &c), 0);
     assert_int_equal(c->nfiles, 0);
     config_free(c);
-    path = write_file("emptylist.yaml", "files: []\n"
-                                        "collector: {address: h:1}\n"
-                                        "tls: {ca: a, cert: b, key: c}\n"
-                                        "state_dir: s\n");
+    path = tu_write_file("emptylist.yaml", "files: []\n"
+                                           "collector: {address: h:1}\n"
+                                           "tls: {ca: a, cert: b, key: c}\n"
+                                           "state_dir: s\n");
     assert_int_equal(config_load(path, &c), 0);
     assert_int_equal(c->nfiles, 0);
     config_free(c);
@@ -258,12 +182,12 @@ test_missing_file(void **state)
     char path[PATH_MAX];
     char *err;
 
-    snprintf(path, sizeof(path), "%s/absent.yaml", tmpdir);
-    capture_begin();
+    snprintf(path, sizeof(path), "%s/absent.yaml", tu_tmpdir);
+    tu_capture_begin();
     assert_int_equal(config_load(path, &c), -ENOENT);
-    err = capture_end();
+    err = tu_capture_end();
     assert_null(c);
-    assert_contains(err, "absent.yaml: No such file or directory");
+    tu_assert_contains(err, "absent.yaml: No such file or directory");
     free(err);
 }
 
@@ -276,12 +200,12 @@ test_unknown_keys(void **state)
     snprintf(text, sizeof(text), "%sstatedir: x\nspool: {max_byte: 1MiB}\n",
              minimal);
     err = load_fails("agent.yaml", text);
-    assert_contains(err, "agent.yaml:4: unknown key 'statedir' in top level "
-                         "(valid: name, labels, heartbeat, status_socket, "
-                         "collector, tls, state_dir, spool, sender, tail, "
-                         "files, journald, check_defaults, checks)");
-    assert_contains(err, "agent.yaml:5: unknown key 'max_byte' in spool "
-                         "(valid: max_bytes)");
+    tu_assert_contains(err, "agent.yaml:4: unknown key 'statedir' in top level "
+                            "(valid: name, labels, heartbeat, status_socket, "
+                            "collector, tls, state_dir, spool, sender, tail, "
+                            "files, journald, check_defaults, checks)");
+    tu_assert_contains(err, "agent.yaml:5: unknown key 'max_byte' in spool "
+                            "(valid: max_bytes)");
     free(err);
 
     snprintf(text, sizeof(text),
@@ -289,10 +213,10 @@ test_unknown_keys(void **state)
              "      - {name: a, match: b, sevrity: info}\n",
              minimal);
     err = load_fails("agent.yaml", text);
-    assert_contains(err, "agent.yaml:7: unknown key 'sevrity' in "
-                         "files[0].rules[0] (valid: name, match, severity, "
-                         "fingerprint, labels, action, time, fold_window, "
-                         "rate_limit)");
+    tu_assert_contains(err, "agent.yaml:7: unknown key 'sevrity' in "
+                            "files[0].rules[0] (valid: name, match, severity, "
+                            "fingerprint, labels, action, time, fold_window, "
+                            "rate_limit)");
     free(err);
 }
 
@@ -314,30 +238,31 @@ test_bad_values(void **state)
              "      - {name: a, match: b, severity: fatal}\n",
              minimal);
     err = load_fails("agent.yaml", text);
-    assert_contains(err, "agent.yaml:4: spool.max_bytes: '12XB' is not a "
-                         "size (e.g. 64MiB)");
-    assert_contains(err, "agent.yaml:5: sender.backoff_min: '5' is not a "
-                         "duration (e.g. 250ms, 5s, 2m, 1h, 7d)");
-    assert_contains(err, "agent.yaml:5: sender.backoff_max: 'soon' is not a "
-                         "duration");
-    assert_contains(err, "agent.yaml:5: sender.batch_max_events: '0' is out "
-                         "of range (1 to 10000)");
-    assert_contains(err, "agent.yaml:5: sender.window_batches: 'many' is not "
-                         "a non-negative integer");
-    assert_contains(err, "agent.yaml:6: tail.max_line_bytes: '1MiB' is out "
-                         "of range (256 to 65536 bytes)");
-    assert_contains(err, "agent.yaml:6: tail.poll_interval: '1' is not a "
-                         "duration");
-    assert_contains(err, "agent.yaml:10: files[0].rules[0].severity: "
-                         "'fatal' is not a severity (ok, info, warning, "
-                         "error, critical)");
+    tu_assert_contains(err, "agent.yaml:4: spool.max_bytes: '12XB' is not a "
+                            "size (e.g. 64MiB)");
+    tu_assert_contains(err, "agent.yaml:5: sender.backoff_min: '5' is not a "
+                            "duration (e.g. 250ms, 5s, 2m, 1h, 7d)");
+    tu_assert_contains(err, "agent.yaml:5: sender.backoff_max: 'soon' is not a "
+                            "duration");
+    tu_assert_contains(err, "agent.yaml:5: sender.batch_max_events: '0' is out "
+                            "of range (1 to 10000)");
+    tu_assert_contains(err,
+                       "agent.yaml:5: sender.window_batches: 'many' is not "
+                       "a non-negative integer");
+    tu_assert_contains(err, "agent.yaml:6: tail.max_line_bytes: '1MiB' is out "
+                            "of range (256 to 65536 bytes)");
+    tu_assert_contains(err, "agent.yaml:6: tail.poll_interval: '1' is not a "
+                            "duration");
+    tu_assert_contains(err, "agent.yaml:10: files[0].rules[0].severity: "
+                            "'fatal' is not a severity (ok, info, warning, "
+                            "error, critical)");
     free(err);
 
     err = load_fails("addr.yaml", "collector: {address: localhost}\n"
                                   "tls: {ca: a, cert: b, key: c}\n"
                                   "state_dir: s\n");
-    assert_contains(err, "addr.yaml:1: collector.address: 'localhost' is "
-                         "not host:port");
+    tu_assert_contains(err, "addr.yaml:1: collector.address: 'localhost' is "
+                            "not host:port");
     free(err);
 
     err = load_fails("order.yaml", "collector: {address: h:1}\n"
@@ -346,8 +271,9 @@ test_bad_values(void **state)
                                    "sender:\n"
                                    "  backoff_max: 1s\n"
                                    "  backoff_min: 2s\n");
-    assert_contains(err, "order.yaml:6: sender.backoff_min (2000ms) is above "
-                         "sender.backoff_max (1000ms)");
+    tu_assert_contains(err,
+                       "order.yaml:6: sender.backoff_min (2000ms) is above "
+                       "sender.backoff_max (1000ms)");
     free(err);
 }
 
@@ -358,14 +284,14 @@ test_missing_required(void **state)
                                        "files:\n"
                                        "  - rules:\n"
                                        "      - name: r\n");
-    assert_contains(err, "req.yaml:1: missing required key "
-                         "'collector.address'");
-    assert_contains(err, "req.yaml:1: missing required key 'tls.ca'");
-    assert_contains(err, "req.yaml:1: missing required key 'tls.key'");
-    assert_contains(err, "req.yaml:1: missing required key 'state_dir'");
-    assert_contains(err, "req.yaml:3: missing required key 'files[0].path'");
-    assert_contains(err, "req.yaml:4: missing required key "
-                         "'files[0].rules[0].match'");
+    tu_assert_contains(err, "req.yaml:1: missing required key "
+                            "'collector.address'");
+    tu_assert_contains(err, "req.yaml:1: missing required key 'tls.ca'");
+    tu_assert_contains(err, "req.yaml:1: missing required key 'tls.key'");
+    tu_assert_contains(err, "req.yaml:1: missing required key 'state_dir'");
+    tu_assert_contains(err, "req.yaml:3: missing required key 'files[0].path'");
+    tu_assert_contains(err, "req.yaml:4: missing required key "
+                            "'files[0].rules[0].match'");
     assert_null(strstr(err, "'tls.cert'"));
     free(err);
 }
@@ -378,10 +304,10 @@ test_wrong_kind(void **state)
                                         "  - ca.crt\n"
                                         "state_dir: [a]\n"
                                         "files: {path: /a}\n");
-    assert_contains(err, "kind.yaml:2: tls: expected a map, got a list");
-    assert_contains(err, "kind.yaml:4: state_dir: expected a single value, "
-                         "got a list");
-    assert_contains(err, "kind.yaml:5: files: expected a list, got a map");
+    tu_assert_contains(err, "kind.yaml:2: tls: expected a map, got a list");
+    tu_assert_contains(err, "kind.yaml:4: state_dir: expected a single value, "
+                            "got a list");
+    tu_assert_contains(err, "kind.yaml:5: files: expected a list, got a map");
     free(err);
 }
 
@@ -393,8 +319,8 @@ test_duplicate_key(void **state)
 
     snprintf(text, sizeof(text), "%sstate_dir: /other\n", minimal);
     err = load_fails("dup.yaml", text);
-    assert_contains(err, "dup.yaml:4: duplicate key 'state_dir' (first at "
-                         "line 3)");
+    tu_assert_contains(err, "dup.yaml:4: duplicate key 'state_dir' (first at "
+                            "line 3)");
     free(err);
 }
 
@@ -416,8 +342,9 @@ test_duplicate_rule(void **state)
              "      - {name: r1, match: a}\n",
              minimal);
     err = load_fails("rules.yaml", text);
-    assert_contains(err, "rules.yaml:9: rule name 'r1' is used twice in this "
-                         "input (first at line 7)");
+    tu_assert_contains(err,
+                       "rules.yaml:9: rule name 'r1' is used twice in this "
+                       "input (first at line 7)");
     /* The same name in another file is fine. */
     assert_null(strstr(err, "rules.yaml:12:"));
     free(err);
@@ -428,11 +355,11 @@ test_syntax_and_shape(void **state)
 {
     char *err = load_fails("syn.yaml", "collector: {address: h:1\n"
                                        "tls: {ca: a}\n");
-    assert_contains(err, "syn.yaml:2: syntax error: ");
+    tu_assert_contains(err, "syn.yaml:2: syntax error: ");
     free(err);
 
     err = load_fails("empty.yaml", "");
-    assert_contains(err, "empty.yaml:1: the file is empty");
+    tu_assert_contains(err, "empty.yaml:1: the file is empty");
     free(err);
 
     err = load_fails("bomb.yaml", "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
@@ -441,8 +368,8 @@ test_syntax_and_shape(void **state)
                                   "d: &d [*c, *c, *c, *c, *c, *c, *c, *c]\n"
                                   "e: &e [*d, *d, *d, *d, *d, *d, *d, *d]\n"
                                   "f: [*e, *e, *e, *e, *e, *e, *e, *e]\n");
-    assert_contains(err, "bomb.yaml:1: anchor '&a': anchors and aliases are "
-                         "not supported");
+    tu_assert_contains(err, "bomb.yaml:1: anchor '&a': anchors and aliases are "
+                            "not supported");
     free(err);
 }
 
@@ -450,16 +377,19 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_example, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_keys, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_missing_required, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wrong_kind, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_duplicate_key, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_duplicate_rule, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_syntax_and_shape, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_example, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_defaults, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_missing_file, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_keys, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_values, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_missing_required, setup,
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_kind, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_key, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_rule, setup,
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(test_syntax_and_shape, setup,
+                                        tu_teardown),
     };
 
     log_init("test_agent_config", 1, 0);

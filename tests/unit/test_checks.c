@@ -7,7 +7,6 @@
  * change, resend), tcp, http, disk, process and file_age.
  */
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,35 +30,21 @@
 #include "checks.h"
 #include "config.h"
 #include "spool.h"
+#include "testutil.h"
 #include "util.h"
 #include "wire.h"
-
-static char tmpdir[64]; /* this test's scratch directory */
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
 
 static int
 setup(void **state)
 {
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/tocsin-checks-XXXXXX");
-    return mkdtemp(tmpdir) == NULL ? -1 : 0;
+    return tu_setup("tocsin-checks");
 }
 
-static int
-teardown(void **state)
-{
-    return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* Write an executable shell script into tmpdir; returns its path. */
+/* Write an executable shell script into tu_tmpdir; returns its path. */
 static char *
 script(const char *name, const char *body)
 {
-    char *path = tc_xasprintf("%s/%s", tmpdir, name);
+    char *path = tc_xasprintf("%s/%s", tu_tmpdir, name);
     FILE *f = fopen(path, "w");
 
     assert_non_null(f);
@@ -186,7 +171,7 @@ h_run(struct harness *h, int (*pred)(struct harness *), uint64_t max_ms)
 static void
 h_init(struct harness *h, struct agent_check *checks, size_t n)
 {
-    char *dir = tc_xasprintf("%s/state", tmpdir);
+    char *dir = tc_xasprintf("%s/state", tu_tmpdir);
 
     memset(h, 0, sizeof(*h));
     assert_int_equal(uv_loop_init(&h->loop), 0);
@@ -502,8 +487,8 @@ test_exec_timeout_kills_group(void **state)
     struct check_status st;
     char *body, *pidf, *kidf;
 
-    pidf = tc_xasprintf("%s/plugin.pid", tmpdir);
-    kidf = tc_xasprintf("%s/child.pid", tmpdir);
+    pidf = tc_xasprintf("%s/plugin.pid", tu_tmpdir);
+    kidf = tc_xasprintf("%s/child.pid", tu_tmpdir);
     /* Ignores SIGTERM, and so does its child (SIG_IGN is inherited). */
     body = tc_xasprintf("trap '' TERM\necho $$ > %s\nsleep 30 &\n"
                         "echo $! > %s\necho started\nwait\nwait\n",
@@ -578,7 +563,7 @@ test_concurrency_cap(void **state)
     int cur = 0, max = 0;
     FILE *f;
 
-    logf = tc_xasprintf("%s/conc.log", tmpdir);
+    logf = tc_xasprintf("%s/conc.log", tu_tmpdir);
     body = tc_xasprintf("echo + >> %s; sleep 0.2; echo - >> %s; echo ok", logf,
                         logf);
     for (int i = 0; i < 5; i++) {
@@ -666,7 +651,7 @@ test_send_on_change_only(void **state)
     struct evlist l;
     char *body, buf[32];
 
-    fl.statef = tc_xasprintf("%s/state.txt", tmpdir);
+    fl.statef = tc_xasprintf("%s/state.txt", tu_tmpdir);
     set_state(fl.statef, 0);
     body = tc_xasprintf("s=$(cat %s); echo \"state $s\"; exit $s", fl.statef);
     k[0] = mkexec("flip", script("flip", body));
@@ -986,9 +971,9 @@ test_local(void **state)
     n = strlen(comm);
     if (n > 0 && comm[n - 1] == '\n')
         comm[n - 1] = '\0';
-    fresh = tc_xasprintf("%s/fresh", tmpdir);
-    stale = tc_xasprintf("%s/stale", tmpdir);
-    gone = tc_xasprintf("%s/gone", tmpdir);
+    fresh = tc_xasprintf("%s/fresh", tu_tmpdir);
+    stale = tc_xasprintf("%s/stale", tu_tmpdir);
+    gone = tc_xasprintf("%s/gone", tu_tmpdir);
     fclose(fopen(fresh, "w"));
     fclose(fopen(stale, "w"));
     old.actime = old.modtime = time(NULL) - 3600;
@@ -1058,7 +1043,7 @@ test_stop_while_running(void **state)
     char *pidf, *body;
     int64_t t0;
 
-    pidf = tc_xasprintf("%s/p.pid", tmpdir);
+    pidf = tc_xasprintf("%s/p.pid", tu_tmpdir);
     body = tc_xasprintf("echo $$ > %s; exec sleep 30", pidf);
     k[0] = mkexec("long", script("long", body));
     k[0].interval_ms = 20;
@@ -1082,20 +1067,22 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_perfdata_parse),
         cmocka_unit_test(test_splay),
-        cmocka_unit_test_setup_teardown(test_exec_states, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exec_states, setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_exec_timeout_kills_group, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_exec_output_cap, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_concurrency_cap, setup, teardown),
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(test_exec_output_cap, setup,
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrency_cap, setup,
+                                        tu_teardown),
         cmocka_unit_test_setup_teardown(test_send_on_change_only, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_resend, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tcp, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_http, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_http_timeout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_local, setup, teardown),
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(test_resend, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_tcp, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_http, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_http_timeout, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_local, setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_stop_while_running, setup,
-                                        teardown),
+                                        tu_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,10 +20,8 @@
 
 #include "config.h"
 #include "log.h"
+#include "testutil.h"
 #include "util.h"
-
-static char tmpdir[64];       /* this test's scratch directory */
-static int saved_stderr = -1; /* the real stderr while capturing */
 
 static const char example[] =
     "name: collector-1\n"
@@ -40,82 +37,9 @@ static const char minimal[] = "tls: {ca: /pki/ca.crt, cert: c.crt, key: k}\n"
                               "store: {path: /var/lib/tocsin/c.db}\n";
 
 static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
-
-static int
 setup(void **state)
 {
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/tocsin-colconf-XXXXXX");
-    return mkdtemp(tmpdir) == NULL ? -1 : 0;
-}
-
-static int
-teardown(void **state)
-{
-    return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static const char *
-write_file(const char *rel, const char *text)
-{
-    static char path[PATH_MAX];
-    FILE *fp;
-
-    snprintf(path, sizeof(path), "%s/%s", tmpdir, rel);
-    fp = fopen(path, "w");
-    assert_non_null(fp);
-    assert_true(fputs(text, fp) >= 0);
-    assert_int_equal(fclose(fp), 0);
-    return path;
-}
-
-static void
-capture_begin(void)
-{
-    char path[PATH_MAX];
-    int fd;
-
-    snprintf(path, sizeof(path), "%s/stderr.txt", tmpdir);
-    fflush(stderr);
-    fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    assert_true(fd >= 0);
-    saved_stderr = dup(2);
-    assert_true(saved_stderr >= 0);
-    assert_true(dup2(fd, 2) >= 0);
-    close(fd);
-}
-
-static char *
-capture_end(void)
-{
-    char path[PATH_MAX];
-    char *buf = tc_xcalloc(1, 65536);
-    FILE *fp;
-
-    fflush(stderr);
-    dup2(saved_stderr, 2);
-    close(saved_stderr);
-    saved_stderr = -1;
-    snprintf(path, sizeof(path), "%s/stderr.txt", tmpdir);
-    fp = fopen(path, "r");
-    assert_non_null(fp);
-    (void)fread(buf, 1, 65535, fp);
-    fclose(fp);
-    fputs(buf, stderr); /* so a failing run shows what was logged */
-    return buf;
-}
-
-/* Out of line: inlined, gcc 12 misreads hay as possibly NULL. */
-static __attribute__((noinline)) void
-assert_contains(const char *hay, const char *needle)
-{
-    if (strstr(hay, needle) != NULL)
-        return;
-    print_error("expected \"%s\" in:\n%s\n", needle, hay);
-    fail();
+    return tu_setup("tocsin-colconf");
 }
 
 /* Load text as rel, expecting -EINVAL; returns the log (caller frees). */
@@ -123,13 +47,13 @@ static char *
 load_fails(const char *rel, const char *text)
 {
     struct collector_config *c = (struct collector_config *)1;
-    const char *path = write_file(rel, text);
+    const char *path = tu_write_file(rel, text);
     char *err;
     int rc;
 
-    capture_begin();
+    tu_capture_begin();
     rc = config_load(path, &c);
-    err = capture_end();
+    err = tu_capture_end();
     assert_int_equal(rc, -EINVAL);
     assert_null(c);
     return err;
@@ -139,20 +63,20 @@ static void
 test_example(void **state)
 {
     struct collector_config *c = NULL;
-    const char *path = write_file("collector.yaml", example);
+    const char *path = tu_write_file("collector.yaml", example);
     char want[PATH_MAX];
 
     assert_int_equal(config_load(path, &c), 0);
     assert_string_equal(c->file, path);
     assert_string_equal(c->name, "collector-1");
     assert_string_equal(c->listen, "0.0.0.0:7401");
-    snprintf(want, sizeof(want), "%s/pki/ca.crt", tmpdir);
+    snprintf(want, sizeof(want), "%s/pki/ca.crt", tu_tmpdir);
     assert_string_equal(c->tls_ca, want);
-    snprintf(want, sizeof(want), "%s/pki/collector.crt", tmpdir);
+    snprintf(want, sizeof(want), "%s/pki/collector.crt", tu_tmpdir);
     assert_string_equal(c->tls_cert, want);
-    snprintf(want, sizeof(want), "%s/pki/collector.key", tmpdir);
+    snprintf(want, sizeof(want), "%s/pki/collector.key", tu_tmpdir);
     assert_string_equal(c->tls_key, want);
-    snprintf(want, sizeof(want), "%s/state/collector.db", tmpdir);
+    snprintf(want, sizeof(want), "%s/state/collector.db", tu_tmpdir);
     assert_string_equal(c->store_path, want);
     assert_int_equal(c->store_sync, CONFIG_SYNC_NORMAL);
     assert_int_equal(c->pipeline_max_bytes, 128ULL << 20);
@@ -167,7 +91,7 @@ static void
 test_defaults(void **state)
 {
     struct collector_config *c = NULL;
-    const char *path = write_file("min.yaml", minimal);
+    const char *path = tu_write_file("min.yaml", minimal);
     char host[256] = "";
 
     assert_int_equal(config_load(path, &c), 0);
@@ -186,9 +110,9 @@ test_defaults(void **state)
     config_free(NULL);
 
     /* commit_interval 0 means commit at once; it has no unit to give. */
-    path = write_file("zero.yaml", "commit_interval: 0\n"
-                                   "tls: {ca: a, cert: b, key: c}\n"
-                                   "store: {path: d}\n");
+    path = tu_write_file("zero.yaml", "commit_interval: 0\n"
+                                      "tls: {ca: a, cert: b, key: c}\n"
+                                      "store: {path: d}\n");
     assert_int_equal(config_load(path, &c), 0);
     assert_int_equal(c->commit_interval_ms, 0);
     config_free(c);
@@ -201,12 +125,12 @@ test_missing_file(void **state)
     char path[PATH_MAX];
     char *err;
 
-    snprintf(path, sizeof(path), "%s/nope.yaml", tmpdir);
-    capture_begin();
+    snprintf(path, sizeof(path), "%s/nope.yaml", tu_tmpdir);
+    tu_capture_begin();
     assert_int_equal(config_load(path, &c), -ENOENT);
-    err = capture_end();
+    err = tu_capture_end();
     assert_null(c);
-    assert_contains(err, "nope.yaml: No such file or directory");
+    tu_assert_contains(err, "nope.yaml: No such file or directory");
     free(err);
 }
 
@@ -220,14 +144,16 @@ test_unknown_keys(void **state)
                                              "  max_agent: 5\n"
                                              "\n"
                                              "listne: 127.0.0.1:7400\n");
-    assert_contains(err, "collector.yaml:3: unknown key 'synch' in store "
-                         "(valid: path, sync)");
-    assert_contains(err, "collector.yaml:5: unknown key 'max_agent' in limits "
-                         "(valid: pipeline_max_bytes, max_agents, "
-                         "handshake_timeout, idle_timeout)");
-    assert_contains(err, "collector.yaml:7: unknown key 'listne' in top level "
-                         "(valid: name, listen, tls, store, limits, "
-                         "commit_interval, incidents)");
+    tu_assert_contains(err, "collector.yaml:3: unknown key 'synch' in store "
+                            "(valid: path, sync)");
+    tu_assert_contains(err,
+                       "collector.yaml:5: unknown key 'max_agent' in limits "
+                       "(valid: pipeline_max_bytes, max_agents, "
+                       "handshake_timeout, idle_timeout)");
+    tu_assert_contains(err,
+                       "collector.yaml:7: unknown key 'listne' in top level "
+                       "(valid: name, listen, tls, store, limits, "
+                       "commit_interval, incidents)");
     free(err);
 }
 
@@ -244,21 +170,22 @@ test_bad_values(void **state)
                                        "  idle_timeout: 1ms\n"
                                        "commit_interval: 2s\n"
                                        "name: ''\n");
-    assert_contains(err, "bad.yaml:1: listen: '127.0.0.1:99999' is not "
-                         "host:port");
-    assert_contains(err, "bad.yaml:3: store.sync: 'always' is not one of "
-                         "full, normal");
-    assert_contains(err, "bad.yaml:5: limits.pipeline_max_bytes: '64 megs' "
-                         "is not a size (e.g. 64MiB)");
-    assert_contains(err, "bad.yaml:6: limits.max_agents: '0' is out of range "
-                         "(1 to 1000000)");
-    assert_contains(err, "bad.yaml:7: limits.handshake_timeout: '10' is not "
-                         "a duration");
-    assert_contains(err, "bad.yaml:8: limits.idle_timeout: '1ms' is out of "
-                         "range (1000ms to 86400000ms)");
-    assert_contains(err, "bad.yaml:9: commit_interval: '2s' is out of range "
-                         "(0ms to 1000ms)");
-    assert_contains(err, "bad.yaml:10: name: must not be empty");
+    tu_assert_contains(err, "bad.yaml:1: listen: '127.0.0.1:99999' is not "
+                            "host:port");
+    tu_assert_contains(err, "bad.yaml:3: store.sync: 'always' is not one of "
+                            "full, normal");
+    tu_assert_contains(err, "bad.yaml:5: limits.pipeline_max_bytes: '64 megs' "
+                            "is not a size (e.g. 64MiB)");
+    tu_assert_contains(err,
+                       "bad.yaml:6: limits.max_agents: '0' is out of range "
+                       "(1 to 1000000)");
+    tu_assert_contains(err, "bad.yaml:7: limits.handshake_timeout: '10' is not "
+                            "a duration");
+    tu_assert_contains(err, "bad.yaml:8: limits.idle_timeout: '1ms' is out of "
+                            "range (1000ms to 86400000ms)");
+    tu_assert_contains(err, "bad.yaml:9: commit_interval: '2s' is out of range "
+                            "(0ms to 1000ms)");
+    tu_assert_contains(err, "bad.yaml:10: name: must not be empty");
     free(err);
 }
 
@@ -269,10 +196,10 @@ test_missing_required(void **state)
                                        "listen: 127.0.0.1:7400\n"
                                        "store:\n"
                                        "  sync: full\n");
-    assert_contains(err, "req.yaml:2: missing required key 'tls.ca'");
-    assert_contains(err, "req.yaml:2: missing required key 'tls.cert'");
-    assert_contains(err, "req.yaml:2: missing required key 'tls.key'");
-    assert_contains(err, "req.yaml:3: missing required key 'store.path'");
+    tu_assert_contains(err, "req.yaml:2: missing required key 'tls.ca'");
+    tu_assert_contains(err, "req.yaml:2: missing required key 'tls.cert'");
+    tu_assert_contains(err, "req.yaml:2: missing required key 'tls.key'");
+    tu_assert_contains(err, "req.yaml:3: missing required key 'store.path'");
     free(err);
 }
 
@@ -282,11 +209,11 @@ test_wrong_kind(void **state)
     char *err = load_fails("kind.yaml", "tls: [ca, cert, key]\n"
                                         "store: {path: {a: b}}\n"
                                         "limits: 5\n");
-    assert_contains(err, "kind.yaml:1: tls: expected a map, got a list");
-    assert_contains(err, "kind.yaml:2: store.path: expected a single value, "
-                         "got a map");
-    assert_contains(err, "kind.yaml:3: limits: expected a map, got a single "
-                         "value");
+    tu_assert_contains(err, "kind.yaml:1: tls: expected a map, got a list");
+    tu_assert_contains(err, "kind.yaml:2: store.path: expected a single value, "
+                            "got a map");
+    tu_assert_contains(err, "kind.yaml:3: limits: expected a map, got a single "
+                            "value");
     free(err);
 }
 
@@ -299,28 +226,28 @@ test_loader_errors(void **state)
     snprintf(text, sizeof(text), "%slisten: 127.0.0.1:1\nlisten: h:2\n",
              minimal);
     err = load_fails("dup.yaml", text);
-    assert_contains(err, "dup.yaml:4: duplicate key 'listen' (first at "
-                         "line 3)");
+    tu_assert_contains(err, "dup.yaml:4: duplicate key 'listen' (first at "
+                            "line 3)");
     free(err);
 
     err = load_fails("syn.yaml", "listen: [oops\n");
-    assert_contains(err, "syn.yaml:2: syntax error: did not find expected "
-                         "',' or ']'");
+    tu_assert_contains(err, "syn.yaml:2: syntax error: did not find expected "
+                            "',' or ']'");
     free(err);
 
     err = load_fails("empty.yaml", "\n# only a comment\n");
-    assert_contains(err, "empty.yaml:1: the file is empty");
+    tu_assert_contains(err, "empty.yaml:1: the file is empty");
     free(err);
 
     err = load_fails("docs.yaml", "name: a\n---\nname: b\n");
-    assert_contains(err, "docs.yaml:2: more than one YAML document");
+    tu_assert_contains(err, "docs.yaml:2: more than one YAML document");
     free(err);
 
     err = load_fails("bomb.yaml", "name: &n x\n"
                                   "l: &l [*n, *n, *n, *n, *n, *n, *n, *n]\n"
                                   "m: [*l, *l, *l, *l, *l, *l, *l, *l]\n");
-    assert_contains(err, "bomb.yaml:1: anchor '&n': anchors and aliases are "
-                         "not supported");
+    tu_assert_contains(err, "bomb.yaml:1: anchor '&n': anchors and aliases are "
+                            "not supported");
     free(err);
 }
 
@@ -328,14 +255,15 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_example, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_keys, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_missing_required, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wrong_kind, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_loader_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_example, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_defaults, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_missing_file, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_keys, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_values, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_missing_required, setup,
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_kind, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_loader_errors, setup, tu_teardown),
     };
 
     log_init("test_collector_config", 1, 0);

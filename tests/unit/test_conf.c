@@ -7,7 +7,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,93 +22,13 @@
 
 #include "conf.h"
 #include "log.h"
+#include "testutil.h"
 #include "util.h"
-
-static char tmpdir[64];       /* this test's scratch directory */
-static int saved_stderr = -1; /* the real stderr while capturing */
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
 
 static int
 setup(void **state)
 {
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/tocsin-conf-XXXXXX");
-    if (mkdtemp(tmpdir) == NULL)
-        return -1;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* Write text to tmpdir/rel; returns the full path (static buffer). */
-static const char *
-write_file(const char *rel, const char *text)
-{
-    static char path[PATH_MAX];
-    FILE *fp;
-
-    snprintf(path, sizeof(path), "%s/%s", tmpdir, rel);
-    fp = fopen(path, "w");
-    assert_non_null(fp);
-    assert_int_equal(fputs(text, fp) >= 0, 1);
-    assert_int_equal(fclose(fp), 0);
-    return path;
-}
-
-static void
-capture_begin(void)
-{
-    char path[PATH_MAX];
-    int fd;
-
-    snprintf(path, sizeof(path), "%s/stderr.txt", tmpdir);
-    fflush(stderr);
-    fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    assert_true(fd >= 0);
-    saved_stderr = dup(2);
-    assert_true(saved_stderr >= 0);
-    assert_true(dup2(fd, 2) >= 0);
-    close(fd);
-}
-
-/* Stop capturing; returns what was written (caller frees). */
-static char *
-capture_end(void)
-{
-    char path[PATH_MAX];
-    char *buf = tc_xcalloc(1, 65536);
-    FILE *fp;
-
-    fflush(stderr);
-    dup2(saved_stderr, 2);
-    close(saved_stderr);
-    saved_stderr = -1;
-    snprintf(path, sizeof(path), "%s/stderr.txt", tmpdir);
-    fp = fopen(path, "r");
-    assert_non_null(fp);
-    (void)fread(buf, 1, 65535, fp);
-    fclose(fp);
-    /* Echo it so a failing run shows what was logged. */
-    fputs(buf, stderr);
-    return buf;
-}
-
-/* Out of line: inlined, gcc 12 misreads hay as possibly NULL. */
-static __attribute__((noinline)) void
-assert_contains(const char *hay, const char *needle)
-{
-    if (strstr(hay, needle) != NULL)
-        return;
-    print_error("expected \"%s\" in:\n%s\n", needle, hay);
-    fail();
+    return tu_setup("tocsin-conf");
 }
 
 /* Load rel with text, expecting failure; returns the log (caller frees). */
@@ -117,13 +36,13 @@ static char *
 load_fails(const char *rel, const char *text)
 {
     struct tc_conf *c = (struct tc_conf *)1;
-    const char *path = write_file(rel, text);
+    const char *path = tu_write_file(rel, text);
     char *err;
     int rc;
 
-    capture_begin();
+    tu_capture_begin();
     rc = tc_conf_load(path, &c);
-    err = capture_end();
+    err = tu_capture_end();
     assert_int_equal(rc, -EINVAL);
     assert_null(c);
     return err;
@@ -133,7 +52,7 @@ static struct tc_conf *
 load_ok(const char *rel, const char *text)
 {
     struct tc_conf *c = NULL;
-    const char *path = write_file(rel, text);
+    const char *path = tu_write_file(rel, text);
 
     assert_int_equal(tc_conf_load(path, &c), 0);
     assert_non_null(c);
@@ -238,9 +157,9 @@ test_tree_lines(void **state)
     const struct tc_conf_node *r = c->root, *n;
     char want[PATH_MAX];
 
-    snprintf(want, sizeof(want), "%s/t.yaml", tmpdir);
+    snprintf(want, sizeof(want), "%s/t.yaml", tu_tmpdir);
     assert_string_equal(c->path, want);
-    assert_string_equal(c->dir, tmpdir);
+    assert_string_equal(c->dir, tu_tmpdir);
 
     assert_int_equal(r->kind, TC_CONF_MAP);
     assert_int_equal(r->npairs, 6);
@@ -284,25 +203,25 @@ test_paths(void **state)
     struct tc_conf *c;
     char cwd[PATH_MAX], *p, want[PATH_MAX];
 
-    assert_int_equal(mkdir(strcat(strcpy(want, tmpdir), "/sub"), 0700), 0);
-    write_file("sub/x.yaml", "a: 1\n");
+    assert_int_equal(mkdir(strcat(strcpy(want, tu_tmpdir), "/sub"), 0700), 0);
+    tu_write_file("sub/x.yaml", "a: 1\n");
     /* A relative config path resolves against the working directory. */
     assert_non_null(getcwd(cwd, sizeof(cwd)));
-    assert_int_equal(chdir(tmpdir), 0);
+    assert_int_equal(chdir(tu_tmpdir), 0);
     assert_int_equal(tc_conf_load("./sub/x.yaml", &c), 0);
     assert_int_equal(chdir(cwd), 0);
     assert_string_equal(c->file, "./sub/x.yaml");
-    snprintf(want, sizeof(want), "%s/sub/x.yaml", tmpdir);
+    snprintf(want, sizeof(want), "%s/sub/x.yaml", tu_tmpdir);
     assert_string_equal(c->path, want);
-    snprintf(want, sizeof(want), "%s/sub", tmpdir);
+    snprintf(want, sizeof(want), "%s/sub", tu_tmpdir);
     assert_string_equal(c->dir, want);
 
     p = tc_conf_path(c, "pki/ca.crt");
-    snprintf(want, sizeof(want), "%s/sub/pki/ca.crt", tmpdir);
+    snprintf(want, sizeof(want), "%s/sub/pki/ca.crt", tu_tmpdir);
     assert_string_equal(p, want);
     free(p);
     p = tc_conf_path(c, "./ca.crt");
-    snprintf(want, sizeof(want), "%s/sub/ca.crt", tmpdir);
+    snprintf(want, sizeof(want), "%s/sub/ca.crt", tu_tmpdir);
     assert_string_equal(p, want);
     free(p);
     p = tc_conf_path(c, "/etc/tocsin/ca.crt");
@@ -320,19 +239,19 @@ test_missing_file(void **state)
     char path[PATH_MAX];
     char *err;
 
-    snprintf(path, sizeof(path), "%s/nope.yaml", tmpdir);
-    capture_begin();
+    snprintf(path, sizeof(path), "%s/nope.yaml", tu_tmpdir);
+    tu_capture_begin();
     assert_int_equal(tc_conf_load(path, &c), -ENOENT);
-    err = capture_end();
+    err = tu_capture_end();
     assert_null(c);
-    assert_contains(err, "nope.yaml");
+    tu_assert_contains(err, "nope.yaml");
     free(err);
 
-    capture_begin();
-    assert_int_equal(tc_conf_load(tmpdir, &c), -EISDIR);
-    err = capture_end();
+    tu_capture_begin();
+    assert_int_equal(tc_conf_load(tu_tmpdir, &c), -EISDIR);
+    err = tu_capture_end();
     assert_null(c);
-    assert_contains(err, ": is a directory");
+    tu_assert_contains(err, ": is a directory");
     free(err);
 }
 
@@ -344,8 +263,8 @@ test_duplicate_key(void **state)
                                        "  c: 1\n"
                                        "  c: 2\n"
                                        "a: 3\n");
-    assert_contains(err, "dup.yaml:4: duplicate key 'c' (first at line 3)");
-    assert_contains(err, "dup.yaml:5: duplicate key 'a' (first at line 1)");
+    tu_assert_contains(err, "dup.yaml:4: duplicate key 'c' (first at line 3)");
+    tu_assert_contains(err, "dup.yaml:5: duplicate key 'a' (first at line 1)");
     free(err);
 }
 
@@ -355,19 +274,19 @@ test_syntax_error(void **state)
     char *err = load_fails("syn.yaml", "a: 1\n"
                                        "b: [oops\n"
                                        "c: 2\n");
-    assert_contains(err, "syn.yaml:");
-    assert_contains(err, ": syntax error: ");
+    tu_assert_contains(err, "syn.yaml:");
+    tu_assert_contains(err, ": syntax error: ");
     free(err);
 
     err = load_fails("syn2.yaml", "a: 1\n"
                                   "b: 2\n"
                                   "  c: 3\n");
-    assert_contains(err, "syn2.yaml:3: syntax error: mapping values are not "
-                         "allowed in this context");
+    tu_assert_contains(err, "syn2.yaml:3: syntax error: mapping values are not "
+                            "allowed in this context");
     free(err);
 
     err = load_fails("tab.yaml", "a:\n\tb: 1\n");
-    assert_contains(err, "tab.yaml:2: syntax error: ");
+    tu_assert_contains(err, "tab.yaml:2: syntax error: ");
     free(err);
 }
 
@@ -375,13 +294,13 @@ static void
 test_empty(void **state)
 {
     char *err = load_fails("empty.yaml", "");
-    assert_contains(err, "empty.yaml:1: the file is empty");
+    tu_assert_contains(err, "empty.yaml:1: the file is empty");
     free(err);
     err = load_fails("comments.yaml", "# nothing\n\n# here\n");
-    assert_contains(err, "comments.yaml:1: the file is empty");
+    tu_assert_contains(err, "comments.yaml:1: the file is empty");
     free(err);
     err = load_fails("null.yaml", "---\n~\n");
-    assert_contains(err, "null.yaml:2: the file holds no settings");
+    tu_assert_contains(err, "null.yaml:2: the file holds no settings");
     free(err);
 }
 
@@ -389,10 +308,10 @@ static void
 test_not_a_map(void **state)
 {
     char *err = load_fails("seq.yaml", "- a\n- b\n");
-    assert_contains(err, "seq.yaml:1: the top level must be a map");
+    tu_assert_contains(err, "seq.yaml:1: the top level must be a map");
     free(err);
     err = load_fails("scalar.yaml", "hello\n");
-    assert_contains(err, "scalar.yaml:1: the top level must be a map");
+    tu_assert_contains(err, "scalar.yaml:1: the top level must be a map");
     free(err);
 }
 
@@ -400,7 +319,7 @@ static void
 test_multiple_documents(void **state)
 {
     char *err = load_fails("docs.yaml", "a: 1\n---\nb: 2\n");
-    assert_contains(err, "docs.yaml:2: more than one YAML document");
+    tu_assert_contains(err, "docs.yaml:2: more than one YAML document");
     free(err);
 }
 
@@ -419,8 +338,8 @@ test_alias_bomb(void **state)
                            "g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f,*f]\n"
                            "h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g,*g]\n"
                            "i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h,*h]\n");
-    assert_contains(err, "bomb.yaml:1: anchor '&a': anchors and aliases are "
-                         "not supported");
+    tu_assert_contains(err, "bomb.yaml:1: anchor '&a': anchors and aliases are "
+                            "not supported");
     /* One line, not one per alias. */
     assert_null(strstr(err, "bomb.yaml:2:"));
     assert_null(strstr(err, "alias '*"));
@@ -431,14 +350,14 @@ static void
 test_anchor_alone(void **state)
 {
     char *err = load_fails("anchor.yaml", "a: &x 1\nb: 2\n");
-    assert_contains(err, "anchor.yaml:1: anchor '&x'");
+    tu_assert_contains(err, "anchor.yaml:1: anchor '&x'");
     free(err);
     err = load_fails("alias.yaml", "a: 1\nb: *x\n");
-    assert_contains(err, "alias.yaml:2: alias '*x': anchors");
+    tu_assert_contains(err, "alias.yaml:2: alias '*x': anchors");
     free(err);
     err = load_fails("alias2.yaml", "a: [1]\nb: 2\nc: {x: *a}\n");
-    assert_contains(err, "alias2.yaml:3: alias '*a': anchors and aliases "
-                         "are not supported");
+    tu_assert_contains(err, "alias2.yaml:3: alias '*a': anchors and aliases "
+                            "are not supported");
     free(err);
 }
 
@@ -457,7 +376,7 @@ test_deep_nesting(void **state)
     text[n++] = '\n';
     text[n] = '\0';
     err = load_fails("deep.yaml", text);
-    assert_contains(err, "deep.yaml:1: nesting deeper than");
+    tu_assert_contains(err, "deep.yaml:1: nesting deeper than");
     free(err);
 }
 
@@ -465,7 +384,7 @@ static void
 test_complex_key(void **state)
 {
     char *err = load_fails("ckey.yaml", "? [a, b]\n: 1\n");
-    assert_contains(err, "ckey.yaml:1: map keys must be plain strings");
+    tu_assert_contains(err, "ckey.yaml:1: map keys must be plain strings");
     free(err);
 }
 
@@ -691,10 +610,10 @@ test_lists_and_maps(void **state)
 
     /* One string is a list of one; a present block is walked. */
     c = load_ok("l2.yaml", "argv: /bin/true\nopt: {}\n");
-    capture_begin();
+    tu_capture_begin();
     assert_int_equal(tc_conf_apply(c, list_fields, &l), -EINVAL);
-    err = capture_end();
-    assert_contains(err, "missing required key 'opt.name'");
+    err = tu_capture_end();
+    tu_assert_contains(err, "missing required key 'opt.name'");
     assert_int_equal(l.nargv, 1);
     assert_null(l.argv[1]);
     free(err);
@@ -703,11 +622,13 @@ test_lists_and_maps(void **state)
 
     /* Wrong shapes name the entry. */
     c = load_ok("l3.yaml", "argv: [[a]]\nlabels: {k: [v]}\n");
-    capture_begin();
+    tu_capture_begin();
     assert_int_equal(tc_conf_apply(c, list_fields, &l), -EINVAL);
-    err = capture_end();
-    assert_contains(err, "l3.yaml:1: argv[0]: expected a string, got a list");
-    assert_contains(err, "l3.yaml:2: labels.k: expected a string, got a list");
+    err = tu_capture_end();
+    tu_assert_contains(err,
+                       "l3.yaml:1: argv[0]: expected a string, got a list");
+    tu_assert_contains(err,
+                       "l3.yaml:2: labels.k: expected a string, got a list");
     free(err);
     tc_conf_release(list_fields, &l);
     tc_conf_free(c);
@@ -726,7 +647,7 @@ test_apply_defaults(void **state)
 
     assert_int_equal(tc_conf_apply(c, sample_fields, &s), 0);
     assert_string_equal(s.str, "dflt");
-    snprintf(want, sizeof(want), "%s/data/x.db", tmpdir);
+    snprintf(want, sizeof(want), "%s/data/x.db", tu_tmpdir);
     assert_string_equal(s.path, want);
     assert_int_equal(s.size, 1 << 20);
     assert_int_equal(s.size32, 4096);
@@ -754,9 +675,9 @@ apply_fails(const char *rel, const char *text, int nerrors)
     char *err;
     int rc;
 
-    capture_begin();
+    tu_capture_begin();
     rc = tc_conf_apply(c, sample_fields, &s);
-    err = capture_end();
+    err = tu_capture_end();
     assert_int_equal(rc, -EINVAL);
     if (nerrors > 0)
         assert_int_equal(c->nerrors, nerrors);
@@ -775,13 +696,13 @@ test_unknown_keys(void **state)
                             "items:\n"
                             "  - {name: a, wieght: 2}\n",
                             3);
-    assert_contains(err, "u.yaml:2: unknown key 'nmae' in inner (valid: "
-                         "name, dur)");
-    assert_contains(err, "u.yaml:3: unknown key 'sise' in top level (valid: "
-                         "str, path, addr, size, size32, dur, count, big, "
-                         "flag, color, odd, inner, items)");
-    assert_contains(err, "u.yaml:5: unknown key 'wieght' in items[0] "
-                         "(valid: name, weight)");
+    tu_assert_contains(err, "u.yaml:2: unknown key 'nmae' in inner (valid: "
+                            "name, dur)");
+    tu_assert_contains(err, "u.yaml:3: unknown key 'sise' in top level (valid: "
+                            "str, path, addr, size, size32, dur, count, big, "
+                            "flag, color, odd, inner, items)");
+    tu_assert_contains(err, "u.yaml:5: unknown key 'wieght' in items[0] "
+                            "(valid: name, weight)");
     free(err);
 }
 
@@ -801,21 +722,22 @@ test_bad_values(void **state)
                             "items: [{name: a, weight: 101}, {name: ''}]\n"
                             "path: ''\n",
                             12);
-    assert_contains(err, "v.yaml:1: addr: 'nohost' is not host:port");
-    assert_contains(err, "v.yaml:2: size: '12XB' is not a size (e.g. 64MiB)");
-    assert_contains(err, "v.yaml:3: size32: '5GiB' is out of range (0 to "
-                         "4294967295 bytes)");
-    assert_contains(err, "v.yaml:4: dur: '5' is not a duration");
-    assert_contains(err, "v.yaml:5: count: '-1' is not a non-negative "
-                         "integer");
-    assert_contains(err, "v.yaml:6: flag: 'maybe' is not a boolean");
-    assert_contains(err, "v.yaml:7: color: 'blue' is not one of red, green");
-    assert_contains(err, "v.yaml:8: odd: '4' is not an odd number");
-    assert_contains(err, "v.yaml:9: inner.dur: '2x' is not a duration");
-    assert_contains(err, "v.yaml:10: items[0].weight: '101' is out of range "
-                         "(0 to 100)");
-    assert_contains(err, "v.yaml:10: items[1].name: must not be empty");
-    assert_contains(err, "v.yaml:11: path: '' is not a file path");
+    tu_assert_contains(err, "v.yaml:1: addr: 'nohost' is not host:port");
+    tu_assert_contains(err,
+                       "v.yaml:2: size: '12XB' is not a size (e.g. 64MiB)");
+    tu_assert_contains(err, "v.yaml:3: size32: '5GiB' is out of range (0 to "
+                            "4294967295 bytes)");
+    tu_assert_contains(err, "v.yaml:4: dur: '5' is not a duration");
+    tu_assert_contains(err, "v.yaml:5: count: '-1' is not a non-negative "
+                            "integer");
+    tu_assert_contains(err, "v.yaml:6: flag: 'maybe' is not a boolean");
+    tu_assert_contains(err, "v.yaml:7: color: 'blue' is not one of red, green");
+    tu_assert_contains(err, "v.yaml:8: odd: '4' is not an odd number");
+    tu_assert_contains(err, "v.yaml:9: inner.dur: '2x' is not a duration");
+    tu_assert_contains(err, "v.yaml:10: items[0].weight: '101' is out of range "
+                            "(0 to 100)");
+    tu_assert_contains(err, "v.yaml:10: items[1].name: must not be empty");
+    tu_assert_contains(err, "v.yaml:11: path: '' is not a file path");
     free(err);
 }
 
@@ -830,13 +752,13 @@ test_bounds(void **state)
                             "items: [{name: a}, {name: b}, {name: c}]\n"
                             "inner: {name: n}\n",
                             4);
-    assert_contains(err, "b.yaml:2: size: '1000' is out of range (1024 to "
-                         "18446744073709551615 bytes)");
-    assert_contains(err, "b.yaml:3: dur: '2m' is out of range (10ms to "
-                         "60000ms)");
-    assert_contains(err, "b.yaml:4: count: '0' is out of range (1 to "
-                         "4294967295)");
-    assert_contains(err, "b.yaml:5: items: at most 2");
+    tu_assert_contains(err, "b.yaml:2: size: '1000' is out of range (1024 to "
+                            "18446744073709551615 bytes)");
+    tu_assert_contains(err, "b.yaml:3: dur: '2m' is out of range (10ms to "
+                            "60000ms)");
+    tu_assert_contains(err, "b.yaml:4: count: '0' is out of range (1 to "
+                            "4294967295)");
+    tu_assert_contains(err, "b.yaml:5: items: at most 2");
     free(err);
 }
 
@@ -849,19 +771,19 @@ test_missing_required(void **state)
                             "items:\n"
                             "  - weight: 2\n",
                             3);
-    assert_contains(err, "r.yaml:1: missing required key 'addr'");
-    assert_contains(err, "r.yaml:2: missing required key 'inner.name'");
-    assert_contains(err, "r.yaml:4: missing required key 'items[0].name'");
+    tu_assert_contains(err, "r.yaml:1: missing required key 'addr'");
+    tu_assert_contains(err, "r.yaml:2: missing required key 'inner.name'");
+    tu_assert_contains(err, "r.yaml:4: missing required key 'items[0].name'");
     free(err);
 
     /* An absent map still reports the keys it requires. */
     err = apply_fails("r2.yaml", "\n\naddr: h:1\n", 1);
-    assert_contains(err, "r2.yaml:3: missing required key 'inner.name'");
+    tu_assert_contains(err, "r2.yaml:3: missing required key 'inner.name'");
     free(err);
 
     /* "key:" with nothing after it is absent, not an empty string. */
     err = apply_fails("r3.yaml", "addr:\ninner: {name: n}\n", 1);
-    assert_contains(err, "r3.yaml:1: missing required key 'addr'");
+    tu_assert_contains(err, "r3.yaml:1: missing required key 'addr'");
     free(err);
 }
 
@@ -876,18 +798,19 @@ test_wrong_kind(void **state)
                             "str: {a: b}\n"
                             "size: [1]\n",
                             5);
-    assert_contains(err, "k.yaml:1: addr: expected a single value, got a "
-                         "list");
-    assert_contains(err, "k.yaml:2: inner: expected a map, got a list");
-    assert_contains(err, "k.yaml:4: items: expected a list, got a map");
-    assert_contains(err, "k.yaml:5: str: expected a single value, got a map");
-    assert_contains(err, "k.yaml:6: size: expected a single value");
+    tu_assert_contains(err, "k.yaml:1: addr: expected a single value, got a "
+                            "list");
+    tu_assert_contains(err, "k.yaml:2: inner: expected a map, got a list");
+    tu_assert_contains(err, "k.yaml:4: items: expected a list, got a map");
+    tu_assert_contains(err,
+                       "k.yaml:5: str: expected a single value, got a map");
+    tu_assert_contains(err, "k.yaml:6: size: expected a single value");
     free(err);
 
     err =
         apply_fails("k2.yaml", "addr: h:1\ninner: {name: n}\nitems: [x]\n", 1);
-    assert_contains(err, "k2.yaml:3: items[0]: expected a map, got a single "
-                         "value");
+    tu_assert_contains(err, "k2.yaml:3: items[0]: expected a map, got a single "
+                            "value");
     free(err);
 }
 
@@ -897,27 +820,30 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_size),
         cmocka_unit_test(test_parse_duration),
-        cmocka_unit_test_setup_teardown(test_tree_lines, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_paths, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_duplicate_key, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_syntax_error, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_empty, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_not_a_map, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tree_lines, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_paths, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_missing_file, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_key, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_syntax_error, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_empty, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_not_a_map, setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_multiple_documents, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_alias_bomb, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_anchor_alone, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_deep_nesting, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_complex_key, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_apply_values, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lists_and_maps, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_apply_defaults, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_keys, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_missing_required, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wrong_kind, setup, teardown),
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(test_alias_bomb, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_anchor_alone, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_deep_nesting, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_complex_key, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_apply_values, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_lists_and_maps, setup,
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(test_apply_defaults, setup,
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_keys, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_values, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_bounds, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_missing_required, setup,
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_kind, setup, tu_teardown),
     };
 
     log_init("test_conf", 1, 0);
