@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +110,21 @@ static const struct tc_conf_field incidents_fields[] = {
      .min = 1,
      .max = 100,
      .help = "consecutive non-OK check results before an incident opens"},
+    {.key = "flap_high",
+     .type = TC_CONF_T_UINT,
+     CC(inc_flap_high),
+     .def = "50",
+     .min = 0,
+     .max = 100,
+     .help = "percent state change (last 21 check results) that starts"
+             " flapping; 0 disables flap detection"},
+    {.key = "flap_low",
+     .type = TC_CONF_T_UINT,
+     CC(inc_flap_low),
+     .def = "25",
+     .min = 0,
+     .max = 100,
+     .help = "percent state change below which a check stops flapping"},
     {0},
 };
 
@@ -153,6 +169,14 @@ config_load(const char *path, struct collector_config **out)
     c->file = tc_xstrdup(conf->path);
     if ((rc = tc_conf_apply(conf, collector_fields, c)) < 0)
         goto out;
+    /* Hysteresis: a low above high would start and stop on one result. */
+    if (c->inc_flap_low > c->inc_flap_high) {
+        log_warnx("%s: incidents.flap_low (%" PRIu32
+                  ") is above incidents.flap_high (%" PRIu32 ")",
+                  conf->file, c->inc_flap_low, c->inc_flap_high);
+        rc = -EINVAL;
+        goto out;
+    }
     if (c->name == NULL) {
         char host[HOST_NAME_MAX + 1];
 

@@ -37,6 +37,10 @@ struct collector_config {
     uint64_t inc_resolve_after_ms; /* quiet log incident resolves; 30m */
     uint32_t inc_max_attempts;     /* non-OK check results before an
                                       incident opens; default 3 */
+    uint32_t inc_flap_high;        /* percent state change that starts
+                                      flapping; default 50, 0 = off */
+    uint32_t inc_flap_low;         /* percent that stops it; default 25,
+                                      at most flap_high */
 };
 
 int config_load(const char *path, struct collector_config **out);

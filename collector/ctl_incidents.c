@@ -107,6 +107,9 @@ incident_json(struct tc_buf *b, const struct incident *in)
     tc_json_raw(b, in->tier1 ? "true" : "false");
     /* The silence that matched when it (re)opened; 0 = none. */
     jint(b, "silenced", in->silenced);
+    tc_json_raw(b, ",");
+    tc_json_key(b, "flapping");
+    tc_json_raw(b, in->flapping ? "true" : "false");
     tc_json_raw(b, "}");
 }
 
@@ -117,11 +120,12 @@ incident_text(struct tc_buf *b, const struct incident *in)
     int n;
 
     ctl_fmt_time(in->last_seen, iso, sizeof(iso));
-    n = snprintf(line, sizeof(line),
-                 "%-6" PRId64 " P%d %-12s %-8s %-16s %-24s %8" PRIu64 " %s%s\n",
-                 in->id, in->priority, incident_state_name(in->state),
-                 tc_severity_name(in->severity), in->host, in->rule, in->count,
-                 iso, in->silenced ? " silenced" : "");
+    n = snprintf(
+        line, sizeof(line),
+        "%-6" PRId64 " P%d %-12s %-8s %-16s %-24s %8" PRIu64 " %s%s%s\n",
+        in->id, in->priority, incident_state_name(in->state),
+        tc_severity_name(in->severity), in->host, in->rule, in->count, iso,
+        in->silenced ? " silenced" : "", in->flapping ? " flapping" : "");
     tc_buf_append(b, line,
                   (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }

@@ -23,12 +23,26 @@
  * priority one step (the "impact" half of the priority). */
 #define IMPACT_HOSTS 3
 
+/*
+ * Flap detection (Nagios style): the states of the last
+ * INCIDENT_FLAP_RESULTS check results, 2 bits each, newest in the low
+ * bits. Each of the 20 changes between neighbours is weighted linearly
+ * from 0.8 (oldest) to 1.2 (newest); the percent state change is the
+ * weighted sum over 20. Weights are kept in units of 1/95 (76 .. 114 in
+ * steps of 2) so that the test is exact integer arithmetic and gives
+ * the same answer everywhere: percent > p <=> sum * 100 > p * 1900.
+ */
+#define FLAP_MASK ((UINT64_C(1) << (2 * INCIDENT_FLAP_RESULTS)) - 1)
+#define FLAP_SCALE 1900
+
 struct fpent {
     char *key;          /* owned; host "\x1f" (fingerprint or rule) */
     uint32_t hash;      /* FNV-1a of key */
     uint32_t attempts;  /* consecutive non-OK check results */
     int64_t since;      /* event time of the first of them, ns */
-    int fp_dirty;       /* attempts changed since the last drain */
+    uint64_t hist;      /* last check states, 2 bits each (FLAP_MASK) */
+    int flapping;       /* the check is flapping */
+    int fp_dirty;       /* soft state changed since the last drain */
     struct inc *cur;    /* the incident not closed, or NULL; borrowed
                            from incs */
     struct fpent *next; /* hash chain */
@@ -721,6 +735,143 @@ incident_fingerprint(const char *host, const struct tc_event *ev, char *buf,
     return key_of(host, ev, buf, len, &kind);
 }
 
+/* Weighted state changes of a history, in units of 1/95 (see FLAP_). */
+static uint32_t
+flap_sum(uint64_t hist)
+{
+    uint32_t sum = 0;
+
+    /* Change k is between results k + 1 and k; k = 0 is the newest. */
+    for (unsigned k = 0; k < INCIDENT_FLAP_RESULTS - 1; k++)
+        if (((hist >> (2 * k)) & 3) != ((hist >> (2 * (k + 1))) & 3))
+            sum += 114 - 2 * k;
+    return sum;
+}
+
+static void
+flap_note(struct incident_engine *e, struct inc *in, int64_t t,
+          const char *what, const char *who, uint32_t sum, const char *cmp,
+          uint32_t limit)
+{
+    /* Tenths of a percent, in integers: the same text everywhere. */
+    uint32_t pm = sum * 1000 / FLAP_SCALE;
+    char d[96];
+
+    snprintf(d, sizeof(d),
+             "state change %" PRIu32 ".%" PRIu32 "%% %s %" PRIu32 "%%", pm / 10,
+             pm % 10, cmp, limit);
+    note_add(e, in, t, what, who, d);
+}
+
+/* Mark an active incident of a flapping check (once). */
+static void
+mark_flapping(struct incident_engine *e, struct inc *in, const struct ev_ctx *c,
+              uint32_t sum)
+{
+    if (in->v.flapping)
+        return;
+    in->v.flapping = 1;
+    in->dirty = 1;
+    flap_note(e, in, c->t, "flapping started", c->who, sum, ">",
+              e->cfg.flap_high);
+}
+
+/*
+ * Add a check result's state to the history and start or stop flapping.
+ * Starting marks the active incident, if any (else the next non-OK
+ * result opens one); stopping unmarks the fingerprint's incident, and
+ * the caller applies the normal rules to the result again.
+ */
+static void
+flap_update(struct incident_engine *e, struct fpent *fe, const struct ev_ctx *c,
+            unsigned state)
+{
+    uint64_t hist = ((fe->hist << 2) | state) & FLAP_MASK;
+    uint32_t sum;
+
+    if (hist != fe->hist) {
+        fe->hist = hist;
+        fe->fp_dirty = 1;
+    }
+    sum = flap_sum(hist);
+    if (!fe->flapping && e->cfg.flap_high > 0 &&
+        (uint64_t)sum * 100 > (uint64_t)e->cfg.flap_high * FLAP_SCALE) {
+        fe->flapping = 1;
+        fe->fp_dirty = 1;
+        if (fe->cur != NULL && active(fe->cur))
+            mark_flapping(e, fe->cur, c, sum);
+    } else if (fe->flapping &&
+               (e->cfg.flap_high == 0 ||
+                (uint64_t)sum * 100 < (uint64_t)e->cfg.flap_low * FLAP_SCALE)) {
+        fe->flapping = 0;
+        fe->fp_dirty = 1;
+        if (fe->cur != NULL && fe->cur->v.flapping) {
+            fe->cur->v.flapping = 0;
+            fe->cur->dirty = 1;
+            flap_note(e, fe->cur, c->t, "flapping stopped", c->who, sum, "<",
+                      e->cfg.flap_low);
+        }
+    }
+}
+
+/* A check result: soft/hard states, flapping, auto-resolve. */
+static void
+check_result(struct incident_engine *e, const char *key, size_t kl,
+             struct ev_ctx *c, const struct tc_event *ev)
+{
+    struct fpent *fe = fp_find(e, key, kl, fnv1a(key, kl));
+    char d[64];
+    int ok = ev->state == 0 || (ev->state < 0 && ev->sev == TC_SEV_OK);
+    unsigned state = ok ? 0 : ev->state > 0 && ev->state <= 3 ? ev->state : 2;
+
+    if (fe == NULL) {
+        /* Nothing remembered is all OK: an OK changes nothing. */
+        if (ok)
+            return;
+        fe = fp_get(e, key, kl);
+    }
+    flap_update(e, fe, c, state);
+    if (ok) {
+        if (fe->attempts != 0) {
+            fe->attempts = 0;
+            fe->fp_dirty = 1;
+        }
+        if (fe->cur == NULL || !active(fe->cur))
+            return;
+        /* A flapping check's incident stays open and counts results. */
+        if (fe->flapping) {
+            if (fold(fe->cur, c->t, c->n, TC_SEV_OK, c->tier1))
+                reprioritise(e, fe->cur->v.rule, c->t);
+        } else {
+            resolve_inc(e, fe->cur, c->t, c->who, "check OK");
+        }
+        return;
+    }
+    if (fe->attempts++ == 0)
+        fe->since = c->t;
+    fe->fp_dirty = 1;
+    if (fe->cur != NULL && active(fe->cur)) {
+        fold_active(e, fe->cur, c);
+        return;
+    }
+    /* Soft state: not an incident until it is confirmed, or flaps. */
+    if (!fe->flapping && fe->attempts < e->cfg.max_attempts)
+        return;
+    if (fe->flapping)
+        snprintf(d, sizeof(d), "flapping");
+    else
+        snprintf(d, sizeof(d), "hard after %" PRIu32 " attempts", fe->attempts);
+    /* Count every attempt of the confirmed failure. */
+    c->n = fe->attempts == e->cfg.max_attempts ? fe->attempts : c->n;
+    open_or_reopen(e, fe, c, d);
+    /* The failure began with its first soft attempt. */
+    if (fe->cur != NULL && fe->cur->v.state == INCIDENT_OPEN &&
+        fe->cur->v.count == c->n && fe->since < fe->cur->v.first_seen)
+        fe->cur->v.first_seen = fe->since;
+    if (fe->flapping && fe->cur != NULL && active(fe->cur))
+        mark_flapping(e, fe->cur, c, flap_sum(fe->hist));
+}
+
 void
 incident_engine_event(struct incident_engine *e, const char *host,
                       const struct tc_event *ev)
@@ -729,7 +880,6 @@ incident_engine_event(struct incident_engine *e, const char *host,
     struct fpent *fe;
     char key[1024], rule[128];
     size_t kl;
-    int ok;
 
     memset(&c, 0, sizeof(c));
     if ((kl = key_of(host, ev, key, sizeof(key), &c.kind)) == 0)
@@ -746,41 +896,7 @@ incident_engine_event(struct incident_engine *e, const char *host,
     snprintf(c.who, sizeof(c.who), "rule:%s", rule);
 
     if (strcmp(c.kind, "check") == 0) {
-        char d[64];
-
-        ok = ev->state == 0 || (ev->state < 0 && ev->sev == TC_SEV_OK);
-        if (ok) {
-            uint32_t h = fnv1a(key, kl);
-
-            if ((fe = fp_find(e, key, kl, h)) == NULL)
-                return;
-            if (fe->attempts != 0) {
-                fe->attempts = 0;
-                fe->fp_dirty = 1;
-            }
-            if (fe->cur != NULL && active(fe->cur))
-                resolve_inc(e, fe->cur, c.t, c.who, "check OK");
-            return;
-        }
-        fe = fp_get(e, key, kl);
-        if (fe->attempts++ == 0)
-            fe->since = c.t;
-        fe->fp_dirty = 1;
-        if (fe->cur != NULL && active(fe->cur)) {
-            fold_active(e, fe->cur, &c);
-            return;
-        }
-        /* Soft state: not an incident until it is confirmed. */
-        if (fe->attempts < e->cfg.max_attempts)
-            return;
-        snprintf(d, sizeof(d), "hard after %" PRIu32 " attempts", fe->attempts);
-        /* Count every attempt of the confirmed failure. */
-        c.n = fe->attempts == e->cfg.max_attempts ? fe->attempts : c.n;
-        open_or_reopen(e, fe, &c, d);
-        /* The failure began with its first soft attempt. */
-        if (fe->cur != NULL && fe->cur->v.state == INCIDENT_OPEN &&
-            fe->cur->v.count == c.n && fe->since < fe->cur->v.first_seen)
-            fe->cur->v.first_seen = fe->since;
+        check_result(e, key, kl, &c, ev);
         return;
     }
     if (c.sev == TC_SEV_OK) {
@@ -908,11 +1024,13 @@ incident_engine_load_fp(struct incident_engine *e, const struct incident_fp *f)
 {
     struct fpent *fe;
 
-    if (f->attempts == 0)
+    if (f->attempts == 0 && f->history == 0 && !f->flapping)
         return;
     fe = fp_get(e, f->fingerprint, strlen(f->fingerprint));
     fe->attempts = f->attempts;
     fe->since = f->since;
+    fe->hist = (uint64_t)f->history & FLAP_MASK;
+    fe->flapping = f->flapping != 0;
 }
 
 void
@@ -956,7 +1074,8 @@ incident_engine_drain(struct incident_engine *e,
             qsort(dirty, nd, sizeof(*dirty), fp_cmp);
         for (size_t i = 0; i < nd && rc == 0; i++) {
             struct incident_fp fp = {dirty[i]->key, dirty[i]->attempts,
-                                     dirty[i]->since};
+                                     dirty[i]->since, (int64_t)dirty[i]->hist,
+                                     dirty[i]->flapping};
 
             if (sink->fp)
                 rc = sink->fp(arg, &fp);
@@ -973,7 +1092,8 @@ incident_engine_drain(struct incident_engine *e,
     /* Forget what no longer matters: closed incidents, idle prints. */
     for (size_t i = 0; i < nd; i++) {
         dirty[i]->fp_dirty = 0;
-        if (dirty[i]->attempts == 0 && dirty[i]->cur == NULL)
+        if (dirty[i]->attempts == 0 && dirty[i]->cur == NULL &&
+            dirty[i]->hist == 0 && !dirty[i]->flapping)
             fp_remove(e, dirty[i]);
     }
     free(dirty);

@@ -31,7 +31,15 @@ struct incident_config {
     int64_t resolve_after_ns; /* a log incident quiet this long resolves */
     uint32_t max_attempts;    /* consecutive non-OK check results before
                                  a check incident opens (>= 1) */
+    uint32_t flap_high;       /* percent state change over the last
+                                 INCIDENT_FLAP_RESULTS check results above
+                                 which a check flaps; 0 = no detection */
+    uint32_t flap_low;        /* percent below which it stops flapping */
 };
+
+/* Check results (states) a fingerprint remembers for flap detection:
+ * 21, so 20 state changes, as Nagios does. */
+#define INCIDENT_FLAP_RESULTS 21
 
 enum incident_state {
     INCIDENT_OPEN = 0,
@@ -70,16 +78,25 @@ struct incident {
     int tier1;                 /* an event carried label tier=1 */
     int64_t silenced;          /* id of the silence that matched when it
                                   (re)opened; 0 = none */
+    int flapping;              /* its check is flapping: results fold in,
+                                  state changes do not resolve or reopen */
 };
 
 /*
  * Soft state of a fingerprint: consecutive non-OK check results not
- * (yet) followed by an OK. Persisted so that a restart keeps counting.
+ * (yet) followed by an OK, and the recent check results for flap
+ * detection. Persisted so that a restart keeps counting. A row with
+ * every field 0 holds nothing (the engine forgets it).
  */
 struct incident_fp {
     const char *fingerprint; /* borrowed */
     uint32_t attempts;       /* consecutive non-OK results */
     int64_t since;           /* event time of the first of them, ns */
+    int64_t history;         /* the last INCIDENT_FLAP_RESULTS check
+                                states, 2 bits each (0 OK .. 3 UNKNOWN),
+                                newest in bits 0-1; results before the
+                                first count as OK */
+    int flapping;            /* the check is flapping */
 };
 
 /* One timeline entry. Strings borrowed (valid during the drain). */

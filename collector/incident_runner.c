@@ -48,6 +48,8 @@ incident_runner_new(uv_loop_t *loop, const struct collector_config *cfg,
     r->cfg.reopen_window_ns = (int64_t)cfg->inc_reopen_window_ms * 1000000;
     r->cfg.resolve_after_ns = (int64_t)cfg->inc_resolve_after_ms * 1000000;
     r->cfg.max_attempts = cfg->inc_max_attempts;
+    r->cfg.flap_high = cfg->inc_flap_high;
+    r->cfg.flap_low = cfg->inc_flap_low;
     if ((rc = incidents_store_open(cfg->store_path, 0, &r->store)) < 0)
         goto fail;
     if ((rc = incidents_store_load(r->store, &r->cfg, &r->engine, &r->wm)) <

@@ -162,7 +162,7 @@ incidents_store_errmsg(const struct incidents_store *s)
 #define INC_COLS                                                               \
     "id, fingerprint, host, rule, kind, state, severity, priority, count,"     \
     " first_seen, last_seen, opened_at, acked_at, resolved_at, closed_at,"     \
-    " reopened, tier1, silenced"
+    " reopened, tier1, silenced, flapping"
 
 static void
 row_incident(sqlite3_stmt *st, struct incident *in)
@@ -191,6 +191,7 @@ row_incident(sqlite3_stmt *st, struct incident *in)
     in->reopened = (uint32_t)sqlite3_column_int64(st, 15);
     in->tier1 = sqlite3_column_int(st, 16) != 0;
     in->silenced = sqlite3_column_int64(st, 17);
+    in->flapping = sqlite3_column_int(st, 18) != 0;
 }
 
 int
@@ -221,13 +222,16 @@ incidents_store_load(struct incidents_store *s,
     if (rc != SQLITE_DONE)
         goto step_fail;
     sqlite3_finalize(st);
-    if ((rc = prep(s, "SELECT fingerprint, attempts, since FROM incident_fps",
+    if ((rc = prep(s,
+                   "SELECT fingerprint, attempts, since, history, flapping"
+                   " FROM incident_fps",
                    &st)) < 0)
         goto out;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct incident_fp fp = {col_text(st, 0),
-                                 (uint32_t)sqlite3_column_int64(st, 1),
-                                 sqlite3_column_int64(st, 2)};
+        struct incident_fp fp = {
+            col_text(st, 0), (uint32_t)sqlite3_column_int64(st, 1),
+            sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3),
+            sqlite3_column_int(st, 4) != 0};
         incident_engine_load_fp(e, &fp);
     }
     if (rc != SQLITE_DONE)
@@ -467,6 +471,7 @@ w_inc(void *arg, const struct incident *in)
     sqlite3_bind_int64(st, 16, in->reopened);
     sqlite3_bind_int(st, 17, in->tier1);
     sqlite3_bind_int64(st, 18, in->silenced);
+    sqlite3_bind_int(st, 19, in->flapping);
     w->n++;
     return step_reset(w->s, st);
 }
@@ -475,12 +480,15 @@ static int
 w_fp(void *arg, const struct incident_fp *fp)
 {
     struct writer *w = arg;
-    sqlite3_stmt *st = fp->attempts ? w->fp_up : w->fp_del;
+    int keep = fp->attempts || fp->history || fp->flapping;
+    sqlite3_stmt *st = keep ? w->fp_up : w->fp_del;
 
     sqlite3_bind_text(st, 1, fp->fingerprint, -1, SQLITE_STATIC);
-    if (fp->attempts) {
+    if (keep) {
         sqlite3_bind_int64(st, 2, fp->attempts);
         sqlite3_bind_int64(st, 3, fp->since);
+        sqlite3_bind_int64(st, 4, fp->history);
+        sqlite3_bind_int(st, 5, fp->flapping);
     }
     w->n++;
     return step_reset(w->s, st);
@@ -516,11 +524,12 @@ write_changes(struct incidents_store *s, struct incident_engine *e)
     if ((rc = prep(s,
                    "INSERT OR REPLACE INTO incidents(" INC_COLS ")"
                    " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,"
-                   "?15,?16,?17,?18)",
+                   "?15,?16,?17,?18,?19)",
                    &w.inc)) < 0 ||
         (rc = prep(s,
                    "INSERT OR REPLACE INTO incident_fps(fingerprint,"
-                   " attempts, since) VALUES(?1,?2,?3)",
+                   " attempts, since, history, flapping)"
+                   " VALUES(?1,?2,?3,?4,?5)",
                    &w.fp_up)) < 0 ||
         (rc = prep(s, "DELETE FROM incident_fps WHERE fingerprint = ?1",
                    &w.fp_del)) < 0 ||
@@ -973,8 +982,8 @@ incidents_store_replay(struct incidents_store *s,
                          " detail FROM timeline ORDER BY incident_id, n",
                          2, 1, &stats->notes)) != 0 ||
         (rc = diff_table(&r, "incident_fps",
-                         "SELECT fingerprint, attempts, since FROM"
-                         " incident_fps ORDER BY fingerprint",
+                         "SELECT fingerprint, attempts, since, history,"
+                         " flapping FROM incident_fps ORDER BY fingerprint",
                          1, 0, &stats->fps)) != 0)
         goto out;
 out:

@@ -148,8 +148,20 @@ static const char schema_v4[] =
     " expired_at INTEGER NOT NULL DEFAULT 0,"
     " expire_action INTEGER NOT NULL DEFAULT 0);";
 
+/*
+ * Version 5: flap detection. A check fingerprint's soft state keeps its
+ * recent results (2 bits each) and whether it flaps, so that a restart
+ * and replay decide flapping exactly as the live engine did; an
+ * incident is marked while its check flaps.
+ */
+static const char schema_v5[] =
+    "ALTER TABLE incidents ADD COLUMN flapping INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE incident_fps ADD COLUMN history INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE incident_fps ADD COLUMN flapping INTEGER NOT NULL"
+    " DEFAULT 0;";
+
 static const char *const migrations[STORE_SCHEMA_VERSION] = {
-    schema_v1, schema_v2, schema_v3, schema_v4};
+    schema_v1, schema_v2, schema_v3, schema_v4, schema_v5};
 
 /* Map an SQLite result code to a negative errno. */
 static int

@@ -35,9 +35,9 @@ struct store;
  * Current schema version (PRAGMA user_version). 2 added the agents'
  * link state (connected, address, spool, heartbeat, silence) and the
  * origin of each batch; 3 the incident tables (incidents_store.h); 4
- * silences.
+ * silences; 5 flap detection (check history, flapping marks).
  */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 /* Who wrote the events of a batch (batches.origin). */
 enum store_origin {

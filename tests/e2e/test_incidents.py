@@ -6,7 +6,9 @@ incident with count 10,000; human actions land on the timeline with the
 user's name; an incident under a silence is recorded in full and
 marked; a collector killed with SIGKILL keeps every incident's state;
 and tocsinctl replay rebuilds the same incidents from the stored inputs
-and names a tampered one."""
+and names a tampered one. A check that alternates OK/CRITICAL gives
+one flapping incident that stays open while it flaps and resolves once
+after it settles."""
 
 import json
 import os
@@ -199,5 +201,69 @@ def test_incidents(env):
     ag.stop()
 
 
+def test_flapping(env):
+    env.make_pki()
+    log = env.write("logs/app.log", "")
+    counter = env.write("flap.count", "0\n")
+    settle = os.path.join(env.dir, "flap.settle")
+    # CRITICAL, OK, CRITICAL, ... until flap.settle exists, then OK.
+    script = env.write("flap.sh", "#!/bin/sh\n"
+                       "[ -e %s ] && exit 0\n"
+                       "n=$(cat %s)\n"
+                       "echo $((n + 1)) > %s\n"
+                       "[ $((n %% 2)) -eq 0 ] && exit 2\n"
+                       "exit 0\n" % (settle, counter, counter))
+    os.chmod(script, 0o755)
+    env.collector_config("incidents: {max_attempts: 3, flap_high: 50, "
+                         "flap_low: 25}\n")
+    col = env.collector().start()
+    col.wait_log("listening on")
+    checks = ("check_defaults: {interval: 1s, timeout: 800ms, resend: 1s}\n"
+              "checks:\n"
+              "  - {name: flappy, type: exec, command: [/bin/sh, %s]}\n"
+              % script)
+    conf = env.agent_config("web-01", [(log, [("oom", "OOM", "error")])],
+                            extra=checks)
+    ag = env.agent(conf).start()
+    ag.wait_log("connected to")
+
+    def results():
+        return [e for e in env.events() if e["rule"] == "flappy"]
+
+    # Never 3 failures in a row: only flap detection opens an incident,
+    # after 9 changes (50.2% > 50%).
+    inc = e2e.wait_for(lambda: of_rule(env, "flappy"), 60,
+                       "the flapping incident")
+    e2e.check(len(inc) == 1 and inc[0]["flapping"]
+              and inc[0]["state"] == "open", repr(inc))
+    e2e.check(len(results()) >= 9, "flapping after %d results"
+              % len(results()))
+    # It goes on flapping: the same incident, open, counting results.
+    n = len(results())
+    e2e.wait_for(lambda: len(results()) >= n + 6, 30, "more results")
+    inc = e2e.wait_for(lambda: [i for i in of_rule(env, "flappy")
+                                if i["count"] >= inc[0]["count"] + 4], 10,
+                       "the count")
+    e2e.check(len(of_rule(env, "flappy")) == 1 and inc[0]["state"] == "open"
+              and inc[0]["flapping"] and inc[0]["reopened"] == 0, repr(inc))
+
+    # It settles: flapping stops below 25%, then the OK resolves it.
+    with open(settle, "w") as f:
+        f.write("\n")
+    e2e.wait_for(lambda: of_rule(env, "flappy")[0]["state"] == "resolved",
+                 60, "the resolve after settling")
+    inc = of_rule(env, "flappy")
+    e2e.check(len(inc) == 1 and not inc[0]["flapping"]
+              and inc[0]["reopened"] == 0, repr(inc))
+    show = json.loads(env.ctl("incidents", "show", str(inc[0]["id"]), "--json"))
+    whats = [t["what"] for t in show["timeline"]]
+    e2e.check(whats == ["opened", "flapping started", "flapping stopped",
+                        "resolved"], repr(whats))
+    e2e.check(" flapping" not in env.ctl("incidents", "list"), "still marked")
+    e2e.check(json.loads(env.ctl("replay", "--json"))["identical"],
+              "replay of the flapping check")
+    ag.stop()
+
+
 if __name__ == "__main__":
-    e2e.main([test_incidents])
+    e2e.main([test_incidents, test_flapping])

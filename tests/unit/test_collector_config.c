@@ -106,6 +106,8 @@ test_defaults(void **state)
     assert_int_equal(c->handshake_timeout_ms, 10000);
     assert_int_equal(c->idle_timeout_ms, 120000);
     assert_int_equal(c->commit_interval_ms, 5);
+    assert_int_equal(c->inc_flap_high, 50);
+    assert_int_equal(c->inc_flap_low, 25);
     config_free(c);
     config_free(NULL);
 
@@ -189,6 +191,34 @@ test_bad_values(void **state)
     free(err);
 }
 
+/* Flap thresholds: percents, and low may not exceed high. */
+static void
+test_flap_thresholds(void **state)
+{
+    struct collector_config *c = NULL;
+    const char *path =
+        tu_write_file("flap.yaml", "incidents: {flap_high: 40, flap_low: 40}\n"
+                                   "tls: {ca: a, cert: b, key: c}\n"
+                                   "store: {path: d}\n");
+    char *err;
+
+    assert_int_equal(config_load(path, &c), 0);
+    assert_int_equal(c->inc_flap_high, 40);
+    assert_int_equal(c->inc_flap_low, 40);
+    config_free(c);
+    err = load_fails("flap1.yaml", "incidents: {flap_high: 20, flap_low: 30}\n"
+                                   "tls: {ca: a, cert: b, key: c}\n"
+                                   "store: {path: d}\n");
+    tu_assert_contains(err, "incidents.flap_low (30) is above "
+                            "incidents.flap_high (20)");
+    free(err);
+    err = load_fails("flap2.yaml", "incidents: {flap_high: 101}\n"
+                                   "tls: {ca: a, cert: b, key: c}\n"
+                                   "store: {path: d}\n");
+    tu_assert_contains(err, "incidents.flap_high: '101' is out of range");
+    free(err);
+}
+
 static void
 test_missing_required(void **state)
 {
@@ -260,6 +290,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_missing_file, setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_unknown_keys, setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_bad_values, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_flap_thresholds, setup,
+                                        tu_teardown),
         cmocka_unit_test_setup_teardown(test_missing_required, setup,
                                         tu_teardown),
         cmocka_unit_test_setup_teardown(test_wrong_kind, setup, tu_teardown),

@@ -512,6 +512,8 @@ struct rows {
     char fp[64][64];
     uint32_t attempts[64];
     int64_t since[64];
+    int64_t history[64];
+    int flapping[64];
     int nfp;
     int64_t last_id;
 };
@@ -548,6 +550,8 @@ row_fp(void *arg, const struct incident_fp *fp)
         snprintf(r->fp[r->nfp++], 64, "%s", fp->fingerprint);
     r->attempts[i] = fp->attempts;
     r->since[i] = fp->since;
+    r->history[i] = fp->history;
+    r->flapping[i] = fp->flapping;
     return 0;
 }
 
@@ -620,7 +624,8 @@ test_determinism_and_restart(void **state)
         if (r->inc[id].id != 0)
             incident_engine_load(e, &r->inc[id]);
     for (int i = 0; i < r->nfp; i++) {
-        struct incident_fp fp = {r->fp[i], r->attempts[i], r->since[i]};
+        struct incident_fp fp = {r->fp[i], r->attempts[i], r->since[i],
+                                 r->history[i], r->flapping[i]};
         incident_engine_load_fp(e, &fp);
     }
     incident_engine_set_last_id(e, r->last_id);
@@ -633,6 +638,115 @@ test_determinism_and_restart(void **state)
     assert_memory_equal(a->log, c->log, a->loglen);
     free(a);
     free(b);
+    free(c);
+    free(r);
+}
+
+/* Flap detection on: the documented defaults. */
+static const struct incident_config fcfg = {
+    .reopen_window_ns = 60 * MIN,
+    .resolve_after_ns = 30 * MIN,
+    .max_attempts = 3,
+    .flap_high = 50,
+    .flap_low = 25,
+};
+
+/* Result i of a flapping check: CRITICAL, OK, CRITICAL, ... 40 times,
+ * then OK for good. */
+static void
+flap_feed(struct incident_engine *e, int i)
+{
+    struct tc_event ev =
+        ev_check("port", i < 40 && i % 2 == 0 ? 2 : 0, T0 + i * 10 * SEC);
+
+    incident_engine_event(e, "db-01", &ev);
+    incident_engine_tick(e, T0 + i * 10 * SEC + SEC);
+}
+
+static int
+count_notes(const struct out *o, const char *s)
+{
+    int n = 0;
+
+    for (int i = 0; i < o->nnotes; i++)
+        n += strcmp(o->notes[i], s) == 0;
+    return n;
+}
+
+static void
+test_flapping(void **state)
+{
+    static const struct incident_sink tsink = {tee_inc, tee_fp, tee_note};
+    struct out *a = tc_xcalloc(1, sizeof(*a)), *c = tc_xcalloc(1, sizeof(*c));
+    struct rows *r = tc_xcalloc(1, sizeof(*r));
+    struct incident_engine *e;
+    struct tee tee = {c, r};
+    int flapped_at = -1;
+
+    (void)state;
+    /*
+     * Alternating OK/CRITICAL never reaches max_attempts, so without
+     * flap detection it would give no incident at all (and with
+     * max_attempts 1, a resolve and a reopen per change). With it:
+     * one incident, opened when the check starts flapping, kept open
+     * through every change, resolved once after it settles.
+     */
+    e = incident_engine_new(&fcfg);
+    for (int i = 0; i < 80; i++) {
+        flap_feed(e, i);
+        drain(e, a);
+        if (flapped_at < 0 && a->inc[1].id == 1)
+            flapped_at = i;
+        if (i >= flapped_at && flapped_at >= 0 && i < 40)
+            assert_int_equal(a->inc[1].state, INCIDENT_OPEN);
+    }
+    /* 9 changes weigh 8.16 / 20 = 50.2% > 50% (8 weigh 45.5%). */
+    assert_int_equal(flapped_at, 8);
+    assert_int_equal(a->inc[2].id, 0);
+    assert_int_equal(incident_engine_size(e), 1);
+    assert_int_equal(count_notes(a, "1 opened rule:port"), 1);
+    assert_int_equal(count_notes(a, "1 flapping started rule:port"), 1);
+    assert_int_equal(count_notes(a, "1 flapping stopped rule:port"), 1);
+    assert_int_equal(count_notes(a, "1 resolved rule:port"), 1);
+    assert_int_equal(count_notes(a, "1 reopened rule:port"), 0);
+    assert_int_equal(a->nnotes, 4);
+    assert_int_equal(a->inc[1].state, INCIDENT_RESOLVED);
+    assert_int_equal(a->inc[1].flapping, 0);
+    assert_int_equal(a->inc[1].reopened, 0);
+    /* Every result from the opening one until it settled counted. */
+    assert_true(a->inc[1].count >= 32);
+    /* Stopped flapping (and so resolved) only below 25%: the 15th OK
+     * after the last change leaves 21.1%. */
+    assert_int_equal(a->inc[1].resolved_at, T0 + 54 * 10 * SEC);
+    incident_engine_free(e);
+
+    /* Determinism across restarts: before flapping starts (history
+     * only), while it flaps, and while it settles. */
+    e = incident_engine_new(&fcfg);
+    for (int i = 0; i < 80; i++) {
+        if (i == 5 || i == 20 || i == 45) {
+            incident_engine_free(e);
+            e = incident_engine_new(&fcfg);
+            for (int id = 1; id < 64; id++)
+                if (r->inc[id].id != 0 && r->inc[id].state != INCIDENT_CLOSED)
+                    incident_engine_load(e, &r->inc[id]);
+            for (int k = 0; k < r->nfp; k++) {
+                struct incident_fp fp = {r->fp[k], r->attempts[k], r->since[k],
+                                         r->history[k], r->flapping[k]};
+                incident_engine_load_fp(e, &fp);
+            }
+            incident_engine_set_last_id(e, r->last_id);
+        }
+        flap_feed(e, i);
+        assert_int_equal(incident_engine_drain(e, &tsink, &tee), 0);
+    }
+    incident_engine_free(e);
+    assert_int_equal(a->loglen, c->loglen);
+    assert_memory_equal(a->log, c->log, a->loglen);
+    /* Settled: 21 OK results, nothing left to remember (the store
+     * deletes the row). */
+    assert_true(r->nfp == 1 && r->history[0] == 0 && r->flapping[0] == 0);
+    free(a);
     free(c);
     free(r);
 }
@@ -920,6 +1034,70 @@ test_replay_store(void **state)
     free(cmd);
 }
 
+/*
+ * Replay of a flapping check: the history lives in incident_fps, so a
+ * collector restarted in the middle (engine loaded from the tables) and
+ * a replay from the step log agree with the live rows; replay with flap
+ * detection off shows what it changed.
+ */
+static void
+test_replay_flapping(void **state)
+{
+    struct replay_fix f = {0};
+    struct incidents_replay_stats rs;
+    struct incident_config off = fcfg;
+    struct diffs ds = {0};
+    struct tc_event ev;
+    char *cmd;
+
+    (void)state;
+    snprintf(f.dir, sizeof(f.dir), "/tmp/test_incident.XXXXXX");
+    assert_non_null(mkdtemp(f.dir));
+    snprintf(f.path, sizeof(f.path), "%s/collector.db", f.dir);
+    assert_int_equal(store_open(f.path, 0, &f.st), 0);
+    assert_int_equal(incidents_store_open(f.path, 0, &f.is), 0);
+    assert_int_equal(incidents_store_load(f.is, &fcfg, &f.e, &f.wm), 0);
+    for (int i = 0; i < 80; i++) {
+        ev = ev_check("port", i < 40 && i % 2 == 0 ? 2 : 0, T0 + i * 10 * SEC);
+        commit_event(&f, &ev);
+        if (i % 3 == 2)
+            run_steps(&f, T0 + i * 10 * SEC + SEC);
+        if (i == 6 || i == 25 || i == 50) {
+            /* A restart: the engine comes back from the tables. */
+            incident_engine_free(f.e);
+            assert_int_equal(incidents_store_load(f.is, &fcfg, &f.e, &f.wm), 0);
+        }
+    }
+    run_steps(&f, T0 + 80 * 10 * SEC);
+    assert_non_null(incident_engine_get(f.e, 1));
+    assert_int_equal(incident_engine_get(f.e, 1)->state, INCIDENT_RESOLVED);
+    assert_int_equal(incident_engine_get(f.e, 1)->flapping, 0);
+    assert_null(incident_engine_get(f.e, 2));
+
+    assert_int_equal(incidents_store_replay(f.is, &fcfg, on_diff, &ds, &rs), 0);
+    assert_int_equal(ds.n, 0);
+    assert_int_equal(rs.diffs, 0);
+    assert_int_equal(rs.incidents, 1);
+    /* opened, flapping started, flapping stopped, resolved */
+    assert_int_equal(rs.notes, 4);
+
+    /* Flap detection off: the alternating check never opens one. */
+    off.flap_high = off.flap_low = 0;
+    assert_int_equal(incidents_store_replay(f.is, &off, on_diff, &ds, &rs), 0);
+    assert_true(rs.diffs > 0);
+    assert_int_equal(rs.diffs, 5); /* the row and its 4 entries */
+    assert_true(has_diff(&ds, "incidents 1 - web-01\x1f"
+                              "port web-01 port check resolved critical"));
+    assert_true(has_diff(&ds, "timeline 1 - "));
+
+    incident_engine_free(f.e);
+    incidents_store_close(f.is);
+    store_close(f.st);
+    cmd = tc_xasprintf("rm -rf '%s'", f.dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+}
+
 struct stats_seen {
     int n;
     struct incidents_stats_row r[4];
@@ -1041,6 +1219,8 @@ main(void)
         cmocka_unit_test(test_priority_impact),
         cmocka_unit_test(test_actions),
         cmocka_unit_test(test_determinism_and_restart),
+        cmocka_unit_test(test_flapping),
+        cmocka_unit_test(test_replay_flapping),
         cmocka_unit_test(test_silences),
         cmocka_unit_test(test_replay_store),
         cmocka_unit_test(test_stats),
