@@ -39,6 +39,7 @@
 #include "checks.h"
 #include "conf.h"
 #include "config.h"
+#include "daemon.h"
 #include "emit.h"
 #include "journal.h"
 #include "log.h"
@@ -452,7 +453,8 @@ main(int argc, char **argv)
 {
     static struct agent a;
     const int sigs[3] = {SIGTERM, SIGINT, SIGHUP};
-    int ch, foreground = 0, check = 0, verbose = 0, rc;
+    struct tc_daemon_opts opt = {.config = AGENT_CONFIG};
+    int rc;
 
     if (argc > 1 && strcmp(argv[1], "test-rules") == 0) {
         log_init("tocsin-agent", 1, 0);
@@ -462,45 +464,26 @@ main(int argc, char **argv)
         log_init("tocsin-agent", 1, 0);
         return status_main(argc - 1, argv + 1);
     }
-    a.path = AGENT_CONFIG;
-    while ((ch = getopt(argc, argv, "c:dnv")) != -1) {
-        switch (ch) {
-        case 'c':
-            a.path = optarg;
-            break;
-        case 'd':
-            foreground = 1;
-            break;
-        case 'n':
-            check = 1;
-            break;
-        case 'v':
-            verbose++;
-            break;
-        default:
-            usage();
-        }
-    }
-    if (optind != argc)
+    if (tc_daemon_getopt(argc, argv, &opt) < 0)
         usage();
+    a.path = opt.config;
     /* A collector that goes away mid-write must not kill the agent. */
     signal(SIGPIPE, SIG_IGN);
-    log_init("tocsin-agent", 1, verbose);
+    log_init("tocsin-agent", 1, opt.verbose);
 
     if (conf_load(&a.conf, a.path) < 0) {
         conf_free(&a.conf);
         return 1;
     }
-    if (check) {
+    if (opt.check) {
         printf("configuration OK\n");
         conf_free(&a.conf);
         return 0;
     }
-    if (!foreground) {
+    if (!opt.foreground) {
         /* Before the loop and the spool exist: neither survives fork. */
-        if (daemon(0, 0) < 0)
-            fatal("daemon");
-        log_init("tocsin-agent", 0, verbose);
+        tc_daemonize();
+        log_init("tocsin-agent", 0, opt.verbose);
     }
 
     if (spool_open(a.conf.cfg->state_dir, a.conf.cfg->spool_max_bytes,

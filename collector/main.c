@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "incident_runner.h"
+#include "daemon.h"
 #include "log.h"
 #include "server.h"
 #include "store.h"
@@ -37,34 +38,6 @@ usage(void)
 {
     fprintf(stderr, "usage: tocsin-collector [-d] [-n] [-v] [-c FILE]\n");
     exit(1);
-}
-
-/*
- * Detach from the terminal: fork (the parent exits so the shell gets
- * its prompt back), new session, no controlling tty, stdio on
- * /dev/null, and "/" as the working directory so we hold no mount.
- */
-static void
-daemonize(void)
-{
-    pid_t pid;
-    int fd;
-
-    if ((pid = fork()) < 0)
-        fatal("fork");
-    if (pid > 0)
-        _exit(0);
-    if (setsid() < 0)
-        fatal("setsid");
-    if (chdir("/") < 0)
-        fatal("chdir /");
-    if ((fd = open("/dev/null", O_RDWR)) < 0)
-        fatal("/dev/null");
-    dup2(fd, STDIN_FILENO);
-    dup2(fd, STDOUT_FILENO);
-    dup2(fd, STDERR_FILENO);
-    if (fd > STDERR_FILENO)
-        close(fd);
 }
 
 static void
@@ -117,41 +90,23 @@ load_tls(const struct collector_config *cfg, struct tc_tls_ctx **out)
 int
 main(int argc, char **argv)
 {
-    const char *conffile = default_config;
+    struct tc_daemon_opts opt = {.config = default_config};
     struct collector_config *cfg = NULL;
     struct tc_tls_ctx *tls = NULL;
     struct store *store = NULL;
     struct app app;
-    int ch, foreground = 0, check = 0, verbose = 0, status = 1;
+    int status = 1;
 
-    while ((ch = getopt(argc, argv, "c:dnv")) != -1) {
-        switch (ch) {
-        case 'c':
-            conffile = optarg;
-            break;
-        case 'd':
-            foreground = 1;
-            break;
-        case 'n':
-            check = 1;
-            break;
-        case 'v':
-            verbose++;
-            break;
-        default:
-            usage();
-        }
-    }
-    if (optind != argc)
+    if (tc_daemon_getopt(argc, argv, &opt) < 0)
         usage();
 
     /* Until we know where logs go, errors belong on the terminal. */
-    log_init("tocsin-collector", 1, verbose);
-    if (config_load(conffile, &cfg) < 0)
+    log_init("tocsin-collector", 1, opt.verbose);
+    if (config_load(opt.config, &cfg) < 0)
         return 1;
     if (load_tls(cfg, &tls) < 0)
         goto out;
-    if (check) {
+    if (opt.check) {
         printf("configuration OK\n");
         status = 0;
         goto out;
@@ -159,9 +114,9 @@ main(int argc, char **argv)
 
     /* A peer that goes away mid-write must not kill the daemon. */
     signal(SIGPIPE, SIG_IGN);
-    if (!foreground)
-        daemonize();
-    log_init("tocsin-collector", foreground, verbose);
+    if (!opt.foreground)
+        tc_daemonize();
+    log_init("tocsin-collector", opt.foreground, opt.verbose);
 
     /*
      * SQLite connections must not cross fork(), so the store opens

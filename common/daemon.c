@@ -1,0 +1,59 @@
+/*
+ * daemon: shared daemon command line and detaching; see daemon.h.
+ */
+#include "daemon.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "log.h"
+
+int
+tc_daemon_getopt(int argc, char **argv, struct tc_daemon_opts *o)
+{
+    int ch;
+
+    while ((ch = getopt(argc, argv, "c:dnv")) != -1) {
+        switch (ch) {
+        case 'c':
+            o->config = optarg;
+            break;
+        case 'd':
+            o->foreground = 1;
+            break;
+        case 'n':
+            o->check = 1;
+            break;
+        case 'v':
+            o->verbose++;
+            break;
+        default:
+            return -1;
+        }
+    }
+    return optind == argc ? 0 : -1;
+}
+
+void
+tc_daemonize(void)
+{
+    pid_t pid;
+    int fd;
+
+    if ((pid = fork()) < 0)
+        fatal("fork");
+    if (pid > 0)
+        _exit(0);
+    if (setsid() < 0)
+        fatal("setsid");
+    if (chdir("/") < 0)
+        fatal("chdir /");
+    if ((fd = open("/dev/null", O_RDWR)) < 0)
+        fatal("/dev/null");
+    dup2(fd, STDIN_FILENO);
+    dup2(fd, STDOUT_FILENO);
+    dup2(fd, STDERR_FILENO);
+    if (fd > STDERR_FILENO)
+        close(fd);
+}

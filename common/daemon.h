@@ -1,0 +1,34 @@
+/*
+ * daemon: what both daemons share before their loop starts — the
+ * command line of an OpenBSD-style daemon and detaching from the
+ * terminal.
+ *
+ *   PROG [-d] [-n] [-v] [-c FILE]
+ *
+ * -c names the config file, -d keeps the daemon in the foreground with
+ * logs on stderr, -n checks the configuration and exits, -v (repeatable)
+ * enables debug logs.
+ */
+#ifndef TC_DAEMON_H
+#define TC_DAEMON_H
+
+struct tc_daemon_opts {
+    const char *config; /* -c FILE; the caller's default if absent */
+    int foreground;     /* -d */
+    int check;          /* -n */
+    int verbose;        /* -v count */
+};
+
+/* Parse argv into o (config preset to the default). 0, or -1 on a
+ * usage error (nothing printed: the caller prints its usage). */
+int tc_daemon_getopt(int argc, char **argv, struct tc_daemon_opts *o);
+
+/*
+ * Detach: fork (the parent exits so the shell gets its prompt back), new
+ * session, stdio on /dev/null, "/" as working directory so no mount is
+ * held. Call before opening SQLite or starting the loop: neither
+ * survives fork. fatal() on failure (start-up only).
+ */
+void tc_daemonize(void);
+
+#endif
