@@ -8,7 +8,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "config.h"
 #include "ctl.h"
+#include "incidents_store.h"
 #include "log.h"
 
 static const char *default_config = "/etc/tocsin/collector.yaml";
@@ -150,4 +152,30 @@ main(int argc, char **argv)
     fprintf(stderr, "tocsinctl: unknown command '%s'\n", argv[0]);
     usage(stderr);
     return 2;
+}
+
+int
+ctl_open_incidents(const struct ctl_opts *o, int rdonly,
+                   struct collector_config **cfg, struct incidents_store **is)
+{
+    if (config_load(o->config, cfg) < 0)
+        return -1;
+    if (incidents_store_open((*cfg)->store_path, rdonly, is) < 0)
+        return -1;
+    return 0;
+}
+
+int
+ctl_wait_action(struct incidents_store *is, int64_t aid, int *result)
+{
+    int done = 0;
+
+    for (int waited = 0; waited < CTL_ACTION_WAIT_MS; waited += 50) {
+        struct timespec ts = {0, 50 * 1000000};
+
+        if (incidents_store_action_result(is, aid, &done, result) < 0 || done)
+            break;
+        nanosleep(&ts, NULL);
+    }
+    return done;
 }

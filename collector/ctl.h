@@ -26,6 +26,25 @@ int ctl_stats(const struct ctl_opts *o, int argc, char **argv);
 /* Who acts: $SUDO_USER, else $USER, else "unknown". */
 const char *ctl_default_user(void);
 
+struct collector_config;
+struct incidents_store;
+
+/*
+ * Load the config and open the incident tables of its store (read-only
+ * when rdonly). 0, or -1 with the reason logged. The caller frees both.
+ */
+int ctl_open_incidents(const struct ctl_opts *o, int rdonly,
+                       struct collector_config **cfg,
+                       struct incidents_store **is);
+
+/*
+ * Wait up to CTL_ACTION_WAIT_MS for the collector's verdict on action
+ * aid; 1 and *result when known, 0 if the collector has not applied it
+ * yet (it will when it runs).
+ */
+#define CTL_ACTION_WAIT_MS 5000
+int ctl_wait_action(struct incidents_store *is, int64_t aid, int *result);
+
 /* RFC 3339 UTC with milliseconds ("2026-11-26T10:00:00.123Z"). */
 void ctl_fmt_time(int64_t ns, char *buf, size_t len);
 

@@ -34,7 +34,6 @@
 /* Events of the host scanned for "show", and how many are printed. */
 #define SHOW_SCAN 5000
 #define SHOW_EVENTS 10
-#define ACTION_WAIT_MS 5000
 #define OUT_MAX (16u << 20)
 
 static void
@@ -168,17 +167,6 @@ parse_id(const char *s, int64_t *out)
 }
 
 static int
-open_stores(const struct ctl_opts *o, int rdonly, struct collector_config **cfg,
-            struct incidents_store **is)
-{
-    if (config_load(o->config, cfg) < 0)
-        return -1;
-    if (incidents_store_open((*cfg)->store_path, rdonly, is) < 0)
-        return -1;
-    return 0;
-}
-
-static int
 incidents_list(const struct ctl_opts *o, int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -234,7 +222,7 @@ incidents_list(const struct ctl_opts *o, int argc, char **argv)
         incidents_usage(stderr);
         return 2;
     }
-    if (open_stores(o, 1, &cfg, &is) < 0)
+    if (ctl_open_incidents(o, 1, &cfg, &is) < 0)
         goto out;
     tc_buf_init(&c.out, OUT_MAX);
     if (c.json)
@@ -372,7 +360,7 @@ incidents_show(const struct ctl_opts *o, int argc, char **argv)
     tc_frame_init(&c->frame);
     c->lim = tc_wire_default_limits;
     c->lim.max_frame = UINT32_MAX;
-    if (open_stores(o, 1, &cfg, &is) < 0)
+    if (ctl_open_incidents(o, 1, &cfg, &is) < 0)
         goto out;
     if (incidents_store_list(is, &f, show_inc_cb, c) < 0) {
         log_warnx("%s: %s", cfg->store_path, incidents_store_errmsg(is));
@@ -469,19 +457,13 @@ incidents_action(const struct ctl_opts *o, enum incident_verb verb, int argc,
     if (verb == INCIDENT_NOTE)
         a.text = argv[optind + 1];
     a.ts = tc_now_ns();
-    if (open_stores(o, 0, &cfg, &is) < 0)
+    if (ctl_open_incidents(o, 0, &cfg, &is) < 0)
         goto out;
     if (incidents_store_action_add(is, &a, &aid) < 0) {
         log_warnx("%s: %s", cfg->store_path, incidents_store_errmsg(is));
         goto out;
     }
-    for (int waited = 0; waited < ACTION_WAIT_MS; waited += 50) {
-        struct timespec ts = {0, 50 * 1000000};
-
-        if (incidents_store_action_result(is, aid, &done, &result) < 0 || done)
-            break;
-        nanosleep(&ts, NULL);
-    }
+    done = ctl_wait_action(is, aid, &result);
     if (!done) {
         printf("incident %" PRId64 ": %s recorded (action %" PRId64
                "); the collector applies it when it runs\n",

@@ -32,7 +32,6 @@
 #include "log.h"
 #include "util.h"
 
-#define ACTION_WAIT_MS 5000
 #define MATCHERS_MAX 512 /* bytes of the joined matchers */
 
 static void
@@ -83,33 +82,6 @@ parse_id(const char *s, int64_t *out)
     if (errno || *end != '\0' || v <= 0)
         return -EINVAL;
     *out = v;
-    return 0;
-}
-
-/* Wait for the collector's verdict on an action; 1 when it is known. */
-static int
-wait_result(struct incidents_store *is, int64_t aid, int *result)
-{
-    int done = 0;
-
-    for (int waited = 0; waited < ACTION_WAIT_MS; waited += 50) {
-        struct timespec ts = {0, 50 * 1000000};
-
-        if (incidents_store_action_result(is, aid, &done, result) < 0 || done)
-            break;
-        nanosleep(&ts, NULL);
-    }
-    return done;
-}
-
-static int
-open_store(const struct ctl_opts *o, int rdonly, struct collector_config **cfg,
-           struct incidents_store **is)
-{
-    if (config_load(o->config, cfg) < 0)
-        return -1;
-    if (incidents_store_open((*cfg)->store_path, rdonly, is) < 0)
-        return -1;
     return 0;
 }
 
@@ -200,7 +172,7 @@ silences_add(const struct ctl_opts *o, int argc, char **argv)
         return 2;
     }
     sil.matchers = matchers;
-    if (open_store(o, 0, &cfg, &is) < 0)
+    if (ctl_open_incidents(o, 0, &cfg, &is) < 0)
         goto out;
     if ((rc = incidents_store_silence_add(is, &sil, now, user, comment, &id,
                                           &aid)) < 0) {
@@ -209,7 +181,7 @@ silences_add(const struct ctl_opts *o, int argc, char **argv)
     }
     ctl_fmt_time(sil.start, iso1, sizeof(iso1));
     ctl_fmt_time(sil.end, iso2, sizeof(iso2));
-    if (!wait_result(is, aid, &result)) {
+    if (!ctl_wait_action(is, aid, &result)) {
         printf("silence %" PRId64 " recorded (%s .. %s, %s); the collector "
                "applies it when it runs\n",
                id, iso1, iso2, matchers);
@@ -310,7 +282,7 @@ silences_list(const struct ctl_opts *o, int argc, char **argv)
             return 2;
         }
     }
-    if (open_store(o, 1, &cfg, &is) < 0)
+    if (ctl_open_incidents(o, 1, &cfg, &is) < 0)
         goto out;
     if (c.json)
         fputs("[", stdout);
@@ -354,7 +326,7 @@ silences_expire(const struct ctl_opts *o, int argc, char **argv)
         silences_usage(stderr);
         return 2;
     }
-    if (open_store(o, 0, &cfg, &is) < 0)
+    if (ctl_open_incidents(o, 0, &cfg, &is) < 0)
         goto out;
     rc = incidents_store_silence_expire(is, id, tc_now_ns(), user, &aid);
     if (rc == -ENOENT || rc == -EALREADY) {
@@ -366,7 +338,8 @@ silences_expire(const struct ctl_opts *o, int argc, char **argv)
         log_warnx("%s: %s", cfg->store_path, incidents_store_errmsg(is));
         goto out;
     }
-    if (wait_result(is, aid, &result) && result != 0 && result != -EALREADY) {
+    if (ctl_wait_action(is, aid, &result) && result != 0 &&
+        result != -EALREADY) {
         fprintf(stderr, "tocsinctl: silence %" PRId64 ": expire refused: %s\n",
                 id, strerror(-result));
         goto out;
