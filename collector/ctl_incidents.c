@@ -91,6 +91,7 @@ incident_json(struct tc_buf *b, const struct incident *in)
     jstr(b, "host", in->host, 0);
     jstr(b, "kind", in->kind, 0);
     jstr(b, "rule", in->rule, 0);
+    jstr(b, "service", in->service ? in->service : "", 0);
     /* Without the host prefix: what the rule (or event) said. */
     jstr(b, "fingerprint", fp ? fp + 1 : in->fingerprint, 0);
     jint(b, "count", (int64_t)in->count);

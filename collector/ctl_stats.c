@@ -1,6 +1,7 @@
 /*
- * ctl_stats: "tocsinctl stats [--since D] [--by priority|host|rule]
- * [--json]".
+ * ctl_stats: "tocsinctl stats [--since D]
+ * [--by priority|service|host|rule] [--json]". The service of an
+ * incident is the service= label of its events ("(none)" without one).
  *
  * Response metrics of the incidents (re)opened in the last D (default
  * 7d), from the incident and timeline tables (incidents_store_stats):
@@ -22,8 +23,8 @@
 static void
 stats_usage(FILE *f)
 {
-    fprintf(f, "usage: tocsinctl stats [--since D] [--by priority|host|rule] "
-               "[--json]\n");
+    fprintf(f, "usage: tocsinctl stats [--since D] "
+               "[--by priority|service|host|rule] [--json]\n");
 }
 
 /* "1d2h", "3m4s", "12s", "-" when there is no mean. */
@@ -131,9 +132,10 @@ ctl_stats(const struct ctl_opts *o, int argc, char **argv)
             }
         } else if (strcmp(argv[i], "--by") == 0 && i + 1 < argc) {
             by = argv[++i];
-            if (strcmp(by, "priority") && strcmp(by, "host") &&
-                strcmp(by, "rule")) {
-                fprintf(stderr, "tocsinctl: --by: priority, host or rule\n");
+            if (strcmp(by, "priority") && strcmp(by, "service") &&
+                strcmp(by, "host") && strcmp(by, "rule")) {
+                fprintf(stderr,
+                        "tocsinctl: --by: priority, service, host or rule\n");
                 return 2;
             }
         } else {

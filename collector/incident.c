@@ -157,6 +157,7 @@ inc_free(struct inc *in)
     free(in->v.host);
     free(in->v.rule);
     free(in->v.kind);
+    free(in->v.service);
     free(in);
 }
 
@@ -402,6 +403,31 @@ is_tier1(const struct tc_event *ev)
     return 0;
 }
 
+/* The event's service= label into buf ("" if none). */
+static void
+service_of(const struct tc_event *ev, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    for (uint32_t i = 0; i < ev->nlabels; i++)
+        if (ev->labels[i].key.len == 7 &&
+            memcmp(ev->labels[i].key.ptr, "service", 7) == 0) {
+            snprintf(buf, len, "%.*s", (int)ev->labels[i].val.len,
+                     ev->labels[i].val.ptr ? ev->labels[i].val.ptr : "");
+            return;
+        }
+}
+
+/* An incident opened without a service takes the first one seen. */
+static void
+adopt_service(struct inc *in, const char *service)
+{
+    if (in->v.service[0] == '\0' && service[0] != '\0') {
+        free(in->v.service);
+        in->v.service = tc_xstrdup(service);
+        in->dirty = 1;
+    }
+}
+
 /* Fold an event into an incident's counters; 1 if severity or tier rose. */
 static int
 fold(struct inc *in, int64_t t, uint64_t n, enum tc_severity sev, int tier1)
@@ -464,6 +490,7 @@ struct ev_ctx {
     uint64_t n; /* event count */
     enum tc_severity sev;
     int tier1;
+    char service[128];         /* label service=, "" if none */
     char who[160];             /* "rule:<rule>" */
     const struct tc_event *ev; /* labels, for silences */
 };
@@ -655,6 +682,7 @@ open_or_reopen(struct incident_engine *e, struct fpent *fe,
             cur->v.resolved_at = 0;
             cur->v.reopened++;
             fold(cur, c->t, c->n, c->sev, c->tier1);
+            adopt_service(cur, c->service);
             note_add(e, cur, c->t, "reopened", c->who, d);
             mark_silenced(e, cur, c);
             reprioritise(e, cur->v.rule, c->t);
@@ -669,6 +697,7 @@ open_or_reopen(struct incident_engine *e, struct fpent *fe,
     in->v.host = tc_xstrdup(c->host);
     in->v.rule = tc_xstrdup(c->rule);
     in->v.kind = tc_xstrdup(c->kind);
+    in->v.service = tc_xstrdup(c->service);
     in->v.state = INCIDENT_OPEN;
     in->v.severity = c->sev;
     in->v.priority = base_priority(c->sev);
@@ -687,6 +716,7 @@ open_or_reopen(struct incident_engine *e, struct fpent *fe,
 static void
 fold_active(struct incident_engine *e, struct inc *in, const struct ev_ctx *c)
 {
+    adopt_service(in, c->service);
     if (fold(in, c->t, c->n, c->sev, c->tier1))
         reprioritise(e, in->v.rule, c->t);
 }
@@ -892,6 +922,7 @@ incident_engine_event(struct incident_engine *e, const char *host,
     c.n = ev->count ? ev->count : 1;
     c.sev = ev->sev;
     c.tier1 = is_tier1(ev);
+    service_of(ev, c.service, sizeof(c.service));
     c.ev = ev;
     snprintf(c.who, sizeof(c.who), "rule:%s", rule);
 
@@ -1006,6 +1037,7 @@ incident_engine_load(struct incident_engine *e, const struct incident *src)
     in->v.host = tc_xstrdup(src->host);
     in->v.rule = tc_xstrdup(src->rule);
     in->v.kind = tc_xstrdup(src->kind);
+    in->v.service = tc_xstrdup(src->service ? src->service : "");
     fe = fp_get(e, src->fingerprint, strlen(src->fingerprint));
     /* Only one incident per fingerprint is ever not closed. */
     if (fe->cur == NULL || fe->cur->v.id < in->v.id) {

@@ -64,6 +64,8 @@ struct incident {
     char *host;        /* agent name */
     char *rule;        /* rule or check name ("agent-silent") */
     char *kind;        /* "log", "check" or "agent" */
+    char *service;     /* label service= of its events ("" = none):
+                          the first one seen wins */
     enum incident_state state;
     enum tc_severity severity; /* peak severity while it was active */
     int priority;              /* 1 (highest) .. 5 */

@@ -30,6 +30,7 @@ struct incident_runner {
     uv_timer_t timer;               /* poll */
     uv_work_t work;
     int working; /* work queued, not completed */
+    int kicked;  /* a commit landed while working: step again */
     int work_rc; /* last step's result */
     int stopped;
     int timer_closed;
@@ -38,7 +39,7 @@ struct incident_runner {
 
 int
 incident_runner_new(uv_loop_t *loop, const struct collector_config *cfg,
-                    struct incident_runner **out)
+                    pthread_mutex_t *writer, struct incident_runner **out)
 {
     struct incident_runner *r = tc_xcalloc(1, sizeof(*r));
     int rc;
@@ -52,6 +53,11 @@ incident_runner_new(uv_loop_t *loop, const struct collector_config *cfg,
     r->cfg.flap_low = cfg->inc_flap_low;
     if ((rc = incidents_store_open(cfg->store_path, 0, &r->store)) < 0)
         goto fail;
+    incidents_store_share_writer(r->store, writer);
+    if ((rc = incidents_store_derived_sync(r->store)) < 0) {
+        log_warnx("incidents: %s", incidents_store_errmsg(r->store));
+        goto fail;
+    }
     if ((rc = incidents_store_load(r->store, &r->cfg, &r->engine, &r->wm)) <
         0) {
         log_warnx("incidents: cannot load: %s",
@@ -101,7 +107,7 @@ work_cb(uv_work_t *w)
     r->work_rc = rc;
 }
 
-static void timer_cb(uv_timer_t *t);
+static void queue_step(struct incident_runner *r);
 
 static void
 after_work_cb(uv_work_t *w, int status)
@@ -118,6 +124,24 @@ after_work_cb(uv_work_t *w, int status)
         log_info("incidents: step succeeded after %u failures", r->failures);
         r->failures = 0;
     }
+    /* A failing store is retried by the poll, not in a tight loop. */
+    if (r->kicked && r->work_rc >= 0)
+        queue_step(r);
+}
+
+static void
+queue_step(struct incident_runner *r)
+{
+    if (r->stopped)
+        return;
+    if (r->working) {
+        r->kicked = 1;
+        return;
+    }
+    r->kicked = 0;
+    r->work.data = r;
+    if (uv_queue_work(r->loop, &r->work, work_cb, after_work_cb) == 0)
+        r->working = 1;
 }
 
 static void
@@ -125,11 +149,17 @@ timer_cb(uv_timer_t *t)
 {
     struct incident_runner *r = t->data;
 
-    if (r->working || r->stopped)
-        return;
-    r->work.data = r;
-    if (uv_queue_work(r->loop, &r->work, work_cb, after_work_cb) == 0)
-        r->working = 1;
+    if (!r->working)
+        queue_step(r);
+}
+
+void
+incident_runner_kick(void *runner)
+{
+    struct incident_runner *r = runner;
+
+    if (r != NULL)
+        queue_step(r);
 }
 
 int

@@ -1,7 +1,10 @@
 /*
  * incident_runner: runs the incident engine beside the ingest pipeline.
  *
- * Every poll interval (100 ms) it queues one engine step on the libuv
+ * After every store commit that wrote events (incident_runner_kick,
+ * wired to the ingest pipeline's commit hook) and otherwise every poll
+ * interval (100 ms, for clock ticks and tocsinctl actions) it queues
+ * one engine step on the libuv
  * threadpool (incidents_store_step): the batches committed since the
  * last step, then the actions tocsinctl recorded, then a clock tick,
  * written with the new watermark in one transaction on the runner's own
@@ -15,16 +18,26 @@
 #ifndef COLLECTOR_INCIDENT_RUNNER_H
 #define COLLECTOR_INCIDENT_RUNNER_H
 
+#include <pthread.h>
+
 #include <uv.h>
 
 struct incident_runner;
 struct collector_config;
 
 /* Open the incident tables of cfg->store_path (already migrated by
- * store_open) and load the engine. Logs and returns a negative errno. */
+ * store_open) and load the engine. writer: store_writer() of the
+ * pipeline's store, taken around each step's write transaction. Logs
+ * and returns a negative errno. */
 int incident_runner_new(uv_loop_t *loop, const struct collector_config *cfg,
-                        struct incident_runner **out);
+                        pthread_mutex_t *writer, struct incident_runner **out);
 int incident_runner_start(struct incident_runner *r);
+/*
+ * New batches are committed: step now, or right after the step in
+ * flight (which may have read the store before that commit). Cheap;
+ * any number of kicks during a step cause one more step.
+ */
+void incident_runner_kick(void *runner);
 /* Idempotent. */
 void incident_runner_stop(struct incident_runner *r);
 /* NULL: no-op. */

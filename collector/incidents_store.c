@@ -28,6 +28,7 @@ struct incidents_store {
     int64_t *results;      /* owned: action results of a step */
     int64_t *result_ids;   /* owned: their action ids */
     size_t nresults, capresults;
+    pthread_mutex_t *writer; /* borrowed, or NULL (tocsinctl) */
 };
 
 static int
@@ -162,7 +163,7 @@ incidents_store_errmsg(const struct incidents_store *s)
 #define INC_COLS                                                               \
     "id, fingerprint, host, rule, kind, state, severity, priority, count,"     \
     " first_seen, last_seen, opened_at, acked_at, resolved_at, closed_at,"     \
-    " reopened, tier1, silenced, flapping"
+    " reopened, tier1, silenced, flapping, service"
 
 static void
 row_incident(sqlite3_stmt *st, struct incident *in)
@@ -192,6 +193,7 @@ row_incident(sqlite3_stmt *st, struct incident *in)
     in->tier1 = sqlite3_column_int(st, 16) != 0;
     in->silenced = sqlite3_column_int64(st, 17);
     in->flapping = sqlite3_column_int(st, 18) != 0;
+    in->service = (char *)col_text(st, 19);
 }
 
 int
@@ -472,6 +474,8 @@ w_inc(void *arg, const struct incident *in)
     sqlite3_bind_int(st, 17, in->tier1);
     sqlite3_bind_int64(st, 18, in->silenced);
     sqlite3_bind_int(st, 19, in->flapping);
+    sqlite3_bind_text(st, 20, in->service ? in->service : "", -1,
+                      SQLITE_STATIC);
     w->n++;
     return step_reset(w->s, st);
 }
@@ -524,7 +528,7 @@ write_changes(struct incidents_store *s, struct incident_engine *e)
     if ((rc = prep(s,
                    "INSERT OR REPLACE INTO incidents(" INC_COLS ")"
                    " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,"
-                   "?15,?16,?17,?18,?19)",
+                   "?15,?16,?17,?18,?19,?20)",
                    &w.inc)) < 0 ||
         (rc = prep(s,
                    "INSERT OR REPLACE INTO incident_fps(fingerprint,"
@@ -548,6 +552,18 @@ out:
 }
 
 int
+incidents_store_derived_sync(struct incidents_store *s)
+{
+    return exec(s, "PRAGMA synchronous = NORMAL");
+}
+
+void
+incidents_store_share_writer(struct incidents_store *s, pthread_mutex_t *m)
+{
+    s->writer = m;
+}
+
+int
 incidents_store_step(struct incidents_store *s, struct incident_engine *e,
                      struct incidents_watermark *wm, int64_t now,
                      uint32_t max_batches, int *more)
@@ -568,8 +584,10 @@ incidents_store_step(struct incidents_store *s, struct incident_engine *e,
         !incident_engine_pending(e))
         return 0;
 
+    if (s->writer)
+        pthread_mutex_lock(s->writer);
     if ((rc = exec(s, "BEGIN IMMEDIATE")) < 0)
-        return rc;
+        goto out;
     if ((rc = write_changes(s, e)) != 0)
         goto out;
     if ((rc = prep(s, "UPDATE actions SET result = ?2 WHERE id = ?1", &st)) < 0)
@@ -599,6 +617,8 @@ out:
     sqlite3_finalize(st);
     if (rc != 0 && !sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    if (s->writer)
+        pthread_mutex_unlock(s->writer);
     return rc < 0 ? rc : rc != 0 ? -EIO : 0;
 }
 
@@ -1151,7 +1171,8 @@ out:
 /* The group key of an incident row i for incidents_store_stats. */
 #define STATS_KEY(i)                                                           \
     "CASE ?2 WHEN 'priority' THEN 'P' || " i ".priority WHEN 'host' THEN " i   \
-    ".host WHEN 'rule' THEN " i ".rule ELSE 'all' END"
+    ".host WHEN 'rule' THEN " i ".rule WHEN 'service' THEN CASE " i            \
+    ".service WHEN '' THEN '(none)' ELSE " i ".service END ELSE 'all' END"
 
 int
 incidents_store_stats(struct incidents_store *s, int64_t since, const char *by,

@@ -16,6 +16,7 @@
 #ifndef COLLECTOR_INCIDENTS_STORE_H
 #define COLLECTOR_INCIDENTS_STORE_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +31,22 @@ struct incidents_store;
  */
 int incidents_store_open(const char *path, int rdonly,
                          struct incidents_store **out);
+
+/*
+ * For the collector's engine connection only: commit incident steps
+ * without an fsync (synchronous=NORMAL; WAL). Safe because everything
+ * a step writes is derived: if power loss takes the last steps back,
+ * their watermark goes back with them (same WAL prefix) and the next
+ * step recomputes them from the batches and actions, which are written
+ * with FULL sync by their own connections; the next pipeline commit's
+ * fsync covers the step's frames anyway. It takes one fsync off the
+ * path from a stored event to a visible incident.
+ */
+int incidents_store_derived_sync(struct incidents_store *s);
+
+/* Take m (store_writer) around every write transaction of a step. */
+void incidents_store_share_writer(struct incidents_store *s,
+                                  pthread_mutex_t *m);
 void incidents_store_close(struct incidents_store *s);
 const char *incidents_store_errmsg(const struct incidents_store *s);
 

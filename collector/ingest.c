@@ -539,6 +539,8 @@ after_work_cb(uv_work_t *w, int status)
         if (ig->cbs.on_ack)
             ig->cbs.on_ack(ig->cb_arg, u->name, u->epoch, u->hwm);
     }
+    if (ig->cbs.on_commit && g->nb > 0)
+        ig->cbs.on_commit(ig->cb_arg);
     memset(&ig->txn, 0, sizeof(ig->txn));
     gen_reset(g);
     ig->inflight = NULL;

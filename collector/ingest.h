@@ -15,6 +15,9 @@
  *    were in it, with the agent's new durable high-water mark and the
  *    spool epoch it belongs to. It must look the session up by name:
  *    the session that sent the events may be gone or replaced;
+ *  - on_commit, if set, fires once after each successful COMMIT that
+ *    stored at least one batch (after the on_ack calls), so readers of
+ *    the batches table (the incident runner) need not poll;
  *  - on_pressure(1) fires when queued plus in-flight bytes go over
  *    max_bytes, on_pressure(0) when they fall below half of it;
  *  - a failed commit is logged, kept, and retried with backoff; nothing
@@ -45,6 +48,7 @@ struct ingest_opts {
 struct ingest_cbs {
     void (*on_ack)(void *arg, const char *agent, uint64_t epoch, uint64_t hwm);
     void (*on_pressure)(void *arg, int stop);
+    void (*on_commit)(void *arg); /* may be NULL */
 };
 
 /* Who sent a batch. Strings are copied. */

@@ -133,10 +133,11 @@ main(int argc, char **argv)
     if (server_new(app.loop, cfg, tls, store, &app.srv) < 0)
         goto out;
     /* After store_open: it has migrated the incident tables. */
-    if (incident_runner_new(app.loop, cfg, &app.inc) < 0) {
+    if (incident_runner_new(app.loop, cfg, store_writer(store), &app.inc) < 0) {
         server_free(app.srv);
         goto out;
     }
+    server_on_commit(app.srv, incident_runner_kick, app.inc);
     uv_signal_init(app.loop, &app.sig_term);
     uv_signal_init(app.loop, &app.sig_int);
     uv_signal_init(app.loop, &app.sig_hup);

@@ -117,6 +117,8 @@ struct server {
     int done;
     void (*stop_cb)(void *arg);
     void *stop_arg;
+    void (*commit_fn)(void *arg); /* server_on_commit */
+    void *commit_arg;
     struct server_stats st;
 };
 
@@ -969,6 +971,22 @@ ingest_ack_cb(void *arg, const char *name, uint64_t epoch, uint64_t hwm)
 }
 
 static void
+ingest_commit_cb(void *arg)
+{
+    struct server *srv = arg;
+
+    if (srv->commit_fn)
+        srv->commit_fn(srv->commit_arg);
+}
+
+void
+server_on_commit(struct server *s, void (*fn)(void *arg), void *arg)
+{
+    s->commit_fn = fn;
+    s->commit_arg = arg;
+}
+
+static void
 ingest_pressure_cb(void *arg, int stop)
 {
     struct server *srv = arg;
@@ -992,7 +1010,8 @@ server_new(uv_loop_t *loop, const struct collector_config *cfg,
 {
     struct server *srv = tc_xcalloc(1, sizeof(*srv));
     struct ingest_opts io = {cfg->pipeline_max_bytes, cfg->commit_interval_ms};
-    struct ingest_cbs cbs = {ingest_ack_cb, ingest_pressure_cb};
+    struct ingest_cbs cbs = {ingest_ack_cb, ingest_pressure_cb,
+                             ingest_commit_cb};
     int rc;
 
     *out = NULL;

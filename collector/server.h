@@ -39,6 +39,12 @@ int server_new(uv_loop_t *loop, const struct collector_config *cfg,
 int server_start(struct server *s);
 /* Graceful shutdown; see above. Idempotent. */
 void server_stop(struct server *s, void (*cb)(void *arg), void *arg);
+/*
+ * Call fn(arg) on the loop thread after every store commit that wrote
+ * events (ingest's on_commit): the incident runner steps at once
+ * instead of waiting for its poll. Set before server_start.
+ */
+void server_on_commit(struct server *s, void (*fn)(void *arg), void *arg);
 /* After server_stop's callback (or if never started). NULL: no-op. */
 void server_free(struct server *s);
 

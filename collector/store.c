@@ -8,6 +8,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@ struct store {
     sqlite3_stmt *up_state;  /* agents upsert (link state); owned */
     char errmsg[256];        /* message behind the last error */
     struct store_stats st;   /* counters; written by store_commit */
+    pthread_mutex_t writer;  /* store_writer_mutex */
 };
 
 /*
@@ -160,8 +162,15 @@ static const char schema_v5[] =
     "ALTER TABLE incident_fps ADD COLUMN flapping INTEGER NOT NULL"
     " DEFAULT 0;";
 
+/*
+ * Version 6: an incident keeps the service= label of its events, for
+ * "tocsinctl stats --by service" and the incident listings.
+ */
+static const char schema_v6[] =
+    "ALTER TABLE incidents ADD COLUMN service TEXT NOT NULL DEFAULT '';";
+
 static const char *const migrations[STORE_SCHEMA_VERSION] = {
-    schema_v1, schema_v2, schema_v3, schema_v4, schema_v5};
+    schema_v1, schema_v2, schema_v3, schema_v4, schema_v5, schema_v6};
 
 /* Map an SQLite result code to a negative errno. */
 static int
@@ -351,6 +360,7 @@ store_open(const char *path, int flags, struct store **out)
     s = tc_xcalloc(1, sizeof(*s));
     s->path = tc_xstrdup(path);
     s->flags = flags;
+    pthread_mutex_init(&s->writer, NULL);
 
     if (flags & STORE_RDONLY) {
         /* Do not let SQLite create an empty file for a typo'd path. */
@@ -440,8 +450,15 @@ store_close(struct store *s)
     sqlite3_finalize(s->up_state);
     /* The last connection to close also checkpoints and removes the WAL. */
     sqlite3_close(s->db);
+    pthread_mutex_destroy(&s->writer);
     free(s->path);
     free(s);
+}
+
+pthread_mutex_t *
+store_writer(struct store *s)
+{
+    return &s->writer;
 }
 
 const char *
@@ -523,6 +540,7 @@ store_commit(struct store *s, const struct store_txn *t)
 
     if (s->flags & STORE_RDONLY)
         return -EROFS;
+    pthread_mutex_lock(&s->writer);
     if ((rc = step_done(s, s->begin)) < 0)
         goto fail;
     for (size_t i = 0; i < t->nbatches; i++) {
@@ -588,6 +606,7 @@ store_commit(struct store *s, const struct store_txn *t)
     }
     if ((rc = step_done(s, s->commit)) < 0)
         goto fail;
+    pthread_mutex_unlock(&s->writer);
     s->st.commits++;
     s->st.batches += t->nbatches;
     s->st.events += events;
@@ -603,6 +622,7 @@ fail:
      */
     if (!sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    pthread_mutex_unlock(&s->writer);
     s->st.commit_errors++;
     return rc;
 }

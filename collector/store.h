@@ -22,6 +22,7 @@
 #ifndef COLLECTOR_STORE_H
 #define COLLECTOR_STORE_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,7 +38,7 @@ struct store;
  * origin of each batch; 3 the incident tables (incidents_store.h); 4
  * silences; 5 flap detection (check history, flapping marks).
  */
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 /* Who wrote the events of a batch (batches.origin). */
 enum store_origin {
@@ -182,5 +183,16 @@ struct store_stats {
  * another thread (read them from the commit's completion callback).
  */
 void store_stats(const struct store *s, struct store_stats *out);
+
+/*
+ * The collector's own writers take this mutex around each write
+ * transaction: store_commit does, and so does the incident engine's
+ * connection (incidents_store_share_writer). SQLite's busy handler
+ * sleeps with backoff (up to 100 ms a try) while another connection
+ * writes, so under a steady stream of commits one writer could starve
+ * the other for seconds; a mutex hands the lock over at once. Other
+ * processes (tocsinctl) still meet SQLite's lock and busy timeout.
+ */
+pthread_mutex_t *store_writer(struct store *s);
 
 #endif

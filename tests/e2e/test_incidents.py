@@ -38,7 +38,8 @@ def test_incidents(env):
     col.wait_log("listening on")
     checks = ("check_defaults: {interval: 1s, timeout: 800ms, resend: 1s}\n"
               "checks:\n"
-              "  - {name: app-health, type: exec, command: [/bin/sh, %s]}\n"
+              "  - {name: app-health, type: exec, command: [/bin/sh, %s],\n"
+              "     labels: {service: payments}}\n"
               % script)
     conf = env.agent_config("web-01", [(log, [("oom", "OOM", "error")])],
                             extra=checks)
@@ -197,6 +198,12 @@ def test_incidents(env):
               "%r %r" % (st, chk))
     by = json.loads(env.ctl("stats", "--by", "rule", "--json"))["groups"]
     e2e.check([x["key"] for x in by] == ["app-health", "oom"], repr(by))
+    # The check carries label service=payments, the log rule none.
+    e2e.check(chk["service"] == "payments", repr(chk))
+    by = json.loads(env.ctl("stats", "--by", "service", "--json"))["groups"]
+    e2e.check([(x["key"], x["incidents"], x["resolved"]) for x in by]
+              == [("(none)", 1, 0), ("payments", 1, 1)], repr(by))
+    e2e.check("payments" in env.ctl("stats", "--by", "service"), "no row")
     e2e.check("MTTA" in env.ctl("stats"), "no table")
     ag.stop()
 

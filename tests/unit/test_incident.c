@@ -77,10 +77,11 @@ on_inc(void *arg, const struct incident *in)
     /* Strings are borrowed: keep only what the tests look at. */
     o->inc[in->id].fingerprint = o->inc[in->id].host = NULL;
     o->inc[in->id].rule = o->inc[in->id].kind = NULL;
-    logf_(o, "I %lld %s %d P%d n=%llu %lld %lld\n", (long long)in->id,
+    o->inc[in->id].service = NULL;
+    logf_(o, "I %lld %s %d P%d n=%llu %lld %lld s=%s\n", (long long)in->id,
           incident_state_name(in->state), in->severity, in->priority,
           (unsigned long long)in->count, (long long)in->first_seen,
-          (long long)in->last_seen);
+          (long long)in->last_seen, in->service);
     return 0;
 }
 
@@ -445,6 +446,44 @@ test_priority_impact(void **state)
     free(o);
 }
 
+/* An incident keeps the service= label of its events, first one wins. */
+static void
+test_service(void **state)
+{
+    struct incident_engine *e = incident_engine_new(&cfg);
+    struct out *o = tc_xcalloc(1, sizeof(*o));
+    struct tc_event ev;
+    struct tc_kv web = {tc_str_c("service"), tc_str_c("web")};
+    struct tc_kv db = {tc_str_c("service"), tc_str_c("db")};
+
+    (void)state;
+    ev = ev_log("oom", TC_SEV_ERROR, T0, 1);
+    ev.labels = &web;
+    ev.nlabels = 1;
+    incident_engine_event(e, "a", &ev);
+    ev.labels = &db; /* a later, different label does not move it */
+    incident_engine_event(e, "a", &ev);
+    drain(e, o);
+    assert_non_null(strstr(o->log, "I 1 open 3 P3 n=2 "));
+    assert_non_null(strstr(o->log, " s=web\n"));
+    assert_null(strstr(o->log, " s=db\n"));
+    /* Opened without one: the first event that has one names it. */
+    o->loglen = 0;
+    o->log[0] = '\0';
+    ev = ev_log("disk", TC_SEV_ERROR, T0, 1);
+    incident_engine_event(e, "a", &ev);
+    drain(e, o);
+    assert_non_null(strstr(o->log, "I 2 open 3 P3 n=1 "));
+    assert_non_null(strstr(o->log, " s=\n"));
+    ev.labels = &db;
+    ev.nlabels = 1;
+    incident_engine_event(e, "a", &ev);
+    drain(e, o);
+    assert_non_null(strstr(o->log, "n=2 ") && strstr(o->log, " s=db\n"));
+    incident_engine_free(e);
+    free(o);
+}
+
 static void
 test_actions(void **state)
 {
@@ -508,7 +547,7 @@ feed(struct incident_engine *e, int step)
 /* Persist what a drain says, as the store would, to restart from it. */
 struct rows {
     struct incident inc[64];
-    char strs[64][4][64];
+    char strs[64][5][64];
     char fp[64][64];
     uint32_t attempts[64];
     int64_t since[64];
@@ -528,10 +567,12 @@ row_inc(void *arg, const struct incident *in)
     snprintf(r->strs[in->id][1], 64, "%s", in->host);
     snprintf(r->strs[in->id][2], 64, "%s", in->rule);
     snprintf(r->strs[in->id][3], 64, "%s", in->kind);
+    snprintf(r->strs[in->id][4], 64, "%s", in->service);
     r->inc[in->id].fingerprint = r->strs[in->id][0];
     r->inc[in->id].host = r->strs[in->id][1];
     r->inc[in->id].rule = r->strs[in->id][2];
     r->inc[in->id].kind = r->strs[in->id][3];
+    r->inc[in->id].service = r->strs[in->id][4];
     if (in->id > r->last_id)
         r->last_id = in->id;
     return 0;
@@ -1217,6 +1258,7 @@ main(void)
         cmocka_unit_test(test_reopen_window),
         cmocka_unit_test(test_late_backlog),
         cmocka_unit_test(test_priority_impact),
+        cmocka_unit_test(test_service),
         cmocka_unit_test(test_actions),
         cmocka_unit_test(test_determinism_and_restart),
         cmocka_unit_test(test_flapping),
