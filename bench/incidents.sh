@@ -54,5 +54,6 @@ echo "tocsinctl incidents list --host probe-001: $seen incidents," \
      "one run $(( (t1 - t0) / 1000000 )) ms"
 echo "collector: peak_rss=$(awk '/VmHWM/{print $2" "$3}' /proc/$cpid/status)" \
      "cpu=$(python3 -c "print('%.2fs' % (($cpu1-$cpu0)/$hz))")" \
+     "store=$(du -sh state | cut -f1) wal=$(du -h state/collector.db-wal | cut -f1)" \
      "sync=$sync rate=$rate agents=$agents"
 [ "$seen" -eq "$probes" ]

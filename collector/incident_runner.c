@@ -54,7 +54,7 @@ incident_runner_new(uv_loop_t *loop, const struct collector_config *cfg,
     if ((rc = incidents_store_open(cfg->store_path, 0, &r->store)) < 0)
         goto fail;
     incidents_store_share_writer(r->store, writer);
-    if ((rc = incidents_store_derived_sync(r->store)) < 0) {
+    if ((rc = incidents_store_engine_conn(r->store)) < 0) {
         log_warnx("incidents: %s", incidents_store_errmsg(r->store));
         goto fail;
     }

@@ -552,8 +552,9 @@ out:
 }
 
 int
-incidents_store_derived_sync(struct incidents_store *s)
+incidents_store_engine_conn(struct incidents_store *s)
 {
+    sqlite3_wal_autocheckpoint(s->db, 0);
     return exec(s, "PRAGMA synchronous = NORMAL");
 }
 

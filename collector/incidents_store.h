@@ -33,8 +33,9 @@ int incidents_store_open(const char *path, int rdonly,
                          struct incidents_store **out);
 
 /*
- * For the collector's engine connection only: commit incident steps
- * without an fsync (synchronous=NORMAL; WAL). Safe because everything
+ * For the collector's engine connection only. Its commits never run a
+ * WAL checkpoint (the pipeline runs them beside the commits, store.h),
+ * and they are not fsynced (synchronous=NORMAL; WAL). Safe because everything
  * a step writes is derived: if power loss takes the last steps back,
  * their watermark goes back with them (same WAL prefix) and the next
  * step recomputes them from the batches and actions, which are written
@@ -42,7 +43,7 @@ int incidents_store_open(const char *path, int rdonly,
  * fsync covers the step's frames anyway. It takes one fsync off the
  * path from a stored event to a visible incident.
  */
-int incidents_store_derived_sync(struct incidents_store *s);
+int incidents_store_engine_conn(struct incidents_store *s);
 
 /* Take m (store_writer) around every write transaction of a step. */
 void incidents_store_share_writer(struct incidents_store *s,

@@ -95,6 +95,15 @@ struct ingest {
     uint64_t retry_ms; /* current backoff, 0 if not failing */
     unsigned failures; /* consecutive failed attempts */
 
+    uv_work_t ckpt_work; /* the checkpoint in flight */
+    int ckpt_running;
+    int ckpt_rc;
+    int ckpt_left;          /* frames the last pass could not copy */
+    unsigned ckpt_passes;   /* background passes in this round */
+    int ckpt_finish;        /* the next commit copies the rest inline */
+    unsigned ckpt_failures; /* consecutive failed checkpoints */
+    char ckpt_msg[256];
+
     int paused; /* on_pressure(1) was the last call */
     void (*drain_cb)(void *arg, int status);
     void *drain_arg;
@@ -104,6 +113,7 @@ struct ingest {
 };
 
 static void start_commit(struct ingest *ig);
+static void start_checkpoint(struct ingest *ig);
 static void schedule(struct ingest *ig);
 
 static const char *
@@ -211,8 +221,8 @@ ingest_free(struct ingest *ig)
     if (ig == NULL || ig->freeing)
         return;
     /* The worker still holds the arena: freeing now would be a UAF. */
-    if (ig->working)
-        fatalx("ingest_free with a commit in flight");
+    if (ig->working || ig->ckpt_running)
+        fatalx("ingest_free with a commit or checkpoint in flight");
     ig->freeing = 1;
     uv_close((uv_handle_t *)&ig->timer, free_cb);
 }
@@ -491,6 +501,58 @@ work_cb(uv_work_t *w)
 
 static void maybe_drained(struct ingest *ig, int status);
 
+/* Threadpool. */
+static void
+ckpt_work_cb(uv_work_t *w)
+{
+    struct ingest *ig = w->data;
+
+    ig->ckpt_rc = store_checkpoint(ig->store, &ig->ckpt_left, ig->ckpt_msg,
+                                   sizeof(ig->ckpt_msg));
+}
+
+static void
+ckpt_after_cb(uv_work_t *w, int status)
+{
+    struct ingest *ig = w->data;
+
+    (void)status;
+    ig->ckpt_running = 0;
+    if (ig->ckpt_rc < 0 && ig->ckpt_failures++ == 0)
+        log_warnx("store: checkpoint failed: %s (will retry)", ig->ckpt_msg);
+    else if (ig->ckpt_rc == 0)
+        ig->ckpt_failures = 0;
+    ig->st.checkpoints++;
+    /*
+     * What commits appended during the pass is left: chase it in the
+     * background while it is big, then let the next commit copy the
+     * rest, so that the WAL can start again (store.h).
+     */
+    if (ig->ckpt_rc == 0) {
+        if (ig->ckpt_left > STORE_CKPT_PAGES / 4 && ++ig->ckpt_passes < 4)
+            start_checkpoint(ig);
+        else {
+            /* Handed to the next commit in start_commit: a commit may
+             * be in flight now, and the store is its thread's. */
+            ig->ckpt_passes = 0;
+            ig->ckpt_finish = 1;
+        }
+    }
+    maybe_drained(ig, 0);
+}
+
+/* Copy the WAL into the database beside the commits (see store.h). */
+static void
+start_checkpoint(struct ingest *ig)
+{
+    if (ig->ckpt_running || ig->ckpt_finish)
+        return;
+    ig->ckpt_work.data = ig;
+    if (uv_queue_work(ig->loop, &ig->ckpt_work, ckpt_work_cb, ckpt_after_cb) ==
+        0)
+        ig->ckpt_running = 1;
+}
+
 static void
 after_work_cb(uv_work_t *w, int status)
 {
@@ -539,6 +601,8 @@ after_work_cb(uv_work_t *w, int status)
         if (ig->cbs.on_ack)
             ig->cbs.on_ack(ig->cb_arg, u->name, u->epoch, u->hwm);
     }
+    if (store_wal_pages(ig->store) >= STORE_CKPT_PAGES)
+        start_checkpoint(ig);
     if (ig->cbs.on_commit && g->nb > 0)
         ig->cbs.on_commit(ig->cb_arg);
     memset(&ig->txn, 0, sizeof(ig->txn));
@@ -575,6 +639,10 @@ start_commit(struct ingest *ig)
         build_txn(ig);
     }
     /* else: a retry of the same inflight generation and txn. */
+    if (ig->ckpt_finish) {
+        store_checkpoint_next_commit(ig->store);
+        ig->ckpt_finish = 0;
+    }
     ig->work.data = ig;
     rc = uv_queue_work(ig->loop, &ig->work, work_cb, after_work_cb);
     if (rc < 0) {
@@ -594,6 +662,9 @@ maybe_drained(struct ingest *ig, int status)
     if (cb == NULL)
         return;
     if (status == 0 && (ig->working || ig->inflight || !gen_empty(ig->queued)))
+        return;
+    /* The checkpoint's thread uses the store: wait for it either way. */
+    if (ig->ckpt_running)
         return;
     ig->drain_cb = NULL;
     cb(ig->drain_arg, status);

@@ -34,7 +34,22 @@ struct store {
     char errmsg[256];        /* message behind the last error */
     struct store_stats st;   /* counters; written by store_commit */
     pthread_mutex_t writer;  /* store_writer_mutex */
+    sqlite3 *ckpt;           /* checkpoint connection; owned, or NULL */
+    int wal_pages;           /* WAL frames not copied, last commit */
+    int ckpt_inline;         /* store_checkpoint_next_commit */
 };
+
+/* Replaces SQLite's automatic checkpoint on the pipeline connection. */
+static int
+wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    struct store *s = arg;
+
+    (void)db;
+    (void)name;
+    s->wal_pages = pages;
+    return SQLITE_OK;
+}
 
 /*
  * Version 1. One row per accepted batch; the index lets a per-host
@@ -431,6 +446,16 @@ store_open(const char *path, int flags, struct store **out)
         log_warnx("store %s: %s", path, s->errmsg);
         goto fail;
     }
+    sqlite3_wal_hook(s->db, wal_hook, s);
+    if (sqlite3_open_v2(path, &s->ckpt,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        rc = -ENOMEM;
+        log_warnx("store %s: checkpoint connection: %s", path,
+                  s->ckpt ? sqlite3_errmsg(s->ckpt) : "out of memory");
+        goto fail;
+    }
+    sqlite3_busy_timeout(s->ckpt, STORE_BUSY_TIMEOUT_MS);
     *out = s;
     return 0;
 fail:
@@ -448,11 +473,38 @@ store_close(struct store *s)
     sqlite3_finalize(s->ins_batch);
     sqlite3_finalize(s->up_agent);
     sqlite3_finalize(s->up_state);
+    sqlite3_close(s->ckpt);
     /* The last connection to close also checkpoints and removes the WAL. */
     sqlite3_close(s->db);
     pthread_mutex_destroy(&s->writer);
     free(s->path);
     free(s);
+}
+
+int
+store_wal_pages(const struct store *s)
+{
+    return s->wal_pages;
+}
+
+void
+store_checkpoint_next_commit(struct store *s)
+{
+    s->ckpt_inline = 1;
+}
+
+int
+store_checkpoint(struct store *s, int *left, char *msg, size_t len)
+{
+    int log = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(s->ckpt, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                       &log, &done);
+
+    *left = log > done ? log - done : 0;
+    if (rc == SQLITE_OK || rc == SQLITE_BUSY)
+        return 0;
+    snprintf(msg, len, "%s", sqlite3_errmsg(s->ckpt));
+    return sqlerr(rc) ? sqlerr(rc) : -EIO;
 }
 
 pthread_mutex_t *
@@ -606,6 +658,17 @@ store_commit(struct store *s, const struct store_txn *t)
     }
     if ((rc = step_done(s, s->commit)) < 0)
         goto fail;
+    if (s->ckpt_inline || s->wal_pages >= 8 * STORE_CKPT_PAGES) {
+        /* Finish what the background passes left (store.h), or bound
+         * the WAL if they fell behind. An error here is not the
+         * commit's: the next pass retries. */
+        int log = 0, done = 0;
+
+        s->ckpt_inline = 0;
+        if (sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                      &log, &done) == SQLITE_OK)
+            s->wal_pages = log - done;
+    }
     pthread_mutex_unlock(&s->writer);
     s->st.commits++;
     s->st.batches += t->nbatches;

@@ -195,4 +195,35 @@ void store_stats(const struct store *s, struct store_stats *out);
  */
 pthread_mutex_t *store_writer(struct store *s);
 
+/*
+ * WAL checkpoints, mostly off the commit path. The pipeline connection
+ * does no automatic checkpoint (that copies up to 16 MiB into the
+ * database and fsyncs it inside the commit every ack waits for).
+ * Instead, once the WAL holds STORE_CKPT_PAGES frames, the caller runs
+ * store_checkpoint on the threadpool while commits go on: a PASSIVE
+ * checkpoint on a connection of its own, which copies what no reader
+ * still needs and never blocks a writer. Commits keep appending
+ * meanwhile, so a background pass never finishes the WAL by itself;
+ * when little is left (or after a few passes) the caller asks the next
+ * commit to copy the rest inline (store_checkpoint_next_commit): with
+ * no writer beside it that pass is complete, and the commit after it
+ * starts the WAL again from the beginning. Should all this fall behind
+ * (WAL at 8 times the threshold), store_commit checkpoints inline as
+ * SQLite would.
+ */
+#define STORE_CKPT_PAGES 1000
+
+/* WAL frames not yet copied into the database after the last commit
+ * (loop thread: read it from the commit's completion callback). */
+int store_wal_pages(const struct store *s);
+
+/* One PASSIVE checkpoint on the checkpoint connection; threadpool,
+ * never two at once. *left: frames it could not copy. 0 or a negative
+ * errno, with SQLite's message in msg. */
+int store_checkpoint(struct store *s, int *left, char *msg, size_t len);
+
+/* Loop thread, between commits: the next store_commit finishes the
+ * checkpoint inline after its COMMIT. */
+void store_checkpoint_next_commit(struct store *s);
+
 #endif

@@ -490,6 +490,60 @@ full_agent_cb(const struct store_agent *a, void *arg)
     return 0;
 }
 
+/* Commit one 64 KiB batch for agent "big" (seq i). */
+static void
+commit_big(struct store *s, uint64_t i, const char *blob)
+{
+    struct store_batch b = mkbatch("big", i, 1, blob);
+    struct store_agent_update a = {.name = "big", .epoch = 1, .hwm = i};
+    struct store_txn t = {&b, 1, &a, 1, NULL, 0};
+
+    assert_int_equal(store_commit(s, &t), 0);
+}
+
+/*
+ * No automatic checkpoint inside a commit: the WAL grows past SQLite's
+ * default 1000 pages until the caller checkpoints; a background pass
+ * plus the inline finish lets the WAL start again, and nothing
+ * committed is lost on the way.
+ */
+static void
+test_checkpoint(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    char *blob = tc_xmalloc(65536 + 1), msg[256];
+    struct walk w = {0};
+    int left = -1;
+    uint64_t i = 0;
+
+    memset(blob, 'x', 65536);
+    blob[65536] = '\0';
+    assert_int_equal(store_open(f->path, STORE_SYNC_NORMAL, &s), 0);
+    while (store_wal_pages(s) < STORE_CKPT_PAGES + 100 && i < 1000)
+        commit_big(s, ++i, blob);
+    assert_true(i < 1000);
+    /* A background pass with no writer beside it copies everything. */
+    assert_int_equal(store_checkpoint(s, &left, msg, sizeof(msg)), 0);
+    assert_int_equal(left, 0);
+    /* The commit that finishes inline reports nothing left... */
+    commit_big(s, ++i, blob);
+    store_checkpoint_next_commit(s);
+    commit_big(s, ++i, blob);
+    assert_int_equal(store_wal_pages(s), 0);
+    /* ...and the next one writes at the start of a new WAL. */
+    commit_big(s, ++i, blob);
+    assert_true(store_wal_pages(s) > 0 && store_wal_pages(s) < 20);
+    store_close(s);
+    /* Every batch is there, in order. */
+    assert_int_equal(store_open(f->path, STORE_RDONLY, &s), 0);
+    assert_int_equal(store_events_iter(s, "big", 3, walk_cb, &w), 0);
+    assert_int_equal(w.n, 3);
+    assert_int_equal(w.seq_first[2], i);
+    store_close(s);
+    free(blob);
+}
+
 static void
 test_migrate_v1(void **state)
 {
@@ -590,6 +644,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_iter_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
     };
 
