@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "incident.h"
 #include "log.h"
 #include "util.h"
 
@@ -204,4 +205,77 @@ config_free(struct collector_config *c)
     tc_conf_release(collector_fields, c);
     free(c->file);
     free(c);
+}
+
+void
+config_incidents(const struct collector_config *c, struct incident_config *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->reopen_window_ns = (int64_t)c->inc_reopen_window_ms * 1000000;
+    out->resolve_after_ns = (int64_t)c->inc_resolve_after_ms * 1000000;
+    out->max_attempts = c->inc_max_attempts;
+    out->flap_high = c->inc_flap_high;
+    out->flap_low = c->inc_flap_low;
+}
+
+/* Warn about a restart-only string key that changed; 1 if it did. */
+static int
+restart_str(const char *file, const char *key, const char *cur,
+            const char *next)
+{
+    if (strcmp(cur, next) == 0)
+        return 0;
+    log_warnx("%s: reload: %s changed (%s -> %s): takes effect at the next "
+              "restart",
+              file, key, cur, next);
+    return 1;
+}
+
+static int
+restart_u64(const char *file, const char *key, uint64_t cur, uint64_t next)
+{
+    if (cur == next)
+        return 0;
+    log_warnx("%s: reload: %s changed (%" PRIu64 " -> %" PRIu64
+              "): takes effect at the next restart",
+              file, key, cur, next);
+    return 1;
+}
+
+static void
+swap_str(char **cur, const char *next)
+{
+    char *n = tc_xstrdup(next);
+
+    free(*cur);
+    *cur = n;
+}
+
+int
+config_reload(struct collector_config *cur, const struct collector_config *next)
+{
+    int n = 0;
+
+    n += restart_str(cur->file, "name", cur->name, next->name);
+    n += restart_str(cur->file, "listen", cur->listen, next->listen);
+    n +=
+        restart_str(cur->file, "store.path", cur->store_path, next->store_path);
+    n +=
+        restart_u64(cur->file, "store.sync", cur->store_sync, next->store_sync);
+    n += restart_u64(cur->file, "limits.pipeline_max_bytes",
+                     cur->pipeline_max_bytes, next->pipeline_max_bytes);
+    n += restart_u64(cur->file, "commit_interval (ms)", cur->commit_interval_ms,
+                     next->commit_interval_ms);
+    swap_str(&cur->tls_ca, next->tls_ca);
+    swap_str(&cur->tls_cert, next->tls_cert);
+    swap_str(&cur->tls_key, next->tls_key);
+    cur->max_agents = next->max_agents;
+    cur->handshake_timeout_ms = next->handshake_timeout_ms;
+    cur->idle_timeout_ms = next->idle_timeout_ms;
+    cur->inc_reopen_window_ms = next->inc_reopen_window_ms;
+    cur->inc_resolve_after_ms = next->inc_resolve_after_ms;
+    cur->inc_max_attempts = next->inc_max_attempts;
+    cur->inc_flap_high = next->inc_flap_high;
+    cur->inc_flap_low = next->inc_flap_low;
+    return n;
 }

@@ -43,7 +43,25 @@ struct collector_config {
                                       at most flap_high */
 };
 
+struct incident_config;
+
 int config_load(const char *path, struct collector_config **out);
 void config_free(struct collector_config *c);
+
+/* The incident engine's thresholds from the incidents: block. */
+void config_incidents(const struct collector_config *c,
+                      struct incident_config *out);
+
+/*
+ * Reload (SIGHUP): copy into cur what a running collector can change
+ * from next, an already validated configuration: the TLS file paths
+ * (the caller loads and swaps the context), max_agents, the handshake
+ * and idle timeouts, and the incidents: block. For each key that needs
+ * a restart (name, listen, store, limits.pipeline_max_bytes,
+ * commit_interval) and differs, log a warning naming it; cur keeps its
+ * value. Returns how many such keys differ.
+ */
+int config_reload(struct collector_config *cur,
+                  const struct collector_config *next);
 
 #endif

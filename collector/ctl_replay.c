@@ -129,12 +129,8 @@ ctl_replay(const struct ctl_opts *o, int argc, char **argv)
     tc_buf_init(&c.out, OUT_MAX);
     if (config_load(o->config, &cfg) < 0)
         goto out;
-    /* The same mapping as incident_runner_new. */
-    ic.reopen_window_ns = (int64_t)cfg->inc_reopen_window_ms * 1000000;
-    ic.resolve_after_ns = (int64_t)cfg->inc_resolve_after_ms * 1000000;
-    ic.max_attempts = cfg->inc_max_attempts;
-    ic.flap_high = cfg->inc_flap_high;
-    ic.flap_low = cfg->inc_flap_low;
+    /* The same thresholds as the collector's engine. */
+    config_incidents(cfg, &ic);
     if (incidents_store_open(cfg->store_path, 1, &is) < 0)
         goto out;
     rc = incidents_store_replay(is, &ic, diff_cb, &c, &st);

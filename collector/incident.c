@@ -137,14 +137,21 @@ fnv1a(const char *p, size_t n)
     return h;
 }
 
+void
+incident_engine_set_config(struct incident_engine *e,
+                           const struct incident_config *c)
+{
+    e->cfg = *c;
+    if (e->cfg.max_attempts == 0)
+        e->cfg.max_attempts = 1;
+}
+
 struct incident_engine *
 incident_engine_new(const struct incident_config *c)
 {
     struct incident_engine *e = tc_xcalloc(1, sizeof(*e));
 
-    e->cfg = *c;
-    if (e->cfg.max_attempts == 0)
-        e->cfg.max_attempts = 1;
+    incident_engine_set_config(e, c);
     e->ntab = 64;
     e->tab = tc_xcalloc(e->ntab, sizeof(*e->tab));
     return e;

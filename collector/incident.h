@@ -170,6 +170,13 @@ size_t incident_fingerprint(const char *host, const struct tc_event *ev,
 
 /* A new engine with no incidents; next id is 1. */
 struct incident_engine *incident_engine_new(const struct incident_config *c);
+/*
+ * New thresholds (collector reload) for the inputs that follow. Replay
+ * uses the configuration of the day it runs, so after a change it
+ * reports where the new thresholds would have decided otherwise.
+ */
+void incident_engine_set_config(struct incident_engine *e,
+                                const struct incident_config *c);
 /* incident_engine_free(NULL) is a no-op. */
 void incident_engine_free(struct incident_engine *e);
 

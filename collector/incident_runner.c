@@ -31,7 +31,9 @@ struct incident_runner {
     uv_work_t work;
     int working; /* work queued, not completed */
     int kicked;  /* a commit landed while working: step again */
-    int work_rc; /* last step's result */
+    struct incident_config next_cfg; /* incident_runner_set_config */
+    int cfg_pending;                 /* next_cfg waits for the worker */
+    int work_rc;                     /* last step's result */
     int stopped;
     int timer_closed;
     unsigned failures; /* consecutive failed steps */
@@ -46,11 +48,7 @@ incident_runner_new(uv_loop_t *loop, const struct collector_config *cfg,
 
     *out = NULL;
     r->loop = loop;
-    r->cfg.reopen_window_ns = (int64_t)cfg->inc_reopen_window_ms * 1000000;
-    r->cfg.resolve_after_ns = (int64_t)cfg->inc_resolve_after_ms * 1000000;
-    r->cfg.max_attempts = cfg->inc_max_attempts;
-    r->cfg.flap_high = cfg->inc_flap_high;
-    r->cfg.flap_low = cfg->inc_flap_low;
+    config_incidents(cfg, &r->cfg);
     if ((rc = incidents_store_open(cfg->store_path, 0, &r->store)) < 0)
         goto fail;
     incidents_store_share_writer(r->store, writer);
@@ -139,6 +137,13 @@ queue_step(struct incident_runner *r)
         return;
     }
     r->kicked = 0;
+    if (r->cfg_pending) {
+        /* No step in flight: the worker's copy is ours to change. */
+        r->cfg = r->next_cfg;
+        r->cfg_pending = 0;
+        if (r->engine)
+            incident_engine_set_config(r->engine, &r->cfg);
+    }
     r->work.data = r;
     if (uv_queue_work(r->loop, &r->work, work_cb, after_work_cb) == 0)
         r->working = 1;
@@ -151,6 +156,15 @@ timer_cb(uv_timer_t *t)
 
     if (!r->working)
         queue_step(r);
+}
+
+void
+incident_runner_set_config(struct incident_runner *r,
+                           const struct collector_config *cfg)
+{
+    config_incidents(cfg, &r->next_cfg);
+    r->cfg_pending = 1;
+    queue_step(r);
 }
 
 void

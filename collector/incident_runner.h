@@ -38,6 +38,9 @@ int incident_runner_start(struct incident_runner *r);
  * any number of kicks during a step cause one more step.
  */
 void incident_runner_kick(void *runner);
+/* New incident thresholds (reload): used from the next step on. */
+void incident_runner_set_config(struct incident_runner *r,
+                                const struct collector_config *cfg);
 /* Idempotent. */
 void incident_runner_stop(struct incident_runner *r);
 /* NULL: no-op. */

@@ -28,9 +28,11 @@ struct app {
     struct server *srv;   /* owned */
     uv_signal_t sig_term; /* SIGTERM, SIGINT: graceful stop */
     uv_signal_t sig_int;
-    uv_signal_t sig_hup; /* SIGHUP: reload (not yet) */
+    uv_signal_t sig_hup; /* SIGHUP: reload */
     int stopping;
-    struct incident_runner *inc; /* owned */
+    struct incident_runner *inc;  /* owned */
+    struct collector_config *cfg; /* borrowed from main */
+    struct tc_tls_ctx **tls;      /* main's context; swapped on reload */
 };
 
 static void
@@ -51,14 +53,48 @@ stopped_cb(void *arg)
     uv_close((uv_handle_t *)&app->sig_hup, NULL);
 }
 
+static int load_tls(const struct collector_config *cfg,
+                    struct tc_tls_ctx **out);
+
+/*
+ * SIGHUP: read the file again; a file that does not load, or whose TLS
+ * files do not, is refused and the running configuration stays. What
+ * can change live is applied (config_reload); open sessions keep their
+ * TLS context until they close.
+ */
+static void
+reload(struct app *app)
+{
+    struct collector_config *next = NULL;
+    struct tc_tls_ctx *tls = NULL;
+    int restart;
+
+    log_info("reload: reading %s", app->cfg->file);
+    if (config_load(app->cfg->file, &next) < 0 || load_tls(next, &tls) < 0) {
+        log_warnx("reload: %s refused; the running configuration stays",
+                  app->cfg->file);
+        config_free(next);
+        return;
+    }
+    restart = config_reload(app->cfg, next);
+    config_free(next);
+    server_set_tls(app->srv, tls);
+    tc_tls_ctx_free(*app->tls);
+    *app->tls = tls;
+    incident_runner_set_config(app->inc, app->cfg);
+    log_info("reload: applied (TLS identity for new sessions, limits, "
+             "incidents)%s",
+             restart ? "; some changes wait for a restart, see above" : "");
+}
+
 static void
 signal_cb(uv_signal_t *h, int signum)
 {
     struct app *app = h->data;
 
     if (signum == SIGHUP) {
-        log_warnx("reload: not supported yet; restart to apply config "
-                  "changes");
+        if (!app->stopping)
+            reload(app);
         return;
     }
     if (app->stopping) {
@@ -130,6 +166,8 @@ main(int argc, char **argv)
 
     memset(&app, 0, sizeof(app));
     app.loop = uv_default_loop();
+    app.cfg = cfg;
+    app.tls = &tls;
     if (server_new(app.loop, cfg, tls, store, &app.srv) < 0)
         goto out;
     /* After store_open: it has migrated the incident tables. */

@@ -980,6 +980,12 @@ ingest_commit_cb(void *arg)
 }
 
 void
+server_set_tls(struct server *s, struct tc_tls_ctx *tls)
+{
+    s->tls = tls;
+}
+
+void
 server_on_commit(struct server *s, void (*fn)(void *arg), void *arg)
 {
     s->commit_fn = fn;

@@ -45,6 +45,12 @@ void server_stop(struct server *s, void (*cb)(void *arg), void *arg);
  * instead of waiting for its poll. Set before server_start.
  */
 void server_on_commit(struct server *s, void (*fn)(void *arg), void *arg);
+/*
+ * Reload: connections accepted from now on use tls (borrowed, like the
+ * one given to server_new); open ones keep theirs (tls.h counts
+ * references, so the caller may free the old context at once).
+ */
+void server_set_tls(struct server *s, struct tc_tls_ctx *tls);
 /* After server_stop's callback (or if never started). NULL: no-op. */
 void server_free(struct server *s);
 

@@ -47,10 +47,20 @@
 #define TLS_KEEPALIVE_S 60
 
 struct tc_tls_ctx {
-    SSL_CTX *ssl; /* owned */
-    int server;   /* 1: accept side */
-    int probe;    /* 1: health-check client (tc_tls_ctx_opts.probe) */
+    SSL_CTX *ssl;  /* owned */
+    int server;    /* 1: accept side */
+    int probe;     /* 1: health-check client (tc_tls_ctx_opts.probe) */
+    unsigned refs; /* the owner's, plus one per conn not yet freed */
 };
+
+static void
+ctx_unref(struct tc_tls_ctx *ctx)
+{
+    if (--ctx->refs > 0)
+        return;
+    SSL_CTX_free(ctx->ssl);
+    free(ctx);
+}
 
 enum tls_state {
     TLS_HANDSHAKE, /* connecting or handshaking; no on_ready yet */
@@ -64,7 +74,7 @@ struct tc_tls_conn {
     uv_timer_t timer;       /* deadline (handshake, close) or read kick */
     uv_connect_t connect;   /* client connect request */
     uv_shutdown_t shutdown; /* FIN after the last write */
-    struct tc_tls_ctx *ctx; /* not owned; must outlive the conn */
+    struct tc_tls_ctx *ctx; /* a reference: kept until the conn is freed */
     SSL *ssl;               /* owned; owns rbio and wbio */
     BIO *rbio;              /* ciphertext from the socket into OpenSSL */
     BIO *wbio;              /* ciphertext from OpenSSL to the socket */
@@ -181,6 +191,7 @@ tls_handle_close_cb(uv_handle_t *h)
         c->cbs.on_close(c, c->status, c->reason);
     SSL_free(c->ssl);
     tc_buf_close(&c->early);
+    ctx_unref(c->ctx);
     free(c);
 }
 
@@ -661,6 +672,7 @@ tls_conn_new(uv_loop_t *loop, struct tc_tls_ctx *ctx,
     }
     SSL_set_bio(c->ssl, c->rbio, c->wbio); /* the SSL owns both now */
     c->ctx = ctx;
+    ctx->refs++;
     c->cbs = *cbs;
     c->data = data;
     c->want_read = 1;
@@ -996,6 +1008,7 @@ tc_tls_ctx_new(const struct tc_tls_ctx_opts *o, struct tc_tls_ctx **out,
     (*out)->ssl = ssl;
     (*out)->server = o->server != 0;
     (*out)->probe = o->probe != 0;
+    (*out)->refs = 1;
     ssl = NULL;
 out:
     ERR_clear_error();
@@ -1008,8 +1021,7 @@ tc_tls_ctx_free(struct tc_tls_ctx *ctx)
 {
     if (ctx == NULL)
         return;
-    SSL_CTX_free(ctx->ssl);
-    free(ctx);
+    ctx_unref(ctx);
 }
 
 int

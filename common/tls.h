@@ -68,6 +68,11 @@ struct tc_tls_ctx_opts {
  */
 int tc_tls_ctx_new(const struct tc_tls_ctx_opts *o, struct tc_tls_ctx **out,
                    char *err, size_t errlen);
+/*
+ * Drop the caller's reference. Connections made from the context keep
+ * it alive until they are freed, so a daemon may swap in a new context
+ * (reload) while old connections finish with the old one.
+ */
 void tc_tls_ctx_free(struct tc_tls_ctx *ctx);
 
 struct tc_tls_cbs {
