@@ -697,11 +697,35 @@ default_rule_fields(struct agent_rule *r, size_t n)
     }
 }
 
+/*
+ * journald input names are unique: each names the input's stored
+ * cursor, and two inputs sharing one would resume from each other's
+ * position (with other filters, so entries would be lost or repeated).
+ */
+static void
+check_journals(struct tc_conf *conf, struct agent_config *c)
+{
+    for (size_t i = 0; i < c->njournals; i++) {
+        const struct agent_journal *j = &c->journals[i];
+
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(j->name, c->journals[k].name) == 0) {
+                tc_conf_error(conf, j->line,
+                              "journald[%zu]: name '%s' is used twice "
+                              "(first at line %d); each input keeps its "
+                              "cursor under its name",
+                              i, j->name, c->journals[k].line);
+                break;
+            }
+    }
+}
+
 /* Checks that involve more than one field. */
 static void
 check_config(struct tc_conf *conf, struct agent_config *c)
 {
     check_checks(conf, c);
+    check_journals(conf, c);
     for (size_t i = 0; i < c->nfiles; i++)
         default_rule_fields(c->files[i].rules, c->files[i].nrules);
     for (size_t i = 0; i < c->njournals; i++)

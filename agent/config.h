@@ -71,7 +71,8 @@ struct agent_file {
 
 /* A journald input: the system journal filtered by unit and priority. */
 struct agent_journal {
-    char *name;   /* source name in events; default "journal" */
+    char *name;   /* source name in events and cursor key; unique;
+                     default "journal" */
     char **units; /* _SYSTEMD_UNIT values; none = all */
     size_t nunits;
     uint32_t priority;            /* include 0 (emerg) .. priority; default 7 */

@@ -351,6 +351,46 @@ test_duplicate_rule(void **state)
 }
 
 static void
+test_journald(void **state)
+{
+    struct agent_config *c = NULL;
+    char text[1024];
+    const char *path;
+    char *err;
+
+    snprintf(text, sizeof(text),
+             "%sjournald:\n"
+             "  - {units: [app.service, db.service], priority: warning}\n"
+             "  - name: apps\n"
+             "    start_at: beginning\n",
+             minimal);
+    path = tu_write_file("j.yaml", text);
+    assert_int_equal(config_load(path, &c), 0);
+    assert_int_equal(c->njournals, 2);
+    assert_string_equal(c->journals[0].name, "journal");
+    assert_int_equal(c->journals[0].nunits, 2);
+    assert_string_equal(c->journals[0].units[1], "db.service");
+    assert_int_equal(c->journals[0].priority, 4);
+    assert_int_equal(c->journals[0].start_at, AGENT_START_END);
+    assert_string_equal(c->journals[1].name, "apps");
+    assert_int_equal(c->journals[1].priority, 7);
+    assert_int_equal(c->journals[1].start_at, AGENT_START_BEGINNING);
+    config_free(c);
+
+    /* The name keys a stored cursor: two inputs may not share one, also
+     * not the default. */
+    snprintf(text, sizeof(text),
+             "%sjournald:\n"
+             "  - {priority: err}\n"
+             "  - {units: [a.service]}\n",
+             minimal);
+    err = load_fails("j.yaml", text);
+    tu_assert_contains(err, "j.yaml:6: journald[1]: name 'journal' is used "
+                            "twice (first at line 5)");
+    free(err);
+}
+
+static void
 test_syntax_and_shape(void **state)
 {
     char *err = load_fails("syn.yaml", "collector: {address: h:1\n"
@@ -388,6 +428,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_duplicate_key, setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_rule, setup,
                                         tu_teardown),
+        cmocka_unit_test_setup_teardown(test_journald, setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_syntax_and_shape, setup,
                                         tu_teardown),
     };
