@@ -14,10 +14,15 @@
  * commit. Each batch therefore copies what it hands to emit into a
  * fixed arena, and ends when the arena or the entry count is full.
  *
+ * Which journal: the local system journal or, with namespace set, the
+ * journal of that namespace (sd_journal_open_namespace: the files of
+ * systemd-journald@NAMESPACE in .../MACHINE_ID.NAMESPACE, and nothing
+ * of the default namespace).
+ *
  * For tests only: when TOCSIN_JOURNAL_DIRECTORY is set in the
- * environment, the journal files of that directory are read instead of
- * the system journal (sd_journal_open_directory), so that a test can
- * build its own journal where journald does not run.
+ * environment, the journal files of that directory are read instead
+ * (sd_journal_open_directory; namespace is then ignored), so that a
+ * test can build its own journal where journald does not run.
  */
 #include "journal.h"
 
@@ -381,17 +386,21 @@ int
 journal_start(struct journal *j)
 {
     const char *dir = getenv("TOCSIN_JOURNAL_DIRECTORY");
+    const char *ns = j->jc->namespace;
     int rc, fd;
 
     if (dir != NULL && *dir != '\0')
         rc = sd_journal_open_directory(&j->sj, dir, 0);
+    else if (ns != NULL)
+        rc = sd_journal_open_namespace(&j->sj, ns, SD_JOURNAL_LOCAL_ONLY);
     else
         rc = sd_journal_open(&j->sj, SD_JOURNAL_LOCAL_ONLY);
     if (rc < 0) {
-        log_warnx("journal %s: cannot open the journal (%s): is journald "
-                  "running? This input stays idle; the rest of the agent "
-                  "runs",
-                  j->jc->name, strerror(-rc));
+        log_warnx("journal %s: cannot open the journal%s%s (%s): is "
+                  "journald running? This input stays idle; the rest of "
+                  "the agent runs",
+                  j->jc->name, ns ? " of namespace " : "", ns ? ns : "",
+                  strerror(-rc));
         j->sj = NULL;
         return 0;
     }
@@ -415,8 +424,9 @@ journal_start(struct journal *j)
                  j->jc->name, JOURNAL_POLL_MS);
     }
     uv_timer_start(&j->timer, journal_timer_cb, 0, JOURNAL_POLL_MS);
-    log_info("journal %s: reading (%zu units, priority <= %" PRIu32 ")",
-             j->jc->name, j->jc->nunits, j->jc->priority);
+    log_info("journal %s: reading%s%s (%zu units, priority <= %" PRIu32 ")",
+             j->jc->name, ns ? " namespace " : "", ns ? ns : "", j->jc->nunits,
+             j->jc->priority);
     return 0;
 }
 
