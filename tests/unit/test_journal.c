@@ -337,6 +337,38 @@ test_start_at_end(void **state)
                                    "unit=app.service pid=100 identifier=app");
 }
 
+static void
+test_files_appear(void **state)
+{
+    struct fx *f = *state;
+    const char *first[] = {"app.service|3|first words", NULL};
+    struct journal_stats st;
+    struct got g;
+
+    if (!have_remote())
+        skip();
+    /* No journal files at start (a namespace whose journald has not
+     * logged yet): the input waits and opens the journal again until
+     * files appear. Everything in them is new, so they are read from
+     * the head although start_at is end. */
+    f->jc.start_at = AGENT_START_END;
+    f->j = journal_new(&f->loop, &f->jc, NULL, f->e);
+    assert_int_equal(journal_start(f->j), 0);
+    journal_get_stats(f->j, &st);
+    assert_int_equal(st.open, 1);
+    assert_int_equal(st.waiting, 1);
+    run_until(f, 1);
+    assert_int_equal(spool_depth(f->spool), 0);
+    write_entries(f, first);
+    run_until(f, 1);
+    journal_get_stats(f->j, &st);
+    assert_int_equal(st.waiting, 0);
+    got_all(f, &g);
+    assert_int_equal(g.n, 1);
+    assert_string_equal(g.line[0], "app.service error first words "
+                                   "unit=app.service pid=100 identifier=app");
+}
+
 int
 main(void)
 {
@@ -347,6 +379,7 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rules_on_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_at_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_files_appear, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
