@@ -181,10 +181,24 @@ journal_seek(struct journal *j)
         if ((rc = sd_journal_seek_cursor(j->sj, stored)) >= 0) {
             /* Seeking to a cursor lands on (or next to) its entry; that
              * entry was committed, so step over it if it is still
-             * there, and back onto the next one if it is not. */
+             * there. If it is not, the entry landed on is the next to
+             * read: step back onto the match before it, or to the head
+             * if there is none (a previous() that finds nothing leaves
+             * the position where it was, and that entry would be
+             * skipped). */
             if (sd_journal_next(j->sj) > 0 &&
-                sd_journal_test_cursor(j->sj, stored) <= 0)
-                sd_journal_previous(j->sj);
+                sd_journal_test_cursor(j->sj, stored) <= 0) {
+                log_warnx("journal %s: the entry at the stored cursor is "
+                          "gone (its file was rotated out or vacuumed) or "
+                          "no longer matches; resuming at the next entry "
+                          "that matches",
+                          j->jc->name);
+                if (sd_journal_previous(j->sj) <= 0 &&
+                    (rc = sd_journal_seek_head(j->sj)) < 0) {
+                    free(stored);
+                    return rc;
+                }
+            }
             log_info("journal %s: resuming after the stored cursor",
                      j->jc->name);
             j->cursor = stored;
