@@ -570,11 +570,12 @@ def committed_at(env, jd, source="live"):
 
 def test_kill_resume(env):
     """SIGKILL while reading, twice, with a journal rotation and a
-    backlog written while the agent is down: every entry exactly once."""
+    backlog written while the agent is down, then SIGHUP reloads while
+    entries come in: every entry exactly once."""
     jd = Journald(env, env.mid).start()
     col, ag = start_agent(env, jd, INPUTS)
     ag.wait_log(r"journal live: reading namespace")
-    n1, n2, n3 = 2000, 12000, 14000
+    n1, n2, n3, n4 = 2000, 12000, 14000, 16000
 
     # First kill: while entries are being written and read.
     t = threading.Thread(target=send_resume, args=(jd, 0, n1))
@@ -606,18 +607,33 @@ def test_kill_resume(env):
     cur2 = committed_at(env, jd)
     t.join()
     ag.start()
+    # Then SIGHUP reloads (the inputs are built again from the stored
+    # cursors) while entries keep coming.
+    ag.wait_log("connected to", after=len(ag.log()))
+    t = threading.Thread(target=send_resume, args=(jd, n3, n4))
+    t.start()
+    reloads = 0
+    while t.is_alive() and reloads < 5:
+        mark = len(ag.log())
+        ag.proc.send_signal(signal.SIGHUP)
+        ag.wait_log("reload: configuration applied", after=mark)
+        reloads += 1
+        time.sleep(0.2)
+    t.join()
     try:
-        wait_numbered(env, "live", "resume", n3, timeout=120)
+        wait_numbered(env, "live", "resume", n4, timeout=120)
     except e2e.TestFailure:
         pass  # the count below says what is missing
     time.sleep(2)  # a duplicate would arrive by now
 
-    lost, dup = exact(env, "live", "resume", range(n3))
+    lost, dup = exact(env, "live", "resume", range(n4))
     print("kill/resume: %d entries; first SIGKILL: %d delivered, cursor "
           "at '%s' (sender %s); second SIGKILL: %d delivered, cursor at "
-          "'%s' (backlog up to n=%d); lost %d, duplicated %d"
-          % (n3, at_kill, cur1, "still sending" if sending else "done",
-             at_kill2, cur2, n2 - 1, len(lost), len(dup)))
+          "'%s' (backlog up to n=%d); %d SIGHUP reloads while n=%d..%d "
+          "were written; lost %d, duplicated %d"
+          % (n4, at_kill, cur1, "still sending" if sending else "done",
+             at_kill2, cur2, n2 - 1, reloads, n3, n4 - 1, len(lost),
+             len(dup)))
     e2e.check(not lost, "%d entries lost after SIGKILL: %s"
               % (len(lost), lost[:20]))
     e2e.check(not dup, "%d entries duplicated after SIGKILL: %s"
