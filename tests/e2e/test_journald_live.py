@@ -606,10 +606,11 @@ def test_kill_resume(env):
     at_kill2 = count_resume(env)
     cur2 = committed_at(env, jd)
     t.join()
+    mark = len(ag.log())
     ag.start()
     # Then SIGHUP reloads (the inputs are built again from the stored
     # cursors) while entries keep coming.
-    ag.wait_log("connected to", after=len(ag.log()))
+    ag.wait_log("connected to", after=mark)
     t = threading.Thread(target=send_resume, args=(jd, n3, n4))
     t.start()
     reloads = 0
