@@ -16,6 +16,9 @@
 
 #define AC(member) TC_CONF_AT(struct agent_config, member)
 
+/* systemd's limit: the name must fit a file name after "MACHINE_ID.". */
+#define JOURNAL_NAMESPACE_MAX (255 - 32 - 1)
+
 static int
 parse_severity(const char *s, void *dst)
 {
@@ -363,6 +366,12 @@ static const struct tc_conf_field journal_fields[] = {
      .min = 1,
      .max = 128,
      .help = "source name of the events"},
+    {.key = "namespace",
+     .type = TC_CONF_T_STRING,
+     TC_CONF_AT(struct agent_journal, namespace),
+     .min = 1,
+     .max = JOURNAL_NAMESPACE_MAX,
+     .help = "journal namespace to read (default: the default one)"},
     {.key = "units",
      .type = TC_CONF_T_STRLIST,
      TC_CONF_AT(struct agent_journal, units),
@@ -697,11 +706,66 @@ default_rule_fields(struct agent_rule *r, size_t n)
     }
 }
 
+/*
+ * A journal namespace as systemd accepts it (log_namespace_name_valid):
+ * a unit instance name without backslash, not "." or "..". Checked here
+ * so that a typo is a configuration error, not an input that waits
+ * forever for a journal that no journald can write.
+ */
+static int
+journal_namespace_valid(const char *s)
+{
+    static const char ok[] = "abcdefghijklmnopqrstuvwxyz"
+                             "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                             "0123456789:-_.@";
+
+    if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+        return 0;
+    return s[strspn(s, ok)] == '\0';
+}
+
+/*
+ * journald inputs: names are unique (each names its stored cursor, and
+ * two inputs sharing one would resume from each other's position), and
+ * namespaces are valid.
+ */
+static void
+check_journals(struct tc_conf *conf, struct agent_config *c)
+{
+    const struct tc_conf_node *seq = tc_conf_find(conf->root, "journald");
+
+    for (size_t i = 0; i < c->njournals; i++) {
+        const struct agent_journal *j = &c->journals[i];
+
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(j->name, c->journals[k].name) == 0) {
+                tc_conf_error(conf, j->line,
+                              "journald[%zu]: name '%s' is used twice "
+                              "(first at line %d); each input keeps its "
+                              "cursor under its name",
+                              i, j->name, c->journals[k].line);
+                break;
+            }
+        if (j->namespace != NULL && !journal_namespace_valid(j->namespace)) {
+            const struct tc_conf_node *n = NULL;
+
+            if (seq != NULL && seq->kind == TC_CONF_SEQ && i < seq->nitems)
+                n = tc_conf_find(seq->items[i], "namespace");
+            tc_conf_error(conf, n ? n->line : j->line,
+                          "journald[%zu].namespace: '%s' is not a journal "
+                          "namespace (letters, digits, ':', '-', '_', '.', "
+                          "'@')",
+                          i, j->namespace);
+        }
+    }
+}
+
 /* Checks that involve more than one field. */
 static void
 check_config(struct tc_conf *conf, struct agent_config *c)
 {
     check_checks(conf, c);
+    check_journals(conf, c);
     for (size_t i = 0; i < c->nfiles; i++)
         default_rule_fields(c->files[i].rules, c->files[i].nrules);
     for (size_t i = 0; i < c->njournals; i++)

@@ -71,8 +71,11 @@ struct agent_file {
 
 /* A journald input: the system journal filtered by unit and priority. */
 struct agent_journal {
-    char *name;   /* source name in events; default "journal" */
-    char **units; /* _SYSTEMD_UNIT values; none = all */
+    char *name;      /* source name in events and cursor key; unique;
+                        default "journal" */
+    char *namespace; /* journal namespace (systemd-journald@NAMESPACE);
+                        NULL: the default namespace */
+    char **units;    /* _SYSTEMD_UNIT values; none = all */
     size_t nunits;
     uint32_t priority;            /* include 0 (emerg) .. priority; default 7 */
     enum agent_start_at start_at; /* without a stored cursor; default end */

@@ -14,10 +14,15 @@
  * commit. Each batch therefore copies what it hands to emit into a
  * fixed arena, and ends when the arena or the entry count is full.
  *
+ * Which journal: the local system journal or, with namespace set, the
+ * journal of that namespace (sd_journal_open_namespace: the files of
+ * systemd-journald@NAMESPACE in .../MACHINE_ID.NAMESPACE, and nothing
+ * of the default namespace).
+ *
  * For tests only: when TOCSIN_JOURNAL_DIRECTORY is set in the
- * environment, the journal files of that directory are read instead of
- * the system journal (sd_journal_open_directory), so that a test can
- * build its own journal where journald does not run.
+ * environment, the journal files of that directory are read instead
+ * (sd_journal_open_directory; namespace is then ignored), so that a
+ * test can build its own journal where journald does not run.
  */
 #include "journal.h"
 
@@ -57,7 +62,10 @@ struct journal {
     size_t arena_len; /* bytes used in this batch */
     struct emit_batch batch;
     struct journal_stats stats;
-    int warned; /* read error logged */
+    int warned;    /* read error logged */
+    int waiting;   /* open, but no journal files yet: reopened each tick */
+    int from_head; /* without a stored cursor, start at the head (the
+                      files appeared after the input started) */
 };
 
 enum tc_severity
@@ -173,10 +181,24 @@ journal_seek(struct journal *j)
         if ((rc = sd_journal_seek_cursor(j->sj, stored)) >= 0) {
             /* Seeking to a cursor lands on (or next to) its entry; that
              * entry was committed, so step over it if it is still
-             * there, and back onto the next one if it is not. */
+             * there. If it is not, the entry landed on is the next to
+             * read: step back onto the match before it, or to the head
+             * if there is none (a previous() that finds nothing leaves
+             * the position where it was, and that entry would be
+             * skipped). */
             if (sd_journal_next(j->sj) > 0 &&
-                sd_journal_test_cursor(j->sj, stored) <= 0)
-                sd_journal_previous(j->sj);
+                sd_journal_test_cursor(j->sj, stored) <= 0) {
+                log_warnx("journal %s: the entry at the stored cursor is "
+                          "gone (its file was rotated out or vacuumed) or "
+                          "no longer matches; resuming at the next entry "
+                          "that matches",
+                          j->jc->name);
+                if (sd_journal_previous(j->sj) <= 0 &&
+                    (rc = sd_journal_seek_head(j->sj)) < 0) {
+                    free(stored);
+                    return rc;
+                }
+            }
             log_info("journal %s: resuming after the stored cursor",
                      j->jc->name);
             j->cursor = stored;
@@ -185,10 +207,12 @@ journal_seek(struct journal *j)
         log_warnx("journal %s: stored cursor is not usable (%s); "
                   "starting at the %s",
                   j->jc->name, strerror(-rc),
-                  j->jc->start_at == AGENT_START_END ? "end" : "beginning");
+                  j->jc->start_at == AGENT_START_END && !j->from_head
+                      ? "end"
+                      : "beginning");
         free(stored);
     }
-    if (j->jc->start_at == AGENT_START_END) {
+    if (j->jc->start_at == AGENT_START_END && !j->from_head) {
         if ((rc = sd_journal_seek_tail(j->sj)) < 0)
             return rc;
         /* seek_tail points past the end; previous makes the position
@@ -291,6 +315,7 @@ journal_entry(struct journal *j)
 }
 
 static void journal_timer_cb(uv_timer_t *h);
+static void journal_wait_files(struct journal *j);
 
 /* Read one batch and commit it. Returns 1 if more may be waiting. */
 static int
@@ -360,6 +385,11 @@ journal_timer_cb(uv_timer_t *h)
 {
     struct journal *j = h->data;
 
+    if (j->waiting) {
+        if (j->stop_cb == NULL)
+            journal_wait_files(j);
+        return;
+    }
     journal_pump(j);
 }
 
@@ -377,35 +407,62 @@ journal_poll_cb(uv_poll_t *h, int status, int events)
     journal_pump(j);
 }
 
-int
-journal_start(struct journal *j)
+/* Open the journal this input reads (j->sj); logs why not. */
+static int
+journal_open(struct journal *j, int quiet)
 {
     const char *dir = getenv("TOCSIN_JOURNAL_DIRECTORY");
-    int rc, fd;
+    const char *ns = j->jc->namespace;
+    int rc;
 
     if (dir != NULL && *dir != '\0')
         rc = sd_journal_open_directory(&j->sj, dir, 0);
+    else if (ns != NULL)
+        rc = sd_journal_open_namespace(&j->sj, ns, SD_JOURNAL_LOCAL_ONLY);
     else
         rc = sd_journal_open(&j->sj, SD_JOURNAL_LOCAL_ONLY);
     if (rc < 0) {
-        log_warnx("journal %s: cannot open the journal (%s): is journald "
-                  "running? This input stays idle; the rest of the agent "
-                  "runs",
-                  j->jc->name, strerror(-rc));
+        if (!quiet)
+            log_warnx("journal %s: cannot open the journal%s%s (%s): is "
+                      "journald running? This input stays idle; the rest "
+                      "of the agent runs",
+                      j->jc->name, ns ? " of namespace " : "", ns ? ns : "",
+                      strerror(-rc));
         j->sj = NULL;
-        return 0;
     }
+    return rc;
+}
+
+/* 1 if the open journal has at least one file. */
+static int
+journal_has_files(struct journal *j)
+{
+    uint64_t bytes = 0;
+
+    return sd_journal_get_usage(j->sj, &bytes) < 0 || bytes > 0;
+}
+
+/* Matches and the start position; on error the journal is closed. */
+static int
+journal_prepare(struct journal *j)
+{
+    int rc;
+
     if ((rc = journal_add_matches(j)) < 0 || (rc = journal_seek(j)) < 0) {
         log_warnx("journal %s: %s", j->jc->name, strerror(-rc));
         sd_journal_close(j->sj);
         j->sj = NULL;
-        return rc == -ENOMEM ? rc : 0;
+        j->stats.open = 0;
     }
-    j->stats.open = 1;
-    uv_timer_init(j->loop, &j->timer);
-    j->timer.data = j;
-    j->timer_on = 1;
-    fd = sd_journal_get_fd(j->sj);
+    return rc;
+}
+
+/* Watch the journal's inotify descriptor; the timer alone without it. */
+static void
+journal_watch(struct journal *j)
+{
+    int fd = sd_journal_get_fd(j->sj);
+
     if (fd >= 0 && uv_poll_init(j->loop, &j->poll, fd) == 0) {
         j->poll.data = j;
         j->poll_on = 1;
@@ -414,9 +471,75 @@ journal_start(struct journal *j)
         log_info("journal %s: no change notification; polling every %d ms",
                  j->jc->name, JOURNAL_POLL_MS);
     }
+}
+
+/*
+ * While the journal has no files, open it again on every timer tick.
+ * sd-journal notices a journal directory created after it was opened
+ * only if its name is a plain machine ID: the MACHINE_ID.NAMESPACE
+ * directory that systemd-journald@NAMESPACE creates when it first
+ * logs, and any directory under a root (/run/log/journal) that did not
+ * exist yet, are never picked up by an open journal.
+ */
+static void
+journal_wait_files(struct journal *j)
+{
+    sd_journal_close(j->sj);
+    j->sj = NULL;
+    j->stats.open = journal_open(j, 1) == 0;
+    if (j->sj == NULL)
+        return; /* try again on the next tick */
+    if (!journal_has_files(j))
+        return;
+    j->waiting = 0;
+    j->stats.waiting = 0;
+    log_info("journal %s: journal files appeared; reading them", j->jc->name);
+    /* Everything in them was written after this input started waiting,
+     * so without a stored cursor it is all new: read from the head,
+     * whatever start_at says. */
+    j->from_head = 1;
+    if (journal_prepare(j) < 0)
+        return;
+    journal_watch(j);
+    journal_pump(j);
+}
+
+int
+journal_start(struct journal *j)
+{
+    const char *ns = j->jc->namespace;
+    int rc;
+
+    if (journal_open(j, 0) < 0)
+        return 0;
+    j->stats.open = 1;
+    log_info("journal %s: reading%s%s (%zu units, priority <= %" PRIu32 ")",
+             j->jc->name, ns ? " namespace " : "", ns ? ns : "", j->jc->nunits,
+             j->jc->priority);
+    if (journal_has_files(j)) {
+        if ((rc = journal_prepare(j)) < 0)
+            return rc == -ENOMEM ? rc : 0;
+    } else {
+        /* A namespace's files appear only once its journald has logged;
+         * say so, since the input looks idle until then. */
+        j->waiting = 1;
+        j->stats.waiting = 1;
+        if (ns != NULL)
+            log_info("journal %s: no journal files of namespace %s yet (is "
+                     "systemd-journald@%s running?); reading them when "
+                     "they appear",
+                     j->jc->name, ns, ns);
+        else
+            log_info("journal %s: no journal files yet; reading them when "
+                     "they appear",
+                     j->jc->name);
+    }
+    uv_timer_init(j->loop, &j->timer);
+    j->timer.data = j;
+    j->timer_on = 1;
+    if (!j->waiting)
+        journal_watch(j);
     uv_timer_start(&j->timer, journal_timer_cb, 0, JOURNAL_POLL_MS);
-    log_info("journal %s: reading (%zu units, priority <= %" PRIu32 ")",
-             j->jc->name, j->jc->nunits, j->jc->priority);
     return 0;
 }
 

@@ -52,6 +52,7 @@ struct journal_stats {
     uint64_t matched; /* entries that matched a rule (or all, without) */
     uint64_t batches; /* committed batches */
     int open;         /* 1 if the journal is open */
+    int waiting;      /* 1 while it has no files yet (see journal.c) */
 };
 void journal_get_stats(const struct journal *j, struct journal_stats *out);
 

@@ -306,6 +306,7 @@ report_render(const struct report_src *r, struct tc_buf *out, int json)
             rw_elem_open(&w, (int)i, r->cfg->journals[i].name);
             rw_str(&w, "name", r->cfg->journals[i].name);
             rw_bool(&w, "open", js.open);
+            rw_bool(&w, "waiting_for_files", js.waiting);
             rw_u64(&w, "entries", js.entries);
             rw_u64(&w, "matched", js.matched);
             rw_elem_close(&w);

@@ -10,6 +10,7 @@ pkgs=(
   libyaml-dev libpcre2-dev libsystemd-dev libcmocka-dev
   python3 logrotate procps monitoring-plugins-basic rsyslog rsyslog-gnutls
   curl systemd-journal-remote
+  systemd  # systemd-journald, journalctl: tests/e2e/test_journald_live.py
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -29,6 +29,18 @@ class TestFailure(Exception):
     pass
 
 
+# meson counts a test that exits with 77 as skipped (not passed).
+SKIP_EXIT = 77
+
+
+def skip(reason):
+    """Skip the whole test file: print why, exit 77. Only for a missing
+    prerequisite that CI installs; anything else must fail."""
+    print("SKIP: %s" % reason)
+    sys.stdout.flush()
+    sys.exit(SKIP_EXIT)
+
+
 def check(cond, msg):
     if not cond:
         raise TestFailure(msg)
@@ -123,6 +135,7 @@ class Env:
         self.dir = tempfile.mkdtemp(prefix="tocsin-e2e-%s-" % name)
         self.pki = os.path.join(self.dir, "pki")
         self.daemons = []
+        self.cleanups = []  # callables run last by cleanup(), pass or fail
         self.port = free_port()
 
     # --- commands -------------------------------------------------------
@@ -207,6 +220,11 @@ class Env:
                 d.kill()
             except Exception:
                 pass
+        for fn in self.cleanups:
+            try:
+                fn()
+            except Exception:
+                traceback.print_exc(file=sys.stdout)
         if ok and not os.environ.get("TOCSIN_KEEP"):
             shutil.rmtree(self.dir, ignore_errors=True)
             return

@@ -351,6 +351,65 @@ test_duplicate_rule(void **state)
 }
 
 static void
+test_journald(void **state)
+{
+    struct agent_config *c = NULL;
+    char text[1024];
+    const char *path;
+    char *err;
+
+    snprintf(text, sizeof(text),
+             "%sjournald:\n"
+             "  - {units: [app.service, db.service], priority: warning}\n"
+             "  - name: apps\n"
+             "    namespace: tocsin-apps.1@x\n"
+             "    start_at: beginning\n",
+             minimal);
+    path = tu_write_file("j.yaml", text);
+    assert_int_equal(config_load(path, &c), 0);
+    assert_int_equal(c->njournals, 2);
+    assert_string_equal(c->journals[0].name, "journal");
+    assert_null(c->journals[0].namespace); /* the default namespace */
+    assert_int_equal(c->journals[0].nunits, 2);
+    assert_string_equal(c->journals[0].units[1], "db.service");
+    assert_int_equal(c->journals[0].priority, 4);
+    assert_int_equal(c->journals[0].start_at, AGENT_START_END);
+    assert_string_equal(c->journals[1].name, "apps");
+    assert_string_equal(c->journals[1].namespace, "tocsin-apps.1@x");
+    assert_int_equal(c->journals[1].priority, 7);
+    assert_int_equal(c->journals[1].start_at, AGENT_START_BEGINNING);
+    config_free(c);
+
+    /* Names a stored cursor: two inputs may not share one, also not the
+     * default. Namespaces are what systemd-journald accepts. */
+    snprintf(text, sizeof(text),
+             "%sjournald:\n"
+             "  - {priority: err}\n"
+             "  - {namespace: apps}\n"
+             "  - name: x\n"
+             "    namespace: ../etc\n"
+             "  - {name: y, namespace: 'a b'}\n"
+             "  - {name: z, namespace: ..}\n",
+             minimal);
+    err = load_fails("j.yaml", text);
+    tu_assert_contains(err, "j.yaml:6: journald[1]: name 'journal' is used "
+                            "twice (first at line 5)");
+    tu_assert_contains(err, "j.yaml:8: journald[2].namespace: '../etc' is not "
+                            "a journal namespace (letters, digits, ':', '-', "
+                            "'_', '.', '@')");
+    tu_assert_contains(err, "j.yaml:9: journald[3].namespace: 'a b' is not a "
+                            "journal namespace");
+    tu_assert_contains(err, "j.yaml:10: journald[4].namespace: '..' is not a "
+                            "journal namespace");
+    free(err);
+    snprintf(text, sizeof(text), "%sjournald:\n  - {namespace: ''}\n", minimal);
+    err = load_fails("j.yaml", text);
+    tu_assert_contains(err, "j.yaml:5: journald[0].namespace: must not be "
+                            "empty");
+    free(err);
+}
+
+static void
 test_syntax_and_shape(void **state)
 {
     char *err = load_fails("syn.yaml", "collector: {address: h:1\n"
@@ -388,6 +447,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_duplicate_key, setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_rule, setup,
                                         tu_teardown),
+        cmocka_unit_test_setup_teardown(test_journald, setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_syntax_and_shape, setup,
                                         tu_teardown),
     };

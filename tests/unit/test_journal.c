@@ -25,6 +25,7 @@
 #include "journal.h"
 #include "rules.h"
 #include "spool.h"
+#include "testutil.h"
 #include "util.h"
 
 #define JOURNAL_REMOTE "/lib/systemd/systemd-journal-remote"
@@ -337,6 +338,75 @@ test_start_at_end(void **state)
                                    "unit=app.service pid=100 identifier=app");
 }
 
+static void
+test_cursor_file_gone(void **state)
+{
+    struct fx *f = *state;
+    const char *first[] = {"app.service|3|one", "app.service|3|two", NULL};
+    const char *second[] = {"app.service|3|three", "app.service|3|four", NULL};
+    char path[256], *err;
+    struct got g;
+
+    if (!have_remote())
+        skip();
+    write_entries(f, first);
+    f->j = journal_new(&f->loop, &f->jc, NULL, f->e);
+    assert_int_equal(journal_start(f->j), 0);
+    run_until(f, 2);
+    stop_journal(f);
+    /* The file holding the stored cursor is vacuumed while the input
+     * is stopped; the first entry left must not be skipped. */
+    snprintf(path, sizeof(path), "%s/f0.journal", f->jdir);
+    assert_int_equal(unlink(path), 0);
+    write_entries(f, second);
+    f->j = journal_new(&f->loop, &f->jc, NULL, f->e);
+    tu_capture_begin();
+    assert_int_equal(journal_start(f->j), 0);
+    run_until(f, 4);
+    err = tu_capture_end();
+    got_all(f, &g);
+    assert_int_equal(g.n, 4);
+    assert_string_equal(g.line[2], "app.service error three "
+                                   "unit=app.service pid=100 identifier=app");
+    assert_string_equal(g.line[3], "app.service error four "
+                                   "unit=app.service pid=101 identifier=app");
+    tu_assert_contains(err, "journal sys: the entry at the stored cursor is "
+                            "gone");
+    free(err);
+}
+
+static void
+test_files_appear(void **state)
+{
+    struct fx *f = *state;
+    const char *first[] = {"app.service|3|first words", NULL};
+    struct journal_stats st;
+    struct got g;
+
+    if (!have_remote())
+        skip();
+    /* No journal files at start (a namespace whose journald has not
+     * logged yet): the input waits and opens the journal again until
+     * files appear. Everything in them is new, so they are read from
+     * the head although start_at is end. */
+    f->jc.start_at = AGENT_START_END;
+    f->j = journal_new(&f->loop, &f->jc, NULL, f->e);
+    assert_int_equal(journal_start(f->j), 0);
+    journal_get_stats(f->j, &st);
+    assert_int_equal(st.open, 1);
+    assert_int_equal(st.waiting, 1);
+    run_until(f, 1);
+    assert_int_equal(spool_depth(f->spool), 0);
+    write_entries(f, first);
+    run_until(f, 1);
+    journal_get_stats(f->j, &st);
+    assert_int_equal(st.waiting, 0);
+    got_all(f, &g);
+    assert_int_equal(g.n, 1);
+    assert_string_equal(g.line[0], "app.service error first words "
+                                   "unit=app.service pid=100 identifier=app");
+}
+
 int
 main(void)
 {
@@ -347,6 +417,8 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rules_on_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_at_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_files_appear, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cursor_file_gone, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
