@@ -50,7 +50,11 @@ struct check_field {
     char val[CHECK_VAL_MAX]; /* e.g. "0.002s", NUL-terminated */
 };
 
-/* What one run found. Fixed size, so a run allocates nothing for it. */
+/*
+ * What one run found. Fixed size, so a run allocates nothing for it;
+ * the scheduler keeps one per run that can be in flight
+ * (check_max_concurrent), not one per check.
+ */
 struct check_result {
     int state;                   /* enum check_state */
     char message[CHECK_MSG_MAX]; /* one line, NUL-terminated */
@@ -64,7 +68,8 @@ struct check_run {
     const struct agent_check *cfg; /* borrowed; outlives the run */
     struct tc_tls_ctx *tls;        /* https: borrowed; NULL otherwise */
     const char *tls_err;           /* https: why tls is NULL, or NULL */
-    struct check_result res;       /* OUT: filled by the runner */
+    struct check_result *res;      /* OUT: filled by the runner; the
+                                      scheduler's, from start to done */
     int64_t start_ns;              /* monotonic, when start was called */
     int *busy;  /* set to 1 by a runner that leaves a file-system
                    request behind after done (it cannot be cancelled

@@ -203,7 +203,7 @@ static void
 exec_finish(struct exec_run *x)
 {
     struct check_run *r = x->run;
-    struct check_result *res = &r->res;
+    struct check_result *res = r->res;
     const char *name = exec_basename(r->cfg->command[0]);
     char t[32];
 
@@ -325,7 +325,7 @@ check_exec_start(struct check_run *r)
     x->run = r;
     /* Our end non-blocking for the loop; the plugin's end blocking. */
     if ((rc = uv_pipe(fds, UV_NONBLOCK_PIPE, 0)) < 0) {
-        checks_result_set(&r->res, CHECK_UNKNOWN, "%s: pipe: %s",
+        checks_result_set(r->res, CHECK_UNKNOWN, "%s: pipe: %s",
                           exec_basename(r->cfg->command[0]), strerror(-rc));
         free(x);
         return 1;
@@ -349,7 +349,7 @@ check_exec_start(struct check_run *r)
     close(fds[1]);
     if (rc < 0) {
         close(fds[0]);
-        checks_result_set(&r->res, CHECK_UNKNOWN, "%s: %s",
+        checks_result_set(r->res, CHECK_UNKNOWN, "%s: %s",
                           exec_basename(r->cfg->command[0]), strerror(-rc));
         /* uv_spawn leaves the handle initialised even when it fails. */
         x->open_handles = 1;
@@ -384,7 +384,7 @@ check_exec_timeout(struct check_run *r)
 
     if (x == NULL || x->pid <= 0)
         return;
-    r->res.timed_out = 1;
+    r->res->timed_out = 1;
     if (kill(-x->pid, SIGTERM) < 0 && errno != ESRCH)
         log_warn("check %s: kill -TERM -%d", r->cfg->name, x->pid);
     uv_timer_start(&x->kill_timer, exec_kill_cb, CHECK_EXEC_GRACE_MS, 0);
@@ -398,6 +398,6 @@ check_exec_cancel(struct check_run *r)
     if (x == NULL || x->pid <= 0)
         return;
     /* The agent is going away: no grace, but still reaped. */
-    r->res.timed_out = 1;
+    r->res->timed_out = 1;
     uv_timer_start(&x->kill_timer, exec_kill_cb, 0, 0);
 }

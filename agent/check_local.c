@@ -86,15 +86,15 @@ local_disk_result(struct check_run *r, const uv_statfs_t *st)
         state = CHECK_WARNING;
     local_fmt_bytes(free_b, fb, sizeof(fb));
     local_fmt_bytes(size, sb, sizeof(sb));
-    checks_result_set(&r->res, state, "%.1f%% free (%s of %s) on %s", pct, fb,
+    checks_result_set(r->res, state, "%.1f%% free (%s of %s) on %s", pct, fb,
                       sb, c->path);
-    checks_result_field(&r->res, "perf.free_pct", "%.2f%%", pct);
-    checks_result_field(&r->res, "perf.free_pct.warn", "%" PRIu32,
+    checks_result_field(r->res, "perf.free_pct", "%.2f%%", pct);
+    checks_result_field(r->res, "perf.free_pct.warn", "%" PRIu32,
                         c->warning_free_pct);
-    checks_result_field(&r->res, "perf.free_pct.crit", "%" PRIu32,
+    checks_result_field(r->res, "perf.free_pct.crit", "%" PRIu32,
                         c->critical_free_pct);
-    checks_result_field(&r->res, "perf.free", "%" PRIu64 "B", free_b);
-    checks_result_field(&r->res, "perf.size", "%" PRIu64 "B", size);
+    checks_result_field(r->res, "perf.free", "%" PRIu64 "B", free_b);
+    checks_result_field(r->res, "perf.size", "%" PRIu64 "B", size);
 }
 
 static void
@@ -114,8 +114,8 @@ local_age_result(struct check_run *r, const uv_stat_t *st)
     else if (age > c->warning_age_ms)
         state = CHECK_WARNING;
     local_fmt_age(age, a, sizeof(a));
-    checks_result_set(&r->res, state, "%s was modified %s ago", c->path, a);
-    checks_result_field(&r->res, "perf.age", "%.3fs", (double)age / 1000.0);
+    checks_result_set(r->res, state, "%s was modified %s ago", c->path, a);
+    checks_result_field(r->res, "perf.age", "%.3fs", (double)age / 1000.0);
 }
 
 static void
@@ -132,11 +132,11 @@ local_fs_cb(uv_fs_t *req)
     }
     r->priv = NULL;
     if (req->result == UV_ECANCELED) {
-        checks_result_set(&r->res, CHECK_UNKNOWN, "timed out after %s",
+        checks_result_set(r->res, CHECK_UNKNOWN, "timed out after %s",
                           checks_fmt_ms(r->cfg->timeout_ms, t, sizeof(t)));
     } else if (req->result < 0) {
         /* A missing file is the failure file_age exists to catch. */
-        checks_result_set(&r->res, CHECK_CRITICAL, "%s: %s", r->cfg->path,
+        checks_result_set(r->res, CHECK_CRITICAL, "%s: %s", r->cfg->path,
                           strerror(-(int)req->result));
     } else if (req->fs_type == UV_FS_STATFS) {
         local_disk_result(r, req->ptr);
@@ -192,20 +192,20 @@ local_process(struct check_run *r)
     int rc;
 
     if ((rc = local_count_procs(c->process, &n)) < 0) {
-        checks_result_set(&r->res, CHECK_UNKNOWN, "/proc: %s", strerror(-rc));
+        checks_result_set(r->res, CHECK_UNKNOWN, "/proc: %s", strerror(-rc));
         return 1;
     }
-    checks_result_field(&r->res, "perf.count", "%" PRIu32, n);
+    checks_result_field(r->res, "perf.count", "%" PRIu32, n);
     if (n == 0)
-        checks_result_set(&r->res, CHECK_CRITICAL, "no process named '%s'",
+        checks_result_set(r->res, CHECK_CRITICAL, "no process named '%s'",
                           c->process);
     else if (n < c->min_count)
-        checks_result_set(&r->res, CHECK_CRITICAL,
+        checks_result_set(r->res, CHECK_CRITICAL,
                           "%" PRIu32 " process%s named '%s', expected at "
                           "least %" PRIu32,
                           n, n == 1 ? "" : "es", c->process, c->min_count);
     else
-        checks_result_set(&r->res, CHECK_OK, "%" PRIu32 " process%s named '%s'",
+        checks_result_set(r->res, CHECK_OK, "%" PRIu32 " process%s named '%s'",
                           n, n == 1 ? "" : "es", c->process);
     return 1;
 }
@@ -227,7 +227,7 @@ check_local_start(struct check_run *r)
     else
         rc = uv_fs_stat(r->loop, &lr->req, r->cfg->path, local_fs_cb);
     if (rc < 0) {
-        checks_result_set(&r->res, CHECK_UNKNOWN, "%s: %s", r->cfg->path,
+        checks_result_set(r->res, CHECK_UNKNOWN, "%s: %s", r->cfg->path,
                           strerror(-rc));
         uv_fs_req_cleanup(&lr->req);
         free(lr);
@@ -245,7 +245,7 @@ check_local_timeout(struct check_run *r)
 
     if (lr == NULL)
         return;
-    r->res.timed_out = 1;
+    r->res->timed_out = 1;
     /* Not started yet: local_fs_cb reports the timeout. */
     if (uv_cancel((uv_req_t *)&lr->req) == 0)
         return;
@@ -253,7 +253,7 @@ check_local_timeout(struct check_run *r)
     *lr->busy = 1;
     r->priv = NULL;
     checks_result_set(
-        &r->res, CHECK_UNKNOWN, "timed out after %s (is %s on a dead mount?)",
+        r->res, CHECK_UNKNOWN, "timed out after %s (is %s on a dead mount?)",
         checks_fmt_ms(r->cfg->timeout_ms, t, sizeof(t)), r->cfg->path);
     r->done(r);
 }

@@ -69,7 +69,7 @@ net_result(struct net_run *x, int state, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    checks_result_set(&x->run->res, state, "%s", msg);
+    checks_result_set(x->run->res, state, "%s", msg);
 }
 
 static void
@@ -224,7 +224,7 @@ static void
 net_http_judge(struct net_run *x)
 {
     const struct agent_check *c = x->run->cfg;
-    struct check_result *res = &x->run->res;
+    struct check_result *res = x->run->res;
     double ms = checks_run_elapsed_ms(x->run);
     const char *hend, *te, *body;
     size_t head_len, body_len, tel;
@@ -333,7 +333,7 @@ static void
 net_connect_cb(uv_connect_t *req, int status)
 {
     struct net_run *x = req->data;
-    struct check_result *res = &x->run->res;
+    struct check_result *res = x->run->res;
     uv_buf_t b;
     int r;
 
@@ -485,7 +485,7 @@ check_net_start(struct check_run *r)
     x->run = r;
     if (c->type == AGENT_CHECK_TCP) {
         if (tc_hostport_split(c->address, &host, &port) < 0) {
-            checks_result_set(&r->res, CHECK_UNKNOWN, "bad address '%s'",
+            checks_result_set(r->res, CHECK_UNKNOWN, "bad address '%s'",
                               c->address);
             free(x);
             return 1;
@@ -496,12 +496,12 @@ check_net_start(struct check_run *r)
     } else {
         x->http = 1;
         if (net_parse_url(x, c->url) < 0) {
-            checks_result_set(&r->res, CHECK_UNKNOWN, "bad url '%s'", c->url);
+            checks_result_set(r->res, CHECK_UNKNOWN, "bad url '%s'", c->url);
             free(x);
             return 1;
         }
         if (x->https && r->tls == NULL) {
-            checks_result_set(&r->res, CHECK_UNKNOWN, "%s",
+            checks_result_set(r->res, CHECK_UNKNOWN, "%s",
                               r->tls_err != NULL ? r->tls_err
                                                  : "tls: no context");
             free(x);
@@ -526,7 +526,7 @@ check_net_start(struct check_run *r)
     rc = uv_getaddrinfo(r->loop, &x->gai, net_resolved, x->host, x->port,
                         &hints);
     if (rc < 0) {
-        checks_result_set(&r->res, CHECK_CRITICAL, "cannot resolve %s: %s",
+        checks_result_set(r->res, CHECK_CRITICAL, "cannot resolve %s: %s",
                           x->host, uv_strerror(rc));
         free(x->req);
         free(x->resp);
@@ -545,7 +545,7 @@ check_net_timeout(struct check_run *r)
 
     if (x == NULL)
         return;
-    r->res.timed_out = 1;
+    r->res->timed_out = 1;
     net_result(x, CHECK_CRITICAL, "timed out after %s (%s)",
                checks_fmt_ms(r->cfg->timeout_ms, t, sizeof(t)), x->addr);
     /* A request not yet picked up by a thread is cancelled outright. */

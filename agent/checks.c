@@ -56,6 +56,12 @@ struct checks {
     void *arg;
     struct check *checks; /* cfg->nchecks entries; owned */
     size_t n;
+    /* Results of the runs in flight: a run takes one in checks_begin
+     * and gives it back once recorded, so 20 checks with 4 slots hold
+     * 4 results (5 KiB each) instead of 20. */
+    struct check_result *results; /* owned; max_running entries */
+    struct check_result **spare;  /* owned; the nspare unused results */
+    uint32_t nspare;
     struct check *qhead, *qtail; /* FIFO of checks waiting for a slot */
     uint32_t nrunning;           /* runs holding a slot */
     uint32_t max_running;        /* check_max_concurrent */
@@ -183,7 +189,7 @@ static int
 checks_send(struct check *k, int64_t now_ns)
 {
     struct checks *cs = k->owner;
-    const struct check_result *res = &k->run.res;
+    const struct check_result *res = k->run.res;
     struct tc_kv labels[CHECKS_LABELS_MAX];
     struct tc_kv fields[CHECK_FIELDS_MAX + 1];
     char dur[32];
@@ -232,7 +238,7 @@ checks_send(struct check *k, int64_t now_ns)
 static void
 checks_record(struct check *k)
 {
-    struct check_result *res = &k->run.res;
+    struct check_result *res = k->run.res;
     int64_t mono = tc_mono_ns(), now = tc_now_ns();
     int changed, r;
 
@@ -309,6 +315,8 @@ checks_finish(struct check *k)
     cs->nrunning--;
     if (!cs->stopping)
         checks_record(k);
+    cs->spare[cs->nspare++] = k->run.res;
+    k->run.res = NULL;
 }
 
 static void
@@ -353,8 +361,11 @@ checks_begin(struct check *k)
     struct check_run *r = &k->run;
     int rc;
 
-    memset(&r->res, 0, sizeof(r->res));
-    r->res.state = CHECK_UNKNOWN;
+    if (cs->nspare == 0) /* checks_pump keeps nrunning < max_running */
+        fatalx("checks: no free result for check %s", k->cfg->name);
+    r->res = cs->spare[--cs->nspare];
+    memset(r->res, 0, sizeof(*r->res));
+    r->res->state = CHECK_UNKNOWN;
     r->loop = cs->loop;
     r->cfg = k->cfg;
     r->tls = k->tls;
@@ -441,6 +452,11 @@ checks_new(uv_loop_t *loop, const struct agent_config *cfg, struct spool *spool,
         cfg->check_max_concurrent > 0 ? cfg->check_max_concurrent : 1;
     cs->n = cfg->nchecks;
     cs->checks = tc_xcalloc(cs->n + 1, sizeof(*cs->checks));
+    cs->results = tc_xcalloc(cs->max_running, sizeof(*cs->results));
+    cs->spare = tc_xcalloc(cs->max_running, sizeof(*cs->spare));
+    /* Last first, so that the first slots are the ones reused. */
+    for (uint32_t i = cs->max_running; i > 0; i--)
+        cs->spare[cs->nspare++] = &cs->results[i - 1];
     for (size_t i = 0; i < cs->n; i++) {
         struct check *k = &cs->checks[i];
 
@@ -533,6 +549,8 @@ checks_free(struct checks *cs)
     for (size_t i = 0; i < cs->n; i++)
         tc_tls_ctx_free(cs->checks[i].tls);
     free(cs->checks);
+    free(cs->results);
+    free(cs->spare);
     free(cs);
 }
 

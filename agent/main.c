@@ -28,6 +28,9 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +59,8 @@
 #define AGENT_CONFIG "/etc/tocsin/agent.yaml"
 /* How long SIGTERM waits for the BYE and the TLS close. */
 #define AGENT_STOP_MS 5000
+/* How often agent_trim_cb looks for the end of a burst. */
+#define AGENT_TRIM_MS 10000
 
 /* What one configuration file yields, loaded and checked as a unit. */
 struct agent_conf {
@@ -81,6 +86,9 @@ struct agent {
     struct status *status;            /* owned; outlives reloads */
     uv_signal_t sig[3];               /* SIGTERM, SIGINT, SIGHUP */
     uv_timer_t stop_timer;            /* bounds the shutdown */
+    uv_timer_t trim_timer;            /* agent_trim_cb, AGENT_TRIM_MS */
+    uint64_t trim_seq;                /* spool_next_seq at the last tick */
+    int trim_due;                     /* events spooled since the trim */
     int stopping;                     /* SIGTERM seen */
     int reloading;                    /* parts are stopping for a reload */
     int reload_again;                 /* SIGHUP arrived during a reload */
@@ -283,6 +291,34 @@ parts_stop(struct agent *a, void (*stopped)(struct agent *a))
     parts_stop_next(a);
 }
 
+/*
+ * Give the heap's free pages back once a burst is over: spooling,
+ * sending and acking a burst of events grows the heap, and glibc
+ * returns only a free top of it by itself, so the agent stayed that
+ * large while idle (0.3 MiB more after 1,800 events). A tick that sees
+ * no new event after one that did calls malloc_trim, which releases
+ * the free pages inside the heap too; under steady load it never runs.
+ * It costs a walk over the free chunks, at most once per tick.
+ */
+static void
+agent_trim_cb(uv_timer_t *h)
+{
+    struct agent *a = h->data;
+    uint64_t seq = spool_next_seq(a->spool);
+
+    if (seq != a->trim_seq) {
+        a->trim_seq = seq;
+        a->trim_due = 1;
+        return;
+    }
+    if (!a->trim_due)
+        return;
+    a->trim_due = 0;
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+
 static void
 agent_closed(uv_handle_t *h)
 {
@@ -298,6 +334,7 @@ agent_status_stopped(void *arg)
     for (int i = 0; i < 3; i++)
         uv_close((uv_handle_t *)&a->sig[i], agent_closed);
     uv_close((uv_handle_t *)&a->stop_timer, agent_closed);
+    uv_close((uv_handle_t *)&a->trim_timer, agent_closed);
 }
 
 static void
@@ -335,6 +372,7 @@ reload_stopped(struct agent *a)
     }
     parts_start(a);
     a->reloaded_ns = tc_now_ns();
+    a->trim_due = 1; /* the old configuration's memory is free now */
     log_info("reload: configuration applied: %zu files, %zu checks, "
              "%zu journal inputs",
              a->conf.cfg->nfiles, a->conf.cfg->nchecks, a->conf.cfg->njournals);
@@ -498,6 +536,10 @@ main(int argc, char **argv)
     }
     uv_timer_init(a.loop, &a.stop_timer);
     a.stop_timer.data = &a;
+    uv_timer_init(a.loop, &a.trim_timer);
+    a.trim_timer.data = &a;
+    a.trim_seq = spool_next_seq(a.spool);
+    uv_timer_start(&a.trim_timer, agent_trim_cb, AGENT_TRIM_MS, AGENT_TRIM_MS);
     parts_start(&a);
     /* Without the socket the agent still does its job: warn, go on. */
     if (status_start(a.loop, a.conf.cfg->status_socket, agent_render, &a,

@@ -21,6 +21,13 @@
  * an arena for the records closed in a pass (only with multiline).
  * Nothing is allocated and no system call is made per line.
  *
+ * The read buffer and the arena hold nothing between passes, but every
+ * page a pass wrote stays resident: after one burst the agent keeps
+ * 1 MiB (read_max_bytes) it needs again only at the next burst. Once no
+ * pass has used more than TAIL_BUF_KEEP bytes of them for quiet_ns, the
+ * pages past that are given back to the kernel (tail_trim). Passes over
+ * a trickle of lines stay within the kept pages and cost nothing more.
+ *
  * A line longer than max_line_bytes keeps its first max_line_bytes while
  * the rest is read and dropped until its newline turns up; only then is
  * it matched and the offset moved past it, so it is cut the same way if
@@ -39,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -55,6 +63,8 @@
 /* Rotated siblings considered per scan of one directory. */
 #define TAIL_SIBLINGS_MAX 64
 #define TAIL_MS (int64_t)1000000
+/* Bytes of the read buffer and the arena kept resident when idle. */
+#define TAIL_BUF_KEEP (64 * 1024)
 
 /* One files[] entry of the config. */
 struct tail_input {
@@ -148,10 +158,15 @@ struct tail {
     size_t max_line;             /* longer lines are cut, bytes */
     char *arena;                 /* owned: records closed in a pass */
     size_t arena_len, arena_cap; /* bytes used; allocated */
-    int64_t pass_ts;             /* wall clock of the current pass, ns */
-    int64_t now;                 /* mono clock of the current pass, ns */
-    int64_t flush_ns;            /* flush_timeout */
-    int64_t quiet_ns;            /* a rotated file is let go after this quiet */
+    size_t buf_dirty;            /* bytes of buf written since tail_trim */
+    size_t arena_dirty;          /* same for arena */
+    int64_t big_ns;   /* mono: last pass that used more than TAIL_BUF_KEEP
+                         bytes of buf or arena */
+    size_t page;      /* system page size, bytes */
+    int64_t pass_ts;  /* wall clock of the current pass, ns */
+    int64_t now;      /* mono clock of the current pass, ns */
+    int64_t flush_ns; /* flush_timeout */
+    int64_t quiet_ns; /* a rotated file is let go after this quiet */
     struct tail_stats stats;
     int rescan;       /* 1: an inotify event asked for a rescan */
     int watch_warned; /* 1: "cannot watch" was logged */
@@ -164,6 +179,7 @@ struct tail {
 
 static void tail_schedule(struct tail_file *f);
 static void tail_idle_cb(uv_idle_t *h);
+static void tail_used(struct tail *t, size_t *dirty, size_t n);
 
 /* ---- identity -------------------------------------------------------- */
 
@@ -380,6 +396,7 @@ tail_record_close(struct tail_file *f)
     p = t->arena + t->arena_len;
     memcpy(p, f->rec, len);
     t->arena_len += len;
+    tail_used(t, &t->arena_dirty, t->arena_len);
     if (f->rec_cut) {
         f->in->cut++;
         t->stats.cut++;
@@ -720,6 +737,7 @@ tail_pass(struct tail_file *f, int final)
             log_warn("%s: read", f->name);
             return 0;
         }
+        tail_used(t, &t->buf_dirty, f->rem_len + (size_t)n);
         if (n > 0)
             consumed = tail_split(f, t->buf, f->rem_len + (size_t)n);
     }
@@ -1323,6 +1341,52 @@ tail_fs_cb(uv_fs_event_t *h, const char *name, int events, int status)
                 tail_schedule(f);
 }
 
+/* A pass wrote the first n bytes of a buffer (buf or arena). */
+static void
+tail_used(struct tail *t, size_t *dirty, size_t n)
+{
+    if (n > *dirty)
+        *dirty = n;
+    if (n > TAIL_BUF_KEEP)
+        t->big_ns = t->now;
+}
+
+/*
+ * Give back the pages of p past TAIL_BUF_KEEP that passes wrote (the
+ * first dirty bytes). Their content is dead between passes, and
+ * MADV_DONTNEED on private anonymous memory leaves zero pages to be
+ * faulted in by the next large pass. free() would not do: after glibc
+ * unmaps one large block it serves blocks of that size from the heap,
+ * which it seldom returns. Only whole pages inside the block are
+ * passed, so whatever the allocator keeps around it is untouched.
+ */
+static void
+tail_trim_buf(struct tail *t, char *p, size_t *dirty)
+{
+    uintptr_t lo, hi;
+
+    if (p == NULL || *dirty <= TAIL_BUF_KEEP)
+        return;
+    lo = ((uintptr_t)p + TAIL_BUF_KEEP + t->page - 1) &
+         ~(uintptr_t)(t->page - 1);
+    hi = ((uintptr_t)p + *dirty) & ~(uintptr_t)(t->page - 1);
+    if (hi > lo && madvise((void *)lo, hi - lo, MADV_DONTNEED) == 0)
+        t->stats.trimmed += hi - lo;
+    *dirty = TAIL_BUF_KEEP;
+}
+
+/* After quiet_ns without a large pass: see "Memory" at the top. */
+static void
+tail_trim(struct tail *t)
+{
+    if (t->buf_dirty <= TAIL_BUF_KEEP && t->arena_dirty <= TAIL_BUF_KEEP)
+        return;
+    if (tc_mono_ns() - t->big_ns < t->quiet_ns)
+        return;
+    tail_trim_buf(t, t->buf, &t->buf_dirty);
+    tail_trim_buf(t, t->arena, &t->arena_dirty);
+}
+
 static void
 tail_poll_cb(uv_timer_t *h)
 {
@@ -1331,6 +1395,7 @@ tail_poll_cb(uv_timer_t *h)
     tail_scan(t, 0);
     for (struct tail_file *f = t->files; f != NULL; f = f->next)
         tail_schedule(f);
+    tail_trim(t);
 }
 
 /* ---- life cycle ------------------------------------------------------ */
@@ -1357,6 +1422,7 @@ tail_new(uv_loop_t *loop, const struct agent_config *cfg,
     if (t->quiet_ns < t->flush_ns)
         t->quiet_ns = t->flush_ns;
     t->buf = tc_xmalloc(t->max_line + t->read_max);
+    t->page = (size_t)sysconf(_SC_PAGESIZE);
     t->ninputs = cfg->nfiles;
     t->inputs = tc_xcalloc(t->ninputs ? t->ninputs : 1, sizeof(*t->inputs));
     for (size_t i = 0; i < t->ninputs; i++) {

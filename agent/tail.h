@@ -78,6 +78,7 @@ struct tail_stats {
     uint64_t passes;    /* read passes that consumed something */
     uint64_t truncated; /* truncations seen (copytruncate, "> file") */
     uint64_t let_go;    /* rotated or deleted files read to the end */
+    uint64_t trimmed;   /* bytes of idle read buffers given back */
     uint32_t open;      /* files open now */
 };
 void tail_get_stats(const struct tail *t, struct tail_stats *out);

@@ -10,7 +10,15 @@ Modes (issue 3, item 9):
             filter before omfwd). Reports lines/s scanned (tocsin: until
             its spool holds the file's end offset) and end to end.
   idle      100 tailed files and 20 health checks for 60 s: RSS and CPU%
-            of the agent, and of rsyslog tailing the same 100 files.
+            of the agent, and of rsyslog tailing the same 100 files. Then
+            one matching line is appended to one file and both are
+            measured again once it is delivered: rsyslog loads its TLS
+            driver (GnuTLS) only for the first message it forwards, while
+            the agent holds its TLS link to the collector from the start.
+            Last, a burst of BURST_LINES lines (3% matching) goes into a
+            second file, and both are measured after QUIET_S seconds of
+            quiet once it is delivered: the memory a daemon keeps after
+            activity is what an idle host pays most of the time.
 
 Usage: bench/rsyslog.py [--lines N] [--mode ship-all|match|idle|all]
 Builds a release tree in build-bench (override with BUILD=...).
@@ -56,6 +64,21 @@ def status(pid, key):
             if line.startswith(key + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def pss(pid):
+    """Proportional set size in KiB: shared library pages divided among
+    the processes that map them."""
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return 0
+
+
+def mem(pid):
+    return "RSS %.1f MiB (anon %.1f MiB, PSS %.1f MiB)" % (
+        status(pid, "VmRSS") / 1024, status(pid, "RssAnon") / 1024, pss(pid) / 1024)
 
 
 def wait(pred, timeout=600, step=0.02):
@@ -220,6 +243,18 @@ def mode_lines(n, pct, label):
         w.close()
 
 
+BURST_LINES = 60000
+QUIET_S = 30
+
+
+def burst(w, path):
+    """Append BURST_LINES lines (3% matching) to path; the matches."""
+    gen(w.p("burst.tmp"), BURST_LINES, 3)
+    with open(path, "a") as o, open(w.p("burst.tmp")) as i:
+        o.write(i.read())
+    return sum(1 for i in range(BURST_LINES) if (i * 37) % 100 < 3)
+
+
 def mode_idle(seconds):
     print("== idle: 100 tailed files, 20 checks, %ds" % seconds)
     w = Work()
@@ -237,25 +272,47 @@ def mode_idle(seconds):
             checks += {"disk": ", path: /}\n", "process": ", process: tocsin-agent}\n",
                        "file_age": ", path: %s, warning_age: 1h, critical_age: 2h}\n" % files[0],
                        "tcp": ", address: 127.0.0.1:22}\n"}[kind]
+        line = "2026-11-26T10:00:00.000000Z app[311]: ERROR upstream timeout id=1\n"
         ag, col, _ = tocsin_run(w, files, ["{name: err, match: 'ERROR', severity: error}"], 0,
                                 checks=checks)
         time.sleep(3)  # start-up done, first check runs spread by splay
         c0 = cpu_s(ag.pid)
         time.sleep(seconds)
         c1 = cpu_s(ag.pid)
-        print("tocsin : agent CPU %.3f%% of a core, RSS %.1f MiB (anon %.1f MiB), peak %.1f MiB"
-              % (100 * (c1 - c0) / seconds, status(ag.pid, "VmRSS") / 1024,
-                 status(ag.pid, "RssAnon") / 1024, status(ag.pid, "VmHWM") / 1024))
+        print("tocsin : agent CPU %.3f%% of a core, %s, peak %.1f MiB"
+              % (100 * (c1 - c0) / seconds, mem(ag.pid), status(ag.pid, "VmHWM") / 1024))
+        with open(files[0], "a") as f:
+            f.write(line)
+        wait(lambda: spool_offset(w, os.path.getsize(files[0])), timeout=30)
+        time.sleep(5)
+        print("tocsin : after one line: %s" % mem(ag.pid))
+        hwm = agent_hwm(w)
+        n = burst(w, files[1])
+        wait(lambda: agent_hwm(w) >= hwm + n, timeout=120, step=0.2)
+        time.sleep(QUIET_S)
+        print("tocsin : %d lines later, %d s quiet: %s, peak %.1f MiB"
+              % (BURST_LINES, QUIET_S, mem(ag.pid), status(ag.pid, "VmHWM") / 1024))
         w.stop(ag)
         w.stop(col)
+        for f in files[:2]:
+            open(f, "w").close()
         a, b, _ = rsyslog_run(w, files, "ERROR")
         time.sleep(3)
         c0 = cpu_s(a.pid)
         time.sleep(seconds)
         c1 = cpu_s(a.pid)
-        print("rsyslog: sender CPU %.3f%% of a core, RSS %.1f MiB (anon %.1f MiB)"
-              % (100 * (c1 - c0) / seconds, status(a.pid, "VmRSS") / 1024,
-                 status(a.pid, "RssAnon") / 1024))
+        print("rsyslog: sender CPU %.3f%% of a core, %s"
+              % (100 * (c1 - c0) / seconds, mem(a.pid)))
+        with open(files[0], "a") as f:
+            f.write(line)
+        wait(lambda: count_lines(w.p("out.log")) >= 1, timeout=30)
+        time.sleep(5)
+        print("rsyslog: after one forwarded line (TLS driver loaded): %s" % mem(a.pid))
+        n = burst(w, files[1])
+        wait(lambda: count_lines(w.p("out.log")) >= 1 + n, timeout=120, step=0.2)
+        time.sleep(QUIET_S)
+        print("rsyslog: %d lines later, %d s quiet: %s, peak %.1f MiB"
+              % (BURST_LINES, QUIET_S, mem(a.pid), status(a.pid, "VmHWM") / 1024))
     finally:
         w.close()
 

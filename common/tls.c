@@ -45,6 +45,8 @@
 #define TLS_EARLY_MAX (64 * 1024 * 1024)
 /* TCP keepalive idle time, in seconds. */
 #define TLS_KEEPALIVE_S 60
+/* Plaintext given to SSL_write at once; see tc_tls_write. */
+#define TLS_WRITE_CHUNK (64 * 1024)
 
 struct tc_tls_ctx {
     SSL_CTX *ssl;  /* owned */
@@ -820,17 +822,33 @@ tc_tls_write(struct tc_tls_conn *c, const void *p, size_t n)
         return 0;
     if (c->state == TLS_HANDSHAKE)
         return tc_buf_append(&c->early, p, n);
-    ERR_clear_error();
     /*
      * The wbio is an unbounded memory BIO, so a TLS 1.3 write either
      * takes everything or fails for good: there is no partial write
      * to resume here. Partial socket writes are libuv's business.
+     *
+     * Its buffer grows to the largest write and never shrinks, so a
+     * whole EVENTS frame at once would keep the ciphertext of the
+     * largest batch ever sent resident for the life of the connection
+     * (170 KiB after a burst). Pieces of TLS_WRITE_CHUNK, each moved
+     * out by tls_flush before the next, bound it to one piece, at the
+     * price of one write request per piece instead of one per frame.
      */
-    if (SSL_write_ex(c->ssl, p, n, &w) != 1) {
-        tls_session_failed(c, SSL_get_error(c->ssl, 0));
-        return -EPROTO;
+    while (n > 0) {
+        size_t k = n < TLS_WRITE_CHUNK ? n : TLS_WRITE_CHUNK;
+        int rc;
+
+        ERR_clear_error();
+        if (SSL_write_ex(c->ssl, p, k, &w) != 1) {
+            tls_session_failed(c, SSL_get_error(c->ssl, 0));
+            return -EPROTO;
+        }
+        if ((rc = tls_flush(c)) < 0)
+            return rc;
+        p = (const uint8_t *)p + k;
+        n -= k;
     }
-    return tls_flush(c);
+    return 0;
 }
 
 size_t

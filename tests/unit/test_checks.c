@@ -564,13 +564,16 @@ test_concurrency_cap(void **state)
     FILE *f;
 
     logf = tc_xasprintf("%s/conc.log", tu_tmpdir);
-    body = tc_xasprintf("echo + >> %s; sleep 0.2; echo - >> %s; echo ok", logf,
-                        logf);
     for (int i = 0; i < 5; i++) {
         char *name = tc_xasprintf("slow%d", i);
 
+        /* Each says its own name: five checks share two results. */
+        body = tc_xasprintf("echo + >> %s; sleep 0.2; echo - >> %s; "
+                            "echo ok from %s",
+                            logf, logf, name);
         k[i] = mkexec(name, script(name, body));
         k[i].interval_ms = 150;
+        free(body);
     }
     h_init(&h, k, 5);
     h.cfg.check_max_concurrent = 2;
@@ -597,11 +600,16 @@ test_concurrency_cap(void **state)
             skipped += status_of(&h, i).skipped;
         assert_true(skipped > 0);
     }
+    for (int i = 0; i < 5; i++) {
+        char want[32];
+
+        snprintf(want, sizeof(want), "ok from slow%d", i);
+        assert_string_equal(status_of(&h, (size_t)i).message, want);
+    }
     h_close(&h);
     for (int i = 0; i < 5; i++)
         free(k[i].name);
     free_exec(k, 5);
-    free(body);
     free(logf);
 }
 

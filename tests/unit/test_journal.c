@@ -8,6 +8,7 @@
  * file tests are skipped (and say so); the mapping and the "cannot
  * open" path run everywhere.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -214,6 +215,25 @@ test_severity(void **state)
         assert_int_equal(journal_severity(p), want[p]);
 }
 
+/*
+ * libsystemd is loaded by the first journal open (sdjournal.c), so that
+ * an agent without journal inputs does not map it. Runs before any
+ * other test opens a journal in this process.
+ */
+static void
+test_libsystemd_on_demand(void **state)
+{
+    struct fx *f = *state;
+    void *h;
+
+    assert_null(dlopen("libsystemd.so.0", RTLD_NOW | RTLD_NOLOAD));
+    f->j = journal_new(&f->loop, &f->jc, NULL, f->e);
+    assert_int_equal(journal_start(f->j), 0);
+    h = dlopen("libsystemd.so.0", RTLD_NOW | RTLD_NOLOAD);
+    assert_non_null(h);
+    dlclose(h);
+}
+
 static void
 test_cannot_open(void **state)
 {
@@ -412,6 +432,8 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_severity),
+        cmocka_unit_test_setup_teardown(test_libsystemd_on_demand, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_cannot_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_filters_and_cursor, setup,
                                         teardown),

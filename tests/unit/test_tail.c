@@ -437,6 +437,48 @@ test_partial_flush(void **state)
     EXPECT(f, "1", "part", "ial");
 }
 
+/* n lines of 100 bytes, then the line last. */
+static void
+burst(const char *mode, const char *last, int n)
+{
+    char path[PATH_MAX];
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "%s/app.log", F->dir);
+    assert_non_null(fp = fopen(path, mode));
+    for (int i = 0; i < n; i++)
+        fprintf(fp, "%099d\n", i);
+    fprintf(fp, "%s\n", last);
+    fclose(fp);
+}
+
+/*
+ * After a burst, the pages of the read buffer past the first 64 KiB are
+ * given back once the file has been quiet for max(poll_interval,
+ * flush_timeout), and the next burst reads correctly into the buffer.
+ */
+static void
+test_idle_buffer_trimmed(void **state)
+{
+    struct fx *f = *state;
+    struct tail_stats st;
+
+    f->cfg.read_max_bytes = 256 << 10;
+    f->rule.match = "^E";
+    burst("w", "E1", 2000); /* 200 kB: one pass */
+    fx_start(f);
+    EXPECT(f, "E1");
+    fx_run(f, 400); /* > flush_timeout: quiet */
+    tail_get_stats(f->t, &st);
+    assert_true(st.trimmed >= 100 << 10);
+    assert_true(st.trimmed <= 200 << 10);
+    burst("a", "E2", 2000);
+    EXPECT(f, "E1", "E2");
+    tail_get_stats(f->t, &st);
+    assert_int_equal(st.lines, 4002);
+    assert_int_equal(st.bytes, 2 * (2000 * 100 + 3));
+}
+
 static void
 test_multiline(void **state)
 {
@@ -516,6 +558,8 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_inode_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial_flush, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_buffer_trimmed, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_multiline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_multiline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_resumes_exactly, setup,
