@@ -21,7 +21,10 @@ Modes (issue 3, item 9):
             activity is what an idle host pays most of the time.
 
 Usage: bench/rsyslog.py [--lines N] [--mode ship-all|match|idle|all]
-Builds a release tree in build-bench (override with BUILD=...).
+                        [--idle-seconds S] [--skip-rsyslog]
+Builds a release tree in build-bench (override with BUILD=...). AGENT=
+runs another tocsin-agent binary (e.g. an older commit's) against the
+same collector, for A/B comparisons.
 Needs rsyslog and rsyslog-gnutls (packaging/install-deps.sh).
 """
 
@@ -40,7 +43,7 @@ TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(TOP, os.environ.get("BUILD", "build-bench"))
 CTL = os.path.join(BUILD, "collector", "tocsinctl")
 COL = os.path.join(BUILD, "collector", "tocsin-collector")
-AGENT = os.path.join(BUILD, "agent", "tocsin-agent")
+AGENT = os.environ.get("AGENT") or os.path.join(BUILD, "agent", "tocsin-agent")
 HZ = os.sysconf("SC_CLK_TCK")
 
 
@@ -211,7 +214,7 @@ def count_lines(path):
         return 0
 
 
-def mode_lines(n, pct, label):
+def mode_lines(n, pct, label, rsyslog=True):
     print("== %s: %d lines, %s" % (label, n, "%d%% matching" % pct if pct else "every line shipped"))
     w = Work()
     try:
@@ -232,6 +235,8 @@ def mode_lines(n, pct, label):
         print("tocsin : scan %.2fs = %.0f lines/s; end to end %.2fs = %.0f lines/s; "
               "agent cpu %.2fs, peak RSS %.1f MiB"
               % (t_scan, n / t_scan, t_e2e, n / t_e2e, a_cpu, a_rss / 1024))
+        if not rsyslog:
+            return
         a, b, t0 = rsyslog_run(w, [log], "ERROR" if pct else None)
         wait(lambda: count_lines(w.p("out.log")) >= expect, step=0.05)
         t_r = time.monotonic() - t0
@@ -255,7 +260,7 @@ def burst(w, path):
     return sum(1 for i in range(BURST_LINES) if (i * 37) % 100 < 3)
 
 
-def mode_idle(seconds):
+def mode_idle(seconds, rsyslog=True):
     print("== idle: 100 tailed files, 20 checks, %ds" % seconds)
     w = Work()
     try:
@@ -294,6 +299,8 @@ def mode_idle(seconds):
               % (BURST_LINES, QUIET_S, mem(ag.pid), status(ag.pid, "VmHWM") / 1024))
         w.stop(ag)
         w.stop(col)
+        if not rsyslog:
+            return
         for f in files[:2]:
             open(f, "w").close()
         a, b, _ = rsyslog_run(w, files, "ERROR")
@@ -322,6 +329,7 @@ def main():
     ap.add_argument("--lines", type=int, default=1000000)
     ap.add_argument("--mode", default="all")
     ap.add_argument("--idle-seconds", type=int, default=60)
+    ap.add_argument("--skip-rsyslog", action="store_true")
     o = ap.parse_args()
     if not os.path.exists(AGENT):
         if not os.path.isdir(BUILD):
@@ -331,11 +339,11 @@ def main():
     print("machine: %s, %d cpus" % (open("/proc/cpuinfo").read().split("model name")[1]
                                      .split(":")[1].split("\n")[0].strip(), os.cpu_count()))
     if o.mode in ("ship-all", "all"):
-        mode_lines(o.lines, 0, "ship-all")
+        mode_lines(o.lines, 0, "ship-all", not o.skip_rsyslog)
     if o.mode in ("match", "all"):
-        mode_lines(o.lines, 3, "3% match")
+        mode_lines(o.lines, 3, "3% match", not o.skip_rsyslog)
     if o.mode in ("idle", "all"):
-        mode_idle(o.idle_seconds)
+        mode_idle(o.idle_seconds, not o.skip_rsyslog)
 
 
 if __name__ == "__main__":
