@@ -15,7 +15,7 @@ import time
 import tocsin_e2e as e2e
 
 PLUGINS = "/usr/lib/nagios/plugins"
-RESEND_S = 6
+RESEND_S = 10  # the OK -> CRITICAL -> OK steps take 8-9 s before it
 
 
 class Listener:
