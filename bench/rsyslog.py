@@ -204,17 +204,21 @@ def mode_lines(n, pct, label):
         wait(lambda: agent_hwm(w) >= expect, step=0.05)
         t_e2e = time.monotonic() - t0
         a_cpu, a_rss = cpu_s(ag.pid), status(ag.pid, "VmHWM")
+        c_cpu, c_rss = cpu_s(col.pid), status(col.pid, "VmHWM")
         w.stop(ag)
         w.stop(col)
         print("tocsin : scan %.2fs = %.0f lines/s; end to end %.2fs = %.0f lines/s; "
-              "agent cpu %.2fs, peak RSS %.1f MiB"
-              % (t_scan, n / t_scan, t_e2e, n / t_e2e, a_cpu, a_rss / 1024))
+              "agent cpu %.2fs, peak RSS %.1f MiB; collector cpu %.2fs, peak RSS %.1f MiB"
+              % (t_scan, n / t_scan, t_e2e, n / t_e2e, a_cpu, a_rss / 1024,
+                 c_cpu, c_rss / 1024))
         a, b, t0 = rsyslog_run(w, [log], "ERROR" if pct else None)
         wait(lambda: count_lines(w.p("out.log")) >= expect, step=0.05)
         t_r = time.monotonic() - t0
         r_cpu, r_rss = cpu_s(a.pid), status(a.pid, "VmHWM")
-        print("rsyslog: end to end %.2fs = %.0f lines/s; sender cpu %.2fs, peak RSS %.1f MiB"
-              % (t_r, n / t_r, r_cpu, r_rss / 1024))
+        rb_cpu, rb_rss = cpu_s(b.pid), status(b.pid, "VmHWM")
+        print("rsyslog: end to end %.2fs = %.0f lines/s; sender cpu %.2fs, peak RSS %.1f MiB; "
+              "receiver cpu %.2fs, peak RSS %.1f MiB"
+              % (t_r, n / t_r, r_cpu, r_rss / 1024, rb_cpu, rb_rss / 1024))
         print("ratio (tocsin end to end / rsyslog): %.2f" % ((n / t_e2e) / (n / t_r)))
     finally:
         w.close()
