@@ -71,6 +71,10 @@ struct sender {
                                      * while sync_active */
     int sync_active;                /* sync_work queued, not yet done */
     int sync_rc;                    /* spool_sync_run's result */
+    uv_work_t ckpt_work;            /* a spool checkpoint on the pool */
+    struct spool_ckpt_req ckpt_req; /* its request; the worker's while
+                                     * ckpt_active */
+    int ckpt_active;                /* ckpt_work queued, not yet done */
     struct tc_buf rx;               /* received bytes, capped at a frame */
     struct tc_buf tx;               /* one encoded frame before write */
     struct tc_frame frame;          /* last decoded frame */
@@ -135,7 +139,7 @@ static void
 sender_check_stopped(struct sender *s)
 {
     if (s->stopping && s->closing == 0 && s->conn == NULL && !s->gai_active &&
-        !s->sync_active && s->on_stopped != NULL) {
+        !s->sync_active && !s->ckpt_active && s->on_stopped != NULL) {
         void (*cb)(void *) = s->on_stopped;
         s->on_stopped = NULL;
         cb(s->stop_arg);
@@ -207,6 +211,47 @@ static void
 sender_flush_cb(uv_timer_t *h)
 {
     sender_fill(h->data);
+}
+
+static void
+sender_ckpt_work(uv_work_t *w)
+{
+    struct sender *s = w->data;
+
+    spool_checkpoint_run(&s->ckpt_req);
+}
+
+static void
+sender_ckpt_done(uv_work_t *w, int status)
+{
+    struct sender *s = w->data;
+
+    (void)status; /* cannot be cancelled: nobody calls uv_cancel on it */
+    s->ckpt_active = 0;
+    spool_checkpoint_end(s->spool, &s->ckpt_req);
+    sender_check_stopped(s);
+}
+
+/*
+ * Copy the spool's WAL into its database on the threadpool when it is
+ * due (spool.h, "Checkpoints"). Called after whatever grows the WAL:
+ * new events (sender_kick, connected or not) and acks.
+ */
+static void
+sender_checkpoint(struct sender *s)
+{
+    if (s->ckpt_active || s->stopping ||
+        !spool_checkpoint_begin(s->spool, &s->ckpt_req))
+        return;
+    s->ckpt_work.data = s;
+    if (uv_queue_work(s->loop, &s->ckpt_work, sender_ckpt_work,
+                      sender_ckpt_done) == 0) {
+        s->ckpt_active = 1;
+        return;
+    }
+    /* Cannot happen with a valid loop; the spool's own limit holds. */
+    s->ckpt_req.rc = -EAGAIN;
+    spool_checkpoint_end(s->spool, &s->ckpt_req);
 }
 
 static void
@@ -414,6 +459,7 @@ sender_ack(struct sender *s, uint64_t seq)
         sender_drop(s, "spool: %s", strerror(-rc));
         return;
     }
+    sender_checkpoint(s);
     s->events_acked += seq - s->acked;
     s->last_ack_at = tc_now_ns();
     s->acked = seq;
@@ -677,6 +723,7 @@ sender_start(struct sender *s)
 void
 sender_kick(struct sender *s)
 {
+    sender_checkpoint(s);
     sender_fill(s);
 }
 

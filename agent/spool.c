@@ -91,6 +91,20 @@
 /* Cap on a chunk being built or read: full, plus the largest event. */
 #define SPOOL_CHUNK_MAX (SPOOL_CHUNK_BYTES + TC_WIRE_MAX_FRAME)
 
+/*
+ * Checkpoints (see spool.h): one is due when this much of the WAL has
+ * not been copied into the database yet (SQLite's own default is 1000
+ * pages, 16 MiB at our page size) ...
+ */
+#define SPOOL_CKPT_BYTES (16u << 20)
+/*
+ * ... and when that much is waiting, the loop's connection copies it
+ * itself, at the end of a commit, as SQLite would. That happens only
+ * when no worker ran one (the sender is stopped) or when commits never
+ * let a worker's checkpoint finish, and it bounds the WAL either way.
+ */
+#define SPOOL_WAL_MAX_BYTES (64u << 20)
+
 enum spool_stmt {
     ST_BEGIN,
     ST_COMMIT,
@@ -165,6 +179,15 @@ struct spool_chunk {
     struct tc_buf body; /* owned: the n encoded events, back to back */
 };
 
+/*
+ * A second connection to the spool, used only for checkpoints, by one
+ * thread at a time (spool_checkpoint_run on a worker, between
+ * spool_checkpoint_begin and spool_checkpoint_end on the loop).
+ */
+struct spool_ckpt {
+    sqlite3 *db; /* owned */
+};
+
 struct spool {
     sqlite3 *db;              /* owned */
     sqlite3_stmt *st[ST_MAX]; /* owned; prepared once, reset after use */
@@ -185,6 +208,12 @@ struct spool {
     uint64_t sync_gen;        /* bumped by spool_renumber: a sync begun
                                  before it speaks of other seqs */
     int full_logged;          /* 1 once "spool full" was logged */
+    struct spool_ckpt *ck;    /* owned: the checkpoint connection */
+    int ckpt_running;         /* between checkpoint_begin and _end */
+    uint64_t page_size;       /* bytes per database page */
+    uint64_t wal_frames;      /* frames in the WAL after the last commit */
+    uint64_t ckpt_at;         /* frames in the WAL when the last worker
+                                 checkpoint ran; 0 after a restart */
     struct tc_buf enc;        /* the chunk being built: its bodies */
     struct tc_buf woffs;      /* ... and its end offsets (as in offs) */
     uint64_t wfirst;          /* ... and the seq of its first event */
@@ -650,6 +679,59 @@ spool_prefix_bytes(struct spool *s, uint64_t seq, uint64_t *out)
     return rc;
 }
 
+/*
+ * SQLite calls this on the loop's connection after each commit, with
+ * the frames now in the WAL; it replaces the automatic checkpoint (see
+ * spool.h "Checkpoints"). The WAL restarts from its beginning at the
+ * first commit after a checkpoint copied all of it, so frames counts
+ * what the WAL holds since then.
+ */
+static int
+spool_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    struct spool *s = arg;
+
+    (void)name;
+    if ((uint64_t)frames < s->wal_frames)
+        s->ckpt_at = 0; /* restarted */
+    s->wal_frames = frames > 0 ? (uint64_t)frames : 0;
+    if (!s->ckpt_running && s->wal_frames * s->page_size >= SPOOL_WAL_MAX_BYTES)
+        (void)sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE,
+                                        NULL, NULL);
+    return SQLITE_OK;
+}
+
+/* Open the checkpoint connection (see struct spool_ckpt). */
+static int
+spool_ckpt_open(struct spool *s)
+{
+    struct spool_ckpt *ck = tc_xcalloc(1, sizeof(*ck));
+    char *msg = NULL;
+    int rc;
+
+    s->ck = ck;
+    rc = sqlite3_open_v2(s->path, &ck->db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    /*
+     * A checkpoint syncs the WAL before and the database after it
+     * copies; the read opens the WAL on this connection, which a
+     * checkpoint needs and does not do by itself in every SQLite.
+     */
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(ck->db,
+                          "PRAGMA synchronous = NORMAL;"
+                          "PRAGMA cache_size = -64;"
+                          "SELECT count(*) FROM meta;",
+                          NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        log_warnx("spool %s: checkpoint connection: %s", s->path,
+                  msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        return spool_errno(rc);
+    }
+    return 0;
+}
+
 static int
 spool_load(struct spool *s)
 {
@@ -720,6 +802,7 @@ int
 spool_open(const char *state_dir, uint64_t max_bytes, struct spool **out)
 {
     struct spool *s = tc_xcalloc(1, sizeof(*s));
+    int64_t page_size = 0;
     char *lock;
     int rc;
 
@@ -777,6 +860,8 @@ spool_open(const char *state_dir, uint64_t max_bytes, struct spool **out)
                        "PRAGMA journal_mode = WAL;"
                        "PRAGMA synchronous = NORMAL;"
                        "PRAGMA secure_delete = OFF;"
+                       /* Checkpoints run on a worker (spool.h). */
+                       "PRAGMA wal_autocheckpoint = 0;"
                        /* Appends touch the right edge of the tree and
                         * reads follow them: a small cache will do. */
                        "PRAGMA cache_size = -512;"
@@ -804,6 +889,11 @@ spool_open(const char *state_dir, uint64_t max_bytes, struct spool **out)
      * writer away, so it need not share the migration's transaction. */
     if ((rc = spool_load(s)) < 0)
         goto fail;
+    if ((rc = spool_query_int(s, "PRAGMA page_size", &page_size)) < 0 ||
+        (rc = spool_ckpt_open(s)) < 0)
+        goto fail;
+    s->page_size = page_size > 0 ? (uint64_t)page_size : 4096;
+    sqlite3_wal_hook(s->db, spool_wal_hook, s);
     (void)chmod(s->path, 0600);
     log_debug("spool %s: epoch %016" PRIx64 ", %" PRIu64 " events (%" PRIu64
               " bytes) from seq %" PRIu64,
@@ -826,6 +916,12 @@ spool_free(struct spool *s)
         return;
     for (int i = 0; i < ST_MAX; i++)
         sqlite3_finalize(s->st[i]);
+    /* First: the last connection to close checkpoints and removes the
+     * WAL, and that should be the loop's. */
+    if (s->ck != NULL) {
+        sqlite3_close(s->ck->db);
+        free(s->ck);
+    }
     if (s->db != NULL && sqlite3_close(s->db) != SQLITE_OK)
         log_warnx("spool %s: close: %s", s->path, sqlite3_errmsg(s->db));
     if (s->lock_fd >= 0)
@@ -1426,6 +1522,45 @@ spool_sync_end(struct spool *s, const struct spool_sync_req *r, int rc)
         s->dir_synced = 1;
     if (r->gen == s->sync_gen && r->upto > s->synced_seq)
         s->synced_seq = r->upto;
+}
+
+int
+spool_checkpoint_begin(struct spool *s, struct spool_ckpt_req *r)
+{
+    if (s->ckpt_running || s->wal_frames <= s->ckpt_at ||
+        s->wal_frames * s->page_size < SPOOL_CKPT_BYTES)
+        return 0;
+    memset(r, 0, sizeof(*r));
+    r->ck = s->ck;
+    s->ckpt_running = 1;
+    return 1;
+}
+
+void
+spool_checkpoint_run(struct spool_ckpt_req *r)
+{
+    int log = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(r->ck->db, "main",
+                                       SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+
+    r->rc = rc == SQLITE_OK ? 0 : spool_errno(rc);
+    if (rc != SQLITE_OK)
+        snprintf(r->err, sizeof(r->err), "%s", sqlite3_errmsg(r->ck->db));
+    r->frames = log > 0 ? (uint64_t)log : 0;
+    r->copied = done > 0 ? (uint64_t)done : 0;
+}
+
+void
+spool_checkpoint_end(struct spool *s, const struct spool_ckpt_req *r)
+{
+    s->ckpt_running = 0;
+    /* Busy: another checkpoint (sqlite3(1)) was running; try later. */
+    if (r->rc < 0 && r->rc != -EBUSY)
+        log_warnx("spool %s: checkpoint: %s", s->path, r->err);
+    /* Frames appended while it ran are not copied yet: due again once
+     * the WAL has grown past what it saw. */
+    if (r->rc == 0 && r->frames <= s->wal_frames)
+        s->ckpt_at = r->frames;
 }
 
 int

@@ -1047,6 +1047,86 @@ test_million(void **state)
     spool_free(s);
 }
 
+/* Bytes of the spool's WAL file (0 if there is none). */
+static off_t
+wal_size(void)
+{
+    char path[PATH_MAX + 16];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/spool.db-wal", statedir);
+    return stat(path, &st) == 0 ? st.st_size : 0;
+}
+
+/*
+ * Checkpoints leave the loop (spool.h): one is due once the WAL holds
+ * 16 MiB, runs on the second connection beside the spool's own, and is
+ * not due again until the WAL grew; when nobody runs them the spool's
+ * own connection keeps the WAL near 64 MiB. Events stay readable
+ * throughout, and after a restart.
+ */
+static void
+test_checkpoint(void **state)
+{
+    enum { N = 40, MSG = 60000 };
+    static char msg[MSG + 1];
+    struct spool_ckpt_req r;
+    struct tc_event ev[N];
+    struct spool *s;
+    struct walk w;
+    uint64_t n = 0;
+    int rounds = 0;
+
+    memset(msg, 'c', MSG);
+    for (int i = 0; i < N; i++)
+        ev[i] = mkev(msg);
+    assert_int_equal(spool_open(statedir, 1ULL << 30, &s), 0);
+    assert_int_equal(spool_checkpoint_begin(s, &r), 0);
+    /* 2.4 MB a commit: due after about 7 of them. */
+    while (!spool_checkpoint_begin(s, &r)) {
+        assert_int_equal(spool_append(s, ev, N, NULL, NULL), 0);
+        n += N;
+        assert_true(++rounds < 20);
+    }
+    assert_true(rounds >= 6);
+    assert_true(wal_size() >= 16 << 20);
+    /* Begun: no second one until it ends. */
+    {
+        struct spool_ckpt_req r2;
+        assert_int_equal(spool_checkpoint_begin(s, &r2), 0);
+    }
+    spool_checkpoint_run(&r);
+    assert_int_equal(r.rc, 0);
+    assert_true(r.frames > 0);
+    assert_int_equal(r.copied, r.frames);
+    spool_checkpoint_end(s, &r);
+    /* Everything is copied: not due until the WAL grows. */
+    assert_int_equal(spool_checkpoint_begin(s, &r), 0);
+    assert_int_equal(spool_append(s, ev, N, NULL, NULL), 0);
+    n += N;
+    /* The commit restarted the WAL from its beginning: nothing due. */
+    assert_int_equal(spool_checkpoint_begin(s, &r), 0);
+
+    /* Nobody checkpoints: the WAL stays near 64 MiB all the same. */
+    for (int i = 0; i < 60; i++) {
+        assert_int_equal(spool_append(s, ev, N, NULL, NULL), 0);
+        n += N;
+        assert_true(wal_size() < (64 << 20) + (8 << 20));
+    }
+    assert_int_equal(spool_depth(s), n);
+    memset(&w, 0, sizeof(w));
+    w.want = 1;
+    while (w.want <= n)
+        assert_true(spool_read_from(s, w.want, 100, SIZE_MAX, walk_cb, &w) > 0);
+    assert_int_equal(spool_bytes(s), w.bytes);
+    spool_free(s);
+    assert_int_equal(wal_size(), 0);
+    assert_int_equal(spool_open(statedir, 1ULL << 30, &s), 0);
+    assert_int_equal(spool_depth(s), n);
+    assert_int_equal(spool_bytes(s), w.bytes);
+    spool_free(s);
+}
+
 int
 main(void)
 {
@@ -1072,6 +1152,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_corrupt_chunk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_million, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
