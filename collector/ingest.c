@@ -90,6 +90,11 @@ struct ingest {
     struct agent_ref *refs; /* owned scratch for grouping by agent */
     size_t refs_cap;
 
+    uv_work_t ckpt;   /* a store checkpoint beside the commits */
+    int ckpt_working; /* ckpt queued and not yet completed */
+    int ckpt_done;    /* it completed; store_checkpoint_end pending */
+    int drain_status; /* a drain's result, held while ckpt runs */
+
     uv_timer_t timer; /* commit interval and retry backoff */
     int timer_armed;
     uint64_t retry_ms; /* current backoff, 0 if not failing */
@@ -211,7 +216,7 @@ ingest_free(struct ingest *ig)
     if (ig == NULL || ig->freeing)
         return;
     /* The worker still holds the arena: freeing now would be a UAF. */
-    if (ig->working)
+    if (ig->working || ig->ckpt_working)
         fatalx("ingest_free with a commit in flight");
     ig->freeing = 1;
     uv_close((uv_handle_t *)&ig->timer, free_cb);
@@ -492,6 +497,62 @@ work_cb(uv_work_t *w)
 static void maybe_drained(struct ingest *ig, int status);
 
 static void
+ckpt_work_cb(uv_work_t *w)
+{
+    struct ingest *ig = w->data;
+
+    store_checkpoint_run(ig->store);
+}
+
+/*
+ * store_checkpoint_end: on the loop, and not while a commit runs (see
+ * store.h), so after_work_cb calls it when the checkpoint ended during
+ * a commit.
+ */
+static void
+ckpt_end(struct ingest *ig)
+{
+    ig->ckpt_done = 0;
+    if (store_checkpoint_end(ig->store) < 0 && ig->st.commits > 0)
+        log_debug("store: %s", store_errmsg(ig->store));
+}
+
+static void
+ckpt_after_cb(uv_work_t *w, int status)
+{
+    struct ingest *ig = w->data;
+
+    (void)status; /* never cancelled */
+    ig->ckpt_working = 0;
+    ig->ckpt_done = 1;
+    if (!ig->working)
+        ckpt_end(ig);
+    maybe_drained(ig, ig->drain_status);
+}
+
+/*
+ * Copy the WAL into the database on the threadpool when it is due; a
+ * commit may run meanwhile (store.h, "Checkpoints"). Loop thread, no
+ * commit in flight.
+ */
+static void
+maybe_checkpoint(struct ingest *ig)
+{
+    if (ig->ckpt_done)
+        ckpt_end(ig);
+    if (ig->ckpt_working || ig->freeing || !store_checkpoint_begin(ig->store))
+        return;
+    ig->ckpt.data = ig;
+    if (uv_queue_work(ig->loop, &ig->ckpt, ckpt_work_cb, ckpt_after_cb) < 0) {
+        /* Cannot happen with a valid loop; try after the next commit. */
+        store_checkpoint_run(ig->store);
+        ckpt_end(ig);
+        return;
+    }
+    ig->ckpt_working = 1;
+}
+
+static void
 after_work_cb(uv_work_t *w, int status)
 {
     struct ingest *ig = w->data;
@@ -500,6 +561,9 @@ after_work_cb(uv_work_t *w, int status)
     int rc = status < 0 ? status : ig->work_rc;
 
     ig->working = 0;
+    /* Between commits: the one moment the store's checkpoint state may
+     * be touched from the loop. */
+    maybe_checkpoint(ig);
     if (rc < 0) {
         ig->st.commit_failures++;
         ig->failures++;
@@ -593,6 +657,11 @@ maybe_drained(struct ingest *ig, int status)
         return;
     if (status == 0 && (ig->working || ig->inflight || !gen_empty(ig->queued)))
         return;
+    /* The store is closed after the drain: no checkpoint may run then. */
+    if (ig->ckpt_working) {
+        ig->drain_status = status;
+        return;
+    }
     ig->drain_cb = NULL;
     cb(ig->drain_arg, status);
 }

@@ -21,6 +21,16 @@
 /* Time SQLite waits on a lock held by another process (tocsinctl). */
 #define STORE_BUSY_TIMEOUT_MS 5000
 
+/*
+ * Checkpoints (store.h): one is due when the WAL holds this much
+ * (SQLite's own default is 1000 pages, 16 MiB at our page size) and has
+ * grown since the last one; past STORE_WAL_MAX_BYTES the checkpoint
+ * waits for the commit in progress and makes the next one restart the
+ * WAL, which bounds it while commits never pause.
+ */
+#define STORE_CKPT_BYTES (16u << 20)
+#define STORE_WAL_MAX_BYTES (64u << 20)
+
 struct store {
     sqlite3 *db;             /* owned */
     char *path;              /* owned copy, for messages */
@@ -32,6 +42,22 @@ struct store {
     sqlite3_stmt *up_state;  /* agents upsert (link state); owned */
     char errmsg[256];        /* message behind the last error */
     struct store_stats st;   /* counters; written by store_commit */
+    /*
+     * Checkpoints (writers only). The hook and store_commit write
+     * wal_frames on the committing thread; begin and end run on that
+     * thread too, between commits; the checkpointing thread touches
+     * only ckdb and the ck_ fields, which end reads after it is done.
+     */
+    sqlite3 *ckdb;       /* owned: the checkpoint connection */
+    uint64_t page_size;  /* bytes per database page */
+    uint64_t wal_frames; /* frames in the WAL after the last commit */
+    uint64_t ckpt_at;    /* frames in the WAL when the last checkpoint
+                            ran; 0 after a restart */
+    int ckpt_running;    /* between begin and end */
+    int ck_restart;      /* this one waits for writers (WAL too big) */
+    int ck_rc;           /* result of the last run, negative errno */
+    uint64_t ck_frames;  /* frames in the WAL when it ran */
+    char ck_err[128];    /* SQLite's message when ck_rc < 0 */
 };
 
 /*
@@ -325,6 +351,66 @@ prepare_writer(struct store *s)
     return 0;
 }
 
+/*
+ * SQLite calls this after every commit of the writer connection with
+ * the frames in the WAL; it takes the place of the automatic
+ * checkpoint, which ran inside the commit that acks wait for. The WAL
+ * restarts from its beginning at the first commit after a checkpoint
+ * copied all of it.
+ */
+static int
+wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    struct store *s = arg;
+
+    (void)db;
+    (void)name;
+    if ((uint64_t)frames < s->wal_frames)
+        s->ckpt_at = 0;
+    s->wal_frames = frames > 0 ? (uint64_t)frames : 0;
+    return SQLITE_OK;
+}
+
+/* The writer's second connection, for checkpoints on another thread. */
+static int
+open_checkpointer(struct store *s)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    rc = sqlite3_open_v2(s->path, &s->ckdb,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        rc = s->ckdb ? fail(s, rc) : -ENOMEM;
+        if (s->ckdb) {
+            snprintf(s->errmsg, sizeof(s->errmsg), "%s",
+                     sqlite3_errmsg(s->ckdb));
+        }
+        return rc;
+    }
+    sqlite3_busy_timeout(s->ckdb, STORE_BUSY_TIMEOUT_MS);
+    /*
+     * With NORMAL or FULL alike a checkpoint syncs the WAL before and
+     * the database after it copies. The read opens the WAL on this
+     * connection, which a checkpoint needs and does not do by itself in
+     * every SQLite.
+     */
+    rc = sqlite3_exec(s->ckdb,
+                      "PRAGMA cache_size = -64;"
+                      "PRAGMA wal_autocheckpoint = 0",
+                      NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(s->ckdb, "PRAGMA user_version", -1, &st, NULL);
+    if (rc == SQLITE_OK && sqlite3_step(st) != SQLITE_ROW)
+        rc = sqlite3_errcode(s->ckdb);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK) {
+        snprintf(s->errmsg, sizeof(s->errmsg), "%s", sqlite3_errmsg(s->ckdb));
+        return sqlerr(rc) ? sqlerr(rc) : -EIO;
+    }
+    return 0;
+}
+
 /* Create the directory that will hold path. */
 static int
 mkparent(const char *path)
@@ -421,6 +507,28 @@ store_open(const char *path, int flags, struct store **out)
         log_warnx("store %s: %s", path, s->errmsg);
         goto fail;
     }
+    /*
+     * Checkpoints leave the commit path (store_checkpoint_begin): the
+     * ingest runs them on another thread, beside the next commits.
+     */
+    if ((rc = exec(s, "PRAGMA wal_autocheckpoint = 0;"
+                      "PRAGMA journal_size_limit = 67108864")) < 0 ||
+        (rc = open_checkpointer(s)) < 0) {
+        log_warnx("store %s: %s", path, s->errmsg);
+        goto fail;
+    }
+    {
+        sqlite3_stmt *st = NULL;
+
+        if (sqlite3_prepare_v2(s->db, "PRAGMA page_size", -1, &st, NULL) ==
+                SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            s->page_size = (uint64_t)sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        if (s->page_size == 0)
+            s->page_size = 4096;
+    }
+    sqlite3_wal_hook(s->db, wal_hook, s);
     *out = s;
     return 0;
 fail:
@@ -438,7 +546,9 @@ store_close(struct store *s)
     sqlite3_finalize(s->ins_batch);
     sqlite3_finalize(s->up_agent);
     sqlite3_finalize(s->up_state);
-    /* The last connection to close also checkpoints and removes the WAL. */
+    /* The last connection to close also checkpoints and removes the WAL;
+     * let that be the writer's. */
+    sqlite3_close(s->ckdb);
     sqlite3_close(s->db);
     free(s->path);
     free(s);
@@ -705,6 +815,56 @@ store_agents_disconnected(struct store *s)
     if (s->flags & STORE_RDONLY)
         return -EROFS;
     return exec(s, "UPDATE agents SET connected = 0 WHERE connected != 0");
+}
+
+int
+store_checkpoint_begin(struct store *s)
+{
+    if (s->ckdb == NULL || s->ckpt_running || s->wal_frames <= s->ckpt_at ||
+        s->wal_frames * s->page_size < STORE_CKPT_BYTES)
+        return 0;
+    s->ckpt_running = 1;
+    s->ck_restart = s->wal_frames * s->page_size >= STORE_WAL_MAX_BYTES;
+    s->ck_rc = 0;
+    s->ck_frames = 0;
+    s->ck_err[0] = '\0';
+    return 1;
+}
+
+void
+store_checkpoint_run(struct store *s)
+{
+    int log = 0, done = 0, rc;
+
+    /*
+     * PASSIVE copies what it can beside the commits that go on. But a
+     * commit during the copy keeps the WAL from restarting, and under
+     * a steady stream of commits that may never stop: RESTART, once
+     * the WAL is too big, waits for the commit in progress (busy
+     * timeout), holds the next ones for the copy of what remains and
+     * lets the next commit start the WAL over.
+     */
+    rc = sqlite3_wal_checkpoint_v2(s->ckdb, "main",
+                                   s->ck_restart ? SQLITE_CHECKPOINT_RESTART
+                                                 : SQLITE_CHECKPOINT_PASSIVE,
+                                   &log, &done);
+    s->ck_rc = rc == SQLITE_OK ? 0 : (sqlerr(rc) ? sqlerr(rc) : -EIO);
+    if (rc != SQLITE_OK)
+        snprintf(s->ck_err, sizeof(s->ck_err), "%s", sqlite3_errmsg(s->ckdb));
+    s->ck_frames = log > 0 ? (uint64_t)log : 0;
+}
+
+int
+store_checkpoint_end(struct store *s)
+{
+    s->ckpt_running = 0;
+    /* Frames appended meanwhile are not copied yet: due again once the
+     * WAL grows past what it saw. */
+    if (s->ck_rc == 0 && s->ck_frames <= s->wal_frames)
+        s->ckpt_at = s->ck_frames;
+    if (s->ck_rc < 0)
+        snprintf(s->errmsg, sizeof(s->errmsg), "checkpoint: %s", s->ck_err);
+    return s->ck_rc;
 }
 
 void

@@ -168,6 +168,23 @@ int store_events_iter(struct store *s, const char *host, uint64_t last,
                                 void *arg),
                       void *arg);
 
+/*
+ * Checkpoints: copying the WAL into the database file. SQLite does it
+ * by itself inside the commit that takes the WAL past 1000 pages, and
+ * the agents' acks waited for that copy (a quarter of the commit
+ * thread's time in ship-all mode). A writer store does not; instead:
+ * store_checkpoint_begin returns 1 when one is due (and 0 when not, or
+ * when one is running); store_checkpoint_run copies, on another thread
+ * and beside the commits that go on (it uses its own connection and
+ * nothing that store_commit touches); store_checkpoint_end records the
+ * result (0 or a negative errno, message in store_errmsg). begin and
+ * end are called from the thread that commits, between commits;
+ * store_close only after end.
+ */
+int store_checkpoint_begin(struct store *s);
+void store_checkpoint_run(struct store *s);
+int store_checkpoint_end(struct store *s);
+
 struct store_stats {
     uint64_t commits;       /* successful store_commit calls */
     uint64_t commit_errors; /* failed store_commit calls */

@@ -578,6 +578,88 @@ test_migrate_v1(void **state)
     store_close(s);
 }
 
+static int
+count_cb(const struct store_batch *b, uint32_t skip, void *arg)
+{
+    uint64_t *n = arg;
+
+    (void)skip;
+    assert_int_equal(b->events_len, 1 << 20);
+    *n += b->n;
+    return 0;
+}
+
+/* One 1 MiB batch of web1 from seq first, with its hwm. */
+static void
+commit_mib(struct store *s, uint64_t first)
+{
+    static char blob[(1 << 20) + 1];
+    struct store_batch b;
+    struct store_agent_update a = {
+        .name = "web1", .epoch = 1, .hwm = first, .last_seen = 1};
+    struct store_txn t = {&b, 1, &a, 1, NULL, 0};
+
+    if (blob[0] == '\0')
+        memset(blob, 'b', sizeof(blob) - 1);
+    b = mkbatch("web1", first, 1, blob);
+    assert_int_equal(store_commit(s, &t), 0);
+}
+
+/* Bytes of the store's WAL file (0 if there is none). */
+static off_t
+wal_size(const struct fixture *f)
+{
+    char path[160];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s-wal", f->path);
+    return stat(path, &st) == 0 ? st.st_size : 0;
+}
+
+/*
+ * Commits never checkpoint (store.h): a checkpoint is due once the WAL
+ * holds 16 MiB, runs beside further commits, is not due again until
+ * the WAL grew; past 64 MiB it also makes the next commit start the
+ * WAL over. Nothing committed is lost on the way.
+ */
+static void
+test_checkpoint(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    uint64_t seq = 0, n = 0;
+
+    assert_int_equal(store_open(f->path, STORE_SYNC_NORMAL, &s), 0);
+    while (!store_checkpoint_begin(s)) {
+        commit_mib(s, ++seq);
+        assert_true(seq < 20);
+    }
+    assert_true(seq >= 15);
+    assert_true(wal_size(f) >= 16 << 20);
+    assert_int_equal(store_checkpoint_begin(s), 0); /* one at a time */
+    commit_mib(s, ++seq);                           /* beside it */
+    store_checkpoint_run(s);
+    assert_int_equal(store_checkpoint_end(s), 0);
+    /* The commit after it was not copied: the WAL holds more than the
+     * checkpoint saw, but not 16 MiB more. */
+    assert_int_equal(store_checkpoint_begin(s), 0);
+
+    /* Without checkpoints the WAL only grows... */
+    while (wal_size(f) < (70 << 20))
+        commit_mib(s, ++seq);
+    /* ... until one past 64 MiB lets the next commit start it over. */
+    assert_int_equal(store_checkpoint_begin(s), 1);
+    store_checkpoint_run(s);
+    assert_int_equal(store_checkpoint_end(s), 0);
+    commit_mib(s, ++seq);
+    assert_int_equal(store_checkpoint_begin(s), 0);
+    assert_true(wal_size(f) <= 64 << 20);
+    assert_int_equal(store_events_iter(s, NULL, 0, count_cb, &n), 0);
+    assert_int_equal(n, seq);
+    store_close(s);
+    assert_int_equal(wal_size(f), 0);
+}
+
 int
 main(void)
 {
@@ -591,6 +673,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint, setup, teardown),
     };
 
     log_init("test_store", 1, 0);
