@@ -489,11 +489,16 @@ store_open(const char *path, int flags, struct store **out)
      * needs across power loss; NORMAL only survives process crashes.
      * page_size (new stores only; it must precede WAL): a batch's blob
      * lives in overflow pages, and SQLite writes each page to the WAL
-     * with two syscalls and copies it again at every checkpoint; 16 KiB
-     * pages cut those calls by 4 against the default 4 KiB, as they did
-     * for the agent's spool.
+     * with two syscalls, copies it again at the checkpoint and reads it
+     * back for the incident engine; the store is mostly such blobs.
+     * 16 KiB pages cut those calls by 4 against the default 4 KiB, and
+     * 64 KiB (SQLite's largest) by 4 again: in ship-all mode the
+     * collector used about a fifth less CPU than with 16 KiB. A small
+     * commit (a PING's state) writes a few pages, 64 KiB each; commits
+     * are grouped (commit_interval) and that is affordable on the one
+     * central machine, unlike on every agent (the spool keeps 16 KiB).
      */
-    if ((rc = exec(s, "PRAGMA page_size = 16384")) < 0 ||
+    if ((rc = exec(s, "PRAGMA page_size = 65536")) < 0 ||
         (rc = exec(s, "PRAGMA journal_mode = WAL")) < 0 ||
         (rc = exec(s, (flags & STORE_SYNC_NORMAL)
                           ? "PRAGMA synchronous = NORMAL"
