@@ -188,6 +188,102 @@ fail(const char **errp, int rc, const char *msg)
 
 enum { SC_SCALAR, SC_ARRAY, SC_MAP };
 
+/* One msgpack token's header, as told by its first byte. */
+struct tok {
+    int kind;      /* SC_SCALAR, SC_ARRAY or SC_MAP */
+    int isstr;     /* str or bin: n is the payload length */
+    unsigned lenw; /* width of the length/count field that follows */
+    size_t skip;   /* payload bytes of a fixed-size scalar */
+    uint64_t n;    /* entries or length, when lenw is 0 */
+};
+
+/*
+ * Classify the token that starts with byte b. 0, or -1 for the
+ * reserved byte 0xc1, -2 for the ext types (which we do not accept).
+ */
+static inline int
+tok_head(uint8_t b, struct tok *t)
+{
+    t->kind = SC_SCALAR;
+    t->isstr = 0;
+    t->lenw = 0;
+    t->skip = 0;
+    t->n = 0;
+    if (b <= 0x7f || b >= 0xe0) {
+        /* positive or negative fixint */
+    } else if (b <= 0x8f) {
+        t->kind = SC_MAP;
+        t->n = b & 0x0f;
+    } else if (b <= 0x9f) {
+        t->kind = SC_ARRAY;
+        t->n = b & 0x0f;
+    } else if (b <= 0xbf) {
+        t->isstr = 1;
+        t->n = b & 0x1f;
+    } else {
+        switch (b) {
+        case 0xc0: /* nil */
+        case 0xc2: /* false */
+        case 0xc3: /* true */
+            break;
+        case 0xc4: /* bin 8/16/32 */
+        case 0xd9: /* str 8/16/32 */
+            t->isstr = 1;
+            t->lenw = 1;
+            break;
+        case 0xc5:
+        case 0xda:
+            t->isstr = 1;
+            t->lenw = 2;
+            break;
+        case 0xc6:
+        case 0xdb:
+            t->isstr = 1;
+            t->lenw = 4;
+            break;
+        case 0xcc: /* uint8 */
+        case 0xd0: /* int8 */
+            t->skip = 1;
+            break;
+        case 0xcd:
+        case 0xd1:
+            t->skip = 2;
+            break;
+        case 0xca: /* float32 */
+        case 0xce:
+        case 0xd2:
+            t->skip = 4;
+            break;
+        case 0xcb: /* float64 */
+        case 0xcf:
+        case 0xd3:
+            t->skip = 8;
+            break;
+        case 0xdc:
+            t->kind = SC_ARRAY;
+            t->lenw = 2;
+            break;
+        case 0xdd:
+            t->kind = SC_ARRAY;
+            t->lenw = 4;
+            break;
+        case 0xde:
+            t->kind = SC_MAP;
+            t->lenw = 2;
+            break;
+        case 0xdf:
+            t->kind = SC_MAP;
+            t->lenw = 4;
+            break;
+        case 0xc1:
+            return -1;
+        default: /* 0xc7-0xc9, 0xd4-0xd8 */
+            return -2;
+        }
+    }
+    return 0;
+}
+
 /*
  * Walk exactly one msgpack object at p without allocating. On success
  * *used is the number of bytes it occupies. Counts are checked against
@@ -205,87 +301,23 @@ prescan(const uint8_t *p, size_t len, const struct tc_wire_limits *lim,
     size_t i = 0;
 
     for (;;) {
-        uint8_t b;
-        uint64_t n = 0;    /* container entries or str/bin length */
-        size_t skip = 0;   /* payload bytes after the header */
-        unsigned lenw = 0; /* width of a length/count field, bytes */
-        int kind = SC_SCALAR, isstr = 0;
+        struct tok t;
+        uint64_t n;    /* container entries or str/bin length */
+        size_t skip;   /* payload bytes after the header */
+        unsigned lenw; /* width of a length/count field, bytes */
+        int kind, isstr, rc;
 
         if (i >= len)
             return fail(errp, -EBADMSG, "truncated msgpack");
-        b = p[i++];
-        if (b <= 0x7f || b >= 0xe0) {
-            /* positive or negative fixint */
-        } else if (b <= 0x8f) {
-            kind = SC_MAP;
-            n = b & 0x0f;
-        } else if (b <= 0x9f) {
-            kind = SC_ARRAY;
-            n = b & 0x0f;
-        } else if (b <= 0xbf) {
-            isstr = 1;
-            n = b & 0x1f;
-        } else {
-            switch (b) {
-            case 0xc0: /* nil */
-            case 0xc2: /* false */
-            case 0xc3: /* true */
-                break;
-            case 0xc4: /* bin 8/16/32 */
-            case 0xd9: /* str 8/16/32 */
-                isstr = 1;
-                lenw = 1;
-                break;
-            case 0xc5:
-            case 0xda:
-                isstr = 1;
-                lenw = 2;
-                break;
-            case 0xc6:
-            case 0xdb:
-                isstr = 1;
-                lenw = 4;
-                break;
-            case 0xcc: /* uint8 */
-            case 0xd0: /* int8 */
-                skip = 1;
-                break;
-            case 0xcd:
-            case 0xd1:
-                skip = 2;
-                break;
-            case 0xca: /* float32 */
-            case 0xce:
-            case 0xd2:
-                skip = 4;
-                break;
-            case 0xcb: /* float64 */
-            case 0xcf:
-            case 0xd3:
-                skip = 8;
-                break;
-            case 0xdc:
-                kind = SC_ARRAY;
-                lenw = 2;
-                break;
-            case 0xdd:
-                kind = SC_ARRAY;
-                lenw = 4;
-                break;
-            case 0xde:
-                kind = SC_MAP;
-                lenw = 2;
-                break;
-            case 0xdf:
-                kind = SC_MAP;
-                lenw = 4;
-                break;
-            case 0xc1:
-                return fail(errp, -EBADMSG, "reserved msgpack byte 0xc1");
-            default: /* 0xc7-0xc9, 0xd4-0xd8 */
-                return fail(errp, -EBADMSG, "msgpack ext types not allowed");
-            }
-        }
+        if ((rc = tok_head(p[i++], &t)) == -1)
+            return fail(errp, -EBADMSG, "reserved msgpack byte 0xc1");
+        if (rc < 0)
+            return fail(errp, -EBADMSG, "msgpack ext types not allowed");
+        n = t.n;
+        skip = t.skip;
+        lenw = t.lenw;
+        kind = t.kind;
+        isstr = t.isstr;
         if (lenw) {
             if (len - i < lenw)
                 return fail(errp, -EBADMSG, "truncated msgpack");
@@ -327,6 +359,46 @@ prescan(const uint8_t *p, size_t len, const struct tc_wire_limits *lim,
     *used = i;
     *zone_need = need;
     return 0;
+}
+
+/*
+ * The size of the one msgpack object at p, in bytes prescan accepted
+ * already: only headers are read and only the bounds are checked, so a
+ * wrong p gives 0, never a read past len. A third of what prescan costs
+ * (no limits, no depth stack), which matters because every event of a
+ * received batch is walked once more to find its own bytes.
+ */
+static size_t
+skip_obj(const uint8_t *p, size_t len)
+{
+    uint64_t pending = 1; /* objects still to walk */
+    size_t i = 0;
+
+    while (pending > 0) {
+        struct tok t;
+
+        if (i >= len || tok_head(p[i++], &t) < 0)
+            return 0;
+        pending--;
+        if (t.lenw) {
+            if (len - i < t.lenw)
+                return 0;
+            t.n = load_be(p + i, t.lenw);
+            i += t.lenw;
+        }
+        if (t.isstr)
+            t.skip = (size_t)t.n;
+        if (len - i < t.skip)
+            return 0;
+        i += t.skip;
+        if (t.kind == SC_MAP)
+            pending += 2 * t.n;
+        else if (t.kind == SC_ARRAY)
+            pending += t.n;
+        if (pending > len - i)
+            return 0; /* every element takes a byte at least */
+    }
+    return i;
 }
 
 /*
@@ -507,15 +579,38 @@ struct kvpool {
     size_t left;
 };
 
+/*
+ * The index of key k in keys, -1 if unknown, -2 if k is not a string.
+ * Our encoders write keys in the tables' order, so the search starts
+ * after the key found last (*hint, 0 for a new map) and wraps: a known
+ * key is then found at the first or second try instead of after half
+ * the table (this was a tenth of the collector's decoding).
+ */
 static inline int
-find_key(const struct wkey *keys, uint32_t nkeys, const msgpack_object *k)
+find_key(const struct wkey *keys, uint32_t nkeys, const msgpack_object *k,
+         uint32_t *hint)
 {
+    uint32_t len, i;
+
     if (k->type != MSGPACK_OBJECT_STR)
         return -2;
-    for (uint32_t i = 0; i < nkeys; i++)
-        if (keys[i].len == k->via.str.size &&
-            memcmp(keys[i].name, k->via.str.ptr, keys[i].len) == 0)
-            return (int)i;
+    len = k->via.str.size;
+    i = *hint < nkeys ? *hint : 0;
+    for (uint32_t tries = 0; tries < nkeys; tries++) {
+        if (keys[i].len == len) {
+            /* Keys are a few bytes: a call to memcmp costs more. */
+            uint32_t j = 0;
+
+            while (j < len && keys[i].name[j] == k->via.str.ptr[j])
+                j++;
+            if (j == len) {
+                *hint = i + 1;
+                return (int)i;
+            }
+        }
+        if (++i == nkeys)
+            i = 0;
+    }
     return -1;
 }
 
@@ -526,15 +621,21 @@ find_key(const struct wkey *keys, uint32_t nkeys, const msgpack_object *k)
 static size_t
 count_kv(const msgpack_object *m, const struct wkey *keys, uint32_t nkeys)
 {
+    uint32_t hint = 0;
     size_t n = 0;
 
     if (m->type != MSGPACK_OBJECT_MAP)
         return 0;
     for (uint32_t i = 0; i < m->via.map.size; i++) {
         const msgpack_object_kv *kv = &m->via.map.ptr[i];
-        int k = find_key(keys, nkeys, &kv->key);
-        if (k >= 0 && keys[k].type == V_KV &&
-            kv->val.type == MSGPACK_OBJECT_MAP)
+        int k;
+
+        /* Only map values can be label or field maps: look no further
+         * for the others. */
+        if (kv->val.type != MSGPACK_OBJECT_MAP)
+            continue;
+        k = find_key(keys, nkeys, &kv->key, &hint);
+        if (k >= 0 && keys[k].type == V_KV)
             n += kv->val.via.map.size;
     }
     return n;
@@ -666,13 +767,13 @@ static int
 decode_map(const msgpack_object *m, const struct wkey *keys, uint32_t nkeys,
            void *base, struct kvpool *pool, const char **errp)
 {
-    uint32_t seen = 0;
+    uint32_t seen = 0, hint = 0;
 
     if (m->type != MSGPACK_OBJECT_MAP)
         return fail(errp, -EBADMSG, "payload is not a map");
     for (uint32_t i = 0; i < m->via.map.size; i++) {
         const msgpack_object_kv *kv = &m->via.map.ptr[i];
-        int k = find_key(keys, nkeys, &kv->key);
+        int k = find_key(keys, nkeys, &kv->key, &hint);
 
         if (k == -2)
             return fail(errp, -EBADMSG, "map key is not a string");
@@ -715,10 +816,9 @@ decode_event(const msgpack_object *o, struct tc_event *ev, struct kvpool *pool,
  */
 static void
 events_raw(struct tc_event *ev, uint32_t n, const uint8_t *at,
-           const uint8_t *end, const struct tc_wire_limits *lim)
+           const uint8_t *end)
 {
     size_t i = 0, len = (size_t)(end - at), used;
-    uint64_t need;
     uint32_t cnt;
 
     if (len < 1)
@@ -738,7 +838,7 @@ events_raw(struct tc_event *ev, uint32_t n, const uint8_t *at,
     if (cnt != n)
         return;
     for (uint32_t k = 0; k < n; k++) {
-        if (prescan(at + i, len - i, lim, &used, &need, NULL) < 0) {
+        if ((used = skip_obj(at + i, len - i)) == 0) {
             for (uint32_t j = 0; j < k; j++)
                 ev[j].raw = NULL, ev[j].raw_len = 0;
             return;
@@ -792,7 +892,7 @@ decode_events(const msgpack_object *arr, const struct tc_wire_limits *lim,
         prev = ev[i].seq;
     }
     if (at != NULL)
-        events_raw(ev, n, at, end, lim);
+        events_raw(ev, n, at, end);
     f->u.events.n = n;
     f->u.events.ev = ev;
     return 0;
@@ -924,8 +1024,9 @@ tc_event_decode_array(const uint8_t *p, size_t len,
 
     if (lim == NULL)
         lim = &tc_wire_default_limits;
+    /* No raw spans: stored events are read here, not forwarded. */
     if ((rc = unpack(p, len, lim, f, &root, errp)) == 0 &&
-        (rc = decode_events(&root, lim, f, p, p + len, errp)) == 0)
+        (rc = decode_events(&root, lim, f, NULL, NULL, errp)) == 0)
         f->type = TC_F_EVENTS;
     if (rc < 0)
         frame_discard(f);

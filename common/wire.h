@@ -101,10 +101,12 @@ struct tc_event {
     struct tc_kv *fields; /* named captures, perfdata ... */
     uint32_t nfields;
     /*
-     * Set by the decoders only: the event's own map in the decoded
-     * bytes (borrowed like the strings), so that a receiver can store
-     * it without encoding it again. NULL for events built in memory;
-     * encoders ignore it.
+     * Set by tc_wire_decode (EVENTS) and tc_event_decode only: the
+     * event's own map in the decoded bytes (borrowed like the
+     * strings), so that a receiver can store it without encoding it
+     * again. NULL for events built in memory and for those of
+     * tc_event_decode_array, whose callers read events and do not pass
+     * them on; encoders ignore it.
      */
     const uint8_t *raw;
     size_t raw_len;

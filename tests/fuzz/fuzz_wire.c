@@ -168,6 +168,37 @@ roundtrip(const struct tc_frame *f)
     tc_buf_close(&b);
 }
 
+/*
+ * An EVENTS frame's events know their own bytes (the collector stores
+ * them as they are): inside the body, back to back, and each one decodes
+ * on its own to the same event.
+ */
+static void
+raw_spans(const struct tc_frame *f, const uint8_t *p, size_t n)
+{
+    const struct tc_events *evs = &f->u.events;
+
+    for (uint32_t i = 0; i < evs->n; i++) {
+        const struct tc_event *e = &evs->ev[i];
+        struct tc_frame g;
+        struct tc_event one;
+
+        check(e->raw != NULL, "event without raw bytes");
+        check(e->raw >= p && e->raw_len <= (size_t)(p + n - e->raw),
+              "raw bytes outside the body");
+        if (i > 0)
+            check(e->raw == evs->ev[i - 1].raw + evs->ev[i - 1].raw_len,
+                  "raw bytes not back to back");
+        tc_frame_init(&g);
+        check(tc_event_decode(e->raw, e->raw_len, NULL, &g, &one, NULL) == 0,
+              "raw bytes do not decode");
+        check(one.seq == e->seq && one.ts == e->ts &&
+                  one.message.len == e->message.len,
+              "raw bytes decode to another event");
+        tc_frame_close(&g);
+    }
+}
+
 static void
 one_body(const uint8_t *p, size_t n, const struct tc_wire_limits *lim)
 {
@@ -177,6 +208,8 @@ one_body(const uint8_t *p, size_t n, const struct tc_wire_limits *lim)
 
     tc_frame_init(&f);
     rc = tc_wire_decode(p, n, lim, &f, &err);
+    if (rc == 0 && f.type == TC_F_EVENTS)
+        raw_spans(&f, p, n);
     if (rc == 0)
         roundtrip(&f);
     else

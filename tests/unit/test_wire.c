@@ -1039,6 +1039,87 @@ test_unknown_keys(void **state)
     msgpack_sbuffer_destroy(&sb);
 }
 
+/*
+ * Keys in any order: the decoder looks for each one after the last it
+ * found (our encoders' order) and wraps around. Reversed keys, an
+ * unknown key, keys that share a first byte or a length with known ones,
+ * and a duplicate seen only after a wrap.
+ */
+static void
+test_event_key_order(void **state)
+{
+    static const char *const keys[] = {
+        "fields", "labels", "count", "fp",   "msg", "state", "sev",
+        "rule",   "src",    "kind",  "host", "ts",  "seq",   "v"};
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    struct tc_frame f;
+    struct tc_event ev;
+    const char *err = NULL;
+
+    (void)state;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 17);
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        pk_str(&pk, keys[i]);
+        if (strcmp(keys[i], "fields") == 0 || strcmp(keys[i], "labels") == 0) {
+            msgpack_pack_map(&pk, 1);
+            pk_str(&pk, "k");
+            pk_str(&pk, keys[i]);
+        } else if (strcmp(keys[i], "state") == 0) {
+            msgpack_pack_int8(&pk, 2);
+        } else if (strcmp(keys[i], "sev") == 0) {
+            msgpack_pack_uint8(&pk, TC_SEV_ERROR);
+        } else if (strcmp(keys[i], "count") == 0 ||
+                   strcmp(keys[i], "seq") == 0 || strcmp(keys[i], "v") == 0) {
+            msgpack_pack_uint8(&pk, strcmp(keys[i], "count") == 0 ? 3 : 1);
+        } else if (strcmp(keys[i], "ts") == 0) {
+            msgpack_pack_int64(&pk, 42);
+        } else {
+            pk_str(&pk, keys[i]);
+        }
+    }
+    pk_str(&pk, "sex"); /* first bytes and length of "sev" and "seq" */
+    msgpack_pack_uint8(&pk, 1);
+    pk_str(&pk, "hosts");
+    pk_str(&pk, "x");
+    pk_str(&pk, "");
+    msgpack_pack_nil(&pk);
+    tc_frame_init(&f);
+    assert_int_equal(
+        tc_event_decode((const uint8_t *)sb.data, sb.size, NULL, &f, &ev, &err),
+        0);
+    assert_true(ev.seq == 1 && ev.ts == 42 && ev.count == 3);
+    assert_int_equal(ev.sev, TC_SEV_ERROR);
+    assert_int_equal(ev.state, 2);
+    assert_true(str_eq(ev.host, "host") && str_eq(ev.kind, "kind") &&
+                str_eq(ev.source, "src") && str_eq(ev.rule, "rule") &&
+                str_eq(ev.message, "msg") && str_eq(ev.fingerprint, "fp"));
+    assert_int_equal(ev.nlabels, 1);
+    assert_true(str_eq(ev.labels[0].val, "labels"));
+    assert_int_equal(ev.nfields, 1);
+    assert_true(str_eq(ev.fields[0].val, "fields"));
+
+    /* "kind" again, after the search wrapped past the end. */
+    pk_str(&pk, "kind");
+    pk_str(&pk, "again");
+    assert_int_equal((uint8_t)sb.data[0], 0xde); /* map16 of 17 ... */
+    {
+        msgpack_sbuffer b2;
+        msgpack_sbuffer_init(&b2);
+        msgpack_sbuffer_write(&b2, "\xde\x00\x12", 3); /* ... of 18 */
+        msgpack_sbuffer_write(&b2, sb.data + 3, sb.size - 3);
+        assert_int_equal(tc_event_decode((const uint8_t *)b2.data, b2.size,
+                                         NULL, &f, &ev, &err),
+                         -EBADMSG);
+        assert_string_equal(err, "duplicate map key");
+        msgpack_sbuffer_destroy(&b2);
+    }
+    tc_frame_close(&f);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 /* 100 nested arrays under an unknown event key. */
 static void
 test_deep_nesting(void **state)
@@ -1223,6 +1304,7 @@ main(void)
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_bad_bodies),
         cmocka_unit_test(test_unknown_keys),
+        cmocka_unit_test(test_event_key_order),
         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_event_values),
         cmocka_unit_test(test_event_schema),
