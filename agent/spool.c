@@ -115,6 +115,7 @@ enum spool_stmt {
     ST_META_SET,
     ST_FILE_GET,
     ST_FILE_PUT,
+    ST_ACK_BYTES,
     ST_ACK,
     ST_MOVE,
     ST_CURSOR_GET,
@@ -149,9 +150,14 @@ static const char *const spool_sql[ST_MAX] = {
                     "(path, dev, ino, head_hash, head_len, offset) "
                     "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     /* seq_first <= ?1 is implied by seq_last <= ?1; it is there so that
-     * the delete walks a rowid range instead of the whole table. */
-    [ST_ACK] = "DELETE FROM chunks WHERE seq_first <= ?1 AND seq_last <= ?1 "
-               "RETURNING bytes",
+     * the delete walks a rowid range instead of the whole table. The
+     * bytes are summed by a query of their own: RETURNING made the
+     * delete load each row whole, body included, and reading a body's
+     * overflow pages was as costly as the delete itself (which has to
+     * walk them once more to free them). */
+    [ST_ACK_BYTES] = "SELECT coalesce(sum(bytes), 0) FROM chunks "
+                     "WHERE seq_first <= ?1 AND seq_last <= ?1",
+    [ST_ACK] = "DELETE FROM chunks WHERE seq_first <= ?1 AND seq_last <= ?1",
     [ST_MOVE] = "UPDATE chunks SET seq_first = ?2, seq_last = ?3, n = ?4, "
                 "bytes = ?5, offs = ?6, body = ?7 WHERE seq_first = ?1",
     [ST_CURSOR_GET] = "SELECT cursor FROM cursors WHERE key = ?1",
@@ -1218,7 +1224,7 @@ spool_read_from(struct spool *s, uint64_t from, uint32_t max_n,
 int
 spool_ack(struct spool *s, uint64_t upto)
 {
-    sqlite3_stmt *st = s->st[ST_ACK];
+    sqlite3_stmt *sum = s->st[ST_ACK_BYTES];
     uint64_t gone = 0, head = 0;
     int rc;
 
@@ -1228,14 +1234,17 @@ spool_ack(struct spool *s, uint64_t upto)
         upto = s->next_seq - 1;
     if ((rc = spool_begin(s)) < 0)
         return rc;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)upto);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        gone += (uint64_t)sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
+    sqlite3_bind_int64(sum, 1, (sqlite3_int64)upto);
+    if ((rc = sqlite3_step(sum)) == SQLITE_ROW)
+        gone = (uint64_t)sqlite3_column_int64(sum, 0);
+    sqlite3_reset(sum);
+    if (rc != SQLITE_ROW) {
         rc = spool_fail(s, "ack", rc);
         goto fail;
     }
+    sqlite3_bind_int64(s->st[ST_ACK], 1, (sqlite3_int64)upto);
+    if ((rc = spool_run(s, ST_ACK)) < 0)
+        goto fail;
     /* What remains of a chunk acked in part, for load after a restart. */
     if ((rc = spool_meta_set(s, "acked", upto)) < 0)
         goto fail;
