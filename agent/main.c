@@ -28,6 +28,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +57,21 @@
 #define AGENT_CONFIG "/etc/tocsin/agent.yaml"
 /* How long SIGTERM waits for the BYE and the TLS close. */
 #define AGENT_STOP_MS 5000
+/* How often the spool may give back its burst buffers (spool_trim). */
+#define AGENT_TRIM_MS 5000
+/*
+ * Memory comes and goes with read passes: a pass's events (emit), their
+ * encoding (spool), SQLite's copy of a chunk row as it is written and
+ * again as it is read back, each up to a MiB or two. With glibc's
+ * defaults such blocks are mmap'ed, or trimmed off the top of the heap,
+ * when freed, and faulted in again page by page by the next pass: with
+ * 256 KiB passes (what a sender that keeps up sees) those page faults
+ * doubled the agent's CPU. So blocks up to AGENT_MMAP_MIN come from the
+ * heap, the heap keeps up to AGENT_TRIM_KEEP free at its top, and
+ * agent_trim gives the memory back once the agent has been idle.
+ */
+#define AGENT_MMAP_MIN (8 << 20)
+#define AGENT_TRIM_KEEP (32 << 20)
 
 /* What one configuration file yields, loaded and checked as a unit. */
 struct agent_conf {
@@ -81,6 +97,7 @@ struct agent {
     struct status *status;            /* owned; outlives reloads */
     uv_signal_t sig[3];               /* SIGTERM, SIGINT, SIGHUP */
     uv_timer_t stop_timer;            /* bounds the shutdown */
+    uv_timer_t trim_timer;            /* spool_trim, every AGENT_TRIM_MS */
     int stopping;                     /* SIGTERM seen */
     int reloading;                    /* parts are stopping for a reload */
     int reload_again;                 /* SIGHUP arrived during a reload */
@@ -298,6 +315,16 @@ agent_status_stopped(void *arg)
     for (int i = 0; i < 3; i++)
         uv_close((uv_handle_t *)&a->sig[i], agent_closed);
     uv_close((uv_handle_t *)&a->stop_timer, agent_closed);
+    uv_close((uv_handle_t *)&a->trim_timer, agent_closed);
+}
+
+static void
+agent_trim(uv_timer_t *h)
+{
+    struct agent *a = h->data;
+
+    if (spool_trim(a->spool))
+        (void)malloc_trim(0);
 }
 
 static void
@@ -467,6 +494,8 @@ main(int argc, char **argv)
     if (tc_daemon_getopt(argc, argv, &opt) < 0)
         usage();
     a.path = opt.config;
+    (void)mallopt(M_MMAP_THRESHOLD, AGENT_MMAP_MIN);
+    (void)mallopt(M_TRIM_THRESHOLD, AGENT_TRIM_KEEP);
     /* A collector that goes away mid-write must not kill the agent. */
     signal(SIGPIPE, SIG_IGN);
     log_init("tocsin-agent", 1, opt.verbose);
@@ -498,6 +527,11 @@ main(int argc, char **argv)
     }
     uv_timer_init(a.loop, &a.stop_timer);
     a.stop_timer.data = &a;
+    uv_timer_init(a.loop, &a.trim_timer);
+    a.trim_timer.data = &a;
+    uv_timer_start(&a.trim_timer, agent_trim, AGENT_TRIM_MS, AGENT_TRIM_MS);
+    /* Housekeeping only: it must not keep the loop alive. */
+    uv_unref((uv_handle_t *)&a.trim_timer);
     parts_start(&a);
     /* Without the socket the agent still does its job: warn, go on. */
     if (status_start(a.loop, a.conf.cfg->status_socket, agent_render, &a,

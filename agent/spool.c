@@ -224,6 +224,8 @@ struct spool {
     struct tc_buf woffs;      /* ... and its end offsets (as in offs) */
     uint64_t wfirst;          /* ... and the seq of its first event */
     struct spool_chunk rd;    /* the chunk of the last read */
+    uint64_t busy;            /* commits, reads and acks so far */
+    uint64_t busy_trimmed;    /* busy at the last spool_trim */
 };
 
 static void
@@ -1073,6 +1075,7 @@ spool_commit(struct spool *s, const struct spool_batch *b)
     if (b->nevs == 0 && b->path == NULL && b->cursor_key == NULL &&
         b->nput == 0 && b->ndel == 0)
         return 0;
+    s->busy++;
     if ((rc = spool_begin(s)) < 0)
         return rc;
     spool_chunk_begin(s);
@@ -1192,6 +1195,7 @@ spool_read_from(struct spool *s, uint64_t from, uint32_t max_n,
     size_t total = 0;
     int n = 0, rc;
 
+    s->busy++;
     if (max_n > INT32_MAX)
         max_n = INT32_MAX;
     while ((uint32_t)n < max_n && seq < s->next_seq) {
@@ -1232,6 +1236,7 @@ spool_ack(struct spool *s, uint64_t upto)
         return 0;
     if (upto >= s->next_seq)
         upto = s->next_seq - 1;
+    s->busy++;
     if ((rc = spool_begin(s)) < 0)
         return rc;
     sqlite3_bind_int64(sum, 1, (sqlite3_int64)upto);
@@ -1259,13 +1264,6 @@ spool_ack(struct spool *s, uint64_t upto)
     s->head_acked = head;
     s->depth -= upto + 1 - s->first_seq;
     s->first_seq = s->depth > 0 ? upto + 1 : s->next_seq;
-    if (s->depth == 0) {
-        /* Give back what a burst made the buffers grow to. */
-        spool_chunk_close(&s->rd);
-        spool_chunk_init(&s->rd);
-        tc_buf_close(&s->enc);
-        tc_buf_init(&s->enc, SPOOL_CHUNK_MAX);
-    }
     if (s->full_logged && s->bytes < s->max_bytes / 2)
         s->full_logged = 0;
     return 0;
@@ -1531,6 +1529,24 @@ spool_sync_end(struct spool *s, const struct spool_sync_req *r, int rc)
         s->dir_synced = 1;
     if (r->gen == s->sync_gen && r->upto > s->synced_seq)
         s->synced_seq = r->upto;
+}
+
+int
+spool_trim(struct spool *s)
+{
+    int idle = s->busy == s->busy_trimmed;
+
+    if (idle) {
+        /* enc and woffs are empty between commits; rd is a copy. */
+        tc_buf_close(&s->enc);
+        tc_buf_init(&s->enc, SPOOL_CHUNK_MAX);
+        tc_buf_close(&s->woffs);
+        tc_buf_init(&s->woffs, SPOOL_CHUNK_MAX);
+        spool_chunk_close(&s->rd);
+        spool_chunk_init(&s->rd);
+    }
+    s->busy_trimmed = s->busy;
+    return idle;
 }
 
 int

@@ -195,6 +195,16 @@ int spool_is_synced(const struct spool *s, uint64_t upto);
 /* Events with seq below this are known to be on disk. */
 uint64_t spool_synced_seq(const struct spool *s);
 
+/*
+ * Give back the memory that a burst made the chunk buffers grow to (a
+ * pass's worth of encoded events, and a copy of the chunk last read, a
+ * MiB or two each), if the spool was not used since the previous call;
+ * 1 if so (the agent was idle), else 0. Call it from a timer every few
+ * seconds: releasing them as soon as the spool was empty made a sender
+ * that keeps up grow them again from nothing at every read pass.
+ */
+int spool_trim(struct spool *s);
+
 uint64_t spool_depth(const struct spool *s); /* events not yet acked */
 uint64_t spool_bytes(const struct spool *s); /* their body bytes */
 /* Lowest spooled seq, or spool_next_seq when the spool is empty. */

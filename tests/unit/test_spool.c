@@ -1127,6 +1127,34 @@ test_checkpoint(void **state)
     spool_free(s);
 }
 
+/* spool_trim gives buffers back only after a quiet interval, and the
+ * spool works as before afterwards. */
+static void
+test_trim(void **state)
+{
+    struct tc_event ev[3] = {mkev("a"), mkev("b"), mkev("c")};
+    struct spool *s;
+    struct got g;
+
+    assert_int_equal(spool_open(statedir, 1 << 20, &s), 0);
+    assert_int_equal(spool_trim(s), 1); /* nothing happened yet */
+    assert_int_equal(spool_append(s, ev, 2, NULL, NULL), 0);
+    assert_int_equal(spool_trim(s), 0); /* busy since the last call */
+    assert_int_equal(read_all(s, 1, &g), 2);
+    assert_int_equal(spool_trim(s), 0);
+    assert_int_equal(spool_trim(s), 1);
+    assert_int_equal(read_all(s, 2, &g), 1);
+    assert_string_equal(g.msg[0], "b");
+    assert_int_equal(spool_ack(s, 1), 0);
+    assert_int_equal(spool_trim(s), 0);
+    assert_int_equal(spool_trim(s), 1);
+    assert_int_equal(spool_append(s, ev + 2, 1, NULL, NULL), 0);
+    assert_int_equal(read_all(s, 0, &g), 2);
+    assert_string_equal(g.msg[0], "b");
+    assert_string_equal(g.msg[1], "c");
+    spool_free(s);
+}
+
 int
 main(void)
 {
@@ -1153,6 +1181,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_migrate_v2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_million, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trim, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
