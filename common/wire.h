@@ -250,6 +250,22 @@ int tc_event_decode_array(const uint8_t *p, size_t len,
                           const struct tc_wire_limits *lim, struct tc_frame *f,
                           const char **errp);
 
+/*
+ * The same decoders through msgpack-c's object tree, the reference
+ * that the direct event decoding above is held to: tests and the
+ * fuzzer check that both agree on every input. tc_wire_decode uses it
+ * for every frame but EVENTS.
+ */
+int tc_wire_decode_ref(const uint8_t *body, size_t len,
+                       const struct tc_wire_limits *lim, struct tc_frame *out,
+                       const char **errp);
+int tc_event_decode_ref(const uint8_t *p, size_t len,
+                        const struct tc_wire_limits *lim, struct tc_frame *f,
+                        struct tc_event *out, const char **errp);
+int tc_event_decode_array_ref(const uint8_t *p, size_t len,
+                              const struct tc_wire_limits *lim,
+                              struct tc_frame *f, const char **errp);
+
 /* Helpers for building events from C strings. */
 static inline struct tc_str
 tc_str_c(const char *s)
