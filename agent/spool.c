@@ -221,11 +221,12 @@ struct spool {
     uint64_t ckpt_at;         /* frames in the WAL when the last worker
                                  checkpoint ran; 0 after a restart */
     struct tc_buf enc;        /* the chunk being built: its bodies */
-    struct tc_buf woffs;      /* ... and its end offsets (as in offs) */
-    uint64_t wfirst;          /* ... and the seq of its first event */
-    struct spool_chunk rd;    /* the chunk of the last read */
-    uint64_t busy;            /* commits, reads and acks so far */
-    uint64_t busy_trimmed;    /* busy at the last spool_trim */
+    struct tc_event_cache enc_cache; /* what its events share, encoded */
+    struct tc_buf woffs;             /* ... and its end offsets (as in offs) */
+    uint64_t wfirst;                 /* ... and the seq of its first event */
+    struct spool_chunk rd;           /* the chunk of the last read */
+    uint64_t busy;                   /* commits, reads and acks so far */
+    uint64_t busy_trimmed;           /* busy at the last spool_trim */
 };
 
 static void
@@ -991,7 +992,7 @@ spool_add(struct spool *s, const struct tc_event *ev, uint64_t *dropped)
     before = tc_buf_size(&s->enc);
     /* Encoded in place, after the chunk's other events: no copy, and
      * no allocation once the buffer has grown to a pass's size. */
-    if ((rc = tc_event_encode(&s->enc, &e)) < 0) {
+    if ((rc = tc_event_encode_cached(&s->enc, &e, &s->enc_cache)) < 0) {
         /* Cannot happen for lines under the wire's string limit; if it
          * does, retrying would wedge the file, so count it instead. */
         log_warnx("spool: cannot encode an event from %.*s: %s",

@@ -234,6 +234,25 @@ int tc_wire_encode_bye(struct tc_buf *out, const struct tc_bye *m);
 /* Encode one event as a msgpack map (no frame) appended to out. */
 int tc_event_encode(struct tc_buf *out, const struct tc_event *ev);
 /*
+ * The same bytes, for runs of events that share host, kind, source,
+ * rule and severity (the lines one rule matches in one file): c keeps
+ * those keys and values encoded from the last call, with copies of the
+ * strings they were made from, and each event that matches them copies
+ * them in one piece instead of packing them again. Zero c before its
+ * first use; it points into nothing, so the events' strings may change
+ * or go between calls.
+ */
+struct tc_event_cache {
+    int valid;           /* buf holds a block */
+    int sev;             /* the block's severity */
+    uint32_t hlen, klen; /* bytes of host and kind in buf */
+    uint32_t slen, rlen; /* bytes of source and rule in buf */
+    uint32_t block_len;  /* encoded bytes after the strings */
+    uint8_t buf[512];    /* host, kind, source, rule, block */
+};
+int tc_event_encode_cached(struct tc_buf *out, const struct tc_event *ev,
+                           struct tc_event_cache *c);
+/*
  * Decode one event map (as stored by the agent's spool or in the
  * collector's batch blobs). Arrays for labels/fields are allocated in f;
  * like every decode into f, it releases what the previous one held.

@@ -1120,6 +1120,76 @@ test_event_key_order(void **state)
     msgpack_sbuffer_destroy(&sb);
 }
 
+/*
+ * tc_event_encode_cached writes what tc_event_encode writes, whatever
+ * changes between events: the shared part, a string's content under the
+ * same pointer, empty and missing parts, a middle too big to keep.
+ */
+static void
+test_encode_cached(void **state)
+{
+    static char src[64], big[600];
+    struct tc_event_cache c;
+    struct tc_event base, ev;
+    struct tc_buf a, b;
+
+    (void)state;
+    memset(&c, 0, sizeof(c));
+    memset(big, 's', sizeof(big) - 1);
+    memset(&base, 0, sizeof(base));
+    base.ts = 1700000000000000000LL;
+    base.host = tc_str_c("web-01");
+    base.kind = tc_str_c("log");
+    snprintf(src, sizeof(src), "/var/log/a.log");
+    base.source = tc_str_c(src);
+    base.rule = tc_str_c("all");
+    base.sev = TC_SEV_INFO;
+    base.state = -1;
+    base.count = 1;
+    tc_buf_init(&a, 1 << 20);
+    tc_buf_init(&b, 1 << 20);
+    for (int i = 0; i < 40; i++) {
+        char msg[32];
+
+        ev = base;
+        ev.seq = (uint64_t)i + 1;
+        snprintf(msg, sizeof(msg), "line %d", i);
+        ev.message = tc_str_c(msg);
+        switch (i % 10) {
+        case 3:
+            ev.sev = TC_SEV_ERROR;
+            break;
+        case 4:
+            /* same pointer, other content */
+            src[5] = (char)('a' + i % 26);
+            break;
+        case 5:
+            ev.rule.len = 0;
+            break;
+        case 6:
+            ev.source.ptr = NULL;
+            ev.source.len = 0;
+            break;
+        case 7:
+            ev.source = tc_str_c(big);
+            break;
+        case 8:
+            ev.host = tc_str_c("web-02");
+            ev.event_ts = 5;
+            ev.state = 1;
+            break;
+        }
+        tc_buf_reset(&a);
+        tc_buf_reset(&b);
+        assert_int_equal(tc_event_encode(&a, &ev), 0);
+        assert_int_equal(tc_event_encode_cached(&b, &ev, &c), 0);
+        assert_int_equal(tc_buf_size(&a), tc_buf_size(&b));
+        assert_memory_equal(tc_buf_head(&a), tc_buf_head(&b), tc_buf_size(&a));
+    }
+    tc_buf_close(&a);
+    tc_buf_close(&b);
+}
+
 /* 100 nested arrays under an unknown event key. */
 static void
 test_deep_nesting(void **state)
@@ -1305,6 +1375,7 @@ main(void)
         cmocka_unit_test(test_bad_bodies),
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_event_key_order),
+        cmocka_unit_test(test_encode_cached),
         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_event_values),
         cmocka_unit_test(test_event_schema),
