@@ -24,9 +24,11 @@
 /*
  * Checkpoints (store.h): one is due when the WAL holds this much
  * (SQLite's own default is 1000 pages, 16 MiB at our page size) and has
- * grown since the last one; past STORE_WAL_MAX_BYTES the checkpoint
- * waits for the commit in progress and makes the next one restart the
- * WAL, which bounds it while commits never pause.
+ * grown since the last one. A commit during a checkpoint keeps the WAL
+ * from starting over, which under a steady stream of commits may never
+ * stop: past STORE_WAL_MAX_BYTES the committing connection copies what
+ * remains itself, right after its commit, as SQLite would have done at
+ * every 1000 pages; the next commit then starts the WAL over.
  */
 #define STORE_CKPT_BYTES (16u << 20)
 #define STORE_WAL_MAX_BYTES (64u << 20)
@@ -54,7 +56,6 @@ struct store {
     uint64_t ckpt_at;    /* frames in the WAL when the last checkpoint
                             ran; 0 after a restart */
     int ckpt_running;    /* between begin and end */
-    int ck_restart;      /* this one waits for writers (WAL too big) */
     int ck_rc;           /* result of the last run, negative errno */
     uint64_t ck_frames;  /* frames in the WAL when it ran */
     char ck_err[128];    /* SQLite's message when ck_rc < 0 */
@@ -363,11 +364,18 @@ wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 {
     struct store *s = arg;
 
-    (void)db;
     (void)name;
     if ((uint64_t)frames < s->wal_frames)
         s->ckpt_at = 0;
     s->wal_frames = frames > 0 ? (uint64_t)frames : 0;
+    /*
+     * Only what the checkpoints beside the commits left: usually what
+     * was committed while the last one ran. SQLITE_BUSY (one is running
+     * now) is harmless; the next commit tries again.
+     */
+    if (s->wal_frames * s->page_size >= STORE_WAL_MAX_BYTES)
+        (void)sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE,
+                                        NULL, NULL);
     return SQLITE_OK;
 }
 
@@ -829,7 +837,6 @@ store_checkpoint_begin(struct store *s)
         s->wal_frames * s->page_size < STORE_CKPT_BYTES)
         return 0;
     s->ckpt_running = 1;
-    s->ck_restart = s->wal_frames * s->page_size >= STORE_WAL_MAX_BYTES;
     s->ck_rc = 0;
     s->ck_frames = 0;
     s->ck_err[0] = '\0';
@@ -841,17 +848,8 @@ store_checkpoint_run(struct store *s)
 {
     int log = 0, done = 0, rc;
 
-    /*
-     * PASSIVE copies what it can beside the commits that go on. But a
-     * commit during the copy keeps the WAL from restarting, and under
-     * a steady stream of commits that may never stop: RESTART, once
-     * the WAL is too big, waits for the commit in progress (busy
-     * timeout), holds the next ones for the copy of what remains and
-     * lets the next commit start the WAL over.
-     */
-    rc = sqlite3_wal_checkpoint_v2(s->ckdb, "main",
-                                   s->ck_restart ? SQLITE_CHECKPOINT_RESTART
-                                                 : SQLITE_CHECKPOINT_PASSIVE,
+    /* PASSIVE: it copies what it can, beside the commits that go on. */
+    rc = sqlite3_wal_checkpoint_v2(s->ckdb, "main", SQLITE_CHECKPOINT_PASSIVE,
                                    &log, &done);
     s->ck_rc = rc == SQLITE_OK ? 0 : (sqlerr(rc) ? sqlerr(rc) : -EIO);
     if (rc != SQLITE_OK)

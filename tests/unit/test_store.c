@@ -623,10 +623,10 @@ wal_size(const struct fixture *f)
 }
 
 /*
- * Commits never checkpoint (store.h): a checkpoint is due once the WAL
+ * Commits do not checkpoint (store.h): a checkpoint is due once the WAL
  * holds 16 MiB, runs beside further commits, is not due again until
- * the WAL grew; past 64 MiB it also makes the next commit start the
- * WAL over. Nothing committed is lost on the way.
+ * the WAL grew; only past 64 MiB does a commit copy what is left, so
+ * that the WAL starts over. Nothing committed is lost on the way.
  */
 static void
 test_checkpoint(void **state)
@@ -650,16 +650,12 @@ test_checkpoint(void **state)
      * checkpoint saw, but not 16 MiB more. */
     assert_int_equal(store_checkpoint_begin(s), 0);
 
-    /* Without checkpoints the WAL only grows... */
-    while (wal_size(f) < (70 << 20))
+    /* Without checkpoints beside them, commits keep the WAL near 64 MiB
+     * (a 1 MiB batch takes 17 pages of 64 KiB and their headers). */
+    for (int i = 0; i < 100; i++) {
         commit_mib(s, ++seq);
-    /* ... until one past 64 MiB lets the next commit start it over. */
-    assert_int_equal(store_checkpoint_begin(s), 1);
-    store_checkpoint_run(s);
-    assert_int_equal(store_checkpoint_end(s), 0);
-    commit_mib(s, ++seq);
-    assert_int_equal(store_checkpoint_begin(s), 0);
-    assert_true(wal_size(f) <= 64 << 20);
+        assert_true(wal_size(f) <= (64 << 20) + (2 << 20));
+    }
     assert_int_equal(store_events_iter(s, NULL, 0, count_cb, &n), 0);
     assert_int_equal(n, seq);
     store_close(s);
