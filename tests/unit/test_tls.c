@@ -173,9 +173,10 @@ on_ready(struct tc_tls_conn *c)
     snprintf(s->peer, sizeof(s->peer), "%s", tc_tls_peer_name(c));
     snprintf(s->addr, sizeof(s->addr), "%s", tc_tls_peer_addr(c));
     if (s == &h->cli && h->sc == SC_ROUNDTRIP) {
-        /* The first 100 bytes went out before the handshake. */
+        /* The first 100 bytes went out before the handshake. What the
+         * socket takes at once is not pending (see test_backpressure
+         * for what it does not take). */
         write_pieces(c, h->up + 100, h->nup - 100);
-        assert_true(tc_tls_write_pending(c) > 0);
     } else if (s == &h->cli && h->sc == SC_BACKPRESSURE) {
         write_pieces(c, h->up, h->nup);
     } else if (s == &h->srv && h->sc == SC_BACKPRESSURE) {
@@ -454,7 +455,6 @@ test_roundtrip(void **state)
     assert_memory_equal(h.srv.rx, h.up, h.nup);
     assert_int_equal(h.cli.nrx, h.ndown);
     assert_memory_equal(h.cli.rx, h.down, h.ndown);
-    assert_true(h.cli.drains >= 1);
     assert_true(h.write_after_close < 0);
     /* The closer gets its own reason; the peer saw close_notify. */
     assert_int_equal(h.cli.status, 0);
