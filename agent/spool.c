@@ -92,9 +92,9 @@
 #define SPOOL_CHUNK_MAX (SPOOL_CHUNK_BYTES + TC_WIRE_MAX_FRAME)
 
 /*
- * Checkpoints (see spool.h): one is due when this much of the WAL has
- * not been copied into the database yet (SQLite's own default is 1000
- * pages, 16 MiB at our page size) ...
+ * Checkpoints (see spool.h): one is due when the WAL holds this much
+ * and has grown since the last one (SQLite's own default is 1000 pages,
+ * 16 MiB at our page size) ...
  */
 #define SPOOL_CKPT_BYTES (16u << 20)
 /*
@@ -221,9 +221,9 @@ struct spool {
     uint64_t ckpt_at;         /* frames in the WAL when the last worker
                                  checkpoint ran; 0 after a restart */
     struct tc_buf enc;        /* the chunk being built: its bodies */
+    struct tc_buf woffs;      /* ... and its end offsets (as in offs) */
+    uint64_t wfirst;          /* ... and the seq of its first event */
     struct tc_event_cache enc_cache; /* what its events share, encoded */
-    struct tc_buf woffs;             /* ... and its end offsets (as in offs) */
-    uint64_t wfirst;                 /* ... and the seq of its first event */
     struct spool_chunk rd;           /* the chunk of the last read */
     uint64_t busy;                   /* commits, reads and acks so far */
     uint64_t busy_trimmed;           /* busy at the last spool_trim */
