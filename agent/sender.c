@@ -83,11 +83,7 @@ struct sender {
     uint64_t *inflight;             /* owned ring: last seq of each unacked
                                      * batch, window_batches entries */
     uint32_t nflight, flight_head;  /* count and index of the oldest */
-    struct tc_buf bodies;           /* bodies of the batch being built */
-    const uint8_t **enc;            /* owned: batch_max_events pointers */
-    size_t *enc_len;                /* owned: their lengths */
-    size_t *enc_off;                /* owned: offsets into bodies */
-    uint32_t nenc;
+    struct tc_wire_events_out ev;   /* the EVENTS frame being built in tx */
     uint64_t ping_ms;        /* PING period: the config's heartbeat, ms */
     uint64_t silence_ms;     /* no frame for this long: the link is dead */
     int64_t connected_since; /* wall ns of the WELCOME; 0 when down */
@@ -195,16 +191,14 @@ sender_write_frame(struct sender *s)
     tc_buf_reset(&s->tx);
 }
 
+/* spool_read_from callback: the event goes into the frame as it is. */
 static int
 sender_collect(void *arg, uint64_t seq, const uint8_t *body, size_t len)
 {
     struct sender *s = arg;
 
-    /* Offsets, not pointers: bodies may move while it grows. */
-    s->enc_off[s->nenc] = tc_buf_size(&s->bodies);
-    s->enc_len[s->nenc] = len;
-    s->nenc++;
-    return tc_buf_append(&s->bodies, body, len);
+    (void)seq;
+    return tc_wire_events_add(&s->ev, body, len);
 }
 
 static void
@@ -344,18 +338,20 @@ sender_fill(struct sender *s)
             return;
         if (limit - s->next_send < max_n)
             max_n = (uint32_t)(limit - s->next_send);
-        tc_buf_reset(&s->bodies);
-        s->nenc = 0;
+        /* The events go from the spool's chunk into the frame. */
+        if ((rc = tc_wire_events_begin(&s->tx, &s->ev)) < 0) {
+            sender_drop(s, "cannot encode EVENTS: %s", strerror(-rc));
+            return;
+        }
         n = spool_read_from(s->spool, s->next_send, max_n, SENDER_BATCH_BYTES,
                             sender_collect, s);
         if (n <= 0) {
+            tc_wire_events_abort(&s->ev);
             sender_drop(s, "cannot read the spool: %s",
                         n < 0 ? strerror(-n) : "events missing");
             return;
         }
-        for (uint32_t i = 0; i < s->nenc; i++)
-            s->enc[i] = tc_buf_head(&s->bodies) + s->enc_off[i];
-        rc = tc_wire_encode_events_raw(&s->tx, s->enc, s->enc_len, s->nenc);
+        rc = tc_wire_events_end(&s->ev);
         if (rc < 0) {
             sender_drop(s, "cannot encode EVENTS: %s", strerror(-rc));
             return;
@@ -692,12 +688,8 @@ sender_new(uv_loop_t *loop, const struct agent_config *cfg,
         s->rng = (uint64_t)tc_mono_ns() | 1;
     tc_buf_init(&s->rx, TC_WIRE_MAX_FRAME + TC_WIRE_HDR);
     tc_buf_init(&s->tx, TC_WIRE_MAX_FRAME + TC_WIRE_HDR);
-    tc_buf_init(&s->bodies, TC_WIRE_MAX_FRAME);
     tc_frame_init(&s->frame);
     s->inflight = tc_xcalloc(cfg->window_batches, sizeof(*s->inflight));
-    s->enc = tc_xcalloc(cfg->batch_max_events, sizeof(*s->enc));
-    s->enc_len = tc_xcalloc(cfg->batch_max_events, sizeof(*s->enc_len));
-    s->enc_off = tc_xcalloc(cfg->batch_max_events, sizeof(*s->enc_off));
     return s;
 }
 
@@ -848,11 +840,7 @@ sender_free(struct sender *s)
     free(s->host);
     tc_buf_close(&s->rx);
     tc_buf_close(&s->tx);
-    tc_buf_close(&s->bodies);
     tc_frame_close(&s->frame);
     free(s->inflight);
-    free(s->enc);
-    free(s->enc_len);
-    free(s->enc_off);
     free(s);
 }

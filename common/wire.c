@@ -1974,6 +1974,86 @@ tc_wire_encode_events_raw(struct tc_buf *out, const uint8_t *const *enc,
     return enc_end(&e);
 }
 
+/* Bytes of an EVENTS body before its first event (begin writes them). */
+#define TC_EVENTS_HEAD (1 + 1 + 1 + 7 + 3)
+_Static_assert(TC_F_EVENTS < 0x80, "the frame type is a positive fixint");
+
+int
+tc_wire_events_begin(struct tc_buf *out, struct tc_wire_events_out *w)
+{
+    static const uint8_t count16[3] = {0xdc, 0, 0};
+    struct enc e;
+
+    w->b = out;
+    w->start = tc_buf_size(out);
+    w->n = 0;
+    w->err = 0;
+    enc_frame(&e, out, TC_F_EVENTS, 1);
+    KEY(&e, "events");
+    /* array16: the count is patched in by _end. */
+    enc_write(&e, (const char *)count16, sizeof(count16));
+    if (e.err) {
+        w->err = e.err;
+        out->len = out->off + w->start;
+    }
+    return w->err;
+}
+
+int
+tc_wire_events_add(struct tc_wire_events_out *w, const uint8_t *ev, size_t len)
+{
+    int rc;
+
+    if (w->err)
+        return w->err;
+    if (w->n == TC_WIRE_MAX_BATCH)
+        rc = -EMSGSIZE;
+    else if ((rc = tc_buf_append(w->b, ev, len)) == 0)
+        w->n++;
+    if (rc < 0) {
+        w->err = rc;
+        w->b->len = w->b->off + w->start;
+    }
+    return rc;
+}
+
+int
+tc_wire_events_end(struct tc_wire_events_out *w)
+{
+    struct tc_buf *b = w->b;
+    size_t body;
+    uint8_t *h;
+
+    if (w->err)
+        return w->err;
+    body = tc_buf_size(b) - w->start - TC_WIRE_HDR;
+    /* The peer would refuse it and we would resend it forever. */
+    if (body > TC_WIRE_MAX_FRAME) {
+        w->err = -EMSGSIZE;
+        b->len = b->off + w->start;
+        return w->err;
+    }
+    h = b->data + b->off + w->start;
+    h[0] = (uint8_t)(body >> 24);
+    h[1] = (uint8_t)(body >> 16);
+    h[2] = (uint8_t)(body >> 8);
+    h[3] = (uint8_t)body;
+    /* [len][0x92 type {0x81 "events": 0xdc count ...}]: the count's
+     * two bytes end the header. */
+    h += TC_WIRE_HDR + TC_EVENTS_HEAD - 2;
+    h[0] = (uint8_t)(w->n >> 8);
+    h[1] = (uint8_t)w->n;
+    return 0;
+}
+
+void
+tc_wire_events_abort(struct tc_wire_events_out *w)
+{
+    if (!w->err)
+        w->b->len = w->b->off + w->start;
+    w->err = -ECANCELED;
+}
+
 int
 tc_wire_encode_ack(struct tc_buf *out, const struct tc_ack *m)
 {

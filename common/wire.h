@@ -224,6 +224,28 @@ int tc_wire_encode_events(struct tc_buf *out, const struct tc_event *ev,
  */
 int tc_wire_encode_events_raw(struct tc_buf *out, const uint8_t *const *enc,
                               const size_t *enc_len, uint32_t n);
+/*
+ * The same frame built one encoded event at a time, straight into out
+ * (the agent appends them from its spool without a copy in between):
+ * tc_wire_events_begin, tc_wire_events_add for each event, then
+ * tc_wire_events_end, which fills in the count and the length, or
+ * tc_wire_events_abort. Each returns 0 or the first error (-ENOBUFS,
+ * -EMSGSIZE), after which out is as it was before begin and the rest
+ * are no-ops. The count is an array16 whatever its value, which every
+ * msgpack reader takes; those two bytes are all that differs from
+ * tc_wire_encode_events_raw.
+ */
+struct tc_wire_events_out {
+    struct tc_buf *b; /* borrowed: the frame's buffer */
+    size_t start;     /* tc_buf_size(b) at begin */
+    uint32_t n;       /* events added */
+    int err;          /* first error, negative errno */
+};
+int tc_wire_events_begin(struct tc_buf *out, struct tc_wire_events_out *w);
+int tc_wire_events_add(struct tc_wire_events_out *w, const uint8_t *ev,
+                       size_t len);
+int tc_wire_events_end(struct tc_wire_events_out *w);
+void tc_wire_events_abort(struct tc_wire_events_out *w);
 int tc_wire_encode_ack(struct tc_buf *out, const struct tc_ack *m);
 int tc_wire_encode_hint(struct tc_buf *out, const struct tc_hint *m);
 int tc_wire_encode_hint_ack(struct tc_buf *out, const struct tc_hint_ack *m);

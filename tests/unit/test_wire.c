@@ -428,6 +428,81 @@ test_events_raw(void **state)
     tc_buf_close(&b);
 }
 
+/*
+ * An EVENTS frame built event by event (tc_wire_events_*): the same bytes
+ * as tc_wire_encode_events_raw but for the array16 count, the same
+ * events once decoded; errors leave the buffer as it was.
+ */
+static void
+test_events_stream(void **state)
+{
+    struct tc_buf one[3], raw, st, small;
+    struct tc_wire_events_out w;
+    struct tc_frame f;
+    struct tc_event ev[3];
+    const uint8_t *enc[3];
+    size_t enc_len[3], head;
+
+    (void)state;
+    make_events(ev);
+    tc_buf_init(&raw, BUFMAX);
+    tc_buf_init(&st, BUFMAX);
+    tc_frame_init(&f);
+    for (int i = 0; i < 3; i++) {
+        tc_buf_init(&one[i], BUFMAX);
+        assert_int_equal(tc_event_encode(&one[i], &ev[i]), 0);
+        enc[i] = tc_buf_head(&one[i]);
+        enc_len[i] = tc_buf_size(&one[i]);
+    }
+    assert_int_equal(tc_wire_encode_events_raw(&raw, enc, enc_len, 3), 0);
+    assert_int_equal(tc_buf_append(&st, "x", 1), 0); /* something before */
+    assert_int_equal(tc_wire_events_begin(&st, &w), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(tc_wire_events_add(&w, enc[i], enc_len[i]), 0);
+    assert_int_equal(tc_wire_events_end(&w), 0);
+    /* fixarray 3 (0x93) there, array16 of 3 here: two bytes more. */
+    assert_int_equal(tc_buf_size(&st), 1 + tc_buf_size(&raw) + 2);
+    head = TC_WIRE_HDR + 10;
+    assert_memory_equal(tc_buf_head(&st) + 1 + TC_WIRE_HDR,
+                        tc_buf_head(&raw) + TC_WIRE_HDR, 10);
+    assert_memory_equal(tc_buf_head(&st) + 1 + head, "\xdc\x00\x03", 3);
+    assert_memory_equal(tc_buf_head(&st) + 1 + head + 3,
+                        tc_buf_head(&raw) + head + 1,
+                        tc_buf_size(&raw) - head - 1);
+    tc_buf_consume(&st, 1);
+    assert_int_equal(decode_one(&st, NULL, &f), 0);
+    assert_int_equal(f.type, TC_F_EVENTS);
+    check_events(f.u.events.ev, ev, 3);
+
+    /* None at all is a valid, empty batch. */
+    tc_buf_reset(&st);
+    assert_int_equal(tc_wire_events_begin(&st, &w), 0);
+    assert_int_equal(tc_wire_events_end(&w), 0);
+    assert_int_equal(decode_one(&st, NULL, &f), 0);
+    assert_int_equal(f.u.events.n, 0);
+
+    /* Aborted, or over the buffer's cap: nothing is left behind. */
+    tc_buf_reset(&st);
+    assert_int_equal(tc_buf_append(&st, "y", 1), 0);
+    assert_int_equal(tc_wire_events_begin(&st, &w), 0);
+    assert_int_equal(tc_wire_events_add(&w, enc[0], enc_len[0]), 0);
+    tc_wire_events_abort(&w);
+    assert_int_equal(tc_buf_size(&st), 1);
+    tc_buf_init(&small, 64);
+    assert_int_equal(tc_wire_events_begin(&small, &w), 0);
+    assert_int_equal(tc_wire_events_add(&w, enc[0], enc_len[0]), -ENOBUFS);
+    assert_int_equal(tc_wire_events_add(&w, enc[2], 1), -ENOBUFS);
+    assert_int_equal(tc_wire_events_end(&w), -ENOBUFS);
+    assert_int_equal(tc_buf_size(&small), 0);
+
+    for (int i = 0; i < 3; i++)
+        tc_buf_close(&one[i]);
+    tc_buf_close(&small);
+    tc_buf_close(&raw);
+    tc_buf_close(&st);
+    tc_frame_close(&f);
+}
+
 static void
 test_event_decode(void **state)
 {
@@ -1375,6 +1450,7 @@ main(void)
         cmocka_unit_test(test_bad_bodies),
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_event_key_order),
+        cmocka_unit_test(test_events_stream),
         cmocka_unit_test(test_encode_cached),
         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_event_values),
