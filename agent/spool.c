@@ -110,7 +110,6 @@ enum spool_stmt {
     ST_COMMIT,
     ST_ROLLBACK,
     ST_CHUNK_PUT,
-    ST_CHUNK_AT,
     ST_OFFS_AT,
     ST_META_SET,
     ST_FILE_GET,
@@ -136,11 +135,10 @@ static const char *const spool_sql[ST_MAX] = {
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_CHUNK_PUT] = SPOOL_SQL_CHUNK_PUT,
     /* The chunk holding seq ?1: chunks are contiguous, so it is the
-     * last one that starts at or below it (a rowid range, no scan). */
-    [ST_CHUNK_AT] = "SELECT seq_first, seq_last, offs, body FROM chunks "
-                    "WHERE seq_first <= ?1 ORDER BY seq_first DESC LIMIT 1",
-    /* The same without body: SQLite then leaves body's overflow pages
-     * alone, which is what makes a partial ack cheap. */
+     * last one that starts at or below it (a rowid range, no scan).
+     * Without body: SQLite then leaves its overflow pages alone, which
+     * is what makes a partial ack cheap; a read takes the body with
+     * sqlite3_blob_read (spool_chunk_get). */
     [ST_OFFS_AT] = "SELECT seq_first, seq_last, offs FROM chunks "
                    "WHERE seq_first <= ?1 ORDER BY seq_first DESC LIMIT 1",
     [ST_META_SET] = "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)",
@@ -598,11 +596,12 @@ static int
 spool_chunk_get(struct spool *s, uint64_t seq)
 {
     struct spool_chunk *c = &s->rd;
-    sqlite3_stmt *st = s->st[ST_CHUNK_AT];
+    sqlite3_stmt *st = s->st[ST_OFFS_AT];
+    sqlite3_blob *blob = NULL;
     uint64_t first, last;
-    const void *offs, *body;
-    size_t offs_len, body_len;
-    int rc;
+    const void *offs;
+    size_t offs_len, body_len = 0;
+    int rc, bad = 0;
 
     if (c->n > 0 && seq >= c->first && seq - c->first < c->n)
         return 0;
@@ -621,25 +620,57 @@ spool_chunk_get(struct spool *s, uint64_t seq)
     last = (uint64_t)sqlite3_column_int64(st, 1);
     offs = sqlite3_column_blob(st, 2);
     offs_len = (size_t)sqlite3_column_bytes(st, 2);
-    body = sqlite3_column_blob(st, 3);
-    body_len = (size_t)sqlite3_column_bytes(st, 3);
-    rc = 0;
     if (last < seq) {
+        sqlite3_reset(st);
         log_warnx("spool %s: event %" PRIu64 " is missing", s->path, seq);
-        rc = -EPROTO;
-    } else if (!spool_chunk_ok(first, last, offs, offs_len, body_len) ||
-               tc_buf_append(&c->offs, offs, offs_len) < 0 ||
-               tc_buf_append(&c->body, body, body_len) < 0) {
+        return -EPROTO;
+    }
+    if (tc_buf_append(&c->offs, offs, offs_len) < 0)
+        bad = 1;
+    sqlite3_reset(st);
+    /*
+     * The body straight into our buffer: through a column SQLite would
+     * first assemble it in a buffer of its own, a second copy of every
+     * byte the sender sends. A body that is not a blob or a text cannot
+     * be opened: the row is damaged.
+     */
+    if (!bad) {
+        rc = sqlite3_blob_open(s->db, "main", "chunks", "body",
+                               (sqlite3_int64)first, 0, &blob);
+        if (rc == SQLITE_ERROR)
+            bad = 1;
+        else if (rc != SQLITE_OK)
+            return spool_fail(s, "chunk read", rc);
+    }
+    if (!bad) {
+        body_len = (size_t)sqlite3_blob_bytes(blob);
+        bad = !spool_chunk_ok(first, last, tc_buf_head(&c->offs), offs_len,
+                              body_len) ||
+              tc_buf_reserve(&c->body, body_len) < 0;
+    }
+    if (!bad) {
+        rc = sqlite3_blob_read(blob, c->body.data + c->body.len, (int)body_len,
+                               0);
+        if (rc != SQLITE_OK) {
+            rc = spool_fail(s, "chunk read", rc);
+            sqlite3_blob_close(blob);
+            tc_buf_reset(&c->offs);
+            return rc;
+        }
+        c->body.len += body_len;
+    }
+    sqlite3_blob_close(blob);
+    if (bad) {
+        tc_buf_reset(&c->offs);
+        tc_buf_reset(&c->body);
         log_warnx("spool %s: the chunk of events %" PRIu64 "-%" PRIu64
                   " is corrupt",
                   s->path, first, last);
-        rc = -EPROTO;
-    } else {
-        c->first = first;
-        c->n = last - first + 1;
+        return -EPROTO;
     }
-    sqlite3_reset(st);
-    return rc;
+    c->first = first;
+    c->n = last - first + 1;
+    return 0;
 }
 
 /*

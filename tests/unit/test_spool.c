@@ -880,6 +880,20 @@ test_corrupt_chunk(void **state)
     assert_int_equal(read_all(s, 1, &g), -EPROTO);
     assert_int_equal(read_all(s, 7, &g), 2);
     spool_free(s);
+    /* A body cut short, or not a blob at all (the body is read apart
+     * from its row). */
+    db_exec("UPDATE chunks SET offs = (SELECT offs FROM chunks "
+            "WHERE seq_first = 1), body = substr(body, 1, 10) "
+            "WHERE seq_first = 4");
+    assert_int_equal(spool_open(statedir, 1 << 20, &s), 0);
+    assert_int_equal(read_all(s, 4, &g), -EPROTO);
+    spool_free(s);
+    db_exec("UPDATE chunks SET body = 42 WHERE seq_first = 4");
+    assert_int_equal(spool_open(statedir, 1 << 20, &s), 0);
+    assert_int_equal(read_all(s, 4, &g), -EPROTO);
+    assert_int_equal(read_all(s, 1, &g), -EPROTO);
+    assert_int_equal(read_all(s, 7, &g), 2);
+    spool_free(s);
     db_exec("DELETE FROM chunks WHERE seq_first = 4");
     assert_int_equal(spool_open(statedir, 1 << 20, &s), -EPROTO);
 }
