@@ -173,8 +173,10 @@ static const char *const spool_sql[ST_MAX] = {
  * A copy of one chunk row. The sender reads a chunk in several batches
  * (a batch is at most batch_max_events and SENDER_BATCH_BYTES), so the
  * chunk of the last read is kept: each chunk is fetched from SQLite
- * once, not once per batch. Chunks never change once written, except
- * in spool_renumber, which drops the copy.
+ * once, not once per batch. After a commit it is the chunk the commit
+ * wrote last (spool_chunk_keep), which a sender that keeps up then
+ * sends without reading it back at all. Chunks never change once
+ * written, except in spool_renumber, which drops the copy.
  */
 struct spool_chunk {
     uint64_t first;     /* seq of its first event; 0: holds nothing */
@@ -411,10 +413,12 @@ spool_random64(void)
 /*
  * Write the chunk built in s->enc and s->woffs as one row with the
  * statement st (ST_CHUNK_PUT, or its twin during the migration, before
- * the statements are prepared), and start the next one empty.
+ * the statements are prepared), and start the next one empty; or, with
+ * keep, leave it built for spool_chunk_keep (the last chunk of a
+ * commit).
  */
 static int
-spool_chunk_put(struct spool *s, sqlite3_stmt *st)
+spool_chunk_put(struct spool *s, sqlite3_stmt *st, int keep)
 {
     uint64_t n = tc_buf_size(&s->woffs) / 4;
     size_t len = tc_buf_size(&s->enc);
@@ -433,11 +437,41 @@ spool_chunk_put(struct spool *s, sqlite3_stmt *st)
     sqlite3_reset(st);
     /* The bindings point into our buffers, which are about to change. */
     sqlite3_clear_bindings(st);
-    tc_buf_reset(&s->enc);
-    tc_buf_reset(&s->woffs);
+    if (!keep) {
+        tc_buf_reset(&s->enc);
+        tc_buf_reset(&s->woffs);
+    }
     if (rc != SQLITE_DONE)
         return spool_fail(s, "chunk insert", rc);
     return 0;
+}
+
+/*
+ * The commit that wrote the chunk still built in s->enc succeeded: make
+ * it the chunk of the last read, so that a sender that keeps up sends
+ * it from memory instead of reading it back from SQLite (and the pass
+ * after it builds its chunk in the buffers the old copy had). The
+ * buffers swap places: no copy, and no memory beyond the two chunk
+ * buffers the spool had already.
+ */
+static void
+spool_chunk_keep(struct spool *s)
+{
+    uint64_t n = tc_buf_size(&s->woffs) / 4;
+    struct tc_buf t;
+
+    if (n > 0) {
+        t = s->rd.body;
+        s->rd.body = s->enc;
+        s->enc = t;
+        t = s->rd.offs;
+        s->rd.offs = s->woffs;
+        s->woffs = t;
+        s->rd.first = s->wfirst;
+        s->rd.n = n;
+    }
+    tc_buf_reset(&s->enc);
+    tc_buf_reset(&s->woffs);
 }
 
 /* Append the end offset of the event just added to s->enc. */
@@ -493,7 +527,7 @@ spool_migrate_chunks(struct spool *s)
          * chunk must not span it, and spool_load reports it. */
         if (n > 0 && (tc_buf_size(&s->enc) >= SPOOL_CHUNK_BYTES ||
                       seq != s->wfirst + n)) {
-            if ((rc = spool_chunk_put(s, put)) < 0)
+            if ((rc = spool_chunk_put(s, put, 0)) < 0)
                 goto out;
             chunks++;
             n = 0;
@@ -515,7 +549,7 @@ spool_migrate_chunks(struct spool *s)
         goto out;
     }
     if (tc_buf_size(&s->woffs) > 0) {
-        if ((rc = spool_chunk_put(s, put)) < 0)
+        if ((rc = spool_chunk_put(s, put, 0)) < 0)
             goto out;
         chunks++;
     }
@@ -1015,7 +1049,7 @@ spool_add(struct spool *s, const struct tc_event *ev, uint64_t *dropped)
     int rc;
 
     if (tc_buf_size(&s->enc) >= SPOOL_CHUNK_BYTES) {
-        if ((rc = spool_chunk_put(s, s->st[ST_CHUNK_PUT])) < 0)
+        if ((rc = spool_chunk_put(s, s->st[ST_CHUNK_PUT], 0)) < 0)
             return rc;
         s->wfirst = s->next_seq;
     }
@@ -1114,7 +1148,7 @@ spool_commit(struct spool *s, const struct spool_batch *b)
     for (size_t i = 0; i < b->nevs; i++)
         if ((rc = spool_add(s, &b->evs[i], &dropped)) < 0)
             goto fail;
-    if ((rc = spool_chunk_put(s, s->st[ST_CHUNK_PUT])) < 0)
+    if ((rc = spool_chunk_put(s, s->st[ST_CHUNK_PUT], 1)) < 0)
         goto fail;
     if (s->next_seq != next &&
         (rc = spool_meta_set(s, "next_seq", s->next_seq)) < 0)
@@ -1137,6 +1171,7 @@ spool_commit(struct spool *s, const struct spool_batch *b)
             goto fail;
     if ((rc = spool_end(s)) < 0)
         goto fail;
+    spool_chunk_keep(s);
     s->drops += dropped;
     return 0;
 fail:
@@ -1449,7 +1484,7 @@ spool_report_drops(struct spool *s, const char *host)
     s->max_bytes = UINT64_MAX;
     rc = spool_add(s, &ev, &dropped);
     s->max_bytes = max;
-    if (rc < 0 || (rc = spool_chunk_put(s, s->st[ST_CHUNK_PUT])) < 0 ||
+    if (rc < 0 || (rc = spool_chunk_put(s, s->st[ST_CHUNK_PUT], 0)) < 0 ||
         (rc = spool_meta_set(s, "next_seq", s->next_seq)) < 0 ||
         (rc = spool_meta_set(s, "drops_full", 0)) < 0 ||
         (rc = spool_end(s)) < 0)

@@ -1141,6 +1141,30 @@ test_checkpoint(void **state)
     spool_free(s);
 }
 
+/*
+ * The chunk a commit just wrote is read from memory (a sender that keeps
+ * up does not read it back from SQLite); older chunks come from SQLite.
+ * A row damaged behind the spool's back shows which was used.
+ */
+static void
+test_read_just_written(void **state)
+{
+    char msgs[8][16];
+    struct spool *s;
+    struct got g;
+
+    assert_int_equal(spool_open(statedir, 1 << 20, &s), 0);
+    append_msgs(s, 0, 3, msgs); /* seqs 1..3 */
+    db_exec("UPDATE chunks SET body = 42 WHERE seq_first = 1");
+    assert_int_equal(read_all(s, 1, &g), 3);
+    assert_string_equal(g.msg[2], "m2");
+    append_msgs(s, 3, 2, msgs); /* 4..5, now the one in memory */
+    assert_int_equal(read_all(s, 4, &g), 2);
+    assert_string_equal(g.msg[1], "m4");
+    assert_int_equal(read_all(s, 1, &g), -EPROTO);
+    spool_free(s);
+}
+
 /* spool_trim gives buffers back only after a quiet interval, and the
  * spool works as before afterwards. */
 static void
@@ -1196,6 +1220,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_million, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trim, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_just_written, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
