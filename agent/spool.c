@@ -214,7 +214,9 @@ struct spool {
     uint64_t sync_gen;        /* bumped by spool_renumber: a sync begun
                                  before it speaks of other seqs */
     int full_logged;          /* 1 once "spool full" was logged */
-    struct spool_ckpt *ck;    /* owned: the checkpoint connection */
+    struct spool_ckpt *ck;    /* owned: the checkpoint connection; NULL
+                                 until one is due, and after idle trims */
+    int ckpt_failed;          /* it could not be opened (until a trim) */
     int ckpt_running;         /* between checkpoint_begin and _end */
     uint64_t page_size;       /* bytes per database page */
     uint64_t wal_frames;      /* frames in the WAL after the last commit */
@@ -775,7 +777,21 @@ spool_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
     return SQLITE_OK;
 }
 
-/* Open the checkpoint connection (see struct spool_ckpt). */
+static void
+spool_ckpt_close(struct spool *s)
+{
+    if (s->ck == NULL)
+        return;
+    sqlite3_close(s->ck->db);
+    free(s->ck);
+    s->ck = NULL;
+}
+
+/*
+ * Open the checkpoint connection (see struct spool_ckpt) when the first
+ * checkpoint is due; spool_trim closes it again when the spool is idle,
+ * so that an agent that never writes much never holds it.
+ */
 static int
 spool_ckpt_open(struct spool *s)
 {
@@ -801,6 +817,7 @@ spool_ckpt_open(struct spool *s)
         log_warnx("spool %s: checkpoint connection: %s", s->path,
                   msg ? msg : sqlite3_errstr(rc));
         sqlite3_free(msg);
+        spool_ckpt_close(s);
         return spool_errno(rc);
     }
     return 0;
@@ -963,8 +980,7 @@ spool_open(const char *state_dir, uint64_t max_bytes, struct spool **out)
      * writer away, so it need not share the migration's transaction. */
     if ((rc = spool_load(s)) < 0)
         goto fail;
-    if ((rc = spool_query_int(s, "PRAGMA page_size", &page_size)) < 0 ||
-        (rc = spool_ckpt_open(s)) < 0)
+    if ((rc = spool_query_int(s, "PRAGMA page_size", &page_size)) < 0)
         goto fail;
     s->page_size = page_size > 0 ? (uint64_t)page_size : 4096;
     sqlite3_wal_hook(s->db, spool_wal_hook, s);
@@ -992,10 +1008,7 @@ spool_free(struct spool *s)
         sqlite3_finalize(s->st[i]);
     /* First: the last connection to close checkpoints and removes the
      * WAL, and that should be the loop's. */
-    if (s->ck != NULL) {
-        sqlite3_close(s->ck->db);
-        free(s->ck);
-    }
+    spool_ckpt_close(s);
     if (s->db != NULL && sqlite3_close(s->db) != SQLITE_OK)
         log_warnx("spool %s: close: %s", s->path, sqlite3_errmsg(s->db));
     if (s->lock_fd >= 0)
@@ -1611,7 +1624,10 @@ spool_trim(struct spool *s)
         tc_buf_init(&s->woffs, SPOOL_CHUNK_MAX);
         spool_chunk_close(&s->rd);
         spool_chunk_init(&s->rd);
+        if (!s->ckpt_running)
+            spool_ckpt_close(s);
     }
+    s->ckpt_failed = 0; /* try to open it again, at most once a call */
     s->busy_trimmed = s->busy;
     return idle;
 }
@@ -1622,6 +1638,11 @@ spool_checkpoint_begin(struct spool *s, struct spool_ckpt_req *r)
     if (s->ckpt_running || s->wal_frames <= s->ckpt_at ||
         s->wal_frames * s->page_size < SPOOL_CKPT_BYTES)
         return 0;
+    /* Without it, the WAL hook's own checkpoint still bounds the WAL. */
+    if (s->ck == NULL && (s->ckpt_failed || spool_ckpt_open(s) < 0)) {
+        s->ckpt_failed = 1;
+        return 0;
+    }
     memset(r, 0, sizeof(*r));
     r->ck = s->ck;
     s->ckpt_running = 1;

@@ -198,7 +198,9 @@ uint64_t spool_synced_seq(const struct spool *s);
 /*
  * Give back the memory that a burst made the chunk buffers grow to (a
  * pass's worth of encoded events, and a copy of the chunk last read, a
- * MiB or two each), if the spool was not used since the previous call;
+ * MiB or two each) and close the checkpoint connection (opened again
+ * when a checkpoint is due), if the spool was not used since the
+ * previous call;
  * 1 if so (the agent was idle), else 0. Call it from a timer every few
  * seconds: releasing them as soon as the spool was empty made a sender
  * that keeps up grow them again from nothing at every read pass.

@@ -1127,6 +1127,17 @@ test_checkpoint(void **state)
         n += N;
         assert_true(wal_size() < (64 << 20) + (8 << 20));
     }
+    /* Idle: the checkpoint connection goes, and comes back when due. */
+    assert_int_equal(spool_trim(s), 0);
+    assert_int_equal(spool_trim(s), 1);
+    while (!spool_checkpoint_begin(s, &r)) {
+        assert_int_equal(spool_append(s, ev, N, NULL, NULL), 0);
+        n += N;
+        assert_true(++rounds < 100);
+    }
+    spool_checkpoint_run(&r);
+    assert_int_equal(r.rc, 0);
+    spool_checkpoint_end(s, &r);
     assert_int_equal(spool_depth(s), n);
     memset(&w, 0, sizeof(w));
     w.want = 1;
