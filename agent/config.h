@@ -134,7 +134,7 @@ struct agent_config {
     uint64_t heartbeat_ms;     /* PING interval; default 30s */
     uint64_t spool_max_bytes;  /* default 256 MiB; min 1 MiB */
     uint32_t batch_max_events; /* per EVENTS frame; default 1000 */
-    uint32_t window_batches;   /* unacked batches in flight; default 8 */
+    uint32_t window_batches;   /* unacked batches in flight; default 64 */
     uint64_t backoff_min_ms;   /* reconnect backoff floor; default 200 */
     uint64_t backoff_max_ms;   /* ceiling; default 30000 */
     uint64_t poll_interval_ms; /* file poll fallback; default 250 */

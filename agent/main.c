@@ -60,7 +60,20 @@
 /* How long SIGTERM waits for the BYE and the TLS close. */
 #define AGENT_STOP_MS 5000
 /* How often agent_trim_cb looks for the end of a burst. */
-#define AGENT_TRIM_MS 10000
+#define AGENT_TRIM_MS 5000
+/*
+ * Memory comes and goes with read passes: a pass's events (emit), their
+ * encoding (spool), SQLite's copy of a chunk row as it is written and
+ * again as it is read back, each up to a MiB or two. With glibc's
+ * defaults such blocks are mmap'ed, or trimmed off the top of the heap,
+ * when freed, and faulted in again page by page by the next pass: with
+ * 256 KiB passes (what a sender that keeps up sees) those page faults
+ * doubled the agent's CPU. So blocks up to AGENT_MMAP_MIN come from the
+ * heap, the heap keeps up to AGENT_TRIM_KEEP free at its top, and
+ * agent_trim_cb gives the memory back once a burst is over.
+ */
+#define AGENT_MMAP_MIN (8 << 20)
+#define AGENT_TRIM_KEEP (32 << 20)
 
 /* What one configuration file yields, loaded and checked as a unit. */
 struct agent_conf {
@@ -292,21 +305,22 @@ parts_stop(struct agent *a, void (*stopped)(struct agent *a))
 }
 
 /*
- * Give the heap's free pages back once a burst is over: spooling,
- * sending and acking a burst of events grows the heap, and glibc
- * returns only a free top of it by itself, so the agent stayed that
- * large while idle (0.3 MiB more after 1,800 events). A tick that sees
- * no new event after one that did calls malloc_trim, which releases
- * the free pages inside the heap too; under steady load it never runs.
- * It costs a walk over the free chunks, at most once per tick.
+ * Give memory back once a burst is over: spooling, sending and acking a
+ * burst grows the spool's pass buffers and the heap (kept on purpose
+ * while busy, see AGENT_TRIM_KEEP). A tick that sees no new event after
+ * one that did lets the spool free its burst buffers (spool_trim) and
+ * calls malloc_trim, which releases the free pages inside the heap too;
+ * under steady load neither runs. It costs a walk over the free chunks,
+ * at most once per burst.
  */
 static void
 agent_trim_cb(uv_timer_t *h)
 {
     struct agent *a = h->data;
     uint64_t seq = spool_next_seq(a->spool);
+    int idle = spool_trim(a->spool);
 
-    if (seq != a->trim_seq) {
+    if (seq != a->trim_seq || !idle) {
         a->trim_seq = seq;
         a->trim_due = 1;
         return;
@@ -505,6 +519,10 @@ main(int argc, char **argv)
     if (tc_daemon_getopt(argc, argv, &opt) < 0)
         usage();
     a.path = opt.config;
+#ifdef __GLIBC__
+    (void)mallopt(M_MMAP_THRESHOLD, AGENT_MMAP_MIN);
+    (void)mallopt(M_TRIM_THRESHOLD, AGENT_TRIM_KEEP);
+#endif
     /* A collector that goes away mid-write must not kill the agent. */
     signal(SIGPIPE, SIG_IGN);
     log_init("tocsin-agent", 1, opt.verbose);
@@ -540,6 +558,8 @@ main(int argc, char **argv)
     a.trim_timer.data = &a;
     a.trim_seq = spool_next_seq(a.spool);
     uv_timer_start(&a.trim_timer, agent_trim_cb, AGENT_TRIM_MS, AGENT_TRIM_MS);
+    /* Housekeeping only: it must not keep the loop alive. */
+    uv_unref((uv_handle_t *)&a.trim_timer);
     parts_start(&a);
     /* Without the socket the agent still does its job: warn, go on. */
     if (status_start(a.loop, a.conf.cfg->status_socket, agent_render, &a,

@@ -71,6 +71,10 @@ struct sender {
                                      * while sync_active */
     int sync_active;                /* sync_work queued, not yet done */
     int sync_rc;                    /* spool_sync_run's result */
+    uv_work_t ckpt_work;            /* a spool checkpoint on the pool */
+    struct spool_ckpt_req ckpt_req; /* its request; the worker's while
+                                     * ckpt_active */
+    int ckpt_active;                /* ckpt_work queued, not yet done */
     struct tc_buf rx;               /* received bytes, capped at a frame */
     struct tc_buf tx;               /* one encoded frame before write */
     struct tc_frame frame;          /* last decoded frame */
@@ -79,11 +83,7 @@ struct sender {
     uint64_t *inflight;             /* owned ring: last seq of each unacked
                                      * batch, window_batches entries */
     uint32_t nflight, flight_head;  /* count and index of the oldest */
-    struct tc_buf bodies;           /* bodies of the batch being built */
-    const uint8_t **enc;            /* owned: batch_max_events pointers */
-    size_t *enc_len;                /* owned: their lengths */
-    size_t *enc_off;                /* owned: offsets into bodies */
-    uint32_t nenc;
+    struct tc_wire_events_out ev;   /* the EVENTS frame being built in tx */
     uint64_t ping_ms;        /* PING period: the config's heartbeat, ms */
     uint64_t silence_ms;     /* no frame for this long: the link is dead */
     int64_t connected_since; /* wall ns of the WELCOME; 0 when down */
@@ -135,7 +135,7 @@ static void
 sender_check_stopped(struct sender *s)
 {
     if (s->stopping && s->closing == 0 && s->conn == NULL && !s->gai_active &&
-        !s->sync_active && s->on_stopped != NULL) {
+        !s->sync_active && !s->ckpt_active && s->on_stopped != NULL) {
         void (*cb)(void *) = s->on_stopped;
         s->on_stopped = NULL;
         cb(s->stop_arg);
@@ -191,22 +191,61 @@ sender_write_frame(struct sender *s)
     tc_buf_reset(&s->tx);
 }
 
+/* spool_read_from callback: the event goes into the frame as it is. */
 static int
 sender_collect(void *arg, uint64_t seq, const uint8_t *body, size_t len)
 {
     struct sender *s = arg;
 
-    /* Offsets, not pointers: bodies may move while it grows. */
-    s->enc_off[s->nenc] = tc_buf_size(&s->bodies);
-    s->enc_len[s->nenc] = len;
-    s->nenc++;
-    return tc_buf_append(&s->bodies, body, len);
+    (void)seq;
+    return tc_wire_events_add(&s->ev, body, len);
 }
 
 static void
 sender_flush_cb(uv_timer_t *h)
 {
     sender_fill(h->data);
+}
+
+static void
+sender_ckpt_work(uv_work_t *w)
+{
+    struct sender *s = w->data;
+
+    spool_checkpoint_run(&s->ckpt_req);
+}
+
+static void
+sender_ckpt_done(uv_work_t *w, int status)
+{
+    struct sender *s = w->data;
+
+    (void)status; /* cannot be cancelled: nobody calls uv_cancel on it */
+    s->ckpt_active = 0;
+    spool_checkpoint_end(s->spool, &s->ckpt_req);
+    sender_check_stopped(s);
+}
+
+/*
+ * Copy the spool's WAL into its database on the threadpool when it is
+ * due (spool.h, "Checkpoints"). Called after whatever grows the WAL:
+ * new events (sender_kick, connected or not) and acks.
+ */
+static void
+sender_checkpoint(struct sender *s)
+{
+    if (s->ckpt_active || s->stopping ||
+        !spool_checkpoint_begin(s->spool, &s->ckpt_req))
+        return;
+    s->ckpt_work.data = s;
+    if (uv_queue_work(s->loop, &s->ckpt_work, sender_ckpt_work,
+                      sender_ckpt_done) == 0) {
+        s->ckpt_active = 1;
+        return;
+    }
+    /* Cannot happen with a valid loop; the spool's own limit holds. */
+    s->ckpt_req.rc = -EAGAIN;
+    spool_checkpoint_end(s->spool, &s->ckpt_req);
 }
 
 static void
@@ -299,18 +338,20 @@ sender_fill(struct sender *s)
             return;
         if (limit - s->next_send < max_n)
             max_n = (uint32_t)(limit - s->next_send);
-        tc_buf_reset(&s->bodies);
-        s->nenc = 0;
+        /* The events go from the spool's chunk into the frame. */
+        if ((rc = tc_wire_events_begin(&s->tx, &s->ev)) < 0) {
+            sender_drop(s, "cannot encode EVENTS: %s", strerror(-rc));
+            return;
+        }
         n = spool_read_from(s->spool, s->next_send, max_n, SENDER_BATCH_BYTES,
                             sender_collect, s);
         if (n <= 0) {
+            tc_wire_events_abort(&s->ev);
             sender_drop(s, "cannot read the spool: %s",
                         n < 0 ? strerror(-n) : "events missing");
             return;
         }
-        for (uint32_t i = 0; i < s->nenc; i++)
-            s->enc[i] = tc_buf_head(&s->bodies) + s->enc_off[i];
-        rc = tc_wire_encode_events_raw(&s->tx, s->enc, s->enc_len, s->nenc);
+        rc = tc_wire_events_end(&s->ev);
         if (rc < 0) {
             sender_drop(s, "cannot encode EVENTS: %s", strerror(-rc));
             return;
@@ -414,6 +455,7 @@ sender_ack(struct sender *s, uint64_t seq)
         sender_drop(s, "spool: %s", strerror(-rc));
         return;
     }
+    sender_checkpoint(s);
     s->events_acked += seq - s->acked;
     s->last_ack_at = tc_now_ns();
     s->acked = seq;
@@ -646,12 +688,8 @@ sender_new(uv_loop_t *loop, const struct agent_config *cfg,
         s->rng = (uint64_t)tc_mono_ns() | 1;
     tc_buf_init(&s->rx, TC_WIRE_MAX_FRAME + TC_WIRE_HDR);
     tc_buf_init(&s->tx, TC_WIRE_MAX_FRAME + TC_WIRE_HDR);
-    tc_buf_init(&s->bodies, TC_WIRE_MAX_FRAME);
     tc_frame_init(&s->frame);
     s->inflight = tc_xcalloc(cfg->window_batches, sizeof(*s->inflight));
-    s->enc = tc_xcalloc(cfg->batch_max_events, sizeof(*s->enc));
-    s->enc_len = tc_xcalloc(cfg->batch_max_events, sizeof(*s->enc_len));
-    s->enc_off = tc_xcalloc(cfg->batch_max_events, sizeof(*s->enc_off));
     return s;
 }
 
@@ -677,6 +715,7 @@ sender_start(struct sender *s)
 void
 sender_kick(struct sender *s)
 {
+    sender_checkpoint(s);
     sender_fill(s);
 }
 
@@ -801,11 +840,7 @@ sender_free(struct sender *s)
     free(s->host);
     tc_buf_close(&s->rx);
     tc_buf_close(&s->tx);
-    tc_buf_close(&s->bodies);
     tc_frame_close(&s->frame);
     free(s->inflight);
-    free(s->enc);
-    free(s->enc_len);
-    free(s->enc_off);
     free(s);
 }

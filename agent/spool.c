@@ -91,16 +91,30 @@
 /* Cap on a chunk being built or read: full, plus the largest event. */
 #define SPOOL_CHUNK_MAX (SPOOL_CHUNK_BYTES + TC_WIRE_MAX_FRAME)
 
+/*
+ * Checkpoints (see spool.h): one is due when the WAL holds this much
+ * and has grown since the last one (SQLite's own default is 1000 pages,
+ * 16 MiB at our page size) ...
+ */
+#define SPOOL_CKPT_BYTES (16u << 20)
+/*
+ * ... and when that much is waiting, the loop's connection copies it
+ * itself, at the end of a commit, as SQLite would. That happens only
+ * when no worker ran one (the sender is stopped) or when commits never
+ * let a worker's checkpoint finish, and it bounds the WAL either way.
+ */
+#define SPOOL_WAL_MAX_BYTES (64u << 20)
+
 enum spool_stmt {
     ST_BEGIN,
     ST_COMMIT,
     ST_ROLLBACK,
     ST_CHUNK_PUT,
-    ST_CHUNK_AT,
     ST_OFFS_AT,
     ST_META_SET,
     ST_FILE_GET,
     ST_FILE_PUT,
+    ST_ACK_BYTES,
     ST_ACK,
     ST_MOVE,
     ST_CURSOR_GET,
@@ -121,11 +135,10 @@ static const char *const spool_sql[ST_MAX] = {
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_CHUNK_PUT] = SPOOL_SQL_CHUNK_PUT,
     /* The chunk holding seq ?1: chunks are contiguous, so it is the
-     * last one that starts at or below it (a rowid range, no scan). */
-    [ST_CHUNK_AT] = "SELECT seq_first, seq_last, offs, body FROM chunks "
-                    "WHERE seq_first <= ?1 ORDER BY seq_first DESC LIMIT 1",
-    /* The same without body: SQLite then leaves body's overflow pages
-     * alone, which is what makes a partial ack cheap. */
+     * last one that starts at or below it (a rowid range, no scan).
+     * Without body: SQLite then leaves its overflow pages alone, which
+     * is what makes a partial ack cheap; a read takes the body with
+     * sqlite3_blob_read (spool_chunk_get). */
     [ST_OFFS_AT] = "SELECT seq_first, seq_last, offs FROM chunks "
                    "WHERE seq_first <= ?1 ORDER BY seq_first DESC LIMIT 1",
     [ST_META_SET] = "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)",
@@ -135,9 +148,14 @@ static const char *const spool_sql[ST_MAX] = {
                     "(path, dev, ino, head_hash, head_len, offset) "
                     "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     /* seq_first <= ?1 is implied by seq_last <= ?1; it is there so that
-     * the delete walks a rowid range instead of the whole table. */
-    [ST_ACK] = "DELETE FROM chunks WHERE seq_first <= ?1 AND seq_last <= ?1 "
-               "RETURNING bytes",
+     * the delete walks a rowid range instead of the whole table. The
+     * bytes are summed by a query of their own: RETURNING made the
+     * delete load each row whole, body included, and reading a body's
+     * overflow pages was as costly as the delete itself (which has to
+     * walk them once more to free them). */
+    [ST_ACK_BYTES] = "SELECT coalesce(sum(bytes), 0) FROM chunks "
+                     "WHERE seq_first <= ?1 AND seq_last <= ?1",
+    [ST_ACK] = "DELETE FROM chunks WHERE seq_first <= ?1 AND seq_last <= ?1",
     [ST_MOVE] = "UPDATE chunks SET seq_first = ?2, seq_last = ?3, n = ?4, "
                 "bytes = ?5, offs = ?6, body = ?7 WHERE seq_first = ?1",
     [ST_CURSOR_GET] = "SELECT cursor FROM cursors WHERE key = ?1",
@@ -155,14 +173,25 @@ static const char *const spool_sql[ST_MAX] = {
  * A copy of one chunk row. The sender reads a chunk in several batches
  * (a batch is at most batch_max_events and SENDER_BATCH_BYTES), so the
  * chunk of the last read is kept: each chunk is fetched from SQLite
- * once, not once per batch. Chunks never change once written, except
- * in spool_renumber, which drops the copy.
+ * once, not once per batch. After a commit it is the chunk the commit
+ * wrote last (spool_chunk_keep), which a sender that keeps up then
+ * sends without reading it back at all. Chunks never change once
+ * written, except in spool_renumber, which drops the copy.
  */
 struct spool_chunk {
     uint64_t first;     /* seq of its first event; 0: holds nothing */
     uint64_t n;         /* events in it */
     struct tc_buf offs; /* owned: n little-endian uint32 end offsets */
     struct tc_buf body; /* owned: the n encoded events, back to back */
+};
+
+/*
+ * A second connection to the spool, used only for checkpoints, by one
+ * thread at a time (spool_checkpoint_run on a worker, between
+ * spool_checkpoint_begin and spool_checkpoint_end on the loop).
+ */
+struct spool_ckpt {
+    sqlite3 *db; /* owned */
 };
 
 struct spool {
@@ -185,10 +214,21 @@ struct spool {
     uint64_t sync_gen;        /* bumped by spool_renumber: a sync begun
                                  before it speaks of other seqs */
     int full_logged;          /* 1 once "spool full" was logged */
+    struct spool_ckpt *ck;    /* owned: the checkpoint connection; NULL
+                                 until one is due, and after idle trims */
+    int ckpt_failed;          /* it could not be opened (until a trim) */
+    int ckpt_running;         /* between checkpoint_begin and _end */
+    uint64_t page_size;       /* bytes per database page */
+    uint64_t wal_frames;      /* frames in the WAL after the last commit */
+    uint64_t ckpt_at;         /* frames in the WAL when the last worker
+                                 checkpoint ran; 0 after a restart */
     struct tc_buf enc;        /* the chunk being built: its bodies */
     struct tc_buf woffs;      /* ... and its end offsets (as in offs) */
     uint64_t wfirst;          /* ... and the seq of its first event */
-    struct spool_chunk rd;    /* the chunk of the last read */
+    struct tc_event_cache enc_cache; /* what its events share, encoded */
+    struct spool_chunk rd;           /* the chunk of the last read */
+    uint64_t busy;                   /* commits, reads and acks so far */
+    uint64_t busy_trimmed;           /* busy at the last spool_trim */
 };
 
 static void
@@ -375,10 +415,12 @@ spool_random64(void)
 /*
  * Write the chunk built in s->enc and s->woffs as one row with the
  * statement st (ST_CHUNK_PUT, or its twin during the migration, before
- * the statements are prepared), and start the next one empty.
+ * the statements are prepared), and start the next one empty; or, with
+ * keep, leave it built for spool_chunk_keep (the last chunk of a
+ * commit).
  */
 static int
-spool_chunk_put(struct spool *s, sqlite3_stmt *st)
+spool_chunk_put(struct spool *s, sqlite3_stmt *st, int keep)
 {
     uint64_t n = tc_buf_size(&s->woffs) / 4;
     size_t len = tc_buf_size(&s->enc);
@@ -397,11 +439,41 @@ spool_chunk_put(struct spool *s, sqlite3_stmt *st)
     sqlite3_reset(st);
     /* The bindings point into our buffers, which are about to change. */
     sqlite3_clear_bindings(st);
-    tc_buf_reset(&s->enc);
-    tc_buf_reset(&s->woffs);
+    if (!keep) {
+        tc_buf_reset(&s->enc);
+        tc_buf_reset(&s->woffs);
+    }
     if (rc != SQLITE_DONE)
         return spool_fail(s, "chunk insert", rc);
     return 0;
+}
+
+/*
+ * The commit that wrote the chunk still built in s->enc succeeded: make
+ * it the chunk of the last read, so that a sender that keeps up sends
+ * it from memory instead of reading it back from SQLite (and the pass
+ * after it builds its chunk in the buffers the old copy had). The
+ * buffers swap places: no copy, and no memory beyond the two chunk
+ * buffers the spool had already.
+ */
+static void
+spool_chunk_keep(struct spool *s)
+{
+    uint64_t n = tc_buf_size(&s->woffs) / 4;
+    struct tc_buf t;
+
+    if (n > 0) {
+        t = s->rd.body;
+        s->rd.body = s->enc;
+        s->enc = t;
+        t = s->rd.offs;
+        s->rd.offs = s->woffs;
+        s->woffs = t;
+        s->rd.first = s->wfirst;
+        s->rd.n = n;
+    }
+    tc_buf_reset(&s->enc);
+    tc_buf_reset(&s->woffs);
 }
 
 /* Append the end offset of the event just added to s->enc. */
@@ -457,7 +529,7 @@ spool_migrate_chunks(struct spool *s)
          * chunk must not span it, and spool_load reports it. */
         if (n > 0 && (tc_buf_size(&s->enc) >= SPOOL_CHUNK_BYTES ||
                       seq != s->wfirst + n)) {
-            if ((rc = spool_chunk_put(s, put)) < 0)
+            if ((rc = spool_chunk_put(s, put, 0)) < 0)
                 goto out;
             chunks++;
             n = 0;
@@ -479,7 +551,7 @@ spool_migrate_chunks(struct spool *s)
         goto out;
     }
     if (tc_buf_size(&s->woffs) > 0) {
-        if ((rc = spool_chunk_put(s, put)) < 0)
+        if ((rc = spool_chunk_put(s, put, 0)) < 0)
             goto out;
         chunks++;
     }
@@ -560,11 +632,12 @@ static int
 spool_chunk_get(struct spool *s, uint64_t seq)
 {
     struct spool_chunk *c = &s->rd;
-    sqlite3_stmt *st = s->st[ST_CHUNK_AT];
+    sqlite3_stmt *st = s->st[ST_OFFS_AT];
+    sqlite3_blob *blob = NULL;
     uint64_t first, last;
-    const void *offs, *body;
-    size_t offs_len, body_len;
-    int rc;
+    const void *offs;
+    size_t offs_len, body_len = 0;
+    int rc, bad = 0;
 
     if (c->n > 0 && seq >= c->first && seq - c->first < c->n)
         return 0;
@@ -583,25 +656,57 @@ spool_chunk_get(struct spool *s, uint64_t seq)
     last = (uint64_t)sqlite3_column_int64(st, 1);
     offs = sqlite3_column_blob(st, 2);
     offs_len = (size_t)sqlite3_column_bytes(st, 2);
-    body = sqlite3_column_blob(st, 3);
-    body_len = (size_t)sqlite3_column_bytes(st, 3);
-    rc = 0;
     if (last < seq) {
+        sqlite3_reset(st);
         log_warnx("spool %s: event %" PRIu64 " is missing", s->path, seq);
-        rc = -EPROTO;
-    } else if (!spool_chunk_ok(first, last, offs, offs_len, body_len) ||
-               tc_buf_append(&c->offs, offs, offs_len) < 0 ||
-               tc_buf_append(&c->body, body, body_len) < 0) {
+        return -EPROTO;
+    }
+    if (tc_buf_append(&c->offs, offs, offs_len) < 0)
+        bad = 1;
+    sqlite3_reset(st);
+    /*
+     * The body straight into our buffer: through a column SQLite would
+     * first assemble it in a buffer of its own, a second copy of every
+     * byte the sender sends. A body that is not a blob or a text cannot
+     * be opened: the row is damaged.
+     */
+    if (!bad) {
+        rc = sqlite3_blob_open(s->db, "main", "chunks", "body",
+                               (sqlite3_int64)first, 0, &blob);
+        if (rc == SQLITE_ERROR)
+            bad = 1;
+        else if (rc != SQLITE_OK)
+            return spool_fail(s, "chunk read", rc);
+    }
+    if (!bad) {
+        body_len = (size_t)sqlite3_blob_bytes(blob);
+        bad = !spool_chunk_ok(first, last, tc_buf_head(&c->offs), offs_len,
+                              body_len) ||
+              tc_buf_reserve(&c->body, body_len) < 0;
+    }
+    if (!bad) {
+        rc = sqlite3_blob_read(blob, c->body.data + c->body.len, (int)body_len,
+                               0);
+        if (rc != SQLITE_OK) {
+            rc = spool_fail(s, "chunk read", rc);
+            sqlite3_blob_close(blob);
+            tc_buf_reset(&c->offs);
+            return rc;
+        }
+        c->body.len += body_len;
+    }
+    sqlite3_blob_close(blob);
+    if (bad) {
+        tc_buf_reset(&c->offs);
+        tc_buf_reset(&c->body);
         log_warnx("spool %s: the chunk of events %" PRIu64 "-%" PRIu64
                   " is corrupt",
                   s->path, first, last);
-        rc = -EPROTO;
-    } else {
-        c->first = first;
-        c->n = last - first + 1;
+        return -EPROTO;
     }
-    sqlite3_reset(st);
-    return rc;
+    c->first = first;
+    c->n = last - first + 1;
+    return 0;
 }
 
 /*
@@ -648,6 +753,74 @@ spool_prefix_bytes(struct spool *s, uint64_t seq, uint64_t *out)
     }
     sqlite3_reset(st);
     return rc;
+}
+
+/*
+ * SQLite calls this on the loop's connection after each commit, with
+ * the frames now in the WAL; it replaces the automatic checkpoint (see
+ * spool.h "Checkpoints"). The WAL restarts from its beginning at the
+ * first commit after a checkpoint copied all of it, so frames counts
+ * what the WAL holds since then.
+ */
+static int
+spool_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    struct spool *s = arg;
+
+    (void)name;
+    if ((uint64_t)frames < s->wal_frames)
+        s->ckpt_at = 0; /* restarted */
+    s->wal_frames = frames > 0 ? (uint64_t)frames : 0;
+    if (!s->ckpt_running && s->wal_frames * s->page_size >= SPOOL_WAL_MAX_BYTES)
+        (void)sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE,
+                                        NULL, NULL);
+    return SQLITE_OK;
+}
+
+static void
+spool_ckpt_close(struct spool *s)
+{
+    if (s->ck == NULL)
+        return;
+    sqlite3_close(s->ck->db);
+    free(s->ck);
+    s->ck = NULL;
+}
+
+/*
+ * Open the checkpoint connection (see struct spool_ckpt) when the first
+ * checkpoint is due; spool_trim closes it again when the spool is idle,
+ * so that an agent that never writes much never holds it.
+ */
+static int
+spool_ckpt_open(struct spool *s)
+{
+    struct spool_ckpt *ck = tc_xcalloc(1, sizeof(*ck));
+    char *msg = NULL;
+    int rc;
+
+    s->ck = ck;
+    rc = sqlite3_open_v2(s->path, &ck->db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    /*
+     * A checkpoint syncs the WAL before and the database after it
+     * copies; the read opens the WAL on this connection, which a
+     * checkpoint needs and does not do by itself in every SQLite.
+     */
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(ck->db,
+                          "PRAGMA synchronous = NORMAL;"
+                          "PRAGMA cache_size = -64;"
+                          "SELECT count(*) FROM meta;",
+                          NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        log_warnx("spool %s: checkpoint connection: %s", s->path,
+                  msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        spool_ckpt_close(s);
+        return spool_errno(rc);
+    }
+    return 0;
 }
 
 static int
@@ -720,6 +893,7 @@ int
 spool_open(const char *state_dir, uint64_t max_bytes, struct spool **out)
 {
     struct spool *s = tc_xcalloc(1, sizeof(*s));
+    int64_t page_size = 0;
     char *lock;
     int rc;
 
@@ -765,11 +939,20 @@ spool_open(const char *state_dir, uint64_t max_bytes, struct spool **out)
      * make every small commit (a check result, a single line) write
      * several of them. It takes effect only when the file is created.
      * busy_timeout: a sqlite3(1) reader may hold a lock for a moment.
+     * secure_delete: Debian builds SQLite with SQLITE_SECURE_DELETE, so
+     * every chunk deleted by an ack had all its pages overwritten with
+     * zeros, written to the WAL and copied again by the checkpoint: a
+     * quarter of the agent's CPU in ship-all mode. The freed pages hold
+     * lines of log files that sit on the same disk in the clear, in a
+     * 0600 file of a 0700 directory, until the next chunk reuses them.
      */
     rc = spool_exec(s, "PRAGMA page_size = 16384;"
                        "PRAGMA busy_timeout = 1000;"
                        "PRAGMA journal_mode = WAL;"
                        "PRAGMA synchronous = NORMAL;"
+                       "PRAGMA secure_delete = OFF;"
+                       /* Checkpoints run on a worker (spool.h). */
+                       "PRAGMA wal_autocheckpoint = 0;"
                        /* Appends touch the right edge of the tree and
                         * reads follow them: a small cache will do. */
                        "PRAGMA cache_size = -512;"
@@ -797,6 +980,10 @@ spool_open(const char *state_dir, uint64_t max_bytes, struct spool **out)
      * writer away, so it need not share the migration's transaction. */
     if ((rc = spool_load(s)) < 0)
         goto fail;
+    if ((rc = spool_query_int(s, "PRAGMA page_size", &page_size)) < 0)
+        goto fail;
+    s->page_size = page_size > 0 ? (uint64_t)page_size : 4096;
+    sqlite3_wal_hook(s->db, spool_wal_hook, s);
     (void)chmod(s->path, 0600);
     log_debug("spool %s: epoch %016" PRIx64 ", %" PRIu64 " events (%" PRIu64
               " bytes) from seq %" PRIu64,
@@ -819,6 +1006,9 @@ spool_free(struct spool *s)
         return;
     for (int i = 0; i < ST_MAX; i++)
         sqlite3_finalize(s->st[i]);
+    /* First: the last connection to close checkpoints and removes the
+     * WAL, and that should be the loop's. */
+    spool_ckpt_close(s);
     if (s->db != NULL && sqlite3_close(s->db) != SQLITE_OK)
         log_warnx("spool %s: close: %s", s->path, sqlite3_errmsg(s->db));
     if (s->lock_fd >= 0)
@@ -872,7 +1062,7 @@ spool_add(struct spool *s, const struct tc_event *ev, uint64_t *dropped)
     int rc;
 
     if (tc_buf_size(&s->enc) >= SPOOL_CHUNK_BYTES) {
-        if ((rc = spool_chunk_put(s, s->st[ST_CHUNK_PUT])) < 0)
+        if ((rc = spool_chunk_put(s, s->st[ST_CHUNK_PUT], 0)) < 0)
             return rc;
         s->wfirst = s->next_seq;
     }
@@ -880,7 +1070,7 @@ spool_add(struct spool *s, const struct tc_event *ev, uint64_t *dropped)
     before = tc_buf_size(&s->enc);
     /* Encoded in place, after the chunk's other events: no copy, and
      * no allocation once the buffer has grown to a pass's size. */
-    if ((rc = tc_event_encode(&s->enc, &e)) < 0) {
+    if ((rc = tc_event_encode_cached(&s->enc, &e, &s->enc_cache)) < 0) {
         /* Cannot happen for lines under the wire's string limit; if it
          * does, retrying would wedge the file, so count it instead. */
         log_warnx("spool: cannot encode an event from %.*s: %s",
@@ -964,13 +1154,14 @@ spool_commit(struct spool *s, const struct spool_batch *b)
     if (b->nevs == 0 && b->path == NULL && b->cursor_key == NULL &&
         b->nput == 0 && b->ndel == 0)
         return 0;
+    s->busy++;
     if ((rc = spool_begin(s)) < 0)
         return rc;
     spool_chunk_begin(s);
     for (size_t i = 0; i < b->nevs; i++)
         if ((rc = spool_add(s, &b->evs[i], &dropped)) < 0)
             goto fail;
-    if ((rc = spool_chunk_put(s, s->st[ST_CHUNK_PUT])) < 0)
+    if ((rc = spool_chunk_put(s, s->st[ST_CHUNK_PUT], 1)) < 0)
         goto fail;
     if (s->next_seq != next &&
         (rc = spool_meta_set(s, "next_seq", s->next_seq)) < 0)
@@ -993,6 +1184,7 @@ spool_commit(struct spool *s, const struct spool_batch *b)
             goto fail;
     if ((rc = spool_end(s)) < 0)
         goto fail;
+    spool_chunk_keep(s);
     s->drops += dropped;
     return 0;
 fail:
@@ -1083,6 +1275,7 @@ spool_read_from(struct spool *s, uint64_t from, uint32_t max_n,
     size_t total = 0;
     int n = 0, rc;
 
+    s->busy++;
     if (max_n > INT32_MAX)
         max_n = INT32_MAX;
     while ((uint32_t)n < max_n && seq < s->next_seq) {
@@ -1115,7 +1308,7 @@ spool_read_from(struct spool *s, uint64_t from, uint32_t max_n,
 int
 spool_ack(struct spool *s, uint64_t upto)
 {
-    sqlite3_stmt *st = s->st[ST_ACK];
+    sqlite3_stmt *sum = s->st[ST_ACK_BYTES];
     uint64_t gone = 0, head = 0;
     int rc;
 
@@ -1123,16 +1316,20 @@ spool_ack(struct spool *s, uint64_t upto)
         return 0;
     if (upto >= s->next_seq)
         upto = s->next_seq - 1;
+    s->busy++;
     if ((rc = spool_begin(s)) < 0)
         return rc;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)upto);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        gone += (uint64_t)sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
+    sqlite3_bind_int64(sum, 1, (sqlite3_int64)upto);
+    if ((rc = sqlite3_step(sum)) == SQLITE_ROW)
+        gone = (uint64_t)sqlite3_column_int64(sum, 0);
+    sqlite3_reset(sum);
+    if (rc != SQLITE_ROW) {
         rc = spool_fail(s, "ack", rc);
         goto fail;
     }
+    sqlite3_bind_int64(s->st[ST_ACK], 1, (sqlite3_int64)upto);
+    if ((rc = spool_run(s, ST_ACK)) < 0)
+        goto fail;
     /* What remains of a chunk acked in part, for load after a restart. */
     if ((rc = spool_meta_set(s, "acked", upto)) < 0)
         goto fail;
@@ -1147,13 +1344,6 @@ spool_ack(struct spool *s, uint64_t upto)
     s->head_acked = head;
     s->depth -= upto + 1 - s->first_seq;
     s->first_seq = s->depth > 0 ? upto + 1 : s->next_seq;
-    if (s->depth == 0) {
-        /* Give back what a burst made the buffers grow to. */
-        spool_chunk_close(&s->rd);
-        spool_chunk_init(&s->rd);
-        tc_buf_close(&s->enc);
-        tc_buf_init(&s->enc, SPOOL_CHUNK_MAX);
-    }
     if (s->full_logged && s->bytes < s->max_bytes / 2)
         s->full_logged = 0;
     return 0;
@@ -1307,7 +1497,7 @@ spool_report_drops(struct spool *s, const char *host)
     s->max_bytes = UINT64_MAX;
     rc = spool_add(s, &ev, &dropped);
     s->max_bytes = max;
-    if (rc < 0 || (rc = spool_chunk_put(s, s->st[ST_CHUNK_PUT])) < 0 ||
+    if (rc < 0 || (rc = spool_chunk_put(s, s->st[ST_CHUNK_PUT], 0)) < 0 ||
         (rc = spool_meta_set(s, "next_seq", s->next_seq)) < 0 ||
         (rc = spool_meta_set(s, "drops_full", 0)) < 0 ||
         (rc = spool_end(s)) < 0)
@@ -1419,6 +1609,71 @@ spool_sync_end(struct spool *s, const struct spool_sync_req *r, int rc)
         s->dir_synced = 1;
     if (r->gen == s->sync_gen && r->upto > s->synced_seq)
         s->synced_seq = r->upto;
+}
+
+int
+spool_trim(struct spool *s)
+{
+    int idle = s->busy == s->busy_trimmed;
+
+    if (idle) {
+        /* enc and woffs are empty between commits; rd is a copy. */
+        tc_buf_close(&s->enc);
+        tc_buf_init(&s->enc, SPOOL_CHUNK_MAX);
+        tc_buf_close(&s->woffs);
+        tc_buf_init(&s->woffs, SPOOL_CHUNK_MAX);
+        spool_chunk_close(&s->rd);
+        spool_chunk_init(&s->rd);
+        if (!s->ckpt_running)
+            spool_ckpt_close(s);
+    }
+    s->ckpt_failed = 0; /* try to open it again, at most once a call */
+    s->busy_trimmed = s->busy;
+    return idle;
+}
+
+int
+spool_checkpoint_begin(struct spool *s, struct spool_ckpt_req *r)
+{
+    if (s->ckpt_running || s->wal_frames <= s->ckpt_at ||
+        s->wal_frames * s->page_size < SPOOL_CKPT_BYTES)
+        return 0;
+    /* Without it, the WAL hook's own checkpoint still bounds the WAL. */
+    if (s->ck == NULL && (s->ckpt_failed || spool_ckpt_open(s) < 0)) {
+        s->ckpt_failed = 1;
+        return 0;
+    }
+    memset(r, 0, sizeof(*r));
+    r->ck = s->ck;
+    s->ckpt_running = 1;
+    return 1;
+}
+
+void
+spool_checkpoint_run(struct spool_ckpt_req *r)
+{
+    int log = 0, done = 0;
+    int rc = sqlite3_wal_checkpoint_v2(r->ck->db, "main",
+                                       SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+
+    r->rc = rc == SQLITE_OK ? 0 : spool_errno(rc);
+    if (rc != SQLITE_OK)
+        snprintf(r->err, sizeof(r->err), "%s", sqlite3_errmsg(r->ck->db));
+    r->frames = log > 0 ? (uint64_t)log : 0;
+    r->copied = done > 0 ? (uint64_t)done : 0;
+}
+
+void
+spool_checkpoint_end(struct spool *s, const struct spool_ckpt_req *r)
+{
+    s->ckpt_running = 0;
+    /* Busy: another checkpoint (sqlite3(1)) was running; try later. */
+    if (r->rc < 0 && r->rc != -EBUSY)
+        log_warnx("spool %s: checkpoint: %s", s->path, r->err);
+    /* Frames appended while it ran are not copied yet: due again once
+     * the WAL has grown past what it saw. */
+    if (r->rc == 0 && r->frames <= s->wal_frames)
+        s->ckpt_at = r->frames;
 }
 
 int

@@ -163,10 +163,49 @@ struct spool_sync_req {
 uint64_t spool_sync_begin(struct spool *s, struct spool_sync_req *r);
 int spool_sync_run(const struct spool_sync_req *r);
 void spool_sync_end(struct spool *s, const struct spool_sync_req *r, int rc);
+/*
+ * Checkpoints: copying the WAL into the database file. SQLite does it
+ * by itself at the end of a commit once the WAL holds 1000 pages, on
+ * the thread that commits; in ship-all mode that was a sixth of the
+ * loop's time, spent while nothing was read or sent. So the loop's
+ * connection does not, and a second connection does it on a worker:
+ * spool_checkpoint_begin (loop thread) returns 1 and fills out r when
+ * one is due (0: not due, or one is running); spool_checkpoint_run
+ * (any thread) touches nothing but r and the second connection;
+ * spool_checkpoint_end (loop thread) records the result. Until _end
+ * the request must stay alive and spool_free must not be called. A
+ * checkpoint runs beside commits (SQLite's PASSIVE mode); should the
+ * WAL grow to 64 MiB all the same (nobody runs them), the loop's
+ * connection checkpoints at the end of a commit, as SQLite would.
+ */
+struct spool_ckpt;
+struct spool_ckpt_req {
+    struct spool_ckpt *ck; /* the spool's; borrowed until _end */
+    int rc;                /* OUT: 0 or a negative errno */
+    char err[128];         /* OUT: SQLite's message when rc < 0 */
+    uint64_t frames;       /* OUT: frames in the WAL */
+    uint64_t copied;       /* OUT: of which in the database now */
+};
+int spool_checkpoint_begin(struct spool *s, struct spool_ckpt_req *r);
+void spool_checkpoint_run(struct spool_ckpt_req *r);
+void spool_checkpoint_end(struct spool *s, const struct spool_ckpt_req *r);
+
 /* 1 if events with seq < upto are known to be on disk. */
 int spool_is_synced(const struct spool *s, uint64_t upto);
 /* Events with seq below this are known to be on disk. */
 uint64_t spool_synced_seq(const struct spool *s);
+
+/*
+ * Give back the memory that a burst made the chunk buffers grow to (a
+ * pass's worth of encoded events, and a copy of the chunk last read, a
+ * MiB or two each) and close the checkpoint connection (opened again
+ * when a checkpoint is due), if the spool was not used since the
+ * previous call;
+ * 1 if so (the agent was idle), else 0. Call it from a timer every few
+ * seconds: releasing them as soon as the spool was empty made a sender
+ * that keeps up grow them again from nothing at every read pass.
+ */
+int spool_trim(struct spool *s);
 
 uint64_t spool_depth(const struct spool *s); /* events not yet acked */
 uint64_t spool_bytes(const struct spool *s); /* their body bytes */

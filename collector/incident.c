@@ -729,6 +729,33 @@ fold_active(struct incident_engine *e, struct inc *in, const struct ev_ctx *c)
 }
 
 /*
+ * What snprintf(buf, len, "%.*s%.*s%.*s", ...) writes, without the
+ * format parsing that cost the engine a sixth of its time when done
+ * three times for every event: each part ends at its length or at a NUL
+ * (NULL is empty), the whole is cut to len - 1 bytes and NUL-terminated.
+ * Returns the bytes written. len > 0.
+ */
+static size_t
+join3(char *buf, size_t len, const char *a, size_t alen, const char *b,
+      size_t blen, const char *c, size_t clen)
+{
+    const char *p[3] = {a, b, c};
+    size_t n[3] = {alen, blen, clen}, at = 0;
+
+    for (int i = 0; i < 3; i++) {
+        size_t k = p[i] != NULL ? strnlen(p[i], n[i]) : 0;
+
+        if (k > len - 1 - at)
+            k = len - 1 - at;
+        if (k > 0)
+            memcpy(buf + at, p[i], k);
+        at += k;
+    }
+    buf[at] = '\0';
+    return at;
+}
+
+/*
  * The fingerprint key of an event and its incident kind, or 0 when the
  * event cannot make an incident.
  */
@@ -737,7 +764,6 @@ key_of(const char *host, const struct tc_event *ev, char *key, size_t len,
        const char **kind)
 {
     struct tc_str part;
-    int n;
 
     if (ev->kind.len == 5 && memcmp(ev->kind.ptr, "agent", 5) == 0) {
         if (ev->rule.len != 12 || memcmp(ev->rule.ptr, "agent-silent", 12))
@@ -756,11 +782,7 @@ key_of(const char *host, const struct tc_event *ev, char *key, size_t len,
     if (part.len == 0)
         part = ev->source;
     /* Over-long keys are cut: fingerprints are short by construction. */
-    n = snprintf(key, len, "%s\x1f%.*s", host, (int)part.len,
-                 part.ptr ? part.ptr : "");
-    if (n < 0)
-        return 0;
-    return (size_t)n >= len ? len - 1 : (size_t)n;
+    return join3(key, len, host, strlen(host), "\x1f", 1, part.ptr, part.len);
 }
 
 size_t
@@ -921,8 +943,7 @@ incident_engine_event(struct incident_engine *e, const char *host,
     memset(&c, 0, sizeof(c));
     if ((kl = key_of(host, ev, key, sizeof(key), &c.kind)) == 0)
         return;
-    snprintf(rule, sizeof(rule), "%.*s", (int)ev->rule.len,
-             ev->rule.ptr ? ev->rule.ptr : "");
+    join3(rule, sizeof(rule), ev->rule.ptr, ev->rule.len, NULL, 0, NULL, 0);
     c.host = host;
     c.rule = rule;
     c.t = ev->event_ts ? ev->event_ts : ev->ts;
@@ -931,7 +952,7 @@ incident_engine_event(struct incident_engine *e, const char *host,
     c.tier1 = is_tier1(ev);
     service_of(ev, c.service, sizeof(c.service));
     c.ev = ev;
-    snprintf(c.who, sizeof(c.who), "rule:%s", rule);
+    join3(c.who, sizeof(c.who), "rule:", 5, rule, strlen(rule), NULL, 0);
 
     if (strcmp(c.kind, "check") == 0) {
         check_result(e, key, kl, &c, ev);

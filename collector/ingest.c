@@ -529,7 +529,8 @@ ckpt_after_cb(uv_work_t *w, int status)
      * rest, so that the WAL can start again (store.h).
      */
     if (ig->ckpt_rc == 0) {
-        if (ig->ckpt_left > STORE_CKPT_PAGES / 4 && ++ig->ckpt_passes < 4)
+        if (ig->ckpt_left > store_ckpt_pages(ig->store) / 4 &&
+            ++ig->ckpt_passes < 4)
             start_checkpoint(ig);
         else {
             /* Handed to the next commit in start_commit: a commit may
@@ -601,7 +602,7 @@ after_work_cb(uv_work_t *w, int status)
         if (ig->cbs.on_ack)
             ig->cbs.on_ack(ig->cb_arg, u->name, u->epoch, u->hwm);
     }
-    if (store_wal_pages(ig->store) >= STORE_CKPT_PAGES)
+    if (store_wal_pages(ig->store) >= store_ckpt_pages(ig->store))
         start_checkpoint(ig);
     if (ig->cbs.on_commit && g->nb > 0)
         ig->cbs.on_commit(ig->cb_arg);

@@ -199,7 +199,7 @@ pthread_mutex_t *store_writer(struct store *s);
  * WAL checkpoints, mostly off the commit path. The pipeline connection
  * does no automatic checkpoint (that copies up to 16 MiB into the
  * database and fsyncs it inside the commit every ack waits for).
- * Instead, once the WAL holds STORE_CKPT_PAGES frames, the caller runs
+ * Instead, once the WAL holds STORE_CKPT_BYTES, the caller runs
  * store_checkpoint on the threadpool while commits go on: a PASSIVE
  * checkpoint on a connection of its own, which copies what no reader
  * still needs and never blocks a writer. Commits keep appending
@@ -211,11 +211,13 @@ pthread_mutex_t *store_writer(struct store *s);
  * (WAL at 8 times the threshold), store_commit checkpoints inline as
  * SQLite would.
  */
-#define STORE_CKPT_PAGES 1000
+#define STORE_CKPT_BYTES (16 << 20)
 
-/* WAL frames not yet copied into the database after the last commit
- * (loop thread: read it from the commit's completion callback). */
+/* WAL frames (pages) not yet copied into the database after the last
+ * commit (loop thread: read it from the commit's completion callback). */
 int store_wal_pages(const struct store *s);
+/* Frames of STORE_CKPT_BYTES at this store's page size. */
+int store_ckpt_pages(const struct store *s);
 
 /* One PASSIVE checkpoint on the checkpoint connection; threadpool,
  * never two at once. *left: frames it could not copy. 0 or a negative

@@ -316,15 +316,32 @@ tls_write_cb(uv_write_t *req, int status)
         c->cbs.on_drain(c);
 }
 
+/* A write to the socket failed: w was not queued. Close; r back. */
+static int
+tls_write_failed(struct tc_tls_conn *c, struct tls_wreq *w, int r)
+{
+    free(w);
+    tls_set_result(c, r, "write failed: %s", uv_strerror(r));
+    tls_close_now(c);
+    return r;
+}
+
 /*
- * Move everything OpenSSL produced into one write request. The request
- * owns its bytes until tls_write_cb. 0, or a negative UV error after
- * which the conn is closed.
+ * Move everything OpenSSL produced to the socket. When nothing is queued
+ * the bytes are offered to the socket at once (uv_try_write), and what
+ * it takes needs no request; the rest goes into one write request, which
+ * owns its bytes until tls_write_cb. So inflight, and with it
+ * tc_tls_write_pending, counts what the socket has not taken: a request
+ * that uv_write had written whole stayed counted until its callback ran
+ * in the next loop iteration, and a sender bounded by that sent no more
+ * than its bound per iteration however fast the socket was (in
+ * ship-all mode, 512 KiB per 1 MiB read pass). 0, or a negative UV error
+ * after which the conn is closed.
  */
 static int
 tls_flush(struct tc_tls_conn *c)
 {
-    size_t pending;
+    size_t pending, done;
     struct tls_wreq *w;
     uv_buf_t b;
     int n, r;
@@ -341,16 +358,25 @@ tls_flush(struct tc_tls_conn *c)
             free(w);
             break;
         }
-        w->len = (size_t)n;
-        w->req.data = c;
-        b = uv_buf_init((char *)w->data, (unsigned int)n);
-        r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, tls_write_cb);
-        if (r < 0) {
-            free(w);
-            tls_set_result(c, r, "write failed: %s", uv_strerror(r));
-            tls_close_now(c);
-            return r;
+        done = 0;
+        if (c->inflight == 0) {
+            b = uv_buf_init((char *)w->data, (unsigned int)n);
+            r = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+            if (r == n) {
+                free(w);
+                continue;
+            }
+            if (r >= 0)
+                done = (size_t)r;
+            else if (r != UV_EAGAIN)
+                return tls_write_failed(c, w, r);
         }
+        w->len = (size_t)n - done;
+        w->req.data = c;
+        b = uv_buf_init((char *)w->data + done, (unsigned int)w->len);
+        r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, tls_write_cb);
+        if (r < 0)
+            return tls_write_failed(c, w, r);
         c->inflight += w->len;
     }
     return 0;

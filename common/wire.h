@@ -101,10 +101,12 @@ struct tc_event {
     struct tc_kv *fields; /* named captures, perfdata ... */
     uint32_t nfields;
     /*
-     * Set by the decoders only: the event's own map in the decoded
-     * bytes (borrowed like the strings), so that a receiver can store
-     * it without encoding it again. NULL for events built in memory;
-     * encoders ignore it.
+     * Set by tc_wire_decode (EVENTS) and tc_event_decode only: the
+     * event's own map in the decoded bytes (borrowed like the
+     * strings), so that a receiver can store it without encoding it
+     * again. NULL for events built in memory and for those of
+     * tc_event_decode_array, whose callers read events and do not pass
+     * them on; encoders ignore it.
      */
     const uint8_t *raw;
     size_t raw_len;
@@ -222,6 +224,28 @@ int tc_wire_encode_events(struct tc_buf *out, const struct tc_event *ev,
  */
 int tc_wire_encode_events_raw(struct tc_buf *out, const uint8_t *const *enc,
                               const size_t *enc_len, uint32_t n);
+/*
+ * The same frame built one encoded event at a time, straight into out
+ * (the agent appends them from its spool without a copy in between):
+ * tc_wire_events_begin, tc_wire_events_add for each event, then
+ * tc_wire_events_end, which fills in the count and the length, or
+ * tc_wire_events_abort. Each returns 0 or the first error (-ENOBUFS,
+ * -EMSGSIZE), after which out is as it was before begin and the rest
+ * are no-ops. The count is an array16 whatever its value, which every
+ * msgpack reader takes; those two bytes are all that differs from
+ * tc_wire_encode_events_raw.
+ */
+struct tc_wire_events_out {
+    struct tc_buf *b; /* borrowed: the frame's buffer */
+    size_t start;     /* tc_buf_size(b) at begin */
+    uint32_t n;       /* events added */
+    int err;          /* first error, negative errno */
+};
+int tc_wire_events_begin(struct tc_buf *out, struct tc_wire_events_out *w);
+int tc_wire_events_add(struct tc_wire_events_out *w, const uint8_t *ev,
+                       size_t len);
+int tc_wire_events_end(struct tc_wire_events_out *w);
+void tc_wire_events_abort(struct tc_wire_events_out *w);
 int tc_wire_encode_ack(struct tc_buf *out, const struct tc_ack *m);
 int tc_wire_encode_hint(struct tc_buf *out, const struct tc_hint *m);
 int tc_wire_encode_hint_ack(struct tc_buf *out, const struct tc_hint_ack *m);
@@ -231,6 +255,25 @@ int tc_wire_encode_bye(struct tc_buf *out, const struct tc_bye *m);
 
 /* Encode one event as a msgpack map (no frame) appended to out. */
 int tc_event_encode(struct tc_buf *out, const struct tc_event *ev);
+/*
+ * The same bytes, for runs of events that share host, kind, source,
+ * rule and severity (the lines one rule matches in one file): c keeps
+ * those keys and values encoded from the last call, with copies of the
+ * strings they were made from, and each event that matches them copies
+ * them in one piece instead of packing them again. Zero c before its
+ * first use; it points into nothing, so the events' strings may change
+ * or go between calls.
+ */
+struct tc_event_cache {
+    int valid;           /* buf holds a block */
+    int sev;             /* the block's severity */
+    uint32_t hlen, klen; /* bytes of host and kind in buf */
+    uint32_t slen, rlen; /* bytes of source and rule in buf */
+    uint32_t block_len;  /* encoded bytes after the strings */
+    uint8_t buf[512];    /* host, kind, source, rule, block */
+};
+int tc_event_encode_cached(struct tc_buf *out, const struct tc_event *ev,
+                           struct tc_event_cache *c);
 /*
  * Decode one event map (as stored by the agent's spool or in the
  * collector's batch blobs). Arrays for labels/fields are allocated in f;
@@ -247,6 +290,22 @@ int tc_event_decode(const uint8_t *p, size_t len,
 int tc_event_decode_array(const uint8_t *p, size_t len,
                           const struct tc_wire_limits *lim, struct tc_frame *f,
                           const char **errp);
+
+/*
+ * The same decoders through msgpack-c's object tree, the reference
+ * that the direct event decoding above is held to: tests and the
+ * fuzzer check that both agree on every input. tc_wire_decode uses it
+ * for every frame but EVENTS.
+ */
+int tc_wire_decode_ref(const uint8_t *body, size_t len,
+                       const struct tc_wire_limits *lim, struct tc_frame *out,
+                       const char **errp);
+int tc_event_decode_ref(const uint8_t *p, size_t len,
+                        const struct tc_wire_limits *lim, struct tc_frame *f,
+                        struct tc_event *out, const char **errp);
+int tc_event_decode_array_ref(const uint8_t *p, size_t len,
+                              const struct tc_wire_limits *lim,
+                              struct tc_frame *f, const char **errp);
 
 /* Helpers for building events from C strings. */
 static inline struct tc_str

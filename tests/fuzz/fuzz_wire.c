@@ -168,30 +168,151 @@ roundtrip(const struct tc_frame *f)
     tc_buf_close(&b);
 }
 
+/*
+ * An EVENTS frame's events know their own bytes (the collector stores
+ * them as they are): inside the body, back to back, and each one decodes
+ * on its own to the same event.
+ */
+/* Encoding with a cache of the shared middle gives the same bytes. */
+static void
+cached_same(const struct tc_events *evs)
+{
+    struct tc_event_cache c;
+    struct tc_buf a, b;
+
+    memset(&c, 0, sizeof(c));
+    tc_buf_init(&a, 64u << 20);
+    tc_buf_init(&b, 64u << 20);
+    for (uint32_t i = 0; i < evs->n; i++) {
+        tc_buf_reset(&a);
+        tc_buf_reset(&b);
+        check(tc_event_encode(&a, &evs->ev[i]) ==
+                  tc_event_encode_cached(&b, &evs->ev[i], &c),
+              "cached encode: another result");
+        check(tc_buf_size(&a) == tc_buf_size(&b) &&
+                  memcmp(tc_buf_head(&a), tc_buf_head(&b), tc_buf_size(&a)) ==
+                      0,
+              "cached encode: other bytes");
+    }
+    tc_buf_close(&a);
+    tc_buf_close(&b);
+}
+
+static void
+raw_spans(const struct tc_frame *f, const uint8_t *p, size_t n)
+{
+    const struct tc_events *evs = &f->u.events;
+
+    for (uint32_t i = 0; i < evs->n; i++) {
+        const struct tc_event *e = &evs->ev[i];
+        struct tc_frame g;
+        struct tc_event one;
+
+        check(e->raw != NULL, "event without raw bytes");
+        check(e->raw >= p && e->raw_len <= (size_t)(p + n - e->raw),
+              "raw bytes outside the body");
+        if (i > 0)
+            check(e->raw == evs->ev[i - 1].raw + evs->ev[i - 1].raw_len,
+                  "raw bytes not back to back");
+        tc_frame_init(&g);
+        check(tc_event_decode(e->raw, e->raw_len, NULL, &g, &one, NULL) == 0,
+              "raw bytes do not decode");
+        check(one.seq == e->seq && one.ts == e->ts &&
+                  one.message.len == e->message.len,
+              "raw bytes decode to another event");
+        tc_frame_close(&g);
+    }
+}
+
+/*
+ * Events are decoded straight from the bytes; msgpack-c's object tree
+ * is the reference (wire.h): same result, same error, same events and
+ * the same raw bytes, for every input.
+ */
+static void
+same_as_ref(int rc, const char *err, const struct tc_events *evs, int rrc,
+            const char *rerr, const struct tc_events *revs)
+{
+    check(rc == rrc, "direct and reference decoders: another result");
+    if (rc < 0) {
+        check(err != NULL && rerr != NULL && strcmp(err, rerr) == 0,
+              "direct and reference decoders: another error");
+        return;
+    }
+    check(events_same(evs, revs), "direct and reference decoders: events");
+    for (uint32_t i = 0; i < evs->n; i++)
+        check(evs->ev[i].raw == revs->ev[i].raw &&
+                  evs->ev[i].raw_len == revs->ev[i].raw_len,
+              "direct and reference decoders: raw bytes");
+}
+
 static void
 one_body(const uint8_t *p, size_t n, const struct tc_wire_limits *lim)
 {
-    struct tc_frame f;
-    const char *err = NULL;
-    int rc;
+    struct tc_frame f, g;
+    const char *err = NULL, *rerr = NULL;
+    int rc, rrc;
 
     tc_frame_init(&f);
+    tc_frame_init(&g);
     rc = tc_wire_decode(p, n, lim, &f, &err);
+    rrc = tc_wire_decode_ref(p, n, lim, &g, &rerr);
+    if (rc == 0 && rrc == 0 && f.type == TC_F_EVENTS)
+        check(g.type == TC_F_EVENTS, "direct and reference decoders: type");
+    if (rc < 0 || rrc < 0 || f.type == TC_F_EVENTS)
+        same_as_ref(rc, err, &f.u.events, rrc, rerr, &g.u.events);
+    else
+        check(frame_same(&f, &g), "direct and reference decoders: frame");
+    if (rc == 0 && f.type == TC_F_EVENTS) {
+        raw_spans(&f, p, n);
+        cached_same(&f.u.events);
+    }
     if (rc == 0)
         roundtrip(&f);
     else
         check(err != NULL, "error without a reason");
     tc_frame_close(&f);
+    tc_frame_close(&g);
+}
+
+/* A stored batch blob and a single stored event, both ways. */
+static void
+one_stored(const uint8_t *data, size_t size, const struct tc_wire_limits *lim)
+{
+    struct tc_frame f, g;
+    struct tc_event ev, rev;
+    const char *err = NULL, *rerr = NULL;
+    int rc, rrc;
+
+    tc_frame_init(&f);
+    tc_frame_init(&g);
+    rc = tc_event_decode_array(data, size, lim, &f, &err);
+    rrc = tc_event_decode_array_ref(data, size, lim, &g, &rerr);
+    same_as_ref(rc, err, &f.u.events, rrc, rerr, &g.u.events);
+    if (rc == 0)
+        roundtrip(&f);
+    err = rerr = NULL;
+    rc = tc_event_decode(data, size, lim, &f, &ev, &err);
+    rrc = tc_event_decode_ref(data, size, lim, &g, &rev, &rerr);
+    {
+        struct tc_events one = {1, &ev}, rone = {1, &rev};
+        same_as_ref(rc, err, &one, rrc, rerr, &rone);
+    }
+    if (rc == 0) {
+        struct tc_frame r = {.type = TC_F_EVENTS};
+        r.u.events.n = 1;
+        r.u.events.ev = &ev;
+        roundtrip(&r);
+    }
+    tc_frame_close(&f);
+    tc_frame_close(&g);
 }
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct tc_frame f;
-    struct tc_event ev;
     const uint8_t *body;
     size_t blen, off = 0;
-    const char *err;
     long n;
 
     /* A stream of frames, as read from a TLS session. */
@@ -206,18 +327,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     one_body(data, size, NULL);
     one_body(data, size, &tight);
 
-    /* A stored batch blob and a single stored event. */
-    tc_frame_init(&f);
-    if (tc_event_decode_array(data, size, NULL, &f, &err) == 0)
-        roundtrip(&f);
-    if (tc_event_decode_array(data, size, &tight, &f, &err) == 0)
-        roundtrip(&f);
-    if (tc_event_decode(data, size, NULL, &f, &ev, &err) == 0) {
-        struct tc_frame one = {.type = TC_F_EVENTS};
-        one.u.events.n = 1;
-        one.u.events.ev = &ev;
-        roundtrip(&one);
-    }
-    tc_frame_close(&f);
+    one_stored(data, size, &tc_wire_default_limits);
+    one_stored(data, size, &tight);
     return 0;
 }

@@ -142,7 +142,7 @@ test_defaults(void **state)
     assert_string_equal(c->state_dir, "/var/lib/x");
     assert_int_equal(c->spool_max_bytes, 256ULL << 20);
     assert_int_equal(c->batch_max_events, 1000);
-    assert_int_equal(c->window_batches, 32);
+    assert_int_equal(c->window_batches, 64);
     assert_int_equal(c->backoff_min_ms, 200);
     assert_int_equal(c->backoff_max_ms, 30000);
     assert_int_equal(c->poll_interval_ms, 250);

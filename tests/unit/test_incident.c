@@ -234,6 +234,36 @@ test_fingerprints(void **state)
                         "web-01\x1foom");
     incident_engine_free(e);
     free(o);
+
+    /* Keys are cut like snprintf would: at a NUL inside a part and at
+     * the buffer's end; no fingerprint and no rule fall back to the
+     * source. */
+    {
+        static const char fp_nul[] = {'a', 'b', '\0', 'c'};
+        char key[16];
+
+        ev = ev_log("r", TC_SEV_ERROR, T0, 1);
+        ev.fingerprint.ptr = fp_nul;
+        ev.fingerprint.len = sizeof(fp_nul);
+        assert_int_equal(incident_fingerprint("h", &ev, key, sizeof(key)), 4);
+        assert_string_equal(key, "h\x1f"
+                                 "ab");
+        ev.fingerprint = tc_str_c("0123456789abcdefghij");
+        assert_int_equal(incident_fingerprint("h", &ev, key, sizeof(key)), 15);
+        assert_string_equal(key, "h\x1f"
+                                 "0123456789abc");
+        assert_int_equal(incident_fingerprint("h", &ev, key, 1), 0);
+        assert_string_equal(key, "");
+        ev.fingerprint = tc_str_c("");
+        ev.rule = tc_str_c("");
+        ev.source = tc_str_c("/var/log/x");
+        assert_int_equal(incident_fingerprint("h", &ev, key, sizeof(key)), 12);
+        assert_string_equal(key, "h\x1f/var/log/x");
+        ev.source.ptr = NULL;
+        ev.source.len = 0;
+        assert_int_equal(incident_fingerprint("h", &ev, key, sizeof(key)), 2);
+        assert_string_equal(key, "h\x1f");
+    }
 }
 
 static void

@@ -880,6 +880,20 @@ test_corrupt_chunk(void **state)
     assert_int_equal(read_all(s, 1, &g), -EPROTO);
     assert_int_equal(read_all(s, 7, &g), 2);
     spool_free(s);
+    /* A body cut short, or not a blob at all (the body is read apart
+     * from its row). */
+    db_exec("UPDATE chunks SET offs = (SELECT offs FROM chunks "
+            "WHERE seq_first = 1), body = substr(body, 1, 10) "
+            "WHERE seq_first = 4");
+    assert_int_equal(spool_open(statedir, 1 << 20, &s), 0);
+    assert_int_equal(read_all(s, 4, &g), -EPROTO);
+    spool_free(s);
+    db_exec("UPDATE chunks SET body = 42 WHERE seq_first = 4");
+    assert_int_equal(spool_open(statedir, 1 << 20, &s), 0);
+    assert_int_equal(read_all(s, 4, &g), -EPROTO);
+    assert_int_equal(read_all(s, 1, &g), -EPROTO);
+    assert_int_equal(read_all(s, 7, &g), 2);
+    spool_free(s);
     db_exec("DELETE FROM chunks WHERE seq_first = 4");
     assert_int_equal(spool_open(statedir, 1 << 20, &s), -EPROTO);
 }
@@ -1047,6 +1061,149 @@ test_million(void **state)
     spool_free(s);
 }
 
+/* Bytes of the spool's WAL file (0 if there is none). */
+static off_t
+wal_size(void)
+{
+    char path[PATH_MAX + 16];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/spool.db-wal", statedir);
+    return stat(path, &st) == 0 ? st.st_size : 0;
+}
+
+/*
+ * Checkpoints leave the loop (spool.h): one is due once the WAL holds
+ * 16 MiB, runs on the second connection beside the spool's own, and is
+ * not due again until the WAL grew; when nobody runs them the spool's
+ * own connection keeps the WAL near 64 MiB. Events stay readable
+ * throughout, and after a restart.
+ */
+static void
+test_checkpoint(void **state)
+{
+    enum { N = 40, MSG = 60000 };
+    static char msg[MSG + 1];
+    struct spool_ckpt_req r;
+    struct tc_event ev[N];
+    struct spool *s;
+    struct walk w;
+    uint64_t n = 0;
+    int rounds = 0;
+
+    memset(msg, 'c', MSG);
+    for (int i = 0; i < N; i++)
+        ev[i] = mkev(msg);
+    assert_int_equal(spool_open(statedir, 1ULL << 30, &s), 0);
+    assert_int_equal(spool_checkpoint_begin(s, &r), 0);
+    /* 2.4 MB a commit: due after about 7 of them. */
+    while (!spool_checkpoint_begin(s, &r)) {
+        assert_int_equal(spool_append(s, ev, N, NULL, NULL), 0);
+        n += N;
+        assert_true(++rounds < 20);
+    }
+    assert_true(rounds >= 6);
+    assert_true(wal_size() >= 16 << 20);
+    /* Begun: no second one until it ends. */
+    {
+        struct spool_ckpt_req r2;
+        assert_int_equal(spool_checkpoint_begin(s, &r2), 0);
+    }
+    spool_checkpoint_run(&r);
+    assert_int_equal(r.rc, 0);
+    assert_true(r.frames > 0);
+    assert_int_equal(r.copied, r.frames);
+    spool_checkpoint_end(s, &r);
+    /* Everything is copied: not due until the WAL grows. */
+    assert_int_equal(spool_checkpoint_begin(s, &r), 0);
+    assert_int_equal(spool_append(s, ev, N, NULL, NULL), 0);
+    n += N;
+    /* The commit restarted the WAL from its beginning: nothing due. */
+    assert_int_equal(spool_checkpoint_begin(s, &r), 0);
+
+    /* Nobody checkpoints: the WAL stays near 64 MiB all the same. */
+    for (int i = 0; i < 60; i++) {
+        assert_int_equal(spool_append(s, ev, N, NULL, NULL), 0);
+        n += N;
+        assert_true(wal_size() < (64 << 20) + (8 << 20));
+    }
+    /* Idle: the checkpoint connection goes, and comes back when due. */
+    assert_int_equal(spool_trim(s), 0);
+    assert_int_equal(spool_trim(s), 1);
+    while (!spool_checkpoint_begin(s, &r)) {
+        assert_int_equal(spool_append(s, ev, N, NULL, NULL), 0);
+        n += N;
+        assert_true(++rounds < 100);
+    }
+    spool_checkpoint_run(&r);
+    assert_int_equal(r.rc, 0);
+    spool_checkpoint_end(s, &r);
+    assert_int_equal(spool_depth(s), n);
+    memset(&w, 0, sizeof(w));
+    w.want = 1;
+    while (w.want <= n)
+        assert_true(spool_read_from(s, w.want, 100, SIZE_MAX, walk_cb, &w) > 0);
+    assert_int_equal(spool_bytes(s), w.bytes);
+    spool_free(s);
+    assert_int_equal(wal_size(), 0);
+    assert_int_equal(spool_open(statedir, 1ULL << 30, &s), 0);
+    assert_int_equal(spool_depth(s), n);
+    assert_int_equal(spool_bytes(s), w.bytes);
+    spool_free(s);
+}
+
+/*
+ * The chunk a commit just wrote is read from memory (a sender that keeps
+ * up does not read it back from SQLite); older chunks come from SQLite.
+ * A row damaged behind the spool's back shows which was used.
+ */
+static void
+test_read_just_written(void **state)
+{
+    char msgs[8][16];
+    struct spool *s;
+    struct got g;
+
+    assert_int_equal(spool_open(statedir, 1 << 20, &s), 0);
+    append_msgs(s, 0, 3, msgs); /* seqs 1..3 */
+    db_exec("UPDATE chunks SET body = 42 WHERE seq_first = 1");
+    assert_int_equal(read_all(s, 1, &g), 3);
+    assert_string_equal(g.msg[2], "m2");
+    append_msgs(s, 3, 2, msgs); /* 4..5, now the one in memory */
+    assert_int_equal(read_all(s, 4, &g), 2);
+    assert_string_equal(g.msg[1], "m4");
+    assert_int_equal(read_all(s, 1, &g), -EPROTO);
+    spool_free(s);
+}
+
+/* spool_trim gives buffers back only after a quiet interval, and the
+ * spool works as before afterwards. */
+static void
+test_trim(void **state)
+{
+    struct tc_event ev[3] = {mkev("a"), mkev("b"), mkev("c")};
+    struct spool *s;
+    struct got g;
+
+    assert_int_equal(spool_open(statedir, 1 << 20, &s), 0);
+    assert_int_equal(spool_trim(s), 1); /* nothing happened yet */
+    assert_int_equal(spool_append(s, ev, 2, NULL, NULL), 0);
+    assert_int_equal(spool_trim(s), 0); /* busy since the last call */
+    assert_int_equal(read_all(s, 1, &g), 2);
+    assert_int_equal(spool_trim(s), 0);
+    assert_int_equal(spool_trim(s), 1);
+    assert_int_equal(read_all(s, 2, &g), 1);
+    assert_string_equal(g.msg[0], "b");
+    assert_int_equal(spool_ack(s, 1), 0);
+    assert_int_equal(spool_trim(s), 0);
+    assert_int_equal(spool_trim(s), 1);
+    assert_int_equal(spool_append(s, ev + 2, 1, NULL, NULL), 0);
+    assert_int_equal(read_all(s, 0, &g), 2);
+    assert_string_equal(g.msg[0], "b");
+    assert_string_equal(g.msg[1], "c");
+    spool_free(s);
+}
+
 int
 main(void)
 {
@@ -1072,6 +1229,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_corrupt_chunk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_million, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trim, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_just_written, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -76,12 +76,13 @@ struct harness {
     const char *server_name;
     enum scenario sc;
     struct side srv, cli;
-    uint8_t *up;   /* client -> server payload, owned */
-    size_t nup;    /* bytes */
-    uint8_t *down; /* server -> client payload, owned */
-    size_t ndown;  /* bytes */
-    int finished;  /* listener and timers closed */
-    int timed_out; /* the guard fired */
+    uint8_t *up;        /* client -> server payload, owned */
+    size_t nup;         /* bytes */
+    uint8_t *down;      /* server -> client payload, owned */
+    size_t ndown;       /* bytes */
+    int finished;       /* listener and timers closed */
+    int timed_out;      /* the guard fired */
+    size_t cli_pending; /* client's pending bytes after its writes */
     /* Backpressure bookkeeping. */
     size_t rx_at_stop;     /* srv.nrx when reading was stopped */
     int paused;            /* 1 while the server has reading stopped */
@@ -173,13 +174,22 @@ on_ready(struct tc_tls_conn *c)
     snprintf(s->peer, sizeof(s->peer), "%s", tc_tls_peer_name(c));
     snprintf(s->addr, sizeof(s->addr), "%s", tc_tls_peer_addr(c));
     if (s == &h->cli && h->sc == SC_ROUNDTRIP) {
-        /* The first 100 bytes went out before the handshake. */
+        /* The first 100 bytes went out before the handshake. What the
+         * socket takes at once is not pending (see test_backpressure
+         * for what it does not take). */
         write_pieces(c, h->up + 100, h->nup - 100);
-        assert_true(tc_tls_write_pending(c) > 0);
-    } else if (s == &h->cli && h->sc == SC_BACKPRESSURE) {
-        write_pieces(c, h->up, h->nup);
-    } else if (s == &h->srv && h->sc == SC_BACKPRESSURE) {
-        srv_ready_pause(h);
+    } else if (h->sc == SC_BACKPRESSURE) {
+        if (s == &h->srv)
+            srv_ready_pause(h);
+        /*
+         * Once both are ready the server reads nothing more, so what the
+         * kernel cannot buffer must wait in the client: the writes are
+         * offered to the socket at once, and only the rest is pending.
+         */
+        if (h->cli.ready && h->srv.ready) {
+            write_pieces(h->cli.c, h->up, h->nup);
+            h->cli_pending = tc_tls_write_pending(h->cli.c);
+        }
     } else if (s == &h->srv && h->sc == SC_SERVER_CLOSE) {
         assert_int_equal(tc_tls_write(c, h->down, h->ndown), 0);
         tc_tls_close(c, "server says bye");
@@ -454,7 +464,6 @@ test_roundtrip(void **state)
     assert_memory_equal(h.srv.rx, h.up, h.nup);
     assert_int_equal(h.cli.nrx, h.ndown);
     assert_memory_equal(h.cli.rx, h.down, h.ndown);
-    assert_true(h.cli.drains >= 1);
     assert_true(h.write_after_close < 0);
     /* The closer gets its own reason; the peer saw close_notify. */
     assert_int_equal(h.cli.status, 0);
@@ -604,13 +613,16 @@ test_backpressure(void **state)
     struct harness h;
 
     (void)state;
-    run(&h, SC_BACKPRESSURE, pki1, "agent-1", "localhost", 4 * MIB, 0);
+    /* More than loopback's socket buffers hold (up to 4 MiB to send,
+     * and what the receiver had grown to before it stopped reading). */
+    run(&h, SC_BACKPRESSURE, pki1, "agent-1", "localhost", 16 * MIB, 0);
     assert_int_equal(h.srv.ready, 1);
     assert_int_equal(h.leaks, 0);
     /* The initial stop plus several mid-stream ones. */
     assert_true(h.pauses >= 4);
     assert_int_equal(h.srv.nrx, h.nup);
     assert_memory_equal(h.srv.rx, h.up, h.nup);
+    assert_true(h.cli_pending > 0);
     assert_true(h.cli.drains >= 1);
     assert_int_equal(h.srv.status, 0);
     assert_string_equal(h.srv.reason, "got everything");

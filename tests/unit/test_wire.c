@@ -428,6 +428,81 @@ test_events_raw(void **state)
     tc_buf_close(&b);
 }
 
+/*
+ * An EVENTS frame built event by event (tc_wire_events_*): the same bytes
+ * as tc_wire_encode_events_raw but for the array16 count, the same
+ * events once decoded; errors leave the buffer as it was.
+ */
+static void
+test_events_stream(void **state)
+{
+    struct tc_buf one[3], raw, st, small;
+    struct tc_wire_events_out w;
+    struct tc_frame f;
+    struct tc_event ev[3];
+    const uint8_t *enc[3];
+    size_t enc_len[3], head;
+
+    (void)state;
+    make_events(ev);
+    tc_buf_init(&raw, BUFMAX);
+    tc_buf_init(&st, BUFMAX);
+    tc_frame_init(&f);
+    for (int i = 0; i < 3; i++) {
+        tc_buf_init(&one[i], BUFMAX);
+        assert_int_equal(tc_event_encode(&one[i], &ev[i]), 0);
+        enc[i] = tc_buf_head(&one[i]);
+        enc_len[i] = tc_buf_size(&one[i]);
+    }
+    assert_int_equal(tc_wire_encode_events_raw(&raw, enc, enc_len, 3), 0);
+    assert_int_equal(tc_buf_append(&st, "x", 1), 0); /* something before */
+    assert_int_equal(tc_wire_events_begin(&st, &w), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(tc_wire_events_add(&w, enc[i], enc_len[i]), 0);
+    assert_int_equal(tc_wire_events_end(&w), 0);
+    /* fixarray 3 (0x93) there, array16 of 3 here: two bytes more. */
+    assert_int_equal(tc_buf_size(&st), 1 + tc_buf_size(&raw) + 2);
+    head = TC_WIRE_HDR + 10;
+    assert_memory_equal(tc_buf_head(&st) + 1 + TC_WIRE_HDR,
+                        tc_buf_head(&raw) + TC_WIRE_HDR, 10);
+    assert_memory_equal(tc_buf_head(&st) + 1 + head, "\xdc\x00\x03", 3);
+    assert_memory_equal(tc_buf_head(&st) + 1 + head + 3,
+                        tc_buf_head(&raw) + head + 1,
+                        tc_buf_size(&raw) - head - 1);
+    tc_buf_consume(&st, 1);
+    assert_int_equal(decode_one(&st, NULL, &f), 0);
+    assert_int_equal(f.type, TC_F_EVENTS);
+    check_events(f.u.events.ev, ev, 3);
+
+    /* None at all is a valid, empty batch. */
+    tc_buf_reset(&st);
+    assert_int_equal(tc_wire_events_begin(&st, &w), 0);
+    assert_int_equal(tc_wire_events_end(&w), 0);
+    assert_int_equal(decode_one(&st, NULL, &f), 0);
+    assert_int_equal(f.u.events.n, 0);
+
+    /* Aborted, or over the buffer's cap: nothing is left behind. */
+    tc_buf_reset(&st);
+    assert_int_equal(tc_buf_append(&st, "y", 1), 0);
+    assert_int_equal(tc_wire_events_begin(&st, &w), 0);
+    assert_int_equal(tc_wire_events_add(&w, enc[0], enc_len[0]), 0);
+    tc_wire_events_abort(&w);
+    assert_int_equal(tc_buf_size(&st), 1);
+    tc_buf_init(&small, 64);
+    assert_int_equal(tc_wire_events_begin(&small, &w), 0);
+    assert_int_equal(tc_wire_events_add(&w, enc[0], enc_len[0]), -ENOBUFS);
+    assert_int_equal(tc_wire_events_add(&w, enc[2], 1), -ENOBUFS);
+    assert_int_equal(tc_wire_events_end(&w), -ENOBUFS);
+    assert_int_equal(tc_buf_size(&small), 0);
+
+    for (int i = 0; i < 3; i++)
+        tc_buf_close(&one[i]);
+    tc_buf_close(&small);
+    tc_buf_close(&raw);
+    tc_buf_close(&st);
+    tc_frame_close(&f);
+}
+
 static void
 test_event_decode(void **state)
 {
@@ -1039,6 +1114,157 @@ test_unknown_keys(void **state)
     msgpack_sbuffer_destroy(&sb);
 }
 
+/*
+ * Keys in any order: the decoder looks for each one after the last it
+ * found (our encoders' order) and wraps around. Reversed keys, an
+ * unknown key, keys that share a first byte or a length with known ones,
+ * and a duplicate seen only after a wrap.
+ */
+static void
+test_event_key_order(void **state)
+{
+    static const char *const keys[] = {
+        "fields", "labels", "count", "fp",   "msg", "state", "sev",
+        "rule",   "src",    "kind",  "host", "ts",  "seq",   "v"};
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    struct tc_frame f;
+    struct tc_event ev;
+    const char *err = NULL;
+
+    (void)state;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 17);
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        pk_str(&pk, keys[i]);
+        if (strcmp(keys[i], "fields") == 0 || strcmp(keys[i], "labels") == 0) {
+            msgpack_pack_map(&pk, 1);
+            pk_str(&pk, "k");
+            pk_str(&pk, keys[i]);
+        } else if (strcmp(keys[i], "state") == 0) {
+            msgpack_pack_int8(&pk, 2);
+        } else if (strcmp(keys[i], "sev") == 0) {
+            msgpack_pack_uint8(&pk, TC_SEV_ERROR);
+        } else if (strcmp(keys[i], "count") == 0 ||
+                   strcmp(keys[i], "seq") == 0 || strcmp(keys[i], "v") == 0) {
+            msgpack_pack_uint8(&pk, strcmp(keys[i], "count") == 0 ? 3 : 1);
+        } else if (strcmp(keys[i], "ts") == 0) {
+            msgpack_pack_int64(&pk, 42);
+        } else {
+            pk_str(&pk, keys[i]);
+        }
+    }
+    pk_str(&pk, "sex"); /* first bytes and length of "sev" and "seq" */
+    msgpack_pack_uint8(&pk, 1);
+    pk_str(&pk, "hosts");
+    pk_str(&pk, "x");
+    pk_str(&pk, "");
+    msgpack_pack_nil(&pk);
+    tc_frame_init(&f);
+    assert_int_equal(
+        tc_event_decode((const uint8_t *)sb.data, sb.size, NULL, &f, &ev, &err),
+        0);
+    assert_true(ev.seq == 1 && ev.ts == 42 && ev.count == 3);
+    assert_int_equal(ev.sev, TC_SEV_ERROR);
+    assert_int_equal(ev.state, 2);
+    assert_true(str_eq(ev.host, "host") && str_eq(ev.kind, "kind") &&
+                str_eq(ev.source, "src") && str_eq(ev.rule, "rule") &&
+                str_eq(ev.message, "msg") && str_eq(ev.fingerprint, "fp"));
+    assert_int_equal(ev.nlabels, 1);
+    assert_true(str_eq(ev.labels[0].val, "labels"));
+    assert_int_equal(ev.nfields, 1);
+    assert_true(str_eq(ev.fields[0].val, "fields"));
+
+    /* "kind" again, after the search wrapped past the end. */
+    pk_str(&pk, "kind");
+    pk_str(&pk, "again");
+    assert_int_equal((uint8_t)sb.data[0], 0xde); /* map16 of 17 ... */
+    {
+        msgpack_sbuffer b2;
+        msgpack_sbuffer_init(&b2);
+        msgpack_sbuffer_write(&b2, "\xde\x00\x12", 3); /* ... of 18 */
+        msgpack_sbuffer_write(&b2, sb.data + 3, sb.size - 3);
+        assert_int_equal(tc_event_decode((const uint8_t *)b2.data, b2.size,
+                                         NULL, &f, &ev, &err),
+                         -EBADMSG);
+        assert_string_equal(err, "duplicate map key");
+        msgpack_sbuffer_destroy(&b2);
+    }
+    tc_frame_close(&f);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/*
+ * tc_event_encode_cached writes what tc_event_encode writes, whatever
+ * changes between events: the shared part, a string's content under the
+ * same pointer, empty and missing parts, a middle too big to keep.
+ */
+static void
+test_encode_cached(void **state)
+{
+    static char src[64], big[600];
+    struct tc_event_cache c;
+    struct tc_event base, ev;
+    struct tc_buf a, b;
+
+    (void)state;
+    memset(&c, 0, sizeof(c));
+    memset(big, 's', sizeof(big) - 1);
+    memset(&base, 0, sizeof(base));
+    base.ts = 1700000000000000000LL;
+    base.host = tc_str_c("web-01");
+    base.kind = tc_str_c("log");
+    snprintf(src, sizeof(src), "/var/log/a.log");
+    base.source = tc_str_c(src);
+    base.rule = tc_str_c("all");
+    base.sev = TC_SEV_INFO;
+    base.state = -1;
+    base.count = 1;
+    tc_buf_init(&a, 1 << 20);
+    tc_buf_init(&b, 1 << 20);
+    for (int i = 0; i < 40; i++) {
+        char msg[32];
+
+        ev = base;
+        ev.seq = (uint64_t)i + 1;
+        snprintf(msg, sizeof(msg), "line %d", i);
+        ev.message = tc_str_c(msg);
+        switch (i % 10) {
+        case 3:
+            ev.sev = TC_SEV_ERROR;
+            break;
+        case 4:
+            /* same pointer, other content */
+            src[5] = (char)('a' + i % 26);
+            break;
+        case 5:
+            ev.rule.len = 0;
+            break;
+        case 6:
+            ev.source.ptr = NULL;
+            ev.source.len = 0;
+            break;
+        case 7:
+            ev.source = tc_str_c(big);
+            break;
+        case 8:
+            ev.host = tc_str_c("web-02");
+            ev.event_ts = 5;
+            ev.state = 1;
+            break;
+        }
+        tc_buf_reset(&a);
+        tc_buf_reset(&b);
+        assert_int_equal(tc_event_encode(&a, &ev), 0);
+        assert_int_equal(tc_event_encode_cached(&b, &ev, &c), 0);
+        assert_int_equal(tc_buf_size(&a), tc_buf_size(&b));
+        assert_memory_equal(tc_buf_head(&a), tc_buf_head(&b), tc_buf_size(&a));
+    }
+    tc_buf_close(&a);
+    tc_buf_close(&b);
+}
+
 /* 100 nested arrays under an unknown event key. */
 static void
 test_deep_nesting(void **state)
@@ -1223,6 +1449,9 @@ main(void)
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_bad_bodies),
         cmocka_unit_test(test_unknown_keys),
+        cmocka_unit_test(test_event_key_order),
+        cmocka_unit_test(test_events_stream),
+        cmocka_unit_test(test_encode_cached),
         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_event_values),
         cmocka_unit_test(test_event_schema),
