@@ -328,6 +328,7 @@ agent_trim_cb(uv_timer_t *h)
     if (!a->trim_due)
         return;
     a->trim_due = 0;
+    sender_trim(a->sender);
 #ifdef __GLIBC__
     malloc_trim(0);
 #endif

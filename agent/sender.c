@@ -844,3 +844,18 @@ sender_free(struct sender *s)
     free(s->inflight);
     free(s);
 }
+
+void
+sender_trim(struct sender *s)
+{
+    if (s == NULL || s->nflight > 0)
+        return;
+    if (tc_buf_size(&s->tx) == 0) {
+        tc_buf_close(&s->tx);
+        tc_buf_init(&s->tx, TC_WIRE_MAX_FRAME + TC_WIRE_HDR);
+    }
+    if (tc_buf_size(&s->rx) == 0) {
+        tc_buf_close(&s->rx);
+        tc_buf_init(&s->rx, TC_WIRE_MAX_FRAME + TC_WIRE_HDR);
+    }
+}

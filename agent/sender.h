@@ -101,4 +101,11 @@ struct sender_status {
  */
 void sender_get_status(struct sender *s, struct sender_status *out);
 
+/*
+ * Give back the frame buffers a burst made grow (about 160 KiB each),
+ * if nothing is in flight and they hold nothing; the agent calls it
+ * once a burst is over (agent_trim_cb). NULL: no-op.
+ */
+void sender_trim(struct sender *s);
+
 #endif

@@ -231,6 +231,9 @@ struct spool {
     uint64_t busy_trimmed;           /* busy at the last spool_trim */
 };
 
+/* sqlite3_config done (spool_open). */
+static int spool_sqlite_configured;
+
 static void
 spool_put_le32(uint8_t *p, uint32_t v)
 {
@@ -924,6 +927,18 @@ spool_open(const char *state_dir, uint64_t max_bytes, struct spool **out)
         goto fail;
     }
     free(lock);
+    /*
+     * No preallocated page cache: SQLite would otherwise take a 20-page
+     * block (330 KiB at 16 KiB pages) on its first use and never give
+     * it back; pages come from malloc like the rest. Only possible
+     * before SQLite is first initialised, and not thread-safe: the
+     * first spool_open of the process, before any SQLite thread, does
+     * it (agent main opens one spool, at start).
+     */
+    if (!spool_sqlite_configured) {
+        spool_sqlite_configured = 1;
+        (void)sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
+    }
     rc = sqlite3_open_v2(s->path, &s->db,
                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc != SQLITE_OK) {
@@ -1626,6 +1641,8 @@ spool_trim(struct spool *s)
         spool_chunk_init(&s->rd);
         if (!s->ckpt_running)
             spool_ckpt_close(s);
+        /* And the pages SQLite cached for the burst. */
+        sqlite3_db_release_memory(s->db);
     }
     s->ckpt_failed = 0; /* try to open it again, at most once a call */
     s->busy_trimmed = s->busy;
