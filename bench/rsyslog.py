@@ -325,9 +325,9 @@ def mode_idle(seconds, rsyslog=True):
         wait(lambda: spool_offset(w, os.path.getsize(files[0])), timeout=30)
         time.sleep(5)
         print("tocsin : after one line: %s" % mem(ag.pid))
-        hwm = agent_hwm(w)
+        hwm = store_hwm(w)
         n = burst(w, files[1])
-        wait(lambda: agent_hwm(w) >= hwm + n, timeout=120, step=0.2)
+        wait(lambda: store_hwm(w) >= hwm + n, timeout=120, step=0.2)
         time.sleep(QUIET_S)
         print("tocsin : %d lines later, %d s quiet: %s, peak %.1f MiB"
               % (BURST_LINES, QUIET_S, mem(ag.pid), status(ag.pid, "VmHWM") / 1024))
