@@ -32,34 +32,10 @@ struct incidents_store {
 };
 
 static int
-sqlerr(int rc)
-{
-    switch (rc & 0xff) {
-    case SQLITE_OK:
-    case SQLITE_DONE:
-    case SQLITE_ROW:
-        return 0;
-    case SQLITE_FULL:
-        return -ENOSPC;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return -EBUSY;
-    case SQLITE_READONLY:
-        return -EROFS;
-    case SQLITE_NOMEM:
-        return -ENOMEM;
-    case SQLITE_CANTOPEN:
-        return -ENOENT;
-    default:
-        return -EIO;
-    }
-}
-
-static int
 fail(struct incidents_store *s, int rc)
 {
     snprintf(s->errmsg, sizeof(s->errmsg), "%s", sqlite3_errmsg(s->db));
-    return sqlerr(rc) ? sqlerr(rc) : -EIO;
+    return store_sqlerr(rc) ? store_sqlerr(rc) : -EIO;
 }
 
 static int

@@ -188,9 +188,8 @@ static const char schema_v6[] =
 static const char *const migrations[STORE_SCHEMA_VERSION] = {
     schema_v1, schema_v2, schema_v3, schema_v4, schema_v5, schema_v6};
 
-/* Map an SQLite result code to a negative errno. */
-static int
-sqlerr(int rc)
+int
+store_sqlerr(int rc)
 {
     switch (rc & 0xff) {
     case SQLITE_OK:
@@ -229,7 +228,7 @@ static int
 fail(struct store *s, int rc)
 {
     snprintf(s->errmsg, sizeof(s->errmsg), "%s", sqlite3_errmsg(s->db));
-    return sqlerr(rc) ? sqlerr(rc) : -EIO;
+    return store_sqlerr(rc) ? store_sqlerr(rc) : -EIO;
 }
 
 static int
@@ -527,7 +526,7 @@ store_checkpoint(struct store *s, int *left, char *msg, size_t len)
     if (rc == SQLITE_OK || rc == SQLITE_BUSY)
         return 0;
     snprintf(msg, len, "%s", sqlite3_errmsg(s->ckpt));
-    return sqlerr(rc) ? sqlerr(rc) : -EIO;
+    return store_sqlerr(rc) ? store_sqlerr(rc) : -EIO;
 }
 
 pthread_mutex_t *

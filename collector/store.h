@@ -193,6 +193,10 @@ void store_stats(const struct store *s, struct store_stats *out);
  * the other for seconds; a mutex hands the lock over at once. Other
  * processes (tocsinctl) still meet SQLite's lock and busy timeout.
  */
+/* An SQLite result code as a negative errno (0 for OK, DONE, ROW);
+ * shared by the collector's SQLite modules. */
+int store_sqlerr(int rc);
+
 pthread_mutex_t *store_writer(struct store *s);
 
 /*
