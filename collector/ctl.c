@@ -4,6 +4,7 @@
  */
 #include <getopt.h>
 #include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -178,4 +179,18 @@ ctl_wait_action(struct incidents_store *is, int64_t aid, int *result)
         nanosleep(&ts, NULL);
     }
     return done;
+}
+
+int
+ctl_parse_id(const char *s, int64_t *out)
+{
+    char *end;
+    long long v;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno || *end != '\0' || v <= 0)
+        return -EINVAL;
+    *out = v;
+    return 0;
 }

@@ -154,20 +154,6 @@ list_cb(const struct incident *in, void *arg)
 }
 
 static int
-parse_id(const char *s, int64_t *out)
-{
-    char *end;
-    long long v;
-
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (errno || *end != '\0' || v <= 0)
-        return -EINVAL;
-    *out = v;
-    return 0;
-}
-
-static int
 incidents_list(const struct ctl_opts *o, int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -344,7 +330,7 @@ incidents_show(const struct ctl_opts *o, int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0)
             c->json = 1;
-        else if (f.id == 0 && parse_id(argv[i], &f.id) == 0)
+        else if (f.id == 0 && ctl_parse_id(argv[i], &f.id) == 0)
             continue;
         else {
             incidents_usage(stderr);
@@ -450,7 +436,7 @@ incidents_action(const struct ctl_opts *o, enum incident_verb verb, int argc,
             return 2;
         }
     }
-    if (optind >= argc || parse_id(argv[optind], &a.incident_id) < 0 ||
+    if (optind >= argc || ctl_parse_id(argv[optind], &a.incident_id) < 0 ||
         (verb == INCIDENT_NOTE ? optind + 2 != argc : optind + 1 != argc)) {
         incidents_usage(stderr);
         return 2;

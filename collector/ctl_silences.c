@@ -72,20 +72,6 @@ parse_ts(const char *s, int64_t now, int64_t *out)
 }
 
 static int
-parse_id(const char *s, int64_t *out)
-{
-    char *end;
-    long long v;
-
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (errno || *end != '\0' || v <= 0)
-        return -EINVAL;
-    *out = v;
-    return 0;
-}
-
-static int
 silences_add(const struct ctl_opts *o, int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -315,7 +301,7 @@ silences_expire(const struct ctl_opts *o, int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--user") == 0 && i + 1 < argc) {
             user = argv[++i];
-        } else if (id == 0 && parse_id(argv[i], &id) == 0) {
+        } else if (id == 0 && ctl_parse_id(argv[i], &id) == 0) {
             continue;
         } else {
             silences_usage(stderr);
