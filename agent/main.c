@@ -46,6 +46,7 @@
 #include "emit.h"
 #include "journal.h"
 #include "log.h"
+#include "memtrim.h"
 #include "report.h"
 #include "rules.h"
 #include "sender.h"
@@ -319,6 +320,7 @@ agent_trim_cb(uv_timer_t *h)
     struct agent *a = h->data;
     uint64_t seq = spool_next_seq(a->spool);
     int idle = spool_trim(a->spool);
+    long code;
 
     if (seq != a->trim_seq || !idle) {
         a->trim_seq = seq;
@@ -332,6 +334,9 @@ agent_trim_cb(uv_timer_t *h)
 #ifdef __GLIBC__
     malloc_trim(0);
 #endif
+    code = tc_memtrim_code();
+    if (code < 0)
+        log_debug("memtrim: %s", strerror((int)-code));
 }
 
 static void
@@ -558,6 +563,7 @@ main(int argc, char **argv)
     uv_timer_init(a.loop, &a.trim_timer);
     a.trim_timer.data = &a;
     a.trim_seq = spool_next_seq(a.spool);
+    a.trim_due = 1; /* start-up's memory and code, once it is quiet */
     uv_timer_start(&a.trim_timer, agent_trim_cb, AGENT_TRIM_MS, AGENT_TRIM_MS);
     /* Housekeeping only: it must not keep the loop alive. */
     uv_unref((uv_handle_t *)&a.trim_timer);

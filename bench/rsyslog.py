@@ -83,6 +83,24 @@ def mem(pid):
         status(pid, "VmRSS") / 1024, status(pid, "RssAnon") / 1024, pss(pid) / 1024)
 
 
+SAMPLE_S = 5
+
+
+def sample_rss(pid, seconds):
+    """Sleep for seconds, noting VmRSS every SAMPLE_S: the agent gives back
+    start-up's memory and code pages once its first check results are in,
+    so one figure at the end would hide the start-up transient."""
+    out = []
+    t_end = time.monotonic() + seconds
+    while True:
+        left = t_end - time.monotonic()
+        if left <= 0:
+            break
+        time.sleep(min(SAMPLE_S, left))
+        out.append("%.1f" % (status(pid, "VmRSS") / 1024))
+    return " ".join(out)
+
+
 def wait(pred, timeout=600, step=0.02):
     t_end = time.monotonic() + timeout
     while not pred():
@@ -316,8 +334,9 @@ def mode_idle(seconds, rsyslog=True):
                                 checks=checks)
         time.sleep(3)  # start-up done, first check runs spread by splay
         c0 = cpu_s(ag.pid)
-        time.sleep(seconds)
+        series = sample_rss(ag.pid, seconds)
         c1 = cpu_s(ag.pid)
+        print("tocsin : RSS MiB every %d s, from 3 s after start: %s" % (SAMPLE_S, series))
         print("tocsin : agent CPU %.3f%% of a core, %s, peak %.1f MiB"
               % (100 * (c1 - c0) / seconds, mem(ag.pid), status(ag.pid, "VmHWM") / 1024))
         with open(files[0], "a") as f:
