@@ -365,11 +365,12 @@ def mode_idle(seconds, rsyslog=True):
               % (100 * (c1 - c0) / seconds, mem(a.pid)))
         with open(files[0], "a") as f:
             f.write(line)
-        wait(lambda: count_lines(w.p("out.log")) >= 1, timeout=30)
+        lines = LineCounter(w.p("out.log"))
+        wait(lambda: lines() >= 1, timeout=30)
         time.sleep(5)
         print("rsyslog: after one forwarded line (TLS driver loaded): %s" % mem(a.pid))
         n = burst(w, files[1])
-        wait(lambda: count_lines(w.p("out.log")) >= 1 + n, timeout=120, step=0.2)
+        wait(lambda: lines() >= 1 + n, timeout=120, step=0.2)
         time.sleep(QUIET_S)
         print("rsyslog: %d lines later, %d s quiet: %s, peak %.1f MiB"
               % (BURST_LINES, QUIET_S, mem(a.pid), status(a.pid, "VmHWM") / 1024))
