@@ -184,13 +184,24 @@ class Journald:
     of env.daemons (killed, and its log shown on failure, like the
     others); its files are removed by env.cleanup."""
 
+    # True: the default instance (no namespace), which only a test in a
+    # private mount namespace may start (test_journald_default.py).
+    default_instance = False
+
     def __init__(self, env, mid):
         global _ns_count
         _ns_count += 1
         self.env = env
         self.name = "journald"
-        self.ns = "%s%d-%d" % (NS_PREFIX, os.getpid(), _ns_count)
-        self.paths = _ns_paths(self.ns, mid.id)
+        if self.default_instance:
+            self.ns = None
+            self.paths = ["/run/systemd/journal",
+                          "/run/systemd/journald.conf.d",
+                          "/run/log/journal/%s" % mid.id,
+                          "/var/log/journal/%s" % mid.id]
+        else:
+            self.ns = "%s%d-%d" % (NS_PREFIX, os.getpid(), _ns_count)
+            self.paths = _ns_paths(self.ns, mid.id)
         self.rundir, self.dropin = self.paths[0], self.paths[1]
         self.socket = os.path.join(self.rundir, "socket")
         self.stdout = os.path.join(self.rundir, "stdout")
@@ -208,9 +219,11 @@ class Journald:
                     "Storage=volatile\n"
                     "RateLimitIntervalSec=0\n"
                     "ForwardToSyslog=no\nForwardToKMsg=no\n"
-                    "ForwardToConsole=no\nForwardToWall=no\n")
+                    "ForwardToConsole=no\nForwardToWall=no\n"
+                    "ReadKMsg=no\n")
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([JOURNALD, self.ns], stdout=log,
+        self.proc = subprocess.Popen([JOURNALD] + ([self.ns] if self.ns else []),
+                                     stdout=log,
                                      stderr=log, stdin=subprocess.DEVNULL,
                                      preexec_fn=_pdeathsig)
         log.close()
@@ -301,14 +314,27 @@ def stdout_stream(jd, identifier, unit, lines, priority=6):
                    check=True, timeout=60)
 
 
+def ns_args(jd):
+    """journalctl's option for jd's namespace (none for the default)."""
+    return ["--namespace=" + jd.ns] if jd.ns else []
+
+
+def reading(jd):
+    """The agent's log line once input live reads jd's journal."""
+    if jd.ns:
+        return r"journal live: reading namespace %s" % re.escape(jd.ns)
+    return r"journal live: reading \("
+
+
 def journal_entries(jd):
     """What journald stored, as journalctl shows it: the oracle for
     which entries carry which unit and priority."""
-    p = subprocess.run(["journalctl", "--namespace=" + jd.ns, "-o", "json",
-                        "--no-pager"], capture_output=True, timeout=60)
+    p = subprocess.run(["journalctl"] + ns_args(jd) + ["-o", "json",
+                                                    "--no-pager"],
+                       capture_output=True, timeout=60)
     if p.returncode != 0:
-        raise e2e.TestFailure("journalctl --namespace=%s: %s"
-                              % (jd.ns, p.stderr.decode()))
+        raise e2e.TestFailure("journalctl %s: %s"
+                              % (" ".join(ns_args(jd)), p.stderr.decode()))
     return [json.loads(l) for l in p.stdout.decode().splitlines() if l]
 
 
@@ -372,8 +398,9 @@ def start_agent(env, jd, inputs):
     env.collector_config()
     col = env.collector().start()
     col.wait_log("listening on")
+    nsline = "    namespace: %s\n" % jd.ns if jd.ns else ""
     conf = env.agent_config("web-01", [], extra="journald:\n" + inputs
-                            % {"ns": jd.ns})
+                            % {"nsline": nsline})
     ag = env.agent(conf).start()
     ag.wait_log("connected to")
     return col, ag
@@ -419,12 +446,10 @@ SEV = {0: "critical", 1: "critical", 2: "critical", 3: "error", 4: "warning"}
 # --- tests ---------------------------------------------------------------
 
 INPUTS = """  - name: live
-    namespace: %(ns)s
-    priority: warning
+%(nsline)s    priority: warning
     start_at: beginning
   - name: units
-    namespace: %(ns)s
-    units: [tocsin-e2e-app.service]
+%(nsline)s    units: [tocsin-e2e-app.service]
     start_at: beginning
 """
 
@@ -458,7 +483,7 @@ def got_keys(env, source):
 def test_filters(env):
     jd = Journald(env, env.mid).start()
     col, ag = start_agent(env, jd, INPUTS)
-    ag.wait_log(r"journal live: reading namespace %s" % re.escape(jd.ns))
+    ag.wait_log(reading(jd))
 
     # Native datagrams (no unit), every priority, and one entry without
     # PRIORITY (kept only by an input at debug).
@@ -559,7 +584,7 @@ def committed_at(env, jd, source="live"):
         db.close()
     if row is None:
         return None
-    p = subprocess.Popen(["journalctl", "--namespace=" + jd.ns, "-o", "json",
+    p = subprocess.Popen(["journalctl"] + ns_args(jd) + ["-o", "json",
                           "--cursor=" + row[0], "--no-pager"],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     first = p.stdout.readline()
@@ -574,7 +599,7 @@ def test_kill_resume(env):
     entries come in: every entry exactly once."""
     jd = Journald(env, env.mid).start()
     col, ag = start_agent(env, jd, INPUTS)
-    ag.wait_log(r"journal live: reading namespace")
+    ag.wait_log(reading(jd))
     n1, n2, n3, n4 = 2000, 12000, 14000, 16000
 
     # First kill: while entries are being written and read.
@@ -651,7 +676,8 @@ def test_agent_first_and_journald_restart(env):
     the first entries count: they were written after the agent started."""
     jd = Journald(env, env.mid)
     col, ag = start_agent(env, jd, INPUTS.replace("beginning", "end"))
-    ag.wait_log(r"journal live: no journal files of namespace")
+    ag.wait_log(r"journal live: no journal files " +
+                ("of namespace" if jd.ns else "yet"))
     jd.start()
     for n in range(100):
         jd.send(("MESSAGE", "early n=%d" % n), ("PRIORITY", 2))
@@ -673,7 +699,7 @@ def test_cursor_file_vacuumed(env):
     the oldest entry left, and none of those is lost."""
     jd = Journald(env, env.mid).start()
     col, ag = start_agent(env, jd, INPUTS)
-    ag.wait_log(r"journal live: reading namespace")
+    ag.wait_log(reading(jd))
     for n in range(50):
         jd.send(("MESSAGE", "vac n=%d" % n), ("PRIORITY", 3))
     wait_numbered(env, "live", "vac", 50, timeout=30)
@@ -708,7 +734,7 @@ def test_bad_entries(env):
     string limit. The agent ships what it can and never stops."""
     jd = Journald(env, env.mid).start()
     col, ag = start_agent(env, jd, INPUTS)
-    ag.wait_log(r"journal live: reading namespace")
+    ag.wait_log(reading(jd))
     jd.send(("MESSAGE", b"bin n=0 \xff\xfe\x00nul\nline two"),
             ("PRIORITY", 3))
     jd.send(("PRIORITY", 3), ("SYSLOG_IDENTIFIER", "no-message"))
