@@ -8,13 +8,15 @@
 #include <link.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-/* Mappings with private copies of file pages that trimming must keep. */
-#define TRIM_MAX_KEEP 64
+/* Read-only mappings with private copies of file pages (RELRO of each
+ * object, and any code page holding a breakpoint) that trimming keeps. */
+#define TRIM_MAX_KEEP 256
 
 struct trim_walk {
     uintptr_t page;                   /* page size in bytes */
@@ -134,16 +136,18 @@ traced(void)
 }
 
 /*
- * Note the code mappings that hold anonymous pages: a uprobe (perf, bpftrace,
- * an eBPF agent watching SSL_write) is a breakpoint in a private copy of a code
- * page, and MADV_DONTNEED would silently remove it. Returns 0, or -1 if smaps
- * cannot be read or lists more such mappings than fit: then nothing is
- * trimmed.
+ * Note the read-only mappings that hold anonymous pages: a uprobe (perf,
+ * bpftrace, an eBPF agent watching SSL_write) is a breakpoint in a
+ * private copy of a code page, and MADV_DONTNEED would silently remove
+ * it; so would it anything else patched in place. Returns 0, or -1 if
+ * smaps cannot be read or lists more such mappings than fit: then
+ * nothing is trimmed.
  */
 static int
 find_private(struct trim_walk *w)
 {
-    char line[512];
+    char *line = NULL;
+    size_t cap = 0;
     unsigned long lo = 0, hi = 0, a, b, kb;
     char perms[8] = "", p[8];
     int rc = 0;
@@ -151,7 +155,9 @@ find_private(struct trim_walk *w)
 
     if (f == NULL)
         return -1;
-    while (fgets(line, sizeof(line), f) != NULL) {
+    /* getline: a header line with a long path must not be read in two
+     * pieces, the second taken for a header. */
+    while (getline(&line, &cap, f) > 0) {
         /* "Anonymous:" starts with a hex digit too: assign only when the
          * whole mapping header matched. */
         if (sscanf(line, "%lx-%lx %7s", &a, &b, p) == 3) {
@@ -161,7 +167,7 @@ find_private(struct trim_walk *w)
             continue;
         }
         if (sscanf(line, "Anonymous: %lu kB", &kb) != 1 || kb == 0 ||
-            strchr(perms, 'x') == NULL)
+            strchr(perms, 'w') != NULL)
             continue;
         if (w->nkeep == TRIM_MAX_KEEP) {
             rc = -1;
@@ -171,6 +177,7 @@ find_private(struct trim_walk *w)
         w->keep[w->nkeep][1] = hi;
         w->nkeep++;
     }
+    free(line);
     fclose(f);
     return rc;
 }

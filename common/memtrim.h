@@ -23,12 +23,13 @@
  * What it saves is the pages the process does not use again: RSS drops
  * to the working set. PSS changes little (the pages were shared), and the
  * system saves memory only where the pages were mapped by this process
- * alone (then they are reclaimable at once). The cost is one minor fault
- * per 64 KiB of code used after it, microseconds per call.
+ * alone (then they are reclaimable at once). A call takes about 2 ms,
+ * mostly reading /proc/self/smaps; then one minor fault per 64 KiB of
+ * code used again.
  *
  * Breakpoints live in private copies of code pages, which MADV_DONTNEED
  * would drop: a process being traced (TracerPid in /proc/self/status) is
- * left alone, and so is every code mapping that /proc/self/smaps shows
+ * left alone, and so is every read-only mapping that /proc/self/smaps shows
  * with anonymous pages (a uprobe set by perf, bpftrace or an eBPF agent
  * watching SSL_write). A uprobe registered in the microseconds between
  * that read and the madvise would be lost for this process.
