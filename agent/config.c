@@ -173,6 +173,12 @@ static const struct tc_conf_field tail_fields[] = {
      .min = 10,
      .max = 3600 * 1000,
      .help = "file poll interval when change events are unavailable"},
+    {.key = "inotify",
+     .type = TC_CONF_T_BOOL,
+     AC(inotify),
+     .def = "true",
+     .help = "watch directories with inotify; false: poll only (network "
+             "file systems)"},
     {.key = "read_max_bytes",
      .type = TC_CONF_T_SIZE,
      AC(read_max_bytes),

@@ -138,6 +138,7 @@ struct agent_config {
     uint64_t backoff_min_ms;   /* reconnect backoff floor; default 200 */
     uint64_t backoff_max_ms;   /* ceiling; default 30000 */
     uint64_t poll_interval_ms; /* file poll fallback; default 250 */
+    int inotify;               /* 1: watch directories; default 1 */
     uint64_t read_max_bytes;   /* per file per read pass; default 1 MiB */
     uint32_t max_line_bytes;   /* longer lines are cut; default 64 KiB */
     uint64_t flush_timeout_ms; /* a partial last line (or multiline

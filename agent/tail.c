@@ -65,6 +65,20 @@
 #define TAIL_MS (int64_t)1000000
 /* Bytes of the read buffer and the arena kept resident when idle. */
 #define TAIL_BUF_KEEP (64 * 1024)
+/*
+ * The poll is a safety net for what inotify does not report (a watch
+ * that could not be added, a directory with glob characters, a network
+ * file system, a lost event). While every input's directory is watched
+ * and nothing was seen for TAIL_QUIET_POLLS intervals, it runs
+ * TAIL_SLOW_FACTOR times less often, but at least every
+ * TAIL_SLOW_MAX_MS (never less often than poll_interval): at the default
+ * 250 ms, every 2 s after 10 quiet seconds. An inotify event, or a poll
+ * that finds data, brings it back at once. On an idle host the poll's
+ * path lookups and stats were most of the agent's CPU.
+ */
+#define TAIL_QUIET_POLLS 40
+#define TAIL_SLOW_FACTOR 8
+#define TAIL_SLOW_MAX_MS 2000
 
 /* One files[] entry of the config. */
 struct tail_input {
@@ -168,6 +182,7 @@ struct tail {
     int64_t flush_ns; /* flush_timeout */
     int64_t quiet_ns; /* a rotated file is let go after this quiet */
     struct tail_stats stats;
+    int64_t seen_ns;  /* mono: last inotify event or pass with data */
     int rescan;       /* 1: an inotify event asked for a rescan */
     int watch_warned; /* 1: "cannot watch" was logged */
     int started;      /* 1 after tail_start initialised the handles */
@@ -178,6 +193,7 @@ struct tail {
 };
 
 static void tail_schedule(struct tail_file *f);
+static void tail_pace(struct tail *t, int seen);
 static void tail_idle_cb(uv_idle_t *h);
 static void tail_used(struct tail *t, size_t *dirty, size_t n);
 
@@ -271,7 +287,7 @@ tail_watch_dir(struct tail *t, const char *dir)
         w->next = t->watches;
         t->watches = w;
     }
-    if (!w->started && !t->stopping) {
+    if (!w->started && !t->stopping && t->cfg->inotify) {
         rc = uv_fs_event_start(&w->h, tail_fs_cb, w->dir, 0);
         if (rc == 0) {
             w->started = 1;
@@ -603,8 +619,10 @@ tail_commit(struct tail_file *f, uint64_t consumed)
     f->offset = pos.offset;
     f->stored = pos;
     t->stats.bytes += consumed;
-    if (consumed > 0)
+    if (consumed > 0) {
         t->stats.passes++;
+        t->seen_ns = t->now;
+    }
     return 0;
 }
 
@@ -1323,6 +1341,7 @@ tail_fs_cb(uv_fs_event_t *h, const char *name, int events, int status)
 
     if (t->stopping)
         return;
+    tail_pace(t, 1);
     if (status < 0 || name == NULL || (events & UV_RENAME)) {
         /* Created, deleted or renamed: the matches may have changed. */
         t->rescan = 1;
@@ -1396,6 +1415,49 @@ tail_poll_cb(uv_timer_t *h)
     for (struct tail_file *f = t->files; f != NULL; f = f->next)
         tail_schedule(f);
     tail_trim(t);
+    tail_pace(t, 0);
+}
+
+/* Whether inotify covers every input: each input's directory (and the
+ * directory of each open file) has a started watch. */
+static int
+tail_all_watched(const struct tail *t)
+{
+    for (size_t i = 0; i < t->ninputs; i++)
+        if (!t->inputs[i].watch_dir)
+            return 0;
+    for (const struct tail_watch *w = t->watches; w != NULL; w = w->next)
+        if (!w->started)
+            return 0;
+    for (const struct tail_file *f = t->files; f != NULL; f = f->next)
+        if (f->watch == NULL || !f->watch->started)
+            return 0;
+    return 1;
+}
+
+/* Set the poll's interval (see TAIL_SLOW_FACTOR); seen: an inotify
+ * event just came. */
+static void
+tail_pace(struct tail *t, int seen)
+{
+    uint64_t fast = t->cfg->poll_interval_ms, ms = fast;
+    int64_t now = tc_mono_ns();
+    int slow;
+
+    if (seen)
+        t->seen_ns = now;
+    slow = !seen &&
+           now - t->seen_ns >= (int64_t)fast * TAIL_QUIET_POLLS * TAIL_MS &&
+           tail_all_watched(t);
+    if (slow == (int)t->stats.slow_poll)
+        return;
+    t->stats.slow_poll = (uint32_t)slow;
+    if (slow) {
+        ms = fast * TAIL_SLOW_FACTOR;
+        if (ms > TAIL_SLOW_MAX_MS)
+            ms = fast > TAIL_SLOW_MAX_MS ? fast : TAIL_SLOW_MAX_MS;
+    }
+    uv_timer_start(&t->poll, tail_poll_cb, ms, ms);
 }
 
 /* ---- life cycle ------------------------------------------------------ */
@@ -1468,6 +1530,7 @@ tail_start(struct tail *t)
     t->idle.data = t;
     t->poll.data = t;
     t->started = 1;
+    t->seen_ns = tc_mono_ns();
     tail_scan(t, 1);
     uv_timer_start(&t->poll, tail_poll_cb, t->cfg->poll_interval_ms,
                    t->cfg->poll_interval_ms);

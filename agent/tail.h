@@ -80,6 +80,7 @@ struct tail_stats {
     uint64_t let_go;    /* rotated or deleted files read to the end */
     uint64_t trimmed;   /* bytes of idle read buffers given back */
     uint32_t open;      /* files open now */
+    uint32_t slow_poll; /* 1: all watched and quiet, polling less often */
 };
 void tail_get_stats(const struct tail *t, struct tail_stats *out);
 

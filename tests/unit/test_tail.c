@@ -71,6 +71,7 @@ setup(void **state)
     snprintf(f->pattern, sizeof(f->pattern), "%s/app.log", f->dir);
     f->cfg.file = "agent.yaml";
     f->cfg.poll_interval_ms = 20;
+    f->cfg.inotify = 1;
     f->cfg.read_max_bytes = 4096;
     f->cfg.max_line_bytes = 256;
     f->cfg.flush_timeout_ms = 150;
@@ -479,6 +480,58 @@ test_idle_buffer_trimmed(void **state)
     assert_int_equal(st.bytes, 2 * (2000 * 100 + 3));
 }
 
+/*
+ * With every directory watched, the poll slows down after 40 quiet
+ * intervals (here 0.8 s) and comes back with the next inotify event;
+ * lines are read at once either way.
+ */
+static void
+test_poll_slows_when_quiet(void **state)
+{
+    struct fx *f = *state;
+    struct tail_stats st;
+
+    put("w", "app.log", "1\n");
+    fx_start(f);
+    EXPECT(f, "1");
+    tail_get_stats(f->t, &st);
+    assert_int_equal(st.slow_poll, 0);
+    fx_run(f, 1500);
+    tail_get_stats(f->t, &st);
+    assert_int_equal(st.slow_poll, 1);
+    put("a", "app.log", "2\n");
+    mv("app.log", "app.log.1"); /* rotation while slow */
+    put("w", "app.log", "3\n");
+    EXPECT(f, "1", "2", "3");
+    tail_get_stats(f->t, &st);
+    assert_int_equal(st.slow_poll, 0);
+}
+
+/*
+ * tail.inotify: false (or no inotify): polling alone finds new lines,
+ * a rotation and a new file, and the poll never slows down.
+ */
+static void
+test_poll_only(void **state)
+{
+    struct fx *f = *state;
+    struct tail_stats st;
+
+    f->cfg.inotify = 0;
+    put("w", "app.log", "1\n");
+    fx_start(f);
+    EXPECT(f, "1");
+    put("a", "app.log", "2\n");
+    mv("app.log", "app.log.1");
+    put("w", "app.log", "3\n");
+    EXPECT(f, "1", "2", "3");
+    fx_run(f, 1500);
+    tail_get_stats(f->t, &st);
+    assert_int_equal(st.slow_poll, 0);
+    put("a", "app.log", "4\n");
+    EXPECT(f, "1", "2", "3", "4");
+}
+
 static void
 test_multiline(void **state)
 {
@@ -560,6 +613,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_partial_flush, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_buffer_trimmed, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_poll_slows_when_quiet, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_poll_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_multiline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_multiline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_resumes_exactly, setup,
