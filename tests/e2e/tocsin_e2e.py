@@ -13,6 +13,8 @@ import re
 import shutil
 import signal
 import socket
+import ssl
+import struct
 import subprocess
 import sys
 import tempfile
@@ -233,6 +235,63 @@ class Env:
             text = d.log()
             print("----- last 40 lines of %s -----" % d.log_path)
             print("\n".join(text.splitlines()[-40:]))
+
+
+# --- speaking the wire protocol by hand (hostile peers) ---------------------
+
+def mp(v):
+    """A tiny msgpack encoder (uint64, str, bool, list, map), enough to
+    write frames by hand; docs/protocol.md has the frames."""
+    if isinstance(v, bool):
+        return b"\xc3" if v else b"\xc2"
+    if isinstance(v, int):
+        if 0 <= v < 128:
+            return bytes([v])
+        return b"\xcf" + struct.pack(">Q", v)
+    if isinstance(v, str):
+        b = v.encode()
+        if len(b) < 32:
+            return bytes([0xa0 | len(b)]) + b
+        if len(b) < 256:
+            return b"\xd9" + bytes([len(b)]) + b
+        return b"\xda" + struct.pack(">H", len(b)) + b
+    if isinstance(v, list):
+        return bytes([0x90 | len(v)]) + b"".join(mp(x) for x in v)
+    if isinstance(v, dict):
+        return bytes([0x80 | len(v)]) + b"".join(mp(k) + mp(x) for k, x in v.items())
+    raise TypeError(v)
+
+
+def frame(body):
+    """One frame: a 4-byte big-endian length, then the body."""
+    return struct.pack(">I", len(body)) + body
+
+
+def peer_context(env, name):
+    """A TLS client context holding agent NAME's certificate and key."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(os.path.join(env.pki, "ca.crt"))
+    ctx.load_cert_chain(os.path.join(env.pki, "%s.crt" % name),
+                        os.path.join(env.pki, "%s.key" % name))
+    return ctx
+
+
+def peer_session(env, name, payload, timeout=10):
+    """Connect as agent NAME, send PAYLOAD, read until the collector
+    closes; returns what it sent back."""
+    with socket.create_connection(("127.0.0.1", env.port), timeout=timeout) as raw:
+        with peer_context(env, name).wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(payload)
+            got = b""
+            try:
+                while True:
+                    d = s.recv(65536)
+                    if not d:
+                        break
+                    got += d
+            except (ssl.SSLError, ConnectionError, socket.timeout, OSError):
+                pass
+            return got
 
 
 SANITIZER_MARKS = ("runtime error:", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
