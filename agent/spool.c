@@ -76,6 +76,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "perms.h"
 #include "util.h"
 
 #define SPOOL_SCHEMA 3
@@ -897,7 +898,7 @@ spool_open(const char *state_dir, uint64_t max_bytes, struct spool **out)
 {
     struct spool *s = tc_xcalloc(1, sizeof(*s));
     int64_t page_size = 0;
-    char *lock;
+    char *lock, why[512];
     int rc;
 
     *out = NULL;
@@ -907,8 +908,13 @@ spool_open(const char *state_dir, uint64_t max_bytes, struct spool **out)
     tc_buf_init(&s->woffs, SPOOL_CHUNK_MAX);
     spool_chunk_init(&s->rd);
     s->path = tc_xasprintf("%s/spool.db", state_dir);
-    if ((rc = tc_mkdirs(state_dir, 0700)) < 0) {
-        log_warnx("spool: cannot create %s: %s", state_dir, strerror(-rc));
+    /*
+     * The spool holds log lines and offsets: a private directory, and
+     * files an older version left readable tightened before use (new
+     * ones are 0600 by the umask, tc_perms_umask).
+     */
+    if ((rc = tc_perms_dir(state_dir, why, sizeof(why))) < 0) {
+        log_warnx("spool: state_dir %s", why);
         goto fail;
     }
     /*
@@ -918,6 +924,12 @@ spool_open(const char *state_dir, uint64_t max_bytes, struct spool **out)
      * look inside while the agent runs.
      */
     lock = tc_xasprintf("%s/spool.lock", state_dir);
+    if ((rc = tc_perms_tighten(lock, why, sizeof(why))) < 0 ||
+        (rc = tc_perms_tighten_db(s->path, why, sizeof(why))) < 0) {
+        log_warnx("spool: %s", why);
+        free(lock);
+        goto fail;
+    }
     s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
         rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
