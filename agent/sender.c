@@ -25,6 +25,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "seq.h"
 #include "util.h"
 #include "wire.h"
 
@@ -93,6 +94,8 @@ struct sender {
     uint64_t events_sent;    /* events written in EVENTS frames */
     uint64_t events_acked;   /* events covered by ACKs */
     int64_t last_ack_at;     /* wall ns of the last ACK that moved */
+    int seq_stuck;           /* 1 while the collector's mark leaves our spool no
+                              * seqs (common/seq.h): logged once, retried slowly */
     int started;             /* sender_start set up the timers */
     int stopping;            /* sender_stop was called */
     int closing;             /* timers whose close is pending */
@@ -175,8 +178,15 @@ sender_backoff(struct sender *s, const char *reason)
     /* Full jitter: anywhere in [0, ceiling], so that many agents cut
      * off together do not come back together. */
     delay = sender_rand(s) % (s->backoff_ms + 1);
-    log_warnx("link down: %s; retrying in %.1fs", reason,
-              (double)delay / 1000.0);
+    /* Stuck: nothing changes soon; jitter, but no quick retries. */
+    if (s->seq_stuck)
+        delay = s->backoff_ms / 2 + delay / 2;
+    if (s->seq_stuck)
+        log_debug("link down: %s; retrying in %.1fs", reason,
+                  (double)delay / 1000.0);
+    else
+        log_warnx("link down: %s; retrying in %.1fs", reason,
+                  (double)delay / 1000.0);
     s->backoff_ms *= 2;
     if (s->backoff_ms > s->cfg->backoff_max_ms)
         s->backoff_ms = s->cfg->backoff_max_ms;
@@ -387,6 +397,29 @@ sender_ping_cb(uv_timer_t *h)
         sender_write_frame(s);
 }
 
+/*
+ * The collector's mark for us (a new spool epoch) is so near the top of
+ * the seq range that our spooled events cannot be numbered after it
+ * (common/seq.h): sending them would wrap. Say so once, keep the events
+ * spooled, and only ask again at the slowest backoff, quietly, until an
+ * admin has dealt with the agent's record at the collector.
+ */
+static void
+sender_seq_stuck(struct sender *s, uint64_t hwm)
+{
+    if (!s->seq_stuck)
+        log_warnx("collector %s: its mark for this agent is seq %" PRIu64
+                  ", too near the highest seq %" PRIu64
+                  " to number the %" PRIu64
+                  " spooled events after it; not sending (events stay "
+                  "spooled); asking again every %" PRIu64 " s at most",
+                  s->peer, hwm, TC_SEQ_MAX, spool_depth(s->spool),
+                  s->cfg->backoff_max_ms / 1000);
+    s->seq_stuck = 1;
+    s->backoff_ms = s->cfg->backoff_max_ms;
+    sender_drop(s, "the collector's seq mark %" PRIu64 " leaves no room", hwm);
+}
+
 static void
 sender_welcome(struct sender *s, const struct tc_welcome *w)
 {
@@ -406,13 +439,19 @@ sender_welcome(struct sender *s, const struct tc_welcome *w)
         sender_drop(s, "spool: %s", strerror(-rc));
         return;
     }
-    if ((rc = spool_renumber(s->spool, w->hwm)) < 0 ||
-        (rc = spool_report_drops(s->spool, s->name)) < 0) {
+    if ((rc = spool_renumber(s->spool, w->hwm)) == -ERANGE) {
+        sender_seq_stuck(s, w->hwm);
+        return;
+    }
+    if (rc < 0 || (rc = spool_report_drops(s->spool, s->name)) < 0) {
         sender_drop(s, "spool: %s", strerror(-rc));
         return;
     }
     snprintf(s->collector, sizeof(s->collector), "%.*s", (int)w->collector.len,
              w->collector.ptr);
+    if (s->seq_stuck)
+        log_info("collector %s: the seq mark has room again; sending", s->peer);
+    s->seq_stuck = 0;
     s->state = SS_STREAMING;
     s->attempt = 0;
     s->backoff_ms = s->cfg->backoff_min_ms;

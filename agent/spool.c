@@ -77,6 +77,7 @@
 #include "buf.h"
 #include "log.h"
 #include "perms.h"
+#include "seq.h"
 #include "util.h"
 
 #define SPOOL_SCHEMA 3
@@ -215,6 +216,7 @@ struct spool {
     uint64_t sync_gen;        /* bumped by spool_renumber: a sync begun
                                  before it speaks of other seqs */
     int full_logged;          /* 1 once "spool full" was logged */
+    int seq_logged;           /* 1 once "no seq left" was logged */
     struct spool_ckpt *ck;    /* owned: the checkpoint connection; NULL
                                  until one is due, and after idle trims */
     int ckpt_failed;          /* it could not be opened (until a trim) */
@@ -1093,6 +1095,17 @@ spool_add(struct spool *s, const struct tc_event *ev, uint64_t *dropped)
             return rc;
         s->wfirst = s->next_seq;
     }
+    if (s->next_seq >= TC_SEQ_MAX) {
+        /* Cannot happen but after a renumbering to the very top of the
+         * range (common/seq.h); wrapping would collide, so drop. */
+        if (!s->seq_logged)
+            log_warnx("spool %s: no seq left below %" PRIu64 ": dropping "
+                      "new events",
+                      s->path, TC_SEQ_MAX);
+        s->seq_logged = 1;
+        (*dropped)++;
+        return 0;
+    }
     e.seq = s->next_seq;
     before = tc_buf_size(&s->enc);
     /* Encoded in place, after the chunk's other events: no copy, and
@@ -1439,16 +1452,22 @@ spool_move(struct spool *s, uint64_t shift, uint64_t *bytes)
 int
 spool_renumber(struct spool *s, uint64_t hwm)
 {
-    uint64_t shift = 0, next, bytes = 0;
+    uint64_t shift = 0, next, first, bytes = 0;
     int rc;
 
     if (s->depth > 0 && s->first_seq <= hwm)
         shift = hwm + 1 - s->first_seq;
-    next = s->next_seq + shift;
-    if (next <= hwm)
-        next = hwm + 1;
-    if (next == s->next_seq)
+    if (shift == 0 && s->next_seq > hwm)
         return 0;
+    /*
+     * The events will be hwm + 1 .. hwm + depth, and next_seq after
+     * them: refused rather than wrapped when that passes the top of the
+     * seq range (a mark pushed there by a stolen key, say), or the seqs
+     * would start again at 0 and collide in the spool.
+     */
+    if (tc_seq_after(hwm, s->depth, &first) < 0)
+        return -ERANGE;
+    next = first + s->depth;
     if ((rc = spool_begin(s)) < 0)
         return rc;
     /*
