@@ -423,7 +423,7 @@ sender_seq_stuck(struct sender *s, uint64_t hwm)
 static void
 sender_welcome(struct sender *s, const struct tc_welcome *w)
 {
-    int rc;
+    int known = w->epoch_known, rc;
 
     if (s->state != SS_HELLO) {
         sender_drop(s, "unexpected WELCOME");
@@ -434,8 +434,22 @@ sender_welcome(struct sender *s, const struct tc_welcome *w)
      * the collector. Otherwise it belongs to an earlier spool under our
      * name, and our seqs must be moved above it or they would be taken
      * for its duplicates. Either way next_seq ends up above hwm.
+     *
+     * The collector adopts our epoch at HELLO, before we renumber: after
+     * a session that ended before renumbering (a mark with no room after
+     * it, say), it calls the earlier spool's mark ours. A mark at or
+     * above any seq we ever numbered cannot be ours; acking up to it
+     * would delete every spooled event unsent. Renumber instead.
      */
-    if (w->epoch_known && (rc = spool_ack(s->spool, w->hwm)) < 0) {
+    if (known && w->hwm >= spool_next_seq(s->spool)) {
+        if (!s->seq_stuck)
+            log_warnx("collector %s: holds seq %" PRIu64 " of this spool, "
+                      "which never numbered past %" PRIu64 ": taking it for "
+                      "an earlier spool's mark",
+                      s->peer, w->hwm, spool_next_seq(s->spool) - 1);
+        known = 0;
+    }
+    if (known && (rc = spool_ack(s->spool, w->hwm)) < 0) {
         sender_drop(s, "spool: %s", strerror(-rc));
         return;
     }
@@ -468,7 +482,7 @@ sender_welcome(struct sender *s, const struct tc_welcome *w)
     log_info("connected to %s (collector %s), resuming after seq %" PRIu64
              "%s; %" PRIu64 " events spooled",
              s->peer, s->collector, s->next_send - 1,
-             w->epoch_known ? "" : " (new spool epoch)", spool_depth(s->spool));
+             known ? "" : " (new spool epoch)", spool_depth(s->spool));
     sender_fill(s);
 }
 
