@@ -178,13 +178,13 @@ sender_backoff(struct sender *s, const char *reason)
     /* Full jitter: anywhere in [0, ceiling], so that many agents cut
      * off together do not come back together. */
     delay = sender_rand(s) % (s->backoff_ms + 1);
-    /* Stuck: nothing changes soon; jitter, but no quick retries. */
-    if (s->seq_stuck)
+    if (s->seq_stuck) {
+        /* Nothing changes soon: jitter, but no quick retries, and the
+         * reason was logged once already. */
         delay = s->backoff_ms / 2 + delay / 2;
-    if (s->seq_stuck)
         log_debug("link down: %s; retrying in %.1fs", reason,
                   (double)delay / 1000.0);
-    else
+    } else
         log_warnx("link down: %s; retrying in %.1fs", reason,
                   (double)delay / 1000.0);
     s->backoff_ms *= 2;
@@ -412,9 +412,9 @@ sender_seq_stuck(struct sender *s, uint64_t hwm)
                   ", too near the highest seq %" PRIu64
                   " to number the %" PRIu64
                   " spooled events after it; not sending (events stay "
-                  "spooled); asking again every %" PRIu64 " s at most",
+                  "spooled); asking again every %.1f s at most",
                   s->peer, hwm, TC_SEQ_MAX, spool_depth(s->spool),
-                  s->cfg->backoff_max_ms / 1000);
+                  (double)s->cfg->backoff_max_ms / 1000.0);
     s->seq_stuck = 1;
     s->backoff_ms = s->cfg->backoff_max_ms;
     sender_drop(s, "the collector's seq mark %" PRIu64 " leaves no room", hwm);
