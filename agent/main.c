@@ -47,6 +47,7 @@
 #include "journal.h"
 #include "log.h"
 #include "memtrim.h"
+#include "perms.h"
 #include "report.h"
 #include "rules.h"
 #include "sender.h"
@@ -514,6 +515,8 @@ main(int argc, char **argv)
     struct tc_daemon_opts opt = {.config = AGENT_CONFIG};
     int rc;
 
+    /* Spool, its -wal and -shm, lock: ours alone (perms.h). */
+    tc_perms_umask();
     if (argc > 1 && strcmp(argv[1], "test-rules") == 0) {
         log_init("tocsin-agent", 1, 0);
         return testrules_main(argc - 1, argv + 1, AGENT_CONFIG);

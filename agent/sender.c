@@ -25,6 +25,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "seq.h"
 #include "util.h"
 #include "wire.h"
 
@@ -93,6 +94,8 @@ struct sender {
     uint64_t events_sent;    /* events written in EVENTS frames */
     uint64_t events_acked;   /* events covered by ACKs */
     int64_t last_ack_at;     /* wall ns of the last ACK that moved */
+    int seq_stuck;           /* 1 while the collector's mark leaves our spool no
+                              * seqs (common/seq.h): logged once, retried slowly */
     int started;             /* sender_start set up the timers */
     int stopping;            /* sender_stop was called */
     int closing;             /* timers whose close is pending */
@@ -175,8 +178,15 @@ sender_backoff(struct sender *s, const char *reason)
     /* Full jitter: anywhere in [0, ceiling], so that many agents cut
      * off together do not come back together. */
     delay = sender_rand(s) % (s->backoff_ms + 1);
-    log_warnx("link down: %s; retrying in %.1fs", reason,
-              (double)delay / 1000.0);
+    if (s->seq_stuck) {
+        /* Nothing changes soon: jitter, but no quick retries, and the
+         * reason was logged once already. */
+        delay = s->backoff_ms / 2 + delay / 2;
+        log_debug("link down: %s; retrying in %.1fs", reason,
+                  (double)delay / 1000.0);
+    } else
+        log_warnx("link down: %s; retrying in %.1fs", reason,
+                  (double)delay / 1000.0);
     s->backoff_ms *= 2;
     if (s->backoff_ms > s->cfg->backoff_max_ms)
         s->backoff_ms = s->cfg->backoff_max_ms;
@@ -387,10 +397,33 @@ sender_ping_cb(uv_timer_t *h)
         sender_write_frame(s);
 }
 
+/*
+ * The collector's mark for us (a new spool epoch) is so near the top of
+ * the seq range that our spooled events cannot be numbered after it
+ * (common/seq.h): sending them would wrap. Say so once, keep the events
+ * spooled, and only ask again at the slowest backoff, quietly, until an
+ * admin has dealt with the agent's record at the collector.
+ */
+static void
+sender_seq_stuck(struct sender *s, uint64_t hwm)
+{
+    if (!s->seq_stuck)
+        log_warnx("collector %s: its mark for this agent is seq %" PRIu64
+                  ", too near the highest seq %" PRIu64
+                  " to number the %" PRIu64
+                  " spooled events after it; not sending (events stay "
+                  "spooled); asking again every %.1f s at most",
+                  s->peer, hwm, TC_SEQ_MAX, spool_depth(s->spool),
+                  (double)s->cfg->backoff_max_ms / 1000.0);
+    s->seq_stuck = 1;
+    s->backoff_ms = s->cfg->backoff_max_ms;
+    sender_drop(s, "the collector's seq mark %" PRIu64 " leaves no room", hwm);
+}
+
 static void
 sender_welcome(struct sender *s, const struct tc_welcome *w)
 {
-    int rc;
+    int known = w->epoch_known, rc;
 
     if (s->state != SS_HELLO) {
         sender_drop(s, "unexpected WELCOME");
@@ -401,18 +434,38 @@ sender_welcome(struct sender *s, const struct tc_welcome *w)
      * the collector. Otherwise it belongs to an earlier spool under our
      * name, and our seqs must be moved above it or they would be taken
      * for its duplicates. Either way next_seq ends up above hwm.
+     *
+     * The collector adopts our epoch at HELLO, before we renumber: after
+     * a session that ended before renumbering (a mark with no room after
+     * it, say), it calls the earlier spool's mark ours. A mark at or
+     * above any seq we ever numbered cannot be ours; acking up to it
+     * would delete every spooled event unsent. Renumber instead.
      */
-    if (w->epoch_known && (rc = spool_ack(s->spool, w->hwm)) < 0) {
+    if (known && w->hwm >= spool_next_seq(s->spool)) {
+        if (!s->seq_stuck)
+            log_warnx("collector %s: holds seq %" PRIu64 " of this spool, "
+                      "which never numbered past %" PRIu64 ": taking it for "
+                      "an earlier spool's mark",
+                      s->peer, w->hwm, spool_next_seq(s->spool) - 1);
+        known = 0;
+    }
+    if (known && (rc = spool_ack(s->spool, w->hwm)) < 0) {
         sender_drop(s, "spool: %s", strerror(-rc));
         return;
     }
-    if ((rc = spool_renumber(s->spool, w->hwm)) < 0 ||
-        (rc = spool_report_drops(s->spool, s->name)) < 0) {
+    if ((rc = spool_renumber(s->spool, w->hwm)) == -ERANGE) {
+        sender_seq_stuck(s, w->hwm);
+        return;
+    }
+    if (rc < 0 || (rc = spool_report_drops(s->spool, s->name)) < 0) {
         sender_drop(s, "spool: %s", strerror(-rc));
         return;
     }
     snprintf(s->collector, sizeof(s->collector), "%.*s", (int)w->collector.len,
              w->collector.ptr);
+    if (s->seq_stuck)
+        log_info("collector %s: the seq mark has room again; sending", s->peer);
+    s->seq_stuck = 0;
     s->state = SS_STREAMING;
     s->attempt = 0;
     s->backoff_ms = s->cfg->backoff_min_ms;
@@ -429,7 +482,7 @@ sender_welcome(struct sender *s, const struct tc_welcome *w)
     log_info("connected to %s (collector %s), resuming after seq %" PRIu64
              "%s; %" PRIu64 " events spooled",
              s->peer, s->collector, s->next_send - 1,
-             w->epoch_known ? "" : " (new spool epoch)", spool_depth(s->spool));
+             known ? "" : " (new spool epoch)", spool_depth(s->spool));
     sender_fill(s);
 }
 

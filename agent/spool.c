@@ -76,6 +76,8 @@
 
 #include "buf.h"
 #include "log.h"
+#include "perms.h"
+#include "seq.h"
 #include "util.h"
 
 #define SPOOL_SCHEMA 3
@@ -214,6 +216,7 @@ struct spool {
     uint64_t sync_gen;        /* bumped by spool_renumber: a sync begun
                                  before it speaks of other seqs */
     int full_logged;          /* 1 once "spool full" was logged */
+    int seq_logged;           /* 1 once "no seq left" was logged */
     struct spool_ckpt *ck;    /* owned: the checkpoint connection; NULL
                                  until one is due, and after idle trims */
     int ckpt_failed;          /* it could not be opened (until a trim) */
@@ -897,7 +900,7 @@ spool_open(const char *state_dir, uint64_t max_bytes, struct spool **out)
 {
     struct spool *s = tc_xcalloc(1, sizeof(*s));
     int64_t page_size = 0;
-    char *lock;
+    char *lock, why[512];
     int rc;
 
     *out = NULL;
@@ -907,8 +910,13 @@ spool_open(const char *state_dir, uint64_t max_bytes, struct spool **out)
     tc_buf_init(&s->woffs, SPOOL_CHUNK_MAX);
     spool_chunk_init(&s->rd);
     s->path = tc_xasprintf("%s/spool.db", state_dir);
-    if ((rc = tc_mkdirs(state_dir, 0700)) < 0) {
-        log_warnx("spool: cannot create %s: %s", state_dir, strerror(-rc));
+    /*
+     * The spool holds log lines and offsets: a private directory, and
+     * files an older version left readable tightened before use (new
+     * ones are 0600 by the umask, tc_perms_umask).
+     */
+    if ((rc = tc_perms_dir(state_dir, why, sizeof(why))) < 0) {
+        log_warnx("spool: state_dir %s", why);
         goto fail;
     }
     /*
@@ -918,6 +926,12 @@ spool_open(const char *state_dir, uint64_t max_bytes, struct spool **out)
      * look inside while the agent runs.
      */
     lock = tc_xasprintf("%s/spool.lock", state_dir);
+    if ((rc = tc_perms_tighten(lock, why, sizeof(why))) < 0 ||
+        (rc = tc_perms_tighten_db(s->path, why, sizeof(why))) < 0) {
+        log_warnx("spool: %s", why);
+        free(lock);
+        goto fail;
+    }
     s->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
         rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
@@ -1080,6 +1094,17 @@ spool_add(struct spool *s, const struct tc_event *ev, uint64_t *dropped)
         if ((rc = spool_chunk_put(s, s->st[ST_CHUNK_PUT], 0)) < 0)
             return rc;
         s->wfirst = s->next_seq;
+    }
+    if (s->next_seq >= TC_SEQ_MAX) {
+        /* Cannot happen but after a renumbering to the very top of the
+         * range (common/seq.h); wrapping would collide, so drop. */
+        if (!s->seq_logged)
+            log_warnx("spool %s: no seq left below %" PRIu64 ": dropping "
+                      "new events",
+                      s->path, TC_SEQ_MAX);
+        s->seq_logged = 1;
+        (*dropped)++;
+        return 0;
     }
     e.seq = s->next_seq;
     before = tc_buf_size(&s->enc);
@@ -1427,16 +1452,22 @@ spool_move(struct spool *s, uint64_t shift, uint64_t *bytes)
 int
 spool_renumber(struct spool *s, uint64_t hwm)
 {
-    uint64_t shift = 0, next, bytes = 0;
+    uint64_t shift = 0, next, first, bytes = 0;
     int rc;
 
     if (s->depth > 0 && s->first_seq <= hwm)
         shift = hwm + 1 - s->first_seq;
-    next = s->next_seq + shift;
-    if (next <= hwm)
-        next = hwm + 1;
-    if (next == s->next_seq)
+    if (shift == 0 && s->next_seq > hwm)
         return 0;
+    /*
+     * The events will be hwm + 1 .. hwm + depth, and next_seq after
+     * them: refused rather than wrapped when that passes the top of the
+     * seq range (a mark pushed there by a stolen key, say), or the seqs
+     * would start again at 0 and collide in the spool.
+     */
+    if (tc_seq_after(hwm, s->depth, &first) < 0)
+        return -ERANGE;
+    next = first + s->depth;
     if ((rc = spool_begin(s)) < 0)
         return rc;
     /*

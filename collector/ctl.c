@@ -13,6 +13,7 @@
 #include "ctl.h"
 #include "incidents_store.h"
 #include "log.h"
+#include "perms.h"
 
 static const char *default_config = "/etc/tocsin/collector.yaml";
 
@@ -114,6 +115,8 @@ main(int argc, char **argv)
     struct ctl_opts o = {.config = default_config, .json = 0};
     int ch, verbose = 0;
 
+    /* PKI keys, and SQLite files we may create: ours alone (perms.h). */
+    tc_perms_umask();
     /* "+": stop at the first non-option, which is the subcommand. */
     while ((ch = getopt_long(argc, argv, "+c:hjvV", longopts, NULL)) != -1) {
         switch (ch) {

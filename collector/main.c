@@ -17,6 +17,7 @@
 #include "incident_runner.h"
 #include "daemon.h"
 #include "log.h"
+#include "perms.h"
 #include "server.h"
 #include "store.h"
 #include "tls.h"
@@ -133,6 +134,8 @@ main(int argc, char **argv)
     struct app app;
     int status = 1;
 
+    /* The store and its -wal and -shm: ours alone (perms.h). */
+    tc_perms_umask();
     if (tc_daemon_getopt(argc, argv, &opt) < 0)
         usage();
 

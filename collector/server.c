@@ -24,6 +24,7 @@
 #include "config.h"
 #include "ingest.h"
 #include "log.h"
+#include "seq.h"
 #include "store.h"
 #include "tls.h"
 #include "util.h"
@@ -568,6 +569,25 @@ handle_hello(struct session *s)
         tc_tls_read_stop(s->conn);
 }
 
+/*
+ * Refuse a batch whose new events would move the agent's mark too far
+ * or past the top of the seq range (common/seq.h): from a stolen key,
+ * seq 2^64-1 would otherwise leave the real agent's next fresh spool
+ * nowhere to number. The session is closed with a BYE and nothing of
+ * the batch is stored. 0 if the batch may go on.
+ */
+static int
+events_in_bounds(struct session *s, const struct tc_events *e)
+{
+    char why[160];
+
+    if (tc_seq_check(s->agent->queued_hwm, e->ev[e->n - 1].seq, why,
+                     sizeof(why)) == 0)
+        return 0;
+    session_fail(s, "EVENTS refused, nothing stored: %s", why);
+    return -ERANGE;
+}
+
 static void
 handle_events(struct session *s)
 {
@@ -594,6 +614,8 @@ handle_events(struct session *s)
             send_ack(s, a->durable_hwm);
         return;
     }
+    if (events_in_bounds(s, e) < 0)
+        return;
     memset(&src, 0, sizeof(src));
     src.agent = a->name;
     src.epoch = a->epoch;

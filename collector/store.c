@@ -17,6 +17,7 @@
 #include <sqlite3.h>
 
 #include "log.h"
+#include "perms.h"
 #include "util.h"
 
 /* Time SQLite waits on a lock held by another process (tocsinctl). */
@@ -349,19 +350,30 @@ prepare_writer(struct store *s)
     return 0;
 }
 
-/* Create the directory that will hold path. */
+/*
+ * The directory that holds path: created, or checked and tightened, as
+ * a private directory (tc_perms_dir); and the database files an older
+ * version left readable to others tightened. Every event of every agent
+ * is in there. A path without a directory (the working directory) is
+ * left as it is.
+ */
 static int
-mkparent(const char *path)
+store_private(const char *path)
 {
     const char *slash = strrchr(path, '/');
+    char why[512];
     char *dir;
-    int rc;
+    int rc = 0;
 
-    if (slash == NULL || slash == path)
-        return 0;
-    dir = tc_xstrndup(path, (size_t)(slash - path));
-    rc = tc_mkdirs(dir, 0750);
-    free(dir);
+    if (slash != NULL && slash != path) {
+        dir = tc_xstrndup(path, (size_t)(slash - path));
+        rc = tc_perms_dir(dir, why, sizeof(why));
+        free(dir);
+    }
+    if (rc == 0)
+        rc = tc_perms_tighten_db(path, why, sizeof(why));
+    if (rc < 0)
+        log_warnx("store %s: %s", path, why);
     return rc;
 }
 
@@ -386,11 +398,8 @@ store_open(const char *path, int flags, struct store **out)
         }
         oflags = SQLITE_OPEN_READONLY;
     } else {
-        if ((rc = mkparent(path)) < 0) {
-            log_warnx("store %s: cannot create its directory: %s", path,
-                      strerror(-rc));
+        if ((rc = store_private(path)) < 0)
             goto fail;
-        }
         oflags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     }
     /* One thread at a time by contract, so SQLite's mutexes are waste. */

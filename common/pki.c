@@ -30,6 +30,7 @@
 #include <openssl/x509v3.h>
 
 #include "log.h"
+#include "perms.h"
 #include "util.h"
 
 #define PKI_CA_CN "tocsin CA"
@@ -537,8 +538,9 @@ pki_load_ca(const char *dir, X509 **ca, EVP_PKEY **cakey, char *err,
 {
     char *crt = tc_xasprintf("%s/ca.crt", dir);
     char *key = tc_xasprintf("%s/ca.key", dir);
+    char why[512];
     BIO *in = NULL;
-    int rc = 0;
+    int fd, rc = 0;
 
     *ca = NULL;
     *cakey = NULL;
@@ -550,7 +552,15 @@ pki_load_ca(const char *dir, X509 **ca, EVP_PKEY **cakey, char *err,
         goto out;
     }
     BIO_free(in);
-    if ((in = BIO_new_file(key, "r")) == NULL ||
+    in = NULL;
+    /* The CA key signs every identity: refused if others may read it. */
+    if ((fd = tc_perms_key_open(key, why, sizeof(why))) < 0) {
+        rc = pki_fail(err, errlen, fd, "pki: CA key %s", why);
+        goto out;
+    }
+    if ((in = BIO_new_fd(fd, BIO_CLOSE)) == NULL)
+        close(fd);
+    if (in == NULL ||
         (*cakey = PEM_read_bio_PrivateKey(in, NULL, NULL, NULL)) == NULL) {
         rc = pki_fail(err, errlen, -ENOENT, "pki: cannot load %s: %s", key,
                       pki_ossl_reason());

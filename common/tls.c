@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -33,6 +34,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "perms.h"
 #include "util.h"
 
 /* Socket read buffer per conn; also reused for decrypted plaintext. */
@@ -947,6 +949,50 @@ tls_is_key_mismatch(unsigned long e)
            ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH;
 }
 
+/*
+ * Load the private key at path into ssl. The file is opened and its
+ * mode checked once (tc_perms_key_open), and the key read from that
+ * descriptor: a key that group or others may read is refused.
+ */
+static int
+tls_use_key(SSL_CTX *ssl, const char *path, char *err, size_t errlen)
+{
+    char why[512];
+    EVP_PKEY *key = NULL;
+    BIO *in = NULL;
+    int fd, rc = 0;
+
+    if ((fd = tc_perms_key_open(path, why, sizeof(why))) < 0) {
+        snprintf(err, errlen, "tls: private key %s", why);
+        return fd;
+    }
+    if ((in = BIO_new_fd(fd, BIO_CLOSE)) == NULL) {
+        close(fd);
+        snprintf(err, errlen, "tls: cannot load private key %s: %s", path,
+                 tls_ossl_reason());
+        return -ENOMEM;
+    }
+    if ((key = PEM_read_bio_PrivateKey(in, NULL, NULL, NULL)) == NULL) {
+        snprintf(err, errlen, "tls: cannot load private key %s: %s", path,
+                 tls_ossl_reason());
+        rc = tls_ossl_errno(-EINVAL);
+        goto out;
+    }
+    /* OpenSSL checks the pair here already, or in the caller's next
+     * call; a mismatch is reported there, with both names. */
+    if (SSL_CTX_use_PrivateKey(ssl, key) != 1 &&
+        !tls_is_key_mismatch(ERR_peek_error())) {
+        snprintf(err, errlen, "tls: cannot load private key %s: %s", path,
+                 tls_ossl_reason());
+        rc = tls_ossl_errno(-EINVAL);
+        goto out;
+    }
+out:
+    EVP_PKEY_free(key);
+    BIO_free(in);
+    return rc;
+}
+
 int
 tc_tls_ctx_new(const struct tc_tls_ctx_opts *o, struct tc_tls_ctx **out,
                char *err, size_t errlen)
@@ -996,14 +1042,8 @@ tc_tls_ctx_new(const struct tc_tls_ctx_opts *o, struct tc_tls_ctx **out,
             rc = tls_ossl_errno(-EINVAL);
             goto out;
         }
-        /* OpenSSL checks the pair here already, or in the next call. */
-        if (SSL_CTX_use_PrivateKey_file(ssl, o->key, SSL_FILETYPE_PEM) != 1 &&
-            !tls_is_key_mismatch(ERR_peek_error())) {
-            snprintf(err, errlen, "tls: cannot load private key %s: %s", o->key,
-                     tls_ossl_reason());
-            rc = tls_ossl_errno(-EINVAL);
+        if ((rc = tls_use_key(ssl, o->key, err, errlen)) < 0)
             goto out;
-        }
         if (ERR_peek_error() != 0 || SSL_CTX_check_private_key(ssl) != 1) {
             snprintf(err, errlen,
                      "tls: private key %s does not match certificate %s",

@@ -25,6 +25,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "seq.h"
 #include "spool.h"
 #include "util.h"
 #include "wire.h"
@@ -282,6 +283,51 @@ test_renumber(void **state)
     assert_int_equal(spool_append(s, ev, 1, NULL, NULL), 0);
     assert_int_equal(read_all(s, 0, &g), 1);
     assert_int_equal(g.seq[0], 501);
+    spool_free(s);
+}
+
+/*
+ * A collector's mark at the top of the seq range (2^64-1 from a stolen
+ * key wrapped next_seq to 0 and wedged the spool): refused, the spool
+ * untouched and still usable; just below the top it still works.
+ */
+static void
+test_renumber_top(void **state)
+{
+    struct tc_event ev[3] = {mkev("x"), mkev("y"), mkev("z")};
+    struct spool *s;
+    struct got g;
+
+    assert_int_equal(spool_open(statedir, 1 << 20, &s), 0);
+    assert_int_equal(spool_append(s, ev, 3, NULL, NULL), 0);
+    assert_int_equal(spool_renumber(s, UINT64_MAX), -ERANGE);
+    assert_int_equal(spool_renumber(s, UINT64_MAX - 1), -ERANGE);
+    assert_int_equal(spool_renumber(s, TC_SEQ_MAX), -ERANGE);
+    /* Three events and the next seq need hwm + 4 <= TC_SEQ_MAX. */
+    assert_int_equal(spool_renumber(s, TC_SEQ_MAX - 3), -ERANGE);
+    assert_int_equal(spool_first_seq(s), 1);
+    assert_int_equal(spool_next_seq(s), 4);
+    assert_int_equal(spool_append(s, ev, 1, NULL, NULL), 0);
+    assert_int_equal(read_all(s, 0, &g), 4);
+    assert_int_equal(g.seq[0], 1);
+    assert_int_equal(g.seq[3], 4);
+
+    assert_int_equal(spool_renumber(s, TC_SEQ_MAX - 5), 0);
+    assert_int_equal(spool_first_seq(s), TC_SEQ_MAX - 4);
+    assert_int_equal(spool_next_seq(s), TC_SEQ_MAX);
+    /* No seq left: a new event is dropped, never numbered 0. */
+    assert_int_equal(spool_append(s, ev, 1, NULL, NULL), 0);
+    assert_int_equal(spool_next_seq(s), TC_SEQ_MAX);
+    spool_free(s);
+
+    /* The marks survive a reopen (no sign trouble in SQLite). */
+    assert_int_equal(spool_open(statedir, 1 << 20, &s), 0);
+    assert_int_equal(spool_first_seq(s), TC_SEQ_MAX - 4);
+    assert_int_equal(spool_next_seq(s), TC_SEQ_MAX);
+    assert_int_equal(read_all(s, 0, &g), 4);
+    assert_int_equal(g.seq[0], TC_SEQ_MAX - 4);
+    assert_int_equal(g.seq[3], TC_SEQ_MAX - 1);
+    assert_string_equal(g.msg[0], "x");
     spool_free(s);
 }
 
@@ -1214,6 +1260,7 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_renumber, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_renumber_top, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bound_and_drops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_report_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_from, setup, teardown),

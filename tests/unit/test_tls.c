@@ -633,6 +633,78 @@ test_backpressure(void **state)
  * Probe contexts (https health checks): the system trust store when no
  * CA is given, TLS 1.2 allowed; neither is open to tocsin's own links.
  */
+/* Copy src to dst (replacing it) with mode. */
+static void
+copy_mode(const char *src, const char *dst, mode_t mode)
+{
+    char buf[8192];
+    ssize_t n;
+    int in, out;
+
+    assert_true((in = open(src, O_RDONLY)) >= 0);
+    (void)unlink(dst);
+    assert_true((out = open(dst, O_WRONLY | O_CREAT | O_EXCL, 0600)) >= 0);
+    while ((n = read(in, buf, sizeof(buf))) > 0)
+        assert_int_equal(write(out, buf, (size_t)n), n);
+    assert_int_equal(fchmod(out, mode), 0);
+    close(in);
+    close(out);
+}
+
+/*
+ * A private key that group or others may access is refused, with its
+ * mode in the message, by the TLS context (daemons, -n) and by the CA
+ * (tocsinctl pki issue-agent); 0600 and 0400 are fine.
+ */
+static void
+test_key_mode(void **state)
+{
+    static const mode_t bad[] = {0640, 0644, 0604, 0620, 0602, 0666};
+    struct tc_tls_ctx_opts o = {0};
+    struct tc_tls_ctx *ctx = NULL;
+    char err[512], ca[PATH_MAX], want[64];
+    char cacrt[PATH_MAX], crt[PATH_MAX], key[PATH_MAX];
+    int rc;
+
+    (void)state;
+    /* Own copies: path() recycles its buffers. */
+    snprintf(cacrt, sizeof(cacrt), "%s/ca.crt", pki1);
+    snprintf(crt, sizeof(crt), "%s/agent-1.crt", pki1);
+    snprintf(key, sizeof(key), "%s/agent-1.copy.key", pki1);
+    o.ca = cacrt;
+    o.cert = crt;
+    o.key = key;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        copy_mode(path(pki1, "agent-1.key"), o.key, bad[i]);
+        rc = tc_tls_ctx_new(&o, &ctx, err, sizeof(err));
+        assert_int_equal(rc, -EPERM);
+        assert_null(ctx);
+        snprintf(want, sizeof(want), "mode %04o allows group/other access",
+                 (unsigned)bad[i]);
+        assert_non_null(strstr(err, want));
+        assert_non_null(strstr(err, "chmod 600"));
+        assert_non_null(strstr(err, o.key));
+    }
+    copy_mode(path(pki1, "agent-1.key"), o.key, 0400);
+    assert_int_equal(tc_tls_ctx_new(&o, &ctx, err, sizeof(err)), 0);
+    tc_tls_ctx_free(ctx);
+    ctx = NULL;
+    copy_mode(path(pki1, "agent-1.key"), o.key, 0600);
+    assert_int_equal(tc_tls_ctx_new(&o, &ctx, err, sizeof(err)), 0);
+    tc_tls_ctx_free(ctx);
+
+    /* The CA key, where tocsinctl pki issue-agent loads it. */
+    snprintf(ca, sizeof(ca), "%s/ca.key", pki1);
+    assert_int_equal(chmod(ca, 0640), 0);
+    rc = tc_pki_issue_agent(pki1, "agent-mode", 0, 3600, err, sizeof(err));
+    assert_int_equal(chmod(ca, 0600), 0);
+    assert_int_equal(rc, -EPERM);
+    assert_non_null(strstr(err, "mode 0640 allows group/other access"));
+    assert_int_equal(access(path(pki1, "agent-mode.key"), F_OK), -1);
+    assert_int_equal(
+        tc_pki_issue_agent(pki1, "agent-mode", 0, 3600, err, sizeof(err)), 0);
+}
+
 static void
 test_ctx_probe(void **state)
 {
@@ -693,8 +765,9 @@ test_ctx_errors(void **state)
     assert_int_equal(rc, -EINVAL);
     assert_non_null(strstr(err, "does not match"));
 
-    /* Not a key at all. */
-    o.key = path(pki1, "ca.crt");
+    /* Not a key at all (private, or its mode would be the error). */
+    copy_mode(path(pki1, "ca.crt"), path(pki1, "notakey.pem"), 0600);
+    o.key = path(pki1, "notakey.pem");
     rc = tc_tls_ctx_new(&o, &ctx, err, sizeof(err));
     assert_true(rc < 0);
     assert_non_null(strstr(err, "tls: cannot load private key "));
@@ -887,6 +960,7 @@ main(void)
         cmocka_unit_test(test_pki_files),
         cmocka_unit_test(test_cert_cn),
         cmocka_unit_test(test_ctx_errors),
+        cmocka_unit_test(test_key_mode),
         cmocka_unit_test(test_ctx_probe),
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_ip_server_name),
