@@ -77,6 +77,9 @@ def test_symlink_outside_not_shipped(env):
     ag.wait_log(r"secret\.log: a symlink to .*, not followed")
     w = warnings_about(ag, "secret.log")
     e2e.check(len(w) == 1, "warned %d times, not once: %r" % (len(w), w))
+    _, out, _ = env.run([e2e.AGENT, "status", "-c", ag.argv[-1], "--json"])
+    e2e.check('"files_refused":1' in out.replace(" ", ""),
+              "status does not count the refusal: %s" % out)
 
 
 def k8s_layout(env):
