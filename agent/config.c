@@ -337,6 +337,11 @@ static const struct tc_conf_field file_fields[] = {
      TC_CONF_AT(struct agent_file, exclude),
      .count_offset = offsetof(struct agent_file, nexclude),
      .help = "glob patterns of paths not to tail"},
+    {.key = "follow_symlinks",
+     .type = TC_CONF_T_STRLIST,
+     TC_CONF_AT(struct agent_file, follow_symlinks),
+     .count_offset = offsetof(struct agent_file, nfollow_symlinks),
+     .help = "directories a symlink may lead into (e.g. /var/log/pods)"},
     {.key = "start_at",
      .type = TC_CONF_T_ENUM,
      TC_CONF_AT(struct agent_file, start_at),
@@ -769,12 +774,33 @@ check_journals(struct tc_conf *conf, struct agent_config *c)
     }
 }
 
+/*
+ * follow_symlinks roots are compared with the real path of an opened
+ * file, so they must be absolute: a relative one would depend on the
+ * agent's working directory.
+ */
+static void
+check_follow_symlinks(struct tc_conf *conf, struct agent_config *c)
+{
+    for (size_t i = 0; i < c->nfiles; i++) {
+        const struct agent_file *f = &c->files[i];
+
+        for (size_t k = 0; k < f->nfollow_symlinks; k++)
+            if (f->follow_symlinks[k][0] != '/')
+                tc_conf_error(conf, f->line,
+                              "files[%zu].follow_symlinks: '%s' must be "
+                              "an absolute directory",
+                              i, f->follow_symlinks[k]);
+    }
+}
+
 /* Checks that involve more than one field. */
 static void
 check_config(struct tc_conf *conf, struct agent_config *c)
 {
     check_checks(conf, c);
     check_journals(conf, c);
+    check_follow_symlinks(conf, c);
     for (size_t i = 0; i < c->nfiles; i++)
         default_rule_fields(c->files[i].rules, c->files[i].nrules);
     for (size_t i = 0; i < c->njournals; i++)

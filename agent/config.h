@@ -60,6 +60,10 @@ struct agent_file {
     char *path;     /* absolute path or glob pattern */
     char **exclude; /* fnmatch patterns on the full path */
     size_t nexclude;
+    char **follow_symlinks; /* absolute directories a symlink may lead
+                               into; none: matches of a pattern are
+                               never read through a symlink */
+    size_t nfollow_symlinks;
     enum agent_start_at start_at; /* default beginning */
     struct agent_multiline multiline;
     struct tc_conf_kv *labels; /* added to every event of this input */

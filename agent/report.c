@@ -346,6 +346,7 @@ report_render(const struct report_src *r, struct tc_buf *out, int json)
         rw_u64(&w, "bytes", ts.bytes);
         rw_u64(&w, "open_files", ts.open);
         rw_u64(&w, "rotated_files_finished", ts.let_go);
+        rw_u64(&w, "files_refused", ts.refused);
         rw_str(&w, "poll", ts.slow_poll ? "slow" : "fast");
         rw_close(&w);
     }

@@ -48,7 +48,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
+
+#include <linux/magic.h>
 
 #include <pcre2.h>
 
@@ -86,6 +89,9 @@ struct tail_input {
     const struct agent_file *conf; /* borrowed from the config */
     struct rules *rules;           /* borrowed */
     int literal;                   /* 1: path has no glob characters */
+    char *prefix;                  /* owned: path's leading directories
+                                      that have no glob character ("" for
+                                      "/"); what the admin wrote out */
     int watch_dir;                 /* 1: path's directory has none */
     pcre2_code *ml;                /* owned: multiline start; or NULL */
     pcre2_match_data *ml_md;       /* owned, with ml */
@@ -105,6 +111,9 @@ struct tail_path {
                               when that content was first seen here */
     int have;              /* row is set */
     int seen;              /* matched by the current scan */
+    int refused;           /* 1: what is here was refused and logged */
+    uint64_t refused_dev;  /* ... identity of it (stat of the path), */
+    uint64_t refused_ino;  /* skipped silently until it changes */
 };
 
 /* A directory watched with inotify. */
@@ -806,27 +815,263 @@ tail_row(struct tail *t, const char *key, struct spool_file *out)
     return spool_file_get(t->spool, key, out);
 }
 
-/* Open path for reading: 0 and *fd, *st, or a negative errno. */
-static int
-tail_open(const char *path, int *fd, struct stat *st)
+/*
+ * Which files tail reads. Running as root, the agent could otherwise be
+ * made to ship any file by whoever can write a tailed directory: a
+ * symlink "logs/x.log -> /etc/shadow" matched by a pattern of logs/, a FIFO
+ * that blocks the open, a device whose open has side effects, or a
+ * /proc or /sys file. So a path is first opened with O_PATH, which
+ * opens nothing (no device, no FIFO, no read permission needed), and
+ * everything is checked on that descriptor: a regular file, not on a
+ * pseudo file system, and at the place the input allows (below). Only
+ * then is the same file opened for reading, through /proc/self/fd,
+ * which cannot name another file: there is no window between the check
+ * and the open. See docs/internals/agent.md "Which files are read".
+ *
+ * Where the file may be: a literal path was named by the admin and is
+ * opened wherever its symlinks lead. A file found by a pattern, and a
+ * rotated sibling found in a directory, must be exactly what its name
+ * says below the pattern's fixed directories (in->prefix): its real
+ * path is the real path of the prefix followed by the rest of the name,
+ * so no symlink took the open anywhere else. With follow_symlinks, a
+ * file whose real path is under one of those directories is read too
+ * (Kubernetes: /var/log/containers/NAME.log -> /var/log/pods/...), and
+ * then a literal path must lead there as well.
+ */
+
+/* The escaped form of s for a log line (control bytes as \xNN, and the
+ * backslash doubled); free it. A file name may hold a newline. */
+static char *
+tail_esc(const char *s)
 {
+    static const char hex[] = "0123456789abcdef";
+    char *out = tc_xmalloc(strlen(s) * 4 + 1), *o = out;
+
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f || *p == '\\') {
+            *o++ = '\\';
+            if (*p == '\\') {
+                *o++ = '\\';
+                continue;
+            }
+            *o++ = 'x';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
+        } else {
+            *o++ = (char)*p;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Pseudo file systems whose "files" are kernel state, not logs. */
+static const char *
+tail_pseudo_fs(int fd)
+{
+    struct statfs sf;
+
+    if (fstatfs(fd, &sf) < 0)
+        return NULL;
+    switch ((unsigned long)sf.f_type) {
+    case PROC_SUPER_MAGIC:
+        return "/proc";
+    case SYSFS_MAGIC:
+        return "/sys";
+    case DEBUGFS_MAGIC:
+        return "debugfs";
+    case TRACEFS_MAGIC:
+        return "tracefs";
+    case SECURITYFS_MAGIC:
+        return "securityfs";
+    case EFIVARFS_MAGIC:
+        return "efivarfs";
+    case CGROUP_SUPER_MAGIC:
+    case CGROUP2_SUPER_MAGIC:
+        return "cgroupfs";
+    case BPF_FS_MAGIC:
+        return "bpffs";
+    }
+    return NULL;
+}
+
+static const char *
+tail_type_name(mode_t m)
+{
+    if (S_ISFIFO(m))
+        return "a FIFO";
+    if (S_ISSOCK(m))
+        return "a socket";
+    if (S_ISCHR(m))
+        return "a character device";
+    if (S_ISBLK(m))
+        return "a block device";
+    if (S_ISDIR(m))
+        return "a directory";
+    if (S_ISLNK(m))
+        return "a symlink";
+    return "not a regular file";
+}
+
+/*
+ * The real path of the file open at fd (st: its fstat), in out
+ * (PATH_MAX bytes). Without /proc, the name is resolved and must still
+ * name the file at fd.
+ */
+static int
+tail_fd_path(int fd, const char *path, const struct stat *st, char *out)
+{
+    char proc[64];
+    struct stat rs;
+    ssize_t n;
+
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    n = readlink(proc, out, PATH_MAX);
+    if (n > 0 && n < PATH_MAX) {
+        out[n] = '\0';
+        return 0;
+    }
+    if (realpath(path, out) == NULL)
+        return -errno;
+    if (stat(out, &rs) < 0)
+        return -errno;
+    if (rs.st_dev != st->st_dev || rs.st_ino != st->st_ino)
+        return -ESTALE;
+    return 0;
+}
+
+/* 1 if real (a real path) is dir or below it; dir is resolved now, as
+ * the admin may have written it through a symlink. */
+static int
+tail_under(const char *dir, const char *real)
+{
+    char rd[PATH_MAX];
+    size_t n;
+
+    if (realpath(dir, rd) == NULL)
+        return 0;
+    n = strlen(rd);
+    if (n == 1 && rd[0] == '/')
+        return 1;
+    return strncmp(real, rd, n) == 0 && (real[n] == '/' || real[n] == '\0');
+}
+
+/*
+ * Whether the file at fd, found at path, is where the input allows (see
+ * above); named: path is the input's literal path. 1 or 0, with *why
+ * set for 0 (why holds PATH_MAX + 128 bytes).
+ */
+static int
+tail_allowed(const struct tail_input *in, const char *path, int named, int fd,
+             const struct stat *st, char *why, size_t len)
+{
+    const struct agent_file *af = in->conf;
+    char real[PATH_MAX], base[PATH_MAX], *e;
+    size_t pl = strlen(in->prefix);
     int rc;
 
-    *fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (*fd < 0)
+    if (named && af->nfollow_symlinks == 0)
+        return 1;
+    if ((rc = tail_fd_path(fd, path, st, real)) < 0) {
+        snprintf(why, len, "cannot tell where it leads (%s)", strerror(-rc));
+        return 0;
+    }
+    /* The name as the admin's directories resolve: no symlink below. */
+    if (strncmp(path, in->prefix, pl) == 0 && path[pl] == '/') {
+        if (pl == 0)
+            base[0] = '\0';
+        else if (realpath(in->prefix, base) == NULL)
+            strcpy(base, "\x01"); /* matches no real path */
+        else if (strcmp(base, "/") == 0)
+            base[0] = '\0';
+        if (strlen(base) + strlen(path + pl) < sizeof(base)) {
+            strcat(base, path + pl);
+            if (strcmp(base, real) == 0)
+                return 1;
+        }
+    }
+    for (size_t i = 0; i < af->nfollow_symlinks; i++)
+        if (tail_under(af->follow_symlinks[i], real))
+            return 1;
+    e = tail_esc(real);
+    if (af->nfollow_symlinks == 0)
+        snprintf(why, len,
+                 "leads to %s through a symlink, not followed (see "
+                 "follow_symlinks)",
+                 e);
+    else
+        snprintf(why, len, "leads to %s, outside follow_symlinks", e);
+    free(e);
+    return 0;
+}
+
+/*
+ * Open path for reading after the checks above: 0 and *fd, *st; -EPERM
+ * when refused, with the reason in why (PATH_MAX + 128 bytes); or
+ * another negative errno (-ENOENT: gone meanwhile).
+ */
+static int
+tail_open(const struct tail_input *in, const char *path, int named, int *fd,
+          struct stat *st, char *why, size_t len)
+{
+    int pfd, follow, rc;
+    const char *fs;
+    char proc[64];
+    struct stat rs;
+
+    *fd = -1;
+    follow = named || in->conf->nfollow_symlinks > 0;
+    pfd = open(path, O_PATH | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW));
+    if (pfd < 0)
         return -errno;
-    if (fstat(*fd, st) < 0) {
+    if (fstat(pfd, st) < 0) {
         rc = -errno;
-        goto fail;
+        goto out;
+    }
+    rc = -EPERM;
+    if (S_ISLNK(st->st_mode)) {
+        char to[PATH_MAX], *e;
+        ssize_t n = readlink(path, to, sizeof(to) - 1); /* for the log */
+
+        to[n > 0 ? n : 0] = '\0';
+        e = tail_esc(to);
+        snprintf(why, len,
+                 "a symlink to %s, not followed (see follow_symlinks)", e);
+        free(e);
+        goto out;
     }
     if (!S_ISREG(st->st_mode)) {
-        rc = -EINVAL;
-        goto fail;
+        snprintf(why, len, "%s, not read", tail_type_name(st->st_mode));
+        goto out;
     }
-    return 0;
-fail:
-    close(*fd);
-    *fd = -1;
+    if ((fs = tail_pseudo_fs(pfd)) != NULL) {
+        snprintf(why, len, "a file on %s, not read", fs);
+        goto out;
+    }
+    if (!tail_allowed(in, path, named, pfd, st, why, len))
+        goto out;
+    /* The file just checked, and no other. O_NONBLOCK does not matter
+     * for a regular file; it is there so that nothing can block. */
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
+    *fd = open(proc, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (*fd < 0 && errno == ENOENT) /* no /proc: by name, compared */
+        *fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK |
+                             (follow ? 0 : O_NOFOLLOW));
+    if (*fd < 0) {
+        rc = -errno;
+        goto out;
+    }
+    if (fstat(*fd, &rs) < 0 || rs.st_dev != st->st_dev ||
+        rs.st_ino != st->st_ino || !S_ISREG(rs.st_mode)) {
+        rc = -ENOENT; /* replaced meanwhile; the next scan sees it */
+        close(*fd);
+        *fd = -1;
+        goto out;
+    }
+    *st = rs;
+    rc = 0;
+out:
+    close(pfd);
     return rc;
 }
 
@@ -1045,6 +1290,7 @@ tail_track_siblings(struct tail_input *in, const char *path, const char *source,
     struct tail_cand *c = NULL;
     size_t nc = 0;
     char dir[PATH_MAX], full[PATH_MAX], head[SPOOL_HEAD_MAX], key[64];
+    char why[PATH_MAX + 128];
     const char *slash = strrchr(path, '/'), *base;
     struct dirent *de;
     struct spool_file row;
@@ -1069,8 +1315,16 @@ tail_track_siblings(struct tail_input *in, const char *path, const char *source,
         if (snprintf(full, sizeof(full), "%s/%s", dir, de->d_name) >=
             (int)sizeof(full))
             continue;
-        if (tail_input_matches(in, full) || tail_open(full, &fd, &k->st) < 0)
+        if (tail_input_matches(in, full))
             continue;
+        if ((rc = tail_open(in, full, 0, &fd, &k->st, why, sizeof(why))) < 0) {
+            if (rc == -EPERM) {
+                char *e = tail_esc(full);
+                log_warnx("%s: %s", e, why);
+                free(e);
+            }
+            continue;
+        }
         if (((uint64_t)k->st.st_dev == skip_dev &&
              (uint64_t)k->st.st_ino == skip_ino) ||
             tail_find(t, (uint64_t)k->st.st_dev, (uint64_t)k->st.st_ino)) {
@@ -1135,6 +1389,29 @@ tail_legacy(struct tail_input *in, const char *path, const struct stat *st,
     return 1;
 }
 
+/*
+ * What is at path (st: its stat, following symlinks) is not read, for
+ * the reason why: said once, then skipped silently while the same file
+ * is there (every scan would say it again otherwise).
+ */
+static void
+tail_refuse(struct tail_input *in, struct tail_path *tp, const char *path,
+            const struct stat *st, const char *why)
+{
+    char *e;
+
+    if (tp->refused && tp->refused_dev == (uint64_t)st->st_dev &&
+        tp->refused_ino == (uint64_t)st->st_ino)
+        return;
+    tp->refused = 1;
+    tp->refused_dev = (uint64_t)st->st_dev;
+    tp->refused_ino = (uint64_t)st->st_ino;
+    in->t->stats.refused++;
+    e = tail_esc(path);
+    log_warnx("%s: %s", e, why);
+    free(e);
+}
+
 /* One path the input matched (or, literal, names). */
 static void
 tail_scan_path(struct tail_input *in, const char *p, int initial)
@@ -1143,21 +1420,32 @@ tail_scan_path(struct tail_input *in, const char *p, int initial)
     struct tail_path *tp = tail_path_get(in, p);
     struct tail_file *f;
     struct spool_file row, *copy_of = NULL;
-    struct stat st;
-    char head[SPOOL_HEAD_MAX], key[64];
-    const char *why;
+    struct stat st, ident;
+    char head[SPOOL_HEAD_MAX], key[64], why[PATH_MAX + 128];
+    const char *how;
     uint64_t off, size;
     size_t n;
-    int fd, rc, succ;
+    int fd, rc, succ, gone;
 
     tp->seen = 1;
-    if (stat(p, &st) < 0 || !S_ISREG(st.st_mode)) {
+    gone = stat(p, &st) < 0;
+    if (gone || !S_ISREG(st.st_mode)) {
+        /* A pattern may match directories; anything else that is not a
+         * regular file (FIFO, socket, device) is refused, and said. */
+        if (!gone && !S_ISDIR(st.st_mode)) {
+            snprintf(why, sizeof(why), "%s, not read",
+                     tail_type_name(st.st_mode));
+            tail_refuse(in, tp, p, &st, why);
+        }
         /* Gone while the agent was stopped: its last file may still
          * be around under a rotated name. */
         if (initial && tp->have)
             tail_track_siblings(in, p, p, (int64_t)tp->row.offset, NULL, 0, 0);
         return;
     }
+    if (tp->refused && tp->refused_dev == (uint64_t)st.st_dev &&
+        tp->refused_ino == (uint64_t)st.st_ino)
+        return; /* refused and said so; skipped until it changes */
     if ((f = tail_find(t, (uint64_t)st.st_dev, (uint64_t)st.st_ino))) {
         f->live = 1;
         if (strcmp(f->name, p) != 0) {
@@ -1171,11 +1459,21 @@ tail_scan_path(struct tail_input *in, const char *p, int initial)
         tail_path_note(in, p, f, 0);
         return;
     }
-    if ((rc = tail_open(p, &fd, &st)) < 0) {
-        if (rc != -ENOENT)
-            log_warnx("%s: cannot open: %s", p, strerror(-rc));
+    ident = st;
+    rc = tail_open(in, p, in->literal, &fd, &st, why, sizeof(why));
+    if (rc == -EPERM) {
+        tail_refuse(in, tp, p, &ident, why);
         return;
     }
+    if (rc < 0) {
+        if (rc != -ENOENT) {
+            char *e = tail_esc(p);
+            log_warnx("%s: cannot open: %s", e, strerror(-rc));
+            free(e);
+        }
+        return;
+    }
+    tp->refused = 0;
     if (tail_find(t, (uint64_t)st.st_dev, (uint64_t)st.st_ino)) {
         close(fd); /* replaced between stat and open: next scan */
         return;
@@ -1188,32 +1486,32 @@ tail_scan_path(struct tail_input *in, const char *p, int initial)
     rc = tail_row(t, key, &row);
     if (rc == 0 && tail_head_matches(head, n, &row) && row.offset <= size) {
         off = row.offset;
-        why = "resuming";
+        how = "resuming";
     } else if (rc == 0) {
         /* Same inode, other content: truncated (and maybe written
          * again) while not read, or the inode was reused. */
         off = 0;
-        why = "not the content read before (truncated, or inode reused); "
+        how = "not the content read before (truncated, or inode reused); "
               "reading from the start";
         copy_of = &row;
     } else if (rc != -ENOENT) {
         close(fd);
         return;
     } else if (!tp->have && tail_legacy(in, p, &st, head, n, &off)) {
-        why = "resuming";
+        how = "resuming";
     } else if (!tp->have && initial && in->conf->start_at == AGENT_START_END) {
         off = tail_end_offset(fd, size);
-        why = "start_at end: reading what is written from now on";
+        how = "start_at end: reading what is written from now on";
     } else {
         off = 0;
-        why = succ ? "new file at this path; reading from the start"
+        how = succ ? "new file at this path; reading from the start"
                    : "new file; reading from the start";
     }
     if ((initial && tp->have) || succ || copy_of != NULL)
         tail_track_siblings(in, p, p,
                             tp->have ? (int64_t)tp->row.offset : INT64_MAX,
                             copy_of, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
-    f = tail_track(in, p, p, fd, &st, off, why);
+    f = tail_track(in, p, p, fd, &st, off, how);
     f->live = 1;
     tail_path_note(in, p, f, copy_of != NULL);
 }
@@ -1462,6 +1760,20 @@ tail_pace(struct tail *t, int seen)
 
 /* ---- life cycle ------------------------------------------------------ */
 
+/* The directories of path before its first component with a glob
+ * character (all of them for a literal path), without the last slash. */
+static char *
+tail_prefix(const char *path)
+{
+    size_t g = strcspn(path, "*?[");
+    size_t n = 0;
+
+    for (size_t i = 0; i < g && path[i] != '\0'; i++)
+        if (path[i] == '/')
+            n = i;
+    return tc_xstrndup(path, n);
+}
+
 int
 tail_new(uv_loop_t *loop, const struct agent_config *cfg,
          struct rules *const *rules, struct spool *spool, struct emit *emit,
@@ -1495,6 +1807,7 @@ tail_new(uv_loop_t *loop, const struct agent_config *cfg,
         in->conf = &cfg->files[i];
         in->rules = rules[i];
         in->literal = strpbrk(in->conf->path, "*?[") == NULL;
+        in->prefix = tail_prefix(in->conf->path);
         slash = strrchr(in->conf->path, '/');
         in->watch_dir = slash != NULL && strcspn(in->conf->path, "*?[") >
                                              (size_t)(slash - in->conf->path);
@@ -1596,6 +1909,7 @@ tail_free(struct tail *t)
         }
         pcre2_match_data_free(in->ml_md);
         pcre2_code_free(in->ml);
+        free(in->prefix);
     }
     free(t->inputs);
     free(t->buf);

@@ -79,6 +79,8 @@ struct tail_stats {
     uint64_t truncated; /* truncations seen (copytruncate, "> file") */
     uint64_t let_go;    /* rotated or deleted files read to the end */
     uint64_t trimmed;   /* bytes of idle read buffers given back */
+    uint64_t refused;   /* paths not read: symlink out of bounds, FIFO,
+                           device, /proc ... (each logged once) */
     uint32_t open;      /* files open now */
     uint32_t slow_poll; /* 1: all watched and quiet, polling less often */
 };

@@ -277,6 +277,40 @@ test_bad_values(void **state)
     free(err);
 }
 
+/* follow_symlinks: a list (or one string) of absolute directories. */
+static void
+test_follow_symlinks(void **state)
+{
+    struct agent_config *c = NULL;
+    char text[1024];
+    char *err;
+
+    snprintf(text, sizeof(text),
+             "%s"
+             "files:\n"
+             "  - path: /var/log/containers/*.log\n"
+             "    follow_symlinks: [/var/log/pods, /var/lib/docker]\n"
+             "  - path: /var/log/app.log\n",
+             minimal);
+    assert_int_equal(config_load(tu_write_file("ok.yaml", text), &c), 0);
+    assert_int_equal(c->files[0].nfollow_symlinks, 2);
+    assert_string_equal(c->files[0].follow_symlinks[0], "/var/log/pods");
+    assert_string_equal(c->files[0].follow_symlinks[1], "/var/lib/docker");
+    assert_int_equal(c->files[1].nfollow_symlinks, 0);
+    config_free(c);
+
+    snprintf(text, sizeof(text),
+             "%s"
+             "files:\n"
+             "  - path: /var/log/containers/*.log\n"
+             "    follow_symlinks: pods\n",
+             minimal);
+    err = load_fails("rel.yaml", text);
+    tu_assert_contains(err, "rel.yaml:5: files[0].follow_symlinks: 'pods' "
+                            "must be an absolute directory");
+    free(err);
+}
+
 static void
 test_missing_required(void **state)
 {
@@ -440,6 +474,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_defaults, setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_missing_file, setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_unknown_keys, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_follow_symlinks, setup,
+                                        tu_teardown),
         cmocka_unit_test_setup_teardown(test_bad_values, setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_missing_required, setup,
                                         tu_teardown),

@@ -5,7 +5,8 @@
  * is finished), delete and recreate, two rotations between two reads,
  * rotation while stopped, inode reuse (same inode, other head), the
  * partial line flushed after flush_timeout, multiline records and
- * max_lines, and an exact resume after a restart. Every check reads the
+ * max_lines, an exact resume after a restart, and which files are not
+ * read: symlinks out of bounds, FIFOs, /proc. Every check reads the
  * events back from the spool and compares their exact messages.
  */
 #include <errno.h>
@@ -596,6 +597,162 @@ test_restart_resumes_exactly(void **state)
     assert_int_equal(fx_events(f), 4);
 }
 
+static void
+link_to(const char *target, const char *name)
+{
+    char path[PATH_MAX];
+
+    snprintf(path, sizeof(path), "%s/%s", F->dir, name);
+    assert_int_equal(symlink(target, path), 0);
+}
+
+static void
+mkd(const char *name)
+{
+    char path[PATH_MAX];
+
+    snprintf(path, sizeof(path), "%s/%s", F->dir, name);
+    assert_int_equal(mkdir(path, 0700), 0);
+}
+
+static uint64_t
+refused(struct fx *f)
+{
+    struct tail_stats st;
+
+    tail_get_stats(f->t, &st);
+    return st.refused;
+}
+
+/*
+ * A symlink matched by a pattern is not followed without
+ * follow_symlinks, to a file outside (the /etc/shadow attack) or to
+ * another file: it is refused once, not at every poll; a rotated
+ * sibling that is a symlink is refused too.
+ */
+static void
+test_symlink_not_followed(void **state)
+{
+    struct fx *f = *state;
+
+    mkd("logs");
+    put("w", "secret", "root:hash\n");
+    snprintf(f->pattern, sizeof(f->pattern), "%s/logs/*.log", f->dir);
+    put("w", "logs/app.log", "a1\n");
+    link_to("../secret", "logs/evil.log");
+    link_to("../secret", "logs/app.log.1"); /* as if rotated */
+    fx_start(f);
+    EXPECT(f, "a1");
+    fx_run(f, 200); /* ten polls */
+    assert_int_equal(refused(f), 1);
+    /* A rotation makes the siblings be searched: still refused. */
+    mv("logs/app.log", "logs/app.log.2");
+    put("w", "logs/app.log", "a2\n");
+    EXPECT(f, "a1", "a2");
+    assert_int_equal(fx_events(f), 2);
+}
+
+/*
+ * A directory symlink below the pattern's fixed part is not followed
+ * either, while symlinks in the fixed part (the admin's own layout)
+ * are.
+ */
+static void
+test_symlink_dir_not_followed(void **state)
+{
+    struct fx *f = *state;
+
+    mkd("apps");
+    mkd("apps/a");
+    mkd("private");
+    link_to("apps", "view");
+    link_to("../private", "apps/b");
+    put("w", "apps/a/app.log", "a1\n");
+    put("w", "private/app.log", "p1\n");
+    snprintf(f->pattern, sizeof(f->pattern), "%s/view/*/app.log", f->dir);
+    fx_start(f);
+    EXPECT(f, "a1");
+    fx_run(f, 200);
+    assert_int_equal(refused(f), 1);
+    assert_int_equal(fx_events(f), 1);
+}
+
+/*
+ * The Kubernetes layout: containers/NAME.log are symlinks into
+ * pods/...; with follow_symlinks: [pods] they are read, while a
+ * symlink in the same directory to a file outside pods is not. A
+ * symlink swapped later to point outside is not followed either.
+ */
+static void
+test_symlink_roots(void **state)
+{
+    struct fx *f = *state;
+    char pods[PATH_MAX], *roots[1] = {pods};
+
+    mkd("pods");
+    mkd("pods/web_1");
+    mkd("containers");
+    put("w", "secret", "root:hash\n");
+    put("w", "pods/web_1/0.log", "w1\n");
+    link_to("../pods/web_1/0.log", "containers/web.log");
+    link_to("../secret", "containers/evil.log");
+    snprintf(pods, sizeof(pods), "%s/pods", f->dir);
+    snprintf(f->pattern, sizeof(f->pattern), "%s/containers/*.log", f->dir);
+    f->file.follow_symlinks = roots;
+    f->file.nfollow_symlinks = 1;
+    fx_start(f);
+    EXPECT(f, "w1");
+    assert_int_equal(refused(f), 1);
+    put("a", "pods/web_1/0.log", "w2\n");
+    EXPECT(f, "w1", "w2");
+    /* Swapped to point outside: the new target is refused. */
+    mv("containers/web.log", "containers/old");
+    link_to("../secret", "containers/web.log");
+    fx_run(f, 300);
+    assert_int_equal(refused(f), 2);
+    put("a", "secret", "more\n");
+    fx_run(f, 200);
+    assert_int_equal(fx_events(f), 2);
+}
+
+/* A path named literally is the admin's: its symlink is followed. */
+static void
+test_symlink_literal(void **state)
+{
+    struct fx *f = *state;
+
+    put("w", "real.log", "r1\n");
+    link_to("real.log", "app.log"); /* f->pattern is DIR/app.log */
+    fx_start(f);
+    EXPECT(f, "r1");
+    assert_int_equal(refused(f), 0);
+}
+
+/* A FIFO is refused (said once) and does not block the other files;
+ * /proc is refused even when named. */
+static void
+test_not_regular(void **state)
+{
+    struct fx *f = *state;
+    char path[PATH_MAX];
+
+    snprintf(f->pattern, sizeof(f->pattern), "%s/*.log", f->dir);
+    snprintf(path, sizeof(path), "%s/pipe.log", f->dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    mkd("dir.log"); /* a directory: skipped without a word */
+    put("w", "a.log", "a1\n");
+    fx_start(f);
+    EXPECT(f, "a1");
+    fx_run(f, 200);
+    assert_int_equal(refused(f), 1);
+    fx_stop(f);
+    snprintf(f->pattern, sizeof(f->pattern), "/proc/self/status");
+    fx_start(f);
+    fx_run(f, 100);
+    assert_int_equal(refused(f), 1);
+    assert_int_equal(fx_events(f), 1);
+}
+
 int
 main(void)
 {
@@ -618,6 +775,13 @@ main(void)
         cmocka_unit_test_setup_teardown(test_poll_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_multiline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_multiline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_symlink_not_followed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_symlink_dir_not_followed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_symlink_roots, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_symlink_literal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_regular, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_resumes_exactly, setup,
                                         teardown),
     };
