@@ -12,7 +12,8 @@ writes the clipboard) nor forge an output or log line.
 
 A real agent ships a line with OSC 52, an 8-bit CSI, a UTF-8 encoded
 CSI and a carriage return; a rule captures it into the fingerprint.
-Then every text command is run on the result, with hostile --user and
+`tocsin-agent test-rules` replays the file. Then every tocsinctl text
+command is run on the result, with hostile --user and
 --comment too, and after the store's agent and incident strings are made
 hostile directly (what a stolen certificate could send in HELLO).
 A file whose name holds a newline and an ESC is tailed: `tocsin-agent
@@ -97,6 +98,11 @@ def test_hostile_log_line(env):
         lambda: __import__("json").loads(
             env.ctl("incidents", "list", "--json")), 30, "the incident")
     iid = str(inc[0]["id"])
+
+    # test-rules on the same file: events as JSON, rule names escaped.
+    out, err = run_bytes([e2e.AGENT, "test-rules", "-c", conf, log])
+    text = assert_clean("tocsin-agent test-rules", out + err)
+    e2e.check("\\u001b]52;c;SGVsbG8=\\u0007" in text, text)
 
     # Text commands on what the agent shipped.
     out = ctl_clean(env, "incidents", "list")

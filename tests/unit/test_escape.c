@@ -14,6 +14,15 @@
 #include <cmocka.h>
 
 #include "escape.h"
+#include "log.h"
+#include "testutil.h"
+
+static int
+setup(void **state)
+{
+    (void)state;
+    return tu_setup("tocsin-escape");
+}
 
 struct row {
     const char *in;
@@ -169,6 +178,40 @@ test_cap(void **state)
     tc_buf_close(&b);
 }
 
+/*
+ * Every log line is escaped after formatting: an argument with a
+ * newline, CR, ESC or C1 cannot forge a line or drive a terminal; the
+ * logger's own newline is the only one.
+ */
+static void
+test_log_escaped(void **state)
+{
+    char *out;
+    size_t lines = 0;
+
+    (void)state;
+    log_init("test_escape", 1, 0);
+    tu_capture_begin();
+    log_warnx("peer said BYE: %s", "bye\n2026-01-01T00:00:00.000Z "
+                                   "tocsin-collector[1]: FORGED\r\x1b]52;"
+                                   "c;SGVsbG8=\x07\xc2\x9b\x9b");
+    errno = ENOENT;
+    log_warn("file %s", "a\x1b[2Jb");
+    out = tu_capture_end();
+    for (const char *p = out; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+
+        lines += c == '\n';
+        assert_true(c == '\n' || (c >= 0x20 && c != 0x7f && c < 0x80));
+    }
+    assert_int_equal(lines, 2);
+    tu_assert_contains(out, "peer said BYE: bye\\n2026-01-01T00:00:00.000Z "
+                            "tocsin-collector[1]: FORGED\\r\\x1b]52;c;"
+                            "SGVsbG8=\\x07\\u009b\\x9b\n");
+    tu_assert_contains(out, "file a\\x1b[2Jb: No such file or directory\n");
+    free(out);
+}
+
 int
 main(void)
 {
@@ -177,6 +220,7 @@ main(void)
         cmocka_unit_test(test_every_byte),
         cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_cap),
+        cmocka_unit_test_setup_teardown(test_log_escaped, setup, tu_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
