@@ -647,6 +647,32 @@ tc_conf_find(const struct tc_conf_node *map, const char *dotted)
     return NULL;
 }
 
+void
+tc_conf_find_dups(const char *const *names, size_t n, size_t *first)
+{
+    size_t size = 16, *slot; /* index + 1 of a first occurrence; 0 empty */
+
+    while (size < n * 2)
+        size *= 2;
+    slot = tc_xcalloc(size, sizeof(*slot));
+    for (size_t i = 0; i < n; i++) {
+        size_t h, s;
+
+        first[i] = SIZE_MAX;
+        if (names[i] == NULL)
+            continue;
+        h = (size_t)tc_hash64(names[i], strlen(names[i]));
+        while ((s = slot[h & (size - 1)]) != 0 &&
+               strcmp(names[s - 1], names[i]) != 0)
+            h++;
+        if (s != 0)
+            first[i] = s - 1;
+        else
+            slot[h & (size - 1)] = i + 1;
+    }
+    free(slot);
+}
+
 char *
 tc_conf_path(const struct tc_conf *c, const char *p)
 {

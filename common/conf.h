@@ -103,6 +103,13 @@ void tc_conf_error(struct tc_conf *c, int line, const char *fmt, ...)
 const struct tc_conf_node *tc_conf_find(const struct tc_conf_node *map,
                                         const char *dotted);
 
+/*
+ * For each of n names (NULL entries are skipped), the index of the first
+ * earlier equal name, or SIZE_MAX if there is none, in first[i] (OUT, n
+ * entries). Linear in n, for the checks that a list's names are unique.
+ */
+void tc_conf_find_dups(const char *const *names, size_t n, size_t *first);
+
 /* "pki/ca.crt" joined to the file's directory; absolute paths kept. */
 char *tc_conf_path(const struct tc_conf *c, const char *p);
 

@@ -310,6 +310,40 @@ test_duplicate_key_many(void **state)
     free(text);
 }
 
+/* Unique-name checks: each repeat points at the first occurrence. */
+static void
+test_find_dups(void **state)
+{
+    static const char *const names[] = {"a", "b",  NULL, "a", "c",
+                                        "b", NULL, "a",  ""};
+    enum { N = sizeof(names) / sizeof(names[0]) };
+    static const size_t want[N] = {SIZE_MAX, SIZE_MAX, SIZE_MAX, 0, SIZE_MAX, 1,
+                                   SIZE_MAX, 0,        SIZE_MAX};
+    size_t first[N], *many_first;
+    const char **many;
+    enum { M = 20000 };
+
+    tc_conf_find_dups(names, N, first);
+    for (size_t i = 0; i < N; i++)
+        assert_int_equal(first[i], want[i]);
+    tc_conf_find_dups(names, 0, first);
+
+    /* Many distinct names and one repeat at the end. */
+    many = calloc(M + 1, sizeof(*many));
+    many_first = calloc(M + 1, sizeof(*many_first));
+    for (size_t i = 0; i < M; i++)
+        many[i] = tc_xasprintf("check-%zu", i);
+    many[M] = "check-12345";
+    tc_conf_find_dups(many, M + 1, many_first);
+    for (size_t i = 0; i < M; i++)
+        assert_int_equal(many_first[i], SIZE_MAX);
+    assert_int_equal(many_first[M], 12345);
+    for (size_t i = 0; i < M; i++)
+        free((char *)many[i]);
+    free(many);
+    free(many_first);
+}
+
 /* Over TC_CONF_MAX_BYTES: refused before parsing, naming file and size. */
 static void
 test_size_cap(void **state)
@@ -964,6 +998,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_duplicate_key_many, setup,
                                         tu_teardown),
         cmocka_unit_test_setup_teardown(test_size_cap, setup, tu_teardown),
+        cmocka_unit_test(test_find_dups),
         cmocka_unit_test_setup_teardown(test_load_mem, setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_syntax_error, setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_empty, setup, tu_teardown),
