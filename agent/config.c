@@ -35,18 +35,20 @@ parse_severity(const char *s, void *dst)
 static void
 check_unique_rules(struct tc_conf *c, const struct agent_rule *rules, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        for (size_t j = 0; j < i; j++) {
-            if (rules[i].name == NULL || rules[j].name == NULL ||
-                strcmp(rules[i].name, rules[j].name) != 0)
-                continue;
+    const char **names = tc_xcalloc(n, sizeof(*names));
+    size_t *first = tc_xcalloc(n, sizeof(*first));
+
+    for (size_t i = 0; i < n; i++)
+        names[i] = rules[i].name;
+    tc_conf_find_dups(names, n, first);
+    for (size_t i = 0; i < n; i++)
+        if (first[i] != SIZE_MAX)
             tc_conf_error(c, rules[i].line,
                           "rule name '%s' is used twice in this input "
                           "(first at line %d)",
-                          rules[i].name, rules[j].line);
-            break;
-        }
-    }
+                          rules[i].name, rules[first[i]].line);
+    free(names);
+    free(first);
 }
 
 static void
@@ -631,17 +633,21 @@ static const struct tc_conf_field agent_fields[] = {
 static void
 check_checks(struct tc_conf *conf, struct agent_config *c)
 {
+    const char **names = tc_xcalloc(c->nchecks, sizeof(*names));
+    size_t *first = tc_xcalloc(c->nchecks, sizeof(*first));
+
+    for (size_t i = 0; i < c->nchecks; i++)
+        names[i] = c->checks[i].name;
+    tc_conf_find_dups(names, c->nchecks, first);
     for (size_t i = 0; i < c->nchecks; i++) {
         struct agent_check *k = &c->checks[i];
         const char *need = NULL;
 
-        for (size_t j = 0; j < i; j++)
-            if (k->name && c->checks[j].name &&
-                strcmp(k->name, c->checks[j].name) == 0)
-                tc_conf_error(conf, k->line,
-                              "check name '%s' is used twice (first at "
-                              "line %d)",
-                              k->name, c->checks[j].line);
+        if (first[i] != SIZE_MAX)
+            tc_conf_error(conf, k->line,
+                          "check name '%s' is used twice (first at "
+                          "line %d)",
+                          k->name, c->checks[first[i]].line);
         switch (k->type) {
         case AGENT_CHECK_EXEC:
             if (k->ncommand == 0)
@@ -706,6 +712,8 @@ check_checks(struct tc_conf *conf, struct agent_config *c)
                           (unsigned long long)k->timeout_ms,
                           (unsigned long long)k->interval_ms);
     }
+    free(names);
+    free(first);
 }
 
 /* A rule's time capture must exist: PCRE2 tells, at compile time. */
@@ -747,19 +755,21 @@ static void
 check_journals(struct tc_conf *conf, struct agent_config *c)
 {
     const struct tc_conf_node *seq = tc_conf_find(conf->root, "journald");
+    const char **names = tc_xcalloc(c->njournals, sizeof(*names));
+    size_t *first = tc_xcalloc(c->njournals, sizeof(*first));
 
+    for (size_t i = 0; i < c->njournals; i++)
+        names[i] = c->journals[i].name;
+    tc_conf_find_dups(names, c->njournals, first);
     for (size_t i = 0; i < c->njournals; i++) {
         const struct agent_journal *j = &c->journals[i];
 
-        for (size_t k = 0; k < i; k++)
-            if (strcmp(j->name, c->journals[k].name) == 0) {
-                tc_conf_error(conf, j->line,
-                              "journald[%zu]: name '%s' is used twice "
-                              "(first at line %d); each input keeps its "
-                              "cursor under its name",
-                              i, j->name, c->journals[k].line);
-                break;
-            }
+        if (first[i] != SIZE_MAX)
+            tc_conf_error(conf, j->line,
+                          "journald[%zu]: name '%s' is used twice "
+                          "(first at line %d); each input keeps its "
+                          "cursor under its name",
+                          i, j->name, c->journals[first[i]].line);
         if (j->namespace != NULL && !journal_namespace_valid(j->namespace)) {
             const struct tc_conf_node *n = NULL;
 
@@ -772,6 +782,8 @@ check_journals(struct tc_conf *conf, struct agent_config *c)
                           i, j->namespace);
         }
     }
+    free(names);
+    free(first);
 }
 
 /*
@@ -816,16 +828,13 @@ check_config(struct tc_conf *conf, struct agent_config *c)
     }
 }
 
-int
-config_load(const char *path, struct agent_config **out)
+/* The parsed file into a fresh config; frees conf. */
+static int
+config_from(struct tc_conf *conf, struct agent_config **out)
 {
-    struct tc_conf *conf = NULL;
     struct agent_config *c = NULL;
     int rc;
 
-    *out = NULL;
-    if ((rc = tc_conf_load(path, &conf)) < 0)
-        return rc;
     c = tc_xcalloc(1, sizeof(*c));
     c->file = tc_xstrdup(conf->path);
     if ((rc = tc_conf_apply(conf, agent_fields, c)) < 0)
@@ -850,6 +859,31 @@ out:
     config_free(c);
     tc_conf_free(conf);
     return rc;
+}
+
+int
+config_load(const char *path, struct agent_config **out)
+{
+    struct tc_conf *conf = NULL;
+    int rc;
+
+    *out = NULL;
+    if ((rc = tc_conf_load(path, &conf)) < 0)
+        return rc;
+    return config_from(conf, out);
+}
+
+int
+config_load_mem(const char *name, const void *data, size_t len,
+                struct agent_config **out)
+{
+    struct tc_conf *conf = NULL;
+    int rc;
+
+    *out = NULL;
+    if ((rc = tc_conf_load_mem(name, data, len, &conf)) < 0)
+        return rc;
+    return config_from(conf, out);
 }
 
 void

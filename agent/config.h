@@ -160,6 +160,9 @@ struct agent_config {
 };
 
 int config_load(const char *path, struct agent_config **out);
+/* The same from len bytes of YAML at data, named name (fuzzing, tests). */
+int config_load_mem(const char *name, const void *data, size_t len,
+                    struct agent_config **out);
 void config_free(struct agent_config *c);
 
 #endif

@@ -3,7 +3,9 @@
  *
  * JSON and text are produced from one pass over the same values: each
  * section emits key/value pairs through the small writer below, which
- * either appends `"key":value` or an aligned "key: value" line.
+ * either appends `"key":value` or an aligned "key: value" line. Text
+ * values and titles are escaped (escape.h): a file name holding a
+ * newline or an ESC must not forge a line or drive the terminal.
  */
 #include "report.h"
 
@@ -13,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "escape.h"
 #include "json.h"
 #include "util.h"
 
@@ -47,6 +50,15 @@ rw_printf(struct rw *w, const char *fmt, ...)
                       (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
+/* Text: indentation, then v escaped, then extra (a literal suffix). */
+static void
+rw_text(struct rw *w, int indent, const char *v, const char *extra)
+{
+    rw_printf(w, "%*s", indent, "");
+    tc_escape_buf(w->out, v, strlen(v));
+    rw_raw(w, extra);
+}
+
 static void
 rw_key(struct rw *w, const char *key)
 {
@@ -67,7 +79,7 @@ rw_str(struct rw *w, const char *key, const char *v)
     if (w->json)
         tc_json_str(w->out, v, strlen(v));
     else
-        rw_printf(w, "%s\n", v);
+        rw_text(w, 0, v, "\n");
 }
 
 static void
@@ -123,7 +135,7 @@ rw_open(struct rw *w, const char *key, const char *title)
         rw_raw(w, "{");
         w->first = 1;
     } else {
-        rw_printf(w, "%*s%s\n", w->indent, "", title);
+        rw_text(w, w->indent, title, "\n");
         w->indent += 2;
     }
 }
@@ -147,7 +159,7 @@ rw_array_open(struct rw *w, const char *key, const char *title)
         rw_raw(w, "[");
         w->first = 1;
     } else {
-        rw_printf(w, "%*s%s\n", w->indent, "", title);
+        rw_text(w, w->indent, title, "\n");
         w->indent += 2;
     }
 }
@@ -173,7 +185,8 @@ rw_elem_open(struct rw *w, int idx, const char *title)
         rw_raw(w, "{");
         w->first = 1;
     } else {
-        rw_printf(w, "%*s- %s\n", w->indent, "", title);
+        rw_text(w, w->indent, "", "- ");
+        rw_text(w, 0, title, "\n");
         w->indent += 4;
     }
 }

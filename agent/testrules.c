@@ -11,7 +11,9 @@
  * the agent would send as one JSON object ("drop" for action: drop).
  * Then a summary. Fold windows and rate limits depend on time and are
  * not applied (each line is shown as the event it starts as), nor is
- * multiline joining. Nothing touches the spool or the network.
+ * multiline joining. Nothing touches the spool or the network. Rule
+ * names and errors are escaped (escape.h), the events are JSON: the log
+ * under test may hold terminal escapes.
  */
 #include "testrules.h"
 
@@ -27,10 +29,19 @@
 #include "buf.h"
 #include "config.h"
 #include "emit.h"
+#include "escape.h"
 #include "log.h"
 #include "rules.h"
 #include "tls.h"
 #include "util.h"
+
+/* s escaped into buf (at most 256 bytes) for a text line. */
+static const char *
+esc(char buf[256], const char *s)
+{
+    tc_escape(buf, 256, s, strlen(s));
+    return buf;
+}
 
 static void
 testrules_usage(void)
@@ -71,7 +82,7 @@ testrules_main(int argc, char **argv, const char *default_config)
     struct emit_source src;
     struct tc_buf out;
     uint64_t lines = 0, matched = 0, dropped = 0, *per = NULL;
-    char err[512], host[256], *line = NULL, *abspath = NULL;
+    char err[512], host[256], eb[256], *line = NULL, *abspath = NULL;
     size_t cap = 0;
     ssize_t got;
     long input = -1;
@@ -172,11 +183,11 @@ testrules_main(int argc, char **argv, const char *default_config)
         rc = emit_preview(e, &src, &hit, line, len, tc_now_ns(), &out);
         if (rc == 0) {
             dropped++;
-            printf("%" PRIu64 " %s drop\n", lines, hit.rule);
+            printf("%" PRIu64 " %s drop\n", lines, esc(eb, hit.rule));
             continue;
         }
-        printf("%" PRIu64 " %s %.*s\n", lines, hit.rule, (int)tc_buf_size(&out),
-               (const char *)tc_buf_head(&out));
+        printf("%" PRIu64 " %s %.*s\n", lines, esc(eb, hit.rule),
+               (int)tc_buf_size(&out), (const char *)tc_buf_head(&out));
     }
     if (ferror(f)) {
         fprintf(stderr, "test-rules: %s: read error\n", logpath);
@@ -187,12 +198,12 @@ testrules_main(int argc, char **argv, const char *default_config)
            lines, matched, dropped, matched - dropped);
     for (size_t i = 0; i < cfg->files[input].nrules; i++) {
         const struct agent_rule *r = &cfg->files[input].rules[i];
-        printf("# rule %s: %" PRIu64 "%s\n", r->name, per[i],
+        printf("# rule %s: %" PRIu64 "%s\n", esc(eb, r->name), per[i],
                r->action == AGENT_ACTION_DROP ? " (drop)" : "");
     }
     if (rules_errors(rs) > 0)
         printf("# match errors (limits hit): %" PRIu64 ", last: %s\n",
-               rules_errors(rs), rules_last_error(rs));
+               rules_errors(rs), esc(eb, rules_last_error(rs)));
     status = fflush(stdout) == 0 ? 0 : 1;
 out:
     if (f != NULL)

@@ -156,16 +156,13 @@ static const struct tc_conf_field collector_fields[] = {
     {0},
 };
 
-int
-config_load(const char *path, struct collector_config **out)
+/* The parsed file into a fresh config; frees conf. */
+static int
+config_from(struct tc_conf *conf, struct collector_config **out)
 {
-    struct tc_conf *conf = NULL;
     struct collector_config *c = NULL;
     int rc;
 
-    *out = NULL;
-    if ((rc = tc_conf_load(path, &conf)) < 0)
-        return rc;
     c = tc_xcalloc(1, sizeof(*c));
     c->file = tc_xstrdup(conf->path);
     if ((rc = tc_conf_apply(conf, collector_fields, c)) < 0)
@@ -195,6 +192,31 @@ out:
     config_free(c);
     tc_conf_free(conf);
     return rc;
+}
+
+int
+config_load(const char *path, struct collector_config **out)
+{
+    struct tc_conf *conf = NULL;
+    int rc;
+
+    *out = NULL;
+    if ((rc = tc_conf_load(path, &conf)) < 0)
+        return rc;
+    return config_from(conf, out);
+}
+
+int
+config_load_mem(const char *name, const void *data, size_t len,
+                struct collector_config **out)
+{
+    struct tc_conf *conf = NULL;
+    int rc;
+
+    *out = NULL;
+    if ((rc = tc_conf_load_mem(name, data, len, &conf)) < 0)
+        return rc;
+    return config_from(conf, out);
 }
 
 void

@@ -46,6 +46,9 @@ struct collector_config {
 struct incident_config;
 
 int config_load(const char *path, struct collector_config **out);
+/* The same from len bytes of YAML at data, named name (fuzzing, tests). */
+int config_load_mem(const char *name, const void *data, size_t len,
+                    struct collector_config **out);
 void config_free(struct collector_config *c);
 
 /* The incident engine's thresholds from the incidents: block. */

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "escape.h"
 #include "ctl.h"
 #include "incidents_store.h"
 #include "log.h"
@@ -56,6 +57,13 @@ usage(FILE *f)
 }
 
 /* RFC 3339 UTC with milliseconds, from ns since the epoch. */
+const char *
+ctl_esc(char *buf, size_t len, const char *s)
+{
+    tc_escape(buf, len, s != NULL ? s : "", s != NULL ? strlen(s) : 0);
+    return buf;
+}
+
 void
 ctl_fmt_time(int64_t ns, char *buf, size_t len)
 {

@@ -45,6 +45,14 @@ int ctl_open_incidents(const struct ctl_opts *o, int rdonly,
 #define CTL_ACTION_WAIT_MS 5000
 int ctl_wait_action(struct incidents_store *is, int64_t aid, int *result);
 
+/*
+ * s escaped (escape.h) into buf (len bytes), cut at a whole character;
+ * returns buf. Every text output passes the strings it did not write
+ * itself (hosts, rules, messages, users, comments, names) through it:
+ * they may hold terminal escapes. NULL is shown as "".
+ */
+const char *ctl_esc(char *buf, size_t len, const char *s);
+
 /* RFC 3339 UTC with milliseconds ("2026-11-26T10:00:00.123Z"). */
 void ctl_fmt_time(int64_t ns, char *buf, size_t len);
 

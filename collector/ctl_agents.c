@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "ctl.h"
+#include "escape.h"
 #include "json.h"
 #include "log.h"
 #include "store.h"
@@ -131,12 +132,8 @@ agent_json(struct tc_buf *b, const struct store_agent *a)
 static char *
 cell(const char *s)
 {
-    char *c = tc_xstrdup(s != NULL && *s ? s : "-");
-
-    for (char *p = c; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            *p = '?';
-    return c;
+    /* Names and versions come from agents' HELLOs: escape them. */
+    return tc_escape_dup(s != NULL && *s ? s : "-");
 }
 
 static char *

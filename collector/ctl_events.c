@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "ctl.h"
+#include "escape.h"
 #include "json.h"
 #include "log.h"
 #include "store.h"
@@ -128,29 +129,14 @@ event_json(struct tc_buf *b, const struct tc_event *e, enum store_origin o)
     tc_json_raw(b, "}");
 }
 
-/* Text output stays one line per event: escape what would break it. */
+/* Text output stays one line per event and drives no terminal. */
 static void
 text_str(struct tc_buf *b, struct tc_str s)
 {
-    static const char hex[] = "0123456789abcdef";
-
-    if (s.len == 0) {
+    if (s.len == 0)
         tc_buf_append(b, "-", 1);
-        return;
-    }
-    for (uint32_t i = 0; i < s.len; i++) {
-        unsigned char c = (unsigned char)s.ptr[i];
-        char esc[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
-
-        if (c == '\n')
-            tc_buf_append(b, "\\n", 2);
-        else if (c == '\t')
-            tc_buf_append(b, "\\t", 2);
-        else if (c < 0x20 || c == 0x7f)
-            tc_buf_append(b, esc, 4);
-        else
-            tc_buf_append(b, &s.ptr[i], 1);
-    }
+    else
+        tc_escape_buf(b, s.ptr, s.len);
 }
 
 static void

@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "ctl.h"
+#include "escape.h"
 #include "incident.h"
 #include "incidents_store.h"
 #include "json.h"
@@ -116,7 +117,7 @@ incident_json(struct tc_buf *b, const struct incident *in)
 static void
 incident_text(struct tc_buf *b, const struct incident *in)
 {
-    char line[512], iso[64];
+    char line[1024], iso[64], host[256], rule[256];
     int n;
 
     ctl_fmt_time(in->last_seen, iso, sizeof(iso));
@@ -124,7 +125,8 @@ incident_text(struct tc_buf *b, const struct incident *in)
         line, sizeof(line),
         "%-6" PRId64 " P%d %-12s %-8s %-16s %-24s %8" PRIu64 " %s%s%s\n",
         in->id, in->priority, incident_state_name(in->state),
-        tc_severity_name(in->severity), in->host, in->rule, in->count, iso,
+        tc_severity_name(in->severity), ctl_esc(host, sizeof(host), in->host),
+        ctl_esc(rule, sizeof(rule), in->rule), in->count, iso,
         in->silenced ? " silenced" : "", in->flapping ? " flapping" : "");
     tc_buf_append(b, line,
                   (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
@@ -277,9 +279,11 @@ show_note_cb(const struct incident_note *n, void *arg)
         jstr(&c->out, "detail", n->detail, 0);
         tc_json_raw(&c->out, "}");
     } else {
-        char line[1024];
+        char line[2048], what[64], who[256], detail[1024];
         int len = snprintf(line, sizeof(line), "  %s %-12s %-24s %s\n", iso,
-                           n->what, n->who, n->detail);
+                           ctl_esc(what, sizeof(what), n->what),
+                           ctl_esc(who, sizeof(who), n->who),
+                           ctl_esc(detail, sizeof(detail), n->detail));
         tc_buf_append(&c->out, line,
                       (size_t)len < sizeof(line) ? (size_t)len
                                                  : sizeof(line) - 1);
@@ -384,7 +388,7 @@ incidents_show(const struct ctl_opts *o, int argc, char **argv)
                 tc_json_str(&c->out, s, strlen(s));
             } else {
                 tc_json_raw(&c->out, "  ");
-                tc_json_raw(&c->out, s);
+                tc_escape_buf(&c->out, s, strlen(s));
                 tc_json_raw(&c->out, "\n");
             }
         }
@@ -457,8 +461,10 @@ incidents_action(const struct ctl_opts *o, enum incident_verb verb, int argc,
                a.incident_id, incident_verb_name(verb), aid);
         status = 0;
     } else if (result == 0) {
+        char who[256];
+
         printf("incident %" PRId64 ": %s by %s\n", a.incident_id,
-               incident_verb_name(verb), a.user);
+               incident_verb_name(verb), ctl_esc(who, sizeof(who), a.user));
         status = 0;
     } else {
         fprintf(stderr, "tocsinctl: incident %" PRId64 ": %s refused: %s\n",

@@ -39,7 +39,7 @@ pki_cmd_init(int argc, char **argv)
     };
     const char **sans = NULL;
     size_t nsans = 0;
-    char err[512];
+    char err[512], edir[4096], eerr[2048];
     const char *dir;
     int ch, rc, status = 1;
 
@@ -68,14 +68,15 @@ pki_cmd_init(int argc, char **argv)
     dir = argv[optind];
     rc = tc_pki_init(dir, sans, nsans, err, sizeof(err));
     if (rc < 0) {
-        fprintf(stderr, "tocsinctl: %s\n", err);
+        fprintf(stderr, "tocsinctl: %s\n", ctl_esc(eerr, sizeof(eerr), err));
         goto out;
     }
+    ctl_esc(edir, sizeof(edir), dir);
     printf("wrote %s/ca.crt\n"
            "wrote %s/ca.key (keep it here; it signs agent certificates)\n"
            "wrote %s/collector.crt\n"
            "wrote %s/collector.key\n",
-           dir, dir, dir, dir);
+           edir, edir, edir, edir);
     status = 0;
 out:
     free(sans);
@@ -92,7 +93,7 @@ pki_cmd_issue(int argc, char **argv)
     };
     long days = PKI_DEFAULT_DAYS;
     const char *dir, *name;
-    char err[512], *end;
+    char err[512], edir[4096], ename[1024], eerr[2048], *end;
     int ch, rc;
 
     optind = 0;
@@ -127,14 +128,16 @@ pki_cmd_issue(int argc, char **argv)
     rc = tc_pki_issue_agent(dir, name, -PKI_AGENT_BACKDATE_S, days * 86400L,
                             err, sizeof(err));
     if (rc < 0) {
-        fprintf(stderr, "tocsinctl: %s\n", err);
+        fprintf(stderr, "tocsinctl: %s\n", ctl_esc(eerr, sizeof(eerr), err));
         return 1;
     }
+    ctl_esc(edir, sizeof(edir), dir);
+    ctl_esc(ename, sizeof(ename), name);
     printf("wrote %s/%s.crt\n"
            "wrote %s/%s.key\n"
            "valid for %ld days; install %s/%s.crt, %s/%s.key and "
            "%s/ca.crt on the agent\n",
-           dir, name, dir, name, days, dir, name, dir, name, dir);
+           edir, ename, edir, ename, days, edir, ename, edir, ename, edir);
     return 0;
 }
 

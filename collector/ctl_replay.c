@@ -44,7 +44,8 @@ static int
 diff_cb(const struct incidents_diff *d, void *arg)
 {
     struct replay_ctx *c = arg;
-    char key[256], l[1024], r[1024];
+    char key[256], l[1024], r[1024], el[sizeof(l) * 4], er[sizeof(r) * 4];
+    char ek[sizeof(key) * 4];
 
     printable(d->key, key, sizeof(key));
     printable(d->live, l, sizeof(l));
@@ -80,21 +81,24 @@ diff_cb(const struct incidents_diff *d, void *arg)
         tc_json_raw(&c->out, "}");
         return 0;
     }
+    /* Text: keys and values hold hosts, rules and messages. */
+    ctl_esc(ek, sizeof(ek), key);
     if (strcmp(d->table, "incidents") == 0)
-        printf("incident %s: ", key);
+        printf("incident %s: ", ek);
     else if (strcmp(d->table, "timeline") == 0)
         printf("incident %" PRId64 ": timeline entry %s: ", d->incident_id,
-               strchr(key, ' ') ? strchr(key, ' ') + 1 : key);
+               strchr(ek, ' ') ? strchr(ek, ' ') + 1 : ek);
     else if (strcmp(d->table, "actions") == 0)
-        printf("incident %" PRId64 ": action %s: ", d->incident_id, key);
+        printf("incident %" PRId64 ": action %s: ", d->incident_id, ek);
     else
-        printf("soft state %s: ", key);
+        printf("soft state %s: ", ek);
     if (d->column)
-        printf("%s: live %s, replay %s\n", d->column, l, r);
+        printf("%s: live %s, replay %s\n", d->column,
+               ctl_esc(el, sizeof(el), l), ctl_esc(er, sizeof(er), r));
     else if (d->live)
-        printf("only in live: %s\n", l);
+        printf("only in live: %s\n", ctl_esc(el, sizeof(el), l));
     else
-        printf("only in replay: %s\n", r);
+        printf("only in replay: %s\n", ctl_esc(er, sizeof(er), r));
     return 0;
 }
 

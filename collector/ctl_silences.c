@@ -89,6 +89,7 @@ silences_add(const struct ctl_opts *o, int argc, char **argv)
     const char *user = ctl_default_user(), *comment = NULL;
     const char *until = NULL, *start = NULL;
     char matchers[MATCHERS_MAX] = "", iso1[64], iso2[64];
+    char esc_m[MATCHERS_MAX * 4], esc_u[256];
     uint64_t dur_ms = 0;
     int64_t now = tc_now_ns(), id = 0, aid = 0;
     size_t mlen = 0;
@@ -170,14 +171,15 @@ silences_add(const struct ctl_opts *o, int argc, char **argv)
     if (!ctl_wait_action(is, aid, &result)) {
         printf("silence %" PRId64 " recorded (%s .. %s, %s); the collector "
                "applies it when it runs\n",
-               id, iso1, iso2, matchers);
+               id, iso1, iso2, ctl_esc(esc_m, sizeof(esc_m), matchers));
     } else if (result != 0) {
         fprintf(stderr, "tocsinctl: silence %" PRId64 " refused: %s\n", id,
                 strerror(-result));
         goto out;
     } else {
         printf("silence %" PRId64 ": %s .. %s, %s, by %s\n", id, iso1, iso2,
-               matchers, user);
+               ctl_esc(esc_m, sizeof(esc_m), matchers),
+               ctl_esc(esc_u, sizeof(esc_u), user));
     }
     status = 0;
 out:
@@ -243,8 +245,12 @@ list_cb(const struct incidents_silence_row *r, void *arg)
         fwrite(tc_buf_head(&b), 1, tc_buf_size(&b), stdout);
         tc_buf_close(&b);
     } else {
+        char user[256], matchers[MATCHERS_MAX * 4], comment[4096];
+
         printf("%-5" PRId64 " %-8s %-24s %-24s %-12s %s  # %s\n", r->id, state,
-               s, e, r->user, r->matchers, r->comment);
+               s, e, ctl_esc(user, sizeof(user), r->user),
+               ctl_esc(matchers, sizeof(matchers), r->matchers),
+               ctl_esc(comment, sizeof(comment), r->comment));
     }
     c->n++;
     return ferror(stdout) ? -EIO : 0;
@@ -330,7 +336,12 @@ silences_expire(const struct ctl_opts *o, int argc, char **argv)
                 id, strerror(-result));
         goto out;
     }
-    printf("silence %" PRId64 ": expired by %s\n", id, user);
+    {
+        char who[256];
+
+        printf("silence %" PRId64 ": expired by %s\n", id,
+               ctl_esc(who, sizeof(who), user));
+    }
     status = 0;
 out:
     incidents_store_close(is);

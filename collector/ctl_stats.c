@@ -99,13 +99,14 @@ stats_cb(const struct incidents_stats_row *r, void *arg)
         fwrite(tc_buf_head(&b), 1, tc_buf_size(&b), stdout);
         tc_buf_close(&b);
     } else {
-        char a[32], m[32], f[32];
+        char a[32], m[32], f[32], k[1024];
 
         fmt_dur(r->mtta_ns, a, sizeof(a));
         fmt_dur(r->mttr_ns, m, sizeof(m));
         fmt_dur(r->mtbf_ns, f, sizeof(f));
         printf("%-24s %9" PRIu64 " %6" PRIu64 " %10s %8" PRIu64 " %10s %10s\n",
-               r->key, r->n, r->acked, a, r->restored, m, f);
+               ctl_esc(k, sizeof(k), r->key), r->n, r->acked, a, r->restored, m,
+               f);
     }
     c->n++;
     return ferror(stdout) ? -1 : 0;

@@ -5,11 +5,16 @@
  * The tree is built from libyaml's event parser rather than its document
  * API so that anchors and aliases are refused as they are met: nothing
  * is ever expanded, so a "billion laughs" file costs no more memory than
- * its own size. Recursion depth is bounded by TC_CONF_MAX_DEPTH.
+ * its own size. Recursion depth is bounded by TC_CONF_MAX_DEPTH, and
+ * the file's size by TC_CONF_MAX_BYTES, which bounds the node count (a
+ * node takes at least two bytes of input) and so the tree's memory.
+ * Every step is linear in the input: duplicate keys are found through a
+ * hash index per map, and arrays grow geometrically.
  */
 #include "conf.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -21,6 +26,7 @@
 
 #include <yaml.h>
 
+#include "hash.h"
 #include "log.h"
 #include "util.h"
 
@@ -161,6 +167,7 @@ parse_seq(struct loader *ld, yaml_event_t *start, int depth,
 {
     struct tc_conf_node *n =
         node_new(TC_CONF_SEQ, mark_line(start->start_mark));
+    size_t cap = 0; /* items allocated */
     yaml_event_t ev;
     int rc;
 
@@ -179,7 +186,10 @@ parse_seq(struct loader *ld, yaml_event_t *start, int depth,
         yaml_event_delete(&ev);
         if (rc < 0)
             goto fail;
-        n->items = tc_xreallocarray(n->items, n->nitems + 1, sizeof(*n->items));
+        if (n->nitems == cap) {
+            cap = cap ? cap * 2 : 4;
+            n->items = tc_xreallocarray(n->items, cap, sizeof(*n->items));
+        }
         n->items[n->nitems++] = item;
     }
     *out = n;
@@ -189,6 +199,66 @@ fail:
     return rc;
 }
 
+/*
+ * Duplicate-key detection for one map being built: an open-addressing
+ * table of pair indices + 1 (0 is empty), at most half full. Maps of
+ * fewer than KEYSET_MIN keys, nearly all of them, are scanned instead.
+ * A 1 MiB file holds well under 2^32 keys.
+ */
+#define KEYSET_MIN 16
+
+struct keyset {
+    uint32_t *slot; /* owned; NULL while the map is small */
+    size_t size;    /* slots, a power of two */
+};
+
+static void
+keyset_insert(struct keyset *ks, const struct tc_conf_node *map, size_t idx)
+{
+    const char *k = map->pairs[idx].key;
+    size_t h = (size_t)tc_hash64(k, strlen(k));
+
+    while (ks->slot[h & (ks->size - 1)] != 0)
+        h++;
+    ks->slot[h & (ks->size - 1)] = (uint32_t)idx + 1;
+}
+
+/* Index the map's pairs once it is big enough; rehash when half full. */
+static void
+keyset_grow(struct keyset *ks, const struct tc_conf_node *map)
+{
+    if (map->npairs < KEYSET_MIN || map->npairs * 2 < ks->size)
+        return;
+    free(ks->slot);
+    ks->size = ks->size ? ks->size * 2 : KEYSET_MIN * 4;
+    ks->slot = tc_xcalloc(ks->size, sizeof(*ks->slot));
+    for (size_t i = 0; i < map->npairs; i++)
+        keyset_insert(ks, map, i);
+}
+
+/* The pair of map whose key is key, or NULL. */
+static const struct tc_conf_pair *
+keyset_find(const struct keyset *ks, const struct tc_conf_node *map,
+            const char *key)
+{
+    size_t h;
+    uint32_t s;
+
+    if (ks->slot == NULL) {
+        for (size_t i = 0; i < map->npairs; i++)
+            if (strcmp(map->pairs[i].key, key) == 0)
+                return &map->pairs[i];
+        return NULL;
+    }
+    h = (size_t)tc_hash64(key, strlen(key));
+    while ((s = ks->slot[h & (ks->size - 1)]) != 0) {
+        if (strcmp(map->pairs[s - 1].key, key) == 0)
+            return &map->pairs[s - 1];
+        h++;
+    }
+    return NULL;
+}
+
 static int
 parse_map(struct loader *ld, yaml_event_t *start, int depth,
           struct tc_conf_node **out)
@@ -196,6 +266,8 @@ parse_map(struct loader *ld, yaml_event_t *start, int depth,
     struct tc_conf_node *n =
         node_new(TC_CONF_MAP, mark_line(start->start_mark));
     struct tc_conf_node *key = NULL, *val = NULL;
+    struct keyset ks = {0};
+    size_t cap = 0; /* pairs allocated */
     yaml_event_t ev;
     int rc, keyline;
 
@@ -227,38 +299,44 @@ parse_map(struct loader *ld, yaml_event_t *start, int depth,
             dup = 1;
         } else {
             /*
-             * Quadratic, but config maps hold a handful of keys; a
-             * duplicate is an error because YAML leaves its meaning
+             * A duplicate is an error because YAML leaves its meaning
              * open and "last one wins" hides typos.
              */
-            for (size_t i = 0; i < n->npairs; i++) {
-                if (strcmp(n->pairs[i].key, key->str) == 0) {
-                    tc_conf_error(ld->c, keyline,
-                                  "duplicate key '%.*s' (first at line %d)",
-                                  SHOW_MAX, key->str, n->pairs[i].line);
-                    dup = 1;
-                    break;
-                }
+            const struct tc_conf_pair *first = keyset_find(&ks, n, key->str);
+
+            if (first != NULL) {
+                tc_conf_error(ld->c, keyline,
+                              "duplicate key '%.*s' (first at line %d)",
+                              SHOW_MAX, key->str, first->line);
+                dup = 1;
             }
         }
         if (dup) {
             node_free(key);
             node_free(val);
         } else {
-            n->pairs =
-                tc_xreallocarray(n->pairs, n->npairs + 1, sizeof(*n->pairs));
+            if (n->npairs == cap) {
+                cap = cap ? cap * 2 : 4;
+                n->pairs = tc_xreallocarray(n->pairs, cap, sizeof(*n->pairs));
+            }
             n->pairs[n->npairs].key = key->str;
             n->pairs[n->npairs].line = keyline;
             n->pairs[n->npairs].val = val;
             n->npairs++;
             key->str = NULL;
             node_free(key);
+            if (ks.slot != NULL && n->npairs * 2 < ks.size)
+                keyset_insert(&ks, n, n->npairs - 1);
+            else
+                keyset_grow(&ks, n);
         }
         key = val = NULL;
     }
+    free(ks.slot);
     *out = n;
     return 0;
 fail:
+    free(ks.slot);
     node_free(key);
     node_free(val);
     node_free(n);
@@ -370,42 +448,28 @@ absolute(const char *path)
     return tc_xasprintf("%s/%s", cwd, path);
 }
 
-int
-tc_conf_load(const char *path, struct tc_conf **out)
+/*
+ * Parse len bytes at data into c; on success c->root is set. The parser
+ * reads from memory: the file was read whole, within the size cap.
+ */
+static int
+load_buf(struct tc_conf *c, const void *data, size_t len)
 {
     struct loader ld = {0};
-    struct tc_conf *c = tc_xcalloc(1, sizeof(*c));
     struct tc_conf_node *root = NULL;
-    FILE *fp = NULL;
-    struct stat st;
-    int rc, parser_ok = 0;
+    int rc;
 
-    *out = NULL;
-    c->file = tc_xstrdup(path);
-    if ((c->path = absolute(path)) == NULL) {
-        rc = -errno;
-        log_warn("%s: cannot resolve the working directory", path);
-        goto out;
-    }
-    c->dir = dir_of(c->path);
-    if ((fp = fopen(path, "r")) == NULL) {
-        rc = -errno;
-        log_warn("%s", path);
-        goto out;
-    }
-    /* fopen accepts a directory; reading it would fail obscurely. */
-    if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
-        rc = -EISDIR;
-        log_warnx("%s: is a directory", path);
-        goto out;
+    if (len > TC_CONF_MAX_BYTES) {
+        log_warnx("%s: the file is %zu bytes, over the limit of %d bytes "
+                  "for a configuration file",
+                  c->file, len, TC_CONF_MAX_BYTES);
+        return -EFBIG;
     }
     if (!yaml_parser_initialize(&ld.parser)) {
-        rc = -ENOMEM;
-        log_warnx("%s: cannot initialise the YAML parser", path);
-        goto out;
+        log_warnx("%s: cannot initialise the YAML parser", c->file);
+        return -ENOMEM;
     }
-    parser_ok = 1;
-    yaml_parser_set_input_file(&ld.parser, fp);
+    yaml_parser_set_input_string(&ld.parser, data != NULL ? data : "", len);
     ld.c = c;
 
     rc = parse_stream(&ld, &root);
@@ -421,18 +485,137 @@ tc_conf_load(const char *path, struct tc_conf **out)
     }
     if (rc == 0 && c->nerrors > 0)
         rc = -EINVAL;
-    if (rc < 0)
+    if (rc == 0) {
+        c->root = root;
+        root = NULL;
+    }
+    node_free(root);
+    yaml_parser_delete(&ld.parser);
+    return rc;
+}
+
+/*
+ * Read the whole file at fd into *data (OUT, caller frees), *len bytes,
+ * refusing more than TC_CONF_MAX_BYTES: a pipe or /dev/zero has no
+ * size to check beforehand.
+ */
+static int
+read_capped(const char *path, int fd, char **data, size_t *len)
+{
+    size_t cap = 8192, n = 0;
+    char *buf = NULL;
+    struct stat st;
+
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+        st.st_size > TC_CONF_MAX_BYTES) {
+        log_warnx("%s: the file is %lld bytes, over the limit of %d bytes "
+                  "for a configuration file",
+                  path, (long long)st.st_size, TC_CONF_MAX_BYTES);
+        return -EFBIG;
+    }
+    buf = tc_xmalloc(cap);
+    for (;;) {
+        ssize_t got;
+
+        if (n == cap) {
+            if (cap > TC_CONF_MAX_BYTES) {
+                log_warnx("%s: the file is over the limit of %d bytes for "
+                          "a configuration file",
+                          path, TC_CONF_MAX_BYTES);
+                free(buf);
+                return -EFBIG;
+            }
+            cap *= 2;
+            buf = tc_xrealloc(buf, cap);
+        }
+        got = read(fd, buf + n, cap - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            int e = errno;
+
+            log_warn("%s", path);
+            free(buf);
+            return -e;
+        }
+        if (got == 0)
+            break;
+        n += (size_t)got;
+    }
+    if (n > TC_CONF_MAX_BYTES) {
+        log_warnx("%s: the file is over the limit of %d bytes for a "
+                  "configuration file",
+                  path, TC_CONF_MAX_BYTES);
+        free(buf);
+        return -EFBIG;
+    }
+    *data = buf;
+    *len = n;
+    return 0;
+}
+
+int
+tc_conf_load(const char *path, struct tc_conf **out)
+{
+    struct tc_conf *c = tc_xcalloc(1, sizeof(*c));
+    char *data = NULL;
+    size_t len = 0;
+    struct stat st;
+    int rc, fd = -1;
+
+    *out = NULL;
+    c->file = tc_xstrdup(path);
+    if ((c->path = absolute(path)) == NULL) {
+        rc = -errno;
+        log_warn("%s: cannot resolve the working directory", path);
         goto out;
-    c->root = root;
-    root = NULL;
+    }
+    c->dir = dir_of(c->path);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+        rc = -errno;
+        log_warn("%s", path);
+        goto out;
+    }
+    /* open accepts a directory; reading it would fail obscurely. */
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        rc = -EISDIR;
+        log_warnx("%s: is a directory", path);
+        goto out;
+    }
+    if ((rc = read_capped(path, fd, &data, &len)) < 0)
+        goto out;
+    if ((rc = load_buf(c, data, len)) < 0)
+        goto out;
     *out = c;
     c = NULL;
 out:
-    node_free(root);
-    if (parser_ok)
-        yaml_parser_delete(&ld.parser);
-    if (fp != NULL)
-        fclose(fp);
+    free(data);
+    if (fd >= 0)
+        close(fd);
+    tc_conf_free(c);
+    return rc;
+}
+
+int
+tc_conf_load_mem(const char *name, const void *data, size_t len,
+                 struct tc_conf **out)
+{
+    struct tc_conf *c = tc_xcalloc(1, sizeof(*c));
+    int rc;
+
+    *out = NULL;
+    c->file = tc_xstrdup(name);
+    if ((c->path = absolute(name)) == NULL) {
+        rc = -errno;
+        log_warn("%s: cannot resolve the working directory", name);
+        goto out;
+    }
+    c->dir = dir_of(c->path);
+    if ((rc = load_buf(c, data, len)) < 0)
+        goto out;
+    *out = c;
+    c = NULL;
+out:
     tc_conf_free(c);
     return rc;
 }
@@ -462,6 +645,32 @@ tc_conf_find(const struct tc_conf_node *map, const char *dotted)
         s = dot + 1;
     }
     return NULL;
+}
+
+void
+tc_conf_find_dups(const char *const *names, size_t n, size_t *first)
+{
+    size_t size = 16, *slot; /* index + 1 of a first occurrence; 0 empty */
+
+    while (size < n * 2)
+        size *= 2;
+    slot = tc_xcalloc(size, sizeof(*slot));
+    for (size_t i = 0; i < n; i++) {
+        size_t h, s;
+
+        first[i] = SIZE_MAX;
+        if (names[i] == NULL)
+            continue;
+        h = (size_t)tc_hash64(names[i], strlen(names[i]));
+        while ((s = slot[h & (size - 1)]) != 0 &&
+               strcmp(names[s - 1], names[i]) != 0)
+            h++;
+        if (s != 0)
+            first[i] = s - 1;
+        else
+            slot[h & (size - 1)] = i + 1;
+    }
+    free(slot);
 }
 
 char *

@@ -7,7 +7,9 @@
  * key/value pairs) and sequences, each carrying its 1-based line. It
  * refuses what makes a config file ambiguous or dangerous: duplicate
  * keys, anchors and aliases (so an alias bomb cannot expand), more than
- * one document, non-scalar keys, nesting deeper than TC_CONF_MAX_DEPTH.
+ * one document, non-scalar keys, nesting deeper than TC_CONF_MAX_DEPTH,
+ * a file larger than TC_CONF_MAX_BYTES. Loading is linear in the size of
+ * the file.
  *
  * tc_conf_apply walks the tree with a schema and writes typed values
  * into the caller's struct. Every problem is logged with log_warnx as
@@ -27,6 +29,16 @@
 
 /* Maps and sequences nested deeper than this are refused. */
 #define TC_CONF_MAX_DEPTH 32
+
+/*
+ * Configuration files larger than this are refused before parsing. Real
+ * ones are a few KiB; the cap bounds the tree's memory (a node takes at
+ * least two bytes of input) and the time of -n. Overridable at build
+ * time for benchmarks (-DTC_CONF_MAX_BYTES=...).
+ */
+#ifndef TC_CONF_MAX_BYTES
+#define TC_CONF_MAX_BYTES (1024 * 1024)
+#endif
 
 enum tc_conf_kind {
     TC_CONF_SCALAR = 0,
@@ -64,10 +76,19 @@ struct tc_conf {
 /*
  * Parse path. On success *out (OUT) holds a tree whose root is a map.
  * Syntax errors, an empty file and the refusals above are logged as
- * "FILE:LINE: ..." and return -EINVAL; an unreadable file returns its
- * -errno. Nothing is left allocated on error.
+ * "FILE:LINE: ..." and return -EINVAL; a file over TC_CONF_MAX_BYTES is
+ * logged with its size and the cap and returns -EFBIG; an unreadable
+ * file returns its -errno. Nothing is left allocated on error.
  */
 int tc_conf_load(const char *path, struct tc_conf **out);
+
+/*
+ * The same from len bytes at data, as if read from a file called name
+ * (used in messages and to resolve relative paths, as path above). The
+ * seam for the fuzzer and tests: no file, same checks, same cap.
+ */
+int tc_conf_load_mem(const char *name, const void *data, size_t len,
+                     struct tc_conf **out);
 void tc_conf_free(struct tc_conf *c);
 
 /* Log "FILE:LINE: message" and count it in c->nerrors. */
@@ -81,6 +102,13 @@ void tc_conf_error(struct tc_conf *c, int line, const char *fmt, ...)
  */
 const struct tc_conf_node *tc_conf_find(const struct tc_conf_node *map,
                                         const char *dotted);
+
+/*
+ * For each of n names (NULL entries are skipped), the index of the first
+ * earlier equal name, or SIZE_MAX if there is none, in first[i] (OUT, n
+ * entries). Linear in n, for the checks that a list's names are unique.
+ */
+void tc_conf_find_dups(const char *const *names, size_t n, size_t *first);
 
 /* "pki/ca.crt" joined to the file's directory; absolute paths kept. */
 char *tc_conf_path(const struct tc_conf *c, const char *p);

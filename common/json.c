@@ -3,7 +3,9 @@
  * json.h). Strings are validated as UTF-8 strictly (RFC 3629: no
  * overlong forms, no surrogates, nothing above U+10FFFF); every byte
  * that is not part of a valid sequence becomes U+FFFD, so the output
- * always parses whatever bytes a log line carried.
+ * always parses whatever bytes a log line carried. C0 controls, DEL and
+ * the C1 controls (U+0080-U+009F) are written as \u00HH, so --json
+ * output on a terminal cannot drive it either.
  */
 #include "json.h"
 
@@ -12,42 +14,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "escape.h"
+
 /* U+FFFD REPLACEMENT CHARACTER in UTF-8. */
 static const char replacement[] = "\xef\xbf\xbd";
-
-/*
- * Length of the valid UTF-8 sequence starting at s[0] (n bytes
- * available), or 0 if s[0] does not start one. Only called for bytes
- * >= 0x80.
- */
-static size_t
-utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-
-    if (c >= 0xc2 && c <= 0xdf)
-        return n >= 2 && (s[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (c >= 0xe0 && c <= 0xef) {
-        /* E0 needs A0..BF (else overlong); ED needs 80..9F (else a
-         * surrogate). */
-        unsigned char lo = c == 0xe0 ? 0xa0 : 0x80;
-        unsigned char hi = c == 0xed ? 0x9f : 0xbf;
-        if (n < 3 || s[1] < lo || s[1] > hi || (s[2] & 0xc0) != 0x80)
-            return 0;
-        return 3;
-    }
-    if (c >= 0xf0 && c <= 0xf4) {
-        /* F0 needs 90..BF (else overlong); F4 needs 80..8F (else past
-         * U+10FFFF). */
-        unsigned char lo = c == 0xf0 ? 0x90 : 0x80;
-        unsigned char hi = c == 0xf4 ? 0x8f : 0xbf;
-        if (n < 4 || s[1] < lo || s[1] > hi || (s[2] & 0xc0) != 0x80 ||
-            (s[3] & 0xc0) != 0x80)
-            return 0;
-        return 4;
-    }
-    return 0; /* continuation byte, C0/C1, F5..FF */
-}
 
 int
 tc_json_str(struct tc_buf *out, const char *s, size_t n)
@@ -63,15 +33,18 @@ tc_json_str(struct tc_buf *out, const char *s, size_t n)
         unsigned char c = p[i];
         char esc[6];
         const char *rep = NULL;
-        size_t replen = 0, k;
+        size_t replen = 0, k = 0;
 
         /* Plain ASCII is copied in runs, not byte by byte. */
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
             i++;
             run++;
             continue;
         }
-        if (c >= 0x80 && (k = utf8_len(p + i, n - i)) > 0) {
+        /* Valid UTF-8 is copied, except the C1 controls U+0080-U+009F:
+         * a terminal showing --json output may act on them. */
+        if (c >= 0x80 && (k = tc_utf8_len(p + i, n - i)) > 0 &&
+            !(c == 0xc2 && p[i + 1] < 0xa0)) {
             i += k;
             run += k;
             continue;
@@ -102,10 +75,13 @@ tc_json_str(struct tc_buf *out, const char *s, size_t n)
             rep = "\\f";
             break;
         default:
-            if (c < 0x20) {
+            /* C0, DEL, or a C1 control in UTF-8 (k == 2: C2 80..C2 9F). */
+            if (c < 0x20 || c == 0x7f || k == 2) {
+                unsigned char cp = k == 2 ? p[++i] : c;
+
                 memcpy(esc, "\\u00", 4);
-                esc[4] = hex[c >> 4];
-                esc[5] = hex[c & 0xf];
+                esc[4] = hex[cp >> 4];
+                esc[5] = hex[cp & 0xf];
                 rep = esc;
                 replen = 6;
             } else {

@@ -1,5 +1,8 @@
 /*
- * log: stderr (foreground) or syslog (daemon) logging; see log.h.
+ * log: stderr (foreground) or syslog (daemon) logging; see log.h. Every
+ * message is escaped (escape.h) after formatting: its arguments carry
+ * file names, peer strings and rule captures, and none of them may
+ * forge a log line or drive the terminal that shows it.
  */
 #include "log.h"
 
@@ -10,6 +13,8 @@
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "escape.h"
 
 static const char *log_progname = "tocsin"; /* static string, not owned */
 static int log_foreground = 1;              /* 1: stderr, 0: syslog */
@@ -43,14 +48,17 @@ static void vlog(int pri, const char *fmt, va_list ap, int with_errno)
 static void
 vlog(int pri, const char *fmt, va_list ap, int with_errno)
 {
-    char msg[2048];
+    char raw[2048];
+    /* Each raw byte escapes to at most 4 (\xHH). */
+    char msg[sizeof(raw) * 4];
     int saved = errno;
-    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    int n = vsnprintf(raw, sizeof(raw), fmt, ap);
 
     if (n < 0)
         return;
-    if (with_errno && (size_t)n < sizeof(msg))
-        snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(saved));
+    if (with_errno && (size_t)n < sizeof(raw))
+        snprintf(raw + n, sizeof(raw) - (size_t)n, ": %s", strerror(saved));
+    tc_escape(msg, sizeof(msg), raw, strlen(raw));
     if (log_foreground) {
         struct timespec ts;
         struct tm tm;

@@ -5,7 +5,10 @@
  * log_warnx does not; fatal/fatalx log and exit(1). In the foreground
  * (-d) lines go to stderr with a UTC timestamp; otherwise to syslog.
  * fatal is only for start-up errors and broken invariants, never for
- * what a peer or a file sent.
+ * what a peer or a file sent. Each message is escaped after formatting
+ * (escape.h: control characters, C1, invalid UTF-8), so an argument
+ * holding a newline or an ESC cannot forge a line or drive a terminal;
+ * the one newline is the one the logger adds.
  */
 #ifndef TC_LOG_H
 #define TC_LOG_H

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -266,6 +267,176 @@ test_duplicate_key(void **state)
     tu_assert_contains(err, "dup.yaml:4: duplicate key 'c' (first at line 3)");
     tu_assert_contains(err, "dup.yaml:5: duplicate key 'a' (first at line 1)");
     free(err);
+}
+
+/*
+ * Past the small-map scan: duplicates among thousands of keys are found
+ * through the hash index, each against its first occurrence, and the
+ * map keeps every distinct key in file order.
+ */
+static void
+test_duplicate_key_many(void **state)
+{
+    enum { N = 5000 };
+    size_t cap = (size_t)N * 32, len = 0;
+    char *text = malloc(cap), *err;
+    struct tc_conf *c = NULL;
+    const char *path;
+
+    for (int i = 0; i < N; i++)
+        len += (size_t)snprintf(text + len, cap - len, "k%d: %d\n", i, i);
+    /* Lines N+1 and N+2 repeat keys first seen on lines 1 and N. */
+    len += (size_t)snprintf(text + len, cap - len, "k0: x\nk%d: y\n", N - 1);
+    err = load_fails("many-dup.yaml", text);
+    tu_assert_contains(err, "many-dup.yaml:5001: duplicate key 'k0' (first "
+                            "at line 1)");
+    tu_assert_contains(err, "many-dup.yaml:5002: duplicate key 'k4999' "
+                            "(first at line 5000)");
+    free(err);
+
+    /* Without the repeats: every key, in order. */
+    text[len - strlen("k0: x\nk4999: y\n")] = '\0';
+    path = tu_write_file("many.yaml", text);
+    assert_int_equal(tc_conf_load(path, &c), 0);
+    assert_int_equal(c->root->npairs, N);
+    for (int i = 0; i < N; i += 997) {
+        char k[16];
+
+        snprintf(k, sizeof(k), "k%d", i);
+        assert_string_equal(c->root->pairs[i].key, k);
+        assert_int_equal(c->root->pairs[i].line, i + 1);
+    }
+    tc_conf_free(c);
+    free(text);
+}
+
+/* Unique-name checks: each repeat points at the first occurrence. */
+static void
+test_find_dups(void **state)
+{
+    static const char *const names[] = {"a", "b",  NULL, "a", "c",
+                                        "b", NULL, "a",  ""};
+    enum { N = sizeof(names) / sizeof(names[0]) };
+    static const size_t want[N] = {SIZE_MAX, SIZE_MAX, SIZE_MAX, 0, SIZE_MAX, 1,
+                                   SIZE_MAX, 0,        SIZE_MAX};
+    size_t first[N], *many_first;
+    const char **many;
+    enum { M = 20000 };
+
+    tc_conf_find_dups(names, N, first);
+    for (size_t i = 0; i < N; i++)
+        assert_int_equal(first[i], want[i]);
+    tc_conf_find_dups(names, 0, first);
+
+    /* Many distinct names and one repeat at the end. */
+    many = calloc(M + 1, sizeof(*many));
+    many_first = calloc(M + 1, sizeof(*many_first));
+    for (size_t i = 0; i < M; i++)
+        many[i] = tc_xasprintf("check-%zu", i);
+    many[M] = "check-12345";
+    tc_conf_find_dups(many, M + 1, many_first);
+    for (size_t i = 0; i < M; i++)
+        assert_int_equal(many_first[i], SIZE_MAX);
+    assert_int_equal(many_first[M], 12345);
+    for (size_t i = 0; i < M; i++)
+        free((char *)many[i]);
+    free(many);
+    free(many_first);
+}
+
+/* Over TC_CONF_MAX_BYTES: refused before parsing, naming file and size. */
+static void
+test_size_cap(void **state)
+{
+    size_t n = TC_CONF_MAX_BYTES + 1;
+    char *text = malloc(n + 1), *err, want[256];
+    struct tc_conf *c = (struct tc_conf *)1;
+    const char *path;
+
+    memset(text, '#', n); /* a comment: valid YAML, but too big */
+    text[n - 1] = '\n';
+    text[n] = '\0';
+    path = tu_write_file("big.yaml", text);
+    tu_capture_begin();
+    assert_int_equal(tc_conf_load(path, &c), -EFBIG);
+    err = tu_capture_end();
+    assert_null(c);
+    snprintf(want, sizeof(want),
+             "big.yaml: the file is %zu bytes, over the limit of %d bytes", n,
+             TC_CONF_MAX_BYTES);
+    tu_assert_contains(err, want);
+    free(err);
+
+    /* A stream without a size (a pipe) is cut at the cap too. */
+    {
+        int p[2];
+        pid_t pid;
+        char dev[64];
+
+        assert_int_equal(pipe(p), 0);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            close(p[0]);
+            for (size_t off = 0; off < n;) {
+                ssize_t w = write(p[1], text + off, n - off);
+                if (w <= 0)
+                    _exit(0); /* the reader stopped at the cap */
+                off += (size_t)w;
+            }
+            _exit(0);
+        }
+        close(p[1]);
+        snprintf(dev, sizeof(dev), "/dev/fd/%d", p[0]);
+        c = (struct tc_conf *)1;
+        tu_capture_begin();
+        assert_int_equal(tc_conf_load(dev, &c), -EFBIG);
+        err = tu_capture_end();
+        close(p[0]);
+        waitpid(pid, NULL, 0);
+        assert_null(c);
+        tu_assert_contains(err, ": the file is over the limit of");
+        free(err);
+    }
+    c = (struct tc_conf *)1;
+    tu_capture_begin();
+    assert_int_equal(tc_conf_load_mem("mem.yaml", text, n, &c), -EFBIG);
+    err = tu_capture_end();
+    assert_null(c);
+    tu_assert_contains(err, "mem.yaml: the file is");
+    free(err);
+
+    /* One byte under: loads. */
+    text[n - 2] = '\n';
+    text[0] = 'a';
+    text[1] = ':';
+    text[2] = ' ';
+    text[3] = '1';
+    text[4] = '\n';
+    assert_int_equal(tc_conf_load_mem("ok.yaml", text, n - 1, &c), 0);
+    assert_string_equal(c->root->pairs[0].key, "a");
+    tc_conf_free(c);
+    free(text);
+}
+
+/* The buffer entry point: same tree, paths relative to the name. */
+static void
+test_load_mem(void **state)
+{
+    static const char yaml[] = "a: 1\nb: [x, y]\n";
+    struct tc_conf *c = NULL;
+
+    assert_int_equal(
+        tc_conf_load_mem("/etc/tocsin/x.yaml", yaml, sizeof(yaml) - 1, &c), 0);
+    assert_int_equal(c->root->npairs, 2);
+    assert_int_equal(c->root->pairs[1].line, 2);
+    assert_string_equal(c->dir, "/etc/tocsin");
+    tc_conf_free(c);
+    c = (struct tc_conf *)1;
+    tu_capture_begin();
+    assert_int_equal(tc_conf_load_mem("e.yaml", NULL, 0, &c), -EINVAL);
+    free(tu_capture_end());
+    assert_null(c);
 }
 
 static void
@@ -824,6 +995,11 @@ main(void)
         cmocka_unit_test_setup_teardown(test_paths, setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_missing_file, setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_key, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_key_many, setup,
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(test_size_cap, setup, tu_teardown),
+        cmocka_unit_test(test_find_dups),
+        cmocka_unit_test_setup_teardown(test_load_mem, setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_syntax_error, setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_empty, setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_not_a_map, setup, tu_teardown),

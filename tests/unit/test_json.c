@@ -39,7 +39,8 @@ test_escapes(void **state)
     EXPECT("say \"hi\"", "\"say \\\"hi\\\"\"");
     EXPECT("C:\\dir", "\"C:\\\\dir\"");
     EXPECT("a/b", "\"a/b\"");
-    EXPECT("\x7f", "\"\x7f\"");
+    /* DEL is legal raw JSON, but --json may be read on a terminal. */
+    EXPECT("\x7f", "\"\\u007f\"");
 }
 
 static void
@@ -50,6 +51,17 @@ test_control(void **state)
     /* A NUL inside a log line is data, not a terminator. */
     EXPECT("a\0b", "\"a\\u0000b\"");
     EXPECT("\x1b[31mred", "\"\\u001b[31mred\"");
+    /* OSC 52 (clipboard write) cannot reach a terminal. */
+    EXPECT("\x1b]52;c;SGVsbG8=\x07", "\"\\u001b]52;c;SGVsbG8=\\u0007\"");
+    /* C1 controls encoded in UTF-8 (U+009B is CSI) are escaped too; a
+     * raw 0x9b is invalid UTF-8 and replaced. */
+    EXPECT("\xc2\x9b"
+           "2J",
+           "\"\\u009b2J\"");
+    EXPECT("\xc2\x80\xc2\x9f\xc2\xa0", "\"\\u0080\\u009f\xc2\xa0\"");
+    EXPECT("\x9b"
+           "2J",
+           "\"" FFFD "2J\"");
 }
 
 static void
