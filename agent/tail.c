@@ -839,32 +839,6 @@ tail_row(struct tail *t, const char *key, struct spool_file *out)
  * then a literal path must lead there as well.
  */
 
-/* The escaped form of s for a log line (control bytes as \xNN, and the
- * backslash doubled); free it. A file name may hold a newline. */
-static char *
-tail_esc(const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-    char *out = tc_xmalloc(strlen(s) * 4 + 1), *o = out;
-
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p < 0x20 || *p == 0x7f || *p == '\\') {
-            *o++ = '\\';
-            if (*p == '\\') {
-                *o++ = '\\';
-                continue;
-            }
-            *o++ = 'x';
-            *o++ = hex[*p >> 4];
-            *o++ = hex[*p & 15];
-        } else {
-            *o++ = (char)*p;
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
 /* Pseudo file systems whose "files" are kernel state, not logs. */
 static const char *
 tail_pseudo_fs(int fd)
@@ -966,7 +940,7 @@ tail_allowed(const struct tail_input *in, const char *path, int named, int fd,
              const struct stat *st, char *why, size_t len)
 {
     const struct agent_file *af = in->conf;
-    char real[PATH_MAX], base[PATH_MAX], *e;
+    char real[PATH_MAX], base[PATH_MAX];
     size_t pl = strlen(in->prefix);
     int rc;
 
@@ -993,15 +967,13 @@ tail_allowed(const struct tail_input *in, const char *path, int named, int fd,
     for (size_t i = 0; i < af->nfollow_symlinks; i++)
         if (tail_under(af->follow_symlinks[i], real))
             return 1;
-    e = tail_esc(real);
     if (af->nfollow_symlinks == 0)
         snprintf(why, len,
                  "leads to %s through a symlink, not followed (see "
                  "follow_symlinks)",
-                 e);
+                 real);
     else
-        snprintf(why, len, "leads to %s, outside follow_symlinks", e);
-    free(e);
+        snprintf(why, len, "leads to %s, outside follow_symlinks", real);
     return 0;
 }
 
@@ -1030,14 +1002,12 @@ tail_open(const struct tail_input *in, const char *path, int named, int *fd,
     }
     rc = -EPERM;
     if (S_ISLNK(st->st_mode)) {
-        char to[PATH_MAX], *e;
+        char to[PATH_MAX];
         ssize_t n = readlink(path, to, sizeof(to) - 1); /* for the log */
 
         to[n > 0 ? n : 0] = '\0';
-        e = tail_esc(to);
         snprintf(why, len,
-                 "a symlink to %s, not followed (see follow_symlinks)", e);
-        free(e);
+                 "a symlink to %s, not followed (see follow_symlinks)", to);
         goto out;
     }
     if (!S_ISREG(st->st_mode)) {
@@ -1318,11 +1288,8 @@ tail_track_siblings(struct tail_input *in, const char *path, const char *source,
         if (tail_input_matches(in, full))
             continue;
         if ((rc = tail_open(in, full, 0, &fd, &k->st, why, sizeof(why))) < 0) {
-            if (rc == -EPERM) {
-                char *e = tail_esc(full);
-                log_warnx("%s: %s", e, why);
-                free(e);
-            }
+            if (rc == -EPERM)
+                log_warnx("%s: %s", full, why);
             continue;
         }
         if (((uint64_t)k->st.st_dev == skip_dev &&
@@ -1398,7 +1365,6 @@ static void
 tail_refuse(struct tail_input *in, struct tail_path *tp, const char *path,
             const struct stat *st, const char *why)
 {
-    char *e;
 
     if (tp->refused && tp->refused_dev == (uint64_t)st->st_dev &&
         tp->refused_ino == (uint64_t)st->st_ino)
@@ -1407,9 +1373,7 @@ tail_refuse(struct tail_input *in, struct tail_path *tp, const char *path,
     tp->refused_dev = (uint64_t)st->st_dev;
     tp->refused_ino = (uint64_t)st->st_ino;
     in->t->stats.refused++;
-    e = tail_esc(path);
-    log_warnx("%s: %s", e, why);
-    free(e);
+    log_warnx("%s: %s", path, why);
 }
 
 /* One path the input matched (or, literal, names). */
@@ -1466,11 +1430,8 @@ tail_scan_path(struct tail_input *in, const char *p, int initial)
         return;
     }
     if (rc < 0) {
-        if (rc != -ENOENT) {
-            char *e = tail_esc(p);
-            log_warnx("%s: cannot open: %s", e, strerror(-rc));
-            free(e);
-        }
+        if (rc != -ENOENT)
+            log_warnx("%s: cannot open: %s", p, strerror(-rc));
         return;
     }
     tp->refused = 0;
