@@ -282,16 +282,23 @@ def peer_session(env, name, payload, timeout=10):
     with socket.create_connection(("127.0.0.1", env.port), timeout=timeout) as raw:
         with peer_context(env, name).wrap_socket(raw, server_hostname="localhost") as s:
             s.sendall(payload)
-            got = b""
-            try:
-                while True:
-                    d = s.recv(65536)
-                    if not d:
-                        break
-                    got += d
-            except (ssl.SSLError, ConnectionError, socket.timeout, OSError):
-                pass
-            return got
+            return recv_all(s)
+
+
+def recv_all(s, timeout=None):
+    """Everything the peer sends on socket S until it closes (or errs)."""
+    if timeout is not None:
+        s.settimeout(timeout)
+    got = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+    except (ssl.SSLError, ConnectionError, socket.timeout, OSError):
+        pass
+    return got
 
 
 SANITIZER_MARKS = ("runtime error:", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer",

@@ -9,7 +9,6 @@ import os
 import re
 import socket
 import sqlite3
-import ssl
 import struct
 import time
 
@@ -35,16 +34,7 @@ def event(seq, msg="forged"):
 
 def read_frames(s, timeout=10):
     """Every frame until the collector closes: [(type, raw body)]."""
-    s.settimeout(timeout)
-    got = b""
-    try:
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            got += d
-    except (ssl.SSLError, ConnectionError, socket.timeout, OSError):
-        pass
+    got = e2e.recv_all(s, timeout)
     out = []
     while len(got) >= 4:
         n = struct.unpack(">I", got[:4])[0]
