@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Storage under a hostile or careless reader and a full disk.
+
+A reader of the collector's store (tocsinctl, whose output may go to a
+pager nobody scrolls) must not pin the WAL: tocsinctl reads in short
+snapshots, the WAL is truncated once a checkpoint completes, and a
+reader that does pin it (here Python's sqlite3 holding a read
+transaction) is logged. The agent must recover by itself from a full
+state_dir filesystem, losing and duplicating nothing."""
+
+import os
+import sqlite3
+import subprocess
+import threading
+import time
+
+import tocsin_e2e as e2e
+
+MiB = 1 << 20
+
+
+def wal_size(env):
+    try:
+        return os.path.getsize(os.path.join(env.dir, "state", "collector.db-wal"))
+    except FileNotFoundError:
+        return 0
+
+
+class Writer:
+    """Appends numbered lines to a log file from a thread, `rate` lines a
+    second, until stopped. Lines carry a unique id: "L<n> <padding>"."""
+
+    def __init__(self, path, rate, pad=150):
+        self.path = path
+        self.rate = rate
+        self.pad = "x" * pad
+        self.n = 0
+        self.stop_ev = threading.Event()
+        self.t = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        tick = 0.02
+        with open(self.path, "a") as f:
+            while not self.stop_ev.is_set():
+                k = max(1, int(self.rate * tick))
+                f.write("".join("L%d %s\n" % (self.n + i, self.pad) for i in range(k)))
+                f.flush()
+                self.n += k
+                time.sleep(tick)
+
+    def start(self):
+        self.t.start()
+        return self
+
+    def stop(self):
+        self.stop_ev.set()
+        self.t.join()
+
+
+def ingest_setup(env, rate):
+    env.make_pki(agents=("web-01",))
+    log = env.write("logs/app.log", "")
+    env.collector_config()
+    col = env.collector().start()
+    col.wait_log("listening on")
+    conf = env.agent_config("web-01", [(log, [("line", "^L", "info")])])
+    ag = env.agent(conf).start()
+    ag.wait_log("connected to")
+    return col, ag, Writer(log, rate).start()
+
+
+def stored_events(env):
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(env.dir, "state", "collector.db"),
+                         uri=True)
+    try:
+        return db.execute("SELECT coalesce(sum(n), 0) FROM batches").fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_stalled_tocsinctl_does_not_pin_wal(env):
+    """`tocsinctl events list | less` with nobody reading: the listing
+    blocks on a full pipe; ingest goes on, the WAL stays bounded."""
+    col, ag, w = ingest_setup(env, rate=3000)
+    try:
+        # Enough events that the listing overflows a pipe (64 KiB) many
+        # times over.
+        e2e.wait_for(lambda: stored_events(env) >= 5000, 60, "5000 events stored",
+                     interval=0.5)
+        at_start = stored_events(env)
+        reader = subprocess.Popen([e2e.CTL, "-c", env.collector_conf, "events", "list",
+                                   "--limit", "0"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                  stdin=subprocess.DEVNULL)
+        env.cleanups.append(reader.kill)
+        time.sleep(2)
+        e2e.check(reader.poll() is None, "the listing finished: it should be blocked "
+                                         "on its full pipe")
+        before = stored_events(env)
+        peak = 0
+        t_end = time.monotonic() + 25
+        while time.monotonic() < t_end:
+            peak = max(peak, wal_size(env))
+            time.sleep(0.1)
+        grew = stored_events(env) - before
+        print("stalled reader: %d events ingested in 25 s, WAL peak %.1f MiB"
+              % (grew, peak / MiB))
+        e2e.check(reader.poll() is None, "the listing should still be blocked")
+        # Without chunked reads, main's WAL grew past 100 MiB here.
+        e2e.check(grew >= 20000, "ingest too slow to tell (%d events in 25 s)" % grew)
+        e2e.check(peak < 48 * MiB,
+                  "WAL reached %.1f MiB behind a stalled tocsinctl" % (peak / MiB))
+        # The listing is still correct: drain it now.
+        out, _ = reader.communicate(timeout=120)
+        e2e.check(reader.returncode == 0, "tocsinctl exited %d" % reader.returncode)
+        ids = []
+        for l in out.decode().splitlines():
+            f = l.split(" ", 5)  # time host seq severity rule message
+            if len(f) == 6 and f[4] == "line":
+                ids.append(int(f[5].split(" ", 1)[0][1:]))
+        # One snapshot, that of the start, in order, each line once.
+        e2e.check(at_start <= len(ids) <= before and ids == list(range(len(ids))),
+                  "listing is not the first events in order, once each (%d lines, "
+                  "%d stored at its start, first ids %r)" % (len(ids), at_start, ids[:5]))
+    finally:
+        w.stop()
+
+
+def test_pinned_wal_is_logged_then_truncated(env):
+    """A reader that really holds a snapshot (sqlite3) lets the WAL grow:
+    the collector says so; once it is gone the WAL is truncated."""
+    col, ag, w = ingest_setup(env, rate=3000)
+    db = os.path.join(env.dir, "state", "collector.db")
+    try:
+        e2e.wait_for(lambda: stored_events(env) >= 1000, 60, "1000 events stored",
+                     interval=0.5)
+        pin = sqlite3.connect(db, isolation_level=None)
+        env.cleanups.append(pin.close)
+        pin.execute("BEGIN")
+        pin.execute("SELECT count(*) FROM batches").fetchone()
+        col.wait_log(r"checkpoint cannot complete for \d+ s, WAL is \d+ MiB.*"
+                     r"a reader holds", timeout=90)
+        big = wal_size(env)
+        e2e.check(big > 16 * MiB, "WAL only %.1f MiB while pinned" % (big / MiB))
+        pin.execute("COMMIT")
+        pin.close()
+        # Slow down so that a fresh WAL stays small for a while.
+        w.rate = 50
+        e2e.wait_for(lambda: wal_size(env) < 4 * MiB, 60,
+                     "WAL truncated after the reader left (it was %.1f MiB)" % (big / MiB),
+                     interval=0.05)
+        col.wait_log("WAL checkpoint complete again", timeout=30)
+    finally:
+        w.stop()
+
+
+if __name__ == "__main__":
+    e2e.main([
+        test_stalled_tocsinctl_does_not_pin_wal,
+        test_pinned_wal_is_logged_then_truncated,
+    ])
