@@ -455,8 +455,8 @@ store_open(const char *path, int flags, struct store **out)
      * it again from the beginning but SQLite keeps the file at its
      * largest size unless told otherwise: a reader that once pinned the
      * WAL (issue 9: 864 MB) left it that size for good. With this limit
-     * the first commit of a fresh WAL truncates the file (one ftruncate
-     * per WAL cycle, that is per STORE_CKPT_BYTES or more written).
+     * the first commit of a fresh WAL cuts the file back to
+     * STORE_WAL_KEEP_BYTES when it is larger.
      */
     if ((rc = exec(s, "PRAGMA journal_size_limit = " STORE_WAL_KEEP_SQL)) < 0) {
         log_warnx("store %s: %s", path, s->errmsg);

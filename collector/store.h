@@ -222,13 +222,16 @@ pthread_mutex_t *store_writer(struct store *s);
 #define STORE_CKPT_BYTES (16 << 20)
 
 /*
- * What is left of the WAL file once a checkpoint has copied all of it
- * and the next commit starts it again (PRAGMA journal_size_limit, set on
- * every connection of the collector that writes): without it the file
- * keeps the largest size a pinned reader ever made it grow to.
+ * The size the WAL file is cut back to once a checkpoint has copied all
+ * of it and the next commit starts it again (PRAGMA journal_size_limit,
+ * set on every connection of the collector that writes): without it the
+ * file keeps the largest size a pinned reader ever made it grow to. Twice
+ * the checkpoint threshold, so that a WAL that never went past its usual
+ * cycle is never cut: a commit that overwrites an allocated WAL file
+ * costs less than one that extends it (no metadata to sync).
  */
-#define STORE_WAL_KEEP_BYTES (1 << 20)
-#define STORE_WAL_KEEP_SQL "1048576"
+#define STORE_WAL_KEEP_BYTES (2 * STORE_CKPT_BYTES)
+#define STORE_WAL_KEEP_SQL "33554432"
 
 /* WAL frames (pages) not yet copied into the database after the last
  * commit (loop thread: read it from the commit's completion callback). */
