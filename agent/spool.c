@@ -69,6 +69,7 @@
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -106,6 +107,27 @@
  * let a worker's checkpoint finish, and it bounds the WAL either way.
  */
 #define SPOOL_WAL_MAX_BYTES (64u << 20)
+
+/*
+ * Room on the state_dir filesystem (issue 9). In WAL mode a commit first
+ * needs room in the WAL, and later the checkpoint needs room to grow the
+ * database by every page the WAL added past its end; only then can the
+ * WAL be truncated. Let the disk fill up with pages that live only in
+ * the WAL and no checkpoint can ever complete again: the spool drains,
+ * but nothing can be written any more (the agent stayed stuck until
+ * space was added by hand). So a commit of events must leave room for
+ * that checkpoint, and one that makes the database grow must also leave
+ * SPOOL_ROOM_RESERVE (or a quarter of a small filesystem) free: that is
+ * what a commit needs in the WAL once the spool has drained, when its
+ * pages come from the database's free list. Commits that only move
+ * offsets or acks are never refused: they are what frees the spool.
+ * Above SPOOL_ROOM_CHECK free bytes none of this is computed.
+ */
+#define SPOOL_ROOM_CHECK (256ull << 20)
+#define SPOOL_ROOM_RESERVE (8ull << 20)
+/* WAL pages a commit writes besides its chunk bodies: b-tree, meta,
+ * files and state pages (an estimate with margin). */
+#define SPOOL_ROOM_PAGES 8
 
 enum spool_stmt {
     ST_BEGIN,
@@ -217,6 +239,8 @@ struct spool {
                                  before it speaks of other seqs */
     int full_logged;          /* 1 once "spool full" was logged */
     int seq_logged;           /* 1 once "no seq left" was logged */
+    int room_short;           /* a commit was refused or hit a full disk
+                                 since the spool last drained */
     struct spool_ckpt *ck;    /* owned: the checkpoint connection; NULL
                                  until one is due, and after idle trims */
     int ckpt_failed;          /* it could not be opened (until a trim) */
@@ -1184,19 +1208,94 @@ spool_del_state(struct spool *s, const char *key)
     return spool_run(s, ST_STATE_DEL);
 }
 
+/*
+ * Copy the whole WAL into the database and truncate it, giving its
+ * space back to the filesystem; loop thread, not while a worker
+ * checkpoint runs (it would wait for it). 0 or a negative errno.
+ */
+static int
+spool_reclaim(struct spool *s)
+{
+    int rc;
+
+    if (s->ckpt_running)
+        return -EBUSY;
+    rc = sqlite3_wal_checkpoint_v2(s->db, "main", SQLITE_CHECKPOINT_TRUNCATE,
+                                   NULL, NULL);
+    if (rc != SQLITE_OK)
+        return spool_errno(rc);
+    s->wal_frames = 0;
+    s->ckpt_at = 0;
+    return 0;
+}
+
+/* Free bytes on the state_dir filesystem and its size; 0 or -errno. */
+static int
+spool_fs_room(const struct spool *s, uint64_t *avail, uint64_t *total)
+{
+    struct statvfs v;
+
+    if (statvfs(s->path, &v) < 0)
+        return -errno;
+    *avail = (uint64_t)v.f_bavail * v.f_frsize;
+    *total = (uint64_t)v.f_blocks * v.f_frsize;
+    return 0;
+}
+
+/*
+ * Inside the commit's transaction, before COMMIT: is there room for
+ * what it writes and for the checkpoint after it (see
+ * SPOOL_ROOM_RESERVE)? added: event body bytes it adds; pages0: the
+ * database's page count before it. 0, or -ENOSPC to refuse it.
+ */
+static int
+spool_room(struct spool *s, uint64_t added, int64_t pages0)
+{
+    uint64_t avail, total, wal, pend, reserve;
+    int64_t pages;
+    struct stat st;
+
+    if (spool_fs_room(s, &avail, &total) < 0)
+        return 0;
+    if (spool_query_int(s, "PRAGMA page_count", &pages) < 0 ||
+        stat(s->path, &st) < 0)
+        return 0; /* cannot tell: let SQLite find out */
+    /* What the WAL needs, and what the database file must still grow by
+     * before the WAL can be truncated (this commit and older ones). */
+    wal = added + SPOOL_ROOM_PAGES * (s->page_size + 24);
+    pend = (uint64_t)pages * s->page_size > (uint64_t)st.st_size
+               ? (uint64_t)pages * s->page_size - (uint64_t)st.st_size
+               : 0;
+    reserve = total / 4 < SPOOL_ROOM_RESERVE ? total / 4 : SPOOL_ROOM_RESERVE;
+    if (pages <= pages0)
+        reserve = SPOOL_ROOM_PAGES * s->page_size; /* reuses free pages */
+    if (avail >= wal + pend + reserve)
+        return 0;
+    return -ENOSPC;
+}
+
 int
 spool_commit(struct spool *s, const struct spool_batch *b)
 {
     uint64_t next = s->next_seq, first = s->first_seq, depth = s->depth;
     uint64_t bytes = s->bytes, dropped = 0;
-    int rc;
+    int64_t pages0 = 0;
+    uint64_t avail = UINT64_MAX, total;
+    int rc, tries = 0, low;
 
     if (b->nevs == 0 && b->path == NULL && b->cursor_key == NULL &&
         b->nput == 0 && b->ndel == 0)
         return 0;
     s->busy++;
+again:
+    dropped = 0;
+    /* One statvfs a commit; the rest only when the disk runs short. */
+    low = b->nevs > 0 && spool_fs_room(s, &avail, &total) == 0 &&
+          avail < SPOOL_ROOM_CHECK;
     if ((rc = spool_begin(s)) < 0)
-        return rc;
+        goto fail;
+    if (low && (rc = spool_query_int(s, "PRAGMA page_count", &pages0)) < 0)
+        goto fail;
     spool_chunk_begin(s);
     for (size_t i = 0; i < b->nevs; i++)
         if ((rc = spool_add(s, &b->evs[i], &dropped)) < 0)
@@ -1222,6 +1321,8 @@ spool_commit(struct spool *s, const struct spool_batch *b)
     for (size_t i = 0; i < b->nput; i++)
         if ((rc = spool_put_state(s, &b->put[i])) < 0)
             goto fail;
+    if (low && (rc = spool_room(s, s->bytes - bytes, pages0)) < 0)
+        goto fail;
     if ((rc = spool_end(s)) < 0)
         goto fail;
     spool_chunk_keep(s);
@@ -1235,6 +1336,16 @@ fail:
     s->first_seq = first;
     s->depth = depth;
     s->bytes = bytes;
+    /*
+     * No room (refused above, or SQLite met a full disk): give the WAL's
+     * space back and try once more; else the caller keeps its lines and
+     * offsets and retries later, and nothing is lost.
+     */
+    if (rc == -ENOSPC) {
+        s->room_short = 1;
+        if (tries++ == 0 && s->wal_frames > 0 && spool_reclaim(s) == 0)
+            goto again;
+    }
     return rc;
 }
 
@@ -1350,15 +1461,17 @@ spool_ack(struct spool *s, uint64_t upto)
 {
     sqlite3_stmt *sum = s->st[ST_ACK_BYTES];
     uint64_t gone = 0, head = 0;
-    int rc;
+    int rc, tries = 0;
 
     if (s->depth == 0 || upto < s->first_seq)
         return 0;
     if (upto >= s->next_seq)
         upto = s->next_seq - 1;
     s->busy++;
+again:
+    gone = head = 0;
     if ((rc = spool_begin(s)) < 0)
-        return rc;
+        goto fail;
     sqlite3_bind_int64(sum, 1, (sqlite3_int64)upto);
     if ((rc = sqlite3_step(sum)) == SQLITE_ROW)
         gone = (uint64_t)sqlite3_column_int64(sum, 0);
@@ -1386,9 +1499,27 @@ spool_ack(struct spool *s, uint64_t upto)
     s->first_seq = s->depth > 0 ? upto + 1 : s->next_seq;
     if (s->full_logged && s->bytes < s->max_bytes / 2)
         s->full_logged = 0;
+    /* Drained after the disk was short: give the WAL's space back now,
+     * so that the tail, which retries on its own, finds room. */
+    if (s->depth == 0 && s->room_short && spool_reclaim(s) == 0) {
+        uint64_t avail = 0, total = 0;
+
+        (void)spool_fs_room(s, &avail, &total);
+        log_info("spool %s: drained after running out of disk space; WAL "
+                 "truncated, %" PRIu64 " KiB free",
+                 s->path, avail >> 10);
+        s->room_short = 0;
+    }
     return 0;
 fail:
     spool_rollback(s);
+    /* Acks are what frees the spool: if the disk is full, give the WAL
+     * back (it is copied into the database first) and try once more. */
+    if (rc == -ENOSPC && tries++ == 0) {
+        s->room_short = 1;
+        if (spool_reclaim(s) == 0)
+            goto again;
+    }
     return rc;
 }
 

@@ -11,6 +11,7 @@
  * Exit status: 0 identical, 1 different (or an error), 2 usage.
  */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,10 +25,32 @@
 
 #define OUT_MAX (16u << 20)
 
+/*
+ * The differences are printed only once the replay is over: it reads
+ * in one snapshot (it must compare the live tables with the inputs of
+ * the same step), and writing to a stalled pipe inside it would keep
+ * the collector's WAL from being checkpointed meanwhile (issue 9).
+ */
 struct replay_ctx {
     int json;
-    struct tc_buf out; /* JSON differences, printed at the end */
+    struct tc_buf out; /* differences, printed at the end */
 };
+
+/* printf into c->out (text differences). */
+static void __attribute__((format(printf, 2, 3)))
+outf(struct replay_ctx *c, const char *fmt, ...)
+{
+    char line[4096];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        tc_buf_append(&c->out, line,
+                      (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
 
 /* Fingerprints separate host and key with 0x1f: show a space. */
 static void
@@ -84,21 +107,21 @@ diff_cb(const struct incidents_diff *d, void *arg)
     /* Text: keys and values hold hosts, rules and messages. */
     ctl_esc(ek, sizeof(ek), key);
     if (strcmp(d->table, "incidents") == 0)
-        printf("incident %s: ", ek);
+        outf(c, "incident %s: ", ek);
     else if (strcmp(d->table, "timeline") == 0)
-        printf("incident %" PRId64 ": timeline entry %s: ", d->incident_id,
-               strchr(ek, ' ') ? strchr(ek, ' ') + 1 : ek);
+        outf(c, "incident %" PRId64 ": timeline entry %s: ", d->incident_id,
+             strchr(ek, ' ') ? strchr(ek, ' ') + 1 : ek);
     else if (strcmp(d->table, "actions") == 0)
-        printf("incident %" PRId64 ": action %s: ", d->incident_id, ek);
+        outf(c, "incident %" PRId64 ": action %s: ", d->incident_id, ek);
     else
-        printf("soft state %s: ", ek);
+        outf(c, "soft state %s: ", ek);
     if (d->column)
-        printf("%s: live %s, replay %s\n", d->column,
-               ctl_esc(el, sizeof(el), l), ctl_esc(er, sizeof(er), r));
+        outf(c, "%s: live %s, replay %s\n", d->column,
+             ctl_esc(el, sizeof(el), l), ctl_esc(er, sizeof(er), r));
     else if (d->live)
-        printf("only in live: %s\n", ctl_esc(el, sizeof(el), l));
+        outf(c, "only in live: %s\n", ctl_esc(el, sizeof(el), l));
     else
-        printf("only in replay: %s\n", ctl_esc(er, sizeof(er), r));
+        outf(c, "only in replay: %s\n", ctl_esc(er, sizeof(er), r));
     return 0;
 }
 
@@ -154,6 +177,8 @@ ctl_replay(const struct ctl_opts *o, int argc, char **argv)
             fwrite(tc_buf_head(&c.out), 1, tc_buf_size(&c.out), stdout);
         printf("%s]}\n", st.diffs ? "\n" : "");
     } else {
+        if (tc_buf_size(&c.out))
+            fwrite(tc_buf_head(&c.out), 1, tc_buf_size(&c.out), stdout);
         printf("replayed %" PRIu64 " steps (%" PRIu64 " batches, %" PRIu64
                " actions); compared %" PRIu64 " incidents, %" PRIu64
                " timeline entries, %" PRIu64 " soft states: ",

@@ -530,7 +530,13 @@ out:
 int
 incidents_store_engine_conn(struct incidents_store *s)
 {
+    int rc;
+
     sqlite3_wal_autocheckpoint(s->db, 0);
+    /* Either writer may be the one that starts the WAL again after a
+     * complete checkpoint: both truncate it then (store.h). */
+    if ((rc = exec(s, "PRAGMA journal_size_limit = " STORE_WAL_KEEP_SQL)) < 0)
+        return rc;
     return exec(s, "PRAGMA synchronous = NORMAL");
 }
 
@@ -599,23 +605,57 @@ out:
     return rc < 0 ? rc : rc != 0 ? -EIO : 0;
 }
 
+/*
+ * The listings below (tocsinctl) never call back inside a read
+ * transaction: the callback may write to a pipe nobody reads
+ * (tocsinctl incidents list | less), and an open read transaction keeps
+ * every checkpoint from completing, so the collector's WAL would grow
+ * without bound (issue 9). They copy rows out of a statement that ends
+ * (and with it the read transaction: these run in autocommit) before
+ * the first callback. Long tables are read in pages of LIST_CHUNK rows
+ * keyed on id, each its own snapshot; short ones (silences, stats
+ * groups) in one.
+ */
+#define LIST_CHUNK 256
+
+static void
+incident_free_strs(struct incident *in)
+{
+    free(in->fingerprint);
+    free(in->host);
+    free(in->rule);
+    free(in->kind);
+    free(in->service);
+}
+
+/*
+ * Incidents page by page, newest first: each page is the LIST_CHUNK
+ * matching incidents with the next lower ids, read in one snapshot. An
+ * incident is listed once, as it was when its page was read; one
+ * opened during the listing has a higher id than the first page's, so
+ * it is not listed (as in a single snapshot); one whose state changed
+ * between pages shows the state of its page, which a filter on state
+ * may then include or not.
+ */
 int
 incidents_store_list(struct incidents_store *s,
                      const struct incidents_filter *f,
                      int (*cb)(const struct incident *in, void *arg), void *arg)
 {
+    struct incident *rows = tc_xcalloc(LIST_CHUNK, sizeof(*rows));
     sqlite3_stmt *st = NULL;
-    struct incident in;
+    int64_t before = INT64_MAX;
+    size_t n = 0;
     int rc;
 
     if ((rc = prep(s,
                    "SELECT " INC_COLS " FROM incidents WHERE"
                    " (?1 IS NULL OR state = ?1) AND (?2 = 0 OR priority = ?2)"
                    " AND (?3 IS NULL OR host = ?3) AND (?4 = 0 OR id = ?4)"
-                   " AND (?5 = 0 OR silenced != 0)"
-                   " ORDER BY id DESC",
+                   " AND (?5 = 0 OR silenced != 0) AND id < ?6"
+                   " ORDER BY id DESC LIMIT ?7",
                    &st)) < 0)
-        return rc;
+        goto out;
     if (f->state)
         sqlite3_bind_text(st, 1, f->state, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, f->priority);
@@ -623,40 +663,108 @@ incidents_store_list(struct incidents_store *s,
         sqlite3_bind_text(st, 3, f->host, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, f->id);
     sqlite3_bind_int(st, 5, f->silenced);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        row_incident(st, &in);
-        if ((rc = cb(&in, arg)) != 0)
+    sqlite3_bind_int(st, 7, LIST_CHUNK);
+    for (;;) {
+        sqlite3_bind_int64(st, 6, before);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            struct incident *in = &rows[n++];
+
+            row_incident(st, in);
+            in->fingerprint = tc_xstrdup(in->fingerprint);
+            in->host = tc_xstrdup(in->host);
+            in->rule = tc_xstrdup(in->rule);
+            in->kind = tc_xstrdup(in->kind);
+            in->service = tc_xstrdup(in->service);
+        }
+        /* Ends the statement's read transaction. */
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) {
+            rc = fail(s, rc);
             goto out;
+        }
+        rc = 0;
+        for (size_t i = 0; i < n && rc == 0; i++)
+            rc = cb(&rows[i], arg);
+        if (rc != 0 || n < LIST_CHUNK)
+            goto out;
+        before = rows[n - 1].id;
+        for (size_t i = 0; i < n; i++)
+            incident_free_strs(&rows[i]);
+        n = 0;
     }
-    rc = rc == SQLITE_DONE ? 0 : fail(s, rc);
 out:
+    for (size_t i = 0; i < n; i++)
+        incident_free_strs(&rows[i]);
+    free(rows);
     sqlite3_finalize(st);
     return rc;
 }
 
+/* A timeline entry copied out of its statement. */
+struct note_copy {
+    int64_t id; /* timeline row id, for the next page */
+    int64_t ts;
+    char *what, *who, *detail; /* owned */
+};
+
+/* In pages of LIST_CHUNK entries by row id (entries are only added). */
 int
 incidents_store_timeline(struct incidents_store *s, int64_t id,
                          int (*cb)(const struct incident_note *n, void *arg),
                          void *arg)
 {
+    struct note_copy *rows = tc_xcalloc(LIST_CHUNK, sizeof(*rows));
     sqlite3_stmt *st = NULL;
+    int64_t after = 0;
+    size_t n = 0;
     int rc;
 
     if ((rc = prep(s,
-                   "SELECT ts, what, who, detail FROM timeline"
-                   " WHERE incident_id = ?1 ORDER BY id",
+                   "SELECT id, ts, what, who, detail FROM timeline"
+                   " WHERE incident_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
                    &st)) < 0)
-        return rc;
+        goto out;
     sqlite3_bind_int64(st, 1, id);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct incident_note n = {id, sqlite3_column_int64(st, 0),
-                                  col_text(st, 1), col_text(st, 2),
-                                  col_text(st, 3)};
-        if ((rc = cb(&n, arg)) != 0)
+    sqlite3_bind_int(st, 3, LIST_CHUNK);
+    for (;;) {
+        sqlite3_bind_int64(st, 2, after);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            struct note_copy *c = &rows[n++];
+
+            c->id = sqlite3_column_int64(st, 0);
+            c->ts = sqlite3_column_int64(st, 1);
+            c->what = tc_xstrdup(col_text(st, 2));
+            c->who = tc_xstrdup(col_text(st, 3));
+            c->detail = tc_xstrdup(col_text(st, 4));
+        }
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) {
+            rc = fail(s, rc);
             goto out;
+        }
+        rc = 0;
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            struct incident_note note = {id, rows[i].ts, rows[i].what,
+                                         rows[i].who, rows[i].detail};
+            rc = cb(&note, arg);
+        }
+        if (rc != 0 || n < LIST_CHUNK)
+            goto out;
+        after = rows[n - 1].id;
+        for (size_t i = 0; i < n; i++) {
+            free(rows[i].what);
+            free(rows[i].who);
+            free(rows[i].detail);
+        }
+        n = 0;
     }
-    rc = rc == SQLITE_DONE ? 0 : fail(s, rc);
 out:
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].what);
+        free(rows[i].who);
+        free(rows[i].detail);
+    }
+    free(rows);
     sqlite3_finalize(st);
     return rc;
 }
@@ -1109,12 +1217,15 @@ out:
     return rc;
 }
 
+/* Silences are few (people add them): one snapshot, copied whole. */
 int
 incidents_store_silences(struct incidents_store *s, int all, int64_t now,
                          int (*cb)(const struct incidents_silence_row *r,
                                    void *arg),
                          void *arg)
 {
+    struct incidents_silence_row *rows = NULL;
+    size_t n = 0, cap = 0;
     sqlite3_stmt *st = NULL;
     int rc;
 
@@ -1128,20 +1239,26 @@ incidents_store_silences(struct incidents_store *s, int all, int64_t now,
     sqlite3_bind_int(st, 1, all);
     sqlite3_bind_int64(st, 2, now);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct incidents_silence_row r = {sqlite3_column_int64(st, 0),
-                                          sqlite3_column_int64(st, 1),
-                                          sqlite3_column_int64(st, 2),
-                                          sqlite3_column_int64(st, 3),
-                                          sqlite3_column_int64(st, 4),
-                                          col_text(st, 5),
-                                          col_text(st, 6),
-                                          col_text(st, 7)};
-        if ((rc = cb(&r, arg)) != 0)
-            goto out;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            rows = tc_xreallocarray(rows, cap, sizeof(*rows));
+        }
+        rows[n++] = (struct incidents_silence_row){
+            sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+            sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3),
+            sqlite3_column_int64(st, 4), tc_xstrdup(col_text(st, 5)),
+            tc_xstrdup(col_text(st, 6)), tc_xstrdup(col_text(st, 7))};
     }
-    rc = rc == SQLITE_DONE ? 0 : fail(s, rc);
-out:
     sqlite3_finalize(st);
+    rc = rc == SQLITE_DONE ? 0 : fail(s, rc);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = cb(&rows[i], arg);
+    for (size_t i = 0; i < n; i++) {
+        free((char *)rows[i].user);
+        free((char *)rows[i].comment);
+        free((char *)rows[i].matchers);
+    }
+    free(rows);
     return rc;
 }
 
@@ -1156,6 +1273,8 @@ incidents_store_stats(struct incidents_store *s, int64_t since, const char *by,
                       int (*cb)(const struct incidents_stats_row *r, void *arg),
                       void *arg)
 {
+    struct incidents_stats_row *rows = NULL;
+    size_t n = 0, cap = 0;
     sqlite3_stmt *st = NULL;
     int rc;
 
@@ -1193,10 +1312,16 @@ incidents_store_stats(struct incidents_store *s, int64_t since, const char *by,
     sqlite3_bind_int64(st, 1, since);
     if (by)
         sqlite3_bind_text(st, 2, by, -1, SQLITE_STATIC);
+    /* One row per group: copied whole, then called back with the
+     * statement (and its read transaction) ended. */
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct incidents_stats_row r;
 
-        r.key = col_text(st, 0);
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            rows = tc_xreallocarray(rows, cap, sizeof(*rows));
+        }
+        r.key = tc_xstrdup(col_text(st, 0));
         r.n = (uint64_t)sqlite3_column_int64(st, 1);
         r.acked = (uint64_t)sqlite3_column_int64(st, 2);
         r.mtta_ns = sqlite3_column_type(st, 3) == SQLITE_NULL
@@ -1210,11 +1335,14 @@ incidents_store_stats(struct incidents_store *s, int64_t since, const char *by,
         r.mtbf_ns = sqlite3_column_type(st, 7) == SQLITE_NULL
                         ? -1
                         : (int64_t)sqlite3_column_double(st, 7);
-        if ((rc = cb(&r, arg)) != 0)
-            goto out;
+        rows[n++] = r;
     }
-    rc = rc == SQLITE_DONE ? 0 : fail(s, rc);
-out:
     sqlite3_finalize(st);
+    rc = rc == SQLITE_DONE ? 0 : fail(s, rc);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = cb(&rows[i], arg);
+    for (size_t i = 0; i < n; i++)
+        free((char *)rows[i].key);
+    free(rows);
     return rc;
 }

@@ -27,6 +27,14 @@
 /* A msgpack array32 header: 0xdd and a 4-byte big-endian count. */
 #define ARRAY32_HDR 5
 #define NO_OFF SIZE_MAX
+/*
+ * A WAL that has stayed over STORE_CKPT_BYTES this long has not been
+ * checkpointed completely, which with our scheme means a reader holds
+ * an old snapshot; say so, at most once a minute, since the WAL grows
+ * without bound meanwhile (issue 9).
+ */
+#define CKPT_STUCK_NS (30 * 1000000000LL)
+#define CKPT_STUCK_LOG_NS (60 * 1000000000LL)
 
 struct gen_batch {
     size_t host_off;    /* arena offset of the NUL-terminated agent name */
@@ -103,6 +111,10 @@ struct ingest {
     int ckpt_finish;        /* the next commit copies the rest inline */
     unsigned ckpt_failures; /* consecutive failed checkpoints */
     char ckpt_msg[256];
+    int64_t wal_big_since; /* mono ns the WAL went over STORE_CKPT_BYTES;
+                              0 = under it */
+    int64_t wal_stuck_log; /* mono ns of the last "cannot complete"
+                              line; 0 = none since it was last under */
 
     int paused; /* on_pressure(1) was the last call */
     void (*drain_cb)(void *arg, int status);
@@ -554,6 +566,37 @@ start_checkpoint(struct ingest *ig)
         ig->ckpt_running = 1;
 }
 
+/* After each commit: complain, rate-limited, when no checkpoint has
+ * been able to complete for a while. */
+static void
+check_wal(struct ingest *ig)
+{
+    uint64_t bytes = store_wal_bytes(ig->store);
+    int64_t now = tc_mono_ns();
+
+    if (bytes < STORE_CKPT_BYTES) {
+        if (ig->wal_stuck_log != 0)
+            log_info("store: WAL checkpoint complete again after %" PRId64 " s",
+                     (now - ig->wal_big_since) / 1000000000);
+        ig->wal_big_since = 0;
+        ig->wal_stuck_log = 0;
+        return;
+    }
+    if (ig->wal_big_since == 0) {
+        ig->wal_big_since = now;
+        return;
+    }
+    if (now - ig->wal_big_since < CKPT_STUCK_NS ||
+        (ig->wal_stuck_log != 0 && now - ig->wal_stuck_log < CKPT_STUCK_LOG_NS))
+        return;
+    ig->wal_stuck_log = now;
+    log_warnx("store: WAL checkpoint cannot complete for %" PRId64
+              " s, WAL is %" PRIu64
+              " MiB and growing: a reader holds an old snapshot of the"
+              " store (a long tocsinctl, sqlite3 or backup read)",
+              (now - ig->wal_big_since) / 1000000000, bytes >> 20);
+}
+
 static void
 after_work_cb(uv_work_t *w, int status)
 {
@@ -604,6 +647,7 @@ after_work_cb(uv_work_t *w, int status)
     }
     if (store_wal_pages(ig->store) >= store_ckpt_pages(ig->store))
         start_checkpoint(ig);
+    check_wal(ig);
     if (ig->cbs.on_commit && g->nb > 0)
         ig->cbs.on_commit(ig->cb_arg);
     memset(&ig->txn, 0, sizeof(ig->txn));

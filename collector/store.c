@@ -37,8 +37,10 @@ struct store {
     pthread_mutex_t writer;  /* store_writer_mutex */
     sqlite3 *ckpt;           /* checkpoint connection; owned, or NULL */
     int wal_pages;           /* WAL frames not copied, last commit */
+    int wal_frames;          /* frames in the WAL after the last commit */
     int ckpt_inline;         /* store_checkpoint_next_commit */
     int ckpt_pages;          /* STORE_CKPT_BYTES in pages */
+    int page;                /* page size, bytes */
 };
 
 /* Replaces SQLite's automatic checkpoint on the pipeline connection. */
@@ -50,6 +52,7 @@ wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
     (void)db;
     (void)name;
     s->wal_pages = pages;
+    s->wal_frames = pages;
     return SQLITE_OK;
 }
 
@@ -456,6 +459,18 @@ store_open(const char *path, int flags, struct store **out)
     }
     if ((rc = migrate(s)) < 0)
         goto fail;
+    /*
+     * Once a checkpoint has copied the whole WAL, the next commit starts
+     * it again from the beginning but SQLite keeps the file at its
+     * largest size unless told otherwise: a reader that once pinned the
+     * WAL (issue 9: 864 MB) left it that size for good. With this limit
+     * the first commit of a fresh WAL cuts the file back to
+     * STORE_WAL_KEEP_BYTES when it is larger.
+     */
+    if ((rc = exec(s, "PRAGMA journal_size_limit = " STORE_WAL_KEEP_SQL)) < 0) {
+        log_warnx("store %s: %s", path, s->errmsg);
+        goto fail;
+    }
     if ((rc = prepare_writer(s)) < 0) {
         log_warnx("store %s: %s", path, s->errmsg);
         goto fail;
@@ -470,7 +485,8 @@ store_open(const char *path, int flags, struct store **out)
             sqlite3_step(ps) == SQLITE_ROW)
             page = sqlite3_column_int(ps, 0);
         sqlite3_finalize(ps);
-        s->ckpt_pages = STORE_CKPT_BYTES / (page > 0 ? page : 4096);
+        s->page = page > 0 ? page : 4096;
+        s->ckpt_pages = STORE_CKPT_BYTES / s->page;
     }
     if (sqlite3_open_v2(path, &s->ckpt,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
@@ -516,6 +532,13 @@ int
 store_ckpt_pages(const struct store *s)
 {
     return s->ckpt_pages;
+}
+
+uint64_t
+store_wal_bytes(const struct store *s)
+{
+    return (uint64_t)(s->wal_frames > 0 ? s->wal_frames : 0) *
+           (uint64_t)s->page;
 }
 
 void
@@ -721,21 +744,48 @@ fail:
     return rc;
 }
 
-int
-store_events_iter(struct store *s, const char *host, uint64_t last,
-                  int (*cb)(const struct store_batch *b, uint32_t skip,
-                            void *arg),
-                  void *arg)
+/*
+ * store_events_iter reads this much per read transaction, then calls
+ * back with no transaction open (at least one batch per chunk).
+ */
+#define ITER_CHUNK_BATCHES 64
+#define ITER_CHUNK_BYTES (4u << 20)
+
+/* One batch copied out of a chunk's read transaction. */
+struct iter_row {
+    struct store_batch b; /* host and events point into mem */
+    uint8_t *mem;         /* owned: host NUL, then the blob */
+};
+
+/*
+ * The window of store_events_iter, in one short read transaction:
+ * the first batch id and how many of its events to skip (last > 0), and
+ * the newest batch id, which bounds the walk to this snapshot.
+ */
+static int
+iter_window(struct store *s, const char *host, uint64_t last, int64_t *from_id,
+            uint64_t *skip, int64_t *to_id)
 {
     sqlite3_stmt *st = NULL;
-    struct store_batch b;
-    int64_t from_id = 0;
-    uint64_t skip = 0;
     int rc;
 
-    /* One read transaction: the count pass and the walk see one state. */
+    *from_id = 0;
+    *skip = 0;
+    *to_id = 0;
     if ((rc = exec(s, "BEGIN")) < 0)
         return rc;
+    rc = sqlite3_prepare_v2(s->db, "SELECT coalesce(max(id), 0) FROM batches",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        rc = fail(s, rc);
+        goto out;
+    }
+    *to_id = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+    rc = 0;
     if (last > 0) {
         /*
          * Walk back from the newest batch until `last` events are
@@ -755,27 +805,43 @@ store_events_iter(struct store *s, const char *host, uint64_t last,
         if (host)
             sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-            from_id = sqlite3_column_int64(st, 0);
+            *from_id = sqlite3_column_int64(st, 0);
             sum += (uint64_t)sqlite3_column_int64(st, 1);
             if (sum >= last) {
-                skip = sum - last;
+                *skip = sum - last;
                 break;
             }
         }
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-            rc = fail(s, rc);
-            goto out;
-        }
-        sqlite3_finalize(st);
-        st = NULL;
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(s, rc);
     }
+out:
+    sqlite3_finalize(st);
+    sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    return rc;
+}
 
+/*
+ * Copy the batches with id in [from, to] (of host, if given) into rows,
+ * at most ITER_CHUNK_BATCHES and about ITER_CHUNK_BYTES, in one read
+ * transaction that ends before this returns. *n: rows filled.
+ */
+static int
+iter_chunk(struct store *s, const char *host, int64_t from, int64_t to,
+           struct iter_row *rows, size_t *n)
+{
+    sqlite3_stmt *st = NULL;
+    size_t bytes = 0;
+    int rc;
+
+    *n = 0;
+    if ((rc = exec(s, "BEGIN")) < 0)
+        return rc;
     /* "?1 IS NULL OR": keeps the scan in rowid (arrival) order. */
     rc = sqlite3_prepare_v2(s->db,
                             "SELECT id, host, seq_first, seq_last, n, ts_min,"
                             " ts_max, events, origin FROM batches WHERE"
                             " (?1 IS NULL OR host = ?1) AND id >= ?2"
-                            " ORDER BY id",
+                            " AND id <= ?3 ORDER BY id LIMIT ?4",
                             -1, &st, NULL);
     if (rc != SQLITE_OK) {
         rc = fail(s, rc);
@@ -783,33 +849,90 @@ store_events_iter(struct store *s, const char *host, uint64_t last,
     }
     if (host)
         sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, from_id);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        memset(&b, 0, sizeof(b));
-        b.id = sqlite3_column_int64(st, 0);
-        b.host = col_text(st, 1);
-        b.seq_first = (uint64_t)sqlite3_column_int64(st, 2);
-        b.seq_last = (uint64_t)sqlite3_column_int64(st, 3);
-        b.n = (uint32_t)sqlite3_column_int64(st, 4);
-        b.ts_min = sqlite3_column_int64(st, 5);
-        b.ts_max = sqlite3_column_int64(st, 6);
-        b.events = sqlite3_column_blob(st, 7);
-        b.events_len = (size_t)sqlite3_column_bytes(st, 7);
-        b.origin =
-            col_text(st, 8) != NULL && strcmp(col_text(st, 8), "collector") == 0
-                ? STORE_ORIGIN_COLLECTOR
-                : STORE_ORIGIN_AGENT;
-        if (b.host == NULL)
-            b.host = "";
-        rc = cb(&b, (uint32_t)(skip < b.n ? skip : b.n), arg);
-        skip = 0;
-        if (rc != 0)
-            goto out;
+    sqlite3_bind_int64(st, 2, from);
+    sqlite3_bind_int64(st, 3, to);
+    sqlite3_bind_int(st, 4, ITER_CHUNK_BATCHES);
+    while (bytes < ITER_CHUNK_BYTES && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct iter_row *r = &rows[*n];
+        const char *h = col_text(st, 1), *o = col_text(st, 8);
+        const void *blob = sqlite3_column_blob(st, 7);
+        size_t hlen, blen = (size_t)sqlite3_column_bytes(st, 7);
+
+        h = h ? h : "";
+        hlen = strlen(h);
+        memset(r, 0, sizeof(*r));
+        r->mem = tc_xmalloc(hlen + 1 + blen + 1);
+        memcpy(r->mem, h, hlen + 1);
+        if (blen > 0)
+            memcpy(r->mem + hlen + 1, blob, blen);
+        r->b.id = sqlite3_column_int64(st, 0);
+        r->b.host = (const char *)r->mem;
+        r->b.seq_first = (uint64_t)sqlite3_column_int64(st, 2);
+        r->b.seq_last = (uint64_t)sqlite3_column_int64(st, 3);
+        r->b.n = (uint32_t)sqlite3_column_int64(st, 4);
+        r->b.ts_min = sqlite3_column_int64(st, 5);
+        r->b.ts_max = sqlite3_column_int64(st, 6);
+        r->b.events = r->mem + hlen + 1;
+        r->b.events_len = blen;
+        r->b.origin = o != NULL && strcmp(o, "collector") == 0
+                          ? STORE_ORIGIN_COLLECTOR
+                          : STORE_ORIGIN_AGENT;
+        (*n)++;
+        bytes += blen;
     }
-    rc = rc == SQLITE_DONE ? 0 : fail(s, rc);
+    rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(s, rc);
 out:
     sqlite3_finalize(st);
     sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    return rc;
+}
+
+/*
+ * No read transaction stays open while cb runs: the caller may write to
+ * a pipe nobody reads (tocsinctl events list | less), and an open read
+ * transaction would keep every checkpoint from completing and let the
+ * WAL grow without bound (issue 9). So the walk copies a chunk of
+ * batches in a short read transaction, ends it, then calls back. The
+ * result is still the listing of one snapshot, that of iter_window:
+ * batches are only ever appended (never updated or deleted) and a new
+ * one gets a larger id than every batch committed before it, so the
+ * batches with id <= the newest id seen then are exactly that
+ * snapshot's, whatever commits during the walk.
+ */
+int
+store_events_iter(struct store *s, const char *host, uint64_t last,
+                  int (*cb)(const struct store_batch *b, uint32_t skip,
+                            void *arg),
+                  void *arg)
+{
+    struct iter_row *rows = tc_xcalloc(ITER_CHUNK_BATCHES, sizeof(*rows));
+    int64_t from_id, to_id;
+    uint64_t skip;
+    size_t n = 0;
+    int rc;
+
+    if ((rc = iter_window(s, host, last, &from_id, &skip, &to_id)) < 0)
+        goto out;
+    while (from_id <= to_id) {
+        if ((rc = iter_chunk(s, host, from_id, to_id, rows, &n)) < 0 || n == 0)
+            break;
+        for (size_t i = 0; i < n; i++) {
+            const struct store_batch *b = &rows[i].b;
+
+            rc = cb(b, (uint32_t)(skip < b->n ? skip : b->n), arg);
+            skip = 0;
+            if (rc != 0)
+                goto out;
+        }
+        from_id = rows[n - 1].b.id + 1;
+        for (size_t i = 0; i < n; i++)
+            free(rows[i].mem);
+        n = 0;
+    }
+out:
+    for (size_t i = 0; i < n; i++)
+        free(rows[i].mem);
+    free(rows);
     return rc;
 }
 

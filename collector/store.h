@@ -163,6 +163,10 @@ int store_commit(struct store *s, const struct store_txn *t);
  * many leading events of the batch fall outside that window (non-zero
  * for the first batch visited at most). Blob bytes are valid during the
  * call only. A non-zero return from cb stops the walk and is returned.
+ * The walk lists the batches of one snapshot (those committed when it
+ * starts), but reads them in chunks, each in its own short read
+ * transaction, and cb runs with none open: a slow or stalled cb (output
+ * to a pipe nobody reads) never keeps a checkpoint from completing.
  */
 int store_events_iter(struct store *s, const char *host, uint64_t last,
                       int (*cb)(const struct store_batch *b, uint32_t skip,
@@ -217,11 +221,27 @@ pthread_mutex_t *store_writer(struct store *s);
  */
 #define STORE_CKPT_BYTES (16 << 20)
 
+/*
+ * The size the WAL file is cut back to once a checkpoint has copied all
+ * of it and the next commit starts it again (PRAGMA journal_size_limit,
+ * set on every connection of the collector that writes): without it the
+ * file keeps the largest size a pinned reader ever made it grow to. Twice
+ * the checkpoint threshold, so that a WAL that never went past its usual
+ * cycle is never cut: a commit that overwrites an allocated WAL file
+ * costs less than one that extends it (no metadata to sync).
+ */
+#define STORE_WAL_KEEP_BYTES (2 * STORE_CKPT_BYTES)
+#define STORE_WAL_KEEP_SQL "33554432"
+
 /* WAL frames (pages) not yet copied into the database after the last
  * commit (loop thread: read it from the commit's completion callback). */
 int store_wal_pages(const struct store *s);
 /* Frames of STORE_CKPT_BYTES at this store's page size. */
 int store_ckpt_pages(const struct store *s);
+/* Bytes in the WAL after the last commit, copied back or not: it only
+ * falls when a complete checkpoint lets a commit start the WAL again
+ * (same thread rule as store_wal_pages). */
+uint64_t store_wal_bytes(const struct store *s);
 
 /* One PASSIVE checkpoint on the checkpoint connection; threadpool,
  * never two at once. *left: frames it could not copy. 0 or a negative

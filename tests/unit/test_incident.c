@@ -1278,6 +1278,124 @@ test_stats(void **state)
     free(cmd);
 }
 
+/* Listing state for test_list_pages. */
+struct page_seen {
+    sqlite3 *db;     /* a writer beside the listing */
+    int64_t last;    /* id of the previous incident (newest first) */
+    int n;           /* incidents called back */
+    int busy;        /* a callback ran inside a read transaction */
+    int64_t next_id; /* id of the incident the writer adds next */
+};
+
+/* Would a TRUNCATE checkpoint find a reader? Then one is open. */
+static int
+reader_open(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int busy;
+
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA wal_checkpoint(TRUNCATE)",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    busy = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return busy;
+}
+
+static int
+on_page_inc(const struct incident *in, void *arg)
+{
+    struct page_seen *p = arg;
+    char *sql;
+
+    assert_true(p->last == 0 || in->id < p->last);
+    assert_string_equal(in->host, "h");
+    p->last = in->id;
+    p->n++;
+    p->busy += reader_open(p->db);
+    /* Opened during the listing: higher ids, never listed. */
+    sql = tc_xasprintf("INSERT INTO incidents(id, fingerprint, host, rule,"
+                       " kind, state, severity, priority, count, first_seen,"
+                       " last_seen, opened_at) VALUES(%lld, 'h/new', 'h',"
+                       " 'new', 'log', 'open', 'error', 3, 1, 0, 0, 0)",
+                       (long long)p->next_id++);
+    assert_int_equal(sqlite3_exec(p->db, sql, NULL, NULL, NULL), SQLITE_OK);
+    free(sql);
+    return 0;
+}
+
+static int
+on_page_note(const struct incident_note *n, void *arg)
+{
+    struct page_seen *p = arg;
+
+    assert_int_equal(n->ts, p->n);
+    p->n++;
+    p->busy += reader_open(p->db);
+    return 0;
+}
+
+/*
+ * incidents_store_list and _timeline page through long tables (256
+ * rows a page) and never call back inside a read transaction (issue 9:
+ * "tocsinctl incidents list | less" kept the WAL from being
+ * checkpointed); each row comes once, in order.
+ */
+static void
+test_list_pages(void **state)
+{
+    char dir[64], path[128], *cmd;
+    struct store *st;
+    struct incidents_store *is;
+    struct incidents_filter f = {0};
+    struct page_seen p = {0};
+    sqlite3 *db;
+
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/test_incident.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/collector.db", dir);
+    assert_int_equal(store_open(path, 0, &st), 0);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(
+            db,
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1"
+            " FROM n WHERE i < 600)"
+            " INSERT INTO incidents(id, fingerprint, host, rule, kind,"
+            " state, severity, priority, count, first_seen, last_seen,"
+            " opened_at) SELECT i, 'h/r' || i, 'h', 'r', 'log', 'open',"
+            " 'error', 3, 1, 0, 0, 0 FROM n;"
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1"
+            " FROM n WHERE i < 599)"
+            " INSERT INTO timeline(incident_id, ts, what, who)"
+            " SELECT 7, i, 'note', 'user:x' FROM n;",
+            NULL, NULL, NULL),
+        SQLITE_OK);
+    assert_int_equal(incidents_store_open(path, 1, &is), 0);
+    p.db = db;
+    p.next_id = 10000;
+    f.host = "h";
+    assert_int_equal(incidents_store_list(is, &f, on_page_inc, &p), 0);
+    assert_int_equal(p.n, 600);
+    assert_int_equal(p.last, 1);
+    assert_int_equal(p.busy, 0);
+
+    memset(&p, 0, sizeof(p));
+    p.db = db;
+    assert_int_equal(incidents_store_timeline(is, 7, on_page_note, &p), 0);
+    assert_int_equal(p.n, 600);
+    assert_int_equal(p.busy, 0);
+
+    incidents_store_close(is);
+    sqlite3_close(db);
+    store_close(st);
+    cmd = tc_xasprintf("rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+}
+
 int
 main(void)
 {
@@ -1296,6 +1414,7 @@ main(void)
         cmocka_unit_test(test_silences),
         cmocka_unit_test(test_replay_store),
         cmocka_unit_test(test_stats),
+        cmocka_unit_test(test_list_pages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

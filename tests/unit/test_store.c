@@ -6,6 +6,7 @@
  * committed before it.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -545,6 +546,94 @@ test_checkpoint(void **state)
     free(blob);
 }
 
+/* A reader that commits more batches while it is called back. */
+struct growing {
+    struct store *writer; /* another connection, committing */
+    sqlite3 *raw;         /* a third one, for the checkpoint */
+    uint64_t next;        /* seq of the next batch it commits */
+    uint64_t seen;        /* batches called back */
+    uint64_t expect;      /* seq_first the next callback must have */
+    int in_txn;           /* a callback ran inside a read transaction */
+};
+
+static int
+growing_cb(const struct store_batch *b, uint32_t skip, void *arg)
+{
+    struct growing *g = arg;
+    char blob[32];
+    struct store_batch nb;
+    struct store_agent_update a = {.name = "g", .epoch = 1};
+    struct store_txn t = {&nb, 1, &a, 1, NULL, 0};
+
+    (void)skip;
+    assert_int_equal(b->seq_first, g->expect);
+    g->expect++;
+    g->seen++;
+    /* Committing on another connection must not be held up, and what
+     * it commits must not show up in this listing. */
+    snprintf(blob, sizeof(blob), "late-%" PRIu64, g->next);
+    nb = mkbatch("g", g->next, 1, blob);
+    a.hwm = g->next++;
+    assert_int_equal(store_commit(g->writer, &t), 0);
+    /* A read transaction open during the callback would make a
+     * TRUNCATE checkpoint busy (it needs every reader gone). */
+    {
+        sqlite3_stmt *st = NULL;
+
+        assert_int_equal(sqlite3_prepare_v2(g->raw,
+                                            "PRAGMA wal_checkpoint(TRUNCATE)",
+                                            -1, &st, NULL),
+                         SQLITE_OK);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        if (sqlite3_column_int(st, 0) != 0)
+            g->in_txn++;
+        sqlite3_finalize(st);
+    }
+    return 0;
+}
+
+/*
+ * store_events_iter reads in chunks (64 batches) with no transaction
+ * open during the callbacks, and still lists one snapshot: the batches
+ * committed when it started, in order, each once, whatever commits
+ * while it runs.
+ */
+static void
+test_iter_chunks_snapshot(void **state)
+{
+    struct fixture *f = *state;
+    struct store *w, *r;
+    struct growing g = {0};
+    uint64_t n = 200;
+
+    assert_int_equal(store_open(f->path, STORE_SYNC_NORMAL, &w), 0);
+    for (uint64_t i = 1; i <= n; i++) {
+        struct store_batch b = mkbatch("g", i, 1, "early");
+        struct store_agent_update a = {.name = "g", .epoch = 1, .hwm = i};
+        struct store_txn t = {&b, 1, &a, 1, NULL, 0};
+
+        assert_int_equal(store_commit(w, &t), 0);
+    }
+    assert_int_equal(store_open(f->path, STORE_RDONLY, &r), 0);
+    g.writer = w;
+    assert_int_equal(sqlite3_open(f->path, &g.raw), SQLITE_OK);
+    g.next = n + 1;
+    g.expect = 1;
+    assert_int_equal(store_events_iter(r, NULL, 0, growing_cb, &g), 0);
+    assert_int_equal(g.seen, n);
+    assert_int_equal(g.in_txn, 0);
+    /* The last 70 events, across a chunk boundary, of a store that grew
+     * to 400 batches meanwhile: 331..400, not what commits now. */
+    g.expect = 2 * n - 69;
+    g.seen = 0;
+    assert_int_equal(store_events_iter(r, "g", 70, growing_cb, &g), 0);
+    assert_int_equal(g.seen, 70);
+    assert_int_equal(g.in_txn, 0);
+    sqlite3_close(g.raw);
+    store_close(r);
+    store_close(w);
+}
+
 static void
 test_migrate_v1(void **state)
 {
@@ -646,6 +735,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_iter_chunks_snapshot, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
     };
 
