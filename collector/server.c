@@ -718,6 +718,10 @@ process(struct session *s, const uint8_t *p, size_t n)
                          &blen);
         if (r == 0)
             return (long)off;
+        if (r == -EBADMSG) {
+            session_fail(s, "frame length 0 (no frame is empty)");
+            break;
+        }
         if (r < 0) {
             session_fail(s, "frame length over %" PRIu32 " bytes",
                          s->srv->limits.max_frame);
