@@ -726,25 +726,14 @@ tls_conn_discard(struct tc_tls_conn *c)
     tls_close_now(c);
 }
 
-int
-tc_tls_accept(uv_stream_t *server, struct tc_tls_ctx *ctx,
-              const struct tc_tls_cbs *cbs, void *data,
-              struct tc_tls_conn **out)
+/* The accept side once c->tcp holds the connected socket. */
+static int
+tls_accept_start(struct tc_tls_conn *c, struct tc_tls_conn **out)
 {
     struct sockaddr_storage ss;
-    struct tc_tls_conn *c;
     int len = (int)sizeof(ss);
     int r;
 
-    *out = NULL;
-    if (!ctx->server)
-        return -EINVAL;
-    if ((c = tls_conn_new(server->loop, ctx, cbs, data)) == NULL)
-        return -ENOMEM;
-    if ((r = uv_accept(server, (uv_stream_t *)&c->tcp)) < 0) {
-        tls_conn_discard(c);
-        return r;
-    }
     c->connected = 1;
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
         tls_format_addr((struct sockaddr *)&ss, c->peer_addr,
@@ -763,6 +752,51 @@ tc_tls_accept(uv_stream_t *server, struct tc_tls_ctx *ctx,
     c->notify = 1;
     *out = c;
     return 0;
+}
+
+int
+tc_tls_accept(uv_stream_t *server, struct tc_tls_ctx *ctx,
+              const struct tc_tls_cbs *cbs, void *data,
+              struct tc_tls_conn **out)
+{
+    struct tc_tls_conn *c;
+    int r;
+
+    *out = NULL;
+    if (!ctx->server)
+        return -EINVAL;
+    if ((c = tls_conn_new(server->loop, ctx, cbs, data)) == NULL)
+        return -ENOMEM;
+    if ((r = uv_accept(server, (uv_stream_t *)&c->tcp)) < 0) {
+        tls_conn_discard(c);
+        return r;
+    }
+    return tls_accept_start(c, out);
+}
+
+int
+tc_tls_accept_fd(uv_loop_t *loop, uv_os_sock_t fd, struct tc_tls_ctx *ctx,
+                 const struct tc_tls_cbs *cbs, void *data,
+                 struct tc_tls_conn **out)
+{
+    struct tc_tls_conn *c;
+    int r;
+
+    *out = NULL;
+    if (!ctx->server) {
+        close(fd);
+        return -EINVAL;
+    }
+    if ((c = tls_conn_new(loop, ctx, cbs, data)) == NULL) {
+        close(fd);
+        return -ENOMEM;
+    }
+    if ((r = uv_tcp_open(&c->tcp, fd)) < 0) {
+        close(fd); /* not the handle's yet */
+        tls_conn_discard(c);
+        return r;
+    }
+    return tls_accept_start(c, out);
 }
 
 static void
