@@ -603,9 +603,11 @@ mem_reclaim(struct server *srv)
  * Make room in s->rx for the whole frame being received, total bytes
  * with its header, from limits.session_memory: reserving the whole
  * frame at once (not as it trickles in) is what lets every session that
- * got memory finish its frame, so the budget cannot deadlock. 0, or
- * -ENOBUFS if the budget cannot take it now, or others wait before s
- * (first come, first served: a big frame is not starved by small ones).
+ * got memory finish its frame, so the budget cannot deadlock; a holder
+ * that stalls is closed by the idle or handshake timeout. 0, or
+ * -ENOBUFS if the budget cannot take it now. A frame that fits goes
+ * ahead of bigger ones waiting: an honest agent's small batch must not
+ * queue behind a hostile 8 MiB one.
  */
 static int
 rx_reserve(struct session *s, size_t total)
@@ -617,9 +619,9 @@ rx_reserve(struct session *s, size_t total)
     if (s->rx.cap >= total)
         return 0;
     extra = total - s->rx.cap;
-    if (!mem_fits(srv, extra) || srv->wait_head != NULL) {
+    if (!mem_fits(srv, extra)) {
         mem_reclaim(srv);
-        if (!mem_fits(srv, extra) || srv->wait_head != NULL)
+        if (!mem_fits(srv, extra))
             return -ENOBUFS;
     }
     /* Cannot fail: total is within max, which caps the capacity too. */
@@ -649,20 +651,21 @@ session_wait(struct session *s, size_t total)
                   missed);
 }
 
-/* Memory came back: resume waiting sessions, oldest first, that fit. */
+/* Memory came back: resume waiting sessions that fit, oldest first. */
 static void
 mem_wake(struct server *srv)
 {
-    struct session *s;
+    struct session *s, *next;
 
     if (srv->waking)
         return;
     srv->waking = 1;
-    while ((s = srv->wait_head) != NULL) {
+    for (s = srv->wait_head; s != NULL; s = next) {
         size_t total = s->rx.max;
 
+        next = s->wnext;
         if (total > s->rx.cap && !mem_fits(srv, total - s->rx.cap))
-            break;
+            continue;
         if (total > s->rx.cap) {
             tc_buf_reserve(&s->rx, total - tc_buf_size(&s->rx));
             mem_set(s, &s->mem_rx, s->rx.cap);
