@@ -413,6 +413,9 @@ agent_check_silent(struct server *srv, struct agent *a, int64_t now)
 
     if (a->silent_since != 0)
         return; /* said once; "back" comes with its next frame */
+    /* Waiting for session memory: we are the ones not reading it. */
+    if (a->session != NULL && a->session->waiting)
+        return;
     /*
      * Not before SILENT_AFTER periods of this collector run, whatever
      * the stored last_seen: while we were down nobody could hear it.
@@ -1319,10 +1322,11 @@ session_timer_cb(uv_timer_t *t)
         return;
     }
     /*
-     * Under backpressure we are the ones not reading: silence is not
-     * the agent's fault.
+     * Under backpressure (the pipeline's, or session_memory's for this
+     * session) we are the ones not reading: silence is not the agent's
+     * fault.
      */
-    if (ingest_paused(s->srv->ingest)) {
+    if (ingest_paused(s->srv->ingest) || s->waiting) {
         s->last_rx = tc_mono_ns();
         uv_timer_start(&s->timer, session_timer_cb, cfg->idle_timeout_ms, 0);
         return;
