@@ -89,18 +89,10 @@ struct agent {
 };
 
 struct session {
-    struct server *srv;            /* borrowed */
-    struct tc_tls_conn *conn;      /* owned by tls; NULL after on_close */
-    struct agent *agent;           /* set by HELLO; borrowed from srv */
-    struct session *prev, *next;   /* srv->sessions list */
-    struct session *pprev, *pnext; /* srv pending queue, oldest first */
-    int pending;                   /* 1 while in the pending queue */
-    struct session *wprev, *wnext; /* srv memory wait queue */
-    int waiting;                   /* 1 while in it (reading stopped) */
-    size_t mem_rx;                 /* bytes charged to session_memory
-                                      for rx (its capacity) */
-    size_t mem_tx;                 /* bytes charged for tx and the
-                                      TLS output not yet sent */
+    struct server *srv;          /* borrowed */
+    struct tc_tls_conn *conn;    /* owned by tls; NULL after on_close */
+    struct agent *agent;         /* set by HELLO; borrowed from srv */
+    struct session *prev, *next; /* srv->sessions list */
     enum sess_state state;
     struct tc_buf rx;      /* one partial frame; max = that frame */
     struct tc_buf tx;      /* encode scratch; capped at TX_MAX */
@@ -111,6 +103,13 @@ struct session {
     uint64_t frames;       /* frames decoded */
     uint64_t events;       /* events accepted */
     uint64_t dups;         /* events dropped as replays */
+    /* Budgets (max_pending, session_memory); see on_data. */
+    struct session *pprev, *pnext; /* srv pending queue, oldest first */
+    int pending;                   /* 1 while in the pending queue */
+    struct session *wprev, *wnext; /* srv memory wait queue */
+    int waiting;                   /* 1 while in it (reading stopped) */
+    size_t mem_rx; /* bytes charged to session_memory for rx (its cap) */
+    size_t mem_tx; /* bytes charged for tx and TLS output not sent */
 };
 
 /* A warning any peer can trigger, logged at most once per WARN_EVERY_NS. */
@@ -126,28 +125,18 @@ struct server {
     struct store *store;                /* borrowed; used by ingest */
     struct ingest *ingest;              /* owned */
     struct tc_wire_limits limits;
-    uv_os_sock_t lfd;         /* listening socket; -1 when none */
-    uv_poll_t lpoll;          /* readable lfd: connections to accept */
-    uv_timer_t accept_retry;  /* resumes lpoll after EMFILE */
-    int listening;            /* lpoll and accept_retry initialised */
-    int listener_closed;      /* both closed (2 close callbacks) */
-    int lhandles;             /* of those, not closed yet */
+    uv_os_sock_t lfd;        /* listening socket; -1 when none */
+    uv_poll_t lpoll;         /* readable lfd: connections to accept */
+    uv_timer_t accept_retry; /* resumes lpoll after EMFILE */
+    int listening;           /* lpoll and accept_retry initialised */
+    int listener_closed;     /* both closed (2 close callbacks) */
+    int lhandles;            /* of those, not closed yet */
+
     struct session *sessions; /* open sessions, owned */
     uint32_t nsessions;       /* in the list */
-    struct session *pend_head, *pend_tail; /* not past HELLO; borrowed */
-    uint32_t npending;                     /* in that queue */
-    uint32_t nactive;                      /* sessions past HELLO, open */
-    struct session *wait_head, *wait_tail; /* waiting for memory */
-    uint64_t mem_used;                     /* bytes charged by sessions */
-    int waking;                            /* inside mem_wake */
-    struct warn mem_warn;                  /* session_memory full */
-    struct warn accept_warn;               /* accept failed (EMFILE...) */
-    struct warn evict_warn; /* oldest pending connection closed */
-    struct warn ident_warn; /* sessions_per_agent reached */
-    struct warn full_warn;  /* max_agents reached */
-    uint32_t nalive;        /* allocated, until freed */
-    struct agent **buckets; /* agents hash; owned */
-    size_t nbuckets;        /* power of two */
+    uint32_t nalive;          /* allocated, until freed */
+    struct agent **buckets;   /* agents hash; owned */
+    size_t nbuckets;          /* power of two */
     uint32_t nagents;
     uv_timer_t tick; /* silence check, agent state writes */
     int ticking;     /* tick initialised */
@@ -162,6 +151,19 @@ struct server {
     void (*commit_fn)(void *arg); /* server_on_commit */
     void *commit_arg;
     struct server_stats st;
+
+    /* Budgets; see "Session budgets" in docs/internals/collector.md. */
+    struct session *pend_head, *pend_tail; /* not past HELLO; borrowed */
+    uint32_t npending;                     /* in that queue */
+    uint32_t nactive;                      /* sessions past HELLO, open */
+    struct session *wait_head, *wait_tail; /* waiting for memory */
+    uint64_t mem_used;                     /* bytes charged by sessions */
+    int waking;                            /* inside mem_wake */
+    struct warn mem_warn;                  /* session_memory full */
+    struct warn accept_warn;               /* accept failed (EMFILE...) */
+    struct warn evict_warn;                /* oldest pending closed */
+    struct warn ident_warn;                /* sessions_per_agent reached */
+    struct warn full_warn;                 /* max_agents reached */
 };
 
 static void session_close(struct session *s, const char *reason);
