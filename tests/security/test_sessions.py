@@ -6,7 +6,6 @@ while an honest agent, web-01, must still connect and deliver."""
 
 import os
 import socket
-import ssl
 import struct
 import time
 
@@ -47,20 +46,6 @@ def tls_open(env, name, timeout=10):
     return e2e.peer_context(env, name).wrap_socket(raw, server_hostname="localhost")
 
 
-def read_until_close(s, timeout=10):
-    s.settimeout(timeout)
-    got = b""
-    try:
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            got += d
-    except (ssl.SSLError, ConnectionError, socket.timeout, OSError):
-        pass
-    return got
-
-
 def hello(name, **extra):
     m = {"vmin": 1, "vmax": 1, "agent": name, "epoch": 5, "sw": "evil"}
     m.update(extra)
@@ -80,7 +65,7 @@ def test_pre_hello_big_frame_refused(env):
             s.sendall(struct.pack(">I", 8 << 20) + b"\x92" + b"x" * (256 << 10))
         except OSError:
             pass  # closed under our feet: that is the point
-        got = read_until_close(s)
+        got = e2e.recv_all(s, 10)
         s.close()
         col.wait_log(r"mallory \(127\.0\.0\.1:\d+\): frame of 8388608 bytes "
                      r"before HELLO \(limit 65536 bytes\)", after=before)
@@ -113,7 +98,7 @@ def test_sessions_per_certificate(env):
     time.sleep(0.5)
     before = len(col.log())
     third = tls_open(env, "mallory")
-    got = read_until_close(third)
+    got = e2e.recv_all(third, 10)
     third.close()
     col.wait_log(r"mallory \(127\.0\.0\.1:\d+\): refused: 2 sessions with this "
                  r"certificate are open \(limits\.sessions_per_agent\)", after=before)
