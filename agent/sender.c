@@ -585,7 +585,9 @@ sender_on_data(struct tc_tls_conn *c, const uint8_t *p, size_t n)
         if (used == 0)
             break;
         if (used < 0) {
-            sender_drop(s, "frame from the collector too large");
+            sender_drop(s, used == -EBADMSG
+                               ? "frame of length 0 from the collector"
+                               : "frame from the collector too large");
             break;
         }
         sender_frame(s, body, blen);

@@ -71,7 +71,34 @@ static const struct tc_conf_field limits_fields[] = {
      .def = "10000",
      .min = 1,
      .max = 1000000,
-     .help = "agent connections accepted at once"},
+     .help = "agents connected at once (sessions past HELLO)"},
+    /*
+     * Connections that have not said HELLO yet cost a socket and a TLS
+     * state each, and anyone who can reach the port can open them: they
+     * get their own budget, and the oldest is closed to admit a new one.
+     */
+    {.key = "max_pending",
+     .type = TC_CONF_T_UINT,
+     CC(max_pending),
+     .def = "1024",
+     .min = 1,
+     .max = 1000000,
+     .help = "connections not past HELLO; the oldest is closed when full"},
+    /* 2 at least: a reconnecting agent replaces its stale session. */
+    {.key = "sessions_per_agent",
+     .type = TC_CONF_T_UINT,
+     CC(sessions_per_agent),
+     .def = "4",
+     .min = 2,
+     .max = 1000,
+     .help = "open sessions with one certificate (CN), HELLO or not"},
+    /* At least two maximum frames, so that one big batch always fits. */
+    {.key = "session_memory",
+     .type = TC_CONF_T_SIZE,
+     CC(session_memory),
+     .def = "256MiB",
+     .min = 32 << 20,
+     .help = "receive and send buffers of all sessions, bytes"},
     {.key = "handshake_timeout",
      .type = TC_CONF_T_DURATION,
      CC(handshake_timeout_ms),
@@ -292,6 +319,9 @@ config_reload(struct collector_config *cur, const struct collector_config *next)
     swap_str(&cur->tls_cert, next->tls_cert);
     swap_str(&cur->tls_key, next->tls_key);
     cur->max_agents = next->max_agents;
+    cur->max_pending = next->max_pending;
+    cur->sessions_per_agent = next->sessions_per_agent;
+    cur->session_memory = next->session_memory;
     cur->handshake_timeout_ms = next->handshake_timeout_ms;
     cur->idle_timeout_ms = next->idle_timeout_ms;
     cur->inc_reopen_window_ms = next->inc_reopen_window_ms;

@@ -29,7 +29,14 @@ struct collector_config {
                                       default 64 MiB */
     uint64_t commit_interval_ms;   /* max wait to group a commit;
                                       default 5 */
-    uint32_t max_agents;           /* connections accepted; default 10000 */
+    uint32_t max_agents;           /* agents with a session past HELLO;
+                                      default 10000 */
+    uint32_t max_pending;          /* connections before HELLO (TLS or
+                                      HELLO not done); default 1024 */
+    uint32_t sessions_per_agent;   /* open sessions with one certificate
+                                      CN, HELLO or not; default 4 */
+    uint64_t session_memory;       /* bytes of all sessions' receive and
+                                      send buffers; default 256 MiB */
     uint64_t handshake_timeout_ms; /* default 10000 */
     uint64_t idle_timeout_ms;      /* no frame at all; default 120000 */
     /* incidents: (docs/internals/incidents.md) */
@@ -58,7 +65,8 @@ void config_incidents(const struct collector_config *c,
 /*
  * Reload (SIGHUP): copy into cur what a running collector can change
  * from next, an already validated configuration: the TLS file paths
- * (the caller loads and swaps the context), max_agents, the handshake
+ * (the caller loads and swaps the context), max_agents, max_pending,
+ * sessions_per_agent, session_memory, the handshake
  * and idle timeouts, and the incidents: block. For each key that needs
  * a restart (name, listen, store, limits.pipeline_max_bytes,
  * commit_interval) and differs, log a warning naming it; cur keeps its

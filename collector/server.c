@@ -19,7 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "ingest.h"
@@ -37,10 +40,20 @@
  * this much unsent ciphertext means it is stuck.
  */
 #define TX_PENDING_MAX (4u << 20)
-/* Bytes accepted into the reassembly buffer beyond one whole frame. */
-#define RX_SLACK (64u * 1024)
 /* Reassembly buffer capacity kept between frames, bytes. */
 #define RX_KEEP (256u * 1024)
+/*
+ * Largest frame accepted before HELLO, bytes. HELLO is a few hundred;
+ * anything bigger from a peer that has not identified itself would let
+ * every connection make us buffer up to max_frame (8 MiB).
+ */
+#define PRE_HELLO_MAX_FRAME (64u * 1024)
+/* Rate-limited warnings: at most one per this period, ns. */
+#define WARN_EVERY_NS (10 * INT64_C(1000000000))
+/* After accept ran out of descriptors, accept again after this, ms. */
+#define ACCEPT_RETRY_MS 100
+/* Connections accepted per listener wakeup, so sessions get a turn. */
+#define ACCEPT_BATCH 64
 /* Period of the silence check and of writing agents' link state, ms. */
 #define TICK_MS 1000
 /* Heartbeat assumed for an agent that did not say (older agents), ms. */
@@ -81,7 +94,7 @@ struct session {
     struct agent *agent;         /* set by HELLO; borrowed from srv */
     struct session *prev, *next; /* srv->sessions list */
     enum sess_state state;
-    struct tc_buf rx;      /* partial frame bytes; capped */
+    struct tc_buf rx;      /* one partial frame; max = that frame */
     struct tc_buf tx;      /* encode scratch; capped at TX_MAX */
     struct tc_frame frame; /* reused for every decode */
     uv_timer_t timer;      /* handshake deadline, then idle check */
@@ -90,6 +103,19 @@ struct session {
     uint64_t frames;       /* frames decoded */
     uint64_t events;       /* events accepted */
     uint64_t dups;         /* events dropped as replays */
+    /* Budgets (max_pending, session_memory); see on_data. */
+    struct session *pprev, *pnext; /* srv pending queue, oldest first */
+    int pending;                   /* 1 while in the pending queue */
+    struct session *wprev, *wnext; /* srv memory wait queue */
+    int waiting;                   /* 1 while in it (reading stopped) */
+    size_t mem_rx; /* bytes charged to session_memory for rx (its cap) */
+    size_t mem_tx; /* bytes charged for tx and TLS output not sent */
+};
+
+/* A warning any peer can trigger, logged at most once per WARN_EVERY_NS. */
+struct warn {
+    int64_t last;    /* mono ns it was last logged; 0 = never */
+    uint64_t missed; /* occurrences held back since then */
 };
 
 struct server {
@@ -99,9 +125,13 @@ struct server {
     struct store *store;                /* borrowed; used by ingest */
     struct ingest *ingest;              /* owned */
     struct tc_wire_limits limits;
-    uv_tcp_t listener;
-    int listening; /* listener initialised */
-    int listener_closed;
+    uv_os_sock_t lfd;        /* listening socket; -1 when none */
+    uv_poll_t lpoll;         /* readable lfd: connections to accept */
+    uv_timer_t accept_retry; /* resumes lpoll after EMFILE */
+    int listening;           /* lpoll and accept_retry initialised */
+    int listener_closed;     /* both closed (2 close callbacks) */
+    int lhandles;            /* of those, not closed yet */
+
     struct session *sessions; /* open sessions, owned */
     uint32_t nsessions;       /* in the list */
     uint32_t nalive;          /* allocated, until freed */
@@ -121,10 +151,56 @@ struct server {
     void (*commit_fn)(void *arg); /* server_on_commit */
     void *commit_arg;
     struct server_stats st;
+
+    /* Budgets; see "Session budgets" in docs/internals/collector.md. */
+    struct session *pend_head, *pend_tail; /* not past HELLO; borrowed */
+    uint32_t npending;                     /* in that queue */
+    uint32_t nactive;                      /* sessions past HELLO, open */
+    struct session *wait_head, *wait_tail; /* waiting for memory */
+    uint64_t mem_used;                     /* bytes charged by sessions */
+    int waking;                            /* inside mem_wake */
+    struct warn mem_warn;                  /* session_memory full */
+    struct warn accept_warn;               /* accept failed (EMFILE...) */
+    struct warn evict_warn;                /* oldest pending closed */
+    struct warn ident_warn;                /* sessions_per_agent reached */
+    struct warn full_warn;                 /* max_agents reached */
 };
 
 static void session_close(struct session *s, const char *reason);
+static void session_bye(struct session *s, const char *reason);
 static void check_done(struct server *srv);
+static void mem_wake(struct server *srv);
+
+/*
+ * A warning that a peer can trigger at will: returns 1 when it may be
+ * logged now (*missed says how many were held back since the last
+ * one), 0 when it is only counted.
+ */
+static int
+warn_due(struct warn *w, uint64_t *missed)
+{
+    int64_t now = tc_mono_ns();
+
+    if (w->last != 0 && now - w->last < WARN_EVERY_NS) {
+        w->missed++;
+        return 0;
+    }
+    *missed = w->missed;
+    w->missed = 0;
+    w->last = now;
+    return 1;
+}
+
+/* Peer values (a heartbeat in ms) times a constant, saturating. */
+static int64_t
+mul_sat(uint64_t a, uint64_t b)
+{
+    uint64_t r;
+
+    if (__builtin_mul_overflow(a, b, &r) || r > (uint64_t)INT64_MAX)
+        return INT64_MAX;
+    return (int64_t)r;
+}
 
 /* ------------------------------------------------------------------ */
 /* Agents table                                                        */
@@ -330,7 +406,8 @@ static void
 agent_check_silent(struct server *srv, struct agent *a, int64_t now)
 {
     uint64_t hb = a->heartbeat_ms ? a->heartbeat_ms : DEFAULT_HEARTBEAT_MS;
-    int64_t limit = (int64_t)(SILENT_AFTER * hb) * 1000000;
+    /* hb came from the peer (or a store written before it was bounded). */
+    int64_t limit = mul_sat(hb, (uint64_t)SILENT_AFTER * 1000000);
     int64_t ref = a->last_seen, since;
     char msg[512], dur[32], hbs[32], iso[32];
     time_t t;
@@ -338,6 +415,9 @@ agent_check_silent(struct server *srv, struct agent *a, int64_t now)
 
     if (a->silent_since != 0)
         return; /* said once; "back" comes with its next frame */
+    /* Waiting for session memory: we are the ones not reading it. */
+    if (a->session != NULL && a->session->waiting)
+        return;
     /*
      * Not before SILENT_AFTER periods of this collector run, whatever
      * the stored last_seen: while we were down nobody could hear it.
@@ -394,6 +474,241 @@ tick_cb(uv_timer_t *t)
 }
 
 /* ------------------------------------------------------------------ */
+/* Session budgets: pending connections and memory                     */
+
+static void
+pending_add(struct session *s)
+{
+    struct server *srv = s->srv;
+
+    s->pprev = srv->pend_tail;
+    s->pnext = NULL;
+    if (srv->pend_tail)
+        srv->pend_tail->pnext = s;
+    else
+        srv->pend_head = s;
+    srv->pend_tail = s;
+    s->pending = 1;
+    srv->npending++;
+}
+
+static void
+pending_remove(struct session *s)
+{
+    struct server *srv = s->srv;
+
+    if (!s->pending)
+        return;
+    if (s->pprev)
+        s->pprev->pnext = s->pnext;
+    else
+        srv->pend_head = s->pnext;
+    if (s->pnext)
+        s->pnext->pprev = s->pprev;
+    else
+        srv->pend_tail = s->pprev;
+    s->pprev = s->pnext = NULL;
+    s->pending = 0;
+    srv->npending--;
+}
+
+static void
+wait_add(struct session *s)
+{
+    struct server *srv = s->srv;
+
+    s->wprev = srv->wait_tail;
+    s->wnext = NULL;
+    if (srv->wait_tail)
+        srv->wait_tail->wnext = s;
+    else
+        srv->wait_head = s;
+    srv->wait_tail = s;
+    s->waiting = 1;
+}
+
+static void
+wait_remove(struct session *s)
+{
+    struct server *srv = s->srv;
+
+    if (!s->waiting)
+        return;
+    if (s->wprev)
+        s->wprev->wnext = s->wnext;
+    else
+        srv->wait_head = s->wnext;
+    if (s->wnext)
+        s->wnext->wprev = s->wprev;
+    else
+        srv->wait_tail = s->wprev;
+    s->wprev = s->wnext = NULL;
+    s->waiting = 0;
+}
+
+/* Set s's charge (*field: mem_rx or mem_tx) to bytes; a release wakes. */
+static void
+mem_set(struct session *s, size_t *field, size_t bytes)
+{
+    struct server *srv = s->srv;
+    size_t old = *field;
+
+    srv->mem_used = srv->mem_used - old + bytes;
+    *field = bytes;
+    if (bytes < old && srv->wait_head != NULL)
+        mem_wake(srv);
+}
+
+/* 1 if extra more bytes stay within limits.session_memory. */
+static int
+mem_fits(const struct server *srv, size_t extra)
+{
+    uint64_t cap = srv->cfg->session_memory;
+
+    return srv->mem_used <= cap && extra <= cap - srv->mem_used;
+}
+
+/* Read from s again, unless something else still holds it back. */
+static void
+session_resume(struct session *s)
+{
+    struct server *srv = s->srv;
+
+    if (s->conn == NULL || s->state == SESS_CLOSING || srv->stopping ||
+        s->waiting)
+        return;
+    if (s->state == SESS_ACTIVE && ingest_paused(srv->ingest))
+        return;
+    tc_tls_read_start(s->conn);
+}
+
+/* Give back an empty rx buffer: an idle session holds no budget. */
+static void
+rx_release(struct session *s)
+{
+    tc_buf_close(&s->rx);
+    tc_buf_init(&s->rx, TC_WIRE_HDR);
+    mem_set(s, &s->mem_rx, 0);
+}
+
+/*
+ * Sessions keep up to RX_KEEP of buffer between frames, which saves a
+ * realloc per frame while memory is plenty; when it is not, take those
+ * back before anyone waits.
+ */
+static void
+mem_reclaim(struct server *srv)
+{
+    for (struct session *s = srv->sessions; s != NULL; s = s->next)
+        if (s->rx.cap > 0 && tc_buf_size(&s->rx) == 0)
+            rx_release(s);
+}
+
+/*
+ * Make room in s->rx for the whole frame being received, total bytes
+ * with its header, from limits.session_memory: reserving the whole
+ * frame at once (not as it trickles in) is what lets every session that
+ * got memory finish its frame, so the budget cannot deadlock; a holder
+ * that stalls is closed by the idle or handshake timeout. 0, or
+ * -ENOBUFS if the budget cannot take it now. A frame that fits goes
+ * ahead of bigger ones waiting: an honest agent's small batch must not
+ * queue behind a hostile 8 MiB one.
+ */
+static int
+rx_reserve(struct session *s, size_t total)
+{
+    struct server *srv = s->srv;
+    size_t extra;
+
+    s->rx.max = total;
+    if (s->rx.cap >= total)
+        return 0;
+    extra = total - s->rx.cap;
+    if (!mem_fits(srv, extra)) {
+        mem_reclaim(srv);
+        if (!mem_fits(srv, extra))
+            return -ENOBUFS;
+    }
+    /* Cannot fail: total is within max, which caps the capacity too. */
+    tc_buf_reserve(&s->rx, total - tc_buf_size(&s->rx));
+    mem_set(s, &s->mem_rx, s->rx.cap);
+    return 0;
+}
+
+/*
+ * The budget is full: stop reading s until its frame fits (mem_wake).
+ * Backpressure, not loss: TCP holds the rest of the frame at the peer.
+ */
+static void
+session_wait(struct session *s, size_t total)
+{
+    struct server *srv = s->srv;
+    uint64_t missed;
+
+    wait_add(s);
+    tc_tls_read_stop(s->conn);
+    srv->st.mem_waits++;
+    if (warn_due(&srv->mem_warn, &missed))
+        log_warnx("session memory full (%" PRIu64 " of %" PRIu64
+                  " bytes): agent %s waits to receive a frame of %zu "
+                  "bytes (%" PRIu64 " more waits since the last warning)",
+                  srv->mem_used, srv->cfg->session_memory, s->label, total,
+                  missed);
+}
+
+/* Memory came back: resume waiting sessions that fit, oldest first. */
+static void
+mem_wake(struct server *srv)
+{
+    struct session *s, *next;
+
+    if (srv->waking)
+        return;
+    srv->waking = 1;
+    for (s = srv->wait_head; s != NULL; s = next) {
+        size_t total = s->rx.max;
+
+        next = s->wnext;
+        if (total > s->rx.cap && !mem_fits(srv, total - s->rx.cap))
+            continue;
+        if (total > s->rx.cap) {
+            tc_buf_reserve(&s->rx, total - tc_buf_size(&s->rx));
+            mem_set(s, &s->mem_rx, s->rx.cap);
+        }
+        wait_remove(s);
+        session_resume(s);
+    }
+    srv->waking = 0;
+}
+
+/*
+ * Close the oldest connection that has not said HELLO, to make room for
+ * a new one (max_pending) or a descriptor (accept out of them). quiet:
+ * the caller logs.
+ */
+static void
+pending_evict(struct server *srv, int quiet)
+{
+    struct session *old = srv->pend_head;
+    uint64_t missed;
+
+    if (old == NULL)
+        return;
+    srv->st.evicted++;
+    if (!quiet && warn_due(&srv->evict_warn, &missed))
+        log_warnx("connection %s closed: %" PRIu32
+                  " connections have not said HELLO (limits.max_pending), "
+                  "the oldest makes room (%" PRIu64
+                  " more since the last warning)",
+                  old->label[0] ? old->label : "?", srv->npending, missed);
+    pending_remove(old);
+    if (old->state == SESS_HELLO)
+        session_bye(old, "too many connections waiting for HELLO");
+    else
+        session_close(old, "too many connections waiting for HELLO");
+}
+
+/* ------------------------------------------------------------------ */
 /* Output                                                              */
 
 /* Copy a peer-supplied string for a log line, defanging control bytes. */
@@ -414,6 +729,7 @@ safe(char *dst, size_t dlen, const char *p, size_t n)
 static int
 session_flush(struct session *s)
 {
+    size_t pending;
     int rc;
 
     if (s->conn == NULL || s->state == SESS_CLOSING) {
@@ -424,9 +740,17 @@ session_flush(struct session *s)
     tc_buf_reset(&s->tx);
     if (rc < 0)
         return rc;
-    if (tc_tls_write_pending(s->conn) > TX_PENDING_MAX) {
+    pending = tc_tls_write_pending(s->conn);
+    /* Counted until on_drain; between flushes the count errs high. */
+    mem_set(s, &s->mem_tx, s->tx.cap + pending);
+    /*
+     * Output is not refused (acks must flow), but a peer that leaves it
+     * unread while the budget is full is closed rather than grown.
+     */
+    if (pending > TX_PENDING_MAX ||
+        (pending > TX_MAX && s->srv->mem_used > s->srv->cfg->session_memory)) {
         log_warnx("agent %s: not reading (%zu bytes unsent): closing", s->label,
-                  tc_tls_write_pending(s->conn));
+                  pending);
         s->srv->st.protocol_errors++;
         session_close(s, "peer not reading");
         return -ENOBUFS;
@@ -515,6 +839,24 @@ handle_hello(struct session *s)
         return;
     }
 
+    /*
+     * max_agents counts agents that said HELLO; a replacing session
+     * does not add one.
+     */
+    a = agent_find(srv, cn, strlen(cn));
+    if ((a == NULL || a->session == NULL) &&
+        srv->nactive >= srv->cfg->max_agents) {
+        uint64_t missed;
+
+        if (warn_due(&srv->full_warn, &missed))
+            log_warnx("agent %s: refused: %" PRIu32
+                      " agents connected (limits.max_agents) (%" PRIu64
+                      " more since the last warning)",
+                      s->label, srv->nactive, missed);
+        srv->st.rejected++;
+        session_bye(s, "collector full (max_agents)");
+        return;
+    }
     a = agent_get(srv, cn);
     if (a->session != NULL && a->session != s) {
         struct session *old = a->session;
@@ -555,6 +897,8 @@ handle_hello(struct session *s)
     a->session = s;
     a->dirty = 1;
     s->agent = a;
+    srv->nactive++;
+    pending_remove(s);
     agent_heard(srv, a, tc_now_ns());
     s->state = SESS_ACTIVE;
     if ((rc = tc_wire_encode_welcome(&s->tx, &w)) < 0 ||
@@ -702,6 +1046,38 @@ handle_frame(struct session *s, const uint8_t *body, size_t len)
     }
 }
 
+/* The length a frame header (4 bytes at p) announces. */
+static uint32_t
+frame_len(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+           (uint32_t)p[3];
+}
+
+/* Largest frame s may send now: small until it has said who it is. */
+static uint32_t
+frame_max(const struct session *s)
+{
+    return s->state == SESS_ACTIVE ? s->srv->limits.max_frame
+                                   : PRE_HELLO_MAX_FRAME;
+}
+
+/* tc_wire_next refused the header at hdr (r): say why, close. */
+static void
+frame_refused(struct session *s, long r, const uint8_t *hdr)
+{
+    if (r == -EBADMSG)
+        session_fail(s, "frame length 0 (no frame is empty)");
+    else if (s->state != SESS_ACTIVE)
+        session_fail(s,
+                     "frame of %" PRIu32 " bytes before HELLO (limit %u "
+                     "bytes)",
+                     frame_len(hdr), PRE_HELLO_MAX_FRAME);
+    else
+        session_fail(s, "frame length %" PRIu32 " over %" PRIu32 " bytes",
+                     frame_len(hdr), s->srv->limits.max_frame);
+}
+
 /*
  * Handle every whole frame in p[0..n). Returns the bytes consumed, or
  * -1 if the session is closing and the rest must be ignored.
@@ -714,13 +1090,11 @@ process(struct session *s, const uint8_t *p, size_t n)
     long r;
 
     while (s->state != SESS_CLOSING) {
-        r = tc_wire_next(p + off, n - off, s->srv->limits.max_frame, &body,
-                         &blen);
+        r = tc_wire_next(p + off, n - off, frame_max(s), &body, &blen);
         if (r == 0)
             return (long)off;
         if (r < 0) {
-            session_fail(s, "frame length over %" PRIu32 " bytes",
-                         s->srv->limits.max_frame);
+            frame_refused(s, r, p + off);
             break;
         }
         handle_frame(s, body, blen);
@@ -736,55 +1110,124 @@ static void
 on_ready(struct tc_tls_conn *c)
 {
     struct session *s = tc_tls_get_data(c);
+    struct server *srv = s->srv;
+    const char *cn = tc_tls_peer_name(c);
+    uint32_t n = 0;
+    uint64_t missed;
 
     s->state = SESS_HELLO;
-    snprintf(s->label, sizeof(s->label), "%s (%s)", tc_tls_peer_name(c),
-             tc_tls_peer_addr(c));
-    if (s->srv->stopping)
+    snprintf(s->label, sizeof(s->label), "%s (%s)", cn, tc_tls_peer_addr(c));
+    if (srv->stopping) {
         session_bye(s, "collector shutting down");
+        return;
+    }
+    /*
+     * One certificate, a few sessions: a reconnecting agent replaces
+     * its stale session (handle_hello), but a stolen key must not open
+     * thousands. A walk, not a table: it is cheap beside the handshake
+     * that just ended.
+     */
+    for (struct session *o = srv->sessions; o != NULL; o = o->next)
+        if (o != s && o->conn != NULL &&
+            (o->state == SESS_HELLO || o->state == SESS_ACTIVE) &&
+            strcmp(tc_tls_peer_name(o->conn), cn) == 0)
+            n++;
+    if (n >= srv->cfg->sessions_per_agent) {
+        if (warn_due(&srv->ident_warn, &missed))
+            log_warnx("agent %s: refused: %" PRIu32
+                      " sessions with this certificate are open "
+                      "(limits.sessions_per_agent) (%" PRIu64
+                      " more since the last warning)",
+                      s->label, n, missed);
+        srv->st.refused++;
+        session_bye(s, "too many sessions with this certificate");
+    }
 }
 
+static void
+on_drain(struct tc_tls_conn *c)
+{
+    struct session *s = tc_tls_get_data(c);
+
+    mem_set(s, &s->mem_tx, s->tx.cap);
+}
+
+/*
+ * Decrypted bytes. Whole frames are decoded in place; only a partial
+ * frame is copied into s->rx, and only after its length prefix passed
+ * frame_max, with the whole frame reserved from session_memory (or the
+ * session waits for it, reading stopped). rx never holds more than
+ * that one frame.
+ */
 static void
 on_data(struct tc_tls_conn *c, const uint8_t *p, size_t n)
 {
     struct session *s = tc_tls_get_data(c);
-    size_t room, take;
+    struct server *srv = s->srv;
+    const uint8_t *body;
+    size_t size, total, take, blen;
     long r;
 
-    if (s->state == SESS_CLOSING || s->srv->stopping)
+    if (s->state == SESS_CLOSING || srv->stopping)
         return;
     while (n > 0) {
         if (tc_buf_size(&s->rx) == 0) {
-            /* Fast path: decode in place, keep only a partial tail. */
             if ((r = process(s, p, n)) < 0)
                 return;
-            /* A partial frame is shorter than max_frame + header. */
-            if (tc_buf_append(&s->rx, p + r, n - (size_t)r) < 0)
-                session_fail(s, "reassembly buffer overflow");
-            return;
+            p += r;
+            n -= (size_t)r;
+            if (n == 0)
+                break;
         }
-        room = s->rx.max - tc_buf_size(&s->rx);
-        take = n < room ? n : room;
-        if (take == 0) {
-            /* Cannot happen: a whole frame always fits. Be safe. */
-            session_fail(s, "reassembly buffer overflow");
-            return;
+        size = tc_buf_size(&s->rx);
+        if (size < TC_WIRE_HDR) {
+            /* The length first: no body byte is kept before it passed. */
+            take = TC_WIRE_HDR - size < n ? TC_WIRE_HDR - size : n;
+            s->rx.max = TC_WIRE_HDR;
+            tc_buf_append(&s->rx, p, take);
+            mem_set(s, &s->mem_rx, s->rx.cap);
+            p += take;
+            n -= take;
+            if (tc_buf_size(&s->rx) < TC_WIRE_HDR)
+                break;
+            r = tc_wire_next(tc_buf_head(&s->rx), TC_WIRE_HDR, frame_max(s),
+                             &body, &blen);
+            if (r < 0) {
+                frame_refused(s, r, tc_buf_head(&s->rx));
+                return;
+            }
+            total = TC_WIRE_HDR + (size_t)frame_len(tc_buf_head(&s->rx));
+            if (rx_reserve(s, total) < 0)
+                session_wait(s, total);
         }
+        /*
+         * Up to the end of this frame. While waiting for memory, what
+         * TLS already handed over is kept all the same: at most one
+         * read (64 KiB) beyond the budget per session.
+         */
+        total = s->rx.max;
+        size = tc_buf_size(&s->rx);
+        take = total - size < n ? total - size : n;
         tc_buf_append(&s->rx, p, take);
+        mem_set(s, &s->mem_rx, s->rx.cap);
         p += take;
         n -= take;
-        if ((r = process(s, tc_buf_head(&s->rx), tc_buf_size(&s->rx))) < 0)
+        if (tc_buf_size(&s->rx) < total)
+            break;
+        if ((r = process(s, tc_buf_head(&s->rx), total)) < 0)
             return;
-        tc_buf_consume(&s->rx, (size_t)r);
-        /*
-         * A big frame arrived in pieces; do not keep its buffer for the
-         * session's lifetime, or idle agents would pin megabytes each.
-         */
-        if (tc_buf_size(&s->rx) == 0 && s->rx.cap > RX_KEEP) {
-            size_t max = s->rx.max;
-            tc_buf_close(&s->rx);
-            tc_buf_init(&s->rx, max);
+        tc_buf_reset(&s->rx);
+        if (s->waiting) {
+            /* It came whole from what was already read. */
+            wait_remove(s);
+            session_resume(s);
         }
+        /*
+         * Keep a small buffer for the next frame, unless it is big or
+         * others wait for memory: idle agents must not pin megabytes.
+         */
+        if (s->rx.cap > RX_KEEP || srv->wait_head != NULL)
+            rx_release(s);
     }
 }
 
@@ -809,7 +1252,10 @@ on_close(struct tc_tls_conn *c, int status, const char *reason)
     struct session *s = tc_tls_get_data(c);
     struct server *srv = s->srv;
 
+    pending_remove(s);
+    wait_remove(s);
     if (s->agent != NULL) {
+        srv->nactive--;
         log_info("agent %s: disconnected: %s (%" PRIu64 " events, %" PRIu64
                  " duplicates)",
                  s->label, reason, s->events, s->dups);
@@ -830,19 +1276,24 @@ on_close(struct tc_tls_conn *c, int status, const char *reason)
     if (s->next)
         s->next->prev = s->prev;
     srv->nsessions--;
+    /* Its buffers go with it: others may be waiting for them. */
+    mem_set(s, &s->mem_tx, 0);
+    mem_set(s, &s->mem_rx, 0);
     uv_close((uv_handle_t *)&s->timer, session_free_cb);
 }
 
 static const struct tc_tls_cbs session_cbs = {
     .on_ready = on_ready,
     .on_data = on_data,
-    .on_drain = NULL,
+    .on_drain = on_drain,
     .on_close = on_close,
 };
 
 static void
 session_close(struct session *s, const char *reason)
 {
+    /* No longer a candidate for eviction, nor counted as pending. */
+    pending_remove(s);
     if (s->state == SESS_CLOSING || s->conn == NULL)
         return;
     s->state = SESS_CLOSING;
@@ -873,10 +1324,11 @@ session_timer_cb(uv_timer_t *t)
         return;
     }
     /*
-     * Under backpressure we are the ones not reading: silence is not
-     * the agent's fault.
+     * Under backpressure (the pipeline's, or session_memory's for this
+     * session) we are the ones not reading: silence is not the agent's
+     * fault.
      */
-    if (ingest_paused(s->srv->ingest)) {
+    if (ingest_paused(s->srv->ingest) || s->waiting) {
         s->last_rx = tc_mono_ns();
         uv_timer_start(&s->timer, session_timer_cb, cfg->idle_timeout_ms, 0);
         return;
@@ -896,62 +1348,30 @@ session_timer_cb(uv_timer_t *t)
 /* ------------------------------------------------------------------ */
 /* Listener                                                            */
 
+/*
+ * A new connection: a pending session until it says HELLO. When
+ * max_pending are pending, the oldest is closed to make room, so that
+ * idle sockets from anyone who can reach the port cannot lock agents
+ * out; max_agents is checked at HELLO.
+ */
 static void
-reject_close_cb(uv_handle_t *h)
+session_start(struct server *srv, uv_os_sock_t fd)
 {
-    free(h);
-}
-
-/* Over max_agents: accept the socket only to close it. */
-static void
-reject(struct server *srv, uv_stream_t *ls)
-{
-    uv_tcp_t *t = tc_xmalloc(sizeof(*t));
-
-    uv_tcp_init(srv->loop, t);
-    if (uv_accept(ls, (uv_stream_t *)t) == 0) {
-        struct sockaddr_storage ss;
-        char ip[64] = "?";
-        int len = (int)sizeof(ss);
-
-        if (uv_tcp_getpeername(t, (struct sockaddr *)&ss, &len) == 0) {
-            if (ss.ss_family == AF_INET6)
-                uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
-            else
-                uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
-        }
-        log_warnx("connection from %s refused: max_agents (%" PRIu32
-                  ") connections open",
-                  ip, srv->cfg->max_agents);
-    }
-    srv->st.rejected++;
-    uv_close((uv_handle_t *)t, reject_close_cb);
-}
-
-static void
-on_connection(uv_stream_t *ls, int status)
-{
-    struct server *srv = ls->data;
     struct session *s;
     int rc;
 
-    if (status < 0) {
-        log_warnx("accept: %s", uv_strerror(status));
-        return;
-    }
-    if (srv->stopping || srv->nsessions >= srv->cfg->max_agents) {
-        reject(srv, ls);
-        return;
-    }
+    if (srv->npending >= srv->cfg->max_pending)
+        pending_evict(srv, 0);
     s = tc_xcalloc(1, sizeof(*s));
     s->srv = srv;
-    tc_buf_init(&s->rx, (size_t)srv->limits.max_frame + TC_WIRE_HDR + RX_SLACK);
+    tc_buf_init(&s->rx, TC_WIRE_HDR);
     tc_buf_init(&s->tx, TX_MAX);
     tc_frame_init(&s->frame);
     uv_timer_init(srv->loop, &s->timer);
     s->timer.data = s;
     srv->nalive++;
-    if ((rc = tc_tls_accept(ls, srv->tls, &session_cbs, s, &s->conn)) < 0) {
+    if ((rc = tc_tls_accept_fd(srv->loop, fd, srv->tls, &session_cbs, s,
+                               &s->conn)) < 0) {
         log_warnx("accept: %s", uv_strerror(rc));
         uv_close((uv_handle_t *)&s->timer, session_free_cb);
         return;
@@ -964,10 +1384,131 @@ on_connection(uv_stream_t *ls, int status)
         s->next->prev = s;
     srv->sessions = s;
     srv->nsessions++;
+    pending_add(s);
     srv->st.accepted++;
     uv_timer_start(&s->timer, session_timer_cb, srv->cfg->handshake_timeout_ms,
                    0);
     /* Under backpressure it may still say HELLO; see handle_hello. */
+}
+
+static void listener_cb(uv_poll_t *h, int status, int events);
+
+static void
+accept_retry_cb(uv_timer_t *t)
+{
+    struct server *srv = t->data;
+
+    if (!srv->stopping)
+        uv_poll_start(&srv->lpoll, UV_READABLE, listener_cb);
+}
+
+/*
+ * accept failed with err for want of descriptors (or kernel memory), or
+ * in a way we do not know: say so (rate-limited), close the oldest
+ * pending connection to free a descriptor, and pause the listener for
+ * ACCEPT_RETRY_MS. Pausing is what keeps the loop from spinning on a
+ * listener that stays readable; meanwhile new connections wait in the
+ * kernel's backlog instead of being dropped. (libuv's own listener
+ * would accept and close them silently: that is why we accept here.)
+ */
+static void
+accept_failed(struct server *srv, int err)
+{
+    uint64_t missed;
+
+    srv->st.accept_errors++;
+    if (warn_due(&srv->accept_warn, &missed))
+        log_warnx("accept: %s: %" PRIu32 " sessions open, %" PRIu32
+                  " not past HELLO; closing the oldest of those to make "
+                  "room (%" PRIu64 " more failures since the last warning)",
+                  strerror(err), srv->nsessions, srv->npending, missed);
+    pending_evict(srv, 1);
+    uv_poll_stop(&srv->lpoll);
+    uv_timer_start(&srv->accept_retry, accept_retry_cb, ACCEPT_RETRY_MS, 0);
+}
+
+static void
+listener_cb(uv_poll_t *h, int status, int events)
+{
+    struct server *srv = h->data;
+    int fd;
+
+    (void)events;
+    if (status < 0) {
+        accept_failed(srv, -status);
+        return;
+    }
+    for (int i = 0; i < ACCEPT_BATCH && !srv->stopping; i++) {
+        fd = accept4(srv->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            session_start(srv, fd);
+            continue;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return;
+        /* The connection died in the queue: the next one may be fine. */
+        if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO ||
+            errno == ENETDOWN || errno == EHOSTUNREACH || errno == ENETUNREACH)
+            continue;
+        accept_failed(srv, errno);
+        return;
+    }
+}
+
+/* Bind and listen on ss; connections go to listener_cb. */
+static int
+listener_open(struct server *srv, const struct sockaddr_storage *ss)
+{
+    socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                              : sizeof(struct sockaddr_in);
+    int one = 1, fd, rc;
+
+    fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    /* As libuv's listener does: a restart need not wait out TIME_WAIT. */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(fd, (const struct sockaddr *)ss, len) < 0 || listen(fd, 511) < 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    if ((rc = uv_poll_init_socket(srv->loop, &srv->lpoll, fd)) < 0) {
+        close(fd);
+        return rc;
+    }
+    srv->lfd = fd;
+    srv->lpoll.data = srv;
+    uv_timer_init(srv->loop, &srv->accept_retry);
+    srv->accept_retry.data = srv;
+    srv->listening = 1;
+    srv->lhandles = 2;
+    return uv_poll_start(&srv->lpoll, UV_READABLE, listener_cb);
+}
+
+/*
+ * Every session is a descriptor. Take the hard limit (the usual soft
+ * one is 1024), and warn when even that is below what the limits admit.
+ */
+static void
+raise_nofile(const struct collector_config *cfg)
+{
+    uint64_t want = (uint64_t)cfg->max_agents + cfg->max_pending + 64;
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
+        log_warnx("open files limit (RLIMIT_NOFILE) is %" PRIu64
+                  ", below limits.max_agents + limits.max_pending + 64 = "
+                  "%" PRIu64 ": connections beyond it wait in the listen "
+                  "backlog",
+                  (uint64_t)rl.rlim_cur, want);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1027,8 +1568,8 @@ ingest_pressure_cb(void *arg, int stop)
         /* Sessions still saying hello keep going (on_connection). */
         if (stop && s->state == SESS_ACTIVE)
             tc_tls_read_stop(s->conn);
-        else if (!stop)
-            tc_tls_read_start(s->conn);
+        else if (!stop && !s->waiting)
+            tc_tls_read_start(s->conn); /* waiting: mem_wake resumes it */
     }
 }
 
@@ -1048,6 +1589,7 @@ server_new(uv_loop_t *loop, const struct collector_config *cfg,
     srv->tls = tls;
     srv->store = store;
     srv->limits = tc_wire_default_limits;
+    srv->lfd = -1;
     srv->nbuckets = 64;
     srv->buckets = tc_xcalloc(srv->nbuckets, sizeof(*srv->buckets));
     /* No session survives a restart, whatever the last run wrote. */
@@ -1113,13 +1655,8 @@ server_start(struct server *srv)
         log_warnx("listen %s: %s", srv->cfg->listen, uv_strerror(rc));
         goto out;
     }
-    if ((rc = uv_tcp_init(srv->loop, &srv->listener)) < 0)
-        goto out;
-    srv->listening = 1;
-    srv->listener.data = srv;
-    if ((rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0)) < 0 ||
-        (rc = uv_listen((uv_stream_t *)&srv->listener, 511, on_connection)) <
-            0) {
+    raise_nofile(srv->cfg);
+    if ((rc = listener_open(srv, &ss)) < 0) {
         log_warnx("listen %s: %s", srv->cfg->listen, uv_strerror(rc));
         goto out;
     }
@@ -1154,6 +1691,11 @@ listener_close_cb(uv_handle_t *h)
 {
     struct server *srv = h->data;
 
+    if (--srv->lhandles > 0)
+        return;
+    /* Only now: the poll handle must be closed before its socket. */
+    close(srv->lfd);
+    srv->lfd = -1;
     srv->listener_closed = 1;
     check_done(srv);
 }
@@ -1196,8 +1738,10 @@ server_stop(struct server *srv, void (*cb)(void *arg), void *arg)
     srv->stopping = 1;
     srv->stop_cb = cb;
     srv->stop_arg = arg;
-    if (srv->listening)
-        uv_close((uv_handle_t *)&srv->listener, listener_close_cb);
+    if (srv->listening) {
+        uv_close((uv_handle_t *)&srv->lpoll, listener_close_cb);
+        uv_close((uv_handle_t *)&srv->accept_retry, listener_close_cb);
+    }
     if (srv->ticking)
         uv_close((uv_handle_t *)&srv->tick, tick_close_cb);
     /* Last PINGs and disconnects go with the drain's commit. */

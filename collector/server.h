@@ -56,7 +56,11 @@ void server_free(struct server *s);
 
 struct server_stats {
     uint64_t accepted;        /* connections accepted */
-    uint64_t rejected;        /* over max_agents */
+    uint64_t rejected;        /* HELLO over max_agents */
+    uint64_t evicted;         /* oldest pending closed (max_pending,
+                                 or accept out of descriptors) */
+    uint64_t accept_errors;   /* accept failed (EMFILE, ENFILE...) */
+    uint64_t mem_waits;       /* sessions paused: session_memory full */
     uint64_t refused;         /* HELLO refused (identity, version) */
     uint64_t protocol_errors; /* sessions closed for bad input */
     uint64_t timeouts;        /* handshake or idle timeouts */

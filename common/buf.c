@@ -43,6 +43,12 @@ tc_buf_reserve(struct tc_buf *b, size_t extra)
     ncap = b->cap ? b->cap : 4096;
     while (ncap < want)
         ncap *= 2;
+    /*
+     * Never more than max: want <= max here, and doubling past it would
+     * allocate (and let a caller count) up to twice the cap.
+     */
+    if (ncap > b->max)
+        ncap = b->max;
     b->data = tc_xrealloc(b->data, ncap);
     b->cap = ncap;
     return 0;

@@ -100,8 +100,20 @@ struct tc_tls_conn {
     char reason[192];    /* on_close reason, NUL-terminated */
     char peer_addr[64];  /* "ip:port" or "[ip6]:port" */
     char peer_name[256]; /* verified peer CN, "" before on_ready */
-    uint8_t rbuf[TLS_RBUF_SIZE];
+    /*
+     * TLS_RBUF_SIZE bytes, owned, or NULL until the first read: an idle
+     * connection (anyone can open thousands) costs no read buffer.
+     */
+    uint8_t *rbuf;
 };
+
+static uint8_t *
+tls_rbuf(struct tc_tls_conn *c)
+{
+    if (c->rbuf == NULL)
+        c->rbuf = tc_xmalloc(TLS_RBUF_SIZE);
+    return c->rbuf;
+}
 
 /* A write request and the ciphertext it carries; freed in its callback. */
 struct tls_wreq {
@@ -196,6 +208,7 @@ tls_handle_close_cb(uv_handle_t *h)
     SSL_free(c->ssl);
     tc_buf_close(&c->early);
     ctx_unref(c->ctx);
+    free(c->rbuf);
     free(c);
 }
 
@@ -218,8 +231,8 @@ tls_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     struct tc_tls_conn *c = h->data;
 
     (void)suggested;
-    buf->base = (char *)c->rbuf;
-    buf->len = sizeof(c->rbuf);
+    buf->base = (char *)tls_rbuf(c);
+    buf->len = TLS_RBUF_SIZE;
 }
 
 static void tls_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
@@ -557,7 +570,7 @@ tls_read_plain(struct tc_tls_conn *c)
          * rbuf doubles as the plaintext buffer: its ciphertext was
          * already copied into rbio by tls_read_cb.
          */
-        if (SSL_read_ex(c->ssl, c->rbuf, sizeof(c->rbuf), &n) == 1) {
+        if (SSL_read_ex(c->ssl, tls_rbuf(c), TLS_RBUF_SIZE, &n) == 1) {
             c->cbs.on_data(c, c->rbuf, n);
             continue;
         }
@@ -726,25 +739,14 @@ tls_conn_discard(struct tc_tls_conn *c)
     tls_close_now(c);
 }
 
-int
-tc_tls_accept(uv_stream_t *server, struct tc_tls_ctx *ctx,
-              const struct tc_tls_cbs *cbs, void *data,
-              struct tc_tls_conn **out)
+/* The accept side once c->tcp holds the connected socket. */
+static int
+tls_accept_start(struct tc_tls_conn *c, struct tc_tls_conn **out)
 {
     struct sockaddr_storage ss;
-    struct tc_tls_conn *c;
     int len = (int)sizeof(ss);
     int r;
 
-    *out = NULL;
-    if (!ctx->server)
-        return -EINVAL;
-    if ((c = tls_conn_new(server->loop, ctx, cbs, data)) == NULL)
-        return -ENOMEM;
-    if ((r = uv_accept(server, (uv_stream_t *)&c->tcp)) < 0) {
-        tls_conn_discard(c);
-        return r;
-    }
     c->connected = 1;
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
         tls_format_addr((struct sockaddr *)&ss, c->peer_addr,
@@ -763,6 +765,51 @@ tc_tls_accept(uv_stream_t *server, struct tc_tls_ctx *ctx,
     c->notify = 1;
     *out = c;
     return 0;
+}
+
+int
+tc_tls_accept(uv_stream_t *server, struct tc_tls_ctx *ctx,
+              const struct tc_tls_cbs *cbs, void *data,
+              struct tc_tls_conn **out)
+{
+    struct tc_tls_conn *c;
+    int r;
+
+    *out = NULL;
+    if (!ctx->server)
+        return -EINVAL;
+    if ((c = tls_conn_new(server->loop, ctx, cbs, data)) == NULL)
+        return -ENOMEM;
+    if ((r = uv_accept(server, (uv_stream_t *)&c->tcp)) < 0) {
+        tls_conn_discard(c);
+        return r;
+    }
+    return tls_accept_start(c, out);
+}
+
+int
+tc_tls_accept_fd(uv_loop_t *loop, uv_os_sock_t fd, struct tc_tls_ctx *ctx,
+                 const struct tc_tls_cbs *cbs, void *data,
+                 struct tc_tls_conn **out)
+{
+    struct tc_tls_conn *c;
+    int r;
+
+    *out = NULL;
+    if (!ctx->server) {
+        close(fd);
+        return -EINVAL;
+    }
+    if ((c = tls_conn_new(loop, ctx, cbs, data)) == NULL) {
+        close(fd);
+        return -ENOMEM;
+    }
+    if ((r = uv_tcp_open(&c->tcp, fd)) < 0) {
+        close(fd); /* not the handle's yet */
+        tls_conn_discard(c);
+        return r;
+    }
+    return tls_accept_start(c, out);
 }
 
 static void

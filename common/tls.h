@@ -91,6 +91,16 @@ int tc_tls_accept(uv_stream_t *server, struct tc_tls_ctx *ctx,
                   struct tc_tls_conn **out);
 
 /*
+ * The same for a socket the caller accepted itself (a listener that
+ * must see accept's errors, such as EMFILE, which libuv's own listener
+ * handles silently). The conn takes fd, whatever the result: on
+ * failure it is closed.
+ */
+int tc_tls_accept_fd(uv_loop_t *loop, uv_os_sock_t fd, struct tc_tls_ctx *ctx,
+                     const struct tc_tls_cbs *cbs, void *data,
+                     struct tc_tls_conn **out);
+
+/*
  * Connect to addr and handshake, verifying server_name. Failures after
  * this returns 0 are reported through on_close.
  */

@@ -119,8 +119,11 @@ tc_wire_next(const uint8_t *data, size_t len, uint32_t max_frame,
     /*
      * A zero length can never be a valid body (the smallest is a few
      * bytes), and treating it as "need more" would stall the session.
+     * It is malformed, not too large: callers say so differently.
      */
-    if (n == 0 || n > max_frame)
+    if (n == 0)
+        return -EBADMSG;
+    if (n > max_frame)
         return -EMSGSIZE;
 #if LONG_MAX < 0x100000004
     /* A 32-bit long cannot return every length the header can carry. */
@@ -474,6 +477,7 @@ enum vtype {
     V_STATE,  /* int32_t, -1..3 */
     V_COUNT,  /* uint32_t >= 1 */
     V_SCHEMA, /* must be 1; not stored */
+    V_HB,     /* uint64_t ms: 0 or TC_WIRE_HB_MIN..TC_WIRE_HB_MAX */
 };
 
 struct wkey {
@@ -525,7 +529,13 @@ static const struct wkey hello_keys[] = {
     WK("agent", V_STR, 1, tc_hello, agent),
     WK("epoch", V_U64, 1, tc_hello, epoch),
     WK("sw", V_STR, 0, tc_hello, software),
-    WK("hb", V_U64, 0, tc_hello, heartbeat_ms),
+    /*
+     * Bounded: the collector multiplies it into its silence deadline,
+     * and 2^62 ms made an agent "silent for 0s" every second.
+     */
+    {"hb", 2, V_HB, 0, offsetof(struct tc_hello, heartbeat_ms), 0,
+     "heartbeat \"hb\" out of range (0, or 1000 to 86400000 ms)",
+     "missing key \"hb\""},
 };
 
 static const struct wkey welcome_keys[] = {
@@ -733,6 +743,12 @@ get_value(const struct wkey *w, const msgpack_object *o, char *base,
         return get_u64(o, (uint64_t *)dst);
     case V_SEQ:
         if (!get_u64(o, &u) || u < 1)
+            return false;
+        *(uint64_t *)dst = u;
+        return true;
+    case V_HB:
+        if (!get_u64(o, &u) ||
+            (u != 0 && (u < TC_WIRE_HB_MIN || u > TC_WIRE_HB_MAX)))
             return false;
         *(uint64_t *)dst = u;
         return true;
@@ -1323,6 +1339,12 @@ dget_value(struct dcur *c, const struct wkey *w, const struct dtok *t,
         return dget_u64(t, (uint64_t *)dst);
     case V_SEQ:
         if (!dget_u64(t, &u) || u < 1)
+            return false;
+        *(uint64_t *)dst = u;
+        return true;
+    case V_HB:
+        if (!dget_u64(t, &u) ||
+            (u != 0 && (u < TC_WIRE_HB_MIN || u > TC_WIRE_HB_MAX)))
             return false;
         *(uint64_t *)dst = u;
         return true;

@@ -34,6 +34,9 @@
 #define TC_WIRE_MAX_ELEMS 65536u     /* default array/map entries */
 #define TC_WIRE_MAX_DEPTH 8          /* default nesting depth */
 #define TC_WIRE_MAX_BATCH 10000u     /* default events per EVENTS */
+/* HELLO's heartbeat ("hb"), ms, when said: 1 s to 1 day. */
+#define TC_WIRE_HB_MIN 1000u
+#define TC_WIRE_HB_MAX (86400u * 1000)
 
 enum tc_frame_type {
     TC_F_HELLO = 1,
@@ -191,8 +194,8 @@ void tc_frame_close(struct tc_frame *f);
 /*
  * Find the next frame in a byte stream. Returns the number of bytes the
  * frame occupies (header + body) and sets *body and *body_len, 0 if more
- * bytes are needed, or -EMSGSIZE if the announced length is over
- * max_frame or zero.
+ * bytes are needed, -EMSGSIZE if the announced length is over max_frame,
+ * or -EBADMSG if it is zero (no body can be empty).
  */
 long tc_wire_next(const uint8_t *data, size_t len, uint32_t max_frame,
                   const uint8_t **body, size_t *body_len);

@@ -29,6 +29,7 @@ static const char example[] =
     "tls: {ca: pki/ca.crt, cert: pki/collector.crt, key: pki/collector.key}\n"
     "store: {path: state/collector.db, sync: normal}\n"
     "limits: {pipeline_max_bytes: 128MiB, max_agents: 500, "
+    "max_pending: 64, sessions_per_agent: 3, session_memory: 64MiB, "
     "handshake_timeout: 3s, idle_timeout: 5m}\n"
     "commit_interval: 20ms\n";
 
@@ -81,6 +82,9 @@ test_example(void **state)
     assert_int_equal(c->store_sync, CONFIG_SYNC_NORMAL);
     assert_int_equal(c->pipeline_max_bytes, 128ULL << 20);
     assert_int_equal(c->max_agents, 500);
+    assert_int_equal(c->max_pending, 64);
+    assert_int_equal(c->sessions_per_agent, 3);
+    assert_int_equal(c->session_memory, 64ULL << 20);
     assert_int_equal(c->handshake_timeout_ms, 3000);
     assert_int_equal(c->idle_timeout_ms, 300000);
     assert_int_equal(c->commit_interval_ms, 20);
@@ -103,6 +107,9 @@ test_defaults(void **state)
     assert_int_equal(c->store_sync, CONFIG_SYNC_FULL);
     assert_int_equal(c->pipeline_max_bytes, 64ULL << 20);
     assert_int_equal(c->max_agents, 10000);
+    assert_int_equal(c->max_pending, 1024);
+    assert_int_equal(c->sessions_per_agent, 4);
+    assert_int_equal(c->session_memory, 256ULL << 20);
     assert_int_equal(c->handshake_timeout_ms, 10000);
     assert_int_equal(c->idle_timeout_ms, 120000);
     assert_int_equal(c->commit_interval_ms, 5);
@@ -151,6 +158,7 @@ test_unknown_keys(void **state)
     tu_assert_contains(err,
                        "collector.yaml:5: unknown key 'max_agent' in limits "
                        "(valid: pipeline_max_bytes, max_agents, "
+                       "max_pending, sessions_per_agent, session_memory, "
                        "handshake_timeout, idle_timeout)");
     tu_assert_contains(err,
                        "collector.yaml:7: unknown key 'listne' in top level "

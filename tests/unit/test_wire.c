@@ -125,6 +125,38 @@ test_hello(void **state)
     assert_true(f.u.hello.epoch == 0);
     assert_true(f.u.hello.heartbeat_ms == 0);
 
+    /*
+     * The heartbeat is bounded (issue 9, item 7): 1 s to 1 day when
+     * said. 2^62 made the collector call the agent silent every second.
+     */
+    {
+        static const uint64_t ok[] = {TC_WIRE_HB_MIN, TC_WIRE_HB_MAX};
+        static const uint64_t bad[] = {
+            1, TC_WIRE_HB_MIN - 1, TC_WIRE_HB_MAX + 1, 1ULL << 62, UINT64_MAX};
+        const uint8_t *body;
+        size_t blen;
+        const char *why = NULL;
+
+        for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+            tc_buf_reset(&b);
+            m.heartbeat_ms = ok[i];
+            assert_int_equal(tc_wire_encode_hello(&b, &m), 0);
+            assert_int_equal(decode_one(&b, NULL, &f), 0);
+            assert_true(f.u.hello.heartbeat_ms == ok[i]);
+        }
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            tc_buf_reset(&b);
+            m.heartbeat_ms = bad[i];
+            assert_int_equal(tc_wire_encode_hello(&b, &m), 0);
+            assert_int_equal(tc_wire_next(tc_buf_head(&b), tc_buf_size(&b),
+                                          TC_WIRE_MAX_FRAME, &body, &blen),
+                             (long)tc_buf_size(&b));
+            assert_int_equal(decode_body_err(body, blen, NULL, &why), -EBADMSG);
+            assert_non_null(strstr(why, "\"hb\" out of range"));
+        }
+        m.heartbeat_ms = 0;
+    }
+
     /* vmin > vmax is not a version range. */
     tc_buf_reset(&b);
     m.version_min = 4;
@@ -691,9 +723,12 @@ test_next(void **state)
     size_t blen = 0;
     long n1, n2;
 
+    /* Length 0 is malformed, not "too large" (issue 9, item 11). */
     assert_int_equal(
         tc_wire_next(zero, sizeof(zero), TC_WIRE_MAX_FRAME, &body, &blen),
-        -EMSGSIZE);
+        -EBADMSG);
+    assert_int_equal(tc_wire_next(zero, 4, TC_WIRE_MAX_FRAME, &body, &blen),
+                     -EBADMSG);
     assert_int_equal(
         tc_wire_next(big, sizeof(big), TC_WIRE_MAX_FRAME, &body, &blen),
         -EMSGSIZE);
@@ -812,7 +847,7 @@ struct tframe {
 
 static const struct tkey hello_k[] = {{"vmin", 'u', 1},  {"vmax", 'u', 1},
                                       {"agent", 's', 1}, {"epoch", 'u', 1},
-                                      {"sw", 's', 0},    {"hb", 'u', 0}};
+                                      {"sw", 's', 0},    {"hb", 'H', 0}};
 static const struct tkey welcome_k[] = {
     {"v", 'u', 1}, {"collector", 's', 1}, {"hwm", 'u', 1}, {"known", 'B', 1}};
 static const struct tkey ack_k[] = {{"seq", 'u', 1}};
@@ -858,6 +893,9 @@ pack_good(msgpack_packer *pk, char kind)
     case 'Q':
     case 'C':
         msgpack_pack_uint64(pk, 1);
+        break;
+    case 'H': /* a heartbeat, ms: 1 s to 1 day */
+        msgpack_pack_uint64(pk, 30000);
         break;
     case 'i':
         msgpack_pack_int64(pk, -7);
@@ -914,7 +952,7 @@ pack_bad(msgpack_packer *pk, char kind, int how)
         msgpack_pack_bin_body(pk, "1", 1);
         return 1;
     case W_INT:
-        if (strchr("uvQCiST", kind))
+        if (strchr("uvQCiSTH", kind))
             return 0;
         msgpack_pack_uint8(pk, 1);
         return 1;
@@ -926,6 +964,9 @@ pack_bad(msgpack_packer *pk, char kind, int how)
             return 1;
         case 'S':
             msgpack_pack_uint8(pk, 5);
+            return 1;
+        case 'H':
+            msgpack_pack_uint64(pk, 1ULL << 62);
             return 1;
         case 'T':
             msgpack_pack_int8(pk, 4);
