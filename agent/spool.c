@@ -241,6 +241,8 @@ struct spool {
     int seq_logged;           /* 1 once "no seq left" was logged */
     int room_short;           /* a commit was refused or hit a full disk
                                  since the spool last drained */
+    int64_t full_logged_ns;   /* tc_mono_ns of the last "disk full" line */
+    uint64_t full_quiet;      /* disk-full failures not logged since */
     struct spool_ckpt *ck;    /* owned: the checkpoint connection; NULL
                                  until one is due, and after idle trims */
     int ckpt_failed;          /* it could not be opened (until a trim) */
@@ -345,9 +347,31 @@ spool_errno(int rc)
     }
 }
 
+/* A full disk is said once a minute, with how often it was hit since. */
+#define SPOOL_FULL_LOG_NS (60 * 1000000000LL)
+
 static int
 spool_fail(struct spool *s, const char *what, int rc)
 {
+    /*
+     * Whoever else keeps the disk full makes every commit fail the same
+     * way, and the tail retries it every pass: one line a minute says
+     * it without filling the log (and the disk) further.
+     */
+    if ((rc & 0xff) == SQLITE_FULL) {
+        int64_t now = tc_mono_ns();
+
+        if (s->full_logged_ns && now - s->full_logged_ns < SPOOL_FULL_LOG_NS) {
+            s->full_quiet++;
+            return spool_errno(rc);
+        }
+        log_warnx("spool %s: %s: %s (%" PRIu64 " more since the last "
+                  "report)",
+                  s->path, what, sqlite3_errmsg(s->db), s->full_quiet);
+        s->full_logged_ns = now;
+        s->full_quiet = 0;
+        return spool_errno(rc);
+    }
     log_warnx("spool %s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
     return spool_errno(rc);
 }

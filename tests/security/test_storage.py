@@ -220,6 +220,57 @@ def test_agent_recovers_from_full_state_dir(env):
     ag.wait_log(r"drained after running out of disk space; WAL truncated")
 
 
+def test_disk_filled_by_another_program(env):
+    """Another program fills the agent's state_dir filesystem to the last
+    byte while lines keep coming. The agent says so in a few lines, not
+    one per retry, keeps its offset, and once the filler is gone every
+    line arrives exactly once without a restart."""
+    env.make_pki(agents=("web-01",))
+    log = env.write("logs/app.log", "")
+    env.collector_config()
+    col = env.collector().start()
+    col.wait_log("listening on")
+    state = os.path.join(env.dir, "state", "web-01")
+    mount_tmpfs(env, state, "4m")
+    conf = env.agent_config("web-01", [(log, [("line", "^L", "info")])],
+                            extra="tail: {read_max_bytes: 64KiB}\n")
+    ag = env.agent(conf).start()
+    ag.wait_log("connected to")
+    pad = "z" * 150
+    with open(log, "a") as f:
+        f.write("".join("L%d %s\n" % (i, pad) for i in range(100)))
+    e2e.wait_for(lambda: len(line_ids(env.events())) >= 100, 30, "the first 100 lines")
+    # Fill what is left, byte for byte, as a runaway program would.
+    filler = os.path.join(state, "filler")
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    for chunk in (65536, 4096, 1):
+        try:
+            while True:
+                os.write(fd, b"\0" * chunk)
+        except OSError:
+            pass
+    os.close(fd)
+    before = len(ag.log())
+    n = 100
+    for _ in range(20):
+        with open(log, "a") as f:
+            f.write("".join("L%d %s\n" % (n + i, pad) for i in range(50)))
+        n += 50
+        time.sleep(0.3)
+    e2e.check(ag.alive(), "agent died on a full disk")
+    said = [l for l in ag.log()[before:].splitlines()
+            if "No space left" in l or "disk is full" in l or "cannot spool" in l]
+    e2e.check(1 <= len(said) <= 6,
+              "%d lines about the full disk in 6 s (want a few, not one "
+              "per retry):\n%s" % (len(said), "\n".join(said[:10])))
+    os.unlink(filler)
+    got = e2e.wait_for(lambda: (lambda ids: len(ids) >= n and ids)(line_ids(env.events())),
+                       120, "%d lines once the filler is gone" % n, interval=0.5)
+    e2e.check(sorted(got) == list(range(n)),
+              "lines lost or duplicated: %d received, %d unique, %d expected"
+              % (len(got), len(set(got)), n))
+
+
 def test_collector_full_disk_loses_nothing(env):
     """The collector's store fills its filesystem: commits fail and
     nothing is acked, the agent keeps the events; once there is room
@@ -281,6 +332,7 @@ if __name__ == "__main__":
     why = can_mount()
     if why is None:
         tests.append(test_agent_recovers_from_full_state_dir)
+        tests.append(test_disk_filled_by_another_program)
         tests.append(test_collector_full_disk_loses_nothing)
     try:
         e2e.main(tests)
