@@ -276,10 +276,13 @@ def peer_context(env, name):
     return ctx
 
 
-def peer_session(env, name, payload, timeout=10):
+def peer_session(env, name, payload, timeout=10, port_out=None):
     """Connect as agent NAME, send PAYLOAD, read until the collector
-    closes; returns what it sent back."""
+    closes; returns what it sent back. With port_out (a list), our source
+    port is appended to it: the collector names sessions by it."""
     with socket.create_connection(("127.0.0.1", env.port), timeout=timeout) as raw:
+        if port_out is not None:
+            port_out.append(raw.getsockname()[1])
         with peer_context(env, name).wrap_socket(raw, server_hostname="localhost") as s:
             s.sendall(payload)
             return recv_all(s)
