@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "hash.h"
 #include "log.h"
 #include "util.h"
 #include "wire.h"
@@ -129,16 +130,13 @@ checks_fmt_ms(uint64_t ms, char *buf, size_t len)
 uint64_t
 checks_splay_ms(const char *host, const char *name, uint64_t interval_ms)
 {
-    /* FNV-1a: stable across builds and platforms, unlike a seeded hash. */
-    uint64_t h = 0xcbf29ce484222325ULL;
-    const unsigned char *p;
+    /* Stable across builds and platforms, unlike a seeded hash. A
+     * separator byte keeps ("ab", "c") and ("a", "bc") apart. */
+    static const unsigned char sep = 0xff;
+    uint64_t h = tc_hash64_add(TC_HASH64_INIT, host, strlen(host));
 
-    for (p = (const unsigned char *)host; *p != '\0'; p++)
-        h = (h ^ *p) * 0x100000001b3ULL;
-    /* A separator, so that ("ab", "c") and ("a", "bc") differ. */
-    h = (h ^ 0xff) * 0x100000001b3ULL;
-    for (p = (const unsigned char *)name; *p != '\0'; p++)
-        h = (h ^ *p) * 0x100000001b3ULL;
+    h = tc_hash64_add(h, &sep, 1);
+    h = tc_hash64_add(h, name, strlen(name));
     return interval_ms > 0 ? h % interval_ms : 0;
 }
 

@@ -34,6 +34,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "hash.h"
 #include "json.h"
 #include "log.h"
 #include "util.h"
@@ -117,18 +118,6 @@ struct emit {
     int full_logged;       /* "too many windows" logged once */
 };
 
-static uint64_t
-emit_hash(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-
-    for (; *s != '\0'; s++) {
-        h ^= (unsigned char)*s;
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
 static struct emit_entry *
 emit_find(struct emit *e, const char *key, uint64_t h)
 {
@@ -203,7 +192,7 @@ emit_load_cb(void *arg, const struct spool_state *ps)
 {
     struct emit *e = arg;
     struct emit_entry *x;
-    uint64_t h = emit_hash(ps->key);
+    uint64_t h = tc_hash64_str(ps->key);
 
     if (ps->key[0] != EMIT_FOLD && ps->key[0] != EMIT_RATE) {
         log_warnx("emit: ignoring pending state '%s' of unknown kind", ps->key);
@@ -665,7 +654,7 @@ emit_rate(struct emit *e, struct emit_pass *p, const struct agent_rule *r,
     uint64_t h;
 
     emit_key(key, sizeof(key), EMIT_RATE, ev->source.ptr, r->name, NULL);
-    h = emit_hash(key);
+    h = tc_hash64_str(key);
     x = emit_find(e, key, h);
     if (x != NULL && x->due_ts <= now) {
         /* The period ended and the timer has not run yet: close it in
@@ -726,7 +715,7 @@ emit_match(struct emit *e, struct emit_batch *b, const struct emit_source *src,
     if (r != NULL && r->fold_window_ms > 0) {
         emit_key(key, sizeof(key), EMIT_FOLD, src->source, hit->rule,
                  &ev.fingerprint);
-        h = emit_hash(key);
+        h = tc_hash64_str(key);
         x = emit_find(e, key, h);
         if (x != NULL && x->due_ts <= read_ts) {
             /* Closed but not yet ticked: its event goes before this

@@ -76,6 +76,7 @@
 #include <sqlite3.h>
 
 #include "buf.h"
+#include "hash.h"
 #include "log.h"
 #include "perms.h"
 #include "seq.h"
@@ -1954,12 +1955,5 @@ spool_file_put(struct spool *s, const char *path, const struct spool_file *pos)
 uint64_t
 spool_head_hash(const void *p, size_t n)
 {
-    const uint8_t *b = p;
-    uint64_t h = 0xcbf29ce484222325ULL;
-
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
+    return tc_hash64(p, n);
 }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "util.h"
 
 /* Distinct hosts with an active incident of one rule that raise its
@@ -37,7 +38,7 @@
 
 struct fpent {
     char *key;          /* owned; host "\x1f" (fingerprint or rule) */
-    uint32_t hash;      /* FNV-1a of key */
+    uint32_t hash;      /* tc_hash64 of key, low 32 bits */
     uint32_t attempts;  /* consecutive non-OK check results */
     int64_t since;      /* event time of the first of them, ns */
     uint64_t hist;      /* last check states, 2 bits each (FLAP_MASK) */
@@ -123,18 +124,6 @@ incident_verb_parse(const char *s, enum incident_verb *out)
         }
     }
     return -EINVAL;
-}
-
-static uint32_t
-fnv1a(const char *p, size_t n)
-{
-    uint32_t h = 2166136261u;
-
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= 16777619u;
-    }
-    return h;
 }
 
 void
@@ -240,7 +229,7 @@ fp_grow(struct incident_engine *e)
 static struct fpent *
 fp_get(struct incident_engine *e, const char *key, size_t len)
 {
-    uint32_t h = fnv1a(key, len);
+    uint32_t h = (uint32_t)tc_hash64(key, len);
     struct fpent *f = fp_find(e, key, len, h);
 
     if (f != NULL)
@@ -878,7 +867,7 @@ static void
 check_result(struct incident_engine *e, const char *key, size_t kl,
              struct ev_ctx *c, const struct tc_event *ev)
 {
-    struct fpent *fe = fp_find(e, key, kl, fnv1a(key, kl));
+    struct fpent *fe = fp_find(e, key, kl, (uint32_t)tc_hash64(key, kl));
     char d[64];
     int ok = ev->state == 0 || (ev->state < 0 && ev->sev == TC_SEV_OK);
     unsigned state = ok ? 0 : ev->state > 0 && ev->state <= 3 ? ev->state : 2;
@@ -960,7 +949,7 @@ incident_engine_event(struct incident_engine *e, const char *host,
     }
     if (c.sev == TC_SEV_OK) {
         /* A recovery: only the agent's "back" event means anything. */
-        uint32_t h = fnv1a(key, kl);
+        uint32_t h = (uint32_t)tc_hash64(key, kl);
 
         if (strcmp(c.kind, "agent") != 0)
             return;
@@ -990,7 +979,7 @@ host_silent(struct incident_engine *e, const char *host)
 
     if (n < 0 || (size_t)n >= sizeof(key))
         return 0;
-    fe = fp_find(e, key, (size_t)n, fnv1a(key, (size_t)n));
+    fe = fp_find(e, key, (size_t)n, (uint32_t)tc_hash64(key, (size_t)n));
     return fe != NULL && fe->cur != NULL && active(fe->cur);
 }
 

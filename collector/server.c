@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "hash.h"
 #include "ingest.h"
 #include "log.h"
 #include "seq.h"
@@ -205,22 +206,10 @@ mul_sat(uint64_t a, uint64_t b)
 /* ------------------------------------------------------------------ */
 /* Agents table                                                        */
 
-static uint64_t
-hash_name(const char *p, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-
-    for (size_t i = 0; i < n; i++) {
-        h ^= (uint8_t)p[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 static struct agent *
 agent_find(struct server *srv, const char *name, size_t len)
 {
-    struct agent *a = srv->buckets[hash_name(name, len) & (srv->nbuckets - 1)];
+    struct agent *a = srv->buckets[tc_hash64(name, len) & (srv->nbuckets - 1)];
 
     for (; a != NULL; a = a->hnext)
         if (strncmp(a->name, name, len) == 0 && a->name[len] == '\0')
@@ -237,7 +226,7 @@ agents_grow(struct server *srv)
     for (size_t i = 0; i < srv->nbuckets; i++) {
         struct agent *a = srv->buckets[i], *next;
         for (; a != NULL; a = next) {
-            size_t h = hash_name(a->name, strlen(a->name)) & (nb - 1);
+            size_t h = tc_hash64(a->name, strlen(a->name)) & (nb - 1);
             next = a->hnext;
             a->hnext = b[h];
             b[h] = a;
@@ -260,7 +249,7 @@ agent_get(struct server *srv, const char *name)
         agents_grow(srv);
     a = tc_xcalloc(1, sizeof(*a));
     a->name = tc_xstrdup(name);
-    h = hash_name(name, len) & (srv->nbuckets - 1);
+    h = tc_hash64(name, len) & (srv->nbuckets - 1);
     a->hnext = srv->buckets[h];
     srv->buckets[h] = a;
     srv->nagents++;
