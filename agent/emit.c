@@ -37,6 +37,7 @@
 #include "hash.h"
 #include "json.h"
 #include "log.h"
+#include "timefmt.h"
 #include "util.h"
 
 #define EMIT_BUCKETS_MIN 64
@@ -1090,22 +1091,6 @@ emit_json_str(struct tc_buf *b, const char *key, struct tc_str s)
     return rc;
 }
 
-/* RFC 3339 UTC with nanoseconds. */
-static void
-emit_fmt_time(int64_t ns, char *buf, size_t len)
-{
-    time_t t = (time_t)(ns / 1000000000);
-    struct tm tm;
-    size_t n;
-
-    if (gmtime_r(&t, &tm) == NULL) {
-        snprintf(buf, len, "?");
-        return;
-    }
-    n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, len - n, ".%09dZ", (int)(ns % 1000000000));
-}
-
 int
 emit_preview(struct emit *e, const struct emit_source *src,
              const struct rules_hit *hit, const char *line, size_t len,
@@ -1126,7 +1111,7 @@ emit_preview(struct emit *e, const struct emit_source *src,
     rc |= tc_json_key(out, "ts");
     rc |= tc_json_i64(out, ev.ts);
     if (ev.event_ts != 0) {
-        emit_fmt_time(ev.event_ts, iso, sizeof(iso));
+        tc_rfc3339(ev.event_ts, 9, iso, sizeof(iso));
         rc |= tc_json_raw(out, ",");
         rc |= tc_json_key(out, "event_ts");
         rc |= tc_json_i64(out, ev.event_ts);

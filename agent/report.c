@@ -17,6 +17,7 @@
 
 #include "escape.h"
 #include "json.h"
+#include "timefmt.h"
 #include "util.h"
 
 struct rw {
@@ -107,14 +108,10 @@ rw_bool(struct rw *w, const char *key, int v)
 static void
 rw_time(struct rw *w, const char *key, int64_t ns)
 {
-    char iso[40] = "never", k[64];
-    time_t s = (time_t)(ns / 1000000000);
-    struct tm tm;
+    char iso[TC_RFC3339_MAX] = "never", k[64];
 
-    if (ns > 0) {
-        gmtime_r(&s, &tm);
-        strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    }
+    if (ns > 0)
+        tc_rfc3339(ns, 0, iso, sizeof(iso));
     if (w->json) {
         rw_i64(w, key, ns);
         snprintf(k, sizeof(k), "%s_iso", key);

@@ -64,27 +64,6 @@ ctl_esc(char *buf, size_t len, const char *s)
     return buf;
 }
 
-void
-ctl_fmt_time(int64_t ns, char *buf, size_t len)
-{
-    int64_t sec = ns / 1000000000, rem = ns % 1000000000;
-    struct tm tm;
-    time_t t;
-    size_t n;
-
-    if (rem < 0) {
-        rem += 1000000000;
-        sec--;
-    }
-    t = (time_t)sec;
-    if (gmtime_r(&t, &tm) == NULL) {
-        snprintf(buf, len, "?");
-        return;
-    }
-    n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, len - n, ".%03dZ", (int)(rem / 1000000));
-}
-
 const char *
 ctl_default_user(void)
 {

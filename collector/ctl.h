@@ -53,9 +53,6 @@ int ctl_wait_action(struct incidents_store *is, int64_t aid, int *result);
  */
 const char *ctl_esc(char *buf, size_t len, const char *s);
 
-/* RFC 3339 UTC with milliseconds ("2026-11-26T10:00:00.123Z"). */
-void ctl_fmt_time(int64_t ns, char *buf, size_t len);
-
 /* An incident or silence id: a positive decimal. 0 or -EINVAL. */
 int ctl_parse_id(const char *s, int64_t *out);
 

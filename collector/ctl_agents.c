@@ -24,6 +24,7 @@
 #include "json.h"
 #include "log.h"
 #include "store.h"
+#include "timefmt.h"
 #include "util.h"
 
 /* Text columns, in order. */
@@ -73,7 +74,7 @@ json_time(struct tc_buf *b, const char *key, int64_t ns)
     tc_json_raw(b, ",");
     tc_json_key(b, k);
     if (ns > 0) {
-        ctl_fmt_time(ns, iso, sizeof(iso));
+        tc_rfc3339(ns, 3, iso, sizeof(iso));
         tc_json_str(b, iso, strlen(iso));
     } else {
         tc_json_raw(b, "null");
@@ -163,7 +164,7 @@ agent_cb(const struct store_agent *a, void *arg)
     r[COL_NAME] = cell(a->name);
     r[COL_CONN] = cell(a->connected ? "yes" : "no");
     if (a->last_seen > 0)
-        ctl_fmt_time(a->last_seen, iso, sizeof(iso));
+        tc_rfc3339(a->last_seen, 3, iso, sizeof(iso));
     r[COL_SEEN] = cell(a->last_seen > 0 ? iso : NULL);
     r[COL_SW] = cell(a->software);
     r[COL_DEPTH] = cell_u64(a->spool_depth);

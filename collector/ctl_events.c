@@ -23,6 +23,7 @@
 #include "json.h"
 #include "log.h"
 #include "store.h"
+#include "timefmt.h"
 #include "util.h"
 #include "wire.h"
 
@@ -82,7 +83,7 @@ event_json(struct tc_buf *b, const struct tc_event *e, enum store_origin o)
 {
     char iso[64];
 
-    ctl_fmt_time(e->ts, iso, sizeof(iso));
+    tc_rfc3339(e->ts, 3, iso, sizeof(iso));
     tc_json_raw(b, "{");
     tc_json_key(b, "host");
     tc_json_str(b, e->host.ptr ? e->host.ptr : "", e->host.len);
@@ -101,7 +102,7 @@ event_json(struct tc_buf *b, const struct tc_event *e, enum store_origin o)
     /* The time the event itself carries (a rule's time capture, or
      * journald's), beside ts, the time the agent read it. */
     if (e->event_ts != 0) {
-        ctl_fmt_time(e->event_ts, iso, sizeof(iso));
+        tc_rfc3339(e->event_ts, 3, iso, sizeof(iso));
         tc_json_raw(b, ",");
         tc_json_key(b, "event_ts");
         tc_json_i64(b, e->event_ts);
@@ -145,7 +146,7 @@ event_text(struct tc_buf *b, const struct tc_event *e)
     char head[128];
     int n;
 
-    ctl_fmt_time(e->ts, head, sizeof(head));
+    tc_rfc3339(e->ts, 3, head, sizeof(head));
     tc_buf_append(b, head, strlen(head));
     tc_buf_append(b, " ", 1);
     text_str(b, e->host);

@@ -29,6 +29,7 @@
 #include "json.h"
 #include "log.h"
 #include "store.h"
+#include "timefmt.h"
 #include "util.h"
 #include "wire.h"
 
@@ -73,7 +74,7 @@ jtime(struct tc_buf *b, const char *key, int64_t ns)
     jint(b, key, ns);
     if (ns == 0)
         return;
-    ctl_fmt_time(ns, iso, sizeof(iso));
+    tc_rfc3339(ns, 3, iso, sizeof(iso));
     snprintf(k, sizeof(k), "%s_iso", key);
     jstr(b, k, iso, 0);
 }
@@ -120,7 +121,7 @@ incident_text(struct tc_buf *b, const struct incident *in)
     char line[1024], iso[64], host[256], rule[256];
     int n;
 
-    ctl_fmt_time(in->last_seen, iso, sizeof(iso));
+    tc_rfc3339(in->last_seen, 3, iso, sizeof(iso));
     n = snprintf(
         line, sizeof(line),
         "%-6" PRId64 " P%d %-12s %-8s %-16s %-24s %8" PRIu64 " %s%s%s\n",
@@ -269,7 +270,7 @@ show_note_cb(const struct incident_note *n, void *arg)
     struct show_ctx *c = arg;
     char iso[64];
 
-    ctl_fmt_time(n->ts, iso, sizeof(iso));
+    tc_rfc3339(n->ts, 3, iso, sizeof(iso));
     if (c->json) {
         tc_json_raw(&c->out, c->nnotes ? ",\n  {" : "\n  {");
         jstr(&c->out, "ts_iso", iso, 1);
@@ -311,7 +312,7 @@ show_batch_cb(const struct store_batch *sb, uint32_t skip, void *arg)
             continue;
         slot = &c->ev[c->nev++ % SHOW_EVENTS];
         free(*slot);
-        ctl_fmt_time(e->event_ts ? e->event_ts : e->ts, iso, sizeof(iso));
+        tc_rfc3339(e->event_ts ? e->event_ts : e->ts, 3, iso, sizeof(iso));
         *slot = tc_xasprintf("%s %s count=%" PRIu32 " %.*s", iso,
                              tc_severity_name(e->sev), e->count,
                              (int)(e->message.len > 300 ? 300 : e->message.len),

@@ -30,6 +30,7 @@
 #include "incidents_store.h"
 #include "json.h"
 #include "log.h"
+#include "timefmt.h"
 #include "util.h"
 
 #define MATCHERS_MAX 512 /* bytes of the joined matchers */
@@ -166,8 +167,8 @@ silences_add(const struct ctl_opts *o, int argc, char **argv)
         log_warnx("%s: %s", cfg->store_path, incidents_store_errmsg(is));
         goto out;
     }
-    ctl_fmt_time(sil.start, iso1, sizeof(iso1));
-    ctl_fmt_time(sil.end, iso2, sizeof(iso2));
+    tc_rfc3339(sil.start, 3, iso1, sizeof(iso1));
+    tc_rfc3339(sil.end, 3, iso2, sizeof(iso2));
     if (!ctl_wait_action(is, aid, &result)) {
         printf("silence %" PRId64 " recorded (%s .. %s, %s); the collector "
                "applies it when it runs\n",
@@ -205,8 +206,8 @@ list_cb(const struct incidents_silence_row *r, void *arg)
                                                 : "active";
     char s[64], e[64];
 
-    ctl_fmt_time(r->starts_at, s, sizeof(s));
-    ctl_fmt_time(end, e, sizeof(e));
+    tc_rfc3339(r->starts_at, 3, s, sizeof(s));
+    tc_rfc3339(end, 3, e, sizeof(e));
     if (c->json) {
         struct tc_buf b;
 

@@ -30,6 +30,7 @@
 #include "log.h"
 #include "seq.h"
 #include "store.h"
+#include "timefmt.h"
 #include "tls.h"
 #include "util.h"
 #include "wire.h"
@@ -398,9 +399,7 @@ agent_check_silent(struct server *srv, struct agent *a, int64_t now)
     /* hb came from the peer (or a store written before it was bounded). */
     int64_t limit = mul_sat(hb, (uint64_t)SILENT_AFTER * 1000000);
     int64_t ref = a->last_seen, since;
-    char msg[512], dur[32], hbs[32], iso[32];
-    time_t t;
-    struct tm tm;
+    char msg[512], dur[32], hbs[32], iso[TC_RFC3339_MAX];
 
     if (a->silent_since != 0)
         return; /* said once; "back" comes with its next frame */
@@ -421,10 +420,7 @@ agent_check_silent(struct server *srv, struct agent *a, int64_t now)
     since = a->last_seen > 0 ? a->last_seen : srv->started_at;
     fmt_dur(now - since, dur, sizeof(dur));
     fmt_hb(hb, hbs, sizeof(hbs));
-    t = (time_t)(since / 1000000000);
-    if (gmtime_r(&t, &tm) == NULL ||
-        strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(iso, sizeof(iso), "?");
+    tc_rfc3339(since, 0, iso, sizeof(iso));
     snprintf(msg, sizeof(msg),
              "agent %s silent for %s (heartbeat %s, last "
              "seen %s)",

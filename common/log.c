@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "escape.h"
+#include "timefmt.h"
 
 static const char *log_progname = "tocsin"; /* static string, not owned */
 static int log_foreground = 1;              /* 1: stderr, 0: syslog */
@@ -61,14 +62,13 @@ vlog(int pri, const char *fmt, va_list ap, int with_errno)
     tc_escape(msg, sizeof(msg), raw, strlen(raw));
     if (log_foreground) {
         struct timespec ts;
-        struct tm tm;
-        char when[32];
+        char when[TC_RFC3339_MAX];
 
         clock_gettime(CLOCK_REALTIME, &ts);
-        gmtime_r(&ts.tv_sec, &tm);
-        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-        fprintf(stderr, "%s.%03ldZ %s[%d]: %s\n", when, ts.tv_nsec / 1000000,
-                log_progname, (int)getpid(), msg);
+        tc_rfc3339((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, 3, when,
+                   sizeof(when));
+        fprintf(stderr, "%s %s[%d]: %s\n", when, log_progname, (int)getpid(),
+                msg);
     } else {
         syslog(pri, "%s", msg);
     }
