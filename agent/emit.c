@@ -35,10 +35,9 @@
 #include <time.h>
 
 #include "hash.h"
-#include "json.h"
 #include "log.h"
-#include "timefmt.h"
 #include "util.h"
+#include "view.h"
 
 #define EMIT_BUCKETS_MIN 64
 /* Open windows at most; past it lines are sent unfolded (counted). */
@@ -1062,77 +1061,17 @@ emit_parse_time(const char *s, size_t len, const char *format, int64_t now,
 
 /* --- preview (test-rules) ----------------------------------------- */
 
-static int
-emit_json_kv(struct tc_buf *b, const char *key, const struct tc_kv *kv,
-             uint32_t n)
-{
-    int rc = tc_json_raw(b, ",");
-
-    rc |= tc_json_key(b, key);
-    rc |= tc_json_raw(b, "{");
-    for (uint32_t i = 0; i < n; i++) {
-        if (i > 0)
-            rc |= tc_json_raw(b, ",");
-        rc |= tc_json_str(b, kv[i].key.ptr, kv[i].key.len);
-        rc |= tc_json_raw(b, ":");
-        rc |= tc_json_str(b, kv[i].val.ptr, kv[i].val.len);
-    }
-    rc |= tc_json_raw(b, "}");
-    return rc;
-}
-
-static int
-emit_json_str(struct tc_buf *b, const char *key, struct tc_str s)
-{
-    int rc = tc_json_raw(b, ",");
-
-    rc |= tc_json_key(b, key);
-    rc |= tc_json_str(b, s.ptr ? s.ptr : "", s.len);
-    return rc;
-}
-
 int
 emit_preview(struct emit *e, const struct emit_source *src,
              const struct rules_hit *hit, const char *line, size_t len,
              int64_t read_ts, struct tc_buf *out)
 {
+    struct tc_view_event_opts vo = {.iso_digits = 9};
     struct tc_event ev;
     uint32_t nl;
-    char iso[64];
-    int bad_time, rc = 0;
 
     if (hit->conf != NULL && hit->conf->action == AGENT_ACTION_DROP)
         return 0;
-    emit_build(e, src, hit, line, len, read_ts, &ev, &nl, &bad_time);
-    rc |= tc_json_raw(out, "{");
-    rc |= tc_json_key(out, "host");
-    rc |= tc_json_str(out, ev.host.ptr, ev.host.len);
-    rc |= tc_json_raw(out, ",");
-    rc |= tc_json_key(out, "ts");
-    rc |= tc_json_i64(out, ev.ts);
-    if (ev.event_ts != 0) {
-        tc_rfc3339(ev.event_ts, 9, iso, sizeof(iso));
-        rc |= tc_json_raw(out, ",");
-        rc |= tc_json_key(out, "event_ts");
-        rc |= tc_json_i64(out, ev.event_ts);
-        rc |= emit_json_str(out, "event_ts_iso", tc_str_c(iso));
-    } else if (bad_time) {
-        rc |= tc_json_raw(out, ",");
-        rc |= tc_json_key(out, "event_ts_error");
-        rc |= tc_json_raw(out, "true");
-    }
-    rc |= emit_json_str(out, "kind", ev.kind);
-    rc |= emit_json_str(out, "source", ev.source);
-    rc |= emit_json_str(out, "rule", ev.rule);
-    rc |= emit_json_str(out, "severity", tc_str_c(tc_severity_name(ev.sev)));
-    rc |= emit_json_str(out, "message", ev.message);
-    if (ev.fingerprint.len > 0)
-        rc |= emit_json_str(out, "fingerprint", ev.fingerprint);
-    rc |= tc_json_raw(out, ",");
-    rc |= tc_json_key(out, "count");
-    rc |= tc_json_u64(out, ev.count);
-    rc |= emit_json_kv(out, "labels", ev.labels, ev.nlabels);
-    rc |= emit_json_kv(out, "fields", ev.fields, ev.nfields);
-    rc |= tc_json_raw(out, "}");
-    return rc < 0 ? -ENOBUFS : 1;
+    emit_build(e, src, hit, line, len, read_ts, &ev, &nl, &vo.event_ts_error);
+    return tc_view_event_json(out, &ev, &vo) < 0 ? -ENOBUFS : 1;
 }

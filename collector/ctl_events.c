@@ -25,6 +25,7 @@
 #include "store.h"
 #include "timefmt.h"
 #include "util.h"
+#include "view.h"
 #include "wire.h"
 
 #define EVENTS_DEFAULT_LIMIT 100
@@ -45,89 +46,6 @@ events_usage(FILE *f)
 {
     fprintf(f, "usage: tocsinctl events list [--json] [--host H] "
                "[--limit N]\n");
-}
-
-static void
-json_kv_str(struct tc_buf *b, const char *key, struct tc_str s)
-{
-    tc_json_raw(b, ",");
-    tc_json_key(b, key);
-    tc_json_str(b, s.ptr ? s.ptr : "", s.len);
-}
-
-static void
-json_map(struct tc_buf *b, const char *key, const struct tc_kv *kv, uint32_t n)
-{
-    tc_json_raw(b, ",");
-    tc_json_key(b, key);
-    tc_json_raw(b, "{");
-    for (uint32_t i = 0; i < n; i++) {
-        if (i > 0)
-            tc_json_raw(b, ",");
-        tc_json_str(b, kv[i].key.ptr, kv[i].key.len);
-        tc_json_raw(b, ":");
-        tc_json_str(b, kv[i].val.ptr, kv[i].val.len);
-    }
-    tc_json_raw(b, "}");
-}
-
-static const char *
-sev_name(enum tc_severity s)
-{
-    const char *n = tc_severity_name(s);
-    return n ? n : "unknown";
-}
-
-static void
-event_json(struct tc_buf *b, const struct tc_event *e, enum store_origin o)
-{
-    char iso[64];
-
-    tc_rfc3339(e->ts, 3, iso, sizeof(iso));
-    tc_json_raw(b, "{");
-    tc_json_key(b, "host");
-    tc_json_str(b, e->host.ptr ? e->host.ptr : "", e->host.len);
-    tc_json_raw(b, ",");
-    tc_json_key(b, "seq");
-    tc_json_u64(b, e->seq);
-    /* Collector events about an agent have their own seq space. */
-    json_kv_str(b, "origin",
-                tc_str_c(o == STORE_ORIGIN_COLLECTOR ? "collector" : "agent"));
-    tc_json_raw(b, ",");
-    tc_json_key(b, "ts");
-    tc_json_i64(b, e->ts);
-    tc_json_raw(b, ",");
-    tc_json_key(b, "ts_iso");
-    tc_json_str(b, iso, strlen(iso));
-    /* The time the event itself carries (a rule's time capture, or
-     * journald's), beside ts, the time the agent read it. */
-    if (e->event_ts != 0) {
-        tc_rfc3339(e->event_ts, 3, iso, sizeof(iso));
-        tc_json_raw(b, ",");
-        tc_json_key(b, "event_ts");
-        tc_json_i64(b, e->event_ts);
-        tc_json_raw(b, ",");
-        tc_json_key(b, "event_ts_iso");
-        tc_json_str(b, iso, strlen(iso));
-    }
-    json_kv_str(b, "kind", e->kind);
-    json_kv_str(b, "source", e->source);
-    json_kv_str(b, "rule", e->rule);
-    json_kv_str(b, "severity", tc_str_c(sev_name(e->sev)));
-    if (e->state >= 0) {
-        tc_json_raw(b, ",");
-        tc_json_key(b, "state");
-        tc_json_i64(b, e->state);
-    }
-    json_kv_str(b, "message", e->message);
-    if (e->fingerprint.len > 0)
-        json_kv_str(b, "fingerprint", e->fingerprint);
-    tc_json_raw(b, ",");
-    tc_json_key(b, "count");
-    tc_json_u64(b, e->count);
-    json_map(b, "labels", e->labels, e->nlabels);
-    json_map(b, "fields", e->fields, e->nfields);
-    tc_json_raw(b, "}");
 }
 
 /* Text output stays one line per event and drives no terminal. */
@@ -151,7 +69,8 @@ event_text(struct tc_buf *b, const struct tc_event *e)
     tc_buf_append(b, " ", 1);
     text_str(b, e->host);
     n = snprintf(head, sizeof(head), " %" PRIu64 " %s ", e->seq,
-                 sev_name(e->sev));
+                 tc_severity_name(e->sev) ? tc_severity_name(e->sev)
+                                          : "unknown");
     tc_buf_append(b, head, (size_t)n);
     text_str(b, e->rule);
     tc_buf_append(b, " ", 1);
@@ -180,9 +99,12 @@ batch_cb(const struct store_batch *sb, uint32_t skip, void *arg)
         tc_buf_reset(&ls->out);
         if (ls->json)
             tc_json_raw(&ls->out, ls->printed ? ",\n" : "\n");
-        if (ls->json)
-            event_json(&ls->out, &evs->ev[i], sb->origin);
-        else
+        if (ls->json) {
+            struct tc_view_event_opts vo = {
+                .origin = store_origin_name(sb->origin), .iso_digits = 3};
+
+            tc_view_event_json(&ls->out, &evs->ev[i], &vo);
+        } else
             event_text(&ls->out, &evs->ev[i]);
         if (!ls->json)
             tc_buf_append(&ls->out, "\n", 1);

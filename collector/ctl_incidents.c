@@ -31,11 +31,14 @@
 #include "store.h"
 #include "timefmt.h"
 #include "util.h"
+#include "view.h"
 #include "wire.h"
 
 /* Events of the host scanned for "show", and how many are printed. */
 #define SHOW_SCAN 5000
 #define SHOW_EVENTS 10
+/* One event as JSON: a 64 KiB message escapes to at most 6x that. */
+#define SHOW_EVENT_JSON_MAX (1u << 20)
 #define OUT_MAX (16u << 20)
 
 static void
@@ -312,6 +315,21 @@ show_batch_cb(const struct store_batch *sb, uint32_t skip, void *arg)
             continue;
         slot = &c->ev[c->nev++ % SHOW_EVENTS];
         free(*slot);
+        if (c->json) {
+            /* The same object as events list --json gives. */
+            struct tc_view_event_opts vo = {
+                .origin = store_origin_name(sb->origin), .iso_digits = 3};
+            struct tc_buf b;
+
+            tc_buf_init(&b, SHOW_EVENT_JSON_MAX);
+            if (tc_view_event_json(&b, e, &vo) < 0 ||
+                tc_buf_append(&b, "", 1) < 0)
+                *slot = tc_xstrdup("null");
+            else
+                *slot = tc_xstrdup((const char *)tc_buf_head(&b));
+            tc_buf_close(&b);
+            continue;
+        }
         tc_rfc3339(e->event_ts ? e->event_ts : e->ts, 3, iso, sizeof(iso));
         *slot = tc_xasprintf("%s %s count=%" PRIu32 " %.*s", iso,
                              tc_severity_name(e->sev), e->count,
@@ -386,7 +404,7 @@ incidents_show(const struct ctl_opts *o, int argc, char **argv)
             if (c->json) {
                 if (i > from)
                     tc_json_raw(&c->out, ",");
-                tc_json_str(&c->out, s, strlen(s));
+                tc_json_raw(&c->out, s);
             } else {
                 tc_json_raw(&c->out, "  ");
                 tc_escape_buf(&c->out, s, strlen(s));

@@ -47,6 +47,13 @@ enum store_origin {
                                    about the agent, own seq space */
 };
 
+/* "agent" or "collector": how views name an origin. */
+static inline const char *
+store_origin_name(enum store_origin o)
+{
+    return o == STORE_ORIGIN_COLLECTOR ? "collector" : "agent";
+}
+
 /*
  * Open (creating the file, its parent directories and the schema unless
  * STORE_RDONLY) the store at path. On failure returns a negative errno

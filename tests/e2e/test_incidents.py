@@ -96,6 +96,13 @@ def test_incidents(env):
     e2e.check(("acknowledged", "user:alice") in whats, repr(whats))
     e2e.check(whats[-1] == ("resolved", "rule:app-health"), repr(whats))
     e2e.check(show["events"], repr(show))
+    # The incident's events are objects, as events list --json gives them.
+    listed = {(e["host"], e["seq"]): e for e in env.events("web-01")}
+    for ev in show["events"]:
+        e2e.check(isinstance(ev, dict) and ev.get("rule") == "app-health",
+                  "incidents show --json event: %r" % (ev,))
+        e2e.check(listed.get((ev["host"], ev["seq"])) == ev,
+                  "differs from events list: %r" % (ev,))
 
     # A maintenance window on web-01's oom rule. tocsinctl returns once
     # the collector has applied it, so the burst below comes after it.

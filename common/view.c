@@ -1,0 +1,99 @@
+/*
+ * view: events rendered for readers; see view.h.
+ */
+#include "view.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "json.h"
+#include "timefmt.h"
+
+static int
+kv_str(struct tc_buf *b, const char *key, struct tc_str s)
+{
+    int rc = tc_json_raw(b, ",");
+
+    rc |= tc_json_key(b, key);
+    rc |= tc_json_str(b, s.ptr ? s.ptr : "", s.len);
+    return rc;
+}
+
+static int
+kv_time(struct tc_buf *b, const char *key, int64_t ns, int digits)
+{
+    char iso[TC_RFC3339_MAX], k[32];
+    int rc = tc_json_raw(b, ",");
+
+    rc |= tc_json_key(b, key);
+    rc |= tc_json_i64(b, ns);
+    tc_rfc3339(ns, digits, iso, sizeof(iso));
+    strcpy(k, key);
+    strcat(k, "_iso");
+    return rc | kv_str(b, k, tc_str_c(iso));
+}
+
+static int
+kv_map(struct tc_buf *b, const char *key, const struct tc_kv *kv, uint32_t n)
+{
+    int rc = tc_json_raw(b, ",");
+
+    rc |= tc_json_key(b, key);
+    rc |= tc_json_raw(b, "{");
+    for (uint32_t i = 0; i < n; i++) {
+        if (i > 0)
+            rc |= tc_json_raw(b, ",");
+        rc |= tc_json_str(b, kv[i].key.ptr, kv[i].key.len);
+        rc |= tc_json_raw(b, ":");
+        rc |= tc_json_str(b, kv[i].val.ptr, kv[i].val.len);
+    }
+    return rc | tc_json_raw(b, "}");
+}
+
+int
+tc_view_event_json(struct tc_buf *b, const struct tc_event *e,
+                   const struct tc_view_event_opts *o)
+{
+    const char *sev = tc_severity_name(e->sev);
+    int rc = tc_json_raw(b, "{");
+
+    rc |= tc_json_key(b, "host");
+    rc |= tc_json_str(b, e->host.ptr ? e->host.ptr : "", e->host.len);
+    if (o->origin != NULL) {
+        rc |= tc_json_raw(b, ",");
+        rc |= tc_json_key(b, "seq");
+        rc |= tc_json_u64(b, e->seq);
+        /* Collector events about an agent have their own seq space. */
+        rc |= kv_str(b, "origin", tc_str_c(o->origin));
+        rc |= kv_time(b, "ts", e->ts, o->iso_digits);
+    } else {
+        rc |= tc_json_raw(b, ",");
+        rc |= tc_json_key(b, "ts");
+        rc |= tc_json_i64(b, e->ts);
+    }
+    /* The time the event itself carries (a rule's time capture, or
+     * journald's), beside ts, the time the agent read it. */
+    if (e->event_ts != 0)
+        rc |= kv_time(b, "event_ts", e->event_ts, o->iso_digits);
+    else if (o->event_ts_error)
+        rc |= tc_json_raw(b, ",\"event_ts_error\":true");
+    rc |= kv_str(b, "kind", e->kind);
+    rc |= kv_str(b, "source", e->source);
+    rc |= kv_str(b, "rule", e->rule);
+    rc |= kv_str(b, "severity", tc_str_c(sev ? sev : "unknown"));
+    if (e->state >= 0) {
+        rc |= tc_json_raw(b, ",");
+        rc |= tc_json_key(b, "state");
+        rc |= tc_json_i64(b, e->state);
+    }
+    rc |= kv_str(b, "message", e->message);
+    if (e->fingerprint.len > 0)
+        rc |= kv_str(b, "fingerprint", e->fingerprint);
+    rc |= tc_json_raw(b, ",");
+    rc |= tc_json_key(b, "count");
+    rc |= tc_json_u64(b, e->count);
+    rc |= kv_map(b, "labels", e->labels, e->nlabels);
+    rc |= kv_map(b, "fields", e->fields, e->nfields);
+    rc |= tc_json_raw(b, "}");
+    return rc < 0 ? -ENOBUFS : 0;
+}
