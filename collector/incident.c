@@ -873,10 +873,13 @@ flap_update(struct incident_engine *e, struct fpent *fe, const struct ev_ctx *c,
     }
 }
 
-/* A check result: soft/hard states, flapping, auto-resolve. */
+/*
+ * Feed a check event (one result of an agent's check): soft/hard
+ * states, flapping, auto-resolve.
+ */
 static void
-check_result(struct incident_engine *e, const char *key, size_t kl,
-             struct ev_ctx *c, const struct tc_event *ev)
+feed_check_event(struct incident_engine *e, const char *key, size_t kl,
+                 struct ev_ctx *c, const struct tc_event *ev)
 {
     struct fpent *fe = fp_find(e, key, kl, fnv1a(key, kl));
     char d[64];
@@ -955,7 +958,7 @@ incident_engine_event(struct incident_engine *e, const char *host,
     join3(c.who, sizeof(c.who), "rule:", 5, rule, strlen(rule), NULL, 0);
 
     if (strcmp(c.kind, "check") == 0) {
-        check_result(e, key, kl, &c, ev);
+        feed_check_event(e, key, kl, &c, ev);
         return;
     }
     if (c.sev == TC_SEV_OK) {
