@@ -1,8 +1,8 @@
 /*
  * incidents_store: the incident tables in the collector's SQLite file
- * (schema version 3, created by store.c's migrations), and the engine
- * step that turns committed batches and recorded actions into incident
- * rows (docs/internals/incidents.md).
+ * (schema versions 3 to 6, created by store.c's migrations), and the
+ * engine step that turns committed batches and recorded actions into
+ * incident rows (docs/internals/incidents.md).
  *
  * A struct incidents_store is its own SQLite connection, apart from the
  * ingest pipeline's, so that the engine can run on a threadpool worker
