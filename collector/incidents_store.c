@@ -1,7 +1,7 @@
 /*
  * incidents_store: SQLite side of the incident engine (see
- * incidents_store.h). The schema is created by store.c's migration to
- * version 3; this file only reads and writes those tables.
+ * incidents_store.h). The schema is created by store.c's migrations to
+ * versions 3 to 6; this file only reads and writes those tables.
  */
 #include "incidents_store.h"
 
