@@ -4,9 +4,10 @@
  * incident is the service= label of its events ("(none)" without one).
  *
  * Response metrics of the incidents (re)opened in the last D (default
- * 7d), from the incident and timeline tables (incidents_store_stats):
- * MTTA (mean time to acknowledge), MTTR (mean time to resolve) and MTBF
- * (mean time between openings of the same fingerprint). Read-only.
+ * 7d), from their timelines (incidents_store_stats): MTTA (mean time to
+ * acknowledge) and MTTR (mean time to resolve) over each opening and
+ * reopening, and MTBF (mean time between openings of the same
+ * fingerprint). ACKED and RESOLVED count openings. Read-only.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -84,6 +85,9 @@ stats_cb(const struct incidents_stats_row *r, void *arg)
         tc_json_key(&b, "incidents");
         tc_json_u64(&b, r->n);
         tc_json_raw(&b, ",");
+        tc_json_key(&b, "openings");
+        tc_json_u64(&b, r->openings);
+        tc_json_raw(&b, ",");
         tc_json_key(&b, "acknowledged");
         tc_json_u64(&b, r->acked);
         jmean(&b, "mtta_ms", r->mtta_ns);
@@ -104,9 +108,10 @@ stats_cb(const struct incidents_stats_row *r, void *arg)
         fmt_dur(r->mtta_ns, a, sizeof(a));
         fmt_dur(r->mttr_ns, m, sizeof(m));
         fmt_dur(r->mtbf_ns, f, sizeof(f));
-        printf("%-24s %9" PRIu64 " %6" PRIu64 " %10s %8" PRIu64 " %10s %10s\n",
-               ctl_esc(k, sizeof(k), r->key), r->n, r->acked, a, r->restored, m,
-               f);
+        printf("%-24s %9" PRIu64 " %8" PRIu64 " %6" PRIu64 " %10s %8" PRIu64
+               " %10s %10s\n",
+               ctl_esc(k, sizeof(k), r->key), r->n, r->openings, r->acked, a,
+               r->restored, m, f);
     }
     c->n++;
     return ferror(stdout) ? -1 : 0;
@@ -153,8 +158,9 @@ ctl_stats(const struct ctl_opts *o, int argc, char **argv)
         printf("{\"since\":%" PRId64 ",\"by\":\"%s\",\"groups\":[", since,
                by ? by : "all");
     } else {
-        printf("%-24s %9s %6s %10s %8s %10s %10s\n", by ? by : "", "INCIDENTS",
-               "ACKED", "MTTA", "RESOLVED", "MTTR", "MTBF");
+        printf("%-24s %9s %8s %6s %10s %8s %10s %10s\n", by ? by : "",
+               "INCIDENTS", "OPENINGS", "ACKED", "MTTA", "RESOLVED", "MTTR",
+               "MTBF");
     }
     rc = incidents_store_stats(is, since, by, stats_cb, &c);
     if (c.json)

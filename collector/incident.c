@@ -862,10 +862,13 @@ flap_update(struct incident_engine *e, struct fpent *fe, const struct ev_ctx *c,
     }
 }
 
-/* A check result: soft/hard states, flapping, auto-resolve. */
+/*
+ * Feed a check event (one result of an agent's check): soft/hard
+ * states, flapping, auto-resolve.
+ */
 static void
-check_result(struct incident_engine *e, const char *key, size_t kl,
-             struct ev_ctx *c, const struct tc_event *ev)
+feed_check_event(struct incident_engine *e, const char *key, size_t kl,
+                 struct ev_ctx *c, const struct tc_event *ev)
 {
     struct fpent *fe = fp_find(e, key, kl, (uint32_t)tc_hash64(key, kl));
     char d[64];
@@ -944,7 +947,7 @@ incident_engine_event(struct incident_engine *e, const char *host,
     join3(c.who, sizeof(c.who), "rule:", 5, rule, strlen(rule), NULL, 0);
 
     if (strcmp(c.kind, "check") == 0) {
-        check_result(e, key, kl, &c, ev);
+        feed_check_event(e, key, kl, &c, ev);
         return;
     }
     if (c.sev == TC_SEV_OK) {
@@ -1186,4 +1189,68 @@ incident_engine_get(const struct incident_engine *e, int64_t id)
     const struct inc *in = incs_find(e, id);
 
     return in ? &in->v : NULL;
+}
+
+/* An agent clock ahead of tocsinctl's can put an acknowledgement
+ * before the opening it answers; it took no time, not negative time. */
+static double
+span(int64_t from, int64_t to)
+{
+    return to > from ? (double)(to - from) : 0.0;
+}
+
+void
+incident_metrics_init(struct incident_metrics *m, int64_t since)
+{
+    memset(m, 0, sizeof(*m));
+    m->since = since;
+}
+
+void
+incident_metrics_add(struct incident_metrics *m, const struct incident_note *n)
+{
+    if (n->incident_id != m->ep_incident) {
+        /* Another incident: no episode until its first opening. */
+        m->ep_incident = n->incident_id;
+        m->ep_counted = 0;
+        m->inc_counted = 0;
+    }
+    if (strcmp(n->what, "opened") == 0 || strcmp(n->what, "reopened") == 0) {
+        m->ep_opened = n->ts;
+        m->ep_counted = n->ts >= m->since;
+        m->ep_acked = m->ep_restored = 0;
+        if (!m->ep_counted)
+            return;
+        m->openings++;
+        if (!m->inc_counted) {
+            m->inc_counted = 1;
+            m->incidents++;
+        }
+        return;
+    }
+    if (!m->ep_counted)
+        return;
+    if (strcmp(n->what, "acknowledged") == 0 && !m->ep_acked) {
+        m->ep_acked = 1;
+        m->acked++;
+        m->tta_ns += span(m->ep_opened, n->ts);
+    } else if ((strcmp(n->what, "resolved") == 0 ||
+                strcmp(n->what, "closed") == 0) &&
+               !m->ep_restored) {
+        m->ep_restored = 1;
+        m->restored++;
+        m->ttr_ns += span(m->ep_opened, n->ts);
+    }
+}
+
+int64_t
+incident_metrics_mtta(const struct incident_metrics *m)
+{
+    return m->acked ? (int64_t)(m->tta_ns / (double)m->acked) : -1;
+}
+
+int64_t
+incident_metrics_mttr(const struct incident_metrics *m)
+{
+    return m->restored ? (int64_t)(m->ttr_ns / (double)m->restored) : -1;
 }

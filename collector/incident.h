@@ -233,4 +233,42 @@ size_t incident_engine_size(const struct incident_engine *e);
 const struct incident *incident_engine_get(const struct incident_engine *e,
                                            int64_t id);
 
+/*
+ * Response metrics from the timeline (docs/internals/incidents.md,
+ * "Metrics"), so that a reopen, which clears acked_at and resolved_at,
+ * loses nothing. Every opening of an incident (timeline entry "opened"
+ * or "reopened") at or after since starts an episode that lasts until
+ * the incident's next opening. The episode's first "acknowledged" entry
+ * gives one time to acknowledge; its first "resolved", or else its
+ * first "closed", one time to resolve. Both run from the opening.
+ *
+ * Embedded: incident_metrics_init, then incident_metrics_add for the
+ * timeline entries of the incidents to count, incident after incident,
+ * each incident's entries in timeline order; other entries are ignored.
+ */
+struct incident_metrics {
+    int64_t since;      /* ns: openings before it are not counted */
+    uint64_t incidents; /* incidents with an opening counted */
+    uint64_t openings;  /* openings counted (episodes) */
+    uint64_t acked;     /* of those, acknowledged before the next one */
+    uint64_t restored;  /* of those, resolved or closed before it */
+    double tta_ns;      /* sum of opening -> acknowledgement, ns */
+    double ttr_ns;      /* sum of opening -> resolve or close, ns */
+    /* The episode being followed (private): */
+    int64_t ep_incident; /* its incident id; 0 = none */
+    int64_t ep_opened;   /* its opening, ns */
+    int ep_counted;      /* opened at or after since */
+    int ep_acked;        /* its acknowledgement was counted */
+    int ep_restored;     /* its resolve or close was counted */
+    int inc_counted;     /* ep_incident is in incidents */
+};
+
+void incident_metrics_init(struct incident_metrics *m, int64_t since);
+void incident_metrics_add(struct incident_metrics *m,
+                          const struct incident_note *n);
+/* Mean time to acknowledge, and to resolve, in ns; -1 when nothing was
+ * acknowledged (resolved). */
+int64_t incident_metrics_mtta(const struct incident_metrics *m);
+int64_t incident_metrics_mttr(const struct incident_metrics *m);
+
 #endif

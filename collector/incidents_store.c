@@ -1,7 +1,7 @@
 /*
  * incidents_store: SQLite side of the incident engine (see
- * incidents_store.h). The schema is created by store.c's migration to
- * version 3; this file only reads and writes those tables.
+ * incidents_store.h). The schema is created by store.c's migrations to
+ * versions 3 to 6; this file only reads and writes those tables.
  */
 #include "incidents_store.h"
 
@@ -1268,77 +1268,117 @@ incidents_store_silences(struct incidents_store *s, int all, int64_t now,
     ".host WHEN 'rule' THEN " i ".rule WHEN 'service' THEN CASE " i            \
     ".service WHEN '' THEN '(none)' ELSE " i ".service END ELSE 'all' END"
 
+/* The means of a group's episodes into its row. */
+static void
+stats_row_set(struct incidents_stats_row *r, const struct incident_metrics *m)
+{
+    r->n = m->incidents;
+    r->openings = m->openings;
+    r->acked = m->acked;
+    r->mtta_ns = incident_metrics_mtta(m);
+    r->restored = m->restored;
+    r->mttr_ns = incident_metrics_mttr(m);
+}
+
 int
 incidents_store_stats(struct incidents_store *s, int64_t since, const char *by,
                       int (*cb)(const struct incidents_stats_row *r, void *arg),
                       void *arg)
 {
     struct incidents_stats_row *rows = NULL;
-    size_t n = 0, cap = 0;
+    struct incident_metrics m;
+    size_t n = 0, cap = 0, j = 0;
     sqlite3_stmt *st = NULL;
     int rc;
 
-    if ((rc = prep(
-             s,
-             "WITH a AS (SELECT " STATS_KEY(
-                 "i") " AS k, count(*) AS n,"
-                      " sum(acked_at > 0) AS na,"
-                      " avg(CASE WHEN acked_at > 0 THEN acked_at - opened_at "
-                      "END)"
-                      " AS mtta, sum(resolved_at > 0 OR closed_at > 0) AS nr,"
-                      " avg(CASE WHEN resolved_at > 0 THEN resolved_at - "
-                      "opened_at"
-                      " WHEN closed_at > 0 THEN closed_at - opened_at END) AS "
-                      "mttr"
-                      " FROM incidents i WHERE opened_at >= ?1 GROUP BY k),"
-                      " o AS (SELECT " STATS_KEY(
-                          "i") " AS k, i.fingerprint AS fp,"
-                               " t.ts AS ts FROM timeline t JOIN incidents i ON"
-                               " i.id = t.incident_id WHERE t.what IN "
-                               "('opened', 'reopened')"
-                               " AND t.ts >= ?1),"
-                               " d AS (SELECT k, ts - lag(ts) OVER (PARTITION "
-                               "BY fp"
-                               " ORDER BY ts) AS gap FROM o),"
-                               " b AS (SELECT k, count(gap) AS ng, avg(gap) AS "
-                               "mtbf FROM d"
-                               " GROUP BY k)"
-                               " SELECT a.k, a.n, a.na, a.mtta, a.nr, a.mttr,"
-                               " coalesce(b.ng, 0), b.mtbf FROM a LEFT JOIN b "
-                               "USING(k)"
-                               " ORDER BY a.k",
-             &st)) < 0)
+    /* One read transaction: episodes and gaps of the same snapshot. */
+    if ((rc = exec(s, "BEGIN")) < 0)
         return rc;
+    /*
+     * MTTA and MTTR from the timeline, never from acked_at and
+     * resolved_at, which a reopen clears: every entry that counts, of
+     * the incidents with an opening since, grouped, each incident's in
+     * timeline order (incident_metrics_add).
+     */
+    if ((rc = prep(s,
+                   "SELECT " STATS_KEY(
+                       "i") " AS k, t.incident_id, t.ts, t.what FROM timeline"
+                            " t JOIN incidents i ON i.id = t.incident_id"
+                            " WHERE t.what IN ('opened', 'reopened',"
+                            " 'acknowledged', 'resolved', 'closed') AND"
+                            " t.incident_id IN (SELECT incident_id FROM"
+                            " timeline WHERE what IN ('opened', 'reopened')"
+                            " AND ts >= ?1) ORDER BY k, t.incident_id, t.id",
+                   &st)) < 0)
+        goto out;
     sqlite3_bind_int64(st, 1, since);
     if (by)
         sqlite3_bind_text(st, 2, by, -1, SQLITE_STATIC);
-    /* One row per group: copied whole, then called back with the
-     * statement (and its read transaction) ended. */
+    /* Rows are copied whole and called back once the transaction ended. */
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct incidents_stats_row r;
+        const char *k = col_text(st, 0);
+        struct incident_note note = {sqlite3_column_int64(st, 1),
+                                     sqlite3_column_int64(st, 2),
+                                     col_text(st, 3), "", ""};
 
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            rows = tc_xreallocarray(rows, cap, sizeof(*rows));
+        if (n == 0 || strcmp(rows[n - 1].key, k) != 0) {
+            if (n > 0)
+                stats_row_set(&rows[n - 1], &m);
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                rows = tc_xreallocarray(rows, cap, sizeof(*rows));
+            }
+            memset(&rows[n], 0, sizeof(rows[n]));
+            rows[n].key = tc_xstrdup(k);
+            rows[n].mtbf_ns = -1;
+            n++;
+            incident_metrics_init(&m, since);
         }
-        r.key = tc_xstrdup(col_text(st, 0));
-        r.n = (uint64_t)sqlite3_column_int64(st, 1);
-        r.acked = (uint64_t)sqlite3_column_int64(st, 2);
-        r.mtta_ns = sqlite3_column_type(st, 3) == SQLITE_NULL
-                        ? -1
-                        : (int64_t)sqlite3_column_double(st, 3);
-        r.restored = (uint64_t)sqlite3_column_int64(st, 4);
-        r.mttr_ns = sqlite3_column_type(st, 5) == SQLITE_NULL
-                        ? -1
-                        : (int64_t)sqlite3_column_double(st, 5);
-        r.gaps = (uint64_t)sqlite3_column_int64(st, 6);
-        r.mtbf_ns = sqlite3_column_type(st, 7) == SQLITE_NULL
-                        ? -1
-                        : (int64_t)sqlite3_column_double(st, 7);
-        rows[n++] = r;
+        incident_metrics_add(&m, &note);
     }
+    if (rc != SQLITE_DONE)
+        goto step_fail;
+    if (n > 0)
+        stats_row_set(&rows[n - 1], &m);
     sqlite3_finalize(st);
-    rc = rc == SQLITE_DONE ? 0 : fail(s, rc);
+    /* MTBF: gaps between consecutive openings of one fingerprint. */
+    if ((rc = prep(s,
+                   "WITH o AS (SELECT " STATS_KEY(
+                       "i") " AS k, i.fingerprint AS fp, t.ts AS ts FROM"
+                            " timeline t JOIN incidents i ON i.id ="
+                            " t.incident_id WHERE t.what IN ('opened',"
+                            " 'reopened') AND t.ts >= ?1),"
+                            " d AS (SELECT k, ts - lag(ts) OVER (PARTITION BY"
+                            " fp ORDER BY ts) AS gap FROM o)"
+                            " SELECT k, count(gap), avg(gap) FROM d GROUP BY k"
+                            " ORDER BY k",
+                   &st)) < 0)
+        goto out;
+    sqlite3_bind_int64(st, 1, since);
+    if (by)
+        sqlite3_bind_text(st, 2, by, -1, SQLITE_STATIC);
+    /* Both in key order (BINARY is strcmp's): merge. */
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *k = col_text(st, 0);
+
+        while (j < n && strcmp(rows[j].key, k) < 0)
+            j++;
+        if (j == n || strcmp(rows[j].key, k) != 0)
+            continue;
+        rows[j].gaps = (uint64_t)sqlite3_column_int64(st, 1);
+        rows[j].mtbf_ns = sqlite3_column_type(st, 2) == SQLITE_NULL
+                              ? -1
+                              : (int64_t)sqlite3_column_double(st, 2);
+    }
+    if (rc != SQLITE_DONE)
+        goto step_fail;
+    rc = 0;
+    goto out;
+step_fail:
+    rc = fail(s, rc);
+out:
+    sqlite3_finalize(st);
+    sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = cb(&rows[i], arg);
     for (size_t i = 0; i < n; i++)

@@ -1,8 +1,8 @@
 /*
  * incidents_store: the incident tables in the collector's SQLite file
- * (schema version 3, created by store.c's migrations), and the engine
- * step that turns committed batches and recorded actions into incident
- * rows (docs/internals/incidents.md).
+ * (schema versions 3 to 6, created by store.c's migrations), and the
+ * engine step that turns committed batches and recorded actions into
+ * incident rows (docs/internals/incidents.md).
  *
  * A struct incidents_store is its own SQLite connection, apart from the
  * ingest pipeline's, so that the engine can run on a threadpool worker
@@ -144,18 +144,21 @@ int incidents_store_silences(struct incidents_store *s, int all, int64_t now,
 
 /*
  * tocsinctl stats: response metrics of the incidents (re)opened since a
- * time, per group. Means are in ns, < 0 when there is nothing to
- * average. MTTA: acked_at - opened_at over acknowledged incidents;
- * MTTR: resolved_at (else closed_at) - opened_at over resolved or
- * closed ones; MTBF: the mean gap between consecutive openings
- * (timeline "opened" and "reopened") of the same fingerprint.
+ * time, per group, all from the timeline. Means are in ns, < 0 when
+ * there is nothing to average. Each opening ("opened" or "reopened")
+ * since then is an episode, until the incident's next opening
+ * (struct incident_metrics): MTTA is the mean from an opening to the
+ * episode's first acknowledgement, MTTR to its first resolve (else its
+ * close). MTBF: the mean gap between consecutive openings of the same
+ * fingerprint.
  */
 struct incidents_stats_row {
     const char *key;   /* "all", "P1".."P5", a host or a rule */
     uint64_t n;        /* incidents (re)opened since */
-    uint64_t acked;    /* of those, acknowledged */
+    uint64_t openings; /* their openings since (opened or reopened) */
+    uint64_t acked;    /* of those openings, acknowledged */
     int64_t mtta_ns;   /* mean time to acknowledge */
-    uint64_t restored; /* of those, resolved or closed */
+    uint64_t restored; /* of those openings, resolved or closed */
     int64_t mttr_ns;   /* mean time to resolve */
     uint64_t gaps;     /* gaps between openings of one fingerprint */
     int64_t mtbf_ns;   /* mean gap */

@@ -1,8 +1,10 @@
 /*
  * store: the collector's durable state, kept in SQLite.
  *
- * This is the only collector module that touches SQLite; everything
- * above it speaks in batches and agents. Events are stored one row per
+ * This module and incidents_store (the incident tables, through its own
+ * connection to the same file, which also reads the batches table) are
+ * the collector's only SQLite code; everything above them speaks in
+ * batches, agents and incidents. Events are stored one row per
  * accepted EVENTS batch (a msgpack array of event maps), not one row per
  * event: an indexed row insert costs SQLite about 10 us, so per-event
  * rows would cap ingest near 100k events/s, while a batch row amortises
@@ -36,7 +38,8 @@ struct store;
  * Current schema version (PRAGMA user_version). 2 added the agents'
  * link state (connected, address, spool, heartbeat, silence) and the
  * origin of each batch; 3 the incident tables (incidents_store.h); 4
- * silences; 5 flap detection (check history, flapping marks).
+ * silences; 5 flap detection (check history, flapping marks); 6 the
+ * service label of an incident.
  */
 #define STORE_SCHEMA_VERSION 6
 

@@ -3,7 +3,12 @@
 `tocsinctl agents list` shows the link state, a stopped (SIGSTOP) agent
 yields exactly one critical agent-silent event and one "back" event when
 it resumes, and an outage that spans a collector restart is reported
-once, not once per collector run."""
+once, not once per collector run.
+
+No assertion is on elapsed time (timings belong in bench/): when an
+event comes is judged by the collector's own timestamps (the event's ts,
+the agent's last_seen / silent_since) against wall-clock marks taken
+around the actions, which only order them."""
 
 import os
 import signal
@@ -44,6 +49,7 @@ def wait_silence(env, n, timeout, what):
 
 
 def test_agents_list(env):
+    t0 = time.time_ns()
     col, ag, log = start(env)
     a = e2e.wait_for(lambda: agents(env).get("web-01", {}).get("connected") and
                      agents(env)["web-01"], 10, "web-01 connected in agents list")
@@ -52,7 +58,8 @@ def test_agents_list(env):
     e2e.check(a["heartbeat_ms"] == 1000, "heartbeat_ms: %r" % a)
     e2e.check(a["silent"] is False, "silent: %r" % a)
     e2e.check(a["last_seen_iso"].endswith("Z"), "last_seen_iso: %r" % a)
-    e2e.check(abs(a["last_seen"] / 1e9 - time.time()) < 30, "last_seen is not now: %r" % a)
+    e2e.check(t0 <= a["last_seen"] <= time.time_ns(),
+              "last_seen is not between the start and now: %r" % a)
     e2e.check(a["address"].startswith("127.0.0.1:"), "address: %r" % a)
     for k in ("spool_depth", "spool_bytes", "hwm"):
         e2e.check(isinstance(a.get(k), int), "%s: %r" % (k, a))
@@ -82,12 +89,10 @@ def test_sigstop_silent_once_then_back(env):
     time.sleep(1.5)
     e2e.check(silence_events(env) == [], "silent before the agent stopped")
     # SIGSTOP keeps the TCP connection open but nothing is sent on it.
+    t_stop = time.time_ns()
     ag.proc.send_signal(signal.SIGSTOP)
-    t0 = time.monotonic()
     try:
-        evs = wait_silence(env, 1, 10, "an agent-silent event")
-        took = time.monotonic() - t0
-        e2e.check(took < 8, "silence noticed after %.1fs (heartbeat 1s)" % took)
+        evs = wait_silence(env, 1, 30, "an agent-silent event")
         e = evs[0]
         e2e.check(e["severity"] == "critical" and e["source"] == "collector"
                   and e["host"] == "web-01" and e["origin"] == "collector", repr(e))
@@ -96,15 +101,23 @@ def test_sigstop_silent_once_then_back(env):
                   repr(e["message"]))
         a = agents(env)["web-01"]
         e2e.check(a["silent"] is True and a["connected"] is True, "agents list while stopped: %r" % a)
+        # Declared after the stop, and only once 3 heartbeats were missed
+        # since the agent was last heard from (the collector's stamps).
+        e2e.check(e["ts"] > t_stop, "silent before the stop: %r" % e)
+        e2e.check(e["ts"] - a["silent_since"] >= 3 * HB * 10**9,
+                  "silent before 3 missed heartbeats: %r %r" % (e, a))
         # Still silent a while later: still exactly one event.
         time.sleep(3 * HB + 1)
         e2e.check(len(silence_events(env)) == 1, "silent event repeated: %r" % silence_events(env))
     finally:
+        t_cont = time.time_ns()
         ag.proc.send_signal(signal.SIGCONT)
-    evs = wait_silence(env, 2, 10, "a back event")
+    evs = wait_silence(env, 2, 30, "a back event")
     b = evs[1]
     e2e.check(b["severity"] == "ok" and b["message"].startswith("agent web-01 is back after "),
               repr(b))
+    e2e.check(b["ts"] >= t_cont and b["ts"] > evs[0]["ts"],
+              "back before the agent resumed: %r" % evs)
     time.sleep(3 * HB + 1)
     e2e.check(len(silence_events(env)) == 2, "extra events: %r" % silence_events(env))
     e2e.check(agents(env)["web-01"]["silent"] is False, "still silent after it came back")
@@ -132,9 +145,11 @@ def test_outage_across_collector_restart(env):
     evs = silence_events(env)
     e2e.check(len(evs) == 1, "silence reported %d times for one outage: %r" % (len(evs), evs))
     # The agent comes back: one "back" event, then nothing more.
+    t_back = time.time_ns()
     ag.start()
-    evs = wait_silence(env, 2, 15, "a back event")
+    evs = wait_silence(env, 2, 30, "a back event")
     e2e.check(evs[1]["severity"] == "ok", repr(evs[1]))
+    e2e.check(evs[1]["ts"] >= t_back, "back before the agent restarted: %r" % evs)
     time.sleep(3 * HB + 1)
     e2e.check(len(silence_events(env)) == 2, "extra events: %r" % silence_events(env))
 
@@ -147,12 +162,18 @@ def test_restart_gives_grace(env):
     ag.kill(signal.SIGKILL)
     e2e.check(col.stop() == 0, "collector exit status")
     e2e.check(silence_events(env) == [], "silent before 3 heartbeats")
-    time.sleep(4)  # longer than 3 heartbeats while nobody listens
+    last_seen = agents(env)["web-01"]["last_seen"]
+    # Longer than 3 heartbeats while nobody listens, so that only the
+    # grace period can keep the new run from declaring it at once.
+    time.sleep(4)
+    t_start = time.time_ns()
+    e2e.check(t_start - last_seen > 3 * HB * 10**9,
+              "not 3 heartbeats since last seen: %d" % (t_start - last_seen))
     col.start()
-    t0 = time.monotonic()
-    wait_silence(env, 1, 15, "an agent-silent event after the restart")
-    took = time.monotonic() - t0
-    e2e.check(took >= 2.5, "no grace after the restart: silent after %.1fs" % took)
+    evs = wait_silence(env, 1, 30, "an agent-silent event after the restart")
+    e2e.check(evs[0]["ts"] - t_start >= 3 * HB * 10**9,
+              "no grace after the restart: %r (collector started after %d)"
+              % (evs[0], t_start))
     time.sleep(3 * HB + 1)
     e2e.check(len(silence_events(env)) == 1, "repeated: %r" % silence_events(env))
 

@@ -8,7 +8,8 @@ marked; a collector killed with SIGKILL keeps every incident's state;
 and tocsinctl replay rebuilds the same incidents from the stored inputs
 and names a tampered one. A check that alternates OK/CRITICAL gives
 one flapping incident that stays open while it flaps and resolves once
-after it settles."""
+after it settles. tocsinctl stats keeps an acknowledgement across a
+reopen."""
 
 import json
 import os
@@ -215,6 +216,85 @@ def test_incidents(env):
     ag.stop()
 
 
+def test_reopen_stats(env):
+    """ack -> resolve -> reopen keeps the acknowledgement in tocsinctl
+    stats (the reopen clears acked_at; stats read it and showed ACKED
+    0), and an ack after the reopen counts as a second one."""
+    env.make_pki()
+    log = env.write("logs/app.log", "")
+    code = env.write("check.code", "2\n")
+    script = env.write("check.sh", "#!/bin/sh\nexit $(cat %s)\n" % code)
+    os.chmod(script, 0o755)
+    env.collector_config("incidents: {max_attempts: 1, reopen_window: 1h}\n")
+    col = env.collector().start()
+    col.wait_log("listening on")
+    checks = ("check_defaults: {interval: 1s, timeout: 800ms, resend: 1s}\n"
+              "checks:\n"
+              "  - {name: app-health, type: exec, command: [/bin/sh, %s]}\n"
+              % script)
+    conf = env.agent_config("web-01", [(log, [("oom", "OOM", "error")])],
+                            extra=checks)
+    ag = env.agent(conf).start()
+    ag.wait_log("connected to")
+
+    inc = e2e.wait_for(lambda: of_rule(env, "app-health"), 30, "the incident")
+    iid = inc[0]["id"]
+
+    def timeline():
+        show = json.loads(env.ctl("incidents", "show", str(iid), "--json"))
+        return [(t["what"], t["ts"]) for t in show["timeline"]]
+
+    def stats():
+        g = json.loads(env.ctl("stats", "--since", "1d", "--json"))["groups"]
+        e2e.check(len(g) == 1 and g[0]["key"] == "all", repr(g))
+        return g[0]
+
+    def first(what, after):
+        return [ts for w, ts in timeline() if w == what and ts >= after][0]
+
+    env.ctl("incidents", "ack", str(iid), "--user", "alice")
+    env.ctl("incidents", "resolve", str(iid), "--user", "alice")
+    # The check still fails: its next result reopens the incident.
+    e2e.wait_for(lambda: [i for i in of_rule(env, "app-health")
+                          if i["reopened"] == 1 and i["state"] == "open"],
+                 30, "the reopen")
+    tl = timeline()
+    whats = [w for w, _ in tl]
+    e2e.check(whats[:4] == ["opened", "acknowledged", "resolved", "reopened"],
+              repr(tl))
+    opened, acked, resolved, reopened = [ts for _, ts in tl[:4]]
+    g = stats()
+    e2e.check(g["incidents"] == 1 and g["openings"] == 2
+              and g["acknowledged"] == 1 and g["resolved"] == 1, repr(g))
+    e2e.check(g["mtta_ms"] == (acked - opened) // 10**6, repr((g, tl)))
+    e2e.check(g["mttr_ms"] == (resolved - opened) // 10**6, repr((g, tl)))
+    e2e.check(re.search(r"^all +1 +2 +1 ", env.ctl("stats", "--since", "1d"),
+                        re.M), env.ctl("stats", "--since", "1d"))
+
+    # Acknowledged again after the reopen: both acknowledgements count.
+    env.ctl("incidents", "ack", str(iid), "--user", "bob")
+    acked2 = first("acknowledged", reopened)
+    g = stats()
+    e2e.check(g["openings"] == 2 and g["acknowledged"] == 2, repr(g))
+    e2e.check(g["mtta_ms"] == int(((acked - opened) + (acked2 - reopened))
+                                  / 2) // 10**6, repr((g, timeline())))
+
+    # The check recovers: the second resolve counts too, and replay
+    # rebuilds the same incident and timeline from the stored inputs.
+    with open(code, "w") as f:
+        f.write("0\n")
+    e2e.wait_for(lambda: of_rule(env, "app-health")[0]["state"] == "resolved",
+                 30, "the recovery")
+    resolved2 = first("resolved", reopened)
+    g = stats()
+    e2e.check(g["resolved"] == 2 and g["mttr_ms"] ==
+              int(((resolved - opened) + (resolved2 - reopened)) / 2)
+              // 10**6, repr((g, timeline())))
+    rep = json.loads(env.ctl("replay", "--json"))
+    e2e.check(rep["identical"] and not rep["differences"], repr(rep))
+    ag.stop()
+
+
 def test_flapping(env):
     env.make_pki()
     log = env.write("logs/app.log", "")
@@ -280,4 +360,4 @@ def test_flapping(env):
 
 
 if __name__ == "__main__":
-    e2e.main([test_incidents, test_flapping])
+    e2e.main([test_incidents, test_reopen_stats, test_flapping])

@@ -553,6 +553,117 @@ test_actions(void **state)
     free(o);
 }
 
+/* Timeline entries straight into two metrics (since T0, and later). */
+struct metrics_pair {
+    struct incident_metrics all, late;
+};
+
+static int
+on_metrics_note(void *arg, const struct incident_note *n)
+{
+    struct metrics_pair *p = arg;
+
+    incident_metrics_add(&p->all, n);
+    incident_metrics_add(&p->late, n);
+    return 0;
+}
+
+/*
+ * MTTA and MTTR from the engine's own timeline across a reopen: ack,
+ * resolve, reopen keeps the first acknowledgement (the reopen clears
+ * acked_at, and stats read from acked_at showed ACKED 0), and an
+ * acknowledgement after the reopen counts as a second one.
+ */
+static void
+test_metrics_reopen(void **state)
+{
+    struct incident_engine *e = incident_engine_new(&cfg);
+    const struct incident_sink msink = {NULL, NULL, on_metrics_note};
+    struct metrics_pair p;
+    struct tc_event ev = ev_log("oom", TC_SEV_ERROR, T0, 1);
+    struct incident_action a = {T0 + 60 * SEC, "bob", INCIDENT_ACK, 1, NULL};
+    const struct incident *in;
+
+    (void)state;
+    incident_metrics_init(&p.all, T0);
+    incident_metrics_init(&p.late, T0 + 500 * SEC);
+    incident_engine_event(e, "web-01", &ev);
+    assert_int_equal(incident_engine_action(e, &a), 0);
+    a.ts = T0 + 100 * SEC;
+    a.verb = INCIDENT_NOTE;
+    a.text = "looking";
+    assert_int_equal(incident_engine_action(e, &a), 0);
+    a.ts = T0 + 300 * SEC;
+    a.verb = INCIDENT_RESOLVE;
+    a.text = NULL;
+    assert_int_equal(incident_engine_action(e, &a), 0);
+    /* Recurrence 5 minutes after the resolve: the incident reopens. */
+    ev.ts = T0 + 600 * SEC;
+    incident_engine_event(e, "web-01", &ev);
+    in = incident_engine_get(e, 1);
+    assert_non_null(in);
+    assert_int_equal(in->reopened, 1);
+    assert_int_equal(in->acked_at, 0);
+    assert_int_equal(incident_engine_drain(e, &msink, &p), 0);
+
+    /* The first episode keeps its acknowledgement and its resolve. */
+    assert_int_equal(p.all.incidents, 1);
+    assert_int_equal(p.all.openings, 2);
+    assert_int_equal(p.all.acked, 1);
+    assert_int_equal(incident_metrics_mtta(&p.all), 60 * SEC);
+    assert_int_equal(p.all.restored, 1);
+    assert_int_equal(incident_metrics_mttr(&p.all), 300 * SEC);
+    /* Since +500 s: only the reopening, not acknowledged yet. */
+    assert_int_equal(p.late.incidents, 1);
+    assert_int_equal(p.late.openings, 1);
+    assert_int_equal(p.late.acked, 0);
+    assert_int_equal(incident_metrics_mtta(&p.late), -1);
+    assert_int_equal(incident_metrics_mttr(&p.late), -1);
+
+    /* Acknowledged again 2 minutes after the reopen, resolved at +900. */
+    a.ts = T0 + 720 * SEC;
+    a.user = "carol";
+    a.verb = INCIDENT_ACK;
+    assert_int_equal(incident_engine_action(e, &a), 0);
+    a.ts = T0 + 900 * SEC;
+    a.verb = INCIDENT_RESOLVE;
+    assert_int_equal(incident_engine_action(e, &a), 0);
+    /* A close after the resolve does not count as a second one. */
+    a.ts = T0 + 950 * SEC;
+    a.verb = INCIDENT_CLOSE;
+    assert_int_equal(incident_engine_action(e, &a), 0);
+    assert_int_equal(incident_engine_drain(e, &msink, &p), 0);
+    assert_int_equal(p.all.openings, 2);
+    assert_int_equal(p.all.acked, 2);
+    assert_int_equal(incident_metrics_mtta(&p.all), 90 * SEC); /* 60, 120 */
+    assert_int_equal(p.all.restored, 2);
+    assert_int_equal(incident_metrics_mttr(&p.all), 300 * SEC); /* 300, 300 */
+    assert_int_equal(p.late.openings, 1);
+    assert_int_equal(p.late.acked, 1);
+    assert_int_equal(incident_metrics_mtta(&p.late), 120 * SEC);
+    assert_int_equal(incident_metrics_mttr(&p.late), 300 * SEC);
+
+    /* A close without a resolve ends an episode too; an acknowledgement
+     * before its opening (a clock ahead) took no time. */
+    {
+        struct incident_metrics m;
+        const struct incident_note tl[] = {
+            {2, T0, "opened", "rule:x", ""},
+            {2, T0 - SEC, "acknowledged", "user:bob", ""},
+            {2, T0 + 40 * SEC, "closed", "user:bob", ""},
+        };
+
+        incident_metrics_init(&m, 0);
+        for (size_t i = 0; i < sizeof(tl) / sizeof(tl[0]); i++)
+            incident_metrics_add(&m, &tl[i]);
+        assert_int_equal(m.acked, 1);
+        assert_int_equal(incident_metrics_mtta(&m), 0);
+        assert_int_equal(m.restored, 1);
+        assert_int_equal(incident_metrics_mttr(&m), 40 * SEC);
+    }
+    incident_engine_free(e);
+}
+
 /* One fixed input sequence, fed through a callback at step i. */
 static void
 feed(struct incident_engine *e, int step)
@@ -1208,39 +1319,50 @@ test_stats(void **state)
     /*
      * a/disk: opened T0, acked +60 s, resolved +600 s; opened again at
      * +3600 s, acked +180 s, closed +1200 s. b/oom: opened +100 s,
-     * reopened +7300 s, never acknowledged.
+     * acked +130 s, resolved +400 s, reopened +7300 s and open since,
+     * never acknowledged again: the reopen cleared its acked_at and
+     * resolved_at, as the engine does, and only its timeline keeps them.
      */
     sql = tc_xasprintf(
         "INSERT INTO incidents(id, fingerprint, host, rule, kind, state,"
         " severity, priority, count, first_seen, last_seen, opened_at,"
-        " acked_at, resolved_at, closed_at) VALUES"
+        " acked_at, resolved_at, closed_at, reopened) VALUES"
         " (1, 'a/disk', 'a', 'disk', 'check', 'resolved', 'critical', 2, 1,"
-        "  0, 0, %lld, %lld, %lld, 0),"
+        "  0, 0, %lld, %lld, %lld, 0, 0),"
         " (2, 'a/disk', 'a', 'disk', 'check', 'closed', 'critical', 2, 1,"
-        "  0, 0, %lld, %lld, 0, %lld),"
+        "  0, 0, %lld, %lld, 0, %lld, 0),"
         " (3, 'b/oom', 'b', 'oom', 'log', 'open', 'error', 3, 1,"
-        "  0, 0, %lld, 0, 0, 0);"
+        "  0, 0, %lld, 0, 0, 0, 1);"
         "INSERT INTO timeline(incident_id, ts, what, who) VALUES"
         " (1, %lld, 'opened', 'rule:disk'), (3, %lld, 'opened', 'rule:oom'),"
         " (1, %lld, 'acknowledged', 'user:bob'),"
-        " (2, %lld, 'opened', 'rule:disk'), (3, %lld, 'reopened', 'rule:oom');",
+        " (3, %lld, 'acknowledged', 'user:bob'),"
+        " (3, %lld, 'note', 'user:bob'),"
+        " (3, %lld, 'resolved', 'user:bob'),"
+        " (1, %lld, 'resolved', 'rule:disk'),"
+        " (2, %lld, 'opened', 'rule:disk'),"
+        " (2, %lld, 'acknowledged', 'user:bob'),"
+        " (2, %lld, 'closed', 'user:bob'),"
+        " (3, %lld, 'reopened', 'rule:oom');",
         T0, T0 + 60 * SEC, T0 + 600 * SEC, T0 + 3600 * SEC, T0 + 3780 * SEC,
         T0 + 4800 * SEC, T0 + 7300 * SEC, T0, T0 + 100 * SEC, T0 + 60 * SEC,
-        T0 + 3600 * SEC, T0 + 7300 * SEC);
+        T0 + 130 * SEC, T0 + 200 * SEC, T0 + 400 * SEC, T0 + 600 * SEC,
+        T0 + 3600 * SEC, T0 + 3780 * SEC, T0 + 4800 * SEC, T0 + 7300 * SEC);
     assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
     free(sql);
     sqlite3_close(db);
     assert_int_equal(incidents_store_open(path, 1, &is), 0);
 
-    /* All of it. b/oom counts once: opened_at is its reopen. */
+    /* All of it: b/oom's two openings both count, with its first ack. */
     assert_int_equal(incidents_store_stats(is, T0, NULL, on_stats, &ss), 0);
     assert_int_equal(ss.n, 1);
     assert_string_equal(ss.key[0], "all");
     assert_int_equal(ss.r[0].n, 3);
-    assert_int_equal(ss.r[0].acked, 2);
-    assert_int_equal(ss.r[0].mtta_ns, 120 * SEC); /* (60 + 180) / 2 */
-    assert_int_equal(ss.r[0].restored, 2);
-    assert_int_equal(ss.r[0].mttr_ns, 900 * SEC); /* (600 + 1200) / 2 */
+    assert_int_equal(ss.r[0].openings, 4);
+    assert_int_equal(ss.r[0].acked, 3);
+    assert_int_equal(ss.r[0].mtta_ns, 90 * SEC); /* (60 + 180 + 30) / 3 */
+    assert_int_equal(ss.r[0].restored, 3);
+    assert_int_equal(ss.r[0].mttr_ns, 700 * SEC); /* (600 + 1200 + 300) / 3 */
     assert_int_equal(ss.r[0].gaps, 2);
     assert_int_equal(ss.r[0].mtbf_ns, 5400 * SEC); /* (3600 + 7200) / 2 */
 
@@ -1250,11 +1372,15 @@ test_stats(void **state)
     assert_int_equal(ss.n, 2);
     assert_string_equal(ss.key[0], "a");
     assert_int_equal(ss.r[0].n, 2);
+    assert_int_equal(ss.r[0].openings, 2);
     assert_int_equal(ss.r[0].mtbf_ns, 3600 * SEC);
     assert_string_equal(ss.key[1], "b");
-    assert_int_equal(ss.r[1].acked, 0);
-    assert_int_equal(ss.r[1].mtta_ns, -1);
-    assert_int_equal(ss.r[1].mttr_ns, -1);
+    assert_int_equal(ss.r[1].n, 1);
+    assert_int_equal(ss.r[1].openings, 2);
+    assert_int_equal(ss.r[1].acked, 1);
+    assert_int_equal(ss.r[1].mtta_ns, 30 * SEC);
+    assert_int_equal(ss.r[1].restored, 1);
+    assert_int_equal(ss.r[1].mttr_ns, 300 * SEC);
     assert_int_equal(ss.r[1].mtbf_ns, 7200 * SEC);
 
     /* By priority, from +50 s: the first a/disk incident is out. */
@@ -1269,7 +1395,18 @@ test_stats(void **state)
     assert_int_equal(ss.r[0].gaps, 0);
     assert_int_equal(ss.r[0].mtbf_ns, -1);
     assert_string_equal(ss.key[1], "P3");
+    assert_int_equal(ss.r[1].acked, 1);
     assert_int_equal(ss.r[1].mtbf_ns, 7200 * SEC);
+
+    /* From +5000 s: only b/oom's reopening, not acknowledged. */
+    memset(&ss, 0, sizeof(ss));
+    assert_int_equal(
+        incidents_store_stats(is, T0 + 5000 * SEC, "rule", on_stats, &ss), 0);
+    assert_int_equal(ss.n, 1);
+    assert_string_equal(ss.key[0], "oom");
+    assert_int_equal(ss.r[0].openings, 1);
+    assert_int_equal(ss.r[0].acked, 0);
+    assert_int_equal(ss.r[0].mtta_ns, -1);
 
     incidents_store_close(is);
     store_close(st);
@@ -1408,6 +1545,7 @@ main(void)
         cmocka_unit_test(test_priority_impact),
         cmocka_unit_test(test_service),
         cmocka_unit_test(test_actions),
+        cmocka_unit_test(test_metrics_reopen),
         cmocka_unit_test(test_determinism_and_restart),
         cmocka_unit_test(test_flapping),
         cmocka_unit_test(test_replay_flapping),

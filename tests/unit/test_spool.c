@@ -495,9 +495,40 @@ test_many(void **state)
 static void
 test_head_hash(void **state)
 {
-    assert_true(spool_head_hash("abc", 3) != spool_head_hash("abd", 3));
-    assert_true(spool_head_hash("abc", 3) == spool_head_hash("abcd", 3));
-    assert_true(spool_head_hash("", 0) != 0);
+    /*
+     * Pinned values, computed once from the implementation (64-bit
+     * FNV-1a; the first three are FNV's published test vectors). They
+     * must never change: every agent's spool stores the hash of each
+     * tracked file's head, and a different hash after an upgrade would
+     * make every file look new (rotated) and re-send it from offset 0.
+     * A new hash needs a spool migration, not a new expected value.
+     */
+    static const struct {
+        const char *p;
+        size_t n;
+        uint64_t h;
+    } pinned[] = {
+        {"", 0, UINT64_C(0xcbf29ce484222325)},
+        {"a", 1, UINT64_C(0xaf63dc4c8601ec8c)},
+        {"foobar", 6, UINT64_C(0x85944171f73967e8)},
+        {"2026-01-01T00:00:00Z web-01 nginx: start\n", 41,
+         UINT64_C(0xbe3728c3ae8270cd)},
+        /* High bytes and a NUL: bytes are unsigned, the length rules. */
+        {"\xff\x00\x80\n", 4, UINT64_C(0x67ae0e64905ac0fc)},
+    };
+    unsigned char head[SPOOL_HEAD_MAX];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(pinned) / sizeof(pinned[0]); i++)
+        assert_int_equal(spool_head_hash(pinned[i].p, pinned[i].n),
+                         pinned[i].h);
+    /* A whole head of SPOOL_HEAD_MAX bytes: 0, 1, ..., 255, 0, ... */
+    for (size_t i = 0; i < sizeof(head); i++)
+        head[i] = (unsigned char)i;
+    assert_int_equal(spool_head_hash(head, sizeof(head)),
+                     UINT64_C(0x1e5698f9d66e6f25));
+    /* Only the first n bytes count. */
+    assert_int_equal(spool_head_hash("abc", 3), spool_head_hash("abcd", 3));
 }
 
 /* Pending state rows seen by spool_state_load. */
