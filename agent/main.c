@@ -114,14 +114,30 @@ struct agent {
     uint64_t reloads_refused;         /* SIGHUPs with a broken file */
 };
 
+/*
+ * -h: the usage on stdout, exit 0. A usage error: the same on stderr,
+ * exit TC_EXIT_USAGE (2); a bad configuration exits 1.
+ */
 static _Noreturn void
-usage(void)
+usage(FILE *f, int code)
 {
-    fprintf(stderr, "usage: tocsin-agent [-dnv] [-c file]\n"
-                    "       tocsin-agent status [--json] [-c file]\n"
-                    "       tocsin-agent test-rules [-c file] [--input N] "
-                    "logfile\n");
-    exit(2);
+    fprintf(f, "usage: tocsin-agent [-dnv] [-c file]\n"
+               "       tocsin-agent status [--json] [-c file]\n"
+               "       tocsin-agent test-rules [-c file] [--input N] "
+               "logfile\n"
+               "       tocsin-agent -h | --help | -V | --version\n");
+    if (f == stdout)
+        fprintf(f,
+                "\n"
+                "  -c file  configuration (default %s)\n"
+                "  -d       stay in the foreground, log to stderr\n"
+                "  -n       check the configuration and exit\n"
+                "  -v       more verbose logs (repeatable)\n"
+                "\n"
+                "exit status: 0 ok, 1 error (configuration, start-up), "
+                "2 usage error\n",
+                AGENT_CONFIG);
+    exit(code);
 }
 
 /* Load and check everything -n checks. 0 or -1 (errors logged). */
@@ -497,8 +513,10 @@ status_main(int argc, char **argv)
             json = 1;
         else if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
             path = argv[++i];
+        else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+            usage(stdout, 0);
         else
-            usage();
+            usage(stderr, TC_EXIT_USAGE);
     }
     if ((sock = status_socket_path(path)) == NULL)
         return 1;
@@ -526,7 +544,13 @@ main(int argc, char **argv)
         return status_main(argc - 1, argv + 1);
     }
     if (tc_daemon_getopt(argc, argv, &opt) < 0)
-        usage();
+        usage(stderr, TC_EXIT_USAGE);
+    if (opt.help)
+        usage(stdout, 0);
+    if (opt.version) {
+        printf("tocsin-agent %s\n", TOCSIN_VERSION);
+        return 0;
+    }
     a.path = opt.config;
 #ifdef __GLIBC__
     (void)mallopt(M_MMAP_THRESHOLD, AGENT_MMAP_MIN);

@@ -36,11 +36,27 @@ struct app {
     struct tc_tls_ctx **tls;      /* main's context; swapped on reload */
 };
 
-static void
-usage(void)
+/*
+ * -h: the usage on stdout, exit 0. A usage error: the same on stderr,
+ * exit TC_EXIT_USAGE (2); a bad configuration exits 1.
+ */
+static _Noreturn void
+usage(FILE *f, int code)
 {
-    fprintf(stderr, "usage: tocsin-collector [-d] [-n] [-v] [-c FILE]\n");
-    exit(1);
+    fprintf(f, "usage: tocsin-collector [-dnv] [-c file]\n"
+               "       tocsin-collector -h | --help | -V | --version\n");
+    if (f == stdout)
+        fprintf(f,
+                "\n"
+                "  -c file  configuration (default %s)\n"
+                "  -d       stay in the foreground, log to stderr\n"
+                "  -n       check the configuration and exit\n"
+                "  -v       more verbose logs (repeatable)\n"
+                "\n"
+                "exit status: 0 ok, 1 error (configuration, start-up), "
+                "2 usage error\n",
+                default_config);
+    exit(code);
 }
 
 static void
@@ -137,7 +153,13 @@ main(int argc, char **argv)
     /* The store and its -wal and -shm: ours alone (perms.h). */
     tc_perms_umask();
     if (tc_daemon_getopt(argc, argv, &opt) < 0)
-        usage();
+        usage(stderr, TC_EXIT_USAGE);
+    if (opt.help)
+        usage(stdout, 0);
+    if (opt.version) {
+        printf("tocsin-collector %s\n", TOCSIN_VERSION);
+        return 0;
+    }
 
     /* Until we know where logs go, errors belong on the terminal. */
     log_init("tocsin-collector", 1, opt.verbose);

@@ -60,5 +60,36 @@ def test_agent_errors(env):
     refused(env, e2e.AGENT, os.path.join(env.dir, "a4.yaml"), r"a4\.yaml:\d+: .*statedir")
 
 
+def test_command_line(env):
+    """-h/--help and -V/--version answer on stdout with 0 in all three
+    programs; a bad option is a short usage on stderr and exit 2."""
+    import re
+    for prog, name in ((e2e.AGENT, "tocsin-agent"),
+                       (e2e.COLLECTOR, "tocsin-collector"),
+                       (e2e.CTL, "tocsinctl")):
+        for opt in ("-h", "--help"):
+            _, out, err = env.run([prog, opt])
+            e2e.check(out.startswith("usage: %s" % name) and "exit status" in out,
+                      "%s %s said %r" % (name, opt, out))
+            e2e.check(err == "", "%s %s wrote to stderr: %r" % (name, opt, err))
+        for opt in ("-V", "--version"):
+            _, out, _ = env.run([prog, opt])
+            e2e.check(re.fullmatch(r"%s \d+\.\d+\.\d+\n" % name, out),
+                      "%s %s said %r" % (name, opt, out))
+        for argv in (["-x"], ["--bogus"]):
+            _, out, err = env.run([prog] + argv, expect=2)
+            e2e.check(out == "" and "usage: %s" % name in err,
+                      "%s %s: out %r err %r" % (name, argv, out, err))
+            e2e.check(len(err.splitlines()) <= 6, "usage too long: %r" % err)
+    # Extra operands are usage errors too, not configuration errors.
+    env.run([e2e.AGENT, "-n", "extra"], expect=2)
+    env.run([e2e.COLLECTOR, "-n", "extra"], expect=2)
+    env.run([e2e.AGENT, "status", "--bogus"], expect=2)
+    env.run([e2e.AGENT, "test-rules", "--bogus"], expect=2)
+    _, out, _ = env.run([e2e.AGENT, "status", "--help"])
+    e2e.check(out.startswith("usage: tocsin-agent"), "status --help said %r" % out)
+
+
 if __name__ == "__main__":
-    e2e.main([test_check_mode_ok, test_collector_errors, test_agent_errors])
+    e2e.main([test_check_mode_ok, test_collector_errors, test_agent_errors,
+              test_command_line])
