@@ -194,6 +194,28 @@ conf_load(struct agent_conf *c, const char *path)
     return bad ? -1 : 0;
 }
 
+/*
+ * -n beyond the file: state_dir (the spool) can be created or used,
+ * and an existing spool is ours to write; checked without changing
+ * anything on disk (nothing is created or tightened). 0 or -1 (logged).
+ */
+static int
+conf_check_system(const struct agent_config *cfg)
+{
+    char err[512], *db;
+    int rc;
+
+    if (tc_perms_dir_check(cfg->state_dir, err, sizeof(err)) < 0) {
+        log_warnx("%s: state_dir: %s", cfg->file, err);
+        return -1;
+    }
+    db = tc_xasprintf("%s/spool.db", cfg->state_dir);
+    if ((rc = tc_perms_file_check(db, err, sizeof(err))) < 0)
+        log_warnx("%s: state_dir: %s", cfg->file, err);
+    free(db);
+    return rc < 0 ? -1 : 0;
+}
+
 static void
 conf_free(struct agent_conf *c)
 {
@@ -565,9 +587,11 @@ main(int argc, char **argv)
         return 1;
     }
     if (opt.check) {
-        printf("configuration OK\n");
+        rc = conf_check_system(a.conf.cfg);
+        if (rc == 0)
+            printf("configuration OK\n");
         conf_free(&a.conf);
-        return 0;
+        return rc < 0 ? 1 : 0;
     }
     if (!opt.foreground) {
         /* Before the loop and the spool exist: neither survives fork. */

@@ -90,6 +90,66 @@ def test_command_line(env):
     e2e.check(out.startswith("usage: tocsin-agent"), "status --help said %r" % out)
 
 
+def test_check_mode_system(env):
+    """-n also checks what start-up needs from the system, and changes
+    nothing on disk: state_dir and the store's folder can be created,
+    listen can be bound; a port already taken is a warning for -n (the
+    running collector may hold it) and an error at start-up, which then
+    leaves no database behind."""
+    import socket
+    col, ag = base(env)
+    good_col, good_ag = open(col).read(), open(ag).read()
+    env.write("plain", "a regular file\n")
+
+    # Nothing created by a successful check.
+    env.run([e2e.AGENT, "-n", "-c", ag])
+    env.run([e2e.COLLECTOR, "-n", "-c", col])
+    e2e.check(not os.path.exists(os.path.join(env.dir, "state")),
+              "-n created the state directory")
+
+    env.write("s1.yaml", good_ag.replace("state_dir: state/web-01",
+                                         "state_dir: plain/web-01"))
+    refused(env, e2e.AGENT, os.path.join(env.dir, "s1.yaml"),
+            r"s1\.yaml: state_dir: .*plain/web-01: cannot create it: "
+            r".*plain is not a directory")
+    env.write("s2.yaml", good_ag.replace("state_dir: state/web-01",
+                                         "state_dir: plain"))
+    refused(env, e2e.AGENT, os.path.join(env.dir, "s2.yaml"),
+            r"s2\.yaml: state_dir: .*plain: not a directory")
+    env.write("s3.yaml", good_col.replace("state/collector.db",
+                                          "plain/collector.db"))
+    refused(env, e2e.COLLECTOR, os.path.join(env.dir, "s3.yaml"),
+            r"s3\.yaml: store\.path: .*plain: not a directory")
+    os.makedirs(os.path.join(env.dir, "dbdir/collector.db"))
+    env.write("s4.yaml", good_col.replace("state/collector.db",
+                                          "dbdir/collector.db"))
+    refused(env, e2e.COLLECTOR, os.path.join(env.dir, "s4.yaml"),
+            r"s4\.yaml: store\.path: .*collector\.db: not a regular file")
+
+    # An address that is not this host's cannot be bound.
+    env.write("l1.yaml", good_col.replace("127.0.0.1:%d" % env.port,
+                                          "192.0.2.1:7400"))
+    refused(env, e2e.COLLECTOR, os.path.join(env.dir, "l1.yaml"),
+            r"l1\.yaml: listen 192\.0\.2\.1:7400: Cannot assign")
+
+    # A port someone listens on: a warning for -n, an error at start.
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", env.port))
+    s.listen(1)
+    try:
+        _, out, err = env.run([e2e.COLLECTOR, "-n", "-c", col])
+        e2e.check(out.strip() == "configuration OK", "-n said %r" % out)
+        e2e.check("Address already in use" in err, "no warning: %r" % err)
+        _, _, err = env.run([e2e.COLLECTOR, "-d", "-c", col], expect=1)
+        e2e.check("listen 127.0.0.1:%d: Address already in use" % env.port in err,
+                  "start-up said %r" % err)
+    finally:
+        s.close()
+    e2e.check(not os.path.exists(os.path.join(env.dir, "state/collector.db")),
+              "a collector that could not listen created its database")
+
+
 if __name__ == "__main__":
     e2e.main([test_check_mode_ok, test_collector_errors, test_agent_errors,
-              test_command_line])
+              test_command_line, test_check_mode_system])
