@@ -60,6 +60,35 @@ def test_agent_errors(env):
     refused(env, e2e.AGENT, os.path.join(env.dir, "a4.yaml"), r"a4\.yaml:\d+: .*statedir")
 
 
+def test_agent_all_errors(env):
+    """Every bad pattern is reported in one pass, with its dotted key and
+    line, alongside the other errors of the file."""
+    _, ag = base(env)
+    good = open(ag).read()
+    env.write("r1.yaml", good.replace(
+        "      - {name: e, match: 'ERROR', severity: error}\n",
+        "      - {name: e, match: 'ERROR (', severity: error}\n"
+        "      - {name: f, match: 'ok', severity: fatal}\n"
+        "      - name: g\n"
+        "        match: '[z'\n"
+        "      - {name: h, match: '(?<n>x)', fingerprint: '{rule}:{m}'}\n"
+        "    multiline: {start: '^(x'}\n"))
+    _, out, err = env.run([e2e.AGENT, "-n", "-c", os.path.join(env.dir, "r1.yaml")],
+                          expect=1)
+    import re
+    for pat in (r"r1\.yaml:\d+: files\[0\]\.rules\[0\]\.match: rule 'e': bad regex",
+                r"r1\.yaml:\d+: files\[0\]\.rules\[1\]\.severity: 'fatal'",
+                r"r1\.yaml:\d+: files\[0\]\.rules\[2\]\.match: rule 'g': bad regex",
+                r"r1\.yaml:\d+: files\[0\]\.rules\[3\]\.fingerprint: rule 'h'",
+                r"r1\.yaml:\d+: files\[0\]\.multiline\.start: bad regex"):
+        e2e.check(re.search(pat, err), "expected /%s/ in: %r" % (pat, err))
+    # The line is the key's own: rule g's match is on its own line.
+    text = open(os.path.join(env.dir, "r1.yaml")).read().splitlines()
+    gline = [i + 1 for i, l in enumerate(text) if "match: '[z'" in l][0]
+    e2e.check("r1.yaml:%d: files[0].rules[2].match" % gline in err,
+              "rule g's line %d not named: %r" % (gline, err))
+
+
 def test_command_line(env):
     """-h/--help and -V/--version answer on stdout with 0 in all three
     programs; a bad option is a short usage on stderr and exit 2."""
@@ -152,4 +181,5 @@ def test_check_mode_system(env):
 
 if __name__ == "__main__":
     e2e.main([test_check_mode_ok, test_collector_errors, test_agent_errors,
-              test_command_line, test_check_mode_system])
+              test_agent_all_errors, test_command_line,
+              test_check_mode_system])
