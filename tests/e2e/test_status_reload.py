@@ -165,6 +165,14 @@ def test_status_no_match(env):
     e2e.wait_for(lambda: (lambda i: i["matched_files"] == 1 and not i["no_match"])(
         status(env, conf)["inputs"][0]), 20, "files[0] matched")
     ag.wait_log(r"files\[0\] %s: matches 1 file again" % missing)
+    # A rotation (rename, then create) is not "matches no file", even
+    # when a scan falls between the two.
+    os.rename(missing, missing + ".1")
+    time.sleep(0.6)
+    append(missing, "new\n")
+    time.sleep(1.0)
+    e2e.check(len(re.findall(r"files\[0\] .*: matches no file", ag.log())) == 1,
+              "a rotation warned:\n" + ag.log())
     # Gone: once the file is read to its end and let go, said again.
     os.unlink(missing)
     e2e.wait_for(lambda: status(env, conf)["inputs"][0]["no_match"], 30,
