@@ -582,16 +582,20 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     log_init("tocsin-agent", 1, opt.verbose);
 
-    if (conf_load(&a.conf, a.path) < 0) {
-        conf_free(&a.conf);
-        return 1;
-    }
+    rc = conf_load(&a.conf, a.path);
     if (opt.check) {
-        rc = conf_check_system(a.conf.cfg);
+        /* The system too when only the rules or TLS files failed (the
+         * file itself loaded): every error at once. */
+        if (a.conf.cfg != NULL && conf_check_system(a.conf.cfg) < 0)
+            rc = -1;
         if (rc == 0)
             printf("configuration OK\n");
         conf_free(&a.conf);
         return rc < 0 ? 1 : 0;
+    }
+    if (rc < 0) {
+        conf_free(&a.conf);
+        return 1;
     }
     if (!opt.foreground) {
         /* Before the loop and the spool exist: neither survives fork. */

@@ -1,7 +1,8 @@
 /*
  * main: tocsin-collector. Parses the command line, loads the
- * configuration and the TLS identity, opens the store, runs the server
- * on a libuv loop and turns signals into a graceful shutdown.
+ * configuration and the TLS identity, binds the listener, then opens
+ * the store, runs the server on a libuv loop and turns signals into a
+ * graceful shutdown.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -191,7 +192,7 @@ main(int argc, char **argv)
     struct tc_tls_ctx *tls = NULL;
     struct store *store = NULL;
     struct app app;
-    int status = 1, lfd = -1, rc;
+    int status = 1, lfd = -1, tls_bad, rc;
     char err[512];
 
     /* The store and its -wal and -shm: ours alone (perms.h). */
@@ -209,15 +210,17 @@ main(int argc, char **argv)
     log_init("tocsin-collector", 1, opt.verbose);
     if (config_load(opt.config, &cfg) < 0)
         return 1;
-    if (load_tls(cfg, &tls) < 0)
-        goto out;
+    tls_bad = load_tls(cfg, &tls) < 0;
     if (opt.check) {
-        if (check_system(cfg) < 0)
+        /* The system too when the TLS files failed: every error at once. */
+        if (check_system(cfg) < 0 || tls_bad)
             goto out;
         printf("configuration OK\n");
         status = 0;
         goto out;
     }
+    if (tls_bad)
+        goto out;
     /*
      * The port first, while errors still reach the terminal, and before
      * the store: a collector that cannot listen leaves no new database.

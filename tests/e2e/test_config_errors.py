@@ -145,6 +145,12 @@ def test_check_mode_system(env):
                                          "state_dir: plain"))
     refused(env, e2e.AGENT, os.path.join(env.dir, "s2.yaml"),
             r"s2\.yaml: state_dir: .*plain: not a directory")
+    # Reported with the other errors of the run, not instead of them.
+    env.write("s5.yaml", good_ag.replace("state_dir: state/web-01",
+                                         "state_dir: plain/web-01")
+              .replace("web-01.key", "missing.key"))
+    refused(env, e2e.AGENT, os.path.join(env.dir, "s5.yaml"),
+            r"missing\.key(.|\n)*s5\.yaml: state_dir: .*plain/web-01")
     env.write("s3.yaml", good_col.replace("state/collector.db",
                                           "plain/collector.db"))
     refused(env, e2e.COLLECTOR, os.path.join(env.dir, "s3.yaml"),
