@@ -12,6 +12,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "rules.h"
 #include "util.h"
 
 #define AC(member) TC_CONF_AT(struct agent_config, member)
@@ -806,6 +807,71 @@ check_follow_symlinks(struct tc_conf *conf, struct agent_config *c)
     }
 }
 
+/* Item i of the sequence at key in map, or NULL. */
+static const struct tc_conf_node *
+seq_item(const struct tc_conf_node *map, const char *key, size_t i)
+{
+    const struct tc_conf_node *n =
+        map != NULL && map->kind == TC_CONF_MAP ? tc_conf_find(map, key) : NULL;
+
+    return n != NULL && n->kind == TC_CONF_SEQ && i < n->nitems ? n->items[i]
+                                                                : NULL;
+}
+
+/* Every rule of one input list (at node, dotted prefix what[i]). */
+static void
+check_rule_list(struct tc_conf *conf, const char *what, size_t i,
+                const struct tc_conf_node *node, const struct agent_rule *rules,
+                size_t n)
+{
+    for (size_t j = 0; j < n; j++) {
+        const struct agent_rule *ar = &rules[j];
+        const struct tc_conf_node *rn = seq_item(node, "rules", j), *kn;
+        const char *key;
+        char err[512];
+
+        if (ar->match == NULL) /* missing: the walk said so */
+            continue;
+        if (rules_check(ar, &key, err, sizeof(err)) == 0)
+            continue;
+        kn = rn != NULL && rn->kind == TC_CONF_MAP ? tc_conf_find(rn, key)
+                                                   : NULL;
+        tc_conf_error(conf, kn != NULL ? kn->line : ar->line,
+                      "%s[%zu].rules[%zu].%s: rule '%s': %s", what, i, j, key,
+                      ar->name != NULL ? ar->name : "?", err);
+    }
+}
+
+/*
+ * Every pattern of the file compiled once, so that -n and a reload name
+ * each bad one with its key (files[0].rules[2].match), not only the
+ * first; the rulesets are built again from the valid file.
+ */
+static void
+check_patterns(struct tc_conf *conf, struct agent_config *c)
+{
+    char err[512];
+
+    for (size_t i = 0; c->files != NULL && i < c->nfiles; i++) {
+        const struct agent_file *f = &c->files[i];
+        const struct tc_conf_node *fn = seq_item(conf->root, "files", i), *kn;
+
+        check_rule_list(conf, "files", i, fn, f->rules, f->nrules);
+        if (f->multiline.start == NULL ||
+            rules_check_pattern(f->multiline.start, err, sizeof(err)) == 0)
+            continue;
+        kn = fn != NULL && fn->kind == TC_CONF_MAP
+                 ? tc_conf_find(fn, "multiline.start")
+                 : NULL;
+        tc_conf_error(conf, kn != NULL ? kn->line : f->line,
+                      "files[%zu].multiline.start: %s", i, err);
+    }
+    for (size_t i = 0; c->journals != NULL && i < c->njournals; i++)
+        check_rule_list(conf, "journald", i,
+                        seq_item(conf->root, "journald", i),
+                        c->journals[i].rules, c->journals[i].nrules);
+}
+
 /* Checks that involve more than one field. */
 static void
 check_config(struct tc_conf *conf, struct agent_config *c)
@@ -837,7 +903,11 @@ config_from(struct tc_conf *conf, struct agent_config **out)
 
     c = tc_xcalloc(1, sizeof(*c));
     c->file = tc_xstrdup(conf->path);
-    if ((rc = tc_conf_apply(conf, agent_fields, c)) < 0)
+    /* Patterns are checked even when the walk failed: one pass reports
+     * every error it can. */
+    rc = tc_conf_apply(conf, agent_fields, c);
+    check_patterns(conf, c);
+    if (rc < 0)
         goto out;
     check_config(conf, c);
     if (conf->nerrors > 0) {

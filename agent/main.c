@@ -114,14 +114,30 @@ struct agent {
     uint64_t reloads_refused;         /* SIGHUPs with a broken file */
 };
 
+/*
+ * -h: the usage on stdout, exit 0. A usage error: the same on stderr,
+ * exit TC_EXIT_USAGE (2); a bad configuration exits 1.
+ */
 static _Noreturn void
-usage(void)
+usage(FILE *f, int code)
 {
-    fprintf(stderr, "usage: tocsin-agent [-dnv] [-c file]\n"
-                    "       tocsin-agent status [--json] [-c file]\n"
-                    "       tocsin-agent test-rules [-c file] [--input N] "
-                    "logfile\n");
-    exit(2);
+    fprintf(f, "usage: tocsin-agent [-dnv] [-c file]\n"
+               "       tocsin-agent status [--json] [-c file]\n"
+               "       tocsin-agent test-rules [-c file] [--input N] "
+               "logfile\n"
+               "       tocsin-agent -h | --help | -V | --version\n");
+    if (f == stdout)
+        fprintf(f,
+                "\n"
+                "  -c file  configuration (default %s)\n"
+                "  -d       stay in the foreground, log to stderr\n"
+                "  -n       check the configuration and exit\n"
+                "  -v       more verbose logs (repeatable)\n"
+                "\n"
+                "exit status: 0 ok, 1 error (configuration, start-up), "
+                "2 usage error\n",
+                AGENT_CONFIG);
+    exit(code);
 }
 
 /* Load and check everything -n checks. 0 or -1 (errors logged). */
@@ -176,6 +192,28 @@ conf_load(struct agent_conf *c, const char *path)
                       c->cfg->file, c->cfg->name, cn);
     }
     return bad ? -1 : 0;
+}
+
+/*
+ * -n beyond the file: state_dir (the spool) can be created or used,
+ * and an existing spool is ours to write; checked without changing
+ * anything on disk (nothing is created or tightened). 0 or -1 (logged).
+ */
+static int
+conf_check_system(const struct agent_config *cfg)
+{
+    char err[512], *db;
+    int rc;
+
+    if (tc_perms_dir_check(cfg->state_dir, err, sizeof(err)) < 0) {
+        log_warnx("%s: state_dir: %s", cfg->file, err);
+        return -1;
+    }
+    db = tc_xasprintf("%s/spool.db", cfg->state_dir);
+    if ((rc = tc_perms_file_check(db, err, sizeof(err))) < 0)
+        log_warnx("%s: state_dir: %s", cfg->file, err);
+    free(db);
+    return rc < 0 ? -1 : 0;
 }
 
 static void
@@ -497,8 +535,10 @@ status_main(int argc, char **argv)
             json = 1;
         else if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
             path = argv[++i];
+        else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+            usage(stdout, 0);
         else
-            usage();
+            usage(stderr, TC_EXIT_USAGE);
     }
     if ((sock = status_socket_path(path)) == NULL)
         return 1;
@@ -526,7 +566,13 @@ main(int argc, char **argv)
         return status_main(argc - 1, argv + 1);
     }
     if (tc_daemon_getopt(argc, argv, &opt) < 0)
-        usage();
+        usage(stderr, TC_EXIT_USAGE);
+    if (opt.help)
+        usage(stdout, 0);
+    if (opt.version) {
+        printf("tocsin-agent %s\n", TOCSIN_VERSION);
+        return 0;
+    }
     a.path = opt.config;
 #ifdef __GLIBC__
     (void)mallopt(M_MMAP_THRESHOLD, AGENT_MMAP_MIN);
@@ -536,14 +582,20 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     log_init("tocsin-agent", 1, opt.verbose);
 
-    if (conf_load(&a.conf, a.path) < 0) {
+    rc = conf_load(&a.conf, a.path);
+    if (opt.check) {
+        /* The system too when only the rules or TLS files failed (the
+         * file itself loaded): every error at once. */
+        if (a.conf.cfg != NULL && conf_check_system(a.conf.cfg) < 0)
+            rc = -1;
+        if (rc == 0)
+            printf("configuration OK\n");
+        conf_free(&a.conf);
+        return rc < 0 ? 1 : 0;
+    }
+    if (rc < 0) {
         conf_free(&a.conf);
         return 1;
-    }
-    if (opt.check) {
-        printf("configuration OK\n");
-        conf_free(&a.conf);
-        return 0;
     }
     if (!opt.foreground) {
         /* Before the loop and the spool exist: neither survives fork. */

@@ -229,6 +229,20 @@ file_cb(void *arg, const struct tail_file_info *fi)
     rw_elem_close(w);
 }
 
+static void
+input_cb(void *arg, const struct tail_input_info *ii)
+{
+    struct files_ctx *fc = arg;
+    struct rw *w = fc->w;
+
+    rw_elem_open(w, fc->n++, ii->path);
+    rw_str(w, "path", ii->path);
+    rw_u64(w, "matched_files", ii->matched);
+    /* Said once in the log too; here for as long as it lasts. */
+    rw_bool(w, "no_match", ii->no_match);
+    rw_elem_close(w);
+}
+
 void
 report_render(const struct report_src *r, struct tc_buf *out, int json)
 {
@@ -271,6 +285,14 @@ report_render(const struct report_src *r, struct tc_buf *out, int json)
         rw_u64(&w, "oldest_unacked_age_ms",
                (uint64_t)(ss.oldest_unacked_ns / 1000000));
         rw_close(&w);
+    }
+
+    if (r->tail != NULL) {
+        struct files_ctx ic = {.w = &w};
+
+        rw_array_open(&w, "inputs", "inputs (files[]):");
+        tail_inputs(r->tail, input_cb, &ic);
+        rw_array_close(&w);
     }
 
     if (r->tail != NULL) {

@@ -116,10 +116,11 @@ rules_find_name(const struct rules_rule *r, const char *name, size_t len)
     return NULL;
 }
 
-/* Split the rule's fingerprint template into parts. 0 or -EINVAL. */
+/* Split the rule's fingerprint template into parts. 0 or -EINVAL (err
+ * says why, without file, line or rule: the caller adds them). */
 static int
-rules_template(const char *cfgfile, const struct agent_rule *ar,
-               struct rules_rule *r, char *err, size_t errlen)
+rules_template(const struct agent_rule *ar, struct rules_rule *r, char *err,
+               size_t errlen)
 {
     const char *p = ar->fingerprint, *q;
     char names[256];
@@ -140,10 +141,8 @@ rules_template(const char *cfgfile, const struct agent_rule *ar,
         } else {
             q = strchr(p + 1, '}');
             if (q == NULL) {
-                snprintf(err, errlen,
-                         "%s:%d: rule '%s': fingerprint '%s': '{' without "
-                         "'}'",
-                         cfgfile, ar->line, ar->name, ar->fingerprint);
+                snprintf(err, errlen, "fingerprint '%s': '{' without '}'",
+                         ar->fingerprint);
                 return -EINVAL;
             }
             if ((size_t)(q - p - 1) == 4 && memcmp(p + 1, "rule", 4) == 0)
@@ -159,11 +158,10 @@ rules_template(const char *cfgfile, const struct agent_rule *ar,
             else {
                 rules_name_list(r, names, sizeof(names));
                 snprintf(err, errlen,
-                         "%s:%d: rule '%s': fingerprint '%s': unknown name "
-                         "'%.*s' (use rule, host, source or a named capture "
-                         "of the pattern: %s)",
-                         cfgfile, ar->line, ar->name, ar->fingerprint,
-                         (int)(q - p - 1), p + 1, names);
+                         "fingerprint '%s': unknown name '%.*s' (use rule, "
+                         "host, source or a named capture of the pattern: "
+                         "%s)",
+                         ar->fingerprint, (int)(q - p - 1), p + 1, names);
                 return -EINVAL;
             }
             p = q + 1;
@@ -175,6 +173,106 @@ rules_template(const char *cfgfile, const struct agent_rule *ar,
         r->parts[r->nparts++] = part;
     }
     return 0;
+}
+
+/*
+ * Compile one rule into r: its pattern, the fingerprint template and
+ * the time capture. 0, or -EINVAL with the failing key of the rule
+ * ("match", "fingerprint", "time.field") in *key and the reason in err
+ * (without file, line or rule: rules_compile and rules_check add those
+ * their own way). r is left for rule_release either way.
+ */
+static int
+rule_build(const char *cfgfile, const struct agent_rule *ar,
+           struct rules_rule *r, int jit, const char **key, char *err,
+           size_t errlen)
+{
+    PCRE2_SIZE erroff = 0;
+    int ecode = 0;
+
+    r->name = ar->name;
+    r->conf = ar;
+    r->sev = ar->severity;
+    *key = "match";
+    /* NEVER_UTF: a pattern may not switch UTF on with (*UTF), since
+     * a UTF match fails on every line that is not valid UTF-8. */
+    r->code = pcre2_compile((PCRE2_SPTR)ar->match, PCRE2_ZERO_TERMINATED,
+                            PCRE2_NEVER_UTF, &ecode, &erroff, NULL);
+    if (r->code == NULL) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(ecode, msg, sizeof(msg));
+        snprintf(err, errlen, "bad regex at offset %zu: %s", (size_t)erroff,
+                 (const char *)msg);
+        return -EINVAL;
+    }
+    /* JIT is an optimisation: without it (no JIT on this CPU, or no
+     * executable memory allowed) the interpreter does the same. */
+    if (jit && pcre2_jit_compile(r->code, PCRE2_JIT_COMPLETE) == 0)
+        r->jit = 1;
+    else if (jit)
+        log_debug("%s:%d: rule '%s': no JIT, using the interpreter", cfgfile,
+                  ar->line, ar->name);
+    rules_names(r);
+    *key = "fingerprint";
+    if (ar->fingerprint != NULL && rules_template(ar, r, err, errlen) < 0)
+        return -EINVAL;
+    *key = "time.field";
+    if (ar->time_field != NULL &&
+        rules_find_name(r, ar->time_field, strlen(ar->time_field)) == NULL) {
+        char names[256];
+
+        rules_name_list(r, names, sizeof(names));
+        snprintf(err, errlen,
+                 "time.field '%s' is not a named capture of the pattern "
+                 "(captures: %s)",
+                 ar->time_field, names);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static void
+rule_release(struct rules_rule *r)
+{
+    for (uint32_t j = 0; j < r->nnames; j++)
+        free(r->names[j].name);
+    free(r->names);
+    free(r->parts);
+    pcre2_code_free(r->code);
+}
+
+int
+rules_check(const struct agent_rule *ar, const char **key, char *err,
+            size_t errlen)
+{
+    struct rules_rule r;
+    int rc;
+
+    memset(&r, 0, sizeof(r));
+    rc = rule_build(NULL, ar, &r, 0, key, err, errlen);
+    rule_release(&r);
+    return rc;
+}
+
+int
+rules_check_pattern(const char *pattern, char *err, size_t errlen)
+{
+    PCRE2_SIZE erroff = 0;
+    PCRE2_UCHAR msg[256];
+    pcre2_code *code;
+    int ecode = 0;
+
+    /* The options rule_build and tail's multiline compile with. */
+    code = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
+                         PCRE2_NEVER_UTF, &ecode, &erroff, NULL);
+    if (code != NULL) {
+        pcre2_code_free(code);
+        return 0;
+    }
+    pcre2_get_error_message(ecode, msg, sizeof(msg));
+    snprintf(err, errlen, "bad regex at offset %zu: %s", (size_t)erroff,
+             (const char *)msg);
+    return -EINVAL;
 }
 
 int
@@ -197,56 +295,23 @@ rules_compile(const char *cfgfile, const struct agent_rule *rules, size_t n,
     for (size_t i = 0; i < n; i++) {
         const struct agent_rule *ar = &rules[i];
         struct rules_rule *r = &rs->rule[i];
-        PCRE2_SIZE erroff = 0;
+        const char *key;
         uint32_t groups = 0;
-        int ecode = 0;
+        char msg[512];
 
-        r->name = ar->name;
-        r->conf = ar;
-        r->sev = ar->severity;
-        /* NEVER_UTF: a pattern may not switch UTF on with (*UTF), since
-         * a UTF match fails on every line that is not valid UTF-8. */
-        r->code = pcre2_compile((PCRE2_SPTR)ar->match, PCRE2_ZERO_TERMINATED,
-                                PCRE2_NEVER_UTF, &ecode, &erroff, NULL);
         rs->nrules = i + 1;
-        if (r->code == NULL) {
-            PCRE2_UCHAR msg[256];
-            pcre2_get_error_message(ecode, msg, sizeof(msg));
-            snprintf(err, errlen,
-                     "%s:%d: rule '%s': bad regex at offset %zu: %s", cfgfile,
-                     ar->line, ar->name, (size_t)erroff, (const char *)msg);
-            rc = -EINVAL;
+        if ((rc = rule_build(cfgfile, ar, r, 1, &key, msg, sizeof(msg))) < 0) {
+            snprintf(err, errlen, "%s:%d: rule '%s': %s", cfgfile, ar->line,
+                     ar->name, msg);
             goto fail;
         }
-        /* JIT is an optimisation: without it (no JIT on this CPU, or no
-         * executable memory allowed) the interpreter does the same. */
-        if (pcre2_jit_compile(r->code, PCRE2_JIT_COMPLETE) == 0)
-            use_jit = r->jit = 1;
-        else
-            log_debug("%s:%d: rule '%s': no JIT, using the interpreter",
-                      cfgfile, ar->line, ar->name);
+        if (r->jit)
+            use_jit = 1;
         pcre2_pattern_info(r->code, PCRE2_INFO_CAPTURECOUNT, &groups);
         if (groups > max_groups)
             max_groups = groups;
-        rules_names(r);
         if (r->nnames > rs->max_names)
             rs->max_names = r->nnames;
-        if (ar->fingerprint != NULL &&
-            (rc = rules_template(cfgfile, ar, r, err, errlen)) < 0)
-            goto fail;
-        if (ar->time_field != NULL &&
-            rules_find_name(r, ar->time_field, strlen(ar->time_field)) ==
-                NULL) {
-            char names[256];
-
-            rules_name_list(r, names, sizeof(names));
-            snprintf(err, errlen,
-                     "%s:%d: rule '%s': time.field '%s' is not a named "
-                     "capture of the pattern (captures: %s)",
-                     cfgfile, ar->line, ar->name, ar->time_field, names);
-            rc = -EINVAL;
-            goto fail;
-        }
     }
     rs->md = pcre2_match_data_create(max_groups + 1, NULL);
     rs->mctx = pcre2_match_context_create(NULL);
@@ -276,14 +341,8 @@ rules_free(struct rules *rs)
 {
     if (rs == NULL)
         return;
-    for (size_t i = 0; i < rs->nrules; i++) {
-        struct rules_rule *r = &rs->rule[i];
-        for (uint32_t j = 0; j < r->nnames; j++)
-            free(r->names[j].name);
-        free(r->names);
-        free(r->parts);
-        pcre2_code_free(r->code);
-    }
+    for (size_t i = 0; i < rs->nrules; i++)
+        rule_release(&rs->rule[i]);
     free(rs->rule);
     pcre2_match_data_free(rs->md);
     pcre2_match_context_free(rs->mctx);

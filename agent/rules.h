@@ -62,6 +62,18 @@ int rules_new(const char *cfgfile, const struct agent_file *f,
  */
 int rules_compile(const char *cfgfile, const struct agent_rule *rules, size_t n,
                   struct rules **out, char *err, size_t errlen);
+
+/*
+ * For config_load, which reports every error of the file in one pass:
+ * compile one rule (pattern, fingerprint template, time.field) and
+ * throw it away. 0, or -EINVAL with the rule's failing key ("match",
+ * "fingerprint" or "time.field") in *key and the reason in err, e.g.
+ * "bad regex at offset 5: missing closing parenthesis".
+ */
+int rules_check(const struct agent_rule *ar, const char **key, char *err,
+                size_t errlen);
+/* The same for a bare pattern (files[].multiline.start). */
+int rules_check_pattern(const char *pattern, char *err, size_t errlen);
 void rules_free(struct rules *rs);
 
 /*

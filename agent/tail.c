@@ -100,6 +100,10 @@ struct tail_input {
     uint64_t errors_seen;          /* rules_errors() already logged */
     uint64_t cut, cut_seen;        /* lines cut; already logged */
     int64_t warned_ns;             /* mono time of the last such log */
+    uint32_t nmatched;             /* regular files read at matching
+                                      paths in the last scan */
+    int no_match;                  /* 1: matched nothing and has nothing
+                                      left to read; warned (tail_scan) */
 };
 
 /* A path an input matched, and the identity last seen there. */
@@ -1412,6 +1416,7 @@ tail_scan_path(struct tail_input *in, const char *p, int initial)
         return; /* refused and said so; skipped until it changes */
     if ((f = tail_find(t, (uint64_t)st.st_dev, (uint64_t)st.st_ino))) {
         f->live = 1;
+        in->nmatched++;
         if (strcmp(f->name, p) != 0) {
             const char *slash;
             free(f->name);
@@ -1474,6 +1479,7 @@ tail_scan_path(struct tail_input *in, const char *p, int initial)
                             copy_of, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
     f = tail_track(in, p, p, fd, &st, off, how);
     f->live = 1;
+    in->nmatched++;
     tail_path_note(in, p, f, copy_of != NULL);
 }
 
@@ -1485,6 +1491,7 @@ tail_scan_input(struct tail_input *in, int initial)
 
     for (tp = in->paths; tp != NULL; tp = tp->next)
         tp->seen = 0;
+    in->nmatched = 0;
     /* Watch before reading so that no change falls in between. */
     if (in->watch_dir)
         (void)tail_watch_path(in->t, in->conf->path);
@@ -1544,6 +1551,39 @@ tail_let_go(struct tail_file *f)
     return 1;
 }
 
+/*
+ * An input that matches no file is most often a typo or a service not
+ * installed yet: say so once, and again only after it has matched
+ * something and lost it. Not while a file it found is still open (a
+ * rotation between rename and create, read to its end first): the
+ * input is not idle then, and every rotation would warn.
+ */
+static void
+tail_note_matches(struct tail *t)
+{
+    for (size_t i = 0; i < t->ninputs; i++) {
+        struct tail_input *in = &t->inputs[i];
+        const struct tail_file *f;
+
+        if (in->nmatched > 0) {
+            if (in->no_match)
+                log_info("files[%zu] %s: matches %" PRIu32 " file%s again", i,
+                         in->conf->path, in->nmatched,
+                         in->nmatched == 1 ? "" : "s");
+            in->no_match = 0;
+            continue;
+        }
+        for (f = t->files; f != NULL && f->in != in; f = f->next)
+            ;
+        if (f != NULL || in->no_match)
+            continue;
+        in->no_match = 1;
+        log_warnx("files[%zu] %s: matches no file; nothing is read from it "
+                  "until one appears",
+                  i, in->conf->path);
+    }
+}
+
 static void
 tail_scan(struct tail *t, int initial)
 {
@@ -1564,6 +1604,8 @@ tail_scan(struct tail *t, int initial)
         tail_ungate(f);
         tail_file_free(f);
     }
+    if (!t->stopping)
+        tail_note_matches(t);
 }
 
 /* ---- the loop -------------------------------------------------------- */
@@ -1883,6 +1925,21 @@ void
 tail_get_stats(const struct tail *t, struct tail_stats *out)
 {
     *out = t->stats;
+}
+
+void
+tail_inputs(const struct tail *t,
+            void (*cb)(void *arg, const struct tail_input_info *ii), void *arg)
+{
+    struct tail_input_info ii;
+
+    for (size_t i = 0; i < t->ninputs; i++) {
+        ii.index = i;
+        ii.path = t->inputs[i].conf->path;
+        ii.matched = t->inputs[i].nmatched;
+        ii.no_match = t->inputs[i].no_match;
+        cb(arg, &ii);
+    }
 }
 
 void

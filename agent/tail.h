@@ -86,6 +86,19 @@ struct tail_stats {
 };
 void tail_get_stats(const struct tail *t, struct tail_stats *out);
 
+/* One files[] input, for status. Strings valid during the callback. */
+struct tail_input_info {
+    size_t index;     /* in files[] */
+    const char *path; /* as configured: a path or a glob */
+    uint32_t matched; /* regular files read at matching paths, last scan */
+    int no_match;     /* 1: matches nothing and nothing is left to read
+                         (warned once in the log) */
+};
+/* Call cb for every input, in config order. */
+void tail_inputs(const struct tail *t,
+                 void (*cb)(void *arg, const struct tail_input_info *ii),
+                 void *arg);
+
 /* One open file, for status. Strings valid during the callback only. */
 struct tail_file_info {
     const char *source; /* the path it was found at (events' source) */

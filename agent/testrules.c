@@ -28,6 +28,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "daemon.h"
 #include "emit.h"
 #include "escape.h"
 #include "log.h"
@@ -43,11 +44,12 @@ esc(char buf[256], const char *s)
     return buf;
 }
 
+/* -h: on stdout; a usage error: on stderr, exit TC_EXIT_USAGE. */
 static void
-testrules_usage(void)
+testrules_usage(FILE *f)
 {
-    fprintf(stderr, "usage: tocsin-agent test-rules [-c file] [--input N] "
-                    "logfile\n");
+    fprintf(f, "usage: tocsin-agent test-rules [-c file] [--input N] "
+               "logfile\n");
 }
 
 /* Which files[] entry applies to path; -1 when the config has none. */
@@ -105,21 +107,24 @@ testrules_main(int argc, char **argv, const char *default_config)
                         "test-rules: --input: '%s' is not an index "
                         "(0 is the first file input)\n",
                         optarg);
+                status = TC_EXIT_USAGE;
                 goto out;
             }
             break;
         }
         case 'h':
-            testrules_usage();
+            testrules_usage(stdout);
             status = 0;
             goto out;
         default:
-            testrules_usage();
+            testrules_usage(stderr);
+            status = TC_EXIT_USAGE;
             goto out;
         }
     }
     if (optind + 1 != argc) {
-        testrules_usage();
+        testrules_usage(stderr);
+        status = TC_EXIT_USAGE;
         goto out;
     }
     logpath = argv[optind];

@@ -18,9 +18,17 @@
 
 static const char *default_config = "/etc/tocsin/collector.yaml";
 
+/* -h: the whole text on stdout; a usage error: its first line and a
+ * pointer to -h on stderr (exit 2), as the daemons do. */
 static void
 usage(FILE *f)
 {
+    if (f != stdout) {
+        fprintf(f, "usage: tocsinctl [-c FILE] [--json] [-v] COMMAND ...\n"
+                   "       tocsinctl -h | --help | -V | --version\n"
+                   "run 'tocsinctl --help' for the commands\n");
+        return;
+    }
     fprintf(f,
             "usage: tocsinctl [-c FILE] [--json] [-v] COMMAND ...\n"
             "\n"
@@ -52,7 +60,10 @@ usage(FILE *f)
             "  -c FILE   collector configuration (default %s)\n"
             "  --json    machine-readable output\n"
             "  -v        verbose\n"
-            "  -V        print the version\n",
+            "  -V        print the version\n"
+            "  -h        this help\n"
+            "\n"
+            "exit status: 0 ok, 1 error, 2 usage error\n",
             default_config);
 }
 

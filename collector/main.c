@@ -1,7 +1,8 @@
 /*
  * main: tocsin-collector. Parses the command line, loads the
- * configuration and the TLS identity, opens the store, runs the server
- * on a libuv loop and turns signals into a graceful shutdown.
+ * configuration and the TLS identity, binds the listener, then opens
+ * the store, runs the server on a libuv loop and turns signals into a
+ * graceful shutdown.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,11 +17,13 @@
 #include "config.h"
 #include "incident_runner.h"
 #include "daemon.h"
+#include "listener.h"
 #include "log.h"
 #include "perms.h"
 #include "server.h"
 #include "store.h"
 #include "tls.h"
+#include "util.h"
 
 static const char *default_config = "/etc/tocsin/collector.yaml";
 
@@ -36,11 +39,27 @@ struct app {
     struct tc_tls_ctx **tls;      /* main's context; swapped on reload */
 };
 
-static void
-usage(void)
+/*
+ * -h: the usage on stdout, exit 0. A usage error: the same on stderr,
+ * exit TC_EXIT_USAGE (2); a bad configuration exits 1.
+ */
+static _Noreturn void
+usage(FILE *f, int code)
 {
-    fprintf(stderr, "usage: tocsin-collector [-d] [-n] [-v] [-c FILE]\n");
-    exit(1);
+    fprintf(f, "usage: tocsin-collector [-dnv] [-c file]\n"
+               "       tocsin-collector -h | --help | -V | --version\n");
+    if (f == stdout)
+        fprintf(f,
+                "\n"
+                "  -c file  configuration (default %s)\n"
+                "  -d       stay in the foreground, log to stderr\n"
+                "  -n       check the configuration and exit\n"
+                "  -v       more verbose logs (repeatable)\n"
+                "\n"
+                "exit status: 0 ok, 1 error (configuration, start-up), "
+                "2 usage error\n",
+                default_config);
+    exit(code);
 }
 
 static void
@@ -124,6 +143,47 @@ load_tls(const struct collector_config *cfg, struct tc_tls_ctx **out)
     return rc;
 }
 
+/*
+ * -n beyond the file: what start-up will need from the system, checked
+ * without changing anything on disk (no directory or database is
+ * created, no mode tightened): the store's folder can be created or
+ * used, an existing store file is ours to write, and listen can be
+ * bound. A port already in use is only a warning, since the collector
+ * this file belongs to may be the one running on it (checking a new
+ * file before a reload); start-up refuses it. 0 or -1 (logged).
+ */
+static int
+check_system(const struct collector_config *cfg)
+{
+    const char *slash = strrchr(cfg->store_path, '/');
+    char err[512];
+    int bad = 0, rc;
+
+    if (slash != NULL && slash != cfg->store_path) {
+        char *dir =
+            tc_xstrndup(cfg->store_path, (size_t)(slash - cfg->store_path));
+
+        if (tc_perms_dir_check(dir, err, sizeof(err)) < 0) {
+            log_warnx("%s: store.path: %s", cfg->file, err);
+            bad = 1;
+        }
+        free(dir);
+    }
+    if (!bad && tc_perms_file_check(cfg->store_path, err, sizeof(err)) < 0) {
+        log_warnx("%s: store.path: %s", cfg->file, err);
+        bad = 1;
+    }
+    if ((rc = listener_check(cfg->listen, err, sizeof(err))) == -EADDRINUSE) {
+        log_warnx("%s: %s (by a running collector?): the collector cannot "
+                  "start while it is taken",
+                  cfg->file, err);
+    } else if (rc < 0) {
+        log_warnx("%s: %s", cfg->file, err);
+        bad = 1;
+    }
+    return bad ? -1 : 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -132,22 +192,41 @@ main(int argc, char **argv)
     struct tc_tls_ctx *tls = NULL;
     struct store *store = NULL;
     struct app app;
-    int status = 1;
+    int status = 1, lfd = -1, tls_bad, rc;
+    char err[512];
 
     /* The store and its -wal and -shm: ours alone (perms.h). */
     tc_perms_umask();
     if (tc_daemon_getopt(argc, argv, &opt) < 0)
-        usage();
+        usage(stderr, TC_EXIT_USAGE);
+    if (opt.help)
+        usage(stdout, 0);
+    if (opt.version) {
+        printf("tocsin-collector %s\n", TOCSIN_VERSION);
+        return 0;
+    }
 
     /* Until we know where logs go, errors belong on the terminal. */
     log_init("tocsin-collector", 1, opt.verbose);
     if (config_load(opt.config, &cfg) < 0)
         return 1;
-    if (load_tls(cfg, &tls) < 0)
-        goto out;
+    tls_bad = load_tls(cfg, &tls) < 0;
     if (opt.check) {
+        /* The system too when the TLS files failed: every error at once. */
+        if (check_system(cfg) < 0 || tls_bad)
+            goto out;
         printf("configuration OK\n");
         status = 0;
+        goto out;
+    }
+    if (tls_bad)
+        goto out;
+    /*
+     * The port first, while errors still reach the terminal, and before
+     * the store: a collector that cannot listen leaves no new database.
+     */
+    if ((lfd = listener_open(cfg->listen, err, sizeof(err))) < 0) {
+        log_warnx("%s", err);
         goto out;
     }
 
@@ -187,7 +266,9 @@ main(int argc, char **argv)
     uv_signal_start(&app.sig_int, signal_cb, SIGINT);
     uv_signal_start(&app.sig_hup, signal_cb, SIGHUP);
 
-    if (server_start(app.srv) < 0) {
+    rc = server_start(app.srv, lfd);
+    lfd = -1; /* the server's now, whatever happened */
+    if (rc < 0) {
         /* Close what exists so the loop can end cleanly. */
         app.stopping = 1;
         server_stop(app.srv, stopped_cb, &app);
@@ -209,6 +290,8 @@ out_loop:
     if (uv_loop_close(app.loop) != 0)
         log_warnx("loop closed with handles still open");
 out:
+    if (lfd >= 0)
+        close(lfd);
     store_close(store);
     tc_tls_ctx_free(tls);
     config_free(cfg);

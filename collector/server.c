@@ -1440,24 +1440,13 @@ listener_cb(uv_poll_t *h, int status, int events)
     }
 }
 
-/* Bind and listen on ss; connections go to listener_cb. */
+/* Watch fd, bound and listening (listener.h); connections go to
+ * listener_cb. The socket is ours from here, whatever happens. */
 static int
-listener_open(struct server *srv, const struct sockaddr_storage *ss)
+listener_adopt(struct server *srv, int fd)
 {
-    socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                              : sizeof(struct sockaddr_in);
-    int one = 1, fd, rc;
+    int rc;
 
-    fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    /* As libuv's listener does: a restart need not wait out TIME_WAIT. */
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        bind(fd, (const struct sockaddr *)ss, len) < 0 || listen(fd, 511) < 0) {
-        rc = -errno;
-        close(fd);
-        return rc;
-    }
     if ((rc = uv_poll_init_socket(srv->loop, &srv->lpoll, fd)) < 0) {
         close(fd);
         return rc;
@@ -1596,63 +1585,21 @@ fail:
     return rc;
 }
 
-static int
-resolve(struct server *srv, const char *host, uint16_t port,
-        struct sockaddr_storage *ss)
-{
-    struct addrinfo hints, *res = NULL;
-    uv_getaddrinfo_t req;
-    char pstr[8];
-    int rc;
-
-    if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0 ||
-        uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0)
-        return 0;
-    /* A name: resolve it once, synchronously (no callback), at start. */
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
-    snprintf(pstr, sizeof(pstr), "%u", (unsigned)port);
-    rc = uv_getaddrinfo(srv->loop, &req, NULL, host, pstr, &hints);
-    if (rc < 0)
-        return rc;
-    res = req.addrinfo;
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    uv_freeaddrinfo(res);
-    return 0;
-}
-
 int
-server_start(struct server *srv)
+server_start(struct server *srv, int lfd)
 {
-    struct sockaddr_storage ss;
-    char *host = NULL;
-    uint16_t port;
     int rc;
 
-    if ((rc = tc_hostport_split(srv->cfg->listen, &host, &port)) < 0) {
-        log_warnx("listen %s: not host:port", srv->cfg->listen);
-        return rc;
-    }
-    memset(&ss, 0, sizeof(ss));
-    if ((rc = resolve(srv, host, port, &ss)) < 0) {
-        log_warnx("listen %s: %s", srv->cfg->listen, uv_strerror(rc));
-        goto out;
-    }
     raise_nofile(srv->cfg);
-    if ((rc = listener_open(srv, &ss)) < 0) {
+    if ((rc = listener_adopt(srv, lfd)) < 0) {
         log_warnx("listen %s: %s", srv->cfg->listen, uv_strerror(rc));
-        goto out;
+        return rc;
     }
     uv_timer_init(srv->loop, &srv->tick);
     srv->tick.data = srv;
     srv->ticking = 1;
     uv_timer_start(&srv->tick, tick_cb, TICK_MS, TICK_MS);
-    rc = 0;
-out:
-    free(host);
-    return rc;
+    return 0;
 }
 
 /* Stop completes once drained and every handle has closed. */

@@ -35,8 +35,12 @@ struct tc_tls_ctx;
 int server_new(uv_loop_t *loop, const struct collector_config *cfg,
                struct tc_tls_ctx *tls, struct store *store,
                struct server **out);
-/* Bind and listen on cfg->listen; logs and returns a negative errno. */
-int server_start(struct server *s);
+/*
+ * Serve on lfd, the socket bound to cfg->listen and listening
+ * (listener_open, called before the store opens). The server owns lfd
+ * from here, also on failure; logs and returns a negative errno.
+ */
+int server_start(struct server *s, int lfd);
 /* Graceful shutdown; see above. Idempotent. */
 void server_stop(struct server *s, void (*cb)(void *arg), void *arg);
 /*

@@ -4,6 +4,7 @@
 #include "daemon.h"
 
 #include <fcntl.h>
+#include <getopt.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -12,9 +13,14 @@
 int
 tc_daemon_getopt(int argc, char **argv, struct tc_daemon_opts *o)
 {
+    static const struct option longopts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
     int ch;
 
-    while ((ch = getopt(argc, argv, "c:dnv")) != -1) {
+    while ((ch = getopt_long(argc, argv, "c:dhnvV", longopts, NULL)) != -1) {
         switch (ch) {
         case 'c':
             o->config = optarg;
@@ -27,6 +33,12 @@ tc_daemon_getopt(int argc, char **argv, struct tc_daemon_opts *o)
             break;
         case 'v':
             o->verbose++;
+            break;
+        case 'h':
+            o->help = 1;
+            break;
+        case 'V':
+            o->version = 1;
             break;
         default:
             return -1;

@@ -23,6 +23,41 @@ tc_perms_umask(void)
     (void)umask(077);
 }
 
+/*
+ * Judge a state directory from its stat: 0 fine, 1 private enough to
+ * tighten to 0700, or -EPERM (err says why) if it is another user's or
+ * shared. Shared by tc_perms_dir and tc_perms_dir_check so that -n says
+ * what start-up would.
+ */
+static int
+dir_judge(const char *path, const struct stat *st, char *err, size_t errlen)
+{
+    /*
+     * Whoever owns the directory can replace the files in it (a spool
+     * by a symlink to /etc/shadow, say): it must be ours.
+     */
+    if (st->st_uid != geteuid()) {
+        snprintf(err, errlen,
+                 "%s: owned by uid %u (mode %04o), not by this process's "
+                 "uid %u; give it to that user (chown) or use another "
+                 "directory",
+                 path, (unsigned)st->st_uid, MODE_BITS(st->st_mode),
+                 (unsigned)geteuid());
+        return -EPERM;
+    }
+    if ((st->st_mode & 077) == 0)
+        return 0;
+    /* /tmp and its kind belong to everyone, whoever owns them. */
+    if (st->st_mode & (S_ISVTX | S_IWOTH)) {
+        snprintf(err, errlen,
+                 "%s: mode %04o: a shared directory; use a directory of "
+                 "its own",
+                 path, MODE_BITS(st->st_mode));
+        return -EPERM;
+    }
+    return 1;
+}
+
 int
 tc_perms_dir(const char *path, char *err, size_t errlen)
 {
@@ -45,31 +80,9 @@ tc_perms_dir(const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         goto out;
     }
-    /*
-     * Whoever owns the directory can replace the files in it (a spool
-     * by a symlink to /etc/shadow, say): it must be ours.
-     */
-    if (st.st_uid != geteuid()) {
-        snprintf(err, errlen,
-                 "%s: owned by uid %u (mode %04o), not by this process's "
-                 "uid %u; give it to that user (chown) or use another "
-                 "directory",
-                 path, (unsigned)st.st_uid, MODE_BITS(st.st_mode),
-                 (unsigned)geteuid());
-        rc = -EPERM;
+    if ((rc = dir_judge(path, &st, err, errlen)) <= 0)
         goto out;
-    }
-    if ((st.st_mode & 077) == 0)
-        goto out;
-    /* /tmp and its kind belong to everyone, whoever owns them. */
-    if (st.st_mode & (S_ISVTX | S_IWOTH)) {
-        snprintf(err, errlen,
-                 "%s: mode %04o: a shared directory; use a directory of "
-                 "its own",
-                 path, MODE_BITS(st.st_mode));
-        rc = -EPERM;
-        goto out;
-    }
+    rc = 0;
     if (fchmod(fd, 0700) < 0) {
         rc = -errno;
         snprintf(err, errlen,
@@ -83,6 +96,102 @@ tc_perms_dir(const char *path, char *err, size_t errlen)
 out:
     close(fd);
     return rc;
+}
+
+int
+tc_perms_dir_check(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    char *anc;
+    int rc;
+
+    if (path[0] == '\0') {
+        snprintf(err, errlen, "empty path");
+        return -ENOENT;
+    }
+    if (stat(path, &st) == 0) {
+        if (!S_ISDIR(st.st_mode)) {
+            snprintf(err, errlen, "%s: not a directory", path);
+            return -ENOTDIR;
+        }
+        if ((rc = dir_judge(path, &st, err, errlen)) < 0)
+            return rc;
+        if (faccessat(AT_FDCWD, path, W_OK | X_OK, AT_EACCESS) < 0) {
+            rc = -errno;
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+            return rc;
+        }
+        return 0;
+    }
+    if (errno != ENOENT && errno != ENOTDIR) {
+        rc = -errno;
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return rc;
+    }
+    /* Missing: tc_mkdirs would create it from its nearest ancestor. */
+    anc = tc_xstrdup(path);
+    for (;;) {
+        char *slash = strrchr(anc, '/');
+
+        while (slash != NULL && slash != anc && slash[1] == '\0') {
+            *slash = '\0'; /* trailing slashes */
+            slash = strrchr(anc, '/');
+        }
+        if (slash == NULL)
+            snprintf(anc, strlen(anc) + 1, ".");
+        else if (slash == anc)
+            anc[1] = '\0'; /* "/" */
+        else
+            *slash = '\0';
+        if (stat(anc, &st) == 0)
+            break;
+        if ((errno != ENOENT && errno != ENOTDIR) || strcmp(anc, ".") == 0 ||
+            strcmp(anc, "/") == 0) {
+            rc = -errno;
+            snprintf(err, errlen, "%s: cannot create it: %s: %s", path, anc,
+                     strerror(errno));
+            goto out;
+        }
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "%s: cannot create it: %s is not a directory",
+                 path, anc);
+        rc = -ENOTDIR;
+    } else if (faccessat(AT_FDCWD, anc, W_OK | X_OK, AT_EACCESS) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "%s: cannot create it in %s: %s", path, anc,
+                 strerror(errno));
+    } else {
+        rc = 0;
+    }
+out:
+    free(anc);
+    return rc;
+}
+
+int
+tc_perms_file_check(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    int rc;
+
+    if (stat(path, &st) < 0) {
+        if (errno == ENOENT)
+            return 0;
+        rc = -errno;
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return rc;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: not a regular file", path);
+        return -EINVAL;
+    }
+    if (faccessat(AT_FDCWD, path, R_OK | W_OK, AT_EACCESS) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return rc;
+    }
+    return 0;
 }
 
 int

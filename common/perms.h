@@ -29,6 +29,23 @@ void tc_perms_umask(void);
 int tc_perms_dir(const char *path, char *err, size_t errlen);
 
 /*
+ * What tc_perms_dir would say about path, for -n: changes nothing on
+ * disk. An existing directory is judged as tc_perms_dir judges it (one
+ * that is merely too wide passes: start-up tightens it) and must be
+ * writable by us; a missing one must be creatable, i.e. its nearest
+ * existing ancestor is a directory we may write in. 0 or a negative
+ * errno with a message in err.
+ */
+int tc_perms_dir_check(const char *path, char *err, size_t errlen);
+
+/*
+ * For -n: a database file the daemon will open read-write. Missing is
+ * fine (start-up creates it); present, it must be a regular file we
+ * may read and write. 0 or a negative errno with a message in err.
+ */
+int tc_perms_file_check(const char *path, char *err, size_t errlen);
+
+/*
  * If path exists and group or others may access it, chmod it to its
  * owner bits only (and log it once). A missing file is fine. 0 or a
  * negative errno (err gets a message).

@@ -60,5 +60,132 @@ def test_agent_errors(env):
     refused(env, e2e.AGENT, os.path.join(env.dir, "a4.yaml"), r"a4\.yaml:\d+: .*statedir")
 
 
+def test_agent_all_errors(env):
+    """Every bad pattern is reported in one pass, with its dotted key and
+    line, alongside the other errors of the file."""
+    _, ag = base(env)
+    good = open(ag).read()
+    env.write("r1.yaml", good.replace(
+        "      - {name: e, match: 'ERROR', severity: error}\n",
+        "      - {name: e, match: 'ERROR (', severity: error}\n"
+        "      - {name: f, match: 'ok', severity: fatal}\n"
+        "      - name: g\n"
+        "        match: '[z'\n"
+        "      - {name: h, match: '(?<n>x)', fingerprint: '{rule}:{m}'}\n"
+        "    multiline: {start: '^(x'}\n"))
+    _, out, err = env.run([e2e.AGENT, "-n", "-c", os.path.join(env.dir, "r1.yaml")],
+                          expect=1)
+    import re
+    for pat in (r"r1\.yaml:\d+: files\[0\]\.rules\[0\]\.match: rule 'e': bad regex",
+                r"r1\.yaml:\d+: files\[0\]\.rules\[1\]\.severity: 'fatal'",
+                r"r1\.yaml:\d+: files\[0\]\.rules\[2\]\.match: rule 'g': bad regex",
+                r"r1\.yaml:\d+: files\[0\]\.rules\[3\]\.fingerprint: rule 'h'",
+                r"r1\.yaml:\d+: files\[0\]\.multiline\.start: bad regex"):
+        e2e.check(re.search(pat, err), "expected /%s/ in: %r" % (pat, err))
+    # The line is the key's own: rule g's match is on its own line.
+    text = open(os.path.join(env.dir, "r1.yaml")).read().splitlines()
+    gline = [i + 1 for i, l in enumerate(text) if "match: '[z'" in l][0]
+    e2e.check("r1.yaml:%d: files[0].rules[2].match" % gline in err,
+              "rule g's line %d not named: %r" % (gline, err))
+
+
+def test_command_line(env):
+    """-h/--help and -V/--version answer on stdout with 0 in all three
+    programs; a bad option is a short usage on stderr and exit 2."""
+    import re
+    for prog, name in ((e2e.AGENT, "tocsin-agent"),
+                       (e2e.COLLECTOR, "tocsin-collector"),
+                       (e2e.CTL, "tocsinctl")):
+        for opt in ("-h", "--help"):
+            _, out, err = env.run([prog, opt])
+            e2e.check(out.startswith("usage: %s" % name) and "exit status" in out,
+                      "%s %s said %r" % (name, opt, out))
+            e2e.check(err == "", "%s %s wrote to stderr: %r" % (name, opt, err))
+        for opt in ("-V", "--version"):
+            _, out, _ = env.run([prog, opt])
+            e2e.check(re.fullmatch(r"%s \d+\.\d+\.\d+\n" % name, out),
+                      "%s %s said %r" % (name, opt, out))
+        for argv in (["-x"], ["--bogus"]):
+            _, out, err = env.run([prog] + argv, expect=2)
+            e2e.check(out == "" and "usage: %s" % name in err,
+                      "%s %s: out %r err %r" % (name, argv, out, err))
+            e2e.check(len(err.splitlines()) <= 6, "usage too long: %r" % err)
+    # Extra operands are usage errors too, not configuration errors.
+    env.run([e2e.AGENT, "-n", "extra"], expect=2)
+    env.run([e2e.COLLECTOR, "-n", "extra"], expect=2)
+    env.run([e2e.AGENT, "status", "--bogus"], expect=2)
+    env.run([e2e.AGENT, "test-rules", "--bogus"], expect=2)
+    _, out, _ = env.run([e2e.AGENT, "status", "--help"])
+    e2e.check(out.startswith("usage: tocsin-agent"), "status --help said %r" % out)
+
+
+def test_check_mode_system(env):
+    """-n also checks what start-up needs from the system, and changes
+    nothing on disk: state_dir and the store's folder can be created,
+    listen can be bound; a port already taken is a warning for -n (the
+    running collector may hold it) and an error at start-up, which then
+    leaves no database behind."""
+    import socket
+    col, ag = base(env)
+    good_col, good_ag = open(col).read(), open(ag).read()
+    env.write("plain", "a regular file\n")
+
+    # Nothing created by a successful check.
+    env.run([e2e.AGENT, "-n", "-c", ag])
+    env.run([e2e.COLLECTOR, "-n", "-c", col])
+    e2e.check(not os.path.exists(os.path.join(env.dir, "state")),
+              "-n created the state directory")
+
+    env.write("s1.yaml", good_ag.replace("state_dir: state/web-01",
+                                         "state_dir: plain/web-01"))
+    refused(env, e2e.AGENT, os.path.join(env.dir, "s1.yaml"),
+            r"s1\.yaml: state_dir: .*plain/web-01: cannot create it: "
+            r".*plain is not a directory")
+    env.write("s2.yaml", good_ag.replace("state_dir: state/web-01",
+                                         "state_dir: plain"))
+    refused(env, e2e.AGENT, os.path.join(env.dir, "s2.yaml"),
+            r"s2\.yaml: state_dir: .*plain: not a directory")
+    # Reported with the other errors of the run, not instead of them.
+    env.write("s5.yaml", good_ag.replace("state_dir: state/web-01",
+                                         "state_dir: plain/web-01")
+              .replace("web-01.key", "missing.key"))
+    refused(env, e2e.AGENT, os.path.join(env.dir, "s5.yaml"),
+            r"missing\.key(.|\n)*s5\.yaml: state_dir: .*plain/web-01")
+    env.write("s3.yaml", good_col.replace("state/collector.db",
+                                          "plain/collector.db"))
+    refused(env, e2e.COLLECTOR, os.path.join(env.dir, "s3.yaml"),
+            r"s3\.yaml: store\.path: .*plain: not a directory")
+    os.makedirs(os.path.join(env.dir, "dbdir/collector.db"))
+    env.write("s4.yaml", good_col.replace("state/collector.db",
+                                          "dbdir/collector.db"))
+    refused(env, e2e.COLLECTOR, os.path.join(env.dir, "s4.yaml"),
+            r"s4\.yaml: store\.path: .*collector\.db: not a regular file")
+
+    # An address that is not this host's cannot be bound.
+    env.write("l1.yaml", good_col.replace("127.0.0.1:%d" % env.port,
+                                          "192.0.2.1:7400"))
+    refused(env, e2e.COLLECTOR, os.path.join(env.dir, "l1.yaml"),
+            r"l1\.yaml: listen 192\.0\.2\.1:7400: Cannot assign")
+
+    # A port someone listens on: a warning for -n, an error at start.
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", env.port))
+    s.listen(1)
+    try:
+        _, out, err = env.run([e2e.COLLECTOR, "-n", "-c", col])
+        e2e.check(out.strip() == "configuration OK", "-n said %r" % out)
+        e2e.check("Address already in use" in err, "no warning: %r" % err)
+        _, _, err = env.run([e2e.COLLECTOR, "-d", "-c", col], expect=1)
+        e2e.check("listen 127.0.0.1:%d: Address already in use" % env.port in err,
+                  "start-up said %r" % err)
+    finally:
+        s.close()
+    e2e.check(not os.path.exists(os.path.join(env.dir, "state/collector.db")),
+              "a collector that could not listen created its database")
+
+
 if __name__ == "__main__":
-    e2e.main([test_check_mode_ok, test_collector_errors, test_agent_errors])
+    e2e.main([test_check_mode_ok, test_collector_errors, test_agent_errors,
+              test_agent_all_errors, test_command_line,
+              test_check_mode_system])

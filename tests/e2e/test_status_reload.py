@@ -9,6 +9,7 @@ running."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -132,6 +133,55 @@ def test_reload_adds_and_removes_inputs(env):
     e2e.check(ag.stop() == 0, "agent exit status")
 
 
+def test_status_no_match(env):
+    """A files[] entry that matches nothing is warned about once in the
+    log and shown in status until it matches; once it matched and lost
+    its file (read to the end), it is warned about again."""
+    env.make_pki()
+    env.collector_config()
+    missing = os.path.join(env.dir, "logs", "late.log")
+    glob_ = os.path.join(env.dir, "nodir", "*.log")
+    present = env.write("logs/a.log", "")
+    conf = env.agent_config("web-01", [(missing, [("e", "ERROR", "error")]),
+                                       (glob_, [("e", "ERROR", "error")]),
+                                       (present, [("e", "ERROR", "error")])])
+    ag = env.agent(conf).start()
+    ag.wait_log(r"files\[0\] %s: matches no file" % missing)
+    ag.wait_log(r"files\[1\] .*nodir/\*\.log: matches no file")
+    st = status(env, conf)
+    ins = st["inputs"]
+    e2e.check([i["path"] for i in ins] == [missing, glob_, present], repr(ins))
+    e2e.check([(i["matched_files"], i["no_match"]) for i in ins]
+              == [(0, True), (0, True), (1, False)], repr(ins))
+    text = status(env, conf, as_json=False)
+    e2e.check("no_match" in text and missing in text, text)
+    # Once, not at every scan.
+    time.sleep(1.5)
+    e2e.check(len(re.findall(r"files\[0\] .*: matches no file", ag.log())) == 1,
+              "warned more than once:\n" + ag.log())
+    e2e.check("files[2]" not in ag.log(), "warned about a matching input")
+
+    append(missing, "hello\n")
+    e2e.wait_for(lambda: (lambda i: i["matched_files"] == 1 and not i["no_match"])(
+        status(env, conf)["inputs"][0]), 20, "files[0] matched")
+    ag.wait_log(r"files\[0\] %s: matches 1 file again" % missing)
+    # A rotation (rename, then create) is not "matches no file", even
+    # when a scan falls between the two.
+    os.rename(missing, missing + ".1")
+    time.sleep(0.6)
+    append(missing, "new\n")
+    time.sleep(1.0)
+    e2e.check(len(re.findall(r"files\[0\] .*: matches no file", ag.log())) == 1,
+              "a rotation warned:\n" + ag.log())
+    # Gone: once the file is read to its end and let go, said again.
+    os.unlink(missing)
+    e2e.wait_for(lambda: status(env, conf)["inputs"][0]["no_match"], 30,
+                 "files[0] no_match again")
+    e2e.check(len(re.findall(r"files\[0\] .*: matches no file", ag.log())) == 2,
+              "not warned again:\n" + ag.log())
+    e2e.check(ag.stop() == 0, "agent exit status")
+
+
 def test_reload_under_load_loses_nothing(env):
     col, ag, conf, a, b = setup(env)
     total = 20000
@@ -153,4 +203,5 @@ def test_reload_under_load_loses_nothing(env):
 
 if __name__ == "__main__":
     e2e.main([test_status_json_and_text, test_status_without_agent,
-              test_reload_adds_and_removes_inputs, test_reload_under_load_loses_nothing])
+              test_reload_adds_and_removes_inputs, test_reload_under_load_loses_nothing,
+              test_status_no_match])

@@ -147,6 +147,50 @@ test_dir(void **state)
     }
 }
 
+/* -n's checks: the same verdicts as tc_perms_dir, nothing changed. */
+static void
+test_dir_check(void **state)
+{
+    struct stat st;
+    char err[256];
+
+    (void)state;
+    /* Missing, creatable: fine, and still missing. */
+    assert_int_equal(tc_perms_dir_check(p("c/d/state"), err, sizeof(err)), 0);
+    assert_int_equal(stat(p("c"), &st), -1);
+    /* Wide: fine (start-up tightens it), but not tightened by a check. */
+    assert_int_equal(mkdir(p("cwide"), 0700), 0);
+    assert_int_equal(chmod(p("cwide"), 0755), 0);
+    assert_int_equal(tc_perms_dir_check(p("cwide"), err, sizeof(err)), 0);
+    assert_int_equal(mode_of(p("cwide")), 0755);
+    /* Shared: refused as tc_perms_dir refuses it. */
+    assert_int_equal(mkdir(p("cshared"), 0700), 0);
+    assert_int_equal(chmod(p("cshared"), 01777), 0);
+    assert_int_equal(tc_perms_dir_check(p("cshared"), err, sizeof(err)),
+                     -EPERM);
+    assert_non_null(strstr(err, "mode 1777"));
+    /* A file in the way, as the directory or as an ancestor. */
+    touch(p("cfile"), 0600);
+    assert_int_equal(tc_perms_dir_check(p("cfile"), err, sizeof(err)),
+                     -ENOTDIR);
+    assert_non_null(strstr(err, "not a directory"));
+    assert_int_equal(tc_perms_dir_check(p("cfile/x/y"), err, sizeof(err)),
+                     -ENOTDIR);
+    assert_non_null(strstr(err, "cfile is not a directory"));
+    /* Not writable (root writes anywhere: only as a user). */
+    if (geteuid() != 0) {
+        assert_int_equal(mkdir(p("cro"), 0500), 0);
+        assert_true(tc_perms_dir_check(p("cro/state"), err, sizeof(err)) < 0);
+        assert_non_null(strstr(err, "cannot create it"));
+        assert_true(tc_perms_dir_check(p("cro"), err, sizeof(err)) < 0);
+    }
+    /* Database files: missing is fine, a directory is not. */
+    assert_int_equal(tc_perms_file_check(p("nodb"), err, sizeof(err)), 0);
+    assert_int_equal(tc_perms_file_check(p("cwide"), err, sizeof(err)),
+                     -EINVAL);
+    assert_int_equal(tc_perms_file_check(p("cfile"), err, sizeof(err)), 0);
+}
+
 static void
 test_tighten(void **state)
 {
@@ -171,9 +215,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_umask),
-        cmocka_unit_test(test_key_open),
-        cmocka_unit_test(test_dir),
+        cmocka_unit_test(test_umask),   cmocka_unit_test(test_key_open),
+        cmocka_unit_test(test_dir),     cmocka_unit_test(test_dir_check),
         cmocka_unit_test(test_tighten),
     };
     char cmd[128];

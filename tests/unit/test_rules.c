@@ -326,6 +326,37 @@ test_compile_list(void **state)
     free_file(f);
 }
 
+/* rules_check: one rule, the failing key and a reason without prefix
+ * (config_load adds file, line and the dotted key). */
+static void
+test_check(void **state)
+{
+    const char *spec[] = {"ok", "^(?<n>\\d+)", "bad", "ERROR (", NULL};
+    struct agent_file *f = make_file(spec);
+    const char *key = NULL;
+    char err[256];
+
+    assert_int_equal(rules_check(&f->rules[0], &key, err, sizeof(err)), 0);
+    assert_int_equal(rules_check(&f->rules[1], &key, err, sizeof(err)),
+                     -EINVAL);
+    assert_string_equal(key, "match");
+    assert_string_equal(err,
+                        "bad regex at offset 7: missing closing parenthesis");
+    f->rules[0].fingerprint = tc_xstrdup("{rule}:{m}");
+    assert_int_equal(rules_check(&f->rules[0], &key, err, sizeof(err)),
+                     -EINVAL);
+    assert_string_equal(key, "fingerprint");
+    free(f->rules[0].fingerprint);
+    f->rules[0].fingerprint = NULL;
+    f->rules[0].time_field = tc_xstrdup("t");
+    assert_int_equal(rules_check(&f->rules[0], &key, err, sizeof(err)),
+                     -EINVAL);
+    assert_string_equal(key, "time.field");
+    assert_int_equal(rules_check_pattern("^x(", err, sizeof(err)), -EINVAL);
+    assert_int_equal(rules_check_pattern("^x", err, sizeof(err)), 0);
+    free_file(f);
+}
+
 int
 main(void)
 {
@@ -340,6 +371,7 @@ main(void)
         cmocka_unit_test(test_fingerprint),
         cmocka_unit_test(test_time_field_checked),
         cmocka_unit_test(test_compile_list),
+        cmocka_unit_test(test_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
