@@ -558,11 +558,11 @@ main(int argc, char **argv)
     /* Spool, its -wal and -shm, lock: ours alone (perms.h). */
     tc_perms_umask();
     if (argc > 1 && strcmp(argv[1], "test-rules") == 0) {
-        log_init("tocsin-agent", 1, 0);
+        log_init("tocsin-agent", LOG_TO_CLI, 0);
         return testrules_main(argc - 1, argv + 1, AGENT_CONFIG);
     }
     if (argc > 1 && strcmp(argv[1], "status") == 0) {
-        log_init("tocsin-agent", 1, 0);
+        log_init("tocsin-agent", LOG_TO_CLI, 0);
         return status_main(argc - 1, argv + 1);
     }
     if (tc_daemon_getopt(argc, argv, &opt) < 0)
@@ -580,7 +580,8 @@ main(int argc, char **argv)
 #endif
     /* A collector that goes away mid-write must not kill the agent. */
     signal(SIGPIPE, SIG_IGN);
-    log_init("tocsin-agent", 1, opt.verbose);
+    log_init("tocsin-agent", opt.check ? LOG_TO_CLI : LOG_TO_STDERR,
+             opt.verbose);
 
     rc = conf_load(&a.conf, a.path);
     if (opt.check) {

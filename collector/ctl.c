@@ -138,7 +138,7 @@ main(int argc, char **argv)
             return 2;
         }
     }
-    log_init("tocsinctl", 1, verbose);
+    log_init("tocsinctl", LOG_TO_CLI, verbose);
     argc -= optind;
     argv += optind;
     if (argc < 1) {

@@ -207,7 +207,8 @@ main(int argc, char **argv)
     }
 
     /* Until we know where logs go, errors belong on the terminal. */
-    log_init("tocsin-collector", 1, opt.verbose);
+    log_init("tocsin-collector", opt.check ? LOG_TO_CLI : LOG_TO_STDERR,
+             opt.verbose);
     if (config_load(opt.config, &cfg) < 0)
         return 1;
     tls_bad = load_tls(cfg, &tls) < 0;

@@ -18,7 +18,7 @@
 #include "timefmt.h"
 
 static const char *log_progname = "tocsin"; /* static string, not owned */
-static int log_foreground = 1;              /* 1: stderr, 0: syslog */
+static int log_foreground = 1;              /* LOG_TO_SYSLOG, _STDERR or _CLI */
 static int log_verbose;                     /* > 0 enables debug */
 
 void
@@ -60,7 +60,10 @@ vlog(int pri, const char *fmt, va_list ap, int with_errno)
     if (with_errno && (size_t)n < sizeof(raw))
         snprintf(raw + n, sizeof(raw) - (size_t)n, ": %s", strerror(saved));
     tc_escape(msg, sizeof(msg), raw, strlen(raw));
-    if (log_foreground) {
+    if (log_foreground == LOG_TO_CLI) {
+        /* A command's error, as a CLI says it: "tocsinctl: ...". */
+        fprintf(stderr, "%s: %s\n", log_progname, msg);
+    } else if (log_foreground) {
         struct timespec ts;
         char when[TC_RFC3339_MAX];
 

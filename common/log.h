@@ -3,7 +3,8 @@
  *
  * Modelled on the OpenBSD daemons: log_warn appends strerror(errno),
  * log_warnx does not; fatal/fatalx log and exit(1). In the foreground
- * (-d) lines go to stderr with a UTC timestamp; otherwise to syslog.
+ * (-d) lines go to stderr with a UTC timestamp; otherwise to syslog;
+ * commands print "progname: message" (LOG_TO_CLI).
  * fatal is only for start-up errors and broken invariants, never for
  * what a peer or a file sent. Each message is escaped after formatting
  * (escape.h: control characters, C1, invalid UTF-8), so an argument
@@ -16,6 +17,13 @@
 #include <stdarg.h>
 
 #define TC_PRINTF(a, b) __attribute__((format(printf, a, b)))
+
+/* Where lines go (log_init's foreground). */
+#define LOG_TO_SYSLOG 0 /* a daemon detached from its terminal */
+#define LOG_TO_STDERR 1 /* a daemon in the foreground: timestamp, pid */
+#define LOG_TO_CLI                                                             \
+    2 /* a command (tocsinctl, -n, status, test-rules):                        \
+         "progname: message", as a CLI says it */
 
 /* Set the program name and destination. verbose > 0 enables log_debug. */
 void log_init(const char *progname, int foreground, int verbose);

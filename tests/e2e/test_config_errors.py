@@ -119,6 +119,24 @@ def test_command_line(env):
     e2e.check(out.startswith("usage: tocsin-agent"), "status --help said %r" % out)
 
 
+def test_errors_read_as_a_cli(env):
+    """Commands (tocsinctl, -n, status, test-rules) say their errors as a
+    CLI does, "program: message", not as a daemon's timestamped log line."""
+    missing = env.dir + "/missing.yaml"
+    cases = [
+        ("tocsinctl", [e2e.CTL, "-c", missing, "events", "list"]),
+        ("tocsin-agent", [e2e.AGENT, "-n", "-c", missing]),
+        ("tocsin-collector", [e2e.COLLECTOR, "-n", "-c", missing]),
+        ("tocsin-agent", [e2e.AGENT, "test-rules", "-c", missing, missing]),
+    ]
+    for name, argv in cases:
+        _, _, err = env.run(argv, expect=1)
+        lines = err.splitlines()
+        e2e.check(lines and all(l.startswith(name + ": ") for l in lines),
+                  "%s: not CLI-style errors: %r" % (" ".join(argv[1:]), err))
+        e2e.check("missing.yaml" in err, "%s: the file is not named: %r" % (name, err))
+
+
 def test_check_mode_system(env):
     """-n also checks what start-up needs from the system, and changes
     nothing on disk: state_dir and the store's folder can be created,
@@ -186,6 +204,6 @@ def test_check_mode_system(env):
 
 
 if __name__ == "__main__":
-    e2e.main([test_check_mode_ok, test_collector_errors, test_agent_errors,
+    e2e.main([test_check_mode_ok, test_errors_read_as_a_cli, test_collector_errors, test_agent_errors,
               test_agent_all_errors, test_command_line,
               test_check_mode_system])
