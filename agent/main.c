@@ -127,16 +127,7 @@ usage(FILE *f, int code)
                "logfile\n"
                "       tocsin-agent -h | --help | -V | --version\n");
     if (f == stdout)
-        fprintf(f,
-                "\n"
-                "  -c file  configuration (default %s)\n"
-                "  -d       stay in the foreground, log to stderr\n"
-                "  -n       check the configuration and exit\n"
-                "  -v       more verbose logs (repeatable)\n"
-                "\n"
-                "exit status: 0 ok, 1 error (configuration, start-up), "
-                "2 usage error\n",
-                AGENT_CONFIG);
+        tc_daemon_usage_options(f, AGENT_CONFIG);
     exit(code);
 }
 

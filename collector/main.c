@@ -49,16 +49,7 @@ usage(FILE *f, int code)
     fprintf(f, "usage: tocsin-collector [-dnv] [-c file]\n"
                "       tocsin-collector -h | --help | -V | --version\n");
     if (f == stdout)
-        fprintf(f,
-                "\n"
-                "  -c file  configuration (default %s)\n"
-                "  -d       stay in the foreground, log to stderr\n"
-                "  -n       check the configuration and exit\n"
-                "  -v       more verbose logs (repeatable)\n"
-                "\n"
-                "exit status: 0 ok, 1 error (configuration, start-up), "
-                "2 usage error\n",
-                default_config);
+        tc_daemon_usage_options(f, default_config);
     exit(code);
 }
 

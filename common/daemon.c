@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <getopt.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -68,4 +69,19 @@ tc_daemonize(void)
     dup2(fd, STDERR_FILENO);
     if (fd > STDERR_FILENO)
         close(fd);
+}
+
+void
+tc_daemon_usage_options(FILE *f, const char *default_config)
+{
+    fprintf(f,
+            "\n"
+            "  -c file  configuration (default %s)\n"
+            "  -d       stay in the foreground, log to stderr\n"
+            "  -n       check the configuration and exit\n"
+            "  -v       more verbose logs (repeatable)\n"
+            "\n"
+            "exit status: 0 ok, 1 error (configuration, start-up), "
+            "2 usage error\n",
+            default_config);
 }

@@ -16,6 +16,8 @@
 #ifndef TC_DAEMON_H
 #define TC_DAEMON_H
 
+#include <stdio.h>
+
 /* Exit status of the daemons and tocsinctl for a bad command line. */
 #define TC_EXIT_USAGE 2
 
@@ -31,6 +33,12 @@ struct tc_daemon_opts {
 /* Parse argv into o (config preset to the default). 0, or -1 on a
  * usage error (nothing printed: the caller prints its usage). */
 int tc_daemon_getopt(int argc, char **argv, struct tc_daemon_opts *o);
+
+/*
+ * The option lines every daemon's -h shows (after its own "usage:"
+ * lines), with default_config as -c's default, and the exit statuses.
+ */
+void tc_daemon_usage_options(FILE *f, const char *default_config);
 
 /*
  * Detach: fork (the parent exits so the shell gets its prompt back), new
