@@ -473,6 +473,25 @@ proc_alive(const char *pidfile)
     return strstr(buf, ") Z ") != NULL ? 2 : 1;
 }
 
+/*
+ * The state of the plugin's child after its group was killed. SIGKILL
+ * is delivered asynchronously: on a loaded machine the child may still
+ * be running for a moment after the plugin was reaped, so give it up to
+ * 5 s to go (a wait, not a measurement; a child that survives the kill
+ * is still reported alive).
+ */
+static int
+child_outlives_kill(const char *pidfile)
+{
+    int st = proc_alive(pidfile);
+
+    for (int i = 0; i < 500 && st == 1; i++) {
+        usleep(10000);
+        st = proc_alive(pidfile);
+    }
+    return st;
+}
+
 static int
 first_done(struct harness *h)
 {
@@ -506,7 +525,7 @@ test_exec_timeout_kills_group(void **state)
     assert_true(st.duration_us >= 2000000);
     /* The plugin was reaped (no zombie) and its child died with it. */
     assert_int_equal(proc_alive(pidf), 0);
-    assert_int_not_equal(proc_alive(kidf), 1);
+    assert_int_not_equal(child_outlives_kill(kidf), 1);
     h_close(&h);
     free(k[0].name);
     free_exec(k, 1);
