@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "conf.h"
-#include "incident.h"
+#include "engine/incident.h"
 #include "log.h"
 #include "util.h"
 

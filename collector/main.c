@@ -15,13 +15,13 @@
 #include <uv.h>
 
 #include "config.h"
-#include "incident_runner.h"
+#include "pipeline/incident_runner.h"
 #include "daemon.h"
-#include "listener.h"
+#include "net/listener.h"
 #include "log.h"
 #include "perms.h"
-#include "server.h"
-#include "store.h"
+#include "net/server.h"
+#include "store/store.h"
 #include "tls.h"
 #include "util.h"
 

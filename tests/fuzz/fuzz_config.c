@@ -22,7 +22,7 @@
 #include "rules.h"
 #include "tail.h"
 #else
-#include "incident.h"
+#include "engine/incident.h"
 #endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -24,9 +24,9 @@
 #include <unistd.h>
 
 #include "buf.h"
-#include "incident.h"
-#include "incidents_store.h"
-#include "store.h"
+#include "engine/incident.h"
+#include "store/incidents_store.h"
+#include "store/store.h"
 #include "util.h"
 
 #define SEC 1000000000LL

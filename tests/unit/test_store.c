@@ -23,7 +23,7 @@
 #include <sqlite3.h>
 
 #include "log.h"
-#include "store.h"
+#include "store/store.h"
 #include "util.h"
 
 struct fixture {

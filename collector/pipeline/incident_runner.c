@@ -2,14 +2,14 @@
  * incident_runner: the loop-side driver of the incident engine (see
  * incident_runner.h and docs/internals/incidents.md).
  */
-#include "incident_runner.h"
+#include "pipeline/incident_runner.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
-#include "incident.h"
-#include "incidents_store.h"
+#include "engine/incident.h"
+#include "store/incidents_store.h"
 #include "log.h"
 #include "util.h"
 

@@ -19,11 +19,11 @@
 #include <string.h>
 
 #include "config.h"
-#include "ctl.h"
+#include "cli/ctl.h"
 #include "escape.h"
 #include "json.h"
 #include "log.h"
-#include "store.h"
+#include "store/store.h"
 #include "timefmt.h"
 #include "util.h"
 

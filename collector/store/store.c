@@ -5,7 +5,7 @@
  * its own IMMEDIATE transaction and re-reads the version inside it, so
  * two processes opening a fresh file cannot both apply a step.
  */
-#include "store.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <pthread.h>

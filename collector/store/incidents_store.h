@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "incident.h"
+#include "engine/incident.h"
 
 struct incidents_store;
 

@@ -16,9 +16,9 @@
 #include <string.h>
 
 #include "config.h"
-#include "ctl.h"
-#include "incident.h"
-#include "incidents_store.h"
+#include "cli/ctl.h"
+#include "engine/incident.h"
+#include "store/incidents_store.h"
 #include "json.h"
 #include "log.h"
 #include "util.h"

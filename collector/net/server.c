@@ -11,7 +11,7 @@
  * session, so a replacing connection dedups against what its
  * predecessor already queued.
  */
-#include "server.h"
+#include "net/server.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -26,10 +26,10 @@
 
 #include "config.h"
 #include "hash.h"
-#include "ingest.h"
+#include "pipeline/ingest.h"
 #include "log.h"
 #include "seq.h"
-#include "store.h"
+#include "store/store.h"
 #include "timefmt.h"
 #include "tls.h"
 #include "util.h"

@@ -15,8 +15,8 @@
 
 #include "conf.h"
 #include "config.h"
-#include "ctl.h"
-#include "incidents_store.h"
+#include "cli/ctl.h"
+#include "store/incidents_store.h"
 #include "json.h"
 #include "log.h"
 #include "util.h"

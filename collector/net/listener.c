@@ -1,7 +1,7 @@
 /*
  * listener: bind the collector's listening socket; see listener.h.
  */
-#include "listener.h"
+#include "net/listener.h"
 
 #include <errno.h>
 #include <netdb.h>

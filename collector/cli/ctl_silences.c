@@ -25,9 +25,9 @@
 
 #include "conf.h"
 #include "config.h"
-#include "ctl.h"
-#include "incident.h"
-#include "incidents_store.h"
+#include "cli/ctl.h"
+#include "engine/incident.h"
+#include "store/incidents_store.h"
 #include "json.h"
 #include "log.h"
 #include "timefmt.h"

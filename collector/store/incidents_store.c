@@ -3,7 +3,7 @@
  * incidents_store.h). The schema is created by store.c's migrations to
  * versions 3 to 6; this file only reads and writes those tables.
  */
-#include "incidents_store.h"
+#include "store/incidents_store.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -14,7 +14,7 @@
 #include <sqlite3.h>
 
 #include "log.h"
-#include "store.h"
+#include "store/store.h"
 #include "util.h"
 #include "wire.h"
 

@@ -11,8 +11,8 @@
 
 #include "config.h"
 #include "escape.h"
-#include "ctl.h"
-#include "incidents_store.h"
+#include "cli/ctl.h"
+#include "store/incidents_store.h"
 #include "log.h"
 #include "perms.h"
 

@@ -9,7 +9,7 @@
  * append per event and no allocation once the arena has grown to its
  * working size.
  */
-#include "ingest.h"
+#include "pipeline/ingest.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "log.h"
-#include "store.h"
+#include "store/store.h"
 #include "util.h"
 
 #define RETRY_MIN_MS 100

@@ -22,13 +22,13 @@
 #include <time.h>
 
 #include "config.h"
-#include "ctl.h"
+#include "cli/ctl.h"
 #include "escape.h"
-#include "incident.h"
-#include "incidents_store.h"
+#include "engine/incident.h"
+#include "store/incidents_store.h"
 #include "json.h"
 #include "log.h"
-#include "store.h"
+#include "store/store.h"
 #include "timefmt.h"
 #include "util.h"
 #include "view.h"

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctl.h"
+#include "cli/ctl.h"
 #include "pki.h"
 #include "util.h"
 

@@ -9,7 +9,7 @@
  * order does not depend on how the table was filled (live, or loaded
  * from the store after a restart).
  */
-#include "incident.h"
+#include "engine/incident.h"
 
 #include <errno.h>
 #include <inttypes.h>

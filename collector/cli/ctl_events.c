@@ -18,11 +18,11 @@
 #include <time.h>
 
 #include "config.h"
-#include "ctl.h"
+#include "cli/ctl.h"
 #include "escape.h"
 #include "json.h"
 #include "log.h"
-#include "store.h"
+#include "store/store.h"
 #include "timefmt.h"
 #include "util.h"
 #include "view.h"
