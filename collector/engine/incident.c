@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "hash.h"
+#include "htab.h"
 #include "util.h"
 
 /* Distinct hosts with an active incident of one rule that raise its
@@ -37,16 +38,16 @@
 #define FLAP_SCALE 1900
 
 struct fpent {
-    char *key;          /* owned; host "\x1f" (fingerprint or rule) */
-    uint32_t hash;      /* tc_hash64 of key, low 32 bits */
-    uint32_t attempts;  /* consecutive non-OK check results */
-    int64_t since;      /* event time of the first of them, ns */
-    uint64_t hist;      /* last check states, 2 bits each (FLAP_MASK) */
-    int flapping;       /* the check is flapping */
-    int fp_dirty;       /* soft state changed since the last drain */
-    struct inc *cur;    /* the incident not closed, or NULL; borrowed
-                           from incs */
-    struct fpent *next; /* hash chain */
+    struct tc_hnode hnode; /* in fps, under tc_hash64 of key */
+    char *key;             /* owned; host "\x1f" (fingerprint or rule) */
+    size_t klen;           /* strlen(key) */
+    uint32_t attempts;     /* consecutive non-OK check results */
+    int64_t since;         /* event time of the first of them, ns */
+    uint64_t hist;         /* last check states, 2 bits each (FLAP_MASK) */
+    int flapping;          /* the check is flapping */
+    int fp_dirty;          /* soft state changed since the last drain */
+    struct inc *cur;       /* the incident not closed, or NULL; borrowed
+                              from incs */
 };
 
 struct inc {
@@ -73,9 +74,8 @@ struct incident_engine {
     struct sil *sils; /* owned, in id order; kept for good: late events
                          are matched at their own time */
     size_t nsil, capsil;
-    struct fpent **tab; /* owned buckets, ntab a power of two */
-    size_t ntab, nfp;
-    struct inc **incs; /* owned, sorted by id; closed ones leave at drain */
+    struct tc_htab fps; /* of struct fpent, owned: the fingerprints */
+    struct inc **incs;  /* owned, sorted by id; closed ones leave at drain */
     size_t ninc, capinc;
     struct note *notes; /* owned, since the last drain */
     size_t nnotes, capnotes;
@@ -141,8 +141,7 @@ incident_engine_new(const struct incident_config *c)
     struct incident_engine *e = tc_xcalloc(1, sizeof(*e));
 
     incident_engine_set_config(e, c);
-    e->ntab = 64;
-    e->tab = tc_xcalloc(e->ntab, sizeof(*e->tab));
+    tc_htab_init(&e->fps);
     return e;
 }
 
@@ -167,20 +166,27 @@ notes_clear(struct incident_engine *e)
     e->nnotes = 0;
 }
 
+static struct fpent *
+fp_of(struct tc_hnode *n)
+{
+    return n != NULL ? TC_CONTAINER_OF(n, struct fpent, hnode) : NULL;
+}
+
 void
 incident_engine_free(struct incident_engine *e)
 {
+    struct tc_hiter it;
+    struct tc_hnode *n;
+
     if (e == NULL)
         return;
-    for (size_t i = 0; i < e->ntab; i++) {
-        struct fpent *f = e->tab[i], *next;
+    for (n = tc_htab_iter(&e->fps, &it); n != NULL; n = tc_hiter_next(&it)) {
+        struct fpent *f = fp_of(n);
 
-        for (; f != NULL; f = next) {
-            next = f->next;
-            free(f->key);
-            free(f);
-        }
+        free(f->key);
+        free(f);
     }
+    tc_htab_free(&e->fps);
     for (size_t i = 0; i < e->ninc; i++)
         inc_free(e->incs[i]);
     notes_clear(e);
@@ -189,73 +195,46 @@ incident_engine_free(struct incident_engine *e)
     free(e->sils);
     free(e->notes);
     free(e->incs);
-    free(e->tab);
     free(e);
 }
 
+/* The fingerprint key[0..len) (h = tc_hash64 of it), or NULL. */
 static struct fpent *
 fp_find(const struct incident_engine *e, const char *key, size_t len,
-        uint32_t h)
+        uint64_t h)
 {
-    struct fpent *f = e->tab[h & (e->ntab - 1)];
+    struct tc_hnode *n;
 
-    for (; f != NULL; f = f->next)
-        if (f->hash == h && strlen(f->key) == len &&
-            memcmp(f->key, key, len) == 0)
+    for (n = tc_htab_first(&e->fps, h); n != NULL; n = tc_htab_next(n, h)) {
+        struct fpent *f = fp_of(n);
+
+        if (f->klen == len && memcmp(f->key, key, len) == 0)
             return f;
-    return NULL;
-}
-
-static void
-fp_grow(struct incident_engine *e)
-{
-    size_t n = e->ntab * 2;
-    struct fpent **tab = tc_xcalloc(n, sizeof(*tab));
-
-    for (size_t i = 0; i < e->ntab; i++) {
-        struct fpent *f = e->tab[i], *next;
-
-        for (; f != NULL; f = next) {
-            next = f->next;
-            f->next = tab[f->hash & (n - 1)];
-            tab[f->hash & (n - 1)] = f;
-        }
     }
-    free(e->tab);
-    e->tab = tab;
-    e->ntab = n;
+    return NULL;
 }
 
 static struct fpent *
 fp_get(struct incident_engine *e, const char *key, size_t len)
 {
-    uint32_t h = (uint32_t)tc_hash64(key, len);
+    uint64_t h = tc_hash64(key, len);
     struct fpent *f = fp_find(e, key, len, h);
 
     if (f != NULL)
         return f;
-    if (e->nfp >= e->ntab)
-        fp_grow(e);
     f = tc_xcalloc(1, sizeof(*f));
     f->key = tc_xstrndup(key, len);
-    f->hash = h;
-    f->next = e->tab[h & (e->ntab - 1)];
-    e->tab[h & (e->ntab - 1)] = f;
-    e->nfp++;
+    f->klen = strlen(f->key);
+    tc_htab_insert(&e->fps, &f->hnode, h);
     return f;
 }
 
 static void
 fp_remove(struct incident_engine *e, struct fpent *f)
 {
-    struct fpent **pp = &e->tab[f->hash & (e->ntab - 1)];
-
-    while (*pp != f)
-        pp = &(*pp)->next;
-    *pp = f->next;
+    tc_htab_remove(&e->fps, &f->hnode);
     free(f->key);
     free(f);
-    e->nfp--;
 }
 
 /* Insert keeping the array sorted by id (ids only grow live; a load may
@@ -870,7 +849,7 @@ static void
 feed_check_event(struct incident_engine *e, const char *key, size_t kl,
                  struct ev_ctx *c, const struct tc_event *ev)
 {
-    struct fpent *fe = fp_find(e, key, kl, (uint32_t)tc_hash64(key, kl));
+    struct fpent *fe = fp_find(e, key, kl, tc_hash64(key, kl));
     char d[64];
     int ok = ev->state == 0 || (ev->state < 0 && ev->sev == TC_SEV_OK);
     unsigned state = ok ? 0 : ev->state > 0 && ev->state <= 3 ? ev->state : 2;
@@ -952,11 +931,9 @@ incident_engine_event(struct incident_engine *e, const char *host,
     }
     if (c.sev == TC_SEV_OK) {
         /* A recovery: only the agent's "back" event means anything. */
-        uint32_t h = (uint32_t)tc_hash64(key, kl);
-
         if (strcmp(c.kind, "agent") != 0)
             return;
-        fe = fp_find(e, key, kl, h);
+        fe = fp_find(e, key, kl, tc_hash64(key, kl));
         if (fe != NULL && fe->cur != NULL && active(fe->cur))
             resolve_inc(e, fe->cur, c.t, c.who, "agent back");
         return;
@@ -982,7 +959,7 @@ host_silent(struct incident_engine *e, const char *host)
 
     if (n < 0 || (size_t)n >= sizeof(key))
         return 0;
-    fe = fp_find(e, key, (size_t)n, (uint32_t)tc_hash64(key, (size_t)n));
+    fe = fp_find(e, key, (size_t)n, tc_hash64(key, (size_t)n));
     return fe != NULL && fe->cur != NULL && active(fe->cur);
 }
 
@@ -1108,6 +1085,8 @@ incident_engine_drain(struct incident_engine *e,
     struct fpent **dirty = NULL;
     size_t nd = 0, j = 0;
     int rc = 0;
+    struct tc_hiter it;
+    struct tc_hnode *hn;
 
     for (size_t i = 0; i < e->ninc && rc == 0; i++) {
         struct inc *in = e->incs[i];
@@ -1116,12 +1095,13 @@ incident_engine_drain(struct incident_engine *e,
             rc = sink->incident(arg, &in->v);
         in->dirty = 0;
     }
-    if (rc == 0 && e->nfp > 0) {
-        dirty = tc_xreallocarray(NULL, e->nfp, sizeof(*dirty));
-        for (size_t i = 0; i < e->ntab; i++)
-            for (struct fpent *f = e->tab[i]; f != NULL; f = f->next)
-                if (f->fp_dirty)
-                    dirty[nd++] = f;
+    if (rc == 0 && tc_htab_count(&e->fps) > 0) {
+        dirty = tc_xreallocarray(NULL, tc_htab_count(&e->fps), sizeof(*dirty));
+        /* Table order is arbitrary: the sort below makes it key order. */
+        for (hn = tc_htab_iter(&e->fps, &it); hn != NULL;
+             hn = tc_hiter_next(&it))
+            if (fp_of(hn)->fp_dirty)
+                dirty[nd++] = fp_of(hn);
         if (nd > 1)
             qsort(dirty, nd, sizeof(*dirty), fp_cmp);
         for (size_t i = 0; i < nd && rc == 0; i++) {
@@ -1165,15 +1145,17 @@ incident_engine_drain(struct incident_engine *e,
 int
 incident_engine_pending(const struct incident_engine *e)
 {
+    struct tc_hiter it;
+    struct tc_hnode *n;
+
     if (e->nnotes > 0)
         return 1;
     for (size_t i = 0; i < e->ninc; i++)
         if (e->incs[i]->dirty)
             return 1;
-    for (size_t i = 0; i < e->ntab; i++)
-        for (const struct fpent *f = e->tab[i]; f != NULL; f = f->next)
-            if (f->fp_dirty)
-                return 1;
+    for (n = tc_htab_iter(&e->fps, &it); n != NULL; n = tc_hiter_next(&it))
+        if (fp_of(n)->fp_dirty)
+            return 1;
     return 0;
 }
 
