@@ -13,11 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
+#include "net/listener.h"
 #include "net/liveness.h"
 #include "net/registry.h"
 #include "net/session.h"
@@ -26,10 +25,6 @@
 #include "util.h"
 #include "wire.h"
 
-/* After accept ran out of descriptors, accept again after this, ms. */
-#define ACCEPT_RETRY_MS 100
-/* Connections accepted per listener wakeup, so sessions get a turn. */
-#define ACCEPT_BATCH 64
 /* Period of the silence check and of writing agents' link state, ms. */
 #define TICK_MS 1000
 
@@ -41,12 +36,7 @@ struct server {
     struct registry *reg;               /* owned: the agents */
     struct liveness lv;                 /* silence policy */
     struct sessions ss;                 /* the connections */
-    uv_os_sock_t lfd;                   /* listening socket; -1 when none */
-    uv_poll_t lpoll;         /* readable lfd: connections to accept */
-    uv_timer_t accept_retry; /* resumes lpoll after EMFILE */
-    int listening;           /* lpoll and accept_retry initialised */
-    int listener_closed;     /* both closed (2 close callbacks) */
-    int lhandles;            /* of those, not closed yet */
+    struct listener lst;                /* the accept loop */
 
     uv_timer_t tick; /* silence check, agent state writes */
     int ticking;     /* tick initialised */
@@ -67,29 +57,23 @@ static void check_done(struct server *srv);
 /* ------------------------------------------------------------------ */
 /* Listener                                                            */
 
-static void listener_cb(uv_poll_t *h, int status, int events);
-
 static void
-accept_retry_cb(uv_timer_t *t)
+on_conn(void *arg, int fd)
 {
-    struct server *srv = t->data;
+    struct server *srv = arg;
 
-    if (!srv->stopping)
-        uv_poll_start(&srv->lpoll, UV_READABLE, listener_cb);
+    sessions_start(&srv->ss, fd);
 }
 
 /*
- * accept failed with err for want of descriptors (or kernel memory), or
- * in a way we do not know: say so (rate-limited), close the oldest
- * pending connection to free a descriptor, and pause the listener for
- * ACCEPT_RETRY_MS. Pausing is what keeps the loop from spinning on a
- * listener that stays readable; meanwhile new connections wait in the
- * kernel's backlog instead of being dropped. (libuv's own listener
- * would accept and close them silently: that is why we accept here.)
+ * Out of descriptors (or kernel memory): say so (rate-limited) and close
+ * the oldest pending connection to free a descriptor; the listener
+ * pauses (listener.h).
  */
 static void
-accept_failed(struct server *srv, int err)
+on_exhausted(void *arg, int err)
 {
+    struct server *srv = arg;
     uint64_t missed;
 
     srv->st.accept_errors++;
@@ -99,57 +83,9 @@ accept_failed(struct server *srv, int err)
                   "room (%" PRIu64 " more failures since the last warning)",
                   strerror(err), srv->ss.nsessions, srv->ss.npending, missed);
     sessions_evict_pending(&srv->ss, 1);
-    uv_poll_stop(&srv->lpoll);
-    uv_timer_start(&srv->accept_retry, accept_retry_cb, ACCEPT_RETRY_MS, 0);
 }
 
-static void
-listener_cb(uv_poll_t *h, int status, int events)
-{
-    struct server *srv = h->data;
-    int fd;
-
-    (void)events;
-    if (status < 0) {
-        accept_failed(srv, -status);
-        return;
-    }
-    for (int i = 0; i < ACCEPT_BATCH && !srv->stopping; i++) {
-        fd = accept4(srv->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd >= 0) {
-            sessions_start(&srv->ss, fd);
-            continue;
-        }
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return;
-        /* The connection died in the queue: the next one may be fine. */
-        if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO ||
-            errno == ENETDOWN || errno == EHOSTUNREACH || errno == ENETUNREACH)
-            continue;
-        accept_failed(srv, errno);
-        return;
-    }
-}
-
-/* Watch fd, bound and listening (listener.h); connections go to
- * listener_cb. The socket is ours from here, whatever happens. */
-static int
-listener_adopt(struct server *srv, int fd)
-{
-    int rc;
-
-    if ((rc = uv_poll_init_socket(srv->loop, &srv->lpoll, fd)) < 0) {
-        close(fd);
-        return rc;
-    }
-    srv->lfd = fd;
-    srv->lpoll.data = srv;
-    uv_timer_init(srv->loop, &srv->accept_retry);
-    srv->accept_retry.data = srv;
-    srv->listening = 1;
-    srv->lhandles = 2;
-    return uv_poll_start(&srv->lpoll, UV_READABLE, listener_cb);
-}
+static const struct listener_cbs listener_cbs = {on_conn, on_exhausted};
 
 /*
  * Every session is a descriptor. Take the hard limit (the usual soft
@@ -287,7 +223,6 @@ server_new(uv_loop_t *loop, const struct collector_config *cfg,
     srv->loop = loop;
     srv->cfg = cfg;
     srv->store = store;
-    srv->lfd = -1;
     srv->reg = registry_new(0);
     /* No session survives a restart, whatever the last run wrote. */
     if ((rc = store_agents_disconnected(store)) < 0 ||
@@ -325,7 +260,8 @@ server_start(struct server *srv, int lfd)
     int rc;
 
     raise_nofile(srv->cfg);
-    if ((rc = listener_adopt(srv, lfd)) < 0) {
+    if ((rc = listener_start(&srv->lst, srv->loop, lfd, &listener_cbs, srv)) <
+        0) {
         log_warnx("listen %s: %s", srv->cfg->listen, uv_strerror(rc));
         return rc;
     }
@@ -341,7 +277,7 @@ static void
 check_done(struct server *srv)
 {
     if (srv->done || !srv->drained || srv->ss.nalive > 0 ||
-        (srv->listening && !srv->listener_closed) ||
+        (srv->lst.started && !srv->lst.closed) ||
         (srv->ticking && !srv->tick_closed))
         return;
     srv->done = 1;
@@ -353,17 +289,9 @@ check_done(struct server *srv)
 }
 
 static void
-listener_close_cb(uv_handle_t *h)
+listener_closed_cb(void *arg)
 {
-    struct server *srv = h->data;
-
-    if (--srv->lhandles > 0)
-        return;
-    /* Only now: the poll handle must be closed before its socket. */
-    close(srv->lfd);
-    srv->lfd = -1;
-    srv->listener_closed = 1;
-    check_done(srv);
+    check_done(arg);
 }
 
 static void
@@ -397,10 +325,7 @@ server_stop(struct server *srv, void (*cb)(void *arg), void *arg)
     srv->stopping = 1;
     srv->stop_cb = cb;
     srv->stop_arg = arg;
-    if (srv->listening) {
-        uv_close((uv_handle_t *)&srv->lpoll, listener_close_cb);
-        uv_close((uv_handle_t *)&srv->accept_retry, listener_close_cb);
-    }
+    listener_stop(&srv->lst, listener_closed_cb);
     if (srv->ticking)
         uv_close((uv_handle_t *)&srv->tick, tick_close_cb);
     /* Last PINGs and disconnects go with the drain's commit. */
