@@ -62,7 +62,8 @@ struct sessions {
     void (*on_freed)(void *arg); /* see above */
     void *freed_arg;
 
-    /* Private to session.c from here. */
+    /* Private to session.c from here; the server reads nsessions,
+       nalive and npending for its stats, logs and shutdown. */
     int stopping;         /* sessions_stop_reading was called */
     struct session *list; /* open sessions, owned */
     uint32_t nsessions;   /* in the list */
