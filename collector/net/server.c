@@ -1,13 +1,12 @@
 /*
  * server: the collector's network side wired together (see server.h
- * and docs/internals/net.md): the accept loop on the listening socket,
- * the registry of agents (loaded from the store), the sessions, the
- * liveness policy and its 1 s timer, and the ingest pipeline's
- * callbacks (an ACK to the agent after each commit).
+ * and docs/internals/net.md): accepted sockets (net/listener.c) become
+ * sessions, the registry of agents is loaded from the store, the
+ * liveness policy runs on a 1 s timer, and the ingest pipeline's
+ * callbacks send each commit's ACK to its agent through the registry.
  */
 #include "net/server.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /*
  * server: the collector's network side, wired together: the accept
- * loop on the listening socket, the agent sessions (net/session.h:
+ * loop (net/listener.h), the agent sessions (net/session.h:
  * HELLO/WELCOME, EVENTS, ACK, PING/PONG, HINT_ACK, BYE, budgets), the
  * agents registry (net/registry.h: name -> epoch, marks, last seen,
  * link; loaded from the store at start-up, so the loop never reads
