@@ -1,14 +1,12 @@
 /*
- * server: the collector's listener and agent sessions.
- *
- * Accepts TLS connections, reassembles and decodes frames, runs the
- * protocol state machine of docs/protocol.md (HELLO/WELCOME, EVENTS,
- * ACK, PING/PONG, BYE), deduplicates replayed events against each
- * agent's high-water mark, and hands accepted events to the ingest
- * pipeline, which acks them after they are durable. The agents table
- * (name -> epoch, durable and queued hwm, last seen, connected session)
- * lives in memory, loaded from the store at start-up, so the loop
- * never reads SQLite.
+ * server: the collector's network side, wired together: the accept
+ * loop (net/listener.h), the agent sessions (net/session.h:
+ * HELLO/WELCOME, EVENTS, ACK, PING/PONG, HINT_ACK, BYE, budgets), the
+ * agents registry (net/registry.h: name -> epoch, marks, last seen,
+ * link; loaded from the store at start-up, so the loop never reads
+ * SQLite), the liveness policy (net/liveness.h) and the ingest
+ * pipeline, which acks events to the agent after they are durable.
+ * docs/internals/net.md draws the parts.
  *
  * Contract: everything runs on the loop thread. server_stop stops
  * listening, stops reading, drains the ingest pipeline (acking what it

@@ -4,6 +4,7 @@
 closes only that session with a logged reason; the collector stays up,
 the honest agent keeps delivering, and the hostile peer stores nothing."""
 
+import socket
 import struct
 
 import tocsin_e2e as e2e
@@ -55,5 +56,53 @@ def test_hostile_frames_close_only_that_session(env):
     e2e.check([e["host"] for e in evs] == ["web-01"], "events: %r" % evs)
 
 
+def read_frames(s, want_type, timeout=10):
+    """Frames ([type, map] bodies) from socket S, up to and including the
+    first of WANT_TYPE; returns their types."""
+    s.settimeout(timeout)
+    buf, types = b"", []
+    while True:
+        while len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">I", buf[:4])[0]:
+            n = struct.unpack(">I", buf[:4])[0]
+            body, buf = buf[4:4 + n], buf[4 + n:]
+            # [type, {...}]: a fixarray of 2, then a positive fixint.
+            types.append(body[1])
+            if body[1] == want_type:
+                return types
+        d = s.recv(65536)
+        if not d:
+            return types
+        buf += d
+
+
+def test_unknown_hint_ack_is_ignored(env):
+    """A HINT_ACK for a hint never sent is logged (once per 10 s however
+    many come) and ignored: the session stays open and answers PING."""
+    env.make_pki(agents=("mallory",))
+    env.collector_config()
+    col = env.collector().start()
+    col.wait_log("listening on")
+    hello = frame(mp([1, {"vmin": 1, "vmax": 1, "agent": "mallory",
+                          "epoch": 5, "sw": "evil"}]))
+    acks = b"".join(frame(mp([6, {"id": i}])) for i in (1, 2**63, 77))
+    ping = frame(mp([7, {"ts": 1}]))
+    with socket.create_connection(("127.0.0.1", env.port), timeout=10) as raw:
+        with e2e.peer_context(env, "mallory").wrap_socket(
+                raw, server_hostname="localhost") as s:
+            s.sendall(hello)
+            e2e.check(read_frames(s, 2) == [2], "no WELCOME")
+            s.sendall(acks + ping)
+            types = read_frames(s, 8)
+            e2e.check(types == [8], "after the acks: %r, not a PONG" % types)
+            col.wait_log(r"agent mallory \(127\.0\.0\.1:\d+\): HINT_ACK for hint 1 "
+                         r"that is not outstanding: ignored")
+    e2e.check(col.alive(), "collector died")
+    ignored = [l for l in col.log().splitlines() if "HINT_ACK for hint" in l]
+    e2e.check(len(ignored) == 1, "not rate-limited: %r" % ignored)
+    e2e.check("BYE" not in col.log() and "malformed" not in col.log(),
+              "session refused: %s" % col.log())
+
+
 if __name__ == "__main__":
-    e2e.main([test_hostile_frames_close_only_that_session])
+    e2e.main([test_hostile_frames_close_only_that_session,
+              test_unknown_hint_ack_is_ignored])
