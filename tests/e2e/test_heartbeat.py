@@ -35,7 +35,6 @@ def start(env):
 
 def agents(env):
     import json
-import re
     return {a["name"]: a for a in json.loads(env.ctl("agents", "list", "--json"))}
 
 
