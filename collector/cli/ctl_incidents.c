@@ -39,6 +39,8 @@
 /* Events of the host scanned for "show", and how many are printed. */
 #define SHOW_SCAN 5000
 #define SHOW_EVENTS 10
+/* Bytes of each event's message shown in text (JSON has it whole). */
+#define SHOW_MESSAGE_MAX 300
 /* One event as JSON: a 64 KiB message escapes to at most 6x that. */
 #define SHOW_EVENT_JSON_MAX (1u << 20)
 #define OUT_MAX (16u << 20)
@@ -331,7 +333,7 @@ show_batch_cb(const struct store_batch *sb, uint32_t skip, void *arg)
 {
     struct show_ctx *c = arg;
     const char *err;
-    char key[1024], iso[64];
+    char key[1024];
 
     if (tc_event_decode_array(sb->events, sb->events_len, &c->lim, &c->frame,
                               &err) < 0)
@@ -360,11 +362,18 @@ show_batch_cb(const struct store_batch *sb, uint32_t skip, void *arg)
             tc_buf_close(&b);
             continue;
         }
-        tc_rfc3339(e->event_ts ? e->event_ts : e->ts, 3, iso, sizeof(iso));
-        *slot = tc_xasprintf("%s %s count=%" PRIu32 " %.*s", iso,
-                             tc_severity_name(e->sev), e->count,
-                             (int)(e->message.len > 300 ? 300 : e->message.len),
-                             e->message.ptr ? e->message.ptr : "");
+        {
+            /* The same line as events list gives (escaped there). */
+            struct tc_buf b;
+
+            tc_buf_init(&b, SHOW_EVENT_JSON_MAX);
+            if (tc_view_event_line(&b, e, SHOW_MESSAGE_MAX) < 0 ||
+                tc_buf_append(&b, "", 1) < 0)
+                *slot = tc_xstrdup("?");
+            else
+                *slot = tc_xstrdup((const char *)tc_buf_head(&b));
+            tc_buf_close(&b);
+        }
     }
     return 0;
 }
@@ -442,8 +451,9 @@ incidents_show(const struct ctl_opts *o, int argc, char **argv)
                     tc_json_raw(&c->out, ",");
                 tc_json_raw(&c->out, s);
             } else {
+                /* Already escaped by tc_view_event_line. */
                 tc_json_raw(&c->out, "  ");
-                tc_escape_buf(&c->out, s, strlen(s));
+                tc_json_raw(&c->out, s);
                 tc_json_raw(&c->out, "\n");
             }
         }
