@@ -17,12 +17,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "units.h"
 #include "util.h"
 
 struct local_req {
@@ -30,38 +32,6 @@ struct local_req {
     struct check_run *run; /* NULL once left behind by a timeout */
     int *busy;             /* the check's busy flag; borrowed */
 };
-
-/* "1.5 GiB" style sizes for messages. */
-static void
-local_fmt_bytes(uint64_t b, char *out, size_t len)
-{
-    static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    double v = (double)b;
-    int u = 0;
-
-    while (v >= 1024 && u < 5) {
-        v /= 1024;
-        u++;
-    }
-    snprintf(out, len, u == 0 ? "%.0f %s" : "%.1f %s", v, unit[u]);
-}
-
-/* "3m12s" style ages for messages. */
-static void
-local_fmt_age(uint64_t ms, char *out, size_t len)
-{
-    uint64_t s = ms / 1000;
-
-    if (s < 60)
-        snprintf(out, len, "%" PRIu64 ".%01" PRIu64 "s", s, ms % 1000 / 100);
-    else if (s < 3600)
-        snprintf(out, len, "%" PRIu64 "m%02" PRIu64 "s", s / 60, s % 60);
-    else if (s < 86400)
-        snprintf(out, len, "%" PRIu64 "h%02" PRIu64 "m", s / 3600, s / 60 % 60);
-    else
-        snprintf(out, len, "%" PRIu64 "d%02" PRIu64 "h", s / 86400,
-                 s / 3600 % 24);
-}
 
 static void
 local_disk_result(struct check_run *r, const uv_statfs_t *st)
@@ -77,15 +47,15 @@ local_disk_result(struct check_run *r, const uv_statfs_t *st)
     uint64_t free_b = avail * (uint64_t)st->f_bsize;
     double pct =
         used + avail > 0 ? 100.0 * (double)avail / (double)(used + avail) : 0.0;
-    char fb[32], sb[32];
+    char fb[TC_UNITS_MAX], sb[TC_UNITS_MAX];
     int state = CHECK_OK;
 
     if (pct < (double)c->critical_free_pct)
         state = CHECK_CRITICAL;
     else if (pct < (double)c->warning_free_pct)
         state = CHECK_WARNING;
-    local_fmt_bytes(free_b, fb, sizeof(fb));
-    local_fmt_bytes(size, sb, sizeof(sb));
+    tc_fmt_bytes(fb, sizeof(fb), free_b);
+    tc_fmt_bytes(sb, sizeof(sb), size);
     checks_result_set(r->res, state, "%.1f%% free (%s of %s) on %s", pct, fb,
                       sb, c->path);
     checks_result_field(r->res, "perf.free_pct", "%.2f%%", pct);
@@ -106,14 +76,17 @@ local_age_result(struct check_run *r, const uv_stat_t *st)
     int64_t now_ms = tc_now_ns() / 1000000;
     /* A clock step can put mtime in the future: that is fresh, not old. */
     uint64_t age = now_ms > mtime_ms ? (uint64_t)(now_ms - mtime_ms) : 0;
-    char a[32];
+    char a[TC_UNITS_MAX];
     int state = CHECK_OK;
 
     if (age > c->critical_age_ms)
         state = CHECK_CRITICAL;
     else if (age > c->warning_age_ms)
         state = CHECK_WARNING;
-    local_fmt_age(age, a, sizeof(a));
+    /* Capped: ages far past any threshold read the same. */
+    tc_fmt_duration(a, sizeof(a),
+                    age < (uint64_t)INT64_MAX / 1000000 ? (int64_t)age * 1000000
+                                                        : INT64_MAX);
     checks_result_set(r->res, state, "%s was modified %s ago", c->path, a);
     checks_result_field(r->res, "perf.age", "%.3fs", (double)age / 1000.0);
 }

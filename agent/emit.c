@@ -35,11 +35,11 @@
 #include <time.h>
 
 #include "hash.h"
+#include "htab.h"
 #include "log.h"
 #include "util.h"
 #include "view.h"
 
-#define EMIT_BUCKETS_MIN 64
 /* Open windows at most; past it lines are sent unfolded (counted). */
 #define EMIT_MAX_PENDING 100000
 /* Bytes of a time capture that are parsed at most. */
@@ -53,9 +53,8 @@ enum emit_kind {
 };
 
 struct emit_entry {
-    struct emit_entry *next; /* hash chain */
-    char *key;               /* owned, NUL-terminated */
-    uint64_t hash;           /* of key */
+    struct tc_hnode hnode; /* in emit.tab, under tc_hash64_str(key) */
+    char *key;             /* owned, NUL-terminated */
     enum emit_kind kind;
     uint64_t count;     /* fold: repeats pending; rate: lines suppressed */
     uint64_t aux;       /* rate: events let through in the period */
@@ -102,12 +101,10 @@ struct emit {
     const char *host;               /* borrowed: the agent name */
     void (*on_spooled)(void *arg);
     void *arg;
-    struct emit_entry **buckets; /* owned; nbuckets chains */
-    size_t nbuckets;
-    size_t nentries;
-    uv_timer_t timer;  /* closes due windows */
-    int timer_on;      /* timer initialised */
-    int64_t armed_due; /* ns: what the timer is set for; 0 = not set */
+    struct tc_htab tab; /* owned entries (struct emit_entry), by key */
+    uv_timer_t timer;   /* closes due windows */
+    int timer_on;       /* timer initialised */
+    int64_t armed_due;  /* ns: what the timer is set for; 0 = not set */
     void (*stop_cb)(void *arg);
     void *stop_arg;
     struct emit_stats stats;
@@ -121,31 +118,14 @@ struct emit {
 static struct emit_entry *
 emit_find(struct emit *e, const char *key, uint64_t h)
 {
-    struct emit_entry *x;
+    for (struct tc_hnode *n = tc_htab_first(&e->tab, h); n != NULL;
+         n = tc_htab_next(n, h)) {
+        struct emit_entry *x = TC_CONTAINER_OF(n, struct emit_entry, hnode);
 
-    for (x = e->buckets[h % e->nbuckets]; x != NULL; x = x->next)
-        if (x->hash == h && strcmp(x->key, key) == 0)
+        if (strcmp(x->key, key) == 0)
             return x;
-    return NULL;
-}
-
-static void
-emit_grow(struct emit *e)
-{
-    size_t n = e->nbuckets * 2;
-    struct emit_entry **b = tc_xcalloc(n, sizeof(*b));
-
-    for (size_t i = 0; i < e->nbuckets; i++) {
-        struct emit_entry *x = e->buckets[i], *next;
-        for (; x != NULL; x = next) {
-            next = x->next;
-            x->next = b[x->hash % n];
-            b[x->hash % n] = x;
-        }
     }
-    free(e->buckets);
-    e->buckets = b;
-    e->nbuckets = n;
+    return NULL;
 }
 
 static struct emit_entry *
@@ -153,15 +133,10 @@ emit_insert(struct emit *e, const char *key, uint64_t h, enum emit_kind kind)
 {
     struct emit_entry *x = tc_xcalloc(1, sizeof(*x));
 
-    if (e->nentries >= 2 * e->nbuckets)
-        emit_grow(e);
     x->key = tc_xstrdup(key);
-    x->hash = h;
     x->kind = kind;
     tc_buf_init(&x->body, EMIT_BODY_MAX);
-    x->next = e->buckets[h % e->nbuckets];
-    e->buckets[h % e->nbuckets] = x;
-    e->nentries++;
+    tc_htab_insert(&e->tab, &x->hnode, h);
     return x;
 }
 
@@ -176,15 +151,13 @@ emit_entry_free(struct emit_entry *x)
 static void
 emit_clear(struct emit *e)
 {
-    for (size_t i = 0; i < e->nbuckets; i++) {
-        struct emit_entry *x = e->buckets[i], *next;
-        for (; x != NULL; x = next) {
-            next = x->next;
-            emit_entry_free(x);
-        }
-        e->buckets[i] = NULL;
+    struct tc_hiter it;
+
+    for (struct tc_hnode *n = tc_htab_iter(&e->tab, &it); n != NULL;
+         n = tc_hiter_next(&it)) {
+        tc_htab_remove(&e->tab, n);
+        emit_entry_free(TC_CONTAINER_OF(n, struct emit_entry, hnode));
     }
-    e->nentries = 0;
 }
 
 static int
@@ -235,8 +208,7 @@ emit_new(uv_loop_t *loop, const struct agent_config *cfg, struct spool *spool,
     e->host = host;
     e->on_spooled = on_spooled;
     e->arg = arg;
-    e->nbuckets = EMIT_BUCKETS_MIN;
-    e->buckets = tc_xcalloc(e->nbuckets, sizeof(*e->buckets));
+    tc_htab_init(&e->tab);
     tc_buf_init(&e->scratch, EMIT_BODY_MAX);
     return e;
 }
@@ -263,12 +235,17 @@ emit_timer_cb(uv_timer_t *h)
 static int64_t
 emit_next_due(const struct emit *e)
 {
+    struct tc_hiter it;
     int64_t due = 0;
 
-    for (size_t i = 0; i < e->nbuckets; i++)
-        for (struct emit_entry *x = e->buckets[i]; x != NULL; x = x->next)
-            if (due == 0 || x->due_ts < due)
-                due = x->due_ts;
+    for (struct tc_hnode *n = tc_htab_iter(&e->tab, &it); n != NULL;
+         n = tc_hiter_next(&it)) {
+        const struct emit_entry *x =
+            TC_CONTAINER_OF(n, struct emit_entry, hnode);
+
+        if (due == 0 || x->due_ts < due)
+            due = x->due_ts;
+    }
     return due;
 }
 
@@ -301,9 +278,9 @@ emit_start(struct emit *e)
 
     if ((rc = emit_load(e)) < 0)
         return rc;
-    if (e->nentries > 0)
+    if (tc_htab_count(&e->tab) > 0)
         log_info("emit: %zu fold windows and rate periods pending",
-                 e->nentries);
+                 tc_htab_count(&e->tab));
     uv_timer_init(e->loop, &e->timer);
     e->timer.data = e;
     e->timer_on = 1;
@@ -342,7 +319,7 @@ emit_free(struct emit *e)
     if (e == NULL)
         return;
     emit_clear(e);
-    free(e->buckets);
+    tc_htab_free(&e->tab);
     tc_buf_close(&e->scratch);
     free(e->tmp_kvs);
     free(e);
@@ -743,7 +720,7 @@ emit_match(struct emit *e, struct emit_batch *b, const struct emit_source *src,
     emit_queue(p, &ev);
     p->st.events++;
     if (r != NULL && r->fold_window_ms > 0 && x == NULL) {
-        if (e->nentries >= EMIT_MAX_PENDING) {
+        if (tc_htab_count(&e->tab) >= EMIT_MAX_PENDING) {
             if (!e->full_logged)
                 log_warnx("emit: %d fold windows open: new fingerprints "
                           "are sent unfolded",
@@ -900,21 +877,23 @@ emit_tick(struct emit *e, int64_t now)
     struct emit_pass *p;
     struct emit_entry **dead = NULL;
     size_t ndead = 0, deadcap = 0;
+    struct tc_hiter it;
     int rc, n;
 
     emit_batch_init(&b);
     p = b.priv;
-    for (size_t i = 0; i < e->nbuckets; i++) {
-        for (struct emit_entry *x = e->buckets[i]; x != NULL; x = x->next) {
-            if (x->due_ts > now)
-                continue;
-            (void)emit_close_entry(e, p, x, now);
-            if (ndead == deadcap) {
-                deadcap = deadcap ? 2 * deadcap : 16;
-                dead = tc_xreallocarray(dead, deadcap, sizeof(*dead));
-            }
-            dead[ndead++] = x;
+    for (struct tc_hnode *hn = tc_htab_iter(&e->tab, &it); hn != NULL;
+         hn = tc_hiter_next(&it)) {
+        struct emit_entry *x = TC_CONTAINER_OF(hn, struct emit_entry, hnode);
+
+        if (x->due_ts > now)
+            continue;
+        (void)emit_close_entry(e, p, x, now);
+        if (ndead == deadcap) {
+            deadcap = deadcap ? 2 * deadcap : 16;
+            dead = tc_xreallocarray(dead, deadcap, sizeof(*dead));
         }
+        dead[ndead++] = x;
     }
     if (ndead == 0) {
         rc = 0;
@@ -930,18 +909,9 @@ emit_tick(struct emit *e, int64_t now)
         goto out;
     }
     /* Unlink the closed entries. */
-    for (size_t i = 0; i < e->nbuckets; i++) {
-        struct emit_entry **pp = &e->buckets[i];
-        while (*pp != NULL) {
-            if ((*pp)->due_ts <= now) {
-                struct emit_entry *x = *pp;
-                *pp = x->next;
-                emit_entry_free(x);
-                e->nentries--;
-            } else {
-                pp = &(*pp)->next;
-            }
-        }
+    for (size_t i = 0; i < ndead; i++) {
+        tc_htab_remove(&e->tab, &dead[i]->hnode);
+        emit_entry_free(dead[i]);
     }
     rc = n;
 out:
@@ -959,7 +929,7 @@ emit_cursor_get(struct emit *e, const char *key, char **out)
 size_t
 emit_pending(const struct emit *e)
 {
-    return e->nentries;
+    return tc_htab_count(&e->tab);
 }
 
 void

@@ -18,6 +18,7 @@
 #include "escape.h"
 #include "json.h"
 #include "timefmt.h"
+#include "units.h"
 #include "util.h"
 
 struct rw {
@@ -95,6 +96,38 @@ rw_i64(struct rw *w, const char *key, int64_t v)
 {
     rw_key(w, key);
     rw_printf(w, w->json ? "%" PRId64 : "%" PRId64 "\n", v);
+}
+
+/*
+ * A byte count: raw under key in JSON (the unit is in the key's name or
+ * its section's), "1.5 KiB" under text_key for a person.
+ */
+static void
+rw_bytes(struct rw *w, const char *key, const char *text_key, uint64_t v)
+{
+    char u[TC_UNITS_MAX];
+
+    if (w->json) {
+        rw_u64(w, key, v);
+        return;
+    }
+    rw_key(w, text_key);
+    rw_printf(w, "%s\n", tc_fmt_bytes(u, sizeof(u), v));
+}
+
+/* A duration: raw under key in JSON, "3m12s" under text_key. */
+static void
+rw_dur(struct rw *w, const char *key, const char *text_key, uint64_t raw,
+       int64_t ns)
+{
+    char u[TC_UNITS_MAX];
+
+    if (w->json) {
+        rw_u64(w, key, raw);
+        return;
+    }
+    rw_key(w, text_key);
+    rw_printf(w, "%s\n", tc_fmt_duration(u, sizeof(u), ns));
 }
 
 static void
@@ -221,10 +254,10 @@ file_cb(void *arg, const struct tail_file_info *fi)
     rw_str(w, "path", fi->name);
     if (strcmp(fi->source, fi->name) != 0)
         rw_str(w, "source", fi->source);
-    rw_u64(w, "offset", fi->offset);
-    rw_u64(w, "size", fi->size);
-    rw_u64(w, "behind_bytes",
-           fi->size > fi->offset ? fi->size - fi->offset : 0);
+    rw_bytes(w, "offset", "offset", fi->offset);
+    rw_bytes(w, "size", "size", fi->size);
+    rw_bytes(w, "behind_bytes", "behind",
+             fi->size > fi->offset ? fi->size - fi->offset : 0);
     rw_bool(w, "rotated", fi->rotated);
     rw_elem_close(w);
 }
@@ -253,7 +286,8 @@ report_render(const struct report_src *r, struct tc_buf *out, int json)
     rw_str(&w, "agent", r->name);
     rw_str(&w, "version", TOCSIN_VERSION);
     rw_time(&w, "started", r->started_ns);
-    rw_u64(&w, "uptime_s", (uint64_t)((now - r->started_ns) / 1000000000));
+    rw_dur(&w, "uptime_s", "uptime",
+           (uint64_t)((now - r->started_ns) / 1000000000), now - r->started_ns);
     rw_str(&w, "config", r->cfg->file);
     rw_time(&w, "reloaded", r->reloaded_ns);
     rw_u64(&w, "reloads_refused", r->reloads_failed);
@@ -280,10 +314,11 @@ report_render(const struct report_src *r, struct tc_buf *out, int json)
         rw_close(&w);
         rw_open(&w, "spool", "spool:");
         rw_u64(&w, "depth", ss.spool_depth);
-        rw_u64(&w, "bytes", ss.spool_bytes);
-        rw_u64(&w, "max_bytes", r->cfg->spool_max_bytes);
-        rw_u64(&w, "oldest_unacked_age_ms",
-               (uint64_t)(ss.oldest_unacked_ns / 1000000));
+        rw_bytes(&w, "bytes", "size", ss.spool_bytes);
+        rw_bytes(&w, "max_bytes", "max_size", r->cfg->spool_max_bytes);
+        rw_dur(&w, "oldest_unacked_age_ms", "oldest_unacked_age",
+               (uint64_t)(ss.oldest_unacked_ns / 1000000),
+               ss.oldest_unacked_ns);
         rw_close(&w);
     }
 
@@ -318,8 +353,10 @@ report_render(const struct report_src *r, struct tc_buf *out, int json)
             rw_str(&w, "state", state_name(cs.state));
             rw_str(&w, "message", cs.message);
             rw_time(&w, "last_run", cs.last_run_ns);
-            rw_u64(&w, "duration_us", cs.duration_us);
-            rw_u64(&w, "interval_ms", cs.interval_ms);
+            rw_dur(&w, "duration_us", "duration", cs.duration_us,
+                   (int64_t)cs.duration_us * 1000);
+            rw_dur(&w, "interval_ms", "interval", cs.interval_ms,
+                   (int64_t)cs.interval_ms * 1000000);
             rw_u64(&w, "runs", cs.runs);
             rw_u64(&w, "timeouts", cs.timeouts);
             rw_u64(&w, "skipped", cs.skipped);
@@ -375,7 +412,7 @@ report_render(const struct report_src *r, struct tc_buf *out, int json)
         rw_open(&w, "tail", "tail totals:");
         rw_u64(&w, "lines", ts.lines);
         rw_u64(&w, "matched", ts.matched);
-        rw_u64(&w, "bytes", ts.bytes);
+        rw_bytes(&w, "bytes", "bytes", ts.bytes);
         rw_u64(&w, "open_files", ts.open);
         rw_u64(&w, "rotated_files_finished", ts.let_go);
         rw_u64(&w, "files_refused", ts.refused);

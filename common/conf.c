@@ -27,6 +27,7 @@
 #include <yaml.h>
 
 #include "hash.h"
+#include "htab.h"
 #include "log.h"
 #include "util.h"
 
@@ -200,40 +201,52 @@ fail:
 }
 
 /*
- * Duplicate-key detection for one map being built: an open-addressing
- * table of pair indices + 1 (0 is empty), at most half full. Maps of
- * fewer than KEYSET_MIN keys, nearly all of them, are scanned instead.
- * A 1 MiB file holds well under 2^32 keys.
+ * Duplicate-key detection for one map being built: a hash table
+ * (htab.h) of the map's pair indices. Maps of fewer than KEYSET_MIN
+ * keys, nearly all of them, are scanned instead.
  */
 #define KEYSET_MIN 16
 
-struct keyset {
-    uint32_t *slot; /* owned; NULL while the map is small */
-    size_t size;    /* slots, a power of two */
+struct keyent {
+    struct tc_hnode hnode; /* in keyset.tab, under tc_hash64 of the key */
+    size_t idx;            /* in map->pairs */
 };
 
-static void
-keyset_insert(struct keyset *ks, const struct tc_conf_node *map, size_t idx)
-{
-    const char *k = map->pairs[idx].key;
-    size_t h = (size_t)tc_hash64(k, strlen(k));
+struct keyset {
+    struct tc_htab tab; /* of ent[0..nent) */
+    struct keyent *ent; /* owned; NULL while the map is small */
+    size_t nent, cap;   /* entries used, allocated */
+};
 
-    while (ks->slot[h & (ks->size - 1)] != 0)
-        h++;
-    ks->slot[h & (ks->size - 1)] = (uint32_t)idx + 1;
+/* Index the pairs not indexed yet, once the map is big enough. */
+static void
+keyset_add(struct keyset *ks, const struct tc_conf_node *map)
+{
+    if (map->npairs < KEYSET_MIN)
+        return;
+    if (ks->cap < map->npairs) {
+        /* The entries move: rebuild the table over the new array. */
+        while (ks->cap < map->npairs)
+            ks->cap = ks->cap ? ks->cap * 2 : KEYSET_MIN * 2;
+        ks->ent = tc_xreallocarray(ks->ent, ks->cap, sizeof(*ks->ent));
+        tc_htab_free(&ks->tab);
+        for (size_t i = 0; i < ks->nent; i++)
+            tc_htab_insert(&ks->tab, &ks->ent[i].hnode, ks->ent[i].hnode.hash);
+    }
+    for (; ks->nent < map->npairs; ks->nent++) {
+        const char *k = map->pairs[ks->nent].key;
+
+        ks->ent[ks->nent].idx = ks->nent;
+        tc_htab_insert(&ks->tab, &ks->ent[ks->nent].hnode,
+                       tc_hash64(k, strlen(k)));
+    }
 }
 
-/* Index the map's pairs once it is big enough; rehash when half full. */
 static void
-keyset_grow(struct keyset *ks, const struct tc_conf_node *map)
+keyset_free(struct keyset *ks)
 {
-    if (map->npairs < KEYSET_MIN || map->npairs * 2 < ks->size)
-        return;
-    free(ks->slot);
-    ks->size = ks->size ? ks->size * 2 : KEYSET_MIN * 4;
-    ks->slot = tc_xcalloc(ks->size, sizeof(*ks->slot));
-    for (size_t i = 0; i < map->npairs; i++)
-        keyset_insert(ks, map, i);
+    tc_htab_free(&ks->tab);
+    free(ks->ent);
 }
 
 /* The pair of map whose key is key, or NULL. */
@@ -241,20 +254,21 @@ static const struct tc_conf_pair *
 keyset_find(const struct keyset *ks, const struct tc_conf_node *map,
             const char *key)
 {
-    size_t h;
-    uint32_t s;
+    uint64_t h;
 
-    if (ks->slot == NULL) {
+    if (ks->ent == NULL) {
         for (size_t i = 0; i < map->npairs; i++)
             if (strcmp(map->pairs[i].key, key) == 0)
                 return &map->pairs[i];
         return NULL;
     }
-    h = (size_t)tc_hash64(key, strlen(key));
-    while ((s = ks->slot[h & (ks->size - 1)]) != 0) {
-        if (strcmp(map->pairs[s - 1].key, key) == 0)
-            return &map->pairs[s - 1];
-        h++;
+    h = tc_hash64(key, strlen(key));
+    for (struct tc_hnode *n = tc_htab_first(&ks->tab, h); n != NULL;
+         n = tc_htab_next(n, h)) {
+        const struct keyent *e = TC_CONTAINER_OF(n, struct keyent, hnode);
+
+        if (strcmp(map->pairs[e->idx].key, key) == 0)
+            return &map->pairs[e->idx];
     }
     return NULL;
 }
@@ -266,8 +280,8 @@ parse_map(struct loader *ld, yaml_event_t *start, int depth,
     struct tc_conf_node *n =
         node_new(TC_CONF_MAP, mark_line(start->start_mark));
     struct tc_conf_node *key = NULL, *val = NULL;
-    struct keyset ks = {0};
-    size_t cap = 0; /* pairs allocated */
+    struct keyset ks = {0}; /* an empty htab is all zeros */
+    size_t cap = 0;         /* pairs allocated */
     yaml_event_t ev;
     int rc, keyline;
 
@@ -325,18 +339,15 @@ parse_map(struct loader *ld, yaml_event_t *start, int depth,
             n->npairs++;
             key->str = NULL;
             node_free(key);
-            if (ks.slot != NULL && n->npairs * 2 < ks.size)
-                keyset_insert(&ks, n, n->npairs - 1);
-            else
-                keyset_grow(&ks, n);
+            keyset_add(&ks, n);
         }
         key = val = NULL;
     }
-    free(ks.slot);
+    keyset_free(&ks);
     *out = n;
     return 0;
 fail:
-    free(ks.slot);
+    keyset_free(&ks);
     node_free(key);
     node_free(val);
     node_free(n);
@@ -650,27 +661,32 @@ tc_conf_find(const struct tc_conf_node *map, const char *dotted)
 void
 tc_conf_find_dups(const char *const *names, size_t n, size_t *first)
 {
-    size_t size = 16, *slot; /* index + 1 of a first occurrence; 0 empty */
+    /* First occurrences, by name: ent[i] is names[i]'s. */
+    struct keyent *ent = tc_xcalloc(n ? n : 1, sizeof(*ent));
+    struct tc_htab tab;
 
-    while (size < n * 2)
-        size *= 2;
-    slot = tc_xcalloc(size, sizeof(*slot));
+    tc_htab_init(&tab);
     for (size_t i = 0; i < n; i++) {
-        size_t h, s;
+        struct tc_hnode *x;
+        uint64_t h;
 
         first[i] = SIZE_MAX;
         if (names[i] == NULL)
             continue;
-        h = (size_t)tc_hash64(names[i], strlen(names[i]));
-        while ((s = slot[h & (size - 1)]) != 0 &&
-               strcmp(names[s - 1], names[i]) != 0)
-            h++;
-        if (s != 0)
-            first[i] = s - 1;
-        else
-            slot[h & (size - 1)] = i + 1;
+        h = tc_hash64(names[i], strlen(names[i]));
+        for (x = tc_htab_first(&tab, h); x != NULL; x = tc_htab_next(x, h))
+            if (strcmp(names[TC_CONTAINER_OF(x, struct keyent, hnode)->idx],
+                       names[i]) == 0)
+                break;
+        if (x != NULL) {
+            first[i] = TC_CONTAINER_OF(x, struct keyent, hnode)->idx;
+        } else {
+            ent[i].idx = i;
+            tc_htab_insert(&tab, &ent[i].hnode, h);
+        }
     }
-    free(slot);
+    tc_htab_free(&tab);
+    free(ent);
 }
 
 char *

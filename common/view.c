@@ -4,8 +4,11 @@
 #include "view.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "escape.h"
 #include "json.h"
 #include "timefmt.h"
 
@@ -95,5 +98,44 @@ tc_view_event_json(struct tc_buf *b, const struct tc_event *e,
     rc |= kv_map(b, "labels", e->labels, e->nlabels);
     rc |= kv_map(b, "fields", e->fields, e->nfields);
     rc |= tc_json_raw(b, "}");
+    return rc < 0 ? -ENOBUFS : 0;
+}
+
+/* An untrusted string for a text line: escaped, "-" when empty. */
+static int
+text_str(struct tc_buf *b, struct tc_str s, size_t max)
+{
+    size_t n = max != 0 && s.len > max ? max : s.len;
+
+    if (s.len == 0)
+        return tc_buf_append(b, "-", 1);
+    /* Back off to a character boundary: no half sequence is escaped. */
+    while (n < s.len && n > 0 && ((unsigned char)s.ptr[n] & 0xC0) == 0x80)
+        n--;
+    return tc_escape_buf(b, s.ptr, n);
+}
+
+int
+tc_view_event_line(struct tc_buf *b, const struct tc_event *e,
+                   size_t max_message)
+{
+    const char *sev = tc_severity_name(e->sev);
+    char head[TC_RFC3339_MAX + 64];
+    int n, rc;
+
+    tc_rfc3339(e->ts, 3, head, sizeof(head));
+    rc = tc_buf_append(b, head, strlen(head));
+    rc |= tc_buf_append(b, " ", 1);
+    rc |= text_str(b, e->host, 0);
+    n = snprintf(head, sizeof(head), " %" PRIu64 " %s ", e->seq,
+                 sev ? sev : "unknown");
+    rc |= tc_buf_append(b, head, (size_t)n);
+    rc |= text_str(b, e->rule, 0);
+    if (e->count > 1) {
+        n = snprintf(head, sizeof(head), " count=%" PRIu32, e->count);
+        rc |= tc_buf_append(b, head, (size_t)n);
+    }
+    rc |= tc_buf_append(b, " ", 1);
+    rc |= text_str(b, e->message, max_message);
     return rc < 0 ? -ENOBUFS : 0;
 }

@@ -48,35 +48,6 @@ events_usage(FILE *f)
                "[--limit N]\n");
 }
 
-/* Text output stays one line per event and drives no terminal. */
-static void
-text_str(struct tc_buf *b, struct tc_str s)
-{
-    if (s.len == 0)
-        tc_buf_append(b, "-", 1);
-    else
-        tc_escape_buf(b, s.ptr, s.len);
-}
-
-static void
-event_text(struct tc_buf *b, const struct tc_event *e)
-{
-    char head[128];
-    int n;
-
-    tc_rfc3339(e->ts, 3, head, sizeof(head));
-    tc_buf_append(b, head, strlen(head));
-    tc_buf_append(b, " ", 1);
-    text_str(b, e->host);
-    n = snprintf(head, sizeof(head), " %" PRIu64 " %s ", e->seq,
-                 tc_severity_name(e->sev) ? tc_severity_name(e->sev)
-                                          : "unknown");
-    tc_buf_append(b, head, (size_t)n);
-    text_str(b, e->rule);
-    tc_buf_append(b, " ", 1);
-    text_str(b, e->message);
-}
-
 static int
 batch_cb(const struct store_batch *sb, uint32_t skip, void *arg)
 {
@@ -105,7 +76,7 @@ batch_cb(const struct store_batch *sb, uint32_t skip, void *arg)
 
             tc_view_event_json(&ls->out, &evs->ev[i], &vo);
         } else
-            event_text(&ls->out, &evs->ev[i]);
+            tc_view_event_line(&ls->out, &evs->ev[i], 0);
         if (!ls->json)
             tc_buf_append(&ls->out, "\n", 1);
         fwrite(tc_buf_head(&ls->out), 1, tc_buf_size(&ls->out), stdout);

@@ -31,12 +31,16 @@
 #include "store/store.h"
 #include "timefmt.h"
 #include "util.h"
+#include "table.h"
 #include "view.h"
+#include "view/incident_view.h"
 #include "wire.h"
 
 /* Events of the host scanned for "show", and how many are printed. */
 #define SHOW_SCAN 5000
 #define SHOW_EVENTS 10
+/* Bytes of each event's message shown in text (JSON has it whole). */
+#define SHOW_MESSAGE_MAX 300
 /* One event as JSON: a 64 KiB message escapes to at most 6x that. */
 #define SHOW_EVENT_JSON_MAX (1u << 20)
 #define OUT_MAX (16u << 20)
@@ -69,94 +73,112 @@ jint(struct tc_buf *b, const char *key, int64_t v)
     tc_json_i64(b, v);
 }
 
-static void
-jtime(struct tc_buf *b, const char *key, int64_t ns)
-{
-    char iso[64], k[64];
+/*
+ * The silences the store knows, to say which one marked an incident
+ * (incident_view.h). Few: every silence ever added, read once.
+ */
+struct sil_cache {
+    struct view_silence *v; /* owned, n entries; strings owned */
+    size_t n;
+};
 
-    jint(b, key, ns);
-    if (ns == 0)
-        return;
-    tc_rfc3339(ns, 3, iso, sizeof(iso));
-    snprintf(k, sizeof(k), "%s_iso", key);
-    jstr(b, k, iso, 0);
+static int
+sil_cache_cb(const struct incidents_silence_row *r, void *arg)
+{
+    struct sil_cache *c = arg;
+    struct view_silence *v;
+
+    c->v = tc_xreallocarray(c->v, c->n + 1, sizeof(*c->v));
+    v = &c->v[c->n++];
+    v->id = r->id;
+    v->starts_at = r->starts_at;
+    v->expired = r->expired_at != 0 && r->expired_at < r->ends_at;
+    v->ends_at = v->expired ? r->expired_at : r->ends_at;
+    v->matchers = tc_xstrdup(r->matchers);
+    v->user = tc_xstrdup(r->user);
+    v->comment = tc_xstrdup(r->comment);
+    return 0;
+}
+
+/* Without the silences (an old store, an error) marks are still shown. */
+static void
+sil_cache_load(struct sil_cache *c, struct incidents_store *is, int64_t now)
+{
+    (void)incidents_store_silences(is, 1, now, sil_cache_cb, c);
+}
+
+static const struct view_silence *
+sil_cache_find(const struct sil_cache *c, int64_t id)
+{
+    for (size_t i = 0; id != 0 && i < c->n; i++)
+        if (c->v[i].id == id)
+            return &c->v[i];
+    return NULL;
 }
 
 static void
-incident_json(struct tc_buf *b, const struct incident *in)
+sil_cache_free(struct sil_cache *c)
 {
-    const char *fp = strchr(in->fingerprint, '\x1f');
-
-    tc_json_raw(b, "{");
-    tc_json_key(b, "id");
-    tc_json_i64(b, in->id);
-    jstr(b, "state", incident_state_name(in->state), 0);
-    jint(b, "priority", in->priority);
-    jstr(b, "severity", tc_severity_name(in->severity), 0);
-    jstr(b, "host", in->host, 0);
-    jstr(b, "kind", in->kind, 0);
-    jstr(b, "rule", in->rule, 0);
-    jstr(b, "service", in->service ? in->service : "", 0);
-    /* Without the host prefix: what the rule (or event) said. */
-    jstr(b, "fingerprint", fp ? fp + 1 : in->fingerprint, 0);
-    jint(b, "count", (int64_t)in->count);
-    jtime(b, "first_seen", in->first_seen);
-    jtime(b, "last_seen", in->last_seen);
-    jtime(b, "opened_at", in->opened_at);
-    jtime(b, "acked_at", in->acked_at);
-    jtime(b, "resolved_at", in->resolved_at);
-    jtime(b, "closed_at", in->closed_at);
-    jint(b, "reopened", in->reopened);
-    tc_json_raw(b, ",");
-    tc_json_key(b, "tier1");
-    tc_json_raw(b, in->tier1 ? "true" : "false");
-    /* The silence that matched when it (re)opened; 0 = none. */
-    jint(b, "silenced", in->silenced);
-    tc_json_raw(b, ",");
-    tc_json_key(b, "flapping");
-    tc_json_raw(b, in->flapping ? "true" : "false");
-    tc_json_raw(b, "}");
-}
-
-static void
-incident_text(struct tc_buf *b, const struct incident *in)
-{
-    char line[1024], iso[64], host[256], rule[256];
-    int n;
-
-    tc_rfc3339(in->last_seen, 3, iso, sizeof(iso));
-    n = snprintf(
-        line, sizeof(line),
-        "%-6" PRId64 " P%d %-12s %-8s %-16s %-24s %8" PRIu64 " %s%s%s\n",
-        in->id, in->priority, incident_state_name(in->state),
-        tc_severity_name(in->severity), ctl_esc(host, sizeof(host), in->host),
-        ctl_esc(rule, sizeof(rule), in->rule), in->count, iso,
-        in->silenced ? " silenced" : "", in->flapping ? " flapping" : "");
-    tc_buf_append(b, line,
-                  (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+    for (size_t i = 0; i < c->n; i++) {
+        free((char *)c->v[i].matchers);
+        free((char *)c->v[i].user);
+        free((char *)c->v[i].comment);
+    }
+    free(c->v);
 }
 
 struct list_ctx {
     int json;
     uint64_t n;
+    int64_t now;
     struct tc_buf out;
+    struct tc_table table; /* text: rows until the end */
+    struct sil_cache sils; /* every silence the store knows */
+    int64_t *marked;       /* text: distinct silence ids shown; owned */
+    size_t nmarked;
 };
 
 static int
 list_cb(const struct incident *in, void *arg)
 {
     struct list_ctx *c = arg;
+    const struct view_silence *sil = sil_cache_find(&c->sils, in->silenced);
+    size_t i;
 
+    c->n++;
+    if (!c->json) {
+        view_incident_row(&c->table, in, sil);
+        for (i = 0; i < c->nmarked && c->marked[i] != in->silenced; i++)
+            ;
+        if (in->silenced != 0 && i == c->nmarked) {
+            c->marked =
+                tc_xreallocarray(c->marked, c->nmarked + 1, sizeof(*c->marked));
+            c->marked[c->nmarked++] = in->silenced;
+        }
+        return 0;
+    }
     tc_buf_reset(&c->out);
-    if (c->json) {
-        tc_json_raw(&c->out, c->n ? ",\n" : "\n");
-        incident_json(&c->out, in);
-    } else {
-        incident_text(&c->out, in);
+    tc_json_raw(&c->out, c->n > 1 ? ",\n" : "\n");
+    view_incident_json(&c->out, in, sil, c->now);
+    fwrite(tc_buf_head(&c->out), 1, tc_buf_size(&c->out), stdout);
+    return ferror(stdout) ? -EIO : 0;
+}
+
+/* Under the table: what "silenced" means, and by which silences. */
+static void
+list_silences_text(struct list_ctx *c)
+{
+    if (c->nmarked == 0)
+        return;
+    tc_buf_reset(&c->out);
+    tc_json_raw(&c->out, "\nsilenced: " VIEW_SILENCED_MEANING "\n");
+    for (size_t i = 0; i < c->nmarked; i++) {
+        tc_json_raw(&c->out, "  ");
+        view_silence_line(&c->out, c->marked[i],
+                          sil_cache_find(&c->sils, c->marked[i]), c->now);
+        tc_json_raw(&c->out, "\n");
     }
     fwrite(tc_buf_head(&c->out), 1, tc_buf_size(&c->out), stdout);
-    c->n++;
-    return ferror(stdout) ? -EIO : 0;
 }
 
 static int
@@ -173,7 +195,7 @@ incidents_list(const struct ctl_opts *o, int argc, char **argv)
     struct incidents_filter f = {0};
     struct collector_config *cfg = NULL;
     struct incidents_store *is = NULL;
-    struct list_ctx c = {.json = o->json};
+    struct list_ctx c = {.json = o->json, .now = tc_now_ns()};
     enum incident_state st;
     int ch, rc, status = 1;
 
@@ -215,14 +237,13 @@ incidents_list(const struct ctl_opts *o, int argc, char **argv)
         incidents_usage(stderr);
         return 2;
     }
+    tc_buf_init(&c.out, OUT_MAX);
+    tc_table_init(&c.table, view_incident_cols, view_incident_ncols);
     if (ctl_open_incidents(o, 1, &cfg, &is) < 0)
         goto out;
-    tc_buf_init(&c.out, OUT_MAX);
+    sil_cache_load(&c.sils, is, c.now);
     if (c.json)
         fputs("[", stdout);
-    else
-        printf("%-6s %-2s %-12s %-8s %-16s %-24s %8s %s\n", "ID", "PR", "STATE",
-               "SEVERITY", "HOST", "RULE", "COUNT", "LAST SEEN");
     rc = incidents_store_list(is, &f, list_cb, &c);
     if (c.json)
         fputs(c.n ? "\n]\n" : "]\n", stdout);
@@ -230,8 +251,15 @@ incidents_list(const struct ctl_opts *o, int argc, char **argv)
         log_warnx("%s: %s", cfg->store_path, incidents_store_errmsg(is));
         goto out;
     }
+    if (!c.json) {
+        tc_table_print(&c.table, stdout);
+        list_silences_text(&c);
+    }
     status = fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
 out:
+    free(c.marked);
+    sil_cache_free(&c.sils);
+    tc_table_free(&c.table);
     tc_buf_close(&c.out);
     incidents_store_close(is);
     config_free(cfg);
@@ -249,7 +277,13 @@ struct show_ctx {
     struct tc_frame frame;
     struct tc_wire_limits lim;
     uint64_t nnotes;
+    int64_t now;
+    struct sil_cache sils; /* every silence the store knows */
+    struct tc_table notes; /* text: the timeline */
 };
+
+static const struct tc_table_col note_cols[] = {
+    {"TIME", 0, 0}, {"WHAT", 0, 0}, {"WHO", 0, 40}, {"DETAIL", 0, 60}};
 
 static int
 show_inc_cb(const struct incident *in, void *arg)
@@ -261,9 +295,11 @@ show_inc_cb(const struct incident *in, void *arg)
     snprintf(c->host, sizeof(c->host), "%s", in->host);
     tc_buf_reset(&c->out);
     if (c->json)
-        incident_json(&c->out, in);
+        view_incident_json(&c->out, in, sil_cache_find(&c->sils, in->silenced),
+                           c->now);
     else
-        incident_text(&c->out, in);
+        view_incident_text(&c->out, in, sil_cache_find(&c->sils, in->silenced),
+                           c->now);
     return 0;
 }
 
@@ -283,14 +319,10 @@ show_note_cb(const struct incident_note *n, void *arg)
         jstr(&c->out, "detail", n->detail, 0);
         tc_json_raw(&c->out, "}");
     } else {
-        char line[2048], what[64], who[256], detail[1024];
-        int len = snprintf(line, sizeof(line), "  %s %-12s %-24s %s\n", iso,
-                           ctl_esc(what, sizeof(what), n->what),
-                           ctl_esc(who, sizeof(who), n->who),
-                           ctl_esc(detail, sizeof(detail), n->detail));
-        tc_buf_append(&c->out, line,
-                      (size_t)len < sizeof(line) ? (size_t)len
-                                                 : sizeof(line) - 1);
+        tc_table_cell(&c->notes, iso);
+        tc_table_cell(&c->notes, n->what);
+        tc_table_cell(&c->notes, n->who);
+        tc_table_cell(&c->notes, n->detail);
     }
     c->nnotes++;
     return 0;
@@ -301,7 +333,7 @@ show_batch_cb(const struct store_batch *sb, uint32_t skip, void *arg)
 {
     struct show_ctx *c = arg;
     const char *err;
-    char key[1024], iso[64];
+    char key[1024];
 
     if (tc_event_decode_array(sb->events, sb->events_len, &c->lim, &c->frame,
                               &err) < 0)
@@ -330,11 +362,18 @@ show_batch_cb(const struct store_batch *sb, uint32_t skip, void *arg)
             tc_buf_close(&b);
             continue;
         }
-        tc_rfc3339(e->event_ts ? e->event_ts : e->ts, 3, iso, sizeof(iso));
-        *slot = tc_xasprintf("%s %s count=%" PRIu32 " %.*s", iso,
-                             tc_severity_name(e->sev), e->count,
-                             (int)(e->message.len > 300 ? 300 : e->message.len),
-                             e->message.ptr ? e->message.ptr : "");
+        {
+            /* The same line as events list gives (escaped there). */
+            struct tc_buf b;
+
+            tc_buf_init(&b, SHOW_EVENT_JSON_MAX);
+            if (tc_view_event_line(&b, e, SHOW_MESSAGE_MAX) < 0 ||
+                tc_buf_append(&b, "", 1) < 0)
+                *slot = tc_xstrdup("?");
+            else
+                *slot = tc_xstrdup((const char *)tc_buf_head(&b));
+            tc_buf_close(&b);
+        }
     }
     return 0;
 }
@@ -350,6 +389,9 @@ incidents_show(const struct ctl_opts *o, int argc, char **argv)
     int status = 1;
 
     c->json = o->json;
+    c->now = tc_now_ns();
+    tc_table_init(&c->notes, note_cols,
+                  sizeof(note_cols) / sizeof(note_cols[0]));
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0)
             c->json = 1;
@@ -372,6 +414,7 @@ incidents_show(const struct ctl_opts *o, int argc, char **argv)
     c->lim.max_frame = UINT32_MAX;
     if (ctl_open_incidents(o, 1, &cfg, &is) < 0)
         goto out;
+    sil_cache_load(&c->sils, is, c->now);
     if (incidents_store_list(is, &f, show_inc_cb, c) < 0) {
         log_warnx("%s: %s", cfg->store_path, incidents_store_errmsg(is));
         goto out;
@@ -385,16 +428,18 @@ incidents_show(const struct ctl_opts *o, int argc, char **argv)
         c->out.len--;
         tc_json_raw(&c->out, ",\"timeline\":[");
     } else {
-        tc_json_raw(&c->out, "timeline:\n");
+        tc_json_raw(&c->out, "\ntimeline:\n");
     }
     if (incidents_store_timeline(is, f.id, show_note_cb, c) < 0) {
         log_warnx("%s: %s", cfg->store_path, incidents_store_errmsg(is));
         goto out;
     }
+    if (!c->json)
+        tc_table_render(&c->notes, &c->out);
     /* The latest events with the incident's fingerprint. */
     if (store_open(cfg->store_path, STORE_RDONLY, &store) == 0)
         (void)store_events_iter(store, c->host, SHOW_SCAN, show_batch_cb, c);
-    tc_json_raw(&c->out, c->json ? "],\"events\":[" : "latest events:\n");
+    tc_json_raw(&c->out, c->json ? "],\"events\":[" : "\nlatest events:\n");
     {
         uint64_t from = c->nev > SHOW_EVENTS ? c->nev - SHOW_EVENTS : 0;
 
@@ -406,8 +451,9 @@ incidents_show(const struct ctl_opts *o, int argc, char **argv)
                     tc_json_raw(&c->out, ",");
                 tc_json_raw(&c->out, s);
             } else {
+                /* Already escaped by tc_view_event_line. */
                 tc_json_raw(&c->out, "  ");
-                tc_escape_buf(&c->out, s, strlen(s));
+                tc_json_raw(&c->out, s);
                 tc_json_raw(&c->out, "\n");
             }
         }
@@ -419,6 +465,8 @@ incidents_show(const struct ctl_opts *o, int argc, char **argv)
 out:
     for (int i = 0; i < SHOW_EVENTS; i++)
         free(c->ev[i]);
+    tc_table_free(&c->notes);
+    sil_cache_free(&c->sils);
     tc_frame_close(&c->frame);
     tc_buf_close(&c->out);
     store_close(store);

@@ -30,6 +30,7 @@
 #include "store/incidents_store.h"
 #include "json.h"
 #include "log.h"
+#include "table.h"
 #include "timefmt.h"
 #include "util.h"
 
@@ -193,6 +194,12 @@ struct list_ctx {
     int json;
     int64_t now;
     uint64_t n;
+    struct tc_table table; /* text: the rows */
+};
+
+static const struct tc_table_col silence_cols[] = {
+    {"ID", 1, 0},    {"STATE", 0, 0},     {"STARTS", 0, 0},   {"ENDS", 0, 0},
+    {"USER", 0, 24}, {"MATCHERS", 0, 60}, {"COMMENT", 0, 60},
 };
 
 static int
@@ -246,12 +253,13 @@ list_cb(const struct incidents_silence_row *r, void *arg)
         fwrite(tc_buf_head(&b), 1, tc_buf_size(&b), stdout);
         tc_buf_close(&b);
     } else {
-        char user[256], matchers[MATCHERS_MAX * 4], comment[4096];
-
-        printf("%-5" PRId64 " %-8s %-24s %-24s %-12s %s  # %s\n", r->id, state,
-               s, e, ctl_esc(user, sizeof(user), r->user),
-               ctl_esc(matchers, sizeof(matchers), r->matchers),
-               ctl_esc(comment, sizeof(comment), r->comment));
+        tc_table_cellf(&c->table, "%" PRId64, r->id);
+        tc_table_cell(&c->table, state);
+        tc_table_cell(&c->table, s);
+        tc_table_cell(&c->table, e);
+        tc_table_cell(&c->table, r->user);
+        tc_table_cell(&c->table, r->matchers);
+        tc_table_cell(&c->table, r->comment);
     }
     c->n++;
     return ferror(stdout) ? -EIO : 0;
@@ -275,13 +283,12 @@ silences_list(const struct ctl_opts *o, int argc, char **argv)
             return 2;
         }
     }
+    tc_table_init(&c.table, silence_cols,
+                  sizeof(silence_cols) / sizeof(silence_cols[0]));
     if (ctl_open_incidents(o, 1, &cfg, &is) < 0)
         goto out;
     if (c.json)
         fputs("[", stdout);
-    else
-        printf("%-5s %-8s %-24s %-24s %-12s %s\n", "ID", "STATE", "STARTS",
-               "ENDS", "USER", "MATCHERS  # COMMENT");
     rc = incidents_store_silences(is, all, c.now, list_cb, &c);
     if (c.json)
         fputs(c.n ? "\n]\n" : "]\n", stdout);
@@ -289,8 +296,11 @@ silences_list(const struct ctl_opts *o, int argc, char **argv)
         log_warnx("%s: %s", cfg->store_path, incidents_store_errmsg(is));
         goto out;
     }
+    if (!c.json)
+        tc_table_print(&c.table, stdout);
     status = fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
 out:
+    tc_table_free(&c.table);
     incidents_store_close(is);
     config_free(cfg);
     return status;

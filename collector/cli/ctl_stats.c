@@ -18,6 +18,8 @@
 #include "cli/ctl.h"
 #include "store/incidents_store.h"
 #include "json.h"
+#include "table.h"
+#include "units.h"
 #include "log.h"
 #include "util.h"
 
@@ -28,34 +30,16 @@ stats_usage(FILE *f)
                "[--by priority|service|host|rule] [--json]\n");
 }
 
-/* "1d2h", "3m4s", "12s", "-" when there is no mean. */
-static void
-fmt_dur(int64_t ns, char *buf, size_t len)
-{
-    int64_t s = ns / 1000000000;
-    int n = 0;
-
-    if (ns < 0) {
-        snprintf(buf, len, "-");
-        return;
-    }
-    if (s >= 86400)
-        n = snprintf(buf, len, "%" PRId64 "d%" PRId64 "h", s / 86400,
-                     s % 86400 / 3600);
-    else if (s >= 3600)
-        n = snprintf(buf, len, "%" PRId64 "h%" PRId64 "m", s / 3600,
-                     s % 3600 / 60);
-    else if (s >= 60)
-        n = snprintf(buf, len, "%" PRId64 "m%" PRId64 "s", s / 60, s % 60);
-    else
-        n = snprintf(buf, len, "%" PRId64 ".%03" PRId64 "s", s,
-                     ns % 1000000000 / 1000000);
-    (void)n;
-}
-
 struct stats_ctx {
     int json;
     uint64_t n;
+    struct tc_table table; /* text: the rows */
+};
+
+/* Column 0 is named after --by (set in ctl_stats). */
+static struct tc_table_col stats_cols[] = {
+    {"GROUP", 0, 40}, {"INCIDENTS", 1, 0}, {"OPENINGS", 1, 0}, {"ACKED", 1, 0},
+    {"MTTA", 1, 0},   {"RESOLVED", 1, 0},  {"MTTR", 1, 0},     {"MTBF", 1, 0},
 };
 
 static void
@@ -103,15 +87,16 @@ stats_cb(const struct incidents_stats_row *r, void *arg)
         fwrite(tc_buf_head(&b), 1, tc_buf_size(&b), stdout);
         tc_buf_close(&b);
     } else {
-        char a[32], m[32], f[32], k[1024];
+        char u[TC_UNITS_MAX];
 
-        fmt_dur(r->mtta_ns, a, sizeof(a));
-        fmt_dur(r->mttr_ns, m, sizeof(m));
-        fmt_dur(r->mtbf_ns, f, sizeof(f));
-        printf("%-24s %9" PRIu64 " %8" PRIu64 " %6" PRIu64 " %10s %8" PRIu64
-               " %10s %10s\n",
-               ctl_esc(k, sizeof(k), r->key), r->n, r->openings, r->acked, a,
-               r->restored, m, f);
+        tc_table_cell(&c->table, r->key);
+        tc_table_cellf(&c->table, "%" PRIu64, r->n);
+        tc_table_cellf(&c->table, "%" PRIu64, r->openings);
+        tc_table_cellf(&c->table, "%" PRIu64, r->acked);
+        tc_table_cell(&c->table, tc_fmt_duration(u, sizeof(u), r->mtta_ns));
+        tc_table_cellf(&c->table, "%" PRIu64, r->restored);
+        tc_table_cell(&c->table, tc_fmt_duration(u, sizeof(u), r->mttr_ns));
+        tc_table_cell(&c->table, tc_fmt_duration(u, sizeof(u), r->mtbf_ns));
     }
     c->n++;
     return ferror(stdout) ? -1 : 0;
@@ -150,6 +135,13 @@ ctl_stats(const struct ctl_opts *o, int argc, char **argv)
         }
     }
     since = tc_now_ns() - (int64_t)since_ms * 1000000;
+    stats_cols[0].head = by == NULL                    ? "GROUP"
+                         : strcmp(by, "priority") == 0 ? "PRIORITY"
+                         : strcmp(by, "service") == 0  ? "SERVICE"
+                         : strcmp(by, "host") == 0     ? "HOST"
+                                                       : "RULE";
+    tc_table_init(&c.table, stats_cols,
+                  sizeof(stats_cols) / sizeof(stats_cols[0]));
     if (config_load(o->config, &cfg) < 0)
         goto out;
     if (incidents_store_open(cfg->store_path, 1, &is) < 0)
@@ -157,10 +149,6 @@ ctl_stats(const struct ctl_opts *o, int argc, char **argv)
     if (c.json) {
         printf("{\"since\":%" PRId64 ",\"by\":\"%s\",\"groups\":[", since,
                by ? by : "all");
-    } else {
-        printf("%-24s %9s %8s %6s %10s %8s %10s %10s\n", by ? by : "",
-               "INCIDENTS", "OPENINGS", "ACKED", "MTTA", "RESOLVED", "MTTR",
-               "MTBF");
     }
     rc = incidents_store_stats(is, since, by, stats_cb, &c);
     if (c.json)
@@ -169,8 +157,11 @@ ctl_stats(const struct ctl_opts *o, int argc, char **argv)
         log_warnx("%s: %s", cfg->store_path, incidents_store_errmsg(is));
         goto out;
     }
+    if (!c.json)
+        tc_table_print(&c.table, stdout);
     status = fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
 out:
+    tc_table_free(&c.table);
     incidents_store_close(is);
     config_free(cfg);
     return status;

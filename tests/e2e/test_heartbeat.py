@@ -11,6 +11,7 @@ the agent's last_seen / silent_since) against wall-clock marks taken
 around the actions, which only order them."""
 
 import os
+import re
 import signal
 import time
 
@@ -77,6 +78,15 @@ def test_agents_list(env):
               "table header: %s" % text)
     e2e.check(lines[1].startswith("web-01 ") and " yes " in lines[1], "table row: %s" % text)
     e2e.check(lines[0].index("CONNECTED") == lines[1].index("yes"), "columns not aligned:\n%s" % text)
+    # Sizes and periods with units (JSON keeps spool_bytes, heartbeat_ms).
+    def right_cell(name):  # a right-aligned cell ends under its header
+        end = lines[0].index(name) + len(name)
+        return lines[1][:end].split("  ")[-1].strip()
+    e2e.check(re.fullmatch(r"\d+ B|\d+(\.\d)? [KMGTPE]iB",
+                           right_cell("SPOOL_SIZE")), text)
+    e2e.check(re.fullmatch(r"\d+(ms|s)|\d+m\d\ds", right_cell("HEARTBEAT")),
+              text)
+    e2e.check(not re.search(r" $", text, re.M), "trailing spaces:\n" + text)
     e2e.check(silence_events(env) == [], "a healthy agent was declared silent")
 
     # An orderly stop is seen as a disconnect.

@@ -137,7 +137,30 @@ def test_incidents(env):
               repr(of_rule(env, "app-health")))
     e2e.check([i["rule"] for i in incidents(env, "--silenced")] == ["oom"],
               repr(incidents(env, "--silenced")))
-    e2e.check(" silenced" in env.ctl("incidents", "list"), "no flag")
+    # The mark is explained: by which silence, and what it means.
+    text = env.ctl("incidents", "list")
+    e2e.check(re.search(r"^ *%d +P3 .* silenced by #%d until \S+Z$"
+                        % (oom[0]["id"], sid), text, re.M), text)
+    e2e.check("\nsilenced: notifications suppressed; the incident is still "
+              "tracked\n" in text, text)
+    e2e.check(re.search(r"^  silence %d: host=web-01 rule=oom, active until "
+                        r"\S+Z, by bob \(kernel upgrade\)$" % sid, text, re.M),
+              text)
+    e2e.check(not re.search(r" $", text, re.M), "trailing spaces:\n" + text)
+    e2e.check("silenced by" not in text.split("\n")[1 + [i["rule"] for i in
+              incidents(env)].index("app-health")], text)
+    s = oom[0]["silence"]
+    e2e.check(s["id"] == sid and s["known"] is True and s["state"] == "active"
+              and s["matchers"] == "host=web-01 rule=oom" and s["user"] == "bob"
+              and s["comment"] == "kernel upgrade" and s["ends_at"] > 0
+              and "notifications suppressed" in s["meaning"], repr(s))
+    e2e.check(of_rule(env, "app-health")[0]["silence"] is None,
+              repr(of_rule(env, "app-health")))
+    text = env.ctl("incidents", "show", str(oom[0]["id"]))
+    e2e.check(re.search(r"^  silenced +yes: notifications suppressed; the "
+                        r"incident is still tracked\n +silence %d: "
+                        r"host=web-01 rule=oom, active until" % sid, text, re.M),
+              text)
 
     # SIGKILL and restart: every incident's state is kept.
     before = incidents(env)
@@ -213,6 +236,12 @@ def test_incidents(env):
               == [("(none)", 1, 0), ("payments", 1, 1)], repr(by))
     e2e.check("payments" in env.ctl("stats", "--by", "service"), "no row")
     e2e.check("MTTA" in env.ctl("stats"), "no table")
+    # Durations with units, never bare ms: MTTA in its own column.
+    text = env.ctl("stats")
+    head, row = text.splitlines()[:2]
+    mtta = row[:head.index("MTTA") + 4].split()[-1]
+    e2e.check(re.fullmatch(r"\d+(ns|us|ms|s)|\d+m\d\ds|\d+h\d\dm|\d+d\d+h",
+                           mtta), text)
     ag.stop()
 
 

@@ -68,6 +68,14 @@ def test_status_json_and_text(env):
         e2e.check(k in st["drops"], "drops lacks %s: %r" % (k, st["drops"]))
     text = status(env, conf, as_json=False)
     e2e.check("connected" in text and a in text and "root-disk" in text, text)
+    # A person reads sizes and durations with units; JSON keeps raw numbers.
+    size = os.path.getsize(a)
+    e2e.check(re.search(r"^ +size +%d B$" % size, text, re.M), text)
+    e2e.check(re.search(r"^ +max_size +\d+(\.\d)? [KMGTPE]iB$", text, re.M), text)
+    e2e.check(re.search(r"^ +uptime +\d+(ms|s)$", text, re.M), text)
+    e2e.check(re.search(r"^ +interval +1s$", text, re.M), text)
+    e2e.check(re.search(r"^ +duration +\d+(ns|us|ms|s)$", text, re.M), text)
+    e2e.check(not re.search(r"_(ms|us|s|bytes) ", text), text)
     # With the collector down, the link state and the spool depth say so.
     e2e.check(col.stop() == 0, "collector exit")
     append(a, "ERROR three\n")
