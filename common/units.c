@@ -61,6 +61,9 @@ tc_fmt_duration(char *buf, size_t len, int64_t ns)
         snprintf(buf, len, "%" PRId64 "us", ns / us);
     else if (ns < sec)
         snprintf(buf, len, "%" PRId64 "ms", ns / ms);
+    else if (s < 10 && ns % sec != 0)
+        snprintf(buf, len, "%" PRId64 ".%" PRId64 "s", s,
+                 ns % sec / (100 * ms));
     else if (s < 60)
         snprintf(buf, len, "%" PRId64 "s", s);
     else if (s < 3600)

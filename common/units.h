@@ -26,9 +26,11 @@ const char *tc_fmt_bytes(char *buf, size_t len, uint64_t n);
 /*
  * A duration in its two largest units, truncated (never rounded up, so
  * a time is never shown as reached before it is): "0ms", "850ms",
- * "42s", "3m12s", "3m05s", "2h05m", "3d4h". Below a millisecond
- * "740us", below a microsecond "12ns". A negative duration (no value:
- * nothing was measured) is "-". Returns buf, as above.
+ * "2.1s", "1s", "42s", "3m12s", "3m05s", "2h05m", "3d4h". Below 10 s a
+ * duration that is not whole seconds gets one decimal (a mean time to
+ * acknowledge would lose too much as whole seconds). Below a
+ * millisecond "740us", below a microsecond "12ns". A negative duration
+ * (no value: nothing was measured) is "-". Returns buf, as above.
  */
 const char *tc_fmt_duration(char *buf, size_t len, int64_t ns);
 

@@ -13,6 +13,7 @@
 #include "pipeline/ingest.h"
 #include "store/store.h"
 #include "timefmt.h"
+#include "units.h"
 #include "wire.h"
 
 /* Heartbeat assumed for an agent that did not say (older agents), ms. */
@@ -52,23 +53,6 @@ agent_flush(struct liveness *lv, struct reg_agent *a)
     if ((rc = ingest_agent_state(lv->ingest, &st)) == 0)
         a->dirty = 0;
     return rc;
-}
-
-/* "95s", "3m12s", "2h05m", "4d03h": how long, for a person. */
-static void
-fmt_dur(int64_t ns, char *buf, size_t len)
-{
-    int64_t s = ns > 0 ? ns / 1000000000 : 0;
-
-    if (s < 120)
-        snprintf(buf, len, "%" PRId64 "s", s);
-    else if (s < 3600)
-        snprintf(buf, len, "%" PRId64 "m%02" PRId64 "s", s / 60, s % 60);
-    else if (s < 86400)
-        snprintf(buf, len, "%" PRId64 "h%02" PRId64 "m", s / 3600, s / 60 % 60);
-    else
-        snprintf(buf, len, "%" PRId64 "d%02" PRId64 "h", s / 86400,
-                 s / 3600 % 24);
 }
 
 static void
@@ -132,7 +116,7 @@ liveness_heard(struct liveness *lv, struct reg_agent *a, int64_t now)
     a->last_seen = now;
     if (since == 0)
         return;
-    fmt_dur(now - since, dur, sizeof(dur));
+    tc_fmt_duration(dur, sizeof(dur), now - since);
     snprintf(msg, sizeof(msg), "agent %s is back after %s", a->name, dur);
     a->silent_since = 0;
     if (agent_event(lv, a, TC_SEV_OK, msg, now) < 0) {
@@ -168,7 +152,7 @@ agent_check_silent(struct liveness *lv, struct reg_agent *a, int64_t now)
     if (now - ref < limit)
         return;
     since = a->last_seen > 0 ? a->last_seen : lv->started_at;
-    fmt_dur(now - since, dur, sizeof(dur));
+    tc_fmt_duration(dur, sizeof(dur), now - since);
     fmt_hb(hb, hbs, sizeof(hbs));
     tc_rfc3339(since, 0, iso, sizeof(iso));
     snprintf(msg, sizeof(msg),

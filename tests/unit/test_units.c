@@ -86,6 +86,10 @@ test_durations(void **state)
     /* Truncated, never rounded up into the next unit. */
     dur_is(s - 1, "999ms");
     dur_is(s, "1s");
+    dur_is(s + 1, "1.0s");
+    dur_is(2 * s + 183 * ms, "2.1s");
+    dur_is(10 * s - 1, "9.9s");
+    dur_is(10 * s, "10s");
     dur_is(42 * s + 999 * ms, "42s");
     dur_is(m - 1, "59s");
     dur_is(m, "1m00s");
