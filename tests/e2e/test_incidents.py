@@ -240,7 +240,7 @@ def test_incidents(env):
     text = env.ctl("stats")
     head, row = text.splitlines()[:2]
     mtta = row[:head.index("MTTA") + 4].split()[-1]
-    e2e.check(re.fullmatch(r"\d+(ns|us|ms|s)|\d+m\d\ds|\d+h\d\dm|\d+d\d+h",
+    e2e.check(re.fullmatch(r"\d+(ns|us|ms|s)|\d\.\ds|\d+m\d\ds|\d+h\d\dm|\d+d\d+h",
                            mtta), text)
     ag.stop()
 

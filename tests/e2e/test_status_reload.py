@@ -74,7 +74,7 @@ def test_status_json_and_text(env):
     e2e.check(re.search(r"^ +max_size +\d+(\.\d)? [KMGTPE]iB$", text, re.M), text)
     e2e.check(re.search(r"^ +uptime +\d+(ms|s)$", text, re.M), text)
     e2e.check(re.search(r"^ +interval +1s$", text, re.M), text)
-    e2e.check(re.search(r"^ +duration +\d+(ns|us|ms|s)$", text, re.M), text)
+    e2e.check(re.search(r"^ +duration +(\d+(ns|us|ms|s)|\d\.\ds)$", text, re.M), text)
     e2e.check(not re.search(r"_(ms|us|s|bytes) ", text), text)
     # With the collector down, the link state and the spool depth say so.
     e2e.check(col.stop() == 0, "collector exit")
