@@ -1,7 +1,9 @@
 /*
  * incidents_store: SQLite side of the incident engine (see
- * incidents_store.h). The schema is created by store.c's migrations to
- * versions 3 to 6; this file only reads and writes those tables.
+ * incidents_store.h, docs/internals/store.md): its schema (versions 3
+ * to 6, applied by store.c's migrator), load, and the engine step.
+ * Batches are read through the event log's cursor (store_log_read),
+ * never from the batches table.
  */
 #include "store/incidents_store.h"
 
@@ -14,11 +16,11 @@
 #include <sqlite3.h>
 
 #include "log.h"
+#include "store/sqlerr.h"
 #include "store/store.h"
+#include "store/store_int.h"
 #include "util.h"
 #include "wire.h"
-
-#define BUSY_TIMEOUT_MS 5000
 
 struct incidents_store {
     sqlite3 *db; /* owned */
@@ -28,14 +30,17 @@ struct incidents_store {
     int64_t *results;      /* owned: action results of a step */
     int64_t *result_ids;   /* owned: their action ids */
     size_t nresults, capresults;
+    uint64_t fed_batches;    /* batches feed visited (replay's count) */
     pthread_mutex_t *writer; /* borrowed, or NULL (tocsinctl) */
+    struct store *log;       /* owned: read-only event log reader, or NULL
+                                (replay's scratch) */
 };
 
 static int
 fail(struct incidents_store *s, int rc)
 {
     snprintf(s->errmsg, sizeof(s->errmsg), "%s", sqlite3_errmsg(s->db));
-    return store_sqlerr(rc) ? store_sqlerr(rc) : -EIO;
+    return store_sqlfail(rc);
 }
 
 static int
@@ -85,7 +90,7 @@ incidents_store_open(const char *path, int rdonly, struct incidents_store **out)
         goto fail;
     }
     sqlite3_extended_result_codes(s->db, 1);
-    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
     if ((rc = prep(s, "PRAGMA user_version", &st)) < 0)
         goto fail_msg;
     if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
@@ -107,6 +112,9 @@ incidents_store_open(const char *path, int rdonly, struct incidents_store **out)
     /* Same durability as the pipeline's connection (store.c). */
     if (!rdonly && (rc = exec(s, "PRAGMA synchronous = FULL")) < 0)
         goto fail_msg;
+    /* The engine's input: the event log, read by cursor (logs why). */
+    if ((rc = store_open(path, STORE_RDONLY, &s->log)) < 0)
+        goto fail;
     *out = s;
     return 0;
 fail_msg:
@@ -123,6 +131,7 @@ incidents_store_close(struct incidents_store *s)
     if (s == NULL)
         return;
     sqlite3_close(s->db);
+    store_close(s->log);
     tc_frame_close(&s->frame);
     free(s->results);
     free(s->result_ids);
@@ -134,6 +143,110 @@ incidents_store_errmsg(const struct incidents_store *s)
 {
     return s->errmsg;
 }
+
+/*
+ * Version 3. Incidents (docs/internals/incidents.md): the incident engine's
+ * persisted state, its timeline, the human actions tocsinctl records for it,
+ * and the engine's steps, whose last row is the watermark of what the incident
+ * tables reflect.
+ */
+static const char schema_v3[] =
+    "CREATE TABLE incidents("
+    " id INTEGER PRIMARY KEY,"
+    " fingerprint TEXT NOT NULL,"
+    " host TEXT NOT NULL,"
+    " rule TEXT NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " state TEXT NOT NULL,"
+    " severity TEXT NOT NULL,"
+    " priority INTEGER NOT NULL,"
+    " count INTEGER NOT NULL,"
+    " first_seen INTEGER NOT NULL,"
+    " last_seen INTEGER NOT NULL,"
+    " opened_at INTEGER NOT NULL,"
+    " acked_at INTEGER NOT NULL DEFAULT 0,"
+    " resolved_at INTEGER NOT NULL DEFAULT 0,"
+    " closed_at INTEGER NOT NULL DEFAULT 0,"
+    " reopened INTEGER NOT NULL DEFAULT 0,"
+    " tier1 INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX incidents_state ON incidents(state, id);"
+    "CREATE TABLE timeline("
+    " id INTEGER PRIMARY KEY,"
+    " incident_id INTEGER NOT NULL,"
+    " ts INTEGER NOT NULL,"
+    " what TEXT NOT NULL,"
+    " who TEXT NOT NULL,"
+    " detail TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX timeline_incident ON timeline(incident_id, id);"
+    "CREATE TABLE incident_fps("
+    " fingerprint TEXT PRIMARY KEY,"
+    " attempts INTEGER NOT NULL,"
+    " since INTEGER NOT NULL);"
+    "CREATE TABLE actions("
+    " id INTEGER PRIMARY KEY,"
+    " ts INTEGER NOT NULL,"
+    " user TEXT NOT NULL,"
+    " verb TEXT NOT NULL,"
+    " incident_id INTEGER NOT NULL,"
+    " text TEXT,"
+    " result INTEGER);"
+    "CREATE TABLE engine_steps("
+    " step INTEGER PRIMARY KEY,"
+    " batch_to INTEGER NOT NULL,"
+    " action_to INTEGER NOT NULL,"
+    " tick INTEGER NOT NULL);";
+
+/*
+ * Version 4: silences (maintenance windows). A silence is added and
+ * expired by rows of the actions table (verbs "silence" and "expire",
+ * incident_id = the silence id), so it is an engine input in the same
+ * total order as every other action; action_id and expire_action say
+ * which, so that a restart loads exactly the silences the incident
+ * tables reflect. An incident remembers the silence that matched.
+ */
+static const char schema_v4[] =
+    "ALTER TABLE incidents ADD COLUMN silenced INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE silences("
+    " id INTEGER PRIMARY KEY,"
+    " created INTEGER NOT NULL,"
+    " starts_at INTEGER NOT NULL,"
+    " ends_at INTEGER NOT NULL,"
+    " user TEXT NOT NULL,"
+    " comment TEXT NOT NULL DEFAULT '',"
+    " matchers TEXT NOT NULL,"
+    " action_id INTEGER NOT NULL DEFAULT 0,"
+    " expired_at INTEGER NOT NULL DEFAULT 0,"
+    " expire_action INTEGER NOT NULL DEFAULT 0);";
+
+/*
+ * Version 5: flap detection. A check fingerprint's soft state keeps its
+ * recent results (2 bits each) and whether it flaps, so that a restart
+ * and replay decide flapping exactly as the live engine did; an
+ * incident is marked while its check flaps.
+ */
+static const char schema_v5[] =
+    "ALTER TABLE incidents ADD COLUMN flapping INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE incident_fps ADD COLUMN history INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE incident_fps ADD COLUMN flapping INTEGER NOT NULL"
+    " DEFAULT 0;";
+
+/*
+ * Version 6: an incident keeps the service= label of its events, for
+ * "tocsinctl stats --by service" and the incident listings.
+ */
+static const char schema_v6[] =
+    "ALTER TABLE incidents ADD COLUMN service TEXT NOT NULL DEFAULT '';";
+
+/* The engine state's schema steps, applied by store.c's migrator in
+ * version order after the event log's 1 and 2 (store_int.h). */
+const struct store_migration incidents_migrations[] = {
+    {3, schema_v3},
+    {4, schema_v4},
+    {5, schema_v5},
+    {6, schema_v6},
+};
+const size_t incidents_nmigrations =
+    sizeof(incidents_migrations) / sizeof(incidents_migrations[0]);
 
 /* Read one incidents row (column order of INC_COLS) into in. */
 #define INC_COLS                                                               \
@@ -295,10 +408,43 @@ feed_silence(struct incidents_store *s, struct incident_engine *e, int64_t id)
     return rc;
 }
 
+/* What feed_batch needs. */
+struct feed_ctx {
+    struct incidents_store *s;
+    struct incident_engine *e;
+    struct tc_wire_limits lim;
+    uint64_t n; /* batches visited */
+};
+
+/* One batch of the event log into the engine. */
+static int
+feed_batch(const struct store_batch *b, void *arg)
+{
+    struct feed_ctx *fc = arg;
+    const struct tc_events *evs;
+    const char *err = "?";
+
+    fc->n++;
+    if (tc_event_decode_array(b->events, b->events_len, &fc->lim, &fc->s->frame,
+                              &err) < 0) {
+        /* Deterministic either way: a bad blob is skipped by replay
+         * too. */
+        log_warnx("incidents: batch %lld: cannot decode: %s", (long long)b->id,
+                  err);
+        return 0;
+    }
+    evs = &fc->s->frame.u.events;
+    for (uint32_t i = 0; i < evs->n; i++)
+        incident_engine_event(fc->e, b->host, &evs->ev[i]);
+    return 0;
+}
+
 /*
- * Feed batches and actions after wm, up to the ids in upto (INT64_MAX:
- * all there are); the new marks in *to. Runs in its own read
- * transaction unless the caller holds one (replay: one snapshot).
+ * Feed batches (through the event log's cursor) and actions after wm,
+ * up to the marks in upto (INT64_MAX: all there are); the new marks in
+ * *to. The actions are read in their own read transaction unless the
+ * caller holds one (replay: one snapshot); a range of the log below a
+ * recorded watermark never changes, so its batches need none.
  */
 static int
 feed(struct incidents_store *s, struct incident_engine *e,
@@ -306,56 +452,25 @@ feed(struct incidents_store *s, struct incident_engine *e,
      const struct incidents_watermark *upto, uint32_t max_batches,
      struct incidents_watermark *to, int *more)
 {
-    struct tc_wire_limits lim = tc_wire_default_limits;
+    struct feed_ctx fc = {s, e, tc_wire_default_limits, 0};
     sqlite3_stmt *st = NULL;
     int own = sqlite3_get_autocommit(s->db);
-    uint32_t nb = 0;
     int rc;
 
     /* Stored blobs may exceed a frame (host rewritten), see ctl_events. */
-    lim.max_frame = UINT32_MAX;
+    fc.lim.max_frame = UINT32_MAX;
     *to = *wm;
     *more = 0;
     s->nresults = 0;
+    rc = store_log_read(s->log, wm->batch_to, upto->batch_to, max_batches,
+                        feed_batch, &fc, &to->batch_to, more);
+    s->fed_batches += fc.n;
+    if (rc < 0) {
+        snprintf(s->errmsg, sizeof(s->errmsg), "%s", store_errmsg(s->log));
+        return rc;
+    }
     if (own && (rc = exec(s, "BEGIN")) < 0)
         return rc;
-    if ((rc = prep(s,
-                   "SELECT id, host, events FROM batches WHERE id > ?1"
-                   " AND id <= ?3 ORDER BY id LIMIT ?2",
-                   &st)) < 0)
-        goto out;
-    sqlite3_bind_int64(st, 1, wm->batch_to);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)max_batches + 1);
-    sqlite3_bind_int64(st, 3, upto->batch_to);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *host = col_text(st, 1), *err = "?";
-        const struct tc_events *evs;
-
-        if (nb == max_batches) {
-            *more = 1;
-            break;
-        }
-        nb++;
-        to->batch_to = sqlite3_column_int64(st, 0);
-        if (tc_event_decode_array(sqlite3_column_blob(st, 2),
-                                  (size_t)sqlite3_column_bytes(st, 2), &lim,
-                                  &s->frame, &err) < 0) {
-            /* Deterministic either way: a bad blob is skipped by replay
-             * too. */
-            log_warnx("incidents: batch %lld: cannot decode: %s",
-                      (long long)to->batch_to, err);
-            continue;
-        }
-        evs = &s->frame.u.events;
-        for (uint32_t i = 0; i < evs->n; i++)
-            incident_engine_event(e, host, &evs->ev[i]);
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        rc = fail(s, rc);
-        goto out;
-    }
-    sqlite3_finalize(st);
-    st = NULL;
     /*
      * Actions come after the batches of the same step: a human acts on
      * what was committed when the step ran, and the step row records
@@ -528,22 +643,26 @@ out:
 }
 
 int
-incidents_store_engine_conn(struct incidents_store *s)
+incidents_store_open_engine(struct store *log, struct incidents_store **out)
 {
+    struct incidents_store *s;
     int rc;
 
+    if ((rc = incidents_store_open(store_path(log), 0, &s)) < 0)
+        return rc;
+    s->writer = store_writer(log);
+    /* The log's maintenance runs the checkpoints (store.h). */
     sqlite3_wal_autocheckpoint(s->db, 0);
     /* Either writer may be the one that starts the WAL again after a
-     * complete checkpoint: both truncate it then (store.h). */
-    if ((rc = exec(s, "PRAGMA journal_size_limit = " STORE_WAL_KEEP_SQL)) < 0)
+     * complete checkpoint: both truncate it then (store_int.h). */
+    if ((rc = exec(s, "PRAGMA journal_size_limit = " STORE_WAL_KEEP_SQL)) < 0 ||
+        (rc = exec(s, "PRAGMA synchronous = NORMAL")) < 0) {
+        log_warnx("store %s: %s", store_path(log), s->errmsg);
+        incidents_store_close(s);
         return rc;
-    return exec(s, "PRAGMA synchronous = NORMAL");
-}
-
-void
-incidents_store_share_writer(struct incidents_store *s, pthread_mutex_t *m)
-{
-    s->writer = m;
+    }
+    *out = s;
+    return 0;
 }
 
 int
@@ -1033,6 +1152,7 @@ incidents_store_replay(struct incidents_store *s,
     int rc, more;
 
     memset(stats, 0, sizeof(*stats));
+    s->fed_batches = 0;
     if ((rc = scratch_open(s, &r.scratch)) < 0)
         goto out;
     /*
@@ -1068,16 +1188,8 @@ incidents_store_replay(struct incidents_store *s,
         rc = fail(s, rc);
         goto out;
     }
-    sqlite3_finalize(steps);
-    if ((rc = prep(s, "SELECT count(*) FROM batches WHERE id <= ?1", &steps)) <
-        0)
-        goto out;
-    sqlite3_bind_int64(steps, 1, wm.batch_to);
-    if ((rc = sqlite3_step(steps)) != SQLITE_ROW) {
-        rc = fail(s, rc);
-        goto out;
-    }
-    stats->batches = (uint64_t)sqlite3_column_int64(steps, 0);
+    /* The steps' ranges of the log follow each other from 0. */
+    stats->batches = s->fed_batches;
     if ((rc = diff_table(&r, "incidents",
                          "SELECT " INC_COLS " FROM incidents ORDER BY id", 1, 1,
                          &stats->incidents)) != 0 ||

@@ -503,10 +503,12 @@ commit_big(struct store *s, uint64_t i, const char *blob)
 }
 
 /*
- * No automatic checkpoint inside a commit: the WAL grows past SQLite's
- * default 1000 pages (past STORE_CKPT_BYTES) until the caller
- * checkpoints; a background pass
- * plus the inline finish lets the WAL start again, and nothing
+ * WAL maintenance, driven as the pipeline drives it (store.h): no
+ * automatic checkpoint inside a commit, so the WAL grows past SQLite's
+ * default 1000 pages until store_after_commit asks for maintenance (at
+ * 16 MiB); a background pass with no writer beside it copies
+ * everything, so no chase is asked for and the next prepared commit
+ * finishes inline; the commit after it starts the WAL again; nothing
  * committed is lost on the way.
  */
 static void
@@ -514,28 +516,40 @@ test_checkpoint(void **state)
 {
     struct fixture *f = *state;
     struct store *s;
-    char *blob = tc_xmalloc(65536 + 1), msg[256];
+    struct store_stats ss;
+    char *blob = tc_xmalloc(65536 + 1);
     struct walk w = {0};
-    int left = -1;
     uint64_t i = 0;
+    int due = 0;
 
     memset(blob, 'x', 65536);
     blob[65536] = '\0';
     assert_int_equal(store_open(f->path, STORE_SYNC_NORMAL, &s), 0);
-    while (store_wal_pages(s) < store_ckpt_pages(s) + 10 && i < 1000)
+    while (!due && i < 1000) {
+        store_commit_prepare(s);
         commit_big(s, ++i, blob);
-    assert_true(i < 1000);
-    /* A background pass with no writer beside it copies everything. */
-    assert_int_equal(store_checkpoint(s, &left, msg, sizeof(msg)), 0);
-    assert_int_equal(left, 0);
-    /* The commit that finishes inline reports nothing left... */
+        due = store_after_commit(s);
+    }
+    assert_true(due);
+    /* Not before 16 MiB of WAL. */
+    assert_true(i > 10);
+    store_stats(s, &ss);
+    assert_true(ss.wal_bytes >= (16u << 20));
+    store_maintain(s);
+    assert_int_equal(store_maintain_done(s), 0);
+    /* The finish is pending: no new pass while it is. */
     commit_big(s, ++i, blob);
-    store_checkpoint_next_commit(s);
+    assert_int_equal(store_after_commit(s), 0);
+    /* The prepared commit finishes inline... */
+    store_commit_prepare(s);
     commit_big(s, ++i, blob);
-    assert_int_equal(store_wal_pages(s), 0);
+    store_after_commit(s);
     /* ...and the next one writes at the start of a new WAL. */
+    store_commit_prepare(s);
     commit_big(s, ++i, blob);
-    assert_true(store_wal_pages(s) > 0 && store_wal_pages(s) < 10);
+    assert_int_equal(store_after_commit(s), 0);
+    store_stats(s, &ss);
+    assert_true(ss.wal_bytes > 0 && ss.wal_bytes < 10 * 65536);
     store_close(s);
     /* Every batch is there, in order. */
     assert_int_equal(store_open(f->path, STORE_RDONLY, &s), 0);
