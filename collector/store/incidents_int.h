@@ -29,8 +29,10 @@ struct incidents_store {
     size_t nresults, capresults;
     uint64_t fed_batches;    /* batches feed visited (replay's count) */
     pthread_mutex_t *writer; /* borrowed, or NULL (tocsinctl) */
-    struct store *log;       /* owned: read-only event log reader, or NULL
-                                (replay's scratch) */
+    struct store *log;       /* owned: read-only event log reader, opened
+                                by the first feed (listings need none);
+                                NULL until then and in replay's scratch */
+    char *path;              /* owned: the file, for opening log */
 };
 
 static inline int

@@ -72,9 +72,7 @@ incidents_store_open(const char *path, int rdonly, struct incidents_store **out)
     /* Same durability as the pipeline's connection (store.c). */
     if (!rdonly && (rc = exec(s, "PRAGMA synchronous = FULL")) < 0)
         goto fail_msg;
-    /* The engine's input: the event log, read by cursor (logs why). */
-    if ((rc = store_open(path, STORE_RDONLY, &s->log)) < 0)
-        goto fail;
+    s->path = tc_xstrdup(path);
     *out = s;
     return 0;
 fail_msg:
@@ -92,6 +90,7 @@ incidents_store_close(struct incidents_store *s)
         return;
     sqlite3_close(s->db);
     store_close(s->log);
+    free(s->path);
     tc_frame_close(&s->frame);
     free(s->results);
     free(s->result_ids);
@@ -417,6 +416,13 @@ incidents_feed(struct incidents_store *s, struct incident_engine *e,
     *to = *wm;
     *more = 0;
     s->nresults = 0;
+    /* The engine's input: the event log, read by cursor (store_open
+     * logs why it cannot open). */
+    if (s->log == NULL &&
+        (rc = store_open(s->path, STORE_RDONLY, &s->log)) < 0) {
+        snprintf(s->errmsg, sizeof(s->errmsg), "cannot open the event log");
+        return rc;
+    }
     rc = store_log_read(s->log, wm->batch_to, upto->batch_to, max_batches,
                         feed_batch, &fc, &to->batch_to, more);
     s->fed_batches += fc.n;
@@ -597,6 +603,12 @@ incidents_store_open_engine(struct store *log, struct incidents_store **out)
     if ((rc = incidents_store_open(store_path(log), 0, &s)) < 0)
         return rc;
     s->writer = store_writer(log);
+    /* Its reader of the log now, so that a collector that cannot read
+     * its log fails at start-up, not in the first step. */
+    if ((rc = store_open(s->path, STORE_RDONLY, &s->log)) < 0) {
+        incidents_store_close(s);
+        return rc;
+    }
     /* The log's maintenance runs the checkpoints (store.h). */
     sqlite3_wal_autocheckpoint(s->db, 0);
     /* Either writer may be the one that starts the WAL again after a
