@@ -811,6 +811,30 @@ out:
     return rc;
 }
 
+/* One row of the batches table (column order of LOG_COLS) into b. */
+#define LOG_COLS                                                               \
+    "id, host, seq_first, seq_last, n, ts_min, ts_max, events, origin"
+
+static void
+row_batch(sqlite3_stmt *st, struct store_batch *b)
+{
+    const char *h = col_text(st, 1), *o = col_text(st, 8);
+
+    memset(b, 0, sizeof(*b));
+    b->id = sqlite3_column_int64(st, 0);
+    b->host = h ? h : "";
+    b->seq_first = (uint64_t)sqlite3_column_int64(st, 2);
+    b->seq_last = (uint64_t)sqlite3_column_int64(st, 3);
+    b->n = (uint32_t)sqlite3_column_int64(st, 4);
+    b->ts_min = sqlite3_column_int64(st, 5);
+    b->ts_max = sqlite3_column_int64(st, 6);
+    b->events = sqlite3_column_blob(st, 7);
+    b->events_len = (size_t)sqlite3_column_bytes(st, 7);
+    b->origin = o != NULL && strcmp(o, "collector") == 0
+                    ? STORE_ORIGIN_COLLECTOR
+                    : STORE_ORIGIN_AGENT;
+}
+
 /*
  * Copy the batches with id in [from, to] (of host, if given) into rows,
  * at most ITER_CHUNK_BATCHES and about ITER_CHUNK_BYTES, in one read
@@ -829,8 +853,7 @@ iter_chunk(struct store *s, const char *host, int64_t from, int64_t to,
         return rc;
     /* "?1 IS NULL OR": keeps the scan in rowid (arrival) order. */
     rc = sqlite3_prepare_v2(s->db,
-                            "SELECT id, host, seq_first, seq_last, n, ts_min,"
-                            " ts_max, events, origin FROM batches WHERE"
+                            "SELECT " LOG_COLS " FROM batches WHERE"
                             " (?1 IS NULL OR host = ?1) AND id >= ?2"
                             " AND id <= ?3 ORDER BY id LIMIT ?4",
                             -1, &st, NULL);
@@ -845,29 +868,18 @@ iter_chunk(struct store *s, const char *host, int64_t from, int64_t to,
     sqlite3_bind_int(st, 4, ITER_CHUNK_BATCHES);
     while (bytes < ITER_CHUNK_BYTES && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct iter_row *r = &rows[*n];
-        const char *h = col_text(st, 1), *o = col_text(st, 8);
-        const void *blob = sqlite3_column_blob(st, 7);
-        size_t hlen, blen = (size_t)sqlite3_column_bytes(st, 7);
+        size_t hlen, blen;
 
-        h = h ? h : "";
-        hlen = strlen(h);
-        memset(r, 0, sizeof(*r));
+        /* Copied out: the caller calls back with no transaction open. */
+        row_batch(st, &r->b);
+        hlen = strlen(r->b.host);
+        blen = r->b.events_len;
         r->mem = tc_xmalloc(hlen + 1 + blen + 1);
-        memcpy(r->mem, h, hlen + 1);
+        memcpy(r->mem, r->b.host, hlen + 1);
         if (blen > 0)
-            memcpy(r->mem + hlen + 1, blob, blen);
-        r->b.id = sqlite3_column_int64(st, 0);
+            memcpy(r->mem + hlen + 1, r->b.events, blen);
         r->b.host = (const char *)r->mem;
-        r->b.seq_first = (uint64_t)sqlite3_column_int64(st, 2);
-        r->b.seq_last = (uint64_t)sqlite3_column_int64(st, 3);
-        r->b.n = (uint32_t)sqlite3_column_int64(st, 4);
-        r->b.ts_min = sqlite3_column_int64(st, 5);
-        r->b.ts_max = sqlite3_column_int64(st, 6);
         r->b.events = r->mem + hlen + 1;
-        r->b.events_len = blen;
-        r->b.origin = o != NULL && strcmp(o, "collector") == 0
-                          ? STORE_ORIGIN_COLLECTOR
-                          : STORE_ORIGIN_AGENT;
         (*n)++;
         bytes += blen;
     }
@@ -925,30 +937,6 @@ out:
         free(rows[i].mem);
     free(rows);
     return rc;
-}
-
-/* One row of the batches table (column order of LOG_COLS) into b. */
-#define LOG_COLS                                                               \
-    "id, host, seq_first, seq_last, n, ts_min, ts_max, events, origin"
-
-static void
-row_batch(sqlite3_stmt *st, struct store_batch *b)
-{
-    const char *h = col_text(st, 1), *o = col_text(st, 8);
-
-    memset(b, 0, sizeof(*b));
-    b->id = sqlite3_column_int64(st, 0);
-    b->host = h ? h : "";
-    b->seq_first = (uint64_t)sqlite3_column_int64(st, 2);
-    b->seq_last = (uint64_t)sqlite3_column_int64(st, 3);
-    b->n = (uint32_t)sqlite3_column_int64(st, 4);
-    b->ts_min = sqlite3_column_int64(st, 5);
-    b->ts_max = sqlite3_column_int64(st, 6);
-    b->events = sqlite3_column_blob(st, 7);
-    b->events_len = (size_t)sqlite3_column_bytes(st, 7);
-    b->origin = o != NULL && strcmp(o, "collector") == 0
-                    ? STORE_ORIGIN_COLLECTOR
-                    : STORE_ORIGIN_AGENT;
 }
 
 /*
