@@ -245,7 +245,7 @@ main(int argc, char **argv)
     if (server_new(app.loop, cfg, tls, store, &app.srv) < 0)
         goto out;
     /* After store_open: it has migrated the incident tables. */
-    if (incident_runner_new(app.loop, cfg, store_writer(store), &app.inc) < 0) {
+    if (incident_runner_new(app.loop, cfg, store, &app.inc) < 0) {
         server_free(app.srv);
         goto out;
     }

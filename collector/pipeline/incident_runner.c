@@ -41,7 +41,7 @@ struct incident_runner {
 
 int
 incident_runner_new(uv_loop_t *loop, const struct collector_config *cfg,
-                    pthread_mutex_t *writer, struct incident_runner **out)
+                    struct store *log, struct incident_runner **out)
 {
     struct incident_runner *r = tc_xcalloc(1, sizeof(*r));
     int rc;
@@ -49,13 +49,8 @@ incident_runner_new(uv_loop_t *loop, const struct collector_config *cfg,
     *out = NULL;
     r->loop = loop;
     config_incidents(cfg, &r->cfg);
-    if ((rc = incidents_store_open(cfg->store_path, 0, &r->store)) < 0)
+    if ((rc = incidents_store_open_engine(log, &r->store)) < 0)
         goto fail;
-    incidents_store_share_writer(r->store, writer);
-    if ((rc = incidents_store_engine_conn(r->store)) < 0) {
-        log_warnx("incidents: %s", incidents_store_errmsg(r->store));
-        goto fail;
-    }
     if ((rc = incidents_store_load(r->store, &r->cfg, &r->engine, &r->wm)) <
         0) {
         log_warnx("incidents: cannot load: %s",

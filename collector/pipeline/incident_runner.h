@@ -18,19 +18,17 @@
 #ifndef COLLECTOR_INCIDENT_RUNNER_H
 #define COLLECTOR_INCIDENT_RUNNER_H
 
-#include <pthread.h>
-
 #include <uv.h>
 
 struct incident_runner;
 struct collector_config;
+struct store;
 
-/* Open the incident tables of cfg->store_path (already migrated by
- * store_open) and load the engine. writer: store_writer() of the
- * pipeline's store, taken around each step's write transaction. Logs
- * and returns a negative errno. */
+/* Open the engine state from log, the pipeline's event log store
+ * (already migrated by store_open; it must outlive the runner), and
+ * load the engine. Logs and returns a negative errno. */
 int incident_runner_new(uv_loop_t *loop, const struct collector_config *cfg,
-                        pthread_mutex_t *writer, struct incident_runner **out);
+                        struct store *log, struct incident_runner **out);
 int incident_runner_start(struct incident_runner *r);
 /*
  * New batches are committed: step now, or right after the step in

@@ -27,14 +27,6 @@
 /* A msgpack array32 header: 0xdd and a 4-byte big-endian count. */
 #define ARRAY32_HDR 5
 #define NO_OFF SIZE_MAX
-/*
- * A WAL that has stayed over STORE_CKPT_BYTES this long has not been
- * checkpointed completely, which with our scheme means a reader holds
- * an old snapshot; say so, at most once a minute, since the WAL grows
- * without bound meanwhile (issue 9).
- */
-#define CKPT_STUCK_NS (30 * 1000000000LL)
-#define CKPT_STUCK_LOG_NS (60 * 1000000000LL)
 
 struct gen_batch {
     size_t host_off;    /* arena offset of the NUL-terminated agent name */
@@ -103,18 +95,9 @@ struct ingest {
     uint64_t retry_ms; /* current backoff, 0 if not failing */
     unsigned failures; /* consecutive failed attempts */
 
-    uv_work_t ckpt_work; /* the checkpoint in flight */
-    int ckpt_running;
-    int ckpt_rc;
-    int ckpt_left;          /* frames the last pass could not copy */
-    unsigned ckpt_passes;   /* background passes in this round */
-    int ckpt_finish;        /* the next commit copies the rest inline */
-    unsigned ckpt_failures; /* consecutive failed checkpoints */
-    char ckpt_msg[256];
-    int64_t wal_big_since; /* mono ns the WAL went over STORE_CKPT_BYTES;
-                              0 = under it */
-    int64_t wal_stuck_log; /* mono ns of the last "cannot complete"
-                              line; 0 = none since it was last under */
+    uv_work_t maint_work; /* store_maintain in flight (store.h: the
+                             store decides when, we run it) */
+    int maint_running;
 
     int paused; /* on_pressure(1) was the last call */
     void (*drain_cb)(void *arg, int status);
@@ -125,7 +108,7 @@ struct ingest {
 };
 
 static void start_commit(struct ingest *ig);
-static void start_checkpoint(struct ingest *ig);
+static void start_maintain(struct ingest *ig);
 static void schedule(struct ingest *ig);
 
 static const char *
@@ -233,8 +216,8 @@ ingest_free(struct ingest *ig)
     if (ig == NULL || ig->freeing)
         return;
     /* The worker still holds the arena: freeing now would be a UAF. */
-    if (ig->working || ig->ckpt_running)
-        fatalx("ingest_free with a commit or checkpoint in flight");
+    if (ig->working || ig->maint_running)
+        fatalx("ingest_free with a commit or store maintenance in flight");
     ig->freeing = 1;
     uv_close((uv_handle_t *)&ig->timer, free_cb);
 }
@@ -515,86 +498,36 @@ static void maybe_drained(struct ingest *ig, int status);
 
 /* Threadpool. */
 static void
-ckpt_work_cb(uv_work_t *w)
+maint_work_cb(uv_work_t *w)
 {
     struct ingest *ig = w->data;
 
-    ig->ckpt_rc = store_checkpoint(ig->store, &ig->ckpt_left, ig->ckpt_msg,
-                                   sizeof(ig->ckpt_msg));
+    store_maintain(ig->store);
 }
 
 static void
-ckpt_after_cb(uv_work_t *w, int status)
+maint_after_cb(uv_work_t *w, int status)
 {
     struct ingest *ig = w->data;
 
     (void)status;
-    ig->ckpt_running = 0;
-    if (ig->ckpt_rc < 0 && ig->ckpt_failures++ == 0)
-        log_warnx("store: checkpoint failed: %s (will retry)", ig->ckpt_msg);
-    else if (ig->ckpt_rc == 0)
-        ig->ckpt_failures = 0;
+    ig->maint_running = 0;
     ig->st.checkpoints++;
-    /*
-     * What commits appended during the pass is left: chase it in the
-     * background while it is big, then let the next commit copy the
-     * rest, so that the WAL can start again (store.h).
-     */
-    if (ig->ckpt_rc == 0) {
-        if (ig->ckpt_left > store_ckpt_pages(ig->store) / 4 &&
-            ++ig->ckpt_passes < 4)
-            start_checkpoint(ig);
-        else {
-            /* Handed to the next commit in start_commit: a commit may
-             * be in flight now, and the store is its thread's. */
-            ig->ckpt_passes = 0;
-            ig->ckpt_finish = 1;
-        }
-    }
+    if (store_maintain_done(ig->store))
+        start_maintain(ig);
     maybe_drained(ig, 0);
 }
 
-/* Copy the WAL into the database beside the commits (see store.h). */
+/* Run the store's maintenance beside the commits (store.h). */
 static void
-start_checkpoint(struct ingest *ig)
+start_maintain(struct ingest *ig)
 {
-    if (ig->ckpt_running || ig->ckpt_finish)
+    if (ig->maint_running)
         return;
-    ig->ckpt_work.data = ig;
-    if (uv_queue_work(ig->loop, &ig->ckpt_work, ckpt_work_cb, ckpt_after_cb) ==
-        0)
-        ig->ckpt_running = 1;
-}
-
-/* After each commit: complain, rate-limited, when no checkpoint has
- * been able to complete for a while. */
-static void
-check_wal(struct ingest *ig)
-{
-    uint64_t bytes = store_wal_bytes(ig->store);
-    int64_t now = tc_mono_ns();
-
-    if (bytes < STORE_CKPT_BYTES) {
-        if (ig->wal_stuck_log != 0)
-            log_info("store: WAL checkpoint complete again after %" PRId64 " s",
-                     (now - ig->wal_big_since) / 1000000000);
-        ig->wal_big_since = 0;
-        ig->wal_stuck_log = 0;
-        return;
-    }
-    if (ig->wal_big_since == 0) {
-        ig->wal_big_since = now;
-        return;
-    }
-    if (now - ig->wal_big_since < CKPT_STUCK_NS ||
-        (ig->wal_stuck_log != 0 && now - ig->wal_stuck_log < CKPT_STUCK_LOG_NS))
-        return;
-    ig->wal_stuck_log = now;
-    log_warnx("store: WAL checkpoint cannot complete for %" PRId64
-              " s, WAL is %" PRIu64
-              " MiB and growing: a reader holds an old snapshot of the"
-              " store (a long tocsinctl, sqlite3 or backup read)",
-              (now - ig->wal_big_since) / 1000000000, bytes >> 20);
+    ig->maint_work.data = ig;
+    if (uv_queue_work(ig->loop, &ig->maint_work, maint_work_cb,
+                      maint_after_cb) == 0)
+        ig->maint_running = 1;
 }
 
 static void
@@ -645,9 +578,8 @@ after_work_cb(uv_work_t *w, int status)
         if (ig->cbs.on_ack)
             ig->cbs.on_ack(ig->cb_arg, u->name, u->epoch, u->hwm);
     }
-    if (store_wal_pages(ig->store) >= store_ckpt_pages(ig->store))
-        start_checkpoint(ig);
-    check_wal(ig);
+    if (store_after_commit(ig->store))
+        start_maintain(ig);
     if (ig->cbs.on_commit && g->nb > 0)
         ig->cbs.on_commit(ig->cb_arg);
     memset(&ig->txn, 0, sizeof(ig->txn));
@@ -684,10 +616,7 @@ start_commit(struct ingest *ig)
         build_txn(ig);
     }
     /* else: a retry of the same inflight generation and txn. */
-    if (ig->ckpt_finish) {
-        store_checkpoint_next_commit(ig->store);
-        ig->ckpt_finish = 0;
-    }
+    store_commit_prepare(ig->store);
     ig->work.data = ig;
     rc = uv_queue_work(ig->loop, &ig->work, work_cb, after_work_cb);
     if (rc < 0) {
@@ -708,8 +637,8 @@ maybe_drained(struct ingest *ig, int status)
         return;
     if (status == 0 && (ig->working || ig->inflight || !gen_empty(ig->queued)))
         return;
-    /* The checkpoint's thread uses the store: wait for it either way. */
-    if (ig->ckpt_running)
+    /* The maintenance's thread uses the store: wait for it either way. */
+    if (ig->maint_running)
         return;
     ig->drain_cb = NULL;
     cb(ig->drain_arg, status);

@@ -115,7 +115,8 @@ struct ingest_stats {
     uint64_t batches;         /* batches committed */
     uint64_t max_group;       /* most batches in one commit */
     int64_t last_commit_ns;   /* duration of the last commit, ns */
-    uint64_t checkpoints;     /* background WAL checkpoints run */
+    uint64_t checkpoints;     /* store maintenance passes run (WAL
+                                 checkpoints) */
 };
 
 void ingest_stats(const struct ingest *ig, struct ingest_stats *out);

@@ -1,60 +1,65 @@
 /*
- * incidents_store: the incident tables in the collector's SQLite file
- * (schema versions 3 to 6, created by store.c's migrations), and the
- * engine step that turns committed batches and recorded actions into
- * incident rows (docs/internals/incidents.md).
+ * incidents_store: the engine state, the store's second interface
+ * (docs/internals/store.md, docs/internals/incidents.md): load the
+ * incident engine, apply one engine step atomically with its
+ * watermark, and the queries tocsinctl and the API need (list,
+ * timeline, actions, silences, stats, replay). The engine's input
+ * batches come from the event log (store.h) by cursor; the watermark
+ * is a log position.
  *
- * A struct incidents_store is its own SQLite connection, apart from the
+ * A struct incidents_store has its own connections, apart from the
  * ingest pipeline's, so that the engine can run on a threadpool worker
- * while a group commit runs on another; WAL lets it read committed
- * batches without blocking the writer, and its own short write
- * transactions queue behind the ingest commit on SQLite's lock (busy
- * timeout 5 s). Like struct store, one thread at a time.
+ * while a group commit runs on another. Like struct store, one thread
+ * at a time.
  *
  * Errors are negative errno values; incidents_store_errmsg says why.
  */
 #ifndef COLLECTOR_INCIDENTS_STORE_H
 #define COLLECTOR_INCIDENTS_STORE_H
 
-#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "engine/incident.h"
 
 struct incidents_store;
+struct store;
 
 /*
  * Open the store at path, which must exist with the current schema
  * (the collector's store_open creates and migrates it). rdonly: for
  * listing; otherwise actions can be added, and the engine steps run.
+ * Logs why it fails.
  */
 int incidents_store_open(const char *path, int rdonly,
                          struct incidents_store **out);
 
 /*
- * For the collector's engine connection only. Its commits never run a
- * WAL checkpoint (the pipeline runs them beside the commits, store.h),
- * and they are not fsynced (synchronous=NORMAL; WAL). Safe because everything
- * a step writes is derived: if power loss takes the last steps back,
- * their watermark goes back with them (same WAL prefix) and the next
- * step recomputes them from the batches and actions, which are written
- * with FULL sync by their own connections; the next pipeline commit's
- * fsync covers the step's frames anyway. It takes one fsync off the
- * path from a stored event to a visible incident.
+ * The collector's engine connection, opened from its event log store
+ * (which must outlive it): its write transactions take the log's writer
+ * lock, so the step and the ingest commit hand the file over at once
+ * instead of sleeping in SQLite's busy handler. Its commits never run a
+ * WAL checkpoint (the log's maintenance runs them beside the commits,
+ * store.h), and they are not fsynced (synchronous=NORMAL; WAL). Safe
+ * because everything a step writes is derived: if power loss takes the
+ * last steps back, their watermark goes back with them (same WAL
+ * prefix) and the next step recomputes them from the batches and
+ * actions, which are written with FULL sync by their own connections;
+ * the next pipeline commit's fsync covers the step's frames anyway. It
+ * takes one fsync off the path from a stored event to a visible
+ * incident. Logs why it fails.
  */
-int incidents_store_engine_conn(struct incidents_store *s);
+int incidents_store_open_engine(struct store *log,
+                                struct incidents_store **out);
 
-/* Take m (store_writer) around every write transaction of a step. */
-void incidents_store_share_writer(struct incidents_store *s,
-                                  pthread_mutex_t *m);
 void incidents_store_close(struct incidents_store *s);
 const char *incidents_store_errmsg(const struct incidents_store *s);
 
 /* What the incident tables reflect: the last engine step. */
 struct incidents_watermark {
     int64_t step;      /* engine_steps row; 0 = none yet */
-    int64_t batch_to;  /* every batch with id <= this was fed */
+    int64_t batch_to;  /* event log position (store.h): every batch at
+                          or before it was fed, none after it */
     int64_t action_to; /* every action with id <= this was applied */
 };
 
@@ -68,11 +73,12 @@ int incidents_store_load(struct incidents_store *s,
                          struct incidents_watermark *wm);
 
 /*
- * One engine step: feed the batches after wm (at most max_batches, in
- * id order), then the actions after wm (in id order), then a tick at
- * now; write every resulting change and the new watermark in one
- * transaction. *more is set when batches remain. On error the engine
- * is ahead of the tables: the caller must throw it away and load again.
+ * One engine step: feed the batches after wm (at most max_batches, read
+ * from the event log's cursor in commit order), then the actions after
+ * wm (in id order), then a tick at now; write every resulting change
+ * and the new watermark in one transaction: on any error neither is
+ * written. *more is set when batches remain. On error the engine is
+ * ahead of the tables: the caller must throw it away and load again.
  * Nothing is written when the step changed nothing.
  */
 int incidents_store_step(struct incidents_store *s, struct incident_engine *e,

@@ -1,13 +1,16 @@
 /*
- * store: SQLite persistence for the collector (see store.h).
+ * store: the event log in SQLite (see store.h, docs/internals/store.md),
+ * the migrator of the whole file, and the WAL maintenance policy.
  *
- * Schema migrations are keyed on PRAGMA user_version: each step runs in
- * its own IMMEDIATE transaction and re-reads the version inside it, so
- * two processes opening a fresh file cannot both apply a step.
+ * Schema migrations are keyed on PRAGMA user_version: each module lists
+ * its own steps (struct store_migration), and each step runs in its own
+ * IMMEDIATE transaction and re-reads the version inside it, so two
+ * processes opening a fresh file cannot both apply a step.
  */
 #include "store/store.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,10 +21,25 @@
 
 #include "log.h"
 #include "perms.h"
+#include "store/sqlerr.h"
+#include "store/store_int.h"
 #include "util.h"
 
-/* Time SQLite waits on a lock held by another process (tocsinctl). */
-#define STORE_BUSY_TIMEOUT_MS 5000
+/*
+ * WAL size that starts a background checkpoint (store.h, "WAL
+ * maintenance"); STORE_WAL_KEEP_SQL (store_int.h) is twice this.
+ */
+#define STORE_CKPT_BYTES (16 << 20)
+/*
+ * A WAL that has stayed over STORE_CKPT_BYTES this long has not been
+ * checkpointed completely, which with our scheme means a reader holds
+ * an old snapshot; say so, at most once a minute, since the WAL grows
+ * without bound meanwhile (issue 9).
+ */
+#define CKPT_STUCK_NS (30 * 1000000000LL)
+#define CKPT_STUCK_LOG_NS (60 * 1000000000LL)
+/* Background passes that chase the commits before the inline one. */
+#define CKPT_MAX_PASSES 4
 
 struct store {
     sqlite3 *db;             /* owned */
@@ -34,13 +52,26 @@ struct store {
     sqlite3_stmt *up_state;  /* agents upsert (link state); owned */
     char errmsg[256];        /* message behind the last error */
     struct store_stats st;   /* counters; written by store_commit */
-    pthread_mutex_t writer;  /* store_writer_mutex */
+    pthread_mutex_t writer;  /* store_writer (store_int.h) */
     sqlite3 *ckpt;           /* checkpoint connection; owned, or NULL */
     int wal_pages;           /* WAL frames not copied, last commit */
     int wal_frames;          /* frames in the WAL after the last commit */
-    int ckpt_inline;         /* store_checkpoint_next_commit */
+    int ckpt_inline;         /* set by store_commit_prepare for the next
+                                commit (which runs on a worker) */
     int ckpt_pages;          /* STORE_CKPT_BYTES in pages */
     int page;                /* page size, bytes */
+    /* Maintenance policy, loop thread only (store.h): */
+    int ckpt_finish;        /* the next commit copies the rest inline */
+    unsigned ckpt_passes;   /* background passes in this round */
+    unsigned ckpt_failures; /* consecutive failed passes */
+    int64_t wal_big_since;  /* mono ns the WAL went over STORE_CKPT_BYTES;
+                               0 = it is not */
+    int64_t wal_stuck_log;  /* mono ns of the last "cannot complete"
+                               warning; 0 = none since */
+    /* Written by store_maintain (threadpool), read after it: */
+    int ckpt_rc;        /* 0 or a negative errno */
+    int ckpt_left;      /* frames the last pass could not copy */
+    char ckpt_msg[256]; /* SQLite's message when ckpt_rc < 0 */
 };
 
 /* Replaces SQLite's automatic checkpoint on the pipeline connection. */
@@ -96,135 +127,25 @@ static const char schema_v2[] =
     "ALTER TABLE agents ADD COLUMN collector_seq INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE batches ADD COLUMN origin TEXT NOT NULL DEFAULT 'agent';";
 
-/*
- * Version 3. Incidents (collector/incidents_store.c, docs/internals/
- * incidents.md): the incident engine's persisted state, its timeline,
- * the human actions tocsinctl records for it, and the engine's steps,
- * whose last row is the watermark of what the incident tables reflect.
- */
-static const char schema_v3[] =
-    "CREATE TABLE incidents("
-    " id INTEGER PRIMARY KEY,"
-    " fingerprint TEXT NOT NULL,"
-    " host TEXT NOT NULL,"
-    " rule TEXT NOT NULL,"
-    " kind TEXT NOT NULL,"
-    " state TEXT NOT NULL,"
-    " severity TEXT NOT NULL,"
-    " priority INTEGER NOT NULL,"
-    " count INTEGER NOT NULL,"
-    " first_seen INTEGER NOT NULL,"
-    " last_seen INTEGER NOT NULL,"
-    " opened_at INTEGER NOT NULL,"
-    " acked_at INTEGER NOT NULL DEFAULT 0,"
-    " resolved_at INTEGER NOT NULL DEFAULT 0,"
-    " closed_at INTEGER NOT NULL DEFAULT 0,"
-    " reopened INTEGER NOT NULL DEFAULT 0,"
-    " tier1 INTEGER NOT NULL DEFAULT 0);"
-    "CREATE INDEX incidents_state ON incidents(state, id);"
-    "CREATE TABLE timeline("
-    " id INTEGER PRIMARY KEY,"
-    " incident_id INTEGER NOT NULL,"
-    " ts INTEGER NOT NULL,"
-    " what TEXT NOT NULL,"
-    " who TEXT NOT NULL,"
-    " detail TEXT NOT NULL DEFAULT '');"
-    "CREATE INDEX timeline_incident ON timeline(incident_id, id);"
-    "CREATE TABLE incident_fps("
-    " fingerprint TEXT PRIMARY KEY,"
-    " attempts INTEGER NOT NULL,"
-    " since INTEGER NOT NULL);"
-    "CREATE TABLE actions("
-    " id INTEGER PRIMARY KEY,"
-    " ts INTEGER NOT NULL,"
-    " user TEXT NOT NULL,"
-    " verb TEXT NOT NULL,"
-    " incident_id INTEGER NOT NULL,"
-    " text TEXT,"
-    " result INTEGER);"
-    "CREATE TABLE engine_steps("
-    " step INTEGER PRIMARY KEY,"
-    " batch_to INTEGER NOT NULL,"
-    " action_to INTEGER NOT NULL,"
-    " tick INTEGER NOT NULL);";
+/* The event log's steps; the engine state's are in incidents_store.c. */
+static const struct store_migration log_migrations[] = {
+    {1, schema_v1},
+    {2, schema_v2},
+};
 
-/*
- * Version 4: silences (maintenance windows). A silence is added and
- * expired by rows of the actions table (verbs "silence" and "expire",
- * incident_id = the silence id), so it is an engine input in the same
- * total order as every other action; action_id and expire_action say
- * which, so that a restart loads exactly the silences the incident
- * tables reflect. An incident remembers the silence that matched.
- */
-static const char schema_v4[] =
-    "ALTER TABLE incidents ADD COLUMN silenced INTEGER NOT NULL DEFAULT 0;"
-    "CREATE TABLE silences("
-    " id INTEGER PRIMARY KEY,"
-    " created INTEGER NOT NULL,"
-    " starts_at INTEGER NOT NULL,"
-    " ends_at INTEGER NOT NULL,"
-    " user TEXT NOT NULL,"
-    " comment TEXT NOT NULL DEFAULT '',"
-    " matchers TEXT NOT NULL,"
-    " action_id INTEGER NOT NULL DEFAULT 0,"
-    " expired_at INTEGER NOT NULL DEFAULT 0,"
-    " expire_action INTEGER NOT NULL DEFAULT 0);";
-
-/*
- * Version 5: flap detection. A check fingerprint's soft state keeps its
- * recent results (2 bits each) and whether it flaps, so that a restart
- * and replay decide flapping exactly as the live engine did; an
- * incident is marked while its check flaps.
- */
-static const char schema_v5[] =
-    "ALTER TABLE incidents ADD COLUMN flapping INTEGER NOT NULL DEFAULT 0;"
-    "ALTER TABLE incident_fps ADD COLUMN history INTEGER NOT NULL DEFAULT 0;"
-    "ALTER TABLE incident_fps ADD COLUMN flapping INTEGER NOT NULL"
-    " DEFAULT 0;";
-
-/*
- * Version 6: an incident keeps the service= label of its events, for
- * "tocsinctl stats --by service" and the incident listings.
- */
-static const char schema_v6[] =
-    "ALTER TABLE incidents ADD COLUMN service TEXT NOT NULL DEFAULT '';";
-
-static const char *const migrations[STORE_SCHEMA_VERSION] = {
-    schema_v1, schema_v2, schema_v3, schema_v4, schema_v5, schema_v6};
-
-int
-store_sqlerr(int rc)
+/* The step that reaches version v, whichever module owns it; NULL if
+ * none does (a build error, caught by the unit tests). */
+static const char *
+migration(int v)
 {
-    switch (rc & 0xff) {
-    case SQLITE_OK:
-    case SQLITE_DONE:
-    case SQLITE_ROW:
-        return 0;
-    case SQLITE_FULL:
-        return -ENOSPC;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return -EBUSY;
-    case SQLITE_READONLY:
-        return -EROFS;
-    case SQLITE_NOMEM:
-        return -ENOMEM;
-    case SQLITE_CANTOPEN:
-        return -ENOENT;
-    case SQLITE_PERM:
-    case SQLITE_AUTH:
-        return -EACCES;
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-        return -EBADMSG;
-    case SQLITE_TOOBIG:
-        return -E2BIG;
-    case SQLITE_MISUSE:
-    case SQLITE_RANGE:
-        return -EINVAL;
-    default:
-        return -EIO;
-    }
+    for (size_t i = 0; i < sizeof(log_migrations) / sizeof(log_migrations[0]);
+         i++)
+        if (log_migrations[i].version == v)
+            return log_migrations[i].sql;
+    for (size_t i = 0; i < incidents_nmigrations; i++)
+        if (incidents_migrations[i].version == v)
+            return incidents_migrations[i].sql;
+    return NULL;
 }
 
 /* Remember the connection's current error message; return errno form. */
@@ -232,7 +153,7 @@ static int
 fail(struct store *s, int rc)
 {
     snprintf(s->errmsg, sizeof(s->errmsg), "%s", sqlite3_errmsg(s->db));
-    return store_sqlerr(rc) ? store_sqlerr(rc) : -EIO;
+    return store_sqlfail(rc);
 }
 
 static int
@@ -286,7 +207,12 @@ migrate(struct store *s)
             break;
         }
         snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
-        if ((rc = exec(s, migrations[v])) < 0 || (rc = exec(s, sql)) < 0)
+        if (migration(v + 1) == NULL) {
+            snprintf(s->errmsg, sizeof(s->errmsg), "no migration step");
+            rc = -EPROTO;
+            goto rollback;
+        }
+        if ((rc = exec(s, migration(v + 1))) < 0 || (rc = exec(s, sql)) < 0)
             goto rollback;
         if ((rc = exec(s, "COMMIT")) < 0)
             goto rollback;
@@ -465,7 +391,7 @@ store_open(const char *path, int flags, struct store **out)
      * largest size unless told otherwise: a reader that once pinned the
      * WAL (issue 9: 864 MB) left it that size for good. With this limit
      * the first commit of a fresh WAL cuts the file back to
-     * STORE_WAL_KEEP_BYTES when it is larger.
+     * STORE_WAL_KEEP_SQL bytes when it is larger.
      */
     if ((rc = exec(s, "PRAGMA journal_size_limit = " STORE_WAL_KEEP_SQL)) < 0) {
         log_warnx("store %s: %s", path, s->errmsg);
@@ -522,49 +448,113 @@ store_close(struct store *s)
     free(s);
 }
 
-int
-store_wal_pages(const struct store *s)
+pthread_mutex_t *
+store_writer(struct store *s)
 {
-    return s->wal_pages;
+    return &s->writer;
 }
 
-int
-store_ckpt_pages(const struct store *s)
+const char *
+store_path(const struct store *s)
 {
-    return s->ckpt_pages;
+    return s->path;
 }
 
-uint64_t
-store_wal_bytes(const struct store *s)
+/* Bytes in the WAL after the last commit, copied back or not. */
+static uint64_t
+wal_bytes(const struct store *s)
 {
     return (uint64_t)(s->wal_frames > 0 ? s->wal_frames : 0) *
            (uint64_t)s->page;
 }
 
 void
-store_checkpoint_next_commit(struct store *s)
+store_commit_prepare(struct store *s)
 {
-    s->ckpt_inline = 1;
+    /* Handed over here, not in store_maintain_done: a commit may be in
+     * flight then, and the connection is its thread's. */
+    if (s->ckpt_finish) {
+        s->ckpt_inline = 1;
+        s->ckpt_finish = 0;
+    }
+}
+
+/* Complain, rate-limited, when no checkpoint has been able to complete
+ * for a while. */
+static void
+check_wal(struct store *s)
+{
+    uint64_t bytes = wal_bytes(s);
+    int64_t now = tc_mono_ns();
+
+    if (bytes < STORE_CKPT_BYTES) {
+        if (s->wal_stuck_log != 0)
+            log_info("store: WAL checkpoint complete again after %" PRId64 " s",
+                     (now - s->wal_big_since) / 1000000000);
+        s->wal_big_since = 0;
+        s->wal_stuck_log = 0;
+        return;
+    }
+    if (s->wal_big_since == 0) {
+        s->wal_big_since = now;
+        return;
+    }
+    if (now - s->wal_big_since < CKPT_STUCK_NS ||
+        (s->wal_stuck_log != 0 && now - s->wal_stuck_log < CKPT_STUCK_LOG_NS))
+        return;
+    s->wal_stuck_log = now;
+    log_warnx("store: WAL checkpoint cannot complete for %" PRId64
+              " s, WAL is %" PRIu64
+              " MiB and growing: a reader holds an old snapshot of the"
+              " store (a long tocsinctl, sqlite3 or backup read)",
+              (now - s->wal_big_since) / 1000000000, bytes >> 20);
 }
 
 int
-store_checkpoint(struct store *s, int *left, char *msg, size_t len)
+store_after_commit(struct store *s)
+{
+    int due =
+        s->ckpt != NULL && s->wal_pages >= s->ckpt_pages && !s->ckpt_finish;
+
+    check_wal(s);
+    return due;
+}
+
+void
+store_maintain(struct store *s)
 {
     int log = 0, done = 0;
     int rc = sqlite3_wal_checkpoint_v2(s->ckpt, NULL, SQLITE_CHECKPOINT_PASSIVE,
                                        &log, &done);
 
-    *left = log > done ? log - done : 0;
-    if (rc == SQLITE_OK || rc == SQLITE_BUSY)
-        return 0;
-    snprintf(msg, len, "%s", sqlite3_errmsg(s->ckpt));
-    return store_sqlerr(rc) ? store_sqlerr(rc) : -EIO;
+    s->ckpt_left = log > done ? log - done : 0;
+    s->ckpt_rc = 0;
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+        snprintf(s->ckpt_msg, sizeof(s->ckpt_msg), "%s",
+                 sqlite3_errmsg(s->ckpt));
+        s->ckpt_rc = store_sqlfail(rc);
+    }
 }
 
-pthread_mutex_t *
-store_writer(struct store *s)
+int
+store_maintain_done(struct store *s)
 {
-    return &s->writer;
+    if (s->ckpt_rc < 0) {
+        if (s->ckpt_failures++ == 0)
+            log_warnx("store: checkpoint failed: %s (will retry)", s->ckpt_msg);
+        return 0;
+    }
+    s->ckpt_failures = 0;
+    /*
+     * What commits appended during the pass is left: chase it in the
+     * background while it is big, then let the next commit copy the
+     * rest, so that the WAL can start again.
+     */
+    if (s->ckpt_left > s->ckpt_pages / 4 && ++s->ckpt_passes < CKPT_MAX_PASSES)
+        return 1;
+    s->ckpt_passes = 0;
+    s->ckpt_finish = 1;
+    return 0;
 }
 
 const char *
@@ -729,6 +719,7 @@ store_commit(struct store *s, const struct store_txn *t)
     s->st.events += events;
     s->st.bytes += bytes;
     s->st.last_commit_ns = tc_mono_ns() - t0;
+    s->st.wal_bytes = wal_bytes(s);
     return 0;
 fail:
     /*
@@ -820,6 +811,30 @@ out:
     return rc;
 }
 
+/* One row of the batches table (column order of LOG_COLS) into b. */
+#define LOG_COLS                                                               \
+    "id, host, seq_first, seq_last, n, ts_min, ts_max, events, origin"
+
+static void
+row_batch(sqlite3_stmt *st, struct store_batch *b)
+{
+    const char *h = col_text(st, 1), *o = col_text(st, 8);
+
+    memset(b, 0, sizeof(*b));
+    b->id = sqlite3_column_int64(st, 0);
+    b->host = h ? h : "";
+    b->seq_first = (uint64_t)sqlite3_column_int64(st, 2);
+    b->seq_last = (uint64_t)sqlite3_column_int64(st, 3);
+    b->n = (uint32_t)sqlite3_column_int64(st, 4);
+    b->ts_min = sqlite3_column_int64(st, 5);
+    b->ts_max = sqlite3_column_int64(st, 6);
+    b->events = sqlite3_column_blob(st, 7);
+    b->events_len = (size_t)sqlite3_column_bytes(st, 7);
+    b->origin = o != NULL && strcmp(o, "collector") == 0
+                    ? STORE_ORIGIN_COLLECTOR
+                    : STORE_ORIGIN_AGENT;
+}
+
 /*
  * Copy the batches with id in [from, to] (of host, if given) into rows,
  * at most ITER_CHUNK_BATCHES and about ITER_CHUNK_BYTES, in one read
@@ -838,8 +853,7 @@ iter_chunk(struct store *s, const char *host, int64_t from, int64_t to,
         return rc;
     /* "?1 IS NULL OR": keeps the scan in rowid (arrival) order. */
     rc = sqlite3_prepare_v2(s->db,
-                            "SELECT id, host, seq_first, seq_last, n, ts_min,"
-                            " ts_max, events, origin FROM batches WHERE"
+                            "SELECT " LOG_COLS " FROM batches WHERE"
                             " (?1 IS NULL OR host = ?1) AND id >= ?2"
                             " AND id <= ?3 ORDER BY id LIMIT ?4",
                             -1, &st, NULL);
@@ -854,29 +868,18 @@ iter_chunk(struct store *s, const char *host, int64_t from, int64_t to,
     sqlite3_bind_int(st, 4, ITER_CHUNK_BATCHES);
     while (bytes < ITER_CHUNK_BYTES && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct iter_row *r = &rows[*n];
-        const char *h = col_text(st, 1), *o = col_text(st, 8);
-        const void *blob = sqlite3_column_blob(st, 7);
-        size_t hlen, blen = (size_t)sqlite3_column_bytes(st, 7);
+        size_t hlen, blen;
 
-        h = h ? h : "";
-        hlen = strlen(h);
-        memset(r, 0, sizeof(*r));
+        /* Copied out: the caller calls back with no transaction open. */
+        row_batch(st, &r->b);
+        hlen = strlen(r->b.host);
+        blen = r->b.events_len;
         r->mem = tc_xmalloc(hlen + 1 + blen + 1);
-        memcpy(r->mem, h, hlen + 1);
+        memcpy(r->mem, r->b.host, hlen + 1);
         if (blen > 0)
-            memcpy(r->mem + hlen + 1, blob, blen);
-        r->b.id = sqlite3_column_int64(st, 0);
+            memcpy(r->mem + hlen + 1, r->b.events, blen);
         r->b.host = (const char *)r->mem;
-        r->b.seq_first = (uint64_t)sqlite3_column_int64(st, 2);
-        r->b.seq_last = (uint64_t)sqlite3_column_int64(st, 3);
-        r->b.n = (uint32_t)sqlite3_column_int64(st, 4);
-        r->b.ts_min = sqlite3_column_int64(st, 5);
-        r->b.ts_max = sqlite3_column_int64(st, 6);
         r->b.events = r->mem + hlen + 1;
-        r->b.events_len = blen;
-        r->b.origin = o != NULL && strcmp(o, "collector") == 0
-                          ? STORE_ORIGIN_COLLECTOR
-                          : STORE_ORIGIN_AGENT;
         (*n)++;
         bytes += blen;
     }
@@ -933,6 +936,51 @@ out:
     for (size_t i = 0; i < n; i++)
         free(rows[i].mem);
     free(rows);
+    return rc;
+}
+
+/*
+ * rowid order is commit order (store.md): ids are assigned inside the
+ * write transaction, under the writer lock, by the one writer of this
+ * table, so "id > after" misses nothing that commits later. One
+ * statement, one read snapshot; LIMIT max + 1 tells whether more
+ * remain without reading them.
+ */
+int
+store_log_read(struct store *s, int64_t after, int64_t upto, uint32_t max,
+               int (*cb)(const struct store_batch *b, void *arg), void *arg,
+               int64_t *last, int *more)
+{
+    sqlite3_stmt *st = NULL;
+    struct store_batch b;
+    uint32_t n = 0;
+    int rc;
+
+    *last = after;
+    *more = 0;
+    rc = sqlite3_prepare_v2(s->db,
+                            "SELECT " LOG_COLS " FROM batches WHERE id > ?1"
+                            " AND id <= ?2 ORDER BY id LIMIT ?3",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return fail(s, rc);
+    sqlite3_bind_int64(st, 1, after);
+    sqlite3_bind_int64(st, 2, upto);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)max + 1);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == max) {
+            *more = 1;
+            break;
+        }
+        n++;
+        row_batch(st, &b);
+        *last = b.id;
+        if ((rc = cb(&b, arg)) != 0)
+            goto out;
+    }
+    rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(s, rc);
+out:
+    sqlite3_finalize(st);
     return rc;
 }
 

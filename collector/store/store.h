@@ -1,30 +1,34 @@
 /*
- * store: the collector's durable state, kept in SQLite.
+ * store: the collector's event log (docs/internals/store.md), kept in
+ * SQLite.
  *
- * This module and incidents_store (the incident tables, through its own
- * connection to the same file, which also reads the batches table) are
- * the collector's only SQLite code; everything above them speaks in
- * batches, agents and incidents. Events are stored one row per
- * accepted EVENTS batch (a msgpack array of event maps), not one row per
- * event: an indexed row insert costs SQLite about 10 us, so per-event
- * rows would cap ingest near 100k events/s, while a batch row amortises
- * that cost over hundreds of events.
+ * Append: store_commit writes accepted EVENTS batches with the
+ * per-agent marks (hwm and epoch, link state) in one durable step.
+ * Read: store_log_read from a cursor, in commit order; store_events_iter
+ * for listings. The engine state (incidents_store.h) is the other
+ * interface of the store; both are implemented on one SQLite file and
+ * nothing above them sees SQLite, a table or a lock. Events are stored
+ * one row per accepted EVENTS batch (a msgpack array of event maps),
+ * not one row per event: an indexed row insert costs SQLite about
+ * 10 us, so per-event rows would cap ingest near 100k events/s, while
+ * a batch row amortises that cost over hundreds of events.
  *
  * Threading: a struct store is one SQLite connection opened without
  * SQLite's own mutexes. Callers must make sure that at most one thread
  * uses a given store at a time; the ingest module runs store_commit on
  * the libuv threadpool with only one commit in flight, and the loop
- * thread does not touch the store while it runs.
+ * thread does not touch the store while it runs (store_maintain, below,
+ * has a connection of its own).
  *
  * Errors are negative errno values: -ENOSPC (database or disk full),
- * -EIO (I/O error), -EBUSY (locked), -EROFS (read-only), -EPROTO
- * (schema from a newer version), -ENOENT (no such store), -EINVAL. The
- * SQLite message behind the last error is kept in store_errmsg.
+ * -EIO (I/O error), -EBADMSG (the file is not a store or is corrupt),
+ * -EBUSY (locked), -EROFS (read-only), -EPROTO (schema from a newer
+ * version), -ENOENT (no such store), -EINVAL. The SQLite message
+ * behind the last error is kept in store_errmsg.
  */
 #ifndef COLLECTOR_STORE_H
 #define COLLECTOR_STORE_H
 
-#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,11 +39,11 @@ struct store;
 #define STORE_SYNC_NORMAL 0x2 /* WAL without an fsync per commit */
 
 /*
- * Current schema version (PRAGMA user_version). 2 added the agents'
- * link state (connected, address, spool, heartbeat, silence) and the
- * origin of each batch; 3 the incident tables (incidents_store.h); 4
- * silences; 5 flap detection (check history, flapping marks); 6 the
- * service label of an incident.
+ * Current schema version (PRAGMA user_version) of the whole file. Each
+ * module migrates its own tables: 1 and 2 the event log (store.c; 2
+ * added the agents' link state and the origin of each batch), 3 to 6
+ * the engine state (incidents_store.c: 3 the incident tables, 4
+ * silences, 5 flap detection, 6 the service label of an incident).
  */
 #define STORE_SCHEMA_VERSION 6
 
@@ -101,7 +105,9 @@ int store_load_agents(struct store *s,
 
 /* One accepted EVENTS batch: a row of the batches table. */
 struct store_batch {
-    int64_t id;               /* row id = arrival order; set by iteration */
+    int64_t id;               /* log position (store.md): > 0, strictly
+                                 increasing in commit order; set by the
+                                 reads, ignored by store_commit */
     const char *host;         /* agent name, NUL-terminated; borrowed */
     uint64_t seq_first;       /* seq of the first event in the blob */
     uint64_t seq_last;        /* seq of the last event in the blob */
@@ -166,8 +172,28 @@ int store_agents_disconnected(struct store *s);
  */
 int store_commit(struct store *s, const struct store_txn *t);
 
+/* The largest position: "as far as the log goes" for store_log_read. */
+#define STORE_POS_MAX INT64_MAX
+
 /*
- * Walk stored batches in arrival order, optionally only those of host
+ * Read the log from a cursor: call cb, in position (commit) order, for
+ * each batch with after < id <= upto, at most max of them. *last: the
+ * position of the last batch visited (after when none); *more: 1 when
+ * batches remain in the range past max. A batch read is never changed
+ * afterwards, and no batch with a position <= *last can appear later
+ * (store.md), so the next read starts at *last and misses nothing.
+ * The batches are read in one read snapshot and cb runs inside it with
+ * the blob bytes valid during the call only: cb must not block (no
+ * output to a pipe), or it keeps WAL checkpoints from completing. A
+ * non-zero return from cb stops the read and is returned. s may be
+ * read-only.
+ */
+int store_log_read(struct store *s, int64_t after, int64_t upto, uint32_t max,
+                   int (*cb)(const struct store_batch *b, void *arg), void *arg,
+                   int64_t *last, int *more);
+
+/*
+ * Walk stored batches in log (commit) order, optionally only those of host
  * (NULL = all hosts). When last > 0, only the batches that hold the
  * `last` most recent matching events are visited, and skip tells cb how
  * many leading events of the batch fall outside that window (non-zero
@@ -190,6 +216,10 @@ struct store_stats {
     uint64_t events;        /* events in those rows */
     uint64_t bytes;         /* blob bytes in those rows */
     int64_t last_commit_ns; /* duration of the last commit, ns */
+    uint64_t wal_bytes;     /* write-ahead log after the last commit, bytes
+                               (copied back or not): it only falls when a
+                               complete checkpoint lets a commit start it
+                               again */
 };
 
 /*
@@ -199,67 +229,48 @@ struct store_stats {
 void store_stats(const struct store *s, struct store_stats *out);
 
 /*
- * The collector's own writers take this mutex around each write
- * transaction: store_commit does, and so does the incident engine's
- * connection (incidents_store_share_writer). SQLite's busy handler
- * sleeps with backoff (up to 100 ms a try) while another connection
- * writes, so under a steady stream of commits one writer could starve
- * the other for seconds; a mutex hands the lock over at once. Other
- * processes (tocsinctl) still meet SQLite's lock and busy timeout.
+ * WAL maintenance (docs/internals/store.md, "Maintenance"). The policy
+ * lives here; the pipeline only runs it where it runs work, without
+ * knowing what it does. For SQLite: the pipeline connection does no
+ * automatic checkpoint (that copies up to 16 MiB into the database and
+ * fsyncs it inside the commit every ack waits for). Once the WAL holds
+ * 16 MiB, store_after_commit asks for store_maintain on the threadpool
+ * while commits go on: a PASSIVE checkpoint on a connection of its own,
+ * which copies what no reader still needs and never blocks a writer.
+ * Commits keep appending meanwhile, so a background pass never finishes
+ * the WAL by itself; while more than a quarter of the threshold is left
+ * (at most 4 passes) store_maintain_done asks for another, then the next
+ * commit copies the rest inline (handed to it by store_commit_prepare):
+ * with no writer beside it that pass is complete, and the commit after
+ * it starts the WAL again from the beginning. Should all this fall
+ * behind (WAL at 8 times the threshold), store_commit checkpoints inline
+ * as SQLite would.
+ *
+ * Threads: store_commit_prepare, store_after_commit and
+ * store_maintain_done run on the loop thread (the owner of the commits'
+ * and the maintenance's work requests), store_maintain on the
+ * threadpool, never two at once, possibly beside a store_commit.
  */
-/* An SQLite result code as a negative errno (0 for OK, DONE, ROW);
- * shared by the collector's SQLite modules. */
-int store_sqlerr(int rc);
 
-pthread_mutex_t *store_writer(struct store *s);
+/* Loop thread, before queueing a store_commit (also a retry). */
+void store_commit_prepare(struct store *s);
 
 /*
- * WAL checkpoints, mostly off the commit path. The pipeline connection
- * does no automatic checkpoint (that copies up to 16 MiB into the
- * database and fsyncs it inside the commit every ack waits for).
- * Instead, once the WAL holds STORE_CKPT_BYTES, the caller runs
- * store_checkpoint on the threadpool while commits go on: a PASSIVE
- * checkpoint on a connection of its own, which copies what no reader
- * still needs and never blocks a writer. Commits keep appending
- * meanwhile, so a background pass never finishes the WAL by itself;
- * when little is left (or after a few passes) the caller asks the next
- * commit to copy the rest inline (store_checkpoint_next_commit): with
- * no writer beside it that pass is complete, and the commit after it
- * starts the WAL again from the beginning. Should all this fall behind
- * (WAL at 8 times the threshold), store_commit checkpoints inline as
- * SQLite would.
+ * Loop thread, from a successful commit's completion. Returns 1 when
+ * store_maintain should run now (the caller skips that if one is
+ * already running). Also warns, at most once a minute, when the WAL
+ * has not been checkpointed completely for 30 s: a reader holds an old
+ * snapshot and the WAL grows without bound meanwhile (issue 9).
  */
-#define STORE_CKPT_BYTES (16 << 20)
+int store_after_commit(struct store *s);
 
-/*
- * The size the WAL file is cut back to once a checkpoint has copied all
- * of it and the next commit starts it again (PRAGMA journal_size_limit,
- * set on every connection of the collector that writes): without it the
- * file keeps the largest size a pinned reader ever made it grow to. Twice
- * the checkpoint threshold, so that a WAL that never went past its usual
- * cycle is never cut: a commit that overwrites an allocated WAL file
- * costs less than one that extends it (no metadata to sync).
- */
-#define STORE_WAL_KEEP_BYTES (2 * STORE_CKPT_BYTES)
-#define STORE_WAL_KEEP_SQL "33554432"
+/* Threadpool: one maintenance pass. Its result is kept for
+ * store_maintain_done. */
+void store_maintain(struct store *s);
 
-/* WAL frames (pages) not yet copied into the database after the last
- * commit (loop thread: read it from the commit's completion callback). */
-int store_wal_pages(const struct store *s);
-/* Frames of STORE_CKPT_BYTES at this store's page size. */
-int store_ckpt_pages(const struct store *s);
-/* Bytes in the WAL after the last commit, copied back or not: it only
- * falls when a complete checkpoint lets a commit start the WAL again
- * (same thread rule as store_wal_pages). */
-uint64_t store_wal_bytes(const struct store *s);
-
-/* One PASSIVE checkpoint on the checkpoint connection; threadpool,
- * never two at once. *left: frames it could not copy. 0 or a negative
- * errno, with SQLite's message in msg. */
-int store_checkpoint(struct store *s, int *left, char *msg, size_t len);
-
-/* Loop thread, between commits: the next store_commit finishes the
- * checkpoint inline after its COMMIT. */
-void store_checkpoint_next_commit(struct store *s);
+/* Loop thread, from store_maintain's completion: logs a failure (once
+ * until a pass succeeds again); returns 1 when another pass should run
+ * now. */
+int store_maintain_done(struct store *s);
 
 #endif

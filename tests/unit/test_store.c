@@ -24,6 +24,7 @@
 
 #include "log.h"
 #include "store/store.h"
+#include "testutil.h"
 #include "util.h"
 
 struct fixture {
@@ -503,10 +504,12 @@ commit_big(struct store *s, uint64_t i, const char *blob)
 }
 
 /*
- * No automatic checkpoint inside a commit: the WAL grows past SQLite's
- * default 1000 pages (past STORE_CKPT_BYTES) until the caller
- * checkpoints; a background pass
- * plus the inline finish lets the WAL start again, and nothing
+ * WAL maintenance, driven as the pipeline drives it (store.h): no
+ * automatic checkpoint inside a commit, so the WAL grows past SQLite's
+ * default 1000 pages until store_after_commit asks for maintenance (at
+ * 16 MiB); a background pass with no writer beside it copies
+ * everything, so no chase is asked for and the next prepared commit
+ * finishes inline; the commit after it starts the WAL again; nothing
  * committed is lost on the way.
  */
 static void
@@ -514,28 +517,40 @@ test_checkpoint(void **state)
 {
     struct fixture *f = *state;
     struct store *s;
-    char *blob = tc_xmalloc(65536 + 1), msg[256];
+    struct store_stats ss;
+    char *blob = tc_xmalloc(65536 + 1);
     struct walk w = {0};
-    int left = -1;
     uint64_t i = 0;
+    int due = 0;
 
     memset(blob, 'x', 65536);
     blob[65536] = '\0';
     assert_int_equal(store_open(f->path, STORE_SYNC_NORMAL, &s), 0);
-    while (store_wal_pages(s) < store_ckpt_pages(s) + 10 && i < 1000)
+    while (!due && i < 1000) {
+        store_commit_prepare(s);
         commit_big(s, ++i, blob);
-    assert_true(i < 1000);
-    /* A background pass with no writer beside it copies everything. */
-    assert_int_equal(store_checkpoint(s, &left, msg, sizeof(msg)), 0);
-    assert_int_equal(left, 0);
-    /* The commit that finishes inline reports nothing left... */
+        due = store_after_commit(s);
+    }
+    assert_true(due);
+    /* Not before 16 MiB of WAL. */
+    assert_true(i > 10);
+    store_stats(s, &ss);
+    assert_true(ss.wal_bytes >= (16u << 20));
+    store_maintain(s);
+    assert_int_equal(store_maintain_done(s), 0);
+    /* The finish is pending: no new pass while it is. */
     commit_big(s, ++i, blob);
-    store_checkpoint_next_commit(s);
+    assert_int_equal(store_after_commit(s), 0);
+    /* The prepared commit finishes inline... */
+    store_commit_prepare(s);
     commit_big(s, ++i, blob);
-    assert_int_equal(store_wal_pages(s), 0);
+    store_after_commit(s);
     /* ...and the next one writes at the start of a new WAL. */
+    store_commit_prepare(s);
     commit_big(s, ++i, blob);
-    assert_true(store_wal_pages(s) > 0 && store_wal_pages(s) < 10);
+    assert_int_equal(store_after_commit(s), 0);
+    store_stats(s, &ss);
+    assert_true(ss.wal_bytes > 0 && ss.wal_bytes < 10 * 65536);
     store_close(s);
     /* Every batch is there, in order. */
     assert_int_equal(store_open(f->path, STORE_RDONLY, &s), 0);
@@ -722,6 +737,139 @@ test_migrate_v1(void **state)
     store_close(s);
 }
 
+struct cursor_walk {
+    int64_t pos[32];
+    uint64_t seq_first[32];
+    int n;
+};
+
+static int
+cursor_cb(const struct store_batch *b, void *arg)
+{
+    struct cursor_walk *w = arg;
+
+    assert_true(w->n < 32);
+    w->pos[w->n] = b->id;
+    w->seq_first[w->n] = b->seq_first;
+    w->n++;
+    return 0;
+}
+
+/*
+ * The event log's cursor (store.md): batches come back in commit order
+ * from any cursor, whichever of two writing connections committed them
+ * and whatever their host; max bounds a read and says whether more
+ * remain; upto bounds the range; the last position is the next cursor.
+ */
+static void
+test_log_cursor(void **state)
+{
+    struct fixture *f = *state;
+    struct store *a, *b, *r;
+    struct cursor_walk all = {0}, w;
+    int64_t last;
+    int more;
+    const int ncommits = 8;
+
+    assert_int_equal(store_open(f->path, 0, &a), 0);
+    assert_int_equal(store_open(f->path, 0, &b), 0);
+    /* seq_first = commit number * 10 + batch: commit order is known. */
+    for (int c = 0; c < ncommits; c++) {
+        struct store_batch bs[2] = {
+            mkbatch(c % 2 ? "zz" : "aa", (uint64_t)c * 10, 1, "x"),
+            mkbatch("mm", (uint64_t)c * 10 + 1, 1, "y"),
+        };
+        struct store_txn t = {bs, (size_t)(c % 3 == 0 ? 1 : 2), NULL, 0, NULL,
+                              0};
+
+        assert_int_equal(store_commit(c % 2 ? b : a, &t), 0);
+    }
+    assert_int_equal(store_open(f->path, STORE_RDONLY, &r), 0);
+    assert_int_equal(store_log_read(r, 0, STORE_POS_MAX, UINT32_MAX, cursor_cb,
+                                    &all, &last, &more),
+                     0);
+    assert_int_equal(more, 0);
+    assert_true(all.n > ncommits);
+    assert_int_equal(last, all.pos[all.n - 1]);
+    for (int i = 1; i < all.n; i++) {
+        assert_true(all.pos[i] > all.pos[i - 1]);
+        assert_true(all.seq_first[i] > all.seq_first[i - 1]);
+    }
+    /* From every cursor: exactly the batches after it, in order. */
+    for (int i = 0; i <= all.n; i++) {
+        int64_t after = i == 0 ? 0 : all.pos[i - 1];
+
+        memset(&w, 0, sizeof(w));
+        assert_int_equal(store_log_read(r, after, STORE_POS_MAX, UINT32_MAX,
+                                        cursor_cb, &w, &last, &more),
+                         0);
+        assert_int_equal(w.n, all.n - i);
+        for (int j = 0; j < w.n; j++)
+            assert_int_equal(w.pos[j], all.pos[i + j]);
+        assert_int_equal(last, i == all.n ? after : all.pos[all.n - 1]);
+    }
+    /* Two at a time, chained by the last position, bounded by upto. */
+    memset(&w, 0, sizeof(w));
+    last = 0;
+    do {
+        assert_int_equal(store_log_read(r, last, all.pos[all.n - 2], 2,
+                                        cursor_cb, &w, &last, &more),
+                         0);
+    } while (more);
+    assert_int_equal(w.n, all.n - 1);
+    assert_int_equal(last, all.pos[all.n - 2]);
+    /* A commit after a read lands after the cursor. */
+    {
+        struct store_batch nb = mkbatch("aa", 1000, 1, "z");
+        struct store_txn t = {&nb, 1, NULL, 0, NULL, 0};
+
+        assert_int_equal(store_commit(a, &t), 0);
+    }
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(store_log_read(r, all.pos[all.n - 1], STORE_POS_MAX, 1,
+                                    cursor_cb, &w, &last, &more),
+                     0);
+    assert_int_equal(w.n, 1);
+    assert_int_equal(w.seq_first[0], 1000);
+    assert_int_equal(more, 0);
+    store_close(r);
+    store_close(b);
+    store_close(a);
+}
+
+/*
+ * A file that is not a store (or is corrupt) is -EBADMSG, not -EIO
+ * (store/sqlerr.h: retrying will not help), and the message names it.
+ */
+static void
+test_not_a_store(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s = NULL;
+    char junk[8192], *dir, *err;
+    FILE *fp;
+
+    /* tu_capture_begin writes into tu_tmpdir: this test's directory. */
+    snprintf(tu_tmpdir, sizeof(tu_tmpdir), "%s", f->dir);
+    dir = tc_xasprintf("mkdir -p -m 700 '%s/state/sub'", f->dir);
+    assert_int_equal(system(dir), 0);
+    free(dir);
+    memset(junk, 'x', sizeof(junk));
+    assert_non_null(fp = fopen(f->path, "w"));
+    assert_int_equal(fwrite(junk, 1, sizeof(junk), fp), sizeof(junk));
+    fclose(fp);
+    assert_int_equal(chmod(f->path, 0600), 0);
+    for (int flags = 0; flags <= STORE_RDONLY; flags += STORE_RDONLY) {
+        tu_capture_begin();
+        assert_int_equal(store_open(f->path, flags, &s), -EBADMSG);
+        err = tu_capture_end();
+        assert_null(s);
+        tu_assert_contains(err, f->path);
+        tu_assert_contains(err, "not a database");
+        free(err);
+    }
+}
+
 int
 main(void)
 {
@@ -738,6 +886,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_iter_chunks_snapshot, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_cursor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_a_store, setup, teardown),
     };
 
     log_init("test_store", 1, 0);
