@@ -423,6 +423,20 @@ store_open(const char *path, int flags, struct store **out)
         goto fail;
     }
     sqlite3_busy_timeout(s->ckpt, STORE_BUSY_TIMEOUT_MS);
+    /*
+     * A connection learns that the file is in WAL mode (and opens the
+     * WAL) only with its first read transaction; until then
+     * sqlite3_wal_checkpoint_v2 returns SQLITE_OK having done nothing
+     * (log and done -1), so every background pass was a no-op and the
+     * inline finish copied the whole WAL inside a commit.
+     */
+    if (sqlite3_exec(s->ckpt, "SELECT count(*) FROM sqlite_schema", NULL, NULL,
+                     NULL) != SQLITE_OK) {
+        rc = -EIO;
+        log_warnx("store %s: checkpoint connection: %s", path,
+                  sqlite3_errmsg(s->ckpt));
+        goto fail;
+    }
     *out = s;
     return 0;
 fail:

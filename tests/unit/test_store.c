@@ -561,6 +561,59 @@ test_checkpoint(void **state)
     free(blob);
 }
 
+/*
+ * The chase (store.h): while a pass leaves more than a quarter of the
+ * threshold (here a reader pins an old snapshot, so nothing past it can
+ * be copied), store_maintain_done asks for another pass, at most 4 in
+ * all; then the finish is handed to the next commit and no pass is
+ * asked for until it ran.
+ */
+static void
+test_maintain_chase(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s;
+    char *blob = tc_xmalloc(65536 + 1);
+    sqlite3 *reader;
+    sqlite3_stmt *st;
+    uint64_t i = 0;
+    int due = 0, passes = 1;
+
+    memset(blob, 'x', 65536);
+    blob[65536] = '\0';
+    assert_int_equal(store_open(f->path, STORE_SYNC_NORMAL, &s), 0);
+    commit_big(s, ++i, blob);
+    assert_int_equal(sqlite3_open(f->path, &reader), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(reader, "BEGIN", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(reader, "SELECT count(*) FROM batches",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    while (!due && i < 1000) {
+        store_commit_prepare(s);
+        commit_big(s, ++i, blob);
+        due = store_after_commit(s);
+    }
+    assert_true(due);
+    for (;;) {
+        store_maintain(s);
+        if (!store_maintain_done(s))
+            break;
+        passes++;
+        assert_true(passes <= 4);
+    }
+    assert_int_equal(passes, 4);
+    /* The finish is pending: no pass asked for however big the WAL. */
+    commit_big(s, ++i, blob);
+    assert_int_equal(store_after_commit(s), 0);
+    sqlite3_finalize(st);
+    sqlite3_exec(reader, "COMMIT", NULL, NULL, NULL);
+    sqlite3_close(reader);
+    store_close(s);
+    free(blob);
+}
+
 /* A reader that commits more batches while it is called back. */
 struct growing {
     struct store *writer; /* another connection, committing */
@@ -883,6 +936,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_maintain_chase, setup, teardown),
         cmocka_unit_test_setup_teardown(test_iter_chunks_snapshot, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
