@@ -135,6 +135,14 @@ class GroupsOf(unittest.TestCase):
         self.assertEqual(pred, {7: ("incident", 7), 8: ("incident", 8)})
         self.assertEqual((roots, n), ({}, 2))
 
+    def test_problem_without_known_incidents_still_counts(self):
+        # Problem 3 holds only an incident the listing does not know:
+        # still one more thing for an operator to read.
+        problems = [{"id": 1, "incidents": [1], "root_cause": "a"},
+                    {"id": 3, "incidents": [99], "root_cause": "b"}]
+        _, _, n, _ = metrics.groups_of([1, 2], problems)
+        self.assertEqual(n, 3)
+
     def test_incident_in_two_problems_is_a_conflict(self):
         problems = [{"id": 1, "incidents": [1], "root_cause": "a"},
                     {"id": 2, "incidents": [1, 2], "root_cause": "b"}]
