@@ -65,6 +65,13 @@ def test_scenario(env):
     check_truth(truth)
     e2e.check(rep["events"] == truth["events"],
               "stored %d events, expected %d" % (rep["events"], truth["events"]))
+    # Every event carries the time written in its line (the agent's
+    # time.field), so the engine sees 70 minutes, not the 14 s of play.
+    e2e.check(rep["event_ts_missing"] == 0 and rep["event_ts_outside"] == 0,
+              "event times: %d missing, %d outside" % (rep["event_ts_missing"],
+                                                       rep["event_ts_outside"]))
+    e2e.check(rep["event_span_s"] > 0.9 * truth["span_s"],
+              "events span %.0f s" % rep["event_span_s"])
     e2e.check(not rep["missing"], "missing incidents: %r" % rep["missing"])
     e2e.check(not rep["unexpected"], "unexpected incidents: %r" % rep["unexpected"])
     e2e.check(rep["incidents"] == truth["incidents"],

@@ -88,13 +88,30 @@ def _timegm(t):
     return calendar.timegm(t)
 
 
-def log_events(env, hosts):
-    """host -> number of stored log events (kind log)."""
+def log_events(env, hosts, times=None):
+    """host -> number of stored log events (kind log). With TIMES (a
+    list), each one's event_ts (ns, None when it has none) is appended."""
     n = {h: 0 for h in hosts}
     for e in env.events():
         if e.get("kind") == "log" and e.get("host") in n:
             n[e["host"]] += 1
+            if times is not None:
+                times.append(e.get("event_ts"))
     return n
+
+
+def event_times(env, truth):
+    """How the stored events' own times sit in the scenario: (events
+    without event_ts, events outside [start, start + span], seconds
+    from the first event time to the last)."""
+    times = []
+    log_events(env, truth["hosts"], times)
+    lo = truth["start"] * 10**9
+    hi = (truth["start"] + truth["span_s"]) * 10**9
+    have = [t for t in times if t]
+    outside = sum(1 for t in have if not lo <= t <= hi)
+    span = (max(have) - min(have)) / 1e9 if have else 0.0
+    return len(times) - len(have), outside, span
 
 
 def wait_stored(env, truth, timeout):
@@ -192,6 +209,10 @@ def text_report(r, note=None):
     out = []
     out.append("scenario: seed %d, %d hosts, %d lines, %d events stored"
                % (r["seed"], r["hosts"], r["lines"], r["events"]))
+    out.append("event time: %.0f s from first to last event (%d without event_ts, "
+               "%d outside the scenario)" % (r.get("event_span_s", 0),
+                                             r.get("event_ts_missing", 0),
+                                             r.get("event_ts_outside", 0)))
     out.append("incidents: %d (expected %d missing, %d unexpected); true problems: %d"
                % (r["incidents"], len(r["missing"]), len(r["unexpected"]), r["true_problems"]))
     if r["problems_command"]:
@@ -248,6 +269,8 @@ def run(env, hosts=20, seed=1, speed=120.0, timeout=300):
             problems, _ = read_problems(env)
     incidents = json.loads(env.ctl("incidents", "list", "--json"))
     rep = evaluate(truth, incidents, problems, events)
+    rep["event_ts_missing"], rep["event_ts_outside"], rep["event_span_s"] = \
+        event_times(env, truth)
     rep["play_s"] = round(took, 1)
     rep["speed"] = speed
     rep["note"] = note
