@@ -152,5 +152,72 @@ class GroupsOf(unittest.TestCase):
         self.assertEqual(n, 2)
 
 
+class Evaluate(unittest.TestCase):
+    """run.evaluate on listings made by hand from a generated truth: the
+    path taken once `tocsinctl problems list` exists is tested before
+    it does."""
+
+    def setUp(self):
+        import shutil
+        import tempfile
+        import generate
+        import run
+        self.run = run
+        d = tempfile.mkdtemp(prefix="tocsin-scen-unit-")
+        try:
+            self.truth = generate.generate(d, seed=5, hosts=12)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+        self.incidents = []
+        for p in self.truth["problems"]:
+            for i in p["incidents"]:
+                self.incidents.append({"id": len(self.incidents) + 1, "kind": "log",
+                                       "host": i["host"], "fingerprint": i["fingerprint"],
+                                       "problem_truth": p["id"]})
+        self.events = dict(self.truth["events_by_host"])
+
+    def problems(self, root=lambda p: p["root_cause"]):
+        out = []
+        for n, p in enumerate(self.truth["problems"]):
+            ids = [i["id"] for i in self.incidents if i["problem_truth"] == p["id"]]
+            if len(ids) > 1:
+                out.append({"id": n + 1, "incidents": ids, "root_cause": root(p)})
+        return out
+
+    def test_perfect_problems(self):
+        r = self.run.evaluate(self.truth, self.incidents, self.problems(), self.events)
+        self.assertEqual((r["precision"], r["recall"], r["f1"], r["top1"]),
+                         (1.0, 1.0, 1.0, 1.0))
+        self.assertEqual(r["groups"], len(self.truth["problems"]))
+        self.assertAlmostEqual(r["reduction"], r["reduction_ideal"])
+        self.assertEqual((r["missing"], r["unexpected"]), ([], []))
+
+    def test_wrong_roots(self):
+        r = self.run.evaluate(self.truth, self.incidents,
+                              self.problems(lambda p: "nobody"), self.events)
+        self.assertEqual((r["f1"], r["top1"]), (1.0, 0.0))
+        self.assertEqual(r["top1_evaluated"], len(self.problems()))
+
+    def test_baseline(self):
+        r = self.run.evaluate(self.truth, self.incidents, None, self.events)
+        self.assertFalse(r["problems_command"])
+        self.assertEqual((r["precision"], r["recall"], r["f1"], r["top1"]),
+                         (1.0, 0.0, 0.0, 0.0))
+        self.assertEqual(r["groups"], len(self.incidents))
+        self.assertAlmostEqual(r["reduction"], 1 - len(self.incidents) / sum(self.events.values()))
+
+    def test_missing_and_unexpected(self):
+        inc = self.incidents[1:] + [{"id": 999, "kind": "log", "host": "lb-01",
+                                     "fingerprint": "disk-full"},
+                                    {"id": 1000, "kind": "agent", "host": "lb-01",
+                                     "fingerprint": "agent-silent"}]
+        r = self.run.evaluate(self.truth, inc, [], self.events)
+        first = self.incidents[0]
+        self.assertEqual(r["missing"], [[first["host"], first["fingerprint"]]])
+        self.assertEqual(r["unexpected"], [{"id": 999, "host": "lb-01",
+                                            "fingerprint": "disk-full"}])
+        self.assertEqual(r["incidents"], len(self.incidents))  # agent one not counted
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
