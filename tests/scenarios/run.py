@@ -27,6 +27,7 @@ The binaries come from $TOCSIN_BUILD (default ./build).
 """
 
 import argparse
+import calendar
 import json
 import os
 import sys
@@ -80,12 +81,7 @@ def play(truth, src, dst, speed, tick=0.05):
 def _epoch(iso):
     # 2025-12-05T00:00:10.882Z
     t = time.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S")
-    return _timegm(t) + int(iso[20:23]) / 1000.0
-
-
-def _timegm(t):
-    import calendar
-    return calendar.timegm(t)
+    return calendar.timegm(t) + int(iso[20:23]) / 1000.0
 
 
 def log_events(env, hosts, times=None):
@@ -263,7 +259,9 @@ def run(env, hosts=20, seed=1, speed=120.0, timeout=300):
         # Problems are decided in the engine step that made the
         # incidents; read again until two listings agree.
         prev = None
+        deadline = time.monotonic() + timeout
         while problems != prev:
+            e2e.check(time.monotonic() < deadline, "problems still changing")
             prev = problems
             time.sleep(1)
             problems, _ = read_problems(env)
