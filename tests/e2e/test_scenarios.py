@@ -78,6 +78,9 @@ def test_scenario(env):
     e2e.check(rep["incidents"] == truth["incidents"],
               "%d incidents, expected %d" % (rep["incidents"], truth["incidents"]))
     e2e.check(not rep["conflicts"], "incident in two problems: %r" % rep["conflicts"])
+    e2e.check(not rep["link_mismatch"],
+              "incidents whose `problem` disagrees with problems list: %r"
+              % rep["link_mismatch"])
     for k in ("precision", "recall", "f1", "top1", "reduction"):
         e2e.check(rep[k] is not None and 0.0 <= rep[k] <= 1.0, "%s = %r" % (k, rep[k]))
     e2e.check(rep["top1_evaluated"] >= 3, "top-1 over %d problems" % rep["top1_evaluated"])

@@ -164,6 +164,15 @@ def evaluate(truth, incidents, problems, events):
     missing = sorted(k for k in of if k not in found)
     ids = sorted(truth_of)
     pred, pred_root, ngroups, conflicts = metrics.groups_of(ids, problems or [])
+    # incidents list --json names each incident's problem (or null) once
+    # problems exist: both sides of the link must agree.
+    mismatch = []
+    for inc in incidents:
+        if inc["id"] in pred and "problem" in inc and problems is not None:
+            want = ("problem", inc["problem"]) if inc["problem"] is not None \
+                else ("incident", inc["id"])
+            if pred[inc["id"]] != want:
+                mismatch.append(inc["id"])
     pw = metrics.pairwise(pred, truth_of)
     t1 = metrics.top1(pred, pred_root, truth_of, roots)
     nevents = sum(events.values())
@@ -192,6 +201,7 @@ def evaluate(truth, incidents, problems, events):
         "missing": [list(k) for k in missing],
         "unexpected": unexpected,
         "conflicts": [list(c) for c in conflicts],
+        "link_mismatch": mismatch,
     }
 
 

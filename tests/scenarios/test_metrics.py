@@ -192,6 +192,19 @@ class Evaluate(unittest.TestCase):
         self.assertAlmostEqual(r["reduction"], r["reduction_ideal"])
         self.assertEqual((r["missing"], r["unexpected"]), ([], []))
 
+    def test_incident_problem_field_must_agree(self):
+        probs = self.problems()
+        for i in self.incidents:
+            i["problem"] = None
+        r = self.run.evaluate(self.truth, self.incidents, probs, self.events)
+        linked = sorted(x for p in probs for x in p["incidents"])
+        self.assertEqual(r["link_mismatch"], linked)
+        of = {x: p["id"] for p in probs for x in p["incidents"]}
+        for i in self.incidents:
+            i["problem"] = of.get(i["id"])
+        r = self.run.evaluate(self.truth, self.incidents, probs, self.events)
+        self.assertEqual(r["link_mismatch"], [])
+
     def test_wrong_roots(self):
         r = self.run.evaluate(self.truth, self.incidents,
                               self.problems(lambda p: "nobody"), self.events)
