@@ -1711,13 +1711,13 @@ problem_engine_action(struct problem_engine *e, const struct problem_action *a)
         return -E2BIG;
     snprintf(who, sizeof(who), "user:%s", a->user ? a->user : "?");
     switch (a->verb) {
-    case PROBLEM_INVESTIGATE:
+    case PROBLEM_V_INVESTIGATE:
         if (p->v.state != PROBLEM_OPEN)
             return -EALREADY;
         set_state(e, p, PROBLEM_INVESTIGATING, a->ts, who, "investigating",
                   a->text);
         return 0;
-    case PROBLEM_KNOWN_ERROR:
+    case PROBLEM_V_KNOWN_ERROR:
         if (a->text == NULL || a->text[0] == '\0')
             return -EINVAL;
         if (!prob_open(p))
@@ -1728,17 +1728,17 @@ problem_engine_action(struct problem_engine *e, const struct problem_action *a)
                  a->text2 && *a->text2 ? a->text2 : "(none)");
         set_state(e, p, PROBLEM_KNOWN_ERROR, a->ts, who, "known_error", d);
         return 0;
-    case PROBLEM_RESOLVE:
+    case PROBLEM_V_RESOLVE:
         if (!prob_open(p))
             return -EALREADY;
         set_state(e, p, PROBLEM_RESOLVED, a->ts, who, "resolved", a->text);
         return 0;
-    case PROBLEM_CLOSE:
+    case PROBLEM_V_CLOSE:
         if (any_active(e, p))
             return -EBUSY;
         set_state(e, p, PROBLEM_CLOSED, a->ts, who, "closed", a->text);
         return 0;
-    case PROBLEM_LINK:
+    case PROBLEM_V_LINK:
         pi = inc_find(e, a->incident_id);
         if (pi == NULL || !pi->known || pi->state == INCIDENT_CLOSED)
             return -ENOENT;
@@ -1749,19 +1749,19 @@ problem_engine_action(struct problem_engine *e, const struct problem_action *a)
         pi->mark.manual = 1;
         link_inc(e, pi, p, "user", a->text, a->ts, who);
         return 0;
-    case PROBLEM_UNLINK:
+    case PROBLEM_V_UNLINK:
         pi = inc_find(e, a->incident_id);
         if (pi == NULL || !pi->known || pi->mark.problem_id != p->v.id)
             return -ENOENT;
         pi->mark.manual = 1;
         unlink_inc(e, pi, p, a->ts, who);
         return 0;
-    case PROBLEM_NOTE:
+    case PROBLEM_V_NOTE:
         if (a->text == NULL || a->text[0] == '\0')
             return -EINVAL;
         note_add(e, p->v.id, a->ts, "note", who, a->text);
         return 0;
-    case PROBLEM_RCA:
+    case PROBLEM_V_RCA:
         if (a->key == NULL)
             return -EINVAL;
         if (strncmp(a->key, "why", 3) == 0 && a->key[3] >= '1' &&

@@ -203,14 +203,14 @@ struct problem_note {
 };
 
 enum problem_verb {
-    PROBLEM_INVESTIGATE = 0,
-    PROBLEM_KNOWN_ERROR = 1,
-    PROBLEM_RESOLVE = 2,
-    PROBLEM_CLOSE = 3,
-    PROBLEM_LINK = 4,
-    PROBLEM_UNLINK = 5,
-    PROBLEM_NOTE = 6,
-    PROBLEM_RCA = 7,
+    PROBLEM_V_INVESTIGATE = 0,
+    PROBLEM_V_KNOWN_ERROR = 1,
+    PROBLEM_V_RESOLVE = 2,
+    PROBLEM_V_CLOSE = 3,
+    PROBLEM_V_LINK = 4,
+    PROBLEM_V_UNLINK = 5,
+    PROBLEM_V_NOTE = 6,
+    PROBLEM_V_RCA = 7,
 };
 /* "investigate", "known-error", "resolve", "close", "link", "unlink",
  * "note", "rca"; and the inverse (0 or -EINVAL). */

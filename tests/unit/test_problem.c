@@ -693,14 +693,15 @@ test_trend(void **state)
 
         logev(&w, "db-1", "disk-full", TC_SEV_WARNING, t, NULL, NULL);
         step(&w, t);
-        if (i < 4)
-            assert_int_equal(problem_engine_size(w.pe), 0);
+        assert_int_equal(problem_engine_size(w.pe), i < 4 ? 0 : 1);
         /* Quiet: resolves, then closes; the next is a new incident. */
         step(&w, t + 31 * MIN);
         step(&w, t + 92 * MIN);
     }
-    assert_int_equal(problem_engine_size(w.pe), 1);
     assert_string_equal(w.o.rule[1], "trend");
+    assert_int_equal(w.o.mark[5].problem_id, 1);
+    /* Its incident stayed resolved for resolve_after and closed. */
+    assert_int_equal(w.o.state[1], PROBLEM_CLOSED);
     assert_non_null(strstr(w.o.log, "disk-full recurring: 5 openings in 7d"));
     world_close(&w);
 }
@@ -778,37 +779,41 @@ test_lifecycle(void **state)
     }
     logev(&w, "db-1", "other", TC_SEV_ERROR, T0, NULL, NULL);
     step(&w, T0 + MIN);
-    assert_int_equal(act(&w, PROBLEM_INVESTIGATE, 9, 0, NULL, NULL, NULL, t),
+    assert_int_equal(act(&w, PROBLEM_V_INVESTIGATE, 9, 0, NULL, NULL, NULL, t),
                      -ENOENT);
-    assert_int_equal(act(&w, PROBLEM_INVESTIGATE, 1, 0, NULL, NULL, NULL, t),
+    assert_int_equal(act(&w, PROBLEM_V_INVESTIGATE, 1, 0, NULL, NULL, NULL, t),
                      0);
-    assert_int_equal(act(&w, PROBLEM_INVESTIGATE, 1, 0, NULL, NULL, NULL, t),
+    assert_int_equal(act(&w, PROBLEM_V_INVESTIGATE, 1, 0, NULL, NULL, NULL, t),
                      -EALREADY);
-    assert_int_equal(act(&w, PROBLEM_KNOWN_ERROR, 1, 0, NULL, "", NULL, t),
+    assert_int_equal(act(&w, PROBLEM_V_KNOWN_ERROR, 1, 0, NULL, "", NULL, t),
                      -EINVAL);
-    assert_int_equal(act(&w, PROBLEM_KNOWN_ERROR, 1, 0, NULL, "bad cert",
+    assert_int_equal(act(&w, PROBLEM_V_KNOWN_ERROR, 1, 0, NULL, "bad cert",
                          "restart nginx", t),
                      0);
     assert_int_equal(
-        act(&w, PROBLEM_RCA, 1, 0, "why1", "cert expired", NULL, t), 0);
+        act(&w, PROBLEM_V_RCA, 1, 0, "why1", "cert expired", NULL, t), 0);
     assert_int_equal(
-        act(&w, PROBLEM_RCA, 1, 0, "technology", "no expiry check", NULL, t),
+        act(&w, PROBLEM_V_RCA, 1, 0, "technology", "no expiry check", NULL, t),
         0);
-    assert_int_equal(act(&w, PROBLEM_RCA, 1, 0, "why6", "x", NULL, t), -EINVAL);
-    assert_int_equal(act(&w, PROBLEM_RCA, 1, 0, "luck", "x", NULL, t), -EINVAL);
-    assert_int_equal(act(&w, PROBLEM_NOTE, 1, 0, NULL, "", NULL, t), -EINVAL);
-    assert_int_equal(act(&w, PROBLEM_NOTE, 1, 0, NULL, "looking", NULL, t), 0);
-    /* Closing with active incidents is refused. */
-    assert_int_equal(act(&w, PROBLEM_CLOSE, 1, 0, NULL, NULL, NULL, t), -EBUSY);
-    /* Link: unknown incident, already linked, then a real one. */
-    assert_int_equal(act(&w, PROBLEM_LINK, 1, 99, NULL, NULL, NULL, t),
-                     -ENOENT);
-    assert_int_equal(act(&w, PROBLEM_LINK, 1, 1, NULL, NULL, NULL, t),
-                     -EALREADY);
-    assert_int_equal(act(&w, PROBLEM_LINK, 1, 4, NULL, "same deploy", NULL, t),
+    assert_int_equal(act(&w, PROBLEM_V_RCA, 1, 0, "why6", "x", NULL, t),
+                     -EINVAL);
+    assert_int_equal(act(&w, PROBLEM_V_RCA, 1, 0, "luck", "x", NULL, t),
+                     -EINVAL);
+    assert_int_equal(act(&w, PROBLEM_V_NOTE, 1, 0, NULL, "", NULL, t), -EINVAL);
+    assert_int_equal(act(&w, PROBLEM_V_NOTE, 1, 0, NULL, "looking", NULL, t),
                      0);
-    assert_int_equal(act(&w, PROBLEM_UNLINK, 1, 4, NULL, NULL, NULL, t), 0);
-    assert_int_equal(act(&w, PROBLEM_UNLINK, 1, 4, NULL, NULL, NULL, t),
+    /* Closing with active incidents is refused. */
+    assert_int_equal(act(&w, PROBLEM_V_CLOSE, 1, 0, NULL, NULL, NULL, t),
+                     -EBUSY);
+    /* Link: unknown incident, already linked, then a real one. */
+    assert_int_equal(act(&w, PROBLEM_V_LINK, 1, 99, NULL, NULL, NULL, t),
+                     -ENOENT);
+    assert_int_equal(act(&w, PROBLEM_V_LINK, 1, 1, NULL, NULL, NULL, t),
+                     -EALREADY);
+    assert_int_equal(
+        act(&w, PROBLEM_V_LINK, 1, 4, NULL, "same deploy", NULL, t), 0);
+    assert_int_equal(act(&w, PROBLEM_V_UNLINK, 1, 4, NULL, NULL, NULL, t), 0);
+    assert_int_equal(act(&w, PROBLEM_V_UNLINK, 1, 4, NULL, NULL, NULL, t),
                      -ENOENT);
     step(&w, t);
     assert_int_equal(w.o.state[1], PROBLEM_KNOWN_ERROR);
@@ -833,7 +838,7 @@ test_lifecycle(void **state)
     assert_int_equal(w.o.state[1], PROBLEM_RESOLVED);
     assert_int_equal(w.o.mark[2].inhibited, 0);
     assert_int_equal(w.o.mark[3].inhibited, 0);
-    assert_int_equal(act(&w, PROBLEM_RESOLVE, 1, 0, NULL, NULL, NULL, t),
+    assert_int_equal(act(&w, PROBLEM_V_RESOLVE, 1, 0, NULL, NULL, NULL, t),
                      -EALREADY);
     /* Its last incident closes (reopen_window): then the problem. */
     step(&w, T0 + 151 * MIN);
@@ -862,7 +867,7 @@ test_reopen_and_user_resolve(void **state)
         logev(&w, host, "http-5xx", TC_SEV_ERROR, T0, NULL, NULL);
     }
     step(&w, T0);
-    assert_int_equal(act(&w, PROBLEM_RESOLVE, 1, 0, NULL, "fixed", NULL, T0),
+    assert_int_equal(act(&w, PROBLEM_V_RESOLVE, 1, 0, NULL, "fixed", NULL, T0),
                      0);
     step(&w, T0 + SEC);
     assert_int_equal(w.o.state[1], PROBLEM_RESOLVED);
@@ -903,7 +908,7 @@ scenario(struct world *w, int from, int to,
         }
         if (i == 9)
             pf(&w->o, "A %d\n",
-               act(w, PROBLEM_INVESTIGATE, 1, 0, NULL, "x", NULL, t));
+               act(w, PROBLEM_V_INVESTIGATE, 1, 0, NULL, "x", NULL, t));
         step(w, t + (i % 3 == 0 ? 31 * MIN : SEC));
     }
 }
