@@ -1284,8 +1284,10 @@ problem_engine_evidence(struct problem_engine *e, int64_t incident_id,
             pi = inc_get(e, incident_id);
         }
         before = pi->nrefs;
+        /* A peer's value: keep at most a name's worth of it. */
         ref_add(e, pi, named, kv->key.ptr, kv->key.len, kv->val.ptr,
-                kv->val.len, t, 1);
+                kv->val.len < PROBLEM_MAX_NAME ? kv->val.len : PROBLEM_MAX_NAME,
+                t, 1);
         if (pi->nrefs == before || !pi->known)
             continue;
         /* New evidence for an incident already seen. */

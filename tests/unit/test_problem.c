@@ -597,6 +597,21 @@ test_reference_root_first(void **state)
           "db-1.prod.example");
     step(&w, T0 + 20 * MIN);
     assert_int_equal(w.o.mark[3].problem_id, 1);
+
+    /* A long value from a peer is kept cut to a name's length. */
+    {
+        char big[2048];
+
+        memset(big, 'x', sizeof(big) - 1);
+        big[sizeof(big) - 1] = '\0';
+        memcpy(big, "db-1.", 5);
+        logev(&w, "app-1", "query-failed", TC_SEV_ERROR, T0 + 21 * MIN, "peer",
+              big);
+        step(&w, T0 + 21 * MIN);
+        assert_non_null(strstr(w.o.log, "R 2 db-1 peer=db-1.xxx"));
+        big[PROBLEM_MAX_NAME + 1] = '\0';
+        assert_null(strstr(w.o.log, big + 5));
+    }
     world_close(&w);
 
     /* Outside the window, with no problem, a reference is no relation. */
