@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "engine/incident.h"
+#include "engine/problem.h"
 #include "store/incidents_store.h"
 #include "log.h"
 #include "util.h"
@@ -23,11 +24,16 @@
 struct incident_runner {
     uv_loop_t *loop; /* borrowed */
     struct incident_config cfg;
-    struct incidents_store *store;  /* owned; used by the worker only,
-                                       after start-up */
-    struct incident_engine *engine; /* owned; worker only */
-    struct incidents_watermark wm;  /* what the tables reflect; worker */
-    uv_timer_t timer;               /* poll */
+    struct incidents_store *store;          /* owned; used by the worker only,
+                                               after start-up */
+    struct incident_engine *engine;         /* owned; worker only */
+    struct problem_engine *problems;        /* owned; worker only; loaded and
+                                               dropped with engine */
+    struct problem_config pcfg;             /* borrows *cfg_src; worker only */
+    const struct collector_config *cfg_src; /* borrowed: the running
+                                       configuration, which outlives us */
+    struct incidents_watermark wm; /* what the tables reflect; worker */
+    uv_timer_t timer;              /* poll */
     uv_work_t work;
     int working; /* work queued, not completed */
     int kicked;  /* a commit landed while working: step again */
@@ -49,17 +55,20 @@ incident_runner_new(uv_loop_t *loop, const struct collector_config *cfg,
     *out = NULL;
     r->loop = loop;
     config_incidents(cfg, &r->cfg);
+    r->cfg_src = cfg;
+    config_correlation(cfg, &r->pcfg);
     if ((rc = incidents_store_open_engine(log, &r->store)) < 0)
         goto fail;
-    if ((rc = incidents_store_load(r->store, &r->cfg, &r->engine, &r->wm)) <
-        0) {
+    if ((rc = incidents_store_load(r->store, &r->cfg, &r->pcfg, &r->engine,
+                                   &r->problems, &r->wm)) < 0) {
         log_warnx("incidents: cannot load: %s",
                   incidents_store_errmsg(r->store));
         goto fail;
     }
-    log_info("incidents: %zu not closed, tables at batch %lld, action %lld",
-             incident_engine_size(r->engine), (long long)r->wm.batch_to,
-             (long long)r->wm.action_to);
+    log_info("incidents: %zu not closed, %zu problems not closed, tables at"
+             " batch %lld, action %lld",
+             incident_engine_size(r->engine), problem_engine_size(r->problems),
+             (long long)r->wm.batch_to, (long long)r->wm.action_to);
     uv_timer_init(loop, &r->timer);
     r->timer.data = r;
     *out = r;
@@ -79,19 +88,23 @@ work_cb(uv_work_t *w)
 
     if (r->engine == NULL) {
         /* A failed step left no engine: rebuild it from the tables. */
-        rc = incidents_store_load(r->store, &r->cfg, &r->engine, &r->wm);
+        rc = incidents_store_load(r->store, &r->cfg, &r->pcfg, &r->engine,
+                                  &r->problems, &r->wm);
         if (rc < 0) {
             r->work_rc = rc;
             return;
         }
     }
     for (int i = 0; i < STEPS_PER_WORK; i++) {
-        rc = incidents_store_step(r->store, r->engine, &r->wm, tc_now_ns(),
-                                  STEP_BATCHES, &more);
+        rc = incidents_store_step(r->store, r->engine, r->problems, &r->wm,
+                                  tc_now_ns(), STEP_BATCHES, &more);
         if (rc < 0) {
-            /* The engine is ahead of the tables: drop it, load again. */
+            /* The engines are ahead of the tables: drop them, load
+             * again. */
             incident_engine_free(r->engine);
             r->engine = NULL;
+            problem_engine_free(r->problems);
+            r->problems = NULL;
             break;
         }
         if (!more)
@@ -136,8 +149,13 @@ queue_step(struct incident_runner *r)
         /* No step in flight: the worker's copy is ours to change. */
         r->cfg = r->next_cfg;
         r->cfg_pending = 0;
+        /* Derived now, not at the SIGHUP: cfg_src's arrays are those of
+         * the last reload (config_correlation borrows them). */
+        config_correlation(r->cfg_src, &r->pcfg);
         if (r->engine)
             incident_engine_set_config(r->engine, &r->cfg);
+        if (r->problems)
+            problem_engine_set_config(r->problems, &r->pcfg);
     }
     r->work.data = r;
     if (uv_queue_work(r->loop, &r->work, work_cb, after_work_cb) == 0)
@@ -158,6 +176,7 @@ incident_runner_set_config(struct incident_runner *r,
                            const struct collector_config *cfg)
 {
     config_incidents(cfg, &r->next_cfg);
+    r->cfg_src = cfg;
     r->cfg_pending = 1;
     queue_step(r);
 }
@@ -207,6 +226,7 @@ incident_runner_free(struct incident_runner *r)
         fatalx("incident_runner_free before incident_runner_stop");
     }
     incident_engine_free(r->engine);
+    problem_engine_free(r->problems);
     incidents_store_close(r->store);
     free(r);
 }
