@@ -184,6 +184,54 @@ incidents_store_stats(struct incidents_store *s, int64_t since, const char *by,
                       void *arg);
 
 /*
+ * Problems (tocsinctl problems, docs/internals/problems.md). Callbacks
+ * run while the query's statement is open (a read transaction): they
+ * must not block (tocsinctl buffers its output, then prints).
+ */
+struct problems_filter {
+    const char *state; /* "open", ..., NULL = any */
+    int64_t id;        /* one problem; 0 = any */
+};
+
+/* One problem with its incidents (the incidents marked with it, id
+ * order) and their distinct hosts (sorted). Valid during the callback. */
+struct problems_row {
+    const struct problem *p; /* factors included */
+    const int64_t *incidents;
+    size_t nincidents;
+    const char *const *hosts;
+    size_t nhosts;
+};
+
+/* Problems matching f, newest first. */
+int incidents_store_problems(struct incidents_store *s,
+                             const struct problems_filter *f,
+                             int (*cb)(const struct problems_row *r, void *arg),
+                             void *arg);
+/* The ranked candidates of a problem, best first. */
+int incidents_store_problem_candidates(
+    struct incidents_store *s, int64_t id,
+    int (*cb)(const struct problem_candidate *c, void *arg), void *arg);
+/* Every link made or undone to a problem, oldest first. */
+int incidents_store_problem_links(struct incidents_store *s, int64_t id,
+                                  int (*cb)(const struct problem_link *l,
+                                            void *arg),
+                                  void *arg);
+/* The timeline of a problem, oldest first. */
+int incidents_store_problem_timeline(struct incidents_store *s, int64_t id,
+                                     int (*cb)(const struct problem_note *n,
+                                               void *arg),
+                                     void *arg);
+/* The problem mark of an incident ({id, 0, 0, 0} if none). */
+int incidents_store_mark(struct incidents_store *s, int64_t incident_id,
+                         struct problem_mark *m);
+/* Record a problem action (tocsinctl problems VERB); its id in *id, its
+ * result through incidents_store_action_result. */
+int incidents_store_problem_action_add(struct incidents_store *s,
+                                       const struct problem_action *a,
+                                       int64_t *id);
+
+/*
  * tocsinctl replay: one difference between the live incident tables
  * and those rebuilt from the stored inputs. Strings valid during the
  * callback.

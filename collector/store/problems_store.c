@@ -520,3 +520,256 @@ out:
     sqlite3_finalize(pw.note);
     return rc;
 }
+
+/* ---- queries (tocsinctl) ------------------------------------------------ */
+
+int
+incidents_store_problems(struct incidents_store *s,
+                         const struct problems_filter *f,
+                         int (*cb)(const struct problems_row *r, void *arg),
+                         void *arg)
+{
+    sqlite3_stmt *st = NULL, *fst = NULL, *ist = NULL;
+    int64_t *ids = NULL;
+    char **hosts = NULL;
+    size_t nids = 0, capids = 0, nhosts = 0, caphosts = 0;
+    struct problem p = {0};
+    int rc;
+
+    if ((rc = prep(s,
+                   "SELECT " PROB_COLS " FROM problems WHERE"
+                   " (?1 IS NULL OR state = ?1) AND (?2 = 0 OR id = ?2)"
+                   " ORDER BY id DESC",
+                   &st)) < 0 ||
+        (rc = prep(s,
+                   "SELECT category, text FROM problem_factors"
+                   " WHERE problem_id = ?1 ORDER BY n",
+                   &fst)) < 0 ||
+        (rc = prep(s,
+                   "SELECT id, host FROM incidents WHERE problem = ?1"
+                   " ORDER BY id",
+                   &ist)) < 0)
+        goto out;
+    if (f->state)
+        sqlite3_bind_text(st, 1, f->state, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, f->id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct problems_row r;
+
+        row_problem(st, &p);
+        if ((rc = load_factors(s, fst, p.id, &p.factors, &p.nfactors)) < 0)
+            goto out;
+        nids = 0;
+        sqlite3_bind_int64(ist, 1, p.id);
+        while ((rc = sqlite3_step(ist)) == SQLITE_ROW) {
+            const char *h = col_text(ist, 1);
+            size_t i;
+
+            if (nids == capids) {
+                capids = capids ? capids * 2 : 16;
+                ids = tc_xreallocarray(ids, capids, sizeof(*ids));
+            }
+            ids[nids++] = sqlite3_column_int64(ist, 0);
+            /* Sorted insert of a distinct host. */
+            for (i = 0; i < nhosts && strcmp(hosts[i], h) < 0; i++)
+                ;
+            if (i < nhosts && strcmp(hosts[i], h) == 0)
+                continue;
+            if (nhosts == caphosts) {
+                caphosts = caphosts ? caphosts * 2 : 8;
+                hosts = tc_xreallocarray(hosts, caphosts, sizeof(*hosts));
+            }
+            memmove(&hosts[i + 1], &hosts[i], (nhosts - i) * sizeof(*hosts));
+            hosts[i] = tc_xstrdup(h);
+            nhosts++;
+        }
+        sqlite3_reset(ist);
+        if (rc != SQLITE_DONE) {
+            rc = fail(s, rc);
+            goto out;
+        }
+        r.p = &p;
+        r.incidents = ids;
+        r.nincidents = nids;
+        r.hosts = (const char *const *)hosts;
+        r.nhosts = nhosts;
+        rc = cb(&r, arg);
+        for (size_t i = 0; i < nhosts; i++)
+            free(hosts[i]);
+        nhosts = 0;
+        for (size_t i = 0; i < p.nfactors; i++)
+            free(p.factors[i].text);
+        free(p.factors);
+        p.factors = NULL;
+        p.nfactors = 0;
+        if (rc != 0)
+            goto out;
+    }
+    rc = rc == SQLITE_DONE ? 0 : fail(s, rc);
+out:
+    for (size_t i = 0; i < p.nfactors; i++)
+        free(p.factors[i].text);
+    free(p.factors);
+    for (size_t i = 0; i < nhosts; i++)
+        free(hosts[i]);
+    free(hosts);
+    free(ids);
+    sqlite3_finalize(st);
+    sqlite3_finalize(fst);
+    sqlite3_finalize(ist);
+    return rc;
+}
+
+int
+incidents_store_problem_candidates(struct incidents_store *s, int64_t id,
+                                   int (*cb)(const struct problem_candidate *c,
+                                             void *arg),
+                                   void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if ((rc = prep(s,
+                   "SELECT rank, host, incident_id, score, evidence FROM"
+                   " problem_candidates WHERE problem_id = ?1 ORDER BY rank",
+                   &st)) < 0)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct problem_candidate c = {
+            id,
+            sqlite3_column_int(st, 0),
+            col_text(st, 1),
+            sqlite3_column_int64(st, 2),
+            sqlite3_column_int64(st, 3),
+            col_text(st, 4),
+        };
+        if ((rc = cb(&c, arg)) != 0)
+            goto out;
+    }
+    rc = rc == SQLITE_DONE ? 0 : fail(s, rc);
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int
+incidents_store_problem_links(struct incidents_store *s, int64_t id,
+                              int (*cb)(const struct problem_link *l,
+                                        void *arg),
+                              void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if ((rc = prep(s,
+                   "SELECT incident_id, ts, removed, rule, fields FROM"
+                   " problem_links WHERE problem_id = ?1 ORDER BY id",
+                   &st)) < 0)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct problem_link l = {
+            sqlite3_column_int64(st, 0),
+            id,
+            sqlite3_column_int64(st, 1),
+            sqlite3_column_int(st, 2),
+            col_text(st, 3),
+            col_text(st, 4),
+        };
+        if ((rc = cb(&l, arg)) != 0)
+            goto out;
+    }
+    rc = rc == SQLITE_DONE ? 0 : fail(s, rc);
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int
+incidents_store_problem_timeline(struct incidents_store *s, int64_t id,
+                                 int (*cb)(const struct problem_note *n,
+                                           void *arg),
+                                 void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if ((rc = prep(s,
+                   "SELECT ts, what, who, detail FROM problem_timeline"
+                   " WHERE problem_id = ?1 ORDER BY id",
+                   &st)) < 0)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct problem_note n = {id, sqlite3_column_int64(st, 0),
+                                 col_text(st, 1), col_text(st, 2),
+                                 col_text(st, 3)};
+        if ((rc = cb(&n, arg)) != 0)
+            goto out;
+    }
+    rc = rc == SQLITE_DONE ? 0 : fail(s, rc);
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int
+incidents_store_mark(struct incidents_store *s, int64_t incident_id,
+                     struct problem_mark *m)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    memset(m, 0, sizeof(*m));
+    m->incident_id = incident_id;
+    if ((rc = prep(s,
+                   "SELECT problem, inhibited, problem_manual FROM incidents"
+                   " WHERE id = ?1",
+                   &st)) < 0)
+        return rc;
+    sqlite3_bind_int64(st, 1, incident_id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        m->problem_id = sqlite3_column_int64(st, 0);
+        m->inhibited = sqlite3_column_int(st, 1);
+        m->manual = sqlite3_column_int(st, 2);
+        rc = 0;
+    } else {
+        rc = rc == SQLITE_DONE ? 0 : fail(s, rc);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int
+incidents_store_problem_action_add(struct incidents_store *s,
+                                   const struct problem_action *a, int64_t *id)
+{
+    sqlite3_stmt *st = NULL;
+    char verb[32];
+    int rc;
+
+    snprintf(verb, sizeof(verb), "problem-%s", problem_verb_name(a->verb));
+    if ((rc = prep(s,
+                   "INSERT INTO actions(ts, user, verb, incident_id, text,"
+                   " problem_id, key, text2) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+                   &st)) < 0)
+        return rc;
+    sqlite3_bind_int64(st, 1, a->ts);
+    sqlite3_bind_text(st, 2, a->user, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, verb, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 4, a->incident_id);
+    if (a->text)
+        sqlite3_bind_text(st, 5, a->text, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, a->problem_id);
+    if (a->key)
+        sqlite3_bind_text(st, 7, a->key, -1, SQLITE_STATIC);
+    if (a->text2)
+        sqlite3_bind_text(st, 8, a->text2, -1, SQLITE_STATIC);
+    rc = step_reset(s, st);
+    if (rc == 0)
+        *id = sqlite3_last_insert_rowid(s->db);
+    sqlite3_finalize(st);
+    return rc;
+}
