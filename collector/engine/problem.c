@@ -1319,7 +1319,7 @@ void
 problem_engine_incident(struct problem_engine *e, const struct incident *in)
 {
     struct pinc *pi;
-    int was_known, was_active, opening, sev_up;
+    int was_known, was_active, opening;
     struct prob *p;
 
     settle_load(e);
@@ -1328,7 +1328,6 @@ problem_engine_incident(struct problem_engine *e, const struct incident *in)
     was_active = was_known && active_state(pi->state);
     opening = active_state(in->state) &&
               (!was_known || !was_active || in->opened_at != pi->opened_at);
-    sev_up = was_known && in->severity != pi->sev;
     if (!was_known) {
         pi->host = tc_xstrdup(in->host);
         pi->cls = tc_xstrdup(problem_class(in->fingerprint));
@@ -1358,8 +1357,8 @@ problem_engine_incident(struct problem_engine *e, const struct incident *in)
             p->dirty = 1;
             note_add(e, p->v.id, in->opened_at, "reopened", "rule:incident", d);
         }
-        if (opening || sev_up || !was_known)
-            p->rank_dirty = 1;
+        /* Onset, severity and state feed the ranking and the marks. */
+        p->rank_dirty = 1;
         quiet_update(e, p);
         if (opening && prob_open(p))
             reverse(e, pi);
