@@ -1319,7 +1319,7 @@ void
 problem_engine_incident(struct problem_engine *e, const struct incident *in)
 {
     struct pinc *pi;
-    int was_known, was_active, opening, sev_up;
+    int was_known, was_active, opening;
     struct prob *p;
 
     settle_load(e);
@@ -1328,7 +1328,6 @@ problem_engine_incident(struct problem_engine *e, const struct incident *in)
     was_active = was_known && active_state(pi->state);
     opening = active_state(in->state) &&
               (!was_known || !was_active || in->opened_at != pi->opened_at);
-    sev_up = was_known && in->severity != pi->sev;
     if (!was_known) {
         pi->host = tc_xstrdup(in->host);
         pi->cls = tc_xstrdup(problem_class(in->fingerprint));
@@ -1358,8 +1357,8 @@ problem_engine_incident(struct problem_engine *e, const struct incident *in)
             p->dirty = 1;
             note_add(e, p->v.id, in->opened_at, "reopened", "rule:incident", d);
         }
-        if (opening || sev_up || !was_known)
-            p->rank_dirty = 1;
+        /* Onset, severity and state feed the ranking and the marks. */
+        p->rank_dirty = 1;
         quiet_update(e, p);
         if (opening && prob_open(p))
             reverse(e, pi);
@@ -1608,13 +1607,22 @@ rank(struct problem_engine *e, struct prob *p)
         }
     }
     /*
-     * Inhibition: while the problem is open, every member but the root
-     * cause's incident is a symptom. When the top candidate has no
-     * incident of its own (a silent dependency), the earliest member
-     * stays uninhibited so that someone still hears of it.
+     * Inhibition: while the problem is open, its symptoms are inhibited,
+     * the root cause's incident is not. A symptom is a member the root
+     * explains: it named the root's host, depends on it in topology, is
+     * of the same class in a spread or trend problem (where the class
+     * is the relation), or a user linked it. Without that relation an
+     * agent could get another host's incident silenced just by naming
+     * that host in its own events (docs/security.md). When the top
+     * candidate has no incident of its own (a silent dependency), the
+     * earliest member stays uninhibited so that someone still hears of
+     * it.
      */
     {
         int64_t keep = p->v.root_incident;
+        const struct pinc *root = NULL;
+        int by_class =
+            strcmp(p->v.rule, "spread") == 0 || strcmp(p->v.rule, "trend") == 0;
 
         if (keep == 0) {
             const struct pinc *first = NULL;
@@ -1624,10 +1632,18 @@ rank(struct problem_engine *e, struct prob *p)
                     first = mem[i];
             keep = first ? first->id : 0;
         }
+        for (size_t i = 0; i < nmem; i++)
+            if (mem[i]->id == p->v.root_incident)
+                root = mem[i];
         for (size_t i = 0; i < nmem; i++) {
             struct pinc *m = (struct pinc *)mem[i];
+            int symptom =
+                m->mark.manual ||
+                (p->v.root_host[0] && names(m, p->v.root_host) != NULL) ||
+                (root != NULL && by_class && strcmp(m->cls, root->cls) == 0) ||
+                (root != NULL && depends(e, m, root) != NULL);
 
-            m->mark.inhibited = prob_open(p) && m->id != keep;
+            m->mark.inhibited = prob_open(p) && m->id != keep && symptom;
         }
     }
     free(mem);

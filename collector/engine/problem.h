@@ -323,7 +323,11 @@ int problem_engine_drain(struct problem_engine *e,
 int problem_engine_pending(struct problem_engine *e);
 /* Problems in memory (not closed). */
 size_t problem_engine_size(const struct problem_engine *e);
-/* The in-memory problem with this id, or NULL. */
+/*
+ * The in-memory problem with this id, or NULL. Its ranking (root_*)
+ * and the marks below are as of the last drain or pending: the engine
+ * settles them there, once per step, not after every input.
+ */
 const struct problem *problem_engine_get(const struct problem_engine *e,
                                          int64_t id);
 /* The mark of an incident the engine knows ({id, 0, 0, 0} otherwise). */

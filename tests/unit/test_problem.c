@@ -625,6 +625,34 @@ test_reference_root_first(void **state)
     world_close(&w);
 }
 
+/*
+ * Naming another host is evidence for the ranking, not power over that
+ * host's notifications: an agent whose events name db-1 (and that
+ * fails first, with a higher severity) may rank first, but db-1's own
+ * incident is not inhibited, since nothing of db-1's explains it.
+ */
+static void
+test_naming_does_not_inhibit(void **state)
+{
+    struct problem_config pc = defaults();
+    struct world w;
+
+    (void)state;
+    world_init(&w, &pc);
+    hosts(&w, fleet);
+    logev(&w, "app-1", "disk-full", TC_SEV_CRITICAL, T0, "peer", "db-1");
+    step(&w, T0);
+    logev(&w, "db-1", "disk-full", TC_SEV_WARNING, T0 + MIN, NULL, NULL);
+    step(&w, T0 + MIN);
+    assert_int_equal(problem_engine_size(w.pe), 1);
+    assert_string_equal(w.o.rule[1], "reference");
+    assert_int_equal(w.o.mark[2].problem_id, 1);
+    assert_string_equal(w.o.root_host[1], "app-1");
+    assert_int_equal(w.o.mark[1].inhibited, 0);
+    assert_int_equal(w.o.mark[2].inhibited, 0);
+    world_close(&w);
+}
+
 /* Topology: dependents within the window become symptoms. */
 static void
 test_topology(void **state)
@@ -1066,6 +1094,7 @@ main(void)
         cmocka_unit_test(test_creeping),
         cmocka_unit_test(test_reference_dead_cache),
         cmocka_unit_test(test_reference_root_first),
+        cmocka_unit_test(test_naming_does_not_inhibit),
         cmocka_unit_test(test_topology),
         cmocka_unit_test(test_topology_service),
         cmocka_unit_test(test_trend),
