@@ -113,8 +113,12 @@ diff_cb(const struct incidents_diff *d, void *arg)
              strchr(ek, ' ') ? strchr(ek, ' ') + 1 : ek);
     else if (strcmp(d->table, "actions") == 0)
         outf(c, "incident %" PRId64 ": action %s: ", d->incident_id, ek);
-    else
+    else if (strcmp(d->table, "incident_fps") == 0)
         outf(c, "soft state %s: ", ek);
+    else if (strcmp(d->table, "problems") == 0)
+        outf(c, "problem %s: ", ek);
+    else
+        outf(c, "%s %s: ", d->table, ek);
     if (d->column)
         outf(c, "%s: live %s, replay %s\n", d->column,
              ctl_esc(el, sizeof(el), l), ctl_esc(er, sizeof(er), r));
