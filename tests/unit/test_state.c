@@ -77,7 +77,6 @@ teardown(void **state)
     struct fix *f = *state;
 
     incident_engine_free(f->e);
-
     problem_engine_free(f->pe);
     incidents_store_close(f->is);
     store_close(f->log);
