@@ -123,7 +123,8 @@ problems_list(const struct ctl_opts *o, int argc, char **argv)
     }
     if (c.json) {
         fputs("[", stdout);
-        fwrite(tc_buf_head(&c.out), 1, tc_buf_size(&c.out), stdout);
+        if (tc_buf_size(&c.out))
+            fwrite(tc_buf_head(&c.out), 1, tc_buf_size(&c.out), stdout);
         fputs(c.n ? "\n]\n" : "]\n", stdout);
     } else {
         tc_table_print(&c.table, stdout);
