@@ -1319,15 +1319,23 @@ void
 problem_engine_incident(struct problem_engine *e, const struct incident *in)
 {
     struct pinc *pi;
-    int was_known, was_active, opening;
+    int was_known, was_active, opening, again, ended;
     struct prob *p;
 
     settle_load(e);
     pi = inc_get(e, in->id);
     was_known = pi->known;
     was_active = was_known && active_state(pi->state);
-    opening = active_state(in->state) &&
-              (!was_known || !was_active || in->opened_at != pi->opened_at);
+    /*
+     * An incident changes many times within one step but is handed
+     * over once, at its latest state: one that opened (or reopened)
+     * and resolved within the step arrives resolved. Its opening is
+     * still an opening, and its end still an end.
+     */
+    opening = !was_known || in->opened_at != pi->opened_at ||
+              (active_state(in->state) && !was_active);
+    again = active_state(in->state) && (!was_active || opening);
+    ended = !active_state(in->state) && (was_active || opening);
     if (!was_known) {
         pi->host = tc_xstrdup(in->host);
         pi->cls = tc_xstrdup(problem_class(in->fingerprint));
@@ -1348,7 +1356,7 @@ problem_engine_incident(struct problem_engine *e, const struct incident *in)
 
     p = pi->mark.problem_id ? prob_find(e, pi->mark.problem_id) : NULL;
     if (p != NULL) {
-        if (opening && p->v.state == PROBLEM_RESOLVED) {
+        if (again && p->v.state == PROBLEM_RESOLVED) {
             char d[64];
 
             snprintf(d, sizeof(d), "incident %" PRId64 " active again", pi->id);
@@ -1364,13 +1372,10 @@ problem_engine_incident(struct problem_engine *e, const struct incident *in)
             reverse(e, pi);
         return;
     }
-    if (opening) {
+    if (opening)
         relate(e, pi, 1);
-        return;
-    }
     /* A major incident that ends with no problem: the review starts. */
-    if (e->cfg.major && was_active && !active_state(in->state) &&
-        pi->mark.problem_id == 0 && !pi->mark.manual &&
+    if (e->cfg.major && ended && pi->mark.problem_id == 0 && !pi->mark.manual &&
         in->priority <= e->cfg.major_priority) {
         int64_t ts = in->resolved_at ? in->resolved_at : in->closed_at;
 

@@ -767,6 +767,16 @@ test_major(void **state)
     assert_string_equal(w.o.rule[1], "major");
     assert_int_equal(w.o.mark[1].problem_id, 1);
     assert_int_equal(w.o.mark[2].problem_id, 0);
+    world_close(&w);
+
+    /* Opened and resolved within one step: handed over resolved, once;
+     * still an opening and an end. */
+    world_init(&w, &pc);
+    logev(&w, "db-1", "corruption", TC_SEV_CRITICAL, T0, NULL, NULL);
+    step(&w, T0 + 31 * MIN);
+    assert_int_equal(problem_engine_size(w.pe), 1);
+    assert_string_equal(w.o.rule[1], "major");
+    assert_non_null(strstr(w.o.log, "O corruption 1 "));
     /* Off: nothing. */
     world_close(&w);
     pc.major = 0;
@@ -924,6 +934,20 @@ test_reopen_and_user_resolve(void **state)
     world_close(&w);
 }
 
+static const struct problem_dep scen_deps[] = {{"Batch-*", "db-1", 0}};
+
+/* The scenario's rules: the defaults, a topology, a quicker trend. */
+static struct problem_config
+scen_cfg(void)
+{
+    struct problem_config pc = defaults();
+
+    pc.deps = scen_deps;
+    pc.ndeps = 1;
+    pc.trend_count = 3;
+    return pc;
+}
+
 /* The scenario used for determinism and restart: every rule. */
 static void
 scenario(struct world *w, int from, int to,
@@ -944,6 +968,11 @@ scenario(struct world *w, int from, int to,
             logev(w, "db-1", "slow-query", TC_SEV_WARNING, t, NULL, NULL);
         if (i == 7)
             logev(w, "app-1", "oom", TC_SEV_CRITICAL, t, NULL, NULL);
+        if (i == 21)
+            logev(w, "Batch-01", "job-failed", TC_SEV_ERROR, t, NULL, NULL);
+        /* Opens, resolves (tick), reopens: three openings, a trend. */
+        if (i % 18 == 0)
+            logev(w, "mail-1", "queue-stuck", TC_SEV_WARNING, t, NULL, NULL);
         if (i % 4 == 1) {
             snprintf(host, sizeof(host), "app-%d", i % 8 / 4 + 1);
             logev(w, host, "tls-expired", TC_SEV_ERROR, t, NULL, NULL);
@@ -959,7 +988,7 @@ scenario(struct world *w, int from, int to,
 static void
 test_determinism(void **state)
 {
-    struct problem_config pc = defaults();
+    struct problem_config pc = scen_cfg();
     struct world a, b;
 
     (void)state;
@@ -975,6 +1004,12 @@ test_determinism(void **state)
     /* The scenario exercises what it should. */
     assert_non_null(strstr(a.o.log, " reference "));
     assert_non_null(strstr(a.o.log, " spread "));
+    assert_non_null(strstr(a.o.log, " major "));
+    if (getenv("PROBLEM_DUMP"))
+        fputs(a.o.log, stderr);
+    assert_non_null(strstr(a.o.log, " trend "));
+    assert_non_null(strstr(a.o.log, " topology "));
+    assert_non_null(strstr(a.o.log, "A 0\n"));
     world_close(&a);
     world_close(&b);
 }
@@ -1037,7 +1072,7 @@ test_load_then_continue(void **state)
     struct world a, b;
 
     (void)state;
-    reload_cfg = defaults();
+    reload_cfg = scen_cfg();
     world_init(&a, &reload_cfg);
     world_init(&b, &reload_cfg);
     hosts(&a, fleet);
