@@ -111,6 +111,9 @@ def test_problems(env):
     for w in webs():
         e2e.check(inc[w["id"]]["problem"] == p["id"] and inc[w["id"]]["inhibited"],
                   repr(inc[w["id"]]))
+    one = json.loads(env.ctl("incidents", "show", str(webs()[0]["id"]),
+                             "--json"))
+    e2e.check(one["problem"] == p["id"] and one["inhibited"] is True, repr(one))
     for rule in ("disk-full", "segfault"):
         one = [i for i in inc.values() if i["rule"] == rule]
         e2e.check(len(one) == 1 and one[0]["problem"] is None
