@@ -11,7 +11,9 @@ control characters from log data are escaped in text output."""
 import json
 import os
 import re
+import signal
 import sqlite3
+import time
 
 import tocsin_e2e as e2e
 
@@ -26,9 +28,9 @@ def incidents(env):
     return json.loads(env.ctl("incidents", "list", "--json"))
 
 
-def start(env):
+def start(env, extra=""):
     env.make_pki(agents=HOSTS)
-    env.collector_config()
+    env.collector_config(extra)
     col = env.collector().start()
     col.wait_log("listening on")
     logs, agents = {}, {}
@@ -162,5 +164,37 @@ def test_spread(env):
     e2e.check(json.loads(env.ctl("replay", "--json"))["identical"], "replay")
 
 
+def test_reload(env):
+    """The correlation rules are reloaded on SIGHUP like the incident
+    thresholds: with spread off three hosts make no problem; once it is
+    back on, the fourth host's incident of the class makes one with
+    all four (they are within the window)."""
+    off = "correlation: {spread: {enabled: false}}\n"
+    col, logs = start(env, off)
+    for h in ("web-01", "web-02", "web-03"):
+        append(logs[h], "certificate expired for api")
+    e2e.wait_for(lambda: len([i for i in incidents(env)
+                              if i["rule"] == "tls-expired"]) == 3, 30,
+                 "three incidents")
+    time.sleep(1)
+    e2e.check(problems(env) == [], repr(problems(env)))
+    at = len(col.log())
+    env.collector_config("")
+    col.proc.send_signal(signal.SIGHUP)
+    col.wait_log(r"reload: applied", after=at)
+    append(logs["cache-01"], "certificate expired for api")
+    ps = e2e.wait_for(lambda: [p for p in problems(env) if p["rule"] == "spread"],
+                      30, "a spread problem after the reload")
+    e2e.check(len(ps) == 1 and len(ps[0]["hosts"]) == 4, repr(ps))
+    # Replay runs today's rules over the whole history: with spread on
+    # from the start the problem would have opened at the third host.
+    _, out, _ = env.run([e2e.CTL, "-c", env.collector_conf, "replay",
+                         "--json"], expect=1)
+    rep = json.loads(out)
+    e2e.check(any(d["table"] == "problems" and d["column"] == "title"
+                  and d["replay"] == "tls-expired on 3 hosts"
+                  for d in rep["differences"]), repr(rep))
+
+
 if __name__ == "__main__":
-    e2e.main([test_problems, test_spread])
+    e2e.main([test_problems, test_spread, test_reload])
