@@ -136,6 +136,14 @@ def test_problems(env):
                if q["id"] == p["id"]], repr(problems(env)))
     env.run([e2e.CTL, "-c", env.collector_conf, "problems", "rca",
              str(p["id"]), "why9", "x"], expect=1)
+    # Text is a bound parameter, never SQL: it comes back as it went in.
+    sqlish = "x'); DROP TABLE problems; --"
+    out = env.ctl("problems", "note", str(p["id"]), sqlish, "--user", sqlish)
+    e2e.check("note by" in out, out)
+    tl = json.loads(env.ctl("problems", "show", str(p["id"]), "--json"))
+    e2e.check(any(n["what"] == "note" and n["detail"] == sqlish
+                  and n["who"] == "user:" + sqlish for n in tl["timeline"]),
+              repr(tl["timeline"]))
 
     # Replay rebuilds the same problems; a tampered problem row is named.
     rep = json.loads(env.ctl("replay", "--json"))
