@@ -47,6 +47,8 @@ struct incidents_store {
     size_t npacts, cappacts;
     char **hosts; /* owned: batch hosts of a feed, for problem_hosts */
     size_t nhosts, caphosts;
+    char **ahosts; /* owned: agent names fed at load, not yet written */
+    size_t nahosts, capahosts;
 };
 
 static inline int
@@ -126,6 +128,8 @@ int problems_step_changes(struct incidents_store *w,
 
 /* Forget the problem actions and hosts of the last feed. */
 void problems_feed_reset(struct incidents_store *s);
+/* Forget the agent names a load fed. */
+void problems_agent_hosts_reset(struct incidents_store *s);
 
 /*
  * Feed batches (through the event log's cursor) and actions after wm,

@@ -229,8 +229,8 @@ incidents_store_replay(struct incidents_store *s,
     struct incident_engine *e = incident_engine_new(cfg);
     struct problem_engine *pe = problem_engine_new(pcfg);
     struct incidents_watermark wm = {0}, upto, to;
-    sqlite3_stmt *steps = NULL, *ares = NULL;
-    int rc, more;
+    sqlite3_stmt *steps = NULL, *ares = NULL, *agents = NULL;
+    int rc, more, arc = SQLITE_DONE;
 
     memset(stats, 0, sizeof(*stats));
     s->fed_batches = 0;
@@ -247,13 +247,29 @@ incidents_store_replay(struct incidents_store *s,
                    " ORDER BY step",
                    &steps)) < 0 ||
         (rc = prep(s, "SELECT incident_id, result FROM actions WHERE id = ?1",
-                   &ares)) < 0)
+                   &ares)) < 0 ||
+        (rc = prep(s,
+                   "SELECT host, step FROM problem_hosts WHERE agent = 1"
+                   " ORDER BY step, host",
+                   &agents)) < 0)
         goto out;
+    arc = sqlite3_step(agents);
     while ((rc = sqlite3_step(steps)) == SQLITE_ROW) {
         upto.step = sqlite3_column_int64(steps, 0);
         upto.batch_to = sqlite3_column_int64(steps, 1);
         upto.action_to = sqlite3_column_int64(steps, 2);
         int64_t tick = sqlite3_column_int64(steps, 3);
+
+        /* Agent names a load fed before this step (problems_store.c). */
+        while (arc == SQLITE_ROW &&
+               sqlite3_column_int64(agents, 1) <= upto.step) {
+            problem_engine_host(pe, col_text(agents, 0));
+            arc = sqlite3_step(agents);
+        }
+        if (arc != SQLITE_ROW && arc != SQLITE_DONE) {
+            rc = fail(s, arc);
+            goto out;
+        }
 
         if ((rc = incidents_feed(s, e, pe, &wm, &upto, UINT32_MAX, &to,
                                  &more)) < 0)
@@ -321,6 +337,7 @@ incidents_store_replay(struct incidents_store *s,
 out:
     sqlite3_finalize(steps);
     sqlite3_finalize(ares);
+    sqlite3_finalize(agents);
     if (!sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
     incidents_store_close(r.scratch);

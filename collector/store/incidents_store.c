@@ -96,8 +96,10 @@ incidents_store_close(struct incidents_store *s)
     free(s->results);
     free(s->result_ids);
     problems_feed_reset(s);
+    problems_agent_hosts_reset(s);
     free(s->pacts);
     free(s->hosts);
+    free(s->ahosts);
     free(s);
 }
 

@@ -21,9 +21,12 @@
  * inhibited mark are columns of incidents; problem_links is the record
  * of every link made or undone, with its rule and matched fields, for
  * explain), the ranked candidates, the timeline, the references and
- * trend openings the engine needs at load, and the known hosts (every
- * batch's host, so that a restart and replay know the same hosts as
- * the live engine did at the same point). Problem actions share the
+ * trend openings the engine needs at load, and the known hosts: every
+ * batch's host (agent 0: replay learns it from the same batch), and
+ * every agent name the agents table had at a load (agent 1, with the
+ * first step written after that load: replay feeds it before that
+ * step's batches), so that a restart and replay know the same hosts as
+ * the live engine did at the same point. Problem actions share the
  * actions table (verb "problem-<verb>").
  */
 const char problems_schema_v7[] =
@@ -95,7 +98,9 @@ const char problems_schema_v7[] =
     " cls TEXT NOT NULL,"
     " incident_id INTEGER NOT NULL,"
     " ts INTEGER NOT NULL);"
-    "CREATE TABLE problem_hosts(host TEXT PRIMARY KEY);"
+    "CREATE TABLE problem_hosts(host TEXT PRIMARY KEY,"
+    " step INTEGER NOT NULL DEFAULT 0,"
+    " agent INTEGER NOT NULL DEFAULT 0);"
     "ALTER TABLE incidents ADD COLUMN problem INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE incidents ADD COLUMN inhibited INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE incidents ADD COLUMN problem_manual INTEGER NOT NULL"
@@ -105,7 +110,8 @@ const char problems_schema_v7[] =
     "ALTER TABLE actions ADD COLUMN text2 TEXT;"
     /* Stores from before: their hosts, as a replay from the start
      * would learn them. */
-    "INSERT OR IGNORE INTO problem_hosts SELECT DISTINCT host FROM batches;";
+    "INSERT OR IGNORE INTO problem_hosts(host) SELECT DISTINCT host FROM"
+    " batches;";
 
 void
 problems_feed_reset(struct incidents_store *s)
@@ -120,6 +126,24 @@ problems_feed_reset(struct incidents_store *s)
     for (size_t i = 0; i < s->nhosts; i++)
         free(s->hosts[i]);
     s->nhosts = 0;
+}
+
+static void
+push_host(char ***v, size_t *n, size_t *cap, const char *host)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 16;
+        *v = tc_xreallocarray(*v, *cap, sizeof(**v));
+    }
+    (*v)[(*n)++] = tc_xstrdup(host);
+}
+
+void
+problems_agent_hosts_reset(struct incidents_store *s)
+{
+    for (size_t i = 0; i < s->nahosts; i++)
+        free(s->ahosts[i]);
+    s->nahosts = 0;
 }
 
 /* ---- load --------------------------------------------------------------- */
@@ -200,6 +224,24 @@ problems_load(struct incidents_store *s, struct problem_engine *pe)
         goto out;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         problem_engine_host(pe, col_text(st, 0));
+    if (rc != SQLITE_DONE)
+        goto step_fail;
+    sqlite3_finalize(st);
+    /*
+     * The agents the engine has not met in a batch yet: known from now
+     * on, recorded with the next step written (problems_step_changes)
+     * so that replay knows them from the same point.
+     */
+    problems_agent_hosts_reset(s);
+    if ((rc = prep(s,
+                   "SELECT name FROM agents WHERE name NOT IN (SELECT host"
+                   " FROM problem_hosts) ORDER BY name",
+                   &st)) < 0)
+        goto out;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        problem_engine_host(pe, col_text(st, 0));
+        push_host(&s->ahosts, &s->nahosts, &s->capahosts, col_text(st, 0));
+    }
     if (rc != SQLITE_DONE)
         goto step_fail;
     sqlite3_finalize(st);
@@ -466,6 +508,24 @@ problems_step_changes(struct incidents_store *w, struct incidents_store *feed,
         sqlite3_bind_text(host, 1, feed->hosts[i], -1, SQLITE_STATIC);
         if ((rc = step_reset(w, host)) < 0)
             goto out;
+    }
+    if (feed->nahosts > 0 && w == feed) { /* live: not replay's copy */
+        /* The step this transaction writes: engine_steps' next row. */
+        sqlite3_finalize(host);
+        host = NULL;
+        if ((rc = prep(w,
+                       "INSERT OR IGNORE INTO problem_hosts(host, step, agent)"
+                       " VALUES(?1, (SELECT coalesce(max(step), 0) + 1 FROM"
+                       " engine_steps), 1)",
+                       &host)) < 0)
+            goto out;
+        for (size_t i = 0; i < feed->nahosts; i++) {
+            sqlite3_bind_text(host, 1, feed->ahosts[i], -1, SQLITE_STATIC);
+            if ((rc = step_reset(w, host)) < 0)
+                goto out;
+        }
+        /* A failed step reloads, which finds them again. */
+        problems_agent_hosts_reset(feed);
     }
     if ((rc = prep(w,
                    "INSERT OR REPLACE INTO problems(" PROB_COLS ") VALUES(?1,"

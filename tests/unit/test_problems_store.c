@@ -392,6 +392,41 @@ test_step_atomic(void **state)
     fix_close(&f);
 }
 
+/*
+ * An agent that never sent a batch is known from the agents table at
+ * load: events naming it make a reference problem with it as the root
+ * cause. Replay knows it from the same step (problem_hosts, agent 1),
+ * so it rebuilds the same problem.
+ */
+static void
+test_agent_hosts(void **state)
+{
+    struct fix f = {0};
+    struct incidents_replay_stats rs;
+    int nd = 0;
+
+    (void)state;
+    fix_open(&f, "agents");
+    commit(&f, 4, "slow-query", TC_SEV_WARNING, NULL, T0);
+    run(&f, T0 + SEC);
+    sql_exec(f.path, "INSERT INTO agents(name, hwm) VALUES('cache-02', 0)");
+    reload(&f);
+    commit(&f, 0, "upstream-down", TC_SEV_ERROR, "cache-02:6379", T0 + 2 * SEC);
+    commit(&f, 1, "upstream-down", TC_SEV_ERROR, "cache-02", T0 + 3 * SEC);
+    run(&f, T0 + 4 * SEC);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM problems WHERE"
+                                     " root_host = 'cache-02'"),
+                     1);
+    assert_int_equal(sql_int(f.path, "SELECT step FROM problem_hosts WHERE"
+                                     " host = 'cache-02' AND agent = 1"),
+                     2);
+    assert_int_equal(
+        incidents_store_replay(f.is, &cfg, &pcfg, count_diff, &nd, &rs), 0);
+    assert_int_equal(nd, 0);
+    assert_int_equal(rs.problems, 1);
+    fix_close(&f);
+}
+
 static int
 setup(void **state)
 {
@@ -407,6 +442,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_load_then_continue, setup,
                                         tu_teardown),
         cmocka_unit_test_setup_teardown(test_step_atomic, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_agent_hosts, setup, tu_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
