@@ -29,7 +29,9 @@ struct incident_runner {
     struct incident_engine *engine;         /* owned; worker only */
     struct problem_engine *problems;        /* owned; worker only; loaded and
                                                dropped with engine */
-    struct problem_config pcfg;             /* borrows *cfg_src; worker only */
+    struct problem_config pcfg;             /* owned copy (pcfg_set): the worker
+                                               loads from it while a SIGHUP may
+                                               free cfg_src's arrays */
     const struct collector_config *cfg_src; /* borrowed: the running
                                        configuration, which outlives us */
     struct incidents_watermark wm; /* what the tables reflect; worker */
@@ -45,6 +47,49 @@ struct incident_runner {
     unsigned failures; /* consecutive failed steps */
 };
 
+static void
+pcfg_free(struct problem_config *c)
+{
+    for (size_t i = 0; i < c->nreference_fields; i++)
+        free(c->reference_fields[i]);
+    free((void *)c->reference_fields);
+    for (size_t i = 0; i < c->ndeps; i++) {
+        free(c->deps[i].from);
+        free(c->deps[i].to);
+    }
+    free((void *)c->deps);
+    memset(c, 0, sizeof(*c));
+}
+
+/* r->pcfg: a copy of cfg's correlation rules that owns its strings.
+ * Loop thread, while no work is queued. */
+static void
+pcfg_set(struct incident_runner *r, const struct collector_config *cfg)
+{
+    struct problem_config src;
+    char **fields = NULL;
+    struct problem_dep *deps = NULL;
+
+    config_correlation(cfg, &src);
+    if (src.nreference_fields > 0) {
+        fields = tc_xcalloc(src.nreference_fields, sizeof(*fields));
+        for (size_t i = 0; i < src.nreference_fields; i++)
+            fields[i] = tc_xstrdup(src.reference_fields[i]);
+    }
+    if (src.ndeps > 0) {
+        deps = tc_xcalloc(src.ndeps, sizeof(*deps));
+        for (size_t i = 0; i < src.ndeps; i++) {
+            deps[i].from = tc_xstrdup(src.deps[i].from);
+            deps[i].to = tc_xstrdup(src.deps[i].to);
+            deps[i].line = src.deps[i].line;
+        }
+    }
+    pcfg_free(&r->pcfg);
+    r->pcfg = src;
+    r->pcfg.reference_fields = fields;
+    r->pcfg.deps = deps;
+}
+
 int
 incident_runner_new(uv_loop_t *loop, const struct collector_config *cfg,
                     struct store *log, struct incident_runner **out)
@@ -56,7 +101,7 @@ incident_runner_new(uv_loop_t *loop, const struct collector_config *cfg,
     r->loop = loop;
     config_incidents(cfg, &r->cfg);
     r->cfg_src = cfg;
-    config_correlation(cfg, &r->pcfg);
+    pcfg_set(r, cfg);
     if ((rc = incidents_store_open_engine(log, &r->store)) < 0)
         goto fail;
     if ((rc = incidents_store_load(r->store, &r->cfg, &r->pcfg, &r->engine,
@@ -75,6 +120,7 @@ incident_runner_new(uv_loop_t *loop, const struct collector_config *cfg,
     return 0;
 fail:
     incidents_store_close(r->store);
+    pcfg_free(&r->pcfg);
     free(r);
     return rc;
 }
@@ -149,9 +195,9 @@ queue_step(struct incident_runner *r)
         /* No step in flight: the worker's copy is ours to change. */
         r->cfg = r->next_cfg;
         r->cfg_pending = 0;
-        /* Derived now, not at the SIGHUP: cfg_src's arrays are those of
-         * the last reload (config_correlation borrows them). */
-        config_correlation(r->cfg_src, &r->pcfg);
+        /* Copied now, not at the SIGHUP: cfg_src's arrays are those of
+         * the last reload. */
+        pcfg_set(r, r->cfg_src);
         if (r->engine)
             incident_engine_set_config(r->engine, &r->cfg);
         if (r->problems)
@@ -228,5 +274,6 @@ incident_runner_free(struct incident_runner *r)
     incident_engine_free(r->engine);
     problem_engine_free(r->problems);
     incidents_store_close(r->store);
+    pcfg_free(&r->pcfg);
     free(r);
 }
