@@ -13,6 +13,7 @@
 
 #include "conf.h"
 #include "engine/incident.h"
+#include "engine/problem.h"
 #include "log.h"
 #include "util.h"
 
@@ -156,6 +157,148 @@ static const struct tc_conf_field incidents_fields[] = {
     {0},
 };
 
+/*
+ * correlation: (docs/correlation.md). With no section every default
+ * applies: spread, reference, trend and major on, topology empty.
+ */
+static const struct tc_conf_field spread_fields[] = {
+    {.key = "enabled",
+     .type = TC_CONF_T_BOOL,
+     CC(corr_spread),
+     .def = "true",
+     .help = "one fingerprint class on min_hosts hosts makes a problem"},
+    {.key = "min_hosts",
+     .type = TC_CONF_T_UINT,
+     CC(corr_spread_min_hosts),
+     .def = "3",
+     .min = 2,
+     .max = 100000,
+     .help = "distinct hosts whose incidents of one class open within "
+             "window"},
+    {.key = "window",
+     .type = TC_CONF_T_DURATION,
+     CC(corr_spread_window_ms),
+     .def = "10m",
+     .min = 1000,
+     .max = 86400 * 1000,
+     .help = "the openings lie within this of one another"},
+    {0},
+};
+
+static const struct tc_conf_field reference_fields[] = {
+    {.key = "enabled",
+     .type = TC_CONF_T_BOOL,
+     CC(corr_reference),
+     .def = "true",
+     .help = "a captured field naming another known host links incidents"},
+    {.key = "window",
+     .type = TC_CONF_T_DURATION,
+     CC(corr_reference_window_ms),
+     .def = "10m",
+     .min = 1000,
+     .max = 86400 * 1000,
+     .help = "incidents on the named host within this join"},
+    {.key = "fields",
+     .type = TC_CONF_T_STRLIST,
+     CC(corr_reference_fields),
+     .count_offset = offsetof(struct collector_config, corr_nreference_fields),
+     .help = "captured field names to search; none: every field"},
+    {0},
+};
+
+static const struct tc_conf_field dep_fields[] = {
+    {.key = "from",
+     .type = TC_CONF_T_STRING,
+     TC_CONF_AT(struct problem_dep, from),
+     .required = 1,
+     .min = 1,
+     .max = PROBLEM_MAX_NAME,
+     .help = "the dependent: a host glob or service:NAME"},
+    {.key = "to",
+     .type = TC_CONF_T_STRING,
+     TC_CONF_AT(struct problem_dep, to),
+     .required = 1,
+     .min = 1,
+     .max = PROBLEM_MAX_NAME,
+     .help = "what it depends on: a host glob or service:NAME"},
+    {0},
+};
+
+static const struct tc_conf_field topology_fields[] = {
+    {.key = "window",
+     .type = TC_CONF_T_DURATION,
+     CC(corr_topology_window_ms),
+     .def = "10m",
+     .min = 1000,
+     .max = 86400 * 1000,
+     .help = "dependents' incidents within this of the dependency's"},
+    {.key = "depends_on",
+     .type = TC_CONF_T_SEQ,
+     CC(corr_deps),
+     .sub = dep_fields,
+     .elem_size = sizeof(struct problem_dep),
+     .count_offset = offsetof(struct collector_config, corr_ndeps),
+     .line_offset = offsetof(struct problem_dep, line),
+     .has_line = 1,
+     .help = "dependencies: {from: GLOB|service:NAME, to: ...}"},
+    {0},
+};
+
+static const struct tc_conf_field trend_fields[] = {
+    {.key = "enabled",
+     .type = TC_CONF_T_BOOL,
+     CC(corr_trend),
+     .def = "true",
+     .help = "a class recurring count times in period makes a problem"},
+    {.key = "count",
+     .type = TC_CONF_T_UINT,
+     CC(corr_trend_count),
+     .def = "5",
+     .min = 2,
+     .max = PROBLEM_MAX_TREND,
+     .help = "openings of one class"},
+    {.key = "period",
+     .type = TC_CONF_T_DURATION,
+     CC(corr_trend_period_ms),
+     .def = "7d",
+     .min = 60 * 1000,
+     .max = 365ull * 86400 * 1000,
+     .help = "within this"},
+    {0},
+};
+
+static const struct tc_conf_field major_fields[] = {
+    {.key = "enabled",
+     .type = TC_CONF_T_BOOL,
+     CC(corr_major),
+     .def = "true",
+     .help = "a major incident resolving with no problem gets one"},
+    {.key = "max_priority",
+     .type = TC_CONF_T_UINT,
+     CC(corr_major_priority),
+     .def = "2",
+     .min = 1,
+     .max = 5,
+     .help = "P1 up to this priority count as major"},
+    {0},
+};
+
+static const struct tc_conf_field correlation_fields[] = {
+    {.key = "resolve_after",
+     .type = TC_CONF_T_DURATION,
+     CC(corr_resolve_after_ms),
+     .def = "1h",
+     .min = 1000,
+     .max = 30ull * 86400 * 1000,
+     .help = "a problem whose incidents stay resolved this long resolves"},
+    {.key = "spread", .type = TC_CONF_T_MAP, .sub = spread_fields},
+    {.key = "reference", .type = TC_CONF_T_MAP, .sub = reference_fields},
+    {.key = "topology", .type = TC_CONF_T_MAP, .sub = topology_fields},
+    {.key = "trend", .type = TC_CONF_T_MAP, .sub = trend_fields},
+    {.key = "major", .type = TC_CONF_T_MAP, .sub = major_fields},
+    {0},
+};
+
 static const struct tc_conf_field collector_fields[] = {
     {.key = "name",
      .type = TC_CONF_T_STRING,
@@ -180,8 +323,81 @@ static const struct tc_conf_field collector_fields[] = {
      .max = 1000,
      .help = "longest wait to group events into one commit"},
     {.key = "incidents", .type = TC_CONF_T_MAP, .sub = incidents_fields},
+    {.key = "correlation", .type = TC_CONF_T_MAP, .sub = correlation_fields},
     {0},
 };
+
+/* The line of a dotted key, else of the correlation: block, else 0. */
+static int
+corr_line(const struct tc_conf *conf, const char *dotted)
+{
+    const struct tc_conf_node *n = tc_conf_find(conf->root, dotted);
+
+    if (n == NULL)
+        n = tc_conf_find(conf->root, "correlation");
+    return n ? n->line : 0;
+}
+
+/* One side of a dependency: a glob or "service:NAME" (a name, no glob). */
+static int
+dep_side_ok(const char *s)
+{
+    if (strncmp(s, "service:", 8) == 0)
+        return s[8] != '\0' && strpbrk(s + 8, "*?[ ") == NULL;
+    return strchr(s, ' ') == NULL;
+}
+
+/*
+ * What the schema cannot say about correlation:: bounded counts and
+ * lengths (the engine walks these lists for every incident), and
+ * well-formed dependencies.
+ */
+static void
+check_correlation(struct tc_conf *conf, const struct collector_config *c)
+{
+    int line = corr_line(conf, "correlation.reference.fields");
+
+    if (c->corr_nreference_fields > PROBLEM_MAX_FIELDS)
+        tc_conf_error(conf, line,
+                      "correlation.reference.fields: %zu entries, at most %d",
+                      c->corr_nreference_fields, PROBLEM_MAX_FIELDS);
+    for (size_t i = 0; i < c->corr_nreference_fields; i++) {
+        size_t len = strlen(c->corr_reference_fields[i]);
+
+        if (len == 0 || len > PROBLEM_MAX_NAME)
+            tc_conf_error(conf, line,
+                          "correlation.reference.fields[%zu]: length %zu, "
+                          "expected 1 to %d bytes",
+                          i, len, PROBLEM_MAX_NAME);
+    }
+    line = corr_line(conf, "correlation.topology.depends_on");
+    if (c->corr_ndeps > PROBLEM_MAX_DEPS)
+        tc_conf_error(conf, line,
+                      "correlation.topology.depends_on: %zu entries, at "
+                      "most %d",
+                      c->corr_ndeps, PROBLEM_MAX_DEPS);
+    for (size_t i = 0; i < c->corr_ndeps; i++) {
+        const struct problem_dep *d = &c->corr_deps[i];
+
+        if (d->from == NULL || d->to == NULL)
+            continue; /* reported as missing */
+        if (!dep_side_ok(d->from))
+            tc_conf_error(conf, d->line,
+                          "correlation.topology.depends_on[%zu].from: '%s' "
+                          "is neither a host glob nor service:NAME",
+                          i, d->from);
+        if (!dep_side_ok(d->to))
+            tc_conf_error(conf, d->line,
+                          "correlation.topology.depends_on[%zu].to: '%s' "
+                          "is neither a host glob nor service:NAME",
+                          i, d->to);
+        if (strcmp(d->from, d->to) == 0)
+            tc_conf_error(conf, d->line,
+                          "correlation.topology.depends_on[%zu]: '%s' "
+                          "depends on itself",
+                          i, d->from);
+    }
+}
 
 /* The parsed file into a fresh config; frees conf. */
 static int
@@ -194,6 +410,11 @@ config_from(struct tc_conf *conf, struct collector_config **out)
     c->file = tc_xstrdup(conf->path);
     if ((rc = tc_conf_apply(conf, collector_fields, c)) < 0)
         goto out;
+    check_correlation(conf, c);
+    if (conf->nerrors > 0) {
+        rc = -EINVAL;
+        goto out;
+    }
     /* Hysteresis: a low above high would start and stop on one result. */
     if (c->inc_flap_low > c->inc_flap_high) {
         log_warnx("%s: incidents.flap_low (%" PRIu32
@@ -267,6 +488,75 @@ config_incidents(const struct collector_config *c, struct incident_config *out)
     out->flap_low = c->inc_flap_low;
 }
 
+void
+config_correlation(const struct collector_config *c, struct problem_config *out)
+{
+    problem_config_default(out);
+    out->resolve_after_ns = (int64_t)c->corr_resolve_after_ms * 1000000;
+    out->spread = c->corr_spread;
+    out->spread_min_hosts = c->corr_spread_min_hosts;
+    out->spread_window_ns = (int64_t)c->corr_spread_window_ms * 1000000;
+    out->reference = c->corr_reference;
+    out->reference_window_ns = (int64_t)c->corr_reference_window_ms * 1000000;
+    out->reference_fields = c->corr_reference_fields;
+    out->nreference_fields = c->corr_nreference_fields;
+    out->deps = c->corr_deps;
+    out->ndeps = c->corr_ndeps;
+    out->topology_window_ns = (int64_t)c->corr_topology_window_ms * 1000000;
+    out->trend = c->corr_trend;
+    out->trend_count = c->corr_trend_count;
+    out->trend_period_ns = (int64_t)c->corr_trend_period_ms * 1000000;
+    out->major = c->corr_major;
+    out->major_priority = (int)c->corr_major_priority;
+}
+
+/* Copy the correlation: block (its lists are deep copies). */
+static void
+reload_correlation(struct collector_config *cur,
+                   const struct collector_config *next)
+{
+    char **fields = NULL;
+    struct problem_dep *deps = NULL;
+
+    if (next->corr_nreference_fields > 0) {
+        fields = tc_xcalloc(next->corr_nreference_fields + 1, sizeof(*fields));
+        for (size_t i = 0; i < next->corr_nreference_fields; i++)
+            fields[i] = tc_xstrdup(next->corr_reference_fields[i]);
+    }
+    if (next->corr_ndeps > 0) {
+        deps = tc_xcalloc(next->corr_ndeps, sizeof(*deps));
+        for (size_t i = 0; i < next->corr_ndeps; i++) {
+            deps[i].from = tc_xstrdup(next->corr_deps[i].from);
+            deps[i].to = tc_xstrdup(next->corr_deps[i].to);
+            deps[i].line = next->corr_deps[i].line;
+        }
+    }
+    for (size_t i = 0; i < cur->corr_nreference_fields; i++)
+        free(cur->corr_reference_fields[i]);
+    free(cur->corr_reference_fields);
+    for (size_t i = 0; i < cur->corr_ndeps; i++) {
+        free(cur->corr_deps[i].from);
+        free(cur->corr_deps[i].to);
+    }
+    free(cur->corr_deps);
+    cur->corr_resolve_after_ms = next->corr_resolve_after_ms;
+    cur->corr_spread = next->corr_spread;
+    cur->corr_spread_min_hosts = next->corr_spread_min_hosts;
+    cur->corr_spread_window_ms = next->corr_spread_window_ms;
+    cur->corr_reference = next->corr_reference;
+    cur->corr_reference_window_ms = next->corr_reference_window_ms;
+    cur->corr_reference_fields = fields;
+    cur->corr_nreference_fields = next->corr_nreference_fields;
+    cur->corr_topology_window_ms = next->corr_topology_window_ms;
+    cur->corr_deps = deps;
+    cur->corr_ndeps = next->corr_ndeps;
+    cur->corr_trend = next->corr_trend;
+    cur->corr_trend_count = next->corr_trend_count;
+    cur->corr_trend_period_ms = next->corr_trend_period_ms;
+    cur->corr_major = next->corr_major;
+    cur->corr_major_priority = next->corr_major_priority;
+}
+
 /* Warn about a restart-only string key that changed; 1 if it did. */
 static int
 restart_str(const char *file, const char *key, const char *cur,
@@ -329,5 +619,6 @@ config_reload(struct collector_config *cur, const struct collector_config *next)
     cur->inc_max_attempts = next->inc_max_attempts;
     cur->inc_flap_high = next->inc_flap_high;
     cur->inc_flap_low = next->inc_flap_low;
+    reload_correlation(cur, next);
     return n;
 }

@@ -48,9 +48,30 @@ struct collector_config {
                                       flapping; default 50, 0 = off */
     uint32_t inc_flap_low;         /* percent that stops it; default 25,
                                       at most flap_high */
+    /* correlation: (docs/correlation.md); every window in ms */
+    uint64_t corr_resolve_after_ms;    /* problem quiet this long resolves;
+                                          default 1h */
+    int corr_spread;                   /* spread rule on; default true */
+    uint32_t corr_spread_min_hosts;    /* default 3 */
+    uint64_t corr_spread_window_ms;    /* default 10m */
+    int corr_reference;                /* reference rule on; default true */
+    uint64_t corr_reference_window_ms; /* default 10m */
+    char **corr_reference_fields;      /* captured fields to search (owned);
+                                          none: every field */
+    size_t corr_nreference_fields;
+    uint64_t corr_topology_window_ms; /* default 10m */
+    struct problem_dep *corr_deps;    /* topology depends_on (owned) */
+    size_t corr_ndeps;
+    int corr_trend;                /* trend rule on; default true */
+    uint32_t corr_trend_count;     /* openings; default 5 */
+    uint64_t corr_trend_period_ms; /* default 7d */
+    int corr_major;                /* major rule on; default true */
+    uint32_t corr_major_priority;  /* P1..this are major; default 2 */
 };
 
 struct incident_config;
+struct problem_config;
+struct problem_dep;
 
 int config_load(const char *path, struct collector_config **out);
 /* The same from len bytes of YAML at data, named name (fuzzing, tests). */
@@ -63,12 +84,20 @@ void config_incidents(const struct collector_config *c,
                       struct incident_config *out);
 
 /*
+ * The problem engine's rules from the correlation: block. out borrows
+ * c's strings and arrays: keep c until the engine has copied them
+ * (problem_engine_new or _set_config).
+ */
+void config_correlation(const struct collector_config *c,
+                        struct problem_config *out);
+
+/*
  * Reload (SIGHUP): copy into cur what a running collector can change
  * from next, an already validated configuration: the TLS file paths
  * (the caller loads and swaps the context), max_agents, max_pending,
  * sessions_per_agent, session_memory, the handshake
- * and idle timeouts, and the incidents: block. For each key that needs
- * a restart (name, listen, store, limits.pipeline_max_bytes,
+ * and idle timeouts, the incidents: and the correlation: blocks. For each key
+ * that needs a restart (name, listen, store, limits.pipeline_max_bytes,
  * commit_interval) and differs, log a warning naming it; cur keeps its
  * value. Returns how many such keys differ.
  */

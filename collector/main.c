@@ -94,7 +94,7 @@ reload(struct app *app)
     *app->tls = tls;
     incident_runner_set_config(app->inc, app->cfg);
     log_info("reload: applied (TLS identity for new sessions, limits, "
-             "incidents)%s",
+             "incidents, correlation)%s",
              restart ? "; some changes wait for a restart, see above" : "");
 }
 

@@ -47,6 +47,11 @@ usage(FILE *f)
             "  incidents show ID [--json]        incident, timeline, events\n"
             "  incidents ack|resolve|close ID [--user U] [--comment TEXT]\n"
             "  incidents note ID TEXT [--user U]\n"
+            "  problems list [--state S] [--json]\n"
+            "  problems show ID [--json]         candidates, links, RCA, "
+            "timeline\n"
+            "  problems investigate|known-error|resolve|close|link|unlink|"
+            "note|rca ID ...\n"
             "  silences add --match M... --duration D|--until TS [--start TS]\n"
             "      --comment TEXT [--user U]     M: host=H, rule=R, label:K=V\n"
             "  silences list [--all] [--json]    silences not ended (or all)\n"
@@ -95,6 +100,7 @@ static const struct ctl_cmd cmds[] = {
     {"events", ctl_events},
     {"agents", ctl_agents},
     {"incidents", ctl_incidents},
+    {"problems", ctl_problems},
     {"silences", ctl_silences},
     {"stats", ctl_stats},
     /* The incidents rebuilt from the stored inputs, diffed. */

@@ -19,6 +19,7 @@ int ctl_pki(const struct ctl_opts *o, int argc, char **argv);
 int ctl_events(const struct ctl_opts *o, int argc, char **argv);
 int ctl_agents(const struct ctl_opts *o, int argc, char **argv);
 int ctl_incidents(const struct ctl_opts *o, int argc, char **argv);
+int ctl_problems(const struct ctl_opts *o, int argc, char **argv);
 int ctl_silences(const struct ctl_opts *o, int argc, char **argv);
 int ctl_replay(const struct ctl_opts *o, int argc, char **argv);
 int ctl_stats(const struct ctl_opts *o, int argc, char **argv);

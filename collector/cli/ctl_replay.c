@@ -113,8 +113,12 @@ diff_cb(const struct incidents_diff *d, void *arg)
              strchr(ek, ' ') ? strchr(ek, ' ') + 1 : ek);
     else if (strcmp(d->table, "actions") == 0)
         outf(c, "incident %" PRId64 ": action %s: ", d->incident_id, ek);
-    else
+    else if (strcmp(d->table, "incident_fps") == 0)
         outf(c, "soft state %s: ", ek);
+    else if (strcmp(d->table, "problems") == 0)
+        outf(c, "problem %s: ", ek);
+    else
+        outf(c, "%s %s: ", d->table, ek);
     if (d->column)
         outf(c, "%s: live %s, replay %s\n", d->column,
              ctl_esc(el, sizeof(el), l), ctl_esc(er, sizeof(er), r));
@@ -138,6 +142,7 @@ ctl_replay(const struct ctl_opts *o, int argc, char **argv)
     struct incidents_store *is = NULL;
     struct incidents_replay_stats st;
     struct incident_config ic;
+    struct problem_config pc;
     struct replay_ctx c = {.json = o->json};
     int rc, status = 1;
 
@@ -158,9 +163,10 @@ ctl_replay(const struct ctl_opts *o, int argc, char **argv)
         goto out;
     /* The same thresholds as the collector's engine. */
     config_incidents(cfg, &ic);
+    config_correlation(cfg, &pc);
     if (incidents_store_open(cfg->store_path, 1, &is) < 0)
         goto out;
-    rc = incidents_store_replay(is, &ic, diff_cb, &c, &st);
+    rc = incidents_store_replay(is, &ic, &pc, diff_cb, &c, &st);
     if (rc < 0) {
         log_warnx("%s: replay: %s", cfg->store_path,
                   incidents_store_errmsg(is));
@@ -170,9 +176,10 @@ ctl_replay(const struct ctl_opts *o, int argc, char **argv)
         printf("{\"identical\":%s,\"steps\":%" PRIu64 ",\"batches\":%" PRIu64
                ",\"actions\":%" PRIu64 ",\"incidents\":%" PRIu64
                ",\"timeline\":%" PRIu64 ",\"soft_states\":%" PRIu64
+               ",\"problems\":%" PRIu64 ",\"problem_rows\":%" PRIu64
                ",\"differences\":[",
                st.diffs ? "false" : "true", st.steps, st.batches, st.actions,
-               st.incidents, st.notes, st.fps);
+               st.incidents, st.notes, st.fps, st.problems, st.prows);
         if (tc_buf_size(&c.out))
             fwrite(tc_buf_head(&c.out), 1, tc_buf_size(&c.out), stdout);
         printf("%s]}\n", st.diffs ? "\n" : "");
@@ -181,9 +188,10 @@ ctl_replay(const struct ctl_opts *o, int argc, char **argv)
             fwrite(tc_buf_head(&c.out), 1, tc_buf_size(&c.out), stdout);
         printf("replayed %" PRIu64 " steps (%" PRIu64 " batches, %" PRIu64
                " actions); compared %" PRIu64 " incidents, %" PRIu64
-               " timeline entries, %" PRIu64 " soft states: ",
-               st.steps, st.batches, st.actions, st.incidents, st.notes,
-               st.fps);
+               " timeline entries, %" PRIu64 " soft states, %" PRIu64
+               " problems, %" PRIu64 " problem rows: ",
+               st.steps, st.batches, st.actions, st.incidents, st.notes, st.fps,
+               st.problems, st.prows);
         if (st.diffs)
             printf("%" PRIu64 " difference%s\n", st.diffs,
                    st.diffs == 1 ? "" : "s");

@@ -79,7 +79,8 @@ struct incident_engine {
     size_t ninc, capinc;
     struct note *notes; /* owned, since the last drain */
     size_t nnotes, capnotes;
-    int64_t last_id; /* highest id ever given */
+    int64_t last_id;  /* highest id ever given */
+    int64_t last_fed; /* incident the last fed event folded into, 0 */
 };
 
 static const char *const state_names[] = {"open", "acknowledged", "resolved",
@@ -645,6 +646,7 @@ open_or_reopen(struct incident_engine *e, struct fpent *fe,
              * the numbers right without a new storm of incidents.
              */
             fold(cur, c->t, c->n, cur->v.severity, c->tier1);
+            e->last_fed = cur->v.id;
             return;
         }
         if (c->t - cur->v.resolved_at <= e->cfg.reopen_window_ns) {
@@ -657,6 +659,7 @@ open_or_reopen(struct incident_engine *e, struct fpent *fe,
             cur->v.resolved_at = 0;
             cur->v.reopened++;
             fold(cur, c->t, c->n, c->sev, c->tier1);
+            e->last_fed = cur->v.id;
             adopt_service(cur, c->service);
             note_add(e, cur, c->t, "reopened", c->who, d);
             mark_silenced(e, cur, c);
@@ -680,6 +683,7 @@ open_or_reopen(struct incident_engine *e, struct fpent *fe,
     in->fe = fe;
     fold(in, c->t, c->n, c->sev, c->tier1);
     fe->cur = in;
+    e->last_fed = in->v.id;
     incs_insert(e, in);
     snprintf(d, sizeof(d), "%s%s%s", tc_severity_name(c->sev),
              *detail ? "; " : "", detail);
@@ -691,6 +695,7 @@ open_or_reopen(struct incident_engine *e, struct fpent *fe,
 static void
 fold_active(struct incident_engine *e, struct inc *in, const struct ev_ctx *c)
 {
+    e->last_fed = in->v.id;
     adopt_service(in, c->service);
     if (fold(in, c->t, c->n, c->sev, c->tier1))
         reprioritise(e, in->v.rule, c->t);
@@ -868,6 +873,7 @@ feed_check_event(struct incident_engine *e, const char *key, size_t kl,
         }
         if (fe->cur == NULL || !active(fe->cur))
             return;
+        e->last_fed = fe->cur->v.id;
         /* A flapping check's incident stays open and counts results. */
         if (fe->flapping) {
             if (fold(fe->cur, c->t, c->n, TC_SEV_OK, c->tier1))
@@ -912,6 +918,7 @@ incident_engine_event(struct incident_engine *e, const char *host,
     size_t kl;
 
     memset(&c, 0, sizeof(c));
+    e->last_fed = 0;
     if ((kl = key_of(host, ev, key, sizeof(key), &c.kind)) == 0)
         return;
     join3(rule, sizeof(rule), ev->rule.ptr, ev->rule.len, NULL, 0, NULL, 0);
@@ -934,8 +941,10 @@ incident_engine_event(struct incident_engine *e, const char *host,
         if (strcmp(c.kind, "agent") != 0)
             return;
         fe = fp_find(e, key, kl, tc_hash64(key, kl));
-        if (fe != NULL && fe->cur != NULL && active(fe->cur))
+        if (fe != NULL && fe->cur != NULL && active(fe->cur)) {
+            e->last_fed = fe->cur->v.id;
             resolve_inc(e, fe->cur, c.t, c.who, "agent back");
+        }
         return;
     }
     fe = fp_get(e, key, kl);
@@ -1157,6 +1166,12 @@ incident_engine_pending(const struct incident_engine *e)
         if (fp_of(n)->fp_dirty)
             return 1;
     return 0;
+}
+
+int64_t
+incident_engine_last(const struct incident_engine *e)
+{
+    return e->last_fed;
 }
 
 size_t

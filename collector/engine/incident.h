@@ -227,6 +227,13 @@ int incident_engine_drain(struct incident_engine *e,
 
 /* 1 if a drain would hand over anything. */
 int incident_engine_pending(const struct incident_engine *e);
+/*
+ * The incident the last incident_engine_event folded its event into
+ * (opened, reopened, counted, resolved), or 0 when it touched none (an
+ * ignored kind, a soft check attempt, an OK with nothing to resolve).
+ * The step hands it to problem_engine_evidence with the same event.
+ */
+int64_t incident_engine_last(const struct incident_engine *e);
 /* Number of incidents in memory (not closed). */
 size_t incident_engine_size(const struct incident_engine *e);
 /* The in-memory incident with this id, or NULL (closed or unknown). */

@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "engine/incident.h"
+#include "engine/problem.h"
 #include "store/incidents_store.h"
 #include "log.h"
 #include "util.h"
@@ -23,11 +24,18 @@
 struct incident_runner {
     uv_loop_t *loop; /* borrowed */
     struct incident_config cfg;
-    struct incidents_store *store;  /* owned; used by the worker only,
-                                       after start-up */
-    struct incident_engine *engine; /* owned; worker only */
-    struct incidents_watermark wm;  /* what the tables reflect; worker */
-    uv_timer_t timer;               /* poll */
+    struct incidents_store *store;          /* owned; used by the worker only,
+                                               after start-up */
+    struct incident_engine *engine;         /* owned; worker only */
+    struct problem_engine *problems;        /* owned; worker only; loaded and
+                                               dropped with engine */
+    struct problem_config pcfg;             /* owned copy (pcfg_set): the worker
+                                               loads from it while a SIGHUP may
+                                               free cfg_src's arrays */
+    const struct collector_config *cfg_src; /* borrowed: the running
+                                       configuration, which outlives us */
+    struct incidents_watermark wm; /* what the tables reflect; worker */
+    uv_timer_t timer;              /* poll */
     uv_work_t work;
     int working; /* work queued, not completed */
     int kicked;  /* a commit landed while working: step again */
@@ -39,6 +47,49 @@ struct incident_runner {
     unsigned failures; /* consecutive failed steps */
 };
 
+static void
+pcfg_free(struct problem_config *c)
+{
+    for (size_t i = 0; i < c->nreference_fields; i++)
+        free(c->reference_fields[i]);
+    free((void *)c->reference_fields);
+    for (size_t i = 0; i < c->ndeps; i++) {
+        free(c->deps[i].from);
+        free(c->deps[i].to);
+    }
+    free((void *)c->deps);
+    memset(c, 0, sizeof(*c));
+}
+
+/* r->pcfg: a copy of cfg's correlation rules that owns its strings.
+ * Loop thread, while no work is queued. */
+static void
+pcfg_set(struct incident_runner *r, const struct collector_config *cfg)
+{
+    struct problem_config src;
+    char **fields = NULL;
+    struct problem_dep *deps = NULL;
+
+    config_correlation(cfg, &src);
+    if (src.nreference_fields > 0) {
+        fields = tc_xcalloc(src.nreference_fields, sizeof(*fields));
+        for (size_t i = 0; i < src.nreference_fields; i++)
+            fields[i] = tc_xstrdup(src.reference_fields[i]);
+    }
+    if (src.ndeps > 0) {
+        deps = tc_xcalloc(src.ndeps, sizeof(*deps));
+        for (size_t i = 0; i < src.ndeps; i++) {
+            deps[i].from = tc_xstrdup(src.deps[i].from);
+            deps[i].to = tc_xstrdup(src.deps[i].to);
+            deps[i].line = src.deps[i].line;
+        }
+    }
+    pcfg_free(&r->pcfg);
+    r->pcfg = src;
+    r->pcfg.reference_fields = fields;
+    r->pcfg.deps = deps;
+}
+
 int
 incident_runner_new(uv_loop_t *loop, const struct collector_config *cfg,
                     struct store *log, struct incident_runner **out)
@@ -49,23 +100,27 @@ incident_runner_new(uv_loop_t *loop, const struct collector_config *cfg,
     *out = NULL;
     r->loop = loop;
     config_incidents(cfg, &r->cfg);
+    r->cfg_src = cfg;
+    pcfg_set(r, cfg);
     if ((rc = incidents_store_open_engine(log, &r->store)) < 0)
         goto fail;
-    if ((rc = incidents_store_load(r->store, &r->cfg, &r->engine, &r->wm)) <
-        0) {
+    if ((rc = incidents_store_load(r->store, &r->cfg, &r->pcfg, &r->engine,
+                                   &r->problems, &r->wm)) < 0) {
         log_warnx("incidents: cannot load: %s",
                   incidents_store_errmsg(r->store));
         goto fail;
     }
-    log_info("incidents: %zu not closed, tables at batch %lld, action %lld",
-             incident_engine_size(r->engine), (long long)r->wm.batch_to,
-             (long long)r->wm.action_to);
+    log_info("incidents: %zu not closed, %zu problems not closed, tables at"
+             " batch %lld, action %lld",
+             incident_engine_size(r->engine), problem_engine_size(r->problems),
+             (long long)r->wm.batch_to, (long long)r->wm.action_to);
     uv_timer_init(loop, &r->timer);
     r->timer.data = r;
     *out = r;
     return 0;
 fail:
     incidents_store_close(r->store);
+    pcfg_free(&r->pcfg);
     free(r);
     return rc;
 }
@@ -79,19 +134,23 @@ work_cb(uv_work_t *w)
 
     if (r->engine == NULL) {
         /* A failed step left no engine: rebuild it from the tables. */
-        rc = incidents_store_load(r->store, &r->cfg, &r->engine, &r->wm);
+        rc = incidents_store_load(r->store, &r->cfg, &r->pcfg, &r->engine,
+                                  &r->problems, &r->wm);
         if (rc < 0) {
             r->work_rc = rc;
             return;
         }
     }
     for (int i = 0; i < STEPS_PER_WORK; i++) {
-        rc = incidents_store_step(r->store, r->engine, &r->wm, tc_now_ns(),
-                                  STEP_BATCHES, &more);
+        rc = incidents_store_step(r->store, r->engine, r->problems, &r->wm,
+                                  tc_now_ns(), STEP_BATCHES, &more);
         if (rc < 0) {
-            /* The engine is ahead of the tables: drop it, load again. */
+            /* The engines are ahead of the tables: drop them, load
+             * again. */
             incident_engine_free(r->engine);
             r->engine = NULL;
+            problem_engine_free(r->problems);
+            r->problems = NULL;
             break;
         }
         if (!more)
@@ -136,8 +195,13 @@ queue_step(struct incident_runner *r)
         /* No step in flight: the worker's copy is ours to change. */
         r->cfg = r->next_cfg;
         r->cfg_pending = 0;
+        /* Copied now, not at the SIGHUP: cfg_src's arrays are those of
+         * the last reload. */
+        pcfg_set(r, r->cfg_src);
         if (r->engine)
             incident_engine_set_config(r->engine, &r->cfg);
+        if (r->problems)
+            problem_engine_set_config(r->problems, &r->pcfg);
     }
     r->work.data = r;
     if (uv_queue_work(r->loop, &r->work, work_cb, after_work_cb) == 0)
@@ -158,6 +222,7 @@ incident_runner_set_config(struct incident_runner *r,
                            const struct collector_config *cfg)
 {
     config_incidents(cfg, &r->next_cfg);
+    r->cfg_src = cfg;
     r->cfg_pending = 1;
     queue_step(r);
 }
@@ -207,6 +272,8 @@ incident_runner_free(struct incident_runner *r)
         fatalx("incident_runner_free before incident_runner_stop");
     }
     incident_engine_free(r->engine);
+    problem_engine_free(r->problems);
     incidents_store_close(r->store);
+    pcfg_free(&r->pcfg);
     free(r);
 }

@@ -13,11 +13,20 @@
 
 #include <sqlite3.h>
 
+#include "engine/problem.h"
 #include "store/incidents_store.h"
 #include "store/sqlerr.h"
 #include "wire.h"
 
 struct store;
+
+/* A problem action read by the feed, applied after the incident drain
+ * (problems.md, "One step"). Strings owned. */
+struct pending_paction {
+    struct problem_action a;
+    char *user, *key, *text, *text2;
+    size_t slot; /* its index in results / result_ids */
+};
 
 struct incidents_store {
     sqlite3 *db; /* owned */
@@ -27,12 +36,19 @@ struct incidents_store {
     int64_t *results;      /* owned: action results of a step */
     int64_t *result_ids;   /* owned: their action ids */
     size_t nresults, capresults;
-    uint64_t fed_batches;    /* batches feed visited (replay's count) */
-    pthread_mutex_t *writer; /* borrowed, or NULL (tocsinctl) */
-    struct store *log;       /* owned: read-only event log reader, opened
-                                by the first feed (listings need none);
-                                NULL until then and in replay's scratch */
-    char *path;              /* owned: the file, for opening log */
+    uint64_t fed_batches;          /* batches feed visited (replay's count) */
+    pthread_mutex_t *writer;       /* borrowed, or NULL (tocsinctl) */
+    struct store *log;             /* owned: read-only event log reader, opened
+                                      by the first feed (listings need none);
+                                      NULL until then and in replay's scratch */
+    char *path;                    /* owned: the file, for opening log */
+    struct problem_engine *pe;     /* borrowed during a feed: evidence */
+    struct pending_paction *pacts; /* owned: problem actions of a feed */
+    size_t npacts, cappacts;
+    char **hosts; /* owned: batch hosts of a feed, for problem_hosts */
+    size_t nhosts, caphosts;
+    char **ahosts; /* owned: agent names fed at load, not yet written */
+    size_t nahosts, capahosts;
 };
 
 static inline int
@@ -89,15 +105,42 @@ void incidents_row_incident(sqlite3_stmt *st, struct incident *in);
  * (which must write exactly what the live step wrote).
  */
 int incidents_write_changes(struct incidents_store *s,
-                            struct incident_engine *e);
+                            struct incident_engine *e,
+                            struct problem_engine *pe);
+
+/* Version 7 of the schema: the problem tables (problems_store.c). */
+extern const char problems_schema_v7[];
+
+/* The problem engine's state, loaded inside the caller's read
+ * transaction after the incidents (problems.md, "Load"). */
+int problems_load(struct incidents_store *s, struct problem_engine *pe);
+
+/*
+ * The problem half of a step, after the incident changes were written
+ * to w (and fed to pe): the problem actions feed read (their results
+ * into feed's results), a tick at now when tick, then pe's changes and
+ * feed's batch hosts into w, inside the caller's write transaction.
+ * w is the live store or replay's scratch copy.
+ */
+int problems_step_changes(struct incidents_store *w,
+                          struct incidents_store *feed,
+                          struct problem_engine *pe, int64_t now, int tick);
+
+/* Forget the problem actions and hosts of the last feed. */
+void problems_feed_reset(struct incidents_store *s);
+/* Forget the agent names a load fed. */
+void problems_agent_hosts_reset(struct incidents_store *s);
 
 /*
  * Feed batches (through the event log's cursor) and actions after wm,
  * up to the marks in upto, at most max_batches batches; the new marks
  * in *to, *more when batches remain. The actions' results are kept in
- * s->results / s->result_ids.
+ * s->results / s->result_ids; problem actions wait in s->pacts (their
+ * result slots filled by problems_step_changes), the batches' hosts in
+ * s->hosts. Every event goes to pe as evidence after ie took it.
  */
 int incidents_feed(struct incidents_store *s, struct incident_engine *e,
+                   struct problem_engine *pe,
                    const struct incidents_watermark *wm,
                    const struct incidents_watermark *upto, uint32_t max_batches,
                    struct incidents_watermark *to, int *more);

@@ -42,7 +42,10 @@ scratch_open(struct incidents_store *live, struct incidents_store **out)
     }
     if ((rc = prep(live,
                    "SELECT sql FROM sqlite_master WHERE type = 'table' AND"
-                   " name IN ('incidents', 'timeline', 'incident_fps')",
+                   " name IN ('incidents', 'timeline', 'incident_fps',"
+                   " 'problems', 'problem_factors', 'problem_links',"
+                   " 'problem_candidates', 'problem_timeline',"
+                   " 'problem_refs', 'problem_openings', 'problem_hosts')",
                    &st)) < 0)
         goto out;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -218,14 +221,16 @@ diff_results(struct replay *r, sqlite3_stmt *ares)
 int
 incidents_store_replay(struct incidents_store *s,
                        const struct incident_config *cfg,
+                       const struct problem_config *pcfg,
                        int (*cb)(const struct incidents_diff *d, void *arg),
                        void *arg, struct incidents_replay_stats *stats)
 {
     struct replay r = {s, NULL, cb, arg, stats};
     struct incident_engine *e = incident_engine_new(cfg);
+    struct problem_engine *pe = problem_engine_new(pcfg);
     struct incidents_watermark wm = {0}, upto, to;
-    sqlite3_stmt *steps = NULL, *ares = NULL;
-    int rc, more;
+    sqlite3_stmt *steps = NULL, *ares = NULL, *agents = NULL;
+    int rc, more, arc = SQLITE_DONE;
 
     memset(stats, 0, sizeof(*stats));
     s->fed_batches = 0;
@@ -242,22 +247,43 @@ incidents_store_replay(struct incidents_store *s,
                    " ORDER BY step",
                    &steps)) < 0 ||
         (rc = prep(s, "SELECT incident_id, result FROM actions WHERE id = ?1",
-                   &ares)) < 0)
+                   &ares)) < 0 ||
+        (rc = prep(s,
+                   "SELECT host, step FROM problem_hosts WHERE agent = 1"
+                   " ORDER BY step, host",
+                   &agents)) < 0)
         goto out;
+    arc = sqlite3_step(agents);
     while ((rc = sqlite3_step(steps)) == SQLITE_ROW) {
         upto.step = sqlite3_column_int64(steps, 0);
         upto.batch_to = sqlite3_column_int64(steps, 1);
         upto.action_to = sqlite3_column_int64(steps, 2);
-        if ((rc = incidents_feed(s, e, &wm, &upto, UINT32_MAX, &to, &more)) <
-                0 ||
-            (rc = diff_results(&r, ares)) != 0)
+        int64_t tick = sqlite3_column_int64(steps, 3);
+
+        /* Agent names a load fed before this step (problems_store.c). */
+        while (arc == SQLITE_ROW &&
+               sqlite3_column_int64(agents, 1) <= upto.step) {
+            problem_engine_host(pe, col_text(agents, 0));
+            arc = sqlite3_step(agents);
+        }
+        if (arc != SQLITE_ROW && arc != SQLITE_DONE) {
+            rc = fail(s, arc);
             goto out;
-        incident_engine_tick(e, sqlite3_column_int64(steps, 3));
-        if ((rc = incidents_write_changes(r.scratch, e)) != 0) {
+        }
+
+        if ((rc = incidents_feed(s, e, pe, &wm, &upto, UINT32_MAX, &to,
+                                 &more)) < 0)
+            goto out;
+        incident_engine_tick(e, tick);
+        if ((rc = incidents_write_changes(r.scratch, e, pe)) != 0 ||
+            (rc = problems_step_changes(r.scratch, s, pe, tick, 1)) != 0) {
             snprintf(s->errmsg, sizeof(s->errmsg), "scratch: %.200s",
                      r.scratch->errmsg);
             goto out;
         }
+        /* After the problem actions, whose results come last. */
+        if ((rc = diff_results(&r, ares)) != 0)
+            goto out;
         stats->steps++;
         wm = upto;
     }
@@ -278,14 +304,44 @@ incidents_store_replay(struct incidents_store *s,
         (rc = diff_table(&r, "incident_fps",
                          "SELECT fingerprint, attempts, since, history,"
                          " flapping FROM incident_fps ORDER BY fingerprint",
-                         1, 0, &stats->fps)) != 0)
+                         1, 0, &stats->fps)) != 0 ||
+        (rc = diff_table(&r, "problems", "SELECT * FROM problems ORDER BY id",
+                         1, 0, &stats->problems)) != 0 ||
+        (rc = diff_table(&r, "problem_factors",
+                         "SELECT problem_id, n, category, text FROM"
+                         " problem_factors ORDER BY problem_id, n",
+                         2, 0, &stats->prows)) != 0 ||
+        (rc = diff_table(&r, "problem_links",
+                         "SELECT incident_id, row_number() OVER (PARTITION BY"
+                         " incident_id ORDER BY id) AS n, problem_id, ts,"
+                         " removed, rule, fields FROM problem_links"
+                         " ORDER BY incident_id, n",
+                         2, 1, &stats->prows)) != 0 ||
+        (rc = diff_table(&r, "problem_candidates",
+                         "SELECT problem_id, rank, host, incident_id, score,"
+                         " evidence FROM problem_candidates"
+                         " ORDER BY problem_id, rank",
+                         2, 0, &stats->prows)) != 0 ||
+        (rc = diff_table(&r, "problem_timeline",
+                         "SELECT problem_id, row_number() OVER (PARTITION BY"
+                         " problem_id ORDER BY id) AS n, ts, what, who,"
+                         " detail FROM problem_timeline"
+                         " ORDER BY problem_id, n",
+                         2, 0, &stats->prows)) != 0 ||
+        (rc = diff_table(&r, "incident_marks",
+                         "SELECT id, problem, inhibited, problem_manual FROM"
+                         " incidents WHERE problem != 0 OR inhibited != 0 OR"
+                         " problem_manual != 0 ORDER BY id",
+                         1, 1, &stats->prows)) != 0)
         goto out;
 out:
     sqlite3_finalize(steps);
     sqlite3_finalize(ares);
+    sqlite3_finalize(agents);
     if (!sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
     incidents_store_close(r.scratch);
     incident_engine_free(e);
+    problem_engine_free(pe);
     return rc < 0 ? rc : rc != 0 ? -EIO : 0;
 }

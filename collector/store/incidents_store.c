@@ -17,6 +17,7 @@
 
 #include <sqlite3.h>
 
+#include "engine/problem.h"
 #include "log.h"
 #include "store/incidents_int.h"
 #include "store/store.h"
@@ -94,6 +95,11 @@ incidents_store_close(struct incidents_store *s)
     tc_frame_close(&s->frame);
     free(s->results);
     free(s->result_ids);
+    problems_feed_reset(s);
+    problems_agent_hosts_reset(s);
+    free(s->pacts);
+    free(s->hosts);
+    free(s->ahosts);
     free(s);
 }
 
@@ -197,12 +203,11 @@ static const char schema_v6[] =
     "ALTER TABLE incidents ADD COLUMN service TEXT NOT NULL DEFAULT '';";
 
 /* The engine state's schema steps, applied by store.c's migrator in
- * version order after the event log's 1 and 2 (store_int.h). */
+ * version order after the event log's 1 and 2 (store_int.h); version 7
+ * (problems) is in problems_store.c. */
 const struct store_migration incidents_migrations[] = {
-    {3, schema_v3},
-    {4, schema_v4},
-    {5, schema_v5},
-    {6, schema_v6},
+    {3, schema_v3}, {4, schema_v4},          {5, schema_v5},
+    {6, schema_v6}, {7, problems_schema_v7},
 };
 const size_t incidents_nmigrations =
     sizeof(incidents_migrations) / sizeof(incidents_migrations[0]);
@@ -242,15 +247,18 @@ incidents_row_incident(sqlite3_stmt *st, struct incident *in)
 int
 incidents_store_load(struct incidents_store *s,
                      const struct incident_config *cfg,
-                     struct incident_engine **out,
+                     const struct problem_config *pcfg,
+                     struct incident_engine **out, struct problem_engine **pout,
                      struct incidents_watermark *wm)
 {
     struct incident_engine *e = incident_engine_new(cfg);
+    struct problem_engine *pe = problem_engine_new(pcfg);
     sqlite3_stmt *st = NULL;
     struct incident in;
     int rc;
 
     *out = NULL;
+    *pout = NULL;
     memset(wm, 0, sizeof(*wm));
     /* One read transaction: rows and watermark of the same step. */
     if ((rc = exec(s, "BEGIN")) < 0)
@@ -323,9 +331,13 @@ incidents_store_load(struct incidents_store *s,
     }
     if (rc != SQLITE_DONE)
         goto step_fail;
+    if ((rc = problems_load(s, pe)) < 0)
+        goto out;
     rc = 0;
     *out = e;
     e = NULL;
+    *pout = pe;
+    pe = NULL;
     goto out;
 step_fail:
     rc = fail(s, rc);
@@ -333,6 +345,7 @@ out:
     sqlite3_finalize(st);
     sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
     incident_engine_free(e);
+    problem_engine_free(pe);
     return rc;
 }
 
@@ -366,11 +379,64 @@ feed_silence(struct incidents_store *s, struct incident_engine *e, int64_t id)
 struct feed_ctx {
     struct incidents_store *s;
     struct incident_engine *e;
+    struct problem_engine *pe;
     struct tc_wire_limits lim;
     uint64_t n; /* batches visited */
 };
 
-/* One batch of the event log into the engine. */
+/* A batch's host, once per feed, for problem_hosts. */
+static void
+host_seen(struct incidents_store *s, const char *host)
+{
+    for (size_t i = s->nhosts; i-- > 0;)
+        if (strcmp(s->hosts[i], host) == 0)
+            return;
+    if (s->nhosts == s->caphosts) {
+        s->caphosts = s->caphosts ? s->caphosts * 2 : 16;
+        s->hosts = tc_xreallocarray(s->hosts, s->caphosts, sizeof(*s->hosts));
+    }
+    s->hosts[s->nhosts++] = tc_xstrdup(host);
+}
+
+/* A "problem-<verb>" action, kept for after the incident drain. */
+static int
+defer_paction(struct incidents_store *s, sqlite3_stmt *st, const char *verb,
+              size_t slot)
+{
+    struct pending_paction *p;
+    enum problem_verb v;
+
+    if (problem_verb_parse(verb, &v) < 0)
+        return -EINVAL;
+    if (s->npacts == s->cappacts) {
+        s->cappacts = s->cappacts ? s->cappacts * 2 : 8;
+        s->pacts = tc_xreallocarray(s->pacts, s->cappacts, sizeof(*s->pacts));
+    }
+    p = &s->pacts[s->npacts++];
+    memset(p, 0, sizeof(*p));
+    p->user = tc_xstrdup(col_text(st, 2));
+    p->text = sqlite3_column_type(st, 5) == SQLITE_NULL
+                  ? NULL
+                  : tc_xstrdup(col_text(st, 5));
+    p->key = sqlite3_column_type(st, 7) == SQLITE_NULL
+                 ? NULL
+                 : tc_xstrdup(col_text(st, 7));
+    p->text2 = sqlite3_column_type(st, 8) == SQLITE_NULL
+                   ? NULL
+                   : tc_xstrdup(col_text(st, 8));
+    p->a.ts = sqlite3_column_int64(st, 1);
+    p->a.user = p->user;
+    p->a.verb = v;
+    p->a.problem_id = sqlite3_column_int64(st, 6);
+    p->a.incident_id = sqlite3_column_int64(st, 4);
+    p->a.key = p->key;
+    p->a.text = p->text;
+    p->a.text2 = p->text2;
+    p->slot = slot;
+    return 0;
+}
+
+/* One batch of the event log into the engines. */
 static int
 feed_batch(const struct store_batch *b, void *arg)
 {
@@ -387,9 +453,14 @@ feed_batch(const struct store_batch *b, void *arg)
                   err);
         return 0;
     }
+    host_seen(fc->s, b->host);
+    problem_engine_host(fc->pe, b->host);
     evs = &fc->s->frame.u.events;
-    for (uint32_t i = 0; i < evs->n; i++)
+    for (uint32_t i = 0; i < evs->n; i++) {
         incident_engine_event(fc->e, b->host, &evs->ev[i]);
+        problem_engine_evidence(fc->pe, incident_engine_last(fc->e), b->host,
+                                &evs->ev[i]);
+    }
     return 0;
 }
 
@@ -402,11 +473,11 @@ feed_batch(const struct store_batch *b, void *arg)
  */
 int
 incidents_feed(struct incidents_store *s, struct incident_engine *e,
-               const struct incidents_watermark *wm,
+               struct problem_engine *pe, const struct incidents_watermark *wm,
                const struct incidents_watermark *upto, uint32_t max_batches,
                struct incidents_watermark *to, int *more)
 {
-    struct feed_ctx fc = {s, e, tc_wire_default_limits, 0};
+    struct feed_ctx fc = {s, e, pe, tc_wire_default_limits, 0};
     sqlite3_stmt *st = NULL;
     int own = sqlite3_get_autocommit(s->db);
     int rc;
@@ -416,6 +487,7 @@ incidents_feed(struct incidents_store *s, struct incident_engine *e,
     *to = *wm;
     *more = 0;
     s->nresults = 0;
+    problems_feed_reset(s);
     /* The engine's input: the event log, read by cursor (store_open
      * logs why it cannot open). */
     if (s->log == NULL &&
@@ -438,7 +510,8 @@ incidents_feed(struct incidents_store *s, struct incident_engine *e,
      * that order for replay.
      */
     if ((rc = prep(s,
-                   "SELECT id, ts, user, verb, incident_id, text FROM actions"
+                   "SELECT id, ts, user, verb, incident_id, text, problem_id,"
+                   " key, text2 FROM actions"
                    " WHERE id > ?1 AND id <= ?2 ORDER BY id",
                    &st)) < 0)
         goto out;
@@ -457,7 +530,11 @@ incidents_feed(struct incidents_store *s, struct incident_engine *e,
         a.incident_id = sqlite3_column_int64(st, 4);
         a.text =
             sqlite3_column_type(st, 5) == SQLITE_NULL ? NULL : col_text(st, 5);
-        if (strcmp(v, "silence") == 0) {
+        if (strncmp(v, "problem-", 8) == 0) {
+            /* Applied after the incident drain; its slot is filled
+             * then (problems_step_changes). */
+            r = defer_paction(s, st, v + 8, s->nresults);
+        } else if (strcmp(v, "silence") == 0) {
             r = feed_silence(s, e, a.incident_id);
         } else if (strcmp(v, "expire") == 0) {
             r = incident_engine_silence_expire(e, a.incident_id, a.ts);
@@ -488,6 +565,7 @@ out:
 /* Prepared statements of one write transaction. */
 struct writer {
     struct incidents_store *s;
+    struct problem_engine *pe; /* each written incident goes to it */
     sqlite3_stmt *inc, *fp_up, *fp_del, *note;
     int n; /* rows written */
 };
@@ -520,6 +598,8 @@ w_inc(void *arg, const struct incident *in)
     sqlite3_bind_text(st, 20, in->service ? in->service : "", -1,
                       SQLITE_STATIC);
     w->n++;
+    /* The incident drain feeds the problem engine (problems.md). */
+    problem_engine_incident(w->pe, in);
     return step_reset(w->s, st);
 }
 
@@ -562,16 +642,33 @@ w_note(void *arg, const struct incident_note *n)
  * (which must write exactly what the live step wrote).
  */
 int
-incidents_write_changes(struct incidents_store *s, struct incident_engine *e)
+incidents_write_changes(struct incidents_store *s, struct incident_engine *e,
+                        struct problem_engine *pe)
 {
     static const struct incident_sink sink = {w_inc, w_fp, w_note};
-    struct writer w = {.s = s};
+    struct writer w = {.s = s, .pe = pe};
     int rc;
 
+    /* An upsert, not a replace: the problem mark columns are the
+     * problem engine's (pw_mark) and stay. */
     if ((rc = prep(s,
-                   "INSERT OR REPLACE INTO incidents(" INC_COLS ")"
+                   "INSERT INTO incidents(" INC_COLS ")"
                    " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,"
-                   "?15,?16,?17,?18,?19,?20)",
+                   "?15,?16,?17,?18,?19,?20) ON CONFLICT(id) DO UPDATE SET"
+                   " fingerprint = excluded.fingerprint, host = excluded.host,"
+                   " rule = excluded.rule, kind = excluded.kind,"
+                   " state = excluded.state, severity = excluded.severity,"
+                   " priority = excluded.priority, count = excluded.count,"
+                   " first_seen = excluded.first_seen,"
+                   " last_seen = excluded.last_seen,"
+                   " opened_at = excluded.opened_at,"
+                   " acked_at = excluded.acked_at,"
+                   " resolved_at = excluded.resolved_at,"
+                   " closed_at = excluded.closed_at,"
+                   " reopened = excluded.reopened, tier1 = excluded.tier1,"
+                   " silenced = excluded.silenced,"
+                   " flapping = excluded.flapping,"
+                   " service = excluded.service",
                    &w.inc)) < 0 ||
         (rc = prep(s,
                    "INSERT OR REPLACE INTO incident_fps(fingerprint,"
@@ -625,30 +722,40 @@ incidents_store_open_engine(struct store *log, struct incidents_store **out)
 
 int
 incidents_store_step(struct incidents_store *s, struct incident_engine *e,
-                     struct incidents_watermark *wm, int64_t now,
-                     uint32_t max_batches, int *more)
+                     struct problem_engine *pe, struct incidents_watermark *wm,
+                     int64_t now, uint32_t max_batches, int *more)
 {
     static const struct incidents_watermark all = {0, INT64_MAX, INT64_MAX};
     struct incidents_watermark to;
     sqlite3_stmt *st = NULL;
+    int ptick = 1;
     int rc;
 
     if (s->rdonly)
         return -EROFS;
-    if ((rc = incidents_feed(s, e, wm, &all, max_batches, &to, more)) < 0)
+    if ((rc = incidents_feed(s, e, pe, wm, &all, max_batches, &to, more)) < 0)
         return rc;
     incident_engine_tick(e, now);
-    /* An idle tick that changed nothing leaves no row: replay without
-     * it reaches the same state. */
+    /*
+     * An idle tick that changed nothing leaves no row: replay without
+     * it reaches the same state. With no incident change and no input,
+     * the problem tick comes next in the step's order anyway, so it is
+     * run here to see whether it changed anything.
+     */
     if (to.batch_to == wm->batch_to && to.action_to == wm->action_to &&
-        !incident_engine_pending(e))
-        return 0;
+        !incident_engine_pending(e)) {
+        problem_engine_tick(pe, now);
+        if (!problem_engine_pending(pe))
+            return 0;
+        ptick = 0;
+    }
 
     if (s->writer)
         pthread_mutex_lock(s->writer);
     if ((rc = exec(s, "BEGIN IMMEDIATE")) < 0)
         goto out;
-    if ((rc = incidents_write_changes(s, e)) != 0)
+    if ((rc = incidents_write_changes(s, e, pe)) != 0 ||
+        (rc = problems_step_changes(s, s, pe, now, ptick)) != 0)
         goto out;
     if ((rc = prep(s, "UPDATE actions SET result = ?2 WHERE id = ?1", &st)) < 0)
         goto out;

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "engine/incident.h"
+#include "engine/problem.h"
 
 struct incidents_store;
 struct store;
@@ -64,24 +65,30 @@ struct incidents_watermark {
 };
 
 /*
- * Collector start-up (and recovery after a failed step): a new engine
- * in e, loaded from the incident tables, and the watermark.
+ * Collector start-up (and recovery after a failed step): new engines
+ * in e (incidents) and pe (problems, problems.md "Load"), loaded from
+ * the engine state's tables, and the watermark, all of one snapshot.
  */
 int incidents_store_load(struct incidents_store *s,
                          const struct incident_config *cfg,
-                         struct incident_engine **e,
+                         const struct problem_config *pcfg,
+                         struct incident_engine **e, struct problem_engine **pe,
                          struct incidents_watermark *wm);
 
 /*
- * One engine step: feed the batches after wm (at most max_batches, read
- * from the event log's cursor in commit order), then the actions after
- * wm (in id order), then a tick at now; write every resulting change
- * and the new watermark in one transaction: on any error neither is
- * written. *more is set when batches remain. On error the engine is
- * ahead of the tables: the caller must throw it away and load again.
- * Nothing is written when the step changed nothing.
+ * One engine step (problems.md, "One step"): feed the batches after wm
+ * (at most max_batches, read from the event log's cursor in commit
+ * order; each event to e, then to pe as evidence), then the incident
+ * actions after wm (in id order), then a tick at now; the incident
+ * changes (each also to pe), the problem actions, a problem tick; write
+ * every resulting change of both engines and the new watermark in one
+ * transaction: on any error nothing is written. *more is set when
+ * batches remain. On error the engines are ahead of the tables: the
+ * caller must throw both away and load again. Nothing is written when
+ * the step changed nothing.
  */
 int incidents_store_step(struct incidents_store *s, struct incident_engine *e,
+                         struct problem_engine *pe,
                          struct incidents_watermark *wm, int64_t now,
                          uint32_t max_batches, int *more);
 
@@ -177,13 +184,64 @@ incidents_store_stats(struct incidents_store *s, int64_t since, const char *by,
                       void *arg);
 
 /*
+ * Problems (tocsinctl problems, docs/internals/problems.md). Callbacks
+ * run while the query's statement is open (a read transaction): they
+ * must not block (tocsinctl buffers its output, then prints).
+ */
+struct problems_filter {
+    const char *state; /* "open", ..., NULL = any */
+    int64_t id;        /* one problem; 0 = any */
+};
+
+/* One problem with its incidents (the incidents marked with it, id
+ * order) and their distinct hosts (sorted). Valid during the callback. */
+struct problems_row {
+    const struct problem *p; /* factors included */
+    const int64_t *incidents;
+    size_t nincidents;
+    const char *const *hosts;
+    size_t nhosts;
+};
+
+/* Problems matching f, newest first. */
+int incidents_store_problems(struct incidents_store *s,
+                             const struct problems_filter *f,
+                             int (*cb)(const struct problems_row *r, void *arg),
+                             void *arg);
+/* The ranked candidates of a problem, best first. */
+int incidents_store_problem_candidates(
+    struct incidents_store *s, int64_t id,
+    int (*cb)(const struct problem_candidate *c, void *arg), void *arg);
+/* Every link made or undone to a problem, oldest first. */
+int incidents_store_problem_links(struct incidents_store *s, int64_t id,
+                                  int (*cb)(const struct problem_link *l,
+                                            void *arg),
+                                  void *arg);
+/* The timeline of a problem, oldest first. */
+int incidents_store_problem_timeline(struct incidents_store *s, int64_t id,
+                                     int (*cb)(const struct problem_note *n,
+                                               void *arg),
+                                     void *arg);
+/* The problem mark of an incident ({id, 0, 0, 0} if none). */
+int incidents_store_mark(struct incidents_store *s, int64_t incident_id,
+                         struct problem_mark *m);
+/* Record a problem action (tocsinctl problems VERB); its id in *id, its
+ * result through incidents_store_action_result. */
+int incidents_store_problem_action_add(struct incidents_store *s,
+                                       const struct problem_action *a,
+                                       int64_t *id);
+
+/*
  * tocsinctl replay: one difference between the live incident tables
  * and those rebuilt from the stored inputs. Strings valid during the
  * callback.
  */
 struct incidents_diff {
-    const char *table;   /* "incidents", "timeline", "incident_fps" or
-                            "actions" (an action's result) */
+    const char *table;   /* "incidents", "timeline", "incident_fps",
+                            "actions" (an action's result), "problems",
+                            "problem_factors", "problem_links",
+                            "problem_candidates", "problem_timeline" or
+                            "incident_marks" (problem, inhibited) */
     int64_t incident_id; /* the incident the row is about; 0 = none */
     const char *key;     /* the row: "ID", "ID N" (Nth timeline entry),
                             the fingerprint, or the action id */
@@ -201,20 +259,25 @@ struct incidents_replay_stats {
     uint64_t incidents; /* incident rows compared (either side) */
     uint64_t notes;     /* timeline entries compared */
     uint64_t fps;       /* soft-state rows compared */
+    uint64_t problems;  /* problem rows compared (either side) */
+    uint64_t prows;     /* other problem rows compared: factors, links,
+                           candidates, timeline, marks */
     uint64_t diffs;     /* differences reported */
 };
 
 /*
  * Rebuild the incident tables in a scratch in-memory store by running
- * a fresh engine with cfg over the recorded steps (for each
+ * fresh engines with cfg and pcfg over the recorded steps (for each
  * engine_steps row: its batches, its actions, its tick, in that order,
  * as incidents_store_step fed them), then compare every incident,
- * timeline entry, soft-state row and action result with the live ones,
+ * timeline entry, soft-state row, action result, problem, problem
+ * link, candidate, timeline entry and mark with the live ones,
  * all read in one snapshot. cb is called for each difference; a
  * non-zero return stops and is returned. s may be read-only.
  */
 int incidents_store_replay(struct incidents_store *s,
                            const struct incident_config *cfg,
+                           const struct problem_config *pcfg,
                            int (*cb)(const struct incidents_diff *d, void *arg),
                            void *arg, struct incidents_replay_stats *stats);
 

@@ -41,11 +41,12 @@ struct store;
 /*
  * Current schema version (PRAGMA user_version) of the whole file. Each
  * module migrates its own tables: 1 and 2 the event log (store.c; 2
- * added the agents' link state and the origin of each batch), 3 to 6
+ * added the agents' link state and the origin of each batch), 3 to 7
  * the engine state (incidents_store.c: 3 the incident tables, 4
- * silences, 5 flap detection, 6 the service label of an incident).
+ * silences, 5 flap detection, 6 the service label of an incident;
+ * problems_store.c: 7 the problem tables).
  */
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 
 /* Who wrote the events of a batch (batches.origin). */
 enum store_origin {

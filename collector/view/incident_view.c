@@ -112,6 +112,14 @@ int
 view_incident_json(struct tc_buf *b, const struct incident *in,
                    const struct view_silence *sil, int64_t now)
 {
+    return view_incident_json_marked(b, in, sil, NULL, now);
+}
+
+int
+view_incident_json_marked(struct tc_buf *b, const struct incident *in,
+                          const struct view_silence *sil,
+                          const struct problem_mark *m, int64_t now)
+{
     const char *fp = strchr(in->fingerprint, '\x1f');
     int rc = 0;
 
@@ -140,6 +148,15 @@ view_incident_json(struct tc_buf *b, const struct incident *in,
     rc |= jint(b, "silenced", in->silenced);
     rc |= silence_json(b, in, sil, now);
     rc |= jbool(b, "flapping", in->flapping);
+    if (m != NULL) {
+        /* Its problem (problems list), and whether it is a symptom of
+         * an open one: notifications are then not sent for it. */
+        rc |= tc_json_raw(b, ",");
+        rc |= tc_json_key(b, "problem");
+        rc |= m->problem_id ? tc_json_i64(b, m->problem_id)
+                            : tc_json_raw(b, "null");
+        rc |= jbool(b, "inhibited", m->inhibited);
+    }
     rc |= tc_json_raw(b, "}");
     return rc ? -ENOBUFS : 0;
 }

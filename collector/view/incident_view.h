@@ -15,6 +15,7 @@
 
 #include "buf.h"
 #include "engine/incident.h"
+#include "engine/problem.h"
 #include "table.h"
 
 /* What the mark means, said once next to it. */
@@ -44,6 +45,12 @@ const char *view_silence_state(const struct view_silence *s, int64_t now);
  */
 int view_incident_json(struct tc_buf *b, const struct incident *in,
                        const struct view_silence *sil, int64_t now);
+
+/* The same with the problem mark (m may be NULL: no such keys):
+ * `problem` (id or null) and `inhibited`. */
+int view_incident_json_marked(struct tc_buf *b, const struct incident *in,
+                              const struct view_silence *sil,
+                              const struct problem_mark *m, int64_t now);
 
 /* The columns of an incidents table, and one row of it. */
 extern const struct tc_table_col view_incident_cols[];

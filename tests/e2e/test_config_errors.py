@@ -45,6 +45,24 @@ def test_collector_errors(env):
     env.write("bad4.yaml", "listen: [oops\n")
     refused(env, e2e.COLLECTOR, os.path.join(env.dir, "bad4.yaml"), r"bad4\.yaml:\d+: ")
     refused(env, e2e.COLLECTOR, os.path.join(env.dir, "nope.yaml"), r"nope\.yaml")
+    # correlation: a good section passes -n, bad ones name file and line.
+    env.write("corr.yaml", good + "correlation:\n"
+              "  spread: {min_hosts: 4, window: 5m}\n"
+              "  topology:\n"
+              "    depends_on:\n"
+              "      - {from: 'web-*', to: cache-01}\n")
+    _, out, _ = env.run([e2e.COLLECTOR, "-n", "-c", os.path.join(env.dir, "corr.yaml")])
+    e2e.check(out.strip() == "configuration OK", "collector -n said %r" % out)
+    env.write("bad5.yaml", good + "correlation:\n"
+              "  topology:\n"
+              "    depends_on:\n"
+              "      - {from: db-1, to: db-1}\n")
+    refused(env, e2e.COLLECTOR, os.path.join(env.dir, "bad5.yaml"),
+            r"bad5\.yaml:\d+: correlation\.topology\.depends_on\[0\]: "
+            r"'db-1' depends on itself")
+    env.write("bad6.yaml", good + "correlation: {trend: {count: 1}}\n")
+    refused(env, e2e.COLLECTOR, os.path.join(env.dir, "bad6.yaml"),
+            r"bad6\.yaml:\d+: correlation\.trend\.count: '1' is out of range")
 
 
 def test_agent_errors(env):

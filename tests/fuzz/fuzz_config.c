@@ -23,6 +23,7 @@
 #include "tail.h"
 #else
 #include "engine/incident.h"
+#include "engine/problem.h"
 #endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -59,10 +60,14 @@ fuzz_one(const uint8_t *data, size_t size)
 {
     struct collector_config *cfg = NULL;
     struct incident_config ic;
+    struct problem_config pc;
 
     if (config_load_mem("/fuzz/collector.yaml", data, size, &cfg) < 0)
         return;
     config_incidents(cfg, &ic);
+    /* Whatever correlation: accepted, the engine must take. */
+    config_correlation(cfg, &pc);
+    problem_engine_free(problem_engine_new(&pc));
     config_free(cfg);
 }
 #endif

@@ -168,6 +168,60 @@ def test_hostile_log_line(env):
             assert_clean(d.log_path, f.read())
 
 
+def test_hostile_problem(env):
+    """Problem titles, keys, hosts, evidence, link fields, RCA text and
+    notes come from log data or operators: every problems text command
+    shows them escaped (issue 11)."""
+    env.make_pki()
+    env.collector_config()
+    col = env.collector().start()
+    col.wait_log("listening on")
+    col.stop()
+    h = HOSTILE_LINE.decode("utf-8", "surrogateescape").encode(
+        "utf-8", "surrogateescape")
+    db = sqlite3.connect(os.path.join(env.dir, "state", "collector.db"))
+    db.execute("INSERT INTO incidents(id, fingerprint, host, rule, kind,"
+               " state, severity, priority, count, first_seen, last_seen,"
+               " opened_at, problem, inhibited) VALUES(1, ?, ?, ?, 'log',"
+               " 'open', 'error', 3, 1, 1, 1, 1, 1, 1)", (h, h, h))
+    db.execute("INSERT INTO problems(id, state, rule, key, title, opened_at,"
+               " root_incident, root_host, root_cause, workaround, why1,"
+               " known_error_at) VALUES(1, 'open', 'reference', ?, ?, 1, 1,"
+               " ?, ?, ?, ?, 2)", (h, h, h, h, h, h))
+    db.execute("INSERT INTO problem_factors VALUES(1, 0, 'technology', ?)",
+               (h,))
+    db.execute("INSERT INTO problem_candidates VALUES(1, 1, ?, 1, 40, ?)",
+               (h, h))
+    db.execute("INSERT INTO problem_links(incident_id, problem_id, ts,"
+               " removed, rule, fields) VALUES(1, 1, 1, 0, 'reference', ?)",
+               (h,))
+    db.execute("INSERT INTO problem_timeline(problem_id, ts, what, who,"
+               " detail) VALUES(1, 1, 'opened', ?, ?)", (h, h))
+    db.commit()
+    db.close()
+    out = ctl_clean(env, "problems", "list")
+    e2e.check("\\x1b]52" in out, out)
+    out = ctl_clean(env, "problems", "show", "1")
+    e2e.check(out.count("\\x1b]52") >= 8, out)
+    e2e.check(not any(l.startswith("FORGED") for l in out.splitlines()), out)
+    for args in (("problems", "list", "--json"),
+                 ("problems", "show", "1", "--json"),
+                 ("incidents", "list", "--json")):
+        ctl_clean(env, *args)
+    # Operators' text through the recorded actions.
+    col.start()
+    e2e.wait_for(lambda: col.log().count("problems not closed") >= 2, 20,
+                 "the restart")
+    ctl_clean(env, "problems", "note", "1", HOSTILE_ARG, "--user",
+              HOSTILE_ARG)
+    ctl_clean(env, "problems", "rca", "1", "why2", HOSTILE_ARG)
+    out = ctl_clean(env, "problems", "show", "1")
+    e2e.check("x\\x1b]52;c;SGVsbG8=\\x07\\r\\nFORGED" in out, out)
+    for d in env.daemons:
+        with open(d.log_path, "rb") as f:
+            assert_clean(d.log_path, f.read())
+
+
 FORGED = "2026-01-01T00:00:00.000Z tocsin-agent[1]: FORGED"
 
 
@@ -206,4 +260,4 @@ def test_hostile_file_name(env):
                       for l in logtext.splitlines()), logtext)
 
 
-e2e.main([test_hostile_log_line, test_hostile_file_name])
+e2e.main([test_hostile_log_line, test_hostile_file_name, test_hostile_problem])

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "engine/problem.h"
 #include "log.h"
 #include "testutil.h"
 #include "util.h"
@@ -163,7 +164,7 @@ test_unknown_keys(void **state)
     tu_assert_contains(err,
                        "collector.yaml:7: unknown key 'listne' in top level "
                        "(valid: name, listen, tls, store, limits, "
-                       "commit_interval, incidents)");
+                       "commit_interval, incidents, correlation)");
     free(err);
 }
 
@@ -289,6 +290,203 @@ test_loader_errors(void **state)
     free(err);
 }
 
+/* No correlation: section: the documented defaults, as the engine's. */
+static void
+test_correlation_defaults(void **state)
+{
+    struct collector_config *c = NULL;
+    const char *path = tu_write_file("min.yaml", minimal);
+    struct problem_config pc, def;
+
+    assert_int_equal(config_load(path, &c), 0);
+    config_correlation(c, &pc);
+    problem_config_default(&def);
+    assert_int_equal(pc.resolve_after_ns, def.resolve_after_ns);
+    assert_int_equal(pc.spread, 1);
+    assert_int_equal(pc.spread_min_hosts, 3);
+    assert_int_equal(pc.spread_window_ns, 600LL * 1000000000);
+    assert_int_equal(pc.reference, 1);
+    assert_int_equal(pc.reference_window_ns, def.reference_window_ns);
+    assert_int_equal(pc.nreference_fields, 0);
+    assert_int_equal(pc.ndeps, 0);
+    assert_int_equal(pc.topology_window_ns, def.topology_window_ns);
+    assert_int_equal(pc.trend, 1);
+    assert_int_equal(pc.trend_count, def.trend_count);
+    assert_int_equal(pc.trend_period_ns, def.trend_period_ns);
+    assert_int_equal(pc.major, 1);
+    assert_int_equal(pc.major_priority, 2);
+    config_free(c);
+}
+
+static const char corr_full[] =
+    "tls: {ca: a, cert: b, key: c}\n"
+    "store: {path: d}\n"
+    "correlation:\n"
+    "  resolve_after: 2h\n"
+    "  spread: {enabled: false, min_hosts: 5, window: 15m}\n"
+    "  reference: {window: 5m, fields: [upstream, dsn]}\n"
+    "  topology:\n"
+    "    window: 3m\n"
+    "    depends_on:\n"
+    "      - {from: \"web-*\", to: cache-01}\n"
+    "      - {from: \"service:api\", to: \"service:db\"}\n"
+    "  trend: {count: 3, period: 2d}\n"
+    "  major: {enabled: no, max_priority: 1}\n";
+
+static void
+test_correlation_values(void **state)
+{
+    struct collector_config *c = NULL;
+    const char *path = tu_write_file("corr.yaml", corr_full);
+    struct problem_config pc;
+    struct problem_engine *pe;
+
+    assert_int_equal(config_load(path, &c), 0);
+    config_correlation(c, &pc);
+    assert_int_equal(pc.resolve_after_ns, 7200LL * 1000000000);
+    assert_int_equal(pc.spread, 0);
+    assert_int_equal(pc.spread_min_hosts, 5);
+    assert_int_equal(pc.spread_window_ns, 900LL * 1000000000);
+    assert_int_equal(pc.reference, 1);
+    assert_int_equal(pc.reference_window_ns, 300LL * 1000000000);
+    assert_int_equal(pc.nreference_fields, 2);
+    assert_string_equal(pc.reference_fields[0], "upstream");
+    assert_string_equal(pc.reference_fields[1], "dsn");
+    assert_int_equal(pc.ndeps, 2);
+    assert_string_equal(pc.deps[0].from, "web-*");
+    assert_string_equal(pc.deps[0].to, "cache-01");
+    assert_int_equal(pc.deps[0].line, 10);
+    assert_string_equal(pc.deps[1].to, "service:db");
+    assert_int_equal(pc.topology_window_ns, 180LL * 1000000000);
+    assert_int_equal(pc.trend_count, 3);
+    assert_int_equal(pc.trend_period_ns, 2 * 86400LL * 1000000000);
+    assert_int_equal(pc.major, 0);
+    assert_int_equal(pc.major_priority, 1);
+    /* The engine copies: it outlives the config. */
+    pe = problem_engine_new(&pc);
+    config_free(c);
+    problem_engine_free(pe);
+}
+
+static void
+test_correlation_errors(void **state)
+{
+    char *err =
+        load_fails("cerr.yaml", "tls: {ca: a, cert: b, key: c}\n"
+                                "store: {path: d}\n"
+                                "correlation:\n"
+                                "  spread: {min_hosts: 1, window: 2d}\n"
+                                "  reference: {fields: [upstream, '']}\n"
+                                "  topology:\n"
+                                "    depends_on:\n"
+                                "      - {from: 'service:', to: cache}\n"
+                                "      - {from: db-1, to: db-1}\n"
+                                "      - {from: 'a b', to: c}\n"
+                                "      - {to: cache}\n"
+                                "  trend: {count: 1, period: 10s}\n"
+                                "  major: {max_priority: 9}\n"
+                                "  corelation: 1\n");
+
+    tu_assert_contains(err, "cerr.yaml:4: correlation.spread.min_hosts: '1' "
+                            "is out of range (2 to 100000)");
+    tu_assert_contains(err, "cerr.yaml:4: correlation.spread.window: '2d' is "
+                            "out of range");
+    tu_assert_contains(err, "cerr.yaml:11: missing required key "
+                            "'correlation.topology.depends_on[3].from'");
+    tu_assert_contains(err, "cerr.yaml:12: correlation.trend.count: '1' is "
+                            "out of range (2 to 1000)");
+    tu_assert_contains(err, "cerr.yaml:12: correlation.trend.period: '10s' is "
+                            "out of range");
+    tu_assert_contains(err, "cerr.yaml:13: correlation.major.max_priority: "
+                            "'9' is out of range (1 to 5)");
+    tu_assert_contains(err, "cerr.yaml:14: unknown key 'corelation' in "
+                            "correlation");
+    free(err);
+
+    /* What the schema cannot say: checked once the schema passed. */
+    err = load_fails("cerr2.yaml", "tls: {ca: a, cert: b, key: c}\n"
+                                   "store: {path: d}\n"
+                                   "correlation:\n"
+                                   "  reference: {fields: [upstream, '']}\n"
+                                   "  topology:\n"
+                                   "    depends_on:\n"
+                                   "      - {from: 'service:', to: cache}\n"
+                                   "      - {from: db-1, to: db-1}\n"
+                                   "      - {from: 'a b', to: 'service:x*'}\n");
+    tu_assert_contains(err, "cerr2.yaml:4: correlation.reference.fields[1]: "
+                            "length 0, expected 1 to 255 bytes");
+    tu_assert_contains(err, "cerr2.yaml:7: correlation.topology.depends_on[0]"
+                            ".from: 'service:' is neither a host glob nor "
+                            "service:NAME");
+    tu_assert_contains(err, "cerr2.yaml:8: correlation.topology.depends_on[1]: "
+                            "'db-1' depends on itself");
+    tu_assert_contains(err, "cerr2.yaml:9: correlation.topology.depends_on[2]"
+                            ".from: 'a b' is neither");
+    tu_assert_contains(err, "cerr2.yaml:9: correlation.topology.depends_on[2]"
+                            ".to: 'service:x*' is neither");
+    free(err);
+}
+
+/* Lists are bounded: the engine walks them for every incident. */
+static void
+test_correlation_limits(void **state)
+{
+    size_t cap = 64 + 40 * (PROBLEM_MAX_DEPS + 1);
+    char *text = tc_xcalloc(1, cap), *err;
+    size_t at = 0;
+
+    at += (size_t)snprintf(text + at, cap - at,
+                           "tls: {ca: a, cert: b, key: c}\n"
+                           "store: {path: d}\n"
+                           "correlation:\n"
+                           "  topology:\n"
+                           "    depends_on:\n");
+    for (int i = 0; i <= PROBLEM_MAX_DEPS; i++)
+        at += (size_t)snprintf(text + at, cap - at,
+                               "      - {from: a%d, to: b}\n", i);
+    err = load_fails("many.yaml", text);
+    tu_assert_contains(err, "many.yaml:6: correlation.topology.depends_on: "
+                            "257 entries, at most 256");
+    free(err);
+    free(text);
+}
+
+/* SIGHUP: the correlation: block is applied; cur owns its own copy. */
+static void
+test_correlation_reload(void **state)
+{
+    static const char plain[] = "tls: {ca: a, cert: b, key: c}\n"
+                                "store: {path: d}\n";
+    struct collector_config *cur = NULL, *next = NULL;
+    struct problem_config pc;
+
+    /* tu_write_file's path is one static buffer: load right away. */
+    assert_int_equal(config_load(tu_write_file("r1.yaml", plain), &cur), 0);
+    config_correlation(cur, &pc);
+    assert_int_equal(pc.spread, 1);
+    assert_int_equal(pc.ndeps, 0);
+    assert_int_equal(config_load(tu_write_file("r2.yaml", corr_full), &next),
+                     0);
+    assert_int_equal(config_reload(cur, next), 0);
+    config_free(next);
+    config_correlation(cur, &pc);
+    assert_int_equal(pc.spread, 0);
+    assert_int_equal(pc.ndeps, 2);
+    assert_string_equal(pc.deps[1].from, "service:api");
+    assert_int_equal(pc.nreference_fields, 2);
+    assert_string_equal(pc.reference_fields[1], "dsn");
+    assert_int_equal(pc.major, 0);
+    /* And back to the defaults. */
+    assert_int_equal(config_load(tu_write_file("r3.yaml", plain), &next), 0);
+    assert_int_equal(config_reload(cur, next), 0);
+    config_free(next);
+    config_correlation(cur, &pc);
+    assert_int_equal(pc.ndeps, 0);
+    assert_int_equal(pc.nreference_fields, 0);
+    assert_int_equal(pc.spread, 1);
+    config_free(cur);
+}
+
 int
 main(void)
 {
@@ -304,6 +502,16 @@ main(void)
                                         tu_teardown),
         cmocka_unit_test_setup_teardown(test_wrong_kind, setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_loader_errors, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_correlation_defaults, setup,
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(test_correlation_values, setup,
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(test_correlation_errors, setup,
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(test_correlation_limits, setup,
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(test_correlation_reload, setup,
+                                        tu_teardown),
     };
 
     log_init("test_collector_config", 1, 0);

@@ -20,10 +20,25 @@
 
 #include "buf.h"
 #include "engine/incident.h"
+#include "engine/problem.h"
 #include "engine_fixture.h"
 #include "store/incidents_store.h"
 #include "store/store.h"
 #include "util.h"
+
+/* The default correlation rules (problem engine beside the incidents). */
+static const struct problem_config *
+pdef(void)
+{
+    static struct problem_config c;
+    static int init;
+
+    if (!init) {
+        problem_config_default(&c);
+        init = 1;
+    }
+    return &c;
+}
 
 /* Replay against a real store file (incidents_store_replay). */
 struct replay_fix {
@@ -32,6 +47,7 @@ struct replay_fix {
     struct store *st;
     struct incidents_store *is;
     struct incident_engine *e;
+    struct problem_engine *pe;
     struct incidents_watermark wm;
     uint64_t seq;
 };
@@ -75,7 +91,7 @@ run_steps(struct replay_fix *f, int64_t now)
 
     do {
         assert_int_equal(
-            incidents_store_step(f->is, f->e, &f->wm, now, 2, &more), 0);
+            incidents_store_step(f->is, f->e, f->pe, &f->wm, now, 2, &more), 0);
     } while (more);
 }
 
@@ -133,10 +149,12 @@ test_replay_store(void **state)
     snprintf(f.path, sizeof(f.path), "%s/collector.db", f.dir);
     assert_int_equal(store_open(f.path, 0, &f.st), 0);
     assert_int_equal(incidents_store_open(f.path, 0, &f.is), 0);
-    assert_int_equal(incidents_store_load(f.is, &cfg, &f.e, &f.wm), 0);
+    assert_int_equal(
+        incidents_store_load(f.is, &cfg, pdef(), &f.e, &f.pe, &f.wm), 0);
 
     /* Nothing recorded yet: nothing to compare, identical. */
-    assert_int_equal(incidents_store_replay(f.is, &cfg, on_diff, &ds, &rs), 0);
+    assert_int_equal(
+        incidents_store_replay(f.is, &cfg, pdef(), on_diff, &ds, &rs), 0);
     assert_int_equal(rs.steps + rs.incidents + rs.diffs, 0);
 
     /* A silence of web-01, three log events over two steps, an ack, a
@@ -169,7 +187,8 @@ test_replay_store(void **state)
     assert_non_null(incident_engine_get(f.e, 1));
     assert_int_equal(incident_engine_get(f.e, 1)->state, INCIDENT_RESOLVED);
 
-    assert_int_equal(incidents_store_replay(f.is, &cfg, on_diff, &ds, &rs), 0);
+    assert_int_equal(
+        incidents_store_replay(f.is, &cfg, pdef(), on_diff, &ds, &rs), 0);
     assert_int_equal(ds.n, 0);
     assert_int_equal(rs.diffs, 0);
     /* The silence, 2 + 1 batches, the actions, then the tick. */
@@ -184,15 +203,18 @@ test_replay_store(void **state)
     /* An engine loaded from the tables (restart) has the silence. */
     {
         struct incident_engine *e2;
+        struct problem_engine *pe2;
         struct incidents_watermark wm2;
         struct out *o = tc_xcalloc(1, sizeof(*o));
 
-        assert_int_equal(incidents_store_load(f.is, &cfg, &e2, &wm2), 0);
+        assert_int_equal(
+            incidents_store_load(f.is, &cfg, pdef(), &e2, &pe2, &wm2), 0);
         ev = ev_log("later", TC_SEV_ERROR, T0 + 41 * MIN, 1);
         incident_engine_event(e2, "web-01", &ev);
         drain(e2, o);
         assert_int_equal(o->inc[2].silenced, 1);
         incident_engine_free(e2);
+        problem_engine_free(pe2);
         free(o);
     }
     assert_int_equal(rs.fps, 1); /* disk: 2 of 3 attempts */
@@ -200,8 +222,8 @@ test_replay_store(void **state)
     /* A changed config is a difference: with max_attempts 2, the check
      * would have opened an incident. */
     other.max_attempts = 2;
-    assert_int_equal(incidents_store_replay(f.is, &other, on_diff, &ds, &rs),
-                     0);
+    assert_int_equal(
+        incidents_store_replay(f.is, &other, pdef(), on_diff, &ds, &rs), 0);
     assert_true(rs.diffs > 0);
     assert_true(has_diff(&ds, "incidents 2 - - "));
     assert_int_equal(rs.diffs, 3); /* the row, "opened", "silenced" */
@@ -220,13 +242,16 @@ test_replay_store(void **state)
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
-    assert_int_equal(incidents_store_replay(f.is, &cfg, on_diff, &ds, &rs), 0);
+    assert_int_equal(
+        incidents_store_replay(f.is, &cfg, pdef(), on_diff, &ds, &rs), 0);
     assert_int_equal(rs.diffs, 3);
     assert_true(has_diff(&ds, "incidents 1 count 99 3"));
     assert_true(has_diff(&ds, "timeline 1 - - "));
     assert_true(has_diff(&ds, "actions 1 result 0 -114"));
 
     incident_engine_free(f.e);
+
+    problem_engine_free(f.pe);
     incidents_store_close(f.is);
     store_close(f.st);
     cmd = tc_xasprintf("rm -rf '%s'", f.dir);
@@ -256,7 +281,8 @@ test_replay_flapping(void **state)
     snprintf(f.path, sizeof(f.path), "%s/collector.db", f.dir);
     assert_int_equal(store_open(f.path, 0, &f.st), 0);
     assert_int_equal(incidents_store_open(f.path, 0, &f.is), 0);
-    assert_int_equal(incidents_store_load(f.is, &fcfg, &f.e, &f.wm), 0);
+    assert_int_equal(
+        incidents_store_load(f.is, &fcfg, pdef(), &f.e, &f.pe, &f.wm), 0);
     for (int i = 0; i < 80; i++) {
         ev = ev_check("port", i < 40 && i % 2 == 0 ? 2 : 0, T0 + i * 10 * SEC);
         commit_event(&f, &ev);
@@ -265,7 +291,10 @@ test_replay_flapping(void **state)
         if (i == 6 || i == 25 || i == 50) {
             /* A restart: the engine comes back from the tables. */
             incident_engine_free(f.e);
-            assert_int_equal(incidents_store_load(f.is, &fcfg, &f.e, &f.wm), 0);
+            problem_engine_free(f.pe);
+            assert_int_equal(
+                incidents_store_load(f.is, &fcfg, pdef(), &f.e, &f.pe, &f.wm),
+                0);
         }
     }
     run_steps(&f, T0 + 80 * 10 * SEC);
@@ -274,7 +303,8 @@ test_replay_flapping(void **state)
     assert_int_equal(incident_engine_get(f.e, 1)->flapping, 0);
     assert_null(incident_engine_get(f.e, 2));
 
-    assert_int_equal(incidents_store_replay(f.is, &fcfg, on_diff, &ds, &rs), 0);
+    assert_int_equal(
+        incidents_store_replay(f.is, &fcfg, pdef(), on_diff, &ds, &rs), 0);
     assert_int_equal(ds.n, 0);
     assert_int_equal(rs.diffs, 0);
     assert_int_equal(rs.incidents, 1);
@@ -283,14 +313,22 @@ test_replay_flapping(void **state)
 
     /* Flap detection off: the alternating check never opens one. */
     off.flap_high = off.flap_low = 0;
-    assert_int_equal(incidents_store_replay(f.is, &off, on_diff, &ds, &rs), 0);
+    assert_int_equal(
+        incidents_store_replay(f.is, &off, pdef(), on_diff, &ds, &rs), 0);
     assert_true(rs.diffs > 0);
-    assert_int_equal(rs.diffs, 5); /* the row and its 4 entries */
+    /* The row and its 4 entries; and the major problem the P2 incident
+     * opened when it resolved: its row, link, candidate, 2 timeline
+     * entries and the incident's mark. */
+    assert_int_equal(rs.diffs, 11);
+    assert_true(has_diff(&ds, "problems 0 - open major port"));
+    assert_true(has_diff(&ds, "incident_marks 1 - 1 0 0"));
     assert_true(has_diff(&ds, "incidents 1 - web-01\x1f"
                               "port web-01 port check resolved critical"));
     assert_true(has_diff(&ds, "timeline 1 - "));
 
     incident_engine_free(f.e);
+
+    problem_engine_free(f.pe);
     incidents_store_close(f.is);
     store_close(f.st);
     cmd = tc_xasprintf("rm -rf '%s'", f.dir);

@@ -20,11 +20,26 @@
 
 #include "buf.h"
 #include "engine/incident.h"
+#include "engine/problem.h"
 #include "log.h"
 #include "store/incidents_store.h"
 #include "store/store.h"
 #include "testutil.h"
 #include "util.h"
+
+/* The default correlation rules (problem engine beside the incidents). */
+static const struct problem_config *
+pdef(void)
+{
+    static struct problem_config c;
+    static int init;
+
+    if (!init) {
+        problem_config_default(&c);
+        init = 1;
+    }
+    return &c;
+}
 
 #define SEC 1000000000LL
 #define T0 (1700000000LL * SEC)
@@ -40,6 +55,7 @@ struct fix {
     struct store *log;
     struct incidents_store *is;
     struct incident_engine *e;
+    struct problem_engine *pe;
     struct incidents_watermark wm;
     uint64_t seq;
 };
@@ -61,6 +77,7 @@ teardown(void **state)
     struct fix *f = *state;
 
     incident_engine_free(f->e);
+    problem_engine_free(f->pe);
     incidents_store_close(f->is);
     store_close(f->log);
     free(f);
@@ -73,7 +90,8 @@ open_all(struct fix *f)
 {
     assert_int_equal(store_open(f->path, 0, &f->log), 0);
     assert_int_equal(incidents_store_open_engine(f->log, &f->is), 0);
-    assert_int_equal(incidents_store_load(f->is, &cfg, &f->e, &f->wm), 0);
+    assert_int_equal(
+        incidents_store_load(f->is, &cfg, pdef(), &f->e, &f->pe, &f->wm), 0);
 }
 
 static int
@@ -161,8 +179,10 @@ static void
 reload(struct fix *f)
 {
     incident_engine_free(f->e);
+    problem_engine_free(f->pe);
     f->e = NULL;
-    assert_int_equal(incidents_store_load(f->is, &cfg, &f->e, &f->wm), 0);
+    assert_int_equal(
+        incidents_store_load(f->is, &cfg, pdef(), &f->e, &f->pe, &f->wm), 0);
 }
 
 /*
@@ -183,7 +203,8 @@ test_step_atomic(void **state)
     pos1 = commit_event(f, "oom", T0);
     sql_exec(f->path, "CREATE TRIGGER fault BEFORE INSERT ON engine_steps"
                       " BEGIN SELECT RAISE(ABORT, 'injected'); END");
-    assert_true(incidents_store_step(f->is, f->e, &f->wm, T0, 16, &more) < 0);
+    assert_true(
+        incidents_store_step(f->is, f->e, f->pe, &f->wm, T0, 16, &more) < 0);
     tu_assert_contains(incidents_store_errmsg(f->is), "injected");
     assert_int_equal(sql_int(f->path, "SELECT count(*) FROM incidents"), 0);
     assert_int_equal(sql_int(f->path, "SELECT count(*) FROM timeline"), 0);
@@ -192,8 +213,8 @@ test_step_atomic(void **state)
     sql_exec(f->path, "DROP TRIGGER fault");
     reload(f);
     assert_int_equal(f->wm.batch_to, 0);
-    assert_int_equal(incidents_store_step(f->is, f->e, &f->wm, T0, 16, &more),
-                     0);
+    assert_int_equal(
+        incidents_store_step(f->is, f->e, f->pe, &f->wm, T0, 16, &more), 0);
     assert_int_equal(f->wm.batch_to, pos1);
     assert_int_equal(sql_int(f->path, "SELECT count(*) FROM incidents"), 1);
     assert_int_equal(sql_int(f->path, "SELECT max(batch_to) FROM engine_steps"),
@@ -204,8 +225,8 @@ test_step_atomic(void **state)
     assert_true(pos2 > pos1);
     sql_exec(f->path, "CREATE TRIGGER fault BEFORE INSERT ON incidents"
                       " BEGIN SELECT RAISE(ABORT, 'injected'); END");
-    assert_true(incidents_store_step(f->is, f->e, &f->wm, T0 + SEC, 16, &more) <
-                0);
+    assert_true(incidents_store_step(f->is, f->e, f->pe, &f->wm, T0 + SEC, 16,
+                                     &more) < 0);
     assert_int_equal(sql_int(f->path, "SELECT count(*) FROM incidents"), 1);
     assert_int_equal(sql_int(f->path, "SELECT count(*) FROM engine_steps"), 1);
     assert_int_equal(sql_int(f->path, "SELECT max(batch_to) FROM engine_steps"),
@@ -214,7 +235,8 @@ test_step_atomic(void **state)
     reload(f);
     assert_int_equal(f->wm.batch_to, pos1);
     assert_int_equal(
-        incidents_store_step(f->is, f->e, &f->wm, T0 + SEC, 16, &more), 0);
+        incidents_store_step(f->is, f->e, f->pe, &f->wm, T0 + SEC, 16, &more),
+        0);
     assert_int_equal(f->wm.batch_to, pos2);
     assert_int_equal(sql_int(f->path, "SELECT count(*) FROM incidents"), 2);
 }
@@ -240,14 +262,16 @@ test_step_cursor(void **state)
         pos[i] = commit_event(f, rule, T0 + i * SEC);
         assert_true(i == 0 || pos[i] > pos[i - 1]);
     }
-    assert_int_equal(
-        incidents_store_step(f->is, f->e, &f->wm, T0 + 10 * SEC, 3, &more), 0);
+    assert_int_equal(incidents_store_step(f->is, f->e, f->pe, &f->wm,
+                                          T0 + 10 * SEC, 3, &more),
+                     0);
     assert_int_equal(more, 1);
     assert_int_equal(f->wm.batch_to, pos[2]);
     assert_int_equal(sql_int(f->path, "SELECT count(*) FROM incidents"), 3);
     pos[4] = commit_event(f, "r4", T0 + 11 * SEC);
-    assert_int_equal(
-        incidents_store_step(f->is, f->e, &f->wm, T0 + 12 * SEC, 3, &more), 0);
+    assert_int_equal(incidents_store_step(f->is, f->e, f->pe, &f->wm,
+                                          T0 + 12 * SEC, 3, &more),
+                     0);
     assert_int_equal(more, 0);
     assert_int_equal(f->wm.batch_to, pos[4]);
     assert_int_equal(sql_int(f->path, "SELECT count(*) FROM incidents"), 5);

@@ -1,0 +1,2091 @@
+/*
+ * problem: the deterministic problem engine (see problem.h,
+ * docs/internals/problems.md and docs/correlation.md).
+ *
+ * State is three arrays kept sorted by key: the incidents it knows
+ * (by id, with their references and marks), the problems in memory (by
+ * id) and the known hosts (by lower-case name), plus the trend
+ * openings per class (by class). Every walk that produces output goes
+ * over these arrays in order, so the output never depends on how the
+ * state was built (live, or loaded after a restart).
+ *
+ * Rankings and inhibition marks are a function of a problem's members
+ * and their evidence; they are recomputed for the problems touched
+ * since the last drain, when the drain (or problem_engine_pending)
+ * settles the engine.
+ */
+#include "engine/problem.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+#define NS_PER_S INT64_C(1000000000)
+
+/* Score parts (docs/correlation.md, "Ranking"). */
+#define SCORE_ONSET 30        /* earliest onset among the problem's incidents */
+#define SCORE_NAMED 25        /* per other host whose events name it */
+#define SCORE_NAMED_MAX 4     /* hosts counted for SCORE_NAMED */
+#define SCORE_UPSTREAM 20     /* a topology dependency of another host */
+#define SCORE_UP_HOST 5       /* per dependent host */
+#define SCORE_UP_MAX 4        /* hosts counted for SCORE_UP_HOST */
+#define SCORE_AFFECTED_MAX 10 /* +1 per host it explains, up to this */
+
+#define EVIDENCE_MAX 512 /* bytes of a candidate's evidence text */
+#define LIST_HOSTS 5     /* hosts named in an evidence text */
+
+struct pref {
+    char *host;  /* the named host, as known; owned */
+    char *field; /* owned */
+    char *value; /* owned */
+    int64_t ts;
+};
+
+struct pinc {
+    int64_t id;
+    int known;     /* an incident change (or load) was seen */
+    char *host;    /* owned; NULL until known */
+    char *cls;     /* fingerprint class; owned */
+    char *service; /* owned, "" = none */
+    enum incident_state state;
+    enum tc_severity sev;
+    int priority;
+    int64_t opened_at, first_seen, resolved_at, closed_at;
+    struct problem_mark mark; /* current mark */
+    struct problem_mark sent; /* as last handed over (or loaded) */
+    struct pref *refs;        /* owned, in the order seen */
+    size_t nrefs;
+};
+
+struct cand {
+    char *host; /* owned */
+    int64_t incident_id;
+    int64_t score;
+    int64_t onset;  /* ns; INT64_MAX = none */
+    char *evidence; /* owned */
+};
+
+struct prob {
+    struct problem v; /* strings owned */
+    int dirty;        /* changed since the last drain */
+    int rank_dirty;   /* members or evidence changed: re-rank */
+    int cands_dirty;  /* ranking changed since the last drain */
+    struct cand *cands;
+    size_t ncands;
+};
+
+struct link_out {
+    struct problem_link v;
+    char *rule, *fields; /* owned */
+};
+
+struct ref_out {
+    int64_t incident_id;
+    size_t idx; /* into that incident's refs (they only grow) */
+};
+
+struct open_out {
+    char *cls; /* owned */
+    int64_t incident_id, ts;
+};
+
+struct note_out {
+    int64_t id, ts;
+    const char *what;   /* static */
+    char *who, *detail; /* owned */
+};
+
+struct trend {
+    char *cls;   /* owned */
+    int64_t *ts; /* sorted ascending */
+    size_t n, cap;
+};
+
+struct problem_engine {
+    struct problem_config cfg; /* deep copy: strings and arrays owned */
+    struct pinc **incs;        /* sorted by id */
+    size_t ninc, capinc;
+    struct prob **probs; /* sorted by id */
+    size_t nprob, capprob;
+    char **hosts; /* known hosts, lower case, sorted */
+    size_t nhost, caphost;
+    struct trend *trends; /* sorted by cls */
+    size_t ntrend, captrend;
+    struct link_out *links;
+    size_t nlinks, caplinks;
+    struct ref_out *refs;
+    size_t nrefs, caprefs;
+    struct open_out *opens;
+    size_t nopens, capopens;
+    struct note_out *notes;
+    size_t nnotes, capnotes;
+    int64_t last_id;
+    int loaded; /* rows were loaded and not yet settled */
+};
+
+/* Grow an array to hold one more element. */
+#define GROW(arr, n, cap)                                                      \
+    do {                                                                       \
+        if ((n) == (cap)) {                                                    \
+            (cap) = (cap) ? (cap)*2 : 16;                                      \
+            (arr) = tc_xreallocarray((arr), (cap), sizeof(*(arr)));            \
+        }                                                                      \
+    } while (0)
+
+static const char *const state_names[] = {"open", "investigating",
+                                          "known_error", "resolved", "closed"};
+static const char *const verb_names[] = {
+    "investigate", "known-error", "resolve", "close",
+    "link",        "unlink",      "note",    "rca"};
+static const char *const factor_names[] = {"people", "process", "technology",
+                                           "environment", "supplier"};
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+static int
+name_parse(const char *const *names, size_t n, const char *s, int *out)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s, names[i]) == 0) {
+            *out = (int)i;
+            return 0;
+        }
+    return -EINVAL;
+}
+
+const char *
+problem_state_name(enum problem_state s)
+{
+    return (unsigned)s < NELEM(state_names) ? state_names[s] : NULL;
+}
+
+int
+problem_state_parse(const char *s, enum problem_state *out)
+{
+    int v, rc = name_parse(state_names, NELEM(state_names), s, &v);
+
+    if (rc == 0)
+        *out = (enum problem_state)v;
+    return rc;
+}
+
+const char *
+problem_verb_name(enum problem_verb v)
+{
+    return (unsigned)v < NELEM(verb_names) ? verb_names[v] : NULL;
+}
+
+int
+problem_verb_parse(const char *s, enum problem_verb *out)
+{
+    int v, rc = name_parse(verb_names, NELEM(verb_names), s, &v);
+
+    if (rc == 0)
+        *out = (enum problem_verb)v;
+    return rc;
+}
+
+const char *
+problem_factor_name(enum problem_factor_cat c)
+{
+    return (unsigned)c < NELEM(factor_names) ? factor_names[c] : NULL;
+}
+
+int
+problem_factor_parse(const char *s, enum problem_factor_cat *out)
+{
+    int v, rc = name_parse(factor_names, NELEM(factor_names), s, &v);
+
+    if (rc == 0)
+        *out = (enum problem_factor_cat)v;
+    return rc;
+}
+
+void
+problem_config_default(struct problem_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->resolve_after_ns = 3600 * NS_PER_S;
+    c->spread = 1;
+    c->spread_min_hosts = 3;
+    c->spread_window_ns = 600 * NS_PER_S;
+    c->reference = 1;
+    c->reference_window_ns = 600 * NS_PER_S;
+    c->topology_window_ns = 600 * NS_PER_S;
+    c->trend = 1;
+    c->trend_count = 5;
+    c->trend_period_ns = 7 * 86400 * NS_PER_S;
+    c->major = 1;
+    c->major_priority = 2;
+}
+
+static void
+config_release(struct problem_config *c)
+{
+    for (size_t i = 0; i < c->nreference_fields; i++)
+        free(c->reference_fields[i]);
+    free((void *)c->reference_fields);
+    for (size_t i = 0; i < c->ndeps; i++) {
+        free(c->deps[i].from);
+        free(c->deps[i].to);
+    }
+    free((void *)c->deps);
+    memset(c, 0, sizeof(*c));
+}
+
+void
+problem_engine_set_config(struct problem_engine *e,
+                          const struct problem_config *c)
+{
+    char **fields = NULL;
+    struct problem_dep *deps = NULL;
+
+    if (c->nreference_fields > 0) {
+        fields = tc_xcalloc(c->nreference_fields, sizeof(*fields));
+        for (size_t i = 0; i < c->nreference_fields; i++)
+            fields[i] = tc_xstrdup(c->reference_fields[i]);
+    }
+    if (c->ndeps > 0) {
+        deps = tc_xcalloc(c->ndeps, sizeof(*deps));
+        for (size_t i = 0; i < c->ndeps; i++) {
+            deps[i].from = tc_xstrdup(c->deps[i].from);
+            deps[i].to = tc_xstrdup(c->deps[i].to);
+            deps[i].line = c->deps[i].line;
+        }
+    }
+    config_release(&e->cfg);
+    e->cfg = *c;
+    e->cfg.reference_fields = fields;
+    e->cfg.deps = deps;
+    if (e->cfg.spread_min_hosts < 2)
+        e->cfg.spread_min_hosts = 2;
+    if (e->cfg.trend_count < 2)
+        e->cfg.trend_count = 2;
+    if (e->cfg.trend_count > PROBLEM_MAX_TREND)
+        e->cfg.trend_count = PROBLEM_MAX_TREND;
+    /* Rankings depend on the topology: recompute them all. */
+    for (size_t i = 0; i < e->nprob; i++)
+        e->probs[i]->rank_dirty = 1;
+}
+
+struct problem_engine *
+problem_engine_new(const struct problem_config *c)
+{
+    struct problem_engine *e = tc_xcalloc(1, sizeof(*e));
+
+    problem_engine_set_config(e, c);
+    return e;
+}
+
+static void
+pinc_free(struct pinc *pi)
+{
+    for (size_t i = 0; i < pi->nrefs; i++) {
+        free(pi->refs[i].host);
+        free(pi->refs[i].field);
+        free(pi->refs[i].value);
+    }
+    free(pi->refs);
+    free(pi->host);
+    free(pi->cls);
+    free(pi->service);
+    free(pi);
+}
+
+static void
+cands_free(struct prob *p)
+{
+    for (size_t i = 0; i < p->ncands; i++) {
+        free(p->cands[i].host);
+        free(p->cands[i].evidence);
+    }
+    free(p->cands);
+    p->cands = NULL;
+    p->ncands = 0;
+}
+
+static void
+problem_strings_free(struct problem *v)
+{
+    free(v->rule);
+    free(v->key);
+    free(v->title);
+    free(v->root_host);
+    free(v->root_cause);
+    free(v->workaround);
+    for (int i = 0; i < PROBLEM_WHYS; i++)
+        free(v->whys[i]);
+    for (size_t i = 0; i < v->nfactors; i++)
+        free(v->factors[i].text);
+    free(v->factors);
+}
+
+static void
+prob_free(struct prob *p)
+{
+    problem_strings_free(&p->v);
+    cands_free(p);
+    free(p);
+}
+
+static void
+outputs_clear(struct problem_engine *e)
+{
+    for (size_t i = 0; i < e->nlinks; i++) {
+        free(e->links[i].rule);
+        free(e->links[i].fields);
+    }
+    e->nlinks = 0;
+    e->nrefs = 0;
+    for (size_t i = 0; i < e->nopens; i++)
+        free(e->opens[i].cls);
+    e->nopens = 0;
+    for (size_t i = 0; i < e->nnotes; i++) {
+        free(e->notes[i].who);
+        free(e->notes[i].detail);
+    }
+    e->nnotes = 0;
+}
+
+void
+problem_engine_free(struct problem_engine *e)
+{
+    if (e == NULL)
+        return;
+    outputs_clear(e);
+    for (size_t i = 0; i < e->ninc; i++)
+        pinc_free(e->incs[i]);
+    for (size_t i = 0; i < e->nprob; i++)
+        prob_free(e->probs[i]);
+    for (size_t i = 0; i < e->nhost; i++)
+        free(e->hosts[i]);
+    for (size_t i = 0; i < e->ntrend; i++) {
+        free(e->trends[i].cls);
+        free(e->trends[i].ts);
+    }
+    config_release(&e->cfg);
+    free(e->incs);
+    free(e->probs);
+    free(e->hosts);
+    free(e->trends);
+    free(e->links);
+    free(e->refs);
+    free(e->opens);
+    free(e->notes);
+    free(e);
+}
+
+/* ---- lookups ---------------------------------------------------------- */
+
+static size_t
+inc_pos(const struct problem_engine *e, int64_t id)
+{
+    size_t lo = 0, hi = e->ninc;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (e->incs[mid]->id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static struct pinc *
+inc_find(const struct problem_engine *e, int64_t id)
+{
+    size_t i = inc_pos(e, id);
+
+    return i < e->ninc && e->incs[i]->id == id ? e->incs[i] : NULL;
+}
+
+static struct pinc *
+inc_get(struct problem_engine *e, int64_t id)
+{
+    size_t i = inc_pos(e, id);
+    struct pinc *pi;
+
+    if (i < e->ninc && e->incs[i]->id == id)
+        return e->incs[i];
+    GROW(e->incs, e->ninc, e->capinc);
+    memmove(&e->incs[i + 1], &e->incs[i], (e->ninc - i) * sizeof(*e->incs));
+    pi = tc_xcalloc(1, sizeof(*pi));
+    pi->id = id;
+    pi->mark.incident_id = pi->sent.incident_id = id;
+    e->incs[i] = pi;
+    e->ninc++;
+    return pi;
+}
+
+static size_t
+prob_pos(const struct problem_engine *e, int64_t id)
+{
+    size_t lo = 0, hi = e->nprob;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (e->probs[mid]->v.id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static struct prob *
+prob_find(const struct problem_engine *e, int64_t id)
+{
+    size_t i = prob_pos(e, id);
+
+    return i < e->nprob && e->probs[i]->v.id == id ? e->probs[i] : NULL;
+}
+
+static void
+prob_insert(struct problem_engine *e, struct prob *p)
+{
+    size_t i = prob_pos(e, p->v.id);
+
+    GROW(e->probs, e->nprob, e->capprob);
+    memmove(&e->probs[i + 1], &e->probs[i], (e->nprob - i) * sizeof(*e->probs));
+    e->probs[i] = p;
+    e->nprob++;
+    if (p->v.id > e->last_id)
+        e->last_id = p->v.id;
+}
+
+static int
+lower(int c)
+{
+    return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
+}
+
+/* Host names compare without ASCII case. */
+static int
+host_eq(const char *a, const char *b)
+{
+    for (; *a && lower((unsigned char)*a) == lower((unsigned char)*b); a++, b++)
+        ;
+    return *a == '\0' && *b == '\0';
+}
+
+/* strcmp of s[0..len) (lower-cased) with a lower-case NUL-terminated t. */
+static int
+lcmp(const char *s, size_t len, const char *t)
+{
+    for (size_t i = 0; i < len; i++) {
+        int a = lower((unsigned char)s[i]), b = (unsigned char)t[i];
+
+        if (b == 0)
+            return 1;
+        if (a != b)
+            return a - b;
+    }
+    return t[len] == '\0' ? 0 : -1;
+}
+
+/* Index of host s[0..len) in hosts, or where it would go (*found). */
+static size_t
+host_pos(const struct problem_engine *e, const char *s, size_t len, int *found)
+{
+    size_t lo = 0, hi = e->nhost;
+
+    *found = 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = lcmp(s, len, e->hosts[mid]);
+
+        if (c == 0) {
+            *found = 1;
+            return mid;
+        }
+        if (c > 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+void
+problem_engine_host(struct problem_engine *e, const char *host)
+{
+    size_t len = strlen(host), i;
+    int found;
+    char *h;
+
+    if (len == 0 || len > PROBLEM_MAX_NAME)
+        return;
+    i = host_pos(e, host, len, &found);
+    if (found)
+        return;
+    h = tc_xstrndup(host, len);
+    for (size_t k = 0; k < len; k++)
+        h[k] = (char)lower((unsigned char)h[k]);
+    GROW(e->hosts, e->nhost, e->caphost);
+    memmove(&e->hosts[i + 1], &e->hosts[i], (e->nhost - i) * sizeof(*e->hosts));
+    e->hosts[i] = h;
+    e->nhost++;
+}
+
+static const char *
+known(const struct problem_engine *e, const char *s, size_t len,
+      const char *self)
+{
+    int found;
+    size_t i;
+
+    if (len == 0 || len > PROBLEM_MAX_NAME)
+        return NULL;
+    i = host_pos(e, s, len, &found);
+    if (!found)
+        return NULL;
+    if (self != NULL && lcmp(self, strlen(self), e->hosts[i]) == 0)
+        return NULL;
+    return e->hosts[i];
+}
+
+const char *
+problem_engine_named_host(const struct problem_engine *e, const char *value,
+                          size_t len, const char *self)
+{
+    const char *h, *colon, *dot;
+    size_t i;
+
+    /* The whole value: "cache-01" (or an agent named with dots). */
+    if ((h = known(e, value, len, self)) != NULL)
+        return h;
+    /* "cache-01:6379": a port of 1 to 5 digits. */
+    colon = memchr(value, ':', len);
+    if (colon != NULL) {
+        size_t plen = len - (size_t)(colon - value) - 1;
+
+        for (i = 0; i < plen && colon[1 + i] >= '0' && colon[1 + i] <= '9'; i++)
+            ;
+        if (plen >= 1 && plen <= 5 && i == plen)
+            return known(e, value, (size_t)(colon - value), self);
+        return NULL;
+    }
+    /* "cache-01.example.net": the first label. */
+    dot = memchr(value, '.', len);
+    if (dot != NULL && dot > value)
+        return known(e, value, (size_t)(dot - value), self);
+    return NULL;
+}
+
+const char *
+problem_class(const char *fingerprint)
+{
+    const char *s = strchr(fingerprint, '\x1f');
+
+    return s ? s + 1 : fingerprint;
+}
+
+/* ---- outputs ---------------------------------------------------------- */
+
+static void
+note_add(struct problem_engine *e, int64_t pid, int64_t ts, const char *what,
+         const char *who, const char *detail)
+{
+    struct note_out *n;
+
+    GROW(e->notes, e->nnotes, e->capnotes);
+    n = &e->notes[e->nnotes++];
+    n->id = pid;
+    n->ts = ts;
+    n->what = what;
+    n->who = tc_xstrdup(who);
+    n->detail = tc_xstrdup(detail ? detail : "");
+}
+
+static int
+active_state(enum incident_state s)
+{
+    return s == INCIDENT_OPEN || s == INCIDENT_ACKED;
+}
+
+static int
+prob_open(const struct prob *p)
+{
+    return p->v.state < PROBLEM_RESOLVED;
+}
+
+/* Recompute quiet_since from the members; a problem with none keeps it. */
+static void
+quiet_update(struct problem_engine *e, struct prob *p)
+{
+    int64_t q = 0;
+    int n = 0;
+
+    for (size_t i = 0; i < e->ninc; i++) {
+        const struct pinc *pi = e->incs[i];
+        int64_t end;
+
+        if (!pi->known || pi->mark.problem_id != p->v.id)
+            continue;
+        n++;
+        if (active_state(pi->state)) {
+            q = -1;
+            break;
+        }
+        end = pi->resolved_at ? pi->resolved_at : pi->closed_at;
+        if (end > q)
+            q = end;
+    }
+    if (n == 0)
+        return;
+    if (q < 0)
+        q = 0;
+    if (q != p->v.quiet_since) {
+        p->v.quiet_since = q;
+        p->dirty = 1;
+    }
+}
+
+static void
+link_inc(struct problem_engine *e, struct pinc *pi, struct prob *p,
+         const char *rule, const char *fields, int64_t ts, const char *who)
+{
+    struct link_out *l;
+    char d[PROBLEM_MAX_NAME * 2 + 64];
+
+    pi->mark.problem_id = p->v.id;
+    GROW(e->links, e->nlinks, e->caplinks);
+    l = &e->links[e->nlinks++];
+    l->rule = tc_xstrdup(rule);
+    l->fields = tc_xstrdup(fields ? fields : "");
+    l->v = (struct problem_link){pi->id, p->v.id, ts, 0, l->rule, l->fields};
+    snprintf(d, sizeof(d), "incident %" PRId64 " on %s: %s%s%s", pi->id,
+             pi->host ? pi->host : "?", rule, *l->fields ? " " : "", l->fields);
+    note_add(e, p->v.id, ts, "linked", who, d);
+    p->rank_dirty = 1;
+    /* A member active again reopens a resolved problem. */
+    if (p->v.state == PROBLEM_RESOLVED && active_state(pi->state)) {
+        p->v.state = PROBLEM_OPEN;
+        p->v.resolved_at = 0;
+        note_add(e, p->v.id, ts, "reopened", who, d);
+    }
+    quiet_update(e, p);
+    p->dirty = 1;
+}
+
+static void
+unlink_inc(struct problem_engine *e, struct pinc *pi, struct prob *p,
+           int64_t ts, const char *who)
+{
+    struct link_out *l;
+    char d[64];
+
+    pi->mark.problem_id = 0;
+    pi->mark.inhibited = 0;
+    GROW(e->links, e->nlinks, e->caplinks);
+    l = &e->links[e->nlinks++];
+    l->rule = tc_xstrdup("user");
+    l->fields = tc_xstrdup("");
+    l->v = (struct problem_link){pi->id, p->v.id, ts, 1, l->rule, l->fields};
+    snprintf(d, sizeof(d), "incident %" PRId64, pi->id);
+    note_add(e, p->v.id, ts, "unlinked", who, d);
+    p->rank_dirty = 1;
+    p->v.quiet_since = ts;
+    quiet_update(e, p);
+    p->dirty = 1;
+}
+
+static struct prob *
+prob_new(struct problem_engine *e, const char *rule, const char *key,
+         const char *title, int64_t ts)
+{
+    struct prob *p = tc_xcalloc(1, sizeof(*p));
+    char who[64];
+
+    p->v.id = e->last_id + 1;
+    p->v.state = PROBLEM_OPEN;
+    p->v.rule = tc_xstrdup(rule);
+    p->v.key = tc_xstrdup(key);
+    p->v.title = tc_xstrdup(title);
+    p->v.opened_at = ts;
+    p->v.root_host = tc_xstrdup("");
+    p->v.root_cause = tc_xstrdup("");
+    p->v.workaround = tc_xstrdup("");
+    for (int i = 0; i < PROBLEM_WHYS; i++)
+        p->v.whys[i] = tc_xstrdup("");
+    p->dirty = p->rank_dirty = 1;
+    prob_insert(e, p);
+    snprintf(who, sizeof(who), "rule:%s", rule);
+    note_add(e, p->v.id, ts, "opened", who, title);
+    return p;
+}
+
+/* ---- matching ----------------------------------------------------------- */
+
+static int64_t
+absdiff(int64_t a, int64_t b)
+{
+    return a > b ? a - b : b - a;
+}
+
+/* A candidate for rule linking: known, not closed, no problem, and not
+ * set apart by a user. */
+static int
+free_inc(const struct pinc *pi)
+{
+    return pi->known && pi->state != INCIDENT_CLOSED &&
+           pi->mark.problem_id == 0 && !pi->mark.manual;
+}
+
+/* One side of a dependency matches host (and service, "" = none). */
+static int
+side_match(const char *side, const char *host, const char *service)
+{
+    if (strncmp(side, "service:", 8) == 0)
+        return service != NULL && *service && strcmp(side + 8, service) == 0;
+    return fnmatch(side, host, 0) == 0;
+}
+
+/* pi names host h in one of its references; that reference or NULL. */
+static const struct pref *
+names(const struct pinc *pi, const char *h)
+{
+    for (size_t i = 0; i < pi->nrefs; i++)
+        if (host_eq(pi->refs[i].host, h))
+            return &pi->refs[i];
+    return NULL;
+}
+
+/* pi's host as the engine knows it (lower case), or NULL. */
+static const char *
+known_host_of(const struct problem_engine *e, const struct pinc *pi)
+{
+    return pi->host ? known(e, pi->host, strlen(pi->host), NULL) : NULL;
+}
+
+/* Some dependency makes a (dependent) depend on d. */
+static const struct problem_dep *
+depends(const struct problem_engine *e, const struct pinc *a,
+        const struct pinc *d)
+{
+    for (size_t i = 0; i < e->cfg.ndeps; i++) {
+        const struct problem_dep *dp = &e->cfg.deps[i];
+
+        if (side_match(dp->from, a->host, a->service) &&
+            side_match(dp->to, d->host, d->service))
+            return dp;
+    }
+    return NULL;
+}
+
+static void
+fields_ref(char *buf, size_t len, const struct pref *r, const char *named)
+{
+    snprintf(buf, len, "%s=%s names %s", r->field, r->value, named);
+}
+
+/*
+ * Reference, forward: pi names host R. An incident on R within window
+ * in an open problem: join it. An unlinked one: a new problem with it.
+ * None: another unlinked incident naming R (or an open reference
+ * problem keyed R) makes the group.
+ */
+static void
+reference_forward(struct problem_engine *e, struct pinc *pi)
+{
+    char f[PROBLEM_MAX_NAME * 3 + 32], t[PROBLEM_MAX_NAME + 64];
+    int64_t w = e->cfg.reference_window_ns;
+
+    for (size_t r = 0; r < pi->nrefs && pi->mark.problem_id == 0; r++) {
+        const struct pref *ref = &pi->refs[r];
+        struct pinc *d = NULL;
+        struct prob *p = NULL;
+
+        fields_ref(f, sizeof(f), ref, ref->host);
+        /* The named host's own incident, preferring one with a problem. */
+        for (size_t i = 0; i < e->ninc; i++) {
+            struct pinc *o = e->incs[i];
+
+            if (!o->known || o->state == INCIDENT_CLOSED ||
+                !host_eq(o->host, ref->host) ||
+                absdiff(o->opened_at, pi->opened_at) > w)
+                continue;
+            if (o->mark.problem_id != 0) {
+                struct prob *op = prob_find(e, o->mark.problem_id);
+
+                if (op != NULL && prob_open(op)) {
+                    d = o;
+                    p = op;
+                    break;
+                }
+                continue;
+            }
+            if (d == NULL && !o->mark.manual)
+                d = o;
+        }
+        if (p != NULL) {
+            link_inc(e, pi, p, "reference", f, pi->opened_at, "rule:reference");
+            return;
+        }
+        if (d != NULL) {
+            char df[PROBLEM_MAX_NAME + 32];
+
+            snprintf(t, sizeof(t), "incidents naming %s", ref->host);
+            p = prob_new(e, "reference", ref->host, t, pi->opened_at);
+            snprintf(df, sizeof(df), "host=%s named by %s", d->host, pi->host);
+            link_inc(e, d, p, "reference", df, pi->opened_at, "rule:reference");
+            link_inc(e, pi, p, "reference", f, pi->opened_at, "rule:reference");
+            return;
+        }
+        /* No incident on the named host: an open problem keyed on it,
+         * or another incident naming it. */
+        for (size_t i = 0; i < e->nprob; i++) {
+            struct prob *op = e->probs[i];
+
+            if (prob_open(op) && strcmp(op->v.rule, "reference") == 0 &&
+                strcmp(op->v.key, ref->host) == 0) {
+                link_inc(e, pi, op, "reference", f, pi->opened_at,
+                         "rule:reference");
+                return;
+            }
+        }
+        for (size_t i = 0; i < e->ninc; i++) {
+            struct pinc *o = e->incs[i];
+            const struct pref *oref;
+            char of[PROBLEM_MAX_NAME * 3 + 32];
+
+            if (o == pi || !free_inc(o) || host_eq(o->host, pi->host) ||
+                absdiff(o->opened_at, pi->opened_at) > w ||
+                (oref = names(o, ref->host)) == NULL)
+                continue;
+            snprintf(t, sizeof(t), "incidents naming %s", ref->host);
+            p = prob_new(e, "reference", ref->host, t, pi->opened_at);
+            fields_ref(of, sizeof(of), oref, ref->host);
+            link_inc(e, o, p, "reference", of, pi->opened_at, "rule:reference");
+            link_inc(e, pi, p, "reference", f, pi->opened_at, "rule:reference");
+            /* The rest of the unlinked incidents naming it join too. */
+            for (size_t k = i + 1; k < e->ninc; k++) {
+                struct pinc *q = e->incs[k];
+
+                if (q == pi || !free_inc(q) ||
+                    absdiff(q->opened_at, pi->opened_at) > w ||
+                    (oref = names(q, ref->host)) == NULL)
+                    continue;
+                fields_ref(of, sizeof(of), oref, ref->host);
+                link_inc(e, q, p, "reference", of, pi->opened_at,
+                         "rule:reference");
+            }
+            return;
+        }
+    }
+}
+
+/* Topology, forward: pi depends on an incident d within window. */
+static void
+topology_forward(struct problem_engine *e, struct pinc *pi)
+{
+    int64_t w = e->cfg.topology_window_ns;
+    char f[PROBLEM_MAX_NAME * 2 + 32], t[PROBLEM_MAX_NAME + 64];
+
+    if (e->cfg.ndeps == 0)
+        return;
+    for (size_t i = 0; i < e->ninc; i++) {
+        struct pinc *d = e->incs[i];
+        const struct problem_dep *dp;
+        struct prob *p = NULL;
+
+        if (d == pi || !d->known || d->state == INCIDENT_CLOSED ||
+            host_eq(d->host, pi->host) ||
+            absdiff(d->opened_at, pi->opened_at) > w ||
+            (dp = depends(e, pi, d)) == NULL)
+            continue;
+        snprintf(f, sizeof(f), "depends_on %s -> %s", dp->from, dp->to);
+        if (d->mark.problem_id != 0) {
+            p = prob_find(e, d->mark.problem_id);
+            if (p == NULL || !prob_open(p))
+                continue;
+        } else if (d->mark.manual) {
+            continue;
+        } else {
+            char df[PROBLEM_MAX_NAME + 32];
+
+            snprintf(t, sizeof(t), "incidents depending on %s", d->host);
+            p = prob_new(e, "topology", d->host, t, pi->opened_at);
+            snprintf(df, sizeof(df), "dependency of %s", pi->host);
+            link_inc(e, d, p, "topology", df, pi->opened_at, "rule:topology");
+        }
+        link_inc(e, pi, p, "topology", f, pi->opened_at, "rule:topology");
+        return;
+    }
+}
+
+/*
+ * Reverse: incidents that name pi's host, or depend on it, and are
+ * waiting unlinked within window. If pi has an open problem they join
+ * it; if not and one of them has one, pi joins that; else pi and they
+ * form a new problem with pi as the dependency.
+ */
+static void
+reverse(struct problem_engine *e, struct pinc *pi)
+{
+    const char *me = known_host_of(e, pi);
+    struct prob *p = NULL;
+    char f[PROBLEM_MAX_NAME * 3 + 32], t[PROBLEM_MAX_NAME + 64];
+
+    if (pi->mark.problem_id != 0) {
+        p = prob_find(e, pi->mark.problem_id);
+        if (p == NULL || !prob_open(p))
+            return;
+    }
+    for (int rule = 0; rule < 2; rule++) {
+        int64_t w =
+            rule == 0 ? e->cfg.reference_window_ns : e->cfg.topology_window_ns;
+        const char *rn = rule == 0 ? "reference" : "topology";
+        char who[32];
+
+        if (rule == 0 && (!e->cfg.reference || me == NULL))
+            continue;
+        if (rule == 1 && e->cfg.ndeps == 0)
+            continue;
+        snprintf(who, sizeof(who), "rule:%s", rn);
+        /* pi joins a waiting dependent's open problem. */
+        if (p == NULL && !pi->mark.manual) {
+            for (size_t i = 0; i < e->ninc && p == NULL; i++) {
+                struct pinc *o = e->incs[i];
+                const struct pref *r = NULL;
+                const struct problem_dep *dp = NULL;
+                struct prob *op;
+
+                if (o == pi || !o->known || o->mark.problem_id == 0 ||
+                    o->state == INCIDENT_CLOSED || host_eq(o->host, pi->host) ||
+                    absdiff(o->opened_at, pi->opened_at) > w)
+                    continue;
+                if (rule == 0 ? (r = names(o, me)) == NULL
+                              : (dp = depends(e, o, pi)) == NULL)
+                    continue;
+                op = prob_find(e, o->mark.problem_id);
+                if (op == NULL || !prob_open(op))
+                    continue;
+                if (r != NULL)
+                    snprintf(f, sizeof(f), "host=%s named by %s %s=%s",
+                             pi->host, o->host, r->field, r->value);
+                else
+                    snprintf(f, sizeof(f), "dependency of %s (%s -> %s)",
+                             o->host, dp->from, dp->to);
+                p = op;
+                link_inc(e, pi, p, rn, f, pi->opened_at, who);
+            }
+        }
+        /* Waiting unlinked dependents join pi's problem (or a new one). */
+        for (size_t i = 0; i < e->ninc; i++) {
+            struct pinc *o = e->incs[i];
+            const struct pref *r = NULL;
+            const struct problem_dep *dp = NULL;
+
+            if (o == pi || !free_inc(o) || host_eq(o->host, pi->host) ||
+                absdiff(o->opened_at, pi->opened_at) > w)
+                continue;
+            if (rule == 0 ? (r = names(o, me)) == NULL
+                          : (dp = depends(e, o, pi)) == NULL)
+                continue;
+            if (p == NULL) {
+                char df[PROBLEM_MAX_NAME + 32];
+
+                if (pi->mark.manual)
+                    return;
+                snprintf(t, sizeof(t), "incidents %s %s",
+                         rule == 0 ? "naming" : "depending on", pi->host);
+                p = prob_new(e, rn, rule == 0 ? me : pi->host, t,
+                             pi->opened_at);
+                snprintf(df, sizeof(df), "%s %s",
+                         rule == 0 ? "host named by" : "dependency of",
+                         o->host);
+                link_inc(e, pi, p, rn, df, pi->opened_at, who);
+            }
+            if (r != NULL)
+                fields_ref(f, sizeof(f), r, me);
+            else
+                snprintf(f, sizeof(f), "depends_on %s -> %s", dp->from, dp->to);
+            link_inc(e, o, p, rn, f, o->opened_at, who);
+        }
+    }
+}
+
+/* qsort order of host names without ASCII case. */
+static int
+host_cmp(const void *x, const void *y)
+{
+    const char *a = *(const char *const *)x, *b = *(const char *const *)y;
+
+    for (; *a && lower((unsigned char)*a) == lower((unsigned char)*b); a++, b++)
+        ;
+    return lower((unsigned char)*a) - lower((unsigned char)*b);
+}
+
+/* Spread: an open problem of the class, or min_hosts hosts within window. */
+static void
+spread(struct problem_engine *e, struct pinc *pi)
+{
+    int64_t w = e->cfg.spread_window_ns;
+    char f[PROBLEM_MAX_NAME + 32], t[PROBLEM_MAX_NAME + 64];
+    uint32_t hosts = 0;
+    struct prob *p;
+
+    snprintf(f, sizeof(f), "class=%s", pi->cls);
+    for (size_t i = 0; i < e->nprob; i++) {
+        p = e->probs[i];
+        if (prob_open(p) && strcmp(p->v.rule, "spread") == 0 &&
+            strcmp(p->v.key, pi->cls) == 0) {
+            link_inc(e, pi, p, "spread", f, pi->opened_at, "rule:spread");
+            return;
+        }
+    }
+    /* Distinct hosts among the free incidents of the class in window:
+     * sorted, so that a fleet-wide storm costs n log n, not n^2. */
+    {
+        const char **hv = NULL;
+        size_t nh = 0;
+
+        for (size_t i = 0; i < e->ninc; i++) {
+            const struct pinc *o = e->incs[i];
+
+            if (!free_inc(o) || strcmp(o->cls, pi->cls) != 0 ||
+                absdiff(o->opened_at, pi->opened_at) > w)
+                continue;
+            hv = tc_xreallocarray(hv, nh + 1, sizeof(*hv));
+            hv[nh++] = o->host;
+        }
+        if (nh > 1)
+            qsort(hv, nh, sizeof(*hv), host_cmp);
+        for (size_t i = 0; i < nh; i++)
+            hosts += i == 0 || host_cmp(&hv[i - 1], &hv[i]) != 0;
+        free(hv);
+    }
+    if (hosts < e->cfg.spread_min_hosts)
+        return;
+    snprintf(t, sizeof(t), "%s on %" PRIu32 " hosts", pi->cls, hosts);
+    p = prob_new(e, "spread", pi->cls, t, pi->opened_at);
+    for (size_t i = 0; i < e->ninc; i++) {
+        struct pinc *o = e->incs[i];
+
+        if (free_inc(o) && strcmp(o->cls, pi->cls) == 0 &&
+            absdiff(o->opened_at, pi->opened_at) <= w)
+            link_inc(e, o, p, "spread", f, pi->opened_at, "rule:spread");
+    }
+}
+
+static struct trend *
+trend_get(struct problem_engine *e, const char *cls)
+{
+    size_t lo = 0, hi = e->ntrend;
+    struct trend *t;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(e->trends[mid].cls, cls);
+
+        if (c == 0)
+            return &e->trends[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    GROW(e->trends, e->ntrend, e->captrend);
+    memmove(&e->trends[lo + 1], &e->trends[lo],
+            (e->ntrend - lo) * sizeof(*e->trends));
+    t = &e->trends[lo];
+    memset(t, 0, sizeof(*t));
+    t->cls = tc_xstrdup(cls);
+    e->ntrend++;
+    return t;
+}
+
+static void
+trend_add(struct trend *t, int64_t ts)
+{
+    size_t i = t->n;
+
+    if (t->n == PROBLEM_MAX_TREND) {
+        /* Only the newest openings can still count. */
+        memmove(&t->ts[0], &t->ts[1], (t->n - 1) * sizeof(*t->ts));
+        t->n--;
+        i = t->n;
+    }
+    GROW(t->ts, t->n, t->cap);
+    while (i > 0 && t->ts[i - 1] > ts) {
+        t->ts[i] = t->ts[i - 1];
+        i--;
+    }
+    t->ts[i] = ts;
+    t->n++;
+}
+
+/* Openings of t within the period ending at ts. */
+static uint32_t
+trend_count(const struct problem_engine *e, const struct trend *t, int64_t ts)
+{
+    uint32_t n = 0;
+
+    for (size_t i = 0; i < t->n; i++)
+        if (t->ts[i] <= ts && ts - t->ts[i] <= e->cfg.trend_period_ns)
+            n++;
+    return n;
+}
+
+/*
+ * Trend: pi (re)opened and no cross-host rule took it: count the
+ * opening; count openings of the class within period: a proactive
+ * problem with the class's free incidents in memory.
+ */
+static void
+trend(struct problem_engine *e, struct pinc *pi)
+{
+    struct trend *tr = trend_get(e, pi->cls);
+    struct open_out *o;
+    uint32_t n;
+    char f[PROBLEM_MAX_NAME + 64], t[PROBLEM_MAX_NAME + 64];
+    struct prob *p;
+
+    trend_add(tr, pi->opened_at);
+    GROW(e->opens, e->nopens, e->capopens);
+    o = &e->opens[e->nopens++];
+    o->cls = tc_xstrdup(pi->cls);
+    o->incident_id = pi->id;
+    o->ts = pi->opened_at;
+    for (size_t i = 0; i < e->nprob; i++) {
+        p = e->probs[i];
+        if (prob_open(p) && strcmp(p->v.rule, "trend") == 0 &&
+            strcmp(p->v.key, pi->cls) == 0) {
+            snprintf(f, sizeof(f), "class=%s", pi->cls);
+            link_inc(e, pi, p, "trend", f, pi->opened_at, "rule:trend");
+            return;
+        }
+    }
+    n = trend_count(e, tr, pi->opened_at);
+    if (n < e->cfg.trend_count)
+        return;
+    snprintf(t, sizeof(t), "%s recurring: %" PRIu32 " openings in %" PRId64 "d",
+             pi->cls, n, e->cfg.trend_period_ns / (86400 * NS_PER_S));
+    p = prob_new(e, "trend", pi->cls, t, pi->opened_at);
+    snprintf(f, sizeof(f), "class=%s openings=%" PRIu32, pi->cls, n);
+    for (size_t i = 0; i < e->ninc; i++) {
+        struct pinc *q = e->incs[i];
+
+        if (free_inc(q) && strcmp(q->cls, pi->cls) == 0 &&
+            pi->opened_at - q->opened_at <= e->cfg.trend_period_ns)
+            link_inc(e, q, p, "trend", f, pi->opened_at, "rule:trend");
+    }
+}
+
+/* Every rule, for an incident that (re)opened or gained evidence. */
+static void
+relate(struct problem_engine *e, struct pinc *pi, int opening)
+{
+    if (pi->mark.manual || pi->state == INCIDENT_CLOSED)
+        return;
+    if (pi->mark.problem_id == 0 && e->cfg.reference)
+        reference_forward(e, pi);
+    if (pi->mark.problem_id == 0)
+        topology_forward(e, pi);
+    reverse(e, pi);
+    if (pi->mark.problem_id == 0 && e->cfg.spread && opening)
+        spread(e, pi);
+    if (pi->mark.problem_id == 0 && e->cfg.trend && opening)
+        trend(e, pi);
+}
+
+/* ---- inputs ------------------------------------------------------------- */
+
+static void settle(struct problem_engine *e);
+
+/* Anything loaded: rank silently before the first live input. */
+static void
+settle_load(struct problem_engine *e)
+{
+    if (!e->loaded)
+        return;
+    e->loaded = 0;
+    settle(e);
+    for (size_t i = 0; i < e->nprob; i++) {
+        e->probs[i]->dirty = 0;
+        e->probs[i]->cands_dirty = 0;
+    }
+    for (size_t i = 0; i < e->ninc; i++)
+        e->incs[i]->sent = e->incs[i]->mark;
+}
+
+static int
+field_wanted(const struct problem_engine *e, const struct tc_str *k)
+{
+    if (e->cfg.nreference_fields == 0)
+        return 1;
+    for (size_t i = 0; i < e->cfg.nreference_fields; i++)
+        if (strlen(e->cfg.reference_fields[i]) == k->len &&
+            memcmp(e->cfg.reference_fields[i], k->ptr, k->len) == 0)
+            return 1;
+    return 0;
+}
+
+static void
+ref_add(struct problem_engine *e, struct pinc *pi, const char *host,
+        const char *field, size_t flen, const char *value, size_t vlen,
+        int64_t ts, int out)
+{
+    struct pref *r;
+
+    for (size_t i = 0; i < pi->nrefs; i++)
+        if (strcmp(pi->refs[i].host, host) == 0 &&
+            strlen(pi->refs[i].field) == flen &&
+            memcmp(pi->refs[i].field, field, flen) == 0)
+            return;
+    if (pi->nrefs >= PROBLEM_MAX_REFS)
+        return;
+    pi->refs = tc_xreallocarray(pi->refs, pi->nrefs + 1, sizeof(*pi->refs));
+    r = &pi->refs[pi->nrefs];
+    r->host = tc_xstrdup(host);
+    r->field = tc_xstrndup(field, flen);
+    r->value = tc_xstrndup(value, vlen);
+    r->ts = ts;
+    if (out) {
+        GROW(e->refs, e->nrefs, e->caprefs);
+        e->refs[e->nrefs++] = (struct ref_out){pi->id, pi->nrefs};
+    }
+    pi->nrefs++;
+}
+
+void
+problem_engine_evidence(struct problem_engine *e, int64_t incident_id,
+                        const char *host, const struct tc_event *ev)
+{
+    struct pinc *pi;
+    size_t before;
+    int64_t t = ev->event_ts ? ev->event_ts : ev->ts;
+
+    settle_load(e);
+    problem_engine_host(e, host);
+    if (incident_id <= 0 || !e->cfg.reference)
+        return;
+    pi = NULL;
+    for (uint32_t i = 0; i < ev->nfields; i++) {
+        const struct tc_kv *kv = &ev->fields[i];
+        const char *named;
+
+        if (kv->val.ptr == NULL || kv->val.len == 0 || kv->key.ptr == NULL ||
+            kv->key.len > PROBLEM_MAX_NAME || !field_wanted(e, &kv->key))
+            continue;
+        named = problem_engine_named_host(e, kv->val.ptr, kv->val.len, host);
+        if (named == NULL)
+            continue;
+        if (pi == NULL) {
+            pi = inc_get(e, incident_id);
+        }
+        before = pi->nrefs;
+        /* A peer's value: keep at most a name's worth of it. */
+        ref_add(e, pi, named, kv->key.ptr, kv->key.len, kv->val.ptr,
+                kv->val.len < PROBLEM_MAX_NAME ? kv->val.len : PROBLEM_MAX_NAME,
+                t, 1);
+        if (pi->nrefs == before || !pi->known)
+            continue;
+        /* New evidence for an incident already seen. */
+        if (pi->mark.problem_id != 0) {
+            struct prob *p = prob_find(e, pi->mark.problem_id);
+
+            if (p != NULL)
+                p->rank_dirty = 1;
+        } else if (active_state(pi->state)) {
+            relate(e, pi, 0);
+        }
+    }
+}
+
+static void
+open_major(struct problem_engine *e, struct pinc *pi, int64_t ts)
+{
+    char t[PROBLEM_MAX_NAME * 2 + 64], f[64];
+    struct prob *p;
+
+    snprintf(t, sizeof(t), "major incident %" PRId64 ": %s on %s (P%d)", pi->id,
+             pi->cls, pi->host, pi->priority);
+    p = prob_new(e, "major", pi->cls, t, ts);
+    snprintf(f, sizeof(f), "priority=P%d", pi->priority);
+    link_inc(e, pi, p, "major", f, ts, "rule:major");
+}
+
+void
+problem_engine_incident(struct problem_engine *e, const struct incident *in)
+{
+    struct pinc *pi;
+    int was_known, was_active, opening, again, ended;
+    struct prob *p;
+
+    settle_load(e);
+    pi = inc_get(e, in->id);
+    was_known = pi->known;
+    was_active = was_known && active_state(pi->state);
+    /*
+     * An incident changes many times within one step but is handed
+     * over once, at its latest state: one that opened (or reopened)
+     * and resolved within the step arrives resolved. Its opening is
+     * still an opening, and its end still an end.
+     */
+    opening = !was_known || in->opened_at != pi->opened_at ||
+              (active_state(in->state) && !was_active);
+    again = active_state(in->state) && (!was_active || opening);
+    ended = !active_state(in->state) && (was_active || opening);
+    if (!was_known) {
+        pi->host = tc_xstrdup(in->host);
+        pi->cls = tc_xstrdup(problem_class(in->fingerprint));
+        pi->service = tc_xstrdup(in->service ? in->service : "");
+        pi->known = 1;
+        problem_engine_host(e, in->host);
+    } else if (pi->service[0] == '\0' && in->service && in->service[0]) {
+        free(pi->service);
+        pi->service = tc_xstrdup(in->service);
+    }
+    pi->state = in->state;
+    pi->sev = in->severity;
+    pi->priority = in->priority;
+    pi->opened_at = in->opened_at;
+    pi->first_seen = in->first_seen;
+    pi->resolved_at = in->resolved_at;
+    pi->closed_at = in->closed_at;
+
+    p = pi->mark.problem_id ? prob_find(e, pi->mark.problem_id) : NULL;
+    if (p != NULL) {
+        if (again && p->v.state == PROBLEM_RESOLVED) {
+            char d[64];
+
+            snprintf(d, sizeof(d), "incident %" PRId64 " active again", pi->id);
+            p->v.state = PROBLEM_OPEN;
+            p->v.resolved_at = 0;
+            p->dirty = 1;
+            note_add(e, p->v.id, in->opened_at, "reopened", "rule:incident", d);
+        }
+        /* Onset, severity and state feed the ranking and the marks. */
+        p->rank_dirty = 1;
+        quiet_update(e, p);
+        if (opening && prob_open(p))
+            reverse(e, pi);
+        return;
+    }
+    if (opening)
+        relate(e, pi, 1);
+    /* A major incident that ends with no problem: the review starts. */
+    if (e->cfg.major && ended && pi->mark.problem_id == 0 && !pi->mark.manual &&
+        in->priority <= e->cfg.major_priority) {
+        int64_t ts = in->resolved_at ? in->resolved_at : in->closed_at;
+
+        open_major(e, pi, ts);
+    }
+}
+
+/* ---- ranking ------------------------------------------------------------ */
+
+struct hostacc {
+    const char *host;       /* a member's host or a named host (borrowed) */
+    const struct pinc *inc; /* its earliest member incident, or NULL */
+    int64_t incident_id, onset, first_ref;
+    enum tc_severity sev;
+    uint32_t named, upstream, affected;
+    char named_list[160];
+    char up_list[160];
+};
+
+static struct hostacc *
+acc_get(struct hostacc **a, size_t *n, const char *host)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (host_eq(host, (*a)[i].host))
+            return &(*a)[i];
+    *a = tc_xreallocarray(*a, *n + 1, sizeof(**a));
+    memset(&(*a)[*n], 0, sizeof(**a));
+    (*a)[*n].host = host;
+    (*a)[*n].onset = INT64_MAX;
+    (*a)[*n].first_ref = INT64_MAX;
+    return &(*a)[(*n)++];
+}
+
+static void
+list_add(char *buf, size_t len, uint32_t n, const char *item)
+{
+    size_t at = strlen(buf);
+
+    if (n > LIST_HOSTS)
+        return;
+    if (n == LIST_HOSTS) {
+        snprintf(buf + at, len - at, ", ...");
+        return;
+    }
+    snprintf(buf + at, len - at, "%s%s", at ? ", " : "", item);
+}
+
+static int
+severity_points(enum tc_severity s)
+{
+    return s == TC_SEV_CRITICAL  ? 10
+           : s == TC_SEV_ERROR   ? 6
+           : s == TC_SEV_WARNING ? 3
+                                 : 0;
+}
+
+static int
+cand_cmp(const void *x, const void *y)
+{
+    const struct cand *a = x, *b = y;
+    int c;
+
+    if (a->score != b->score)
+        return a->score > b->score ? -1 : 1;
+    if (a->onset != b->onset)
+        return a->onset < b->onset ? -1 : 1;
+    if ((c = strcmp(a->host, b->host)) != 0)
+        return c;
+    return a->incident_id < b->incident_id ? -1
+                                           : a->incident_id > b->incident_id;
+}
+
+/* A member pi of the problem explains (named or depends on) host h. */
+static void
+explain_acc(const struct problem_engine *e, struct hostacc *acc, size_t nacc,
+            const struct pinc *m)
+{
+    for (size_t k = 0; k < nacc; k++) {
+        struct hostacc *h = &acc[k];
+        const struct pref *r;
+        int explained = 0;
+        char item[PROBLEM_MAX_NAME * 2 + 8];
+
+        if (host_eq(m->host, h->host))
+            continue;
+        if ((r = names(m, h->host)) != NULL) {
+            snprintf(item, sizeof(item), "%s %s", m->host, r->field);
+            list_add(h->named_list, sizeof(h->named_list), h->named, item);
+            h->named++;
+            explained = 1;
+        }
+        if (h->inc != NULL) {
+            if (depends(e, m, h->inc) != NULL) {
+                list_add(h->up_list, sizeof(h->up_list), h->upstream, m->host);
+                h->upstream++;
+                explained = 1;
+            }
+        }
+        h->affected += (uint32_t)explained;
+    }
+}
+
+/*
+ * Rank the candidates of p (docs/correlation.md, "Ranking"): every host
+ * of its incidents and every host their events named.
+ */
+static void
+rank(struct problem_engine *e, struct prob *p)
+{
+    const struct pinc **mem = NULL;
+    size_t nmem = 0, nacc = 0, ncand;
+    struct hostacc *acc = NULL;
+    struct cand *c = NULL;
+    int64_t earliest = INT64_MAX;
+    int same;
+
+    for (size_t i = 0; i < e->ninc; i++)
+        if (e->incs[i]->known && e->incs[i]->mark.problem_id == p->v.id) {
+            mem = tc_xreallocarray(mem, nmem + 1, sizeof(*mem));
+            mem[nmem++] = e->incs[i];
+        }
+    for (size_t i = 0; i < nmem; i++) {
+        struct hostacc *h = acc_get(&acc, &nacc, mem[i]->host);
+
+        if (mem[i]->first_seen < h->onset ||
+            (mem[i]->first_seen == h->onset && mem[i]->id < h->incident_id)) {
+            h->onset = mem[i]->first_seen;
+            h->incident_id = mem[i]->id;
+            h->inc = mem[i];
+        }
+        if (mem[i]->sev > h->sev)
+            h->sev = mem[i]->sev;
+        if (mem[i]->first_seen < earliest)
+            earliest = mem[i]->first_seen;
+    }
+    for (size_t i = 0; i < nmem; i++)
+        for (size_t r = 0; r < mem[i]->nrefs; r++) {
+            struct hostacc *h = acc_get(&acc, &nacc, mem[i]->refs[r].host);
+
+            if (mem[i]->refs[r].ts < h->first_ref)
+                h->first_ref = mem[i]->refs[r].ts;
+        }
+    for (size_t i = 0; i < nmem; i++)
+        explain_acc(e, acc, nacc, mem[i]);
+
+    c = tc_xcalloc(nacc ? nacc : 1, sizeof(*c));
+    for (size_t i = 0; i < nacc; i++) {
+        struct hostacc *h = &acc[i];
+        char ev[EVIDENCE_MAX];
+        size_t at = 0;
+        int64_t s = 0;
+        uint32_t k;
+
+#define EV(...)                                                                \
+    do {                                                                       \
+        if (at < sizeof(ev))                                                   \
+            at += (size_t)snprintf(ev + at, sizeof(ev) - at, __VA_ARGS__);     \
+    } while (0)
+        ev[0] = '\0';
+        if (h->incident_id != 0 && h->onset == earliest) {
+            s += SCORE_ONSET;
+            EV("earliest onset (+%d)", SCORE_ONSET);
+        }
+        if (h->named > 0) {
+            k = h->named < SCORE_NAMED_MAX ? h->named : SCORE_NAMED_MAX;
+            s += (int64_t)k * SCORE_NAMED;
+            EV("%snamed by %" PRIu32 " other %s events: %s (+%" PRIu32 ")",
+               at ? "; " : "", h->named, h->named == 1 ? "host's" : "hosts'",
+               h->named_list, k * SCORE_NAMED);
+        }
+        if (h->upstream > 0) {
+            k = h->upstream < SCORE_UP_MAX ? h->upstream : SCORE_UP_MAX;
+            s += SCORE_UPSTREAM + (int64_t)k * SCORE_UP_HOST;
+            EV("%supstream in topology of %" PRIu32 " host%s: %s (+%" PRIu32
+               ")",
+               at ? "; " : "", h->upstream, h->upstream == 1 ? "" : "s",
+               h->up_list, SCORE_UPSTREAM + k * SCORE_UP_HOST);
+        }
+        if (severity_points(h->sev) > 0) {
+            s += severity_points(h->sev);
+            EV("%sseverity %s (+%d)", at ? "; " : "", tc_severity_name(h->sev),
+               severity_points(h->sev));
+        }
+        if (h->affected > 0) {
+            k = h->affected < SCORE_AFFECTED_MAX ? h->affected
+                                                 : SCORE_AFFECTED_MAX;
+            s += k;
+            EV("%s%" PRIu32 " host%s affected (+%" PRIu32 ")", at ? "; " : "",
+               h->affected, h->affected == 1 ? "" : "s", k);
+        }
+        if (h->incident_id == 0)
+            EV("%sno incident of its own", at ? "; " : "");
+#undef EV
+        c[i].host = tc_xstrdup(h->host);
+        c[i].incident_id = h->incident_id;
+        c[i].score = s;
+        c[i].onset = h->incident_id ? h->onset : INT64_MAX;
+        c[i].evidence = tc_xstrdup(ev);
+    }
+    if (nacc > 1)
+        qsort(c, nacc, sizeof(*c), cand_cmp);
+    ncand = nacc < PROBLEM_MAX_CANDIDATES ? nacc : PROBLEM_MAX_CANDIDATES;
+    for (size_t i = ncand; i < nacc; i++) {
+        free(c[i].host);
+        free(c[i].evidence);
+    }
+    same = ncand == p->ncands;
+    for (size_t i = 0; same && i < ncand; i++)
+        same = strcmp(c[i].host, p->cands[i].host) == 0 &&
+               c[i].incident_id == p->cands[i].incident_id &&
+               c[i].score == p->cands[i].score &&
+               strcmp(c[i].evidence, p->cands[i].evidence) == 0;
+    if (same) {
+        for (size_t i = 0; i < ncand; i++) {
+            free(c[i].host);
+            free(c[i].evidence);
+        }
+        free(c);
+    } else {
+        cands_free(p);
+        p->cands = c;
+        p->ncands = ncand;
+        p->cands_dirty = 1;
+    }
+    {
+        int64_t ri = p->ncands ? p->cands[0].incident_id : 0;
+        const char *rh = p->ncands ? p->cands[0].host : "";
+
+        if (ri != p->v.root_incident || strcmp(rh, p->v.root_host) != 0) {
+            p->v.root_incident = ri;
+            free(p->v.root_host);
+            p->v.root_host = tc_xstrdup(rh);
+            p->dirty = 1;
+        }
+    }
+    /*
+     * Inhibition: while the problem is open, its symptoms are inhibited,
+     * the root cause's incident is not. A symptom is a member the root
+     * explains: it named the root's host, depends on it in topology, is
+     * of the same class in a spread or trend problem (where the class
+     * is the relation), or a user linked it. Without that relation an
+     * agent could get another host's incident silenced just by naming
+     * that host in its own events (docs/security.md). When the top
+     * candidate has no incident of its own (a silent dependency), the
+     * earliest member stays uninhibited so that someone still hears of
+     * it.
+     */
+    {
+        int64_t keep = p->v.root_incident;
+        const struct pinc *root = NULL;
+        int by_class =
+            strcmp(p->v.rule, "spread") == 0 || strcmp(p->v.rule, "trend") == 0;
+
+        if (keep == 0) {
+            const struct pinc *first = NULL;
+
+            for (size_t i = 0; i < nmem; i++)
+                if (first == NULL || mem[i]->first_seen < first->first_seen)
+                    first = mem[i];
+            keep = first ? first->id : 0;
+        }
+        for (size_t i = 0; i < nmem; i++)
+            if (mem[i]->id == p->v.root_incident)
+                root = mem[i];
+        for (size_t i = 0; i < nmem; i++) {
+            struct pinc *m = (struct pinc *)mem[i];
+            int symptom =
+                m->mark.manual ||
+                (p->v.root_host[0] && names(m, p->v.root_host) != NULL) ||
+                (root != NULL && by_class && strcmp(m->cls, root->cls) == 0) ||
+                (root != NULL && depends(e, m, root) != NULL);
+
+            m->mark.inhibited = prob_open(p) && m->id != keep && symptom;
+        }
+    }
+    free(mem);
+    free(acc);
+}
+
+static void
+settle(struct problem_engine *e)
+{
+    for (size_t i = 0; i < e->nprob; i++) {
+        struct prob *p = e->probs[i];
+
+        if (p->rank_dirty) {
+            p->rank_dirty = 0;
+            rank(e, p);
+        }
+    }
+}
+
+/* ---- actions and ticks -------------------------------------------------- */
+
+static int
+set_text(char **dst, const char *text)
+{
+    char *n = tc_xstrdup(text ? text : "");
+
+    free(*dst);
+    *dst = n;
+    return 0;
+}
+
+static void
+set_state(struct problem_engine *e, struct prob *p, enum problem_state s,
+          int64_t ts, const char *who, const char *what, const char *detail)
+{
+    p->v.state = s;
+    switch (s) {
+    case PROBLEM_INVESTIGATING:
+        p->v.investigating_at = ts;
+        break;
+    case PROBLEM_KNOWN_ERROR:
+        p->v.known_error_at = ts;
+        break;
+    case PROBLEM_RESOLVED:
+        p->v.resolved_at = ts;
+        break;
+    case PROBLEM_CLOSED:
+        p->v.closed_at = ts;
+        break;
+    default:
+        break;
+    }
+    p->dirty = 1;
+    /* Inhibition follows the state: re-rank sets the marks. */
+    p->rank_dirty = 1;
+    note_add(e, p->v.id, ts, what, who, detail);
+}
+
+static int
+any_active(const struct problem_engine *e, const struct prob *p)
+{
+    for (size_t i = 0; i < e->ninc; i++)
+        if (e->incs[i]->known && e->incs[i]->mark.problem_id == p->v.id &&
+            active_state(e->incs[i]->state))
+            return 1;
+    return 0;
+}
+
+int
+problem_engine_action(struct problem_engine *e, const struct problem_action *a)
+{
+    struct prob *p;
+    struct pinc *pi;
+    char who[PROBLEM_MAX_NAME + 8], d[PROBLEM_MAX_TEXT + 64];
+    enum problem_factor_cat cat;
+
+    settle_load(e);
+    p = prob_find(e, a->problem_id);
+    if (p == NULL || p->v.state == PROBLEM_CLOSED)
+        return -ENOENT;
+    if ((a->text && strlen(a->text) > PROBLEM_MAX_TEXT) ||
+        (a->text2 && strlen(a->text2) > PROBLEM_MAX_TEXT))
+        return -E2BIG;
+    snprintf(who, sizeof(who), "user:%s", a->user ? a->user : "?");
+    switch (a->verb) {
+    case PROBLEM_V_INVESTIGATE:
+        if (p->v.state != PROBLEM_OPEN)
+            return -EALREADY;
+        set_state(e, p, PROBLEM_INVESTIGATING, a->ts, who, "investigating",
+                  a->text);
+        return 0;
+    case PROBLEM_V_KNOWN_ERROR:
+        if (a->text == NULL || a->text[0] == '\0')
+            return -EINVAL;
+        if (!prob_open(p))
+            return -EALREADY;
+        set_text(&p->v.root_cause, a->text);
+        set_text(&p->v.workaround, a->text2);
+        snprintf(d, sizeof(d), "root cause: %s; workaround: %s", a->text,
+                 a->text2 && *a->text2 ? a->text2 : "(none)");
+        set_state(e, p, PROBLEM_KNOWN_ERROR, a->ts, who, "known_error", d);
+        return 0;
+    case PROBLEM_V_RESOLVE:
+        if (!prob_open(p))
+            return -EALREADY;
+        set_state(e, p, PROBLEM_RESOLVED, a->ts, who, "resolved", a->text);
+        return 0;
+    case PROBLEM_V_CLOSE:
+        if (any_active(e, p))
+            return -EBUSY;
+        set_state(e, p, PROBLEM_CLOSED, a->ts, who, "closed", a->text);
+        return 0;
+    case PROBLEM_V_LINK:
+        pi = inc_find(e, a->incident_id);
+        if (pi == NULL || !pi->known || pi->state == INCIDENT_CLOSED)
+            return -ENOENT;
+        if (pi->mark.problem_id == p->v.id)
+            return -EALREADY;
+        if (pi->mark.problem_id != 0)
+            return -EBUSY;
+        pi->mark.manual = 1;
+        link_inc(e, pi, p, "user", a->text, a->ts, who);
+        return 0;
+    case PROBLEM_V_UNLINK:
+        pi = inc_find(e, a->incident_id);
+        if (pi == NULL || !pi->known || pi->mark.problem_id != p->v.id)
+            return -ENOENT;
+        pi->mark.manual = 1;
+        unlink_inc(e, pi, p, a->ts, who);
+        return 0;
+    case PROBLEM_V_NOTE:
+        if (a->text == NULL || a->text[0] == '\0')
+            return -EINVAL;
+        note_add(e, p->v.id, a->ts, "note", who, a->text);
+        return 0;
+    case PROBLEM_V_RCA:
+        if (a->key == NULL)
+            return -EINVAL;
+        if (strncmp(a->key, "why", 3) == 0 && a->key[3] >= '1' &&
+            a->key[3] <= '0' + PROBLEM_WHYS && a->key[4] == '\0') {
+            set_text(&p->v.whys[a->key[3] - '1'], a->text);
+        } else if (problem_factor_parse(a->key, &cat) == 0) {
+            if (a->text == NULL || a->text[0] == '\0')
+                return -EINVAL;
+            if (p->v.nfactors >= PROBLEM_MAX_FACTORS)
+                return -E2BIG;
+            p->v.factors = tc_xreallocarray(p->v.factors, p->v.nfactors + 1,
+                                            sizeof(*p->v.factors));
+            p->v.factors[p->v.nfactors].category = cat;
+            p->v.factors[p->v.nfactors++].text = tc_xstrdup(a->text);
+        } else {
+            return -EINVAL;
+        }
+        snprintf(d, sizeof(d), "%s: %s", a->key, a->text ? a->text : "");
+        p->dirty = 1;
+        note_add(e, p->v.id, a->ts, "rca", who, d);
+        return 0;
+    }
+    return -EINVAL;
+}
+
+void
+problem_engine_tick(struct problem_engine *e, int64_t now)
+{
+    char d[96];
+
+    settle_load(e);
+    for (size_t i = 0; i < e->nprob; i++) {
+        struct prob *p = e->probs[i];
+
+        if (prob_open(p) && p->v.quiet_since != 0 &&
+            now - p->v.quiet_since >= e->cfg.resolve_after_ns &&
+            !any_active(e, p)) {
+            snprintf(d, sizeof(d), "all incidents resolved for %" PRId64 "s",
+                     (now - p->v.quiet_since) / NS_PER_S);
+            set_state(e, p, PROBLEM_RESOLVED, now, "rule:resolve_after",
+                      "resolved", d);
+        }
+        if (p->v.state == PROBLEM_RESOLVED) {
+            int open = 0;
+
+            for (size_t k = 0; k < e->ninc && !open; k++)
+                open = e->incs[k]->known &&
+                       e->incs[k]->mark.problem_id == p->v.id &&
+                       e->incs[k]->state != INCIDENT_CLOSED;
+            if (!open)
+                set_state(e, p, PROBLEM_CLOSED, now, "rule:incidents_closed",
+                          "closed", "every incident closed");
+        }
+    }
+    /* Openings too old to count go. */
+    for (size_t i = 0; i < e->ntrend; i++) {
+        struct trend *t = &e->trends[i];
+        size_t k = 0;
+
+        while (k < t->n && now - t->ts[k] > e->cfg.trend_period_ns)
+            k++;
+        if (k > 0) {
+            memmove(&t->ts[0], &t->ts[k], (t->n - k) * sizeof(*t->ts));
+            t->n -= k;
+        }
+    }
+}
+
+/* ---- load --------------------------------------------------------------- */
+
+static char *
+dup0(const char *s)
+{
+    return tc_xstrdup(s ? s : "");
+}
+
+void
+problem_engine_load(struct problem_engine *e, const struct problem *src)
+{
+    struct prob *p;
+
+    if (src->state == PROBLEM_CLOSED || prob_find(e, src->id) != NULL)
+        return;
+    p = tc_xcalloc(1, sizeof(*p));
+    p->v = *src;
+    p->v.rule = dup0(src->rule);
+    p->v.key = dup0(src->key);
+    p->v.title = dup0(src->title);
+    p->v.root_host = dup0(src->root_host);
+    p->v.root_cause = dup0(src->root_cause);
+    p->v.workaround = dup0(src->workaround);
+    for (int i = 0; i < PROBLEM_WHYS; i++)
+        p->v.whys[i] = dup0(src->whys[i]);
+    p->v.factors = NULL;
+    p->v.nfactors = 0;
+    if (src->nfactors > 0) {
+        p->v.factors = tc_xcalloc(src->nfactors, sizeof(*p->v.factors));
+        for (size_t i = 0; i < src->nfactors; i++) {
+            p->v.factors[i].category = src->factors[i].category;
+            p->v.factors[i].text = dup0(src->factors[i].text);
+        }
+        p->v.nfactors = src->nfactors;
+    }
+    p->rank_dirty = 1;
+    prob_insert(e, p);
+    e->loaded = 1;
+}
+
+void
+problem_engine_load_incident(struct problem_engine *e,
+                             const struct incident *in,
+                             const struct problem_mark *m)
+{
+    struct pinc *pi = inc_get(e, in->id);
+
+    if (!pi->known) {
+        pi->host = tc_xstrdup(in->host);
+        pi->cls = tc_xstrdup(problem_class(in->fingerprint));
+        pi->service = dup0(in->service);
+        pi->known = 1;
+        problem_engine_host(e, in->host);
+    }
+    pi->state = in->state;
+    pi->sev = in->severity;
+    pi->priority = in->priority;
+    pi->opened_at = in->opened_at;
+    pi->first_seen = in->first_seen;
+    pi->resolved_at = in->resolved_at;
+    pi->closed_at = in->closed_at;
+    if (m != NULL) {
+        pi->mark = *m;
+        pi->mark.incident_id = in->id;
+    }
+    pi->sent = pi->mark;
+    e->loaded = 1;
+}
+
+void
+problem_engine_load_ref(struct problem_engine *e, const struct problem_ref *r)
+{
+    struct pinc *pi = inc_get(e, r->incident_id);
+
+    ref_add(e, pi, r->host, r->field, strlen(r->field), r->value,
+            strlen(r->value), r->ts, 0);
+    e->loaded = 1;
+}
+
+void
+problem_engine_load_opening(struct problem_engine *e,
+                            const struct problem_opening *o)
+{
+    trend_add(trend_get(e, o->cls), o->ts);
+}
+
+void
+problem_engine_set_last_id(struct problem_engine *e, int64_t last_id)
+{
+    if (last_id > e->last_id)
+        e->last_id = last_id;
+}
+
+/* ---- drain -------------------------------------------------------------- */
+
+static int
+mark_eq(const struct problem_mark *a, const struct problem_mark *b)
+{
+    return a->problem_id == b->problem_id && a->inhibited == b->inhibited &&
+           a->manual == b->manual;
+}
+
+int
+problem_engine_drain(struct problem_engine *e, const struct problem_sink *sink,
+                     void *arg)
+{
+    int rc = 0;
+    size_t j;
+
+    settle_load(e);
+    settle(e);
+    for (size_t i = 0; i < e->nprob && rc == 0; i++) {
+        struct prob *p = e->probs[i];
+
+        if (p->dirty && sink->problem)
+            rc = sink->problem(arg, &p->v);
+        p->dirty = 0;
+    }
+    for (size_t i = 0; i < e->nlinks && rc == 0; i++)
+        if (sink->link)
+            rc = sink->link(arg, &e->links[i].v);
+    for (size_t i = 0; i < e->nprob && rc == 0; i++) {
+        struct prob *p = e->probs[i];
+        struct problem_candidate out[PROBLEM_MAX_CANDIDATES];
+
+        if (!p->cands_dirty)
+            continue;
+        p->cands_dirty = 0;
+        for (size_t k = 0; k < p->ncands; k++)
+            out[k] = (struct problem_candidate){
+                p->v.id,           (int)k + 1,
+                p->cands[k].host,  p->cands[k].incident_id,
+                p->cands[k].score, p->cands[k].evidence};
+        if (sink->candidates)
+            rc = sink->candidates(arg, p->v.id, out, p->ncands);
+    }
+    for (size_t i = 0; i < e->ninc && rc == 0; i++) {
+        struct pinc *pi = e->incs[i];
+
+        if (!pi->known || mark_eq(&pi->mark, &pi->sent))
+            continue;
+        pi->sent = pi->mark;
+        if (sink->mark)
+            rc = sink->mark(arg, &pi->mark);
+    }
+    for (size_t i = 0; i < e->nrefs && rc == 0; i++) {
+        const struct pinc *pi = inc_find(e, e->refs[i].incident_id);
+        const struct pref *r;
+
+        if (pi == NULL || e->refs[i].idx >= pi->nrefs)
+            continue;
+        r = &pi->refs[e->refs[i].idx];
+        if (sink->ref)
+            rc = sink->ref(arg, &(struct problem_ref){pi->id, r->host, r->field,
+                                                      r->value, r->ts});
+    }
+    for (size_t i = 0; i < e->nopens && rc == 0; i++)
+        if (sink->opening)
+            rc =
+                sink->opening(arg, &(struct problem_opening){
+                                       e->opens[i].cls, e->opens[i].incident_id,
+                                       e->opens[i].ts});
+    for (size_t i = 0; i < e->nnotes && rc == 0; i++) {
+        const struct note_out *n = &e->notes[i];
+
+        if (sink->note)
+            rc = sink->note(arg, &(struct problem_note){n->id, n->ts, n->what,
+                                                        n->who, n->detail});
+    }
+    outputs_clear(e);
+    /* Forget closed problems, and incidents nothing holds any more. */
+    j = 0;
+    for (size_t i = 0; i < e->nprob; i++) {
+        if (e->probs[i]->v.state == PROBLEM_CLOSED) {
+            prob_free(e->probs[i]);
+            continue;
+        }
+        e->probs[j++] = e->probs[i];
+    }
+    e->nprob = j;
+    j = 0;
+    for (size_t i = 0; i < e->ninc; i++) {
+        struct pinc *pi = e->incs[i];
+        int held = pi->known && pi->state != INCIDENT_CLOSED;
+
+        if (!held && pi->known && pi->mark.problem_id != 0 &&
+            prob_find(e, pi->mark.problem_id) != NULL)
+            held = 1;
+        if (!held) {
+            pinc_free(pi);
+            continue;
+        }
+        e->incs[j++] = pi;
+    }
+    e->ninc = j;
+    return rc;
+}
+
+int
+problem_engine_pending(struct problem_engine *e)
+{
+    settle_load(e);
+    settle(e);
+    if (e->nlinks || e->nrefs || e->nopens || e->nnotes)
+        return 1;
+    for (size_t i = 0; i < e->nprob; i++)
+        if (e->probs[i]->dirty || e->probs[i]->cands_dirty)
+            return 1;
+    for (size_t i = 0; i < e->ninc; i++)
+        if (e->incs[i]->known && !mark_eq(&e->incs[i]->mark, &e->incs[i]->sent))
+            return 1;
+    return 0;
+}
+
+size_t
+problem_engine_size(const struct problem_engine *e)
+{
+    return e->nprob;
+}
+
+const struct problem *
+problem_engine_get(const struct problem_engine *e, int64_t id)
+{
+    const struct prob *p = prob_find(e, id);
+
+    return p ? &p->v : NULL;
+}
+
+struct problem_mark
+problem_engine_mark(const struct problem_engine *e, int64_t incident_id)
+{
+    const struct pinc *pi = inc_find(e, incident_id);
+    struct problem_mark m = {incident_id, 0, 0, 0};
+
+    return pi ? pi->mark : m;
+}
