@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Quick start demo: install dependencies, build, make a PKI, start a
 # collector and an agent on 127.0.0.1 with the embedded SQLite store,
-# append lines to a log and show the events the collector stored.
+# append lines to a log and show the events and incidents the collector
+# made of them; then three more agents and a dependency failure (a cache
+# out of memory, the web servers timing out on it) that the collector
+# correlates into one problem with the cache as its root cause.
 # Everything lives under ./demo (delete it to start over).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,9 +24,9 @@ mkdir -p "$demo/logs"
 cd "$demo"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 
-echo "== PKI: a CA, the collector's certificate and one agent's"
+echo "== PKI: a CA, the collector's certificate and the agents'"
 "$ctl" pki init pki
-"$ctl" pki issue-agent pki web-01
+for h in web-01 web-02 web-03 cache-01; do "$ctl" pki issue-agent pki $h; done
 
 cat > collector.yaml <<YAML
 listen: 127.0.0.1:$port
@@ -37,10 +40,29 @@ state_dir: state/web-01
 files:
   - path: logs/app.log
     rules:
+      - {name: upstream-timeout, match: 'connect to (?<peer>\\S+) timed out', severity: error}
       - {name: app-error, match: 'ERROR (?<detail>.*)', severity: error}
       - {name: app-slow, match: 'WARN slow request (?<ms>[0-9]+)ms', severity: warning}
 YAML
 : > logs/app.log
+# Three more agents: two web servers like web-01, and the cache they use.
+for h in web-02 web-03 cache-01; do
+  if [ $h = cache-01 ]; then
+    rule="{name: cache-oom, match: 'OOM (?<detail>.*)', severity: critical}"
+  else
+    rule="{name: upstream-timeout, match: 'connect to (?<peer>\\S+) timed out', severity: error}"
+  fi
+  cat > $h.yaml <<YAML
+collector: {address: 127.0.0.1:$port}
+tls: {ca: pki/ca.crt, cert: pki/$h.crt, key: pki/$h.key}
+state_dir: state/$h
+files:
+  - path: logs/$h.log
+    rules:
+      - $rule
+YAML
+  : > logs/$h.log
+done
 
 "$col" -n -c collector.yaml
 "$agent" -n -c agent.yaml
@@ -48,7 +70,8 @@ YAML
 cpid=$!
 "$agent" -d -c agent.yaml 2> agent.log &
 apid=$!
-trap 'kill $apid $cpid 2>/dev/null; wait 2>/dev/null' EXIT
+pids="$apid $cpid"
+trap 'kill $pids 2>/dev/null; wait 2>/dev/null' EXIT
 
 echo "== appending to logs/app.log"
 for i in 1 2 3; do
@@ -80,5 +103,36 @@ echo "== incidents opened from those events (tocsinctl incidents list)"
 echo
 echo "== the first one, with its timeline (tocsinctl incidents show 1)"
 "$ctl" -c collector.yaml incidents show 1
+echo
+
+echo "== a dependency failure: cache-01 runs out of memory, three web servers time out on it"
+for h in web-02 web-03 cache-01; do
+  "$agent" -n -c $h.yaml >/dev/null
+  "$agent" -d -c $h.yaml 2> $h-agent.log &
+  pids="$pids $!"
+done
+sleep 1
+echo "$(date -u +%FT%TZ) OOM command not allowed when used memory > maxmemory" >> logs/cache-01.log
+sleep 0.5
+echo "$(date -u +%FT%TZ) ERROR connect to cache-01:6379 timed out" >> logs/app.log
+for h in web-02 web-03; do
+  echo "$(date -u +%FT%TZ) ERROR connect to cache-01:6379 timed out" >> logs/$h.log
+done
+for _ in $(seq 1 100); do
+  n=$("$ctl" -c collector.yaml problems list --json | python3 -c 'import json,sys; p=json.load(sys.stdin); print(sum(len(x["incidents"]) for x in p if x["root_cause"] == "cache-01"))')
+  [ "$n" -ge 4 ] && break
+  sleep 0.2
+done
+echo "== incidents: the symptoms are inhibited, the root cause is not (tocsinctl incidents list --json)"
+"$ctl" -c collector.yaml incidents list --json | python3 -c '
+import json, sys
+for i in json.load(sys.stdin):
+    print("incident %-3s %-9s %-17s problem %-5s inhibited %s" % (i["id"], i["host"], i["rule"], i["problem"], i["inhibited"]))'
+echo
+echo "== the problem they form (tocsinctl problems list)"
+"$ctl" -c collector.yaml problems list
+echo
+echo "== its root-cause candidates, links and timeline (tocsinctl problems show 1)"
+"$ctl" -c collector.yaml problems show 1
 echo
 echo "demo files, logs and state are in $demo"
