@@ -51,7 +51,7 @@ usage(FILE *f)
             "  problems show ID [--json]         candidates, links, RCA, "
             "timeline\n"
             "  problems investigate|known-error|resolve|close|link|unlink|"
-            "note|rca ID ...\n"
+            "note|rca|review ID ...\n"
             "  silences add --match M... --duration D|--until TS [--start TS]\n"
             "      --comment TEXT [--user U]     M: host=H, rule=R, label:K=V\n"
             "  silences list [--all] [--json]    silences not ended (or all)\n"

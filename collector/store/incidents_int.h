@@ -110,6 +110,7 @@ int incidents_write_changes(struct incidents_store *s,
 
 /* Version 7 of the schema: the problem tables (problems_store.c). */
 extern const char problems_schema_v7[];
+extern const char problems_schema_v8[];
 
 /* The problem engine's state, loaded inside the caller's read
  * transaction after the incidents (problems.md, "Load"). */

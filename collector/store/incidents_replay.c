@@ -43,7 +43,8 @@ scratch_open(struct incidents_store *live, struct incidents_store **out)
     if ((rc = prep(live,
                    "SELECT sql FROM sqlite_master WHERE type = 'table' AND"
                    " name IN ('incidents', 'timeline', 'incident_fps',"
-                   " 'problems', 'problem_factors', 'problem_links',"
+                   " 'problems', 'problem_factors', 'problem_reviews',"
+                   " 'problem_links',"
                    " 'problem_candidates', 'problem_timeline',"
                    " 'problem_refs', 'problem_openings', 'problem_hosts')",
                    &st)) < 0)
@@ -310,6 +311,10 @@ incidents_store_replay(struct incidents_store *s,
         (rc = diff_table(&r, "problem_factors",
                          "SELECT problem_id, n, category, text FROM"
                          " problem_factors ORDER BY problem_id, n",
+                         2, 0, &stats->prows)) != 0 ||
+        (rc = diff_table(&r, "problem_reviews",
+                         "SELECT problem_id, n, incident_id, field, text FROM"
+                         " problem_reviews ORDER BY problem_id, n",
                          2, 0, &stats->prows)) != 0 ||
         (rc = diff_table(&r, "problem_links",
                          "SELECT incident_id, row_number() OVER (PARTITION BY"

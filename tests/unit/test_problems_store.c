@@ -195,6 +195,19 @@ scenario(struct fix *f, int reload_every)
     pact(f, PROBLEM_V_RCA, 1, "why1", "the cache ran out of memory",
          t + 22 * SEC);
     pact(f, PROBLEM_V_RCA, 1, "technology", "no memory limit", t + 23 * SEC);
+    {
+        /* A review of the cache's incident (1), on problem 1. */
+        struct problem_action a = {.ts = t + 23 * SEC,
+                                   .user = "alice",
+                                   .verb = PROBLEM_V_REVIEW,
+                                   .problem_id = 1,
+                                   .incident_id = 1,
+                                   .key = "lessons",
+                                   .text = "set maxmemory everywhere"};
+        int64_t id;
+
+        assert_int_equal(incidents_store_problem_action_add(f->is, &a, &id), 0);
+    }
     pact(f, PROBLEM_V_KNOWN_ERROR, 1, NULL, "maxmemory unset", t + 24 * SEC);
     pact(f, PROBLEM_V_CLOSE, 2, NULL, NULL, t + 25 * SEC); /* -EBUSY */
     STEP(t + 25 * SEC);
@@ -217,6 +230,7 @@ dump(const char *path)
         "SELECT * FROM timeline ORDER BY id",
         "SELECT * FROM problems ORDER BY id",
         "SELECT * FROM problem_factors ORDER BY problem_id, n",
+        "SELECT * FROM problem_reviews ORDER BY problem_id, n",
         "SELECT * FROM problem_links ORDER BY id",
         "SELECT * FROM problem_candidates ORDER BY problem_id, rank",
         "SELECT * FROM problem_timeline ORDER BY id",
@@ -320,6 +334,10 @@ test_load_then_continue(void **state)
                                      " rule = 'spread'"),
                      1);
     assert_int_equal(sql_int(a.path, "SELECT count(*) FROM problem_factors"),
+                     1);
+    assert_int_equal(sql_int(a.path, "SELECT count(*) FROM problem_reviews"
+                                     " WHERE incident_id = 1 AND field ="
+                                     " 'lessons'"),
                      1);
     assert_true(sql_int(a.path, "SELECT count(*) FROM problems WHERE"
                                 " root_cause = 'maxmemory unset'") == 1);
