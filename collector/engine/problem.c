@@ -1911,6 +1911,13 @@ problem_engine_tick(struct problem_engine *e, int64_t now)
     }
 }
 
+int64_t
+problem_engine_trend_horizon(const struct problem_engine *e, int64_t now)
+{
+    /* The tick keeps an opening while now - ts <= period. */
+    return now - e->cfg.trend_period_ns;
+}
+
 /* ---- load --------------------------------------------------------------- */
 
 static char *

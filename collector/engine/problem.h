@@ -283,6 +283,11 @@ void problem_engine_load_opening(struct problem_engine *e,
                                  const struct problem_opening *o);
 void problem_engine_set_last_id(struct problem_engine *e, int64_t last_id);
 
+/* Trend openings before this time no longer count: the tick at now
+ * dropped them from memory, so the store may drop them too. */
+int64_t problem_engine_trend_horizon(const struct problem_engine *e,
+                                     int64_t now);
+
 /* A known host (agent name): the reference rule only follows names of
  * known hosts. Hosts of evidence and incidents become known too. */
 void problem_engine_host(struct problem_engine *e, const char *host);

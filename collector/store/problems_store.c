@@ -116,15 +116,21 @@ const char problems_schema_v7[] =
 /*
  * Version 8: post-incident reviews, recorded on the problem the
  * reviewed incident handed over to (struct problem_review); in the
- * order first recorded, like the factors.
+ * order first recorded, like the factors. Indexes to prune trend
+ * openings.
  */
-const char problems_schema_v8[] = "CREATE TABLE problem_reviews("
-                                  " problem_id INTEGER NOT NULL,"
-                                  " n INTEGER NOT NULL,"
-                                  " incident_id INTEGER NOT NULL,"
-                                  " field TEXT NOT NULL,"
-                                  " text TEXT NOT NULL,"
-                                  " PRIMARY KEY(problem_id, n));";
+const char problems_schema_v8[] =
+    "CREATE TABLE problem_reviews("
+    " problem_id INTEGER NOT NULL,"
+    " n INTEGER NOT NULL,"
+    " incident_id INTEGER NOT NULL,"
+    " field TEXT NOT NULL,"
+    " text TEXT NOT NULL,"
+    " PRIMARY KEY(problem_id, n));"
+    /* Pruning trend openings (problems_step_changes) reads by time and
+     * by class. */
+    "CREATE INDEX problem_openings_ts ON problem_openings(ts);"
+    "CREATE INDEX problem_openings_cls ON problem_openings(cls, ts);";
 
 void
 problems_feed_reset(struct incidents_store *s)
@@ -376,7 +382,8 @@ problems_load(struct incidents_store *s, struct problem_engine *pe)
     if (rc != SQLITE_DONE)
         goto step_fail;
     sqlite3_finalize(st);
-    /* The engine drops the openings past its period at its next tick. */
+    /* The engine drops the openings past its period at its next tick
+     * (and the step writer then drops them from the table). */
     if ((rc = prep(s,
                    "SELECT cls, incident_id, ts FROM problem_openings"
                    " ORDER BY id",
@@ -412,7 +419,7 @@ out:
 struct pwriter {
     struct incidents_store *s;
     sqlite3_stmt *prob, *fdel, *fins, *rdel, *rins, *link, *cdel, *cins, *mark,
-        *ref, *open, *note;
+        *ref, *open, *ocap, *note;
 };
 
 static int
@@ -549,11 +556,17 @@ pw_opening(void *arg, const struct problem_opening *o)
 {
     struct pwriter *w = arg;
     sqlite3_stmt *st = w->open;
+    int rc;
 
     sqlite3_bind_text(st, 1, o->cls, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, o->incident_id);
     sqlite3_bind_int64(st, 3, o->ts);
-    return step_reset(w->s, st);
+    if ((rc = step_reset(w->s, st)) < 0)
+        return rc;
+    /* The engine keeps the newest PROBLEM_MAX_TREND of a class. */
+    sqlite3_bind_text(w->ocap, 1, o->cls, -1, SQLITE_STATIC);
+    sqlite3_bind_int(w->ocap, 2, PROBLEM_MAX_TREND - 1);
+    return step_reset(w->s, w->ocap);
 }
 
 static int
@@ -654,9 +667,26 @@ problems_step_changes(struct incidents_store *w, struct incidents_store *feed,
         (rc = prep(w,
                    "INSERT INTO problem_timeline(problem_id, ts, what, who,"
                    " detail) VALUES(?1,?2,?3,?4,?5)",
-                   &pw.note)) < 0)
+                   &pw.note)) < 0 ||
+        (rc = prep(w,
+                   "DELETE FROM problem_openings WHERE cls = ?1 AND ts <"
+                   " (SELECT ts FROM problem_openings WHERE cls = ?1"
+                   " ORDER BY ts DESC LIMIT 1 OFFSET ?2)",
+                   &pw.ocap)) < 0)
         goto out;
-    rc = problem_engine_drain(pe, &sink, &pw);
+    if ((rc = problem_engine_drain(pe, &sink, &pw)) != 0 || !tick)
+        goto out;
+    /*
+     * What the tick dropped from memory: a restart would not load it
+     * back either way, so the table stays as small as the engine's
+     * window instead of growing with every opening ever.
+     */
+    sqlite3_finalize(host);
+    host = NULL;
+    if ((rc = prep(w, "DELETE FROM problem_openings WHERE ts < ?1", &host)) < 0)
+        goto out;
+    sqlite3_bind_int64(host, 1, problem_engine_trend_horizon(pe, now));
+    rc = step_reset(w, host);
 out:
     sqlite3_finalize(host);
     sqlite3_finalize(pw.prob);
@@ -670,6 +700,7 @@ out:
     sqlite3_finalize(pw.mark);
     sqlite3_finalize(pw.ref);
     sqlite3_finalize(pw.open);
+    sqlite3_finalize(pw.ocap);
     sqlite3_finalize(pw.note);
     return rc;
 }

@@ -445,6 +445,43 @@ test_agent_hosts(void **state)
     fix_close(&f);
 }
 
+/*
+ * Trend openings leave the table once the engine's tick dropped them
+ * (older than trend.period), so it does not grow with every opening
+ * ever; replay drops the same ones.
+ */
+static void
+test_openings_pruned(void **state)
+{
+    struct fix f = {0};
+    struct incidents_replay_stats rs;
+    int nd = 0;
+
+    (void)state;
+    pcfg.trend_period_ns = 60 * MIN;
+    fix_open(&f, "openings");
+    commit(&f, 4, "slow-query", TC_SEV_WARNING, NULL, T0);
+    commit(&f, 3, "evictions", TC_SEV_WARNING, NULL, T0 + SEC);
+    run(&f, T0 + 2 * SEC);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM problem_openings"),
+                     2);
+    run(&f, T0 + 30 * MIN);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM problem_openings"),
+                     2);
+    commit(&f, 4, "disk-slow", TC_SEV_WARNING, NULL, T0 + 40 * MIN);
+    run(&f, T0 + 60 * MIN + SEC);
+    /* The first is 1h old: gone; the other two stay. */
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM problem_openings"),
+                     2);
+    run(&f, T0 + 90 * MIN);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM problem_openings"),
+                     1);
+    assert_int_equal(
+        incidents_store_replay(f.is, &cfg, &pcfg, count_diff, &nd, &rs), 0);
+    assert_int_equal(nd, 0);
+    fix_close(&f);
+}
+
 static int
 setup(void **state)
 {
@@ -461,6 +498,8 @@ main(void)
                                         tu_teardown),
         cmocka_unit_test_setup_teardown(test_step_atomic, setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_agent_hosts, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_openings_pruned, setup,
+                                        tu_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
