@@ -101,10 +101,12 @@ struct incidents_filter {
     int silenced; /* 1: only incidents marked silenced */
 };
 
-/* Incidents matching f, newest first. Strings valid during cb. */
+/* Incidents matching f, newest first, each with its problem mark (read
+ * in the same row). Strings valid during cb. */
 int incidents_store_list(struct incidents_store *s,
                          const struct incidents_filter *f,
-                         int (*cb)(const struct incident *in, void *arg),
+                         int (*cb)(const struct incident *in,
+                                   const struct problem_mark *m, void *arg),
                          void *arg);
 /* The timeline of one incident, oldest first. */
 int incidents_store_timeline(struct incidents_store *s, int64_t id,
@@ -222,9 +224,6 @@ int incidents_store_problem_timeline(struct incidents_store *s, int64_t id,
                                      int (*cb)(const struct problem_note *n,
                                                void *arg),
                                      void *arg);
-/* The problem mark of an incident ({id, 0, 0, 0} if none). */
-int incidents_store_mark(struct incidents_store *s, int64_t incident_id,
-                         struct problem_mark *m);
 /* Record a problem action (tocsinctl problems VERB); its id in *id, its
  * result through incidents_store_action_result. */
 int incidents_store_problem_action_add(struct incidents_store *s,

@@ -359,9 +359,9 @@ problems_load(struct incidents_store *s, struct problem_engine *pe)
 
         incidents_row_incident(st, &in);
         m.incident_id = in.id;
-        m.problem_id = sqlite3_column_int64(st, 20);
-        m.inhibited = sqlite3_column_int(st, 21);
-        m.manual = sqlite3_column_int(st, 22);
+        m.problem_id = sqlite3_column_int64(st, INC_NCOLS);
+        m.inhibited = sqlite3_column_int(st, INC_NCOLS + 1);
+        m.manual = sqlite3_column_int(st, INC_NCOLS + 2);
         problem_engine_load_incident(pe, &in, &m);
     }
     if (rc != SQLITE_DONE)
@@ -886,34 +886,6 @@ incidents_store_problem_timeline(struct incidents_store *s, int64_t id,
     }
     rc = rc == SQLITE_DONE ? 0 : fail(s, rc);
 out:
-    sqlite3_finalize(st);
-    return rc;
-}
-
-int
-incidents_store_mark(struct incidents_store *s, int64_t incident_id,
-                     struct problem_mark *m)
-{
-    sqlite3_stmt *st = NULL;
-    int rc;
-
-    memset(m, 0, sizeof(*m));
-    m->incident_id = incident_id;
-    if ((rc = prep(s,
-                   "SELECT problem, inhibited, problem_manual FROM incidents"
-                   " WHERE id = ?1",
-                   &st)) < 0)
-        return rc;
-    sqlite3_bind_int64(st, 1, incident_id);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        m->problem_id = sqlite3_column_int64(st, 0);
-        m->inhibited = sqlite3_column_int(st, 1);
-        m->manual = sqlite3_column_int(st, 2);
-        rc = 0;
-    } else {
-        rc = rc == SQLITE_DONE ? 0 : fail(s, rc);
-    }
     sqlite3_finalize(st);
     return rc;
 }
