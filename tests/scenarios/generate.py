@@ -28,7 +28,11 @@ clusters. Over 70 minutes of event time:
   One problem, root cause lb-01.
 - background noise: request logs that match no rule, and sporadic
   request errors (rule app-error) on distinct hosts at least 400 s
-  apart, each a problem of its own.
+  apart. Never three in one spread window, so no spread problem; but
+  eight openings of one class within 7 days are, by the documented
+  default trend rule (count 5, period 7d), one proactive "recurring"
+  problem, with no root-cause host: that is the truth. Fewer than
+  TREND_COUNT would each stand alone.
 
 Time alone must never link incidents: the outage, the creep, the flap
 and the noise overlap in time on the same hosts.
@@ -41,6 +45,7 @@ import random
 import time
 
 SPAN_S = 4200  # 70 minutes of event time
+TREND_COUNT = 5  # correlation.trend.count's default (docs/correlation.md)
 DEFAULT_START = 1764892800  # 2025-12-05T00:00:00Z: files stable by default
 MIN_HOSTS = 8
 
@@ -137,10 +142,16 @@ class Scenario:
         for h in hosts:
             self.emit(h, t, "ERROR request req-%06x failed: %s" % (
                 self.rng.randrange(1 << 24), self.rng.choice(NOISE_REASONS)))
-            self.problem("noise-%s" % h, "noise", "sporadic request error on %s" % h,
-                         h, [(h, "app-error", "app-error")])
+            if len(hosts) < TREND_COUNT:
+                self.problem("noise-%s" % h, "noise",
+                             "sporadic request error on %s" % h,
+                             h, [(h, "app-error", "app-error")])
             # 400 s or more apart: never three in one 10-minute window.
             t += self.rng.uniform(400, 480)
+        if len(hosts) >= TREND_COUNT:
+            self.problem("noise-recurring", "noise",
+                         "app-error recurring on %d hosts (trend)" % len(hosts),
+                         None, [(h, "app-error", "app-error") for h in hosts])
 
     def dependency_outage(self):
         t0, t1 = 600.0, 1200.0
