@@ -13,6 +13,7 @@
  * (a candidate config with errors, the store, a write error) or usage.
  */
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,13 @@
 #include "timefmt.h"
 #include "util.h"
 
-#define OUT_MAX (64u << 20)
+/*
+ * The report is built in memory once the replay (and its read
+ * transaction) is over, then written. It is proportional to the state
+ * already held in memory, so it has no cap of its own: a capped buffer
+ * would cut the report short without a word.
+ */
+#define OUT_MAX SIZE_MAX
 
 /* Both sides as read, owned copies of the strings. */
 struct side {
