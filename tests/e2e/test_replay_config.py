@@ -38,8 +38,14 @@ def append(path, line):
 
 
 def sha(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+    """The store's bytes: the file and its write-ahead log, if any (a
+    write would land in the log first)."""
+    h = hashlib.sha256()
+    for p in (path, path + "-wal"):
+        if os.path.exists(p):
+            with open(p, "rb") as f:
+                h.update(f.read())
+    return h.hexdigest()
 
 
 def build_live(env):
