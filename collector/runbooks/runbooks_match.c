@@ -148,7 +148,9 @@ check_one(const struct runbook *rb, const struct runbook_subject *s,
 #undef FAIL
     /* Loading refuses a runbook without conditions; never match one. */
     c->matched = c->nconds > 0 && c->npass == c->nconds;
-    if (c->matched)
+    if (c->matched && c->nconds == 1)
+        snprintf(c->why, sizeof(c->why), "its one condition holds");
+    else if (c->matched)
         snprintf(c->why, sizeof(c->why), "all %u conditions hold", c->nconds);
     else if (c->nconds == 0)
         snprintf(c->why, sizeof(c->why), "no conditions");
