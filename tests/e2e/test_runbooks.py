@@ -82,6 +82,18 @@ def agent_conf(env, name, log):
         % (env.port, name, name, name, log)))
 
 
+REF_CACHE = """---
+id: ref-cache
+title: Web servers name a failing cache
+match:
+  class: upstream-down
+  problem_rule: [reference, topology]
+priority: 100
+---
+The cache named in the event is the root cause: work on it first.
+"""
+
+
 def write_runbooks(env):
     env.write("runbooks/cache-down.md", CACHE_DOWN)
     env.write("runbooks/any.md", ANY_UPSTREAM)
@@ -175,6 +187,56 @@ def test_list_and_test(env):
     agent.stop()
 
 
+def test_problem_rule(env):
+    """The incident's problem rule comes from the store: a web server
+    naming the failing cache joins a reference problem, and the runbook
+    for that rule outranks the general one."""
+    env.make_pki(agents=("web-01", "cache-01"))
+    env.write("runbooks/cache-down.md", CACHE_DOWN)
+    env.write("runbooks/ref-cache.md", REF_CACHE)
+    env.collector_config("runbooks: {dir: runbooks}\n")
+    col = env.collector().start()
+    col.wait_log("listening on")
+    logs, agents = {}, {}
+    for h in ("web-01", "cache-01"):
+        logs[h] = env.write("logs/%s.log" % h, "")
+        agents[h] = env.agent(agent_conf(env, h, logs[h])).start()
+    for h in agents:
+        agents[h].wait_log("connected to")
+    # The cache fails first (its own rule: upstream-down on "cache
+    # unreachable" would not do; a line naming nobody opens its incident).
+    with open(logs["cache-01"], "a") as f:
+        f.write("cache unreachable upstream=disk\n")
+
+    def incs(host):
+        return [i for i in json.loads(env.ctl("incidents", "list", "--json"))
+                if i["host"] == host]
+
+    cache = e2e.wait_for(lambda: incs("cache-01"), 30, "the cache incident")[0]
+    with open(logs["web-01"], "a") as f:
+        f.write("cache unreachable upstream=cache-01\n")
+    web = e2e.wait_for(lambda: [i for i in incs("web-01")
+                                if i.get("problem")], 30,
+                       "the web incident in a problem")[0]
+    t = json.loads(env.ctl("runbooks", "test", str(web["id"]), "--json"))
+    e2e.check(t["problem"] == web["problem"]
+              and t["problem_rule"] == "reference", repr(t))
+    e2e.check(t["match"]["id"] == "ref-cache", repr(t["match"]))
+    by = {r["id"]: r for r in t["runbooks"]}
+    e2e.check(by["cache-down"]["matched"], repr(by))
+    # The cache's incident is in the same problem: ref-cache applies
+    # there too; cache-down's class holds, its host does not.
+    t = json.loads(env.ctl("runbooks", "test", str(cache["id"]), "--json"))
+    e2e.check(t["host"] == "cache-01" and t["problem"] == web["problem"],
+              repr(t))
+    e2e.check(t["match"]["id"] == "ref-cache"
+              and t["nearest"]["id"] == "cache-down"
+              and t["nearest"]["why"] == "host cache-01 not in [web-*]",
+              repr(t))
+    for a in agents.values():
+        a.stop()
+
+
 def test_reload(env):
     env.make_pki(agents=())
     env.write("runbooks/cache-down.md", CACHE_DOWN)
@@ -222,4 +284,4 @@ def test_reload(env):
 
 
 if __name__ == "__main__":
-    e2e.main([test_list_and_test, test_reload])
+    e2e.main([test_list_and_test, test_problem_rule, test_reload])
