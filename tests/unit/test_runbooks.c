@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -524,6 +525,41 @@ test_hashes(void **state)
     runbook_set_unref(c);
 }
 
+/*
+ * Globs are fnmatch(3) patterns, and subject values are an agent's to
+ * choose (a class or label value of 64 KiB): a many-star pattern must
+ * not backtrack into every star (glibc's does not; this pins it).
+ */
+static void
+test_match_long_values(void **state)
+{
+    static const char *const t[] = {
+        "---\ntitle: T\nmatch:\n  class: \"*a*b*a*b*a*b*a*b*c\"\n"
+        "  labels: {service: \"*a*a*a*a*a*a*a*b\"}\n---\n"};
+    struct runbook_set *set = set_of(t, 1);
+    struct runbook_verdict v = {0};
+    struct runbook_subject s = subject();
+    char *cls = tc_xmalloc(65537), *val = tc_xmalloc(65537);
+    struct runbook_kv labels[1];
+
+    (void)state;
+    for (int i = 0; i < 65536; i++)
+        cls[i] = "ab"[i % 2];
+    cls[65536] = '\0';
+    memset(val, 'a', 65536);
+    val[65536] = '\0';
+    labels[0].key = "service";
+    labels[0].val = val;
+    s.cls = cls;
+    s.labels = labels;
+    s.nlabels = 1;
+    assert_int_equal(runbook_match(set, &s, &v), 0);
+    assert_int_equal(fnmatch("*a*b*a*b*a*b*a*b*b", cls, 0), 0);
+    free(cls);
+    free(val);
+    runbook_set_unref(set);
+}
+
 static void
 test_refs(void **state)
 {
@@ -556,6 +592,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_dir_refusals, setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_dir_missing, setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_hashes, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_match_long_values, setup,
+                                        tu_teardown),
         cmocka_unit_test_setup_teardown(test_refs, setup, tu_teardown),
     };
 
