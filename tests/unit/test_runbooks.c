@@ -475,6 +475,29 @@ test_dir_refusals(void **state)
     runbook_set_unref(set);
 }
 
+/* Past RUNBOOK_MAX_FILES, the rest (in name order) are skipped. */
+static void
+test_dir_too_many(void **state)
+{
+    struct runbook_set *set;
+    char name[64], id[32], *log;
+
+    (void)state;
+    for (int i = 0; i < RUNBOOK_MAX_FILES + 2; i++) {
+        snprintf(name, sizeof(name), "rb/f%04d.md", i);
+        snprintf(id, sizeof(id), "f%04d", i);
+        write_rb(name, id, 0, "a");
+    }
+    set = load_dir("rb", &log);
+    assert_int_equal(set->n, RUNBOOK_MAX_FILES);
+    assert_int_equal(set->nskipped, 2);
+    tu_assert_contains(log, "more than 1000 *.md files: 2 skipped, from "
+                            "f1000.md on");
+    tu_assert_contains(set->skipped[1].error, "f1001.md: more than 1000");
+    free(log);
+    runbook_set_unref(set);
+}
+
 static void
 test_dir_missing(void **state)
 {
@@ -590,6 +613,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_priority_and_ties, setup,
                                         tu_teardown),
         cmocka_unit_test_setup_teardown(test_dir_refusals, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_dir_too_many, setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_dir_missing, setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_hashes, setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_match_long_values, setup,
