@@ -52,6 +52,11 @@ usage(FILE *f)
             "timeline\n"
             "  problems investigate|known-error|resolve|close|link|unlink|"
             "note|rca|review ID ...\n"
+            "  runbooks list [--json]            runbooks loaded from "
+            "runbooks.dir, skipped files\n"
+            "  runbooks test INCIDENT_ID [--json]\n"
+            "                                    which runbook matches and "
+            "why\n"
             "  silences add --match M... --duration D|--until TS [--start TS]\n"
             "      --comment TEXT [--user U]     M: host=H, rule=R, label:K=V\n"
             "  silences list [--all] [--json]    silences not ended (or all)\n"
@@ -110,6 +115,7 @@ static const struct ctl_cmd cmds[] = {
     {"stats", ctl_stats},
     /* The incidents rebuilt from the stored inputs, diffed. */
     {"replay", ctl_replay},
+    {"runbooks", ctl_runbooks},
 };
 
 int
