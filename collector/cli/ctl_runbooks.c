@@ -279,11 +279,12 @@ struct test_ctx {
 };
 
 static int
-test_inc_cb(const struct incident *in, void *arg)
+test_inc_cb(const struct incident *in, const struct problem_mark *m, void *arg)
 {
     struct test_ctx *c = arg;
 
     c->found = 1;
+    c->problem_id = m->problem_id;
     c->fingerprint = tc_xstrdup(in->fingerprint);
     c->host = tc_xstrdup(in->host);
     c->cls = tc_xstrdup(problem_class(in->fingerprint));
@@ -579,7 +580,6 @@ runbooks_test(const struct ctl_opts *o, int argc, char **argv)
     struct test_ctx c = {0};
     struct runbook_subject s = {0};
     struct runbook_verdict v = {0};
-    struct problem_mark mark;
     struct tc_buf b;
     int json = o->json, status = 1;
 
@@ -614,14 +614,9 @@ runbooks_test(const struct ctl_opts *o, int argc, char **argv)
         fprintf(stderr, "tocsinctl: no incident %" PRId64 "\n", f.id);
         goto out;
     }
-    if (incidents_store_mark(is, f.id, &mark) < 0) {
-        log_warnx("%s: %s", cfg->store_path, incidents_store_errmsg(is));
-        goto out;
-    }
-    if (mark.problem_id != 0) {
-        struct problems_filter pf = {.id = mark.problem_id};
+    if (c.problem_id != 0) {
+        struct problems_filter pf = {.id = c.problem_id};
 
-        c.problem_id = mark.problem_id;
         if (incidents_store_problems(is, &pf, test_problem_cb, &c) < 0) {
             log_warnx("%s: %s", cfg->store_path, incidents_store_errmsg(is));
             goto out;
