@@ -218,6 +218,11 @@ def test_hint_refusals(env):
     e2e.check("unit=nginx.service" in out and "  2. restart" in out,
               "show: %r" % out)
     env.run([e2e.AGENT, "hints", "show", "11", "-c", conf], expect=1)
+    _, out, _ = env.run([e2e.AGENT, "hints", "-c", conf])
+    e2e.check("\x1b" not in out and "Restart nginx" in out and "restart_unit" in out,
+              "list: %r" % out)
+    env.run([e2e.AGENT, "hints", "show", "-c", conf], expect=2)
+    env.run([e2e.AGENT, "hints", "show", "x1", "-c", conf], expect=2)
     e2e.check(ag.alive(), "agent died")
 
 
