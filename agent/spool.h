@@ -1,7 +1,8 @@
 /*
  * spool: the agent's durable queue of events and its tail offsets.
  *
- * The only SQLite code in the agent. One database, state_dir/spool.db,
+ * The agent's SQLite code, but for hints_store.c, which keeps its table
+ * in the same database. One database, state_dir/spool.db,
  * holds the events waiting for the collector, the per-file read offsets
  * and a little metadata (the spool's epoch, the next sequence number,
  * the count of events dropped because the spool was full).
@@ -46,6 +47,13 @@ struct spool_file {
 int spool_open(const char *state_dir, uint64_t max_bytes, struct spool **out);
 /* Close the database. spool_free(NULL) is a no-op. */
 void spool_free(struct spool *s);
+
+/*
+ * Map an SQLite result code to a negative errno (-ENOSPC for a full
+ * disk, -EBUSY, ...): the agent's one mapping, which hints_store uses
+ * for its table in the same database.
+ */
+int spool_errno(int rc);
 
 /* Random id of this spool, created once with it (HELLO's epoch). */
 uint64_t spool_epoch(const struct spool *s);

@@ -32,6 +32,10 @@ enc_write(void *data, const char *p, size_t n)
 
     if (e->err)
         return -1;
+    /* An empty str or bin body may come with a NULL pointer (memcpy's
+     * arguments must not be NULL, even for 0 bytes). */
+    if (n == 0)
+        return 0;
     /*
      * The packer calls this for every token (a key, a 1-byte int), some
      * 20 times an event; the call into tc_buf_append for each was about
@@ -465,7 +469,9 @@ tc_wire_encode_hint(struct tc_buf *out, const struct tc_hint *m)
 {
     struct enc e;
 
-    enc_frame(&e, out, TC_F_HINT, 4 + (m->action.len > 0) + (m->nparams > 0));
+    enc_frame(&e, out, TC_F_HINT,
+              7 + (m->action.len > 0) + (m->nparams > 0) + (m->problem != 0) +
+                  (m->issued != 0));
     KEY(&e, "id");
     msgpack_pack_uint64(&e.pk, m->id);
     KEY(&e, "incident");
@@ -483,6 +489,20 @@ tc_wire_encode_hint(struct tc_buf *out, const struct tc_hint *m)
     KEY(&e, "sig");
     msgpack_pack_bin(&e.pk, m->sig.len);
     msgpack_pack_bin_body(&e.pk, m->sig.ptr, m->sig.len);
+    KEY(&e, "agent");
+    pack_str(&e, m->agent);
+    if (m->problem != 0) {
+        KEY(&e, "problem");
+        msgpack_pack_uint64(&e.pk, m->problem);
+    }
+    KEY(&e, "source");
+    pack_str(&e, m->source);
+    KEY(&e, "title");
+    pack_str(&e, m->title);
+    if (m->issued != 0) {
+        KEY(&e, "issued");
+        msgpack_pack_int64(&e.pk, m->issued);
+    }
     return enc_end(&e);
 }
 
