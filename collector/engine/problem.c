@@ -62,12 +62,19 @@ struct pinc {
     size_t nrefs;
 };
 
+struct term {
+    char *what; /* owned; without its "(+N)" */
+    int64_t points;
+};
+
 struct cand {
     char *host; /* owned */
     int64_t incident_id;
     int64_t score;
-    int64_t onset;  /* ns; INT64_MAX = none */
-    char *evidence; /* owned */
+    int64_t onset;                        /* ns; INT64_MAX = none */
+    char *evidence;                       /* owned: the terms in words */
+    struct term terms[PROBLEM_MAX_TERMS]; /* what explain breaks down */
+    size_t nterms;
 };
 
 struct prob {
@@ -298,12 +305,20 @@ pinc_free(struct pinc *pi)
 }
 
 static void
+cand_release(struct cand *c)
+{
+    free(c->host);
+    free(c->evidence);
+    for (size_t i = 0; i < c->nterms; i++)
+        free(c->terms[i].what);
+    c->nterms = 0;
+}
+
+static void
 cands_free(struct prob *p)
 {
-    for (size_t i = 0; i < p->ncands; i++) {
-        free(p->cands[i].host);
-        free(p->cands[i].evidence);
-    }
+    for (size_t i = 0; i < p->ncands; i++)
+        cand_release(&p->cands[i]);
     free(p->cands);
     p->cands = NULL;
     p->ncands = 0;
@@ -787,6 +802,80 @@ fields_ref(char *buf, size_t len, const struct pref *r, const char *named)
     snprintf(buf, len, "%s=%s names %s", r->field, r->value, named);
 }
 
+/* The open problem of rule keyed key, or NULL. */
+static struct prob *
+open_keyed(const struct problem_engine *e, const char *rule, const char *key)
+{
+    for (size_t i = 0; i < e->nprob; i++) {
+        struct prob *p = e->probs[i];
+
+        if (prob_open(p) && strcmp(p->v.rule, rule) == 0 &&
+            strcmp(p->v.key, key) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+/* What the reference rule finds for pi's reference ref, in the order it
+ * looks (reference_forward acts on the first found; explain reports). */
+struct ref_hit {
+    struct pinc *d;          /* the named host's incident within window */
+    struct prob *p;          /* d's open problem: pi joins it */
+    struct prob *kp;         /* else an open reference problem keyed R */
+    struct pinc *o;          /* else another free incident naming R */
+    const struct pref *oref; /* o's reference to R */
+    size_t oi;               /* o's index in e->incs */
+};
+
+static void
+ref_find(const struct problem_engine *e, const struct pinc *pi,
+         const struct pref *ref, struct ref_hit *h)
+{
+    int64_t w = e->cfg.reference_window_ns;
+
+    memset(h, 0, sizeof(*h));
+    /* The named host's own incident, preferring one with a problem. */
+    for (size_t i = 0; i < e->ninc; i++) {
+        struct pinc *o = e->incs[i];
+
+        if (!o->known || o->state == INCIDENT_CLOSED ||
+            !host_eq(o->host, ref->host) ||
+            absdiff(o->opened_at, pi->opened_at) > w)
+            continue;
+        if (o->mark.problem_id != 0) {
+            struct prob *op = prob_find(e, o->mark.problem_id);
+
+            if (op != NULL && prob_open(op)) {
+                h->d = o;
+                h->p = op;
+                return;
+            }
+            continue;
+        }
+        if (h->d == NULL && !o->mark.manual)
+            h->d = o;
+    }
+    if (h->d != NULL)
+        return;
+    /* No incident on the named host: an open problem keyed on it, or
+     * another incident naming it. */
+    if ((h->kp = open_keyed(e, "reference", ref->host)) != NULL)
+        return;
+    for (size_t i = 0; i < e->ninc; i++) {
+        struct pinc *o = e->incs[i];
+        const struct pref *oref;
+
+        if (o == pi || !free_inc(o) || host_eq(o->host, pi->host) ||
+            absdiff(o->opened_at, pi->opened_at) > w ||
+            (oref = names(o, ref->host)) == NULL)
+            continue;
+        h->o = o;
+        h->oref = oref;
+        h->oi = i;
+        return;
+    }
+}
+
 /*
  * Reference, forward: pi names host R. An incident on R within window
  * in an open problem: join it. An unlinked one: a new problem with it.
@@ -801,31 +890,14 @@ reference_forward(struct problem_engine *e, struct pinc *pi)
 
     for (size_t r = 0; r < pi->nrefs && pi->mark.problem_id == 0; r++) {
         const struct pref *ref = &pi->refs[r];
-        struct pinc *d = NULL;
-        struct prob *p = NULL;
+        struct ref_hit h;
+        struct pinc *d;
+        struct prob *p;
 
         fields_ref(f, sizeof(f), ref, ref->host);
-        /* The named host's own incident, preferring one with a problem. */
-        for (size_t i = 0; i < e->ninc; i++) {
-            struct pinc *o = e->incs[i];
-
-            if (!o->known || o->state == INCIDENT_CLOSED ||
-                !host_eq(o->host, ref->host) ||
-                absdiff(o->opened_at, pi->opened_at) > w)
-                continue;
-            if (o->mark.problem_id != 0) {
-                struct prob *op = prob_find(e, o->mark.problem_id);
-
-                if (op != NULL && prob_open(op)) {
-                    d = o;
-                    p = op;
-                    break;
-                }
-                continue;
-            }
-            if (d == NULL && !o->mark.manual)
-                d = o;
-        }
+        ref_find(e, pi, ref, &h);
+        d = h.d;
+        p = h.p;
         if (p != NULL) {
             link_inc(e, pi, p, "reference", f, pi->opened_at, "rule:reference");
             return;
@@ -840,27 +912,17 @@ reference_forward(struct problem_engine *e, struct pinc *pi)
             link_inc(e, pi, p, "reference", f, pi->opened_at, "rule:reference");
             return;
         }
-        /* No incident on the named host: an open problem keyed on it,
-         * or another incident naming it. */
-        for (size_t i = 0; i < e->nprob; i++) {
-            struct prob *op = e->probs[i];
-
-            if (prob_open(op) && strcmp(op->v.rule, "reference") == 0 &&
-                strcmp(op->v.key, ref->host) == 0) {
-                link_inc(e, pi, op, "reference", f, pi->opened_at,
-                         "rule:reference");
-                return;
-            }
+        if (h.kp != NULL) {
+            link_inc(e, pi, h.kp, "reference", f, pi->opened_at,
+                     "rule:reference");
+            return;
         }
-        for (size_t i = 0; i < e->ninc; i++) {
-            struct pinc *o = e->incs[i];
-            const struct pref *oref;
+        if (h.o != NULL) {
+            struct pinc *o = h.o;
+            const struct pref *oref = h.oref;
+            size_t i = h.oi;
             char of[PROBLEM_MAX_NAME * 3 + 32];
 
-            if (o == pi || !free_inc(o) || host_eq(o->host, pi->host) ||
-                absdiff(o->opened_at, pi->opened_at) > w ||
-                (oref = names(o, ref->host)) == NULL)
-                continue;
             snprintf(t, sizeof(t), "incidents naming %s", ref->host);
             p = prob_new(e, "reference", ref->host, t, pi->opened_at);
             fields_ref(of, sizeof(of), oref, ref->host);
@@ -883,33 +945,57 @@ reference_forward(struct problem_engine *e, struct pinc *pi)
     }
 }
 
-/* Topology, forward: pi depends on an incident d within window. */
-static void
-topology_forward(struct problem_engine *e, struct pinc *pi)
+/*
+ * The first incident d pi depends on within the topology window that
+ * it can join (d's open problem in *p) or group with (*p NULL), and the
+ * dependency; NULL if none.
+ */
+static struct pinc *
+topo_find(const struct problem_engine *e, const struct pinc *pi,
+          struct prob **p, const struct problem_dep **dpo)
 {
     int64_t w = e->cfg.topology_window_ns;
-    char f[PROBLEM_MAX_NAME * 2 + 32], t[PROBLEM_MAX_NAME + 64];
 
-    if (e->cfg.ndeps == 0)
-        return;
+    *p = NULL;
+    *dpo = NULL;
     for (size_t i = 0; i < e->ninc; i++) {
         struct pinc *d = e->incs[i];
         const struct problem_dep *dp;
-        struct prob *p = NULL;
 
         if (d == pi || !d->known || d->state == INCIDENT_CLOSED ||
             host_eq(d->host, pi->host) ||
             absdiff(d->opened_at, pi->opened_at) > w ||
             (dp = depends(e, pi, d)) == NULL)
             continue;
-        snprintf(f, sizeof(f), "depends_on %s -> %s", dp->from, dp->to);
         if (d->mark.problem_id != 0) {
-            p = prob_find(e, d->mark.problem_id);
-            if (p == NULL || !prob_open(p))
+            struct prob *dpb = prob_find(e, d->mark.problem_id);
+
+            if (dpb == NULL || !prob_open(dpb))
                 continue;
+            *p = dpb;
         } else if (d->mark.manual) {
             continue;
-        } else {
+        }
+        *dpo = dp;
+        return d;
+    }
+    return NULL;
+}
+
+/* Topology, forward: pi depends on an incident d within window. */
+static void
+topology_forward(struct problem_engine *e, struct pinc *pi)
+{
+    char f[PROBLEM_MAX_NAME * 2 + 32], t[PROBLEM_MAX_NAME + 64];
+    struct pinc *d;
+    const struct problem_dep *dp;
+    struct prob *p;
+
+    if (e->cfg.ndeps == 0)
+        return;
+    if ((d = topo_find(e, pi, &p, &dp)) != NULL) {
+        snprintf(f, sizeof(f), "depends_on %s -> %s", dp->from, dp->to);
+        if (p == NULL) {
             char df[PROBLEM_MAX_NAME + 32];
 
             snprintf(t, sizeof(t), "incidents depending on %s", d->host);
@@ -920,6 +1006,34 @@ topology_forward(struct problem_engine *e, struct pinc *pi)
         link_inc(e, pi, p, "topology", f, pi->opened_at, "rule:topology");
         return;
     }
+}
+
+/*
+ * o relates to pi the reverse way within the rule's window: it names
+ * pi's host me (rule 0, reference; *r) or depends on it (rule 1,
+ * topology; *dp). o is not closed and on another host.
+ */
+static int
+rev_rel(const struct problem_engine *e, const struct pinc *pi,
+        const struct pinc *o, int rule, const char *me, const struct pref **r,
+        const struct problem_dep **dp)
+{
+    int64_t w =
+        rule == 0 ? e->cfg.reference_window_ns : e->cfg.topology_window_ns;
+
+    if (o == pi || !o->known || o->state == INCIDENT_CLOSED ||
+        host_eq(o->host, pi->host) || absdiff(o->opened_at, pi->opened_at) > w)
+        return 0;
+    if (rule == 0)
+        return (*r = names(o, me)) != NULL;
+    return (*dp = depends(e, o, pi)) != NULL;
+}
+
+/* The reverse way is on for rule 0 (reference) or 1 (topology). */
+static int
+rev_on(const struct problem_engine *e, int rule, const char *me)
+{
+    return rule == 0 ? e->cfg.reference && me != NULL : e->cfg.ndeps > 0;
 }
 
 /*
@@ -941,14 +1055,10 @@ reverse(struct problem_engine *e, struct pinc *pi)
             return;
     }
     for (int rule = 0; rule < 2; rule++) {
-        int64_t w =
-            rule == 0 ? e->cfg.reference_window_ns : e->cfg.topology_window_ns;
         const char *rn = rule == 0 ? "reference" : "topology";
         char who[32];
 
-        if (rule == 0 && (!e->cfg.reference || me == NULL))
-            continue;
-        if (rule == 1 && e->cfg.ndeps == 0)
+        if (!rev_on(e, rule, me))
             continue;
         snprintf(who, sizeof(who), "rule:%s", rn);
         /* pi joins a waiting dependent's open problem. */
@@ -959,12 +1069,8 @@ reverse(struct problem_engine *e, struct pinc *pi)
                 const struct problem_dep *dp = NULL;
                 struct prob *op;
 
-                if (o == pi || !o->known || o->mark.problem_id == 0 ||
-                    o->state == INCIDENT_CLOSED || host_eq(o->host, pi->host) ||
-                    absdiff(o->opened_at, pi->opened_at) > w)
-                    continue;
-                if (rule == 0 ? (r = names(o, me)) == NULL
-                              : (dp = depends(e, o, pi)) == NULL)
+                if (o->mark.problem_id == 0 ||
+                    !rev_rel(e, pi, o, rule, me, &r, &dp))
                     continue;
                 op = prob_find(e, o->mark.problem_id);
                 if (op == NULL || !prob_open(op))
@@ -985,11 +1091,7 @@ reverse(struct problem_engine *e, struct pinc *pi)
             const struct pref *r = NULL;
             const struct problem_dep *dp = NULL;
 
-            if (o == pi || !free_inc(o) || host_eq(o->host, pi->host) ||
-                absdiff(o->opened_at, pi->opened_at) > w)
-                continue;
-            if (rule == 0 ? (r = names(o, me)) == NULL
-                          : (dp = depends(e, o, pi)) == NULL)
+            if (!free_inc(o) || !rev_rel(e, pi, o, rule, me, &r, &dp))
                 continue;
             if (p == NULL) {
                 char df[PROBLEM_MAX_NAME + 32];
@@ -1025,6 +1127,41 @@ host_cmp(const void *x, const void *y)
     return lower((unsigned char)*a) - lower((unsigned char)*b);
 }
 
+/*
+ * Distinct hosts among the free incidents of pi's class within the
+ * spread window of pi's opening (pi among them when free): sorted, so
+ * that a fleet-wide storm costs n log n, not n^2. With hvo, the
+ * distinct hosts, sorted (borrowed; the caller frees the array).
+ */
+static uint32_t
+spread_hosts(const struct problem_engine *e, const struct pinc *pi,
+             const char ***hvo)
+{
+    int64_t w = e->cfg.spread_window_ns;
+    const char **hv = NULL;
+    size_t nh = 0, nd = 0;
+
+    for (size_t i = 0; i < e->ninc; i++) {
+        const struct pinc *o = e->incs[i];
+
+        if (!free_inc(o) || strcmp(o->cls, pi->cls) != 0 ||
+            absdiff(o->opened_at, pi->opened_at) > w)
+            continue;
+        hv = tc_xreallocarray(hv, nh + 1, sizeof(*hv));
+        hv[nh++] = o->host;
+    }
+    if (nh > 1)
+        qsort(hv, nh, sizeof(*hv), host_cmp);
+    for (size_t i = 0; i < nh; i++)
+        if (i == 0 || host_cmp(&hv[nd - 1], &hv[i]) != 0)
+            hv[nd++] = hv[i];
+    if (hvo != NULL)
+        *hvo = hv;
+    else
+        free(hv);
+    return (uint32_t)nd;
+}
+
 /* Spread: an open problem of the class, or min_hosts hosts within window. */
 static void
 spread(struct problem_engine *e, struct pinc *pi)
@@ -1035,35 +1172,11 @@ spread(struct problem_engine *e, struct pinc *pi)
     struct prob *p;
 
     snprintf(f, sizeof(f), "class=%s", pi->cls);
-    for (size_t i = 0; i < e->nprob; i++) {
-        p = e->probs[i];
-        if (prob_open(p) && strcmp(p->v.rule, "spread") == 0 &&
-            strcmp(p->v.key, pi->cls) == 0) {
-            link_inc(e, pi, p, "spread", f, pi->opened_at, "rule:spread");
-            return;
-        }
+    if ((p = open_keyed(e, "spread", pi->cls)) != NULL) {
+        link_inc(e, pi, p, "spread", f, pi->opened_at, "rule:spread");
+        return;
     }
-    /* Distinct hosts among the free incidents of the class in window:
-     * sorted, so that a fleet-wide storm costs n log n, not n^2. */
-    {
-        const char **hv = NULL;
-        size_t nh = 0;
-
-        for (size_t i = 0; i < e->ninc; i++) {
-            const struct pinc *o = e->incs[i];
-
-            if (!free_inc(o) || strcmp(o->cls, pi->cls) != 0 ||
-                absdiff(o->opened_at, pi->opened_at) > w)
-                continue;
-            hv = tc_xreallocarray(hv, nh + 1, sizeof(*hv));
-            hv[nh++] = o->host;
-        }
-        if (nh > 1)
-            qsort(hv, nh, sizeof(*hv), host_cmp);
-        for (size_t i = 0; i < nh; i++)
-            hosts += i == 0 || host_cmp(&hv[i - 1], &hv[i]) != 0;
-        free(hv);
-    }
+    hosts = spread_hosts(e, pi, NULL);
     if (hosts < e->cfg.spread_min_hosts)
         return;
     snprintf(t, sizeof(t), "%s on %" PRIu32 " hosts", pi->cls, hosts);
@@ -1156,14 +1269,10 @@ trend(struct problem_engine *e, struct pinc *pi)
     o->cls = tc_xstrdup(pi->cls);
     o->incident_id = pi->id;
     o->ts = pi->opened_at;
-    for (size_t i = 0; i < e->nprob; i++) {
-        p = e->probs[i];
-        if (prob_open(p) && strcmp(p->v.rule, "trend") == 0 &&
-            strcmp(p->v.key, pi->cls) == 0) {
-            snprintf(f, sizeof(f), "class=%s", pi->cls);
-            link_inc(e, pi, p, "trend", f, pi->opened_at, "rule:trend");
-            return;
-        }
+    if ((p = open_keyed(e, "trend", pi->cls)) != NULL) {
+        snprintf(f, sizeof(f), "class=%s", pi->cls);
+        link_inc(e, pi, p, "trend", f, pi->opened_at, "rule:trend");
+        return;
     }
     n = trend_count(e, tr, pi->opened_at);
     if (n < e->cfg.trend_count)
@@ -1302,6 +1411,13 @@ problem_engine_evidence(struct problem_engine *e, int64_t incident_id,
     }
 }
 
+/* pi is major: its end without a problem opens one. */
+static int
+major_due(const struct problem_engine *e, const struct pinc *pi)
+{
+    return e->cfg.major && pi->priority <= e->cfg.major_priority;
+}
+
 static void
 open_major(struct problem_engine *e, struct pinc *pi, int64_t ts)
 {
@@ -1375,8 +1491,8 @@ problem_engine_incident(struct problem_engine *e, const struct incident *in)
     if (opening)
         relate(e, pi, 1);
     /* A major incident that ends with no problem: the review starts. */
-    if (e->cfg.major && ended && pi->mark.problem_id == 0 && !pi->mark.manual &&
-        in->priority <= e->cfg.major_priority) {
+    if (ended && pi->mark.problem_id == 0 && !pi->mark.manual &&
+        major_due(e, pi)) {
         int64_t ts = in->resolved_at ? in->resolved_at : in->closed_at;
 
         open_major(e, pi, ts);
@@ -1479,6 +1595,52 @@ explain_acc(const struct problem_engine *e, struct hostacc *acc, size_t nacc,
 }
 
 /*
+ * Is member m of p a symptom of its root (the top candidate's host, and
+ * root its incident, or NULL)? Why in words into why (len > 0). The
+ * relation, not the rule that linked m, decides (see rank).
+ */
+static int
+symptom(const struct problem_engine *e, const struct prob *p,
+        const struct pinc *root, const struct pinc *m, char *why, size_t len)
+{
+    const struct pref *r;
+    const struct problem_dep *dp;
+    int by_class =
+        strcmp(p->v.rule, "spread") == 0 || strcmp(p->v.rule, "trend") == 0;
+
+    if (m->mark.manual) {
+        if (len)
+            snprintf(why, len, "a user linked it");
+        return 1;
+    }
+    if (p->v.root_host[0] && (r = names(m, p->v.root_host)) != NULL) {
+        if (len)
+            snprintf(why, len, "its events name the root %s (%s=%s)",
+                     p->v.root_host, r->field, r->value);
+        return 1;
+    }
+    if (root != NULL && by_class && strcmp(m->cls, root->cls) == 0) {
+        if (len)
+            snprintf(why, len,
+                     "same class `%s` as the root's incident %" PRId64
+                     " in a %s problem",
+                     m->cls, root->id, p->v.rule);
+        return 1;
+    }
+    if (root != NULL && (dp = depends(e, m, root)) != NULL) {
+        if (len)
+            snprintf(why, len,
+                     "it depends on the root %s (depends_on %s -> %s)",
+                     root->host, dp->from, dp->to);
+        return 1;
+    }
+    if (len)
+        snprintf(why, len, "nothing relates it to the root %s",
+                 p->v.root_host[0] ? p->v.root_host : "(none)");
+    return 0;
+}
+
+/*
  * Rank the candidates of p (docs/correlation.md, "Ranking"): every host
  * of its incidents and every host their events named.
  */
@@ -1524,51 +1686,57 @@ rank(struct problem_engine *e, struct prob *p)
     c = tc_xcalloc(nacc ? nacc : 1, sizeof(*c));
     for (size_t i = 0; i < nacc; i++) {
         struct hostacc *h = &acc[i];
-        char ev[EVIDENCE_MAX];
+        struct cand *ci = &c[i];
+        char what[EVIDENCE_MAX], ev[EVIDENCE_MAX];
         size_t at = 0;
         int64_t s = 0;
         uint32_t k;
 
-#define EV(...)                                                                \
+        /* Each term once in words (explain shows them apart), then the
+         * evidence line: "what (+points)" joined by "; ". */
+#define TERM(pts, ...)                                                         \
     do {                                                                       \
-        if (at < sizeof(ev))                                                   \
-            at += (size_t)snprintf(ev + at, sizeof(ev) - at, __VA_ARGS__);     \
+        snprintf(what, sizeof(what), __VA_ARGS__);                             \
+        ci->terms[ci->nterms].what = tc_xstrdup(what);                         \
+        ci->terms[ci->nterms++].points = (pts);                                \
+        s += (pts);                                                            \
     } while (0)
-        ev[0] = '\0';
-        if (h->incident_id != 0 && h->onset == earliest) {
-            s += SCORE_ONSET;
-            EV("earliest onset (+%d)", SCORE_ONSET);
-        }
+        if (h->incident_id != 0 && h->onset == earliest)
+            TERM(SCORE_ONSET, "earliest onset");
         if (h->named > 0) {
             k = h->named < SCORE_NAMED_MAX ? h->named : SCORE_NAMED_MAX;
-            s += (int64_t)k * SCORE_NAMED;
-            EV("%snamed by %" PRIu32 " other %s events: %s (+%" PRIu32 ")",
-               at ? "; " : "", h->named, h->named == 1 ? "host's" : "hosts'",
-               h->named_list, k * SCORE_NAMED);
+            TERM((int64_t)k * SCORE_NAMED,
+                 "named by %" PRIu32 " other %s events: %s", h->named,
+                 h->named == 1 ? "host's" : "hosts'", h->named_list);
         }
         if (h->upstream > 0) {
             k = h->upstream < SCORE_UP_MAX ? h->upstream : SCORE_UP_MAX;
-            s += SCORE_UPSTREAM + (int64_t)k * SCORE_UP_HOST;
-            EV("%supstream in topology of %" PRIu32 " host%s: %s (+%" PRIu32
-               ")",
-               at ? "; " : "", h->upstream, h->upstream == 1 ? "" : "s",
-               h->up_list, SCORE_UPSTREAM + k * SCORE_UP_HOST);
+            TERM(SCORE_UPSTREAM + (int64_t)k * SCORE_UP_HOST,
+                 "upstream in topology of %" PRIu32 " host%s: %s", h->upstream,
+                 h->upstream == 1 ? "" : "s", h->up_list);
         }
-        if (severity_points(h->sev) > 0) {
-            s += severity_points(h->sev);
-            EV("%sseverity %s (+%d)", at ? "; " : "", tc_severity_name(h->sev),
-               severity_points(h->sev));
-        }
+        if (severity_points(h->sev) > 0)
+            TERM(severity_points(h->sev), "severity %s",
+                 tc_severity_name(h->sev));
         if (h->affected > 0) {
             k = h->affected < SCORE_AFFECTED_MAX ? h->affected
                                                  : SCORE_AFFECTED_MAX;
-            s += k;
-            EV("%s%" PRIu32 " host%s affected (+%" PRIu32 ")", at ? "; " : "",
-               h->affected, h->affected == 1 ? "" : "s", k);
+            TERM((int64_t)k, "%" PRIu32 " host%s affected", h->affected,
+                 h->affected == 1 ? "" : "s");
         }
         if (h->incident_id == 0)
-            EV("%sno incident of its own", at ? "; " : "");
-#undef EV
+            TERM(0, "no incident of its own");
+#undef TERM
+        ev[0] = '\0';
+        for (size_t t = 0; t < ci->nterms && at < sizeof(ev); t++) {
+            if (ci->terms[t].points > 0)
+                at += (size_t)snprintf(ev + at, sizeof(ev) - at,
+                                       "%s%s (+%" PRId64 ")", at ? "; " : "",
+                                       ci->terms[t].what, ci->terms[t].points);
+            else
+                at += (size_t)snprintf(ev + at, sizeof(ev) - at, "%s%s",
+                                       at ? "; " : "", ci->terms[t].what);
+        }
         c[i].host = tc_xstrdup(h->host);
         c[i].incident_id = h->incident_id;
         c[i].score = s;
@@ -1578,10 +1746,8 @@ rank(struct problem_engine *e, struct prob *p)
     if (nacc > 1)
         qsort(c, nacc, sizeof(*c), cand_cmp);
     ncand = nacc < PROBLEM_MAX_CANDIDATES ? nacc : PROBLEM_MAX_CANDIDATES;
-    for (size_t i = ncand; i < nacc; i++) {
-        free(c[i].host);
-        free(c[i].evidence);
-    }
+    for (size_t i = ncand; i < nacc; i++)
+        cand_release(&c[i]);
     same = ncand == p->ncands;
     for (size_t i = 0; same && i < ncand; i++)
         same = strcmp(c[i].host, p->cands[i].host) == 0 &&
@@ -1589,10 +1755,8 @@ rank(struct problem_engine *e, struct prob *p)
                c[i].score == p->cands[i].score &&
                strcmp(c[i].evidence, p->cands[i].evidence) == 0;
     if (same) {
-        for (size_t i = 0; i < ncand; i++) {
-            free(c[i].host);
-            free(c[i].evidence);
-        }
+        for (size_t i = 0; i < ncand; i++)
+            cand_release(&c[i]);
         free(c);
     } else {
         cands_free(p);
@@ -1626,8 +1790,6 @@ rank(struct problem_engine *e, struct prob *p)
     {
         int64_t keep = p->v.root_incident;
         const struct pinc *root = NULL;
-        int by_class =
-            strcmp(p->v.rule, "spread") == 0 || strcmp(p->v.rule, "trend") == 0;
 
         if (keep == 0) {
             const struct pinc *first = NULL;
@@ -1642,13 +1804,9 @@ rank(struct problem_engine *e, struct prob *p)
                 root = mem[i];
         for (size_t i = 0; i < nmem; i++) {
             struct pinc *m = (struct pinc *)mem[i];
-            int symptom =
-                m->mark.manual ||
-                (p->v.root_host[0] && names(m, p->v.root_host) != NULL) ||
-                (root != NULL && by_class && strcmp(m->cls, root->cls) == 0) ||
-                (root != NULL && depends(e, m, root) != NULL);
 
-            m->mark.inhibited = prob_open(p) && m->id != keep && symptom;
+            m->mark.inhibited = prob_open(p) && m->id != keep &&
+                                symptom(e, p, root, m, NULL, 0);
         }
     }
     free(mem);
