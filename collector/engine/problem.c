@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fnmatch.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2246,4 +2247,504 @@ problem_engine_mark(const struct problem_engine *e, int64_t incident_id)
     struct problem_mark m = {incident_id, 0, 0, 0};
 
     return pi ? pi->mark : m;
+}
+
+/* ---- explain ------------------------------------------------------------ */
+
+/* A duration in words: "10m", "7d", "90s". */
+static void
+dur(char *buf, size_t len, int64_t ns)
+{
+    int64_t s = ns / NS_PER_S;
+
+    if (s >= 86400 && s % 86400 == 0)
+        snprintf(buf, len, "%" PRId64 "d", s / 86400);
+    else if (s >= 3600 && s % 3600 == 0)
+        snprintf(buf, len, "%" PRId64 "h", s / 3600);
+    else if (s >= 60 && s % 60 == 0)
+        snprintf(buf, len, "%" PRId64 "m", s / 60);
+    else
+        snprintf(buf, len, "%" PRId64 "s", s);
+}
+
+/* printf appended to a verdict text (cut when full). */
+static void __attribute__((format(printf, 2, 3)))
+why_add(char *why, const char *fmt, ...)
+{
+    size_t at = strlen(why);
+    va_list ap;
+
+    if (at >= PROBLEM_EXPLAIN_TEXT - 1)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(why + at, PROBLEM_EXPLAIN_TEXT - at, fmt, ap);
+    va_end(ap);
+}
+
+static void
+verdict_spread(const struct problem_engine *e, const struct pinc *pi,
+               struct problem_verdict *v)
+{
+    const char **hv = NULL;
+    const struct prob *p;
+    char w[32];
+    uint32_t n;
+
+    v->need = e->cfg.spread_min_hosts;
+    if ((p = open_keyed(e, "spread", pi->cls)) != NULL) {
+        v->matches = 1;
+        v->seen = v->need;
+        why_add(v->why,
+                "class `%s` has open spread problem %" PRId64 ": it joins it",
+                pi->cls, p->v.id);
+        return;
+    }
+    n = spread_hosts(e, pi, &hv);
+    dur(w, sizeof(w), e->cfg.spread_window_ns);
+    v->seen = n;
+    v->matches = n >= v->need;
+    why_add(v->why, "class `%s` was seen on %" PRIu32 " host%s within %s (",
+            pi->cls, n, n == 1 ? "" : "s", w);
+    for (uint32_t i = 0; i < n && i < LIST_HOSTS; i++)
+        why_add(v->why, "%s%s", i ? ", " : "", hv[i]);
+    why_add(v->why, "%s); min_hosts is %" PRIu32, n > LIST_HOSTS ? ", ..." : "",
+            v->need);
+    free(hv);
+}
+
+static void
+verdict_reference(const struct problem_engine *e, const struct pinc *pi,
+                  struct problem_verdict *v)
+{
+    const char *me = known_host_of(e, pi);
+    char w[32];
+
+    v->need = 2;
+    dur(w, sizeof(w), e->cfg.reference_window_ns);
+    /* Forward: a field of pi names another host. */
+    for (size_t r = 0; r < pi->nrefs; r++) {
+        const struct pref *ref = &pi->refs[r];
+        struct ref_hit h;
+
+        ref_find(e, pi, ref, &h);
+        if (h.p != NULL || h.d != NULL || h.kp != NULL || h.o != NULL) {
+            v->matches = 1;
+            v->seen = 2;
+            why_add(v->why, "field `%s=%s` names `%s`, and ", ref->field,
+                    ref->value, ref->host);
+            if (h.p != NULL)
+                why_add(v->why,
+                        "its incident %" PRId64 " is in open problem %" PRId64,
+                        h.d->id, h.p->v.id);
+            else if (h.d != NULL)
+                why_add(v->why, "it has incident %" PRId64 " within %s",
+                        h.d->id, w);
+            else if (h.kp != NULL)
+                why_add(v->why,
+                        "open reference problem %" PRId64 " is about it",
+                        h.kp->v.id);
+            else
+                why_add(v->why,
+                        "incident %" PRId64 " on %s names it too within %s",
+                        h.o->id, h.o->host, w);
+            return;
+        }
+    }
+    /* Reverse: another incident names pi's host. */
+    if (rev_on(e, 0, me))
+        for (size_t i = 0; i < e->ninc; i++) {
+            const struct pinc *o = e->incs[i];
+            const struct pref *r = NULL;
+            const struct problem_dep *dp = NULL;
+            const struct prob *op;
+
+            if (!rev_rel(e, pi, o, 0, me, &r, &dp))
+                continue;
+            op = o->mark.problem_id ? prob_find(e, o->mark.problem_id) : NULL;
+            if (!(op != NULL && prob_open(op)) && !free_inc(o))
+                continue;
+            v->matches = 1;
+            v->seen = 2;
+            why_add(v->why,
+                    "incident %" PRId64
+                    " on %s names this host (%s=%s) within %s",
+                    o->id, o->host, r->field, r->value, w);
+            return;
+        }
+    if (pi->nrefs == 0) {
+        v->seen = 0;
+        why_add(v->why, "no captured field names a known host");
+        if (e->cfg.nreference_fields > 0) {
+            why_add(v->why, " (only fields ");
+            for (size_t i = 0; i < e->cfg.nreference_fields && i < 8; i++)
+                why_add(v->why, "%s`%s`", i ? ", " : "",
+                        e->cfg.reference_fields[i]);
+            why_add(v->why, "%s are looked at)",
+                    e->cfg.nreference_fields > 8 ? ", ..." : "");
+        }
+    } else {
+        v->seen = 1;
+        for (size_t r = 0; r < pi->nrefs && r < 3; r++)
+            why_add(v->why, "%sfield `%s=%s` names `%s`", r ? "; " : "",
+                    pi->refs[r].field, pi->refs[r].value, pi->refs[r].host);
+        if (pi->nrefs > 3)
+            why_add(v->why, "; ...");
+        why_add(v->why,
+                ", but %s no incident within %s of this one's opening, "
+                "no open problem is about %s and no other incident names %s",
+                pi->nrefs == 1 ? "it had" : "they had", w,
+                pi->nrefs == 1 ? "it" : "them", pi->nrefs == 1 ? "it" : "them");
+    }
+    why_add(v->why, "; no other incident within %s names %s", w, pi->host);
+}
+
+static void
+verdict_topology(const struct problem_engine *e, const struct pinc *pi,
+                 struct problem_verdict *v)
+{
+    const struct problem_dep *dp, *from = NULL, *to = NULL;
+    struct prob *p;
+    struct pinc *d;
+    char w[32];
+
+    v->need = 2;
+    if (e->cfg.ndeps == 0) {
+        why_add(v->why, "no depends_on rules are configured");
+        return;
+    }
+    dur(w, sizeof(w), e->cfg.topology_window_ns);
+    if ((d = topo_find(e, pi, &p, &dp)) != NULL) {
+        v->matches = 1;
+        v->seen = 2;
+        why_add(v->why,
+                "it depends on incident %" PRId64
+                " on %s (depends_on %s -> %s)",
+                d->id, d->host, dp->from, dp->to);
+        if (p != NULL)
+            why_add(v->why, ", in open problem %" PRId64, p->v.id);
+        return;
+    }
+    for (size_t i = 0; i < e->ninc; i++) {
+        const struct pinc *o = e->incs[i];
+        const struct pref *r = NULL;
+        const struct prob *op;
+
+        dp = NULL;
+        if (!rev_rel(e, pi, o, 1, NULL, &r, &dp))
+            continue;
+        op = o->mark.problem_id ? prob_find(e, o->mark.problem_id) : NULL;
+        if (!(op != NULL && prob_open(op)) && !free_inc(o))
+            continue;
+        v->matches = 1;
+        v->seen = 2;
+        why_add(v->why,
+                "incident %" PRId64
+                " on %s depends on it (depends_on %s -> %s)",
+                o->id, o->host, dp->from, dp->to);
+        return;
+    }
+    for (size_t i = 0; i < e->cfg.ndeps; i++) {
+        dp = &e->cfg.deps[i];
+        if (from == NULL && side_match(dp->from, pi->host, pi->service))
+            from = dp;
+        if (to == NULL && side_match(dp->to, pi->host, pi->service))
+            to = dp;
+    }
+    if (from == NULL && to == NULL) {
+        why_add(v->why, "no depends_on rule covers host %s", pi->host);
+        if (pi->service && pi->service[0])
+            why_add(v->why, " or service %s", pi->service);
+        return;
+    }
+    v->seen = 1;
+    if (from != NULL)
+        why_add(v->why,
+                "it depends on `%s` (depends_on %s -> %s), but no "
+                "incident there opened within %s of it",
+                from->to, from->from, from->to, w);
+    if (to != NULL)
+        why_add(v->why,
+                "%s`%s` depends on it (depends_on %s -> %s), but no "
+                "incident there opened within %s of it",
+                from != NULL ? "; " : "", to->from, to->from, to->to, w);
+}
+
+static void
+verdict_trend(const struct problem_engine *e, const struct pinc *pi,
+              struct problem_verdict *v)
+{
+    const struct prob *p;
+    uint32_t n = 0;
+    char w[32];
+    size_t lo = 0, hi = e->ntrend;
+
+    v->need = e->cfg.trend_count;
+    if ((p = open_keyed(e, "trend", pi->cls)) != NULL) {
+        v->matches = 1;
+        v->seen = v->need;
+        why_add(v->why,
+                "class `%s` has open trend problem %" PRId64 ": it joins it",
+                pi->cls, p->v.id);
+        return;
+    }
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(e->trends[mid].cls, pi->cls);
+
+        if (c == 0) {
+            n = trend_count(e, &e->trends[mid], pi->opened_at);
+            break;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    dur(w, sizeof(w), e->cfg.trend_period_ns);
+    v->seen = n;
+    v->matches = n >= v->need;
+    why_add(v->why,
+            "%" PRIu32
+            " incident%s of class `%s` opened in %s; count is %" PRIu32,
+            n, n == 1 ? "" : "s", pi->cls, w, v->need);
+}
+
+static void
+verdict_major(const struct problem_engine *e, const struct pinc *pi,
+              struct problem_verdict *v)
+{
+    int mp = e->cfg.major_priority;
+
+    v->need = 2;
+    if (!major_due(e, pi)) {
+        /* Not major at all: no nearer than a rule that saw nothing. */
+        v->seen = 0;
+        why_add(v->why, "priority P%d; only P1%s%.0d open a problem on resolve",
+                pi->priority, mp > 1 ? "-P" : "", mp > 1 ? mp : 0);
+        return;
+    }
+    if (active_state(pi->state)) {
+        v->seen = 1;
+        why_add(v->why,
+                "priority P%d: a problem opens if it resolves without one",
+                pi->priority);
+        return;
+    }
+    v->matches = 1;
+    v->seen = 2;
+    why_add(v->why, "priority P%d and it ended without a problem",
+            pi->priority);
+}
+
+int
+problem_engine_explain_incident(struct problem_engine *e,
+                                const struct incident *in,
+                                struct problem_explain *out)
+{
+    static const char *const rules[PROBLEM_NRULES] = {
+        "spread", "reference", "topology", "trend", "major"};
+    struct pinc tmp;
+    const struct pinc *pi;
+    const struct prob *p;
+
+    if (in == NULL)
+        return -EINVAL;
+    /* Rankings as of the last drain (a load settles silently): no
+     * re-rank here, which could change what the next drain hands over. */
+    settle_load(e);
+    memset(out, 0, sizeof(*out));
+    out->incident_id = in->id;
+    out->nearest = -1;
+    pi = inc_find(e, in->id);
+    if (pi != NULL && pi->known) {
+        out->known = 1;
+    } else {
+        /* Not held (closed, no problem): the stored row, no evidence. */
+        memset(&tmp, 0, sizeof(tmp));
+        tmp.id = in->id;
+        tmp.known = 1;
+        tmp.host = in->host ? in->host : (char *)"";
+        tmp.cls = (char *)problem_class(in->fingerprint ? in->fingerprint : "");
+        tmp.service = in->service ? in->service : (char *)"";
+        tmp.state = in->state;
+        tmp.sev = in->severity;
+        tmp.priority = in->priority;
+        tmp.opened_at = in->opened_at;
+        tmp.first_seen = in->first_seen;
+        tmp.resolved_at = in->resolved_at;
+        tmp.closed_at = in->closed_at;
+        tmp.mark.incident_id = in->id;
+        pi = &tmp;
+    }
+    out->mark = pi->mark;
+    if (pi->mark.problem_id != 0) {
+        const struct pinc *root = NULL;
+        char why[PROBLEM_EXPLAIN_TEXT / 2];
+
+        p = prob_find(e, pi->mark.problem_id);
+        if (p == NULL) {
+            snprintf(out->role, sizeof(out->role),
+                     "its problem %" PRId64 " is closed", pi->mark.problem_id);
+            return 0;
+        }
+        root = p->v.root_incident ? inc_find(e, p->v.root_incident) : NULL;
+        if (p->v.root_incident == pi->id) {
+            out->root = 1;
+            snprintf(out->role, sizeof(out->role),
+                     "root cause: its host %s ranks first among %zu "
+                     "candidate%s with score %" PRId64 " (%s)",
+                     p->v.root_host, p->ncands, p->ncands == 1 ? "" : "s",
+                     p->ncands ? p->cands[0].score : 0,
+                     p->ncands ? p->cands[0].evidence : "");
+        } else if (pi->mark.inhibited) {
+            symptom(e, p, root, pi, why, sizeof(why));
+            snprintf(out->role, sizeof(out->role),
+                     "inhibited symptom of the root %s (incident %" PRId64
+                     "): %s",
+                     p->v.root_host, p->v.root_incident, why);
+        } else if (!prob_open(p)) {
+            snprintf(out->role, sizeof(out->role),
+                     "not inhibited: the problem is %s",
+                     problem_state_name(p->v.state));
+        } else if (p->v.root_incident == 0) {
+            snprintf(out->role, sizeof(out->role),
+                     "not inhibited: the top candidate %s has no incident of "
+                     "its own, so the earliest member stays audible (or: %s)",
+                     p->v.root_host[0] ? p->v.root_host : "(none)",
+                     (symptom(e, p, NULL, pi, why, sizeof(why)), why));
+        } else {
+            symptom(e, p, root, pi, why, sizeof(why));
+            snprintf(out->role, sizeof(out->role), "not inhibited: %s", why);
+        }
+        return 0;
+    }
+    for (int r = 0; r < PROBLEM_NRULES; r++) {
+        struct problem_verdict *v = &out->v[r];
+
+        v->rule = rules[r];
+        v->need = 1;
+        v->enabled = r == PROBLEM_R_SPREAD      ? e->cfg.spread
+                     : r == PROBLEM_R_REFERENCE ? e->cfg.reference
+                     : r == PROBLEM_R_TOPOLOGY  ? 1
+                     : r == PROBLEM_R_TREND     ? e->cfg.trend
+                                                : e->cfg.major;
+        if (!v->enabled) {
+            why_add(v->why, "the rule is off");
+            v->seen = 0;
+            continue;
+        }
+        if (pi->mark.manual)
+            why_add(v->why, "a user unlinked it, so rules leave it alone; ");
+        else if (pi->state == INCIDENT_CLOSED)
+            why_add(v->why, "it is closed, and rules link only incidents "
+                            "not closed; ");
+        switch (r) {
+        case PROBLEM_R_SPREAD:
+            verdict_spread(e, pi, v);
+            break;
+        case PROBLEM_R_REFERENCE:
+            verdict_reference(e, pi, v);
+            break;
+        case PROBLEM_R_TOPOLOGY:
+            verdict_topology(e, pi, v);
+            break;
+        case PROBLEM_R_TREND:
+            verdict_trend(e, pi, v);
+            break;
+        default:
+            verdict_major(e, pi, v);
+            break;
+        }
+        if (v->need == 0)
+            v->need = 1;
+        if (pi->mark.manual || pi->state == INCIDENT_CLOSED)
+            v->matches = 0;
+    }
+    /* The nearest: the highest seen/need (a match first), earlier rule on
+     * a tie. */
+    for (int r = 0; r < PROBLEM_NRULES; r++) {
+        const struct problem_verdict *v = &out->v[r], *b;
+
+        if (!v->enabled)
+            continue;
+        if (out->nearest < 0) {
+            out->nearest = r;
+            continue;
+        }
+        b = &out->v[out->nearest];
+        if ((v->matches && !b->matches) ||
+            (v->matches == b->matches &&
+             (uint64_t)v->seen * b->need > (uint64_t)b->seen * v->need))
+            out->nearest = r;
+    }
+    return 0;
+}
+
+int
+problem_engine_explain_problem(struct problem_engine *e, int64_t id,
+                               int64_t now, struct problem_explain_problem *out)
+{
+    const struct prob *p;
+    char w[32];
+    size_t members = 0, active = 0, notclosed = 0;
+
+    /* Rankings as of the last drain (a load settles silently): no
+     * re-rank here, which could change what the next drain hands over. */
+    settle_load(e);
+    memset(out, 0, sizeof(*out));
+    out->id = id;
+    if ((p = prob_find(e, id)) == NULL)
+        return -ENOENT;
+    for (size_t i = 0; i < e->ninc; i++) {
+        const struct pinc *pi = e->incs[i];
+
+        if (!pi->known || pi->mark.problem_id != id)
+            continue;
+        members++;
+        active += active_state(pi->state) != 0;
+        notclosed += pi->state != INCIDENT_CLOSED;
+    }
+    out->active = active > 0;
+    dur(w, sizeof(w), e->cfg.resolve_after_ns);
+    if (prob_open(p)) {
+        if (active > 0) {
+            snprintf(out->state_why, sizeof(out->state_why),
+                     "%s: %zu of its %zu incidents still active (open or "
+                     "acknowledged); it resolves automatically %s after the "
+                     "last one resolves",
+                     problem_state_name(p->v.state), active, members, w);
+        } else if (p->v.quiet_since != 0) {
+            out->resolves_at = p->v.quiet_since + e->cfg.resolve_after_ns;
+            snprintf(out->state_why, sizeof(out->state_why),
+                     "%s: all %zu incidents resolved; it resolves "
+                     "automatically %s after its last incident resolved%s",
+                     problem_state_name(p->v.state), members, w,
+                     now >= out->resolves_at ? " (due: at the collector's "
+                                               "next step)"
+                                             : "");
+        } else {
+            snprintf(out->state_why, sizeof(out->state_why),
+                     "%s: no incident of it is active; it resolves when a "
+                     "user resolves it",
+                     problem_state_name(p->v.state));
+        }
+    } else {
+        snprintf(out->state_why, sizeof(out->state_why),
+                 "resolved: it closes when every incident of it is closed "
+                 "(%zu not closed yet)",
+                 notclosed);
+    }
+    for (size_t i = 0; i < p->ncands; i++) {
+        struct problem_explain_cand *c = &out->cands[i];
+
+        c->host = p->cands[i].host;
+        c->incident_id = p->cands[i].incident_id;
+        c->score = p->cands[i].score;
+        c->nterms = p->cands[i].nterms;
+        for (size_t t = 0; t < c->nterms; t++)
+            c->terms[t] = (struct problem_term){p->cands[i].terms[t].what,
+                                                p->cands[i].terms[t].points};
+    }
+    out->ncands = p->ncands;
+    return 0;
 }
