@@ -60,6 +60,12 @@ usage(FILE *f)
             "                                    MTTA, MTTR, MTBF\n"
             "  replay [--json]                   rebuild the incidents from "
             "the events, diff\n"
+            "  explain incident ID [--json]      why it is (not) in a "
+            "problem: its link\n"
+            "                                    and role, or each rule's "
+            "verdict\n"
+            "  explain problem ID [--json]       opening, links, score "
+            "terms, state\n"
             "\n"
             "options:\n"
             "  -c FILE   collector configuration (default %s)\n"
@@ -105,6 +111,8 @@ static const struct ctl_cmd cmds[] = {
     {"stats", ctl_stats},
     /* The incidents rebuilt from the stored inputs, diffed. */
     {"replay", ctl_replay},
+    /* Why an incident is (not) in a problem; why a problem stands so. */
+    {"explain", ctl_explain},
 };
 
 int

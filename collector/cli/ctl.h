@@ -22,6 +22,7 @@ int ctl_incidents(const struct ctl_opts *o, int argc, char **argv);
 int ctl_problems(const struct ctl_opts *o, int argc, char **argv);
 int ctl_silences(const struct ctl_opts *o, int argc, char **argv);
 int ctl_replay(const struct ctl_opts *o, int argc, char **argv);
+int ctl_explain(const struct ctl_opts *o, int argc, char **argv);
 int ctl_stats(const struct ctl_opts *o, int argc, char **argv);
 
 /* Who acts: $SUDO_USER, else $USER, else "unknown". */
