@@ -285,7 +285,7 @@ view_explain_problem_text(struct tc_buf *b,
             rc |= appendf(b, "%sincident %" PRId64, n++ ? ", " : "",
                           v->links[i].incident_id);
     rc |= appendf(b, "%s\n", n ? "" : "-");
-    rc |= appendf(b, "%-14s", "why this state");
+    rc |= appendf(b, "%-14s", "why");
     if (xp != NULL) {
         rc |= esc(b, xp->state_why);
         if (xp->resolves_at != 0) {
