@@ -170,8 +170,8 @@ def test_hostile_log_line(env):
 
 def test_hostile_problem(env):
     """Problem titles, keys, hosts, evidence, link fields, RCA text and
-    notes come from log data or operators: every problems text command
-    shows them escaped (issue 11)."""
+    notes come from log data or operators: every problems and explain
+    text command shows them escaped (issue 11)."""
     env.make_pki()
     env.collector_config()
     col = env.collector().start()
@@ -204,8 +204,17 @@ def test_hostile_problem(env):
     out = ctl_clean(env, "problems", "show", "1")
     e2e.check(out.count("\\x1b]52") >= 8, out)
     e2e.check(not any(l.startswith("FORGED") for l in out.splitlines()), out)
+    # explain: the engine loaded from these rows names them again.
+    out = ctl_clean(env, "explain", "problem", "1")
+    e2e.check(out.count("\\x1b]52") >= 4, out)
+    e2e.check(not any(l.startswith("FORGED") for l in out.splitlines()), out)
+    out = ctl_clean(env, "explain", "incident", "1")
+    e2e.check(out.count("\\x1b]52") >= 3, out)
+    e2e.check(not any(l.startswith("FORGED") for l in out.splitlines()), out)
     for args in (("problems", "list", "--json"),
                  ("problems", "show", "1", "--json"),
+                 ("explain", "problem", "1", "--json"),
+                 ("explain", "incident", "1", "--json"),
                  ("incidents", "list", "--json")):
         ctl_clean(env, *args)
     # Operators' text through the recorded actions.
