@@ -28,8 +28,10 @@
 #include "engine/problem.h"
 #include "log.h"
 #include "store/incidents_store.h"
+#include "store/store.h"
 #include "util.h"
 #include "view/explain_view.h"
+#include "wire.h"
 
 #define OUT_MAX (16u << 20)
 
@@ -105,30 +107,84 @@ struct xctx {
     struct incidents_store *is;
     struct tc_buf out;
     int64_t now;
+    struct incident in; /* explain incident: the row, strings owned */
+    /* Its events (the last EVENT_SCAN of its host), for the fields. */
+    struct problem_explain x;
+    struct tc_frame frame;
+    struct tc_wire_limits lim;
 };
+
+#define EVENT_SCAN 5000
 
 static int
 incident_cb(const struct incident *in, void *arg)
 {
     struct xctx *c = arg;
-    struct problem_explain x;
+
+    c->found = 1;
+    c->in = *in;
+    c->in.fingerprint = tc_xstrdup(in->fingerprint ? in->fingerprint : "");
+    c->in.host = tc_xstrdup(in->host ? in->host : "");
+    c->in.rule = tc_xstrdup(in->rule ? in->rule : "");
+    c->in.kind = tc_xstrdup(in->kind ? in->kind : "");
+    c->in.service = tc_xstrdup(in->service ? in->service : "");
+    return 0;
+}
+
+/* An event batch of the incident's host: its events of the incident's
+ * fingerprint tell which fields looked like host names. */
+static int
+event_batch_cb(const struct store_batch *sb, uint32_t skip, void *arg)
+{
+    struct xctx *c = arg;
+    const char *err;
+    char key[1024];
+
+    if (tc_event_decode_array(sb->events, sb->events_len, &c->lim, &c->frame,
+                              &err) < 0)
+        return 0;
+    for (uint32_t i = skip; i < c->frame.u.events.n; i++) {
+        const struct tc_event *e = &c->frame.u.events.ev[i];
+
+        if (incident_fingerprint(sb->host, e, key, sizeof(key)) == 0 ||
+            strcmp(key, c->in.fingerprint) != 0)
+            continue;
+        problem_engine_explain_event(c->pe, &c->x, sb->host, e);
+    }
+    return 0;
+}
+
+static int
+explain_incident(struct xctx *c, const char *store_path)
+{
     struct links ls = {0};
     const struct problem_link *link = NULL;
     struct view_explain_incident v;
+    struct store *store = NULL;
     int rc;
 
-    c->found = 1;
-    if ((rc = problem_engine_explain_incident(c->pe, in, &x)) < 0)
+    if ((rc = problem_engine_explain_incident(c->pe, &c->in, &c->x)) < 0)
         return rc;
+    /* Nothing named a known host: which fields looked like one. */
+    if (c->x.mark.problem_id == 0 && c->x.v[PROBLEM_R_REFERENCE].seen == 0 &&
+        store_open(store_path, STORE_RDONLY, &store) == 0) {
+        tc_frame_init(&c->frame);
+        c->lim = tc_wire_default_limits;
+        c->lim.max_frame = UINT32_MAX;
+        (void)store_events_iter(store, c->in.host, EVENT_SCAN, event_batch_cb,
+                                c);
+        tc_frame_close(&c->frame);
+        store_close(store);
+    }
     /* Its link: the last one made to its problem and not undone. */
-    if (x.mark.problem_id != 0 &&
-        (rc = incidents_store_problem_links(c->is, x.mark.problem_id, link_cb,
-                                            &ls)) < 0)
+    if (c->x.mark.problem_id != 0 &&
+        (rc = incidents_store_problem_links(c->is, c->x.mark.problem_id,
+                                            link_cb, &ls)) < 0)
         goto out;
     for (size_t i = 0; i < ls.n; i++)
-        if (ls.v[i].incident_id == in->id)
+        if (ls.v[i].incident_id == c->in.id)
             link = ls.v[i].removed ? NULL : &ls.v[i];
-    v = (struct view_explain_incident){in, &x, link};
+    v = (struct view_explain_incident){&c->in, &c->x, link};
     rc = c->json ? view_explain_incident_json(&c->out, &v)
                  : view_explain_incident_text(&c->out, &v);
 out:
@@ -223,7 +279,8 @@ ctl_explain(const struct ctl_opts *o, int argc, char **argv)
     if (strcmp(what, "incident") == 0) {
         struct incidents_filter f = {.id = id};
 
-        if ((rc = incidents_store_list(c.is, &f, incident_cb, &c)) < 0)
+        if ((rc = incidents_store_list(c.is, &f, incident_cb, &c)) < 0 ||
+            (c.found && (rc = explain_incident(&c, cfg->store_path)) < 0))
             goto fail;
     } else {
         struct problems_filter f = {.id = id};
@@ -250,6 +307,11 @@ out:
     links_free(&pc.ls);
     cands_free(&pc.cs);
     tc_buf_close(&c.out);
+    free(c.in.fingerprint);
+    free(c.in.host);
+    free(c.in.rule);
+    free(c.in.kind);
+    free(c.in.service);
     problem_engine_free(c.pe);
     incident_engine_free(ie);
     incidents_store_close(c.is);

@@ -2748,3 +2748,88 @@ problem_engine_explain_problem(struct problem_engine *e, int64_t id,
     out->ncands = p->ncands;
     return 0;
 }
+
+/* The host-like part of a captured value that names no known host:
+ * "name" of "name:port" or the first label of a dotted name; 0 if the
+ * value has neither form. */
+static size_t
+host_part(const char *value, size_t len)
+{
+    const char *colon = memchr(value, ':', len), *dot;
+
+    if (colon != NULL) {
+        size_t plen = len - (size_t)(colon - value) - 1, i;
+
+        for (i = 0; i < plen && colon[1 + i] >= '0' && colon[1 + i] <= '9'; i++)
+            ;
+        return plen >= 1 && plen <= 5 && i == plen ? (size_t)(colon - value)
+                                                   : 0;
+    }
+    dot = memchr(value, '.', len);
+    return dot != NULL ? (size_t)(dot - value) : 0;
+}
+
+void
+problem_engine_explain_event(const struct problem_engine *e,
+                             struct problem_explain *x, const char *host,
+                             const struct tc_event *ev)
+{
+    struct problem_verdict *v = &x->v[PROBLEM_R_REFERENCE];
+
+    if (x->mark.problem_id != 0 || !v->enabled || v->seen > 0 || v->matches)
+        return;
+    for (uint32_t i = 0; i < ev->nfields && x->nfield_notes < 3; i++) {
+        const struct tc_kv *kv = &ev->fields[i];
+        char phrase[PROBLEM_MAX_NAME * 2 + 64];
+        size_t hl;
+        int k = (int)(kv->key.len < 64 ? kv->key.len : 64);
+        int vl = (int)(kv->val.len < 64 ? kv->val.len : 64);
+
+        if (kv->val.ptr == NULL || kv->key.ptr == NULL || kv->val.len == 0 ||
+            kv->key.len > PROBLEM_MAX_NAME ||
+            problem_engine_named_host(e, kv->val.ptr, kv->val.len, NULL) !=
+                NULL ||
+            (hl = host_part(kv->val.ptr, kv->val.len)) == 0 ||
+            hl > PROBLEM_MAX_NAME)
+            continue;
+        snprintf(phrase, sizeof(phrase), "field `%.*s=%.*s` names `%.*s`", k,
+                 kv->key.ptr, vl, kv->val.ptr, (int)(hl < 64 ? hl : 64),
+                 kv->val.ptr);
+        if (strstr(v->why, phrase) != NULL)
+            continue;
+        x->nfield_notes++;
+        why_add(v->why, "; %s, which is not a known host", phrase);
+    }
+    /* Known hosts a rule would have followed but did not. */
+    for (uint32_t i = 0; i < ev->nfields && x->nfield_notes < 3; i++) {
+        const struct tc_kv *kv = &ev->fields[i];
+        const char *named;
+        char phrase[PROBLEM_MAX_NAME * 2 + 64];
+        int k = (int)(kv->key.len < 64 ? kv->key.len : 64);
+        int vl = (int)(kv->val.len < 64 ? kv->val.len : 64);
+
+        if (kv->val.ptr == NULL || kv->key.ptr == NULL || kv->val.len == 0 ||
+            kv->key.len > PROBLEM_MAX_NAME ||
+            (named = problem_engine_named_host(e, kv->val.ptr, kv->val.len,
+                                               NULL)) == NULL)
+            continue;
+        snprintf(phrase, sizeof(phrase), "field `%.*s=%.*s` names `%s`", k,
+                 kv->key.ptr, vl, kv->val.ptr, named);
+        if (strstr(v->why, phrase) != NULL)
+            continue;
+        if (host_eq(named, host)) {
+            x->nfield_notes++;
+            why_add(v->why, "; %s, its own host, which never counts", phrase);
+        } else if (!field_wanted(e, &kv->key)) {
+            x->nfield_notes++;
+            why_add(v->why, "; %s, but only reference.fields are looked at",
+                    phrase);
+        } else {
+            x->nfield_notes++;
+            why_add(v->why,
+                    "; %s, a known host now but not when this event "
+                    "came in",
+                    phrase);
+        }
+    }
+}

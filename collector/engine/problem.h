@@ -396,7 +396,8 @@ struct problem_explain {
     char role[PROBLEM_EXPLAIN_TEXT];
     /* Not in one: each rule's verdict, and the closest one. */
     struct problem_verdict v[PROBLEM_NRULES];
-    int nearest; /* index into v of the closest rule not matching; -1 */
+    int nearest;      /* index into v of the closest rule not matching; -1 */
+    int nfield_notes; /* problem_engine_explain_event notes added */
 };
 
 /*
@@ -406,6 +407,18 @@ struct problem_explain {
 int problem_engine_explain_incident(struct problem_engine *e,
                                     const struct incident *in,
                                     struct problem_explain *out);
+
+/*
+ * The engine keeps references to known hosts only. For an unlinked
+ * incident whose reference verdict saw nothing, say which captured
+ * fields of ev (one of its stored events, from host) look like a host
+ * name ("db-9:5432", "db-9.example.net") and why they name none: not a
+ * known host, not among reference.fields, or the incident's own host.
+ * At most 3 such notes, appended to x's reference verdict.
+ */
+void problem_engine_explain_event(const struct problem_engine *e,
+                                  struct problem_explain *x, const char *host,
+                                  const struct tc_event *ev);
 
 /* One term of a candidate's score. Borrowed from the engine. */
 struct problem_term {

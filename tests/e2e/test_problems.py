@@ -253,6 +253,23 @@ def test_spread(env):
     e2e.check(len(ps) == 1 and len(ps[0]["incidents"]) == 3
               and ps[0]["hosts"] == ["web-01", "web-02", "web-03"], repr(ps))
     e2e.check(len(problems(env)) == 1, repr(problems(env)))
+    # explain: the spread problem's symptoms share the root's class.
+    x = json.loads(env.ctl("explain", "problem", str(ps[0]["id"]), "--json"))
+    e2e.check(x["rule"] == "spread" and len(x["opened_with"]) == 3
+              and sorted(i["role"] for i in x["incidents"])
+              == ["root_cause", "symptom", "symptom"]
+              and all("same class `tls-expired`" in i["why"]
+                      for i in x["incidents"] if i["role"] == "symptom"),
+              repr(x))
+    # A field that names a host no agent has: said so, from its events.
+    append(logs["cache-01"], "cache unreachable upstream=db-9:5432")
+    inc = e2e.wait_for(lambda: [i for i in incidents(env)
+                                if i["rule"] == "upstream-down"], 30,
+                       "the cache's incident")[0]
+    x = json.loads(env.ctl("explain", "incident", str(inc["id"]), "--json"))
+    ref = [r for r in x["rules"] if r["rule"] == "reference"][0]
+    e2e.check(ref["seen"] == 0 and "field `upstream=db-9:5432` names `db-9`,"
+              " which is not a known host" in ref["why"], repr(ref))
     e2e.check(json.loads(env.ctl("replay", "--json"))["identical"], "replay")
 
 

@@ -1231,6 +1231,56 @@ test_explain_reference(void **state)
     world_close(&w);
 }
 
+/* Fields that look like host names but name no known host. */
+static void
+test_explain_fields(void **state)
+{
+    char *fields[] = {"peer"};
+    struct problem_config pc = defaults();
+    struct problem_explain x;
+    struct world w;
+    struct tc_event ev = ev_log("upstream-timeout", TC_SEV_WARNING, T0, 1);
+    struct tc_kv kv[4];
+
+    (void)state;
+    pc.reference_fields = fields;
+    pc.nreference_fields = 1;
+    world_init(&w, &pc);
+    hosts(&w, fleet);
+    kv[0].key = tc_str_c("upstream");
+    kv[0].val = tc_str_c("db-9:5432");
+    kv[1].key = tc_str_c("backend");
+    kv[1].val = tc_str_c("cache-01");
+    kv[2].key = tc_str_c("self");
+    kv[2].val = tc_str_c("web-01.example.net");
+    kv[3].key = tc_str_c("msg");
+    kv[3].val = tc_str_c("timed out");
+    ev.fields = kv;
+    ev.nfields = 4;
+    feed(&w, "web-01", &ev);
+    step(&w, T0);
+    explain(&w, 1, &x);
+    assert_string_equal(WHY(&x, REFERENCE),
+                        "no captured field names a known host (only fields "
+                        "`peer` are looked at); no other incident within 10m "
+                        "names web-01");
+    problem_engine_explain_event(w.pe, &x, "web-01", &ev);
+    assert_string_equal(
+        WHY(&x, REFERENCE),
+        "no captured field names a known host (only fields `peer` are looked "
+        "at); no other incident within 10m names web-01; field "
+        "`upstream=db-9:5432` names `db-9`, which is not a known host; field "
+        "`backend=cache-01` names `cache-01`, but only reference.fields are "
+        "looked at; field `self=web-01.example.net` names `web-01`, its own "
+        "host, which never counts");
+    assert_int_equal(x.nfield_notes, 3);
+    /* Twice the same event: no note twice. */
+    x.nfield_notes = 0;
+    problem_engine_explain_event(w.pe, &x, "web-01", &ev);
+    assert_int_equal(x.nfield_notes, 0);
+    world_close(&w);
+}
+
 /* Explain says "matches" exactly when the step links: the reference
  * partner seen from the other side, before the step that links it. */
 static void
@@ -1403,6 +1453,7 @@ main(void)
         cmocka_unit_test(test_config_copied),
         cmocka_unit_test(test_explain_spread),
         cmocka_unit_test(test_explain_reference),
+        cmocka_unit_test(test_explain_fields),
         cmocka_unit_test(test_explain_agrees_with_step),
         cmocka_unit_test(test_explain_topology),
         cmocka_unit_test(test_explain_trend_major_problem),
