@@ -204,7 +204,19 @@ def test_hostile_problem(env):
     out = ctl_clean(env, "problems", "show", "1")
     e2e.check(out.count("\\x1b]52") >= 8, out)
     e2e.check(not any(l.startswith("FORGED") for l in out.splitlines()), out)
-    # explain: the engine loaded from these rows names them again.
+    # explain: the engine loaded from these rows names them again. It
+    # only reads: the store's bytes are the same after it.
+    dbp = os.path.join(env.dir, "state", "collector.db")
+
+    def store_bytes():
+        parts = []
+        for suffix in ("", "-wal"):
+            if os.path.exists(dbp + suffix):
+                with open(dbp + suffix, "rb") as f:
+                    parts.append(f.read())
+        return parts
+
+    before = store_bytes()
     out = ctl_clean(env, "explain", "problem", "1")
     e2e.check(out.count("\\x1b]52") >= 4, out)
     e2e.check(not any(l.startswith("FORGED") for l in out.splitlines()), out)
@@ -217,6 +229,7 @@ def test_hostile_problem(env):
                  ("explain", "incident", "1", "--json"),
                  ("incidents", "list", "--json")):
         ctl_clean(env, *args)
+    e2e.check(store_bytes() == before, "explain wrote to the store")
     # Operators' text through the recorded actions.
     col.start()
     e2e.wait_for(lambda: col.log().count("problems not closed") >= 2, 20,
