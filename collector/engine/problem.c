@@ -2591,11 +2591,9 @@ problem_engine_explain_incident(struct problem_engine *e,
         if (p->v.root_incident == pi->id) {
             out->root = 1;
             snprintf(out->role, sizeof(out->role),
-                     "root cause: its host %s ranks first among %zu "
-                     "candidate%s with score %" PRId64 " (%s)",
-                     p->v.root_host, p->ncands, p->ncands == 1 ? "" : "s",
-                     p->ncands ? p->cands[0].score : 0,
-                     p->ncands ? p->cands[0].evidence : "");
+                     "root cause: its host %s ranks first, and this is its "
+                     "earliest incident in the problem",
+                     p->v.root_host);
         } else if (pi->mark.inhibited) {
             symptom(e, p, root, pi, why, sizeof(why));
             snprintf(out->role, sizeof(out->role),
@@ -2616,6 +2614,13 @@ problem_engine_explain_incident(struct problem_engine *e,
             symptom(e, p, root, pi, why, sizeof(why));
             snprintf(out->role, sizeof(out->role), "not inhibited: %s", why);
         }
+        /* Which candidate ranks first, and on what evidence. */
+        if (p->ncands > 0)
+            why_add(out->top,
+                    "%s ranks first of %zu candidate%s with score %" PRId64
+                    " (%s)",
+                    p->cands[0].host, p->ncands, p->ncands == 1 ? "" : "s",
+                    p->cands[0].score, p->cands[0].evidence);
         return 0;
     }
     for (int r = 0; r < PROBLEM_NRULES; r++) {

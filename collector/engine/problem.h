@@ -394,6 +394,7 @@ struct problem_explain {
     /* In a problem: its role, root cause or symptom, and why. */
     int root; /* the top candidate's incident */
     char role[PROBLEM_EXPLAIN_TEXT];
+    char top[PROBLEM_EXPLAIN_TEXT]; /* the top candidate and its evidence */
     /* Not in one: each rule's verdict, and the closest one. */
     struct problem_verdict v[PROBLEM_NRULES];
     int nearest;      /* index into v of the closest rule not matching; -1 */

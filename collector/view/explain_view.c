@@ -157,6 +157,7 @@ view_explain_incident_text(struct tc_buf *b,
             rc |= tline(b, "linked at", v->link->ts);
         }
         rc |= line(b, "role", x->role);
+        rc |= line(b, "ranking", x->top);
         return rc ? -ENOBUFS : 0;
     }
     rc |= line(b, "problem",
@@ -241,6 +242,8 @@ view_explain_incident_json(struct tc_buf *b,
     }
     rc |= jstr(b, "role", role_word(x));
     rc |= jstr(b, "role_why", x->mark.problem_id ? x->role : NULL);
+    rc |= jstr(b, "top_candidate",
+               x->mark.problem_id && x->top[0] ? x->top : NULL);
     if (x->mark.problem_id == 0) {
         rc |= verdicts_json(b, x);
         rc |=

@@ -1177,6 +1177,9 @@ test_explain_spread(void **state)
     assert_true(x.mark.inhibited);
     assert_non_null(strstr(x.role, "inhibited symptom of the root web-01"));
     assert_non_null(strstr(x.role, "same class `upstream-timeout`"));
+    assert_non_null(strstr(x.top, "web-01 ranks first of 3 candidates with "
+                                  "score 36 (earliest onset (+30); severity "
+                                  "error (+6))"));
     world_close(&w);
 }
 
