@@ -299,6 +299,16 @@ static const struct tc_conf_field correlation_fields[] = {
     {0},
 };
 
+/* runbooks: (docs/runbooks.md); without it there are no runbooks. */
+static const struct tc_conf_field runbooks_fields[] = {
+    {.key = "dir",
+     .type = TC_CONF_T_PATH,
+     CC(runbooks_dir),
+     .required = 1,
+     .help = "directory of runbook files (*.md, YAML front matter)"},
+    {0},
+};
+
 static const struct tc_conf_field collector_fields[] = {
     {.key = "name",
      .type = TC_CONF_T_STRING,
@@ -324,6 +334,10 @@ static const struct tc_conf_field collector_fields[] = {
      .help = "longest wait to group events into one commit"},
     {.key = "incidents", .type = TC_CONF_T_MAP, .sub = incidents_fields},
     {.key = "correlation", .type = TC_CONF_T_MAP, .sub = correlation_fields},
+    {.key = "runbooks",
+     .type = TC_CONF_T_MAP,
+     .sub = runbooks_fields,
+     .optional = 1},
     {0},
 };
 
@@ -620,5 +634,8 @@ config_reload(struct collector_config *cur, const struct collector_config *next)
     cur->inc_flap_high = next->inc_flap_high;
     cur->inc_flap_low = next->inc_flap_low;
     reload_correlation(cur, next);
+    free(cur->runbooks_dir);
+    cur->runbooks_dir =
+        next->runbooks_dir ? tc_xstrdup(next->runbooks_dir) : NULL;
     return n;
 }

@@ -67,6 +67,7 @@ struct collector_config {
     uint64_t corr_trend_period_ms; /* default 7d */
     int corr_major;                /* major rule on; default true */
     uint32_t corr_major_priority;  /* P1..this are major; default 2 */
+    char *runbooks_dir; /* runbooks: {dir: PATH}; NULL = no runbooks */
 };
 
 struct incident_config;
@@ -96,7 +97,8 @@ void config_correlation(const struct collector_config *c,
  * from next, an already validated configuration: the TLS file paths
  * (the caller loads and swaps the context), max_agents, max_pending,
  * sessions_per_agent, session_memory, the handshake
- * and idle timeouts, the incidents: and the correlation: blocks. For each key
+ * and idle timeouts, the incidents: and the correlation: blocks, and
+ * runbooks.dir (the caller loads the directory). For each key
  * that needs a restart (name, listen, store, limits.pipeline_max_bytes,
  * commit_interval) and differs, log a warning naming it; cur keeps its
  * value. Returns how many such keys differ.

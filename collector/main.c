@@ -20,6 +20,7 @@
 #include "net/listener.h"
 #include "log.h"
 #include "perms.h"
+#include "runbooks/runbooks.h"
 #include "net/server.h"
 #include "store/store.h"
 #include "tls.h"
@@ -68,6 +69,26 @@ static int load_tls(const struct collector_config *cfg,
                     struct tc_tls_ctx **out);
 
 /*
+ * The runbooks of cfg (docs/runbooks.md): an empty set without a
+ * runbooks: block. A directory that cannot be read fails (logged with
+ * the file's name); broken runbook files only skip themselves.
+ */
+static int
+load_runbooks(const struct collector_config *cfg, struct runbook_set **out)
+{
+    if (cfg->runbooks_dir == NULL) {
+        *out = runbooks_empty();
+        return 0;
+    }
+    if (runbooks_load(cfg->runbooks_dir, out) < 0) {
+        log_warnx("%s: runbooks.dir: cannot read %s", cfg->file,
+                  cfg->runbooks_dir);
+        return -1;
+    }
+    return 0;
+}
+
+/*
  * SIGHUP: read the file again; a file that does not load, or whose TLS
  * files do not, is refused and the running configuration stays. What
  * can change live is applied (config_reload); open sessions keep their
@@ -78,12 +99,15 @@ reload(struct app *app)
 {
     struct collector_config *next = NULL;
     struct tc_tls_ctx *tls = NULL;
+    struct runbook_set *rbs = NULL;
     int restart;
 
     log_info("reload: reading %s", app->cfg->file);
-    if (config_load(app->cfg->file, &next) < 0 || load_tls(next, &tls) < 0) {
+    if (config_load(app->cfg->file, &next) < 0 || load_tls(next, &tls) < 0 ||
+        load_runbooks(next, &rbs) < 0) {
         log_warnx("reload: %s refused; the running configuration stays",
                   app->cfg->file);
+        tc_tls_ctx_free(tls);
         config_free(next);
         return;
     }
@@ -93,8 +117,9 @@ reload(struct app *app)
     tc_tls_ctx_free(*app->tls);
     *app->tls = tls;
     incident_runner_set_config(app->inc, app->cfg);
+    incident_runner_set_runbooks(app->inc, rbs);
     log_info("reload: applied (TLS identity for new sessions, limits, "
-             "incidents, correlation)%s",
+             "incidents, correlation, runbooks)%s",
              restart ? "; some changes wait for a restart, see above" : "");
 }
 
@@ -182,8 +207,9 @@ main(int argc, char **argv)
     struct collector_config *cfg = NULL;
     struct tc_tls_ctx *tls = NULL;
     struct store *store = NULL;
+    struct runbook_set *rbs = NULL;
     struct app app;
-    int status = 1, lfd = -1, tls_bad, rc;
+    int status = 1, lfd = -1, tls_bad, rbs_bad, rc;
     char err[512];
 
     /* The store and its -wal and -shm: ours alone (perms.h). */
@@ -203,15 +229,22 @@ main(int argc, char **argv)
     if (config_load(opt.config, &cfg) < 0)
         return 1;
     tls_bad = load_tls(cfg, &tls) < 0;
+    rbs_bad = load_runbooks(cfg, &rbs) < 0;
     if (opt.check) {
         /* The system too when the TLS files failed: every error at once. */
-        if (check_system(cfg) < 0 || tls_bad)
+        if (check_system(cfg) < 0 || tls_bad || rbs_bad)
             goto out;
+        /* Start-up would skip them; a check is asked to find them. */
+        if (rbs->nskipped > 0) {
+            log_warnx("%s: runbooks: %zu of %zu files skipped (see above)",
+                      cfg->file, rbs->nskipped, rbs->nskipped + rbs->n);
+            goto out;
+        }
         printf("configuration OK\n");
         status = 0;
         goto out;
     }
-    if (tls_bad)
+    if (tls_bad || rbs_bad)
         goto out;
     /*
      * The port first, while errors still reach the terminal, and before
@@ -249,6 +282,8 @@ main(int argc, char **argv)
         server_free(app.srv);
         goto out;
     }
+    incident_runner_set_runbooks(app.inc, rbs);
+    rbs = NULL;
     server_on_commit(app.srv, incident_runner_kick, app.inc);
     uv_signal_init(app.loop, &app.sig_term);
     uv_signal_init(app.loop, &app.sig_int);
@@ -286,6 +321,7 @@ out:
         close(lfd);
     store_close(store);
     tc_tls_ctx_free(tls);
+    runbook_set_unref(rbs);
     config_free(cfg);
     return status;
 }

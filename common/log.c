@@ -20,6 +20,9 @@
 static const char *log_progname = "tocsin"; /* static string, not owned */
 static int log_foreground = 1;              /* LOG_TO_SYSLOG, _STDERR or _CLI */
 static int log_verbose;                     /* > 0 enables debug */
+/* log_divert: per thread, so a loader never catches another's lines. */
+static _Thread_local log_divert_fn log_divert_cb;
+static _Thread_local void *log_divert_arg;
 
 void
 log_init(const char *progname, int foreground, int verbose)
@@ -43,6 +46,13 @@ log_getverbose(void)
     return log_verbose;
 }
 
+void
+log_divert(log_divert_fn fn, void *arg)
+{
+    log_divert_cb = fn;
+    log_divert_arg = arg;
+}
+
 static void vlog(int pri, const char *fmt, va_list ap, int with_errno)
     __attribute__((format(printf, 2, 0)));
 
@@ -59,6 +69,11 @@ vlog(int pri, const char *fmt, va_list ap, int with_errno)
         return;
     if (with_errno && (size_t)n < sizeof(raw))
         snprintf(raw + n, sizeof(raw) - (size_t)n, ": %s", strerror(saved));
+    if (pri == LOG_WARNING && log_divert_cb != NULL) {
+        log_divert_cb(log_divert_arg, raw);
+        errno = saved;
+        return;
+    }
     tc_escape(msg, sizeof(msg), raw, strlen(raw));
     if (log_foreground == LOG_TO_CLI) {
         /* A command's error, as a CLI says it: "tocsinctl: ...". */

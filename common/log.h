@@ -34,6 +34,16 @@ void log_warn(const char *fmt, ...) TC_PRINTF(1, 2);
 void log_warnx(const char *fmt, ...) TC_PRINTF(1, 2);
 void log_info(const char *fmt, ...) TC_PRINTF(1, 2);
 void log_debug(const char *fmt, ...) TC_PRINTF(1, 2);
+/*
+ * Divert this thread's warnings (log_warn, log_warnx) to fn, with the
+ * formatted text before escaping, instead of the log; NULL restores.
+ * For a loader that reports another module's complaints about a file
+ * in its own words (runbooks: a broken file is logged once, with the
+ * first reason kept for "tocsinctl runbooks list").
+ */
+typedef void (*log_divert_fn)(void *arg, const char *msg);
+void log_divert(log_divert_fn fn, void *arg);
+
 _Noreturn void fatal(const char *fmt, ...) TC_PRINTF(1, 2);
 _Noreturn void fatalx(const char *fmt, ...) TC_PRINTF(1, 2);
 

@@ -51,7 +51,12 @@ usage(FILE *f)
             "  problems show ID [--json]         candidates, links, RCA, "
             "timeline\n"
             "  problems investigate|known-error|resolve|close|link|unlink|"
-            "note|rca ID ...\n"
+            "note|rca|review ID ...\n"
+            "  runbooks list [--json]            runbooks loaded from "
+            "runbooks.dir, skipped files\n"
+            "  runbooks test INCIDENT_ID [--json]\n"
+            "                                    which runbook matches and "
+            "why\n"
             "  silences add --match M... --duration D|--until TS [--start TS]\n"
             "      --comment TEXT [--user U]     M: host=H, rule=R, label:K=V\n"
             "  silences list [--all] [--json]    silences not ended (or all)\n"
@@ -60,6 +65,11 @@ usage(FILE *f)
             "                                    MTTA, MTTR, MTBF\n"
             "  replay [--json]                   rebuild the incidents from "
             "the events, diff\n"
+            "  replay --config NEW.yaml [--since 7d] [--json]\n"
+            "                                    what NEW.yaml's incidents "
+            "and correlation\n"
+            "                                    would change (exit 0 none, "
+            "1 some, 2 error)\n"
             "  explain incident ID [--json]      why it is (not) in a "
             "problem: its link\n"
             "                                    and role, or each rule's "
@@ -111,6 +121,7 @@ static const struct ctl_cmd cmds[] = {
     {"stats", ctl_stats},
     /* The incidents rebuilt from the stored inputs, diffed. */
     {"replay", ctl_replay},
+    {"runbooks", ctl_runbooks},
     /* Why an incident is (not) in a problem; why a problem stands so. */
     {"explain", ctl_explain},
 };

@@ -22,6 +22,11 @@ int ctl_incidents(const struct ctl_opts *o, int argc, char **argv);
 int ctl_problems(const struct ctl_opts *o, int argc, char **argv);
 int ctl_silences(const struct ctl_opts *o, int argc, char **argv);
 int ctl_replay(const struct ctl_opts *o, int argc, char **argv);
+/* replay --config NEW.yaml [--since D]: what the candidate would
+ * change. Exit 0 nothing, 1 something, 2 error. */
+int ctl_replay_config(const struct ctl_opts *o, const char *newcfg,
+                      const char *since, int json);
+int ctl_runbooks(const struct ctl_opts *o, int argc, char **argv);
 int ctl_explain(const struct ctl_opts *o, int argc, char **argv);
 int ctl_stats(const struct ctl_opts *o, int argc, char **argv);
 

@@ -117,10 +117,11 @@ struct xctx {
 #define EVENT_SCAN 5000
 
 static int
-incident_cb(const struct incident *in, void *arg)
+incident_cb(const struct incident *in, const struct problem_mark *m, void *arg)
 {
     struct xctx *c = arg;
 
+    (void)m; /* the engine's own mark is the one explained */
     c->found = 1;
     c->in = *in;
     c->in.fingerprint = tc_xstrdup(in->fingerprint ? in->fingerprint : "");

@@ -136,15 +136,13 @@ struct list_ctx {
     struct sil_cache sils; /* every silence the store knows */
     int64_t *marked;       /* text: distinct silence ids shown; owned */
     size_t nmarked;
-    struct incidents_store *is; /* borrowed: problem marks */
 };
 
 static int
-list_cb(const struct incident *in, void *arg)
+list_cb(const struct incident *in, const struct problem_mark *m, void *arg)
 {
     struct list_ctx *c = arg;
     const struct view_silence *sil = sil_cache_find(&c->sils, in->silenced);
-    struct problem_mark m;
     size_t i;
 
     c->n++;
@@ -161,9 +159,7 @@ list_cb(const struct incident *in, void *arg)
     }
     tc_buf_reset(&c->out);
     tc_json_raw(&c->out, c->n > 1 ? ",\n" : "\n");
-    if (incidents_store_mark(c->is, in->id, &m) < 0)
-        return -EIO;
-    view_incident_json_marked(&c->out, in, sil, &m, c->now);
+    view_incident_json_marked(&c->out, in, sil, m, c->now);
     fwrite(tc_buf_head(&c->out), 1, tc_buf_size(&c->out), stdout);
     return ferror(stdout) ? -EIO : 0;
 }
@@ -246,7 +242,6 @@ incidents_list(const struct ctl_opts *o, int argc, char **argv)
     if (ctl_open_incidents(o, 1, &cfg, &is) < 0)
         goto out;
     sil_cache_load(&c.sils, is, c.now);
-    c.is = is;
     if (c.json)
         fputs("[", stdout);
     rc = incidents_store_list(is, &f, list_cb, &c);
@@ -283,16 +278,15 @@ struct show_ctx {
     struct tc_wire_limits lim;
     uint64_t nnotes;
     int64_t now;
-    struct sil_cache sils;      /* every silence the store knows */
-    struct tc_table notes;      /* text: the timeline */
-    struct incidents_store *is; /* borrowed: the problem mark */
+    struct sil_cache sils; /* every silence the store knows */
+    struct tc_table notes; /* text: the timeline */
 };
 
 static const struct tc_table_col note_cols[] = {
     {"TIME", 0, 0}, {"WHAT", 0, 0}, {"WHO", 0, 40}, {"DETAIL", 0, 60}};
 
 static int
-show_inc_cb(const struct incident *in, void *arg)
+show_inc_cb(const struct incident *in, const struct problem_mark *m, void *arg)
 {
     struct show_ctx *c = arg;
 
@@ -301,12 +295,8 @@ show_inc_cb(const struct incident *in, void *arg)
     snprintf(c->host, sizeof(c->host), "%s", in->host);
     tc_buf_reset(&c->out);
     if (c->json) {
-        struct problem_mark m;
-
-        if (incidents_store_mark(c->is, in->id, &m) < 0)
-            return -EIO;
         view_incident_json_marked(
-            &c->out, in, sil_cache_find(&c->sils, in->silenced), &m, c->now);
+            &c->out, in, sil_cache_find(&c->sils, in->silenced), m, c->now);
     } else
         view_incident_text(&c->out, in, sil_cache_find(&c->sils, in->silenced),
                            c->now);
@@ -425,7 +415,6 @@ incidents_show(const struct ctl_opts *o, int argc, char **argv)
     if (ctl_open_incidents(o, 1, &cfg, &is) < 0)
         goto out;
     sil_cache_load(&c->sils, is, c->now);
-    c->is = is;
     if (incidents_store_list(is, &f, show_inc_cb, c) < 0) {
         log_warnx("%s: %s", cfg->store_path, incidents_store_errmsg(is));
         goto out;

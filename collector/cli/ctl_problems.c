@@ -8,6 +8,7 @@
  *   tocsinctl problems link|unlink ID INCIDENT [--user U]
  *   tocsinctl problems note ID TEXT [--user U]
  *   tocsinctl problems rca ID why1..why5|CATEGORY TEXT [--user U]
+ *   tocsinctl problems review ID INCIDENT FIELD TEXT [--user U]
  *
  * Listings read the tables read-only and buffer their output (the
  * store's callbacks run inside a read transaction). An action is a row
@@ -47,7 +48,9 @@ problems_usage(FILE *f)
                "       tocsinctl problems link|unlink ID INCIDENT [--user U]\n"
                "       tocsinctl problems note ID TEXT [--user U]\n"
                "       tocsinctl problems rca ID why1..why5|people|process|"
-               "technology|environment|supplier TEXT [--user U]\n");
+               "technology|environment|supplier TEXT [--user U]\n"
+               "       tocsinctl problems review ID INCIDENT summary|impact|"
+               "detection|response|recovery|lessons|action TEXT [--user U]\n");
 }
 
 struct plist_ctx {
@@ -314,7 +317,7 @@ refusal(int result)
     case -EINVAL:
         return "missing text or unknown key";
     case -E2BIG:
-        return "text too long or too many factors";
+        return "text too long, or too many factors or review entries";
     default:
         return strerror(-result);
     }
@@ -377,6 +380,18 @@ problems_action(const struct ctl_opts *o, enum problem_verb verb, int argc,
             goto usage;
         a.key = args[1];
         a.text = args[2];
+        break;
+    case PROBLEM_V_REVIEW:
+        if (nargs != 4 || ctl_parse_id(args[1], &a.incident_id) < 0)
+            goto usage;
+        if (!problem_review_field_ok(args[2])) {
+            fprintf(stderr, "tocsinctl: unknown review field (summary, "
+                            "impact, detection, response, recovery, "
+                            "lessons, action)\n");
+            return 2;
+        }
+        a.key = args[2];
+        a.text = args[3];
         break;
     }
     a.ts = tc_now_ns();

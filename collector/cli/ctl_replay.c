@@ -9,6 +9,9 @@
  * a changed config, it shows what that change would have done.
  *
  * Exit status: 0 identical, 1 different (or an error), 2 usage.
+ *
+ * With --config NEW.yaml it replays with that file's engine sections
+ * instead and reports what would change (ctl_replay_config.c).
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -132,7 +135,9 @@ diff_cb(const struct incidents_diff *d, void *arg)
 static void
 replay_usage(FILE *f)
 {
-    fprintf(f, "usage: tocsinctl replay [--json]\n");
+    fprintf(f, "usage: tocsinctl replay [--json]\n"
+               "       tocsinctl replay --config NEW.yaml [--since D] "
+               "[--json]\n");
 }
 
 int
@@ -144,11 +149,16 @@ ctl_replay(const struct ctl_opts *o, int argc, char **argv)
     struct incident_config ic;
     struct problem_config pc;
     struct replay_ctx c = {.json = o->json};
+    const char *newcfg = NULL, *since = NULL;
     int rc, status = 1;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) {
             c.json = 1;
+        } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            newcfg = argv[++i];
+        } else if (strcmp(argv[i], "--since") == 0 && i + 1 < argc) {
+            since = argv[++i];
         } else if (strcmp(argv[i], "-h") == 0 ||
                    strcmp(argv[i], "--help") == 0) {
             replay_usage(stdout);
@@ -158,6 +168,13 @@ ctl_replay(const struct ctl_opts *o, int argc, char **argv)
             return 2;
         }
     }
+    if (since && !newcfg) {
+        fprintf(stderr, "tocsinctl: replay: --since goes with --config\n");
+        replay_usage(stderr);
+        return 2;
+    }
+    if (newcfg)
+        return ctl_replay_config(o, newcfg, since, c.json);
     tc_buf_init(&c.out, OUT_MAX);
     if (config_load(o->config, &cfg) < 0)
         goto out;

@@ -148,10 +148,14 @@ struct problem_engine {
 static const char *const state_names[] = {"open", "investigating",
                                           "known_error", "resolved", "closed"};
 static const char *const verb_names[] = {
-    "investigate", "known-error", "resolve", "close",
-    "link",        "unlink",      "note",    "rca"};
+    "investigate", "known-error", "resolve", "close", "link",
+    "unlink",      "note",        "rca",     "review"};
 static const char *const factor_names[] = {"people", "process", "technology",
                                            "environment", "supplier"};
+/* Post-incident review fields; "action" (the last) appends. */
+static const char *const review_fields[] = {"summary",  "impact",   "detection",
+                                            "response", "recovery", "lessons",
+                                            "action"};
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -196,6 +200,15 @@ problem_verb_parse(const char *s, enum problem_verb *out)
     if (rc == 0)
         *out = (enum problem_verb)v;
     return rc;
+}
+
+int
+problem_review_field_ok(const char *field)
+{
+    int v;
+
+    return field != NULL &&
+           name_parse(review_fields, NELEM(review_fields), field, &v) == 0;
 }
 
 const char *
@@ -339,6 +352,11 @@ problem_strings_free(struct problem *v)
     for (size_t i = 0; i < v->nfactors; i++)
         free(v->factors[i].text);
     free(v->factors);
+    for (size_t i = 0; i < v->nreviews; i++) {
+        free(v->reviews[i].field);
+        free(v->reviews[i].text);
+    }
+    free(v->reviews);
 }
 
 static void
@@ -1876,6 +1894,38 @@ any_active(const struct problem_engine *e, const struct prob *p)
     return 0;
 }
 
+/* One review entry: replaces the incident's entry of that field, or
+ * appends (always for "action"). */
+static int
+review_set(struct problem_engine *e, struct prob *p,
+           const struct problem_action *a, const char *who)
+{
+    char d[PROBLEM_MAX_TEXT + 64];
+    size_t i = p->v.nreviews;
+
+    if (strcmp(a->key, "action") != 0)
+        for (i = 0; i < p->v.nreviews; i++)
+            if (p->v.reviews[i].incident_id == a->incident_id &&
+                strcmp(p->v.reviews[i].field, a->key) == 0)
+                break;
+    if (i == p->v.nreviews) {
+        if (p->v.nreviews >= PROBLEM_MAX_REVIEW)
+            return -E2BIG;
+        p->v.reviews = tc_xreallocarray(p->v.reviews, p->v.nreviews + 1,
+                                        sizeof(*p->v.reviews));
+        p->v.reviews[i].incident_id = a->incident_id;
+        p->v.reviews[i].field = tc_xstrdup(a->key);
+        p->v.reviews[i].text = NULL;
+        p->v.nreviews++;
+    }
+    set_text(&p->v.reviews[i].text, a->text);
+    snprintf(d, sizeof(d), "incident %" PRId64 " %s: %s", a->incident_id,
+             a->key, a->text);
+    p->dirty = 1;
+    note_add(e, p->v.id, a->ts, "review", who, d);
+    return 0;
+}
+
 int
 problem_engine_action(struct problem_engine *e, const struct problem_action *a)
 {
@@ -1965,6 +2015,14 @@ problem_engine_action(struct problem_engine *e, const struct problem_action *a)
         p->dirty = 1;
         note_add(e, p->v.id, a->ts, "rca", who, d);
         return 0;
+    case PROBLEM_V_REVIEW:
+        pi = inc_find(e, a->incident_id);
+        if (pi == NULL || !pi->known || pi->mark.problem_id != p->v.id)
+            return -ENOENT;
+        if (!problem_review_field_ok(a->key) || a->text == NULL ||
+            a->text[0] == '\0')
+            return -EINVAL;
+        return review_set(e, p, a, who);
     }
     return -EINVAL;
 }
@@ -2012,6 +2070,13 @@ problem_engine_tick(struct problem_engine *e, int64_t now)
     }
 }
 
+int64_t
+problem_engine_trend_horizon(const struct problem_engine *e, int64_t now)
+{
+    /* The tick keeps an opening while now - ts <= period. */
+    return now - e->cfg.trend_period_ns;
+}
+
 /* ---- load --------------------------------------------------------------- */
 
 static char *
@@ -2046,6 +2111,17 @@ problem_engine_load(struct problem_engine *e, const struct problem *src)
             p->v.factors[i].text = dup0(src->factors[i].text);
         }
         p->v.nfactors = src->nfactors;
+    }
+    p->v.reviews = NULL;
+    p->v.nreviews = 0;
+    if (src->nreviews > 0) {
+        p->v.reviews = tc_xcalloc(src->nreviews, sizeof(*p->v.reviews));
+        for (size_t i = 0; i < src->nreviews; i++) {
+            p->v.reviews[i].incident_id = src->reviews[i].incident_id;
+            p->v.reviews[i].field = dup0(src->reviews[i].field);
+            p->v.reviews[i].text = dup0(src->reviews[i].text);
+        }
+        p->v.nreviews = src->nreviews;
     }
     p->rank_dirty = 1;
     prob_insert(e, p);

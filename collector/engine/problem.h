@@ -48,6 +48,7 @@ struct problem_engine;
 #define PROBLEM_MAX_CANDIDATES 10 /* ranked candidates kept per problem */
 #define PROBLEM_MAX_TEXT 4096     /* bytes of an action's text */
 #define PROBLEM_MAX_FACTORS 32    /* contributing factors per problem */
+#define PROBLEM_MAX_REVIEW 64     /* review entries per problem */
 #define PROBLEM_MAX_TREND 1000    /* trend.count upper bound */
 #define PROBLEM_WHYS 5            /* the 5 Whys chain */
 
@@ -116,6 +117,22 @@ struct problem_factor {
 };
 
 /*
+ * One entry of a post-incident review: the review of a (major) incident
+ * is recorded on the problem it handed over to, one field at a time.
+ * "summary", "impact", "detection", "response", "recovery" and
+ * "lessons" hold one text each (a new one replaces it); "action" (a
+ * follow-up action item) is appended. Entries are kept in the order
+ * they were first recorded.
+ */
+struct problem_review {
+    int64_t incident_id; /* the reviewed incident, linked to the problem */
+    char *field;         /* one of the names above; owned like text */
+    char *text;          /* owned by whoever holds the problem */
+};
+/* 1 if field names a review field, 0 if not. */
+int problem_review_field_ok(const char *field);
+
+/*
  * One problem. Times are engine time, ns; 0 = not yet. Strings and
  * arrays are owned by the engine (or, for rows handed to
  * problem_engine_load, by the caller, for the call).
@@ -143,6 +160,8 @@ struct problem {
     char *whys[PROBLEM_WHYS];       /* RCA: the 5 Whys chain ("" = unset) */
     struct problem_factor *factors; /* RCA: contributing factors */
     size_t nfactors;
+    struct problem_review *reviews; /* post-incident reviews */
+    size_t nreviews;
 };
 
 /*
@@ -211,9 +230,10 @@ enum problem_verb {
     PROBLEM_V_UNLINK = 5,
     PROBLEM_V_NOTE = 6,
     PROBLEM_V_RCA = 7,
+    PROBLEM_V_REVIEW = 8,
 };
 /* "investigate", "known-error", "resolve", "close", "link", "unlink",
- * "note", "rca"; and the inverse (0 or -EINVAL). */
+ * "note", "rca", "review"; and the inverse (0 or -EINVAL). */
 const char *problem_verb_name(enum problem_verb v);
 int problem_verb_parse(const char *s, enum problem_verb *out);
 
@@ -223,7 +243,9 @@ int problem_verb_parse(const char *s, enum problem_verb *out);
  *   link/unlink: incident_id;
  *   note:        text;
  *   rca:         key = "why1".."why5" (text replaces that step, "" clears
- *                it) or a factor category (text is appended).
+ *                it) or a factor category (text is appended);
+ *   review:      incident_id (linked to this problem), key = a review
+ *                field (problem_review_field_ok), text (required).
  */
 struct problem_action {
     int64_t ts;
@@ -260,6 +282,11 @@ void problem_engine_load_ref(struct problem_engine *e,
 void problem_engine_load_opening(struct problem_engine *e,
                                  const struct problem_opening *o);
 void problem_engine_set_last_id(struct problem_engine *e, int64_t last_id);
+
+/* Trend openings before this time no longer count: the tick at now
+ * dropped them from memory, so the store may drop them too. */
+int64_t problem_engine_trend_horizon(const struct problem_engine *e,
+                                     int64_t now);
 
 /* A known host (agent name): the reference rule only follows names of
  * known hosts. Hosts of evidence and incidents become known too. */

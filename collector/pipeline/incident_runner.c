@@ -11,6 +11,7 @@
 #include "engine/incident.h"
 #include "engine/problem.h"
 #include "store/incidents_store.h"
+#include "runbooks/runbooks.h"
 #include "log.h"
 #include "util.h"
 
@@ -44,7 +45,11 @@ struct incident_runner {
     int work_rc;                     /* last step's result */
     int stopped;
     int timer_closed;
-    unsigned failures; /* consecutive failed steps */
+    unsigned failures;                 /* consecutive failed steps */
+    struct runbook_set *runbooks;      /* one reference; the worker reads
+                                          it (dispatch), so it is swapped
+                                          only while no step is in flight */
+    struct runbook_set *next_runbooks; /* one reference; waits for that */
 };
 
 static void
@@ -191,6 +196,11 @@ queue_step(struct incident_runner *r)
         return;
     }
     r->kicked = 0;
+    if (r->next_runbooks != NULL) {
+        runbook_set_unref(r->runbooks);
+        r->runbooks = r->next_runbooks;
+        r->next_runbooks = NULL;
+    }
     if (r->cfg_pending) {
         /* No step in flight: the worker's copy is ours to change. */
         r->cfg = r->next_cfg;
@@ -225,6 +235,18 @@ incident_runner_set_config(struct incident_runner *r,
     r->cfg_src = cfg;
     r->cfg_pending = 1;
     queue_step(r);
+}
+
+void
+incident_runner_set_runbooks(struct incident_runner *r, struct runbook_set *set)
+{
+    if (!r->working) {
+        runbook_set_unref(r->runbooks);
+        r->runbooks = set;
+        return;
+    }
+    runbook_set_unref(r->next_runbooks);
+    r->next_runbooks = set;
 }
 
 void
@@ -275,5 +297,7 @@ incident_runner_free(struct incident_runner *r)
     problem_engine_free(r->problems);
     incidents_store_close(r->store);
     pcfg_free(&r->pcfg);
+    runbook_set_unref(r->runbooks);
+    runbook_set_unref(r->next_runbooks);
     free(r);
 }

@@ -39,6 +39,14 @@ void incident_runner_kick(void *runner);
 /* New incident thresholds (reload): used from the next step on. */
 void incident_runner_set_config(struct incident_runner *r,
                                 const struct collector_config *cfg);
+/*
+ * The runbooks from now on (start-up, reload): takes the caller's
+ * reference to set. The step in flight, if any, keeps the set it has;
+ * the next one sees the new set (dispatch reads it on the worker).
+ */
+struct runbook_set;
+void incident_runner_set_runbooks(struct incident_runner *r,
+                                  struct runbook_set *set);
 /* Idempotent. */
 void incident_runner_stop(struct incident_runner *r);
 /* NULL: no-op. */

@@ -94,6 +94,7 @@ step_reset(struct incidents_store *s, sqlite3_stmt *st)
     "id, fingerprint, host, rule, kind, state, severity, priority, count,"     \
     " first_seen, last_seen, opened_at, acked_at, resolved_at, closed_at,"     \
     " reopened, tier1, silenced, flapping, service"
+#define INC_NCOLS 20 /* how many INC_COLS names */
 
 /* One incidents row (column order of INC_COLS) into in; strings point
  * into the statement's row. */
@@ -110,6 +111,7 @@ int incidents_write_changes(struct incidents_store *s,
 
 /* Version 7 of the schema: the problem tables (problems_store.c). */
 extern const char problems_schema_v7[];
+extern const char problems_schema_v8[];
 
 /* The problem engine's state, loaded inside the caller's read
  * transaction after the incidents (problems.md, "Load"). */

@@ -48,16 +48,20 @@ incident_free_strs(struct incident *in)
 int
 incidents_store_list(struct incidents_store *s,
                      const struct incidents_filter *f,
-                     int (*cb)(const struct incident *in, void *arg), void *arg)
+                     int (*cb)(const struct incident *in,
+                               const struct problem_mark *m, void *arg),
+                     void *arg)
 {
     struct incident *rows = tc_xcalloc(LIST_CHUNK, sizeof(*rows));
+    struct problem_mark *marks = tc_xcalloc(LIST_CHUNK, sizeof(*marks));
     sqlite3_stmt *st = NULL;
     int64_t before = INT64_MAX;
     size_t n = 0;
     int rc;
 
     if ((rc = prep(s,
-                   "SELECT " INC_COLS " FROM incidents WHERE"
+                   "SELECT " INC_COLS ", problem, inhibited, problem_manual"
+                   " FROM incidents WHERE"
                    " (?1 IS NULL OR state = ?1) AND (?2 = 0 OR priority = ?2)"
                    " AND (?3 IS NULL OR host = ?3) AND (?4 = 0 OR id = ?4)"
                    " AND (?5 = 0 OR silenced != 0) AND id < ?6"
@@ -75,9 +79,14 @@ incidents_store_list(struct incidents_store *s,
     for (;;) {
         sqlite3_bind_int64(st, 6, before);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            struct problem_mark *m = &marks[n];
             struct incident *in = &rows[n++];
 
             incidents_row_incident(st, in);
+            m->incident_id = in->id;
+            m->problem_id = sqlite3_column_int64(st, INC_NCOLS);
+            m->inhibited = sqlite3_column_int(st, INC_NCOLS + 1);
+            m->manual = sqlite3_column_int(st, INC_NCOLS + 2);
             in->fingerprint = tc_xstrdup(in->fingerprint);
             in->host = tc_xstrdup(in->host);
             in->rule = tc_xstrdup(in->rule);
@@ -92,7 +101,7 @@ incidents_store_list(struct incidents_store *s,
         }
         rc = 0;
         for (size_t i = 0; i < n && rc == 0; i++)
-            rc = cb(&rows[i], arg);
+            rc = cb(&rows[i], &marks[i], arg);
         if (rc != 0 || n < LIST_CHUNK)
             goto out;
         before = rows[n - 1].id;
@@ -104,6 +113,7 @@ out:
     for (size_t i = 0; i < n; i++)
         incident_free_strs(&rows[i]);
     free(rows);
+    free(marks);
     sqlite3_finalize(st);
     return rc;
 }

@@ -43,7 +43,8 @@ scratch_open(struct incidents_store *live, struct incidents_store **out)
     if ((rc = prep(live,
                    "SELECT sql FROM sqlite_master WHERE type = 'table' AND"
                    " name IN ('incidents', 'timeline', 'incident_fps',"
-                   " 'problems', 'problem_factors', 'problem_links',"
+                   " 'problems', 'problem_factors', 'problem_reviews',"
+                   " 'problem_links',"
                    " 'problem_candidates', 'problem_timeline',"
                    " 'problem_refs', 'problem_openings', 'problem_hosts')",
                    &st)) < 0)
@@ -218,14 +219,18 @@ diff_results(struct replay *r, sqlite3_stmt *ares)
     return 0;
 }
 
-int
-incidents_store_replay(struct incidents_store *s,
-                       const struct incident_config *cfg,
-                       const struct problem_config *pcfg,
-                       int (*cb)(const struct incidents_diff *d, void *arg),
-                       void *arg, struct incidents_replay_stats *stats)
+/*
+ * Run both engines over the recorded steps into a fresh scratch store
+ * (r->scratch), with the given configuration, inside one read
+ * transaction of the live store that the caller ends. With r->cb, the
+ * results of the recorded actions are compared as they come.
+ */
+static int
+replay_run(struct replay *r, const struct incident_config *cfg,
+           const struct problem_config *pcfg)
 {
-    struct replay r = {s, NULL, cb, arg, stats};
+    struct incidents_store *s = r->live;
+    struct incidents_replay_stats *stats = r->st;
     struct incident_engine *e = incident_engine_new(cfg);
     struct problem_engine *pe = problem_engine_new(pcfg);
     struct incidents_watermark wm = {0}, upto, to;
@@ -234,13 +239,13 @@ incidents_store_replay(struct incidents_store *s,
 
     memset(stats, 0, sizeof(*stats));
     s->fed_batches = 0;
-    if ((rc = scratch_open(s, &r.scratch)) < 0)
+    if ((rc = scratch_open(s, &r->scratch)) < 0)
         goto out;
     /*
      * One read transaction: the step log, the inputs and the live rows
      * are of one snapshot while the collector goes on stepping.
      */
-    if ((rc = exec(s, "BEGIN")) < 0 || (rc = exec(r.scratch, "BEGIN")) < 0)
+    if ((rc = exec(s, "BEGIN")) < 0 || (rc = exec(r->scratch, "BEGIN")) < 0)
         goto out;
     if ((rc = prep(s,
                    "SELECT step, batch_to, action_to, tick FROM engine_steps"
@@ -275,16 +280,17 @@ incidents_store_replay(struct incidents_store *s,
                                  &more)) < 0)
             goto out;
         incident_engine_tick(e, tick);
-        if ((rc = incidents_write_changes(r.scratch, e, pe)) != 0 ||
-            (rc = problems_step_changes(r.scratch, s, pe, tick, 1)) != 0) {
+        if ((rc = incidents_write_changes(r->scratch, e, pe)) != 0 ||
+            (rc = problems_step_changes(r->scratch, s, pe, tick, 1)) != 0) {
             snprintf(s->errmsg, sizeof(s->errmsg), "scratch: %.200s",
-                     r.scratch->errmsg);
+                     r->scratch->errmsg);
             goto out;
         }
         /* After the problem actions, whose results come last. */
-        if ((rc = diff_results(&r, ares)) != 0)
+        if (r->cb && (rc = diff_results(r, ares)) != 0)
             goto out;
         stats->steps++;
+        stats->last_tick = tick;
         wm = upto;
     }
     if (rc != SQLITE_DONE) {
@@ -293,6 +299,28 @@ incidents_store_replay(struct incidents_store *s,
     }
     /* The steps' ranges of the log follow each other from 0. */
     stats->batches = s->fed_batches;
+    rc = 0;
+out:
+    sqlite3_finalize(steps);
+    sqlite3_finalize(ares);
+    sqlite3_finalize(agents);
+    incident_engine_free(e);
+    problem_engine_free(pe);
+    return rc;
+}
+
+int
+incidents_store_replay(struct incidents_store *s,
+                       const struct incident_config *cfg,
+                       const struct problem_config *pcfg,
+                       int (*cb)(const struct incidents_diff *d, void *arg),
+                       void *arg, struct incidents_replay_stats *stats)
+{
+    struct replay r = {s, NULL, cb, arg, stats};
+    int rc;
+
+    if ((rc = replay_run(&r, cfg, pcfg)) != 0)
+        goto out;
     if ((rc = diff_table(&r, "incidents",
                          "SELECT " INC_COLS " FROM incidents ORDER BY id", 1, 1,
                          &stats->incidents)) != 0 ||
@@ -310,6 +338,10 @@ incidents_store_replay(struct incidents_store *s,
         (rc = diff_table(&r, "problem_factors",
                          "SELECT problem_id, n, category, text FROM"
                          " problem_factors ORDER BY problem_id, n",
+                         2, 0, &stats->prows)) != 0 ||
+        (rc = diff_table(&r, "problem_reviews",
+                         "SELECT problem_id, n, incident_id, field, text FROM"
+                         " problem_reviews ORDER BY problem_id, n",
                          2, 0, &stats->prows)) != 0 ||
         (rc = diff_table(&r, "problem_links",
                          "SELECT incident_id, row_number() OVER (PARTITION BY"
@@ -335,13 +367,93 @@ incidents_store_replay(struct incidents_store *s,
                          1, 1, &stats->prows)) != 0)
         goto out;
 out:
-    sqlite3_finalize(steps);
-    sqlite3_finalize(ares);
-    sqlite3_finalize(agents);
     if (!sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
     incidents_store_close(r.scratch);
-    incident_engine_free(e);
-    problem_engine_free(pe);
+    return rc < 0 ? rc : rc != 0 ? -EIO : 0;
+}
+
+/* Hand every incident and problem of one side to the sink. */
+static int
+states_side(struct incidents_store *db, int candidate,
+            const struct replay_sink *sink)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if ((rc = prep(db,
+                   "SELECT id, fingerprint, opened_at, problem, inhibited"
+                   " FROM incidents ORDER BY id",
+                   &st)) < 0)
+        return rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct replay_incident in = {
+            .id = sqlite3_column_int64(st, 0),
+            .fingerprint = col_text(st, 1),
+            .opened_at = sqlite3_column_int64(st, 2),
+            .problem = sqlite3_column_int64(st, 3),
+            .inhibited = sqlite3_column_int(st, 4) != 0,
+        };
+        if ((rc = sink->incident(candidate, &in, sink->arg)) != 0)
+            goto out;
+    }
+    if (rc != SQLITE_DONE)
+        goto fail;
+    sqlite3_finalize(st);
+    st = NULL;
+    if ((rc = prep(db,
+                   "SELECT id, opened_at, root_incident, root_host, state,"
+                   " rule, title FROM problems ORDER BY id",
+                   &st)) < 0)
+        return rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct replay_problem p = {
+            .id = sqlite3_column_int64(st, 0),
+            .opened_at = sqlite3_column_int64(st, 1),
+            .root_incident = sqlite3_column_int64(st, 2),
+            .root_host = col_text(st, 3),
+            .state = col_text(st, 4),
+            .rule = col_text(st, 5),
+            .title = col_text(st, 6),
+        };
+        if ((rc = sink->problem(candidate, &p, sink->arg)) != 0)
+            goto out;
+    }
+    if (rc == SQLITE_DONE) {
+        rc = 0;
+        goto out;
+    }
+fail:
+    rc = fail(db, rc);
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int
+incidents_store_replay_states(struct incidents_store *s,
+                              const struct incident_config *cfg,
+                              const struct problem_config *pcfg,
+                              const struct replay_sink *sink,
+                              struct incidents_replay_stats *stats)
+{
+    struct replay r = {s, NULL, NULL, NULL, stats};
+    int rc;
+
+    if ((rc = replay_run(&r, cfg, pcfg)) != 0)
+        goto out;
+    /* The live side inside the same read transaction as the inputs. */
+    if ((rc = states_side(s, 0, sink)) != 0)
+        goto out;
+    if ((rc = states_side(r.scratch, 1, sink)) != 0) {
+        if (rc < 0)
+            snprintf(s->errmsg, sizeof(s->errmsg), "scratch: %.200s",
+                     r.scratch->errmsg);
+        goto out;
+    }
+out:
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    incidents_store_close(r.scratch);
     return rc < 0 ? rc : rc != 0 ? -EIO : 0;
 }

@@ -204,10 +204,10 @@ static const char schema_v6[] =
 
 /* The engine state's schema steps, applied by store.c's migrator in
  * version order after the event log's 1 and 2 (store_int.h); version 7
- * (problems) is in problems_store.c. */
+ * (problems) and 8 (reviews) are in problems_store.c. */
 const struct store_migration incidents_migrations[] = {
     {3, schema_v3}, {4, schema_v4},          {5, schema_v5},
-    {6, schema_v6}, {7, problems_schema_v7},
+    {6, schema_v6}, {7, problems_schema_v7}, {8, problems_schema_v8},
 };
 const size_t incidents_nmigrations =
     sizeof(incidents_migrations) / sizeof(incidents_migrations[0]);

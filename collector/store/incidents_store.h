@@ -101,10 +101,12 @@ struct incidents_filter {
     int silenced; /* 1: only incidents marked silenced */
 };
 
-/* Incidents matching f, newest first. Strings valid during cb. */
+/* Incidents matching f, newest first, each with its problem mark (read
+ * in the same row). Strings valid during cb. */
 int incidents_store_list(struct incidents_store *s,
                          const struct incidents_filter *f,
-                         int (*cb)(const struct incident *in, void *arg),
+                         int (*cb)(const struct incident *in,
+                                   const struct problem_mark *m, void *arg),
                          void *arg);
 /* The timeline of one incident, oldest first. */
 int incidents_store_timeline(struct incidents_store *s, int64_t id,
@@ -222,9 +224,6 @@ int incidents_store_problem_timeline(struct incidents_store *s, int64_t id,
                                      int (*cb)(const struct problem_note *n,
                                                void *arg),
                                      void *arg);
-/* The problem mark of an incident ({id, 0, 0, 0} if none). */
-int incidents_store_mark(struct incidents_store *s, int64_t incident_id,
-                         struct problem_mark *m);
 /* Record a problem action (tocsinctl problems VERB); its id in *id, its
  * result through incidents_store_action_result. */
 int incidents_store_problem_action_add(struct incidents_store *s,
@@ -263,6 +262,7 @@ struct incidents_replay_stats {
     uint64_t prows;     /* other problem rows compared: factors, links,
                            candidates, timeline, marks */
     uint64_t diffs;     /* differences reported */
+    int64_t last_tick;  /* ns: the last step's tick (0: no step) */
 };
 
 /*
@@ -280,5 +280,47 @@ int incidents_store_replay(struct incidents_store *s,
                            const struct problem_config *pcfg,
                            int (*cb)(const struct incidents_diff *d, void *arg),
                            void *arg, struct incidents_replay_stats *stats);
+
+/*
+ * tocsinctl replay --config: one incident or problem of the live store
+ * (candidate 0) or of the replay with a candidate configuration
+ * (candidate 1). Strings valid during the callback.
+ */
+struct replay_incident {
+    int64_t id;
+    const char *fingerprint;
+    int64_t opened_at; /* ns */
+    int64_t problem;   /* 0: none */
+    int inhibited;
+};
+
+struct replay_problem {
+    int64_t id;
+    int64_t opened_at;     /* ns */
+    int64_t root_incident; /* 0: none */
+    const char *root_host; /* "": none */
+    const char *state, *rule, *title;
+};
+
+struct replay_sink {
+    int (*incident)(int candidate, const struct replay_incident *in, void *arg);
+    int (*problem)(int candidate, const struct replay_problem *p, void *arg);
+    void *arg;
+};
+
+/*
+ * Run fresh engines with cfg and pcfg over the recorded steps into a
+ * scratch in-memory store (as incidents_store_replay), then hand the
+ * sink every incident and problem of the live store and of the
+ * scratch one, all read in one snapshot; action results are not
+ * compared (a candidate may well refuse what the live engine took).
+ * Nothing is written to s, which may be read-only; the scratch store
+ * is gone when it returns. A non-zero sink return stops (-EIO).
+ */
+int incidents_store_replay_states(struct incidents_store *s,
+                                  const struct incident_config *cfg,
+                                  const struct problem_config *pcfg,
+                                  const struct replay_sink *sink,
+                                  struct incidents_replay_stats *stats);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * problems_store: SQLite side of the problem engine (docs/internals/
- * problems.md, "Outputs" and "Load"; store.md): schema version 7, the
- * load at start-up, and the problem half of the engine step, written
+ * problems.md, "Outputs" and "Load"; store.md): schema versions 7 and
+ * 8, the load at start-up, and the problem half of the engine step, written
  * in the incident step's transaction. Every value is a bound parameter:
  * titles, fields and values come from log lines.
  */
@@ -113,6 +113,25 @@ const char problems_schema_v7[] =
     "INSERT OR IGNORE INTO problem_hosts(host) SELECT DISTINCT host FROM"
     " batches;";
 
+/*
+ * Version 8: post-incident reviews, recorded on the problem the
+ * reviewed incident handed over to (struct problem_review); in the
+ * order first recorded, like the factors. Indexes to prune trend
+ * openings.
+ */
+const char problems_schema_v8[] =
+    "CREATE TABLE problem_reviews("
+    " problem_id INTEGER NOT NULL,"
+    " n INTEGER NOT NULL,"
+    " incident_id INTEGER NOT NULL,"
+    " field TEXT NOT NULL,"
+    " text TEXT NOT NULL,"
+    " PRIMARY KEY(problem_id, n));"
+    /* Pruning trend openings (problems_step_changes) reads by time and
+     * by class. */
+    "CREATE INDEX problem_openings_ts ON problem_openings(ts);"
+    "CREATE INDEX problem_openings_cls ON problem_openings(cls, ts);";
+
 void
 problems_feed_reset(struct incidents_store *s)
 {
@@ -180,31 +199,95 @@ row_problem(sqlite3_stmt *st, struct problem *p)
         p->whys[i] = (char *)col_text(st, 15 + i);
 }
 
-/* The factors of problem id, into an array the caller frees (strings
- * too). */
+/* The statements that read a problem's lists: factors and reviews. */
+struct plists {
+    sqlite3_stmt *fst, *rst;
+};
+
 static int
-load_factors(struct incidents_store *s, sqlite3_stmt *fst, int64_t id,
-             struct problem_factor **out, size_t *n)
+plists_prep(struct incidents_store *s, struct plists *x)
+{
+    int rc;
+
+    if ((rc = prep(s,
+                   "SELECT category, text FROM problem_factors"
+                   " WHERE problem_id = ?1 ORDER BY n",
+                   &x->fst)) < 0)
+        return rc;
+    return prep(s,
+                "SELECT incident_id, field, text FROM problem_reviews"
+                " WHERE problem_id = ?1 ORDER BY n",
+                &x->rst);
+}
+
+static void
+plists_finalize(struct plists *x)
+{
+    sqlite3_finalize(x->fst);
+    sqlite3_finalize(x->rst);
+    x->fst = x->rst = NULL;
+}
+
+/* Free what load_lists put into p. */
+static void
+lists_free(struct problem *p)
+{
+    for (size_t i = 0; i < p->nfactors; i++)
+        free(p->factors[i].text);
+    free(p->factors);
+    for (size_t i = 0; i < p->nreviews; i++) {
+        free(p->reviews[i].field);
+        free(p->reviews[i].text);
+    }
+    free(p->reviews);
+    p->factors = NULL;
+    p->nfactors = 0;
+    p->reviews = NULL;
+    p->nreviews = 0;
+}
+
+/* The factors and review entries of p (by p->id), into arrays that
+ * lists_free frees. */
+static int
+load_lists(struct incidents_store *s, struct plists *x, struct problem *p)
 {
     size_t cap = 0;
     int rc;
 
-    *out = NULL;
-    *n = 0;
-    sqlite3_bind_int64(fst, 1, id);
-    while ((rc = sqlite3_step(fst)) == SQLITE_ROW) {
+    p->factors = NULL;
+    p->nfactors = 0;
+    p->reviews = NULL;
+    p->nreviews = 0;
+    sqlite3_bind_int64(x->fst, 1, p->id);
+    while ((rc = sqlite3_step(x->fst)) == SQLITE_ROW) {
         enum problem_factor_cat c = PROBLEM_F_TECHNOLOGY;
 
-        if (*n == cap) {
+        if (p->nfactors == cap) {
             cap = cap ? cap * 2 : 4;
-            *out = tc_xreallocarray(*out, cap, sizeof(**out));
+            p->factors = tc_xreallocarray(p->factors, cap, sizeof(*p->factors));
         }
-        (void)problem_factor_parse(col_text(fst, 0), &c);
-        (*out)[*n].category = c;
-        (*out)[*n].text = tc_xstrdup(col_text(fst, 1));
-        (*n)++;
+        (void)problem_factor_parse(col_text(x->fst, 0), &c);
+        p->factors[p->nfactors].category = c;
+        p->factors[p->nfactors++].text = tc_xstrdup(col_text(x->fst, 1));
     }
-    sqlite3_reset(fst);
+    sqlite3_reset(x->fst);
+    if (rc != SQLITE_DONE)
+        return fail(s, rc);
+    cap = 0;
+    sqlite3_bind_int64(x->rst, 1, p->id);
+    while ((rc = sqlite3_step(x->rst)) == SQLITE_ROW) {
+        struct problem_review *r;
+
+        if (p->nreviews == cap) {
+            cap = cap ? cap * 2 : 4;
+            p->reviews = tc_xreallocarray(p->reviews, cap, sizeof(*p->reviews));
+        }
+        r = &p->reviews[p->nreviews++];
+        r->incident_id = sqlite3_column_int64(x->rst, 0);
+        r->field = tc_xstrdup(col_text(x->rst, 1));
+        r->text = tc_xstrdup(col_text(x->rst, 2));
+    }
+    sqlite3_reset(x->rst);
     return rc == SQLITE_DONE ? 0 : fail(s, rc);
 }
 
@@ -217,7 +300,8 @@ load_factors(struct incidents_store *s, sqlite3_stmt *fst, int64_t id,
 int
 problems_load(struct incidents_store *s, struct problem_engine *pe)
 {
-    sqlite3_stmt *st = NULL, *fst = NULL;
+    sqlite3_stmt *st = NULL;
+    struct plists x = {0};
     int rc;
 
     if ((rc = prep(s, "SELECT host FROM problem_hosts ORDER BY host", &st)) < 0)
@@ -245,10 +329,7 @@ problems_load(struct incidents_store *s, struct problem_engine *pe)
     if (rc != SQLITE_DONE)
         goto step_fail;
     sqlite3_finalize(st);
-    if ((rc = prep(s,
-                   "SELECT category, text FROM problem_factors"
-                   " WHERE problem_id = ?1 ORDER BY n",
-                   &fst)) < 0 ||
+    if ((rc = plists_prep(s, &x)) < 0 ||
         (rc = prep(s,
                    "SELECT " PROB_COLS " FROM problems WHERE state != 'closed'"
                    " ORDER BY id",
@@ -258,12 +339,10 @@ problems_load(struct incidents_store *s, struct problem_engine *pe)
         struct problem p;
 
         row_problem(st, &p);
-        if ((rc = load_factors(s, fst, p.id, &p.factors, &p.nfactors)) < 0)
+        if ((rc = load_lists(s, &x, &p)) < 0)
             goto out;
         problem_engine_load(pe, &p);
-        for (size_t i = 0; i < p.nfactors; i++)
-            free(p.factors[i].text);
-        free(p.factors);
+        lists_free(&p);
     }
     if (rc != SQLITE_DONE)
         goto step_fail;
@@ -280,9 +359,9 @@ problems_load(struct incidents_store *s, struct problem_engine *pe)
 
         incidents_row_incident(st, &in);
         m.incident_id = in.id;
-        m.problem_id = sqlite3_column_int64(st, 20);
-        m.inhibited = sqlite3_column_int(st, 21);
-        m.manual = sqlite3_column_int(st, 22);
+        m.problem_id = sqlite3_column_int64(st, INC_NCOLS);
+        m.inhibited = sqlite3_column_int(st, INC_NCOLS + 1);
+        m.manual = sqlite3_column_int(st, INC_NCOLS + 2);
         problem_engine_load_incident(pe, &in, &m);
     }
     if (rc != SQLITE_DONE)
@@ -303,7 +382,8 @@ problems_load(struct incidents_store *s, struct problem_engine *pe)
     if (rc != SQLITE_DONE)
         goto step_fail;
     sqlite3_finalize(st);
-    /* The engine drops the openings past its period at its next tick. */
+    /* The engine drops the openings past its period at its next tick
+     * (and the step writer then drops them from the table). */
     if ((rc = prep(s,
                    "SELECT cls, incident_id, ts FROM problem_openings"
                    " ORDER BY id",
@@ -329,7 +409,7 @@ step_fail:
     rc = fail(s, rc);
 out:
     sqlite3_finalize(st);
-    sqlite3_finalize(fst);
+    plists_finalize(&x);
     return rc;
 }
 
@@ -338,8 +418,8 @@ out:
 /* Prepared statements of the problem half of one write transaction. */
 struct pwriter {
     struct incidents_store *s;
-    sqlite3_stmt *prob, *fdel, *fins, *link, *cdel, *cins, *mark, *ref, *open,
-        *note;
+    sqlite3_stmt *prob, *fdel, *fins, *rdel, *rins, *link, *cdel, *cins, *mark,
+        *ref, *open, *ocap, *note;
 };
 
 static int
@@ -386,6 +466,18 @@ pw_problem(void *arg, const struct problem *p)
                           p->factors[i].text ? p->factors[i].text : "", -1,
                           SQLITE_STATIC);
         if ((rc = step_reset(w->s, w->fins)) < 0)
+            return rc;
+    }
+    sqlite3_bind_int64(w->rdel, 1, p->id);
+    if ((rc = step_reset(w->s, w->rdel)) < 0)
+        return rc;
+    for (size_t i = 0; i < p->nreviews; i++) {
+        sqlite3_bind_int64(w->rins, 1, p->id);
+        sqlite3_bind_int64(w->rins, 2, (int64_t)i);
+        sqlite3_bind_int64(w->rins, 3, p->reviews[i].incident_id);
+        sqlite3_bind_text(w->rins, 4, p->reviews[i].field, -1, SQLITE_STATIC);
+        sqlite3_bind_text(w->rins, 5, p->reviews[i].text, -1, SQLITE_STATIC);
+        if ((rc = step_reset(w->s, w->rins)) < 0)
             return rc;
     }
     return 0;
@@ -464,11 +556,17 @@ pw_opening(void *arg, const struct problem_opening *o)
 {
     struct pwriter *w = arg;
     sqlite3_stmt *st = w->open;
+    int rc;
 
     sqlite3_bind_text(st, 1, o->cls, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, o->incident_id);
     sqlite3_bind_int64(st, 3, o->ts);
-    return step_reset(w->s, st);
+    if ((rc = step_reset(w->s, st)) < 0)
+        return rc;
+    /* The engine keeps the newest PROBLEM_MAX_TREND of a class. */
+    sqlite3_bind_text(w->ocap, 1, o->cls, -1, SQLITE_STATIC);
+    sqlite3_bind_int(w->ocap, 2, PROBLEM_MAX_TREND - 1);
+    return step_reset(w->s, w->ocap);
 }
 
 static int
@@ -538,6 +636,12 @@ problems_step_changes(struct incidents_store *w, struct incidents_store *feed,
                    "INSERT INTO problem_factors(problem_id, n, category,"
                    " text) VALUES(?1,?2,?3,?4)",
                    &pw.fins)) < 0 ||
+        (rc = prep(w, "DELETE FROM problem_reviews WHERE problem_id = ?1",
+                   &pw.rdel)) < 0 ||
+        (rc = prep(w,
+                   "INSERT INTO problem_reviews(problem_id, n, incident_id,"
+                   " field, text) VALUES(?1,?2,?3,?4,?5)",
+                   &pw.rins)) < 0 ||
         (rc = prep(w,
                    "INSERT INTO problem_links(incident_id, problem_id, ts,"
                    " removed, rule, fields) VALUES(?1,?2,?3,?4,?5,?6)",
@@ -563,20 +667,40 @@ problems_step_changes(struct incidents_store *w, struct incidents_store *feed,
         (rc = prep(w,
                    "INSERT INTO problem_timeline(problem_id, ts, what, who,"
                    " detail) VALUES(?1,?2,?3,?4,?5)",
-                   &pw.note)) < 0)
+                   &pw.note)) < 0 ||
+        (rc = prep(w,
+                   "DELETE FROM problem_openings WHERE cls = ?1 AND ts <"
+                   " (SELECT ts FROM problem_openings WHERE cls = ?1"
+                   " ORDER BY ts DESC LIMIT 1 OFFSET ?2)",
+                   &pw.ocap)) < 0)
         goto out;
-    rc = problem_engine_drain(pe, &sink, &pw);
+    if ((rc = problem_engine_drain(pe, &sink, &pw)) != 0 || !tick)
+        goto out;
+    /*
+     * What the tick dropped from memory: a restart would not load it
+     * back either way, so the table stays as small as the engine's
+     * window instead of growing with every opening ever.
+     */
+    sqlite3_finalize(host);
+    host = NULL;
+    if ((rc = prep(w, "DELETE FROM problem_openings WHERE ts < ?1", &host)) < 0)
+        goto out;
+    sqlite3_bind_int64(host, 1, problem_engine_trend_horizon(pe, now));
+    rc = step_reset(w, host);
 out:
     sqlite3_finalize(host);
     sqlite3_finalize(pw.prob);
     sqlite3_finalize(pw.fdel);
     sqlite3_finalize(pw.fins);
+    sqlite3_finalize(pw.rdel);
+    sqlite3_finalize(pw.rins);
     sqlite3_finalize(pw.link);
     sqlite3_finalize(pw.cdel);
     sqlite3_finalize(pw.cins);
     sqlite3_finalize(pw.mark);
     sqlite3_finalize(pw.ref);
     sqlite3_finalize(pw.open);
+    sqlite3_finalize(pw.ocap);
     sqlite3_finalize(pw.note);
     return rc;
 }
@@ -589,7 +713,8 @@ incidents_store_problems(struct incidents_store *s,
                          int (*cb)(const struct problems_row *r, void *arg),
                          void *arg)
 {
-    sqlite3_stmt *st = NULL, *fst = NULL, *ist = NULL;
+    sqlite3_stmt *st = NULL, *ist = NULL;
+    struct plists x = {0};
     int64_t *ids = NULL;
     char **hosts = NULL;
     size_t nids = 0, capids = 0, nhosts = 0, caphosts = 0;
@@ -601,10 +726,7 @@ incidents_store_problems(struct incidents_store *s,
                    " (?1 IS NULL OR state = ?1) AND (?2 = 0 OR id = ?2)"
                    " ORDER BY id DESC",
                    &st)) < 0 ||
-        (rc = prep(s,
-                   "SELECT category, text FROM problem_factors"
-                   " WHERE problem_id = ?1 ORDER BY n",
-                   &fst)) < 0 ||
+        (rc = plists_prep(s, &x)) < 0 ||
         (rc = prep(s,
                    "SELECT id, host FROM incidents WHERE problem = ?1"
                    " ORDER BY id",
@@ -617,7 +739,7 @@ incidents_store_problems(struct incidents_store *s,
         struct problems_row r;
 
         row_problem(st, &p);
-        if ((rc = load_factors(s, fst, p.id, &p.factors, &p.nfactors)) < 0)
+        if ((rc = load_lists(s, &x, &p)) < 0)
             goto out;
         nids = 0;
         sqlite3_bind_int64(ist, 1, p.id);
@@ -657,25 +779,19 @@ incidents_store_problems(struct incidents_store *s,
         for (size_t i = 0; i < nhosts; i++)
             free(hosts[i]);
         nhosts = 0;
-        for (size_t i = 0; i < p.nfactors; i++)
-            free(p.factors[i].text);
-        free(p.factors);
-        p.factors = NULL;
-        p.nfactors = 0;
+        lists_free(&p);
         if (rc != 0)
             goto out;
     }
     rc = rc == SQLITE_DONE ? 0 : fail(s, rc);
 out:
-    for (size_t i = 0; i < p.nfactors; i++)
-        free(p.factors[i].text);
-    free(p.factors);
+    lists_free(&p);
     for (size_t i = 0; i < nhosts; i++)
         free(hosts[i]);
     free(hosts);
     free(ids);
     sqlite3_finalize(st);
-    sqlite3_finalize(fst);
+    plists_finalize(&x);
     sqlite3_finalize(ist);
     return rc;
 }
@@ -770,34 +886,6 @@ incidents_store_problem_timeline(struct incidents_store *s, int64_t id,
     }
     rc = rc == SQLITE_DONE ? 0 : fail(s, rc);
 out:
-    sqlite3_finalize(st);
-    return rc;
-}
-
-int
-incidents_store_mark(struct incidents_store *s, int64_t incident_id,
-                     struct problem_mark *m)
-{
-    sqlite3_stmt *st = NULL;
-    int rc;
-
-    memset(m, 0, sizeof(*m));
-    m->incident_id = incident_id;
-    if ((rc = prep(s,
-                   "SELECT problem, inhibited, problem_manual FROM incidents"
-                   " WHERE id = ?1",
-                   &st)) < 0)
-        return rc;
-    sqlite3_bind_int64(st, 1, incident_id);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        m->problem_id = sqlite3_column_int64(st, 0);
-        m->inhibited = sqlite3_column_int(st, 1);
-        m->manual = sqlite3_column_int(st, 2);
-        rc = 0;
-    } else {
-        rc = rc == SQLITE_DONE ? 0 : fail(s, rc);
-    }
     sqlite3_finalize(st);
     return rc;
 }

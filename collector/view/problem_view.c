@@ -163,6 +163,20 @@ view_problem_rca_json(struct tc_buf *b, const struct problem *p)
         rc |= tc_json_raw(b, "}");
     }
     rc |= tc_json_raw(b, "]}");
+    rc |= tc_json_raw(b, ",");
+    rc |= tc_json_key(b, "reviews");
+    rc |= tc_json_raw(b, "[");
+    for (size_t i = 0; i < p->nreviews; i++) {
+        char n[32];
+
+        snprintf(n, sizeof(n), "%s{\"incident\":%" PRId64, i ? "," : "",
+                 p->reviews[i].incident_id);
+        rc |= tc_json_raw(b, n);
+        rc |= jstr(b, "field", p->reviews[i].field);
+        rc |= jstr(b, "text", p->reviews[i].text);
+        rc |= tc_json_raw(b, "}");
+    }
+    rc |= tc_json_raw(b, "]");
     return rc ? -ENOBUFS : 0;
 }
 
@@ -345,5 +359,14 @@ view_problem_text(struct tc_buf *b, const struct view_problem *v)
     for (size_t i = 0; i < p->nfactors; i++)
         rc |= line(b, problem_factor_name(p->factors[i].category),
                    p->factors[i].text);
+    /* "review 12     impact: ...": the field is one of a fixed set. */
+    for (size_t i = 0; i < p->nreviews; i++) {
+        char k[40];
+
+        snprintf(k, sizeof(k), "review %" PRId64, p->reviews[i].incident_id);
+        rc |= appendf(b, "%-14s%s: ", k, p->reviews[i].field);
+        rc |= tc_escape_buf(b, p->reviews[i].text, strlen(p->reviews[i].text));
+        rc |= appendf(b, "\n");
+    }
     return rc ? -ENOBUFS : 0;
 }

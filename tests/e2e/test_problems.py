@@ -148,6 +148,30 @@ def test_problems(env):
                   and n["who"] == "user:" + sqlish for n in tl["timeline"]),
               repr(tl["timeline"]))
 
+    # A post-incident review of the root incident, recorded on the
+    # problem it handed over to; an incident of no problem is refused.
+    out = env.ctl("problems", "review", str(p["id"]), str(oom["id"]),
+                  "impact", "\x1b[31m12 min of 502s", "--user", "bob")
+    e2e.check("review by bob" in out, out)
+    env.ctl("problems", "review", str(p["id"]), str(oom["id"]), "action",
+            "set maxmemory")
+    other = [i for i in inc.values() if i["rule"] == "disk-full"][0]
+    _, out, err = env.run([e2e.CTL, "-c", env.collector_conf, "problems",
+                           "review", str(p["id"]), str(other["id"]),
+                           "summary", "x"], expect=1)
+    e2e.check("refused" in err, out + err)
+    env.run([e2e.CTL, "-c", env.collector_conf, "problems", "review",
+             str(p["id"]), str(oom["id"]), "blame", "x"], expect=2)
+    rv = json.loads(env.ctl("problems", "show", str(p["id"]), "--json"))
+    e2e.check(rv["reviews"] == [
+        {"incident": oom["id"], "field": "impact",
+         "text": "\x1b[31m12 min of 502s"},
+        {"incident": oom["id"], "field": "action", "text": "set maxmemory"}],
+        repr(rv["reviews"]))
+    text = env.ctl("problems", "show", str(p["id"]))
+    e2e.check(re.search(r"^review %d +impact: \\x1b\[31m12 min" % oom["id"],
+                        text, re.M) and "\x1b" not in text, text)
+
     # Replay rebuilds the same problems; a tampered problem row is named.
     rep = json.loads(env.ctl("replay", "--json"))
     e2e.check(rep["identical"] and rep["problems"] >= 1, repr(rep))

@@ -72,7 +72,9 @@ def test_status_json_and_text(env):
     size = os.path.getsize(a)
     e2e.check(re.search(r"^ +size +%d B$" % size, text, re.M), text)
     e2e.check(re.search(r"^ +max_size +\d+(\.\d)? [KMGTPE]iB$", text, re.M), text)
-    e2e.check(re.search(r"^ +uptime +\d+(ms|s)$", text, re.M), text)
+    # tc_fmt_duration: "850ms", "1.3s" below 10 s, "12s", "3m12s", "1h5m".
+    e2e.check(re.search(r"^ +uptime +(\d+ms|\d+(\.\d)?s|(\d+[dhm])+(\d+s)?)$", text, re.M),
+              text)
     e2e.check(re.search(r"^ +interval +1s$", text, re.M), text)
     e2e.check(re.search(r"^ +duration +(\d+(ns|us|ms|s)|\d\.\ds)$", text, re.M), text)
     e2e.check(not re.search(r"_(ms|us|s|bytes) ", text), text)

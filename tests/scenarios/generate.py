@@ -10,8 +10,8 @@ root-cause host. The same (seed, hosts, start) gives byte-identical
 output.
 
 The fleet: cache-01 (a dependency), lb-01 (a load balancer with a
-flapping link) and N-2 application hosts app-{a,b,c}-NN in three
-clusters. Over 70 minutes of event time:
+flapping link), db-01 and queue-01 (a database and a queue that uses
+it) and N-4 application hosts app-{a,b,c}-NN in three clusters. Over 70 minutes of event time:
 
 - dependency outage: cache-01 runs out of memory; the app hosts of
   clusters a and c log "connect to cache-01:6379 timed out" (field
@@ -26,9 +26,17 @@ clusters. Over 70 minutes of event time:
 - flapping link: lb-01's bond loses eth1 every few minutes; while it is
   down, the c hosts behind it log "upstream lb-01:443 connection reset".
   One problem, root cause lb-01.
+- cascade: db-01's disk fills; queue-01 logs "upstream db-01:5432
+  connection refused"; then the app hosts of clusters a and b log
+  "connect to queue-01:5672 timed out". The apps name only queue-01,
+  which names db-01: one problem, root cause db-01, two hops away.
 - background noise: request logs that match no rule, and sporadic
   request errors (rule app-error) on distinct hosts at least 400 s
-  apart, each a problem of its own.
+  apart. Never three in one spread window, so no spread problem; but
+  eight openings of one class within 7 days are, by the documented
+  default trend rule (count 5, period 7d), one proactive "recurring"
+  problem, with no root-cause host: that is the truth. Fewer than
+  TREND_COUNT would each stand alone.
 
 Time alone must never link incidents: the outage, the creep, the flap
 and the noise overlap in time on the same hosts.
@@ -41,8 +49,12 @@ import random
 import time
 
 SPAN_S = 4200  # 70 minutes of event time
+TREND_COUNT = 5  # correlation.trend.count's default (docs/correlation.md)
 DEFAULT_START = 1764892800  # 2025-12-05T00:00:00Z: files stable by default
-MIN_HOSTS = 8
+INFRA = ["cache-01", "lb-01", "db-01", "queue-01"]
+# Three app hosts per cluster at least: the bad deploy on cluster b
+# must reach spread.min_hosts' default (3) to be a problem at all.
+MIN_HOSTS = len(INFRA) + 9
 
 PFX = r"^(?<ts>\S+) \S+ "
 # (name, regex after the prefix, severity, fingerprint template or None).
@@ -58,6 +70,8 @@ RULES = [
      "critical", None),
     ("worker-leak", r"worker (?<pid>\d+) rss (?<rss>\S+) exceeds limit", "error", None),
     ("app-panic", r"panic: (?<reason>.*)", "critical", None),
+    ("db-fatal", r"postgres\[\d+\]: PANIC: (?<what>could not write to file \S+): "
+     r"No space left on device", "critical", None),
     ("disk-full", r"ERROR write (?<path>\S+): No space left on device", "critical", None),
     ("segfault", r"kernel: (?<proc>[a-z-]+)\[\d+\]: segfault at", "error", None),
     ("app-error", r"ERROR request (?<req>\S+) failed: (?<reason>.*)", "error", None),
@@ -79,15 +93,15 @@ def iso(ts):
 
 
 def fleet(n):
-    """Host names and clusters: cache-01, lb-01, then app hosts dealt
+    """Host names and clusters: the INFRA hosts, then app hosts dealt
     round robin into clusters a, b, c."""
     if n < MIN_HOSTS:
         raise ValueError("need at least %d hosts, got %d" % (MIN_HOSTS, n))
     clusters = {"a": [], "b": [], "c": []}
-    for i in range(n - 2):
+    for i in range(n - len(INFRA)):
         c = "abc"[i % 3]
         clusters[c].append("app-%s-%02d" % (c, len(clusters[c]) + 1))
-    return ["cache-01", "lb-01"] + [h for c in "abc" for h in clusters[c]], clusters
+    return INFRA + [h for c in "abc" for h in clusters[c]], clusters
 
 
 class Scenario:
@@ -137,10 +151,16 @@ class Scenario:
         for h in hosts:
             self.emit(h, t, "ERROR request req-%06x failed: %s" % (
                 self.rng.randrange(1 << 24), self.rng.choice(NOISE_REASONS)))
-            self.problem("noise-%s" % h, "noise", "sporadic request error on %s" % h,
-                         h, [(h, "app-error", "app-error")])
+            if len(hosts) < TREND_COUNT:
+                self.problem("noise-%s" % h, "noise",
+                             "sporadic request error on %s" % h,
+                             h, [(h, "app-error", "app-error")])
             # 400 s or more apart: never three in one 10-minute window.
             t += self.rng.uniform(400, 480)
+        if len(hosts) >= TREND_COUNT:
+            self.problem("noise-recurring", "noise",
+                         "app-error recurring on %d hosts (trend)" % len(hosts),
+                         None, [(h, "app-error", "app-error") for h in hosts])
 
     def dependency_outage(self):
         t0, t1 = 600.0, 1200.0
@@ -215,6 +235,25 @@ class Scenario:
                      [("lb-01", "link-down", "link-down")] +
                      [(h, "upstream", "upstream:lb-01") for h in peers])
 
+    def cascade(self):
+        t0 = 3400.0
+        self.repeat("db-01", t0, t0 + 400, 10, 20,
+                    lambda: "postgres[%d]: PANIC: could not write to file "
+                    "\"pg_wal/xlogtemp.%d\": No space left on device" % (
+                        self.rng.randrange(100, 9999), self.rng.randrange(100, 9999)))
+        self.repeat("queue-01", t0 + self.rng.uniform(5, 20), t0 + 420, 5, 12,
+                    "ERROR upstream db-01:5432 connection refused")
+        victims = self.clusters["a"] + self.clusters["b"]
+        for h in victims:
+            self.repeat(h, t0 + self.rng.uniform(30, 90), t0 + 450, 5, 15,
+                        "ERROR connect to queue-01:5672 timed out")
+        self.problem("cascade", "cascade",
+                     "db-01 disk full; queue-01 refused by it; its clients time out",
+                     "db-01",
+                     [("db-01", "db-fatal", "db-fatal"),
+                      ("queue-01", "upstream", "upstream:db-01")] +
+                     [(h, "upstream", "upstream:queue-01") for h in victims])
+
     def build(self):
         self.background()
         self.noise()
@@ -223,6 +262,7 @@ class Scenario:
         self.bad_deploy()
         self.simultaneous()
         self.flapping_link()
+        self.cascade()
 
 
 def classify(text):
@@ -265,7 +305,7 @@ def generate(out, seed=1, hosts=20, start=DEFAULT_START, collector="127.0.0.1:74
     tail_dir = tail_dir or os.path.join(out, "logs")
     os.makedirs(os.path.join(out, "logs"), exist_ok=True)
     os.makedirs(os.path.join(out, "agents"), exist_ok=True)
-    cluster_of = {"cache-01": "infra", "lb-01": "infra"}
+    cluster_of = {h: "infra" for h in INFRA}
     for c, hs in sc.clusters.items():
         for h in hs:
             cluster_of[h] = c

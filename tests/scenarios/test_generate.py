@@ -37,8 +37,8 @@ class Generate(unittest.TestCase):
         return out, generate.generate(out, **kw)
 
     def test_deterministic(self):
-        a, ta = self.gen("a", seed=7, hosts=12)
-        b, tb = self.gen("b", seed=7, hosts=12, pki=os.path.join(a, "pki"),
+        a, ta = self.gen("a", seed=7, hosts=14)
+        b, tb = self.gen("b", seed=7, hosts=14, pki=os.path.join(a, "pki"),
                          state=os.path.join(a, "state"), tail_dir=os.path.join(a, "logs"))
         self.assertEqual(ta, tb)
         self.assertEqual(files_of(a), files_of(b))
@@ -47,15 +47,15 @@ class Generate(unittest.TestCase):
                                         shallow=False), f)
 
     def test_seed_changes_scenario(self):
-        a, ta = self.gen("a", seed=1, hosts=12)
-        b, tb = self.gen("b", seed=2, hosts=12)
+        a, ta = self.gen("a", seed=1, hosts=14)
+        b, tb = self.gen("b", seed=2, hosts=14)
         self.assertNotEqual(ta["events"], tb["events"])
         with open(os.path.join(a, "logs", "app-a-01.log")) as fa, \
                 open(os.path.join(b, "logs", "app-a-01.log")) as fb:
             self.assertNotEqual(fa.read(), fb.read())
 
     def test_truth_matches_logs(self):
-        for hosts in (8, 10, 31):
+        for hosts in (13, 14, 31):
             out, t = self.gen("h%d" % hosts, seed=3, hosts=hosts)
             self.assertEqual(len(t["hosts"]), hosts)
             rules = [(n, re.compile(generate.PFX.replace("(?<", "(?P<") +
@@ -92,7 +92,7 @@ class Generate(unittest.TestCase):
                 self.assertEqual(json.load(f), json.loads(json.dumps(t)))
 
     def test_agent_config_names_its_host(self):
-        out, t = self.gen("c", seed=1, hosts=9, collector="127.0.0.1:9999")
+        out, t = self.gen("c", seed=1, hosts=13, collector="127.0.0.1:9999")
         with open(os.path.join(out, "agents", "lb-01.yaml")) as f:
             text = f.read()
         self.assertIn("collector: {address: 127.0.0.1:9999}", text)

@@ -164,7 +164,7 @@ test_unknown_keys(void **state)
     tu_assert_contains(err,
                        "collector.yaml:7: unknown key 'listne' in top level "
                        "(valid: name, listen, tls, store, limits, "
-                       "commit_interval, incidents, correlation)");
+                       "commit_interval, incidents, correlation, runbooks)");
     free(err);
 }
 
@@ -487,6 +487,41 @@ test_correlation_reload(void **state)
     config_free(cur);
 }
 
+/* runbooks: {dir}: resolved against the file, required inside the
+ * block, absent = no runbooks; a reload takes the new directory. */
+static void
+test_runbooks_dir(void **state)
+{
+    static const char plain[] = "tls: {ca: a, cert: b, key: c}\n"
+                                "store: {path: d}\n";
+    static const char with[] = "tls: {ca: a, cert: b, key: c}\n"
+                               "store: {path: d}\n"
+                               "runbooks: {dir: kb}\n";
+    struct collector_config *cur = NULL, *next = NULL;
+    char want[256], *err;
+
+    (void)state;
+    assert_int_equal(config_load(tu_write_file("p.yaml", plain), &cur), 0);
+    assert_null(cur->runbooks_dir);
+    assert_int_equal(config_load(tu_write_file("w.yaml", with), &next), 0);
+    snprintf(want, sizeof(want), "%s/kb", tu_tmpdir);
+    assert_string_equal(next->runbooks_dir, want);
+    assert_int_equal(config_reload(cur, next), 0);
+    assert_string_equal(cur->runbooks_dir, want);
+    config_free(next);
+    assert_int_equal(config_load(tu_write_file("p2.yaml", plain), &next), 0);
+    assert_int_equal(config_reload(cur, next), 0);
+    assert_null(cur->runbooks_dir);
+    config_free(next);
+    config_free(cur);
+    err = load_fails("e.yaml", "tls: {ca: a, cert: b, key: c}\n"
+                               "store: {path: d}\n"
+                               "runbooks: {path: kb}\n");
+    tu_assert_contains(err, "e.yaml:3: unknown key 'path' in runbooks");
+    tu_assert_contains(err, "runbooks.dir");
+    free(err);
+}
+
 int
 main(void)
 {
@@ -510,6 +545,7 @@ main(void)
                                         tu_teardown),
         cmocka_unit_test_setup_teardown(test_correlation_limits, setup,
                                         tu_teardown),
+        cmocka_unit_test_setup_teardown(test_runbooks_dir, setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_correlation_reload, setup,
                                         tu_teardown),
     };

@@ -497,13 +497,17 @@ reader_open(sqlite3 *db)
 }
 
 static int
-on_page_inc(const struct incident *in, void *arg)
+on_page_inc(const struct incident *in, const struct problem_mark *m, void *arg)
 {
     struct page_seen *p = arg;
     char *sql;
 
     assert_true(p->last == 0 || in->id < p->last);
     assert_string_equal(in->host, "h");
+    /* The mark comes with the row. */
+    assert_int_equal(m->incident_id, in->id);
+    assert_int_equal(m->problem_id, in->id == 7 ? 3 : 0);
+    assert_int_equal(m->inhibited, in->id == 7);
     p->last = in->id;
     p->n++;
     p->busy += reader_open(p->db);
@@ -560,6 +564,7 @@ test_list_pages(void **state)
             " state, severity, priority, count, first_seen, last_seen,"
             " opened_at) SELECT i, 'h/r' || i, 'h', 'r', 'log', 'open',"
             " 'error', 3, 1, 0, 0, 0 FROM n;"
+            "UPDATE incidents SET problem = 3, inhibited = 1 WHERE id = 7;"
             "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1"
             " FROM n WHERE i < 599)"
             " INSERT INTO timeline(incident_id, ts, what, who)"

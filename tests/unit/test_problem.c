@@ -788,6 +788,56 @@ test_major(void **state)
     world_close(&w);
 }
 
+/* The post-incident review of a major incident, on the problem it
+ * handed over to: fields replace, action items append, refusals. */
+static void
+test_major_review(void **state)
+{
+    struct problem_config pc = defaults();
+    struct world w;
+    const struct problem *p;
+    int64_t t = T0 + 40 * MIN;
+
+    (void)state;
+    world_init(&w, &pc);
+    logev(&w, "db-1", "corruption", TC_SEV_CRITICAL, T0, NULL, NULL); /* P2 */
+    logev(&w, "db-1", "slow-query", TC_SEV_WARNING, T0, NULL, NULL);  /* P4 */
+    step(&w, T0);
+    step(&w, T0 + 31 * MIN);
+    assert_string_equal(w.o.rule[1], "major");
+    assert_int_equal(
+        act(&w, PROBLEM_V_REVIEW, 1, 1, "summary", "disk lied", NULL, t), 0);
+    assert_int_equal(
+        act(&w, PROBLEM_V_REVIEW, 1, 1, "impact", "30m of 5xx", NULL, t), 0);
+    assert_int_equal(
+        act(&w, PROBLEM_V_REVIEW, 1, 1, "summary", "firmware bug", NULL, t), 0);
+    assert_int_equal(
+        act(&w, PROBLEM_V_REVIEW, 1, 1, "action", "upgrade fw", NULL, t), 0);
+    assert_int_equal(
+        act(&w, PROBLEM_V_REVIEW, 1, 1, "action", "add scrub", NULL, t), 0);
+    /* Not linked to this problem, unknown field, no text. */
+    assert_int_equal(act(&w, PROBLEM_V_REVIEW, 1, 2, "summary", "x", NULL, t),
+                     -ENOENT);
+    assert_int_equal(act(&w, PROBLEM_V_REVIEW, 1, 1, "blame", "x", NULL, t),
+                     -EINVAL);
+    assert_int_equal(act(&w, PROBLEM_V_REVIEW, 1, 1, "summary", "", NULL, t),
+                     -EINVAL);
+    step(&w, t);
+    p = problem_engine_get(w.pe, 1);
+    assert_non_null(p);
+    assert_int_equal(p->nreviews, 4);
+    assert_string_equal(p->reviews[0].field, "summary");
+    assert_string_equal(p->reviews[0].text, "firmware bug");
+    assert_int_equal(p->reviews[0].incident_id, 1);
+    assert_string_equal(p->reviews[1].field, "impact");
+    assert_string_equal(p->reviews[2].text, "upgrade fw");
+    assert_string_equal(p->reviews[3].text, "add scrub");
+    assert_int_equal(problem_review_field_ok("lessons"), 1);
+    assert_int_equal(problem_review_field_ok("why1"), 0);
+    assert_int_equal(problem_review_field_ok(NULL), 0);
+    world_close(&w);
+}
+
 /* Ranking order, scores, evidence and tie-breaks. */
 static void
 test_ranking(void **state)
@@ -1448,6 +1498,7 @@ main(void)
         cmocka_unit_test(test_topology_service),
         cmocka_unit_test(test_trend),
         cmocka_unit_test(test_major),
+        cmocka_unit_test(test_major_review),
         cmocka_unit_test(test_ranking),
         cmocka_unit_test(test_lifecycle),
         cmocka_unit_test(test_reopen_and_user_resolve),

@@ -195,6 +195,19 @@ scenario(struct fix *f, int reload_every)
     pact(f, PROBLEM_V_RCA, 1, "why1", "the cache ran out of memory",
          t + 22 * SEC);
     pact(f, PROBLEM_V_RCA, 1, "technology", "no memory limit", t + 23 * SEC);
+    {
+        /* A review of the cache's incident (1), on problem 1. */
+        struct problem_action a = {.ts = t + 23 * SEC,
+                                   .user = "alice",
+                                   .verb = PROBLEM_V_REVIEW,
+                                   .problem_id = 1,
+                                   .incident_id = 1,
+                                   .key = "lessons",
+                                   .text = "set maxmemory everywhere"};
+        int64_t id;
+
+        assert_int_equal(incidents_store_problem_action_add(f->is, &a, &id), 0);
+    }
     pact(f, PROBLEM_V_KNOWN_ERROR, 1, NULL, "maxmemory unset", t + 24 * SEC);
     pact(f, PROBLEM_V_CLOSE, 2, NULL, NULL, t + 25 * SEC); /* -EBUSY */
     STEP(t + 25 * SEC);
@@ -217,6 +230,7 @@ dump(const char *path)
         "SELECT * FROM timeline ORDER BY id",
         "SELECT * FROM problems ORDER BY id",
         "SELECT * FROM problem_factors ORDER BY problem_id, n",
+        "SELECT * FROM problem_reviews ORDER BY problem_id, n",
         "SELECT * FROM problem_links ORDER BY id",
         "SELECT * FROM problem_candidates ORDER BY problem_id, rank",
         "SELECT * FROM problem_timeline ORDER BY id",
@@ -320,6 +334,10 @@ test_load_then_continue(void **state)
                                      " rule = 'spread'"),
                      1);
     assert_int_equal(sql_int(a.path, "SELECT count(*) FROM problem_factors"),
+                     1);
+    assert_int_equal(sql_int(a.path, "SELECT count(*) FROM problem_reviews"
+                                     " WHERE incident_id = 1 AND field ="
+                                     " 'lessons'"),
                      1);
     assert_true(sql_int(a.path, "SELECT count(*) FROM problems WHERE"
                                 " root_cause = 'maxmemory unset'") == 1);
@@ -427,6 +445,43 @@ test_agent_hosts(void **state)
     fix_close(&f);
 }
 
+/*
+ * Trend openings leave the table once the engine's tick dropped them
+ * (older than trend.period), so it does not grow with every opening
+ * ever; replay drops the same ones.
+ */
+static void
+test_openings_pruned(void **state)
+{
+    struct fix f = {0};
+    struct incidents_replay_stats rs;
+    int nd = 0;
+
+    (void)state;
+    pcfg.trend_period_ns = 60 * MIN;
+    fix_open(&f, "openings");
+    commit(&f, 4, "slow-query", TC_SEV_WARNING, NULL, T0);
+    commit(&f, 3, "evictions", TC_SEV_WARNING, NULL, T0 + SEC);
+    run(&f, T0 + 2 * SEC);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM problem_openings"),
+                     2);
+    run(&f, T0 + 30 * MIN);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM problem_openings"),
+                     2);
+    commit(&f, 4, "disk-slow", TC_SEV_WARNING, NULL, T0 + 40 * MIN);
+    run(&f, T0 + 60 * MIN + SEC);
+    /* The first is 1h old: gone; the other two stay. */
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM problem_openings"),
+                     2);
+    run(&f, T0 + 90 * MIN);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM problem_openings"),
+                     1);
+    assert_int_equal(
+        incidents_store_replay(f.is, &cfg, &pcfg, count_diff, &nd, &rs), 0);
+    assert_int_equal(nd, 0);
+    fix_close(&f);
+}
+
 static int
 setup(void **state)
 {
@@ -443,6 +498,8 @@ main(void)
                                         tu_teardown),
         cmocka_unit_test_setup_teardown(test_step_atomic, setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_agent_hosts, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_openings_pruned, setup,
+                                        tu_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
