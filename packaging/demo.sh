@@ -4,7 +4,8 @@
 # append lines to a log and show the events and incidents the collector
 # made of them; then three more agents and a dependency failure (a cache
 # out of memory, the web servers timing out on it) that the collector
-# correlates into one problem with the cache as its root cause.
+# correlates into one problem with the cache as its root cause; and
+# tocsinctl explain saying why each incident is, or is not, in it.
 # Everything lives under ./demo (delete it to start over).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,6 +69,11 @@ done
 "$agent" -n -c agent.yaml
 "$col" -d -c collector.yaml 2> collector.log &
 cpid=$!
+# Its store is created and migrated before it listens: tocsinctl reads it.
+for _ in $(seq 1 100); do
+  grep -q "listening on" collector.log && break
+  sleep 0.1
+done
 "$agent" -d -c agent.yaml 2> agent.log &
 apid=$!
 pids="$apid $cpid"
@@ -134,5 +140,17 @@ echo "== the problem they form (tocsinctl problems list)"
 echo
 echo "== its root-cause candidates, links and timeline (tocsinctl problems show 1)"
 "$ctl" -c collector.yaml problems show 1
+echo
+echo "== why: the problem's opening, links, score terms and state (tocsinctl explain problem 1)"
+"$ctl" -c collector.yaml explain problem 1
+echo
+web=$("$ctl" -c collector.yaml incidents list --json | python3 -c '
+import json, sys
+print(min(i["id"] for i in json.load(sys.stdin) if i["host"] == "web-02"))')
+echo "== why web-02's incident is in it (tocsinctl explain incident $web)"
+"$ctl" -c collector.yaml explain incident "$web"
+echo
+echo "== why the payment error of the start is in no problem (tocsinctl explain incident 1)"
+"$ctl" -c collector.yaml explain incident 1
 echo
 echo "demo files, logs and state are in $demo"

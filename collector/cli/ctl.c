@@ -70,6 +70,12 @@ usage(FILE *f)
             "and correlation\n"
             "                                    would change (exit 0 none, "
             "1 some, 2 error)\n"
+            "  explain incident ID [--json]      why it is (not) in a "
+            "problem: its link\n"
+            "                                    and role, or each rule's "
+            "verdict\n"
+            "  explain problem ID [--json]       opening, links, score "
+            "terms, state\n"
             "\n"
             "options:\n"
             "  -c FILE   collector configuration (default %s)\n"
@@ -116,6 +122,8 @@ static const struct ctl_cmd cmds[] = {
     /* The incidents rebuilt from the stored inputs, diffed. */
     {"replay", ctl_replay},
     {"runbooks", ctl_runbooks},
+    /* Why an incident is (not) in a problem; why a problem stands so. */
+    {"explain", ctl_explain},
 };
 
 int

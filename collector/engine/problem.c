@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fnmatch.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,12 +63,19 @@ struct pinc {
     size_t nrefs;
 };
 
+struct term {
+    char *what; /* owned; without its "(+N)" */
+    int64_t points;
+};
+
 struct cand {
     char *host; /* owned */
     int64_t incident_id;
     int64_t score;
-    int64_t onset;  /* ns; INT64_MAX = none */
-    char *evidence; /* owned */
+    int64_t onset;                        /* ns; INT64_MAX = none */
+    char *evidence;                       /* owned: the terms in words */
+    struct term terms[PROBLEM_MAX_TERMS]; /* what explain breaks down */
+    size_t nterms;
 };
 
 struct prob {
@@ -311,12 +319,20 @@ pinc_free(struct pinc *pi)
 }
 
 static void
+cand_release(struct cand *c)
+{
+    free(c->host);
+    free(c->evidence);
+    for (size_t i = 0; i < c->nterms; i++)
+        free(c->terms[i].what);
+    c->nterms = 0;
+}
+
+static void
 cands_free(struct prob *p)
 {
-    for (size_t i = 0; i < p->ncands; i++) {
-        free(p->cands[i].host);
-        free(p->cands[i].evidence);
-    }
+    for (size_t i = 0; i < p->ncands; i++)
+        cand_release(&p->cands[i]);
     free(p->cands);
     p->cands = NULL;
     p->ncands = 0;
@@ -805,6 +821,80 @@ fields_ref(char *buf, size_t len, const struct pref *r, const char *named)
     snprintf(buf, len, "%s=%s names %s", r->field, r->value, named);
 }
 
+/* The open problem of rule keyed key, or NULL. */
+static struct prob *
+open_keyed(const struct problem_engine *e, const char *rule, const char *key)
+{
+    for (size_t i = 0; i < e->nprob; i++) {
+        struct prob *p = e->probs[i];
+
+        if (prob_open(p) && strcmp(p->v.rule, rule) == 0 &&
+            strcmp(p->v.key, key) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+/* What the reference rule finds for pi's reference ref, in the order it
+ * looks (reference_forward acts on the first found; explain reports). */
+struct ref_hit {
+    struct pinc *d;          /* the named host's incident within window */
+    struct prob *p;          /* d's open problem: pi joins it */
+    struct prob *kp;         /* else an open reference problem keyed R */
+    struct pinc *o;          /* else another free incident naming R */
+    const struct pref *oref; /* o's reference to R */
+    size_t oi;               /* o's index in e->incs */
+};
+
+static void
+ref_find(const struct problem_engine *e, const struct pinc *pi,
+         const struct pref *ref, struct ref_hit *h)
+{
+    int64_t w = e->cfg.reference_window_ns;
+
+    memset(h, 0, sizeof(*h));
+    /* The named host's own incident, preferring one with a problem. */
+    for (size_t i = 0; i < e->ninc; i++) {
+        struct pinc *o = e->incs[i];
+
+        if (!o->known || o->state == INCIDENT_CLOSED ||
+            !host_eq(o->host, ref->host) ||
+            absdiff(o->opened_at, pi->opened_at) > w)
+            continue;
+        if (o->mark.problem_id != 0) {
+            struct prob *op = prob_find(e, o->mark.problem_id);
+
+            if (op != NULL && prob_open(op)) {
+                h->d = o;
+                h->p = op;
+                return;
+            }
+            continue;
+        }
+        if (h->d == NULL && !o->mark.manual)
+            h->d = o;
+    }
+    if (h->d != NULL)
+        return;
+    /* No incident on the named host: an open problem keyed on it, or
+     * another incident naming it. */
+    if ((h->kp = open_keyed(e, "reference", ref->host)) != NULL)
+        return;
+    for (size_t i = 0; i < e->ninc; i++) {
+        struct pinc *o = e->incs[i];
+        const struct pref *oref;
+
+        if (o == pi || !free_inc(o) || host_eq(o->host, pi->host) ||
+            absdiff(o->opened_at, pi->opened_at) > w ||
+            (oref = names(o, ref->host)) == NULL)
+            continue;
+        h->o = o;
+        h->oref = oref;
+        h->oi = i;
+        return;
+    }
+}
+
 /*
  * Reference, forward: pi names host R. An incident on R within window
  * in an open problem: join it. An unlinked one: a new problem with it.
@@ -819,31 +909,14 @@ reference_forward(struct problem_engine *e, struct pinc *pi)
 
     for (size_t r = 0; r < pi->nrefs && pi->mark.problem_id == 0; r++) {
         const struct pref *ref = &pi->refs[r];
-        struct pinc *d = NULL;
-        struct prob *p = NULL;
+        struct ref_hit h;
+        struct pinc *d;
+        struct prob *p;
 
         fields_ref(f, sizeof(f), ref, ref->host);
-        /* The named host's own incident, preferring one with a problem. */
-        for (size_t i = 0; i < e->ninc; i++) {
-            struct pinc *o = e->incs[i];
-
-            if (!o->known || o->state == INCIDENT_CLOSED ||
-                !host_eq(o->host, ref->host) ||
-                absdiff(o->opened_at, pi->opened_at) > w)
-                continue;
-            if (o->mark.problem_id != 0) {
-                struct prob *op = prob_find(e, o->mark.problem_id);
-
-                if (op != NULL && prob_open(op)) {
-                    d = o;
-                    p = op;
-                    break;
-                }
-                continue;
-            }
-            if (d == NULL && !o->mark.manual)
-                d = o;
-        }
+        ref_find(e, pi, ref, &h);
+        d = h.d;
+        p = h.p;
         if (p != NULL) {
             link_inc(e, pi, p, "reference", f, pi->opened_at, "rule:reference");
             return;
@@ -858,27 +931,17 @@ reference_forward(struct problem_engine *e, struct pinc *pi)
             link_inc(e, pi, p, "reference", f, pi->opened_at, "rule:reference");
             return;
         }
-        /* No incident on the named host: an open problem keyed on it,
-         * or another incident naming it. */
-        for (size_t i = 0; i < e->nprob; i++) {
-            struct prob *op = e->probs[i];
-
-            if (prob_open(op) && strcmp(op->v.rule, "reference") == 0 &&
-                strcmp(op->v.key, ref->host) == 0) {
-                link_inc(e, pi, op, "reference", f, pi->opened_at,
-                         "rule:reference");
-                return;
-            }
+        if (h.kp != NULL) {
+            link_inc(e, pi, h.kp, "reference", f, pi->opened_at,
+                     "rule:reference");
+            return;
         }
-        for (size_t i = 0; i < e->ninc; i++) {
-            struct pinc *o = e->incs[i];
-            const struct pref *oref;
+        if (h.o != NULL) {
+            struct pinc *o = h.o;
+            const struct pref *oref = h.oref;
+            size_t i = h.oi;
             char of[PROBLEM_MAX_NAME * 3 + 32];
 
-            if (o == pi || !free_inc(o) || host_eq(o->host, pi->host) ||
-                absdiff(o->opened_at, pi->opened_at) > w ||
-                (oref = names(o, ref->host)) == NULL)
-                continue;
             snprintf(t, sizeof(t), "incidents naming %s", ref->host);
             p = prob_new(e, "reference", ref->host, t, pi->opened_at);
             fields_ref(of, sizeof(of), oref, ref->host);
@@ -901,33 +964,57 @@ reference_forward(struct problem_engine *e, struct pinc *pi)
     }
 }
 
-/* Topology, forward: pi depends on an incident d within window. */
-static void
-topology_forward(struct problem_engine *e, struct pinc *pi)
+/*
+ * The first incident d pi depends on within the topology window that
+ * it can join (d's open problem in *p) or group with (*p NULL), and the
+ * dependency; NULL if none.
+ */
+static struct pinc *
+topo_find(const struct problem_engine *e, const struct pinc *pi,
+          struct prob **p, const struct problem_dep **dpo)
 {
     int64_t w = e->cfg.topology_window_ns;
-    char f[PROBLEM_MAX_NAME * 2 + 32], t[PROBLEM_MAX_NAME + 64];
 
-    if (e->cfg.ndeps == 0)
-        return;
+    *p = NULL;
+    *dpo = NULL;
     for (size_t i = 0; i < e->ninc; i++) {
         struct pinc *d = e->incs[i];
         const struct problem_dep *dp;
-        struct prob *p = NULL;
 
         if (d == pi || !d->known || d->state == INCIDENT_CLOSED ||
             host_eq(d->host, pi->host) ||
             absdiff(d->opened_at, pi->opened_at) > w ||
             (dp = depends(e, pi, d)) == NULL)
             continue;
-        snprintf(f, sizeof(f), "depends_on %s -> %s", dp->from, dp->to);
         if (d->mark.problem_id != 0) {
-            p = prob_find(e, d->mark.problem_id);
-            if (p == NULL || !prob_open(p))
+            struct prob *dpb = prob_find(e, d->mark.problem_id);
+
+            if (dpb == NULL || !prob_open(dpb))
                 continue;
+            *p = dpb;
         } else if (d->mark.manual) {
             continue;
-        } else {
+        }
+        *dpo = dp;
+        return d;
+    }
+    return NULL;
+}
+
+/* Topology, forward: pi depends on an incident d within window. */
+static void
+topology_forward(struct problem_engine *e, struct pinc *pi)
+{
+    char f[PROBLEM_MAX_NAME * 2 + 32], t[PROBLEM_MAX_NAME + 64];
+    struct pinc *d;
+    const struct problem_dep *dp;
+    struct prob *p;
+
+    if (e->cfg.ndeps == 0)
+        return;
+    if ((d = topo_find(e, pi, &p, &dp)) != NULL) {
+        snprintf(f, sizeof(f), "depends_on %s -> %s", dp->from, dp->to);
+        if (p == NULL) {
             char df[PROBLEM_MAX_NAME + 32];
 
             snprintf(t, sizeof(t), "incidents depending on %s", d->host);
@@ -938,6 +1025,34 @@ topology_forward(struct problem_engine *e, struct pinc *pi)
         link_inc(e, pi, p, "topology", f, pi->opened_at, "rule:topology");
         return;
     }
+}
+
+/*
+ * o relates to pi the reverse way within the rule's window: it names
+ * pi's host me (rule 0, reference; *r) or depends on it (rule 1,
+ * topology; *dp). o is not closed and on another host.
+ */
+static int
+rev_rel(const struct problem_engine *e, const struct pinc *pi,
+        const struct pinc *o, int rule, const char *me, const struct pref **r,
+        const struct problem_dep **dp)
+{
+    int64_t w =
+        rule == 0 ? e->cfg.reference_window_ns : e->cfg.topology_window_ns;
+
+    if (o == pi || !o->known || o->state == INCIDENT_CLOSED ||
+        host_eq(o->host, pi->host) || absdiff(o->opened_at, pi->opened_at) > w)
+        return 0;
+    if (rule == 0)
+        return (*r = names(o, me)) != NULL;
+    return (*dp = depends(e, o, pi)) != NULL;
+}
+
+/* The reverse way is on for rule 0 (reference) or 1 (topology). */
+static int
+rev_on(const struct problem_engine *e, int rule, const char *me)
+{
+    return rule == 0 ? e->cfg.reference && me != NULL : e->cfg.ndeps > 0;
 }
 
 /*
@@ -959,14 +1074,10 @@ reverse(struct problem_engine *e, struct pinc *pi)
             return;
     }
     for (int rule = 0; rule < 2; rule++) {
-        int64_t w =
-            rule == 0 ? e->cfg.reference_window_ns : e->cfg.topology_window_ns;
         const char *rn = rule == 0 ? "reference" : "topology";
         char who[32];
 
-        if (rule == 0 && (!e->cfg.reference || me == NULL))
-            continue;
-        if (rule == 1 && e->cfg.ndeps == 0)
+        if (!rev_on(e, rule, me))
             continue;
         snprintf(who, sizeof(who), "rule:%s", rn);
         /* pi joins a waiting dependent's open problem. */
@@ -977,12 +1088,8 @@ reverse(struct problem_engine *e, struct pinc *pi)
                 const struct problem_dep *dp = NULL;
                 struct prob *op;
 
-                if (o == pi || !o->known || o->mark.problem_id == 0 ||
-                    o->state == INCIDENT_CLOSED || host_eq(o->host, pi->host) ||
-                    absdiff(o->opened_at, pi->opened_at) > w)
-                    continue;
-                if (rule == 0 ? (r = names(o, me)) == NULL
-                              : (dp = depends(e, o, pi)) == NULL)
+                if (o->mark.problem_id == 0 ||
+                    !rev_rel(e, pi, o, rule, me, &r, &dp))
                     continue;
                 op = prob_find(e, o->mark.problem_id);
                 if (op == NULL || !prob_open(op))
@@ -1003,11 +1110,7 @@ reverse(struct problem_engine *e, struct pinc *pi)
             const struct pref *r = NULL;
             const struct problem_dep *dp = NULL;
 
-            if (o == pi || !free_inc(o) || host_eq(o->host, pi->host) ||
-                absdiff(o->opened_at, pi->opened_at) > w)
-                continue;
-            if (rule == 0 ? (r = names(o, me)) == NULL
-                          : (dp = depends(e, o, pi)) == NULL)
+            if (!free_inc(o) || !rev_rel(e, pi, o, rule, me, &r, &dp))
                 continue;
             if (p == NULL) {
                 char df[PROBLEM_MAX_NAME + 32];
@@ -1043,6 +1146,41 @@ host_cmp(const void *x, const void *y)
     return lower((unsigned char)*a) - lower((unsigned char)*b);
 }
 
+/*
+ * Distinct hosts among the free incidents of pi's class within the
+ * spread window of pi's opening (pi among them when free): sorted, so
+ * that a fleet-wide storm costs n log n, not n^2. With hvo, the
+ * distinct hosts, sorted (borrowed; the caller frees the array).
+ */
+static uint32_t
+spread_hosts(const struct problem_engine *e, const struct pinc *pi,
+             const char ***hvo)
+{
+    int64_t w = e->cfg.spread_window_ns;
+    const char **hv = NULL;
+    size_t nh = 0, nd = 0;
+
+    for (size_t i = 0; i < e->ninc; i++) {
+        const struct pinc *o = e->incs[i];
+
+        if (!free_inc(o) || strcmp(o->cls, pi->cls) != 0 ||
+            absdiff(o->opened_at, pi->opened_at) > w)
+            continue;
+        hv = tc_xreallocarray(hv, nh + 1, sizeof(*hv));
+        hv[nh++] = o->host;
+    }
+    if (nh > 1)
+        qsort(hv, nh, sizeof(*hv), host_cmp);
+    for (size_t i = 0; i < nh; i++)
+        if (i == 0 || host_cmp(&hv[nd - 1], &hv[i]) != 0)
+            hv[nd++] = hv[i];
+    if (hvo != NULL)
+        *hvo = hv;
+    else
+        free(hv);
+    return (uint32_t)nd;
+}
+
 /* Spread: an open problem of the class, or min_hosts hosts within window. */
 static void
 spread(struct problem_engine *e, struct pinc *pi)
@@ -1053,35 +1191,11 @@ spread(struct problem_engine *e, struct pinc *pi)
     struct prob *p;
 
     snprintf(f, sizeof(f), "class=%s", pi->cls);
-    for (size_t i = 0; i < e->nprob; i++) {
-        p = e->probs[i];
-        if (prob_open(p) && strcmp(p->v.rule, "spread") == 0 &&
-            strcmp(p->v.key, pi->cls) == 0) {
-            link_inc(e, pi, p, "spread", f, pi->opened_at, "rule:spread");
-            return;
-        }
+    if ((p = open_keyed(e, "spread", pi->cls)) != NULL) {
+        link_inc(e, pi, p, "spread", f, pi->opened_at, "rule:spread");
+        return;
     }
-    /* Distinct hosts among the free incidents of the class in window:
-     * sorted, so that a fleet-wide storm costs n log n, not n^2. */
-    {
-        const char **hv = NULL;
-        size_t nh = 0;
-
-        for (size_t i = 0; i < e->ninc; i++) {
-            const struct pinc *o = e->incs[i];
-
-            if (!free_inc(o) || strcmp(o->cls, pi->cls) != 0 ||
-                absdiff(o->opened_at, pi->opened_at) > w)
-                continue;
-            hv = tc_xreallocarray(hv, nh + 1, sizeof(*hv));
-            hv[nh++] = o->host;
-        }
-        if (nh > 1)
-            qsort(hv, nh, sizeof(*hv), host_cmp);
-        for (size_t i = 0; i < nh; i++)
-            hosts += i == 0 || host_cmp(&hv[i - 1], &hv[i]) != 0;
-        free(hv);
-    }
+    hosts = spread_hosts(e, pi, NULL);
     if (hosts < e->cfg.spread_min_hosts)
         return;
     snprintf(t, sizeof(t), "%s on %" PRIu32 " hosts", pi->cls, hosts);
@@ -1174,14 +1288,10 @@ trend(struct problem_engine *e, struct pinc *pi)
     o->cls = tc_xstrdup(pi->cls);
     o->incident_id = pi->id;
     o->ts = pi->opened_at;
-    for (size_t i = 0; i < e->nprob; i++) {
-        p = e->probs[i];
-        if (prob_open(p) && strcmp(p->v.rule, "trend") == 0 &&
-            strcmp(p->v.key, pi->cls) == 0) {
-            snprintf(f, sizeof(f), "class=%s", pi->cls);
-            link_inc(e, pi, p, "trend", f, pi->opened_at, "rule:trend");
-            return;
-        }
+    if ((p = open_keyed(e, "trend", pi->cls)) != NULL) {
+        snprintf(f, sizeof(f), "class=%s", pi->cls);
+        link_inc(e, pi, p, "trend", f, pi->opened_at, "rule:trend");
+        return;
     }
     n = trend_count(e, tr, pi->opened_at);
     if (n < e->cfg.trend_count)
@@ -1320,6 +1430,13 @@ problem_engine_evidence(struct problem_engine *e, int64_t incident_id,
     }
 }
 
+/* pi is major: its end without a problem opens one. */
+static int
+major_due(const struct problem_engine *e, const struct pinc *pi)
+{
+    return e->cfg.major && pi->priority <= e->cfg.major_priority;
+}
+
 static void
 open_major(struct problem_engine *e, struct pinc *pi, int64_t ts)
 {
@@ -1393,8 +1510,8 @@ problem_engine_incident(struct problem_engine *e, const struct incident *in)
     if (opening)
         relate(e, pi, 1);
     /* A major incident that ends with no problem: the review starts. */
-    if (e->cfg.major && ended && pi->mark.problem_id == 0 && !pi->mark.manual &&
-        in->priority <= e->cfg.major_priority) {
+    if (ended && pi->mark.problem_id == 0 && !pi->mark.manual &&
+        major_due(e, pi)) {
         int64_t ts = in->resolved_at ? in->resolved_at : in->closed_at;
 
         open_major(e, pi, ts);
@@ -1497,6 +1614,52 @@ explain_acc(const struct problem_engine *e, struct hostacc *acc, size_t nacc,
 }
 
 /*
+ * Is member m of p a symptom of its root (the top candidate's host, and
+ * root its incident, or NULL)? Why in words into why (len > 0). The
+ * relation, not the rule that linked m, decides (see rank).
+ */
+static int
+symptom(const struct problem_engine *e, const struct prob *p,
+        const struct pinc *root, const struct pinc *m, char *why, size_t len)
+{
+    const struct pref *r;
+    const struct problem_dep *dp;
+    int by_class =
+        strcmp(p->v.rule, "spread") == 0 || strcmp(p->v.rule, "trend") == 0;
+
+    if (m->mark.manual) {
+        if (len)
+            snprintf(why, len, "a user linked it");
+        return 1;
+    }
+    if (p->v.root_host[0] && (r = names(m, p->v.root_host)) != NULL) {
+        if (len)
+            snprintf(why, len, "its events name the root %s (%s=%s)",
+                     p->v.root_host, r->field, r->value);
+        return 1;
+    }
+    if (root != NULL && by_class && strcmp(m->cls, root->cls) == 0) {
+        if (len)
+            snprintf(why, len,
+                     "same class `%s` as the root's incident %" PRId64
+                     " in a %s problem",
+                     m->cls, root->id, p->v.rule);
+        return 1;
+    }
+    if (root != NULL && (dp = depends(e, m, root)) != NULL) {
+        if (len)
+            snprintf(why, len,
+                     "it depends on the root %s (depends_on %s -> %s)",
+                     root->host, dp->from, dp->to);
+        return 1;
+    }
+    if (len)
+        snprintf(why, len, "nothing relates it to the root %s",
+                 p->v.root_host[0] ? p->v.root_host : "(none)");
+    return 0;
+}
+
+/*
  * Rank the candidates of p (docs/correlation.md, "Ranking"): every host
  * of its incidents and every host their events named.
  */
@@ -1542,51 +1705,57 @@ rank(struct problem_engine *e, struct prob *p)
     c = tc_xcalloc(nacc ? nacc : 1, sizeof(*c));
     for (size_t i = 0; i < nacc; i++) {
         struct hostacc *h = &acc[i];
-        char ev[EVIDENCE_MAX];
+        struct cand *ci = &c[i];
+        char what[EVIDENCE_MAX], ev[EVIDENCE_MAX];
         size_t at = 0;
         int64_t s = 0;
         uint32_t k;
 
-#define EV(...)                                                                \
+        /* Each term once in words (explain shows them apart), then the
+         * evidence line: "what (+points)" joined by "; ". */
+#define TERM(pts, ...)                                                         \
     do {                                                                       \
-        if (at < sizeof(ev))                                                   \
-            at += (size_t)snprintf(ev + at, sizeof(ev) - at, __VA_ARGS__);     \
+        snprintf(what, sizeof(what), __VA_ARGS__);                             \
+        ci->terms[ci->nterms].what = tc_xstrdup(what);                         \
+        ci->terms[ci->nterms++].points = (pts);                                \
+        s += (pts);                                                            \
     } while (0)
-        ev[0] = '\0';
-        if (h->incident_id != 0 && h->onset == earliest) {
-            s += SCORE_ONSET;
-            EV("earliest onset (+%d)", SCORE_ONSET);
-        }
+        if (h->incident_id != 0 && h->onset == earliest)
+            TERM(SCORE_ONSET, "earliest onset");
         if (h->named > 0) {
             k = h->named < SCORE_NAMED_MAX ? h->named : SCORE_NAMED_MAX;
-            s += (int64_t)k * SCORE_NAMED;
-            EV("%snamed by %" PRIu32 " other %s events: %s (+%" PRIu32 ")",
-               at ? "; " : "", h->named, h->named == 1 ? "host's" : "hosts'",
-               h->named_list, k * SCORE_NAMED);
+            TERM((int64_t)k * SCORE_NAMED,
+                 "named by %" PRIu32 " other %s events: %s", h->named,
+                 h->named == 1 ? "host's" : "hosts'", h->named_list);
         }
         if (h->upstream > 0) {
             k = h->upstream < SCORE_UP_MAX ? h->upstream : SCORE_UP_MAX;
-            s += SCORE_UPSTREAM + (int64_t)k * SCORE_UP_HOST;
-            EV("%supstream in topology of %" PRIu32 " host%s: %s (+%" PRIu32
-               ")",
-               at ? "; " : "", h->upstream, h->upstream == 1 ? "" : "s",
-               h->up_list, SCORE_UPSTREAM + k * SCORE_UP_HOST);
+            TERM(SCORE_UPSTREAM + (int64_t)k * SCORE_UP_HOST,
+                 "upstream in topology of %" PRIu32 " host%s: %s", h->upstream,
+                 h->upstream == 1 ? "" : "s", h->up_list);
         }
-        if (severity_points(h->sev) > 0) {
-            s += severity_points(h->sev);
-            EV("%sseverity %s (+%d)", at ? "; " : "", tc_severity_name(h->sev),
-               severity_points(h->sev));
-        }
+        if (severity_points(h->sev) > 0)
+            TERM(severity_points(h->sev), "severity %s",
+                 tc_severity_name(h->sev));
         if (h->affected > 0) {
             k = h->affected < SCORE_AFFECTED_MAX ? h->affected
                                                  : SCORE_AFFECTED_MAX;
-            s += k;
-            EV("%s%" PRIu32 " host%s affected (+%" PRIu32 ")", at ? "; " : "",
-               h->affected, h->affected == 1 ? "" : "s", k);
+            TERM((int64_t)k, "%" PRIu32 " host%s affected", h->affected,
+                 h->affected == 1 ? "" : "s");
         }
         if (h->incident_id == 0)
-            EV("%sno incident of its own", at ? "; " : "");
-#undef EV
+            TERM(0, "no incident of its own");
+#undef TERM
+        ev[0] = '\0';
+        for (size_t t = 0; t < ci->nterms && at < sizeof(ev); t++) {
+            if (ci->terms[t].points > 0)
+                at += (size_t)snprintf(ev + at, sizeof(ev) - at,
+                                       "%s%s (+%" PRId64 ")", at ? "; " : "",
+                                       ci->terms[t].what, ci->terms[t].points);
+            else
+                at += (size_t)snprintf(ev + at, sizeof(ev) - at, "%s%s",
+                                       at ? "; " : "", ci->terms[t].what);
+        }
         c[i].host = tc_xstrdup(h->host);
         c[i].incident_id = h->incident_id;
         c[i].score = s;
@@ -1596,10 +1765,8 @@ rank(struct problem_engine *e, struct prob *p)
     if (nacc > 1)
         qsort(c, nacc, sizeof(*c), cand_cmp);
     ncand = nacc < PROBLEM_MAX_CANDIDATES ? nacc : PROBLEM_MAX_CANDIDATES;
-    for (size_t i = ncand; i < nacc; i++) {
-        free(c[i].host);
-        free(c[i].evidence);
-    }
+    for (size_t i = ncand; i < nacc; i++)
+        cand_release(&c[i]);
     same = ncand == p->ncands;
     for (size_t i = 0; same && i < ncand; i++)
         same = strcmp(c[i].host, p->cands[i].host) == 0 &&
@@ -1607,10 +1774,8 @@ rank(struct problem_engine *e, struct prob *p)
                c[i].score == p->cands[i].score &&
                strcmp(c[i].evidence, p->cands[i].evidence) == 0;
     if (same) {
-        for (size_t i = 0; i < ncand; i++) {
-            free(c[i].host);
-            free(c[i].evidence);
-        }
+        for (size_t i = 0; i < ncand; i++)
+            cand_release(&c[i]);
         free(c);
     } else {
         cands_free(p);
@@ -1644,8 +1809,6 @@ rank(struct problem_engine *e, struct prob *p)
     {
         int64_t keep = p->v.root_incident;
         const struct pinc *root = NULL;
-        int by_class =
-            strcmp(p->v.rule, "spread") == 0 || strcmp(p->v.rule, "trend") == 0;
 
         if (keep == 0) {
             const struct pinc *first = NULL;
@@ -1660,13 +1823,9 @@ rank(struct problem_engine *e, struct prob *p)
                 root = mem[i];
         for (size_t i = 0; i < nmem; i++) {
             struct pinc *m = (struct pinc *)mem[i];
-            int symptom =
-                m->mark.manual ||
-                (p->v.root_host[0] && names(m, p->v.root_host) != NULL) ||
-                (root != NULL && by_class && strcmp(m->cls, root->cls) == 0) ||
-                (root != NULL && depends(e, m, root) != NULL);
 
-            m->mark.inhibited = prob_open(p) && m->id != keep && symptom;
+            m->mark.inhibited = prob_open(p) && m->id != keep &&
+                                symptom(e, p, root, m, NULL, 0);
         }
     }
     free(mem);
@@ -2164,4 +2323,594 @@ problem_engine_mark(const struct problem_engine *e, int64_t incident_id)
     struct problem_mark m = {incident_id, 0, 0, 0};
 
     return pi ? pi->mark : m;
+}
+
+/* ---- explain ------------------------------------------------------------ */
+
+/* A duration in words: "10m", "7d", "90s". */
+static void
+dur(char *buf, size_t len, int64_t ns)
+{
+    int64_t s = ns / NS_PER_S;
+
+    if (s >= 86400 && s % 86400 == 0)
+        snprintf(buf, len, "%" PRId64 "d", s / 86400);
+    else if (s >= 3600 && s % 3600 == 0)
+        snprintf(buf, len, "%" PRId64 "h", s / 3600);
+    else if (s >= 60 && s % 60 == 0)
+        snprintf(buf, len, "%" PRId64 "m", s / 60);
+    else
+        snprintf(buf, len, "%" PRId64 "s", s);
+}
+
+/* printf appended to a verdict text (cut when full). */
+static void __attribute__((format(printf, 2, 3)))
+why_add(char *why, const char *fmt, ...)
+{
+    size_t at = strlen(why);
+    va_list ap;
+
+    if (at >= PROBLEM_EXPLAIN_TEXT - 1)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(why + at, PROBLEM_EXPLAIN_TEXT - at, fmt, ap);
+    va_end(ap);
+}
+
+static void
+verdict_spread(const struct problem_engine *e, const struct pinc *pi,
+               struct problem_verdict *v)
+{
+    const char **hv = NULL;
+    const struct prob *p;
+    char w[32];
+    uint32_t n;
+
+    v->need = e->cfg.spread_min_hosts;
+    if ((p = open_keyed(e, "spread", pi->cls)) != NULL) {
+        v->matches = 1;
+        v->seen = v->need;
+        why_add(v->why,
+                "class `%s` has open spread problem %" PRId64 ": it joins it",
+                pi->cls, p->v.id);
+        return;
+    }
+    n = spread_hosts(e, pi, &hv);
+    dur(w, sizeof(w), e->cfg.spread_window_ns);
+    v->seen = n;
+    v->matches = n >= v->need;
+    why_add(v->why, "class `%s` was seen on %" PRIu32 " host%s within %s (",
+            pi->cls, n, n == 1 ? "" : "s", w);
+    for (uint32_t i = 0; i < n && i < LIST_HOSTS; i++)
+        why_add(v->why, "%s%s", i ? ", " : "", hv[i]);
+    why_add(v->why, "%s); min_hosts is %" PRIu32, n > LIST_HOSTS ? ", ..." : "",
+            v->need);
+    free(hv);
+}
+
+static void
+verdict_reference(const struct problem_engine *e, const struct pinc *pi,
+                  struct problem_verdict *v)
+{
+    const char *me = known_host_of(e, pi);
+    char w[32];
+
+    v->need = 2;
+    dur(w, sizeof(w), e->cfg.reference_window_ns);
+    /* Forward: a field of pi names another host. */
+    for (size_t r = 0; r < pi->nrefs; r++) {
+        const struct pref *ref = &pi->refs[r];
+        struct ref_hit h;
+
+        ref_find(e, pi, ref, &h);
+        if (h.p != NULL || h.d != NULL || h.kp != NULL || h.o != NULL) {
+            v->matches = 1;
+            v->seen = 2;
+            why_add(v->why, "field `%s=%s` names `%s`, and ", ref->field,
+                    ref->value, ref->host);
+            if (h.p != NULL)
+                why_add(v->why,
+                        "its incident %" PRId64 " is in open problem %" PRId64,
+                        h.d->id, h.p->v.id);
+            else if (h.d != NULL)
+                why_add(v->why, "it has incident %" PRId64 " within %s",
+                        h.d->id, w);
+            else if (h.kp != NULL)
+                why_add(v->why,
+                        "open reference problem %" PRId64 " is about it",
+                        h.kp->v.id);
+            else
+                why_add(v->why,
+                        "incident %" PRId64 " on %s names it too within %s",
+                        h.o->id, h.o->host, w);
+            return;
+        }
+    }
+    /* Reverse: another incident names pi's host. */
+    if (rev_on(e, 0, me))
+        for (size_t i = 0; i < e->ninc; i++) {
+            const struct pinc *o = e->incs[i];
+            const struct pref *r = NULL;
+            const struct problem_dep *dp = NULL;
+            const struct prob *op;
+
+            if (!rev_rel(e, pi, o, 0, me, &r, &dp))
+                continue;
+            op = o->mark.problem_id ? prob_find(e, o->mark.problem_id) : NULL;
+            if (!(op != NULL && prob_open(op)) && !free_inc(o))
+                continue;
+            v->matches = 1;
+            v->seen = 2;
+            why_add(v->why,
+                    "incident %" PRId64
+                    " on %s names this host (%s=%s) within %s",
+                    o->id, o->host, r->field, r->value, w);
+            return;
+        }
+    if (pi->nrefs == 0) {
+        v->seen = 0;
+        why_add(v->why, "no captured field names a known host");
+        if (e->cfg.nreference_fields > 0) {
+            why_add(v->why, " (only fields ");
+            for (size_t i = 0; i < e->cfg.nreference_fields && i < 8; i++)
+                why_add(v->why, "%s`%s`", i ? ", " : "",
+                        e->cfg.reference_fields[i]);
+            why_add(v->why, "%s are looked at)",
+                    e->cfg.nreference_fields > 8 ? ", ..." : "");
+        }
+    } else {
+        v->seen = 1;
+        for (size_t r = 0; r < pi->nrefs && r < 3; r++)
+            why_add(v->why, "%sfield `%s=%s` names `%s`", r ? "; " : "",
+                    pi->refs[r].field, pi->refs[r].value, pi->refs[r].host);
+        if (pi->nrefs > 3)
+            why_add(v->why, "; ...");
+        why_add(v->why,
+                ", but %s no incident within %s of this one's opening, "
+                "no open problem is about %s and no other incident names %s",
+                pi->nrefs == 1 ? "it had" : "they had", w,
+                pi->nrefs == 1 ? "it" : "them", pi->nrefs == 1 ? "it" : "them");
+    }
+    why_add(v->why, "; no other incident within %s names %s", w, pi->host);
+}
+
+static void
+verdict_topology(const struct problem_engine *e, const struct pinc *pi,
+                 struct problem_verdict *v)
+{
+    const struct problem_dep *dp, *from = NULL, *to = NULL;
+    struct prob *p;
+    struct pinc *d;
+    char w[32];
+
+    v->need = 2;
+    if (e->cfg.ndeps == 0) {
+        why_add(v->why, "no depends_on rules are configured");
+        return;
+    }
+    dur(w, sizeof(w), e->cfg.topology_window_ns);
+    if ((d = topo_find(e, pi, &p, &dp)) != NULL) {
+        v->matches = 1;
+        v->seen = 2;
+        why_add(v->why,
+                "it depends on incident %" PRId64
+                " on %s (depends_on %s -> %s)",
+                d->id, d->host, dp->from, dp->to);
+        if (p != NULL)
+            why_add(v->why, ", in open problem %" PRId64, p->v.id);
+        return;
+    }
+    for (size_t i = 0; i < e->ninc; i++) {
+        const struct pinc *o = e->incs[i];
+        const struct pref *r = NULL;
+        const struct prob *op;
+
+        dp = NULL;
+        if (!rev_rel(e, pi, o, 1, NULL, &r, &dp))
+            continue;
+        op = o->mark.problem_id ? prob_find(e, o->mark.problem_id) : NULL;
+        if (!(op != NULL && prob_open(op)) && !free_inc(o))
+            continue;
+        v->matches = 1;
+        v->seen = 2;
+        why_add(v->why,
+                "incident %" PRId64
+                " on %s depends on it (depends_on %s -> %s)",
+                o->id, o->host, dp->from, dp->to);
+        return;
+    }
+    for (size_t i = 0; i < e->cfg.ndeps; i++) {
+        dp = &e->cfg.deps[i];
+        if (from == NULL && side_match(dp->from, pi->host, pi->service))
+            from = dp;
+        if (to == NULL && side_match(dp->to, pi->host, pi->service))
+            to = dp;
+    }
+    if (from == NULL && to == NULL) {
+        why_add(v->why, "no depends_on rule covers host %s", pi->host);
+        if (pi->service && pi->service[0])
+            why_add(v->why, " or service %s", pi->service);
+        return;
+    }
+    v->seen = 1;
+    if (from != NULL)
+        why_add(v->why,
+                "it depends on `%s` (depends_on %s -> %s), but no "
+                "incident there opened within %s of it",
+                from->to, from->from, from->to, w);
+    if (to != NULL)
+        why_add(v->why,
+                "%s`%s` depends on it (depends_on %s -> %s), but no "
+                "incident there opened within %s of it",
+                from != NULL ? "; " : "", to->from, to->from, to->to, w);
+}
+
+static void
+verdict_trend(const struct problem_engine *e, const struct pinc *pi,
+              struct problem_verdict *v)
+{
+    const struct prob *p;
+    uint32_t n = 0;
+    char w[32];
+    size_t lo = 0, hi = e->ntrend;
+
+    v->need = e->cfg.trend_count;
+    if ((p = open_keyed(e, "trend", pi->cls)) != NULL) {
+        v->matches = 1;
+        v->seen = v->need;
+        why_add(v->why,
+                "class `%s` has open trend problem %" PRId64 ": it joins it",
+                pi->cls, p->v.id);
+        return;
+    }
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(e->trends[mid].cls, pi->cls);
+
+        if (c == 0) {
+            n = trend_count(e, &e->trends[mid], pi->opened_at);
+            break;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    dur(w, sizeof(w), e->cfg.trend_period_ns);
+    v->seen = n;
+    v->matches = n >= v->need;
+    why_add(v->why,
+            "%" PRIu32
+            " incident%s of class `%s` opened in %s; count is %" PRIu32,
+            n, n == 1 ? "" : "s", pi->cls, w, v->need);
+}
+
+static void
+verdict_major(const struct problem_engine *e, const struct pinc *pi,
+              struct problem_verdict *v)
+{
+    int mp = e->cfg.major_priority;
+
+    v->need = 2;
+    if (!major_due(e, pi)) {
+        /* Not major at all: no nearer than a rule that saw nothing. */
+        v->seen = 0;
+        why_add(v->why, "priority P%d; only P1%s%.0d open a problem on resolve",
+                pi->priority, mp > 1 ? "-P" : "", mp > 1 ? mp : 0);
+        return;
+    }
+    if (active_state(pi->state)) {
+        v->seen = 1;
+        why_add(v->why,
+                "priority P%d: a problem opens if it resolves without one",
+                pi->priority);
+        return;
+    }
+    v->matches = 1;
+    v->seen = 2;
+    why_add(v->why, "priority P%d and it ended without a problem",
+            pi->priority);
+}
+
+int
+problem_engine_explain_incident(struct problem_engine *e,
+                                const struct incident *in,
+                                struct problem_explain *out)
+{
+    static const char *const rules[PROBLEM_NRULES] = {
+        "spread", "reference", "topology", "trend", "major"};
+    struct pinc tmp;
+    const struct pinc *pi;
+    const struct prob *p;
+
+    if (in == NULL)
+        return -EINVAL;
+    /* Rankings as of the last drain (a load settles silently): no
+     * re-rank here, which could change what the next drain hands over. */
+    settle_load(e);
+    memset(out, 0, sizeof(*out));
+    out->incident_id = in->id;
+    out->nearest = -1;
+    pi = inc_find(e, in->id);
+    if (pi != NULL && pi->known) {
+        out->known = 1;
+    } else {
+        /* Not held (closed, no problem): the stored row, no evidence. */
+        memset(&tmp, 0, sizeof(tmp));
+        tmp.id = in->id;
+        tmp.known = 1;
+        tmp.host = in->host ? in->host : (char *)"";
+        tmp.cls = (char *)problem_class(in->fingerprint ? in->fingerprint : "");
+        tmp.service = in->service ? in->service : (char *)"";
+        tmp.state = in->state;
+        tmp.sev = in->severity;
+        tmp.priority = in->priority;
+        tmp.opened_at = in->opened_at;
+        tmp.first_seen = in->first_seen;
+        tmp.resolved_at = in->resolved_at;
+        tmp.closed_at = in->closed_at;
+        tmp.mark.incident_id = in->id;
+        pi = &tmp;
+    }
+    out->mark = pi->mark;
+    if (pi->mark.problem_id != 0) {
+        const struct pinc *root = NULL;
+        char why[PROBLEM_EXPLAIN_TEXT / 2];
+
+        p = prob_find(e, pi->mark.problem_id);
+        if (p == NULL) {
+            snprintf(out->role, sizeof(out->role),
+                     "its problem %" PRId64 " is closed", pi->mark.problem_id);
+            return 0;
+        }
+        root = p->v.root_incident ? inc_find(e, p->v.root_incident) : NULL;
+        if (p->v.root_incident == pi->id) {
+            out->root = 1;
+            snprintf(out->role, sizeof(out->role),
+                     "root cause: its host %s ranks first, and this is its "
+                     "earliest incident in the problem",
+                     p->v.root_host);
+        } else if (pi->mark.inhibited) {
+            symptom(e, p, root, pi, why, sizeof(why));
+            snprintf(out->role, sizeof(out->role),
+                     "inhibited symptom of the root %s (incident %" PRId64
+                     "): %s",
+                     p->v.root_host, p->v.root_incident, why);
+        } else if (!prob_open(p)) {
+            snprintf(out->role, sizeof(out->role),
+                     "not inhibited: the problem is %s",
+                     problem_state_name(p->v.state));
+        } else if (p->v.root_incident == 0) {
+            snprintf(out->role, sizeof(out->role),
+                     "not inhibited: the top candidate %s has no incident of "
+                     "its own, so the earliest member stays audible (or: %s)",
+                     p->v.root_host[0] ? p->v.root_host : "(none)",
+                     (symptom(e, p, NULL, pi, why, sizeof(why)), why));
+        } else {
+            symptom(e, p, root, pi, why, sizeof(why));
+            snprintf(out->role, sizeof(out->role), "not inhibited: %s", why);
+        }
+        /* Which candidate ranks first, and on what evidence. */
+        if (p->ncands > 0)
+            why_add(out->top,
+                    "%s ranks first of %zu candidate%s with score %" PRId64
+                    " (%s)",
+                    p->cands[0].host, p->ncands, p->ncands == 1 ? "" : "s",
+                    p->cands[0].score, p->cands[0].evidence);
+        return 0;
+    }
+    for (int r = 0; r < PROBLEM_NRULES; r++) {
+        struct problem_verdict *v = &out->v[r];
+
+        v->rule = rules[r];
+        v->need = 1;
+        v->enabled = r == PROBLEM_R_SPREAD      ? e->cfg.spread
+                     : r == PROBLEM_R_REFERENCE ? e->cfg.reference
+                     : r == PROBLEM_R_TOPOLOGY  ? 1
+                     : r == PROBLEM_R_TREND     ? e->cfg.trend
+                                                : e->cfg.major;
+        if (!v->enabled) {
+            why_add(v->why, "the rule is off");
+            v->seen = 0;
+            continue;
+        }
+        if (pi->mark.manual)
+            why_add(v->why, "a user unlinked it, so rules leave it alone; ");
+        else if (pi->state == INCIDENT_CLOSED)
+            why_add(v->why, "it is closed, and rules link only incidents "
+                            "not closed; ");
+        switch (r) {
+        case PROBLEM_R_SPREAD:
+            verdict_spread(e, pi, v);
+            break;
+        case PROBLEM_R_REFERENCE:
+            verdict_reference(e, pi, v);
+            break;
+        case PROBLEM_R_TOPOLOGY:
+            verdict_topology(e, pi, v);
+            break;
+        case PROBLEM_R_TREND:
+            verdict_trend(e, pi, v);
+            break;
+        default:
+            verdict_major(e, pi, v);
+            break;
+        }
+        if (v->need == 0)
+            v->need = 1;
+        if (pi->mark.manual || pi->state == INCIDENT_CLOSED)
+            v->matches = 0;
+    }
+    /* The nearest: the highest seen/need (a match first), earlier rule on
+     * a tie. */
+    for (int r = 0; r < PROBLEM_NRULES; r++) {
+        const struct problem_verdict *v = &out->v[r], *b;
+
+        if (!v->enabled)
+            continue;
+        if (out->nearest < 0) {
+            out->nearest = r;
+            continue;
+        }
+        b = &out->v[out->nearest];
+        if ((v->matches && !b->matches) ||
+            (v->matches == b->matches &&
+             (uint64_t)v->seen * b->need > (uint64_t)b->seen * v->need))
+            out->nearest = r;
+    }
+    return 0;
+}
+
+int
+problem_engine_explain_problem(struct problem_engine *e, int64_t id,
+                               int64_t now, struct problem_explain_problem *out)
+{
+    const struct prob *p;
+    char w[32];
+    size_t members = 0, active = 0, notclosed = 0;
+
+    /* Rankings as of the last drain (a load settles silently): no
+     * re-rank here, which could change what the next drain hands over. */
+    settle_load(e);
+    memset(out, 0, sizeof(*out));
+    out->id = id;
+    if ((p = prob_find(e, id)) == NULL)
+        return -ENOENT;
+    for (size_t i = 0; i < e->ninc; i++) {
+        const struct pinc *pi = e->incs[i];
+
+        if (!pi->known || pi->mark.problem_id != id)
+            continue;
+        members++;
+        active += active_state(pi->state) != 0;
+        notclosed += pi->state != INCIDENT_CLOSED;
+    }
+    out->active = active > 0;
+    dur(w, sizeof(w), e->cfg.resolve_after_ns);
+    if (prob_open(p)) {
+        if (active > 0) {
+            snprintf(out->state_why, sizeof(out->state_why),
+                     "%s: %zu of its %zu incidents still active (open or "
+                     "acknowledged); it resolves automatically %s after the "
+                     "last one resolves",
+                     problem_state_name(p->v.state), active, members, w);
+        } else if (p->v.quiet_since != 0) {
+            out->resolves_at = p->v.quiet_since + e->cfg.resolve_after_ns;
+            snprintf(out->state_why, sizeof(out->state_why),
+                     "%s: all %zu incidents resolved; it resolves "
+                     "automatically %s after its last incident resolved%s",
+                     problem_state_name(p->v.state), members, w,
+                     now >= out->resolves_at ? " (due: at the collector's "
+                                               "next step)"
+                                             : "");
+        } else {
+            snprintf(out->state_why, sizeof(out->state_why),
+                     "%s: no incident of it is active; it resolves when a "
+                     "user resolves it",
+                     problem_state_name(p->v.state));
+        }
+    } else {
+        snprintf(out->state_why, sizeof(out->state_why),
+                 "resolved: it closes when every incident of it is closed "
+                 "(%zu not closed yet)",
+                 notclosed);
+    }
+    for (size_t i = 0; i < p->ncands; i++) {
+        struct problem_explain_cand *c = &out->cands[i];
+
+        c->host = p->cands[i].host;
+        c->incident_id = p->cands[i].incident_id;
+        c->score = p->cands[i].score;
+        c->nterms = p->cands[i].nterms;
+        for (size_t t = 0; t < c->nterms; t++)
+            c->terms[t] = (struct problem_term){p->cands[i].terms[t].what,
+                                                p->cands[i].terms[t].points};
+    }
+    out->ncands = p->ncands;
+    return 0;
+}
+
+/* The host-like part of a captured value that names no known host:
+ * "name" of "name:port" or the first label of a dotted name; 0 if the
+ * value has neither form. */
+static size_t
+host_part(const char *value, size_t len)
+{
+    const char *colon = memchr(value, ':', len), *dot;
+
+    if (colon != NULL) {
+        size_t plen = len - (size_t)(colon - value) - 1, i;
+
+        for (i = 0; i < plen && colon[1 + i] >= '0' && colon[1 + i] <= '9'; i++)
+            ;
+        return plen >= 1 && plen <= 5 && i == plen ? (size_t)(colon - value)
+                                                   : 0;
+    }
+    dot = memchr(value, '.', len);
+    return dot != NULL ? (size_t)(dot - value) : 0;
+}
+
+void
+problem_engine_explain_event(const struct problem_engine *e,
+                             struct problem_explain *x, const char *host,
+                             const struct tc_event *ev)
+{
+    struct problem_verdict *v = &x->v[PROBLEM_R_REFERENCE];
+
+    if (x->mark.problem_id != 0 || !v->enabled || v->seen > 0 || v->matches)
+        return;
+    for (uint32_t i = 0; i < ev->nfields && x->nfield_notes < 3; i++) {
+        const struct tc_kv *kv = &ev->fields[i];
+        char phrase[PROBLEM_MAX_NAME * 2 + 64];
+        size_t hl;
+        int k = (int)(kv->key.len < 64 ? kv->key.len : 64);
+        int vl = (int)(kv->val.len < 64 ? kv->val.len : 64);
+
+        if (kv->val.ptr == NULL || kv->key.ptr == NULL || kv->val.len == 0 ||
+            kv->key.len > PROBLEM_MAX_NAME ||
+            problem_engine_named_host(e, kv->val.ptr, kv->val.len, NULL) !=
+                NULL ||
+            (hl = host_part(kv->val.ptr, kv->val.len)) == 0 ||
+            hl > PROBLEM_MAX_NAME)
+            continue;
+        snprintf(phrase, sizeof(phrase), "field `%.*s=%.*s` names `%.*s`", k,
+                 kv->key.ptr, vl, kv->val.ptr, (int)(hl < 64 ? hl : 64),
+                 kv->val.ptr);
+        if (strstr(v->why, phrase) != NULL)
+            continue;
+        x->nfield_notes++;
+        why_add(v->why, "; %s, which is not a known host", phrase);
+    }
+    /* Known hosts a rule would have followed but did not. */
+    for (uint32_t i = 0; i < ev->nfields && x->nfield_notes < 3; i++) {
+        const struct tc_kv *kv = &ev->fields[i];
+        const char *named;
+        char phrase[PROBLEM_MAX_NAME * 2 + 64];
+        int k = (int)(kv->key.len < 64 ? kv->key.len : 64);
+        int vl = (int)(kv->val.len < 64 ? kv->val.len : 64);
+
+        if (kv->val.ptr == NULL || kv->key.ptr == NULL || kv->val.len == 0 ||
+            kv->key.len > PROBLEM_MAX_NAME ||
+            (named = problem_engine_named_host(e, kv->val.ptr, kv->val.len,
+                                               NULL)) == NULL)
+            continue;
+        snprintf(phrase, sizeof(phrase), "field `%.*s=%.*s` names `%s`", k,
+                 kv->key.ptr, vl, kv->val.ptr, named);
+        if (strstr(v->why, phrase) != NULL)
+            continue;
+        if (host_eq(named, host)) {
+            x->nfield_notes++;
+            why_add(v->why, "; %s, its own host, which never counts", phrase);
+        } else if (!field_wanted(e, &kv->key)) {
+            x->nfield_notes++;
+            why_add(v->why, "; %s, but only reference.fields are looked at",
+                    phrase);
+        } else {
+            x->nfield_notes++;
+            why_add(v->why,
+                    "; %s, a known host now but not when this event "
+                    "came in",
+                    phrase);
+        }
+    }
 }

@@ -377,4 +377,110 @@ const char *problem_engine_named_host(const struct problem_engine *e,
                                       const char *value, size_t len,
                                       const char *self);
 
+/* ---- explain (tocsinctl explain; docs/correlation.md "Asking why") ---- */
+
+/*
+ * Why an incident is, or is not, in a problem, from the same predicates
+ * the rules use in the step, on the engine's state now and its config
+ * now (so an admin can also ask what a changed config would do). Pure:
+ * it changes nothing the drain hands over (a load still pending is
+ * settled silently, as the first input would).
+ */
+enum problem_rule_id {
+    PROBLEM_R_SPREAD = 0,
+    PROBLEM_R_REFERENCE = 1,
+    PROBLEM_R_TOPOLOGY = 2,
+    PROBLEM_R_TREND = 3,
+    PROBLEM_R_MAJOR = 4,
+    PROBLEM_NRULES = 5,
+};
+
+#define PROBLEM_EXPLAIN_TEXT 1024 /* bytes of one verdict line */
+#define PROBLEM_MAX_TERMS 6       /* score terms of one candidate */
+
+/*
+ * One rule's verdict on an unlinked incident. "How close" is seen of
+ * need (docs/correlation.md): spread hosts of min_hosts, trend
+ * openings of count, reference and topology 0, 1 or 2 of 2 (a related
+ * host, then an incident of it within the window), major 0 of 2 (not
+ * major), 1 of 2 (major, still active), 2 of 2.
+ */
+struct problem_verdict {
+    const char *rule; /* "spread", ...; static */
+    int enabled;      /* the rule is on */
+    int matches;      /* its condition holds now: it links (or would) */
+    uint32_t seen;    /* how close: seen of need */
+    uint32_t need;    /* >= 1 */
+    char why[PROBLEM_EXPLAIN_TEXT]; /* plain words; raw (callers escape) */
+};
+
+struct problem_explain {
+    int64_t incident_id;
+    int known; /* the engine holds it (else: the row given) */
+    struct problem_mark mark;
+    /* In a problem: its role, root cause or symptom, and why. */
+    int root; /* the top candidate's incident */
+    char role[PROBLEM_EXPLAIN_TEXT];
+    char top[PROBLEM_EXPLAIN_TEXT]; /* the top candidate and its evidence */
+    /* Not in one: each rule's verdict, and the closest one. */
+    struct problem_verdict v[PROBLEM_NRULES];
+    int nearest;      /* index into v of the closest rule not matching; -1 */
+    int nfield_notes; /* problem_engine_explain_event notes added */
+};
+
+/*
+ * Explain incident in->id (the stored row: used as is when the engine
+ * does not hold it, a closed incident). 0, or -EINVAL (in NULL).
+ */
+int problem_engine_explain_incident(struct problem_engine *e,
+                                    const struct incident *in,
+                                    struct problem_explain *out);
+
+/*
+ * The engine keeps references to known hosts only. For an unlinked
+ * incident whose reference verdict saw nothing, say which captured
+ * fields of ev (one of its stored events, from host) look like a host
+ * name ("db-9:5432", "db-9.example.net") and why they name none: not a
+ * known host, not among reference.fields, or the incident's own host.
+ * At most 3 such notes, appended to x's reference verdict.
+ */
+void problem_engine_explain_event(const struct problem_engine *e,
+                                  struct problem_explain *x, const char *host,
+                                  const struct tc_event *ev);
+
+/* One term of a candidate's score. Borrowed from the engine. */
+struct problem_term {
+    const char *what; /* "earliest onset", "severity critical", ... */
+    int64_t points;   /* 0: a remark ("no incident of its own") */
+};
+
+struct problem_explain_cand {
+    const char *host; /* borrowed */
+    int64_t incident_id;
+    int64_t score; /* the sum of the terms' points */
+    struct problem_term terms[PROBLEM_MAX_TERMS];
+    size_t nterms;
+};
+
+/* Why a problem is where it is. Borrowed strings valid until the next
+ * input to the engine. */
+struct problem_explain_problem {
+    int64_t id;
+    int active;          /* incidents of it open or acknowledged */
+    int64_t resolves_at; /* the tick resolves it at or after; 0 = not
+                            scheduled (an incident is active, or it is
+                            not open) */
+    char state_why[PROBLEM_EXPLAIN_TEXT];
+    struct problem_explain_cand cands[PROBLEM_MAX_CANDIDATES];
+    size_t ncands;
+};
+
+/*
+ * Explain problem id (in memory: not closed). 0 or -ENOENT. now: the
+ * reader's clock, only for words ("overdue").
+ */
+int problem_engine_explain_problem(struct problem_engine *e, int64_t id,
+                                   int64_t now,
+                                   struct problem_explain_problem *out);
+
 #endif

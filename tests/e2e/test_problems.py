@@ -121,6 +121,9 @@ def test_problems(env):
         e2e.check(len(one) == 1 and one[0]["problem"] is None
                   and not one[0]["inhibited"], repr(one))
 
+    check_explain(env, p, oom, webs(),
+                  [i for i in inc.values() if i["rule"] == "disk-full"][0])
+
     # Text output escapes what log data put in links and evidence.
     text = env.ctl("problems", "show", str(p["id"]))
     e2e.check("\x1b" not in text and "\x07" not in text, repr(text))
@@ -184,6 +187,87 @@ def test_problems(env):
                         out, re.M), out + err)
 
 
+def check_explain(env, p, oom, webs, disk):
+    """tocsinctl explain: a linked incident gives its rule, fields and
+    role; an unrelated incident of the same minute gives each rule's
+    verdict and the nearest; a problem gives its opening, links and
+    every candidate's score as terms; unknown ids are errors."""
+    pid = str(p["id"])
+    x = json.loads(env.ctl("explain", "incident", str(webs[0]["id"]),
+                           "--json"))
+    e2e.check(x["problem"] == p["id"] and x["link"]["rule"] == "reference"
+              and "cache-01" in x["link"]["fields"]
+              and x["role"] == "symptom" and x["inhibited"] is True
+              and "cache-01" in x["role_why"] and x["rules"] == [], repr(x))
+    x = json.loads(env.ctl("explain", "incident", str(oom["id"]), "--json"))
+    e2e.check(x["role"] == "root_cause" and "ranks first" in x["role_why"],
+              repr(x))
+    text = env.ctl("explain", "incident", str(webs[0]["id"]))
+    e2e.check(re.search(r"^linked by +reference$", text, re.M)
+              and re.search(r"^role +inhibited symptom of the root cache-01",
+                            text, re.M), text)
+    # web-03's value holds control characters: escaped.
+    text = env.ctl("explain", "incident", str(webs[2]["id"]))
+    e2e.check("\x1b" not in text and "\x07" not in text, repr(text))
+
+    x = json.loads(env.ctl("explain", "incident", str(disk["id"]), "--json"))
+    rules = {r["rule"]: r for r in x["rules"]}
+    e2e.check(x["problem"] is None and x["link"] is None
+              and list(rules) == ["spread", "reference", "topology", "trend",
+                                  "major"], repr(x))
+    e2e.check(not any(r["matches"] for r in x["rules"]), repr(x))
+    e2e.check(rules["spread"]["why"] == "class `disk-full` was seen on 1 host"
+              " within 10m (web-01); min_hosts is 3"
+              and rules["spread"]["seen"] == 1 and rules["spread"]["need"] == 3,
+              repr(rules["spread"]))
+    e2e.check(rules["reference"]["why"].startswith(
+        "no captured field names a known host"), repr(rules["reference"]))
+    e2e.check(rules["topology"]["why"] == "no depends_on rules are configured",
+              repr(rules["topology"]))
+    e2e.check(rules["trend"]["why"] == "1 incident of class `disk-full` "
+              "opened in 7d; count is 5", repr(rules["trend"]))
+    e2e.check("only P1-P2 open a problem on resolve" in rules["major"]["why"],
+              repr(rules["major"]))
+    e2e.check(x["nearest"] == "spread", repr(x))
+    text = env.ctl("explain", "incident", str(disk["id"]))
+    e2e.check(re.search(r"^  spread +no 1/3  class `disk-full` was seen", text,
+                        re.M)
+              and re.search(r"^nearest +spread \(1 of 3\)$", text, re.M), text)
+
+    x = json.loads(env.ctl("explain", "problem", pid, "--json"))
+    e2e.check(x["problem"] == p["id"] and x["rule"] == "reference"
+              and x["opened_with"] and x["engine_holds"] is True, repr(x))
+    e2e.check(len([l for l in x["links"] if l["what"] == "linked"]) == 4
+              and all(l["rule"] == "reference" for l in x["links"]), repr(x))
+    c = x["candidates"]
+    e2e.check(c[0]["host"] == "cache-01" and c[0]["incident"] == oom["id"],
+              repr(c))
+    for cand in c:
+        e2e.check(sum(t["points"] for t in cand["terms"]) == cand["score"],
+                  repr(cand))
+    e2e.check(any(t["what"].startswith("named by 3 other hosts'")
+                  and t["points"] == 75 for t in c[0]["terms"]), repr(c[0]))
+    e2e.check("still active" in x["state_why"] and x["resolves_at"] is None,
+              repr(x))
+    roles = {i["incident"]: i["role"] for i in x["incidents"]}
+    e2e.check(roles.get(oom["id"]) == "root_cause"
+              and all(roles.get(w["id"]) == "symptom" for w in webs),
+              repr(x["incidents"]))
+    text = env.ctl("explain", "problem", pid)
+    e2e.check(re.search(r"^ +\+75 +named by 3 other hosts' events", text, re.M)
+              and "ranking" in text and "\x1b" not in text, text)
+
+    # Unknown ids: a clear error, exit 1; a bad form: usage, exit 2.
+    for what in ("incident", "problem"):
+        _, out, err = env.run([e2e.CTL, "-c", env.collector_conf, "explain",
+                               what, "99999"], expect=1)
+        e2e.check(out == "" and "no %s 99999" % what in err, out + err)
+    env.run([e2e.CTL, "-c", env.collector_conf, "explain", "host", "1"],
+            expect=2)
+    env.run([e2e.CTL, "-c", env.collector_conf, "explain", "incident", "x"],
+            expect=2)
+
+
 def test_spread(env):
     col, logs = start(env)
     for h in ("web-01", "web-02", "web-03"):
@@ -193,6 +277,23 @@ def test_spread(env):
     e2e.check(len(ps) == 1 and len(ps[0]["incidents"]) == 3
               and ps[0]["hosts"] == ["web-01", "web-02", "web-03"], repr(ps))
     e2e.check(len(problems(env)) == 1, repr(problems(env)))
+    # explain: the spread problem's symptoms share the root's class.
+    x = json.loads(env.ctl("explain", "problem", str(ps[0]["id"]), "--json"))
+    e2e.check(x["rule"] == "spread" and len(x["opened_with"]) == 3
+              and sorted(i["role"] for i in x["incidents"])
+              == ["root_cause", "symptom", "symptom"]
+              and all("same class `tls-expired`" in i["why"]
+                      for i in x["incidents"] if i["role"] == "symptom"),
+              repr(x))
+    # A field that names a host no agent has: said so, from its events.
+    append(logs["cache-01"], "cache unreachable upstream=db-9:5432")
+    inc = e2e.wait_for(lambda: [i for i in incidents(env)
+                                if i["rule"] == "upstream-down"], 30,
+                       "the cache's incident")[0]
+    x = json.loads(env.ctl("explain", "incident", str(inc["id"]), "--json"))
+    ref = [r for r in x["rules"] if r["rule"] == "reference"][0]
+    e2e.check(ref["seen"] == 0 and "field `upstream=db-9:5432` names `db-9`,"
+              " which is not a known host" in ref["why"], repr(ref))
     e2e.check(json.loads(env.ctl("replay", "--json"))["identical"], "replay")
 
 

@@ -1168,6 +1168,320 @@ test_config_copied(void **state)
     world_close(&w);
 }
 
+/* ---- explain ------------------------------------------------------------ */
+
+/* Explain incident id as tocsinctl does (the engine holds it). */
+static void
+explain(struct world *w, int64_t id, struct problem_explain *x)
+{
+    struct incident in = {.id = id};
+
+    assert_int_equal(problem_engine_explain_incident(w->pe, &in, x), 0);
+    assert_int_equal(x->incident_id, id);
+}
+
+#define WHY(x, r) ((x)->v[PROBLEM_R_##r].why)
+
+/* Spread: 2 of 3 hosts, nearest; with min_hosts 2 the same evaluation
+ * says it matches, and the step then links them; roles after linking. */
+static void
+test_explain_spread(void **state)
+{
+    struct problem_config pc = defaults();
+    struct problem_explain x;
+    struct world w;
+
+    (void)state;
+    world_init(&w, &pc);
+    logev(&w, "web-01", "upstream-timeout", TC_SEV_ERROR, T0, NULL, NULL);
+    logev(&w, "web-02", "upstream-timeout", TC_SEV_ERROR, T0 + MIN, NULL, NULL);
+    step(&w, T0 + MIN);
+    explain(&w, 1, &x);
+    assert_true(x.known);
+    assert_int_equal(x.mark.problem_id, 0);
+    assert_false(x.v[PROBLEM_R_SPREAD].matches);
+    assert_int_equal(x.v[PROBLEM_R_SPREAD].seen, 2);
+    assert_int_equal(x.v[PROBLEM_R_SPREAD].need, 3);
+    assert_string_equal(WHY(&x, SPREAD),
+                        "class `upstream-timeout` was seen on 2 hosts within "
+                        "10m (web-01, web-02); min_hosts is 3");
+    assert_int_equal(x.nearest, PROBLEM_R_SPREAD);
+    /* The step agrees: a rule change that makes it match links them. */
+    pc.spread_min_hosts = 2;
+    problem_engine_set_config(w.pe, &pc);
+    explain(&w, 1, &x);
+    assert_true(x.v[PROBLEM_R_SPREAD].matches);
+    pc.spread_min_hosts = 3;
+    problem_engine_set_config(w.pe, &pc);
+    /* The third host: the step links all three. */
+    logev(&w, "web-03", "upstream-timeout", TC_SEV_ERROR, T0 + 2 * MIN, NULL,
+          NULL);
+    step(&w, T0 + 2 * MIN);
+    assert_int_equal(w.o.mark[1].problem_id, 1);
+    explain(&w, 1, &x);
+    assert_int_equal(x.mark.problem_id, 1);
+    assert_true(x.root);
+    assert_non_null(strstr(x.role, "root cause: its host web-01 ranks first"));
+    explain(&w, 2, &x);
+    assert_false(x.root);
+    assert_true(x.mark.inhibited);
+    assert_non_null(strstr(x.role, "inhibited symptom of the root web-01"));
+    assert_non_null(strstr(x.role, "same class `upstream-timeout`"));
+    assert_non_null(strstr(x.top, "web-01 ranks first of 3 candidates with "
+                                  "score 36 (earliest onset (+30); severity "
+                                  "error (+6))"));
+    world_close(&w);
+}
+
+/* Reference: no field names a host; a field names a host with no
+ * incident; the named host's incident then makes it match. */
+static void
+test_explain_reference(void **state)
+{
+    struct problem_config pc = defaults();
+    struct problem_explain x;
+    struct world w;
+
+    (void)state;
+    world_init(&w, &pc);
+    hosts(&w, fleet);
+    logev(&w, "web-01", "upstream-timeout", TC_SEV_WARNING, T0, "upstream",
+          "cache-01:6379");
+    logev(&w, "mail-1", "queue-stuck", TC_SEV_ERROR, T0, "queue", "q7");
+    step(&w, T0);
+    assert_int_equal(problem_engine_size(w.pe), 0);
+    explain(&w, 1, &x);
+    assert_false(x.v[PROBLEM_R_REFERENCE].matches);
+    assert_int_equal(x.v[PROBLEM_R_REFERENCE].seen, 1);
+    assert_int_equal(x.v[PROBLEM_R_REFERENCE].need, 2);
+    assert_non_null(
+        strstr(WHY(&x, REFERENCE),
+               "field `upstream=cache-01:6379` names `cache-01`, but it had "
+               "no incident within 10m of this one's opening"));
+    assert_int_equal(x.nearest, PROBLEM_R_REFERENCE);
+    explain(&w, 2, &x);
+    assert_int_equal(x.v[PROBLEM_R_REFERENCE].seen, 0);
+    assert_non_null(
+        strstr(WHY(&x, REFERENCE), "no captured field names a known host"));
+    /* Topology: none configured. Trend: 1 of 5. Major: by priority. */
+    assert_string_equal(WHY(&x, TOPOLOGY),
+                        "no depends_on rules are configured");
+    assert_string_equal(WHY(&x, TREND),
+                        "1 incident of class `queue-stuck` opened in 7d; "
+                        "count is 5");
+    assert_non_null(strstr(WHY(&x, MAJOR), "open a problem on resolve"));
+    /* The named host fails: the step links web-01, and explain of
+     * web-01 before that step's evidence already agreed it would. */
+    logev(&w, "cache-01", "oom", TC_SEV_CRITICAL, T0 + MIN, NULL, NULL);
+    step(&w, T0 + MIN);
+    assert_int_equal(w.o.mark[1].problem_id, 1);
+    assert_int_equal(w.o.mark[3].problem_id, 1);
+    assert_int_equal(w.o.mark[2].problem_id, 0);
+    explain(&w, 1, &x);
+    assert_true(x.mark.inhibited);
+    assert_non_null(strstr(x.role, "its events name the root cache-01 "
+                                   "(upstream=cache-01:6379)"));
+    world_close(&w);
+}
+
+/* Fields that look like host names but name no known host. */
+static void
+test_explain_fields(void **state)
+{
+    char *fields[] = {"peer"};
+    struct problem_config pc = defaults();
+    struct problem_explain x;
+    struct world w;
+    struct tc_event ev = ev_log("upstream-timeout", TC_SEV_WARNING, T0, 1);
+    struct tc_kv kv[4];
+
+    (void)state;
+    pc.reference_fields = fields;
+    pc.nreference_fields = 1;
+    world_init(&w, &pc);
+    hosts(&w, fleet);
+    kv[0].key = tc_str_c("upstream");
+    kv[0].val = tc_str_c("db-9:5432");
+    kv[1].key = tc_str_c("backend");
+    kv[1].val = tc_str_c("cache-01");
+    kv[2].key = tc_str_c("self");
+    kv[2].val = tc_str_c("web-01.example.net");
+    kv[3].key = tc_str_c("msg");
+    kv[3].val = tc_str_c("timed out");
+    ev.fields = kv;
+    ev.nfields = 4;
+    feed(&w, "web-01", &ev);
+    step(&w, T0);
+    explain(&w, 1, &x);
+    assert_string_equal(WHY(&x, REFERENCE),
+                        "no captured field names a known host (only fields "
+                        "`peer` are looked at); no other incident within 10m "
+                        "names web-01");
+    problem_engine_explain_event(w.pe, &x, "web-01", &ev);
+    assert_string_equal(
+        WHY(&x, REFERENCE),
+        "no captured field names a known host (only fields `peer` are looked "
+        "at); no other incident within 10m names web-01; field "
+        "`upstream=db-9:5432` names `db-9`, which is not a known host; field "
+        "`backend=cache-01` names `cache-01`, but only reference.fields are "
+        "looked at; field `self=web-01.example.net` names `web-01`, its own "
+        "host, which never counts");
+    assert_int_equal(x.nfield_notes, 3);
+    /* Twice the same event: no note twice. */
+    x.nfield_notes = 0;
+    problem_engine_explain_event(w.pe, &x, "web-01", &ev);
+    assert_int_equal(x.nfield_notes, 0);
+    world_close(&w);
+}
+
+/* Explain says "matches" exactly when the step links: the reference
+ * partner seen from the other side, before the step that links it. */
+static void
+test_explain_agrees_with_step(void **state)
+{
+    struct problem_config pc = defaults();
+    struct problem_explain x;
+    struct world w;
+
+    (void)state;
+    world_init(&w, &pc);
+    hosts(&w, fleet);
+    logev(&w, "web-01", "upstream-timeout", TC_SEV_ERROR, T0, "upstream",
+          "cache-01");
+    step(&w, T0);
+    /* A rule change the step has not seen yet: off, then on again. */
+    pc.reference = 0;
+    problem_engine_set_config(w.pe, &pc);
+    logev(&w, "cache-01", "oom", TC_SEV_CRITICAL, T0 + MIN, NULL, NULL);
+    step(&w, T0 + MIN);
+    assert_int_equal(w.o.mark[2].problem_id, 0);
+    explain(&w, 2, &x);
+    assert_false(x.v[PROBLEM_R_REFERENCE].enabled);
+    assert_string_equal(WHY(&x, REFERENCE), "the rule is off");
+    pc.reference = 1;
+    problem_engine_set_config(w.pe, &pc);
+    explain(&w, 2, &x);
+    assert_true(x.v[PROBLEM_R_REFERENCE].matches);
+    assert_non_null(strstr(WHY(&x, REFERENCE),
+                           "incident 1 on web-01 names this host "
+                           "(upstream=cache-01)"));
+    assert_int_equal(x.nearest, PROBLEM_R_REFERENCE);
+    world_close(&w);
+}
+
+/* Topology: no rule covers the host; a rule covers it but no incident
+ * on the other side within the window. */
+static void
+test_explain_topology(void **state)
+{
+    struct problem_dep deps[] = {{"web-*", "db-1", 0}};
+    struct problem_config pc = defaults();
+    struct problem_explain x;
+    struct world w;
+
+    (void)state;
+    pc.deps = deps;
+    pc.ndeps = 1;
+    world_init(&w, &pc);
+    /* Warnings: P4, so that no major problem takes them meanwhile. */
+    logev(&w, "db-1", "db-down", TC_SEV_WARNING, T0, NULL, NULL);
+    logev(&w, "mail-1", "queue-stuck", TC_SEV_WARNING, T0 + MIN, NULL, NULL);
+    logev(&w, "web-03", "http-5xx", TC_SEV_WARNING, T0 + 30 * MIN, NULL, NULL);
+    step(&w, T0 + 30 * MIN);
+    explain(&w, 2, &x);
+    assert_string_equal(WHY(&x, TOPOLOGY),
+                        "no depends_on rule covers host mail-1");
+    assert_int_equal(x.v[PROBLEM_R_TOPOLOGY].seen, 0);
+    explain(&w, 3, &x);
+    assert_int_equal(x.v[PROBLEM_R_TOPOLOGY].seen, 1);
+    assert_string_equal(WHY(&x, TOPOLOGY),
+                        "it depends on `db-1` (depends_on web-* -> db-1), but "
+                        "no incident there opened within 10m of it");
+    explain(&w, 1, &x);
+    assert_non_null(strstr(WHY(&x, TOPOLOGY), "`web-*` depends on it"));
+    /* A window of an hour: the same check matches, and the step agrees. */
+    pc.topology_window_ns = 60 * MIN;
+    problem_engine_set_config(w.pe, &pc);
+    explain(&w, 3, &x);
+    assert_true(x.v[PROBLEM_R_TOPOLOGY].matches);
+    logev(&w, "web-04", "http-5xx", TC_SEV_ERROR, T0 + 31 * MIN, NULL, NULL);
+    step(&w, T0 + 31 * MIN);
+    assert_int_equal(w.o.mark[4].problem_id, 1);
+    assert_int_equal(w.o.mark[1].problem_id, 1);
+    world_close(&w);
+}
+
+/* Trend 4 of 5, nearest over major; major by priority; problem explain. */
+static void
+test_explain_trend_major_problem(void **state)
+{
+    struct problem_config pc = defaults();
+    struct problem_explain x;
+    struct problem_explain_problem xp;
+    struct world w;
+    int64_t t = T0;
+
+    (void)state;
+    world_init(&w, &pc);
+    for (int i = 0; i < 4; i++) {
+        t = T0 + i * 3 * 60 * MIN;
+        logev(&w, "db-1", "disk-full", TC_SEV_WARNING, t, NULL, NULL);
+        step(&w, t);
+        if (i < 3) {
+            step(&w, t + 31 * MIN);
+            step(&w, t + 92 * MIN);
+        }
+    }
+    explain(&w, 4, &x);
+    assert_int_equal(x.v[PROBLEM_R_TREND].seen, 4);
+    assert_string_equal(WHY(&x, TREND),
+                        "4 incidents of class `disk-full` opened in 7d; count "
+                        "is 5");
+    assert_int_equal(x.nearest, PROBLEM_R_TREND);
+    assert_non_null(strstr(WHY(&x, MAJOR), "; only P1-P2 open a problem"));
+    /* A closed incident the engine no longer holds: the stored row. */
+    {
+        struct incident in = {.id = 1,
+                              .host = "db-1",
+                              .fingerprint = "db-1\x1f"
+                                             "disk-full",
+                              .state = INCIDENT_CLOSED,
+                              .priority = 4};
+
+        assert_int_equal(problem_engine_explain_incident(w.pe, &in, &x), 0);
+        assert_false(x.known);
+        assert_non_null(strstr(WHY(&x, SPREAD), "it is closed"));
+        assert_false(x.v[PROBLEM_R_SPREAD].matches);
+    }
+    /* A major incident: pending while active; the problem explained. */
+    logev(&w, "db-1", "corruption", TC_SEV_CRITICAL, t + MIN, NULL, NULL);
+    step(&w, t + MIN);
+    explain(&w, 5, &x);
+    assert_false(x.v[PROBLEM_R_MAJOR].matches);
+    assert_non_null(strstr(WHY(&x, MAJOR), "a problem opens if it resolves"));
+    step(&w, t + 32 * MIN);
+    assert_int_equal(w.o.mark[5].problem_id, 1);
+    assert_int_equal(problem_engine_explain_problem(w.pe, 1, t + 32 * MIN, &xp),
+                     0);
+    assert_false(xp.active);
+    assert_int_equal(xp.resolves_at, problem_engine_get(w.pe, 1)->quiet_since +
+                                         pc.resolve_after_ns);
+    assert_non_null(strstr(xp.state_why, "resolves automatically 1h after"));
+    assert_int_equal(xp.ncands, 1);
+    {
+        int64_t sum = 0;
+
+        for (size_t i = 0; i < xp.cands[0].nterms; i++)
+            sum += xp.cands[0].terms[i].points;
+        assert_int_equal(sum, xp.cands[0].score);
+        assert_string_equal(xp.cands[0].terms[0].what, "earliest onset");
+        assert_int_equal(xp.cands[0].terms[0].points, 30);
+    }
+    assert_int_equal(problem_engine_explain_problem(w.pe, 9, t + 32 * MIN, &xp),
+                     -ENOENT);
+    world_close(&w);
+}
+
 int
 main(void)
 {
@@ -1191,6 +1505,12 @@ main(void)
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_load_then_continue),
         cmocka_unit_test(test_config_copied),
+        cmocka_unit_test(test_explain_spread),
+        cmocka_unit_test(test_explain_reference),
+        cmocka_unit_test(test_explain_fields),
+        cmocka_unit_test(test_explain_agrees_with_step),
+        cmocka_unit_test(test_explain_topology),
+        cmocka_unit_test(test_explain_trend_major_problem),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
