@@ -117,6 +117,15 @@ static const struct tc_conf_field tls_fields[] = {
     {0},
 };
 
+static const struct tc_conf_field hints_fields[] = {
+    {.key = "public_key",
+     .type = TC_CONF_T_PATH,
+     AC(hints_public_key),
+     .help = "the collector's hint-signing public key (PEM); without it "
+             "every hint is refused"},
+    {0},
+};
+
 static const struct tc_conf_field spool_fields[] = {
     {.key = "max_bytes",
      .type = TC_CONF_T_SIZE,
@@ -604,6 +613,7 @@ static const struct tc_conf_field agent_fields[] = {
      .help = "spool and offsets"},
     {.key = "spool", .type = TC_CONF_T_MAP, .sub = spool_fields},
     {.key = "sender", .type = TC_CONF_T_MAP, .sub = sender_fields},
+    {.key = "hints", .type = TC_CONF_T_MAP, .sub = hints_fields},
     {.key = "tail", .type = TC_CONF_T_MAP, .sub = tail_fields},
     {.key = "files",
      .type = TC_CONF_T_SEQ,
@@ -934,6 +944,11 @@ config_from(struct tc_conf *conf, struct agent_config **out)
     }
     if (c->status_socket == NULL)
         c->status_socket = tc_xasprintf("%s/agent.sock", c->state_dir);
+    if (c->hints_public_key != NULL) {
+        const struct tc_conf_node *n =
+            tc_conf_find(conf->root, "hints.public_key");
+        c->hints_public_key_line = n != NULL ? n->line : 0;
+    }
     /* Verify the collector under the name we dial unless told otherwise. */
     if (c->collector_server_name == NULL) {
         uint16_t port;

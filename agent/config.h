@@ -136,6 +136,9 @@ struct agent_config {
     char *tls_ca, *tls_cert, *tls_key; /* required */
     char *state_dir;           /* required; spool and offsets live here */
     char *status_socket;       /* default STATE_DIR/agent.sock */
+    char *hints_public_key;    /* hints.public_key: Ed25519 PEM that
+                                  verifies hints; NULL: hints refused */
+    int hints_public_key_line; /* its line in the file, for errors */
     uint64_t heartbeat_ms;     /* PING interval; default 30s */
     uint64_t spool_max_bytes;  /* default 256 MiB; min 1 MiB */
     uint32_t batch_max_events; /* per EVENTS frame; default 1000 */

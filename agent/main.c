@@ -3,6 +3,7 @@
  *
  *   tocsin-agent [-d] [-n] [-v] [-c FILE]
  *   tocsin-agent status [--json] [-c FILE]
+ *   tocsin-agent hints [show ID] [--json] [-c FILE]
  *   tocsin-agent test-rules [-c FILE] [--input N] LOGFILE
  *   tocsin-agent actions list|test|run ... (actions_cmd.c)
  *
@@ -53,6 +54,9 @@
 #include "perms.h"
 #include "report.h"
 #include "rules.h"
+#include "hints_store.h"
+#include "hintscli.h"
+#include "hintsig.h"
 #include "sender.h"
 #include "spool.h"
 #include "status.h"
@@ -82,22 +86,24 @@
 
 /* What one configuration file yields, loaded and checked as a unit. */
 struct agent_conf {
-    struct agent_config *cfg; /* owned */
-    struct rules **rules;     /* owned; cfg->nfiles rulesets */
-    struct rules **jrules;    /* owned; cfg->njournals rulesets */
-    struct tc_tls_ctx *ctx;   /* owned */
-    char name[256];           /* agent name: config or certificate CN */
+    struct agent_config *cfg;   /* owned */
+    struct rules **rules;       /* owned; cfg->nfiles rulesets */
+    struct rules **jrules;      /* owned; cfg->njournals rulesets */
+    struct tc_tls_ctx *ctx;     /* owned */
+    char name[256];             /* agent name: config or certificate CN */
+    struct tc_hintkey *hintkey; /* owned: hints.public_key; NULL: none */
 };
 
 /* The daemon's parts; one instance, owned by main. */
 struct agent {
-    uv_loop_t *loop;        /* the default loop */
-    const char *path;       /* config file as given; borrowed argv */
-    struct agent_conf conf; /* the running configuration */
-    struct agent_conf next; /* a reload's new configuration */
-    struct spool *spool;    /* owned; outlives reloads */
-    struct sender *sender;  /* owned; the parts below are rebuilt */
-    struct emit *emit;      /* on every reload */
+    uv_loop_t *loop;           /* the default loop */
+    const char *path;          /* config file as given; borrowed argv */
+    struct agent_conf conf;    /* the running configuration */
+    struct agent_conf next;    /* a reload's new configuration */
+    struct spool *spool;       /* owned; outlives reloads */
+    struct hints_store *hints; /* owned; outlives reloads */
+    struct sender *sender;     /* owned; the parts below are rebuilt */
+    struct emit *emit;         /* on every reload */
     struct tail *tail;
     struct checks *checks;
     struct journal **journals;        /* cfg->njournals inputs */
@@ -128,6 +134,7 @@ usage(FILE *f, int code)
 {
     fprintf(f, "usage: tocsin-agent [-dnv] [-c file]\n"
                "       tocsin-agent status [--json] [-c file]\n"
+               "       tocsin-agent hints [show ID] [--json] [-c file]\n"
                "       tocsin-agent test-rules [-c file] [--input N] "
                "logfile\n"
                "       tocsin-agent actions list|test|run ... [-c file]\n"
@@ -173,6 +180,13 @@ conf_load(struct agent_conf *c, const char *path)
     o.key = c->cfg->tls_key;
     if (tc_tls_ctx_new(&o, &c->ctx, err, sizeof(err)) < 0) {
         log_warnx("%s: %s", c->cfg->file, err);
+        bad = 1;
+    }
+    if (c->cfg->hints_public_key != NULL &&
+        tc_hintkey_load_public(c->cfg->hints_public_key, &c->hintkey, err,
+                               sizeof(err)) < 0) {
+        log_warnx("%s:%d: hints.public_key: %s", c->cfg->file,
+                  c->cfg->hints_public_key_line, err);
         bad = 1;
     }
     if (tc_tls_cert_cn(c->cfg->tls_cert, cn, sizeof(cn), err, sizeof(err)) <
@@ -223,6 +237,7 @@ conf_free(struct agent_conf *c)
     free(c->rules);
     free(c->jrules);
     tc_tls_ctx_free(c->ctx);
+    tc_hintkey_free(c->hintkey);
     config_free(c->cfg);
     memset(c, 0, sizeof(*c));
 }
@@ -265,6 +280,7 @@ parts_start(struct agent *a)
     const struct agent_config *cfg = a->conf.cfg;
 
     a->sender = sender_new(a->loop, cfg, a->conf.ctx, a->spool, a->conf.name);
+    sender_set_hints(a->sender, a->hints, a->conf.hintkey);
     /* Before the inputs, which hand their lines to it. */
     a->emit = emit_new(a->loop, cfg, a->spool, a->conf.name, agent_spooled, a);
     if (tail_new(a->loop, cfg, a->conf.rules, a->spool, a->emit, &a->tail) < 0)
@@ -584,6 +600,10 @@ main(int argc, char **argv)
         log_init("tocsin-agent", LOG_TO_CLI, 0);
         return actions_main(argc - 1, argv + 1, AGENT_CONFIG);
     }
+    if (argc > 1 && strcmp(argv[1], "hints") == 0) {
+        log_init("tocsin-agent", LOG_TO_CLI, 0);
+        return hintscli_main(argc - 1, argv + 1, AGENT_CONFIG);
+    }
     if (argc > 1 && strcmp(argv[1], "status") == 0) {
         log_init("tocsin-agent", LOG_TO_CLI, 0);
         return status_main(argc - 1, argv + 1);
@@ -630,6 +650,10 @@ main(int argc, char **argv)
     if (spool_open(a.conf.cfg->state_dir, a.conf.cfg->spool_max_bytes,
                    &a.spool) < 0)
         fatalx("cannot open the spool in %s", a.conf.cfg->state_dir);
+    /* Hints are not acked without it; the agent does its job without. */
+    if (hints_store_open(a.conf.cfg->state_dir, 0, &a.hints) < 0)
+        log_warnx("hints: cannot open the hint store; hints will not be "
+                  "acked");
     a.loop = uv_default_loop();
     a.started_ns = tc_now_ns();
     for (int i = 0; i < 3; i++) {
@@ -669,6 +693,7 @@ main(int argc, char **argv)
     rc = uv_loop_close(a.loop);
     if (rc == 0) {
         parts_free(&a);
+        hints_store_free(a.hints);
         spool_free(a.spool);
         conf_free(&a.conf);
     } else {

@@ -24,6 +24,9 @@
 #include <sys/random.h>
 
 #include "buf.h"
+#include "escape.h"
+#include "hints_store.h"
+#include "hintsig.h"
 #include "log.h"
 #include "seq.h"
 #include "util.h"
@@ -44,13 +47,16 @@ enum sender_state {
 };
 
 struct sender {
-    uv_loop_t *loop;                /* borrowed */
-    const struct agent_config *cfg; /* borrowed */
-    struct tc_tls_ctx *ctx;         /* borrowed */
-    struct spool *spool;            /* borrowed */
-    const char *name;               /* borrowed: agent name for HELLO */
-    char *host;                     /* owned: collector host to resolve */
-    char port[8];                   /* collector port, decimal */
+    uv_loop_t *loop;                  /* borrowed */
+    const struct agent_config *cfg;   /* borrowed */
+    struct tc_tls_ctx *ctx;           /* borrowed */
+    struct spool *spool;              /* borrowed */
+    const char *name;                 /* borrowed: agent name for HELLO */
+    struct hints_store *hints;        /* borrowed; NULL: hints not acked */
+    const struct tc_hintkey *hintkey; /* borrowed; NULL: hints refused */
+    int nokey_logged;                 /* "no public key" said once */
+    char *host;                       /* owned: collector host to resolve */
+    char port[8];                     /* collector port, decimal */
     enum sender_state state;
     uv_getaddrinfo_t gai; /* in flight while gai_active */
     int gai_active;
@@ -521,6 +527,124 @@ sender_ack(struct sender *s, uint64_t seq)
     sender_fill(s);
 }
 
+void
+sender_set_hints(struct sender *s, struct hints_store *store,
+                 const struct tc_hintkey *key)
+{
+    s->hints = store;
+    s->hintkey = key;
+}
+
+static int
+sender_has_nul(struct tc_str v)
+{
+    return v.len > 0 && memchr(v.ptr, '\0', v.len) != NULL;
+}
+
+/* Why h cannot be stored as C strings, or NULL. */
+static const char *
+sender_hint_nul(const struct tc_hint *h)
+{
+    if (sender_has_nul(h->agent) || sender_has_nul(h->incident) ||
+        sender_has_nul(h->source) || sender_has_nul(h->title) ||
+        sender_has_nul(h->text) || sender_has_nul(h->action))
+        return "a NUL byte in a field";
+    for (uint32_t i = 0; i < h->nparams; i++)
+        if (sender_has_nul(h->params[i].key) ||
+            sender_has_nul(h->params[i].val))
+            return "a NUL byte in a parameter";
+    return NULL;
+}
+
+/*
+ * A HINT (docs/protocol.md): verify, store, then ack. Refused hints are
+ * logged with the reason and not acked; the session stays up, since a
+ * hint that fails here is well-formed (over the limits it would not have
+ * decoded) and the events keep flowing. A hint that cannot be stored is
+ * not acked either: the collector sends it again after a reconnect.
+ */
+static void
+sender_hint(struct sender *s, const struct tc_hint *h)
+{
+    char title[TC_HINT_MAX_TITLE * TC_ESCAPE_MAX + 1];
+    char inc[TC_HINT_MAX_NAME * TC_ESCAPE_MAX + 1];
+    char who[TC_HINT_MAX_NAME * TC_ESCAPE_MAX + 1];
+    struct tc_hint_ack ack;
+    const char *why = NULL;
+    int rc;
+
+    if (s->state != SS_STREAMING) {
+        sender_drop(s, "HINT before WELCOME");
+        return;
+    }
+    if (s->hintkey == NULL) {
+        if (!s->nokey_logged)
+            log_warnx("collector %s: hint %" PRIu64 " refused: no "
+                      "hints.public_key in %s, so no hint can be verified "
+                      "(said once)",
+                      s->peer, h->id, s->cfg->file);
+        else
+            log_debug("collector %s: hint %" PRIu64 " refused: no "
+                      "hints.public_key",
+                      s->peer, h->id);
+        s->nokey_logged = 1;
+        return;
+    }
+    if ((rc = tc_hintsig_verify(s->hintkey, h, &why)) < 0) {
+        log_warnx("collector %s: hint %" PRIu64 " refused: %s", s->peer, h->id,
+                  why);
+        return;
+    }
+    if (h->agent.len != strlen(s->name) ||
+        memcmp(h->agent.ptr, s->name, h->agent.len) != 0) {
+        tc_escape(who, sizeof(who), h->agent.ptr, h->agent.len);
+        log_warnx("collector %s: hint %" PRIu64 " refused: addressed to "
+                  "agent \"%s\", not to this agent (%s)",
+                  s->peer, h->id, who, s->name);
+        return;
+    }
+    if ((why = sender_hint_nul(h)) != NULL) {
+        log_warnx("collector %s: hint %" PRIu64 " refused: %s", s->peer, h->id,
+                  why);
+        return;
+    }
+    if (s->hints == NULL) {
+        log_warnx("collector %s: hint %" PRIu64 " not stored (no hint "
+                  "store); not acked",
+                  s->peer, h->id);
+        return;
+    }
+    rc = hints_store_put(s->hints, h, tc_now_ns());
+    if (rc == -EEXIST) {
+        log_warnx("collector %s: hint %" PRIu64 " refused: replayed hint "
+                  "id (stored already with other content)",
+                  s->peer, h->id);
+        return;
+    }
+    if (rc < 0) {
+        log_warnx("collector %s: hint %" PRIu64 " not stored: %s; not "
+                  "acked (the collector sends it again)",
+                  s->peer, h->id,
+                  rc == -ENOSPC ? "hint store or disk full" : strerror(-rc));
+        return;
+    }
+    tc_escape(inc, sizeof(inc), h->incident.ptr, h->incident.len);
+    if (rc == 1) {
+        log_debug("collector %s: hint %" PRIu64 " for incident %s "
+                  "redelivered; acked again",
+                  s->peer, h->id, inc);
+    } else {
+        tc_escape(title, sizeof(title), h->title.ptr, h->title.len);
+        log_info("hint %" PRIu64 " for incident %s: %s", h->id, inc, title);
+    }
+    ack.id = h->id;
+    if ((rc = tc_wire_encode_hint_ack(&s->tx, &ack)) < 0) {
+        sender_drop(s, "cannot encode HINT_ACK: %s", strerror(-rc));
+        return;
+    }
+    sender_write_frame(s);
+}
+
 static void
 sender_frame(struct sender *s, const uint8_t *body, size_t len)
 {
@@ -553,9 +677,7 @@ sender_frame(struct sender *s, const uint8_t *body, size_t len)
         sender_drop(s, "collector said goodbye: %s", why);
         break;
     case TC_F_HINT:
-        /* Remediation hints arrive with a later issue. */
-        log_debug("collector %s: hint %" PRIu64 " ignored", s->peer,
-                  s->frame.u.hint.id);
+        sender_hint(s, &s->frame.u.hint);
         break;
     default:
         log_warnx("collector %s: unexpected %s frame", s->peer,

@@ -48,6 +48,15 @@ struct sender;
 struct sender *sender_new(uv_loop_t *loop, const struct agent_config *cfg,
                           struct tc_tls_ctx *ctx, struct spool *spool,
                           const char *name);
+struct hints_store;
+struct tc_hintkey;
+/*
+ * Where received hints go and the key that verifies them; both borrowed,
+ * either may be NULL (no store: hints are not acked; no key: every hint
+ * is refused). Call before sender_start.
+ */
+void sender_set_hints(struct sender *s, struct hints_store *store,
+                      const struct tc_hintkey *key);
 /* Start connecting. 0, or -EINVAL for a bad collector address. */
 int sender_start(struct sender *s);
 /* New events were spooled: send them if the window allows. */

@@ -324,8 +324,8 @@ spool_chunk_close(struct spool_chunk *c)
     tc_buf_close(&c->body);
 }
 
-/* Map an SQLite result code to a negative errno for our callers. */
-static int
+/* Map an SQLite result code to a negative errno (spool.h). */
+int
 spool_errno(int rc)
 {
     switch (rc & 0xff) {

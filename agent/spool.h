@@ -47,6 +47,13 @@ int spool_open(const char *state_dir, uint64_t max_bytes, struct spool **out);
 /* Close the database. spool_free(NULL) is a no-op. */
 void spool_free(struct spool *s);
 
+/*
+ * Map an SQLite result code to a negative errno (-ENOSPC for a full
+ * disk, -EBUSY, ...): the agent's one mapping, which hints_store uses
+ * for its table in the same database.
+ */
+int spool_errno(int rc);
+
 /* Random id of this spool, created once with it (HELLO's epoch). */
 uint64_t spool_epoch(const struct spool *s);
 

@@ -520,12 +520,51 @@ tc_pki_init(const char *dir, const char *const *sans, size_t nsans, char *err,
     if ((rc = pki_prepare_dir(dir, err, errlen)) < 0)
         goto out;
     rc = pki_write_all(dir, names, pems, secret, 4, err, errlen);
+    if (rc == 0 && (rc = tc_pki_hint_key(dir, err, errlen)) > 0)
+        rc = 0;
 out:
     for (size_t i = 0; i < 4; i++)
         BIO_free(pems[i]);
     X509_free(ca);
     X509_free(cert);
     EVP_PKEY_free(cakey);
+    EVP_PKEY_free(key);
+    ERR_clear_error();
+    return rc;
+}
+
+int
+tc_pki_hint_key(const char *dir, char *err, size_t errlen)
+{
+    static const char *const names[2] = {TC_PKI_HINT_PUB, TC_PKI_HINT_KEY};
+    static const int secret[2] = {0, 1};
+    BIO *pems[2] = {NULL, NULL};
+    EVP_PKEY *key = NULL;
+    int rc;
+
+    if (pki_exists(dir, TC_PKI_HINT_KEY))
+        return 1;
+    ERR_clear_error();
+    if ((key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519")) == NULL) {
+        rc = pki_fail(err, errlen, -ENOMEM,
+                      "pki: cannot generate the hint signing key: %s",
+                      pki_ossl_reason());
+        goto out;
+    }
+    pems[0] = BIO_new(BIO_s_mem());
+    if (pems[0] == NULL || PEM_write_bio_PUBKEY(pems[0], key) != 1 ||
+        !pki_pem_key(&pems[1], key)) {
+        rc = pki_fail(err, errlen, -ENOMEM, "pki: cannot encode PEM: %s",
+                      pki_ossl_reason());
+        goto out;
+    }
+    if ((rc = pki_prepare_dir(dir, err, errlen)) < 0)
+        goto out;
+    /* The public key first: the private key marks a complete pair. */
+    rc = pki_write_all(dir, names, pems, secret, 2, err, errlen);
+out:
+    BIO_free(pems[0]);
+    BIO_free(pems[1]);
     EVP_PKEY_free(key);
     ERR_clear_error();
     return rc;

@@ -139,15 +139,42 @@ struct tc_ack {
     uint64_t seq; /* every event with seq <= this is durable */
 };
 
+/*
+ * A remediation hint (docs/protocol.md "HINT"; what is signed:
+ * common/hintsig.h). Beyond the general limits the decoder holds a hint
+ * to the TC_HINT_MAX_* below (-EMSGSIZE) and refuses a params key given
+ * twice (-EBADMSG): the signature covers params sorted by key, which
+ * would not be one order with a key twice.
+ */
 struct tc_hint {
-    uint64_t id;
+    uint64_t id;            /* unique per collector, increasing */
     struct tc_str incident; /* incident id it belongs to */
-    struct tc_str text;     /* runbook text */
+    struct tc_str text;     /* Markdown body: steps, links */
     struct tc_str action;   /* action name, may be empty */
-    struct tc_kv *params;   /* action parameters */
+    struct tc_kv *params;   /* action parameters; owned by the frame */
     uint32_t nparams;
-    struct tc_str sig; /* Ed25519 signature bytes (bin) */
+    struct tc_str sig;    /* Ed25519 signature bytes (bin); 0 = unsigned */
+    struct tc_str agent;  /* addressee: agent name (certificate CN) */
+    uint64_t problem;     /* problem id, 0 = none */
+    struct tc_str source; /* "runbook:<id>" or "known-error:<problem>" */
+    struct tc_str title;  /* one line */
+    int64_t issued;       /* collector wall clock when decided, ns; 0 */
 };
+
+/* Per-hint limits, bytes (params: entries). */
+#define TC_HINT_MAX_NAME 255u       /* agent, incident, source, action */
+#define TC_HINT_MAX_TITLE 512u      /* title */
+#define TC_HINT_MAX_TEXT 65536u     /* text */
+#define TC_HINT_MAX_PARAMS 32u      /* entries in params */
+#define TC_HINT_MAX_PARAM_KEY 64u   /* one params key */
+#define TC_HINT_MAX_PARAM_VAL 1024u /* one params value */
+#define TC_HINT_SIG_LEN 64u         /* an Ed25519 signature */
+
+/*
+ * Does h keep the hint limits above (the decoder's check, for a sender
+ * to run before it signs)? 0, -EMSGSIZE or -EBADMSG, with errp set.
+ */
+int tc_wire_hint_check(const struct tc_hint *h, const char **errp);
 
 struct tc_hint_ack {
     uint64_t id;

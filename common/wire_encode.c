@@ -465,7 +465,9 @@ tc_wire_encode_hint(struct tc_buf *out, const struct tc_hint *m)
 {
     struct enc e;
 
-    enc_frame(&e, out, TC_F_HINT, 4 + (m->action.len > 0) + (m->nparams > 0));
+    enc_frame(&e, out, TC_F_HINT,
+              7 + (m->action.len > 0) + (m->nparams > 0) + (m->problem != 0) +
+                  (m->issued != 0));
     KEY(&e, "id");
     msgpack_pack_uint64(&e.pk, m->id);
     KEY(&e, "incident");
@@ -483,6 +485,20 @@ tc_wire_encode_hint(struct tc_buf *out, const struct tc_hint *m)
     KEY(&e, "sig");
     msgpack_pack_bin(&e.pk, m->sig.len);
     msgpack_pack_bin_body(&e.pk, m->sig.ptr, m->sig.len);
+    KEY(&e, "agent");
+    pack_str(&e, m->agent);
+    if (m->problem != 0) {
+        KEY(&e, "problem");
+        msgpack_pack_uint64(&e.pk, m->problem);
+    }
+    KEY(&e, "source");
+    pack_str(&e, m->source);
+    KEY(&e, "title");
+    pack_str(&e, m->title);
+    if (m->issued != 0) {
+        KEY(&e, "issued");
+        msgpack_pack_int64(&e.pk, m->issued);
+    }
     return enc_end(&e);
 }
 

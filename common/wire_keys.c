@@ -75,6 +75,11 @@ static const struct wkey hint_keys[] = {
     WK("action", V_STR, 0, tc_hint, action),
     WKV("params", tc_hint, params, nparams),
     WK("sig", V_BIN, 1, tc_hint, sig),
+    WK("agent", V_STR, 1, tc_hint, agent),
+    WK("problem", V_U64, 0, tc_hint, problem),
+    WK("source", V_STR, 1, tc_hint, source),
+    WK("title", V_STR, 1, tc_hint, title),
+    WK("issued", V_I64, 0, tc_hint, issued),
 };
 
 static const struct wkey hint_ack_keys[] = {

@@ -316,6 +316,43 @@ decode_events(const msgpack_object *arr, const struct tc_wire_limits *lim,
 }
 
 static int
+str_same(struct tc_str a, struct tc_str b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+/*
+ * A hint's own limits (wire.h TC_HINT_MAX_*). They are far below the
+ * frame's, and hold whatever limits the receiver configured, because the
+ * agent stores every hint it accepts and shows it to a person.
+ */
+int
+tc_wire_hint_check(const struct tc_hint *h, const char **errp)
+{
+    if (h->agent.len > TC_HINT_MAX_NAME || h->incident.len > TC_HINT_MAX_NAME ||
+        h->source.len > TC_HINT_MAX_NAME || h->action.len > TC_HINT_MAX_NAME)
+        return wire_fail(errp, -EMSGSIZE, "hint name over 255 bytes");
+    if (h->title.len > TC_HINT_MAX_TITLE)
+        return wire_fail(errp, -EMSGSIZE, "hint title over 512 bytes");
+    if (h->text.len > TC_HINT_MAX_TEXT)
+        return wire_fail(errp, -EMSGSIZE, "hint text over 64 KiB");
+    if (h->sig.len > TC_HINT_SIG_LEN)
+        return wire_fail(errp, -EMSGSIZE, "hint sig over 64 bytes");
+    if (h->nparams > TC_HINT_MAX_PARAMS)
+        return wire_fail(errp, -EMSGSIZE, "hint params over 32 entries");
+    for (uint32_t i = 0; i < h->nparams; i++) {
+        if (h->params[i].key.len > TC_HINT_MAX_PARAM_KEY ||
+            h->params[i].val.len > TC_HINT_MAX_PARAM_VAL)
+            return wire_fail(errp, -EMSGSIZE, "hint param over its limit");
+        /* At most 32 entries: quadratic is fine. */
+        for (uint32_t j = 0; j < i; j++)
+            if (str_same(h->params[i].key, h->params[j].key))
+                return wire_fail(errp, -EBADMSG, "duplicate hint param key");
+    }
+    return 0;
+}
+
+static int
 decode_body(const msgpack_object *root, const struct tc_wire_limits *lim,
             struct tc_frame *f, const uint8_t *body, size_t len,
             const char **errp)
@@ -378,6 +415,8 @@ decode_body(const msgpack_object *root, const struct tc_wire_limits *lim,
     if (type == TC_F_HELLO && (f->u.hello.version_min < 1 ||
                                f->u.hello.version_min > f->u.hello.version_max))
         return wire_fail(errp, -EBADMSG, "bad version range in HELLO");
+    if (type == TC_F_HINT && (rc = tc_wire_hint_check(&f->u.hint, errp)) < 0)
+        return rc;
     f->type = (enum tc_frame_type)type;
     return 0;
 }

@@ -67,16 +67,38 @@ pki_cmd_init(int argc, char **argv)
     }
     dir = argv[optind];
     rc = tc_pki_init(dir, sans, nsans, err, sizeof(err));
+    ctl_esc(edir, sizeof(edir), dir);
+    if (rc == -EEXIST) {
+        /*
+         * A CA made before hints had no hint-signing key: init run
+         * again adds it, and keeps the CA as it is.
+         */
+        char herr[512];
+        int hrc = tc_pki_hint_key(dir, herr, sizeof(herr));
+        if (hrc == 0) {
+            printf("kept the CA in %s\n"
+                   "wrote %s/" TC_PKI_HINT_PUB "\n"
+                   "wrote %s/" TC_PKI_HINT_KEY
+                   " (keep it here; it signs hints)\n",
+                   edir, edir, edir);
+            status = 0;
+            goto out;
+        }
+        if (hrc < 0)
+            fprintf(stderr, "tocsinctl: %s\n",
+                    ctl_esc(eerr, sizeof(eerr), herr));
+    }
     if (rc < 0) {
         fprintf(stderr, "tocsinctl: %s\n", ctl_esc(eerr, sizeof(eerr), err));
         goto out;
     }
-    ctl_esc(edir, sizeof(edir), dir);
     printf("wrote %s/ca.crt\n"
            "wrote %s/ca.key (keep it here; it signs agent certificates)\n"
            "wrote %s/collector.crt\n"
-           "wrote %s/collector.key\n",
-           edir, edir, edir, edir);
+           "wrote %s/collector.key\n"
+           "wrote %s/" TC_PKI_HINT_PUB "\n"
+           "wrote %s/" TC_PKI_HINT_KEY " (keep it here; it signs hints)\n",
+           edir, edir, edir, edir, edir, edir);
     status = 0;
 out:
     free(sans);

@@ -103,7 +103,12 @@ frame_same(const struct tc_frame *a, const struct tc_frame *b)
                str_same(a->u.hint.action, b->u.hint.action) &&
                kv_same(a->u.hint.params, a->u.hint.nparams, b->u.hint.params,
                        b->u.hint.nparams) &&
-               str_same(a->u.hint.sig, b->u.hint.sig);
+               str_same(a->u.hint.sig, b->u.hint.sig) &&
+               str_same(a->u.hint.agent, b->u.hint.agent) &&
+               a->u.hint.problem == b->u.hint.problem &&
+               str_same(a->u.hint.source, b->u.hint.source) &&
+               str_same(a->u.hint.title, b->u.hint.title) &&
+               a->u.hint.issued == b->u.hint.issued;
     case TC_F_HINT_ACK:
         return a->u.hint_ack.id == b->u.hint_ack.id;
     case TC_F_PING:

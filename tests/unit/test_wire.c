@@ -245,7 +245,12 @@ test_hint_ping(void **state)
                         tc_str_c("restart_unit"),
                         params,
                         2,
-                        {(const char *)sig, sizeof(sig)}};
+                        {(const char *)sig, sizeof(sig)},
+                        tc_str_c("web-01"),
+                        7,
+                        tc_str_c("runbook:nginx-down"),
+                        tc_str_c("nginx is down"),
+                        1700000000000000000LL};
     struct tc_ping p = {1700000000000000000LL, 12, 4096, tc_str_c("0.1.0")};
 
     tc_buf_init(&b, BUFMAX);
@@ -265,14 +270,23 @@ test_hint_ping(void **state)
     assert_int_equal(f.u.hint.params[1].val.len, 0);
     assert_int_equal(f.u.hint.sig.len, 64);
     assert_memory_equal(f.u.hint.sig.ptr, sig, 64);
+    assert_true(str_eq(f.u.hint.agent, "web-01"));
+    assert_true(f.u.hint.problem == 7);
+    assert_true(str_eq(f.u.hint.source, "runbook:nginx-down"));
+    assert_true(str_eq(f.u.hint.title, "nginx is down"));
+    assert_true(f.u.hint.issued == 1700000000000000000LL);
 
     /* Minimal: no action, no params, empty signature. */
     tc_buf_reset(&b);
     h.action = tc_str_c(NULL);
     h.nparams = 0;
     h.sig.len = 0;
+    h.problem = 0;
+    h.issued = 0;
     assert_int_equal(tc_wire_encode_hint(&b, &h), 0);
     assert_int_equal(decode_one(&b, NULL, &f), 0);
+    assert_true(f.u.hint.problem == 0);
+    assert_true(f.u.hint.issued == 0);
     assert_int_equal(f.u.hint.action.len, 0);
     assert_int_equal(f.u.hint.nparams, 0);
     assert_null(f.u.hint.params);
@@ -649,9 +663,18 @@ test_truncated(void **state)
 {
     struct tc_buf b;
     struct tc_event ev[3];
-    struct tc_hint h = {
-        1, tc_str_c("i"), tc_str_c("t"), tc_str_c("a"), ev_labels,
-        2, {"sig", 3}};
+    struct tc_hint h = {1,
+                        tc_str_c("i"),
+                        tc_str_c("t"),
+                        tc_str_c("a"),
+                        ev_labels,
+                        2,
+                        {"sig", 3},
+                        tc_str_c("web-01"),
+                        5,
+                        tc_str_c("s"),
+                        tc_str_c("T"),
+                        -3};
     const uint8_t *body;
     size_t blen, total;
 
@@ -851,9 +874,11 @@ static const struct tkey hello_k[] = {{"vmin", 'u', 1},  {"vmax", 'u', 1},
 static const struct tkey welcome_k[] = {
     {"v", 'u', 1}, {"collector", 's', 1}, {"hwm", 'u', 1}, {"known", 'B', 1}};
 static const struct tkey ack_k[] = {{"seq", 'u', 1}};
-static const struct tkey hint_k[] = {{"id", 'u', 1},     {"incident", 's', 1},
-                                     {"text", 's', 1},   {"action", 's', 0},
-                                     {"params", 'm', 0}, {"sig", 'b', 1}};
+static const struct tkey hint_k[] = {
+    {"id", 'u', 1},     {"incident", 's', 1}, {"text", 's', 1},
+    {"action", 's', 0}, {"params", 'm', 0},   {"sig", 'b', 1},
+    {"agent", 's', 1},  {"problem", 'u', 0},  {"source", 's', 1},
+    {"title", 's', 1},  {"issued", 'i', 0}};
 static const struct tkey hint_ack_k[] = {{"id", 'u', 1}};
 static const struct tkey ping_k[] = {
     {"ts", 'i', 1}, {"depth", 'u', 0}, {"bytes", 'u', 0}, {"sw", 's', 0}};
