@@ -20,6 +20,7 @@
 #include "wire.h"
 
 #define RUN_VERB "action-run"
+#define HINT_VERB "hint-run"
 /* Parameters in one request, at most. */
 #define ACTIONS_CMD_MAX_PARAMS 32
 
@@ -167,6 +168,13 @@ cmd_done(void *arg, const struct action_result *r)
     char line[256];
 
     result_line(r, line, sizeof(line));
+    if (r->hint != 0 && c->aa->hints != NULL &&
+        hints_store_set_state(c->aa->hints, r->hint,
+                              r->spawn_error == 0 && r->signal == 0 &&
+                                      r->exit_status == 0
+                                  ? "done"
+                                  : "failed") < 0)
+        log_warnx("hint %" PRIu64 ": cannot record its state", r->hint);
     if (r->spawn_error == 0 && r->signal == 0 && r->exit_status == 0)
         log_info("action %s (hint %" PRIu64 "): %s", r->action, r->hint, line);
     else
@@ -235,6 +243,129 @@ refused:
     return rc;
 }
 
+int
+actions_cmd_hint_run(struct actions_agent *aa, uint64_t id, int operator,
+                     void (*reply)(void *rarg, const char *text), void *rarg,
+                     char *err, size_t errlen)
+{
+    struct agent_hint h;
+    struct tc_conf_kv *kv = NULL;
+    const struct action_def *def;
+    char en[128];
+    int rc;
+
+    memset(&h, 0, sizeof(h));
+    if (aa->hints == NULL) {
+        snprintf(err, errlen, "no hint store");
+        return -ENOENT;
+    }
+    if ((rc = hints_store_get(aa->hints, id, &h)) < 0) {
+        snprintf(err, errlen, "hint %" PRIu64 ": %s", id,
+                 rc == -ENOENT ? "no such hint" : strerror(-rc));
+        return rc;
+    }
+    if (h.action[0] == '\0') {
+        snprintf(err, errlen, "hint %" PRIu64 " names no action", id);
+        rc = operator? -EINVAL : 1;
+        goto out;
+    }
+    def = actions_find(&(*aa->cfg)->actions, h.action);
+    if (!operator&& def != NULL && !def->auto_run) {
+        /* Shown, for a person to run: the allowlist says so. */
+        rc = 1;
+        goto out;
+    }
+    if (strcmp(h.state, "running") == 0) {
+        tc_escape(en, sizeof(en), h.action, strlen(h.action));
+        snprintf(err, errlen,
+                 "hint %" PRIu64 ": its action '%s' is already "
+                 "running",
+                 id, en);
+        log_warnx("action refused (hint %" PRIu64 "): %s", id, err);
+        rc = -EBUSY;
+        goto out;
+    }
+    kv = tc_xcalloc(h.nparams + 1, sizeof(*kv));
+    for (uint32_t i = 0; i < h.nparams; i++) {
+        kv[i].key = h.params[i].key;
+        kv[i].val = h.params[i].val;
+    }
+    /*
+     * "running" is committed before the process starts: after a crash
+     * the hint is not run a second time (actions_cmd_resume). Only a
+     * refusal below takes it back.
+     */
+    if ((rc = hints_store_set_state(aa->hints, id, "running")) < 0) {
+        snprintf(err, errlen, "hint %" PRIu64 ": cannot record its state: %s",
+                 id, strerror(-rc));
+        goto out;
+    }
+    rc = actions_cmd_start(aa, h.action, kv, h.nparams, id, h.incident, reply,
+                           rarg, err, errlen);
+    if (rc < 0 && hints_store_set_state(aa->hints, id, "refused") < 0)
+        log_warnx("hint %" PRIu64 ": cannot record its state", id);
+out:
+    free(kv);
+    hints_store_hint_clear(&h);
+    return rc;
+}
+
+void
+actions_cmd_hint_stored(void *arg, uint64_t id)
+{
+    char err[512];
+
+    /* Refusals are logged (and the state set) inside. */
+    (void)actions_cmd_hint_run(arg, id, 0, NULL, NULL, err, sizeof(err));
+}
+
+struct resume_ctx {
+    uint64_t *run, *failed; /* hint ids */
+    size_t nrun, nfailed, cap;
+};
+
+static int
+resume_note(void *arg, const struct agent_hint *h)
+{
+    struct resume_ctx *r = arg;
+
+    if (r->nrun == r->cap || r->nfailed == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 16;
+        r->run = tc_xreallocarray(r->run, r->cap, sizeof(*r->run));
+        r->failed = tc_xreallocarray(r->failed, r->cap, sizeof(*r->failed));
+    }
+    if (h->action[0] == '\0')
+        return 0;
+    if (strcmp(h->state, "running") == 0)
+        r->failed[r->nfailed++] = h->id;
+    else if (strcmp(h->state, "new") == 0)
+        r->run[r->nrun++] = h->id;
+    return 0;
+}
+
+void
+actions_cmd_resume(struct actions_agent *aa)
+{
+    struct resume_ctx r;
+    char err[512];
+
+    memset(&r, 0, sizeof(r));
+    if (aa->hints == NULL || hints_store_list(aa->hints, resume_note, &r) < 0)
+        goto out;
+    for (size_t i = 0; i < r.nfailed; i++) {
+        log_warnx("hint %" PRIu64 ": its action was running when the agent "
+                  "stopped; marked failed, not run again",
+                  r.failed[i]);
+        (void)hints_store_set_state(aa->hints, r.failed[i], "failed");
+    }
+    for (size_t i = 0; i < r.nrun; i++)
+        (void)actions_cmd_hint_run(aa, r.run[i], 0, NULL, NULL, err,
+                                   sizeof(err));
+out:
+    free(r.run);
+    free(r.failed);
+}
+
 struct sock_reply {
     struct status *s;
     uint64_t id;
@@ -261,6 +392,27 @@ actions_cmd_handle(void *arg, struct status *s, uint64_t id, const char *line)
     int rc;
 
     memset(kv, 0, sizeof(kv));
+    if (strncmp(p, HINT_VERB " ", sizeof(HINT_VERB)) == 0) {
+        char *end;
+        unsigned long long hid;
+
+        p += sizeof(HINT_VERB);
+        errno = 0;
+        hid = strtoull(p, &end, 10);
+        if (*p < '0' || *p > '9' || *end != '\0' || errno != 0 || hid == 0) {
+            snprintf(err, sizeof(err), "malformed hint id");
+            goto refused;
+        }
+        sr = tc_xcalloc(1, sizeof(*sr));
+        sr->s = s;
+        sr->id = id;
+        if (actions_cmd_hint_run(aa, hid, 1, sock_reply, sr, err, sizeof(err)) <
+            0) {
+            free(sr);
+            goto answer;
+        }
+        goto out;
+    }
     if (strncmp(p, RUN_VERB " ", sizeof(RUN_VERB)) != 0) {
         snprintf(err, sizeof(err), "unknown request");
         goto refused;
@@ -478,6 +630,66 @@ list_text(const struct action_list *l)
     return rc < 0 ? 1 : 0;
 }
 
+/* Send line to the agent, print its answer; exit code (0: exit 0). */
+static int
+ask_agent(const char *sock, const char *line)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    int rc;
+
+    rc = f != NULL ? status_command(sock, line, f) : -ENOMEM;
+    if (f != NULL)
+        fclose(f);
+    if (rc == 0 && text != NULL) {
+        int refused = strncmp(text, "refused: ", 9) == 0;
+
+        fputs(text, refused ? stderr : stdout);
+        /* Success is the action's exit 0, nothing else. */
+        rc = strncmp(text, "exit 0 ", 7) == 0 ? 0 : 1;
+    } else {
+        rc = 1;
+    }
+    free(text);
+    return rc;
+}
+
+int
+actions_hint_main(int argc, char **argv, const char *default_config)
+{
+    const char *path = default_config, *idarg = NULL;
+    struct agent_config *cfg = NULL;
+    char line[64], *end;
+    unsigned long long id;
+    int rc;
+
+    /* argv: hints run ID [-c FILE] */
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
+            path = argv[++i];
+        else if (idarg == NULL && argv[i][0] != '-')
+            idarg = argv[i];
+        else {
+            fprintf(stderr, "usage: tocsin-agent hints run ID [-c file]\n");
+            return TC_EXIT_USAGE;
+        }
+    }
+    errno = 0;
+    if (idarg == NULL || (id = strtoull(idarg, &end, 10)) == 0 ||
+        *end != '\0' || errno != 0 || idarg[0] < '0' || idarg[0] > '9') {
+        fprintf(stderr, "usage: tocsin-agent hints run ID [-c file] (ID: a "
+                        "hint id)\n");
+        return TC_EXIT_USAGE;
+    }
+    if (config_load(path, &cfg) < 0)
+        return 1;
+    snprintf(line, sizeof(line), HINT_VERB " %llu", id);
+    rc = ask_agent(cfg->status_socket, line);
+    config_free(cfg);
+    return rc;
+}
+
 /* key=value arguments into kv (pointers into argv). */
 static int
 parse_kv(char **args, int n, struct tc_conf_kv *kv)
@@ -568,27 +780,7 @@ actions_main(int argc, char **argv, const char *default_config)
             pct_encode(&req, kv[i].val);
         }
         tc_buf_append(&req, "", 1);
-        {
-            char *text = NULL;
-            size_t len = 0;
-            FILE *f = open_memstream(&text, &len);
-
-            rc = f != NULL ? status_command(cfg->status_socket,
-                                            (const char *)tc_buf_head(&req), f)
-                           : -ENOMEM;
-            if (f != NULL)
-                fclose(f);
-            if (rc == 0) {
-                int refused = strncmp(text, "refused: ", 9) == 0;
-
-                fputs(text, refused ? stderr : stdout);
-                /* Success is the action's exit 0, nothing else. */
-                rc = strncmp(text, "exit 0 ", 7) == 0 ? 0 : 1;
-            } else {
-                rc = 1;
-            }
-            free(text);
-        }
+        rc = ask_agent(cfg->status_socket, (const char *)tc_buf_head(&req));
         tc_buf_close(&req);
     }
     config_free(cfg);

@@ -22,6 +22,7 @@
 
 #include "action_run.h"
 #include "config.h"
+#include "hints_store.h"
 #include "spool.h"
 #include "status.h"
 
@@ -31,6 +32,7 @@ struct actions_agent {
     const char *host;                /* agent name, for the events */
     struct action_runner *runner;
     struct spool *spool;
+    struct hints_store *hints;  /* NULL: no hint store, no hints run */
     void (*spooled)(void *arg); /* an event was spooled: kick the sender */
     void *arg;
 };
@@ -50,6 +52,31 @@ int actions_cmd_start(struct actions_agent *aa, const char *name,
                       const char *incident,
                       void (*reply)(void *rarg, const char *text), void *rarg,
                       char *err, size_t errlen);
+
+/*
+ * Run the action of stored hint id. operator 1: asked for by a person
+ * (tocsin-agent hints run ID), 0: the hint just arrived and runs only if
+ * its action is allowlisted with auto: true (else nothing happens, the
+ * hint waits for a person). The hint's state goes to "running" (before
+ * the process starts), then "done" (exit 0), "failed" or "refused".
+ * 0, 1 (operator 0: not an auto action, nothing done) or a negative
+ * errno with the reason in err.
+ */
+int actions_cmd_hint_run(struct actions_agent *aa, uint64_t id, int operator,
+                         void (*reply)(void *rarg, const char *text),
+                         void *rarg, char *err, size_t errlen);
+/* sender_set_hint_cb callback: actions_cmd_hint_run(arg, id, 0, ...). */
+void actions_cmd_hint_stored(void *arg, uint64_t id);
+/*
+ * At start-up: hints left "running" by a crash are marked "failed"
+ * (whether their action ran is unknown, and running it again could do
+ * it twice); "new" hints with an auto action (stored, then the agent
+ * died before it started) are run now.
+ */
+void actions_cmd_resume(struct actions_agent *aa);
+
+/* tocsin-agent hints run ID [-c FILE]; argv[0] is "hints". */
+int actions_hint_main(int argc, char **argv, const char *default_config);
 
 /* tocsin-agent actions ...; argv[0] is "actions". Exit code. */
 int actions_main(int argc, char **argv, const char *default_config);

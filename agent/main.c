@@ -135,6 +135,7 @@ usage(FILE *f, int code)
     fprintf(f, "usage: tocsin-agent [-dnv] [-c file]\n"
                "       tocsin-agent status [--json] [-c file]\n"
                "       tocsin-agent hints [show ID] [--json] [-c file]\n"
+               "       tocsin-agent hints run ID [-c file]\n"
                "       tocsin-agent test-rules [-c file] [--input N] "
                "logfile\n"
                "       tocsin-agent actions list|test|run ... [-c file]\n"
@@ -281,6 +282,7 @@ parts_start(struct agent *a)
 
     a->sender = sender_new(a->loop, cfg, a->conf.ctx, a->spool, a->conf.name);
     sender_set_hints(a->sender, a->hints, a->conf.hintkey);
+    sender_set_hint_cb(a->sender, actions_cmd_hint_stored, &a->actions);
     /* Before the inputs, which hand their lines to it. */
     a->emit = emit_new(a->loop, cfg, a->spool, a->conf.name, agent_spooled, a);
     if (tail_new(a->loop, cfg, a->conf.rules, a->spool, a->emit, &a->tail) < 0)
@@ -600,6 +602,11 @@ main(int argc, char **argv)
         log_init("tocsin-agent", LOG_TO_CLI, 0);
         return actions_main(argc - 1, argv + 1, AGENT_CONFIG);
     }
+    if (argc > 2 && strcmp(argv[1], "hints") == 0 &&
+        strcmp(argv[2], "run") == 0) {
+        log_init("tocsin-agent", LOG_TO_CLI, 0);
+        return actions_hint_main(argc - 1, argv + 1, AGENT_CONFIG);
+    }
     if (argc > 1 && strcmp(argv[1], "hints") == 0) {
         log_init("tocsin-agent", LOG_TO_CLI, 0);
         return hintscli_main(argc - 1, argv + 1, AGENT_CONFIG);
@@ -680,9 +687,11 @@ main(int argc, char **argv)
     a.actions.host = a.conf.name;
     a.actions.runner = a.runner;
     a.actions.spool = a.spool;
+    a.actions.hints = a.hints;
     a.actions.spooled = agent_action_spooled;
     a.actions.arg = &a;
     status_set_command(a.status, actions_cmd_handle, &a.actions);
+    actions_cmd_resume(&a.actions);
     log_info("started: agent %s, %zu files, %zu checks, collector %s, "
              "spool %s (%" PRIu64 " events)",
              a.conf.name, a.conf.cfg->nfiles, a.conf.cfg->nchecks,
