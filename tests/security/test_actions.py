@@ -16,6 +16,7 @@ import subprocess
 import time
 
 import tocsin_e2e as e2e
+from test_hints import FakeCollector, forge, stored
 
 CANARY_SCRIPT = """#!/bin/sh
 # Records how it was called, then drops the canary.
@@ -235,6 +236,167 @@ def test_runs_as_user(env):
               "not run as nobody alone: %r" % out)
 
 
+COUNT_SCRIPT = """#!/bin/sh
+d=$(dirname "$0")
+echo "$*" >> "$d/runs.txt"
+touch "$d/canary"
+"""
+
+
+def hint_setup(env):
+    """An agent with hints.public_key and auto actions, talking to a fake
+    collector that sends it signed hints (hintforge)."""
+    env.make_pki(agents=("web-01",))
+    bindir = os.path.join(env.dir, "bin")
+    act = script(env, "bin/count.sh", COUNT_SCRIPT)
+    slow = script(env, "bin/slow.sh", SLOW_SCRIPT)
+    extra = (
+        "hints: {public_key: pki/hint-signing.pub}\n"
+        "actions:\n"
+        "  - name: restart_unit\n"
+        "    exec: %s\n"
+        "    args: [restart, '{unit}']\n"
+        "    params:\n"
+        "      unit: {type: enum, values: [nginx.service]}\n"
+        "    auto: true\n"
+        "  - name: ping\n"
+        "    exec: %s\n"
+        "    args: ['{host}']\n"
+        "    params: {host: {type: hostname}}\n"
+        "    auto: true\n"
+        "  - name: manual\n"
+        "    exec: %s\n"
+        "    args: [manual]\n"
+        "  - name: slow\n"
+        "    exec: %s\n"
+        "    auto: true\n" % (act, act, act, slow))
+    conf = env.agent_config("web-01", [], extra=extra)
+    fake = FakeCollector(env)
+    ag = env.agent(conf).start()
+    fake.accept()
+    ag.wait_log("connected to")
+    key = os.path.join(env.pki, "hint-signing.key")
+    return fake, ag, conf, bindir, key
+
+
+def runs(bindir):
+    try:
+        with open(os.path.join(bindir, "runs.txt")) as f:
+            return f.read().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def state_of(env, conf, hid):
+    return {r["id"]: r["state"] for r in stored(env, conf)}.get(hid)
+
+
+def test_hint_actions(env):
+    """Signed hints that name actions: refused unless allowlisted and
+    valid (logged, canary absent, state refused); an auto action runs
+    once, never again on redelivery; a manual one waits for hints run;
+    a hint while the action's previous run still runs is refused."""
+    fake, ag, conf, bindir, key = hint_setup(env)
+    base = dict(agent="web-01", key=key, incident=34, title="t")
+
+    refusals = [
+        (1, dict(action="rm_rf", params=["path=/"]),
+         "action 'rm_rf' is not allowlisted"),
+        (2, dict(action="ping", params=["host=a;rm -rf /"]),
+         "shell metacharacter ';'"),
+        (3, dict(action="ping", params=["host=$(touch x)"]),
+         "shell metacharacter '$'"),
+        (4, dict(action="ping", params=["host=`id`"]),
+         "shell metacharacter '`'"),
+        (5, dict(action="ping", params=["host=--foo"]), "leading '-'"),
+        (6, dict(action="ping", params=["host=../etc"]), "'..' in"),
+        (7, dict(action="restart_unit", params=["unit=sshd.service"]),
+         "not one of the allowed values"),
+        (8, dict(action="ping", params=["host=a", "extra=1"]),
+         "unknown parameter 'extra'"),
+    ]
+    for hid, kw, why in refusals:
+        before = len(ag.log())
+        fake.send(forge(env, id=hid, **dict(base, **kw)))
+        e2e.check(fake.acks(2) == [hid], "hint %d not acked" % hid)
+        ag.wait_log(r"action refused \(hint %d\): .*" % hid + re.escape(why),
+                    after=before, timeout=5)
+        e2e.check(not os.path.exists(canary_path(bindir)),
+                  "hint %d: the canary exists" % hid)
+        e2e.check(state_of(env, conf, hid) == "refused",
+                  "hint %d: state %r" % (hid, state_of(env, conf, hid)))
+
+    # Auto and valid: runs once; its redelivery is acked, not run again.
+    good = dict(base, id=20, action="restart_unit",
+                params=["unit=nginx.service"])
+    fake.send(forge(env, **good))
+    e2e.check(fake.acks(2) == [20], "hint 20 not acked")
+    e2e.wait_for(lambda: state_of(env, conf, 20) == "done", 10,
+                 "hint 20 done")
+    e2e.check(runs(bindir) == ["restart nginx.service"], "runs %r" % runs(bindir))
+    fake.send(forge(env, **good))
+    e2e.check(fake.acks(2) == [20], "redelivery not acked")
+    time.sleep(1)
+    e2e.check(runs(bindir) == ["restart nginx.service"],
+              "redelivery ran it again: %r" % runs(bindir))
+    ag.wait_log(r"action restart_unit \(hint 20\): exit 0")
+
+    # Not auto: stored and shown, run by a person.
+    fake.send(forge(env, **dict(base, id=21, action="manual")))
+    e2e.check(fake.acks(2) == [21], "hint 21 not acked")
+    time.sleep(0.5)
+    e2e.check(state_of(env, conf, 21) == "new" and len(runs(bindir)) == 1,
+              "a manual action ran by itself")
+    _, out, _ = env.run([e2e.AGENT, "hints", "run", "21", "-c", conf])
+    e2e.check(out.startswith("exit 0 "), "hints run: %r" % out)
+    e2e.check(runs(bindir)[-1] == "manual" and
+              state_of(env, conf, 21) == "done", "hints run did not run it")
+    # hints run on a hint whose action is refused: the reason, exit 1.
+    _, _, err = env.run([e2e.AGENT, "hints", "run", "2", "-c", conf],
+                        expect=1)
+    e2e.check("refused: " in err and "shell metacharacter" in err,
+              "hints run 2: %r" % err)
+    env.run([e2e.AGENT, "hints", "run", "999", "-c", conf], expect=1)
+
+    # A hint while the action's previous run still runs: refused.
+    fake.send(forge(env, **dict(base, id=30, action="slow")))
+    e2e.check(fake.acks(2) == [30], "hint 30 not acked")
+    e2e.wait_for(lambda: any(n.startswith("slow-run.")
+                             for n in os.listdir(bindir)), 10, "slow started")
+    before = len(ag.log())
+    fake.send(forge(env, **dict(base, id=31, action="slow")))
+    e2e.check(fake.acks(2) == [31], "hint 31 not acked")
+    ag.wait_log(r"action refused \(hint 31\): action 'slow' is already "
+                r"running", after=before, timeout=5)
+    e2e.check(state_of(env, conf, 31) == "refused", "hint 31 not refused")
+    e2e.wait_for(lambda: state_of(env, conf, 30) == "done", 15, "hint 30 done")
+    e2e.check(len([n for n in os.listdir(bindir)
+                   if n.startswith("slow-run.")]) == 1, "slow ran twice")
+    e2e.check(ag.alive(), "the agent died")
+
+
+def test_hint_running_at_crash_not_rerun(env):
+    """SIGKILL while an auto action runs: after the restart the hint is
+    marked failed and its action is not run a second time."""
+    fake, ag, conf, bindir, key = hint_setup(env)
+    fake.send(forge(env, agent="web-01", key=key, id=40, incident=1,
+                    title="t", action="slow"))
+    e2e.check(fake.acks(2) == [40], "hint 40 not acked")
+    e2e.wait_for(lambda: any(n.startswith("slow-run.")
+                             for n in os.listdir(bindir)), 10, "slow started")
+    ag.kill()
+    time.sleep(3.5)  # the orphaned script finishes meanwhile
+    ag.start()
+    fake.accept()
+    ag.wait_log(r"hint 40: its action was running when the agent stopped; "
+                r"marked failed, not run again")
+    e2e.check(state_of(env, conf, 40) == "failed", "state %r"
+              % state_of(env, conf, 40))
+    time.sleep(1)
+    e2e.check(len([n for n in os.listdir(bindir)
+                   if n.startswith("slow-run.")]) == 1, "run again")
+
+
 if __name__ == "__main__":
     e2e.main([
         test_refusals,
@@ -242,4 +404,6 @@ if __name__ == "__main__":
         test_second_run_refused,
         test_timeout_kills_group,
         test_runs_as_user,
+        test_hint_actions,
+        test_hint_running_at_crash_not_rerun,
     ])
