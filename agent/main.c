@@ -133,12 +133,11 @@ static _Noreturn void
 usage(FILE *f, int code)
 {
     fprintf(f, "usage: tocsin-agent [-dnv] [-c file]\n"
-               "       tocsin-agent status [--json] [-c file]\n"
-               "       tocsin-agent hints [show ID] [--json] [-c file]\n"
-               "       tocsin-agent hints run ID [-c file]\n"
+               "       tocsin-agent status | hints [show ID | run ID] "
+               "[--json] [-c file]\n"
+               "       tocsin-agent actions list|test|run ... [-c file]\n"
                "       tocsin-agent test-rules [-c file] [--input N] "
                "logfile\n"
-               "       tocsin-agent actions list|test|run ... [-c file]\n"
                "       tocsin-agent -h | --help | -V | --version\n");
     if (f == stdout)
         tc_daemon_usage_options(f, AGENT_CONFIG);
