@@ -9,6 +9,7 @@ runs) must print the reason, have the agent log it, and leave no canary:
 nothing ran. A good request runs exactly the argv `actions test` shows,
 and its action_result event reaches the collector."""
 
+import json
 import os
 import re
 import stat
@@ -155,6 +156,19 @@ def test_refusals(env):
 
 def test_good_run_and_result_event(env):
     col, ag, conf, bindir = setup(env)
+    _, out, _ = env.run(agent_cmd(conf, "list", "--json"))
+    acts = {a["name"]: a for a in json.loads(out)}
+    e2e.check(sorted(acts) == ["clean", "hang", "ping", "restart", "slow",
+                               "whoami"] and
+              acts["ping"]["params"]["count"] == {"type": "int", "min": 1,
+                                                  "max": 5} and
+              acts["ping"]["args"] == ["--count={count}", "{host}"] and
+              acts["whoami"]["user"] == "nobody" and
+              acts["ping"]["auto"] is False and
+              acts["ping"]["timeout_ms"] == 10000, "list --json: %r" % acts)
+    _, out, _ = env.run(agent_cmd(conf, "list"))
+    e2e.check(out.startswith("NAME") and "count:int[1,5] host:hostname" in out
+              and "nginx.service|php-fpm.service" in out, "list: %r" % out)
     _, out, _ = env.run(agent_cmd(conf, "test", "ping", "count=2",
                                   "host=db-01.example"))
     e2e.check("--count=2" in out and "db-01.example" in out,
