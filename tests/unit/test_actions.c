@@ -150,9 +150,20 @@ test_load_errors(void **state)
                       "  - {name: a, exec: /bin/true}\n",
                       ":6:", "action name 'a' is used twice (first at line 5)");
     expect_load_error("actions:\n  - {name: a, exec: /bin/true, timeout: 0}\n",
-                      ":5:", "timeout");
+                      ":5:", "actions[0].timeout: '0' is out of range");
     expect_load_error("actions:\n  - {name: a, exec: /bin/true, timeout: 2h}\n",
-                      ":5:", "timeout");
+                      ":5:", "actions[0].timeout: '2h' is out of range");
+    {
+        /* Written 0600 (umask of the test): not executable. */
+        char *body = tc_xasprintf("actions:\n  - {name: a, exec: %s}\n",
+                                  tu_write_file("notexec", "x\n"));
+
+        expect_load_error(body, ":5:", "is not an executable file");
+        free(body);
+    }
+    expect_load_error("actions:\n  - {name: a, exec: /bin/true, args: "
+                      "['{x']}\n",
+                      ":5:", "'{' opens no {param}");
     expect_load_error("actions:\n  - {name: a, exec: /bin/true, args: "
                       "['{y}']}\n",
                       ":5:", "{y} is not a declared parameter");
