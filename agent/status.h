@@ -5,7 +5,9 @@
  * default STATE_DIR/agent.sock, mode 0600: only the agent's user and
  * root can read it). A client writes one request line, "json\n" or
  * "text\n"; the daemon answers with the document rendered by the
- * callback it was given and closes. Rendering happens on the loop
+ * callback it was given and closes. Other lines go to the command
+ * handler, if one was set (status_set_command: "action-run" and
+ * "hint-run", see actions_cmd.h), which may answer later. Rendering happens on the loop
  * thread, so the callback may read every module's state directly.
  *
  * `tocsin-agent status [--json] [-c FILE]` is the client
