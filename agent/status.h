@@ -7,8 +7,9 @@
  * "text\n"; the daemon answers with the document rendered by the
  * callback it was given and closes. Other lines go to the command
  * handler, if one was set (status_set_command: "action-run" and
- * "hint-run", see actions_cmd.h), which may answer later. Rendering happens on the loop
- * thread, so the callback may read every module's state directly.
+ * "hint-run", see actions_cmd.h), which may answer later. Rendering
+ * happens on the loop thread, so the callback may read every module's
+ * state directly.
  *
  * `tocsin-agent status [--json] [-c FILE]` is the client
  * (status_query). It needs nothing but the socket path from the config.
