@@ -38,10 +38,11 @@
 #include "util.h"
 
 struct hints_store {
-    sqlite3 *db;  /* owned */
-    char *path;   /* state_dir/spool.db; owned */
-    int readonly; /* 1: the CLI's handle */
-    int present;  /* the hints table exists (read-only handles) */
+    sqlite3 *db;      /* owned */
+    char *path;       /* state_dir/spool.db; owned */
+    int readonly;     /* 1: the CLI's handle */
+    int present;      /* the hints table exists (read-only handles) */
+    int64_t max_rows; /* rows kept at most; HINTS_STORE_MAX */
 };
 
 static const char *const hints_states[] = {"new",  "shown",  "running",
@@ -94,6 +95,7 @@ hints_store_open(const char *state_dir, int readonly, struct hints_store **out)
 
     *out = NULL;
     s->readonly = readonly;
+    s->max_rows = HINTS_STORE_MAX;
     s->path = tc_xasprintf("%s/spool.db", state_dir);
     if (readonly && access(s->path, F_OK) < 0) {
         /* No agent has run here yet: no hints either. */
@@ -154,6 +156,12 @@ fail:
     sqlite3_finalize(st);
     hints_store_free(s);
     return rc < 0 ? rc : -EIO;
+}
+
+void
+hints_store_set_max(struct hints_store *s, uint32_t max_rows)
+{
+    s->max_rows = max_rows;
 }
 
 void
@@ -263,7 +271,7 @@ hints_store_put(struct hints_store *s, const struct tc_hint *h, int64_t now_ns)
     }
     if ((rc = hints_count(s, &n)) < 0)
         goto out;
-    if (n >= HINTS_STORE_MAX) {
+    if (n >= s->max_rows) {
         rc = -ENOSPC;
         goto out;
     }

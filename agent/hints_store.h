@@ -69,6 +69,8 @@ int hints_store_state_valid(const char *state);
  */
 int hints_store_open(const char *state_dir, int readonly,
                      struct hints_store **out);
+/* Rows kept at most (default HINTS_STORE_MAX); for tests. */
+void hints_store_set_max(struct hints_store *s, uint32_t max_rows);
 /* hints_store_free(NULL) is a no-op. */
 void hints_store_free(struct hints_store *s);
 

@@ -1,7 +1,8 @@
 /*
  * spool: the agent's durable queue of events and its tail offsets.
  *
- * The only SQLite code in the agent. One database, state_dir/spool.db,
+ * The agent's SQLite code, but for hints_store.c, which keeps its table
+ * in the same database. One database, state_dir/spool.db,
  * holds the events waiting for the collector, the per-file read offsets
  * and a little metadata (the spool's epoch, the next sequence number,
  * the count of events dropped because the spool was full).

@@ -44,6 +44,15 @@ static const struct tc_conf_field tls_fields[] = {
     {0},
 };
 
+static const struct tc_conf_field hints_fields[] = {
+    {.key = "signing_key",
+     .type = TC_CONF_T_PATH,
+     CC(hints_signing_key),
+     .help = "Ed25519 key that signs hints (PEM; default: "
+             "hint-signing.key beside tls.key, as pki init makes it)"},
+    {0},
+};
+
 static const struct tc_conf_field store_fields[] = {
     {.key = "path",
      .type = TC_CONF_T_PATH,
@@ -312,6 +321,7 @@ static const struct tc_conf_field collector_fields[] = {
      .def = "127.0.0.1:7400",
      .help = "address for agent connections"},
     {.key = "tls", .type = TC_CONF_T_MAP, .sub = tls_fields},
+    {.key = "hints", .type = TC_CONF_T_MAP, .sub = hints_fields},
     {.key = "store", .type = TC_CONF_T_MAP, .sub = store_fields},
     {.key = "limits", .type = TC_CONF_T_MAP, .sub = limits_fields},
     /* Longer than a second would make acks, and so agents, stall. */
@@ -399,6 +409,33 @@ check_correlation(struct tc_conf *conf, const struct collector_config *c)
     }
 }
 
+/*
+ * hints.signing_key: its line when given; else the pki layout's key,
+ * hint-signing.key in tls.key's directory, when that file exists (pki
+ * init makes it there). Without either, no hint can be signed; that is
+ * an error only once hints are sent.
+ */
+static void
+hints_key_default(struct tc_conf *conf, struct collector_config *c)
+{
+    const struct tc_conf_node *n;
+    const char *slash;
+
+    if (c->hints_signing_key != NULL) {
+        n = tc_conf_find(conf->root, "hints.signing_key");
+        c->hints_signing_key_line = n != NULL ? n->line : 0;
+        return;
+    }
+    if (c->tls_key == NULL || (slash = strrchr(c->tls_key, '/')) == NULL)
+        return;
+    char *def = tc_xasprintf("%.*s/hint-signing.key", (int)(slash - c->tls_key),
+                             c->tls_key);
+    if (access(def, F_OK) == 0)
+        c->hints_signing_key = def;
+    else
+        free(def);
+}
+
 /* The parsed file into a fresh config; frees conf. */
 static int
 config_from(struct tc_conf *conf, struct collector_config **out)
@@ -423,6 +460,7 @@ config_from(struct tc_conf *conf, struct collector_config **out)
         rc = -EINVAL;
         goto out;
     }
+    hints_key_default(conf, c);
     if (c->name == NULL) {
         char host[HOST_NAME_MAX + 1];
 
@@ -608,6 +646,11 @@ config_reload(struct collector_config *cur, const struct collector_config *next)
     swap_str(&cur->tls_ca, next->tls_ca);
     swap_str(&cur->tls_cert, next->tls_cert);
     swap_str(&cur->tls_key, next->tls_key);
+    free(cur->hints_signing_key);
+    cur->hints_signing_key = next->hints_signing_key != NULL
+                                 ? tc_xstrdup(next->hints_signing_key)
+                                 : NULL;
+    cur->hints_signing_key_line = next->hints_signing_key_line;
     cur->max_agents = next->max_agents;
     cur->max_pending = next->max_pending;
     cur->sessions_per_agent = next->sessions_per_agent;

@@ -23,7 +23,11 @@ struct collector_config {
     char *name;   /* collector name; default: gethostname() */
     char *listen; /* "host:port"; default 127.0.0.1:7400 */
     char *tls_ca, *tls_cert, *tls_key; /* required */
-    char *store_path;                  /* SQLite file; required */
+    char *hints_signing_key;    /* hints.signing_key (Ed25519 PEM); default
+                                   hint-signing.key beside tls.key when it
+                                   exists; NULL: none */
+    int hints_signing_key_line; /* its line; 0 = the default */
+    char *store_path;           /* SQLite file; required */
     enum config_sync store_sync;
     uint64_t pipeline_max_bytes;   /* decoded-but-uncommitted cap;
                                       default 64 MiB */

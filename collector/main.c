@@ -17,6 +17,7 @@
 #include "config.h"
 #include "pipeline/incident_runner.h"
 #include "daemon.h"
+#include "hintsig.h"
 #include "net/listener.h"
 #include "log.h"
 #include "perms.h"
@@ -66,6 +67,7 @@ stopped_cb(void *arg)
 
 static int load_tls(const struct collector_config *cfg,
                     struct tc_tls_ctx **out);
+static int check_hint_key(const struct collector_config *cfg);
 
 /*
  * SIGHUP: read the file again; a file that does not load, or whose TLS
@@ -81,7 +83,9 @@ reload(struct app *app)
     int restart;
 
     log_info("reload: reading %s", app->cfg->file);
-    if (config_load(app->cfg->file, &next) < 0 || load_tls(next, &tls) < 0) {
+    if (config_load(app->cfg->file, &next) < 0 || load_tls(next, &tls) < 0 ||
+        check_hint_key(next) < 0) {
+        tc_tls_ctx_free(tls);
         log_warnx("reload: %s refused; the running configuration stays",
                   app->cfg->file);
         config_free(next);
@@ -132,6 +136,33 @@ load_tls(const struct collector_config *cfg, struct tc_tls_ctx **out)
     if ((rc = tc_tls_ctx_new(&o, out, err, sizeof(err))) < 0)
         log_warnx("%s: tls: %s", cfg->file, err);
     return rc;
+}
+
+/*
+ * The hint-signing key loads (owner-only mode, an Ed25519 key). Hint
+ * dispatch, which will keep it, is a later step; until then start-up,
+ * -n and a reload check it, so that a bad key shows now. 0 or -1.
+ */
+static int
+check_hint_key(const struct collector_config *cfg)
+{
+    struct tc_hintkey *k = NULL;
+    char err[512];
+
+    if (cfg->hints_signing_key == NULL)
+        return 0;
+    if (tc_hintkey_load_private(cfg->hints_signing_key, &k, err, sizeof(err)) <
+        0) {
+        if (cfg->hints_signing_key_line > 0)
+            log_warnx("%s:%d: hints.signing_key: %s", cfg->file,
+                      cfg->hints_signing_key_line, err);
+        else
+            log_warnx("%s: hints.signing_key (default, beside tls.key): %s",
+                      cfg->file, err);
+        return -1;
+    }
+    tc_hintkey_free(k);
+    return 0;
 }
 
 /*
@@ -203,6 +234,8 @@ main(int argc, char **argv)
     if (config_load(opt.config, &cfg) < 0)
         return 1;
     tls_bad = load_tls(cfg, &tls) < 0;
+    if (check_hint_key(cfg) < 0)
+        tls_bad = 1;
     if (opt.check) {
         /* The system too when the TLS files failed: every error at once. */
         if (check_system(cfg) < 0 || tls_bad)

@@ -32,6 +32,10 @@ enc_write(void *data, const char *p, size_t n)
 
     if (e->err)
         return -1;
+    /* An empty str or bin body may come with a NULL pointer (memcpy's
+     * arguments must not be NULL, even for 0 bytes). */
+    if (n == 0)
+        return 0;
     /*
      * The packer calls this for every token (a key, a 1-byte int), some
      * 20 times an event; the call into tc_buf_append for each was about

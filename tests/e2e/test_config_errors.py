@@ -221,7 +221,60 @@ def test_check_mode_system(env):
               "a collector that could not listen created its database")
 
 
+def test_hint_keys(env):
+    """hints.public_key (agent) and hints.signing_key (collector): a key
+    that is missing, of the wrong kind or readable by others is refused
+    by -n with the file and line; the collector's default, the pki dir's
+    hint-signing.key, is checked the same way; pki init run again on a
+    CA made before hints adds the pair and keeps the CA."""
+    col, ag = base(env)
+    pki = env.pki
+    key = os.path.join(pki, "hint-signing.key")
+    e2e.check(oct(os.stat(key).st_mode & 0o777) == "0o600", "key mode")
+    good_ag = open(ag).read()
+    env.write("ag1.yaml", good_ag + "hints: {public_key: pki/hint-signing.pub}\n")
+    _, out, _ = env.run([e2e.AGENT, "-n", "-c", os.path.join(env.dir, "ag1.yaml")])
+    e2e.check(out.strip() == "configuration OK", "agent -n said %r" % out)
+    env.write("ag2.yaml", good_ag + "hints:\n  public_key: pki/nope.pub\n")
+    refused(env, e2e.AGENT, os.path.join(env.dir, "ag2.yaml"),
+            r"ag2\.yaml:\d+: hints\.public_key: hint public key .*nope\.pub")
+    env.write("ag3.yaml", good_ag + "hints: {public_key: pki/ca.crt}\n")
+    refused(env, e2e.AGENT, os.path.join(env.dir, "ag3.yaml"),
+            r"ag3\.yaml:\d+: hints\.public_key: .*cannot load it")
+    env.write("ag4.yaml", good_ag + "hints: {public_key: [a]}\n")
+    refused(env, e2e.AGENT, os.path.join(env.dir, "ag4.yaml"), r"ag4\.yaml:\d+: ")
+
+    good_col = open(col).read()
+    env.write("c1.yaml", good_col + "hints:\n  signing_key: pki/hint-signing.pub\n")
+    refused(env, e2e.COLLECTOR, os.path.join(env.dir, "c1.yaml"),
+            r"c1\.yaml:5: hints\.signing_key: hint signing key .*hint-signing\.pub: "
+            r"mode 0644 allows group/other access")
+    env.write("c2.yaml", good_col + "hints: {signing_key: pki/collector.key}\n")
+    refused(env, e2e.COLLECTOR, os.path.join(env.dir, "c2.yaml"),
+            r"c2\.yaml:4: hints\.signing_key: .*not an Ed25519 key")
+    # The default key, beside tls.key, is held to the same rule.
+    os.chmod(key, 0o640)
+    refused(env, e2e.COLLECTOR, col,
+            r"hints\.signing_key \(default, beside tls\.key\): .*mode 0640")
+    os.chmod(key, 0o600)
+    _, out, _ = env.run([e2e.COLLECTOR, "-n", "-c", col])
+    e2e.check(out.strip() == "configuration OK", "collector -n said %r" % out)
+    # Without it (a CA from before hints) the collector still starts.
+    os.unlink(key)
+    _, out, _ = env.run([e2e.COLLECTOR, "-n", "-c", col])
+    e2e.check(out.strip() == "configuration OK", "collector -n said %r" % out)
+    # pki init again: adds the pair, keeps the CA.
+    ca = open(os.path.join(pki, "ca.crt")).read()
+    os.unlink(os.path.join(pki, "hint-signing.pub"))
+    _, out, _ = env.run([e2e.CTL, "pki", "init", pki])
+    e2e.check("kept the CA" in out and "hint-signing.key" in out, out)
+    e2e.check(open(os.path.join(pki, "ca.crt")).read() == ca, "CA replaced")
+    e2e.check(oct(os.stat(key).st_mode & 0o777) == "0o600", "key mode")
+    # And once more: nothing to add, refused as before.
+    env.run([e2e.CTL, "pki", "init", pki], expect=1)
+
+
 if __name__ == "__main__":
     e2e.main([test_check_mode_ok, test_errors_read_as_a_cli, test_collector_errors, test_agent_errors,
               test_agent_all_errors, test_command_line,
-              test_check_mode_system])
+              test_check_mode_system, test_hint_keys])

@@ -163,7 +163,7 @@ test_unknown_keys(void **state)
                        "handshake_timeout, idle_timeout)");
     tu_assert_contains(err,
                        "collector.yaml:7: unknown key 'listne' in top level "
-                       "(valid: name, listen, tls, store, limits, "
+                       "(valid: name, listen, tls, hints, store, limits, "
                        "commit_interval, incidents, correlation)");
     free(err);
 }

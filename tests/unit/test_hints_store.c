@@ -191,12 +191,36 @@ test_states(void **state)
     hints_store_free(s);
 }
 
+/* A full store refuses a new hint (the sender does not ack it) and
+ * still recognises a redelivery of a stored one. */
+static void
+test_full(void **state)
+{
+    struct hints_store *s;
+    struct tc_hint h;
+
+    (void)state;
+    assert_int_equal(hints_store_open(tu_tmpdir, 0, &s), 0);
+    hints_store_set_max(s, 2);
+    make_hint(&h, 1);
+    assert_int_equal(hints_store_put(s, &h, 1), 0);
+    make_hint(&h, 2);
+    assert_int_equal(hints_store_put(s, &h, 2), 0);
+    make_hint(&h, 3);
+    assert_int_equal(hints_store_put(s, &h, 3), -ENOSPC);
+    make_hint(&h, 2);
+    assert_int_equal(hints_store_put(s, &h, 4), 1);
+    assert_int_equal(count(s), 2);
+    hints_store_free(s);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_put_get, setup, tu_teardown),
         cmocka_unit_test_setup_teardown(test_states, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_full, setup, tu_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -40,6 +40,19 @@ decode_one(const struct tc_buf *b, const struct tc_wire_limits *lim,
     return tc_wire_decode(body, blen, lim, f, &err);
 }
 
+/* decode_one, with the decoder's reason in *errp. */
+static int
+decode_one_err(const struct tc_buf *b, struct tc_frame *f, const char **errp)
+{
+    const uint8_t *body;
+    size_t blen;
+    long n = tc_wire_next(tc_buf_head(b), tc_buf_size(b), TC_WIRE_MAX_FRAME,
+                          &body, &blen);
+
+    assert_int_equal(n, (long)tc_buf_size(b));
+    return tc_wire_decode(body, blen, NULL, f, errp);
+}
+
 /* Decode a bare body; *errp (optional) gets the decoder's reason. */
 static int
 decode_body_err(const void *p, size_t n, const struct tc_wire_limits *lim,
@@ -227,6 +240,109 @@ test_welcome_ack_pong_bye(void **state)
     assert_int_equal(decode_one(&b, NULL, &f), 0);
     assert_int_equal(f.u.bye.reason.len, 0);
 
+    tc_frame_close(&f);
+    tc_buf_close(&b);
+}
+
+/* A hint is held to its own limits, beyond the frame's. */
+static void
+test_hint_limits(void **state)
+{
+    static char big[TC_HINT_MAX_TEXT + 2];
+    static const uint8_t sig[TC_HINT_SIG_LEN + 1];
+    struct tc_kv params[TC_HINT_MAX_PARAMS + 1];
+    struct tc_hint h;
+    struct tc_buf b;
+    struct tc_frame f;
+    const char *err = NULL;
+    char keys[TC_HINT_MAX_PARAMS + 1][4];
+
+    (void)state;
+    memset(big, 'x', sizeof(big) - 1);
+    tc_buf_init(&b, BUFMAX);
+    tc_frame_init(&f);
+#define HINT_RESET()                                                           \
+    do {                                                                       \
+        memset(&h, 0, sizeof(h));                                              \
+        h.id = 1;                                                              \
+        h.agent = tc_str_c("web-01");                                          \
+        h.incident = tc_str_c("1");                                            \
+        h.source = tc_str_c("runbook:x");                                      \
+        h.title = tc_str_c("t");                                               \
+        h.text = tc_str_c("x");                                                \
+        h.params = params;                                                     \
+        tc_buf_reset(&b);                                                      \
+    } while (0)
+#define HINT_DECODES(want, msg)                                                \
+    do {                                                                       \
+        tc_buf_reset(&b);                                                      \
+        assert_int_equal(tc_wire_encode_hint(&b, &h), 0);                      \
+        err = NULL;                                                            \
+        assert_int_equal(decode_one_err(&b, &f, &err), want);                  \
+        if ((msg) != NULL)                                                     \
+            assert_string_equal(err, msg);                                     \
+    } while (0)
+    for (int i = 0; i <= (int)TC_HINT_MAX_PARAMS; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "k%d", i);
+        params[i].key = tc_str_c(keys[i]);
+        params[i].val = tc_str_c("v");
+    }
+    /* At the limits: accepted. */
+    HINT_RESET();
+    h.agent.ptr = h.incident.ptr = h.source.ptr = h.action.ptr = big;
+    h.agent.len = h.incident.len = h.source.len = h.action.len =
+        TC_HINT_MAX_NAME;
+    h.title.ptr = big;
+    h.title.len = TC_HINT_MAX_TITLE;
+    h.text.ptr = big;
+    h.text.len = TC_HINT_MAX_TEXT - 64; /* max_str bounds it here */
+    h.nparams = TC_HINT_MAX_PARAMS;
+    h.sig.ptr = (const char *)sig;
+    h.sig.len = TC_HINT_SIG_LEN;
+    HINT_DECODES(0, NULL);
+    assert_int_equal(tc_wire_hint_check(&f.u.hint, NULL), 0);
+    /* One byte or entry over, each: refused as over a limit. */
+    HINT_RESET();
+    h.agent.ptr = big;
+    h.agent.len = TC_HINT_MAX_NAME + 1;
+    HINT_DECODES(-EMSGSIZE, "hint name over 255 bytes");
+    HINT_RESET();
+    h.action.ptr = big;
+    h.action.len = TC_HINT_MAX_NAME + 1;
+    HINT_DECODES(-EMSGSIZE, "hint name over 255 bytes");
+    HINT_RESET();
+    h.title.ptr = big;
+    h.title.len = TC_HINT_MAX_TITLE + 1;
+    HINT_DECODES(-EMSGSIZE, "hint title over 512 bytes");
+    HINT_RESET();
+    h.sig.ptr = (const char *)sig;
+    h.sig.len = TC_HINT_SIG_LEN + 1;
+    HINT_DECODES(-EMSGSIZE, "hint sig over 64 bytes");
+    HINT_RESET();
+    h.nparams = TC_HINT_MAX_PARAMS + 1;
+    HINT_DECODES(-EMSGSIZE, "hint params over 32 entries");
+    HINT_RESET();
+    h.nparams = 1;
+    params[0].val.ptr = big;
+    params[0].val.len = TC_HINT_MAX_PARAM_VAL + 1;
+    HINT_DECODES(-EMSGSIZE, "hint param over its limit");
+    params[0].val = tc_str_c("v");
+    params[0].key.ptr = big;
+    params[0].key.len = TC_HINT_MAX_PARAM_KEY + 1;
+    HINT_DECODES(-EMSGSIZE, "hint param over its limit");
+    params[0].key = tc_str_c(keys[0]);
+    /* A params key twice. */
+    HINT_RESET();
+    h.nparams = 3;
+    params[2].key = tc_str_c(keys[0]);
+    HINT_DECODES(-EBADMSG, "duplicate hint param key");
+    params[2].key = tc_str_c(keys[2]);
+    /* The new keys are required where the protocol says so. */
+    HINT_RESET();
+    h.title.len = 0;
+    HINT_DECODES(0, NULL); /* empty, but present */
+#undef HINT_RESET
+#undef HINT_DECODES
     tc_frame_close(&f);
     tc_buf_close(&b);
 }
@@ -1502,6 +1618,7 @@ main(void)
         cmocka_unit_test(test_hello),
         cmocka_unit_test(test_welcome_ack_pong_bye),
         cmocka_unit_test(test_hint_ping),
+        cmocka_unit_test(test_hint_limits),
         cmocka_unit_test(test_events),
         cmocka_unit_test(test_events_raw),
         cmocka_unit_test(test_event_decode),
