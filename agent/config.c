@@ -573,6 +573,14 @@ static const struct tc_conf_field check_default_fields[] = {
     {0},
 };
 
+static void
+check_actions(struct tc_conf *c, const struct tc_conf_node *seq, void *base)
+{
+    struct agent_config *ac = base;
+
+    actions_list_check(c, seq, &ac->actions);
+}
+
 static const struct tc_conf_field agent_fields[] = {
     {.key = "name",
      .type = TC_CONF_T_STRING,
@@ -637,6 +645,16 @@ static const struct tc_conf_field agent_fields[] = {
      .line_offset = offsetof(struct agent_check, line),
      .has_line = 1,
      .help = "health checks"},
+    {.key = "actions",
+     .type = TC_CONF_T_SEQ,
+     AC(actions.v),
+     .sub = actions_fields,
+     .elem_size = sizeof(struct action_def),
+     .count_offset = offsetof(struct agent_config, actions.n),
+     .line_offset = offsetof(struct action_def, line),
+     .has_line = 1,
+     .check = check_actions,
+     .help = "the allowlist of remediation actions hints may name"},
     {0},
 };
 
@@ -976,6 +994,8 @@ config_free(struct agent_config *c)
 {
     if (c == NULL)
         return;
+    for (size_t i = 0; i < c->actions.n; i++)
+        actions_params_free(&c->actions.v[i]);
     tc_conf_release(agent_fields, c);
     free(c->file);
     free(c);

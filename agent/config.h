@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "actions.h"
 #include "conf.h"
 #include "wire.h"
 
@@ -160,6 +161,7 @@ struct agent_config {
     uint32_t check_max_concurrent; /* check_defaults.max_concurrent; 4 */
     struct agent_check *checks;
     size_t nchecks;
+    struct action_list actions; /* the allowlist (actions.h) */
 };
 
 int config_load(const char *path, struct agent_config **out);

@@ -5,6 +5,7 @@
  *   tocsin-agent status [--json] [-c FILE]
  *   tocsin-agent hints [show ID] [--json] [-c FILE]
  *   tocsin-agent test-rules [-c FILE] [--input N] LOGFILE
+ *   tocsin-agent actions list|test|run ... (actions_cmd.c)
  *
  * Loads the config, compiles the rules and the TLS context (so -n
  * catches bad patterns and certificate paths), opens the spool, then
@@ -40,6 +41,8 @@
 
 #include <uv.h>
 
+#include "action_run.h"
+#include "actions_cmd.h"
 #include "checks.h"
 #include "conf.h"
 #include "config.h"
@@ -105,6 +108,8 @@ struct agent {
     struct checks *checks;
     struct journal **journals;        /* cfg->njournals inputs */
     struct status *status;            /* owned; outlives reloads */
+    struct action_runner *runner;     /* owned; outlives reloads */
+    struct actions_agent actions;     /* status "action-run" requests */
     uv_signal_t sig[3];               /* SIGTERM, SIGINT, SIGHUP */
     uv_timer_t stop_timer;            /* bounds the shutdown */
     uv_timer_t trim_timer;            /* agent_trim_cb, AGENT_TRIM_MS */
@@ -128,8 +133,9 @@ static _Noreturn void
 usage(FILE *f, int code)
 {
     fprintf(f, "usage: tocsin-agent [-dnv] [-c file]\n"
-               "       tocsin-agent status [--json] [-c file]\n"
-               "       tocsin-agent hints [show ID] [--json] [-c file]\n"
+               "       tocsin-agent status | hints [show ID | run ID] "
+               "[--json] [-c file]\n"
+               "       tocsin-agent actions list|test|run ... [-c file]\n"
                "       tocsin-agent test-rules [-c file] [--input N] "
                "logfile\n"
                "       tocsin-agent -h | --help | -V | --version\n");
@@ -275,6 +281,7 @@ parts_start(struct agent *a)
 
     a->sender = sender_new(a->loop, cfg, a->conf.ctx, a->spool, a->conf.name);
     sender_set_hints(a->sender, a->hints, a->conf.hintkey);
+    sender_set_hint_cb(a->sender, actions_cmd_hint_stored, &a->actions);
     /* Before the inputs, which hand their lines to it. */
     a->emit = emit_new(a->loop, cfg, a->spool, a->conf.name, agent_spooled, a);
     if (tail_new(a->loop, cfg, a->conf.rules, a->spool, a->emit, &a->tail) < 0)
@@ -404,9 +411,31 @@ agent_status_stopped(void *arg)
 }
 
 static void
+agent_runner_stopped(void *arg)
+{
+    struct agent *a = arg;
+
+    a->runner = NULL;
+    status_stop(a->status, agent_status_stopped, a);
+}
+
+/* Actions still running are killed (their results are spooled, and
+ * their callers answered) before the status socket closes. */
+static void
 agent_parts_stopped(struct agent *a)
 {
-    status_stop(a->status, agent_status_stopped, a);
+    action_runner_stop(a->runner, agent_runner_stopped, a);
+}
+
+/* An action's result was spooled. Not while the parts stop or are
+ * rebuilt: the sender reads the spool when it starts again. */
+static void
+agent_action_spooled(void *arg)
+{
+    struct agent *a = arg;
+
+    if (!a->stopping && !a->reloading && a->sender != NULL)
+        sender_kick(a->sender);
 }
 
 static void
@@ -568,6 +597,15 @@ main(int argc, char **argv)
         log_init("tocsin-agent", LOG_TO_CLI, 0);
         return testrules_main(argc - 1, argv + 1, AGENT_CONFIG);
     }
+    if (argc > 1 && strcmp(argv[1], "actions") == 0) {
+        log_init("tocsin-agent", LOG_TO_CLI, 0);
+        return actions_main(argc - 1, argv + 1, AGENT_CONFIG);
+    }
+    if (argc > 2 && strcmp(argv[1], "hints") == 0 &&
+        strcmp(argv[2], "run") == 0) {
+        log_init("tocsin-agent", LOG_TO_CLI, 0);
+        return actions_hint_main(argc - 1, argv + 1, AGENT_CONFIG);
+    }
     if (argc > 1 && strcmp(argv[1], "hints") == 0) {
         log_init("tocsin-agent", LOG_TO_CLI, 0);
         return hintscli_main(argc - 1, argv + 1, AGENT_CONFIG);
@@ -643,6 +681,16 @@ main(int argc, char **argv)
     if (status_start(a.loop, a.conf.cfg->status_socket, agent_render, &a,
                      &a.status) < 0)
         log_warnx("status: tocsin-agent status will not answer");
+    action_runner_new(a.loop, &a.runner);
+    a.actions.cfg = &a.conf.cfg;
+    a.actions.host = a.conf.name;
+    a.actions.runner = a.runner;
+    a.actions.spool = a.spool;
+    a.actions.hints = a.hints;
+    a.actions.spooled = agent_action_spooled;
+    a.actions.arg = &a;
+    status_set_command(a.status, actions_cmd_handle, &a.actions);
+    actions_cmd_resume(&a.actions);
     log_info("started: agent %s, %zu files, %zu checks, collector %s, "
              "spool %s (%" PRIu64 " events)",
              a.conf.name, a.conf.cfg->nfiles, a.conf.cfg->nchecks,

@@ -107,6 +107,9 @@ struct sender {
     int closing;             /* timers whose close is pending */
     void (*on_stopped)(void *arg);
     void *stop_arg;
+    /* A hint was stored for the first time; or NULL. */
+    void (*hint_stored)(void *arg, uint64_t id);
+    void *hint_arg;
 };
 
 static void sender_connect(struct sender *s);
@@ -535,6 +538,14 @@ sender_set_hints(struct sender *s, struct hints_store *store,
     s->hintkey = key;
 }
 
+void
+sender_set_hint_cb(struct sender *s, void (*cb)(void *arg, uint64_t id),
+                   void *arg)
+{
+    s->hint_stored = cb;
+    s->hint_arg = arg;
+}
+
 static int
 sender_has_nul(struct tc_str v)
 {
@@ -636,6 +647,9 @@ sender_hint(struct sender *s, const struct tc_hint *h)
     } else {
         tc_escape(title, sizeof(title), h->title.ptr, h->title.len);
         log_info("hint %" PRIu64 " for incident %s: %s", h->id, inc, title);
+        /* Stored now, never on a redelivery: an auto action runs once. */
+        if (s->hint_stored != NULL)
+            s->hint_stored(s->hint_arg, h->id);
     }
     ack.id = h->id;
     if ((rc = tc_wire_encode_hint_ack(&s->tx, &ack)) < 0) {

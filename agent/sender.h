@@ -57,6 +57,13 @@ struct tc_hintkey;
  */
 void sender_set_hints(struct sender *s, struct hints_store *store,
                       const struct tc_hintkey *key);
+/*
+ * cb(arg, id) after a hint was stored for the first time (not on a
+ * redelivery): the agent runs its action there if the allowlist says
+ * auto. Call before sender_start.
+ */
+void sender_set_hint_cb(struct sender *s, void (*cb)(void *arg, uint64_t id),
+                        void *arg);
 /* Start connecting. 0, or -EINVAL for a bad collector address. */
 int sender_start(struct sender *s);
 /* New events were spooled: send them if the window allows. */

@@ -19,8 +19,12 @@
 #include "log.h"
 #include "util.h"
 
-#define STATUS_REQ_MAX 64
+/* A command line carries an action's %-encoded parameters. */
+#define STATUS_REQ_MAX 8192
 #define STATUS_CLIENT_MS 5000
+/* A command's answer may wait for an action: its longest timeout,
+ * SIGKILL grace, and some slack. */
+#define STATUS_COMMAND_MS ((3600 + 60) * 1000)
 
 struct status_client {
     struct status *s;           /* owner */
@@ -31,6 +35,8 @@ struct status_client {
     struct tc_buf out;        /* the rendered document */
     char req[STATUS_REQ_MAX]; /* request line so far */
     size_t reqlen;
+    uint64_t id; /* for status_reply; unique per listener */
+    int waiting; /* a command's answer is awaited */
     int closing;
     int handles; /* open handles, freed at 0 */
 };
@@ -41,6 +47,9 @@ struct status {
     char *path; /* owned */
     status_render_fn render;
     void *arg;
+    status_command_fn command; /* NULL: only json and text */
+    void *command_arg;
+    uint64_t next_id;
     struct status_client *clients;
     int handles; /* listener + clients' handles open */
     void (*stop_cb)(void *arg);
@@ -135,6 +144,12 @@ client_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         json = 1;
     } else if (strcmp(c->req, "text") == 0) {
         json = 0;
+    } else if (c->s->command != NULL) {
+        /* The handler answers through status_reply, now or later. */
+        c->waiting = 1;
+        uv_timer_start(&c->timer, client_timeout, STATUS_COMMAND_MS, 0);
+        c->s->command(c->s->command_arg, c->s, c->id, c->req);
+        return;
     } else {
         static const char bad[] = "error: unknown request\n";
         tc_buf_append(&c->out, bad, sizeof(bad) - 1);
@@ -161,6 +176,7 @@ status_accept(uv_stream_t *server, int status)
     }
     c = tc_xcalloc(1, sizeof(*c));
     c->s = s;
+    c->id = ++s->next_id;
     tc_buf_init(&c->out, STATUS_MAX);
     uv_pipe_init(s->loop, &c->pipe, 0);
     uv_timer_init(s->loop, &c->timer);
@@ -252,6 +268,79 @@ status_start(uv_loop_t *loop, const char *path, status_render_fn render,
     }
     *out = s;
     return 0;
+}
+
+void
+status_set_command(struct status *s, status_command_fn fn, void *arg)
+{
+    if (s == NULL)
+        return;
+    s->command = fn;
+    s->command_arg = arg;
+}
+
+void
+status_reply(struct status *s, uint64_t id, const char *text, size_t n)
+{
+    struct status_client *c;
+    uv_buf_t b;
+
+    if (s == NULL)
+        return;
+    for (c = s->clients; c != NULL; c = c->next)
+        if (c->id == id)
+            break;
+    /* Gone (timed out, or the agent is stopping): nobody to tell. */
+    if (c == NULL || c->closing || !c->waiting)
+        return;
+    c->waiting = 0;
+    tc_buf_append(&c->out, text, n);
+    b = uv_buf_init((char *)tc_buf_head(&c->out),
+                    (unsigned)tc_buf_size(&c->out));
+    c->wreq.data = c;
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->pipe, &b, 1, client_written) < 0)
+        client_close(c);
+}
+
+int
+status_command(const char *path, const char *line, FILE *out)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    char buf[65536];
+    ssize_t n;
+    int fd;
+
+    if (strlen(line) + 1 > STATUS_REQ_MAX || strchr(line, '\n') != NULL) {
+        fprintf(stderr, "tocsin-agent: request too long\n");
+        return -E2BIG;
+    }
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        fprintf(stderr, "tocsin-agent: status socket path too long: %s\n",
+                path);
+        return -ENAMETOOLONG;
+    }
+    strcpy(sa.sun_path, path);
+    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+        connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        int e = errno;
+        fprintf(stderr,
+                "tocsin-agent: cannot reach the agent at %s: %s "
+                "(is it running? the socket is for its user and root)\n",
+                path, strerror(e));
+        if (fd >= 0)
+            close(fd);
+        return -e;
+    }
+    if (write(fd, line, strlen(line)) < 0 || write(fd, "\n", 1) < 0) {
+        int e = errno;
+        fprintf(stderr, "tocsin-agent: %s: %s\n", path, strerror(e));
+        close(fd);
+        return -e;
+    }
+    while ((n = read(fd, buf, sizeof(buf))) > 0)
+        fwrite(buf, 1, (size_t)n, out);
+    close(fd);
+    return n < 0 ? -errno : 0;
 }
 
 void

@@ -1158,7 +1158,9 @@ walk_field(struct walk *w, const struct tc_conf_field *f,
         }
         if (node == NULL && f->optional)
             goto out;
-        walk_map(w, f->sub, node, line, path, dst);
+        /* No schema: a free-form map, read by its check callback. */
+        if (f->sub != NULL)
+            walk_map(w, f->sub, node, line, path, dst);
         break;
     case TC_CONF_T_SEQ:
         if (node != NULL && node->kind != TC_CONF_SEQ) {
@@ -1265,7 +1267,8 @@ tc_conf_release(const struct tc_conf_field *schema, void *base)
             store_str(p, NULL);
             break;
         case TC_CONF_T_MAP:
-            tc_conf_release(f->sub, p);
+            if (f->sub != NULL)
+                tc_conf_release(f->sub, p);
             break;
         case TC_CONF_T_SEQ: {
             char *arr;

@@ -135,7 +135,8 @@ enum tc_conf_type {
     TC_CONF_T_BOOL,     /* int: true/false, yes/no, on/off */
     TC_CONF_T_ENUM,     /* int-sized enum, from .enums */
     TC_CONF_T_CUSTOM,   /* .parse fills the field; must not allocate */
-    TC_CONF_T_MAP,      /* nested map, walked with .sub at base+offset */
+    TC_CONF_T_MAP,      /* nested map, walked with .sub at base+offset;
+                           .sub NULL: a free-form map left to .check */
     TC_CONF_T_SEQ,      /* sequence of maps into an array, see below */
     TC_CONF_T_STRLIST,  /* char ** + size_t count: a list of strings, or
                            one string for a list of one; the array has

@@ -183,7 +183,12 @@ def test_hint_refusals(env):
     e2e.check(fake.acks(3) == [10], "good hint not acked once")
     ag.wait_log(r"hint 10 for incident 34: Restart nginx \\x1b\]52;c;x\\x07")
     rows = stored(env, conf)
-    e2e.check(len(rows) == 1 and rows[0]["id"] == 10 and rows[0]["state"] == "new"
+    # Its action is in no allowlist here: refused on arrival, and logged
+    # (test_actions.py::test_hint_actions); the hint itself is kept.
+    ag.wait_log(r"action refused \(hint 10\): action 'restart_unit' is not "
+                r"allowlisted")
+    rows = stored(env, conf)
+    e2e.check(len(rows) == 1 and rows[0]["id"] == 10 and rows[0]["state"] == "refused"
               and rows[0]["params"] == {"unit": "nginx.service", "mode": "soft"}
               and rows[0]["problem"] == 7 and rows[0]["incident"] == "34",
               "stored: %r" % rows)

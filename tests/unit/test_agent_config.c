@@ -200,11 +200,11 @@ test_unknown_keys(void **state)
     snprintf(text, sizeof(text), "%sstatedir: x\nspool: {max_byte: 1MiB}\n",
              minimal);
     err = load_fails("agent.yaml", text);
-    tu_assert_contains(err,
-                       "agent.yaml:4: unknown key 'statedir' in top level "
-                       "(valid: name, labels, heartbeat, status_socket, "
-                       "collector, tls, state_dir, spool, sender, hints, tail, "
-                       "files, journald, check_defaults, checks)");
+    tu_assert_contains(err, "agent.yaml:4: unknown key 'statedir' in top level "
+                            "(valid: name, labels, heartbeat, status_socket, "
+                            "collector, tls, state_dir, spool, sender, hints, "
+                            "tail, files, journald, check_defaults, checks, "
+                            "actions)");
     tu_assert_contains(err, "agent.yaml:5: unknown key 'max_byte' in spool "
                             "(valid: max_bytes)");
     free(err);
