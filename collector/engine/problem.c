@@ -36,6 +36,7 @@
 #define SCORE_UP_HOST 5       /* per dependent host */
 #define SCORE_UP_MAX 4        /* hosts counted for SCORE_UP_HOST */
 #define SCORE_AFFECTED_MAX 10 /* +1 per host it explains, up to this */
+#define CHAIN_HOSTS 64        /* hosts a reference chain walk visits */
 
 #define EVIDENCE_MAX 512 /* bytes of a candidate's evidence text */
 #define LIST_HOSTS 5     /* hosts named in an evidence text */
@@ -1614,6 +1615,110 @@ explain_acc(const struct problem_engine *e, struct hostacc *acc, size_t nacc,
 }
 
 /*
+ * Reference chains (a cascade: the apps name queue-01, whose events name
+ * db-01): hosts that name acc[t] only through others. Breadth first
+ * over the members' references, backwards from t; mi[i] is mem[i]'s
+ * host's index in acc. Returns how many hosts are two or more hops
+ * away; via lists the hosts one hop away that others name in turn.
+ */
+static uint32_t
+behind(const struct pinc *const *mem, const size_t *mi, size_t nmem,
+       const struct hostacc *acc, size_t nacc, size_t t, char *via, size_t vlen)
+{
+    size_t *q = tc_xcalloc(nacc, sizeof(*q));
+    uint8_t *depth = tc_xcalloc(nacc, 1); /* 0 = not reached */
+    size_t head = 0, tail = 0;
+    uint32_t far = 0, nvia = 0;
+
+    via[0] = '\0';
+    depth[t] = 1;
+    q[tail++] = t;
+    while (head < tail) {
+        size_t x = q[head++];
+        int named_in_turn = 0;
+
+        for (size_t i = 0; i < nmem; i++) {
+            size_t y = mi[i];
+
+            if (y == x || names(mem[i], acc[x].host) == NULL)
+                continue;
+            if (depth[y] == 0 || depth[y] > depth[x])
+                named_in_turn = 1;
+            if (depth[y] != 0)
+                continue;
+            depth[y] = depth[x] < UINT8_MAX ? (uint8_t)(depth[x] + 1) : 255;
+            if (depth[y] > 2)
+                far++;
+            q[tail++] = y;
+        }
+        if (depth[x] == 2 && named_in_turn)
+            list_add(via, vlen, nvia++, acc[x].host);
+    }
+    free(q);
+    free(depth);
+    return far;
+}
+
+/*
+ * Does a chain of references lead from member m to host root through
+ * p's members (m names x, an incident of p on x names ... root)? The
+ * first hop into via. At most CHAIN_HOSTS hosts are visited.
+ */
+static int
+leads_to(const struct problem_engine *e, const struct prob *p,
+         const struct pinc *m, const char *root, char *via, size_t vlen)
+{
+    const char *host[CHAIN_HOSTS];
+    size_t first[CHAIN_HOSTS], n = 0, done = 0, nmem = 0;
+    const struct pinc **mem = NULL;
+    int found = 0;
+
+    for (size_t i = 0; i < m->nrefs && n < CHAIN_HOSTS; i++) {
+        size_t k;
+
+        for (k = 0; k < n && !host_eq(host[k], m->refs[i].host); k++)
+            ;
+        if (k < n || host_eq(m->refs[i].host, m->host))
+            continue;
+        first[n] = n;
+        host[n++] = m->refs[i].host;
+    }
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < e->ninc; i++)
+        if (e->incs[i]->known && e->incs[i]->mark.problem_id == p->v.id) {
+            mem = tc_xreallocarray(mem, nmem + 1, sizeof(*mem));
+            mem[nmem++] = e->incs[i];
+        }
+    while (done < n && !found) {
+        size_t x = done++;
+
+        for (size_t i = 0; i < nmem && !found; i++) {
+            if (!host_eq(mem[i]->host, host[x]))
+                continue;
+            for (size_t r = 0; r < mem[i]->nrefs; r++) {
+                const char *y = mem[i]->refs[r].host;
+                size_t k;
+
+                if (host_eq(y, root)) {
+                    snprintf(via, vlen, "%s", host[first[x]]);
+                    found = 1;
+                    break;
+                }
+                for (k = 0; k < n && !host_eq(host[k], y); k++)
+                    ;
+                if (k < n || n == CHAIN_HOSTS || host_eq(y, m->host))
+                    continue;
+                first[n] = first[x];
+                host[n++] = y;
+            }
+        }
+    }
+    free(mem);
+    return found;
+}
+
+/*
  * Is member m of p a symptom of its root (the top candidate's host, and
  * root its incident, or NULL)? Why in words into why (len > 0). The
  * relation, not the rule that linked m, decides (see rank).
@@ -1624,6 +1729,7 @@ symptom(const struct problem_engine *e, const struct prob *p,
 {
     const struct pref *r;
     const struct problem_dep *dp;
+    char via[PROBLEM_MAX_NAME + 1];
     int by_class =
         strcmp(p->v.rule, "spread") == 0 || strcmp(p->v.rule, "trend") == 0;
 
@@ -1636,6 +1742,15 @@ symptom(const struct problem_engine *e, const struct prob *p,
         if (len)
             snprintf(why, len, "its events name the root %s (%s=%s)",
                      p->v.root_host, r->field, r->value);
+        return 1;
+    }
+    if (p->v.root_host[0] &&
+        leads_to(e, p, m, p->v.root_host, via, sizeof(via))) {
+        if (len)
+            snprintf(why, len,
+                     "its events name %s, whose problem's events lead on "
+                     "to the root %s",
+                     via, p->v.root_host);
         return 1;
     }
     if (root != NULL && by_class && strcmp(m->cls, root->cls) == 0) {
@@ -1667,7 +1782,7 @@ static void
 rank(struct problem_engine *e, struct prob *p)
 {
     const struct pinc **mem = NULL;
-    size_t nmem = 0, nacc = 0, ncand;
+    size_t nmem = 0, nacc = 0, ncand, *mi = NULL;
     struct hostacc *acc = NULL;
     struct cand *c = NULL;
     int64_t earliest = INT64_MAX;
@@ -1701,15 +1816,22 @@ rank(struct problem_engine *e, struct prob *p)
         }
     for (size_t i = 0; i < nmem; i++)
         explain_acc(e, acc, nacc, mem[i]);
+    mi = tc_xcalloc(nmem ? nmem : 1, sizeof(*mi));
+    for (size_t i = 0; i < nmem; i++)
+        for (size_t k = 0; k < nacc; k++)
+            if (host_eq(mem[i]->host, acc[k].host)) {
+                mi[i] = k;
+                break;
+            }
 
     c = tc_xcalloc(nacc ? nacc : 1, sizeof(*c));
     for (size_t i = 0; i < nacc; i++) {
         struct hostacc *h = &acc[i];
         struct cand *ci = &c[i];
-        char what[EVIDENCE_MAX], ev[EVIDENCE_MAX];
+        char what[EVIDENCE_MAX], ev[EVIDENCE_MAX], via[160];
         size_t at = 0;
         int64_t s = 0;
-        uint32_t k;
+        uint32_t k, far = 0;
 
         /* Each term once in words (explain shows them apart), then the
          * evidence line: "what (+points)" joined by "; ". */
@@ -1727,6 +1849,19 @@ rank(struct problem_engine *e, struct prob *p)
             TERM((int64_t)k * SCORE_NAMED,
                  "named by %" PRIu32 " other %s events: %s", h->named,
                  h->named == 1 ? "host's" : "hosts'", h->named_list);
+            /* Behind those, hosts that name them: the same weight per
+             * host, within the same cap, so that the end of a chain
+             * outranks its middle. */
+            far = behind(mem, mi, nmem, acc, nacc, i, via, sizeof(via));
+            if (far > 0) {
+                uint32_t all = h->named + far < SCORE_NAMED_MAX
+                                   ? h->named + far
+                                   : SCORE_NAMED_MAX;
+
+                TERM((int64_t)(all - k) * SCORE_NAMED,
+                     "behind them %" PRIu32 " more host%s name those: via %s",
+                     far, far == 1 ? "" : "s", via);
+            }
         }
         if (h->upstream > 0) {
             k = h->upstream < SCORE_UP_MAX ? h->upstream : SCORE_UP_MAX;
@@ -1737,11 +1872,12 @@ rank(struct problem_engine *e, struct prob *p)
         if (severity_points(h->sev) > 0)
             TERM(severity_points(h->sev), "severity %s",
                  tc_severity_name(h->sev));
-        if (h->affected > 0) {
-            k = h->affected < SCORE_AFFECTED_MAX ? h->affected
-                                                 : SCORE_AFFECTED_MAX;
-            TERM((int64_t)k, "%" PRIu32 " host%s affected", h->affected,
-                 h->affected == 1 ? "" : "s");
+        if (h->affected + far > 0) {
+            uint32_t aff = h->affected + far;
+
+            k = aff < SCORE_AFFECTED_MAX ? aff : SCORE_AFFECTED_MAX;
+            TERM((int64_t)k, "%" PRIu32 " host%s affected", aff,
+                 aff == 1 ? "" : "s");
         }
         if (h->incident_id == 0)
             TERM(0, "no incident of its own");
@@ -1829,6 +1965,7 @@ rank(struct problem_engine *e, struct prob *p)
         }
     }
     free(mem);
+    free(mi);
     free(acc);
 }
 

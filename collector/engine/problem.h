@@ -396,7 +396,7 @@ enum problem_rule_id {
 };
 
 #define PROBLEM_EXPLAIN_TEXT 1024 /* bytes of one verdict line */
-#define PROBLEM_MAX_TERMS 6       /* score terms of one candidate */
+#define PROBLEM_MAX_TERMS 8       /* score terms of one candidate */
 
 /*
  * One rule's verdict on an unlinked incident. "How close" is seen of

@@ -11,7 +11,7 @@ expected incident appears and no other, `tocsinctl problems list`
 answers with every field, and the quality stays above floors.
 
 The floors are well below what this scenario measures today (F1 1.0,
-top-1 0.8, reduction 99.54% at 13 hosts; bench/README.md "issue 11")
+top-1 1.0, reduction 99.54% at 13 hosts; bench/README.md "issue 11")
 and below the issue's targets (F1 0.95, top-1 0.9, 99% at fleet
 scale), so they catch a regression without being tuned to this data
 set. (The 8 sporadic noise errors of one class are one trend problem

@@ -527,6 +527,48 @@ test_creeping(void **state)
 }
 
 /* Reference: the twelve web servers and the dead cache. */
+/*
+ * A cascade: db-1 fails, cache-01 names db-1, the web servers name only
+ * cache-01. The end of the chain is the root cause, not its busy
+ * middle; every other incident is its symptom, through the chain.
+ */
+static void
+test_reference_cascade(void **state)
+{
+    struct problem_config pc = defaults();
+    struct world w;
+    char host[16];
+
+    (void)state;
+    world_init(&w, &pc);
+    hosts(&w, fleet);
+    logev(&w, "db-1", "disk-full", TC_SEV_CRITICAL, T0, NULL, NULL);
+    logev(&w, "cache-01", "upstream", TC_SEV_ERROR, T0 + 10 * SEC, "peer",
+          "db-1:5432");
+    step(&w, T0 + 10 * SEC);
+    for (int i = 0; i < 4; i++) {
+        snprintf(host, sizeof(host), "web-%02d", i + 1);
+        logev(&w, host, "upstream", TC_SEV_ERROR, T0 + (30 + i) * SEC, "peer",
+              "cache-01:6379");
+    }
+    step(&w, T0 + 40 * SEC);
+    assert_int_equal(problem_engine_size(w.pe), 1);
+    for (int i = 1; i <= 6; i++)
+        assert_int_equal(w.o.mark[i].problem_id, 1);
+    assert_string_equal(w.o.root_host[1], "db-1");
+    assert_int_equal(w.o.root_inc[1], 1);
+    /* 30 onset + 25 named + 75 behind (capped at 4 hosts) + 10
+     * critical + 5 affected, against cache-01's 4 namers. */
+    assert_string_equal(w.o.cand[1][0], "db-1 1 145");
+    assert_non_null(strstr(w.o.cand_ev[1],
+                           "behind them 4 more hosts name those: via "
+                           "cache-01 (+75)"));
+    assert_int_equal(w.o.mark[1].inhibited, 0);
+    for (int i = 2; i <= 6; i++)
+        assert_int_equal(w.o.mark[i].inhibited, 1);
+    world_close(&w);
+}
+
 static void
 test_reference_dead_cache(void **state)
 {
@@ -1492,6 +1534,7 @@ main(void)
         cmocka_unit_test(test_unrelated_stay_apart),
         cmocka_unit_test(test_creeping),
         cmocka_unit_test(test_reference_dead_cache),
+        cmocka_unit_test(test_reference_cascade),
         cmocka_unit_test(test_reference_root_first),
         cmocka_unit_test(test_naming_does_not_inhibit),
         cmocka_unit_test(test_topology),
