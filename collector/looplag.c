@@ -197,7 +197,7 @@ looplag_stats_read(const char *path, struct looplag_stats *out,
     enum { NKEYS = sizeof(keys) / sizeof(keys[0]) };
     uint64_t val[NKEYS] = {0};
     unsigned have = 0;
-    char text[STATS_MAX + 1], *line, *next;
+    char text[STATS_MAX + 2], *line, *next;
     struct stat sb;
     size_t len = 0;
     int fd, rc = 0;
@@ -215,6 +215,7 @@ looplag_stats_read(const char *path, struct looplag_stats *out,
         rc = -EBADMSG;
         goto out;
     }
+    /* One byte more than allowed tells a file that is too large. */
     while (len < sizeof(text) - 1) {
         ssize_t r = read(fd, text + len, sizeof(text) - 1 - len);
         if (r < 0) {
