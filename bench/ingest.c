@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -75,6 +76,7 @@ struct bench_agent {
     uint64_t bg_total; /* background events this agent sends */
     uint64_t bg_sent;
     uint32_t fails_left; /* failure events not yet sent */
+    int64_t fail_sent;   /* mono ns its failure event was written */
     int connecting;      /* connect started, not welcomed or closed */
 };
 
@@ -606,6 +608,7 @@ storm_tick(uv_timer_t *t)
         const struct storm_fail *f = &st->fails[st->next_fail++];
         struct bench_agent *a = &b->agents[f->agent];
 
+        a->fail_sent = tc_mono_ns();
         storm_send(a, 1, f);
         a->fails_left--;
     }
@@ -818,6 +821,12 @@ storm_start(struct bench *b)
     uv_timer_init(b->loop, &b->pace);
     b->pace.data = b;
     uv_timer_start(&b->pace, storm_tick, 10, 10);
+    /*
+     * The loop's time was cached before the certificates were loaded
+     * (seconds for thousands): timers started from it (the handshake
+     * timeout) would be due at once.
+     */
+    uv_update_time(b->loop);
     st->ramp0 = tc_mono_ns();
     storm_connect_more(b);
     return 0;
@@ -837,6 +846,67 @@ storm_count(sqlite3 *db, const char *sql)
         log_warnx("%s: %s", sql, sqlite3_errmsg(db));
     sqlite3_finalize(s);
     return v;
+}
+
+static void
+storm_pct(const char *what, int64_t *v, int64_t n)
+{
+    if (n == 0) {
+        printf("%s: none\n", what);
+        return;
+    }
+    qsort(v, (size_t)n, sizeof(*v), cmp_i64);
+    printf("%s: n=%" PRId64 " p50=%.1fms p99=%.1fms max=%.1fms\n", what, n,
+           (double)v[(n - 1) * 50 / 100] / 1e6,
+           (double)v[(n - 1) * 99 / 100] / 1e6, (double)v[n - 1] / 1e6);
+}
+
+/*
+ * From each failure event written to its TLS session to the poll that
+ * first saw its incident, and its problem link: the whole path under
+ * the storm (ingest, group commit, engine step), for comparison with
+ * the incident -> problem figure, which starts at the incident.
+ */
+static void
+storm_e2e(struct bench *b)
+{
+    struct storm_poll *p = &b->storm->poll;
+    int64_t *open = tc_xcalloc(p->cap, sizeof(int64_t));
+    int64_t *link = tc_xcalloc(p->cap, sizeof(int64_t));
+    int64_t no = 0, nl = 0;
+    sqlite3_stmt *s = NULL;
+
+    if (sqlite3_prepare_v2(p->db, "SELECT id, host FROM incidents", -1, &s,
+                           NULL) != SQLITE_OK) {
+        log_warnx("incidents: %s", sqlite3_errmsg(p->db));
+        goto out;
+    }
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(s, 0);
+        const char *host = (const char *)sqlite3_column_text(s, 1);
+        unsigned long i = 0;
+        struct bench_agent *a;
+
+        if (host == NULL || id <= 0 || (size_t)id >= p->cap)
+            continue;
+        if (strncmp(host, "app-", 4) == 0)
+            i = strtoul(host + 4, NULL, 10);
+        else if (strcmp(host, "db-7") != 0)
+            continue;
+        if (i >= b->nagents || b->agents[i].fail_sent == 0)
+            continue;
+        a = &b->agents[i];
+        if (p->inc_seen[id])
+            open[no++] = p->inc_seen[id] - a->fail_sent;
+        if (p->link_seen[id])
+            link[nl++] = p->link_seen[id] - a->fail_sent;
+    }
+    storm_pct("failure event -> incident visible", open, no);
+    storm_pct("failure event -> problem link visible", link, nl);
+out:
+    sqlite3_finalize(s);
+    free(open);
+    free(link);
 }
 
 /*
@@ -900,6 +970,7 @@ storm_report(struct bench *b)
         printf("incident->problem latency: no incident was linked\n");
     }
     free(lat);
+    storm_e2e(b);
 
     /* The ground truth. */
     {
@@ -1081,6 +1152,15 @@ main(int argc, char **argv)
                    b.window, storm.secs, secs,
                    secs > 0 ? (double)storm.acked / secs : 0.0,
                    b.failed ? " (FAILED: see log)" : "");
+        }
+        {
+            struct rusage ru;
+
+            getrusage(RUSAGE_SELF, &ru);
+            printf("generator: peak_rss=%ld kB cpu=%.2fs\n", ru.ru_maxrss,
+                   (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) /
+                           1e6);
         }
         rc = storm_report(&b);
         for (uint32_t i = 0; i < b.nagents; i++) {

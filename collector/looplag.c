@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "looplag.h"
@@ -24,6 +25,7 @@ struct looplag {
     uv_timer_t timer;
     struct looplag_hist hist;
     uint64_t due_ns;      /* monotonic ns the timer is due next */
+    int64_t cpu_ns;       /* the loop thread's CPU time at the last fire */
     int64_t started_ns;   /* wall clock */
     int64_t written_mono; /* monotonic ns of the last file write */
     int64_t warned_mono;  /* monotonic ns of the last warning, 0 = none */
@@ -314,13 +316,30 @@ write_stats(struct looplag *l)
     l->write_failed |= rc < 0;
 }
 
+/* CPU time of the calling (loop) thread, ns; 0 if unknown. */
+static int64_t
+thread_cpu_ns(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) < 0)
+        return 0;
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 static void
 probe_cb(uv_timer_t *t)
 {
     struct looplag *l = t->data;
     uint64_t now = uv_hrtime();
     uint64_t lag = now > l->due_ns ? (now - l->due_ns) / 1000 : 0;
-    int64_t mono = tc_mono_ns();
+    int64_t mono = tc_mono_ns(), cpu = thread_cpu_ns();
+    /*
+     * The loop thread's CPU time over the interval tells a long
+     * callback (CPU close to the lag) from a blocking call or a machine
+     * too busy to run us (CPU far below it).
+     */
+    int64_t used_ms = (cpu - l->cpu_ns) / 1000000;
 
     /*
      * libuv re-arms a repeating timer from the loop time of this
@@ -328,21 +347,24 @@ probe_cb(uv_timer_t *t)
      * against it, a lag is the time the loop spent elsewhere.
      */
     l->due_ns = (uv_now(l->loop) + LOOPLAG_INTERVAL_MS) * 1000000ULL;
+    l->cpu_ns = cpu;
     looplag_hist_add(&l->hist, lag);
     if (lag > LOOPLAG_WARN_US) {
         if (l->warned_mono == 0 ||
             mono - l->warned_mono >= LOOPLAG_WARN_EVERY_NS) {
             if (l->quiet > 0)
                 log_warnx("event loop stalled %" PRIu64 " ms (timer due "
-                          "every %d ms); %" PRIu64 " more stalls over "
-                          "100 ms since the last warning, the longest "
-                          "%" PRIu64 " ms",
-                          lag / 1000, LOOPLAG_INTERVAL_MS, l->quiet,
+                          "every %d ms; the loop thread ran %" PRId64
+                          " ms of CPU since the last one); %" PRIu64
+                          " more stalls over 100 ms since the last "
+                          "warning, the longest %" PRIu64 " ms",
+                          lag / 1000, LOOPLAG_INTERVAL_MS, used_ms, l->quiet,
                           l->quiet_max / 1000);
             else
                 log_warnx("event loop stalled %" PRIu64 " ms (timer due "
-                          "every %d ms)",
-                          lag / 1000, LOOPLAG_INTERVAL_MS);
+                          "every %d ms; the loop thread ran %" PRId64
+                          " ms of CPU since the last one)",
+                          lag / 1000, LOOPLAG_INTERVAL_MS, used_ms);
             l->warned_mono = mono;
             l->quiet = l->quiet_max = 0;
         } else {
@@ -372,6 +394,7 @@ looplag_start(uv_loop_t *loop, const char *stats_path, struct looplag **out)
     uv_unref((uv_handle_t *)&l->timer);
     uv_update_time(loop);
     l->due_ns = (uv_now(loop) + LOOPLAG_INTERVAL_MS) * 1000000ULL;
+    l->cpu_ns = thread_cpu_ns();
     uv_timer_start(&l->timer, probe_cb, LOOPLAG_INTERVAL_MS,
                    LOOPLAG_INTERVAL_MS);
     write_stats(l);
