@@ -139,6 +139,13 @@ struct storm_poll {
     int64_t last_inc, last_link;
     uint64_t polls;
     int64_t poll_max; /* ns, the longest poll */
+    /* The collector's loop-lag file, sampled about once a second. */
+    char lag_path[1100];
+    struct lag_sample {
+        int64_t updated; /* wall ns the collector wrote it */
+        uint64_t stalls, recent_max_us;
+    } * lag;
+    size_t nlag, caplag;
 };
 
 struct storm {
@@ -149,11 +156,12 @@ struct storm {
     struct storm_fail *fails;
     uint32_t nfails, next_fail;
     uint32_t next_connect, nconnecting, nwelcomed;
-    int64_t ramp0;          /* mono ns: first connect */
-    int64_t t0;             /* mono ns: all welcomed, the storm starts */
-    uint64_t sent, acked;   /* events over all agents */
-    struct tc_kv peer;      /* the db errors' captured field */
-    struct storm_poll poll; /* the latency poller */
+    int64_t ramp0;            /* mono ns: first connect */
+    int64_t t0;               /* mono ns: all welcomed, the storm starts */
+    int64_t t0_wall, t1_wall; /* wall ns: the storm's start, last ack */
+    uint64_t sent, acked;     /* events over all agents */
+    struct tc_kv peer;        /* the db errors' captured field */
+    struct storm_poll poll;   /* the latency poller */
 };
 
 static void finish(struct bench *b);
@@ -504,6 +512,7 @@ storm_welcomed(struct bench_agent *a)
     storm_connect_more(b);
     if (st->nwelcomed == b->nagents) {
         st->t0 = b->t0 = tc_mono_ns();
+        st->t0_wall = tc_now_ns();
         printf("ramp: %u sessions welcomed in %.1fs\n", b->nagents,
                (double)(st->t0 - st->ramp0) / 1e9);
         fflush(stdout);
@@ -520,6 +529,8 @@ storm_check_done(struct bench_agent *a)
         return;
     a->done = 1;
     b->t1 = tc_mono_ns();
+    if (b->storm)
+        b->storm->t1_wall = tc_now_ns();
     b->ndone++;
     finish(b);
 }
@@ -654,6 +665,32 @@ storm_grow(struct storm_poll *p, int64_t id)
     p->cap = cap;
 }
 
+/* One sample of the collector's stats file (looplag.h), if it is new. */
+static void
+storm_lag_sample(struct storm_poll *p)
+{
+    struct lag_sample x = {0};
+    char line[128];
+    FILE *f = fopen(p->lag_path, "r");
+
+    if (f == NULL)
+        return;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        sscanf(line, "updated %" SCNd64, &x.updated);
+        sscanf(line, "loop_lag_stalls %" SCNu64, &x.stalls);
+        sscanf(line, "loop_lag_recent_max_us %" SCNu64, &x.recent_max_us);
+    }
+    fclose(f);
+    if (x.updated == 0 ||
+        (p->nlag > 0 && p->lag[p->nlag - 1].updated == x.updated))
+        return;
+    if (p->nlag == p->caplag) {
+        p->caplag = p->caplag ? 2 * p->caplag : 256;
+        p->lag = tc_xreallocarray(p->lag, p->caplag, sizeof(*p->lag));
+    }
+    p->lag[p->nlag++] = x;
+}
+
 static void
 storm_poll_thread(void *arg)
 {
@@ -699,6 +736,8 @@ storm_poll_thread(void *arg)
         sqlite3_reset(link);
         sqlite3_exec(p->db, "COMMIT", NULL, NULL, NULL);
         p->polls++;
+        if (p->polls % 100 == 0)
+            storm_lag_sample(p);
         if (tc_mono_ns() - t0 > p->poll_max)
             p->poll_max = tc_mono_ns() - t0;
     next:
@@ -813,6 +852,7 @@ storm_start(struct bench *b)
         log_warnx("%s: %s", st->store, sqlite3_errmsg(p->db));
         return -1;
     }
+    snprintf(p->lag_path, sizeof(p->lag_path), "%s-stats", st->store);
     p->cap = 1024;
     p->inc_seen = tc_xcalloc(p->cap, sizeof(int64_t));
     p->link_seen = tc_xcalloc(p->cap, sizeof(int64_t));
@@ -971,6 +1011,31 @@ storm_report(struct bench *b)
     }
     free(lat);
     storm_e2e(b);
+    {
+        /*
+         * The collector's loop during the storm alone (its stats since
+         * start include the ramp's handshakes): the samples written
+         * after the storm started and up to a second after its last ack.
+         */
+        uint64_t mx = 0, s0 = 0, s1 = 0;
+        size_t nsamp = 0;
+
+        for (size_t i = 0; i < p->nlag; i++) {
+            const struct lag_sample *x = &p->lag[i];
+            if (x->updated <= st->t0_wall)
+                s0 = s1 = x->stalls;
+            else if (x->updated <= st->t1_wall + 1000000000LL) {
+                nsamp++;
+                s1 = x->stalls;
+                if (x->recent_max_us > mx)
+                    mx = x->recent_max_us;
+            }
+        }
+        printf("collector loop lag during the storm: max %.1fms, stalls "
+               "over 100 ms %" PRIu64 " (%zu samples of its stats file)\n",
+               (double)mx / 1e3, s1 - s0, nsamp);
+        free(p->lag);
+    }
 
     /* The ground truth. */
     {

@@ -31,6 +31,7 @@ struct looplag {
     int64_t warned_mono;  /* monotonic ns of the last warning, 0 = none */
     uint64_t quiet;       /* stalls over 100 ms not logged since */
     uint64_t quiet_max;   /* the longest of them, µs */
+    uint64_t recent_max;  /* the longest lag since the last write, µs */
     char *path;           /* the stats file, owned; NULL = none */
     int write_failed;     /* a write failure was logged */
 };
@@ -111,6 +112,7 @@ looplag_get(const struct looplag *l, struct looplag_stats *out)
     out->p50_us = looplag_hist_quantile(&l->hist, 0.50);
     out->p99_us = looplag_hist_quantile(&l->hist, 0.99);
     out->stalls = l->hist.stalls;
+    out->recent_max_us = l->recent_max;
 }
 
 int
@@ -140,9 +142,11 @@ looplag_stats_write(const char *path, const struct looplag_stats *st)
                              "loop_lag_max_us %" PRIu64 "\n"
                              "loop_lag_p50_us %" PRIu64 "\n"
                              "loop_lag_p99_us %" PRIu64 "\n"
-                             "loop_lag_stalls %" PRIu64 "\n",
+                             "loop_lag_stalls %" PRIu64 "\n"
+                             "loop_lag_recent_max_us %" PRIu64 "\n",
                  st->pid, st->started_ns, st->updated_ns, st->interval_ms,
-                 st->samples, st->max_us, st->p50_us, st->p99_us, st->stalls);
+                 st->samples, st->max_us, st->p50_us, st->p99_us, st->stalls,
+                 st->recent_max_us);
     if (n < 0 || n >= (int)sizeof(text))
         return -EOVERFLOW;
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -195,6 +199,7 @@ looplag_stats_read(const char *path, struct looplag_stats *out,
         "loop_lag_p50_us",
         "loop_lag_p99_us",
         "loop_lag_stalls",
+        "loop_lag_recent_max_us",
     };
     enum { NKEYS = sizeof(keys) / sizeof(keys[0]) };
     uint64_t val[NKEYS] = {0};
@@ -295,6 +300,7 @@ looplag_stats_read(const char *path, struct looplag_stats *out,
     out->p50_us = val[6];
     out->p99_us = val[7];
     out->stalls = val[8];
+    out->recent_max_us = val[9];
 out:
     close(fd);
     return rc;
@@ -309,6 +315,7 @@ write_stats(struct looplag *l)
     if (l->path == NULL)
         return;
     looplag_get(l, &st);
+    l->recent_max = 0;
     rc = looplag_stats_write(l->path, &st);
     if (rc < 0 && !l->write_failed)
         log_warnx("%s: cannot write the loop stats: %s (logged once)", l->path,
@@ -349,6 +356,8 @@ probe_cb(uv_timer_t *t)
     l->due_ns = (uv_now(l->loop) + LOOPLAG_INTERVAL_MS) * 1000000ULL;
     l->cpu_ns = cpu;
     looplag_hist_add(&l->hist, lag);
+    if (lag > l->recent_max)
+        l->recent_max = lag;
     if (lag > LOOPLAG_WARN_US) {
         if (l->warned_mono == 0 ||
             mono - l->warned_mono >= LOOPLAG_WARN_EVERY_NS) {

@@ -60,6 +60,13 @@ struct looplag_stats {
     uint64_t p50_us;
     uint64_t p99_us;
     uint64_t stalls; /* lags above 100 ms */
+    /*
+     * The longest lag since the file was last written (about the last
+     * second): a gauge that a reader sampling the file turns into the
+     * maximum over a period of its choice (bench/storm: the storm
+     * without its ramp).
+     */
+    uint64_t recent_max_us;
 };
 
 struct looplag;

@@ -168,6 +168,7 @@ collector_figures(const char *store_path, int json)
             tc_json_raw(&b, ",");
             tc_json_key(&b, "loop_lag_stalls");
             tc_json_u64(&b, st.stalls);
+            ms_json(&b, "loop_lag_recent_max_ms", st.recent_max_us);
             tc_json_raw(&b, "}");
         }
         fwrite(tc_buf_head(&b), 1, tc_buf_size(&b), stdout);

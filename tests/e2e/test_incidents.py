@@ -408,7 +408,7 @@ def test_loop_lag_stats(env):
     c = figures()
     for k in ("loop_lag_max_ms", "loop_lag_p50_ms", "loop_lag_p99_ms",
               "loop_lag_stalls", "loop_lag_samples", "loop_lag_interval_ms",
-              "pid", "started", "updated", "stale"):
+              "loop_lag_recent_max_ms", "pid", "started", "updated", "stale"):
         e2e.check(k in c, "%s missing: %r" % (k, c))
     e2e.check(c["pid"] == col.proc.pid and c["stale"] is False
               and c["loop_lag_interval_ms"] == 50, repr(c))

@@ -89,6 +89,7 @@ test_stats_file(void **state)
                                  .p50_us = 800,
                                  .p99_us = 69000,
                                  .stalls = 3,
+                                 .recent_max_us = 900,
                              },
                          got;
     char path[256], tmp[300];
@@ -154,10 +155,11 @@ test_stats_refused(void **state)
              "tocsin-collector-stats 1\npid 1\nstarted 2\nupdated 3\n"
              "loop_lag_interval_ms 50\nloop_lag_samples 4\nnew_key 7\n"
              "loop_lag_max_us 5\nloop_lag_p50_us 6\nloop_lag_p99_us 7\n"
-             "loop_lag_stalls 0\n");
+             "loop_lag_stalls 0\nloop_lag_recent_max_us 8\n");
     put(path, full, strlen(full));
     assert_int_equal(looplag_stats_read(path, &got, &why), 0);
     assert_int_equal(got.max_us, 5);
+    assert_int_equal(got.recent_max_us, 8);
 
     /* Not followed through a symlink; not a directory. */
     snprintf(link, sizeof(link), "%s/link-stats", dir);
