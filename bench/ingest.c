@@ -34,7 +34,9 @@
  * links, in one read transaction each, so an incident opened and linked
  * by the same engine step is seen in the same poll: the latency from
  * incident to problem is the time between the polls that first saw each
- * (error at most one poll interval). At the end it compares the problems
+ * (error at most one poll interval). It also samples the collector's
+ * loop-lag file (STORE-stats) about once a second, for the lag during
+ * the storm apart from the ramp. At the end it compares the problems
  * with the ground truth.
  */
 #include <errno.h>
