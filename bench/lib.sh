@@ -22,13 +22,15 @@ bench_issue() {
 
 # bench_collector SYNC: start a collector on a free port with its store
 # in state/; sets port and cpid, and removes everything on exit. Its log
-# goes to $COLLOG (default collector.log in the temp dir).
+# goes to $COLLOG (default collector.log in the temp dir). Lines in
+# $COLLECTOR_EXTRA are appended to its collector.yaml (e.g. limits).
 bench_collector() {
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   cat > collector.yaml <<YAML
 listen: 127.0.0.1:$port
 tls: {ca: pki/ca.crt, cert: pki/collector.crt, key: pki/collector.key}
 store: {path: state/collector.db, sync: $1}
+${COLLECTOR_EXTRA:-}
 YAML
   "$top/$build/collector/tocsin-collector" -d -c collector.yaml \
     2> "${COLLOG:-collector.log}" &

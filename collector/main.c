@@ -20,6 +20,7 @@
 #include "hintsig.h"
 #include "net/listener.h"
 #include "log.h"
+#include "looplag.h"
 #include "perms.h"
 #include "runbooks/runbooks.h"
 #include "net/server.h"
@@ -39,6 +40,7 @@ struct app {
     struct incident_runner *inc;  /* owned */
     struct collector_config *cfg; /* borrowed from main */
     struct tc_tls_ctx **tls;      /* main's context; swapped on reload */
+    struct looplag *lag;          /* owned; the event-loop lag probe */
 };
 
 /*
@@ -61,6 +63,8 @@ stopped_cb(void *arg)
     struct app *app = arg;
 
     incident_runner_stop(app->inc);
+    looplag_stop(app->lag);
+    app->lag = NULL;
     uv_close((uv_handle_t *)&app->sig_term, NULL);
     uv_close((uv_handle_t *)&app->sig_int, NULL);
     uv_close((uv_handle_t *)&app->sig_hup, NULL);
@@ -334,6 +338,16 @@ main(int argc, char **argv)
         goto out_loop;
     }
     incident_runner_start(app.inc);
+    {
+        char path[4096];
+
+        /* Without its stats file the probe still logs stalls. */
+        looplag_start(
+            app.loop,
+            looplag_stats_path(path, sizeof(path), cfg->store_path) == 0 ? path
+                                                                         : NULL,
+            &app.lag);
+    }
     log_info("tocsin-collector %s: listening on %s, store %s (sync %s), "
              "name %s",
              TOCSIN_VERSION, cfg->listen, cfg->store_path,

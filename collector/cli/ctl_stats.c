@@ -8,7 +8,14 @@
  * acknowledge) and MTTR (mean time to resolve) over each opening and
  * reopening, and MTBF (mean time between openings of the same
  * fingerprint). ACKED and RESOLVED count openings. Read-only.
+ *
+ * Then the running collector's own figures, from the stats file it
+ * keeps beside the store (looplag.h): its event-loop lag since start
+ * (max, p50, p99, stalls over 100 ms). A missing, unreadable or bad
+ * file is said in words (text) or null (JSON); the listing still
+ * succeeds, since the incident figures do not depend on it.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +25,7 @@
 #include "cli/ctl.h"
 #include "store/incidents_store.h"
 #include "json.h"
+#include "looplag.h"
 #include "table.h"
 #include "units.h"
 #include "log.h"
@@ -102,6 +110,89 @@ stats_cb(const struct incidents_stats_row *r, void *arg)
     return ferror(stdout) ? -1 : 0;
 }
 
+/* Older than this, the file's writer is taken to be gone. */
+#define STATS_STALE_NS 5000000000LL
+
+static void
+ms_json(struct tc_buf *b, const char *key, uint64_t us)
+{
+    char num[32];
+
+    tc_json_raw(b, ",");
+    tc_json_key(b, key);
+    snprintf(num, sizeof(num), "%" PRIu64 ".%01" PRIu64, us / 1000,
+             us % 1000 / 100);
+    tc_json_raw(b, num);
+}
+
+/* The collector's live figures: ,"collector":{...} or null; or a line. */
+static void
+collector_figures(const char *store_path, int json)
+{
+    struct looplag_stats st;
+    const char *why = NULL;
+    char path[4096], esc[8192];
+    int rc = looplag_stats_path(path, sizeof(path), store_path);
+    int stale;
+
+    if (rc == 0)
+        rc = looplag_stats_read(path, &st, &why);
+    stale = rc == 0 && tc_now_ns() - st.updated_ns > STATS_STALE_NS;
+    if (json) {
+        struct tc_buf b;
+
+        tc_buf_init(&b, 1u << 12);
+        tc_json_raw(&b, ",\"collector\":");
+        if (rc < 0) {
+            tc_json_raw(&b, "null");
+        } else {
+            tc_json_raw(&b, "{");
+            tc_json_key(&b, "pid");
+            tc_json_i64(&b, st.pid);
+            tc_json_raw(&b, ",");
+            tc_json_key(&b, "started");
+            tc_json_i64(&b, st.started_ns);
+            tc_json_raw(&b, ",");
+            tc_json_key(&b, "updated");
+            tc_json_i64(&b, st.updated_ns);
+            tc_json_raw(&b, stale ? ",\"stale\":true" : ",\"stale\":false");
+            tc_json_raw(&b, ",");
+            tc_json_key(&b, "loop_lag_interval_ms");
+            tc_json_u64(&b, st.interval_ms);
+            tc_json_raw(&b, ",");
+            tc_json_key(&b, "loop_lag_samples");
+            tc_json_u64(&b, st.samples);
+            ms_json(&b, "loop_lag_max_ms", st.max_us);
+            ms_json(&b, "loop_lag_p50_ms", st.p50_us);
+            ms_json(&b, "loop_lag_p99_ms", st.p99_us);
+            tc_json_raw(&b, ",");
+            tc_json_key(&b, "loop_lag_stalls");
+            tc_json_u64(&b, st.stalls);
+            ms_json(&b, "loop_lag_recent_max_ms", st.recent_max_us);
+            tc_json_raw(&b, "}");
+        }
+        fwrite(tc_buf_head(&b), 1, tc_buf_size(&b), stdout);
+        tc_buf_close(&b);
+        return;
+    }
+    if (rc < 0) {
+        printf("\ncollector: no live figures (%s: %s)\n",
+               ctl_esc(esc, sizeof(esc), path),
+               rc == -ENOENT    ? "not running, or older than this tocsinctl"
+               : rc == -EBADMSG ? why
+                                : strerror(-rc));
+        return;
+    }
+    printf("\ncollector (pid %" PRId64 "%s): event loop lag since start: "
+           "max %" PRIu64 ".%01" PRIu64 " ms, p50 %" PRIu64 ".%01" PRIu64
+           " ms, p99 %" PRIu64 ".%01" PRIu64 " ms over %" PRIu64
+           " samples (every %" PRIu64 " ms); stalls over 100 ms: %" PRIu64 "\n",
+           st.pid, stale ? ", not updated for 5 s: stopped?" : "",
+           st.max_us / 1000, st.max_us % 1000 / 100, st.p50_us / 1000,
+           st.p50_us % 1000 / 100, st.p99_us / 1000, st.p99_us % 1000 / 100,
+           st.samples, st.interval_ms, st.stalls);
+}
+
 int
 ctl_stats(const struct ctl_opts *o, int argc, char **argv)
 {
@@ -152,13 +243,18 @@ ctl_stats(const struct ctl_opts *o, int argc, char **argv)
     }
     rc = incidents_store_stats(is, since, by, stats_cb, &c);
     if (c.json)
-        printf("%s]}\n", c.n ? "\n" : "");
+        printf("%s]", c.n ? "\n" : "");
     if (rc < 0) {
+        if (c.json)
+            printf("}\n");
         log_warnx("%s: %s", cfg->store_path, incidents_store_errmsg(is));
         goto out;
     }
     if (!c.json)
         tc_table_print(&c.table, stdout);
+    collector_figures(cfg->store_path, c.json);
+    if (c.json)
+        printf("}\n");
     status = fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
 out:
     tc_table_free(&c.table);
