@@ -1225,6 +1225,7 @@ struct tail_cand {
     struct stat st;
     uint64_t offset;
     const char *why;
+    int unseen; /* rotated before it was read: no stored position yet */
 };
 
 static int
@@ -1326,6 +1327,7 @@ tail_track_siblings(struct tail_input *in, const char *path, const char *source,
         } else if (mtime > since_ns) {
             k->offset = 0;
             k->why = "rotated before it was read, reading it";
+            k->unseen = 1;
         } else {
             close(fd);
             continue;
@@ -1338,8 +1340,23 @@ tail_track_siblings(struct tail_input *in, const char *path, const char *source,
     if (nc > 1) /* c may be NULL when nothing was found */
         qsort(c, nc, sizeof(*c), tail_cand_cmp);
     for (size_t i = 0; i < nc; i++) {
-        tail_track(in, c[i].path, source, c[i].fd, &c[i].st, c[i].offset,
-                   c[i].why);
+        struct tail_file *f = tail_track(in, c[i].path, source, c[i].fd,
+                                         &c[i].st, c[i].offset, c[i].why);
+
+        /*
+         * A generation found unread gets its position (0) stored now:
+         * the caller then notes a newer file at path, which moves the
+         * "first seen" time past this one's mtime, and a stop before
+         * its first line is committed would leave it behind for good
+         * (a later start would take it for one read before).
+         */
+        if (c[i].unseen) {
+            struct spool_file r = {f->dev, f->ino, f->head_hash, f->head_len,
+                                   0};
+
+            if (spool_file_put(t->spool, f->key, &r) < 0)
+                log_warnx("%s: cannot store its position", c[i].path);
+        }
         free(c[i].path);
     }
     free(c);
