@@ -711,9 +711,11 @@ link_inc(struct problem_engine *e, struct pinc *pi, struct prob *p,
     p->dirty = 1;
 }
 
+/* pi leaves p; rule says why ("user", or "merge" when p merges into
+ * another problem). */
 static void
 unlink_inc(struct problem_engine *e, struct pinc *pi, struct prob *p,
-           int64_t ts, const char *who)
+           int64_t ts, const char *who, const char *rule)
 {
     struct link_out *l;
     char d[64];
@@ -722,7 +724,7 @@ unlink_inc(struct problem_engine *e, struct pinc *pi, struct prob *p,
     pi->mark.inhibited = 0;
     GROW(e->links, e->nlinks, e->caplinks);
     l = &e->links[e->nlinks++];
-    l->rule = tc_xstrdup("user");
+    l->rule = tc_xstrdup(rule);
     l->fields = tc_xstrdup("");
     l->v = (struct problem_link){pi->id, p->v.id, ts, 1, l->rule, l->fields};
     snprintf(d, sizeof(d), "incident %" PRId64, pi->id);
@@ -1056,6 +1058,53 @@ rev_on(const struct problem_engine *e, int rule, const char *me)
     return rule == 0 ? e->cfg.reference && me != NULL : e->cfg.ndeps > 0;
 }
 
+static void set_state(struct problem_engine *e, struct prob *p,
+                      enum problem_state s, int64_t ts, const char *who,
+                      const char *what, const char *detail);
+
+/*
+ * b is "incidents naming X" (reference, keyed on X, made while X had no
+ * incident) and X's own incident is now in a: the same cause, found
+ * from both ends (a cascade whose middle reported late). b's incidents
+ * move to a, except those a user placed; b, left empty, closes as
+ * merged.
+ */
+static void
+merge_into(struct problem_engine *e, struct prob *b, struct prob *a,
+           const struct pinc *x, int64_t ts)
+{
+    char f[PROBLEM_MAX_NAME + 96], d[PROBLEM_MAX_NAME + 96];
+    int left = 0;
+
+    snprintf(f, sizeof(f),
+             "merged from problem %" PRId64 ": incident %" PRId64
+             " on %s is here",
+             b->v.id, x->id, x->host);
+    for (size_t i = 0; i < e->ninc; i++) {
+        struct pinc *q = e->incs[i];
+
+        if (!q->known || q->mark.problem_id != b->v.id)
+            continue;
+        if (q->mark.manual) {
+            left = 1;
+            continue;
+        }
+        unlink_inc(e, q, b, ts, "rule:reference", "merge");
+        link_inc(e, q, a, "reference", f, ts, "rule:reference");
+    }
+    snprintf(d, sizeof(d), "problem %" PRId64 " (%s) merged in", b->v.id,
+             b->v.title);
+    note_add(e, a->v.id, ts, "merged", "rule:reference", d);
+    snprintf(d, sizeof(d),
+             "into problem %" PRId64 ": the incident of %s (%" PRId64
+             ") is there",
+             a->v.id, x->host, x->id);
+    if (!left)
+        set_state(e, b, PROBLEM_CLOSED, ts, "rule:reference", "merged", d);
+    else
+        note_add(e, b->v.id, ts, "merged", "rule:reference", d);
+}
+
 /*
  * Reverse: incidents that name pi's host, or depend on it, and are
  * waiting unlinked within window. If pi has an open problem they join
@@ -1133,6 +1182,14 @@ reverse(struct problem_engine *e, struct pinc *pi)
                 snprintf(f, sizeof(f), "depends_on %s -> %s", dp->from, dp->to);
             link_inc(e, o, p, rn, f, o->opened_at, who);
         }
+    }
+    /* Those that named pi's host before it had an incident made their
+     * own problem; pi is in p, so they belong here. */
+    if (p != NULL && rev_on(e, 0, me)) {
+        struct prob *kp = open_keyed(e, "reference", me);
+
+        if (kp != NULL && kp != p)
+            merge_into(e, kp, p, pi, pi->opened_at);
     }
 }
 
@@ -2123,7 +2180,7 @@ problem_engine_action(struct problem_engine *e, const struct problem_action *a)
         if (pi == NULL || !pi->known || pi->mark.problem_id != p->v.id)
             return -ENOENT;
         pi->mark.manual = 1;
-        unlink_inc(e, pi, p, a->ts, who);
+        unlink_inc(e, pi, p, a->ts, who, "user");
         return 0;
     case PROBLEM_V_NOTE:
         if (a->text == NULL || a->text[0] == '\0')

@@ -569,6 +569,46 @@ test_reference_cascade(void **state)
     world_close(&w);
 }
 
+/*
+ * The same cascade with the middle reporting late: the web servers name
+ * cache-01 before it has an incident (a problem keyed on it), then
+ * cache-01's incident names db-1. One cause found from both ends: the
+ * first problem merges into the second and closes; db-1 is the root.
+ */
+static void
+test_reference_cascade_late_middle(void **state)
+{
+    struct problem_config pc = defaults();
+    struct world w;
+    char host[16];
+
+    (void)state;
+    world_init(&w, &pc);
+    hosts(&w, fleet);
+    logev(&w, "db-1", "disk-full", TC_SEV_CRITICAL, T0, NULL, NULL);
+    step(&w, T0);
+    for (int i = 0; i < 4; i++) {
+        snprintf(host, sizeof(host), "web-%02d", i + 1);
+        logev(&w, host, "upstream", TC_SEV_ERROR, T0 + (10 + i) * SEC, "peer",
+              "cache-01:6379");
+    }
+    step(&w, T0 + 15 * SEC);
+    assert_int_equal(problem_engine_size(w.pe), 1);
+    assert_int_equal(w.o.mark[2].problem_id, 1);
+    logev(&w, "cache-01", "upstream", TC_SEV_ERROR, T0 + 20 * SEC, "peer",
+          "db-1:5432");
+    step(&w, T0 + 20 * SEC);
+    assert_int_equal(w.o.state[1], PROBLEM_CLOSED);
+    assert_int_equal(w.o.state[2], PROBLEM_OPEN);
+    for (int i = 1; i <= 6; i++)
+        assert_int_equal(w.o.mark[i].problem_id, 2);
+    assert_string_equal(w.o.root_host[2], "db-1");
+    assert_non_null(strstr(w.o.log, "merged from problem 1"));
+    for (int i = 2; i <= 6; i++)
+        assert_int_equal(w.o.mark[i].inhibited, 1);
+    world_close(&w);
+}
+
 static void
 test_reference_dead_cache(void **state)
 {
@@ -1535,6 +1575,7 @@ main(void)
         cmocka_unit_test(test_creeping),
         cmocka_unit_test(test_reference_dead_cache),
         cmocka_unit_test(test_reference_cascade),
+        cmocka_unit_test(test_reference_cascade_late_middle),
         cmocka_unit_test(test_reference_root_first),
         cmocka_unit_test(test_naming_does_not_inhibit),
         cmocka_unit_test(test_topology),
