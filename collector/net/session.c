@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "hash.h"
 #include "log.h"
 #include "net/liveness.h"
 #include "net/registry.h"
@@ -51,6 +52,7 @@ struct session {
     struct tc_tls_conn *conn;    /* owned by tls; NULL after on_close */
     struct reg_agent *agent;     /* set by HELLO; borrowed from reg */
     struct session *prev, *next; /* ss->list */
+    struct certcount *cc;        /* counted under its certificate, or NULL */
     enum sess_state state;
     struct tc_buf rx;      /* one partial frame; max = that frame */
     struct tc_buf tx;      /* encode scratch; capped at TX_MAX */
@@ -789,6 +791,62 @@ process(struct session *s, const uint8_t *p, size_t n)
 /* ------------------------------------------------------------------ */
 /* TLS callbacks                                                       */
 
+/* Open sessions of one certificate name (ss->certs). */
+struct certcount {
+    struct tc_hnode node;
+    uint32_t n;
+    char cn[];
+};
+
+static struct certcount *
+cc_find(const struct sessions *ss, const char *cn, uint64_t h)
+{
+    for (struct tc_hnode *n = tc_htab_first(&ss->certs, h); n != NULL;
+         n = tc_htab_next(n, h)) {
+        struct certcount *cc = TC_CONTAINER_OF(n, struct certcount, node);
+
+        if (strcmp(cc->cn, cn) == 0)
+            return cc;
+    }
+    return NULL;
+}
+
+/* s, past TLS as cn, counts for it until cc_leave. */
+static void
+cc_enter(struct session *s, const char *cn)
+{
+    struct sessions *ss = s->ss;
+    uint64_t h = tc_hash64_str(cn);
+    struct certcount *cc = cc_find(ss, cn, h);
+
+    if (cc == NULL) {
+        size_t len = strlen(cn);
+
+        cc = tc_xcalloc(1, sizeof(*cc) + len + 1);
+        memcpy(cc->cn, cn, len);
+        tc_htab_insert(&ss->certs, &cc->node, h);
+    }
+    cc->n++;
+    s->cc = cc;
+}
+
+static void
+cc_leave(struct session *s)
+{
+    struct sessions *ss = s->ss;
+    struct certcount *cc = s->cc;
+
+    if (cc == NULL)
+        return;
+    s->cc = NULL;
+    if (--cc->n > 0)
+        return;
+    tc_htab_remove(&ss->certs, &cc->node);
+    free(cc);
+    if (ss->certs.n == 0)
+        tc_htab_free(&ss->certs); /* nothing held once all are gone */
+}
+
 static void
 on_ready(struct tc_tls_conn *c)
 {
@@ -807,14 +865,15 @@ on_ready(struct tc_tls_conn *c)
     /*
      * One certificate, a few sessions: a reconnecting agent replaces
      * its stale session (handle_hello), but a stolen key must not open
-     * thousands. A walk, not a table: it is cheap beside the handshake
-     * that just ended.
+     * thousands. A count per name: a walk over every session at each
+     * handshake was O(n^2) over a fleet's reconnect (bench/README.md,
+     * "issue 11: storm").
      */
-    for (struct session *o = ss->list; o != NULL; o = o->next)
-        if (o != s && o->conn != NULL &&
-            (o->state == SESS_HELLO || o->state == SESS_ACTIVE) &&
-            strcmp(tc_tls_peer_name(o->conn), cn) == 0)
-            n++;
+    {
+        const struct certcount *cc = cc_find(ss, cn, tc_hash64_str(cn));
+
+        n = cc != NULL ? cc->n : 0;
+    }
     if (n >= ss->cfg->sessions_per_agent) {
         if (net_warn_due(&ss->ident_warn, &missed))
             log_warnx("agent %s: refused: %" PRIu32
@@ -824,7 +883,9 @@ on_ready(struct tc_tls_conn *c)
                       s->label, n, missed);
         ss->st->refused++;
         session_bye(s, "too many sessions with this certificate");
+        return;
     }
+    cc_enter(s, cn);
 }
 
 static void
@@ -950,6 +1011,7 @@ on_close(struct tc_tls_conn *c, int status, const char *reason)
     }
     s->conn = NULL;
     s->state = SESS_CLOSING;
+    cc_leave(s);
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -978,6 +1040,7 @@ session_close(struct session *s, const char *reason)
     if (s->state == SESS_CLOSING || s->conn == NULL)
         return;
     s->state = SESS_CLOSING;
+    cc_leave(s);
     uv_timer_stop(&s->timer);
     tc_tls_close(s->conn, reason);
 }

@@ -27,6 +27,7 @@
 
 #include <uv.h>
 
+#include "htab.h"
 #include "net/server.h"
 #include "wire.h"
 
@@ -80,6 +81,10 @@ struct sessions {
     struct net_warn ident_warn;            /* sessions_per_agent reached */
     struct net_warn full_warn;             /* max_agents reached */
     struct net_warn hint_warn;             /* HINT_ACK for an unknown id */
+    /* Sessions past TLS and not closing, per certificate name (struct
+     * certcount in session.c): limits.sessions_per_agent without a
+     * walk over every session at each handshake. */
+    struct tc_htab certs;
 };
 
 /*
