@@ -34,6 +34,13 @@ tc_buf_size(const struct tc_buf *b)
 int tc_buf_reserve(struct tc_buf *b, size_t extra);
 /* Append; 0 or -ENOBUFS (nothing appended). */
 int tc_buf_append(struct tc_buf *b, const void *p, size_t n);
+/*
+ * Append printf-style text, whole (any length); 0, or -ENOBUFS with
+ * nothing appended. For our own words and numbers: text from a peer or
+ * a file goes through tc_escape_buf instead.
+ */
+int tc_buf_printf(struct tc_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Drop n bytes from the front (n <= size). */
 void tc_buf_consume(struct tc_buf *b, size_t n);
 void tc_buf_reset(struct tc_buf *b);

@@ -6,30 +6,12 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "escape.h"
 #include "json.h"
 #include "timefmt.h"
-
-/* Our own words and numbers (never peer text: that goes through esc). */
-static int __attribute__((format(printf, 2, 3)))
-appendf(struct tc_buf *b, const char *fmt, ...)
-{
-    char tmp[512];
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return 0;
-    return tc_buf_append(b, tmp,
-                         (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
-}
 
 static int
 esc(struct tc_buf *b, const char *s)
@@ -43,9 +25,9 @@ line(struct tc_buf *b, const char *key, const char *v)
 {
     int rc = 0;
 
-    rc |= appendf(b, "%-14s", key);
+    rc |= tc_buf_printf(b, "%-14s", key);
     rc |= esc(b, v);
-    rc |= appendf(b, "\n");
+    rc |= tc_buf_printf(b, "\n");
     return rc;
 }
 
@@ -162,26 +144,27 @@ view_explain_incident_text(struct tc_buf *b,
     }
     rc |= line(b, "problem",
                x->mark.manual ? "none (a user unlinked it)" : "none");
-    rc |= appendf(b, "why not, rule by rule (seen of needed):\n");
+    rc |= tc_buf_printf(b, "why not, rule by rule (seen of needed):\n");
     for (int r = 0; r < PROBLEM_NRULES; r++) {
         const struct problem_verdict *pv = &x->v[r];
 
-        rc |= appendf(b, "  %-10s", pv->rule);
+        rc |= tc_buf_printf(b, "  %-10s", pv->rule);
         if (pv->enabled)
-            rc |= appendf(b, "%s %" PRIu32 "/%" PRIu32 "  ",
-                          pv->matches ? "matches" : "no", pv->seen, pv->need);
+            rc |= tc_buf_printf(b, "%s %" PRIu32 "/%" PRIu32 "  ",
+                                pv->matches ? "matches" : "no", pv->seen,
+                                pv->need);
         else
-            rc |= appendf(b, "off  ");
+            rc |= tc_buf_printf(b, "off  ");
         rc |= esc(b, pv->why);
-        rc |= appendf(b, "\n");
+        rc |= tc_buf_printf(b, "\n");
     }
     if (x->nearest >= 0) {
         const struct problem_verdict *pv = &x->v[x->nearest];
 
-        rc |=
-            appendf(b, "%-14s%s (%" PRIu32 " of %" PRIu32 "%s)\n", "nearest",
-                    pv->rule, pv->seen, pv->need,
-                    pv->matches ? ": it matches under this configuration" : "");
+        rc |= tc_buf_printf(
+            b, "%-14s%s (%" PRIu32 " of %" PRIu32 "%s)\n", "nearest", pv->rule,
+            pv->seen, pv->need,
+            pv->matches ? ": it matches under this configuration" : "");
     } else {
         rc |= line(b, "nearest", "none (every rule is off)");
     }
@@ -282,78 +265,79 @@ view_explain_problem_text(struct tc_buf *b,
     rc |= line(b, "opened by", p->rule);
     rc |= line(b, "key", p->key);
     rc |= tline(b, "opened", p->opened_at);
-    rc |= appendf(b, "%-14s", "opened with");
+    rc |= tc_buf_printf(b, "%-14s", "opened with");
     for (size_t i = 0; i < v->nlinks; i++)
         if (opening_link(p, &v->links[i]))
-            rc |= appendf(b, "%sincident %" PRId64, n++ ? ", " : "",
-                          v->links[i].incident_id);
-    rc |= appendf(b, "%s\n", n ? "" : "-");
-    rc |= appendf(b, "%-14s", "why");
+            rc |= tc_buf_printf(b, "%sincident %" PRId64, n++ ? ", " : "",
+                                v->links[i].incident_id);
+    rc |= tc_buf_printf(b, "%s\n", n ? "" : "-");
+    rc |= tc_buf_printf(b, "%-14s", "why");
     if (xp != NULL) {
         rc |= esc(b, xp->state_why);
         if (xp->resolves_at != 0) {
             tc_rfc3339(xp->resolves_at, 3, iso, sizeof(iso));
-            rc |= appendf(b, ", at %s", iso);
+            rc |= tc_buf_printf(b, ", at %s", iso);
         }
     } else {
-        rc |= appendf(b, "closed");
+        rc |= tc_buf_printf(b, "closed");
         if (p->closed_at) {
             tc_rfc3339(p->closed_at, 3, iso, sizeof(iso));
-            rc |= appendf(b, " at %s", iso);
+            rc |= tc_buf_printf(b, " at %s", iso);
         }
-        rc |= appendf(b, "; the engine no longer holds it (ranking as "
-                         "stored)");
+        rc |= tc_buf_printf(b, "; the engine no longer holds it (ranking as "
+                               "stored)");
     }
-    rc |= appendf(b, "\n\nlinks:\n");
+    rc |= tc_buf_printf(b, "\n\nlinks:\n");
     for (size_t i = 0; i < v->nlinks; i++) {
         const struct problem_link *l = &v->links[i];
 
         tc_rfc3339(l->ts, 3, iso, sizeof(iso));
-        rc |= appendf(b, "  %s  incident %" PRId64 "  %s  ", iso,
-                      l->incident_id, l->removed ? "unlinked" : "linked");
+        rc |= tc_buf_printf(b, "  %s  incident %" PRId64 "  %s  ", iso,
+                            l->incident_id, l->removed ? "unlinked" : "linked");
         rc |= esc(b, l->rule);
-        rc |= appendf(b, "  ");
+        rc |= tc_buf_printf(b, "  ");
         rc |= esc(b, l->fields);
-        rc |= appendf(b, "\n");
+        rc |= tc_buf_printf(b, "\n");
     }
     if (v->nlinks == 0)
-        rc |= appendf(b, "  -\n");
-    rc |= appendf(b, "\nranking (score = the sum of its terms):\n");
+        rc |= tc_buf_printf(b, "  -\n");
+    rc |= tc_buf_printf(b, "\nranking (score = the sum of its terms):\n");
     if (xp != NULL) {
         for (size_t i = 0; i < xp->ncands; i++) {
             const struct problem_explain_cand *c = &xp->cands[i];
 
-            rc |= appendf(b, "  %zu. ", i + 1);
+            rc |= tc_buf_printf(b, "  %zu. ", i + 1);
             rc |= esc(b, c->host);
             if (c->incident_id)
-                rc |= appendf(b, " (incident %" PRId64 ")", c->incident_id);
-            rc |= appendf(b, "  score %" PRId64 "\n", c->score);
+                rc |=
+                    tc_buf_printf(b, " (incident %" PRId64 ")", c->incident_id);
+            rc |= tc_buf_printf(b, "  score %" PRId64 "\n", c->score);
             for (size_t t = 0; t < c->nterms; t++) {
                 if (c->terms[t].points > 0)
-                    rc |=
-                        appendf(b, "       +%-4" PRId64 "", c->terms[t].points);
+                    rc |= tc_buf_printf(b, "       +%-4" PRId64 "",
+                                        c->terms[t].points);
                 else
-                    rc |= appendf(b, "        %-4s", "");
+                    rc |= tc_buf_printf(b, "        %-4s", "");
                 rc |= esc(b, c->terms[t].what);
-                rc |= appendf(b, "\n");
+                rc |= tc_buf_printf(b, "\n");
             }
         }
     } else {
         for (size_t i = 0; i < v->ncands; i++) {
-            rc |= appendf(b, "  %zu. ", i + 1);
+            rc |= tc_buf_printf(b, "  %zu. ", i + 1);
             rc |= esc(b, v->cands[i].host);
-            rc |= appendf(b, "  score %" PRId64 "  ", v->cands[i].score);
+            rc |= tc_buf_printf(b, "  score %" PRId64 "  ", v->cands[i].score);
             rc |= esc(b, v->cands[i].evidence);
-            rc |= appendf(b, "\n");
+            rc |= tc_buf_printf(b, "\n");
         }
     }
     if (xp != NULL && v->nmembers > 0) {
-        rc |= appendf(b, "\nincidents:\n");
+        rc |= tc_buf_printf(b, "\nincidents:\n");
         for (size_t i = 0; i < v->nmembers; i++) {
-            rc |= appendf(b, "  incident %" PRId64 "  ",
-                          v->members[i].incident_id);
+            rc |= tc_buf_printf(b, "  incident %" PRId64 "  ",
+                                v->members[i].incident_id);
             rc |= esc(b, v->members[i].role);
-            rc |= appendf(b, "\n");
+            rc |= tc_buf_printf(b, "\n");
         }
     }
     return rc ? -ENOBUFS : 0;

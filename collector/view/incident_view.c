@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -192,24 +191,6 @@ view_incident_row(struct tc_table *t, const struct incident *in,
     tc_table_cell(t, note);
 }
 
-static int appendf(struct tc_buf *b, const char *fmt, ...) TC_PRINTF(2, 3);
-
-static int
-appendf(struct tc_buf *b, const char *fmt, ...)
-{
-    char tmp[512];
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return 0;
-    return tc_buf_append(b, tmp,
-                         (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
-}
-
 static int
 esc(struct tc_buf *b, const char *s)
 {
@@ -224,7 +205,7 @@ view_silence_line(struct tc_buf *b, int64_t id, const struct view_silence *sil,
     const char *st;
     int rc = 0;
 
-    rc |= appendf(b, "silence %" PRId64 ": ", id);
+    rc |= tc_buf_printf(b, "silence %" PRId64 ": ", id);
     if (sil == NULL)
         return rc | esc(b, "no longer in the store");
     st = view_silence_state(sil, now);
@@ -232,17 +213,18 @@ view_silence_line(struct tc_buf *b, int64_t id, const struct view_silence *sil,
     tc_rfc3339(sil->ends_at, 0, e, sizeof(e));
     rc |= esc(b, sil->matchers);
     if (strcmp(st, "pending") == 0)
-        rc |= appendf(b, ", from %s until %s", s, e);
+        rc |= tc_buf_printf(b, ", from %s until %s", s, e);
     else if (strcmp(st, "active") == 0)
-        rc |= appendf(b, ", active until %s", e);
+        rc |= tc_buf_printf(b, ", active until %s", e);
     else
-        rc |= appendf(b, ", %s %s", sil->expired ? "expired" : "ended", e);
-    rc |= appendf(b, ", by ");
+        rc |=
+            tc_buf_printf(b, ", %s %s", sil->expired ? "expired" : "ended", e);
+    rc |= tc_buf_printf(b, ", by ");
     rc |= esc(b, sil->user);
     if (sil->comment[0] != '\0') {
-        rc |= appendf(b, " (");
+        rc |= tc_buf_printf(b, " (");
         rc |= esc(b, sil->comment);
-        rc |= appendf(b, ")");
+        rc |= tc_buf_printf(b, ")");
     }
     return rc;
 }
@@ -251,17 +233,17 @@ view_silence_line(struct tc_buf *b, int64_t id, const struct view_silence *sil,
 static int
 kv(struct tc_buf *b, const char *key, const char *value)
 {
-    return appendf(b, "  %-13s %s\n", key, value);
+    return tc_buf_printf(b, "  %-13s %s\n", key, value);
 }
 
 /* The same, value escaped. */
 static int
 kv_esc(struct tc_buf *b, const char *key, const char *value)
 {
-    int rc = appendf(b, "  %-13s ", key);
+    int rc = tc_buf_printf(b, "  %-13s ", key);
 
     rc |= esc(b, value[0] ? value : "-");
-    return rc | appendf(b, "\n");
+    return rc | tc_buf_printf(b, "\n");
 }
 
 static int
@@ -282,9 +264,9 @@ view_incident_text(struct tc_buf *b, const struct incident *in,
     char v[64];
     int rc = 0;
 
-    rc |=
-        appendf(b, "incident %" PRId64 ": P%d %s %s\n", in->id, in->priority,
-                incident_state_name(in->state), tc_severity_name(in->severity));
+    rc |= tc_buf_printf(b, "incident %" PRId64 ": P%d %s %s\n", in->id,
+                        in->priority, incident_state_name(in->state),
+                        tc_severity_name(in->severity));
     rc |= kv_esc(b, "host", in->host);
     rc |= kv_esc(b, "rule", in->rule);
     rc |= kv_esc(b, "kind", in->kind);
@@ -307,10 +289,10 @@ view_incident_text(struct tc_buf *b, const struct incident *in,
     if (in->silenced == 0) {
         rc |= kv(b, "silenced", "no");
     } else {
-        rc |= appendf(b, "  %-13s yes: %s\n  %-13s ", "silenced",
-                      VIEW_SILENCED_MEANING, "");
+        rc |= tc_buf_printf(b, "  %-13s yes: %s\n  %-13s ", "silenced",
+                            VIEW_SILENCED_MEANING, "");
         rc |= view_silence_line(b, in->silenced, sil, now);
-        rc |= appendf(b, "\n");
+        rc |= tc_buf_printf(b, "\n");
     }
     return rc ? -ENOBUFS : 0;
 }

@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -274,34 +273,15 @@ view_link_row(struct tc_table *t, const struct problem_link *l)
     tc_table_cell(t, l->fields);
 }
 
-static int appendf(struct tc_buf *b, const char *fmt, ...) TC_PRINTF(2, 3);
-
-/* Our own text (keys, numbers) only: values go through tc_escape_buf. */
-static int
-appendf(struct tc_buf *b, const char *fmt, ...)
-{
-    char tmp[256];
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return 0;
-    return tc_buf_append(b, tmp,
-                         (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
-}
-
 /* "key  value\n", value escaped. */
 static int
 line(struct tc_buf *b, const char *key, const char *v)
 {
     int rc = 0;
 
-    rc |= appendf(b, "%-14s", key);
+    rc |= tc_buf_printf(b, "%-14s", key);
     rc |= tc_escape_buf(b, v && v[0] ? v : "-", v && v[0] ? strlen(v) : 1);
-    rc |= appendf(b, "\n");
+    rc |= tc_buf_printf(b, "\n");
     return rc;
 }
 
@@ -333,17 +313,17 @@ view_problem_text(struct tc_buf *b, const struct view_problem *v)
     rc |= tline(b, "opened", p->opened_at);
     rc |= tline(b, "resolved", p->resolved_at);
     rc |= tline(b, "closed", p->closed_at);
-    rc |= appendf(b, "%-14s", "incidents");
+    rc |= tc_buf_printf(b, "%-14s", "incidents");
     for (size_t i = 0; i < v->nincidents; i++)
-        rc |= appendf(b, "%s%" PRId64, i ? " " : "", v->incidents[i]);
-    rc |= appendf(b, "%s\n", v->nincidents ? "" : "-");
-    rc |= appendf(b, "%-14s", "hosts");
+        rc |= tc_buf_printf(b, "%s%" PRId64, i ? " " : "", v->incidents[i]);
+    rc |= tc_buf_printf(b, "%s\n", v->nincidents ? "" : "-");
+    rc |= tc_buf_printf(b, "%-14s", "hosts");
     for (size_t i = 0; i < v->nhosts; i++) {
         if (i)
-            rc |= appendf(b, " ");
+            rc |= tc_buf_printf(b, " ");
         rc |= tc_escape_buf(b, v->hosts[i], strlen(v->hosts[i]));
     }
-    rc |= appendf(b, "%s\n", v->nhosts ? "" : "-");
+    rc |= tc_buf_printf(b, "%s\n", v->nhosts ? "" : "-");
     if (p->known_error_at != 0) {
         rc |= line(b, "known error", p->root_cause);
         rc |= line(b, "workaround", p->workaround);
@@ -364,9 +344,9 @@ view_problem_text(struct tc_buf *b, const struct view_problem *v)
         char k[40];
 
         snprintf(k, sizeof(k), "review %" PRId64, p->reviews[i].incident_id);
-        rc |= appendf(b, "%-14s%s: ", k, p->reviews[i].field);
+        rc |= tc_buf_printf(b, "%-14s%s: ", k, p->reviews[i].field);
         rc |= tc_escape_buf(b, p->reviews[i].text, strlen(p->reviews[i].text));
-        rc |= appendf(b, "\n");
+        rc |= tc_buf_printf(b, "\n");
     }
     return rc ? -ENOBUFS : 0;
 }

@@ -102,6 +102,29 @@ test_grow(void **state)
     tc_buf_close(&b);
 }
 
+/* printf-style appends: whole at any length, nothing on overflow. */
+static void
+test_printf(void **state)
+{
+    struct tc_buf b;
+    char big[3000];
+
+    (void)state;
+    tc_buf_init(&b, 2048);
+    assert_int_equal(tc_buf_printf(&b, "%s=%d;", "a", 42), 0);
+    assert_int_equal(tc_buf_size(&b), 5);
+    assert_memory_equal(tc_buf_head(&b), "a=42;", 5);
+    memset(big, 'x', 1000);
+    big[1000] = '\0';
+    assert_int_equal(tc_buf_printf(&b, "%s", big), 0);
+    assert_int_equal(tc_buf_size(&b), 1005);
+    memset(big, 'y', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(tc_buf_printf(&b, "%s", big), -ENOBUFS);
+    assert_int_equal(tc_buf_size(&b), 1005);
+    tc_buf_close(&b);
+}
+
 int
 main(void)
 {
@@ -109,6 +132,7 @@ main(void)
         cmocka_unit_test(test_cap),
         cmocka_unit_test(test_consume_compact),
         cmocka_unit_test(test_grow),
+        cmocka_unit_test(test_printf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
