@@ -993,7 +993,7 @@ result_detail(const struct tc_event *ev, char *d, size_t len)
 
     if (f == NULL || f->len == 0)
         f = &ev->source;
-    tc_escape(name, sizeof(name), f->ptr ? f->ptr : "", f->len);
+    tc_escape(name, sizeof(name), f->ptr ? f->ptr : "", f->ptr ? f->len : 0);
     if (str_int(field_of(ev, "signal"), 0, &sig) == 0 && sig != 0)
         snprintf(what, sizeof(what), "killed by signal %" PRId64, sig);
     else if (has_ex && ex == -1)
