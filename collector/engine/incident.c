@@ -17,8 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "escape.h"
 #include "hash.h"
 #include "htab.h"
+#include "units.h"
 #include "util.h"
 
 /* Distinct hosts with an active incident of one rule that raise its
@@ -81,6 +83,9 @@ struct incident_engine {
     size_t nnotes, capnotes;
     int64_t last_id;  /* highest id ever given */
     int64_t last_fed; /* incident the last fed event folded into, 0 */
+    enum incident_result last_result; /* the last fed event, if an
+                                         action result */
+    int64_t last_result_id;           /* the incident it named, 0 */
 };
 
 static const char *const state_names[] = {"open", "acknowledged", "resolved",
@@ -908,6 +913,159 @@ feed_check_event(struct incident_engine *e, const char *key, size_t kl,
         mark_flapping(e, fe->cur, c, flap_sum(fe->hist));
 }
 
+/* The string s is exactly lit. */
+static int
+str_is(struct tc_str s, const char *lit)
+{
+    size_t n = strlen(lit);
+
+    return s.len == n && (n == 0 || memcmp(s.ptr, lit, n) == 0);
+}
+
+/* The value of the event's field key, or NULL. */
+static const struct tc_str *
+field_of(const struct tc_event *ev, const char *key)
+{
+    for (uint32_t i = 0; i < ev->nfields; i++)
+        if (str_is(ev->fields[i].key, key))
+            return &ev->fields[i].val;
+    return NULL;
+}
+
+/*
+ * A decimal integer, the whole of s (an optional '-' when neg_ok, then
+ * 1 to 18 digits: no sign, space or overflow games from a peer): 0 and
+ * *out, or -EINVAL.
+ */
+static int
+str_int(const struct tc_str *s, int neg_ok, int64_t *out)
+{
+    size_t i = 0;
+    int64_t v = 0;
+    int neg = 0;
+
+    if (s == NULL || s->len == 0 || s->ptr == NULL)
+        return -EINVAL;
+    if (neg_ok && s->ptr[0] == '-') {
+        neg = 1;
+        i = 1;
+    }
+    if (s->len - i == 0 || s->len - i > 18)
+        return -EINVAL;
+    for (; i < s->len; i++) {
+        if (s->ptr[i] < '0' || s->ptr[i] > '9')
+            return -EINVAL;
+        v = v * 10 + (s->ptr[i] - '0');
+    }
+    *out = neg ? -v : v;
+    return 0;
+}
+
+/* s contains lit. */
+static int
+str_has(const struct tc_str *s, const char *lit)
+{
+    size_t n = strlen(lit);
+
+    for (size_t i = 0; s->ptr != NULL && i + n <= s->len; i++)
+        if (memcmp(s->ptr + i, lit, n) == 0)
+            return 1;
+    return 0;
+}
+
+/* Output bytes of an action result shown on the timeline: its first
+ * non-empty line, escaped and cut to this many bytes. */
+#define RESULT_LINE_MAX 200
+
+/*
+ * The timeline detail of an action result, every part from the host
+ * escaped: "NAME exit 0 in 1.2s (hint 12): first line". A field that
+ * is missing or not a number shows as "?": the agent always sends all
+ * of them, so "?" means a peer that does not.
+ */
+static void
+result_detail(const struct tc_event *ev, char *d, size_t len)
+{
+    const struct tc_str *f = field_of(ev, "action"), *out;
+    char name[128], what[64], dur[32], hint[40] = "", line[RESULT_LINE_MAX];
+    int64_t ex = 0, sig = 0, ms = 0, h = 0;
+    int has_ex = str_int(field_of(ev, "exit"), 1, &ex) == 0;
+
+    if (f == NULL || f->len == 0)
+        f = &ev->source;
+    tc_escape(name, sizeof(name), f->ptr ? f->ptr : "", f->ptr ? f->len : 0);
+    if (str_int(field_of(ev, "signal"), 0, &sig) == 0 && sig != 0)
+        snprintf(what, sizeof(what), "killed by signal %" PRId64, sig);
+    else if (has_ex && ex == -1)
+        snprintf(what, sizeof(what), "could not start");
+    else if (has_ex)
+        snprintf(what, sizeof(what), "exit %" PRId64, ex);
+    else
+        snprintf(what, sizeof(what), "exit ?");
+    if (str_has(&ev->message, "(timed out)"))
+        snprintf(what + strlen(what), sizeof(what) - strlen(what),
+                 " (timed out)");
+    if (str_int(field_of(ev, "duration_ms"), 0, &ms) == 0 &&
+        ms <= INT64_MAX / 1000000)
+        tc_fmt_duration(dur, sizeof(dur), ms * 1000000);
+    else
+        snprintf(dur, sizeof(dur), "?");
+    if (str_int(field_of(ev, "hint"), 0, &h) == 0 && h > 0)
+        snprintf(hint, sizeof(hint), " (hint %" PRId64 ")", h);
+    line[0] = '\0';
+    if ((out = field_of(ev, "output")) != NULL && out->ptr != NULL) {
+        const char *p = out->ptr, *end = out->ptr + out->len, *nl;
+
+        /* The first line with something on it. */
+        while (p < end && (*p == '\n' || *p == '\r'))
+            p++;
+        nl = memchr(p, '\n', (size_t)(end - p));
+        if (nl == NULL)
+            nl = end;
+        if (nl > p && nl[-1] == '\r')
+            nl--;
+        tc_escape(line, sizeof(line), p, (size_t)(nl - p));
+    }
+    snprintf(d, len, "%s %s in %s%s%s%s", name, what, dur, hint,
+             line[0] ? ": " : "", line);
+}
+
+/*
+ * An action result (incident.h): a timeline entry on the incident it
+ * names when that incident is the host's own; nothing else changes.
+ */
+static void
+action_result(struct incident_engine *e, const char *host,
+              const struct tc_event *ev)
+{
+    struct inc *in;
+    char who[160], d[1024];
+    int64_t id;
+
+    if (!str_is(ev->rule, "action_result") ||
+        str_int(field_of(ev, "incident"), 0, &id) < 0 || id <= 0) {
+        e->last_result = str_is(ev->rule, "action_result")
+                             ? INCIDENT_RESULT_UNKNOWN
+                             : INCIDENT_RESULT_NONE;
+        return;
+    }
+    e->last_result_id = id;
+    if ((in = incs_find(e, id)) == NULL || in->v.state == INCIDENT_CLOSED) {
+        e->last_result = INCIDENT_RESULT_UNKNOWN;
+        return;
+    }
+    /* The batch's host is the agent's certificate name: an agent
+     * reports on its own host's incidents only. */
+    if (strcmp(in->v.host, host) != 0) {
+        e->last_result = INCIDENT_RESULT_FOREIGN;
+        return;
+    }
+    join3(who, sizeof(who), "agent:", 6, host, strlen(host), NULL, 0);
+    result_detail(ev, d, sizeof(d));
+    note_add(e, in, ev->event_ts ? ev->event_ts : ev->ts, "action", who, d);
+    e->last_result = INCIDENT_RESULT_NOTED;
+}
+
 void
 incident_engine_event(struct incident_engine *e, const char *host,
                       const struct tc_event *ev)
@@ -919,6 +1077,12 @@ incident_engine_event(struct incident_engine *e, const char *host,
 
     memset(&c, 0, sizeof(c));
     e->last_fed = 0;
+    e->last_result = INCIDENT_RESULT_NONE;
+    e->last_result_id = 0;
+    if (str_is(ev->kind, "action_result")) {
+        action_result(e, host, ev);
+        return;
+    }
     if ((kl = key_of(host, ev, key, sizeof(key), &c.kind)) == 0)
         return;
     join3(rule, sizeof(rule), ev->rule.ptr, ev->rule.len, NULL, 0, NULL, 0);
@@ -1172,6 +1336,15 @@ int64_t
 incident_engine_last(const struct incident_engine *e)
 {
     return e->last_fed;
+}
+
+enum incident_result
+incident_engine_last_result(const struct incident_engine *e,
+                            int64_t *incident_id)
+{
+    if (incident_id != NULL)
+        *incident_id = e->last_result_id;
+    return e->last_result;
 }
 
 size_t

@@ -192,7 +192,8 @@ void incident_engine_set_last_id(struct incident_engine *e, int64_t last_id);
 
 /*
  * Feed one stored event. host is the batch's (authenticated) host.
- * Kinds other than log, check and agent/agent-silent are ignored.
+ * An action_result may add a timeline entry (incident_engine_last_result,
+ * below); other kinds than log, check and agent/agent-silent are ignored.
  */
 void incident_engine_event(struct incident_engine *e, const char *host,
                            const struct tc_event *ev);
@@ -234,6 +235,33 @@ int incident_engine_pending(const struct incident_engine *e);
  * The step hands it to problem_engine_evidence with the same event.
  */
 int64_t incident_engine_last(const struct incident_engine *e);
+
+/*
+ * An agent's action result (kind and rule "action_result", issue 12
+ * item 4) whose field "incident" names, in decimal, an incident in
+ * memory (not closed) of the event's own host becomes one timeline
+ * entry of that incident: what "action", who "agent:<host>", detail
+ * "NAME exit 0 in 1.2s (hint 12): first output line" (escaped here:
+ * it comes from a host). Nothing else changes: the incident is not
+ * opened, reopened, counted or marked changed, and incident_engine_last
+ * stays 0 (not evidence for a problem). Any other action result is
+ * stored as an event only. The engine decides; the store logs and
+ * counts a refusal (it may log, the engine may not).
+ */
+enum incident_result {
+    INCIDENT_RESULT_NONE = 0,    /* the event is not an action result */
+    INCIDENT_RESULT_NOTED = 1,   /* on its incident's timeline */
+    INCIDENT_RESULT_UNKNOWN = 2, /* no incident field, not an id, or no
+                                    such incident (never, or closed) */
+    INCIDENT_RESULT_FOREIGN = 3, /* names another host's incident:
+                                    refused, on no timeline */
+};
+/* What the last incident_engine_event did with an action result; the
+ * incident it named (0 if none or not an id) in *incident_id if not
+ * NULL. */
+enum incident_result
+incident_engine_last_result(const struct incident_engine *e,
+                            int64_t *incident_id);
 /* Number of incidents in memory (not closed). */
 size_t incident_engine_size(const struct incident_engine *e);
 /* The in-memory incident with this id, or NULL (closed or unknown). */

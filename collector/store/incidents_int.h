@@ -49,6 +49,8 @@ struct incidents_store {
     size_t nhosts, caphosts;
     char **ahosts; /* owned: agent names fed at load, not yet written */
     size_t nahosts, capahosts;
+    uint64_t foreign_results; /* action results naming another host's
+                                 incident, refused since open */
 };
 
 static inline int

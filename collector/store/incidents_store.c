@@ -18,6 +18,7 @@
 #include <sqlite3.h>
 
 #include "engine/problem.h"
+#include "escape.h"
 #include "log.h"
 #include "store/incidents_int.h"
 #include "store/store.h"
@@ -107,6 +108,12 @@ const char *
 incidents_store_errmsg(const struct incidents_store *s)
 {
     return s->errmsg;
+}
+
+uint64_t
+incidents_store_foreign_results(const struct incidents_store *s)
+{
+    return s->foreign_results;
 }
 
 /*
@@ -436,6 +443,33 @@ defer_paction(struct incidents_store *s, sqlite3_stmt *st, const char *verb,
     return 0;
 }
 
+/*
+ * After each event: an action result that named another host's
+ * incident was refused by the engine (no timeline entry); count it and
+ * say so. Logged in replay too, which feeds the same events.
+ */
+static void
+result_refused(struct incidents_store *s, const struct incident_engine *e,
+               const char *host)
+{
+    const struct incident *in;
+    char h[128], o[128];
+    int64_t id;
+
+    if (incident_engine_last_result(e, &id) != INCIDENT_RESULT_FOREIGN)
+        return;
+    s->foreign_results++;
+    if (s->foreign_results > 10 && s->foreign_results % 1000 != 0)
+        return;
+    in = incident_engine_get(e, id);
+    tc_escape(h, sizeof(h), host, strlen(host));
+    tc_escape(o, sizeof(o), in != NULL ? in->host : "?",
+              in != NULL ? strlen(in->host) : 1);
+    log_warnx("incidents: agent %s sent an action result for incident %lld"
+              " of host %s: refused, stored as an event only (%llu so far)",
+              h, (long long)id, o, (unsigned long long)s->foreign_results);
+}
+
 /* One batch of the event log into the engines. */
 static int
 feed_batch(const struct store_batch *b, void *arg)
@@ -458,6 +492,7 @@ feed_batch(const struct store_batch *b, void *arg)
     evs = &fc->s->frame.u.events;
     for (uint32_t i = 0; i < evs->n; i++) {
         incident_engine_event(fc->e, b->host, &evs->ev[i]);
+        result_refused(fc->s, fc->e, b->host);
         problem_engine_evidence(fc->pe, incident_engine_last(fc->e), b->host,
                                 &evs->ev[i]);
     }

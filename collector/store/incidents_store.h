@@ -55,6 +55,13 @@ int incidents_store_open_engine(struct store *log,
 
 void incidents_store_close(struct incidents_store *s);
 const char *incidents_store_errmsg(const struct incidents_store *s);
+/*
+ * Action results that named another host's incident since s was
+ * opened (incident.h, INCIDENT_RESULT_FOREIGN): each is refused by the
+ * engine, kept as an event only, counted here and logged (the first
+ * 10, then every 1000th, so that a hostile agent cannot flood the log).
+ */
+uint64_t incidents_store_foreign_results(const struct incidents_store *s);
 
 /* What the incident tables reflect: the last engine step. */
 struct incidents_watermark {

@@ -411,6 +411,42 @@ def test_hint_running_at_crash_not_rerun(env):
                    if n.startswith("slow-run.")]) == 1, "run again")
 
 
+def test_result_for_foreign_incident(env):
+    """An agent may report on its own host's incidents only: a result
+    naming web-02's incident, sent by web-01 (a signed hint for web-01
+    that names it, the action allowlisted and run), is stored as
+    web-01's event, refused by the collector with a logged reason, and
+    its output (a canary) is on no timeline."""
+    from test_action_results import (incidents, open_incident,
+                                      run_hinted_action, show)
+    from test_action_results import setup as result_setup
+
+    canary = "CANARY-d41d8cd9"
+    col, ags = result_setup(env, agents=("web-01", "web-02"), canary=canary)
+    theirs = open_incident(env, "web-02", ags["web-02"][2])
+    ours = open_incident(env, "web-01", ags["web-01"][2])
+    ags["web-02"][0].stop()  # the fake collector must meet web-01
+    ag, conf, _ = ags["web-01"]
+    ev = run_hinted_action(env, col, ag, conf, theirs)
+    e2e.check(ev["fields"].get("incident") == str(theirs) and
+              canary in ev["fields"].get("output", ""),
+              "the result event: %r" % ev)
+    col.wait_log(r"agent web-01 sent an action result for incident %d of "
+                 r"host web-02: refused" % theirs)
+    # The step that refused it has run: nothing on any timeline.
+    for iid in (theirs, ours):
+        text, js = show(env, iid)
+        e2e.check(canary not in text and canary not in json.dumps(js),
+                  "incident %d: the canary is on its timeline" % iid)
+        e2e.check(not [n for n in js["timeline"] if n["what"] == "action"],
+                  "incident %d: an action entry %r" % (iid, js["timeline"]))
+    e2e.check(sorted(i["id"] for i in incidents(env)) == sorted([ours, theirs])
+              and all(i["state"] == "open" for i in incidents(env)),
+              "incidents changed: %r" % incidents(env))
+    out = env.ctl("replay")
+    e2e.check("identical" in out, "replay: %r" % out)
+
+
 if __name__ == "__main__":
     e2e.main([
         test_refusals,
@@ -420,4 +456,5 @@ if __name__ == "__main__":
         test_runs_as_user,
         test_hint_actions,
         test_hint_running_at_crash_not_rerun,
+        test_result_for_foreign_incident,
     ])

@@ -136,3 +136,31 @@ const struct incident_config fcfg = {
     .flap_high = 50,
     .flap_low = 25,
 };
+
+struct tc_event
+ev_result(struct tc_kv f[8], const char *incident, const char *exit,
+          const char *output, int64_t t)
+{
+    struct tc_event e;
+    uint32_t n = 0;
+
+    memset(&e, 0, sizeof(e));
+    f[n++] = (struct tc_kv){tc_str_c("action"), tc_str_c("restart-nginx")};
+    f[n++] = (struct tc_kv){tc_str_c("hint"), tc_str_c("12")};
+    if (incident != NULL)
+        f[n++] = (struct tc_kv){tc_str_c("incident"), tc_str_c(incident)};
+    f[n++] = (struct tc_kv){tc_str_c("exit"), tc_str_c(exit)};
+    f[n++] = (struct tc_kv){tc_str_c("signal"), tc_str_c("0")};
+    f[n++] = (struct tc_kv){tc_str_c("duration_ms"), tc_str_c("1234")};
+    f[n++] = (struct tc_kv){tc_str_c("output"), tc_str_c(output)};
+    e.kind = tc_str_c("action_result");
+    e.rule = tc_str_c("action_result");
+    e.source = tc_str_c("restart-nginx");
+    e.sev = strcmp(exit, "0") == 0 ? TC_SEV_INFO : TC_SEV_WARNING;
+    e.state = -1;
+    e.ts = t;
+    e.count = 1;
+    e.fields = f;
+    e.nfields = n;
+    return e;
+}

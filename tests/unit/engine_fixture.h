@@ -49,5 +49,13 @@ struct tc_event ev_log(const char *rule, enum tc_severity sev, int64_t t,
                        uint32_t count);
 /* A check result (Nagios state) of check name at t (ns). */
 struct tc_event ev_check(const char *name, int state, int64_t t);
+/*
+ * An action result as agent/actions_cmd.c sends it, at t (ns): action
+ * restart-nginx, hint 12, signal 0, duration 1234 ms, the given
+ * incident field (NULL: none), exit and output; fields in f (8 slots,
+ * which must outlive the event).
+ */
+struct tc_event ev_result(struct tc_kv f[8], const char *incident,
+                          const char *exit, const char *output, int64_t t);
 
 #endif

@@ -53,7 +53,8 @@ struct replay_fix {
 };
 
 static void
-commit_event(struct replay_fix *f, const struct tc_event *in)
+commit_event_as(struct replay_fix *f, const char *host,
+                const struct tc_event *in)
 {
     static const uint8_t one = 0x91; /* msgpack: array of 1 */
     struct store_batch b = {0};
@@ -63,7 +64,7 @@ commit_event(struct replay_fix *f, const struct tc_event *in)
 
     /* What an agent sends: every string set, seq from 1. */
     ev.seq = f->seq + 1;
-    ev.host = tc_str_c("web-01");
+    ev.host = tc_str_c(host);
     if (ev.source.ptr == NULL)
         ev.source = tc_str_c("/var/log/app.log");
     ev.message = tc_str_c("msg");
@@ -71,7 +72,7 @@ commit_event(struct replay_fix *f, const struct tc_event *in)
     tc_buf_init(&blob, 1u << 20);
     assert_int_equal(tc_buf_append(&blob, &one, 1), 0);
     assert_int_equal(tc_event_encode(&blob, e), 0);
-    b.host = "web-01";
+    b.host = host;
     b.seq_first = b.seq_last = ++f->seq;
     b.n = 1;
     b.ts_min = b.ts_max = ev.ts;
@@ -81,6 +82,12 @@ commit_event(struct replay_fix *f, const struct tc_event *in)
     t.nbatches = 1;
     assert_int_equal(store_commit(f->st, &t), 0);
     tc_buf_close(&blob);
+}
+
+static void
+commit_event(struct replay_fix *f, const struct tc_event *in)
+{
+    commit_event_as(f, "web-01", in);
 }
 
 /* Run steps of at most 2 batches until none remain, at engine time now. */
@@ -594,6 +601,257 @@ test_list_pages(void **state)
     free(cmd);
 }
 
+/* The detail line of the last "action" entry in o's log, or "". */
+static const char *
+action_detail(const struct out *o, char *buf, size_t len)
+{
+    const char *p = o->log, *hit = NULL;
+
+    while ((p = strstr(p, " action agent:")) != NULL)
+        hit = p++;
+    buf[0] = '\0';
+    if (hit != NULL) {
+        const char *sp = strchr(hit + 14, ' '), *nl;
+
+        if (sp != NULL && (nl = strchr(sp, '\n')) != NULL)
+            snprintf(buf, len, "%.*s", (int)(nl - sp - 1), sp + 1);
+    }
+    return buf;
+}
+
+/*
+ * Action results (issue 12 item 4): a result naming an incident of its
+ * own host is one timeline entry on it and changes nothing else; one
+ * naming another host's incident is refused; an unknown, closed or
+ * malformed incident, or none, is an event only; no result ever opens,
+ * reopens or folds into an incident.
+ */
+static void
+test_action_result_engine(void **state)
+{
+    struct incident_engine *e = incident_engine_new(&cfg);
+    struct out *o = tc_xcalloc(1, sizeof(*o));
+    struct incident before;
+    struct tc_event ev;
+    struct tc_kv f[8];
+    char d[512];
+    int64_t id;
+
+    (void)state;
+    ev = ev_log("oom", TC_SEV_ERROR, T0, 1);
+    incident_engine_event(e, "web-01", &ev);
+    assert_int_equal(incident_engine_last_result(e, &id), INCIDENT_RESULT_NONE);
+    incident_engine_event(e, "web-02", &ev);
+    drain(e, o);
+    memset(o, 0, sizeof(*o));
+    before = *incident_engine_get(e, 1);
+
+    /* Its own host's incident: one entry, nothing else. */
+    ev = ev_result(f, "1", "0",
+                   "\n\x1b]52;c;Y2FuYXJ5\x07restarted nginx\r\nsecond line\n",
+                   T0 + 10 * SEC);
+    incident_engine_event(e, "web-01", &ev);
+    assert_int_equal(incident_engine_last_result(e, &id),
+                     INCIDENT_RESULT_NOTED);
+    assert_int_equal(id, 1);
+    assert_int_equal(incident_engine_last(e), 0);
+    drain(e, o);
+    assert_int_equal(o->nnotes, 1);
+    assert_true(has_note(o, "1 action agent:web-01"));
+    assert_null(strstr(o->log, "I 1 ")); /* the incident did not change */
+    assert_string_equal(action_detail(o, d, sizeof(d)),
+                        "restart-nginx exit 0 in 1.2s (hint 12): "
+                        "\\x1b]52;c;Y2FuYXJ5\\x07restarted nginx");
+    assert_int_equal(incident_engine_get(e, 1)->count, before.count);
+    assert_int_equal(incident_engine_get(e, 1)->last_seen, before.last_seen);
+    assert_int_equal(incident_engine_get(e, 1)->state, INCIDENT_OPEN);
+    assert_int_equal(incident_engine_get(e, 1)->severity, TC_SEV_ERROR);
+
+    /* Another host's incident: refused, on no timeline. */
+    memset(o, 0, sizeof(*o));
+    ev = ev_result(f, "2", "1", "CANARY-foreign", T0 + 11 * SEC);
+    incident_engine_event(e, "web-01", &ev);
+    assert_int_equal(incident_engine_last_result(e, &id),
+                     INCIDENT_RESULT_FOREIGN);
+    assert_int_equal(id, 2);
+    assert_int_equal(incident_engine_pending(e), 0);
+    drain(e, o);
+    assert_int_equal(o->nnotes, 0);
+    assert_int_equal(o->loglen, 0);
+
+    /* Unknown, malformed or missing: an event only, nothing opens. */
+    {
+        static const char *const bad[] = {
+            "99", "0",  "-1", "1 ",  " 1",
+            "+1", "1x", "",   "0x1", "9999999999999999999999"};
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            ev = ev_result(f, bad[i], "3", "CANARY-unknown", T0 + 12 * SEC);
+            ev.sev = TC_SEV_CRITICAL;
+            incident_engine_event(e, "web-01", &ev);
+            assert_int_equal(incident_engine_last_result(e, NULL),
+                             INCIDENT_RESULT_UNKNOWN);
+        }
+        ev = ev_result(f, NULL, "3", "x", T0 + 12 * SEC);
+        incident_engine_event(e, "web-01", &ev);
+        assert_int_equal(incident_engine_last_result(e, &id),
+                         INCIDENT_RESULT_UNKNOWN);
+        assert_int_equal(id, 0);
+        /* Kind action_result under another rule: ignored, as before. */
+        ev = ev_result(f, "1", "0", "x", T0 + 12 * SEC);
+        ev.rule = tc_str_c("oom");
+        incident_engine_event(e, "web-01", &ev);
+        assert_int_equal(incident_engine_last_result(e, NULL),
+                         INCIDENT_RESULT_NONE);
+    }
+    assert_int_equal(incident_engine_pending(e), 0);
+    assert_int_equal(incident_engine_size(e), 2);
+
+    /* A resolved incident gets the entry and stays resolved; a failed
+     * run with a signal and no output says so. */
+    incident_engine_tick(e, T0 + 31 * MIN);
+    assert_int_equal(incident_engine_get(e, 1)->state, INCIDENT_RESOLVED);
+    drain(e, o);
+    memset(o, 0, sizeof(*o));
+    ev = ev_result(f, "1", "-1", "", T0 + 32 * MIN);
+    f[4].val = tc_str_c("15");
+    ev.message = tc_str_c("action restart-nginx: killed by signal 15 (timed "
+                          "out) after 1234 ms");
+    incident_engine_event(e, "web-01", &ev);
+    drain(e, o);
+    assert_int_equal(o->nnotes, 1);
+    assert_string_equal(action_detail(o, d, sizeof(d)),
+                        "restart-nginx killed by signal 15 (timed out) in "
+                        "1.2s (hint 12)");
+    assert_int_equal(incident_engine_get(e, 1)->state, INCIDENT_RESOLVED);
+    assert_int_equal(incident_engine_get(e, 1)->reopened, 0);
+    assert_int_equal(incident_engine_get(e, 1)->count, before.count);
+
+    /* A closed incident is unknown. */
+    incident_engine_tick(e, T0 + 200 * MIN);
+    drain(e, o);
+    memset(o, 0, sizeof(*o));
+    ev = ev_result(f, "1", "0", "late", T0 + 201 * MIN);
+    incident_engine_event(e, "web-01", &ev);
+    assert_int_equal(incident_engine_last_result(e, NULL),
+                     INCIDENT_RESULT_UNKNOWN);
+    drain(e, o);
+    assert_int_equal(o->loglen, 0);
+
+    incident_engine_free(e);
+    free(o);
+}
+
+struct tl_seen {
+    int n, actions;
+    char detail[256];
+};
+
+static int
+on_tl(const struct incident_note *n, void *arg)
+{
+    struct tl_seen *t = arg;
+
+    t->n++;
+    if (strcmp(n->what, "action") == 0) {
+        t->actions++;
+        snprintf(t->detail, sizeof(t->detail), "%s %s", n->who, n->detail);
+    }
+    assert_null(strstr(n->detail, "CANARY"));
+    return 0;
+}
+
+/*
+ * Action results through the store: the entry is written in the step,
+ * a foreign one is counted and written nowhere, a restart in between
+ * changes nothing, and replay rebuilds the same timeline.
+ */
+static void
+test_action_result_store(void **state)
+{
+    struct replay_fix f = {0};
+    struct incidents_replay_stats rs;
+    struct diffs ds = {0};
+    struct tl_seen t1 = {0}, t2 = {0};
+    struct tc_event ev;
+    struct tc_kv kv[8];
+    char *cmd;
+
+    (void)state;
+    snprintf(f.dir, sizeof(f.dir), "/tmp/test_incident.XXXXXX");
+    assert_non_null(mkdtemp(f.dir));
+    snprintf(f.path, sizeof(f.path), "%s/collector.db", f.dir);
+    assert_int_equal(store_open(f.path, 0, &f.st), 0);
+    assert_int_equal(incidents_store_open(f.path, 0, &f.is), 0);
+    assert_int_equal(
+        incidents_store_load(f.is, &cfg, pdef(), &f.e, &f.pe, &f.wm), 0);
+    ev = ev_log("oom", TC_SEV_ERROR, T0, 1);
+    commit_event_as(&f, "web-01", &ev);
+    commit_event_as(&f, "web-02", &ev);
+    run_steps(&f, T0 + SEC);
+    assert_non_null(incident_engine_get(f.e, 2));
+    assert_string_equal(incident_engine_get(f.e, 2)->host, "web-02");
+
+    ev = ev_result(kv, "1", "0", "ok\n", T0 + 2 * SEC);
+    commit_event_as(&f, "web-01", &ev);
+    ev = ev_result(kv, "2", "0", "CANARY", T0 + 3 * SEC);
+    commit_event_as(&f, "web-01", &ev);
+    run_steps(&f, T0 + 4 * SEC);
+    assert_int_equal(incidents_store_foreign_results(f.is), 1);
+
+    /* A restart, then another result on incident 1. */
+    incident_engine_free(f.e);
+    problem_engine_free(f.pe);
+    assert_int_equal(
+        incidents_store_load(f.is, &cfg, pdef(), &f.e, &f.pe, &f.wm), 0);
+    ev = ev_result(kv, "1", "2", "failed again", T0 + 5 * SEC);
+    commit_event_as(&f, "web-01", &ev);
+    run_steps(&f, T0 + 6 * SEC);
+
+    assert_int_equal(incidents_store_timeline(f.is, 1, on_tl, &t1), 0);
+    assert_int_equal(t1.actions, 2);
+    assert_string_equal(t1.detail, "agent:web-01 restart-nginx exit 2 in 1.2s "
+                                   "(hint 12): failed again");
+    assert_int_equal(incidents_store_timeline(f.is, 2, on_tl, &t2), 0);
+    assert_int_equal(t2.actions, 0);
+    assert_int_equal(t2.n, 1); /* opened */
+    assert_int_equal(incident_engine_get(f.e, 1)->count, 1);
+    assert_int_equal(incident_engine_size(f.e), 2);
+
+    assert_int_equal(
+        incidents_store_replay(f.is, &cfg, pdef(), on_diff, &ds, &rs), 0);
+    assert_int_equal(ds.n, 0);
+    assert_int_equal(rs.incidents, 2);
+    assert_int_equal(rs.notes, 4); /* 2 opened, 2 action */
+    /* Replay fed the foreign result again and refused it again. */
+    assert_int_equal(incidents_store_foreign_results(f.is), 2);
+
+    /* A dropped action entry is a difference. */
+    {
+        sqlite3 *db;
+
+        assert_int_equal(sqlite3_open(f.path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db,
+                                      "DELETE FROM timeline WHERE what ="
+                                      " 'action' AND detail LIKE '%again';",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        sqlite3_close(db);
+    }
+    assert_int_equal(
+        incidents_store_replay(f.is, &cfg, pdef(), on_diff, &ds, &rs), 0);
+    assert_int_equal(rs.diffs, 1);
+    assert_true(has_diff(&ds, "timeline 1 "));
+
+    incident_engine_free(f.e);
+    problem_engine_free(f.pe);
+    incidents_store_close(f.is);
+    store_close(f.st);
+    cmd = tc_xasprintf("rm -rf '%s'", f.dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+}
+
 int
 main(void)
 {
@@ -602,6 +860,8 @@ main(void)
         cmocka_unit_test(test_replay_store),
         cmocka_unit_test(test_stats),
         cmocka_unit_test(test_list_pages),
+        cmocka_unit_test(test_action_result_engine),
+        cmocka_unit_test(test_action_result_store),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
