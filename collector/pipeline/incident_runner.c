@@ -50,6 +50,9 @@ struct incident_runner {
                                           it (dispatch), so it is swapped
                                           only while no step is in flight */
     struct runbook_set *next_runbooks; /* one reference; waits for that */
+    int record;                        /* runbooks not yet recorded as an
+                                          input: the worker records them
+                                          before its next step */
 };
 
 static void
@@ -146,6 +149,18 @@ work_cb(uv_work_t *w)
             return;
         }
     }
+    if (r->record && r->runbooks != NULL) {
+        int recorded;
+
+        /* An input like any action: the step applies it in order. */
+        rc = incidents_store_runbooks_record(r->store, r->runbooks, tc_now_ns(),
+                                             &recorded);
+        if (rc < 0) {
+            r->work_rc = rc;
+            return;
+        }
+        r->record = 0;
+    }
     for (int i = 0; i < STEPS_PER_WORK; i++) {
         rc = incidents_store_step(r->store, r->engine, r->problems, &r->wm,
                                   tc_now_ns(), STEP_BATCHES, &more);
@@ -200,6 +215,7 @@ queue_step(struct incident_runner *r)
         runbook_set_unref(r->runbooks);
         r->runbooks = r->next_runbooks;
         r->next_runbooks = NULL;
+        r->record = 1;
     }
     if (r->cfg_pending) {
         /* No step in flight: the worker's copy is ours to change. */
@@ -243,6 +259,7 @@ incident_runner_set_runbooks(struct incident_runner *r, struct runbook_set *set)
     if (!r->working) {
         runbook_set_unref(r->runbooks);
         r->runbooks = set;
+        r->record = 1;
         return;
     }
     runbook_set_unref(r->next_runbooks);

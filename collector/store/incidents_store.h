@@ -92,6 +92,19 @@ int incidents_store_step(struct incidents_store *s, struct incident_engine *e,
                          struct incidents_watermark *wm, int64_t now,
                          uint32_t max_batches, int *more);
 
+/*
+ * The runbook set from now on is set (docs/runbooks.md, "Dispatch"):
+ * unless it is the one recorded last (by hash), record its files and an
+ * action "runbooks" in one transaction, so that the next step applies
+ * it in action order and replay applies it at the same point. The
+ * empty set needs no record until another was recorded. *recorded: 1
+ * when it wrote.
+ */
+struct runbook_set;
+int incidents_store_runbooks_record(struct incidents_store *s,
+                                    const struct runbook_set *set, int64_t now,
+                                    int *recorded);
+
 /* tocsinctl: filters for incidents_store_list; NULL / 0 = any. */
 struct incidents_filter {
     const char *state; /* "open", "acknowledged", ... */
@@ -239,8 +252,9 @@ struct incidents_diff {
     const char *table;   /* "incidents", "timeline", "incident_fps",
                             "actions" (an action's result), "problems",
                             "problem_factors", "problem_links",
-                            "problem_candidates", "problem_timeline" or
-                            "incident_marks" (problem, inhibited) */
+                            "problem_candidates", "problem_timeline",
+                            "incident_marks" (problem, inhibited) or
+                            "hints" */
     int64_t incident_id; /* the incident the row is about; 0 = none */
     const char *key;     /* the row: "ID", "ID N" (Nth timeline entry),
                             the fingerprint, or the action id */
@@ -261,6 +275,7 @@ struct incidents_replay_stats {
     uint64_t problems;  /* problem rows compared (either side) */
     uint64_t prows;     /* other problem rows compared: factors, links,
                            candidates, timeline, marks */
+    uint64_t hints;     /* hint rows compared (either side) */
     uint64_t diffs;     /* differences reported */
     int64_t last_tick;  /* ns: the last step's tick (0: no step) */
 };
