@@ -562,3 +562,173 @@ out:
     hints_drain_reset(w);
     return rc < 0 ? rc : 0;
 }
+
+/* ---- delivery and queries (not engine state) ---------------------------- */
+
+size_t
+incidents_store_step_hints(const struct incidents_store *s)
+{
+    return s->nhnew;
+}
+
+/* The columns of struct hint_row, in its order. */
+#define HINT_COLS                                                              \
+    "h.id, h.agent, h.incident_id, h.problem_id, h.source, h.title, h.text,"   \
+    " h.action, h.params, h.note, h.issued, coalesce(d.sent_at, 0),"           \
+    " coalesce(d.acked_at, 0), coalesce(d.attempts, 0)"
+
+static void
+hint_row(sqlite3_stmt *st, struct hint_row *r)
+{
+    r->id = sqlite3_column_int64(st, 0);
+    r->agent = col_text(st, 1);
+    r->incident_id = sqlite3_column_int64(st, 2);
+    r->problem_id = sqlite3_column_int64(st, 3);
+    r->source = col_text(st, 4);
+    r->title = col_text(st, 5);
+    r->text = col_text(st, 6);
+    r->action =
+        sqlite3_column_type(st, 7) == SQLITE_NULL ? NULL : col_text(st, 7);
+    r->params = col_text(st, 8);
+    r->note = col_text(st, 9);
+    r->issued = sqlite3_column_int64(st, 10);
+    r->sent_at = sqlite3_column_int64(st, 11);
+    r->acked_at = sqlite3_column_int64(st, 12);
+    r->attempts = sqlite3_column_int64(st, 13);
+}
+
+static int
+hints_query(struct incidents_store *s, const char *sql, const char *agent,
+            int64_t after, int64_t max,
+            int (*cb)(const struct hint_row *r, void *arg), void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    int own = sqlite3_get_autocommit(s->db);
+    int rc;
+
+    if ((rc = prep(s, sql, &st)) < 0)
+        return rc;
+    if (agent)
+        sqlite3_bind_text(st, 1, agent, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 1);
+    sqlite3_bind_int64(st, 2, after);
+    sqlite3_bind_int64(st, 3, max);
+    (void)own;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct hint_row r;
+
+        hint_row(st, &r);
+        if ((rc = cb(&r, arg)) != 0)
+            break;
+    }
+    rc = rc == SQLITE_DONE ? 0 : rc == SQLITE_ROW ? rc : fail(s, rc);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int
+incidents_store_hints_pending(struct incidents_store *s, const char *agent,
+                              int64_t after, size_t max,
+                              int (*cb)(const struct hint_row *r, void *arg),
+                              void *arg)
+{
+    return hints_query(s,
+                       "SELECT " HINT_COLS " FROM hints h LEFT JOIN"
+                       " hint_delivery d ON d.hint_id = h.id"
+                       " WHERE (?1 IS NULL OR h.agent = ?1) AND h.id > ?2"
+                       " AND coalesce(d.acked_at, 0) = 0"
+                       " ORDER BY h.id LIMIT ?3",
+                       agent, after, (int64_t)max, cb, arg);
+}
+
+int
+incidents_store_hints_max(struct incidents_store *s, int64_t *id)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    *id = 0;
+    if ((rc = prep(s, "SELECT coalesce(max(id), 0) FROM hints", &st)) < 0)
+        return rc;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *id = sqlite3_column_int64(st, 0);
+        rc = 0;
+    } else {
+        rc = fail(s, rc);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int
+incidents_store_hints_mark(struct incidents_store *s, const struct hint_mark *m,
+                           size_t n)
+{
+    sqlite3_stmt *sent = NULL, *ack = NULL;
+    int rc;
+
+    if (n == 0)
+        return 0;
+    if (s->writer)
+        pthread_mutex_lock(s->writer);
+    if ((rc = exec(s, "BEGIN IMMEDIATE")) < 0)
+        goto out;
+    if ((rc = prep(s,
+                   "INSERT INTO hint_delivery(hint_id, agent, sent_at,"
+                   " attempts, last_error) VALUES(?1, ?2, ?3, 1, ?4)"
+                   " ON CONFLICT(hint_id) DO UPDATE SET sent_at = ?3,"
+                   " attempts = attempts + 1, last_error = ?4",
+                   &sent)) < 0 ||
+        (rc = prep(s,
+                   "INSERT INTO hint_delivery(hint_id, agent, acked_at)"
+                   " VALUES(?1, ?2, ?3) ON CONFLICT(hint_id) DO UPDATE SET"
+                   " acked_at = ?3, last_error = ''",
+                   &ack)) < 0)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_stmt *st = m[i].acked ? ack : sent;
+
+        sqlite3_bind_int64(st, 1, m[i].hint_id);
+        sqlite3_bind_text(st, 2, m[i].agent, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, m[i].ts);
+        if (!m[i].acked)
+            sqlite3_bind_text(st, 4, m[i].error ? m[i].error : "", -1,
+                              SQLITE_STATIC);
+        if ((rc = step_reset(s, st)) < 0)
+            goto out;
+    }
+    rc = exec(s, "COMMIT");
+out:
+    sqlite3_finalize(sent);
+    sqlite3_finalize(ack);
+    if (rc < 0 && !sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    if (s->writer)
+        pthread_mutex_unlock(s->writer);
+    return rc;
+}
+
+int
+incidents_store_hints(struct incidents_store *s, const struct hints_filter *f,
+                      int (*cb)(const struct hint_row *r, void *arg), void *arg)
+{
+    const char *state = f->state ? f->state : "";
+    char sql[768];
+
+    /* state: pending = never acked and never sent; sent = sent, not
+     * acked; acked. */
+    snprintf(
+        sql, sizeof(sql),
+        "SELECT " HINT_COLS " FROM hints h LEFT JOIN hint_delivery d"
+        " ON d.hint_id = h.id WHERE (?1 IS NULL OR h.agent = ?1)"
+        " AND h.id > ?2 %s ORDER BY h.id LIMIT ?3",
+        strcmp(state, "pending") == 0 ? "AND coalesce(d.acked_at, 0) = 0 AND"
+                                        " coalesce(d.sent_at, 0) = 0"
+        : strcmp(state, "sent") == 0  ? "AND coalesce(d.acked_at, 0) = 0 AND"
+                                        " coalesce(d.sent_at, 0) != 0"
+        : strcmp(state, "acked") == 0 ? "AND coalesce(d.acked_at, 0) != 0"
+                                      : "");
+    return hints_query(s, sql, f->agent, 0, INT64_MAX, cb, arg);
+}

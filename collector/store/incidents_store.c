@@ -747,6 +747,7 @@ incidents_store_step(struct incidents_store *s, struct incident_engine *e,
 
     if (s->rdonly)
         return -EROFS;
+    s->nhnew = 0;
     if ((rc = incidents_feed(s, e, pe, wm, &all, max_batches, &to, more)) < 0)
         return rc;
     incident_engine_tick(e, now);

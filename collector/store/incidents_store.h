@@ -105,6 +105,57 @@ int incidents_store_runbooks_record(struct incidents_store *s,
                                     const struct runbook_set *set, int64_t now,
                                     int *recorded);
 
+/*
+ * Hints (docs/internals/hints.md, "Collector side"). A row of hints
+ * with its delivery (hint_delivery: written by the network side, not
+ * engine state). Strings valid during the callback.
+ */
+struct hint_row {
+    int64_t id;
+    const char *agent;
+    int64_t incident_id; /* 0 = none */
+    int64_t problem_id;  /* 0 = none */
+    const char *source;  /* "runbook:<id>" or "known-error:<problem>" */
+    const char *title, *text;
+    const char *action; /* NULL = none */
+    const char *params; /* JSON object of strings */
+    const char *note;   /* what dispatch left out ("" = nothing) */
+    int64_t issued;     /* ns, the step's engine time */
+    int64_t sent_at;    /* ns, last send; 0 = never */
+    int64_t acked_at;   /* ns; 0 = not acked */
+    int64_t attempts;   /* sends */
+};
+
+/* Hints the last step wrote (the runner tells the sender). */
+size_t incidents_store_step_hints(const struct incidents_store *s);
+/* The highest hint id (0: none). */
+int incidents_store_hints_max(struct incidents_store *s, int64_t *id);
+/* Hints not acked, for agent (NULL: any), with id > after, in id
+ * order, at most max. A non-zero cb return stops and is returned. */
+int incidents_store_hints_pending(
+    struct incidents_store *s, const char *agent, int64_t after, size_t max,
+    int (*cb)(const struct hint_row *r, void *arg), void *arg);
+/* Delivery marks, written in one transaction: a send (sent_at = ts,
+ * attempts + 1, error: why it failed or NULL) or an ack (acked_at). */
+struct hint_mark {
+    int64_t hint_id;
+    const char *agent;
+    int64_t ts; /* ns */
+    int acked;
+    const char *error;
+};
+int incidents_store_hints_mark(struct incidents_store *s,
+                               const struct hint_mark *m, size_t n);
+/* tocsinctl hints list: NULL = any; state "pending", "sent", "acked". */
+struct hints_filter {
+    const char *agent;
+    const char *state;
+};
+int incidents_store_hints(struct incidents_store *s,
+                          const struct hints_filter *f,
+                          int (*cb)(const struct hint_row *r, void *arg),
+                          void *arg);
+
 /* tocsinctl: filters for incidents_store_list; NULL / 0 = any. */
 struct incidents_filter {
     const char *state; /* "open", "acknowledged", ... */

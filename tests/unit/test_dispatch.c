@@ -5,6 +5,7 @@
  * a problem's fan-out to every host. Runbooks are parsed with the real
  * parser (runbooks_dep), so what is tested is what the step decides.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -262,6 +263,72 @@ test_text_cut(void **state)
     free(big);
 }
 
+/*
+ * The recorded form of a set (the engine's input): parsed again it is
+ * the same set (same hash, same order); a cut or malformed record is
+ * refused, not half-read.
+ */
+static void
+test_blob_round_trip(void **state)
+{
+    struct runbook_set *set = NULL, *back = NULL;
+    const char *const texts[] = {rb_cache, rb_spread};
+    const char *const names[] = {"cache.md", "fleet.md"};
+    uint8_t *blob = NULL;
+    size_t len = 0;
+
+    (void)state;
+    for (size_t i = 0; i < 2; i++) {
+        size_t nl = strlen(names[i]), dl = strlen(texts[i]);
+
+        blob = tc_xrealloc(blob, len + 8 + nl + dl);
+        blob[len] = 0;
+        blob[len + 1] = 0;
+        blob[len + 2] = (uint8_t)(nl >> 8);
+        blob[len + 3] = (uint8_t)nl;
+        memcpy(blob + len + 4, names[i], nl);
+        len += 4 + nl;
+        blob[len] = 0;
+        blob[len + 1] = 0;
+        blob[len + 2] = (uint8_t)(dl >> 8);
+        blob[len + 3] = (uint8_t)dl;
+        memcpy(blob + len + 4, texts[i], dl);
+        len += 4 + dl;
+    }
+    tu_capture_begin();
+    assert_int_equal(runbooks_from_blob(blob, len, &set), 0);
+    free(tu_capture_end());
+    assert_int_equal(set->n, 2);
+    assert_string_equal(set->v[0].id, "fleet"); /* priority 20 first */
+    assert_int_equal(set->bloblen, len);
+    assert_memory_equal(set->blob, blob, len);
+    tu_capture_begin();
+    assert_int_equal(runbooks_from_blob(set->blob, set->bloblen, &back), 0);
+    free(tu_capture_end());
+    assert_true(back->hash == set->hash);
+    runbook_set_unref(back);
+    /* Cut anywhere inside an entry: refused. */
+    for (size_t cut = 1; cut < len; cut += 7) {
+        back = NULL;
+        tu_capture_begin();
+        int rc = runbooks_from_blob(blob, len - cut, &back);
+        free(tu_capture_end());
+        if (rc == 0) {
+            /* Only at an entry boundary (the first file alone). */
+            assert_int_equal(back->n, 1);
+            runbook_set_unref(back);
+        } else {
+            assert_int_equal(rc, -EINVAL);
+            assert_null(back);
+        }
+    }
+    /* A name with a NUL in it: refused. */
+    blob[4] = '\0';
+    assert_int_equal(runbooks_from_blob(blob, len, &back), -EINVAL);
+    runbook_set_unref(set);
+    free(blob);
+}
+
 int
 main(void)
 {
@@ -272,6 +339,7 @@ main(void)
         cmocka_unit_test(test_problem_fan_out),
         cmocka_unit_test(test_known_error),
         cmocka_unit_test(test_text_cut),
+        cmocka_unit_test(test_blob_round_trip),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
