@@ -389,10 +389,13 @@ blob_get(const uint8_t **p, const uint8_t *end, const char **out, size_t *len)
 int
 runbooks_from_blob(const void *blob, size_t len, struct runbook_set **out)
 {
-    const uint8_t *p = blob, *end = p + len;
+    const uint8_t *p = blob, *end = p;
     struct runbook_set *s = runbooks_empty();
 
     *out = NULL;
+    /* SQLite hands an empty blob over as NULL. */
+    if (p != NULL)
+        end = p + len;
     while (p < end) {
         const char *name, *data;
         size_t nlen, dlen;

@@ -495,6 +495,30 @@ test_hints_set_is_input(void **state)
         incidents_store_replay(f.is, &cfg, &pcfg, count_diff, &nd, &rs), 0);
     assert_int_equal(nd, 0);
     assert_int_equal(rs.hints, 5);
+    /* The runbooks block removed: the empty set is recorded (an empty
+     * blob) and from then on nothing matches. */
+    {
+        struct runbook_set *none = runbooks_empty();
+        int recorded = 0;
+
+        assert_int_equal(incidents_store_runbooks_record(
+                             f.is, none, T0 + 5 * SEC, &recorded),
+                         0);
+        assert_int_equal(recorded, 1);
+        runbook_set_unref(none);
+    }
+    commit(&f, 3, "tls-expired", TC_SEV_WARNING, NULL, T0 + 6 * SEC);
+    run(&f, T0 + 6 * SEC);
+    fix_close(&f);
+    fix_open(&f, "input");
+    commit(&f, 4, "tls-expired", TC_SEV_WARNING, NULL, T0 + 7 * SEC);
+    run(&f, T0 + 7 * SEC);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM hints WHERE"
+                                     " agent IN ('cache-01', 'db-01')"),
+                     0);
+    assert_int_equal(
+        incidents_store_replay(f.is, &cfg, &pcfg, count_diff, &nd, &rs), 0);
+    assert_int_equal(nd, 0);
     fix_close(&f);
 }
 
