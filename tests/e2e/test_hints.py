@@ -10,7 +10,10 @@ finds the private key beside tls.key, the agents name the public key).
   pending; once that agent starts it is delivered and acked;
 - a collector restart decides no hint again (dedupe) and sends again
   what was not acked;
-- tocsinctl replay rebuilds the same hints (identical)."""
+- tocsinctl replay rebuilds the same hints (identical);
+- a hint the agent does not ack stays sent and goes again when the
+  agent comes back;
+- without a signing key hints are decided and stored, not sent."""
 
 import json
 import os
@@ -174,5 +177,41 @@ def test_no_key(env):
     col.stop()
 
 
+def test_resend_until_acked(env):
+    """An agent without hints.public_key refuses the hint and does not
+    ack it: it stays sent; restarted with the key, the agent gets it
+    again and acks it: attempts 2."""
+    env.make_pki(agents=("web-01",))
+    env.write("runbooks/upstream.md", UPSTREAM)
+    env.collector_config("runbooks: {dir: runbooks}\n")
+    col = env.collector().start()
+    col.wait_log("listening on")
+    log = env.write("logs/web-01.log", "")
+    conf = agent_conf(env, "web-01", log)
+    with open(conf) as f:
+        keyless = f.read().replace(
+            "hints: {public_key: pki/hint-signing.pub}\n", "")
+    env.write("web-01.yaml", keyless)
+    ag = env.agent(conf).start()
+    ag.wait_log("connected to")
+    with open(log, "a") as f:
+        f.write("cache unreachable upstream=nowhere\n")
+    ag.wait_log(r"hint 1 refused: no hints.public_key")
+    h = e2e.wait_for(lambda: ctl_hints(env, "--state", "sent"), 30,
+                     "the hint sent, not acked")
+    e2e.check(h[0]["attempts"] == 1 and h[0]["acked_at"] == 0, repr(h))
+    ag.stop()
+    agent_conf(env, "web-01", log)  # with the key again
+    ag.start()
+    e2e.wait_for(lambda: ctl_hints(env, "--state", "acked"), 30,
+                 "the hint acked after the agent came back")
+    h = ctl_hints(env)
+    e2e.check(len(h) == 1 and h[0]["attempts"] == 2, repr(h))
+    got = agent_hints(env, conf)
+    e2e.check(len(got) == 1 and got[0]["id"] == 1, repr(got))
+    ag.stop()
+    col.stop()
+
+
 if __name__ == "__main__":
-    e2e.main([test_dispatch, test_no_key])
+    e2e.main([test_dispatch, test_no_key, test_resend_until_acked])
