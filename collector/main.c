@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "pipeline/hint_sender.h"
 #include "pipeline/incident_runner.h"
 #include "daemon.h"
 #include "hintsig.h"
@@ -38,6 +39,7 @@ struct app {
     uv_signal_t sig_hup; /* SIGHUP: reload */
     int stopping;
     struct incident_runner *inc;  /* owned */
+    struct hint_sender *hs;       /* owned */
     struct collector_config *cfg; /* borrowed from main */
     struct tc_tls_ctx **tls;      /* main's context; swapped on reload */
     struct looplag *lag;          /* owned; the event-loop lag probe */
@@ -65,6 +67,7 @@ stopped_cb(void *arg)
     incident_runner_stop(app->inc);
     looplag_stop(app->lag);
     app->lag = NULL;
+    hint_sender_stop(app->hs);
     uv_close((uv_handle_t *)&app->sig_term, NULL);
     uv_close((uv_handle_t *)&app->sig_int, NULL);
     uv_close((uv_handle_t *)&app->sig_hup, NULL);
@@ -320,6 +323,15 @@ main(int argc, char **argv)
     incident_runner_set_runbooks(app.inc, rbs);
     rbs = NULL;
     server_on_commit(app.srv, incident_runner_kick, app.inc);
+    if (hint_sender_new(app.loop, server_registry(app.srv), store,
+                        cfg->hints_signing_key, &app.hs) < 0) {
+        incident_runner_stop(app.inc);
+        uv_run(app.loop, UV_RUN_DEFAULT);
+        incident_runner_free(app.inc);
+        server_free(app.srv);
+        goto out;
+    }
+    incident_runner_on_hints(app.inc, hint_sender_kick, app.hs);
     uv_signal_init(app.loop, &app.sig_term);
     uv_signal_init(app.loop, &app.sig_int);
     uv_signal_init(app.loop, &app.sig_hup);
@@ -357,6 +369,8 @@ main(int argc, char **argv)
     log_info("stopped");
     status = 0;
 out_loop:
+    /* Before the registry it watches goes with the server. */
+    hint_sender_free(app.hs);
     server_free(app.srv);
     incident_runner_free(app.inc);
     if (uv_loop_close(app.loop) != 0)

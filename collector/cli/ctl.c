@@ -57,6 +57,8 @@ usage(FILE *f)
             "  runbooks test INCIDENT_ID [--json]\n"
             "                                    which runbook matches and "
             "why\n"
+            "  hints list [--agent A] [--state pending|sent|acked] [--json]\n"
+            "                                    hints decided, delivery\n"
             "  silences add --match M... --duration D|--until TS [--start TS]\n"
             "      --comment TEXT [--user U]     M: host=H, rule=R, label:K=V\n"
             "  silences list [--all] [--json]    silences not ended (or all)\n"
@@ -122,6 +124,7 @@ static const struct ctl_cmd cmds[] = {
     /* The incidents rebuilt from the stored inputs, diffed. */
     {"replay", ctl_replay},
     {"runbooks", ctl_runbooks},
+    {"hints", ctl_hints},
     /* Why an incident is (not) in a problem; why a problem stands so. */
     {"explain", ctl_explain},
 };

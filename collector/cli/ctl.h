@@ -27,6 +27,7 @@ int ctl_replay(const struct ctl_opts *o, int argc, char **argv);
 int ctl_replay_config(const struct ctl_opts *o, const char *newcfg,
                       const char *since, int json);
 int ctl_runbooks(const struct ctl_opts *o, int argc, char **argv);
+int ctl_hints(const struct ctl_opts *o, int argc, char **argv);
 int ctl_explain(const struct ctl_opts *o, int argc, char **argv);
 int ctl_stats(const struct ctl_opts *o, int argc, char **argv);
 

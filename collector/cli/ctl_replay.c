@@ -194,9 +194,9 @@ ctl_replay(const struct ctl_opts *o, int argc, char **argv)
                ",\"actions\":%" PRIu64 ",\"incidents\":%" PRIu64
                ",\"timeline\":%" PRIu64 ",\"soft_states\":%" PRIu64
                ",\"problems\":%" PRIu64 ",\"problem_rows\":%" PRIu64
-               ",\"differences\":[",
+               ",\"hints\":%" PRIu64 ",\"differences\":[",
                st.diffs ? "false" : "true", st.steps, st.batches, st.actions,
-               st.incidents, st.notes, st.fps, st.problems, st.prows);
+               st.incidents, st.notes, st.fps, st.problems, st.prows, st.hints);
         if (tc_buf_size(&c.out))
             fwrite(tc_buf_head(&c.out), 1, tc_buf_size(&c.out), stdout);
         printf("%s]}\n", st.diffs ? "\n" : "");
@@ -206,9 +206,9 @@ ctl_replay(const struct ctl_opts *o, int argc, char **argv)
         printf("replayed %" PRIu64 " steps (%" PRIu64 " batches, %" PRIu64
                " actions); compared %" PRIu64 " incidents, %" PRIu64
                " timeline entries, %" PRIu64 " soft states, %" PRIu64
-               " problems, %" PRIu64 " problem rows: ",
+               " problems, %" PRIu64 " problem rows, %" PRIu64 " hints: ",
                st.steps, st.batches, st.actions, st.incidents, st.notes, st.fps,
-               st.problems, st.prows);
+               st.problems, st.prows, st.hints);
         if (st.diffs)
             printf("%" PRIu64 " difference%s\n", st.diffs,
                    st.diffs == 1 ? "" : "s");

@@ -351,3 +351,9 @@ server_stats(const struct server *srv, struct server_stats *out)
     out->sessions = srv->ss.nsessions;
     out->agents = registry_count(srv->reg);
 }
+
+struct registry *
+server_registry(struct server *s)
+{
+    return s->reg;
+}

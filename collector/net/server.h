@@ -55,6 +55,9 @@ void server_on_commit(struct server *s, void (*fn)(void *arg), void *arg);
 void server_set_tls(struct server *s, struct tc_tls_ctx *tls);
 /* After server_stop's callback (or if never started). NULL: no-op. */
 void server_free(struct server *s);
+/* The agents registry (hint delivery sends through it). */
+struct registry;
+struct registry *server_registry(struct server *s);
 
 struct server_stats {
     uint64_t accepted;        /* connections accepted */

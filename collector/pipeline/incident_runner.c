@@ -50,6 +50,12 @@ struct incident_runner {
                                           it (dispatch), so it is swapped
                                           only while no step is in flight */
     struct runbook_set *next_runbooks; /* one reference; waits for that */
+    size_t hints;                      /* hints the last work wrote */
+    void (*on_hints)(void *arg);       /* told after such work */
+    void *on_hints_arg;
+    int record; /* runbooks not yet recorded as an
+                   input: the worker records them
+                   before its next step */
 };
 
 static void
@@ -146,9 +152,24 @@ work_cb(uv_work_t *w)
             return;
         }
     }
+    if (r->record && r->runbooks != NULL) {
+        int recorded;
+
+        /* An input like any action: the step applies it in order. */
+        rc = incidents_store_runbooks_record(r->store, r->runbooks, tc_now_ns(),
+                                             &recorded);
+        if (rc < 0) {
+            r->work_rc = rc;
+            return;
+        }
+        r->record = 0;
+    }
+    r->hints = 0;
     for (int i = 0; i < STEPS_PER_WORK; i++) {
         rc = incidents_store_step(r->store, r->engine, r->problems, &r->wm,
                                   tc_now_ns(), STEP_BATCHES, &more);
+        if (rc == 0)
+            r->hints += incidents_store_step_hints(r->store);
         if (rc < 0) {
             /* The engines are ahead of the tables: drop them, load
              * again. */
@@ -173,6 +194,9 @@ after_work_cb(uv_work_t *w, int status)
 
     (void)status;
     r->working = 0;
+    if (r->hints > 0 && r->on_hints != NULL)
+        r->on_hints(r->on_hints_arg);
+    r->hints = 0;
     if (r->work_rc < 0) {
         if (r->failures++ == 0)
             log_warnx("incidents: step failed: %s (will retry)",
@@ -200,6 +224,7 @@ queue_step(struct incident_runner *r)
         runbook_set_unref(r->runbooks);
         r->runbooks = r->next_runbooks;
         r->next_runbooks = NULL;
+        r->record = 1;
     }
     if (r->cfg_pending) {
         /* No step in flight: the worker's copy is ours to change. */
@@ -243,10 +268,19 @@ incident_runner_set_runbooks(struct incident_runner *r, struct runbook_set *set)
     if (!r->working) {
         runbook_set_unref(r->runbooks);
         r->runbooks = set;
+        r->record = 1;
         return;
     }
     runbook_set_unref(r->next_runbooks);
     r->next_runbooks = set;
+}
+
+void
+incident_runner_on_hints(struct incident_runner *r, void (*fn)(void *arg),
+                         void *arg)
+{
+    r->on_hints = fn;
+    r->on_hints_arg = arg;
 }
 
 void

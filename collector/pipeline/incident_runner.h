@@ -47,6 +47,9 @@ void incident_runner_set_config(struct incident_runner *r,
 struct runbook_set;
 void incident_runner_set_runbooks(struct incident_runner *r,
                                   struct runbook_set *set);
+/* fn(arg) on the loop thread after steps that wrote hints. */
+void incident_runner_on_hints(struct incident_runner *r, void (*fn)(void *arg),
+                              void *arg);
 /* Idempotent. */
 void incident_runner_stop(struct incident_runner *r);
 /* NULL: no-op. */

@@ -61,7 +61,73 @@ runbook_set_unref(struct runbook_set *s)
     }
     free(s->skipped);
     free(s->dir);
+    free(s->blob);
     free(s);
+}
+
+static int rb_cmp(const void *a, const void *b);
+static void skip(struct runbook_set *s, const char *path, const char *why);
+
+/* Append a 4-byte big-endian length and the bytes to s->blob. */
+static void
+blob_put(struct runbook_set *s, const void *p, size_t len)
+{
+    uint8_t *b;
+
+    s->blob = tc_xrealloc(s->blob, s->bloblen + 4 + len);
+    b = s->blob + s->bloblen;
+    b[0] = (uint8_t)(len >> 24);
+    b[1] = (uint8_t)(len >> 16);
+    b[2] = (uint8_t)(len >> 8);
+    b[3] = (uint8_t)len;
+    if (len > 0)
+        memcpy(b + 4, p, len);
+    s->bloblen += 4 + len;
+}
+
+/*
+ * rb (parsed from path; name is its file name) into s unless its id is
+ * taken; with data, also its bytes into s->blob. 0, or -1 (skipped,
+ * logged).
+ */
+static int
+set_add(struct runbook_set *s, struct runbook *rb, const char *path,
+        const char *name, const char *data, size_t len)
+{
+    char why[1024];
+    size_t j;
+
+    for (j = 0; j < s->n && strcmp(s->v[j].id, rb->id) != 0; j++)
+        ;
+    if (j < s->n) {
+        snprintf(why, sizeof(why), "%s:1: id %s already used by %s", path,
+                 rb->id, s->v[j].file);
+        log_warnx("runbooks: %s", why);
+        skip(s, path, why);
+        runbook_free(rb);
+        return -1;
+    }
+    s->v = tc_xreallocarray(s->v, s->n + 1, sizeof(*s->v));
+    s->v[s->n++] = *rb;
+    blob_put(s, name, strlen(name));
+    blob_put(s, data, len);
+    return 0;
+}
+
+/* Sort s->v (best first) and hash the set. */
+static void
+set_finish(struct runbook_set *s)
+{
+    qsort(s->v, s->n, sizeof(*s->v), rb_cmp);
+    s->hash = TC_HASH64_INIT;
+    for (size_t i = 0; i < s->n; i++) {
+        uint8_t h[8];
+
+        for (int b = 0; b < 8; b++)
+            h[b] = (uint8_t)(s->v[i].hash >> (8 * b));
+        s->hash = tc_hash64_add(s->hash, s->v[i].id, strlen(s->v[i].id) + 1);
+        s->hash = tc_hash64_add(s->hash, h, sizeof(h));
+    }
 }
 
 static void
@@ -251,7 +317,7 @@ runbooks_load(const char *dir, struct runbook_set **out)
     for (size_t i = 0; i < nnames; i++) {
         char *path = tc_xasprintf("%s/%s", dir, names[i]);
         char why[1024], *data = NULL, *id;
-        size_t len = 0, j;
+        size_t len = 0;
         struct runbook rb;
 
         if (i >= RUNBOOK_MAX_FILES) {
@@ -276,37 +342,17 @@ runbooks_load(const char *dir, struct runbook_set **out)
         id = tc_xstrndup(names[i], strlen(names[i]) - 3);
         rc = runbook_parse(path, id, data, len, &rb, why, sizeof(why));
         free(id);
-        free(data);
         if (rc < 0) {
+            free(data);
             skip(s, path, why);
             free(path);
             continue;
         }
-        for (j = 0; j < s->n && strcmp(s->v[j].id, rb.id) != 0; j++)
-            ;
-        if (j < s->n) {
-            snprintf(why, sizeof(why), "%s:1: id %s already used by %s", path,
-                     rb.id, s->v[j].file);
-            log_warnx("runbooks: %s", why);
-            skip(s, path, why);
-            runbook_free(&rb);
-            free(path);
-            continue;
-        }
-        s->v = tc_xreallocarray(s->v, s->n + 1, sizeof(*s->v));
-        s->v[s->n++] = rb;
+        (void)set_add(s, &rb, path, names[i], data, len);
+        free(data);
         free(path);
     }
-    qsort(s->v, s->n, sizeof(*s->v), rb_cmp);
-    s->hash = TC_HASH64_INIT;
-    for (size_t i = 0; i < s->n; i++) {
-        uint8_t h[8];
-
-        for (int b = 0; b < 8; b++)
-            h[b] = (uint8_t)(s->v[i].hash >> (8 * b));
-        s->hash = tc_hash64_add(s->hash, s->v[i].id, strlen(s->v[i].id) + 1);
-        s->hash = tc_hash64_add(s->hash, h, sizeof(h));
-    }
+    set_finish(s);
     log_info("runbooks: %zu loaded from %s, %zu skipped (set %016" PRIx64 ")",
              s->n, dir, s->nskipped, s->hash);
     *out = s;
@@ -319,4 +365,60 @@ out:
     runbook_set_unref(s);
     close(dfd);
     return rc;
+}
+
+/* A 4-byte big-endian length and that many bytes at *p; -1 if cut. */
+static int
+blob_get(const uint8_t **p, const uint8_t *end, const char **out, size_t *len)
+{
+    size_t n;
+
+    if (end - *p < 4)
+        return -1;
+    n = (size_t)(*p)[0] << 24 | (size_t)(*p)[1] << 16 | (size_t)(*p)[2] << 8 |
+        (size_t)(*p)[3];
+    *p += 4;
+    if ((size_t)(end - *p) < n)
+        return -1;
+    *out = (const char *)*p;
+    *len = n;
+    *p += n;
+    return 0;
+}
+
+int
+runbooks_from_blob(const void *blob, size_t len, struct runbook_set **out)
+{
+    const uint8_t *p = blob, *end = p;
+    struct runbook_set *s = runbooks_empty();
+
+    *out = NULL;
+    /* SQLite hands an empty blob over as NULL. */
+    if (p != NULL)
+        end = p + len;
+    while (p < end) {
+        const char *name, *data;
+        size_t nlen, dlen;
+        char why[1024], *path, *id = NULL;
+        struct runbook rb;
+
+        if (blob_get(&p, end, &name, &nlen) < 0 ||
+            blob_get(&p, end, &data, &dlen) < 0 || nlen == 0 ||
+            memchr(name, '\0', nlen) != NULL) {
+            runbook_set_unref(s);
+            return -EINVAL;
+        }
+        path = tc_xstrndup(name, nlen);
+        if (nlen > 3 && strcmp(path + nlen - 3, ".md") == 0)
+            id = tc_xstrndup(path, nlen - 3);
+        if (runbook_parse(path, id, data, dlen, &rb, why, sizeof(why)) < 0)
+            skip(s, path, why);
+        else
+            (void)set_add(s, &rb, path, path, data, dlen);
+        free(id);
+        free(path);
+    }
+    set_finish(s);
+    *out = s;
+    return 0;
 }

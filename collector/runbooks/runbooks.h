@@ -87,6 +87,12 @@ struct runbook_set {
     struct runbook_skip *skipped; /* in file name order */
     size_t nskipped;
     uint64_t hash; /* of every loaded runbook's id and hash, in order */
+    uint8_t *blob; /* the loaded files as recorded for the engine
+                      (runbooks_from_blob): for each, in file name
+                      order, a 4-byte big-endian name length, the
+                      name, a 4-byte big-endian length and the bytes;
+                      owned, NULL when empty */
+    size_t bloblen;
 };
 
 /*
@@ -97,6 +103,15 @@ struct runbook_set {
  * than RUNBOOK_MAX_FILES *.md files.
  */
 int runbooks_load(const char *dir, struct runbook_set **out);
+
+/*
+ * The set a recorded blob (struct runbook_set.blob) describes: each
+ * file parsed again as runbooks_load parsed it, so that a replay, or a
+ * restart, decides with the very runbooks the live step had. -EINVAL
+ * when the blob is malformed (a truncated entry); a file that no
+ * longer parses (a newer parser) is skipped as the loader would.
+ */
+int runbooks_from_blob(const void *blob, size_t len, struct runbook_set **out);
 
 /* An empty set (no directory configured). */
 struct runbook_set *runbooks_empty(void);

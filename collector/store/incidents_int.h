@@ -20,6 +20,27 @@
 
 struct store;
 
+struct incident_engine;
+struct runbook_kv;
+struct runbook_set;
+
+/* The event that opened an incident in this feed (hints_store.c):
+ * what dispatch fills templates from. Strings owned. */
+struct hint_ev {
+    int64_t incident_id;
+    struct runbook_kv *labels;
+    size_t nlabels;
+    struct runbook_kv *fields;
+    size_t nfields;
+};
+
+/* An incident that joined a problem, or (incident_id 0) a problem that
+ * is a known error: a dispatch trigger of the step. */
+struct hint_link {
+    int64_t incident_id;
+    int64_t problem_id;
+};
+
 /* A problem action read by the feed, applied after the incident drain
  * (problems.md, "One step"). Strings owned. */
 struct pending_paction {
@@ -51,6 +72,18 @@ struct incidents_store {
     size_t nahosts, capahosts;
     uint64_t foreign_results; /* action results naming another host's
                                  incident, refused since open */
+    /* Dispatch (hints_store.c). */
+    struct runbook_set *runbooks; /* one reference: the set the feed
+                                     applied last (an input); NULL =
+                                     none recorded */
+    struct hint_ev *hevs;         /* owned: feed, opening events */
+    size_t nhevs, caphevs;
+    int64_t *hopened; /* owned: writer, incidents opened this drain */
+    size_t nhopened, caphopened;
+    struct hint_link *hlinks; /* owned: writer, problem triggers */
+    size_t nhlinks, caphlinks;
+    int64_t *hnew; /* owned: writer, ids of the hints the last step wrote */
+    size_t nhnew, caphnew;
 };
 
 static inline int
@@ -148,5 +181,32 @@ int incidents_feed(struct incidents_store *s, struct incident_engine *e,
                    const struct incidents_watermark *wm,
                    const struct incidents_watermark *upto, uint32_t max_batches,
                    struct incidents_watermark *to, int *more);
+
+/* ---- hints_store.c ---- */
+
+/* Version 9 of the schema: runbook_sets, hints, hint_delivery. */
+extern const char hints_schema_v9[];
+/* The feed: forget captured events; keep ev if it opened e's last
+ * incident. */
+void hints_feed_reset(struct incidents_store *s);
+void hints_feed_event(struct incidents_store *s,
+                      const struct incident_engine *e,
+                      const struct tc_event *ev);
+/* The drains (writer side): an incident opened; a link or known error
+ * (incident 0); forget them. */
+void hints_note_opened(struct incidents_store *s, int64_t incident);
+void hints_note_link(struct incidents_store *s, int64_t incident,
+                     int64_t problem);
+void hints_drain_reset(struct incidents_store *s);
+/* A "runbooks" action: the recorded set id into s->runbooks. */
+int hints_runbooks_apply(struct incidents_store *s, int64_t id);
+/* Load: the set in force after action_to. */
+int hints_runbooks_restore(struct incidents_store *s, int64_t action_to);
+/* After both drains, in the step's transaction: decide (feed's set and
+ * captured events, w's triggers) and write the hints into w. */
+int hints_step(struct incidents_store *w, struct incidents_store *feed,
+               int64_t now);
+/* Close: what the above hold. */
+void hints_store_free(struct incidents_store *s);
 
 #endif

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runbooks/runbooks.h"
 #include "store/incidents_int.h"
 #include "util.h"
 
@@ -46,7 +47,8 @@ scratch_open(struct incidents_store *live, struct incidents_store **out)
                    " 'problems', 'problem_factors', 'problem_reviews',"
                    " 'problem_links',"
                    " 'problem_candidates', 'problem_timeline',"
-                   " 'problem_refs', 'problem_openings', 'problem_hosts')",
+                   " 'problem_refs', 'problem_openings', 'problem_hosts',"
+                   " 'hints')",
                    &st)) < 0)
         goto out;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -239,6 +241,9 @@ replay_run(struct replay *r, const struct incident_config *cfg,
 
     memset(stats, 0, sizeof(*stats));
     s->fed_batches = 0;
+    /* The runbook set is an input: none until the first recorded one. */
+    runbook_set_unref(s->runbooks);
+    s->runbooks = NULL;
     if ((rc = scratch_open(s, &r->scratch)) < 0)
         goto out;
     /*
@@ -364,7 +369,12 @@ incidents_store_replay(struct incidents_store *s,
                          "SELECT id, problem, inhibited, problem_manual FROM"
                          " incidents WHERE problem != 0 OR inhibited != 0 OR"
                          " problem_manual != 0 ORDER BY id",
-                         1, 1, &stats->prows)) != 0)
+                         1, 1, &stats->prows)) != 0 ||
+        (rc = diff_table(&r, "hints",
+                         "SELECT id, key, agent, incident_id, problem_id,"
+                         " source, title, text, action, params, note, issued"
+                         " FROM hints ORDER BY id",
+                         1, 0, &stats->hints)) != 0)
         goto out;
 out:
     if (!sqlite3_get_autocommit(s->db))

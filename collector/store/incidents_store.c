@@ -101,6 +101,7 @@ incidents_store_close(struct incidents_store *s)
     free(s->pacts);
     free(s->hosts);
     free(s->ahosts);
+    hints_store_free(s);
     free(s);
 }
 
@@ -211,10 +212,12 @@ static const char schema_v6[] =
 
 /* The engine state's schema steps, applied by store.c's migrator in
  * version order after the event log's 1 and 2 (store_int.h); version 7
- * (problems) and 8 (reviews) are in problems_store.c. */
+ * (problems) and 8 (reviews) are in problems_store.c, 9 (hints) in
+ * hints_store.c. */
 const struct store_migration incidents_migrations[] = {
-    {3, schema_v3}, {4, schema_v4},          {5, schema_v5},
-    {6, schema_v6}, {7, problems_schema_v7}, {8, problems_schema_v8},
+    {3, schema_v3},       {4, schema_v4},          {5, schema_v5},
+    {6, schema_v6},       {7, problems_schema_v7}, {8, problems_schema_v8},
+    {9, hints_schema_v9},
 };
 const size_t incidents_nmigrations =
     sizeof(incidents_migrations) / sizeof(incidents_migrations[0]);
@@ -339,6 +342,9 @@ incidents_store_load(struct incidents_store *s,
     if (rc != SQLITE_DONE)
         goto step_fail;
     if ((rc = problems_load(s, pe)) < 0)
+        goto out;
+    /* The runbook set those actions put in force (an input). */
+    if ((rc = hints_runbooks_restore(s, wm->action_to)) < 0)
         goto out;
     rc = 0;
     *out = e;
@@ -493,6 +499,7 @@ feed_batch(const struct store_batch *b, void *arg)
     for (uint32_t i = 0; i < evs->n; i++) {
         incident_engine_event(fc->e, b->host, &evs->ev[i]);
         result_refused(fc->s, fc->e, b->host);
+        hints_feed_event(fc->s, fc->e, &evs->ev[i]);
         problem_engine_evidence(fc->pe, incident_engine_last(fc->e), b->host,
                                 &evs->ev[i]);
     }
@@ -523,6 +530,7 @@ incidents_feed(struct incidents_store *s, struct incident_engine *e,
     *more = 0;
     s->nresults = 0;
     problems_feed_reset(s);
+    hints_feed_reset(s);
     /* The engine's input: the event log, read by cursor (store_open
      * logs why it cannot open). */
     if (s->log == NULL &&
@@ -573,6 +581,9 @@ incidents_feed(struct incidents_store *s, struct incident_engine *e,
             r = feed_silence(s, e, a.incident_id);
         } else if (strcmp(v, "expire") == 0) {
             r = incident_engine_silence_expire(e, a.incident_id, a.ts);
+        } else if (strcmp(v, "runbooks") == 0) {
+            /* The runbook set from here on (hints_store.c). */
+            r = hints_runbooks_apply(s, a.incident_id);
         } else if (incident_verb_parse(v, &verb) < 0) {
             r = -EINVAL;
         } else {
@@ -668,6 +679,8 @@ w_note(void *arg, const struct incident_note *n)
     sqlite3_bind_text(st, 4, n->who, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, n->detail, -1, SQLITE_STATIC);
     w->n++;
+    if (strcmp(n->what, "opened") == 0)
+        hints_note_opened(w->s, n->incident_id);
     return step_reset(w->s, st);
 }
 
@@ -684,6 +697,7 @@ incidents_write_changes(struct incidents_store *s, struct incident_engine *e,
     struct writer w = {.s = s, .pe = pe};
     int rc;
 
+    hints_drain_reset(s);
     /* An upsert, not a replace: the problem mark columns are the
      * problem engine's (pw_mark) and stay. */
     if ((rc = prep(s,
@@ -768,6 +782,7 @@ incidents_store_step(struct incidents_store *s, struct incident_engine *e,
 
     if (s->rdonly)
         return -EROFS;
+    s->nhnew = 0;
     if ((rc = incidents_feed(s, e, pe, wm, &all, max_batches, &to, more)) < 0)
         return rc;
     incident_engine_tick(e, now);

@@ -99,6 +99,70 @@ int incidents_store_step(struct incidents_store *s, struct incident_engine *e,
                          struct incidents_watermark *wm, int64_t now,
                          uint32_t max_batches, int *more);
 
+/*
+ * The runbook set from now on is set (docs/runbooks.md, "Dispatch"):
+ * unless it is the one recorded last (by hash), record its files and an
+ * action "runbooks" in one transaction, so that the next step applies
+ * it in action order and replay applies it at the same point. The
+ * empty set needs no record until another was recorded. *recorded: 1
+ * when it wrote.
+ */
+struct runbook_set;
+int incidents_store_runbooks_record(struct incidents_store *s,
+                                    const struct runbook_set *set, int64_t now,
+                                    int *recorded);
+
+/*
+ * Hints (docs/internals/hints.md, "Collector side"). A row of hints
+ * with its delivery (hint_delivery: written by the network side, not
+ * engine state). Strings valid during the callback.
+ */
+struct hint_row {
+    int64_t id;
+    const char *agent;
+    int64_t incident_id; /* 0 = none */
+    int64_t problem_id;  /* 0 = none */
+    const char *source;  /* "runbook:<id>" or "known-error:<problem>" */
+    const char *title, *text;
+    const char *action; /* NULL = none */
+    const char *params; /* JSON object of strings */
+    const char *note;   /* what dispatch left out ("" = nothing) */
+    int64_t issued;     /* ns, the step's engine time */
+    int64_t sent_at;    /* ns, last send; 0 = never */
+    int64_t acked_at;   /* ns; 0 = not acked */
+    int64_t attempts;   /* sends */
+};
+
+/* Hints the last step wrote (the runner tells the sender). */
+size_t incidents_store_step_hints(const struct incidents_store *s);
+/* The highest hint id (0: none). */
+int incidents_store_hints_max(struct incidents_store *s, int64_t *id);
+/* Hints not acked, for agent (NULL: any), with id > after, in id
+ * order, at most max. A non-zero cb return stops and is returned. */
+int incidents_store_hints_pending(
+    struct incidents_store *s, const char *agent, int64_t after, size_t max,
+    int (*cb)(const struct hint_row *r, void *arg), void *arg);
+/* Delivery marks, written in one transaction: a send (sent_at = ts,
+ * attempts + 1, error: why it failed or NULL) or an ack (acked_at). */
+struct hint_mark {
+    int64_t hint_id;
+    const char *agent;
+    int64_t ts; /* ns */
+    int acked;
+    const char *error;
+};
+int incidents_store_hints_mark(struct incidents_store *s,
+                               const struct hint_mark *m, size_t n);
+/* tocsinctl hints list: NULL = any; state "pending", "sent", "acked". */
+struct hints_filter {
+    const char *agent;
+    const char *state;
+};
+int incidents_store_hints(struct incidents_store *s,
+                          const struct hints_filter *f,
+                          int (*cb)(const struct hint_row *r, void *arg),
+                          void *arg);
+
 /* tocsinctl: filters for incidents_store_list; NULL / 0 = any. */
 struct incidents_filter {
     const char *state; /* "open", "acknowledged", ... */
@@ -246,8 +310,9 @@ struct incidents_diff {
     const char *table;   /* "incidents", "timeline", "incident_fps",
                             "actions" (an action's result), "problems",
                             "problem_factors", "problem_links",
-                            "problem_candidates", "problem_timeline" or
-                            "incident_marks" (problem, inhibited) */
+                            "problem_candidates", "problem_timeline",
+                            "incident_marks" (problem, inhibited) or
+                            "hints" */
     int64_t incident_id; /* the incident the row is about; 0 = none */
     const char *key;     /* the row: "ID", "ID N" (Nth timeline entry),
                             the fingerprint, or the action id */
@@ -268,6 +333,7 @@ struct incidents_replay_stats {
     uint64_t problems;  /* problem rows compared (either side) */
     uint64_t prows;     /* other problem rows compared: factors, links,
                            candidates, timeline, marks */
+    uint64_t hints;     /* hint rows compared (either side) */
     uint64_t diffs;     /* differences reported */
     int64_t last_tick;  /* ns: the last step's tick (0: no step) */
 };

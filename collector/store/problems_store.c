@@ -452,6 +452,9 @@ pw_problem(void *arg, const struct problem *p)
                           SQLITE_STATIC);
     if ((rc = step_reset(w->s, st)) < 0)
         return rc;
+    /* A known error's workaround is a hint source (hints_store.c). */
+    if (p->state == PROBLEM_KNOWN_ERROR)
+        hints_note_link(w->s, 0, p->id);
     /* The factors only grow, but the whole list is the row's. */
     sqlite3_bind_int64(w->fdel, 1, p->id);
     if ((rc = step_reset(w->s, w->fdel)) < 0)
@@ -495,6 +498,8 @@ pw_link(void *arg, const struct problem_link *l)
     sqlite3_bind_int(st, 4, l->removed);
     sqlite3_bind_text(st, 5, l->rule ? l->rule : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 6, l->fields ? l->fields : "", -1, SQLITE_STATIC);
+    if (!l->removed)
+        hints_note_link(w->s, l->incident_id, l->problem_id);
     return step_reset(w->s, st);
 }
 
@@ -674,7 +679,11 @@ problems_step_changes(struct incidents_store *w, struct incidents_store *feed,
                    " ORDER BY ts DESC LIMIT 1 OFFSET ?2)",
                    &pw.ocap)) < 0)
         goto out;
-    if ((rc = problem_engine_drain(pe, &sink, &pw)) != 0 || !tick)
+    if ((rc = problem_engine_drain(pe, &sink, &pw)) != 0)
+        goto out;
+    /* Both drains are in: the hints they trigger, in this transaction
+     * (live and replay alike). */
+    if ((rc = hints_step(w, feed, now)) != 0 || !tick)
         goto out;
     /*
      * What the tick dropped from memory: a restart would not load it

@@ -46,7 +46,7 @@ struct store;
  * silences, 5 flap detection, 6 the service label of an incident;
  * problems_store.c: 7 the problem tables).
  */
-#define STORE_SCHEMA_VERSION 8
+#define STORE_SCHEMA_VERSION 9
 
 /* Who wrote the events of a batch (batches.origin). */
 enum store_origin {

@@ -1,0 +1,225 @@
+/*
+ * ctl_hints: "tocsinctl hints list", a read-only view of the hints the
+ * engine decided and of their delivery (docs/runbooks.md, "Dispatch").
+ *
+ *   tocsinctl [-c FILE] [--json] hints list [--agent A]
+ *             [--state pending|sent|acked] [--json]
+ *
+ * pending: never sent (its agent was not connected, or no signing key);
+ * sent: sent, not acked yet (it goes again when the agent reconnects);
+ * acked: the agent stored it. Text output escapes what came from
+ * runbooks and agents.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/ctl.h"
+#include "config.h"
+#include "json.h"
+#include "log.h"
+#include "store/incidents_store.h"
+#include "table.h"
+#include "timefmt.h"
+
+static const struct tc_table_col cols[] = {
+    {"ID", 1, 0},      {"AGENT", 0, 32}, {"INCIDENT", 1, 0}, {"PROBLEM", 1, 0},
+    {"SOURCE", 0, 40}, {"TITLE", 0, 48}, {"ACTION", 0, 32},  {"STATE", 0, 0},
+    {"SENT", 0, 0},    {"ACKED", 0, 0},  {"ATTEMPTS", 1, 0},
+};
+
+struct hints_state {
+    int json;
+    uint64_t n;
+    struct tc_buf out;
+    struct tc_table table;
+};
+
+static void
+hints_usage(FILE *f)
+{
+    fprintf(f, "usage: tocsinctl hints list [--agent A] "
+               "[--state pending|sent|acked] [--json]\n");
+}
+
+static const char *
+state_of(const struct hint_row *r)
+{
+    return r->acked_at ? "acked" : r->sent_at ? "sent" : "pending";
+}
+
+static void
+jstr(struct tc_buf *b, const char *k, const char *v, int first)
+{
+    if (!first)
+        tc_json_raw(b, ",");
+    tc_json_key(b, k);
+    if (v == NULL)
+        tc_json_raw(b, "null");
+    else
+        tc_json_str(b, v, strlen(v));
+}
+
+static void
+jint(struct tc_buf *b, const char *k, int64_t v)
+{
+    tc_json_raw(b, ",");
+    tc_json_key(b, k);
+    tc_json_i64(b, v);
+}
+
+static int
+hint_cb(const struct hint_row *r, void *arg)
+{
+    struct hints_state *st = arg;
+    char ts[2][40];
+
+    if (st->json) {
+        tc_json_raw(&st->out, st->n ? ",\n{" : "\n{");
+        tc_json_key(&st->out, "id");
+        tc_json_i64(&st->out, r->id);
+        jstr(&st->out, "agent", r->agent, 0);
+        jint(&st->out, "incident", r->incident_id);
+        jint(&st->out, "problem", r->problem_id);
+        jstr(&st->out, "source", r->source, 0);
+        jstr(&st->out, "title", r->title, 0);
+        jstr(&st->out, "action", r->action, 0);
+        tc_json_raw(&st->out, ",");
+        tc_json_key(&st->out, "params");
+        tc_json_raw(&st->out, r->params); /* written as JSON by dispatch */
+        jstr(&st->out, "note", r->note, 0);
+        jint(&st->out, "issued", r->issued);
+        jstr(&st->out, "state", state_of(r), 0);
+        jint(&st->out, "sent_at", r->sent_at);
+        jint(&st->out, "acked_at", r->acked_at);
+        jint(&st->out, "attempts", r->attempts);
+        tc_json_raw(&st->out, "}");
+    } else {
+        ts[0][0] = ts[1][0] = '\0';
+        if (r->sent_at)
+            tc_rfc3339(r->sent_at, 0, ts[0], sizeof(ts[0]));
+        if (r->acked_at)
+            tc_rfc3339(r->acked_at, 0, ts[1], sizeof(ts[1]));
+        tc_table_cellf(&st->table, "%" PRId64, r->id);
+        tc_table_cell(&st->table, r->agent);
+        if (r->incident_id)
+            tc_table_cellf(&st->table, "%" PRId64, r->incident_id);
+        else
+            tc_table_cell(&st->table, NULL);
+        if (r->problem_id)
+            tc_table_cellf(&st->table, "%" PRId64, r->problem_id);
+        else
+            tc_table_cell(&st->table, NULL);
+        tc_table_cell(&st->table, r->source);
+        tc_table_cell(&st->table, r->title);
+        tc_table_cell(&st->table, r->action);
+        tc_table_cell(&st->table, state_of(r));
+        tc_table_cell(&st->table, ts[0]);
+        tc_table_cell(&st->table, ts[1]);
+        tc_table_cellf(&st->table, "%" PRId64, r->attempts);
+    }
+    st->n++;
+    return 0;
+}
+
+static int
+hints_list(const struct ctl_opts *o, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"agent", required_argument, NULL, 'a'},
+        {"state", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct collector_config *cfg = NULL;
+    struct incidents_store *is = NULL;
+    struct hints_filter f = {0};
+    struct hints_state st;
+    int ch, rc, status = 1;
+
+    memset(&st, 0, sizeof(st));
+    st.json = o->json;
+    tc_buf_init(&st.out, SIZE_MAX / 2);
+    tc_table_init(&st.table, cols, sizeof(cols) / sizeof(cols[0]));
+    optind = 0;
+    while ((ch = getopt_long(argc, argv, "ja:s:h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'j':
+            st.json = 1;
+            break;
+        case 'a':
+            f.agent = optarg;
+            break;
+        case 's':
+            if (strcmp(optarg, "pending") != 0 && strcmp(optarg, "sent") != 0 &&
+                strcmp(optarg, "acked") != 0) {
+                fprintf(stderr, "tocsinctl: hints: --state: pending, sent or "
+                                "acked\n");
+                status = 2;
+                goto out;
+            }
+            f.state = optarg;
+            break;
+        case 'h':
+            hints_usage(stdout);
+            status = 0;
+            goto out;
+        default:
+            hints_usage(stderr);
+            status = 2;
+            goto out;
+        }
+    }
+    if (optind != argc) {
+        hints_usage(stderr);
+        status = 2;
+        goto out;
+    }
+    if (ctl_open_incidents(o, 1, &cfg, &is) < 0)
+        goto out;
+    if ((rc = incidents_store_hints(is, &f, hint_cb, &st)) < 0) {
+        log_warnx("%s: %s", cfg->store_path, incidents_store_errmsg(is));
+        goto out;
+    }
+    if (st.json) {
+        tc_json_raw(&st.out, st.n ? "\n]\n" : "]\n");
+        fputs("[", stdout);
+        fwrite(tc_buf_head(&st.out), 1, tc_buf_size(&st.out), stdout);
+    } else {
+        tc_table_print(&st.table, stdout);
+    }
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        log_warnx("write error on stdout");
+        goto out;
+    }
+    status = 0;
+out:
+    tc_table_free(&st.table);
+    tc_buf_close(&st.out);
+    incidents_store_close(is);
+    config_free(cfg);
+    return status;
+}
+
+int
+ctl_hints(const struct ctl_opts *o, int argc, char **argv)
+{
+    if (argc < 2) {
+        hints_usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "list") == 0)
+        return hints_list(o, argc - 1, argv + 1);
+    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0) {
+        hints_usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "tocsinctl: hints: unknown subcommand '%s'\n", argv[1]);
+    hints_usage(stderr);
+    return 2;
+}

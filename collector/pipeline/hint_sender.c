@@ -1,0 +1,629 @@
+/*
+ * hint_sender: the loop-side delivery of decided hints (see
+ * hint_sender.h and docs/internals/hints.md, "Collector side").
+ */
+#include "pipeline/hint_sender.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hintsig.h"
+#include "log.h"
+#include "net/registry.h"
+#include "store/incidents_store.h"
+#include "util.h"
+#include "wire.h"
+
+/* New hints loaded per job. */
+#define NEW_BATCH 512
+
+/* One loaded hint; strings owned. */
+struct lrow {
+    int64_t id, incident_id, problem_id, issued;
+    char *agent, *source, *title, *text, *action, *params;
+};
+
+/* Per agent: what this link was sent. */
+struct hs_agent {
+    char *name;     /* owned */
+    int64_t cursor; /* highest hint id sent on the current link */
+    int want;       /* its unacked hints are to be loaded */
+    int more;       /* a load or send stopped at the window: load again
+                       on the next ack */
+};
+
+enum job_kind { J_NONE, J_NEW, J_AGENT, J_MARKS };
+
+struct hint_sender {
+    uv_loop_t *loop;            /* borrowed */
+    struct registry *reg;       /* borrowed */
+    struct incidents_store *is; /* owned; the worker's while working */
+    struct tc_hintkey *key;     /* owned; NULL: hints are not sent */
+    int64_t new_cursor;         /* highest hint id the new-hint path saw */
+    int new_pending;            /* a step wrote hints since */
+    struct hs_agent *agents;    /* owned, nagents */
+    size_t nagents, capagents;
+    struct hint_mark *marks; /* owned: waiting to be written */
+    char **mark_agents;      /* owned: their agent strings */
+    size_t nmarks, capmarks;
+    /* The job in flight (worker fills rows, rc). */
+    uv_work_t work;
+    int working;
+    int stopped;
+    enum job_kind kind;
+    char *job_agent; /* J_AGENT: owned */
+    int64_t job_after;
+    size_t job_max;
+    struct lrow *rows; /* owned: loaded */
+    size_t nrows, caprows;
+    struct hint_mark *job_marks; /* J_MARKS: owned, taken from marks */
+    char **job_mark_agents;
+    size_t njob_marks;
+    int job_rc;
+    unsigned failures;
+};
+
+static void schedule(struct hint_sender *s);
+
+static struct hs_agent *
+hs_get(struct hint_sender *s, const char *name)
+{
+    for (size_t i = 0; i < s->nagents; i++)
+        if (strcmp(s->agents[i].name, name) == 0)
+            return &s->agents[i];
+    if (s->nagents == s->capagents) {
+        s->capagents = s->capagents ? s->capagents * 2 : 16;
+        s->agents =
+            tc_xreallocarray(s->agents, s->capagents, sizeof(*s->agents));
+    }
+    memset(&s->agents[s->nagents], 0, sizeof(s->agents[0]));
+    s->agents[s->nagents].name = tc_xstrdup(name);
+    return &s->agents[s->nagents++];
+}
+
+static void
+mark_add(struct hint_sender *s, int64_t id, const char *agent, int acked,
+         const char *error)
+{
+    if (s->nmarks == s->capmarks) {
+        s->capmarks = s->capmarks ? s->capmarks * 2 : 64;
+        s->marks = tc_xreallocarray(s->marks, s->capmarks, sizeof(*s->marks));
+        s->mark_agents = tc_xreallocarray(s->mark_agents, s->capmarks,
+                                          sizeof(*s->mark_agents));
+    }
+    s->mark_agents[s->nmarks] = tc_xstrdup(agent);
+    s->marks[s->nmarks].hint_id = id;
+    s->marks[s->nmarks].agent = s->mark_agents[s->nmarks];
+    s->marks[s->nmarks].ts = tc_now_ns();
+    s->marks[s->nmarks].acked = acked;
+    s->marks[s->nmarks].error = error;
+    s->nmarks++;
+}
+
+/* ---- params: the JSON object dispatch wrote, back into pairs ---------- */
+
+static void
+utf8_put(char **o, uint32_t c)
+{
+    unsigned char *p = (unsigned char *)*o;
+
+    if (c < 0x80) {
+        *p++ = (unsigned char)c;
+    } else if (c < 0x800) {
+        *p++ = (unsigned char)(0xC0 | c >> 6);
+        *p++ = (unsigned char)(0x80 | (c & 0x3F));
+    } else if (c < 0x10000) {
+        *p++ = (unsigned char)(0xE0 | c >> 12);
+        *p++ = (unsigned char)(0x80 | (c >> 6 & 0x3F));
+        *p++ = (unsigned char)(0x80 | (c & 0x3F));
+    } else {
+        *p++ = (unsigned char)(0xF0 | c >> 18);
+        *p++ = (unsigned char)(0x80 | (c >> 12 & 0x3F));
+        *p++ = (unsigned char)(0x80 | (c >> 6 & 0x3F));
+        *p++ = (unsigned char)(0x80 | (c & 0x3F));
+    }
+    *o = (char *)p;
+}
+
+static int
+hex4(const char *p, uint32_t *v)
+{
+    *v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+
+        *v <<= 4;
+        if (c >= '0' && c <= '9')
+            *v |= (uint32_t)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            *v |= (uint32_t)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            *v |= (uint32_t)(c - 'A' + 10);
+        else
+            return -1;
+    }
+    return 0;
+}
+
+/* A JSON string at *p (at its quote) into a new C string; -1 if bad. */
+static int
+json_string(const char **p, char **out)
+{
+    const char *q = *p;
+    char *buf, *o;
+
+    if (*q++ != '"')
+        return -1;
+    /* Never longer than the escaped form. */
+    o = buf = tc_xmalloc(strlen(q) + 1);
+    while (*q != '"') {
+        if (*q == '\0')
+            goto bad;
+        if (*q != '\\') {
+            *o++ = *q++;
+            continue;
+        }
+        q++;
+        switch (*q) {
+        case '"':
+            *o++ = '"';
+            break;
+        case '\\':
+            *o++ = '\\';
+            break;
+        case '/':
+            *o++ = '/';
+            break;
+        case 'b':
+            *o++ = '\b';
+            break;
+        case 'f':
+            *o++ = '\f';
+            break;
+        case 'n':
+            *o++ = '\n';
+            break;
+        case 'r':
+            *o++ = '\r';
+            break;
+        case 't':
+            *o++ = '\t';
+            break;
+        case 'u': {
+            uint32_t c, lo;
+
+            if (hex4(q + 1, &c) < 0)
+                goto bad;
+            q += 4;
+            if (c >= 0xD800 && c < 0xDC00 && q[1] == '\\' && q[2] == 'u' &&
+                hex4(q + 3, &lo) == 0 && lo >= 0xDC00 && lo < 0xE000) {
+                c = 0x10000 + ((c - 0xD800) << 10) + (lo - 0xDC00);
+                q += 6;
+            }
+            utf8_put(&o, c);
+            break;
+        }
+        default:
+            goto bad;
+        }
+        q++;
+    }
+    *o = '\0';
+    *p = q + 1;
+    *out = buf;
+    return 0;
+bad:
+    free(buf);
+    return -1;
+}
+
+/* {"k":"v",...} into kv pairs (owned strings in *strs). -1 if bad. */
+static int
+params_parse(const char *json, struct tc_kv **kv, uint32_t *n, char ***strs)
+{
+    const char *p = json;
+    size_t cap = 0;
+
+    *kv = NULL;
+    *n = 0;
+    *strs = NULL;
+    if (*p++ != '{')
+        return -1;
+    while (*p != '}') {
+        char *k = NULL, *v = NULL;
+
+        if (*n > 0 && *p++ != ',')
+            return -1;
+        if (json_string(&p, &k) < 0)
+            return -1;
+        if (*p++ != ':' || json_string(&p, &v) < 0) {
+            free(k);
+            free(v);
+            return -1;
+        }
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            *kv = tc_xreallocarray(*kv, cap, sizeof(**kv));
+            *strs = tc_xreallocarray(*strs, 2 * cap, sizeof(**strs));
+        }
+        (*strs)[2 * *n] = k;
+        (*strs)[2 * *n + 1] = v;
+        (*kv)[*n].key = tc_str_c(k);
+        (*kv)[*n].val = tc_str_c(v);
+        (*n)++;
+    }
+    return p[1] == '\0' ? 0 : -1;
+}
+
+static void
+params_free(struct tc_kv *kv, uint32_t n, char **strs)
+{
+    for (uint32_t i = 0; i < 2 * n; i++)
+        free(strs[i]);
+    free(strs);
+    free(kv);
+}
+
+/* ---- sending (loop thread) --------------------------------------------- */
+
+static void on_ack(void *arg, const char *agent, uint64_t id);
+static void on_fail(void *arg, const char *agent, uint64_t id, int err);
+static const struct reg_ack_cbs ack_cbs = {on_ack, on_fail};
+
+/*
+ * Sign row and send it to its agent if that agent is connected, has
+ * room in its window and was not sent it on this link. 1 sent, 0 not.
+ */
+static int
+send_row(struct hint_sender *s, const struct lrow *r)
+{
+    struct hs_agent *a = hs_get(s, r->agent);
+    struct reg_agent *ra = registry_find(s->reg, r->agent);
+    uint8_t sig[TC_HINT_SIG_LEN];
+    struct tc_frame f;
+    struct tc_hint *h = &f.u.hint;
+    char **strs = NULL, inc[24];
+    const char *err = NULL;
+    int rc;
+
+    if (ra == NULL || registry_link(ra) == NULL || r->id <= a->cursor)
+        return 0;
+    if (registry_outstanding(ra) >= HINT_WINDOW) {
+        a->more = 1;
+        return 0;
+    }
+    memset(&f, 0, sizeof(f));
+    f.type = TC_F_HINT;
+    h->id = (uint64_t)r->id;
+    snprintf(inc, sizeof(inc), "%" PRId64, r->incident_id);
+    h->incident = r->incident_id ? tc_str_c(inc) : tc_str_c("");
+    h->text = tc_str_c(r->text);
+    h->action = tc_str_c(r->action ? r->action : "");
+    h->agent = tc_str_c(r->agent);
+    h->problem = (uint64_t)r->problem_id;
+    h->source = tc_str_c(r->source);
+    h->title = tc_str_c(r->title);
+    h->issued = r->issued;
+    if (params_parse(r->params, &h->params, &h->nparams, &strs) < 0) {
+        err = "bad params";
+        rc = -EINVAL;
+    } else if ((rc = tc_hintsig_sign(s->key, h, sig)) < 0) {
+        err = "cannot sign (over the hint limits?)";
+    } else {
+        h->sig.ptr = (const char *)sig;
+        h->sig.len = TC_HINT_SIG_LEN;
+        rc = registry_send_frame(s->reg, r->agent, &f, &ack_cbs, s);
+        if (rc == -EEXIST)
+            rc = 0; /* in flight already */
+        else if (rc < 0)
+            err = "cannot send";
+    }
+    params_free(h->params, h->nparams, strs);
+    if (rc == -ENOBUFS || rc == -ENOTCONN) {
+        a->more = 1;
+        return 0;
+    }
+    /* Sent, or never sendable: either way this link moves past it. */
+    a->cursor = r->id;
+    if (err != NULL)
+        log_warnx("hint %" PRId64 " for %s: %s: %s", r->id, r->agent, err,
+                  strerror(-rc));
+    else
+        log_debug("hint %" PRId64 " sent to %s", r->id, r->agent);
+    mark_add(s, r->id, r->agent, 0, err);
+    return err == NULL;
+}
+
+static void
+on_ack(void *arg, const char *agent, uint64_t id)
+{
+    struct hint_sender *s = arg;
+    struct hs_agent *a = hs_get(s, agent);
+
+    mark_add(s, (int64_t)id, agent, 1, NULL);
+    log_info("hint %" PRIu64 " acknowledged by %s", id, agent);
+    if (a->more) {
+        a->more = 0;
+        a->want = 1;
+    }
+    schedule(s);
+}
+
+static void
+on_fail(void *arg, const char *agent, uint64_t id, int err)
+{
+    /* Sent again when the agent is back (registry_up). */
+    (void)arg;
+    log_debug("hint %" PRIu64 " for %s: not acked (%s); again on reconnect", id,
+              agent, strerror(-err));
+}
+
+static void
+agent_up(void *arg, const char *agent)
+{
+    struct hint_sender *s = arg;
+    struct hs_agent *a = hs_get(s, agent);
+
+    if (s->key == NULL)
+        return;
+    /* A new link: everything not acked goes again, in id order. */
+    a->cursor = 0;
+    a->more = 0;
+    a->want = 1;
+    schedule(s);
+}
+
+/* ---- store jobs (threadpool) ------------------------------------------- */
+
+static int
+row_cb(const struct hint_row *r, void *arg)
+{
+    struct hint_sender *s = arg;
+    struct lrow *l;
+
+    if (s->nrows == s->caprows) {
+        s->caprows = s->caprows ? s->caprows * 2 : 64;
+        s->rows = tc_xreallocarray(s->rows, s->caprows, sizeof(*s->rows));
+    }
+    l = &s->rows[s->nrows++];
+    l->id = r->id;
+    l->incident_id = r->incident_id;
+    l->problem_id = r->problem_id;
+    l->issued = r->issued;
+    l->agent = tc_xstrdup(r->agent);
+    l->source = tc_xstrdup(r->source);
+    l->title = tc_xstrdup(r->title);
+    l->text = tc_xstrdup(r->text);
+    l->action = r->action ? tc_xstrdup(r->action) : NULL;
+    l->params = tc_xstrdup(r->params);
+    return 0;
+}
+
+static void
+rows_clear(struct hint_sender *s)
+{
+    for (size_t i = 0; i < s->nrows; i++) {
+        struct lrow *l = &s->rows[i];
+
+        free(l->agent);
+        free(l->source);
+        free(l->title);
+        free(l->text);
+        free(l->action);
+        free(l->params);
+    }
+    s->nrows = 0;
+}
+
+static void
+work_cb(uv_work_t *w)
+{
+    struct hint_sender *s = w->data;
+
+    switch (s->kind) {
+    case J_NEW:
+    case J_AGENT:
+        s->job_rc = incidents_store_hints_pending(
+            s->is, s->kind == J_AGENT ? s->job_agent : NULL, s->job_after,
+            s->job_max, row_cb, s);
+        break;
+    case J_MARKS:
+        s->job_rc =
+            incidents_store_hints_mark(s->is, s->job_marks, s->njob_marks);
+        break;
+    case J_NONE:
+        break;
+    }
+}
+
+static void
+after_work_cb(uv_work_t *w, int status)
+{
+    struct hint_sender *s = w->data;
+
+    (void)status;
+    s->working = 0;
+    if (s->job_rc < 0) {
+        if (s->failures++ == 0)
+            log_warnx("hints: store: %s (will retry)",
+                      incidents_store_errmsg(s->is));
+        /* Retried by the next kick, ack or HELLO. */
+        if (s->kind == J_NEW)
+            s->new_pending = 1;
+        else if (s->kind == J_AGENT)
+            hs_get(s, s->job_agent)->want = 1;
+        else if (s->kind == J_MARKS) {
+            /* Put them back in front. */
+            for (size_t i = 0; i < s->njob_marks; i++)
+                mark_add(s, s->job_marks[i].hint_id, s->job_mark_agents[i],
+                         s->job_marks[i].acked, s->job_marks[i].error);
+        }
+    } else {
+        s->failures = 0;
+        if (s->kind == J_NEW) {
+            for (size_t i = 0; i < s->nrows; i++) {
+                struct hs_agent *a = hs_get(s, s->rows[i].agent);
+
+                if (s->rows[i].id > s->new_cursor)
+                    s->new_cursor = s->rows[i].id;
+                /* A load of its own is coming: it keeps id order. */
+                if (!a->want)
+                    send_row(s, &s->rows[i]);
+            }
+            if (s->nrows == s->job_max)
+                s->new_pending = 1;
+        } else if (s->kind == J_AGENT) {
+            for (size_t i = 0; i < s->nrows; i++)
+                send_row(s, &s->rows[i]);
+            if (s->nrows == s->job_max)
+                hs_get(s, s->job_agent)->more = 1;
+        }
+    }
+    rows_clear(s);
+    if (s->kind == J_MARKS) {
+        for (size_t i = 0; i < s->njob_marks; i++)
+            free(s->job_mark_agents[i]);
+        free(s->job_marks);
+        free(s->job_mark_agents);
+        s->job_marks = NULL;
+        s->job_mark_agents = NULL;
+        s->njob_marks = 0;
+    }
+    free(s->job_agent);
+    s->job_agent = NULL;
+    s->kind = J_NONE;
+    if (s->job_rc >= 0)
+        schedule(s);
+}
+
+/* Start the next job, if any and none is in flight. Loop thread. */
+static void
+schedule(struct hint_sender *s)
+{
+    if (s->working || s->stopped)
+        return;
+    if (s->nmarks > 0) {
+        s->kind = J_MARKS;
+        s->job_marks = s->marks;
+        s->job_mark_agents = s->mark_agents;
+        s->njob_marks = s->nmarks;
+        s->marks = NULL;
+        s->mark_agents = NULL;
+        s->nmarks = s->capmarks = 0;
+    } else if (s->new_pending) {
+        s->new_pending = 0;
+        s->kind = J_NEW;
+        s->job_after = s->new_cursor;
+        s->job_max = NEW_BATCH;
+    } else {
+        struct hs_agent *a = NULL;
+        struct reg_agent *ra;
+
+        for (size_t i = 0; i < s->nagents && a == NULL; i++)
+            if (s->agents[i].want)
+                a = &s->agents[i];
+        if (a == NULL)
+            return;
+        a->want = 0;
+        ra = registry_find(s->reg, a->name);
+        if (ra == NULL || registry_link(ra) == NULL ||
+            registry_outstanding(ra) >= HINT_WINDOW) {
+            a->more = ra != NULL && registry_link(ra) != NULL;
+            schedule(s);
+            return;
+        }
+        s->kind = J_AGENT;
+        s->job_agent = tc_xstrdup(a->name);
+        s->job_after = a->cursor;
+        s->job_max = HINT_WINDOW - registry_outstanding(ra);
+    }
+    s->work.data = s;
+    if (uv_queue_work(s->loop, &s->work, work_cb, after_work_cb) == 0)
+        s->working = 1;
+}
+
+void
+hint_sender_kick(void *sender)
+{
+    struct hint_sender *s = sender;
+
+    if (s == NULL || s->key == NULL)
+        return;
+    s->new_pending = 1;
+    schedule(s);
+}
+
+int
+hint_sender_new(uv_loop_t *loop, struct registry *reg, struct store *log,
+                const char *key_path, struct hint_sender **out)
+{
+    struct hint_sender *s = tc_xcalloc(1, sizeof(*s));
+    char err[512];
+    int rc;
+
+    *out = NULL;
+    s->loop = loop;
+    s->reg = reg;
+    if (key_path == NULL) {
+        log_warnx("hints: no hints.signing_key: hints are decided and "
+                  "stored, not sent to agents");
+    } else if (tc_hintkey_load_private(key_path, &s->key, err, sizeof(err)) <
+               0) {
+        /* Checked at start already; a file gone meanwhile. */
+        log_warnx("hints: %s: hints are decided and stored, not sent", err);
+        s->key = NULL;
+    }
+    if ((rc = incidents_store_open_engine(log, &s->is)) < 0)
+        goto fail;
+    /* Hints decided before: their agents get them at HELLO. */
+    if ((rc = incidents_store_hints_max(s->is, &s->new_cursor)) < 0) {
+        log_warnx("hints: %s", incidents_store_errmsg(s->is));
+        goto fail;
+    }
+    registry_watch(reg, agent_up, s);
+    *out = s;
+    return 0;
+fail:
+    incidents_store_close(s->is);
+    tc_hintkey_free(s->key);
+    free(s);
+    return rc;
+}
+
+void
+hint_sender_stop(struct hint_sender *s)
+{
+    if (s != NULL)
+        s->stopped = 1;
+}
+
+void
+hint_sender_free(struct hint_sender *s)
+{
+    if (s == NULL)
+        return;
+    if (s->working)
+        fatalx("hint_sender_free while working");
+    registry_watch(s->reg, NULL, NULL);
+    /* The loop is over: the last marks synchronously (else the next
+     * start sends those hints again, which the agents recognise). */
+    if (s->nmarks > 0 &&
+        incidents_store_hints_mark(s->is, s->marks, s->nmarks) < 0)
+        log_warnx("hints: delivery marks not written: %s",
+                  incidents_store_errmsg(s->is));
+    for (size_t i = 0; i < s->nmarks; i++)
+        free(s->mark_agents[i]);
+    free(s->marks);
+    free(s->mark_agents);
+    rows_clear(s);
+    free(s->rows);
+    for (size_t i = 0; i < s->nagents; i++)
+        free(s->agents[i].name);
+    free(s->agents);
+    incidents_store_close(s->is);
+    tc_hintkey_free(s->key);
+    free(s);
+}

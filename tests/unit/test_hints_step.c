@@ -1,0 +1,580 @@
+/*
+ * test_hints_step: hints decided in the engine step
+ * (collector/store/hints_store.c, engine/dispatch.c; docs/runbooks.md
+ * "Dispatch"): the runbook set is a recorded input; hints are written
+ * in the step's transaction with their timeline notes; a store reloaded
+ * between steps (a restart) decides exactly the hints of one that never
+ * stopped, and none twice; replay rebuilds them.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "buf.h"
+#include "engine/incident.h"
+#include "engine/problem.h"
+#include "runbooks/runbooks.h"
+#include "store/incidents_store.h"
+#include "store/store.h"
+#include "testutil.h"
+#include "util.h"
+
+#define SEC 1000000000LL
+#define MIN (60 * SEC)
+#define T0 (1700000000LL * SEC)
+
+static const struct incident_config cfg = {
+    .reopen_window_ns = 60 * MIN,
+    .resolve_after_ns = 5 * MIN,
+    .max_attempts = 3,
+};
+
+static struct problem_config pcfg;
+
+struct fix {
+    char path[160];
+    struct store *log;
+    struct incidents_store *is;
+    struct incident_engine *e;
+    struct problem_engine *pe;
+    struct incidents_watermark wm;
+    uint64_t seq[8]; /* per host index */
+};
+
+static const char *const hosts[] = {"web-01", "web-02", "web-03", "cache-01",
+                                    "db-01"};
+
+static void
+fix_open(struct fix *f, const char *name)
+{
+    snprintf(f->path, sizeof(f->path), "%s/%s.db", tu_tmpdir, name);
+    assert_int_equal(store_open(f->path, 0, &f->log), 0);
+    assert_int_equal(incidents_store_open_engine(f->log, &f->is), 0);
+    assert_int_equal(
+        incidents_store_load(f->is, &cfg, &pcfg, &f->e, &f->pe, &f->wm), 0);
+}
+
+static void
+fix_close(struct fix *f)
+{
+    incident_engine_free(f->e);
+    problem_engine_free(f->pe);
+    incidents_store_close(f->is);
+    store_close(f->log);
+    f->e = NULL;
+    f->pe = NULL;
+    f->is = NULL;
+    f->log = NULL;
+}
+
+/* A restart: both engines again from the tables. */
+static void
+reload(struct fix *f)
+{
+    incident_engine_free(f->e);
+    problem_engine_free(f->pe);
+    assert_int_equal(
+        incidents_store_load(f->is, &cfg, &pcfg, &f->e, &f->pe, &f->wm), 0);
+}
+
+/* One batch of one log event from hosts[h]; upstream: a captured field
+ * (NULL: none). */
+static void
+commit(struct fix *f, int h, const char *rule, enum tc_severity sev,
+       const char *upstream, int64_t ts)
+{
+    static const uint8_t one = 0x91; /* msgpack: array of 1 */
+    struct store_batch b = {0};
+    struct store_txn t = {0};
+    struct tc_kv kv;
+    struct tc_event ev;
+    struct tc_buf blob;
+
+    memset(&ev, 0, sizeof(ev));
+    ev.kind = tc_str_c("log");
+    ev.rule = tc_str_c(rule);
+    ev.sev = sev;
+    ev.state = -1;
+    ev.ts = ts;
+    ev.count = 1;
+    ev.seq = ++f->seq[h];
+    ev.host = tc_str_c(hosts[h]);
+    ev.source = tc_str_c("/var/log/app.log");
+    ev.message = tc_str_c("msg");
+    ev.fingerprint = tc_str_c("");
+    if (upstream) {
+        kv.key = tc_str_c("upstream");
+        kv.val = tc_str_c(upstream);
+        ev.fields = &kv;
+        ev.nfields = 1;
+    }
+    tc_buf_init(&blob, 1u << 20);
+    assert_int_equal(tc_buf_append(&blob, &one, 1), 0);
+    assert_int_equal(tc_event_encode(&blob, &ev), 0);
+    b.host = hosts[h];
+    b.seq_first = b.seq_last = f->seq[h];
+    b.n = 1;
+    b.ts_min = b.ts_max = ts;
+    b.events = (const uint8_t *)tc_buf_head(&blob);
+    b.events_len = tc_buf_size(&blob);
+    t.batches = &b;
+    t.nbatches = 1;
+    assert_int_equal(store_commit(f->log, &t), 0);
+    tc_buf_close(&blob);
+}
+
+static void
+run(struct fix *f, int64_t now)
+{
+    int more;
+
+    do {
+        assert_int_equal(
+            incidents_store_step(f->is, f->e, f->pe, &f->wm, now, 3, &more), 0);
+    } while (more);
+}
+
+static void
+pact(struct fix *f, enum problem_verb v, int64_t pid, const char *key,
+     const char *text, int64_t ts)
+{
+    struct problem_action a = {.ts = ts,
+                               .user = "alice",
+                               .verb = v,
+                               .problem_id = pid,
+                               .key = key,
+                               .text = text,
+                               .text2 = "restart it"};
+    int64_t id;
+
+    assert_int_equal(incidents_store_problem_action_add(f->is, &a, &id), 0);
+}
+
+/* Runbook files of set NAME ("a" or "b") under the scratch directory. */
+static const char rb_up[] = "---\n"
+                            "id: up\n"
+                            "title: Upstream down\n"
+                            "match: {class: [upstream-down]}\n"
+                            "action:\n"
+                            "  name: restart-app\n"
+                            "  params: {target: \"{field.upstream}\"}\n"
+                            "---\n"
+                            "Restart the app.\n";
+static const char rb_ref[] =
+    "---\n"
+    "id: ref\n"
+    "title: A dependency is down\n"
+    "match: {class: [upstream-down], problem_rule: [reference]}\n"
+    "priority: 5\n"
+    "---\n"
+    "Look at the named host.\n";
+static const char rb_tls[] = "---\n"
+                             "id: tls\n"
+                             "title: Certificate expired\n"
+                             "match: {class: [tls-expired]}\n"
+                             "---\n"
+                             "Renew it.\n";
+
+static void
+write_file(const char *dir, const char *name, const char *text)
+{
+    char path[256];
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    assert_non_null(fp = fopen(path, "w"));
+    fputs(text, fp);
+    fclose(fp);
+}
+
+/* Load set name ("a": up and ref; "b": also tls) and record it. */
+static int
+record(struct fix *f, const char *name, int64_t now)
+{
+    char dir[200];
+    struct runbook_set *set;
+    int recorded = -1;
+
+    snprintf(dir, sizeof(dir), "%s/rb-%s", tu_tmpdir, name);
+    if (mkdir(dir, 0700) == 0) {
+        write_file(dir, "up.md", rb_up);
+        write_file(dir, "ref.md", rb_ref);
+        if (strcmp(name, "b") == 0)
+            write_file(dir, "tls.md", rb_tls);
+    }
+    tu_capture_begin();
+    assert_int_equal(runbooks_load(dir, &set), 0);
+    free(tu_capture_end());
+    assert_int_equal(
+        incidents_store_runbooks_record(f->is, set, now, &recorded), 0);
+    runbook_set_unref(set);
+    return recorded;
+}
+
+/*
+ * The scenario: a cache fails and three web servers name it
+ * (reference), a class spreads over three hosts, an unrelated failure,
+ * problem actions, quiet time so that problems resolve and incidents
+ * close. reload_at: steps after which the engines are reloaded.
+ */
+static void
+scenario(struct fix *f, int reload_every)
+{
+    int64_t t = T0;
+    int step = 0;
+
+    record(f, "a", t);
+
+#define STEP(now)                                                              \
+    do {                                                                       \
+        run(f, (now));                                                         \
+        if (reload_every && ++step % reload_every == 0)                        \
+            reload(f);                                                         \
+    } while (0)
+
+    commit(f, 3, "cache-oom", TC_SEV_CRITICAL, NULL, t);
+    STEP(t + SEC);
+    commit(f, 0, "upstream-down", TC_SEV_ERROR, "cache-01:6379", t + 2 * SEC);
+    STEP(t + 2 * SEC);
+    commit(f, 1, "upstream-down", TC_SEV_ERROR, "cache-01", t + 3 * SEC);
+    commit(f, 2, "upstream-down", TC_SEV_ERROR, "cache-01.example.net",
+           t + 4 * SEC);
+    STEP(t + 5 * SEC);
+    commit(f, 4, "slow-query", TC_SEV_WARNING, NULL, t + 6 * SEC);
+    STEP(t + 6 * SEC);
+    for (int h = 0; h < 3; h++) {
+        commit(f, h, "tls-expired", TC_SEV_WARNING, NULL, t + (10 + h) * SEC);
+        STEP(t + (10 + h) * SEC);
+    }
+    pact(f, PROBLEM_V_INVESTIGATE, 1, NULL, NULL, t + 20 * SEC);
+    pact(f, PROBLEM_V_NOTE, 1, NULL, "looking at the cache", t + 21 * SEC);
+    pact(f, PROBLEM_V_RCA, 1, "why1", "the cache ran out of memory",
+         t + 22 * SEC);
+    pact(f, PROBLEM_V_RCA, 1, "technology", "no memory limit", t + 23 * SEC);
+    {
+        /* A review of the cache's incident (1), on problem 1. */
+        struct problem_action a = {.ts = t + 23 * SEC,
+                                   .user = "alice",
+                                   .verb = PROBLEM_V_REVIEW,
+                                   .problem_id = 1,
+                                   .incident_id = 1,
+                                   .key = "lessons",
+                                   .text = "set maxmemory everywhere"};
+        int64_t id;
+
+        assert_int_equal(incidents_store_problem_action_add(f->is, &a, &id), 0);
+    }
+    pact(f, PROBLEM_V_KNOWN_ERROR, 1, NULL, "maxmemory unset", t + 24 * SEC);
+    pact(f, PROBLEM_V_CLOSE, 2, NULL, NULL, t + 25 * SEC); /* -EBUSY */
+    STEP(t + 25 * SEC);
+    /* Quiet: log incidents resolve, then problems, then time passes. */
+    for (int i = 1; i <= 12; i++)
+        STEP(t + i * 5 * MIN);
+    /* A recurrence on one web server after the quiet. */
+    commit(f, 0, "upstream-down", TC_SEV_ERROR, "cache-01", t + 61 * MIN);
+    STEP(t + 61 * MIN);
+    STEP(t + 70 * MIN);
+#undef STEP
+}
+
+/* The engine state's tables, as text, for comparing two stores. */
+static char *
+dump(const char *path)
+{
+    static const char *const q[] = {
+        "SELECT * FROM incidents ORDER BY id",
+        "SELECT * FROM timeline ORDER BY id",
+        "SELECT * FROM problems ORDER BY id",
+        "SELECT * FROM problem_factors ORDER BY problem_id, n",
+        "SELECT * FROM problem_reviews ORDER BY problem_id, n",
+        "SELECT * FROM problem_links ORDER BY id",
+        "SELECT * FROM problem_candidates ORDER BY problem_id, rank",
+        "SELECT * FROM problem_timeline ORDER BY id",
+        "SELECT * FROM problem_refs ORDER BY id",
+        "SELECT * FROM problem_openings ORDER BY id",
+        "SELECT id, result FROM actions ORDER BY id",
+        "SELECT * FROM hints ORDER BY id",
+        "SELECT id, hash, files FROM runbook_sets ORDER BY id",
+    };
+    struct tc_buf b;
+    sqlite3 *db;
+    char *out;
+
+    tc_buf_init(&b, 1u << 24);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++) {
+        sqlite3_stmt *st;
+
+        assert_int_equal(sqlite3_prepare_v2(db, q[i], -1, &st, NULL),
+                         SQLITE_OK);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            for (int c = 0; c < sqlite3_column_count(st); c++) {
+                const char *v = (const char *)sqlite3_column_text(st, c);
+
+                tc_buf_append(&b, v ? v : "NULL", strlen(v ? v : "NULL"));
+                tc_buf_append(&b, "|", 1);
+            }
+            tc_buf_append(&b, "\n", 1);
+        }
+        sqlite3_finalize(st);
+        tc_buf_append(&b, "--\n", 3);
+    }
+    sqlite3_close(db);
+    tc_buf_append(&b, "", 1);
+    out = tc_xstrdup((const char *)tc_buf_head(&b));
+    tc_buf_close(&b);
+    return out;
+}
+
+static int64_t
+sql_int(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    int64_t v;
+
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static void
+sql_exec(const char *path, const char *sql)
+{
+    sqlite3 *db;
+
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static int
+count_diff(const struct incidents_diff *d, void *arg)
+{
+    (void)d;
+    (*(int *)arg)++;
+    return 0;
+}
+
+/*
+ * The hints of the scenario: the runbook "up" to each web server whose
+ * upstream-down incident opened (its field filled in), "ref" to every
+ * host of the reference problem, the known error's workaround to the
+ * same hosts; a restart after every step decides exactly the same
+ * (byte-identical tables, no hint twice); replay is identical, and a
+ * tampered hint is a difference.
+ */
+static void
+test_hints_load_then_continue(void **state)
+{
+    struct fix a = {0}, b = {0};
+    struct incidents_replay_stats rs;
+    char *da, *db_;
+    int nd = 0;
+
+    (void)state;
+    fix_open(&a, "continuous");
+    scenario(&a, 0);
+    fix_open(&b, "reload1");
+    scenario(&b, 1);
+    assert_int_equal(sql_int(a.path, "SELECT count(*) FROM runbook_sets"), 1);
+    /* Incident opened: web-01's hint carries its captured field. */
+    assert_int_equal(sql_int(a.path, "SELECT count(*) FROM hints WHERE"
+                                     " source = 'runbook:up' AND agent ="
+                                     " 'web-01' AND action = 'restart-app'"
+                                     " AND params ="
+                                     " '{\"target\":\"cache-01:6379\"}'"),
+                     1);
+    assert_int_equal(sql_int(a.path, "SELECT count(*) FROM hints WHERE"
+                                     " source = 'runbook:up'"),
+                     3);
+    /* The reference problem: ref to its four hosts, once each. */
+    assert_int_equal(sql_int(a.path, "SELECT count(*) FROM hints WHERE"
+                                     " source = 'runbook:ref' AND"
+                                     " problem_id = 1"),
+                     4);
+    assert_int_equal(sql_int(a.path, "SELECT count(*) FROM hints WHERE"
+                                     " source = 'runbook:ref' AND"
+                                     " agent = 'cache-01'"),
+                     1);
+    /* The known error: its workaround to the same four. */
+    assert_int_equal(sql_int(a.path, "SELECT count(*) FROM hints WHERE"
+                                     " source = 'known-error:1' AND text ="
+                                     " 'restart it'"),
+                     4);
+    /* Nothing matched tls-expired: no hint for it. */
+    assert_int_equal(sql_int(a.path, "SELECT count(*) FROM hints h JOIN"
+                                     " incidents i ON i.id = h.incident_id"
+                                     " WHERE i.rule = 'tls-expired'"),
+                     0);
+    /* Every hint is on its incident's timeline. */
+    assert_int_equal(sql_int(a.path, "SELECT count(*) FROM timeline WHERE"
+                                     " what = 'hint'"),
+                     sql_int(a.path, "SELECT count(*) FROM hints"));
+    assert_int_equal(sql_int(a.path, "SELECT count(*) FROM timeline WHERE"
+                                     " detail = 'hint 1 for web-01: Upstream"
+                                     " down'"),
+                     1);
+    da = dump(a.path);
+    db_ = dump(b.path);
+    assert_string_equal(da, db_);
+    free(da);
+    free(db_);
+    assert_int_equal(
+        incidents_store_replay(b.is, &cfg, &pcfg, count_diff, &nd, &rs), 0);
+    assert_int_equal(nd, 0);
+    assert_int_equal(rs.hints, 11);
+    sql_exec(b.path, "UPDATE hints SET agent = 'web-09' WHERE id = 2");
+    assert_int_equal(
+        incidents_store_replay(b.is, &cfg, &pcfg, count_diff, &nd, &rs), 0);
+    assert_true(nd > 0);
+    fix_close(&a);
+    fix_close(&b);
+}
+
+/*
+ * The set is an input at its place in the order: recording the same set
+ * again writes nothing; a changed set applies from the step after it,
+ * so an incident opened before it got no tls hint and one opened after
+ * it does; a restart restores the set in force; replay agrees.
+ */
+static void
+test_hints_set_is_input(void **state)
+{
+    struct fix f = {0};
+    struct incidents_replay_stats rs;
+    int nd = 0;
+
+    (void)state;
+    fix_open(&f, "input");
+    assert_int_equal(record(&f, "a", T0), 1);
+    assert_int_equal(record(&f, "a", T0), 0);
+    commit(&f, 0, "tls-expired", TC_SEV_WARNING, NULL, T0);
+    run(&f, T0 + SEC);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM hints"), 0);
+    assert_int_equal(record(&f, "b", T0 + 2 * SEC), 1);
+    run(&f, T0 + 2 * SEC);
+    /* A restart: the set the tables reflect is restored from them. */
+    fix_close(&f);
+    fix_open(&f, "input");
+    commit(&f, 1, "tls-expired", TC_SEV_WARNING, NULL, T0 + 3 * SEC);
+    run(&f, T0 + 3 * SEC);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM hints WHERE"
+                                     " source = 'runbook:tls' AND agent ="
+                                     " 'web-02'"),
+                     1);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM hints"), 1);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM actions WHERE"
+                                     " verb = 'runbooks' AND result = 0"),
+                     2);
+    reload(&f);
+    commit(&f, 2, "tls-expired", TC_SEV_WARNING, NULL, T0 + 4 * SEC);
+    run(&f, T0 + 4 * SEC);
+    /* The third host makes a spread problem: tls (no rule condition)
+     * to its three hosts, and to web-03 for its own incident. */
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM hints WHERE"
+                                     " problem_id = 0"),
+                     2);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM hints WHERE"
+                                     " problem_id = 1"),
+                     3);
+    assert_int_equal(
+        incidents_store_replay(f.is, &cfg, &pcfg, count_diff, &nd, &rs), 0);
+    assert_int_equal(nd, 0);
+    assert_int_equal(rs.hints, 5);
+    /* The runbooks block removed: the empty set is recorded (an empty
+     * blob) and from then on nothing matches. */
+    {
+        struct runbook_set *none = runbooks_empty();
+        int recorded = 0;
+
+        assert_int_equal(incidents_store_runbooks_record(
+                             f.is, none, T0 + 5 * SEC, &recorded),
+                         0);
+        assert_int_equal(recorded, 1);
+        runbook_set_unref(none);
+    }
+    commit(&f, 3, "tls-expired", TC_SEV_WARNING, NULL, T0 + 6 * SEC);
+    run(&f, T0 + 6 * SEC);
+    fix_close(&f);
+    fix_open(&f, "input");
+    commit(&f, 4, "tls-expired", TC_SEV_WARNING, NULL, T0 + 7 * SEC);
+    run(&f, T0 + 7 * SEC);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM hints WHERE"
+                                     " agent IN ('cache-01', 'db-01')"),
+                     0);
+    assert_int_equal(
+        incidents_store_replay(f.is, &cfg, &pcfg, count_diff, &nd, &rs), 0);
+    assert_int_equal(nd, 0);
+    fix_close(&f);
+}
+
+/*
+ * Hints are written in the step's transaction: a failure injected into
+ * the hints insert leaves no incident, no hint and no watermark; once
+ * it is gone the same inputs land together, each hint once.
+ */
+static void
+test_hints_step_atomic(void **state)
+{
+    struct fix f = {0};
+    int more;
+
+    (void)state;
+    fix_open(&f, "atomic");
+    record(&f, "a", T0);
+    run(&f, T0);
+    commit(&f, 0, "upstream-down", TC_SEV_ERROR, "db-01", T0 + SEC);
+    sql_exec(f.path, "CREATE TRIGGER fault BEFORE INSERT ON hints"
+                     " BEGIN SELECT RAISE(ABORT, 'injected'); END");
+    assert_true(incidents_store_step(f.is, f.e, f.pe, &f.wm, T0 + 2 * SEC, 16,
+                                     &more) < 0);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM incidents"), 0);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM hints"), 0);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM engine_steps"), 1);
+    sql_exec(f.path, "DROP TRIGGER fault");
+    reload(&f);
+    run(&f, T0 + 2 * SEC);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM incidents"), 1);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM hints WHERE"
+                                     " params = '{\"target\":\"db-01\"}'"),
+                     1);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM engine_steps"), 2);
+    fix_close(&f);
+}
+
+static int
+setup(void **state)
+{
+    (void)state;
+    problem_config_default(&pcfg);
+    return tu_setup("test_hints_step");
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_hints_load_then_continue, setup,
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(test_hints_set_is_input, setup,
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(test_hints_step_atomic, setup,
+                                        tu_teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
