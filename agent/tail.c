@@ -1338,7 +1338,7 @@ tail_track_siblings(struct tail_input *in, const char *path, const char *source,
     }
     closedir(d);
     if (nc > 1) /* c may be NULL when nothing was found */
-        qsort(c, nc, sizeof(*c), tail_cand_cmp);
+        tc_qsort(c, nc, sizeof(*c), tail_cand_cmp);
     for (size_t i = 0; i < nc; i++) {
         struct tail_file *f = tail_track(in, c[i].path, source, c[i].fd,
                                          &c[i].st, c[i].offset, c[i].why);

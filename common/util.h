@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 void *tc_xmalloc(size_t n);
 void *tc_xcalloc(size_t nmemb, size_t size);
@@ -30,5 +31,17 @@ int tc_hostport_split(const char *s, char **host, uint16_t *port);
 
 /* Create dir and its parents with mode (like mkdir -p). 0 or -errno. */
 int tc_mkdirs(const char *path, unsigned mode);
+
+/*
+ * qsort that takes an empty array as it is: C leaves qsort(NULL, 0, ...)
+ * undefined (and UBSan says so), and an empty list is often NULL.
+ */
+static inline void
+tc_qsort(void *base, size_t n, size_t size,
+         int (*cmp)(const void *, const void *))
+{
+    if (n > 1)
+        qsort(base, n, size, cmp);
+}
 
 #endif

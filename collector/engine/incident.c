@@ -1276,7 +1276,7 @@ incident_engine_drain(struct incident_engine *e,
             if (fp_of(hn)->fp_dirty)
                 dirty[nd++] = fp_of(hn);
         if (nd > 1)
-            qsort(dirty, nd, sizeof(*dirty), fp_cmp);
+            tc_qsort(dirty, nd, sizeof(*dirty), fp_cmp);
         for (size_t i = 0; i < nd && rc == 0; i++) {
             struct incident_fp fp = {dirty[i]->key, dirty[i]->attempts,
                                      dirty[i]->since, (int64_t)dirty[i]->hist,

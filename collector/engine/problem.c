@@ -1228,7 +1228,7 @@ spread_hosts(const struct problem_engine *e, const struct pinc *pi,
         hv[nh++] = o->host;
     }
     if (nh > 1)
-        qsort(hv, nh, sizeof(*hv), host_cmp);
+        tc_qsort(hv, nh, sizeof(*hv), host_cmp);
     for (size_t i = 0; i < nh; i++)
         if (i == 0 || host_cmp(&hv[nd - 1], &hv[i]) != 0)
             hv[nd++] = hv[i];
@@ -1956,7 +1956,7 @@ rank(struct problem_engine *e, struct prob *p)
         c[i].evidence = tc_xstrdup(ev);
     }
     if (nacc > 1)
-        qsort(c, nacc, sizeof(*c), cand_cmp);
+        tc_qsort(c, nacc, sizeof(*c), cand_cmp);
     ncand = nacc < PROBLEM_MAX_CANDIDATES ? nacc : PROBLEM_MAX_CANDIDATES;
     for (size_t i = ncand; i < nacc; i++)
         cand_release(&c[i]);

@@ -97,7 +97,7 @@ pset_build(struct pset *s, const struct rdiff_problem *p, size_t np,
         if (in && in->problem)
             s->n[len++].id = in->problem;
     }
-    qsort(s->n, len, sizeof(*s->n), cmp_node);
+    tc_qsort(s->n, len, sizeof(*s->n), cmp_node);
     /* Keep one node per id, the one with its problem if given. */
     s->len = 0;
     for (size_t i = 0; i < len; i++) {
@@ -331,13 +331,13 @@ add_pitem(struct ctx *x, enum rdiff_pkind kind, const struct pnode *l,
             add_row(&it, &x->rows[m->mem[k]]);
     }
     if (it.ninc)
-        qsort(it.inc, it.ninc, sizeof(*it.inc), cmp_i64);
+        tc_qsort(it.inc, it.ninc, sizeof(*it.inc), cmp_i64);
     if (it.ncinc)
-        qsort(it.cinc, it.ncinc, sizeof(*it.cinc), cmp_i64);
+        tc_qsort(it.cinc, it.ncinc, sizeof(*it.cinc), cmp_i64);
     if (it.nlive)
-        qsort(it.live, it.nlive, sizeof(*it.live), cmp_i64);
+        tc_qsort(it.live, it.nlive, sizeof(*it.live), cmp_i64);
     if (it.ncand)
-        qsort(it.cand, it.ncand, sizeof(*it.cand), cmp_i64);
+        tc_qsort(it.cand, it.ncand, sizeof(*it.cand), cmp_i64);
     if (x->out->np == x->capp) {
         x->capp = x->capp ? x->capp * 2 : 16;
         x->out->p = tc_xreallocarray(x->out->p, x->capp, sizeof(*x->out->p));
@@ -411,8 +411,8 @@ pair_incidents(struct ctx *x)
         l[k] = &in->live_inc[k];
     for (size_t k = 0; k < in->ncand_inc; k++)
         c[k] = &in->cand_inc[k];
-    qsort(l, in->nlive_inc, sizeof(*l), cmp_inc);
-    qsort(c, in->ncand_inc, sizeof(*c), cmp_inc);
+    tc_qsort(l, in->nlive_inc, sizeof(*l), cmp_inc);
+    tc_qsort(c, in->ncand_inc, sizeof(*c), cmp_inc);
     x->rows = tc_xcalloc(in->nlive_inc + in->ncand_inc + 1, sizeof(*x->rows));
     while (i < in->nlive_inc || j < in->ncand_inc) {
         struct row *r = &x->rows[x->nrows++];
@@ -447,7 +447,7 @@ index_rows(const struct row *rows, size_t nrows, int live, size_t *n)
         if (in)
             ix[(*n)++] = (struct rowid){in->id, i};
     }
-    qsort(ix, *n, sizeof(*ix), cmp_rowid);
+    tc_qsort(ix, *n, sizeof(*ix), cmp_rowid);
     return ix;
 }
 
@@ -472,11 +472,11 @@ rdiff_compute(const struct rdiff_input *in, struct rdiff *out)
             x.rows[i].c->problem)
             pr[npr++] =
                 (struct pair){x.rows[i].l->problem, x.rows[i].c->problem};
-    qsort(pr, npr, sizeof(*pr), cmp_pair);
+    tc_qsort(pr, npr, sizeof(*pr), cmp_pair);
     pset_link(&x.live, pr, npr);
     for (size_t i = 0; i < npr; i++)
         pr[i] = (struct pair){pr[i].b, pr[i].a};
-    qsort(pr, npr, sizeof(*pr), cmp_pair);
+    tc_qsort(pr, npr, sizeof(*pr), cmp_pair);
     pset_link(&x.cand, pr, npr);
     free(pr);
 
@@ -543,9 +543,9 @@ rdiff_compute(const struct rdiff_input *in, struct rdiff *out)
     }
 
     if (out->np)
-        qsort(out->p, out->np, sizeof(*out->p), cmp_pitem);
+        tc_qsort(out->p, out->np, sizeof(*out->p), cmp_pitem);
     if (out->ni)
-        qsort(out->i, out->ni, sizeof(*out->i), cmp_iitem);
+        tc_qsort(out->i, out->ni, sizeof(*out->i), cmp_iitem);
     for (size_t i = 0; i < out->np; i++) {
         out->pcount[out->p[i].kind]++;
         if (out->p[i].kind != RDIFF_UNCHANGED)

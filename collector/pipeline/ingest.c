@@ -445,7 +445,7 @@ build_txn(struct ingest *ig)
         nr++;
     }
     if (nr > 1) /* qsort on a NULL array is undefined even for 0 */
-        qsort(ig->refs, nr, sizeof(*ig->refs), ref_cmp);
+        tc_qsort(ig->refs, nr, sizeof(*ig->refs), ref_cmp);
     for (size_t i = 0; i < nr; i++) {
         const struct gen_batch *b;
         struct store_agent_update *u;

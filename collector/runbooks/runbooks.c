@@ -118,7 +118,8 @@ set_add(struct runbook_set *s, struct runbook *rb, const char *path,
 static void
 set_finish(struct runbook_set *s)
 {
-    qsort(s->v, s->n, sizeof(*s->v), rb_cmp);
+    if (s->n > 1) /* s->v is NULL in an empty set */
+        tc_qsort(s->v, s->n, sizeof(*s->v), rb_cmp);
     s->hash = TC_HASH64_INIT;
     for (size_t i = 0; i < s->n; i++) {
         uint8_t h[8];
@@ -287,7 +288,7 @@ list_dir(int dfd, const char *dir, char ***names, size_t *n)
         (*names)[(*n)++] = tc_xstrdup(de->d_name);
     }
     closedir(d);
-    qsort(*names, *n, sizeof(**names), name_cmp);
+    tc_qsort(*names, *n, sizeof(**names), name_cmp);
     return 0;
 }
 

@@ -389,7 +389,7 @@ parse_action(struct pctx *p, const struct tc_conf_node *n, struct runbook *rb)
         rb->params[rb->nparams].key = tc_xstrdup(kv->key);
         rb->params[rb->nparams++].val = tc_xstrdup(v);
     }
-    qsort(rb->params, rb->nparams, sizeof(*rb->params), kv_cmp);
+    tc_qsort(rb->params, rb->nparams, sizeof(*rb->params), kv_cmp);
 }
 
 static void

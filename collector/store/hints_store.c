@@ -420,7 +420,7 @@ problem_load(struct incidents_store *w, int64_t pid, struct dispatch_problem *p,
     }
     sqlite3_finalize(st);
     if (n > 1)
-        qsort(v, n, sizeof(*v), str_cmp);
+        tc_qsort(v, n, sizeof(*v), str_cmp);
     /* Unique (the root host is usually an incident's host too). */
     for (size_t i = 1, j = 1; i <= n; i++) {
         if (i == n) {
