@@ -40,6 +40,19 @@ struct server {
     uv_timer_t tick; /* silence check, agent state writes */
     int ticking;     /* tick initialised */
     int tick_closed;
+    /*
+     * Acks after a group commit, sent ACK_SLICE per loop iteration: a
+     * commit that waited (a slow fsync, a big engine step) may ack
+     * thousands of agents, one TLS record and one write(2) each, and in
+     * one callback that stalled the loop for hundreds of milliseconds
+     * at 10,000 agents (bench/README.md, "issue 11: storm"). A FIFO, so
+     * an agent's acks keep their order; each says the agent's durable
+     * mark when it is sent.
+     */
+    struct ack_ent *ackq; /* owned, ackq_head..ackq_len in use */
+    size_t ackq_head, ackq_len, ackq_cap;
+    uv_idle_t ack_idle; /* runs while the queue is not empty */
+    int ack_inited, ack_idling, ack_closed;
     int stopping;
     int drained;
     int done;
@@ -52,6 +65,13 @@ struct server {
 };
 
 static void check_done(struct server *srv);
+
+#define ACK_SLICE 256 /* acks sent per loop iteration */
+
+struct ack_ent {
+    char *name;     /* the agent; owned */
+    uint64_t epoch; /* the spool epoch the commit belonged to */
+};
 
 /* ------------------------------------------------------------------ */
 /* Listener                                                            */
@@ -114,28 +134,93 @@ raise_nofile(const struct collector_config *cfg)
 /* ------------------------------------------------------------------ */
 /* Pipeline callbacks                                                  */
 
+/* Send one queued ack, if its agent is still on that spool epoch. */
 static void
-ingest_ack_cb(void *arg, const char *name, uint64_t epoch, uint64_t hwm)
+ack_send(struct server *srv, const struct ack_ent *q)
 {
-    struct server *srv = arg;
-    struct reg_agent *a = registry_find(srv->reg, name);
+    struct reg_agent *a = registry_find(srv->reg, q->name);
     struct tc_frame ack;
 
-    if (a == NULL)
-        return;
-    if (hwm > a->durable_hwm)
-        a->durable_hwm = hwm;
     /*
      * A commit of an older spool epoch moves the mark (seqs are unique
      * across epochs) but is not the current spool's business.
      */
-    if (a->epoch != epoch || registry_link(a) == NULL)
+    if (a == NULL || a->epoch != q->epoch || registry_link(a) == NULL)
         return;
     /* Through the registry, as anything sent to an agent from outside. */
     memset(&ack, 0, sizeof(ack));
     ack.type = TC_F_ACK;
     ack.u.ack.seq = a->durable_hwm;
     registry_send_frame(srv->reg, a->name, &ack, NULL, NULL);
+}
+
+/* Send up to max queued acks (SIZE_MAX: all), oldest first. */
+static void
+ack_drain(struct server *srv, size_t max)
+{
+    for (size_t k = 0; k < max && srv->ackq_head < srv->ackq_len; k++) {
+        struct ack_ent *q = &srv->ackq[srv->ackq_head++];
+
+        ack_send(srv, q);
+        free(q->name);
+        q->name = NULL;
+    }
+    if (srv->ackq_head == srv->ackq_len) {
+        srv->ackq_head = srv->ackq_len = 0;
+        if (srv->ack_idling) {
+            uv_idle_stop(&srv->ack_idle);
+            srv->ack_idling = 0;
+        }
+    }
+}
+
+static void
+ack_idle_cb(uv_idle_t *h)
+{
+    ack_drain(h->data, ACK_SLICE);
+}
+
+static void
+ingest_ack_cb(void *arg, const char *name, uint64_t epoch, uint64_t hwm)
+{
+    struct server *srv = arg;
+    struct reg_agent *a = registry_find(srv->reg, name);
+    struct ack_ent *q;
+
+    if (a == NULL)
+        return;
+    if (hwm > a->durable_hwm)
+        a->durable_hwm = hwm;
+    if (a->epoch != epoch || registry_link(a) == NULL)
+        return;
+    if (!srv->ack_inited) {
+        /* Not started (tests drive ingest alone): send now. */
+        struct ack_ent now = {(char *)name, epoch};
+
+        ack_send(srv, &now);
+        return;
+    }
+    if (srv->ackq_len == srv->ackq_cap) {
+        /* Room at the front first: the drained part is dead space. */
+        if (srv->ackq_head > 0) {
+            memmove(srv->ackq, srv->ackq + srv->ackq_head,
+                    (srv->ackq_len - srv->ackq_head) * sizeof(*srv->ackq));
+            srv->ackq_len -= srv->ackq_head;
+            srv->ackq_head = 0;
+        }
+        if (srv->ackq_len == srv->ackq_cap) {
+            srv->ackq_cap = srv->ackq_cap ? srv->ackq_cap * 2 : 1024;
+            srv->ackq =
+                tc_xreallocarray(srv->ackq, srv->ackq_cap, sizeof(*srv->ackq));
+        }
+    }
+    q = &srv->ackq[srv->ackq_len++];
+    q->name = tc_xstrdup(name);
+    q->epoch = epoch;
+    if (!srv->ack_idling) {
+        uv_idle_start(&srv->ack_idle, ack_idle_cb);
+        srv->ack_idling = 1;
+    }
 }
 
 static void
@@ -268,6 +353,9 @@ server_start(struct server *srv, int lfd)
     srv->tick.data = srv;
     srv->ticking = 1;
     uv_timer_start(&srv->tick, tick_cb, TICK_MS, TICK_MS);
+    uv_idle_init(srv->loop, &srv->ack_idle);
+    srv->ack_idle.data = srv;
+    srv->ack_inited = 1;
     return 0;
 }
 
@@ -277,7 +365,8 @@ check_done(struct server *srv)
 {
     if (srv->done || !srv->drained || srv->ss.nalive > 0 ||
         (srv->lst.started && !srv->lst.closed) ||
-        (srv->ticking && !srv->tick_closed))
+        (srv->ticking && !srv->tick_closed) ||
+        (srv->ack_inited && !srv->ack_closed))
         return;
     srv->done = 1;
     /* Its timer must close before the loop can end. */
@@ -303,6 +392,15 @@ tick_close_cb(uv_handle_t *h)
 }
 
 static void
+ack_close_cb(uv_handle_t *h)
+{
+    struct server *srv = h->data;
+
+    srv->ack_closed = 1;
+    check_done(srv);
+}
+
+static void
 drained_cb(void *arg, int status)
 {
     struct server *srv = arg;
@@ -312,6 +410,10 @@ drained_cb(void *arg, int status)
                   "will resend them): %s",
                   store_errmsg(srv->store));
     srv->drained = 1;
+    /* The last commits' acks go out before the sessions say goodbye. */
+    ack_drain(srv, SIZE_MAX);
+    if (srv->ack_inited)
+        uv_close((uv_handle_t *)&srv->ack_idle, ack_close_cb);
     sessions_close_all(&srv->ss);
     check_done(srv);
 }
@@ -339,6 +441,9 @@ server_free(struct server *srv)
     if (srv == NULL)
         return;
     /* Only reached before start or after a completed stop. */
+    for (size_t i = srv->ackq_head; i < srv->ackq_len; i++)
+        free(srv->ackq[i].name);
+    free(srv->ackq);
     ingest_free(srv->ingest);
     registry_free(srv->reg);
     free(srv);
