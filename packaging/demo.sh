@@ -5,7 +5,8 @@
 # made of them; then three more agents and a dependency failure (a cache
 # out of memory, the web servers timing out on it) that the collector
 # correlates into one problem with the cache as its root cause; and
-# tocsinctl explain saying why each incident is, or is not, in it.
+# tocsinctl explain saying why each incident is, or is not, in it; and
+# the runbook that matched, sent as signed hints to those hosts.
 # Everything lives under ./demo (delete it to start over).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,10 +34,29 @@ cat > collector.yaml <<YAML
 listen: 127.0.0.1:$port
 tls: {ca: pki/ca.crt, cert: pki/collector.crt, key: pki/collector.key}
 store: {path: state/collector.db}
+runbooks: {dir: runbooks}
 YAML
+# A runbook: what to do when hosts time out on a dependency that failed.
+# Sent, signed with pki/hint-signing.key (made by pki init), to every host
+# of a reference problem it matches.
+mkdir -p runbooks
+cat > runbooks/cache-down.md <<'MD'
+---
+id: cache-down
+title: A cache the web servers use is down
+match:
+  class: [upstream-timeout, cache-oom]
+  problem_rule: [reference]
+links: ["https://wiki.example/runbooks/cache-down"]
+---
+1. On the cache host: `redis-cli info memory` (used_memory against maxmemory).
+2. If it is full: raise maxmemory, or restart it during the incident.
+3. The web servers recover by themselves once the cache answers.
+MD
 cat > agent.yaml <<YAML
 collector: {address: 127.0.0.1:$port}
 tls: {ca: pki/ca.crt, cert: pki/web-01.crt, key: pki/web-01.key}
+hints: {public_key: pki/hint-signing.pub}
 state_dir: state/web-01
 files:
   - path: logs/app.log
@@ -56,6 +76,7 @@ for h in web-02 web-03 cache-01; do
   cat > $h.yaml <<YAML
 collector: {address: 127.0.0.1:$port}
 tls: {ca: pki/ca.crt, cert: pki/$h.crt, key: pki/$h.key}
+hints: {public_key: pki/hint-signing.pub}
 state_dir: state/$h
 files:
   - path: logs/$h.log
@@ -152,5 +173,19 @@ echo "== why web-02's incident is in it (tocsinctl explain incident $web)"
 echo
 echo "== why the payment error of the start is in no problem (tocsinctl explain incident 1)"
 "$ctl" -c collector.yaml explain incident 1
+echo
+
+echo "== the runbook reached the hosts: signed hints, verified and stored by each agent"
+for i in $(seq 1 100); do
+  n=$("$agent" hints --json -c web-02.yaml | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+  [ "$n" -ge 1 ] && break
+  sleep 0.2
+done
+"$ctl" -c collector.yaml hints list
+echo
+echo "== on web-02 (tocsin-agent hints -c web-02.yaml, then hints show)"
+"$agent" hints -c web-02.yaml
+hid=$("$agent" hints --json -c web-02.yaml | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+"$agent" hints show "$hid" -c web-02.yaml
 echo
 echo "demo files, logs and state are in $demo"
