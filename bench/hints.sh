@@ -19,7 +19,8 @@
 #   issued  the collector's engine step that decided the hint
 #   sent    the hint sender wrote the HINT frame (tocsinctl hints list)
 #   stored  the agent stored it (tocsin-agent hints --json received_ns,
-#           taken in the transaction that the ack follows)
+#           taken as it begins the transaction whose commit the ack
+#           follows; stored -> acked bounds that commit)
 #   acked   the collector received HINT_ACK (tocsinctl hints list)
 # Usage: bench/hints.sh [rate_events_per_s] [probes] [hint_agents]
 #                       [interval_ms] [bg_agents]
@@ -52,7 +53,7 @@ MD
 COLLECTOR_EXTRA="runbooks: {dir: runbooks}
 correlation: {spread: {enabled: false}}"
 bench_collector full
-agent="$top/$build/agent/tocsin-agent"
+agent="$bdir/agent/tocsin-agent"
 apids=()
 for a in "${agents[@]}"; do
   : > "logs/$a.log"
@@ -87,7 +88,7 @@ if [ "$rate" -gt 0 ]; then
   # Background for the whole probing time plus warm-up and slack.
   secs=$(( probes * interval / 1000 + 4 ))
   per=$(( rate * secs / bg ))
-  "$top/$build/bench/tocsin-bench-ingest" -a 127.0.0.1:$port -p pki \
+  "$bdir/bench/tocsin-bench-ingest" -a 127.0.0.1:$port -p pki \
     -n "$bg" -e "$per" -b 1000 -w 8 -r "$rate" > ingest.out &
   ipid=$!
   sleep 1
@@ -114,8 +115,8 @@ stored() {
   done
   echo "$total"
 }
-for _ in $(seq 1 60); do
-  [ "$(stored)" -ge "$probes" ] && break
+deadline=$((SECONDS + 30))
+while [ "$(stored)" -lt "$probes" ] && [ "$SECONDS" -lt "$deadline" ]; do
   sleep 0.5
 done
 [ -z "$ipid" ] || wait "$ipid" || true
@@ -155,6 +156,10 @@ if not rows:
     sys.exit(1)
 print(line("hint latency (read -> stored): probes=%d stored=%d" %
            (probes, len(rows)), [r[3] - r[0] for r in rows]))
+# stored is taken before the agent's commit, acked after it: read ->
+# acked bounds read -> committed from above.
+print(line("  read -> acked (upper bound)", [r[4] - r[0] for r in rows
+                                            if r[4]]))
 for name, a, b in (("read -> issued", 0, 1), ("issued -> sent", 1, 2),
                    ("sent -> stored", 2, 3), ("stored -> acked", 3, 4)):
     print("  " + line(name, [r[b] - r[a] for r in rows if r[b] and r[a]]))

@@ -3,15 +3,20 @@
 
 # bench_setup NAME: build the release tree ($BUILD, default build-bench),
 # make a temp dir and cd into it with a fresh PKI. Sets top, build,
-# work and ctl.
+# bdir (the build dir as an absolute path), work and ctl. BUILD may be
+# relative to the project root or absolute. BENCH_NOBUILD=1 uses $BUILD
+# as it is (the smoke tests run from meson test, which has built it).
 bench_setup() {
   build=${BUILD:-build-bench}
-  [ -d "$build" ] || meson setup "$build" --buildtype=release >/dev/null
-  ninja -C "$build" >/dev/null
+  if [ -z "${BENCH_NOBUILD:-}" ]; then
+    [ -d "$build" ] || meson setup "$build" --buildtype=release >/dev/null
+    ninja -C "$build" >/dev/null
+  fi
   top=$(pwd)
+  case $build in /*) bdir=$build ;; *) bdir=$top/$build ;; esac
   work=$(mktemp -d "/tmp/tocsin-bench-$1.XXXXXX")
   cd "$work"
-  ctl="$top/$build/collector/tocsinctl"
+  ctl="$bdir/collector/tocsinctl"
   "$ctl" pki init pki >/dev/null
 }
 
@@ -32,7 +37,7 @@ tls: {ca: pki/ca.crt, cert: pki/collector.crt, key: pki/collector.key}
 store: {path: state/collector.db, sync: $1}
 ${COLLECTOR_EXTRA:-}
 YAML
-  "$top/$build/collector/tocsin-collector" -d -c collector.yaml \
+  "$bdir/collector/tocsin-collector" -d -c collector.yaml \
     2> "${COLLOG:-collector.log}" &
   cpid=$!
   trap 'kill $cpid 2>/dev/null; rm -rf "$work"' EXIT
