@@ -24,7 +24,8 @@
 #   acked   the collector received HINT_ACK (tocsinctl hints list)
 # Usage: bench/hints.sh [rate_events_per_s] [probes] [hint_agents]
 #                       [interval_ms] [bg_agents]
-# rate 0 = idle (no background load). The run fails if a probe's hint is
+# rate 0 = idle (no background load). HINTS_CSV=FILE writes every probe's
+# times. KEEP=1 keeps the temp dir. The run fails if a probe's hint is
 # not stored within 30 s of the last probe.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -129,7 +130,7 @@ for a in "${agents[@]}"; do
 done
 [ -z "$ipid" ] || grep -h . ingest.out | tail -n 2
 python3 - "$probes" "${agents[@]}" <<'PY'
-import json, sys
+import json, os, sys
 probes, agents = int(sys.argv[1]), sys.argv[2:]
 inc = {i["id"]: i for i in json.load(open("incidents.json"))}
 col = {h["id"]: h for h in json.load(open("chints.json"))}
@@ -151,6 +152,12 @@ def line(name, v):
     return "%s p50=%.1fms p90=%.1fms p99=%.1fms max=%.1fms" % (
         name, pct(v, 50), pct(v, 90), pct(v, 99), max(v) / 1e6)
 
+# HINTS_CSV=FILE: one line per probe, in read order (ns since the epoch).
+if os.environ.get("HINTS_CSV"):
+    with open(os.environ["HINTS_CSV"], "w") as f:
+        f.write("read,issued,sent,stored,acked\n")
+        for r in sorted(rows):
+            f.write("%d,%d,%d,%d,%d\n" % r)
 if not rows:
     print("hint latency: probes=%d stored=0" % probes)
     sys.exit(1)
