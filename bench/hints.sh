@@ -39,6 +39,7 @@ bench_setup hints
 agents=()
 for i in $(seq 1 "$nagents"); do agents+=("$(printf 'hint-%02d' "$i")"); done
 bench_issue "${agents[@]}"
+if [ "$rate" -eq 0 ]; then bg=0; fi
 for i in $(seq 1 "$bg"); do bench_issue "$(printf 'bench-%03d' "$i")"; done
 mkdir -p runbooks logs state
 cat > runbooks/probe.md <<'MD'
@@ -83,13 +84,13 @@ for a in "${agents[@]}"; do
   grep -q "connected to" "$a.err" || { cat "$a.err" >&2; exit 1; }
 done
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
-cpu0=$(bench_cpu $cpid)
+cpu0=$(bench_cpu "$cpid")
 ipid=
 if [ "$rate" -gt 0 ]; then
   # Background for the whole probing time plus warm-up and slack.
   secs=$(( probes * interval / 1000 + 4 ))
   per=$(( rate * secs / bg ))
-  "$bdir/bench/tocsin-bench-ingest" -a 127.0.0.1:$port -p pki \
+  "$bdir/bench/tocsin-bench-ingest" -a "127.0.0.1:$port" -p pki \
     -n "$bg" -e "$per" -b 1000 -w 8 -r "$rate" > ingest.out &
   ipid=$!
   sleep 1
@@ -121,7 +122,7 @@ while [ "$(stored)" -lt "$probes" ] && [ "$SECONDS" -lt "$deadline" ]; do
   sleep 0.5
 done
 [ -z "$ipid" ] || wait "$ipid" || true
-cpu1=$(bench_cpu $cpid)
+cpu1=$(bench_cpu "$cpid")
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 "$ctl" -c collector.yaml incidents list --json > incidents.json
 "$ctl" -c collector.yaml hints list --json > chints.json
@@ -173,6 +174,6 @@ for name, a, b in (("read -> issued", 0, 1), ("issued -> sent", 1, 2),
 sys.exit(0 if len(rows) >= probes else 1)
 PY
 echo "collector: cpu=$(bench_secs $((cpu1 - cpu0)))" \
-     "peak_rss=$(awk '/VmHWM/{print $2" "$3}' /proc/$cpid/status)" \
+     "peak_rss=$(awk '/VmHWM/{print $2" "$3}' /proc/"$cpid"/status)" \
      "rate=$rate bg_agents=$bg hint_agents=$nagents interval=${interval}ms"
 echo "load average: before $load0, after $load1"
