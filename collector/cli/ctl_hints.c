@@ -185,17 +185,8 @@ hints_list(const struct ctl_opts *o, int argc, char **argv)
         log_warnx("%s: %s", cfg->store_path, incidents_store_errmsg(is));
         goto out;
     }
-    if (st.json) {
-        tc_json_raw(&st.out, st.n ? "\n]\n" : "]\n");
-        fputs("[", stdout);
-        fwrite(tc_buf_head(&st.out), 1, tc_buf_size(&st.out), stdout);
-    } else {
-        tc_table_print(&st.table, stdout);
-    }
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        log_warnx("write error on stdout");
+    if (ctl_list_print(st.json, st.n, &st.out, &st.table) < 0)
         goto out;
-    }
     status = 0;
 out:
     tc_table_free(&st.table);
@@ -208,18 +199,5 @@ out:
 int
 ctl_hints(const struct ctl_opts *o, int argc, char **argv)
 {
-    if (argc < 2) {
-        hints_usage(stderr);
-        return 2;
-    }
-    if (strcmp(argv[1], "list") == 0)
-        return hints_list(o, argc - 1, argv + 1);
-    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
-        strcmp(argv[1], "-h") == 0) {
-        hints_usage(stdout);
-        return 0;
-    }
-    fprintf(stderr, "tocsinctl: hints: unknown subcommand '%s'\n", argv[1]);
-    hints_usage(stderr);
-    return 2;
+    return ctl_list_only(o, argc, argv, "hints", hints_list, hints_usage);
 }
