@@ -13,6 +13,7 @@
 #include "hintsig.h"
 #include "log.h"
 #include "net/registry.h"
+#include "pipeline/hint_params.h"
 #include "store/incidents_store.h"
 #include "util.h"
 #include "wire.h"
@@ -103,170 +104,6 @@ mark_add(struct hint_sender *s, int64_t id, const char *agent, int acked,
     s->nmarks++;
 }
 
-/* ---- params: the JSON object dispatch wrote, back into pairs ---------- */
-
-static void
-utf8_put(char **o, uint32_t c)
-{
-    unsigned char *p = (unsigned char *)*o;
-
-    if (c < 0x80) {
-        *p++ = (unsigned char)c;
-    } else if (c < 0x800) {
-        *p++ = (unsigned char)(0xC0 | c >> 6);
-        *p++ = (unsigned char)(0x80 | (c & 0x3F));
-    } else if (c < 0x10000) {
-        *p++ = (unsigned char)(0xE0 | c >> 12);
-        *p++ = (unsigned char)(0x80 | (c >> 6 & 0x3F));
-        *p++ = (unsigned char)(0x80 | (c & 0x3F));
-    } else {
-        *p++ = (unsigned char)(0xF0 | c >> 18);
-        *p++ = (unsigned char)(0x80 | (c >> 12 & 0x3F));
-        *p++ = (unsigned char)(0x80 | (c >> 6 & 0x3F));
-        *p++ = (unsigned char)(0x80 | (c & 0x3F));
-    }
-    *o = (char *)p;
-}
-
-static int
-hex4(const char *p, uint32_t *v)
-{
-    *v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-
-        *v <<= 4;
-        if (c >= '0' && c <= '9')
-            *v |= (uint32_t)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            *v |= (uint32_t)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            *v |= (uint32_t)(c - 'A' + 10);
-        else
-            return -1;
-    }
-    return 0;
-}
-
-/* A JSON string at *p (at its quote) into a new C string; -1 if bad. */
-static int
-json_string(const char **p, char **out)
-{
-    const char *q = *p;
-    char *buf, *o;
-
-    if (*q++ != '"')
-        return -1;
-    /* Never longer than the escaped form. */
-    o = buf = tc_xmalloc(strlen(q) + 1);
-    while (*q != '"') {
-        if (*q == '\0')
-            goto bad;
-        if (*q != '\\') {
-            *o++ = *q++;
-            continue;
-        }
-        q++;
-        switch (*q) {
-        case '"':
-            *o++ = '"';
-            break;
-        case '\\':
-            *o++ = '\\';
-            break;
-        case '/':
-            *o++ = '/';
-            break;
-        case 'b':
-            *o++ = '\b';
-            break;
-        case 'f':
-            *o++ = '\f';
-            break;
-        case 'n':
-            *o++ = '\n';
-            break;
-        case 'r':
-            *o++ = '\r';
-            break;
-        case 't':
-            *o++ = '\t';
-            break;
-        case 'u': {
-            uint32_t c, lo;
-
-            if (hex4(q + 1, &c) < 0)
-                goto bad;
-            q += 4;
-            if (c >= 0xD800 && c < 0xDC00 && q[1] == '\\' && q[2] == 'u' &&
-                hex4(q + 3, &lo) == 0 && lo >= 0xDC00 && lo < 0xE000) {
-                c = 0x10000 + ((c - 0xD800) << 10) + (lo - 0xDC00);
-                q += 6;
-            }
-            utf8_put(&o, c);
-            break;
-        }
-        default:
-            goto bad;
-        }
-        q++;
-    }
-    *o = '\0';
-    *p = q + 1;
-    *out = buf;
-    return 0;
-bad:
-    free(buf);
-    return -1;
-}
-
-/* {"k":"v",...} into kv pairs (owned strings in *strs). -1 if bad. */
-static int
-params_parse(const char *json, struct tc_kv **kv, uint32_t *n, char ***strs)
-{
-    const char *p = json;
-    size_t cap = 0;
-
-    *kv = NULL;
-    *n = 0;
-    *strs = NULL;
-    if (*p++ != '{')
-        return -1;
-    while (*p != '}') {
-        char *k = NULL, *v = NULL;
-
-        if (*n > 0 && *p++ != ',')
-            return -1;
-        if (json_string(&p, &k) < 0)
-            return -1;
-        if (*p++ != ':' || json_string(&p, &v) < 0) {
-            free(k);
-            free(v);
-            return -1;
-        }
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 8;
-            *kv = tc_xreallocarray(*kv, cap, sizeof(**kv));
-            *strs = tc_xreallocarray(*strs, 2 * cap, sizeof(**strs));
-        }
-        (*strs)[2 * *n] = k;
-        (*strs)[2 * *n + 1] = v;
-        (*kv)[*n].key = tc_str_c(k);
-        (*kv)[*n].val = tc_str_c(v);
-        (*n)++;
-    }
-    return p[1] == '\0' ? 0 : -1;
-}
-
-static void
-params_free(struct tc_kv *kv, uint32_t n, char **strs)
-{
-    for (uint32_t i = 0; i < 2 * n; i++)
-        free(strs[i]);
-    free(strs);
-    free(kv);
-}
-
 /* ---- sending (loop thread) --------------------------------------------- */
 
 static void on_ack(void *arg, const char *agent, uint64_t id);
@@ -285,8 +122,9 @@ send_row(struct hint_sender *s, const struct lrow *r)
     uint8_t sig[TC_HINT_SIG_LEN];
     struct tc_frame f;
     struct tc_hint *h = &f.u.hint;
-    char **strs = NULL, inc[24];
-    const char *err = NULL;
+    struct hint_params hp;
+    char inc[24];
+    const char *err = NULL, *why = NULL;
     int rc;
 
     if (ra == NULL || registry_link(ra) == NULL || r->id <= a->cursor)
@@ -307,9 +145,13 @@ send_row(struct hint_sender *s, const struct lrow *r)
     h->source = tc_str_c(r->source);
     h->title = tc_str_c(r->title);
     h->issued = r->issued;
-    if (params_parse(r->params, &h->params, &h->nparams, &strs) < 0) {
+    rc = hint_params_parse(r->params, r->params != NULL ? strlen(r->params) : 0,
+                           &hp, &why);
+    h->params = hp.kv;
+    h->nparams = hp.n;
+    if (rc < 0) {
         err = "bad params";
-        rc = -EINVAL;
+        log_warnx("hint %" PRId64 " for %s: params: %s", r->id, r->agent, why);
     } else if ((rc = tc_hintsig_sign(s->key, h, sig)) < 0) {
         err = "cannot sign (over the hint limits?)";
     } else {
@@ -321,7 +163,7 @@ send_row(struct hint_sender *s, const struct lrow *r)
         else if (rc < 0)
             err = "cannot send";
     }
-    params_free(h->params, h->nparams, strs);
+    hint_params_free(&hp);
     if (rc == -ENOBUFS || rc == -ENOTCONN) {
         a->more = 1;
         return 0;
