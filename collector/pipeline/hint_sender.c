@@ -48,7 +48,7 @@ struct hint_sender {
     struct hs_agent *agents;    /* owned, nagents */
     size_t nagents, capagents;
     struct hint_mark *marks; /* owned: waiting to be written */
-    char **mark_agents;      /* owned: their agent strings */
+    char **mark_agents;      /* owned: "agent\0error" of each mark */
     size_t nmarks, capmarks;
     /* The job in flight (worker fills rows, rc). */
     uv_work_t work;
@@ -85,22 +85,32 @@ hs_get(struct hint_sender *s, const char *name)
     return &s->agents[s->nagents++];
 }
 
+/* A delivery mark to write; agent and error are copied. */
 static void
 mark_add(struct hint_sender *s, int64_t id, const char *agent, int acked,
-         const char *error)
+         int refused, const char *error)
 {
+    size_t na = strlen(agent) + 1, ne = error != NULL ? strlen(error) + 1 : 0;
+    char *p;
+
     if (s->nmarks == s->capmarks) {
         s->capmarks = s->capmarks ? s->capmarks * 2 : 64;
         s->marks = tc_xreallocarray(s->marks, s->capmarks, sizeof(*s->marks));
         s->mark_agents = tc_xreallocarray(s->mark_agents, s->capmarks,
                                           sizeof(*s->mark_agents));
     }
-    s->mark_agents[s->nmarks] = tc_xstrdup(agent);
+    /* One allocation for both: a retried job copies them again. */
+    p = tc_xmalloc(na + ne);
+    memcpy(p, agent, na);
+    if (error != NULL)
+        memcpy(p + na, error, ne);
+    s->mark_agents[s->nmarks] = p;
     s->marks[s->nmarks].hint_id = id;
-    s->marks[s->nmarks].agent = s->mark_agents[s->nmarks];
+    s->marks[s->nmarks].agent = p;
     s->marks[s->nmarks].ts = tc_now_ns();
     s->marks[s->nmarks].acked = acked;
-    s->marks[s->nmarks].error = error;
+    s->marks[s->nmarks].refused = refused;
+    s->marks[s->nmarks].error = error != NULL ? p + na : NULL;
     s->nmarks++;
 }
 
@@ -108,7 +118,9 @@ mark_add(struct hint_sender *s, int64_t id, const char *agent, int acked,
 
 static void on_ack(void *arg, const char *agent, uint64_t id);
 static void on_fail(void *arg, const char *agent, uint64_t id, int err);
-static const struct reg_ack_cbs ack_cbs = {on_ack, on_fail};
+static void on_refused(void *arg, const char *agent, uint64_t id,
+                       const char *reason);
+static const struct reg_ack_cbs ack_cbs = {on_ack, on_fail, on_refused};
 
 /*
  * Sign row and send it to its agent if that agent is connected, has
@@ -175,7 +187,7 @@ send_row(struct hint_sender *s, const struct lrow *r)
                   strerror(-rc));
     else
         log_debug("hint %" PRId64 " sent to %s", r->id, r->agent);
-    mark_add(s, r->id, r->agent, 0, err);
+    mark_add(s, r->id, r->agent, 0, 0, err);
     return err == NULL;
 }
 
@@ -185,8 +197,32 @@ on_ack(void *arg, const char *agent, uint64_t id)
     struct hint_sender *s = arg;
     struct hs_agent *a = hs_get(s, agent);
 
-    mark_add(s, (int64_t)id, agent, 1, NULL);
+    mark_add(s, (int64_t)id, agent, 1, 0, NULL);
     log_info("hint %" PRIu64 " acknowledged by %s", id, agent);
+    if (a->more) {
+        a->more = 0;
+        a->want = 1;
+    }
+    schedule(s);
+}
+
+/*
+ * The agent refused the hint (its key, its name, its store: the reason
+ * says). Its slot in the window is free, like after an ack; recorded as
+ * refused with the reason. It goes again only on the agent's next link
+ * (its configuration may have been fixed by then), like a hint not
+ * acked.
+ */
+static void
+on_refused(void *arg, const char *agent, uint64_t id, const char *reason)
+{
+    struct hint_sender *s = arg;
+    struct hs_agent *a = hs_get(s, agent);
+    char *err = tc_xasprintf(HINT_REFUSED_PREFIX "%s", reason);
+
+    mark_add(s, (int64_t)id, agent, 0, 1, err);
+    free(err);
+    log_warnx("hint %" PRIu64 " refused by %s: %s", id, agent, reason);
     if (a->more) {
         a->more = 0;
         a->want = 1;
@@ -301,7 +337,8 @@ after_work_cb(uv_work_t *w, int status)
             /* Put them back in front. */
             for (size_t i = 0; i < s->njob_marks; i++)
                 mark_add(s, s->job_marks[i].hint_id, s->job_mark_agents[i],
-                         s->job_marks[i].acked, s->job_marks[i].error);
+                         s->job_marks[i].acked, s->job_marks[i].refused,
+                         s->job_marks[i].error);
         }
     } else {
         s->failures = 0;

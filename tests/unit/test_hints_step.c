@@ -392,6 +392,105 @@ test_hints_step_atomic(void **state)
     fix_close(&f);
 }
 
+/* What a hints listing gave: ids and errors, in order. */
+struct listed {
+    int n;
+    int64_t id[32];
+    char error[32][96];
+};
+
+static int
+list_cb(const struct hint_row *r, void *arg)
+{
+    struct listed *l = arg;
+
+    assert_true(l->n < 32);
+    l->id[l->n] = r->id;
+    snprintf(l->error[l->n], sizeof(l->error[0]), "%s", r->error);
+    l->n++;
+    return 0;
+}
+
+static int
+list_state(struct fix *f, const char *state, struct listed *l)
+{
+    struct hints_filter hf = {.agent = "web-01", .state = state};
+
+    memset(l, 0, sizeof(*l));
+    assert_int_equal(incidents_store_hints(f->is, &hf, list_cb, l), 0);
+    return l->n;
+}
+
+static void
+mark(struct fix *f, int64_t id, int acked, int refused, const char *error,
+     int64_t ts)
+{
+    struct hint_mark m = {.hint_id = id,
+                          .agent = "web-01",
+                          .ts = ts,
+                          .acked = acked,
+                          .refused = refused,
+                          .error = error};
+
+    assert_int_equal(incidents_store_hints_mark(f->is, &m, 1), 0);
+}
+
+/*
+ * Delivery marks (hint_delivery, written by the hint sender): a hint
+ * the agent refused is in state "refused" with the agent's reason, not
+ * "sent"; it is still loaded to go again on the agent's next link; a
+ * send after it makes it "sent" again; an ack wins over a late
+ * refusal.
+ */
+static void
+test_hints_refused(void **state)
+{
+    struct fix f = {0};
+    struct listed l;
+    int64_t h1, h2;
+
+    (void)state;
+    fix_open(&f, "refused");
+    scenario(&f, 0);
+    h1 = sql_int(f.path, "SELECT min(id) FROM hints WHERE agent = 'web-01'");
+    h2 = sql_int(f.path, "SELECT max(id) FROM hints WHERE agent = 'web-01'");
+    assert_true(h1 < h2);
+    assert_int_equal(list_state(&f, "refused", &l), 0);
+    mark(&f, h1, 0, 0, NULL, T0);
+    mark(&f, h2, 0, 0, NULL, T0);
+    assert_int_equal(list_state(&f, "sent", &l), 2);
+    mark(&f, h1, 0, 1, HINT_REFUSED_PREFIX "bad signature", T0 + SEC);
+    assert_int_equal(list_state(&f, "refused", &l), 1);
+    assert_int_equal(l.id[0], h1);
+    assert_string_equal(l.error[0], HINT_REFUSED_PREFIX "bad signature");
+    assert_int_equal(list_state(&f, "sent", &l), 1);
+    assert_int_equal(l.id[0], h2);
+    assert_int_equal(list_state(&f, "acked", &l), 0);
+    /* Kept its send: sent_at and attempts stay. */
+    assert_int_equal(sql_int(f.path, "SELECT sent_at = 1700000000000000000"
+                                     " AND attempts = 1 FROM hint_delivery"
+                                     " WHERE hint_id = (SELECT min(id) FROM"
+                                     " hints WHERE agent = 'web-01')"),
+                     1);
+    /* Not acked: loaded again for the agent's next link. */
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(
+        incidents_store_hints_pending(f.is, "web-01", 0, 100, list_cb, &l), 0);
+    assert_true(l.n >= 2 && l.id[0] == h1);
+    /* Sent again: "sent", the reason gone. */
+    mark(&f, h1, 0, 0, NULL, T0 + 2 * SEC);
+    assert_int_equal(list_state(&f, "refused", &l), 0);
+    assert_int_equal(list_state(&f, "sent", &l), 2);
+    assert_string_equal(l.error[0], "");
+    /* Acked, then a refusal for it: still acked. */
+    mark(&f, h2, 1, 0, NULL, T0 + 3 * SEC);
+    mark(&f, h2, 0, 1, HINT_REFUSED_PREFIX "late", T0 + 4 * SEC);
+    assert_int_equal(list_state(&f, "acked", &l), 1);
+    assert_int_equal(l.id[0], h2);
+    assert_string_equal(l.error[0], "");
+    fix_close(&f);
+}
+
 static int
 setup(void **state)
 {
@@ -410,6 +509,7 @@ main(void)
                                         tu_teardown),
         cmocka_unit_test_setup_teardown(test_hints_step_atomic, setup,
                                         tu_teardown),
+        cmocka_unit_test_setup_teardown(test_hints_refused, setup, tu_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
