@@ -473,6 +473,31 @@ fail:
 }
 
 void
+hint_sender_set_key(struct hint_sender *s, struct tc_hintkey *key)
+{
+    int was_none = s->key == NULL;
+
+    tc_hintkey_free(s->key);
+    s->key = key;
+    if (key == NULL) {
+        if (!was_none)
+            log_warnx("hints: no hints.signing_key any more: hints are "
+                      "decided and stored, not sent to agents");
+        return;
+    }
+    if (!was_none)
+        return;
+    /* Nothing was sent without a key: every link starts from its first
+     * hint not acked (agent_up skipped them). */
+    for (size_t i = 0; i < s->nagents; i++) {
+        s->agents[i].cursor = 0;
+        s->agents[i].more = 0;
+        s->agents[i].want = 1;
+    }
+    schedule(s);
+}
+
+void
 hint_sender_stop(struct hint_sender *s)
 {
     if (s != NULL)
