@@ -1,26 +1,24 @@
 /*
  * check_exec: runs a Nagios-compatible plugin; see check.h.
  *
- * The plugin is spawned from its argv (no shell, no PATH search) in a
- * new session, so it leads its own process group and a timeout can
- * signal everything it started: SIGTERM to the group, then SIGKILL
- * after CHECK_EXEC_GRACE_MS. stdin is /dev/null; stdout and stderr
- * share one pipe, as a terminal would show them; the first
+ * The plugin is spawned by spawn.c from its argv (no shell, no PATH
+ * search) in a new session, so it leads its own process group and a
+ * timeout can signal everything it started: SIGTERM to the group, then
+ * SIGKILL after CHECK_EXEC_GRACE_MS. stdin is /dev/null; stdout and
+ * stderr share one pipe, as a terminal would show them; the first
  * CHECK_EXEC_OUTPUT_MAX bytes are kept and the rest is read and
  * discarded, so a chatty plugin never blocks on a full pipe.
  *
  * The run is done when the process has exited (libuv reaps it in its
  * SIGCHLD handler, so there is never a zombie) AND the pipe is at EOF
- * (or the deadline passed), and all three handles are closed.
+ * (or the deadline passed), and all its handles are closed.
  */
-#include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "check.h"
+#include "spawn.h"
 #include "util.h"
 
 #define CHECK_EXEC_OUTPUT_MAX (8u << 10) /* bytes of output kept */
@@ -28,21 +26,11 @@
 
 struct exec_run {
     struct check_run *run; /* the run this serves; borrowed */
-    uv_process_t proc;     /* the plugin; data = this */
-    uv_pipe_t out;         /* read end of stdout+stderr; data = this */
-    uv_timer_t kill_timer; /* SIGKILL after the grace period */
-    int pid;               /* the plugin, and its process group id */
-    int exited;            /* 1 once the exit callback ran */
-    int64_t exit_status;   /* valid when exited */
-    int term_signal;       /* valid when exited; 0: none */
-    int eof;               /* 1 once the pipe is closed or at EOF */
-    int open_handles;      /* handles not yet closed */
+    struct spawn sp;       /* the plugin; sp.data = this */
     size_t len;            /* bytes in buf */
     size_t discarded;      /* output bytes over the cap */
     char buf[CHECK_EXEC_OUTPUT_MAX];
 };
-
-static void exec_finish(struct exec_run *x);
 
 static const char *
 exec_basename(const char *path)
@@ -186,22 +174,21 @@ check_exec_parse(const char *out, size_t n, struct check_result *res)
 }
 
 static void
-exec_handle_closed(uv_handle_t *h)
+exec_closed(struct spawn *sp)
 {
-    struct exec_run *x = h->data;
+    struct exec_run *x = sp->data;
     struct check_run *r = x->run;
 
-    if (--x->open_handles > 0)
-        return;
     r->priv = NULL;
     free(x);
     r->done(r);
 }
 
-/* Work out the result, then close everything; done follows. */
+/* Work out the result; spawn closes everything, then done follows. */
 static void
-exec_finish(struct exec_run *x)
+exec_finish(struct spawn *sp)
 {
+    struct exec_run *x = sp->data;
     struct check_run *r = x->run;
     struct check_result *res = r->res;
     const char *name = exec_basename(r->cfg->command[0]);
@@ -213,17 +200,17 @@ exec_finish(struct exec_run *x)
         if (res->message[0] == '\0')
             snprintf(res->message, sizeof(res->message),
                      "(no output returned from plugin)");
-        if (x->term_signal != 0) {
+        if (sp->term_signal != 0) {
             checks_result_set(res, CHECK_UNKNOWN, "%s: killed by signal %d",
-                              name, x->term_signal);
-        } else if (x->exit_status >= 0 && x->exit_status <= 3) {
-            res->state = (int)x->exit_status;
+                              name, sp->term_signal);
+        } else if (sp->exit_status >= 0 && sp->exit_status <= 3) {
+            res->state = (int)sp->exit_status;
         } else {
             char msg[CHECK_MSG_MAX];
 
             snprintf(msg, sizeof(msg), "%s", res->message);
             checks_result_set(res, CHECK_UNKNOWN, "%s: exit status %lld: %s",
-                              name, (long long)x->exit_status, msg);
+                              name, (long long)sp->exit_status, msg);
         }
     } else {
         checks_result_set(res, CHECK_UNKNOWN, "timed out after %s",
@@ -231,148 +218,49 @@ exec_finish(struct exec_run *x)
     }
     if (x->discarded > 0)
         checks_result_field(res, "output_discarded_bytes", "%zu", x->discarded);
-    uv_timer_stop(&x->kill_timer);
-    if (!uv_is_closing((uv_handle_t *)&x->out))
-        uv_close((uv_handle_t *)&x->out, exec_handle_closed);
-    uv_close((uv_handle_t *)&x->kill_timer, exec_handle_closed);
-    /* proc was closed in its exit callback. */
 }
 
+/* Keep the first CHECK_EXEC_OUTPUT_MAX bytes; count the rest. */
 static void
-exec_maybe_finish(struct exec_run *x)
+exec_output(struct spawn *sp, const char *p, size_t n)
 {
-    if (x->exited && x->eof)
-        exec_finish(x);
-}
+    struct exec_run *x = sp->data;
+    size_t keep = sizeof(x->buf) - x->len;
 
-static void
-exec_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    static char sink[4096];
-    struct exec_run *x = h->data;
-
-    (void)suggested;
-    if (x->len < sizeof(x->buf)) {
-        buf->base = x->buf + x->len;
-        buf->len = sizeof(x->buf) - x->len;
-    } else {
-        /* Over the cap: read into a sink so the plugin never blocks. */
-        buf->base = sink;
-        buf->len = sizeof(sink);
-    }
-}
-
-static void
-exec_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    struct exec_run *x = s->data;
-
-    if (nread > 0) {
-        if (buf->base == x->buf + x->len)
-            x->len += (size_t)nread;
-        else
-            x->discarded += (size_t)nread;
-        return;
-    }
-    if (nread == 0)
-        return;
-    /* EOF, or an error that ends the output all the same. */
-    uv_read_stop(s);
-    x->eof = 1;
-    exec_maybe_finish(x);
-}
-
-static void
-exec_exit_cb(uv_process_t *p, int64_t status, int term_signal)
-{
-    struct exec_run *x = p->data;
-
-    x->exited = 1;
-    x->exit_status = status;
-    x->term_signal = term_signal;
-    uv_close((uv_handle_t *)&x->proc, exec_handle_closed);
-    exec_maybe_finish(x);
-}
-
-static void
-exec_kill_cb(uv_timer_t *t)
-{
-    struct exec_run *x = t->data;
-
-    /* The whole group: whatever the plugin forked dies with it. */
-    if (kill(-x->pid, SIGKILL) < 0 && errno != ESRCH)
-        log_warn("check %s: kill -KILL -%d", x->run->cfg->name, x->pid);
-    if (x->exited && !x->eof) {
-        /*
-         * The plugin is gone but something holds the pipe open: after
-         * SIGKILL nothing in its group can; stop waiting for EOF.
-         */
-        uv_read_stop((uv_stream_t *)&x->out);
-        x->eof = 1;
-        exec_finish(x);
-    }
+    if (keep > n)
+        keep = n;
+    memcpy(x->buf + x->len, p, keep);
+    x->len += keep;
+    x->discarded += n - keep;
 }
 
 int
 check_exec_start(struct check_run *r)
 {
     struct exec_run *x = tc_xcalloc(1, sizeof(*x));
-    uv_process_options_t o;
-    uv_stdio_container_t stdio[3];
-    uv_file fds[2];
+    struct spawn_opts o = {
+        .argv = r->cfg->command,
+        .output = exec_output,
+        .done = exec_finish,
+        .closed = exec_closed,
+        .data = x,
+    };
+    char what[96];
     int rc;
 
     x->run = r;
-    /* Our end non-blocking for the loop; the plugin's end blocking. */
-    if ((rc = uv_pipe(fds, UV_NONBLOCK_PIPE, 0)) < 0) {
+    snprintf(what, sizeof(what), "check %s", r->cfg->name);
+    o.what = what;
+    if ((rc = spawn_start(r->loop, &x->sp, &o)) < 0 && !x->sp.closing) {
         checks_result_set(r->res, CHECK_UNKNOWN, "%s: pipe: %s",
                           exec_basename(r->cfg->command[0]), strerror(-rc));
         free(x);
         return 1;
     }
-    memset(&o, 0, sizeof(o));
-    memset(stdio, 0, sizeof(stdio));
-    stdio[0].flags = UV_IGNORE; /* /dev/null */
-    stdio[1].flags = UV_INHERIT_FD;
-    stdio[1].data.fd = fds[1];
-    stdio[2].flags = UV_INHERIT_FD;
-    stdio[2].data.fd = fds[1];
-    o.file = r->cfg->command[0];
-    o.args = r->cfg->command;
-    o.exit_cb = exec_exit_cb;
-    o.stdio = stdio;
-    o.stdio_count = 3;
-    /* setsid(): its own session and process group, pgid == pid. */
-    o.flags = UV_PROCESS_DETACHED;
-    x->proc.data = x;
-    rc = uv_spawn(r->loop, &x->proc, &o);
-    close(fds[1]);
-    if (rc < 0) {
-        close(fds[0]);
+    if (rc < 0)
         checks_result_set(r->res, CHECK_UNKNOWN, "%s: %s",
                           exec_basename(r->cfg->command[0]), strerror(-rc));
-        /* uv_spawn leaves the handle initialised even when it fails. */
-        x->open_handles = 1;
-        r->priv = x;
-        uv_close((uv_handle_t *)&x->proc, exec_handle_closed);
-        return 0;
-    }
-    x->pid = x->proc.pid;
-    x->open_handles = 3;
-    uv_pipe_init(r->loop, &x->out, 0);
-    x->out.data = x;
-    uv_timer_init(r->loop, &x->kill_timer);
-    x->kill_timer.data = x;
-    if ((rc = uv_pipe_open(&x->out, fds[0])) < 0)
-        close(fds[0]); /* not the handle's yet */
-    else
-        rc = uv_read_start((uv_stream_t *)&x->out, exec_alloc_cb, exec_read_cb);
-    if (rc < 0) {
-        /* The exit status alone still makes a result. */
-        log_warnx("check %s: cannot read the plugin's output: %s", r->cfg->name,
-                  uv_strerror(rc));
-        x->eof = 1;
-    }
+    /* After a failed uv_spawn, exec_closed follows: done from there. */
     r->priv = x;
     return 0;
 }
@@ -382,12 +270,10 @@ check_exec_timeout(struct check_run *r)
 {
     struct exec_run *x = r->priv;
 
-    if (x == NULL || x->pid <= 0)
+    if (x == NULL || x->sp.pid <= 0)
         return;
     r->res->timed_out = 1;
-    if (kill(-x->pid, SIGTERM) < 0 && errno != ESRCH)
-        log_warn("check %s: kill -TERM -%d", r->cfg->name, x->pid);
-    uv_timer_start(&x->kill_timer, exec_kill_cb, CHECK_EXEC_GRACE_MS, 0);
+    spawn_term(&x->sp, CHECK_EXEC_GRACE_MS);
 }
 
 void
@@ -395,9 +281,9 @@ check_exec_cancel(struct check_run *r)
 {
     struct exec_run *x = r->priv;
 
-    if (x == NULL || x->pid <= 0)
+    if (x == NULL || x->sp.pid <= 0)
         return;
     /* The agent is going away: no grace, but still reaped. */
     r->res->timed_out = 1;
-    uv_timer_start(&x->kill_timer, exec_kill_cb, 0, 0);
+    spawn_cancel(&x->sp);
 }

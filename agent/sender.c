@@ -568,11 +568,33 @@ sender_hint_nul(const struct tc_hint *h)
 }
 
 /*
+ * HINT_ACK for id: refused NULL, the hint is stored; else it was
+ * refused, and why (the collector records the reason and stops waiting
+ * for it). Closes the session if it cannot be encoded.
+ */
+static void
+sender_hint_ack(struct sender *s, uint64_t id, const char *refused)
+{
+    struct tc_hint_ack ack = {.id = id};
+    int rc;
+
+    if (refused != NULL)
+        ack.refused = tc_str_c(refused);
+    if ((rc = tc_wire_encode_hint_ack(&s->tx, &ack)) < 0) {
+        sender_drop(s, "cannot encode HINT_ACK: %s", strerror(-rc));
+        return;
+    }
+    sender_write_frame(s);
+}
+
+/*
  * A HINT (docs/protocol.md): verify, store, then ack. Refused hints are
- * logged with the reason and not acked; the session stays up, since a
- * hint that fails here is well-formed (over the limits it would not have
- * decoded) and the events keep flowing. A hint that cannot be stored is
- * not acked either: the collector sends it again after a reconnect.
+ * logged with the reason and answered with a refusal (HINT_ACK with
+ * "refused"), so the collector does not hold them in flight; the
+ * session stays up, since a hint that fails here is well-formed (over
+ * the limits it would not have decoded) and the events keep flowing. A
+ * hint that cannot be stored is not acked at all: the collector sends
+ * it again after a reconnect.
  */
 static void
 sender_hint(struct sender *s, const struct tc_hint *h)
@@ -580,7 +602,6 @@ sender_hint(struct sender *s, const struct tc_hint *h)
     char title[TC_HINT_MAX_TITLE * TC_ESCAPE_MAX + 1];
     char inc[TC_HINT_MAX_NAME * TC_ESCAPE_MAX + 1];
     char who[TC_HINT_MAX_NAME * TC_ESCAPE_MAX + 1];
-    struct tc_hint_ack ack;
     const char *why = NULL;
     int rc;
 
@@ -599,11 +620,13 @@ sender_hint(struct sender *s, const struct tc_hint *h)
                       "hints.public_key",
                       s->peer, h->id);
         s->nokey_logged = 1;
+        sender_hint_ack(s, h->id, "no hints.public_key");
         return;
     }
     if ((rc = tc_hintsig_verify(s->hintkey, h, &why)) < 0) {
         log_warnx("collector %s: hint %" PRIu64 " refused: %s", s->peer, h->id,
                   why);
+        sender_hint_ack(s, h->id, why);
         return;
     }
     if (h->agent.len != strlen(s->name) ||
@@ -612,11 +635,13 @@ sender_hint(struct sender *s, const struct tc_hint *h)
         log_warnx("collector %s: hint %" PRIu64 " refused: addressed to "
                   "agent \"%s\", not to this agent (%s)",
                   s->peer, h->id, who, s->name);
+        sender_hint_ack(s, h->id, "addressed to another agent");
         return;
     }
     if ((why = sender_hint_nul(h)) != NULL) {
         log_warnx("collector %s: hint %" PRIu64 " refused: %s", s->peer, h->id,
                   why);
+        sender_hint_ack(s, h->id, why);
         return;
     }
     if (s->hints == NULL) {
@@ -630,6 +655,9 @@ sender_hint(struct sender *s, const struct tc_hint *h)
         log_warnx("collector %s: hint %" PRIu64 " refused: replayed hint "
                   "id (stored already with other content)",
                   s->peer, h->id);
+        sender_hint_ack(s, h->id,
+                        "replayed hint id (stored already with other "
+                        "content)");
         return;
     }
     if (rc < 0) {
@@ -651,12 +679,7 @@ sender_hint(struct sender *s, const struct tc_hint *h)
         if (s->hint_stored != NULL)
             s->hint_stored(s->hint_arg, h->id);
     }
-    ack.id = h->id;
-    if ((rc = tc_wire_encode_hint_ack(&s->tx, &ack)) < 0) {
-        sender_drop(s, "cannot encode HINT_ACK: %s", strerror(-rc));
-        return;
-    }
-    sender_write_frame(s);
+    sender_hint_ack(s, h->id, NULL);
 }
 
 static void

@@ -76,6 +76,8 @@ stopped_cb(void *arg)
 static int load_tls(const struct collector_config *cfg,
                     struct tc_tls_ctx **out);
 static int check_hint_key(const struct collector_config *cfg);
+static int load_hint_key(const struct collector_config *cfg,
+                         struct tc_hintkey **out);
 
 /*
  * The runbooks of cfg (docs/runbooks.md): an empty set without a
@@ -109,14 +111,17 @@ reload(struct app *app)
     struct collector_config *next = NULL;
     struct tc_tls_ctx *tls = NULL;
     struct runbook_set *rbs = NULL;
+    struct tc_hintkey *hkey = NULL;
     int restart;
 
     log_info("reload: reading %s", app->cfg->file);
+    /* A key that does not load refuses the reload: the old key signs on. */
     if (config_load(app->cfg->file, &next) < 0 || load_tls(next, &tls) < 0 ||
-        check_hint_key(next) < 0 || load_runbooks(next, &rbs) < 0) {
+        load_hint_key(next, &hkey) < 0 || load_runbooks(next, &rbs) < 0) {
         log_warnx("reload: %s refused; the running configuration stays",
                   app->cfg->file);
         tc_tls_ctx_free(tls);
+        tc_hintkey_free(hkey);
         config_free(next);
         return;
     }
@@ -127,8 +132,9 @@ reload(struct app *app)
     *app->tls = tls;
     incident_runner_set_config(app->inc, app->cfg);
     incident_runner_set_runbooks(app->inc, rbs);
+    hint_sender_set_key(app->hs, hkey);
     log_info("reload: applied (TLS identity for new sessions, limits, "
-             "incidents, correlation, runbooks)%s",
+             "incidents, correlation, runbooks, hint-signing key)%s",
              restart ? "; some changes wait for a restart, see above" : "");
 }
 
@@ -169,16 +175,18 @@ load_tls(const struct collector_config *cfg, struct tc_tls_ctx **out)
 }
 
 /*
- * The hint-signing key loads (owner-only mode, an Ed25519 key). Hint
- * dispatch, which will keep it, is a later step; until then start-up,
- * -n and a reload check it, so that a bad key shows now. 0 or -1.
+ * The hint-signing key of cfg loads (owner-only mode, an Ed25519 key):
+ * 0 and *out (NULL when cfg names none), or -1 with the reason logged
+ * with the file's path. Start-up and -n check it so that a bad key
+ * shows at once; a reload keeps it for the hint sender.
  */
 static int
-check_hint_key(const struct collector_config *cfg)
+load_hint_key(const struct collector_config *cfg, struct tc_hintkey **out)
 {
     struct tc_hintkey *k = NULL;
     char err[512];
 
+    *out = NULL;
     if (cfg->hints_signing_key == NULL)
         return 0;
     if (tc_hintkey_load_private(cfg->hints_signing_key, &k, err, sizeof(err)) <
@@ -191,6 +199,17 @@ check_hint_key(const struct collector_config *cfg)
                       cfg->file, err);
         return -1;
     }
+    *out = k;
+    return 0;
+}
+
+static int
+check_hint_key(const struct collector_config *cfg)
+{
+    struct tc_hintkey *k;
+
+    if (load_hint_key(cfg, &k) < 0)
+        return -1;
     tc_hintkey_free(k);
     return 0;
 }

@@ -178,6 +178,9 @@ int tc_wire_hint_check(const struct tc_hint *h, const char **errp);
 
 struct tc_hint_ack {
     uint64_t id;
+    /* Empty: stored. Else the agent refused the hint (not stored), and
+     * why; the collector stops waiting for it (docs/protocol.md). */
+    struct tc_str refused;
 };
 
 struct tc_ping {

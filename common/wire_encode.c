@@ -511,9 +511,13 @@ tc_wire_encode_hint_ack(struct tc_buf *out, const struct tc_hint_ack *m)
 {
     struct enc e;
 
-    enc_frame(&e, out, TC_F_HINT_ACK, 1);
+    enc_frame(&e, out, TC_F_HINT_ACK, m->refused.len > 0 ? 2 : 1);
     KEY(&e, "id");
     msgpack_pack_uint64(&e.pk, m->id);
+    if (m->refused.len > 0) {
+        KEY(&e, "refused");
+        pack_str(&e, m->refused);
+    }
     return enc_end(&e);
 }
 

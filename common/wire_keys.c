@@ -84,6 +84,7 @@ static const struct wkey hint_keys[] = {
 
 static const struct wkey hint_ack_keys[] = {
     WK("id", V_U64, 1, tc_hint_ack, id),
+    WK("refused", V_STR, 0, tc_hint_ack, refused),
 };
 
 static const struct wkey ping_keys[] = {

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct ctl_opts {
     const char *config; /* -c FILE; default /etc/tocsin/collector.yaml */
@@ -63,5 +64,27 @@ const char *ctl_esc(char *buf, size_t len, const char *s);
 
 /* An incident or silence id: a positive decimal. 0 or -EINVAL. */
 int ctl_parse_id(const char *s, int64_t *out);
+
+struct tc_buf;
+struct tc_table;
+
+/*
+ * The end of a listing (ctl_list.c): with json, the n objects in out
+ * (each after "\n" or ",\n", as the listings write them) as one JSON
+ * array on stdout; else table t. 0, or -1 with a write error logged.
+ */
+int ctl_list_print(int json, uint64_t n, struct tc_buf *out,
+                   const struct tc_table *t);
+
+/*
+ * The entry point of a command whose one subcommand is "list" (agents,
+ * hints): argv[1] "list" runs list with argv + 1; "help", "--help" and
+ * "-h" print usage to stdout; anything else is a usage error. Returns
+ * the exit status.
+ */
+int ctl_list_only(const struct ctl_opts *o, int argc, char **argv,
+                  const char *name,
+                  int (*list)(const struct ctl_opts *o, int argc, char **argv),
+                  void (*usage)(FILE *f));
 
 #endif

@@ -100,17 +100,8 @@ agents_list(const struct ctl_opts *o, int argc, char **argv)
         log_warnx("%s: %s", cfg->store_path, store_errmsg(store));
         goto out;
     }
-    if (st.json) {
-        tc_json_raw(&st.out, st.n ? "\n]\n" : "]\n");
-        fputs("[", stdout);
-        fwrite(tc_buf_head(&st.out), 1, tc_buf_size(&st.out), stdout);
-    } else {
-        tc_table_print(&st.table, stdout);
-    }
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        log_warnx("write error on stdout");
+    if (ctl_list_print(st.json, st.n, &st.out, &st.table) < 0)
         goto out;
-    }
     status = 0;
 out:
     tc_table_free(&st.table);
@@ -123,18 +114,5 @@ out:
 int
 ctl_agents(const struct ctl_opts *o, int argc, char **argv)
 {
-    if (argc < 2) {
-        agents_usage(stderr);
-        return 2;
-    }
-    if (strcmp(argv[1], "list") == 0)
-        return agents_list(o, argc - 1, argv + 1);
-    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
-        strcmp(argv[1], "-h") == 0) {
-        agents_usage(stdout);
-        return 0;
-    }
-    fprintf(stderr, "tocsinctl: agents: unknown subcommand '%s'\n", argv[1]);
-    agents_usage(stderr);
-    return 2;
+    return ctl_list_only(o, argc, argv, "agents", agents_list, agents_usage);
 }

@@ -3,12 +3,13 @@
  * engine decided and of their delivery (docs/runbooks.md, "Dispatch").
  *
  *   tocsinctl [-c FILE] [--json] hints list [--agent A]
- *             [--state pending|sent|acked] [--json]
+ *             [--state pending|sent|acked|refused] [--json]
  *
  * pending: never sent (its agent was not connected, or no signing key);
  * sent: sent, not acked yet (it goes again when the agent reconnects);
- * acked: the agent stored it. Text output escapes what came from
- * runbooks and agents.
+ * acked: the agent stored it; refused: the agent refused it, ERROR says
+ * why (it goes again when the agent reconnects). ERROR also holds why a
+ * send failed. Text output escapes what came from runbooks and agents.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -28,7 +29,7 @@
 static const struct tc_table_col cols[] = {
     {"ID", 1, 0},      {"AGENT", 0, 32}, {"INCIDENT", 1, 0}, {"PROBLEM", 1, 0},
     {"SOURCE", 0, 40}, {"TITLE", 0, 48}, {"ACTION", 0, 32},  {"STATE", 0, 0},
-    {"SENT", 0, 0},    {"ACKED", 0, 0},  {"ATTEMPTS", 1, 0},
+    {"SENT", 0, 0},    {"ACKED", 0, 0},  {"ATTEMPTS", 1, 0}, {"ERROR", 0, 64},
 };
 
 struct hints_state {
@@ -42,13 +43,18 @@ static void
 hints_usage(FILE *f)
 {
     fprintf(f, "usage: tocsinctl hints list [--agent A] "
-               "[--state pending|sent|acked] [--json]\n");
+               "[--state pending|sent|acked|refused] [--json]\n");
 }
 
 static const char *
 state_of(const struct hint_row *r)
 {
-    return r->acked_at ? "acked" : r->sent_at ? "sent" : "pending";
+    if (r->acked_at)
+        return "acked";
+    if (strncmp(r->error, HINT_REFUSED_PREFIX,
+                sizeof(HINT_REFUSED_PREFIX) - 1) == 0)
+        return "refused";
+    return r->sent_at ? "sent" : "pending";
 }
 
 static void
@@ -96,6 +102,7 @@ hint_cb(const struct hint_row *r, void *arg)
         jint(&st->out, "sent_at", r->sent_at);
         jint(&st->out, "acked_at", r->acked_at);
         jint(&st->out, "attempts", r->attempts);
+        jstr(&st->out, "error", r->error, 0);
         tc_json_raw(&st->out, "}");
     } else {
         ts[0][0] = ts[1][0] = '\0';
@@ -120,6 +127,7 @@ hint_cb(const struct hint_row *r, void *arg)
         tc_table_cell(&st->table, ts[0]);
         tc_table_cell(&st->table, ts[1]);
         tc_table_cellf(&st->table, "%" PRId64, r->attempts);
+        tc_table_cell(&st->table, r->error);
     }
     st->n++;
     return 0;
@@ -156,9 +164,10 @@ hints_list(const struct ctl_opts *o, int argc, char **argv)
             break;
         case 's':
             if (strcmp(optarg, "pending") != 0 && strcmp(optarg, "sent") != 0 &&
-                strcmp(optarg, "acked") != 0) {
-                fprintf(stderr, "tocsinctl: hints: --state: pending, sent or "
-                                "acked\n");
+                strcmp(optarg, "acked") != 0 &&
+                strcmp(optarg, "refused") != 0) {
+                fprintf(stderr, "tocsinctl: hints: --state: pending, sent, "
+                                "acked or refused\n");
                 status = 2;
                 goto out;
             }
@@ -185,17 +194,8 @@ hints_list(const struct ctl_opts *o, int argc, char **argv)
         log_warnx("%s: %s", cfg->store_path, incidents_store_errmsg(is));
         goto out;
     }
-    if (st.json) {
-        tc_json_raw(&st.out, st.n ? "\n]\n" : "]\n");
-        fputs("[", stdout);
-        fwrite(tc_buf_head(&st.out), 1, tc_buf_size(&st.out), stdout);
-    } else {
-        tc_table_print(&st.table, stdout);
-    }
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        log_warnx("write error on stdout");
+    if (ctl_list_print(st.json, st.n, &st.out, &st.table) < 0)
         goto out;
-    }
     status = 0;
 out:
     tc_table_free(&st.table);
@@ -208,18 +208,5 @@ out:
 int
 ctl_hints(const struct ctl_opts *o, int argc, char **argv)
 {
-    if (argc < 2) {
-        hints_usage(stderr);
-        return 2;
-    }
-    if (strcmp(argv[1], "list") == 0)
-        return hints_list(o, argc - 1, argv + 1);
-    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
-        strcmp(argv[1], "-h") == 0) {
-        hints_usage(stdout);
-        return 0;
-    }
-    fprintf(stderr, "tocsinctl: hints: unknown subcommand '%s'\n", argv[1]);
-    hints_usage(stderr);
-    return 2;
+    return ctl_list_only(o, argc, argv, "hints", hints_list, hints_usage);
 }

@@ -273,20 +273,46 @@ registry_send_frame(struct registry *r, const char *name,
     return rc;
 }
 
+/* Take id out of a's tracked sends into *o. 0, or -ENOENT. */
+static int
+out_take(struct reg_agent *a, uint64_t id, struct reg_out *o)
+{
+    int i;
+
+    if (id == 0 || (i = out_find(a, id)) < 0)
+        return -ENOENT;
+    *o = a->out[i];
+    memmove(a->out + i, a->out + i + 1,
+            (a->nout - (uint32_t)i - 1) * sizeof(*a->out));
+    a->nout--;
+    return 0;
+}
+
 int
 registry_acked(struct registry *r, struct reg_agent *a, uint64_t id)
 {
     struct reg_out o;
-    int i;
 
     (void)r;
-    if (id == 0 || (i = out_find(a, id)) < 0)
+    if (out_take(a, id, &o) < 0)
         return -ENOENT;
-    o = a->out[i];
-    memmove(a->out + i, a->out + i + 1,
-            (a->nout - (uint32_t)i - 1) * sizeof(*a->out));
-    a->nout--;
     o.cbs->on_ack(o.arg, a->name, o.id);
+    return 0;
+}
+
+int
+registry_refused(struct registry *r, struct reg_agent *a, uint64_t id,
+                 const char *reason)
+{
+    struct reg_out o;
+
+    (void)r;
+    if (out_take(a, id, &o) < 0)
+        return -ENOENT;
+    if (o.cbs->on_refused != NULL)
+        o.cbs->on_refused(o.arg, a->name, o.id, reason);
+    else
+        o.cbs->on_ack(o.arg, a->name, o.id);
     return 0;
 }
 

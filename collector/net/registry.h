@@ -71,6 +71,12 @@ struct reg_ack_cbs {
      * have reached the agent: send it again once it is back.
      */
     void (*on_fail)(void *arg, const char *agent, uint64_t id, int err);
+    /*
+     * The agent refused id (HINT_ACK with "refused"): it will not store
+     * it from this link; reason is printable text. NULL: on_ack fires.
+     */
+    void (*on_refused)(void *arg, const char *agent, uint64_t id,
+                       const char *reason);
 };
 
 /* One tracked send (private to registry.c). */
@@ -200,6 +206,10 @@ int registry_send_frame(struct registry *r, const char *name,
  * with a previous link): the caller logs it, nothing else happens.
  */
 int registry_acked(struct registry *r, struct reg_agent *a, uint64_t id);
+/* The agent refused id: on_refused fires (reason: printable, valid
+ * during the call). 0, or -ENOENT as registry_acked. */
+int registry_refused(struct registry *r, struct reg_agent *a, uint64_t id,
+                     const char *reason);
 /* Tracked sends outstanding for a. */
 uint32_t registry_outstanding(const struct reg_agent *a);
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "escape.h"
 #include "hash.h"
 #include "log.h"
 #include "net/liveness.h"
@@ -661,20 +662,32 @@ handle_ping(struct session *s)
 }
 
 /*
- * The agent stored a hint. An id we are not waiting for (never sent,
- * acked already, or sent through a session since replaced) is logged,
- * rate-limited, and ignored: a duplicate ack is what an agent that
- * reconnected in between may well send, and it harms nothing.
+ * The agent stored a hint, or refused it ("refused": the reason, kept
+ * escaped and cut at HINT_REFUSED_MAX bytes of escaped text: it is the
+ * peer's text and goes to the store and to tocsinctl). An id we are not
+ * waiting for (never sent, acked already, or sent through a session
+ * since replaced) is logged, rate-limited, and ignored: a duplicate ack
+ * is what an agent that reconnected in between may well send, and it
+ * harms nothing.
  */
+#define HINT_REFUSED_MAX 256
 static void
 handle_hint_ack(struct session *s)
 {
     struct sessions *ss = s->ss;
-    uint64_t id = s->frame.u.hint_ack.id, missed;
+    const struct tc_hint_ack *m = &s->frame.u.hint_ack;
+    uint64_t id = m->id, missed;
+    char why[HINT_REFUSED_MAX + 1];
 
-    if (registry_link(s->agent) == s &&
-        registry_acked(ss->reg, s->agent, id) == 0)
-        return;
+    if (registry_link(s->agent) == s) {
+        if (m->refused.len == 0 && registry_acked(ss->reg, s->agent, id) == 0)
+            return;
+        if (m->refused.len > 0) {
+            tc_escape(why, sizeof(why), m->refused.ptr, m->refused.len);
+            if (registry_refused(ss->reg, s->agent, id, why) == 0)
+                return;
+        }
+    }
     if (net_warn_due(&ss->hint_warn, &missed))
         log_warnx("agent %s: HINT_ACK for hint %" PRIu64
                   " that is not outstanding: ignored (%" PRIu64

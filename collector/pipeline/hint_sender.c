@@ -13,6 +13,7 @@
 #include "hintsig.h"
 #include "log.h"
 #include "net/registry.h"
+#include "pipeline/hint_params.h"
 #include "store/incidents_store.h"
 #include "util.h"
 #include "wire.h"
@@ -47,7 +48,7 @@ struct hint_sender {
     struct hs_agent *agents;    /* owned, nagents */
     size_t nagents, capagents;
     struct hint_mark *marks; /* owned: waiting to be written */
-    char **mark_agents;      /* owned: their agent strings */
+    char **mark_agents;      /* owned: "agent\0error" of each mark */
     size_t nmarks, capmarks;
     /* The job in flight (worker fills rows, rc). */
     uv_work_t work;
@@ -84,194 +85,42 @@ hs_get(struct hint_sender *s, const char *name)
     return &s->agents[s->nagents++];
 }
 
+/* A delivery mark to write; agent and error are copied. */
 static void
 mark_add(struct hint_sender *s, int64_t id, const char *agent, int acked,
-         const char *error)
+         int refused, const char *error)
 {
+    size_t na = strlen(agent) + 1, ne = error != NULL ? strlen(error) + 1 : 0;
+    char *p;
+
     if (s->nmarks == s->capmarks) {
         s->capmarks = s->capmarks ? s->capmarks * 2 : 64;
         s->marks = tc_xreallocarray(s->marks, s->capmarks, sizeof(*s->marks));
         s->mark_agents = tc_xreallocarray(s->mark_agents, s->capmarks,
                                           sizeof(*s->mark_agents));
     }
-    s->mark_agents[s->nmarks] = tc_xstrdup(agent);
+    /* One allocation for both: a retried job copies them again. */
+    p = tc_xmalloc(na + ne);
+    memcpy(p, agent, na);
+    if (error != NULL)
+        memcpy(p + na, error, ne);
+    s->mark_agents[s->nmarks] = p;
     s->marks[s->nmarks].hint_id = id;
-    s->marks[s->nmarks].agent = s->mark_agents[s->nmarks];
+    s->marks[s->nmarks].agent = p;
     s->marks[s->nmarks].ts = tc_now_ns();
     s->marks[s->nmarks].acked = acked;
-    s->marks[s->nmarks].error = error;
+    s->marks[s->nmarks].refused = refused;
+    s->marks[s->nmarks].error = error != NULL ? p + na : NULL;
     s->nmarks++;
-}
-
-/* ---- params: the JSON object dispatch wrote, back into pairs ---------- */
-
-static void
-utf8_put(char **o, uint32_t c)
-{
-    unsigned char *p = (unsigned char *)*o;
-
-    if (c < 0x80) {
-        *p++ = (unsigned char)c;
-    } else if (c < 0x800) {
-        *p++ = (unsigned char)(0xC0 | c >> 6);
-        *p++ = (unsigned char)(0x80 | (c & 0x3F));
-    } else if (c < 0x10000) {
-        *p++ = (unsigned char)(0xE0 | c >> 12);
-        *p++ = (unsigned char)(0x80 | (c >> 6 & 0x3F));
-        *p++ = (unsigned char)(0x80 | (c & 0x3F));
-    } else {
-        *p++ = (unsigned char)(0xF0 | c >> 18);
-        *p++ = (unsigned char)(0x80 | (c >> 12 & 0x3F));
-        *p++ = (unsigned char)(0x80 | (c >> 6 & 0x3F));
-        *p++ = (unsigned char)(0x80 | (c & 0x3F));
-    }
-    *o = (char *)p;
-}
-
-static int
-hex4(const char *p, uint32_t *v)
-{
-    *v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-
-        *v <<= 4;
-        if (c >= '0' && c <= '9')
-            *v |= (uint32_t)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            *v |= (uint32_t)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            *v |= (uint32_t)(c - 'A' + 10);
-        else
-            return -1;
-    }
-    return 0;
-}
-
-/* A JSON string at *p (at its quote) into a new C string; -1 if bad. */
-static int
-json_string(const char **p, char **out)
-{
-    const char *q = *p;
-    char *buf, *o;
-
-    if (*q++ != '"')
-        return -1;
-    /* Never longer than the escaped form. */
-    o = buf = tc_xmalloc(strlen(q) + 1);
-    while (*q != '"') {
-        if (*q == '\0')
-            goto bad;
-        if (*q != '\\') {
-            *o++ = *q++;
-            continue;
-        }
-        q++;
-        switch (*q) {
-        case '"':
-            *o++ = '"';
-            break;
-        case '\\':
-            *o++ = '\\';
-            break;
-        case '/':
-            *o++ = '/';
-            break;
-        case 'b':
-            *o++ = '\b';
-            break;
-        case 'f':
-            *o++ = '\f';
-            break;
-        case 'n':
-            *o++ = '\n';
-            break;
-        case 'r':
-            *o++ = '\r';
-            break;
-        case 't':
-            *o++ = '\t';
-            break;
-        case 'u': {
-            uint32_t c, lo;
-
-            if (hex4(q + 1, &c) < 0)
-                goto bad;
-            q += 4;
-            if (c >= 0xD800 && c < 0xDC00 && q[1] == '\\' && q[2] == 'u' &&
-                hex4(q + 3, &lo) == 0 && lo >= 0xDC00 && lo < 0xE000) {
-                c = 0x10000 + ((c - 0xD800) << 10) + (lo - 0xDC00);
-                q += 6;
-            }
-            utf8_put(&o, c);
-            break;
-        }
-        default:
-            goto bad;
-        }
-        q++;
-    }
-    *o = '\0';
-    *p = q + 1;
-    *out = buf;
-    return 0;
-bad:
-    free(buf);
-    return -1;
-}
-
-/* {"k":"v",...} into kv pairs (owned strings in *strs). -1 if bad. */
-static int
-params_parse(const char *json, struct tc_kv **kv, uint32_t *n, char ***strs)
-{
-    const char *p = json;
-    size_t cap = 0;
-
-    *kv = NULL;
-    *n = 0;
-    *strs = NULL;
-    if (*p++ != '{')
-        return -1;
-    while (*p != '}') {
-        char *k = NULL, *v = NULL;
-
-        if (*n > 0 && *p++ != ',')
-            return -1;
-        if (json_string(&p, &k) < 0)
-            return -1;
-        if (*p++ != ':' || json_string(&p, &v) < 0) {
-            free(k);
-            free(v);
-            return -1;
-        }
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 8;
-            *kv = tc_xreallocarray(*kv, cap, sizeof(**kv));
-            *strs = tc_xreallocarray(*strs, 2 * cap, sizeof(**strs));
-        }
-        (*strs)[2 * *n] = k;
-        (*strs)[2 * *n + 1] = v;
-        (*kv)[*n].key = tc_str_c(k);
-        (*kv)[*n].val = tc_str_c(v);
-        (*n)++;
-    }
-    return p[1] == '\0' ? 0 : -1;
-}
-
-static void
-params_free(struct tc_kv *kv, uint32_t n, char **strs)
-{
-    for (uint32_t i = 0; i < 2 * n; i++)
-        free(strs[i]);
-    free(strs);
-    free(kv);
 }
 
 /* ---- sending (loop thread) --------------------------------------------- */
 
 static void on_ack(void *arg, const char *agent, uint64_t id);
 static void on_fail(void *arg, const char *agent, uint64_t id, int err);
-static const struct reg_ack_cbs ack_cbs = {on_ack, on_fail};
+static void on_refused(void *arg, const char *agent, uint64_t id,
+                       const char *reason);
+static const struct reg_ack_cbs ack_cbs = {on_ack, on_fail, on_refused};
 
 /*
  * Sign row and send it to its agent if that agent is connected, has
@@ -285,8 +134,9 @@ send_row(struct hint_sender *s, const struct lrow *r)
     uint8_t sig[TC_HINT_SIG_LEN];
     struct tc_frame f;
     struct tc_hint *h = &f.u.hint;
-    char **strs = NULL, inc[24];
-    const char *err = NULL;
+    struct hint_params hp;
+    char inc[24];
+    const char *err = NULL, *why = NULL;
     int rc;
 
     if (ra == NULL || registry_link(ra) == NULL || r->id <= a->cursor)
@@ -307,9 +157,13 @@ send_row(struct hint_sender *s, const struct lrow *r)
     h->source = tc_str_c(r->source);
     h->title = tc_str_c(r->title);
     h->issued = r->issued;
-    if (params_parse(r->params, &h->params, &h->nparams, &strs) < 0) {
+    rc = hint_params_parse(r->params, r->params != NULL ? strlen(r->params) : 0,
+                           &hp, &why);
+    h->params = hp.kv;
+    h->nparams = hp.n;
+    if (rc < 0) {
         err = "bad params";
-        rc = -EINVAL;
+        log_warnx("hint %" PRId64 " for %s: params: %s", r->id, r->agent, why);
     } else if ((rc = tc_hintsig_sign(s->key, h, sig)) < 0) {
         err = "cannot sign (over the hint limits?)";
     } else {
@@ -321,7 +175,7 @@ send_row(struct hint_sender *s, const struct lrow *r)
         else if (rc < 0)
             err = "cannot send";
     }
-    params_free(h->params, h->nparams, strs);
+    hint_params_free(&hp);
     if (rc == -ENOBUFS || rc == -ENOTCONN) {
         a->more = 1;
         return 0;
@@ -333,7 +187,7 @@ send_row(struct hint_sender *s, const struct lrow *r)
                   strerror(-rc));
     else
         log_debug("hint %" PRId64 " sent to %s", r->id, r->agent);
-    mark_add(s, r->id, r->agent, 0, err);
+    mark_add(s, r->id, r->agent, 0, 0, err);
     return err == NULL;
 }
 
@@ -343,8 +197,32 @@ on_ack(void *arg, const char *agent, uint64_t id)
     struct hint_sender *s = arg;
     struct hs_agent *a = hs_get(s, agent);
 
-    mark_add(s, (int64_t)id, agent, 1, NULL);
+    mark_add(s, (int64_t)id, agent, 1, 0, NULL);
     log_info("hint %" PRIu64 " acknowledged by %s", id, agent);
+    if (a->more) {
+        a->more = 0;
+        a->want = 1;
+    }
+    schedule(s);
+}
+
+/*
+ * The agent refused the hint (its key, its name, its store: the reason
+ * says). Its slot in the window is free, like after an ack; recorded as
+ * refused with the reason. It goes again only on the agent's next link
+ * (its configuration may have been fixed by then), like a hint not
+ * acked.
+ */
+static void
+on_refused(void *arg, const char *agent, uint64_t id, const char *reason)
+{
+    struct hint_sender *s = arg;
+    struct hs_agent *a = hs_get(s, agent);
+    char *err = tc_xasprintf(HINT_REFUSED_PREFIX "%s", reason);
+
+    mark_add(s, (int64_t)id, agent, 0, 1, err);
+    free(err);
+    log_warnx("hint %" PRIu64 " refused by %s: %s", id, agent, reason);
     if (a->more) {
         a->more = 0;
         a->want = 1;
@@ -459,7 +337,8 @@ after_work_cb(uv_work_t *w, int status)
             /* Put them back in front. */
             for (size_t i = 0; i < s->njob_marks; i++)
                 mark_add(s, s->job_marks[i].hint_id, s->job_mark_agents[i],
-                         s->job_marks[i].acked, s->job_marks[i].error);
+                         s->job_marks[i].acked, s->job_marks[i].refused,
+                         s->job_marks[i].error);
         }
     } else {
         s->failures = 0;
@@ -591,6 +470,31 @@ fail:
     tc_hintkey_free(s->key);
     free(s);
     return rc;
+}
+
+void
+hint_sender_set_key(struct hint_sender *s, struct tc_hintkey *key)
+{
+    int was_none = s->key == NULL;
+
+    tc_hintkey_free(s->key);
+    s->key = key;
+    if (key == NULL) {
+        if (!was_none)
+            log_warnx("hints: no hints.signing_key any more: hints are "
+                      "decided and stored, not sent to agents");
+        return;
+    }
+    if (!was_none)
+        return;
+    /* Nothing was sent without a key: every link starts from its first
+     * hint not acked (agent_up skipped them). */
+    for (size_t i = 0; i < s->nagents; i++) {
+        s->agents[i].cursor = 0;
+        s->agents[i].more = 0;
+        s->agents[i].want = 1;
+    }
+    schedule(s);
 }
 
 void

@@ -13,7 +13,8 @@
  * at send time with the collector's hint-signing key; Ed25519 is
  * deterministic, so a resend is the same bytes and the agent sees a
  * redelivery. Without a key hints are decided and stored, not sent
- * (said once in the log).
+ * (said once in the log). A reload hands over a new key
+ * (hint_sender_set_key): the sends after it are signed with it.
  *
  * Store work runs on the libuv threadpool on a connection of the
  * sender's own, one job at a time; everything else on the loop thread.
@@ -38,6 +39,14 @@ struct store;
  */
 int hint_sender_new(uv_loop_t *loop, struct registry *reg, struct store *log,
                     const char *key_path, struct hint_sender **out);
+/*
+ * A reload's key (taken over; NULL: none, hints are no longer sent).
+ * Loop thread. Hints already in flight keep the signature they went
+ * with; a key where there was none sends what the connected agents
+ * have not acked.
+ */
+struct tc_hintkey;
+void hint_sender_set_key(struct hint_sender *s, struct tc_hintkey *key);
 /* A step wrote hints: load and send the new ones. Cheap; any thread?
  * No: the loop thread (the runner's after-work callback). */
 void hint_sender_kick(void *sender);

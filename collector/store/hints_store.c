@@ -575,7 +575,13 @@ incidents_store_step_hints(const struct incidents_store *s)
 #define HINT_COLS                                                              \
     "h.id, h.agent, h.incident_id, h.problem_id, h.source, h.title, h.text,"   \
     " h.action, h.params, h.note, h.issued, coalesce(d.sent_at, 0),"           \
-    " coalesce(d.acked_at, 0), coalesce(d.attempts, 0)"
+    " coalesce(d.acked_at, 0), coalesce(d.attempts, 0),"                       \
+    " coalesce(d.last_error, '')"
+
+/* SQL: the hint (h, d as in HINT_COLS) was refused by its agent. */
+#define HINT_REFUSED_SQL                                                       \
+    "coalesce(d.acked_at, 0) = 0 AND instr(coalesce(d.last_error, ''), "       \
+    "'" HINT_REFUSED_PREFIX "') = 1"
 
 static void
 hint_row(sqlite3_stmt *st, struct hint_row *r)
@@ -595,6 +601,7 @@ hint_row(sqlite3_stmt *st, struct hint_row *r)
     r->sent_at = sqlite3_column_int64(st, 11);
     r->acked_at = sqlite3_column_int64(st, 12);
     r->attempts = sqlite3_column_int64(st, 13);
+    r->error = col_text(st, 14);
 }
 
 static int
@@ -666,7 +673,7 @@ int
 incidents_store_hints_mark(struct incidents_store *s, const struct hint_mark *m,
                            size_t n)
 {
-    sqlite3_stmt *sent = NULL, *ack = NULL;
+    sqlite3_stmt *sent = NULL, *ack = NULL, *refused = NULL;
     int rc;
 
     if (n == 0)
@@ -685,10 +692,16 @@ incidents_store_hints_mark(struct incidents_store *s, const struct hint_mark *m,
                    "INSERT INTO hint_delivery(hint_id, agent, acked_at)"
                    " VALUES(?1, ?2, ?3) ON CONFLICT(hint_id) DO UPDATE SET"
                    " acked_at = ?3, last_error = ''",
-                   &ack)) < 0)
+                   &ack)) < 0 ||
+        /* ?3 (ts) is bound but not used: the row keeps its sent_at. */
+        (rc = prep(s,
+                   "INSERT INTO hint_delivery(hint_id, agent, last_error)"
+                   " VALUES(?1, ?2, ?4) ON CONFLICT(hint_id) DO UPDATE SET"
+                   " last_error = ?4 WHERE acked_at = 0",
+                   &refused)) < 0)
         goto out;
     for (size_t i = 0; i < n; i++) {
-        sqlite3_stmt *st = m[i].acked ? ack : sent;
+        sqlite3_stmt *st = m[i].acked ? ack : m[i].refused ? refused : sent;
 
         sqlite3_bind_int64(st, 1, m[i].hint_id);
         sqlite3_bind_text(st, 2, m[i].agent, -1, SQLITE_STATIC);
@@ -703,6 +716,7 @@ incidents_store_hints_mark(struct incidents_store *s, const struct hint_mark *m,
 out:
     sqlite3_finalize(sent);
     sqlite3_finalize(ack);
+    sqlite3_finalize(refused);
     if (rc < 0 && !sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     if (s->writer)
@@ -715,20 +729,23 @@ incidents_store_hints(struct incidents_store *s, const struct hints_filter *f,
                       int (*cb)(const struct hint_row *r, void *arg), void *arg)
 {
     const char *state = f->state ? f->state : "";
-    char sql[768];
+    char sql[1024];
 
     /* state: pending = never acked and never sent; sent = sent, not
-     * acked; acked. */
+     * acked, not refused; acked; refused = the agent refused it (and it
+     * was not sent again since). */
     snprintf(
         sql, sizeof(sql),
         "SELECT " HINT_COLS " FROM hints h LEFT JOIN hint_delivery d"
         " ON d.hint_id = h.id WHERE (?1 IS NULL OR h.agent = ?1)"
         " AND h.id > ?2 %s ORDER BY h.id LIMIT ?3",
-        strcmp(state, "pending") == 0 ? "AND coalesce(d.acked_at, 0) = 0 AND"
-                                        " coalesce(d.sent_at, 0) = 0"
-        : strcmp(state, "sent") == 0  ? "AND coalesce(d.acked_at, 0) = 0 AND"
-                                        " coalesce(d.sent_at, 0) != 0"
-        : strcmp(state, "acked") == 0 ? "AND coalesce(d.acked_at, 0) != 0"
-                                      : "");
+        strcmp(state, "pending") == 0   ? "AND coalesce(d.acked_at, 0) = 0 AND"
+                                          " coalesce(d.sent_at, 0) = 0"
+        : strcmp(state, "sent") == 0    ? "AND coalesce(d.acked_at, 0) = 0 AND"
+                                          " coalesce(d.sent_at, 0) != 0 AND"
+                                          " NOT (" HINT_REFUSED_SQL ")"
+        : strcmp(state, "acked") == 0   ? "AND coalesce(d.acked_at, 0) != 0"
+        : strcmp(state, "refused") == 0 ? "AND " HINT_REFUSED_SQL
+                                        : "");
     return hints_query(s, sql, f->agent, 0, INT64_MAX, cb, arg);
 }

@@ -131,7 +131,13 @@ struct hint_row {
     int64_t sent_at;    /* ns, last send; 0 = never */
     int64_t acked_at;   /* ns; 0 = not acked */
     int64_t attempts;   /* sends */
+    const char *error;  /* the last send's failure or the agent's refusal
+                           (HINT_REFUSED_PREFIX), "" = none */
 };
+
+/* hint_delivery.last_error of a hint the agent refused: the prefix,
+ * then the agent's reason. Such a hint is in state "refused". */
+#define HINT_REFUSED_PREFIX "refused by the agent: "
 
 /* Hints the last step wrote (the runner tells the sender). */
 size_t incidents_store_step_hints(const struct incidents_store *s);
@@ -143,17 +149,21 @@ int incidents_store_hints_pending(
     struct incidents_store *s, const char *agent, int64_t after, size_t max,
     int (*cb)(const struct hint_row *r, void *arg), void *arg);
 /* Delivery marks, written in one transaction: a send (sent_at = ts,
- * attempts + 1, error: why it failed or NULL) or an ack (acked_at). */
+ * attempts + 1, error: why it failed or NULL), an ack (acked_at), or
+ * the agent's refusal (refused: error, HINT_REFUSED_PREFIX and the
+ * reason, in last_error; sent_at and attempts stay). */
 struct hint_mark {
     int64_t hint_id;
     const char *agent;
     int64_t ts; /* ns */
     int acked;
+    int refused;
     const char *error;
 };
 int incidents_store_hints_mark(struct incidents_store *s,
                                const struct hint_mark *m, size_t n);
-/* tocsinctl hints list: NULL = any; state "pending", "sent", "acked". */
+/* tocsinctl hints list: NULL = any; state "pending", "sent", "acked",
+ * "refused". */
 struct hints_filter {
     const char *agent;
     const char *state;

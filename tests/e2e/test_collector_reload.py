@@ -3,7 +3,8 @@
 files do not, is refused and the running configuration stays; a good
 one swaps the TLS identity for new sessions while open sessions keep
 working on the old one, applies the incident thresholds from the next
-step, and names the keys that need a restart."""
+step, and names the keys that need a restart. The hint-signing key is
+loaded again too."""
 
 import json
 import os
@@ -129,5 +130,90 @@ def test_reload(env):
     ag.stop()
 
 
+RUNBOOK = """---
+id: oom
+title: Out of memory
+match: {class: [oom-a, oom-b, oom-c]}
+---
+Look at the biggest process.
+"""
+
+
+def test_reload_hint_key(env):
+    """The hint-signing key is loaded again on SIGHUP. Signed with
+    another deployment's key, a hint is refused by the agent (bad
+    signature) and recorded refused, its slot free; a key file that does
+    not load refuses the reload, naming the file, and the old key signs
+    on; a good key signs the next hint, which the agent stores and acks
+    on the same link, while the refused ones stay refused."""
+    env.make_pki(agents=("web-01",))
+    other = os.path.join(env.dir, "pki2")
+    env.run([e2e.CTL, "pki", "init", other])
+    env.write("runbooks/oom.md", RUNBOOK)
+    base = env.collector_config("runbooks: {dir: runbooks}\n")
+    with open(base) as f:
+        text = f.read()
+    env.write("collector.yaml",
+              text + "hints: {signing_key: pki2/hint-signing.key}\n")
+    col = env.collector().start()
+    col.wait_log("listening on")
+    log = env.write("logs/app.log", "")
+    conf = env.agent_config(
+        "web-01", [(log, [(r, r.upper(), "error")
+                          for r in ("oom-a", "oom-b", "oom-c")])],
+        extra="hints: {public_key: pki/hint-signing.pub}\n")
+    ag = env.agent(conf).start()
+    ag.wait_log("connected to")
+
+    def hints(*args):
+        return json.loads(env.ctl("hints", "list", "--json", *args))
+
+    def state(hid):
+        return [h["state"] for h in hints() if h["id"] == hid]
+
+    # Signed with pki2's key: the agent refuses it, the collector says why.
+    with open(log, "a") as f:
+        f.write("OOM-A\n")
+    col.wait_log(r"hint 1 refused by web-01: bad signature")
+    h = e2e.wait_for(lambda: hints("--state", "refused"), 20,
+                     "hint 1 recorded refused")
+    e2e.check(h[0]["id"] == 1 and
+              h[0]["error"] == "refused by the agent: bad signature", repr(h))
+
+    # A key file that does not load: refused, named; the old key stays.
+    env.write("broken.key", "-----BEGIN PRIVATE KEY-----\nbm9wZQ==\n"
+              "-----END PRIVATE KEY-----\n")
+    os.chmod(os.path.join(env.dir, "broken.key"), 0o600)
+    at = len(col.log())
+    env.write("collector.yaml",
+              text + "hints: {signing_key: broken.key}\n")
+    col.proc.send_signal(signal.SIGHUP)
+    col.wait_log(r"collector\.yaml:\d+: hints\.signing_key: .*broken\.key.*"
+                 r"\n.*reload: .* refused; the running configuration stays",
+                 after=at)
+    e2e.check(col.alive(), "collector died on a broken key")
+    with open(log, "a") as f:
+        f.write("OOM-B\n")
+    col.wait_log(r"hint 2 refused by web-01: bad signature", after=at)
+
+    # The deployment's own key: the next hint is stored and acked.
+    at = len(col.log())
+    env.write("collector.yaml",
+              text + "hints: {signing_key: pki/hint-signing.key}\n")
+    col.proc.send_signal(signal.SIGHUP)
+    col.wait_log(r"reload: applied .*hint-signing key", after=at)
+    with open(log, "a") as f:
+        f.write("OOM-C\n")
+    e2e.wait_for(lambda: state(3) == ["acked"], 20, "hint 3 acked")
+    ag.wait_log(r"hint 3 for incident \d+: Out of memory")
+    e2e.check(state(1) == ["refused"] and state(2) == ["refused"],
+              repr(hints()))
+    e2e.check(ag.log().count("connected to") == 1, "the agent reconnected")
+    got = json.loads(env.run([e2e.AGENT, "hints", "--json", "-c", conf])[1])
+    e2e.check([g["id"] for g in got] == [3], repr(got))
+    ag.stop()
+    col.stop()
+
+
 if __name__ == "__main__":
-    e2e.main([test_reload])
+    e2e.main([test_reload, test_reload_hint_key])

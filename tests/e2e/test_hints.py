@@ -11,8 +11,9 @@ finds the private key beside tls.key, the agents name the public key).
 - a collector restart decides no hint again (dedupe) and sends again
   what was not acked;
 - tocsinctl replay rebuilds the same hints (identical);
-- a hint the agent does not ack stays sent and goes again when the
-  agent comes back;
+- a hint the agent refuses is recorded refused with the agent's reason
+  (its slot in flight is free at once) and goes again when the agent
+  comes back;
 - without a signing key hints are decided and stored, not sent."""
 
 import json
@@ -178,9 +179,10 @@ def test_no_key(env):
 
 
 def test_resend_until_acked(env):
-    """An agent without hints.public_key refuses the hint and does not
-    ack it: it stays sent; restarted with the key, the agent gets it
-    again and acks it: attempts 2."""
+    """An agent without hints.public_key refuses the hint and says so:
+    the collector records it refused with the reason (tocsinctl hints
+    list); restarted with the key, the agent gets it again and acks it:
+    attempts 2."""
     env.make_pki(agents=("web-01",))
     env.write("runbooks/upstream.md", UPSTREAM)
     env.collector_config("runbooks: {dir: runbooks}\n")
@@ -197,9 +199,16 @@ def test_resend_until_acked(env):
     with open(log, "a") as f:
         f.write("cache unreachable upstream=nowhere\n")
     ag.wait_log(r"hint 1 refused: no hints.public_key")
-    h = e2e.wait_for(lambda: ctl_hints(env, "--state", "sent"), 30,
-                     "the hint sent, not acked")
-    e2e.check(h[0]["attempts"] == 1 and h[0]["acked_at"] == 0, repr(h))
+    col.wait_log(r"hint 1 refused by web-01: no hints.public_key")
+    h = e2e.wait_for(lambda: ctl_hints(env, "--state", "refused"), 30,
+                     "the hint recorded refused")
+    e2e.check(h[0]["attempts"] == 1 and h[0]["acked_at"] == 0 and
+              h[0]["error"] == "refused by the agent: no hints.public_key",
+              repr(h))
+    e2e.check(ctl_hints(env, "--state", "sent") == [], "refused is sent")
+    out = env.ctl("hints", "list")
+    e2e.check("refused by the agent: no hints.public_key" in out and
+              " refused " in out, out)
     ag.stop()
     agent_conf(env, "web-01", log)  # with the key again
     ag.start()

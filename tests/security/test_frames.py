@@ -4,6 +4,7 @@
 closes only that session with a logged reason; the collector stays up,
 the honest agent keeps delivering, and the hostile peer stores nothing."""
 
+import json
 import socket
 import struct
 
@@ -103,6 +104,73 @@ def test_unknown_hint_ack_is_ignored(env):
               "session refused: %s" % col.log())
 
 
+def read_until(s, want_type, timeout=30):
+    """Frame bodies from socket S up to and including the first of
+    WANT_TYPE (None at a close or timeout)."""
+    s.settimeout(timeout)
+    buf = b""
+    while True:
+        while len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">I", buf[:4])[0]:
+            n = struct.unpack(">I", buf[:4])[0]
+            body, buf = buf[4:4 + n], buf[4 + n:]
+            if body[1] == want_type:
+                return body
+        try:
+            d = s.recv(65536)
+        except (socket.timeout, OSError):
+            return None
+        if not d:
+            return None
+        buf += d
+
+
+def test_hostile_hint_refusal(env):
+    """A HINT_ACK that says "refused" carries the peer's text to the
+    store and to tocsinctl: terminal escapes are escaped and the reason
+    is cut at 256 bytes; the hint is recorded refused, the session stays
+    open and the collector up."""
+    env.make_pki(agents=("mallory",))
+    env.write("runbooks/up.md", "---\nid: up\ntitle: Upstream down\n"
+              "match: {class: [upstream-down]}\n---\nCheck it.\n")
+    env.collector_config("runbooks: {dir: runbooks}\n")
+    col = env.collector().start()
+    col.wait_log("listening on")
+    hello = frame(mp([1, {"vmin": 1, "vmax": 1, "agent": "mallory",
+                          "epoch": 5, "sw": "evil"}]))
+    ev = {"v": 1, "seq": 1, "ts": 1700000000 * 10**9, "host": "mallory",
+          "kind": "log", "rule": "upstream-down", "sev": 3, "msg": "down"}
+    evil = "\x1b]52;c;SGVsbG8=\x07\x1b[2J\u009b" + "x" * 3000
+    with socket.create_connection(("127.0.0.1", env.port), timeout=10) as raw:
+        with e2e.peer_context(env, "mallory").wrap_socket(
+                raw, server_hostname="localhost") as s:
+            s.sendall(hello)
+            e2e.check(read_until(s, 2) is not None, "no WELCOME")
+            s.sendall(frame(mp([3, {"events": [ev]}])))
+            hint = read_until(s, 5)
+            e2e.check(hint is not None, "no HINT")
+            # [5, {"id": N, ...}]: 92 05 8N a2 'id' N
+            hid = hint[6]
+            e2e.check(hint[4:6] == b"id" and hid < 0x80, repr(hint[:8]))
+            s.sendall(frame(mp([6, {"id": hid, "refused": evil}])) +
+                      frame(mp([7, {"ts": 1}])))
+            e2e.check(read_until(s, 8) is not None, "no PONG after the refusal")
+            col.wait_log(r"hint %d refused by mallory: \\x1b\]52;c;" % hid)
+    e2e.check(col.alive(), "collector died")
+    h = json.loads(env.ctl("hints", "list", "--json", "--state", "refused"))
+    e2e.check(len(h) == 1 and h[0]["id"] == hid, repr(h))
+    err = h[0]["error"]
+    prefix = "refused by the agent: "
+    e2e.check(err.startswith(prefix + "\\x1b]52;c;SGVsbG8=\\x07\\x1b[2J"),
+              repr(err))
+    e2e.check("\x1b" not in err and "\x9b" not in err and
+              "\u009b" not in err, repr(err))
+    e2e.check(len(err.encode()) <= len(prefix) + 256, "not cut: %d" % len(err))
+    out = env.ctl("hints", "list")
+    e2e.check("\x1b" not in out and "\u009b" not in out and " refused " in out,
+              repr(out))
+
+
 if __name__ == "__main__":
     e2e.main([test_hostile_frames_close_only_that_session,
-              test_unknown_hint_ack_is_ignored])
+              test_unknown_hint_ack_is_ignored,
+              test_hostile_hint_refusal])

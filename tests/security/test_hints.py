@@ -4,8 +4,10 @@ whoever speaks for it"; issue 12 item 5): unsigned, signed by another key,
 addressed to another agent, a replayed id with other content, over the
 limits, and any hint at all when no public key is configured. Each is
 refused with a logged reason, nothing is stored (tocsin-agent hints
---json) and nothing is acked. A good hint is stored and acked once; its
-redelivery is acked again and still one row.
+--json) and nothing is acked: the agent answers a HINT_ACK that says
+"refused" with the reason (docs/protocol.md), except for a hint over the
+limits, which is a protocol error. A good hint is stored and acked once;
+its redelivery is acked again and still one row.
 
 The collector does not send hints yet, so a fake collector (TLS with the
 test PKI, WELCOME, then frames written by tests/tools/hintforge) plays
@@ -50,6 +52,23 @@ def parse_uint(b, i):
     return int.from_bytes(b[i + 1:i + 1 + n], "big")
 
 
+def uint_end(b, i):
+    """The offset just past the msgpack uint at b[i]."""
+    return i + 1 + {0xcc: 1, 0xcd: 2, 0xce: 4, 0xcf: 8}.get(b[i], 0)
+
+
+def parse_str(b, i):
+    """The msgpack str at b[i] (fixstr, str8, str16)."""
+    t = b[i]
+    if 0xa0 <= t <= 0xbf:
+        n, i = t - 0xa0, i + 1
+    elif t == 0xd9:
+        n, i = b[i + 1], i + 2
+    else:
+        n, i = int.from_bytes(b[i + 1:i + 3], "big"), i + 3
+    return b[i:i + n].decode("utf-8", "replace")
+
+
 class FakeCollector:
     """A TLS listener on env.port that speaks just enough protocol."""
 
@@ -67,6 +86,7 @@ class FakeCollector:
         self.lst.settimeout(60)
         self.s = None
         self.buf = b""
+        self.refused = []  # (id, reason) of HINT_ACKs that say refused
         env.cleanups.append(self.close)
 
     def close(self):
@@ -113,14 +133,21 @@ class FakeCollector:
 
     def acks(self, timeout):
         """HINT_ACK ids the agent sends within timeout seconds (PINGs
-        answered, EVENTS ignored); stops early at a BYE or close."""
+        answered, EVENTS ignored); stops early at a BYE or close. A
+        HINT_ACK that says refused goes to self.refused instead."""
         got = []
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             body = self.next_frame(end - time.monotonic())
             if body is None:
                 break
-            if body[1] == 6:  # [6, {"id": N}]: 92 06 81 a2 'id' N
+            if body[1] == 6 and body[2] == 0x82:
+                # [6, {"id": N, "refused": R}]: 92 06 82 a2 'id' N a7 ...
+                i = uint_end(body, 6)
+                e2e.check(body[i:i + 8] == b"\xa7refused", repr(body))
+                self.refused.append((parse_uint(body, 6),
+                                     parse_str(body, i + 8)))
+            elif body[1] == 6:  # [6, {"id": N}]: 92 06 81 a2 'id' N
                 got.append(parse_uint(body, 6))
             elif body[1] == 7:  # [7, {"ts": T, ...}]: 92 07 8N a2 'ts' T
                 self.send(frame(mp([8, {"ts": parse_uint(body, 6)}])))
@@ -164,18 +191,23 @@ def test_hint_refusals(env):
                 text="1. check\n2. restart", action="restart_unit",
                 params=["unit=nginx.service", "mode=soft"])
     cases = [
-        ("unsigned", dict(good, id=1, key=None), r"hint 1 refused: unsigned"),
+        ("unsigned", dict(good, id=1, key=None), r"hint 1 refused: unsigned",
+         "unsigned"),
         ("another key", dict(good, id=2, key=os.path.join(other, "hint-signing.key")),
-         r"hint 2 refused: bad signature"),
+         r"hint 2 refused: bad signature", "bad signature"),
         ("another agent", dict(good, id=3, agent="db-01"),
-         r'hint 3 refused: addressed to agent "db-01", not to this agent'),
+         r'hint 3 refused: addressed to agent "db-01", not to this agent',
+         "addressed to another agent"),
     ]
-    for name, kw, why in cases:
+    for name, kw, why, said in cases:
         kw = {k: v for k, v in kw.items() if v is not None}
         before = len(ag.log())
+        fake.refused = []
         fake.send(forge(env, **kw))
         ag.wait_log(why, after=before)
         e2e.check(fake.acks(1) == [], "%s: acked" % name)
+        e2e.check(fake.refused == [(kw["id"], said)],
+                  "%s: refusal: %r" % (name, fake.refused))
         e2e.check(stored(env, conf) == [], "%s: stored" % name)
 
     # A good hint: stored, acked once, logged with its title escaped.
@@ -202,18 +234,24 @@ def test_hint_refusals(env):
 
     # The same id with other content, properly signed: refused.
     before = len(ag.log())
+    fake.refused = []
     fake.send(forge(env, **dict(good, title="Run something else")))
     ag.wait_log(r"hint 10 refused: replayed hint id", after=before)
     e2e.check(fake.acks(1) == [], "replayed id acked")
+    e2e.check(fake.refused == [(10, "replayed hint id (stored already with "
+                                    "other content)")],
+              "replayed id: refusal: %r" % fake.refused)
     rows = stored(env, conf)
     e2e.check(len(rows) == 1 and rows[0]["title"].startswith("Restart nginx"),
               "replay changed the row: %r" % rows)
 
     # Over the limits: a protocol error, the agent says BYE and reconnects.
     before = len(ag.log())
+    fake.refused = []
     fake.send(forge(env, **dict(good, id=11, title="x" * 600)))
     ag.wait_log(r"bad frame: hint title over 512 bytes", after=before)
-    e2e.check(fake.acks(3) == [], "oversize hint acked")
+    e2e.check(fake.acks(3) == [] and fake.refused == [],
+              "oversize hint acked: %r" % fake.refused)
     fake.accept()  # the agent comes back
     e2e.check([r["id"] for r in stored(env, conf)] == [10], "oversize stored")
 
@@ -243,6 +281,9 @@ def test_no_public_key_refuses_all(env):
               forge(env, agent="web-01", id=2, key=key))
     ag.wait_log(r"hint 2 refused: no hints.public_key")
     e2e.check(fake.acks(2) == [], "acked without a key")
+    e2e.check(fake.refused == [(1, "no hints.public_key"),
+                               (2, "no hints.public_key")],
+              "refusals: %r" % fake.refused)
     said = [l for l in ag.log().splitlines()
             if "no hints.public_key in" in l]
     e2e.check(len(said) == 1, "not said once: %r" % said)

@@ -25,139 +25,9 @@
 #include "runbooks/runbooks.h"
 #include "store/incidents_store.h"
 #include "store/store.h"
+#include "store_fixture.h"
 #include "testutil.h"
 #include "util.h"
-
-#define SEC 1000000000LL
-#define MIN (60 * SEC)
-#define T0 (1700000000LL * SEC)
-
-static const struct incident_config cfg = {
-    .reopen_window_ns = 60 * MIN,
-    .resolve_after_ns = 5 * MIN,
-    .max_attempts = 3,
-};
-
-static struct problem_config pcfg;
-
-struct fix {
-    char path[160];
-    struct store *log;
-    struct incidents_store *is;
-    struct incident_engine *e;
-    struct problem_engine *pe;
-    struct incidents_watermark wm;
-    uint64_t seq[8]; /* per host index */
-};
-
-static const char *const hosts[] = {"web-01", "web-02", "web-03", "cache-01",
-                                    "db-01"};
-
-static void
-fix_open(struct fix *f, const char *name)
-{
-    snprintf(f->path, sizeof(f->path), "%s/%s.db", tu_tmpdir, name);
-    assert_int_equal(store_open(f->path, 0, &f->log), 0);
-    assert_int_equal(incidents_store_open_engine(f->log, &f->is), 0);
-    assert_int_equal(
-        incidents_store_load(f->is, &cfg, &pcfg, &f->e, &f->pe, &f->wm), 0);
-}
-
-static void
-fix_close(struct fix *f)
-{
-    incident_engine_free(f->e);
-    problem_engine_free(f->pe);
-    incidents_store_close(f->is);
-    store_close(f->log);
-    f->e = NULL;
-    f->pe = NULL;
-    f->is = NULL;
-    f->log = NULL;
-}
-
-/* A restart: both engines again from the tables. */
-static void
-reload(struct fix *f)
-{
-    incident_engine_free(f->e);
-    problem_engine_free(f->pe);
-    assert_int_equal(
-        incidents_store_load(f->is, &cfg, &pcfg, &f->e, &f->pe, &f->wm), 0);
-}
-
-/* One batch of one log event from hosts[h]; upstream: a captured field
- * (NULL: none). */
-static void
-commit(struct fix *f, int h, const char *rule, enum tc_severity sev,
-       const char *upstream, int64_t ts)
-{
-    static const uint8_t one = 0x91; /* msgpack: array of 1 */
-    struct store_batch b = {0};
-    struct store_txn t = {0};
-    struct tc_kv kv;
-    struct tc_event ev;
-    struct tc_buf blob;
-
-    memset(&ev, 0, sizeof(ev));
-    ev.kind = tc_str_c("log");
-    ev.rule = tc_str_c(rule);
-    ev.sev = sev;
-    ev.state = -1;
-    ev.ts = ts;
-    ev.count = 1;
-    ev.seq = ++f->seq[h];
-    ev.host = tc_str_c(hosts[h]);
-    ev.source = tc_str_c("/var/log/app.log");
-    ev.message = tc_str_c("msg");
-    ev.fingerprint = tc_str_c("");
-    if (upstream) {
-        kv.key = tc_str_c("upstream");
-        kv.val = tc_str_c(upstream);
-        ev.fields = &kv;
-        ev.nfields = 1;
-    }
-    tc_buf_init(&blob, 1u << 20);
-    assert_int_equal(tc_buf_append(&blob, &one, 1), 0);
-    assert_int_equal(tc_event_encode(&blob, &ev), 0);
-    b.host = hosts[h];
-    b.seq_first = b.seq_last = f->seq[h];
-    b.n = 1;
-    b.ts_min = b.ts_max = ts;
-    b.events = (const uint8_t *)tc_buf_head(&blob);
-    b.events_len = tc_buf_size(&blob);
-    t.batches = &b;
-    t.nbatches = 1;
-    assert_int_equal(store_commit(f->log, &t), 0);
-    tc_buf_close(&blob);
-}
-
-static void
-run(struct fix *f, int64_t now)
-{
-    int more;
-
-    do {
-        assert_int_equal(
-            incidents_store_step(f->is, f->e, f->pe, &f->wm, now, 3, &more), 0);
-    } while (more);
-}
-
-static void
-pact(struct fix *f, enum problem_verb v, int64_t pid, const char *key,
-     const char *text, int64_t ts)
-{
-    struct problem_action a = {.ts = ts,
-                               .user = "alice",
-                               .verb = v,
-                               .problem_id = pid,
-                               .key = key,
-                               .text = text,
-                               .text2 = "restart it"};
-    int64_t id;
-
-    assert_int_equal(incidents_store_problem_action_add(f->is, &a, &id), 0);
-}
 
 /* Runbook files of set NAME ("a" or "b") under the scratch directory. */
 static const char rb_up[] = "---\n"
@@ -333,40 +203,6 @@ dump(const char *path)
     out = tc_xstrdup((const char *)tc_buf_head(&b));
     tc_buf_close(&b);
     return out;
-}
-
-static int64_t
-sql_int(const char *path, const char *sql)
-{
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    int64_t v;
-
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
-
-static void
-sql_exec(const char *path, const char *sql)
-{
-    sqlite3 *db;
-
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
-}
-
-static int
-count_diff(const struct incidents_diff *d, void *arg)
-{
-    (void)d;
-    (*(int *)arg)++;
-    return 0;
 }
 
 /*
@@ -556,6 +392,105 @@ test_hints_step_atomic(void **state)
     fix_close(&f);
 }
 
+/* What a hints listing gave: ids and errors, in order. */
+struct listed {
+    int n;
+    int64_t id[32];
+    char error[32][96];
+};
+
+static int
+list_cb(const struct hint_row *r, void *arg)
+{
+    struct listed *l = arg;
+
+    assert_true(l->n < 32);
+    l->id[l->n] = r->id;
+    snprintf(l->error[l->n], sizeof(l->error[0]), "%s", r->error);
+    l->n++;
+    return 0;
+}
+
+static int
+list_state(struct fix *f, const char *state, struct listed *l)
+{
+    struct hints_filter hf = {.agent = "web-01", .state = state};
+
+    memset(l, 0, sizeof(*l));
+    assert_int_equal(incidents_store_hints(f->is, &hf, list_cb, l), 0);
+    return l->n;
+}
+
+static void
+mark(struct fix *f, int64_t id, int acked, int refused, const char *error,
+     int64_t ts)
+{
+    struct hint_mark m = {.hint_id = id,
+                          .agent = "web-01",
+                          .ts = ts,
+                          .acked = acked,
+                          .refused = refused,
+                          .error = error};
+
+    assert_int_equal(incidents_store_hints_mark(f->is, &m, 1), 0);
+}
+
+/*
+ * Delivery marks (hint_delivery, written by the hint sender): a hint
+ * the agent refused is in state "refused" with the agent's reason, not
+ * "sent"; it is still loaded to go again on the agent's next link; a
+ * send after it makes it "sent" again; an ack wins over a late
+ * refusal.
+ */
+static void
+test_hints_refused(void **state)
+{
+    struct fix f = {0};
+    struct listed l;
+    int64_t h1, h2;
+
+    (void)state;
+    fix_open(&f, "refused");
+    scenario(&f, 0);
+    h1 = sql_int(f.path, "SELECT min(id) FROM hints WHERE agent = 'web-01'");
+    h2 = sql_int(f.path, "SELECT max(id) FROM hints WHERE agent = 'web-01'");
+    assert_true(h1 < h2);
+    assert_int_equal(list_state(&f, "refused", &l), 0);
+    mark(&f, h1, 0, 0, NULL, T0);
+    mark(&f, h2, 0, 0, NULL, T0);
+    assert_int_equal(list_state(&f, "sent", &l), 2);
+    mark(&f, h1, 0, 1, HINT_REFUSED_PREFIX "bad signature", T0 + SEC);
+    assert_int_equal(list_state(&f, "refused", &l), 1);
+    assert_int_equal(l.id[0], h1);
+    assert_string_equal(l.error[0], HINT_REFUSED_PREFIX "bad signature");
+    assert_int_equal(list_state(&f, "sent", &l), 1);
+    assert_int_equal(l.id[0], h2);
+    assert_int_equal(list_state(&f, "acked", &l), 0);
+    /* Kept its send: sent_at and attempts stay. */
+    assert_int_equal(sql_int(f.path, "SELECT sent_at = 1700000000000000000"
+                                     " AND attempts = 1 FROM hint_delivery"
+                                     " WHERE hint_id = (SELECT min(id) FROM"
+                                     " hints WHERE agent = 'web-01')"),
+                     1);
+    /* Not acked: loaded again for the agent's next link. */
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(
+        incidents_store_hints_pending(f.is, "web-01", 0, 100, list_cb, &l), 0);
+    assert_true(l.n >= 2 && l.id[0] == h1);
+    /* Sent again: "sent", the reason gone. */
+    mark(&f, h1, 0, 0, NULL, T0 + 2 * SEC);
+    assert_int_equal(list_state(&f, "refused", &l), 0);
+    assert_int_equal(list_state(&f, "sent", &l), 2);
+    assert_string_equal(l.error[0], "");
+    /* Acked, then a refusal for it: still acked. */
+    mark(&f, h2, 1, 0, NULL, T0 + 3 * SEC);
+    mark(&f, h2, 0, 1, HINT_REFUSED_PREFIX "late", T0 + 4 * SEC);
+    assert_int_equal(list_state(&f, "acked", &l), 1);
+    assert_int_equal(l.id[0], h2);
+    assert_string_equal(l.error[0], "");
+    fix_close(&f);
+}
+
 static int
 setup(void **state)
 {
@@ -574,6 +509,7 @@ main(void)
                                         tu_teardown),
         cmocka_unit_test_setup_teardown(test_hints_step_atomic, setup,
                                         tu_teardown),
+        cmocka_unit_test_setup_teardown(test_hints_refused, setup, tu_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

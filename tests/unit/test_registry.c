@@ -73,7 +73,18 @@ on_ack(void *arg, const char *agent, uint64_t id)
 }
 
 static void on_fail(void *arg, const char *agent, uint64_t id, int err);
-static const struct reg_ack_cbs cbs = {on_ack, on_fail};
+/* A refusal is recorded with err 1 and its reason in rec.why. */
+static char refused_why[64];
+static void
+on_refused(void *arg, const char *agent, uint64_t id, const char *reason)
+{
+    on_ack(arg, agent, id);
+    rec.err[rec.n - 1] = 1;
+    snprintf(refused_why, sizeof(refused_why), "%s", reason);
+}
+static const struct reg_ack_cbs cbs = {on_ack, on_fail, on_refused};
+/* A caller that does not tell refusals apart: they come as acks. */
+static const struct reg_ack_cbs cbs_noref = {on_ack, on_fail, NULL};
 
 static void
 on_fail(void *arg, const char *agent, uint64_t id, int err)
@@ -315,8 +326,37 @@ test_ack(void **state)
     assert_int_equal(rec.id[2], 42);
     assert_int_equal(registry_outstanding(a), 0);
     assert_int_equal(rec.n, 3);
+    /* A refusal frees the slot like an ack, once, with its reason. */
+    assert_int_equal(send_hint(r, "web1", 44), 0);
+    assert_int_equal(registry_outstanding(a), 1);
+    assert_int_equal(registry_refused(r, a, 44, "bad signature"), 0);
+    assert_int_equal(registry_outstanding(a), 0);
+    assert_int_equal(rec.n, 4);
+    assert_int_equal(rec.id[3], 44);
+    assert_int_equal(rec.err[3], 1);
+    assert_string_equal(refused_why, "bad signature");
+    assert_int_equal(registry_refused(r, a, 44, "again"), -ENOENT);
+    assert_int_equal(registry_acked(r, a, 44), -ENOENT);
+    assert_int_equal(rec.n, 4);
+    /* Without on_refused, on_ack fires. */
+    {
+        struct tc_frame f;
+
+        memset(&f, 0, sizeof(f));
+        f.type = TC_F_HINT;
+        f.u.hint.id = 45;
+        f.u.hint.incident = tc_str_c("INC-1");
+        f.u.hint.text = tc_str_c("restart the thing");
+        f.u.hint.sig = tc_str_c("sig");
+        assert_int_equal(registry_send_frame(r, "web1", &f, &cbs_noref, &rec),
+                         0);
+    }
+    assert_int_equal(registry_refused(r, a, 45, "no key"), 0);
+    assert_int_equal(rec.n, 5);
+    assert_int_equal(rec.err[4], 0);
+    assert_int_equal(registry_outstanding(a), 0);
     registry_free(r);
-    assert_int_equal(rec.n, 3);
+    assert_int_equal(rec.n, 5);
 }
 
 static void

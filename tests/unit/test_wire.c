@@ -188,7 +188,7 @@ test_welcome_ack_pong_bye(void **state)
     struct tc_frame f;
     struct tc_welcome w = {1, tc_str_c("collector-a"), UINT64_MAX, 1};
     struct tc_ack a = {123456789012ULL};
-    struct tc_hint_ack ha = {77};
+    struct tc_hint_ack ha = {.id = 77};
     struct tc_pong po = {-5};
     struct tc_bye by = {tc_str_c("agent name does not match certificate")};
 
@@ -221,6 +221,15 @@ test_welcome_ack_pong_bye(void **state)
     assert_int_equal(decode_one(&b, NULL, &f), 0);
     assert_int_equal(f.type, TC_F_HINT_ACK);
     assert_true(f.u.hint_ack.id == 77);
+    assert_int_equal(f.u.hint_ack.refused.len, 0);
+    /* A refusal: the reason round-trips; "id" stays the first key. */
+    tc_buf_reset(&b);
+    ha.refused = tc_str_c("bad signature");
+    assert_int_equal(tc_wire_encode_hint_ack(&b, &ha), 0);
+    assert_int_equal(decode_one(&b, NULL, &f), 0);
+    assert_int_equal(f.type, TC_F_HINT_ACK);
+    assert_true(f.u.hint_ack.id == 77);
+    assert_true(str_eq(f.u.hint_ack.refused, "bad signature"));
 
     tc_buf_reset(&b);
     assert_int_equal(tc_wire_encode_pong(&b, &po), 0);

@@ -1,0 +1,166 @@
+/*
+ * store_fixture: helpers shared by the store-backed engine tests
+ * (store_fixture.h).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "buf.h"
+#include "store_fixture.h"
+#include "testutil.h"
+#include "util.h"
+
+const struct incident_config cfg = {
+    .reopen_window_ns = 60 * MIN,
+    .resolve_after_ns = 5 * MIN,
+    .max_attempts = 3,
+};
+
+struct problem_config pcfg;
+
+const char *const hosts[5] = {"web-01", "web-02", "web-03", "cache-01",
+                              "db-01"};
+
+void
+fix_open(struct fix *f, const char *name)
+{
+    snprintf(f->path, sizeof(f->path), "%s/%s.db", tu_tmpdir, name);
+    assert_int_equal(store_open(f->path, 0, &f->log), 0);
+    assert_int_equal(incidents_store_open_engine(f->log, &f->is), 0);
+    assert_int_equal(
+        incidents_store_load(f->is, &cfg, &pcfg, &f->e, &f->pe, &f->wm), 0);
+}
+
+void
+fix_close(struct fix *f)
+{
+    incident_engine_free(f->e);
+    problem_engine_free(f->pe);
+    incidents_store_close(f->is);
+    store_close(f->log);
+    f->e = NULL;
+    f->pe = NULL;
+    f->is = NULL;
+    f->log = NULL;
+}
+
+void
+reload(struct fix *f)
+{
+    incident_engine_free(f->e);
+    problem_engine_free(f->pe);
+    assert_int_equal(
+        incidents_store_load(f->is, &cfg, &pcfg, &f->e, &f->pe, &f->wm), 0);
+}
+
+void
+commit(struct fix *f, int h, const char *rule, enum tc_severity sev,
+       const char *upstream, int64_t ts)
+{
+    static const uint8_t one = 0x91; /* msgpack: array of 1 */
+    struct store_batch b = {0};
+    struct store_txn t = {0};
+    struct tc_kv kv;
+    struct tc_event ev;
+    struct tc_buf blob;
+
+    memset(&ev, 0, sizeof(ev));
+    ev.kind = tc_str_c("log");
+    ev.rule = tc_str_c(rule);
+    ev.sev = sev;
+    ev.state = -1;
+    ev.ts = ts;
+    ev.count = 1;
+    ev.seq = ++f->seq[h];
+    ev.host = tc_str_c(hosts[h]);
+    ev.source = tc_str_c("/var/log/app.log");
+    ev.message = tc_str_c("msg");
+    ev.fingerprint = tc_str_c("");
+    if (upstream) {
+        kv.key = tc_str_c("upstream");
+        kv.val = tc_str_c(upstream);
+        ev.fields = &kv;
+        ev.nfields = 1;
+    }
+    tc_buf_init(&blob, 1u << 20);
+    assert_int_equal(tc_buf_append(&blob, &one, 1), 0);
+    assert_int_equal(tc_event_encode(&blob, &ev), 0);
+    b.host = hosts[h];
+    b.seq_first = b.seq_last = f->seq[h];
+    b.n = 1;
+    b.ts_min = b.ts_max = ts;
+    b.events = (const uint8_t *)tc_buf_head(&blob);
+    b.events_len = tc_buf_size(&blob);
+    t.batches = &b;
+    t.nbatches = 1;
+    assert_int_equal(store_commit(f->log, &t), 0);
+    tc_buf_close(&blob);
+}
+
+void
+run(struct fix *f, int64_t now)
+{
+    int more;
+
+    do {
+        assert_int_equal(
+            incidents_store_step(f->is, f->e, f->pe, &f->wm, now, 3, &more), 0);
+    } while (more);
+}
+
+void
+pact(struct fix *f, enum problem_verb v, int64_t pid, const char *key,
+     const char *text, int64_t ts)
+{
+    struct problem_action a = {.ts = ts,
+                               .user = "alice",
+                               .verb = v,
+                               .problem_id = pid,
+                               .key = key,
+                               .text = text,
+                               .text2 = "restart it"};
+    int64_t id;
+
+    assert_int_equal(incidents_store_problem_action_add(f->is, &a, &id), 0);
+}
+
+int64_t
+sql_int(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    int64_t v;
+
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+void
+sql_exec(const char *path, const char *sql)
+{
+    sqlite3 *db;
+
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+int
+count_diff(const struct incidents_diff *d, void *arg)
+{
+    (void)d;
+    (*(int *)arg)++;
+    return 0;
+}
