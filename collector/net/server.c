@@ -455,6 +455,13 @@ server_stats(const struct server *srv, struct server_stats *out)
     *out = srv->st;
     out->sessions = srv->ss.nsessions;
     out->agents = registry_count(srv->reg);
+    out->active = srv->ss.nactive;
+}
+
+void
+server_ingest_stats(const struct server *srv, struct ingest_stats *out)
+{
+    ingest_stats(srv->ingest, out);
 }
 
 struct registry *

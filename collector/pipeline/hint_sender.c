@@ -64,6 +64,7 @@ struct hint_sender {
     size_t njob_marks;
     int job_rc;
     unsigned failures;
+    struct hint_sender_stats st; /* for the metrics */
 };
 
 static void schedule(struct hint_sender *s);
@@ -320,6 +321,8 @@ send_row(struct hint_sender *s, const struct lrow *r)
             rc = 0; /* in flight already */
         else if (rc < 0)
             err = "cannot send";
+        else
+            s->st.sent++;
     }
     params_free(h->params, h->nparams, strs);
     if (rc == -ENOBUFS || rc == -ENOTCONN) {
@@ -344,6 +347,7 @@ on_ack(void *arg, const char *agent, uint64_t id)
     struct hs_agent *a = hs_get(s, agent);
 
     mark_add(s, (int64_t)id, agent, 1, NULL);
+    s->st.acked++;
     log_info("hint %" PRIu64 " acknowledged by %s", id, agent);
     if (a->more) {
         a->more = 0;
@@ -591,6 +595,12 @@ fail:
     tc_hintkey_free(s->key);
     free(s);
     return rc;
+}
+
+void
+hint_sender_stats(const struct hint_sender *s, struct hint_sender_stats *out)
+{
+    *out = s->st;
 }
 
 void
