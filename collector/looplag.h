@@ -10,7 +10,8 @@
  * The figures leave the process through a small stats file beside the
  * store (STORE_PATH-stats, 0600, rewritten once a second with a rename),
  * which tocsinctl stats reads; the Prometheus metrics export the
- * histogram itself (looplag_hist, metrics.h). docs/internals/collector.md, "Loop lag".
+ * histogram itself (looplag_hist, metrics.h).
+ * docs/internals/collector.md, "Loop lag".
  */
 #ifndef TOCSIN_COLLECTOR_LOOPLAG_H
 #define TOCSIN_COLLECTOR_LOOPLAG_H
