@@ -1023,6 +1023,23 @@ tc_tls_get_data(const struct tc_tls_conn *c)
     return c->data;
 }
 
+static const char *const fail_names[TC_TLS_FAIL_N] = {
+    "none",     "no_cert", "bad_cert", "expired",
+    "protocol", "timeout", "eof",      "other",
+};
+
+const char *
+tc_tls_fail_name(enum tc_tls_fail f)
+{
+    return (unsigned)f < TC_TLS_FAIL_N ? fail_names[f] : NULL;
+}
+
+enum tc_tls_fail
+tc_tls_handshake_failure(const struct tc_tls_conn *c)
+{
+    return c->fail;
+}
+
 void
 tc_tls_set_data(struct tc_tls_conn *c, void *data)
 {
@@ -1241,21 +1258,4 @@ out:
     X509_free(x);
     BIO_free(in);
     return rc;
-}
-
-static const char *const fail_names[TC_TLS_FAIL_N] = {
-    "none",     "no_cert", "bad_cert", "expired",
-    "protocol", "timeout", "eof",      "other",
-};
-
-const char *
-tc_tls_fail_name(enum tc_tls_fail f)
-{
-    return (unsigned)f < TC_TLS_FAIL_N ? fail_names[f] : NULL;
-}
-
-enum tc_tls_fail
-tc_tls_handshake_failure(const struct tc_tls_conn *c)
-{
-    return c->fail;
 }
