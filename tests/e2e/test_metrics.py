@@ -7,7 +7,7 @@ exactly their number, the agent shows as connected, its incident in the
 incidents gauge, and no label carries the agent's name (series come from
 fixed sets only, docs/security.md); bad TLS clients are counted by
 class (bad_cert from a real agent with another CA's certificate,
-no_cert, protocol); and tocsinctl metrics refuses a file that is not
+expired from one with a backdated certificate, no_cert, protocol); and tocsinctl metrics refuses a file that is not
 ours."""
 
 import os
@@ -198,6 +198,41 @@ def test_handshake_failures(env):
               "another class counted: %r" % {k: v for k, v in s.items() if "tls" in k})
 
 
+def test_expired_counted(env):
+    """A real agent with an expired certificate of the right CA: expired,
+    not bad_cert (openssl ca backdates one; tocsinctl never issues it)."""
+    env.make_pki()
+    log = env.write("logs/app.log", "")
+    env.collector_config()
+    col = env.collector().start()
+    col.wait_log("listening on")
+    d = os.path.join(env.dir, "old")
+    os.makedirs(os.path.join(d, "new"))
+    open(os.path.join(d, "index.txt"), "w").close()
+    with open(os.path.join(d, "serial"), "w") as f:
+        f.write("1000\n")
+    cnf = env.write("old/ca.cnf", (
+        "[ca]\ndefault_ca = d\n[d]\ndatabase = %s/index.txt\n"
+        "new_certs_dir = %s/new\nserial = %s/serial\ndefault_md = sha256\n"
+        "policy = p\nx509_extensions = x\n[p]\ncommonName = supplied\n"
+        "[x]\nbasicConstraints = CA:FALSE\nkeyUsage = digitalSignature\n"
+        "extendedKeyUsage = clientAuth\n") % (d, d, d))
+    key, csr, crt = (os.path.join(env.pki, "old-01" + s) for s in (".key", ".csr", ".crt"))
+    env.run(["openssl", "ecparam", "-genkey", "-name", "prime256v1", "-noout", "-out", key])
+    env.run(["openssl", "req", "-new", "-key", key, "-subj", "/CN=old-01", "-out", csr])
+    env.run(["openssl", "ca", "-batch", "-notext", "-config", cnf,
+             "-cert", os.path.join(env.pki, "ca.crt"),
+             "-keyfile", os.path.join(env.pki, "ca.key"),
+             "-startdate", "20200101000000Z", "-enddate", "20200201000000Z",
+             "-in", csr, "-out", crt])
+    conf = env.agent_config("old-01", [(log, [("e", "ERROR", "error")])])
+    env.agent(conf).start()
+    col.wait_log(r"handshake failed.*certificate has expired")
+    key = 'tocsin_tls_handshake_failures_total{reason="%s"}'
+    e2e.wait_for(lambda: value(env, key % "expired") >= 1, 10, "expired counted")
+    e2e.check(value(env, key % "bad_cert") == 0, "expired counted as bad_cert")
+
+
 def test_ctl_refuses(env):
     env.make_pki()
     env.collector_config()
@@ -217,4 +252,5 @@ def test_ctl_refuses(env):
 
 
 if __name__ == "__main__":
-    e2e.main([test_events_agents_incidents, test_handshake_failures, test_ctl_refuses])
+    e2e.main([test_events_agents_incidents, test_handshake_failures,
+              test_expired_counted, test_ctl_refuses])
