@@ -65,10 +65,17 @@ bucket_top(size_t i)
     return UINT64_MAX;
 }
 
+uint64_t
+looplag_bucket_top(size_t i)
+{
+    return bucket_top(i);
+}
+
 void
 looplag_hist_add(struct looplag_hist *h, uint64_t lag_us)
 {
     h->n++;
+    h->sum_us += lag_us;
     h->bucket[bucket_of(lag_us)]++;
     if (lag_us > h->max_us)
         h->max_us = lag_us;
@@ -113,6 +120,12 @@ looplag_get(const struct looplag *l, struct looplag_stats *out)
     out->p99_us = looplag_hist_quantile(&l->hist, 0.99);
     out->stalls = l->hist.stalls;
     out->recent_max_us = l->recent_max;
+}
+
+const struct looplag_hist *
+looplag_hist(const struct looplag *l)
+{
+    return &l->hist;
 }
 
 int

@@ -9,8 +9,9 @@
  *
  * The figures leave the process through a small stats file beside the
  * store (STORE_PATH-stats, 0600, rewritten once a second with a rename),
- * which tocsinctl stats reads; the coming /metrics endpoint reads
- * looplag_get directly. docs/internals/collector.md, "Loop lag".
+ * which tocsinctl stats reads; the Prometheus metrics export the
+ * histogram itself (looplag_hist, metrics.h).
+ * docs/internals/collector.md, "Loop lag".
  */
 #ifndef TOCSIN_COLLECTOR_LOOPLAG_H
 #define TOCSIN_COLLECTOR_LOOPLAG_H
@@ -38,10 +39,13 @@ struct looplag_hist {
     uint64_t n;      /* samples */
     uint64_t max_us; /* the longest lag seen, exact */
     uint64_t stalls; /* samples above LOOPLAG_WARN_US */
+    uint64_t sum_us; /* all lags added up (the metrics' _sum) */
     uint64_t bucket[LOOPLAG_NBUCKETS];
 };
 
 void looplag_hist_add(struct looplag_hist *h, uint64_t lag_us);
+/* Upper bound (µs, exclusive) of bucket i; UINT64_MAX for the last. */
+uint64_t looplag_bucket_top(size_t i);
 /*
  * The q-quantile (0 < q <= 1) in µs: the upper bound of the bucket that
  * holds it, capped at max_us (so p100 is the exact maximum). 0 with no
@@ -78,6 +82,8 @@ struct looplag;
 int looplag_start(uv_loop_t *loop, const char *stats_path,
                   struct looplag **out);
 void looplag_get(const struct looplag *l, struct looplag_stats *out);
+/* The histogram since start (for /metrics); valid while l is. */
+const struct looplag_hist *looplag_hist(const struct looplag *l);
 /* Write the file a last time and close the timer; frees l. NULL: no-op. */
 void looplag_stop(struct looplag *l);
 

@@ -22,6 +22,7 @@
 #include "net/listener.h"
 #include "log.h"
 #include "looplag.h"
+#include "metrics.h"
 #include "perms.h"
 #include "runbooks/runbooks.h"
 #include "net/server.h"
@@ -43,6 +44,7 @@ struct app {
     struct collector_config *cfg; /* borrowed from main */
     struct tc_tls_ctx **tls;      /* main's context; swapped on reload */
     struct looplag *lag;          /* owned; the event-loop lag probe */
+    struct metrics_textfile *mt;  /* owned; STORE_PATH-metrics.prom */
 };
 
 /*
@@ -65,6 +67,9 @@ stopped_cb(void *arg)
     struct app *app = arg;
 
     incident_runner_stop(app->inc);
+    /* Before the probe it reads goes. */
+    metrics_textfile_stop(app->mt);
+    app->mt = NULL;
     looplag_stop(app->lag);
     app->lag = NULL;
     hint_sender_stop(app->hs);
@@ -266,6 +271,7 @@ main(int argc, char **argv)
     struct app app;
     int status = 1, lfd = -1, tls_bad, rbs_bad, rc;
     char err[512];
+    int64_t start_ns = tc_now_ns();
 
     /* The store and its -wal and -shm: ours alone (perms.h). */
     tc_perms_umask();
@@ -378,6 +384,17 @@ main(int argc, char **argv)
             looplag_stats_path(path, sizeof(path), cfg->store_path) == 0 ? path
                                                                          : NULL,
             &app.lag);
+        if (metrics_textfile_path(path, sizeof(path), cfg->store_path) == 0) {
+            struct metrics_sources ms = {
+                .srv = app.srv,
+                .inc = app.inc,
+                .hs = app.hs,
+                .lag = app.lag,
+                .start_ns = start_ns,
+            };
+
+            app.mt = metrics_textfile_start(app.loop, &ms, path);
+        }
     }
     log_info("tocsin-collector %s: listening on %s, store %s (sync %s), "
              "name %s",

@@ -105,6 +105,8 @@ struct tc_tls_conn {
      * connection (anyone can open thousands) costs no read buffer.
      */
     uint8_t *rbuf;
+    /* Why the handshake failed (the metrics' class); NONE if it did not. */
+    enum tc_tls_fail fail;
 };
 
 static uint8_t *
@@ -447,11 +449,44 @@ tls_handshake_reason(struct tc_tls_conn *c, int ssl_err, char *buf, size_t len)
     }
 }
 
+/*
+ * The class of a failed handshake, from the same facts as its reason
+ * (call before the error queue is cleared).
+ */
+static enum tc_tls_fail
+tls_handshake_class(struct tc_tls_conn *c, int ssl_err)
+{
+    long v = SSL_get_verify_result(c->ssl);
+    unsigned long e = ERR_peek_error();
+
+    switch (v) {
+    case X509_V_OK:
+        break;
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+    case X509_V_ERR_CRL_HAS_EXPIRED:
+    case X509_V_ERR_CRL_NOT_YET_VALID:
+        return TC_TLS_FAIL_EXPIRED;
+    default:
+        return TC_TLS_FAIL_BAD_CERT;
+    }
+    if (e != 0 && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+        ERR_GET_REASON(e) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE)
+        return TC_TLS_FAIL_NO_CERT;
+    if (e != 0 && ERR_GET_LIB(e) == ERR_LIB_SSL)
+        return TC_TLS_FAIL_PROTOCOL;
+    if (ssl_err == SSL_ERROR_SYSCALL && e == 0)
+        return TC_TLS_FAIL_EOF;
+    return TC_TLS_FAIL_OTHER;
+}
+
 static void
 tls_handshake_failed(struct tc_tls_conn *c, int ssl_err)
 {
     char why[160];
 
+    if (c->fail == TC_TLS_FAIL_NONE)
+        c->fail = tls_handshake_class(c, ssl_err);
     tls_handshake_reason(c, ssl_err, why, sizeof(why));
     ERR_clear_error();
     tls_log_failure(c, "tls %s: handshake failed: %s", c->peer_addr, why);
@@ -532,6 +567,7 @@ tls_handshake(struct tc_tls_conn *c)
                         "tls %s: handshake failed: peer certificate has no "
                         "usable common name",
                         c->peer_addr);
+        c->fail = TC_TLS_FAIL_BAD_CERT;
         tls_set_result(c, UV_EPROTO,
                        "handshake failed: peer certificate "
                        "has no usable common name");
@@ -612,6 +648,7 @@ tls_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (nread == UV_EOF) {
             c->peer_eof = 1;
             if (c->state == TLS_HANDSHAKE) {
+                c->fail = TC_TLS_FAIL_EOF;
                 tls_log_failure(c,
                                 "tls %s: handshake failed: peer closed the "
                                 "connection",
@@ -627,12 +664,14 @@ tls_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             tls_update_reading(c);
             return;
         }
-        if (c->state == TLS_HANDSHAKE)
+        if (c->state == TLS_HANDSHAKE) {
+            c->fail = TC_TLS_FAIL_OTHER;
             tls_log_failure(c, "tls %s: handshake failed: %s", c->peer_addr,
                             uv_strerror((int)nread));
-        else
+        } else {
             log_debug("tls %s: read: %s", c->peer_addr,
                       uv_strerror((int)nread));
+        }
         tls_set_result(c, (int)nread, "read failed: %s",
                        uv_strerror((int)nread));
         tls_close_now(c);
@@ -655,6 +694,7 @@ tls_timer_cb(uv_timer_t *t)
 
     switch (c->state) {
     case TLS_HANDSHAKE:
+        c->fail = TC_TLS_FAIL_TIMEOUT;
         tls_log_failure(c, "tls %s: handshake failed: timed out after %d s",
                         c->peer_addr, TLS_HANDSHAKE_TIMEOUT_MS / 1000);
         tls_set_result(c, UV_ETIMEDOUT, "handshake timed out");
@@ -981,6 +1021,23 @@ void *
 tc_tls_get_data(const struct tc_tls_conn *c)
 {
     return c->data;
+}
+
+static const char *const fail_names[TC_TLS_FAIL_N] = {
+    "none",     "no_cert", "bad_cert", "expired",
+    "protocol", "timeout", "eof",      "other",
+};
+
+const char *
+tc_tls_fail_name(enum tc_tls_fail f)
+{
+    return (unsigned)f < TC_TLS_FAIL_N ? fail_names[f] : NULL;
+}
+
+enum tc_tls_fail
+tc_tls_handshake_failure(const struct tc_tls_conn *c)
+{
+    return c->fail;
 }
 
 void

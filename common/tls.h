@@ -150,6 +150,31 @@ int tc_tls_cert_cn(const char *path, char *out, size_t outlen, char *err,
                    size_t errlen);
 
 void *tc_tls_get_data(const struct tc_tls_conn *c);
+
+/*
+ * Why a handshake failed, in a few fixed classes: a bounded label for
+ * the collector's metrics (tocsin_tls_handshake_failures_total), never
+ * OpenSSL's own text. TC_TLS_FAIL_NONE while the handshake has not
+ * failed (it succeeded, runs, or the conn was closed by its owner).
+ */
+enum tc_tls_fail {
+    TC_TLS_FAIL_NONE = 0,
+    TC_TLS_FAIL_NO_CERT,  /* the peer sent no certificate */
+    TC_TLS_FAIL_BAD_CERT, /* it did not verify (unknown CA, signature,
+                             purpose), or has no usable common name */
+    TC_TLS_FAIL_EXPIRED,  /* expired or not yet valid */
+    TC_TLS_FAIL_PROTOCOL, /* TLS itself: version, cipher, a bad record,
+                             an alert from the peer */
+    TC_TLS_FAIL_TIMEOUT,  /* not done in time */
+    TC_TLS_FAIL_EOF,      /* the peer closed the connection */
+    TC_TLS_FAIL_OTHER,    /* a socket error, memory */
+};
+#define TC_TLS_FAIL_N 8
+/* "none", "no_cert", "bad_cert", "expired", "protocol", "timeout",
+ * "eof", "other"; NULL out of range. */
+const char *tc_tls_fail_name(enum tc_tls_fail f);
+/* The class of c's handshake failure (valid in on_close). */
+enum tc_tls_fail tc_tls_handshake_failure(const struct tc_tls_conn *c);
 void tc_tls_set_data(struct tc_tls_conn *c, void *data);
 
 #endif

@@ -65,6 +65,10 @@ usage(FILE *f)
             "  silences expire ID [--user U]\n"
             "  stats [--since 7d] [--by priority|host|rule] [--json]\n"
             "                                    MTTA, MTTR, MTBF\n"
+            "  metrics                           the running collector's "
+            "Prometheus\n"
+            "                                    metrics (text format "
+            "0.0.4)\n"
             "  replay [--json]                   rebuild the incidents from "
             "the events, diff\n"
             "  replay --config NEW.yaml [--since 7d] [--json]\n"
@@ -121,6 +125,8 @@ static const struct ctl_cmd cmds[] = {
     {"problems", ctl_problems},
     {"silences", ctl_silences},
     {"stats", ctl_stats},
+    /* The running collector's Prometheus metrics (its textfile). */
+    {"metrics", ctl_metrics},
     /* The incidents rebuilt from the stored inputs, diffed. */
     {"replay", ctl_replay},
     {"runbooks", ctl_runbooks},

@@ -1353,6 +1353,23 @@ incident_engine_size(const struct incident_engine *e)
     return e->ninc;
 }
 
+void
+incident_engine_census(
+    const struct incident_engine *e,
+    uint64_t out[INCIDENT_CENSUS_STATES][INCIDENT_CENSUS_PRIOS])
+{
+    memset(out, 0,
+           sizeof(uint64_t) * INCIDENT_CENSUS_STATES * INCIDENT_CENSUS_PRIOS);
+    for (size_t i = 0; i < e->ninc; i++) {
+        const struct incident *in = &e->incs[i]->v;
+
+        /* A closed one waits for the drain that drops it. */
+        if ((unsigned)in->state < INCIDENT_CENSUS_STATES && in->priority >= 1 &&
+            in->priority <= INCIDENT_CENSUS_PRIOS)
+            out[in->state][in->priority - 1]++;
+    }
+}
+
 const struct incident *
 incident_engine_get(const struct incident_engine *e, int64_t id)
 {

@@ -264,6 +264,16 @@ incident_engine_last_result(const struct incident_engine *e,
                             int64_t *incident_id);
 /* Number of incidents in memory (not closed). */
 size_t incident_engine_size(const struct incident_engine *e);
+/*
+ * The incidents in memory counted by state and priority (the metrics'
+ * gauge, refreshed about once a second off the loop): out[state][p - 1]
+ * for open, acknowledged and resolved; closed ones are not held. O(n).
+ */
+#define INCIDENT_CENSUS_STATES 3
+#define INCIDENT_CENSUS_PRIOS 5
+void incident_engine_census(
+    const struct incident_engine *e,
+    uint64_t out[INCIDENT_CENSUS_STATES][INCIDENT_CENSUS_PRIOS]);
 /* The in-memory incident with this id, or NULL (closed or unknown). */
 const struct incident *incident_engine_get(const struct incident_engine *e,
                                            int64_t id);

@@ -2502,6 +2502,16 @@ problem_engine_size(const struct problem_engine *e)
     return e->nprob;
 }
 
+void
+problem_engine_census(const struct problem_engine *e,
+                      uint64_t out[PROBLEM_CENSUS_STATES])
+{
+    memset(out, 0, sizeof(uint64_t) * PROBLEM_CENSUS_STATES);
+    for (size_t i = 0; i < e->nprob; i++)
+        if ((unsigned)e->probs[i]->v.state < PROBLEM_CENSUS_STATES)
+            out[e->probs[i]->v.state]++;
+}
+
 const struct problem *
 problem_engine_get(const struct problem_engine *e, int64_t id)
 {

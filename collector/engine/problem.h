@@ -355,6 +355,13 @@ size_t problem_engine_size(const struct problem_engine *e);
  * and the marks below are as of the last drain or pending: the engine
  * settles them there, once per step, not after every input.
  */
+/*
+ * Problems in memory counted by state, out[state] for open to resolved
+ * (closed ones are not held). O(n); for the metrics' gauge.
+ */
+#define PROBLEM_CENSUS_STATES 4
+void problem_engine_census(const struct problem_engine *e,
+                           uint64_t out[PROBLEM_CENSUS_STATES]);
 const struct problem *problem_engine_get(const struct problem_engine *e,
                                          int64_t id);
 /* The mark of an incident the engine knows ({id, 0, 0, 0} otherwise). */

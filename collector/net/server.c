@@ -62,6 +62,9 @@ struct server {
     void *commit_arg;
     struct server_stats st;
     struct net_warn accept_warn; /* accept failed (EMFILE...) */
+    /* The pipeline's last figures, kept when it is freed at stop: the
+     * metrics written at shutdown show what the drain committed. */
+    struct ingest_stats ingest_final;
 };
 
 static void check_done(struct server *srv);
@@ -369,6 +372,7 @@ check_done(struct server *srv)
         (srv->ack_inited && !srv->ack_closed))
         return;
     srv->done = 1;
+    ingest_stats(srv->ingest, &srv->ingest_final);
     /* Its timer must close before the loop can end. */
     ingest_free(srv->ingest);
     srv->ingest = NULL;
@@ -455,6 +459,16 @@ server_stats(const struct server *srv, struct server_stats *out)
     *out = srv->st;
     out->sessions = srv->ss.nsessions;
     out->agents = registry_count(srv->reg);
+    out->active = srv->ss.nactive;
+}
+
+void
+server_ingest_stats(const struct server *srv, struct ingest_stats *out)
+{
+    if (srv->ingest != NULL)
+        ingest_stats(srv->ingest, out);
+    else
+        *out = srv->ingest_final;
 }
 
 struct registry *

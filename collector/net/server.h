@@ -21,6 +21,8 @@
 
 #include <uv.h>
 
+#include "tls.h"
+
 struct server;
 struct collector_config;
 struct store;
@@ -75,8 +77,14 @@ struct server_stats {
     uint64_t duplicates;      /* events dropped as already queued */
     uint32_t sessions;        /* connections open now */
     uint32_t agents;          /* agents known */
+    uint32_t active;          /* sessions past HELLO (agents connected) */
+    /* TLS handshakes failed, by class (tls.h; [TC_TLS_FAIL_NONE] 0) */
+    uint64_t tls_failures[TC_TLS_FAIL_N];
 };
 
 void server_stats(const struct server *s, struct server_stats *out);
+/* The pipeline's figures (ingest.h), for the metrics. */
+struct ingest_stats;
+void server_ingest_stats(const struct server *s, struct ingest_stats *out);
 
 #endif

@@ -55,6 +55,7 @@ struct session {
     struct session *prev, *next; /* ss->list */
     struct certcount *cc;        /* counted under its certificate, or NULL */
     enum sess_state state;
+    int tls_counted;       /* its handshake failure is counted already */
     struct tc_buf rx;      /* one partial frame; max = that frame */
     struct tc_buf tx;      /* encode scratch; capped at TX_MAX */
     struct tc_frame frame; /* reused for every decode */
@@ -1011,6 +1012,13 @@ on_close(struct tc_tls_conn *c, int status, const char *reason)
 
     pending_remove(s);
     wait_remove(s);
+    if (s->state == SESS_TLS && !s->tls_counted) {
+        /* NONE when we closed it ourselves (evicted, shutting down). */
+        enum tc_tls_fail f = tc_tls_handshake_failure(c);
+
+        if (f != TC_TLS_FAIL_NONE)
+            ss->st->tls_failures[f]++;
+    }
     if (s->agent != NULL) {
         ss->nactive--;
         log_info("agent %s: disconnected: %s (%" PRIu64 " events, %" PRIu64
@@ -1074,6 +1082,11 @@ session_timer_cb(uv_timer_t *t)
         log_warnx("agent %s: no HELLO within %" PRIu64 " ms: closing",
                   s->label[0] ? s->label : "?", cfg->handshake_timeout_ms);
         s->ss->st->timeouts++;
+        if (s->state == SESS_TLS) {
+            /* Still in TLS: a handshake failure too (metrics.h). */
+            s->ss->st->tls_failures[TC_TLS_FAIL_TIMEOUT]++;
+            s->tls_counted = 1;
+        }
         if (s->state == SESS_HELLO)
             session_bye(s, "handshake timeout");
         else

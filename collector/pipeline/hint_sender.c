@@ -65,6 +65,7 @@ struct hint_sender {
     size_t njob_marks;
     int job_rc;
     unsigned failures;
+    struct hint_sender_stats st; /* for the metrics */
 };
 
 static void schedule(struct hint_sender *s);
@@ -174,6 +175,8 @@ send_row(struct hint_sender *s, const struct lrow *r)
             rc = 0; /* in flight already */
         else if (rc < 0)
             err = "cannot send";
+        else
+            s->st.sent++;
     }
     hint_params_free(&hp);
     if (rc == -ENOBUFS || rc == -ENOTCONN) {
@@ -198,6 +201,7 @@ on_ack(void *arg, const char *agent, uint64_t id)
     struct hs_agent *a = hs_get(s, agent);
 
     mark_add(s, (int64_t)id, agent, 1, 0, NULL);
+    s->st.acked++;
     log_info("hint %" PRIu64 " acknowledged by %s", id, agent);
     if (a->more) {
         a->more = 0;
@@ -495,6 +499,12 @@ hint_sender_set_key(struct hint_sender *s, struct tc_hintkey *key)
         s->agents[i].want = 1;
     }
     schedule(s);
+}
+
+void
+hint_sender_stats(const struct hint_sender *s, struct hint_sender_stats *out)
+{
+    *out = s->st;
 }
 
 void

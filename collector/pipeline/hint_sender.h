@@ -50,6 +50,13 @@ void hint_sender_set_key(struct hint_sender *s, struct tc_hintkey *key);
 /* A step wrote hints: load and send the new ones. Cheap; any thread?
  * No: the loop thread (the runner's after-work callback). */
 void hint_sender_kick(void *sender);
+/* For the metrics (loop thread). */
+struct hint_sender_stats {
+    uint64_t sent;  /* HINT frames sent (a resend counts again) */
+    uint64_t acked; /* HINT_ACKs for hints in flight */
+};
+void hint_sender_stats(const struct hint_sender *s,
+                       struct hint_sender_stats *out);
 /* No new jobs; a job in flight completes (the loop runs until it has). */
 void hint_sender_stop(struct hint_sender *s);
 /* After the loop has ended. NULL: no-op. */

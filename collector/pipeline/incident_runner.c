@@ -56,7 +56,24 @@ struct incident_runner {
     int record; /* runbooks not yet recorded as an
                    input: the worker records them
                    before its next step */
+    /* Metrics. The worker fills the *_w fields during a work, the loop
+     * takes them in after_work_cb (uv_queue_work orders the two). */
+    struct metrics_hist step_w; /* this work's step durations */
+    int census_w;               /* this work took a census: */
+    uint64_t inc_w[INCIDENT_CENSUS_STATES][INCIDENT_CENSUS_PRIOS];
+    uint64_t prob_w[PROBLEM_CENSUS_STATES];
+    uint64_t unacked_w;
+    int64_t census_mono;             /* worker: when it last took one */
+    struct incident_runner_stats st; /* loop: what metrics read */
 };
+
+_Static_assert(METRICS_INCIDENT_STATES == INCIDENT_CENSUS_STATES &&
+                   METRICS_PRIORITIES == INCIDENT_CENSUS_PRIOS &&
+                   METRICS_PROBLEM_STATES == PROBLEM_CENSUS_STATES,
+               "the metrics count what the engines count");
+
+/* Census every this many ns at most (worker). */
+#define CENSUS_EVERY_NS 1000000000LL
 
 static void
 pcfg_free(struct problem_config *c)
@@ -136,6 +153,23 @@ fail:
     return rc;
 }
 
+/* Threadpool: the metrics' census, at most once a second. */
+static void
+census(struct incident_runner *r)
+{
+    int64_t now = tc_mono_ns();
+
+    if (r->census_mono != 0 && now - r->census_mono < CENSUS_EVERY_NS)
+        return;
+    /* A failed count keeps the last one: the metrics lag, no more. */
+    if (incidents_store_hints_unacked(r->store, &r->unacked_w) < 0)
+        return;
+    r->census_mono = now;
+    incident_engine_census(r->engine, r->inc_w);
+    problem_engine_census(r->problems, r->prob_w);
+    r->census_w = 1;
+}
+
 /* Threadpool. */
 static void
 work_cb(uv_work_t *w)
@@ -166,8 +200,11 @@ work_cb(uv_work_t *w)
     }
     r->hints = 0;
     for (int i = 0; i < STEPS_PER_WORK; i++) {
+        int64_t t0 = tc_mono_ns();
+
         rc = incidents_store_step(r->store, r->engine, r->problems, &r->wm,
                                   tc_now_ns(), STEP_BATCHES, &more);
+        metrics_hist_observe(&r->step_w, (uint64_t)(tc_mono_ns() - t0));
         if (rc == 0)
             r->hints += incidents_store_step_hints(r->store);
         if (rc < 0) {
@@ -183,6 +220,8 @@ work_cb(uv_work_t *w)
             break;
     }
     r->work_rc = rc;
+    if (rc >= 0)
+        census(r);
 }
 
 static void queue_step(struct incident_runner *r);
@@ -194,6 +233,16 @@ after_work_cb(uv_work_t *w, int status)
 
     (void)status;
     r->working = 0;
+    metrics_hist_add(&r->st.step, &r->step_w);
+    memset(&r->step_w, 0, sizeof(r->step_w));
+    if (r->census_w) {
+        memcpy(r->st.incidents, r->inc_w, sizeof(r->st.incidents));
+        memcpy(r->st.problems, r->prob_w, sizeof(r->st.problems));
+        r->st.hints_unacked = r->unacked_w;
+        r->st.census = 1;
+        r->census_w = 0;
+    }
+    r->st.hints_decided += r->hints;
     if (r->hints > 0 && r->on_hints != NULL)
         r->on_hints(r->on_hints_arg);
     r->hints = 0;
@@ -290,6 +339,13 @@ incident_runner_kick(void *runner)
 
     if (r != NULL)
         queue_step(r);
+}
+
+void
+incident_runner_stats(const struct incident_runner *r,
+                      struct incident_runner_stats *out)
+{
+    *out = r->st;
 }
 
 int

@@ -20,6 +20,8 @@
 
 #include <uv.h>
 
+#include "metrics.h"
+
 struct incident_runner;
 struct collector_config;
 struct store;
@@ -50,6 +52,22 @@ void incident_runner_set_runbooks(struct incident_runner *r,
 /* fn(arg) on the loop thread after steps that wrote hints. */
 void incident_runner_on_hints(struct incident_runner *r, void (*fn)(void *arg),
                               void *arg);
+/*
+ * For the metrics (loop thread). The census (incidents and problems
+ * by state, hints not acked) is taken by the worker after a step at
+ * most once a second: counts of the engine's memory and one count of
+ * the hints table, never a query on the loop.
+ */
+struct incident_runner_stats {
+    struct metrics_hist step; /* each engine step's duration */
+    int census;               /* 1 once a census was taken */
+    uint64_t incidents[METRICS_INCIDENT_STATES][METRICS_PRIORITIES];
+    uint64_t problems[METRICS_PROBLEM_STATES];
+    uint64_t hints_unacked;
+    uint64_t hints_decided; /* hints the steps of this run wrote */
+};
+void incident_runner_stats(const struct incident_runner *r,
+                           struct incident_runner_stats *out);
 /* Idempotent. */
 void incident_runner_stop(struct incident_runner *r);
 /* NULL: no-op. */

@@ -57,7 +57,8 @@ struct gen {
     size_t nb, capb;
     struct gen_state *st; /* owned array of nst (capacity capst) */
     size_t nst, capst;
-    uint64_t events; /* events in all batches */
+    uint64_t events;           /* events in all batches */
+    uint64_t collector_events; /* of those, the collector's own */
 };
 
 /* Sort key for finding each agent's last batch in a generation. */
@@ -130,6 +131,7 @@ gen_reset(struct gen *g)
     g->nb = 0;
     g->nst = 0;
     g->events = 0;
+    g->collector_events = 0;
 }
 
 static int
@@ -350,6 +352,8 @@ ingest_append(struct ingest *ig, const struct ingest_src *src,
     b->n = n;
     g->nb++;
     g->events += n;
+    if (src->collector)
+        g->collector_events += n;
     schedule(ig);
     return 0;
 fail:
@@ -571,6 +575,9 @@ after_work_cb(uv_work_t *w, int status)
     if (g->nb > ig->st.max_group)
         ig->st.max_group = g->nb;
     ig->st.last_commit_ns = ss.last_commit_ns;
+    ig->st.collector_events += g->collector_events;
+    if (ss.last_commit_ns > 0)
+        metrics_hist_observe(&ig->st.commit_hist, (uint64_t)ss.last_commit_ns);
 
     /* Durable now: tell every agent in it. */
     for (size_t i = 0; i < ig->txn.nagents; i++) {

@@ -34,6 +34,7 @@
 
 #include <uv.h>
 
+#include "metrics.h"
 #include "wire.h"
 
 struct ingest;
@@ -117,6 +118,10 @@ struct ingest_stats {
     int64_t last_commit_ns;   /* duration of the last commit, ns */
     uint64_t checkpoints;     /* store maintenance passes run (WAL
                                  checkpoints) */
+    /* Of events, the collector's own (metrics: stored by origin). */
+    uint64_t collector_events;
+    /* Successful commits' durations (metrics, loop thread). */
+    struct metrics_hist commit_hist;
 };
 
 void ingest_stats(const struct ingest *ig, struct ingest_stats *out);

@@ -670,6 +670,29 @@ incidents_store_hints_max(struct incidents_store *s, int64_t *id)
 }
 
 int
+incidents_store_hints_unacked(struct incidents_store *s, uint64_t *n)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    *n = 0;
+    if ((rc = prep(s,
+                   "SELECT count(*) FROM hints h LEFT JOIN hint_delivery d"
+                   " ON d.hint_id = h.id WHERE coalesce(d.acked_at, 0) = 0",
+                   &st)) < 0)
+        return rc;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *n = (uint64_t)sqlite3_column_int64(st, 0);
+        rc = 0;
+    } else {
+        rc = fail(s, rc);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int
 incidents_store_hints_mark(struct incidents_store *s, const struct hint_mark *m,
                            size_t n)
 {

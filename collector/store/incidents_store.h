@@ -143,6 +143,9 @@ struct hint_row {
 size_t incidents_store_step_hints(const struct incidents_store *s);
 /* The highest hint id (0: none). */
 int incidents_store_hints_max(struct incidents_store *s, int64_t *id);
+/* How many hints are not acked (the metrics' hints_pending; one scan
+ * of the hints table, run off the loop about once a second). */
+int incidents_store_hints_unacked(struct incidents_store *s, uint64_t *n);
 /* Hints not acked, for agent (NULL: any), with id > after, in id
  * order, at most max. A non-zero cb return stops and is returned. */
 int incidents_store_hints_pending(
