@@ -351,20 +351,34 @@ subj_free(struct subj *s)
     free(s->cls);
 }
 
+/* One host of a problem and its lowest incident there (0: none). */
+struct phost {
+    char *host; /* owned */
+    int64_t incident_id;
+};
+
 static int
-str_cmp(const void *a, const void *b)
+phost_cmp(const void *a, const void *b)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    const struct phost *x = a, *y = b;
+    int c = strcmp(x->host, y->host);
+
+    /* A host's incident before the bare root-host entry. */
+    if (c != 0)
+        return c;
+    return (y->incident_id != 0) - (x->incident_id != 0);
 }
 
-/* Problem pid from w into p, its hosts (owned, sorted, unique) in
- * *hosts; *first: its lowest incident. 1 found, 0 not, < 0 error. */
+/* Problem pid from w into p, its hosts (owned, sorted, unique, each
+ * with its lowest incident in pid, 0 for the root host when it has
+ * none) in *hosts; *first: its lowest incident. 1 found, 0 not, < 0
+ * error. */
 static int
 problem_load(struct incidents_store *w, int64_t pid, struct dispatch_problem *p,
-             char **strs, char ***hosts, int64_t *first)
+             char **strs, struct phost **hosts, int64_t *first)
 {
     sqlite3_stmt *st = NULL;
-    char **v = NULL;
+    struct phost *v = NULL;
     size_t n = 0, cap = 0;
     int rc;
 
@@ -393,7 +407,8 @@ problem_load(struct incidents_store *w, int64_t pid, struct dispatch_problem *p,
     p->workaround = strs[2];
     if (col_text(st, 4)[0] != '\0') {
         v = tc_xreallocarray(v, ++cap, sizeof(*v));
-        v[n++] = tc_xstrdup(col_text(st, 4));
+        v[n].host = tc_xstrdup(col_text(st, 4));
+        v[n++].incident_id = 0;
     }
     *first = sqlite3_column_int64(st, 5);
     sqlite3_finalize(st);
@@ -410,7 +425,8 @@ problem_load(struct incidents_store *w, int64_t pid, struct dispatch_problem *p,
             cap = cap ? cap * 2 : 8;
             v = tc_xreallocarray(v, cap, sizeof(*v));
         }
-        v[n++] = tc_xstrdup(col_text(st, 0));
+        v[n].host = tc_xstrdup(col_text(st, 0));
+        v[n++].incident_id = id;
         if (*first == 0 || id < *first)
             *first = id;
     }
@@ -420,26 +436,26 @@ problem_load(struct incidents_store *w, int64_t pid, struct dispatch_problem *p,
     }
     sqlite3_finalize(st);
     if (n > 1)
-        tc_qsort(v, n, sizeof(*v), str_cmp);
-    /* Unique (the root host is usually an incident's host too). */
+        tc_qsort(v, n, sizeof(*v), phost_cmp);
+    /* Unique (the root host is usually an incident's host too: the
+     * entry with the incident sorts first and stays). */
     for (size_t i = 1, j = 1; i <= n; i++) {
         if (i == n) {
             n = j;
             break;
         }
-        if (strcmp(v[i], v[j - 1]) == 0)
-            free(v[i]);
+        if (strcmp(v[i].host, v[j - 1].host) == 0)
+            free(v[i].host);
         else
             v[j++] = v[i];
     }
-    p->hosts = (const char *const *)v;
-    p->nhosts = n;
     *hosts = v;
+    p->nhosts = n;
     return 1;
 fail:
     sqlite3_finalize(st);
     for (size_t i = 0; i < n; i++)
-        free(v[i]);
+        free(v[i].host);
     free(v);
     return rc;
 }
@@ -449,7 +465,7 @@ static int
 hints_write(struct incidents_store *w, const struct dispatch_hints *out,
             int64_t now)
 {
-    sqlite3_stmt *ins = NULL, *note = NULL;
+    sqlite3_stmt *ins = NULL, *note = NULL, *pnote = NULL;
     int rc;
 
     if (out->n == 0)
@@ -462,10 +478,15 @@ hints_write(struct incidents_store *w, const struct dispatch_hints *out,
         (rc = prep(w,
                    "INSERT INTO timeline(incident_id, ts, what, who, detail)"
                    " VALUES(?1, ?2, 'hint', ?3, ?4)",
-                   &note)) < 0)
+                   &note)) < 0 ||
+        (rc = prep(w,
+                   "INSERT INTO problem_timeline(problem_id, ts, what, who,"
+                   " detail) VALUES(?1, ?2, 'hint', ?3, ?4)",
+                   &pnote)) < 0)
         goto out;
     for (size_t i = 0; i < out->n; i++) {
         const struct dispatch_hint *h = &out->v[i];
+        sqlite3_stmt *st;
         int64_t id;
         char *detail;
 
@@ -493,7 +514,7 @@ hints_write(struct incidents_store *w, const struct dispatch_hints *out,
             w->hnew = tc_xreallocarray(w->hnew, w->caphnew, sizeof(*w->hnew));
         }
         w->hnew[w->nhnew++] = id;
-        if (h->incident_id == 0)
+        if (h->incident_id == 0 && h->problem_id == 0)
             continue;
         detail = tc_xasprintf("hint %" PRId64 " for %s: %s%s%s", id, h->agent,
                               h->title, h->note[0] ? " (" : "",
@@ -504,17 +525,66 @@ hints_write(struct incidents_store *w, const struct dispatch_hints *out,
             free(detail);
             detail = d2;
         }
-        sqlite3_bind_int64(note, 1, h->incident_id);
-        sqlite3_bind_int64(note, 2, now);
-        sqlite3_bind_text(note, 3, h->source, -1, SQLITE_STATIC);
-        sqlite3_bind_text(note, 4, detail, -1, SQLITE_TRANSIENT);
+        /* On its incident's timeline; a hint to a host with no incident
+         * in the problem, on the problem's. */
+        st = h->incident_id != 0 ? note : pnote;
+        sqlite3_bind_int64(
+            st, 1, h->incident_id != 0 ? h->incident_id : h->problem_id);
+        sqlite3_bind_int64(st, 2, now);
+        sqlite3_bind_text(st, 3, h->source, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, detail, -1, SQLITE_TRANSIENT);
         free(detail);
-        if ((rc = step_reset(w, note)) < 0)
+        if ((rc = step_reset(w, st)) < 0)
             goto out;
     }
 out:
     sqlite3_finalize(ins);
     sqlite3_finalize(note);
+    sqlite3_finalize(pnote);
+    return rc;
+}
+
+/*
+ * dispatch_problem for trigger s and problem p with the subjects of
+ * its hosts: each host's own lowest incident in p (the trigger itself
+ * for the trigger's host, whose event is at hand), none for a root
+ * host with no incident there. 0 or < 0.
+ */
+static int
+problem_dispatch(struct incidents_store *w, struct incidents_store *feed,
+                 const struct runbook_set *set, const struct subj *s,
+                 struct dispatch_problem *p, const struct phost *hosts,
+                 struct dispatch_hints *out)
+{
+    const char **names = tc_xcalloc(p->nhosts + 1, sizeof(*names));
+    const struct dispatch_subject **subs =
+        tc_xcalloc(p->nhosts + 1, sizeof(*subs));
+    struct subj *own = tc_xcalloc(p->nhosts + 1, sizeof(*own));
+    int rc = 0;
+
+    for (size_t i = 0; i < p->nhosts; i++) {
+        names[i] = hosts[i].host;
+        if (strcmp(hosts[i].host, s->host) == 0) {
+            subs[i] = &s->ds;
+        } else if (hosts[i].incident_id != 0) {
+            if ((rc = subject_load(w, feed, hosts[i].incident_id, &own[i])) < 0)
+                goto out;
+            if (rc > 0)
+                subs[i] = &own[i].ds;
+        }
+    }
+    rc = 0;
+    p->hosts = names;
+    p->subjects = subs;
+    dispatch_problem(set, &s->ds, p, out);
+out:
+    for (size_t i = 0; i < p->nhosts; i++)
+        subj_free(&own[i]);
+    free(own);
+    free(subs);
+    free(names);
+    p->hosts = NULL;
+    p->subjects = NULL;
     return rc;
 }
 
@@ -537,7 +607,8 @@ hints_step(struct incidents_store *w, struct incidents_store *feed, int64_t now)
     }
     for (size_t i = 0; i < w->nhlinks; i++) {
         struct dispatch_problem p;
-        char *strs[3] = {NULL, NULL, NULL}, **hosts = NULL;
+        char *strs[3] = {NULL, NULL, NULL};
+        struct phost *hosts = NULL;
         int64_t first, inc = w->hlinks[i].incident_id;
         struct subj s;
 
@@ -545,11 +616,11 @@ hints_step(struct incidents_store *w, struct incidents_store *feed, int64_t now)
         if (rc > 0 && inc == 0)
             inc = first;
         if (rc > 0 && inc != 0 && (rc = subject_load(w, feed, inc, &s)) > 0) {
-            dispatch_problem(set, &s.ds, &p, &out);
+            rc = problem_dispatch(w, feed, set, &s, &p, hosts, &out);
             subj_free(&s);
         }
         for (size_t j = 0; j < p.nhosts; j++)
-            free(hosts[j]);
+            free(hosts[j].host);
         free(hosts);
         for (int j = 0; j < 3; j++)
             free(strs[j]);
