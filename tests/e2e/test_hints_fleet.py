@@ -13,7 +13,9 @@ real collector on a real SQLite file, a runbook directory.
   (pending), web-03's agent is SIGKILLed while its action runs, and the
   collector restarts once; then everything comes back;
 - every action ran exactly once per host (a canary line each), and no
-  more after a further restart of every agent and the collector;
+  more after a further restart of every agent and the collector that
+  sends every hint again (its ack marks cleared: the agents recognise
+  the redeliveries);
 - the results are on the timelines: each web incident's, and the
   problem's for cache-01's (web-03's says it was interrupted);
 - tocsinctl replay on the store decides the same hints.
@@ -24,8 +26,8 @@ that the test can kill its agent while it runs."""
 
 import json
 import os
+import sqlite3
 import stat
-import time
 
 import tocsin_e2e as e2e
 
@@ -221,23 +223,31 @@ def test_fleet(env):
                              for h in HOSTS), repr(states))
     e2e.check("refused" not in col.log(), "a result was refused")
 
-    # A further restart of everything: redelivery is recognised,
-    # nothing runs again, nothing new lands.
+    # A further restart of everything, and the collector made to
+    # forget that the hints were acked (as if those marks were lost in
+    # a crash): every hint goes again, each agent recognises its
+    # redelivery and acks it; nothing runs again, nothing new lands.
     for h in HOSTS:
         agents[h].stop()
     col.stop()
+    db = sqlite3.connect(os.path.join(env.dir, "state", "collector.db"))
+    with db:
+        db.execute("UPDATE hint_delivery SET acked_at = 0")
+    db.close()
     mark = len(col.log())
     col.start()
     col.wait_log("listening on", after=mark)
-    marks = {h: len(agents[h].log()) for h in HOSTS}
     for h in HOSTS:
         agents[h].start()
-    for h in HOSTS:
-        agents[h].wait_log("connected to", after=marks[h])
-    # One heartbeat's worth of time for anything pending to go out.
-    time.sleep(2)
+
+    def acked_again():
+        v = ctl_json(env, "hints", "list", "--json")
+        return all(x["acked_at"] > 0 and x["attempts"] >= 2 for x in v)
+    e2e.wait_for(acked_again, 30, "every hint sent and acked again")
     e2e.check(len(ctl_json(env, "hints", "list", "--json")) == len(HOSTS),
               "hints decided again")
+    for h in HOSTS:
+        e2e.check(len(agent_hints(env, confs[h])) == 1, "%s stored twice" % h)
     check_once()
 
     rep = ctl_json(env, "replay", "--json")
