@@ -59,6 +59,21 @@ const char hints_schema_v9[] = "CREATE TABLE runbook_sets("
                                " attempts INTEGER NOT NULL DEFAULT 0,"
                                " last_error TEXT NOT NULL DEFAULT '');";
 
+/*
+ * Version 10: the labels and fields of the event that opened each
+ * incident (blobs: per pair a 4-byte big-endian length and the key,
+ * the same for the value), written by the step that opened it. A
+ * problem's hint to a host is filled from that host's own incident,
+ * which usually opened in an earlier step than the link that triggers
+ * the dispatch (the first host to name a dependency waits for a
+ * second): without this its {field.X} could not be filled. Engine
+ * state, so a restart and replay fill the same parameters.
+ */
+const char hints_schema_v10[] = "CREATE TABLE hint_subjects("
+                                " incident_id INTEGER PRIMARY KEY,"
+                                " labels BLOB NOT NULL,"
+                                " fields BLOB NOT NULL);";
+
 static void
 kvs_free(struct runbook_kv *v, size_t n)
 {
@@ -299,7 +314,142 @@ out:
 struct subj {
     struct dispatch_subject ds;
     char *host, *cls;
+    struct runbook_kv *labels, *fields; /* read back from hint_subjects */
+    size_t nlabels, nfields;
 };
+
+/* kvs as a hint_subjects blob into b. */
+static void
+kvs_blob(struct tc_buf *b, const struct runbook_kv *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *p[2] = {v[i].key, v[i].val};
+
+        for (int j = 0; j < 2; j++) {
+            size_t len = strlen(p[j]);
+            uint8_t be[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16),
+                             (uint8_t)(len >> 8), (uint8_t)len};
+
+            tc_buf_append(b, be, 4);
+            tc_buf_append(b, p[j], len);
+        }
+    }
+}
+
+/* A hint_subjects blob back into *out (owned); a malformed one (which
+ * only a hand-edited store holds) is none. The count. */
+static size_t
+kvs_unblob(const uint8_t *p, size_t len, struct runbook_kv **out)
+{
+    struct runbook_kv *v = NULL;
+    size_t n = 0, cap = 0, off = 0;
+
+    *out = NULL;
+    while (off < len) {
+        char *kv[2] = {NULL, NULL};
+
+        for (int j = 0; j < 2; j++) {
+            size_t l;
+
+            if (len - off < 4)
+                goto bad;
+            l = (size_t)p[off] << 24 | (size_t)p[off + 1] << 16 |
+                (size_t)p[off + 2] << 8 | p[off + 3];
+            off += 4;
+            if (l > len - off || memchr(p + off, '\0', l) != NULL) {
+                if (j == 1)
+                    free(kv[0]);
+                goto bad;
+            }
+            kv[j] = tc_xstrndup((const char *)p + off, l);
+            off += l;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            v = tc_xreallocarray(v, cap, sizeof(*v));
+        }
+        v[n].key = kv[0];
+        v[n++].val = kv[1];
+    }
+    *out = v;
+    return n;
+bad:
+    kvs_free(v, n);
+    return 0;
+}
+
+/* The opening events captured in feed this step into w's
+ * hint_subjects. */
+static int
+subjects_write(struct incidents_store *w, struct incidents_store *feed)
+{
+    sqlite3_stmt *st = NULL;
+    struct tc_buf lb, fb;
+    int rc = 0;
+
+    if (feed->nhevs == 0)
+        return 0;
+    if ((rc = prep(w,
+                   "INSERT OR IGNORE INTO hint_subjects(incident_id, labels,"
+                   " fields) VALUES(?1, ?2, ?3)",
+                   &st)) < 0)
+        return rc;
+    /* Bounded by the event's own limits (the decoder's). */
+    tc_buf_init(&lb, UINT32_MAX);
+    tc_buf_init(&fb, UINT32_MAX);
+    for (size_t i = 0; i < feed->nhevs && rc == 0; i++) {
+        const struct hint_ev *h = &feed->hevs[i];
+
+        tc_buf_reset(&lb);
+        tc_buf_reset(&fb);
+        kvs_blob(&lb, h->labels, h->nlabels);
+        kvs_blob(&fb, h->fields, h->nfields);
+        sqlite3_bind_int64(st, 1, h->incident_id);
+        sqlite3_bind_blob(st, 2, lb.data ? tc_buf_head(&lb) : (const void *)"",
+                          (int)tc_buf_size(&lb), SQLITE_STATIC);
+        sqlite3_bind_blob(st, 3, fb.data ? tc_buf_head(&fb) : (const void *)"",
+                          (int)tc_buf_size(&fb), SQLITE_STATIC);
+        rc = step_reset(w, st);
+    }
+    tc_buf_close(&lb);
+    tc_buf_close(&fb);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* The labels and fields of incident id's opening event from w's
+ * hint_subjects into out (none if it has no row). 0 or < 0. */
+static int
+subject_fields(struct incidents_store *w, int64_t id, struct subj *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if ((rc = prep(w,
+                   "SELECT labels, fields FROM hint_subjects WHERE"
+                   " incident_id = ?1",
+                   &st)) < 0)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        out->nlabels =
+            kvs_unblob(sqlite3_column_blob(st, 0),
+                       (size_t)sqlite3_column_bytes(st, 0), &out->labels);
+        out->nfields =
+            kvs_unblob(sqlite3_column_blob(st, 1),
+                       (size_t)sqlite3_column_bytes(st, 1), &out->fields);
+        out->ds.rs.labels = out->labels;
+        out->ds.rs.nlabels = out->nlabels;
+        out->ds.rs.fields = out->fields;
+        out->ds.rs.nfields = out->nfields;
+        rc = 0;
+    } else {
+        rc = rc == SQLITE_DONE ? 0 : fail(w, rc);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
 
 /* Incident id's subject from w's tables and feed's captured event. 1:
  * found, 0: no such incident, < 0: error. */
@@ -333,13 +483,15 @@ subject_load(struct incidents_store *w, struct incidents_store *feed,
     out->ds.rs.cls = out->cls;
     out->ds.rs.host = out->host;
     out->ds.rs.severity = (int)sev;
-    /* Labels and fields: of the event that opened it, when that was in
-     * this step (an incident that joins a problem later has none). */
+    /* Labels and fields: of the event that opened it, at hand when
+     * that was in this step, else as that step kept them. */
     if ((ev = hev_find(feed, id)) != NULL) {
         out->ds.rs.labels = ev->labels;
         out->ds.rs.nlabels = ev->nlabels;
         out->ds.rs.fields = ev->fields;
         out->ds.rs.nfields = ev->nfields;
+    } else if ((rc = subject_fields(w, id, out)) < 0) {
+        return rc;
     }
     return 1;
 }
@@ -349,6 +501,8 @@ subj_free(struct subj *s)
 {
     free(s->host);
     free(s->cls);
+    kvs_free(s->labels, s->nlabels);
+    kvs_free(s->fields, s->nfields);
 }
 
 /* One host of a problem and its lowest incident there (0: none). */
@@ -596,6 +750,8 @@ hints_step(struct incidents_store *w, struct incidents_store *feed, int64_t now)
     int rc = 0;
 
     w->nhnew = 0;
+    if ((rc = subjects_write(w, feed)) < 0)
+        goto out;
     for (size_t i = 0; i < w->nhopened && set != NULL; i++) {
         struct subj s;
 

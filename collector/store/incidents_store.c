@@ -212,12 +212,12 @@ static const char schema_v6[] =
 
 /* The engine state's schema steps, applied by store.c's migrator in
  * version order after the event log's 1 and 2 (store_int.h); version 7
- * (problems) and 8 (reviews) are in problems_store.c, 9 (hints) in
- * hints_store.c. */
+ * (problems) and 8 (reviews) are in problems_store.c, 9 (hints) and
+ * 10 (the opening events' fields for hints) in hints_store.c. */
 const struct store_migration incidents_migrations[] = {
     {3, schema_v3},       {4, schema_v4},          {5, schema_v5},
     {6, schema_v6},       {7, problems_schema_v7}, {8, problems_schema_v8},
-    {9, hints_schema_v9},
+    {9, hints_schema_v9}, {10, hints_schema_v10},
 };
 const size_t incidents_nmigrations =
     sizeof(incidents_migrations) / sizeof(incidents_migrations[0]);

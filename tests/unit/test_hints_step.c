@@ -196,6 +196,18 @@ static const char rb_here[] =
     "---\n"
     "Restart the service here.\n";
 
+/* Set "d": only this, an action filled from each host's own field. */
+static const char rb_via[] =
+    "---\n"
+    "id: via\n"
+    "title: Restart the upstream\n"
+    "match: {class: [upstream-down], problem_rule: [reference]}\n"
+    "action:\n"
+    "  name: restart\n"
+    "  params: {via: \"{field.upstream}\", on: \"{host}\"}\n"
+    "---\n"
+    "Restart it.\n";
+
 static void
 write_file(const char *dir, const char *name, const char *text)
 {
@@ -208,8 +220,8 @@ write_file(const char *dir, const char *name, const char *text)
     fclose(fp);
 }
 
-/* Load set name ("a": up and ref; "b": also tls; "c": here alone) and
- * record it. */
+/* Load set name ("a": up and ref; "b": also tls; "c": here alone; "d":
+ * via alone) and record it. */
 static int
 record(struct fix *f, const char *name, int64_t now)
 {
@@ -218,9 +230,9 @@ record(struct fix *f, const char *name, int64_t now)
     int recorded = -1;
 
     snprintf(dir, sizeof(dir), "%s/rb-%s", tu_tmpdir, name);
-    if (strcmp(name, "c") == 0) {
+    if (strcmp(name, "c") == 0 || strcmp(name, "d") == 0) {
         if (mkdir(dir, 0700) == 0)
-            write_file(dir, "here.md", rb_here);
+            write_file(dir, "here.md", name[0] == 'c' ? rb_here : rb_via);
     } else if (mkdir(dir, 0700) == 0) {
         write_file(dir, "up.md", rb_up);
         write_file(dir, "ref.md", rb_ref);
@@ -741,6 +753,56 @@ test_hints_own_incident(void **state)
     fix_close(&g);
 }
 
+/*
+ * A problem's hint is filled from each host's own incident: web-01's
+ * opened two steps (and a restart) before the reference problem that
+ * web-02's opening made, and still fills {field.upstream} with its own
+ * value, kept by the step that opened it (hint_subjects). cache-01 has
+ * no incident, so no field: its hint has no action, and says why.
+ * Replay agrees.
+ */
+static void
+test_hints_fields_kept(void **state)
+{
+    struct fix f = {0};
+    struct incidents_replay_stats rs;
+    int64_t t = T0;
+    int nd = 0;
+
+    (void)state;
+    fix_open(&f, "kept");
+    record(&f, "d", t);
+    commit(&f, 3, "hello", TC_SEV_OK, NULL, t);
+    run(&f, t + SEC);
+    commit(&f, 0, "upstream-down", TC_SEV_ERROR, "cache-01:6379", t + 2 * SEC);
+    run(&f, t + 2 * SEC);
+    reload(&f);
+    run(&f, t + 3 * SEC);
+    commit(&f, 1, "upstream-down", TC_SEV_ERROR, "cache-01", t + 4 * SEC);
+    run(&f, t + 4 * SEC);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM problems"), 1);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM hints"), 3);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM hints WHERE"
+                                     " agent = 'web-01' AND action ="
+                                     " 'restart' AND params = '{\"on\":"
+                                     "\"web-01\",\"via\":\"cache-01:6379\"}'"),
+                     1);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM hints WHERE"
+                                     " agent = 'web-02' AND params = '{\"on\":"
+                                     "\"web-02\",\"via\":\"cache-01\"}'"),
+                     1);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM hints WHERE"
+                                     " agent = 'cache-01' AND action IS NULL"
+                                     " AND note LIKE '%no action restart:"
+                                     " parameter via%'"),
+                     1);
+    assert_int_equal(
+        incidents_store_replay(f.is, &cfg, &pcfg, count_diff, &nd, &rs), 0);
+    assert_int_equal(nd, 0);
+    assert_int_equal(rs.hints, 3);
+    fix_close(&f);
+}
+
 static int
 setup(void **state)
 {
@@ -760,6 +822,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_hints_step_atomic, setup,
                                         tu_teardown),
         cmocka_unit_test_setup_teardown(test_hints_own_incident, setup,
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(test_hints_fields_kept, setup,
                                         tu_teardown),
     };
 
