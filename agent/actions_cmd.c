@@ -113,17 +113,31 @@ result_line(const struct action_result *r, char *out, size_t len)
                  r->duration_ms);
 }
 
+/* What an interrupted run's result says in place of its output. */
+#define INTERRUPTED_TEXT                                                       \
+    "interrupted: the agent stopped while the action ran; its outcome is "     \
+    "unknown and it is not run again"
+
+/*
+ * Spool the action_result event of r (problem: the hint's problem, 0 =
+ * none; it is sent only then, so that a result of a hint naming only a
+ * problem lands on that problem's timeline). interrupted: r ran when
+ * the agent stopped, so that exit, signal and duration are unknown and
+ * left out.
+ */
 static void
 spool_result(struct actions_agent *aa, const struct action_result *r,
-             const char *line)
+             uint64_t problem, int interrupted, const char *line)
 {
-    char hint[24], ex[24], sig[8], dur[24], msg[512];
-    struct tc_kv fields[8];
+    char hint[24], prob[24], ex[24], sig[8], dur[24], msg[512];
+    struct tc_kv fields[9];
     struct tc_event ev;
     uint32_t nf = 0;
-    int ok = r->spawn_error == 0 && r->signal == 0 && r->exit_status == 0;
+    int ok = !interrupted && r->spawn_error == 0 && r->signal == 0 &&
+             r->exit_status == 0;
 
     snprintf(hint, sizeof(hint), "%" PRIu64, r->hint);
+    snprintf(prob, sizeof(prob), "%" PRIu64, problem);
     snprintf(ex, sizeof(ex), "%" PRId64, r->spawn_error ? -1 : r->exit_status);
     snprintf(sig, sizeof(sig), "%d", r->signal);
     snprintf(dur, sizeof(dur), "%" PRIu64, r->duration_ms);
@@ -137,10 +151,16 @@ spool_result(struct actions_agent *aa, const struct action_result *r,
     F("action", tc_str_c(r->action));
     F("hint", tc_str_c(hint));
     F("incident", tc_str_c(r->incident));
-    F("exit", tc_str_c(ex));
-    F("signal", tc_str_c(sig));
-    F("duration_ms", tc_str_c(dur));
-    F("output", ((struct tc_str){r->output, (uint32_t)r->output_len}));
+    if (problem != 0)
+        F("problem", tc_str_c(prob));
+    if (interrupted) {
+        F("output", tc_str_c(INTERRUPTED_TEXT));
+    } else {
+        F("exit", tc_str_c(ex));
+        F("signal", tc_str_c(sig));
+        F("duration_ms", tc_str_c(dur));
+        F("output", ((struct tc_str){r->output, (uint32_t)r->output_len}));
+    }
 #undef F
     memset(&ev, 0, sizeof(ev));
     ev.ts = tc_now_ns();
@@ -158,6 +178,20 @@ spool_result(struct actions_agent *aa, const struct action_result *r,
         log_warnx("action %s: its result could not be spooled", r->action);
     else if (aa->spooled != NULL)
         aa->spooled(aa->arg);
+}
+
+/* The problem of stored hint id (0: none, or no such hint). */
+static uint64_t
+hint_problem(struct actions_agent *aa, uint64_t id)
+{
+    struct agent_hint h;
+    uint64_t p = 0;
+
+    memset(&h, 0, sizeof(h));
+    if (id != 0 && aa->hints != NULL && hints_store_get(aa->hints, id, &h) == 0)
+        p = h.problem;
+    hints_store_hint_clear(&h);
+    return p;
 }
 
 static void
@@ -179,7 +213,7 @@ cmd_done(void *arg, const struct action_result *r)
         log_info("action %s (hint %" PRIu64 "): %s", r->action, r->hint, line);
     else
         log_warnx("action %s (hint %" PRIu64 "): %s", r->action, r->hint, line);
-    spool_result(c->aa, r, line);
+    spool_result(c->aa, r, hint_problem(c->aa, r->hint), 0, line);
     if (c->reply != NULL) {
         tc_buf_init(&b, 64 << 10);
         tc_buf_append(&b, line, strlen(line));
@@ -343,6 +377,30 @@ resume_note(void *arg, const struct agent_hint *h)
     return 0;
 }
 
+/*
+ * Hint id's action was running when the agent stopped (a crash, a
+ * SIGKILL): its process may have finished its work, so it is not run
+ * again, but without a result the collector's timeline would never say
+ * that it ran. An action_result saying so is spooled, once: after the
+ * state became "failed", which a later start does not look at again.
+ */
+static void
+interrupted_result(struct actions_agent *aa, uint64_t id)
+{
+    struct action_result r;
+    struct agent_hint h;
+
+    memset(&h, 0, sizeof(h));
+    if (hints_store_get(aa->hints, id, &h) < 0)
+        return;
+    memset(&r, 0, sizeof(r));
+    r.action = h.action;
+    r.hint = id;
+    r.incident = h.incident;
+    spool_result(aa, &r, h.problem, 1, "interrupted (the agent stopped)");
+    hints_store_hint_clear(&h);
+}
+
 void
 actions_cmd_resume(struct actions_agent *aa)
 {
@@ -356,7 +414,8 @@ actions_cmd_resume(struct actions_agent *aa)
         log_warnx("hint %" PRIu64 ": its action was running when the agent "
                   "stopped; marked failed, not run again",
                   r.failed[i]);
-        (void)hints_store_set_state(aa->hints, r.failed[i], "failed");
+        if (hints_store_set_state(aa->hints, r.failed[i], "failed") == 0)
+            interrupted_result(aa, r.failed[i]);
     }
     for (size_t i = 0; i < r.nrun; i++)
         (void)actions_cmd_hint_run(aa, r.run[i], 0, NULL, NULL, err,

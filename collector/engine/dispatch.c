@@ -180,6 +180,31 @@ dispatch_incident_opened(const struct runbook_set *set,
     free(source);
 }
 
+/*
+ * The subject of p's host i: that host's own incident in p when it has
+ * one (what its hint names, what its templates are filled from), else
+ * the host alone: class and severity of the trigger s, no labels or
+ * fields, incident 0 (its hint names only the problem). Both are
+ * matched as members of p.
+ */
+static struct dispatch_subject
+member_subject(const struct dispatch_subject *s,
+               const struct dispatch_problem *p, size_t i)
+{
+    struct dispatch_subject m;
+
+    if (p->subjects != NULL && p->subjects[i] != NULL) {
+        m = *p->subjects[i];
+    } else {
+        memset(&m, 0, sizeof(m));
+        m.rs.cls = s->rs.cls;
+        m.rs.severity = s->rs.severity;
+        m.rs.host = p->hosts[i];
+    }
+    m.rs.problem_rule = p->rule;
+    return m;
+}
+
 void
 dispatch_problem(const struct runbook_set *set,
                  const struct dispatch_subject *s,
@@ -189,22 +214,31 @@ dispatch_problem(const struct runbook_set *set,
     const struct runbook *rb;
     char *source;
 
-    /* Matched as a member of p: conditions on its rule hold. */
+    /* Matched as a member of p: conditions on its rule hold. The
+     * runbook is the trigger's; each host's hint is about its own
+     * incident (member_subject), never another host's, so that its
+     * action's result lands on that incident. */
     ps.rs.problem_rule = p->rule;
     rb = best(set, &ps.rs);
     if (rb != NULL) {
         source = tc_xasprintf("runbook:%s", rb->id);
-        for (size_t i = 0; i < p->nhosts; i++)
-            add(out, source, p->id, p->hosts[i], &ps, rb->title, rb->body, rb);
+        for (size_t i = 0; i < p->nhosts; i++) {
+            struct dispatch_subject m = member_subject(s, p, i);
+
+            add(out, source, p->id, p->hosts[i], &m, rb->title, rb->body, rb);
+        }
         free(source);
     }
     if (p->known_error && p->workaround != NULL && p->workaround[0] != '\0') {
         char *title = tc_xasprintf("Known error: %s", p->title);
 
         source = tc_xasprintf("known-error:%" PRId64, p->id);
-        for (size_t i = 0; i < p->nhosts; i++)
-            add(out, source, p->id, p->hosts[i], &ps, title, p->workaround,
+        for (size_t i = 0; i < p->nhosts; i++) {
+            struct dispatch_subject m = member_subject(s, p, i);
+
+            add(out, source, p->id, p->hosts[i], &m, title, p->workaround,
                 NULL);
+        }
         free(source);
         free(title);
     }

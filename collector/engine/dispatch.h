@@ -36,6 +36,11 @@ struct dispatch_problem {
     const char *const *hosts; /* every host of its incidents and the top
                                  candidate's host: sorted, unique */
     size_t nhosts;
+    /* Per hosts[i]: that host's own incident in the problem (its
+     * lowest), with the labels and fields at hand; NULL for a host
+     * with no incident in it (a named host that reports nothing).
+     * NULL as a whole: no host has one. */
+    const struct dispatch_subject *const *subjects;
 };
 
 /* One decided hint. Strings owned. */
@@ -43,7 +48,8 @@ struct dispatch_hint {
     char *key;   /* "SOURCE|incident:N|AGENT" or "SOURCE|problem:N|AGENT":
                     the dedupe key (UNIQUE in the store) */
     char *agent; /* the addressee: a host's agent */
-    int64_t incident_id; /* the incident it is for (its templates') */
+    int64_t incident_id; /* the incident it is for (its templates'); 0:
+                            a problem hint to a host with none there */
     int64_t problem_id;  /* 0 = none */
     char *source;        /* "runbook:<id>" or "known-error:<problem id>" */
     char *title;
@@ -70,8 +76,10 @@ void dispatch_incident_opened(const struct runbook_set *set,
 /*
  * s joined p, or p became a known error (s: one of its incidents): the
  * best runbook for s with p's rule, and p's workaround when p is a
- * known error, each as a hint to every host of p. Templates are filled
- * from s.
+ * known error, each as a hint to every host of p. Each host's hint
+ * names that host's own incident (p->subjects) and its templates are
+ * filled from it; a host with none gets a hint naming the problem only
+ * (incident 0), its templates filled from its host name alone.
  */
 void dispatch_problem(const struct runbook_set *set,
                       const struct dispatch_subject *s,

@@ -983,8 +983,8 @@ str_has(const struct tc_str *s, const char *lit)
  * is missing or not a number shows as "?": the agent always sends all
  * of them, so "?" means a peer that does not.
  */
-static void
-result_detail(const struct tc_event *ev, char *d, size_t len)
+void
+incident_result_detail(const struct tc_event *ev, char *d, size_t len)
 {
     const struct tc_str *f = field_of(ev, "action"), *out;
     char name[128], what[64], dur[32], hint[40] = "", line[RESULT_LINE_MAX];
@@ -1030,6 +1030,17 @@ result_detail(const struct tc_event *ev, char *d, size_t len)
              line[0] ? ": " : "", line);
 }
 
+int
+incident_result_id(const struct tc_event *ev, const char *key, int64_t *id)
+{
+    int64_t v;
+
+    if (str_int(field_of(ev, key), 0, &v) < 0 || v <= 0)
+        return -EINVAL;
+    *id = v;
+    return 0;
+}
+
 /*
  * An action result (incident.h): a timeline entry on the incident it
  * names when that incident is the host's own; nothing else changes.
@@ -1061,7 +1072,7 @@ action_result(struct incident_engine *e, const char *host,
         return;
     }
     join3(who, sizeof(who), "agent:", 6, host, strlen(host), NULL, 0);
-    result_detail(ev, d, sizeof(d));
+    incident_result_detail(ev, d, sizeof(d));
     note_add(e, in, ev->event_ts ? ev->event_ts : ev->ts, "action", who, d);
     e->last_result = INCIDENT_RESULT_NOTED;
 }

@@ -262,6 +262,16 @@ enum incident_result {
 enum incident_result
 incident_engine_last_result(const struct incident_engine *e,
                             int64_t *incident_id);
+/*
+ * Pure helpers for action_result events, shared with the problem
+ * engine (whose timeline takes the result of a hint naming only a
+ * problem). incident_result_detail: the timeline detail, "NAME exit 0
+ * in 1.2s (hint 12): first line", every part from the host escaped.
+ * incident_result_id: the event's field key ("incident", "problem") as
+ * an id > 0: 0 and *id, or -EINVAL (absent, empty, not a number).
+ */
+void incident_result_detail(const struct tc_event *ev, char *d, size_t len);
+int incident_result_id(const struct tc_event *ev, const char *key, int64_t *id);
 /* Number of incidents in memory (not closed). */
 size_t incident_engine_size(const struct incident_engine *e);
 /*

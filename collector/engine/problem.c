@@ -1488,6 +1488,58 @@ problem_engine_evidence(struct problem_engine *e, int64_t incident_id,
     }
 }
 
+/* host is one of p's hosts: an incident of p is on it, or it is p's
+ * top candidate's host. */
+static int
+prob_has_host(const struct problem_engine *e, const struct prob *p,
+              const char *host)
+{
+    if (p->v.root_host != NULL && host_eq(p->v.root_host, host))
+        return 1;
+    for (size_t i = 0; i < e->ninc; i++) {
+        const struct pinc *pi = e->incs[i];
+
+        if (pi->mark.problem_id == p->v.id && pi->host != NULL &&
+            host_eq(pi->host, host))
+            return 1;
+    }
+    return 0;
+}
+
+enum problem_result
+problem_engine_action_result(struct problem_engine *e, const char *host,
+                             const struct tc_event *ev, int64_t *problem_id)
+{
+    static const char kind[] = "action_result";
+    const struct tc_str *inc = NULL;
+    struct prob *p;
+    char who[PROBLEM_MAX_NAME + 16], d[1024];
+    int64_t pid;
+
+    *problem_id = 0;
+    if (ev->kind.len != sizeof(kind) - 1 ||
+        memcmp(ev->kind.ptr, kind, sizeof(kind) - 1) != 0)
+        return PROBLEM_RESULT_NONE;
+    for (uint32_t i = 0; i < ev->nfields; i++)
+        if (ev->fields[i].key.len == 8 &&
+            memcmp(ev->fields[i].key.ptr, "incident", 8) == 0)
+            inc = &ev->fields[i].val;
+    /* A result naming an incident is the incident engine's. */
+    if ((inc != NULL && inc->len != 0) ||
+        incident_result_id(ev, "problem", &pid) < 0)
+        return PROBLEM_RESULT_NONE;
+    *problem_id = pid;
+    settle_load(e);
+    if ((p = prob_find(e, pid)) == NULL)
+        return PROBLEM_RESULT_UNKNOWN;
+    if (!prob_has_host(e, p, host))
+        return PROBLEM_RESULT_FOREIGN;
+    snprintf(who, sizeof(who), "agent:%.*s", PROBLEM_MAX_NAME, host);
+    incident_result_detail(ev, d, sizeof(d));
+    note_add(e, pid, ev->event_ts ? ev->event_ts : ev->ts, "action", who, d);
+    return PROBLEM_RESULT_NOTED;
+}
+
 /* pi is major: its end without a problem opens one. */
 static int
 major_due(const struct problem_engine *e, const struct pinc *pi)

@@ -300,6 +300,28 @@ void problem_engine_host(struct problem_engine *e, const char *host);
 void problem_engine_evidence(struct problem_engine *e, int64_t incident_id,
                              const char *host, const struct tc_event *ev);
 
+/*
+ * An action_result event from host (the batch's authenticated host).
+ * One that names no incident but a problem (the result of a hint to a
+ * host with no incident in that problem) is an "action" entry on that
+ * problem's timeline when host is one of the problem's hosts (an
+ * incident of it is on host, or host is its top candidate's); a
+ * problem of other hosts refuses it. Anything else is left alone.
+ * What it did is returned; the problem it named in *problem_id.
+ */
+enum problem_result {
+    PROBLEM_RESULT_NONE = 0,    /* not an action result naming a problem
+                                   (and no incident) */
+    PROBLEM_RESULT_NOTED = 1,   /* on the problem's timeline */
+    PROBLEM_RESULT_UNKNOWN = 2, /* no such problem (never, or closed) */
+    PROBLEM_RESULT_FOREIGN = 3, /* a problem that host is not in:
+                                   refused, on no timeline */
+};
+enum problem_result problem_engine_action_result(struct problem_engine *e,
+                                                 const char *host,
+                                                 const struct tc_event *ev,
+                                                 int64_t *problem_id);
+
 /* A changed incident, as incident_engine_drain hands it over. */
 void problem_engine_incident(struct problem_engine *e,
                              const struct incident *in);

@@ -59,6 +59,21 @@ const char hints_schema_v9[] = "CREATE TABLE runbook_sets("
                                " attempts INTEGER NOT NULL DEFAULT 0,"
                                " last_error TEXT NOT NULL DEFAULT '');";
 
+/*
+ * Version 10: the labels and fields of the event that opened each
+ * incident (blobs: per pair a 4-byte big-endian length and the key,
+ * the same for the value), written by the step that opened it. A
+ * problem's hint to a host is filled from that host's own incident,
+ * which usually opened in an earlier step than the link that triggers
+ * the dispatch (the first host to name a dependency waits for a
+ * second): without this its {field.X} could not be filled. Engine
+ * state, so a restart and replay fill the same parameters.
+ */
+const char hints_schema_v10[] = "CREATE TABLE hint_subjects("
+                                " incident_id INTEGER PRIMARY KEY,"
+                                " labels BLOB NOT NULL,"
+                                " fields BLOB NOT NULL);";
+
 static void
 kvs_free(struct runbook_kv *v, size_t n)
 {
@@ -299,7 +314,142 @@ out:
 struct subj {
     struct dispatch_subject ds;
     char *host, *cls;
+    struct runbook_kv *labels, *fields; /* read back from hint_subjects */
+    size_t nlabels, nfields;
 };
+
+/* kvs as a hint_subjects blob into b. */
+static void
+kvs_blob(struct tc_buf *b, const struct runbook_kv *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *p[2] = {v[i].key, v[i].val};
+
+        for (int j = 0; j < 2; j++) {
+            size_t len = strlen(p[j]);
+            uint8_t be[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16),
+                             (uint8_t)(len >> 8), (uint8_t)len};
+
+            tc_buf_append(b, be, 4);
+            tc_buf_append(b, p[j], len);
+        }
+    }
+}
+
+/* A hint_subjects blob back into *out (owned); a malformed one (which
+ * only a hand-edited store holds) is none. The count. */
+static size_t
+kvs_unblob(const uint8_t *p, size_t len, struct runbook_kv **out)
+{
+    struct runbook_kv *v = NULL;
+    size_t n = 0, cap = 0, off = 0;
+
+    *out = NULL;
+    while (off < len) {
+        char *kv[2] = {NULL, NULL};
+
+        for (int j = 0; j < 2; j++) {
+            size_t l;
+
+            if (len - off < 4)
+                goto bad;
+            l = (size_t)p[off] << 24 | (size_t)p[off + 1] << 16 |
+                (size_t)p[off + 2] << 8 | p[off + 3];
+            off += 4;
+            if (l > len - off || memchr(p + off, '\0', l) != NULL) {
+                if (j == 1)
+                    free(kv[0]);
+                goto bad;
+            }
+            kv[j] = tc_xstrndup((const char *)p + off, l);
+            off += l;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            v = tc_xreallocarray(v, cap, sizeof(*v));
+        }
+        v[n].key = kv[0];
+        v[n++].val = kv[1];
+    }
+    *out = v;
+    return n;
+bad:
+    kvs_free(v, n);
+    return 0;
+}
+
+/* The opening events captured in feed this step into w's
+ * hint_subjects. */
+static int
+subjects_write(struct incidents_store *w, struct incidents_store *feed)
+{
+    sqlite3_stmt *st = NULL;
+    struct tc_buf lb, fb;
+    int rc = 0;
+
+    if (feed->nhevs == 0)
+        return 0;
+    if ((rc = prep(w,
+                   "INSERT OR IGNORE INTO hint_subjects(incident_id, labels,"
+                   " fields) VALUES(?1, ?2, ?3)",
+                   &st)) < 0)
+        return rc;
+    /* Bounded by the event's own limits (the decoder's). */
+    tc_buf_init(&lb, UINT32_MAX);
+    tc_buf_init(&fb, UINT32_MAX);
+    for (size_t i = 0; i < feed->nhevs && rc == 0; i++) {
+        const struct hint_ev *h = &feed->hevs[i];
+
+        tc_buf_reset(&lb);
+        tc_buf_reset(&fb);
+        kvs_blob(&lb, h->labels, h->nlabels);
+        kvs_blob(&fb, h->fields, h->nfields);
+        sqlite3_bind_int64(st, 1, h->incident_id);
+        sqlite3_bind_blob(st, 2, lb.data ? tc_buf_head(&lb) : (const void *)"",
+                          (int)tc_buf_size(&lb), SQLITE_STATIC);
+        sqlite3_bind_blob(st, 3, fb.data ? tc_buf_head(&fb) : (const void *)"",
+                          (int)tc_buf_size(&fb), SQLITE_STATIC);
+        rc = step_reset(w, st);
+    }
+    tc_buf_close(&lb);
+    tc_buf_close(&fb);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* The labels and fields of incident id's opening event from w's
+ * hint_subjects into out (none if it has no row). 0 or < 0. */
+static int
+subject_fields(struct incidents_store *w, int64_t id, struct subj *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if ((rc = prep(w,
+                   "SELECT labels, fields FROM hint_subjects WHERE"
+                   " incident_id = ?1",
+                   &st)) < 0)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        out->nlabels =
+            kvs_unblob(sqlite3_column_blob(st, 0),
+                       (size_t)sqlite3_column_bytes(st, 0), &out->labels);
+        out->nfields =
+            kvs_unblob(sqlite3_column_blob(st, 1),
+                       (size_t)sqlite3_column_bytes(st, 1), &out->fields);
+        out->ds.rs.labels = out->labels;
+        out->ds.rs.nlabels = out->nlabels;
+        out->ds.rs.fields = out->fields;
+        out->ds.rs.nfields = out->nfields;
+        rc = 0;
+    } else {
+        rc = rc == SQLITE_DONE ? 0 : fail(w, rc);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
 
 /* Incident id's subject from w's tables and feed's captured event. 1:
  * found, 0: no such incident, < 0: error. */
@@ -333,13 +483,15 @@ subject_load(struct incidents_store *w, struct incidents_store *feed,
     out->ds.rs.cls = out->cls;
     out->ds.rs.host = out->host;
     out->ds.rs.severity = (int)sev;
-    /* Labels and fields: of the event that opened it, when that was in
-     * this step (an incident that joins a problem later has none). */
+    /* Labels and fields: of the event that opened it, at hand when
+     * that was in this step, else as that step kept them. */
     if ((ev = hev_find(feed, id)) != NULL) {
         out->ds.rs.labels = ev->labels;
         out->ds.rs.nlabels = ev->nlabels;
         out->ds.rs.fields = ev->fields;
         out->ds.rs.nfields = ev->nfields;
+    } else if ((rc = subject_fields(w, id, out)) < 0) {
+        return rc;
     }
     return 1;
 }
@@ -349,22 +501,38 @@ subj_free(struct subj *s)
 {
     free(s->host);
     free(s->cls);
+    kvs_free(s->labels, s->nlabels);
+    kvs_free(s->fields, s->nfields);
 }
+
+/* One host of a problem and its lowest incident there (0: none). */
+struct phost {
+    char *host; /* owned */
+    int64_t incident_id;
+};
 
 static int
-str_cmp(const void *a, const void *b)
+phost_cmp(const void *a, const void *b)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    const struct phost *x = a, *y = b;
+    int c = strcmp(x->host, y->host);
+
+    /* A host's incident before the bare root-host entry. */
+    if (c != 0)
+        return c;
+    return (y->incident_id != 0) - (x->incident_id != 0);
 }
 
-/* Problem pid from w into p, its hosts (owned, sorted, unique) in
- * *hosts; *first: its lowest incident. 1 found, 0 not, < 0 error. */
+/* Problem pid from w into p, its hosts (owned, sorted, unique, each
+ * with its lowest incident in pid, 0 for the root host when it has
+ * none) in *hosts; *first: its lowest incident. 1 found, 0 not, < 0
+ * error. */
 static int
 problem_load(struct incidents_store *w, int64_t pid, struct dispatch_problem *p,
-             char **strs, char ***hosts, int64_t *first)
+             char **strs, struct phost **hosts, int64_t *first)
 {
     sqlite3_stmt *st = NULL;
-    char **v = NULL;
+    struct phost *v = NULL;
     size_t n = 0, cap = 0;
     int rc;
 
@@ -393,7 +561,8 @@ problem_load(struct incidents_store *w, int64_t pid, struct dispatch_problem *p,
     p->workaround = strs[2];
     if (col_text(st, 4)[0] != '\0') {
         v = tc_xreallocarray(v, ++cap, sizeof(*v));
-        v[n++] = tc_xstrdup(col_text(st, 4));
+        v[n].host = tc_xstrdup(col_text(st, 4));
+        v[n++].incident_id = 0;
     }
     *first = sqlite3_column_int64(st, 5);
     sqlite3_finalize(st);
@@ -410,7 +579,8 @@ problem_load(struct incidents_store *w, int64_t pid, struct dispatch_problem *p,
             cap = cap ? cap * 2 : 8;
             v = tc_xreallocarray(v, cap, sizeof(*v));
         }
-        v[n++] = tc_xstrdup(col_text(st, 0));
+        v[n].host = tc_xstrdup(col_text(st, 0));
+        v[n++].incident_id = id;
         if (*first == 0 || id < *first)
             *first = id;
     }
@@ -420,26 +590,26 @@ problem_load(struct incidents_store *w, int64_t pid, struct dispatch_problem *p,
     }
     sqlite3_finalize(st);
     if (n > 1)
-        tc_qsort(v, n, sizeof(*v), str_cmp);
-    /* Unique (the root host is usually an incident's host too). */
+        tc_qsort(v, n, sizeof(*v), phost_cmp);
+    /* Unique (the root host is usually an incident's host too: the
+     * entry with the incident sorts first and stays). */
     for (size_t i = 1, j = 1; i <= n; i++) {
         if (i == n) {
             n = j;
             break;
         }
-        if (strcmp(v[i], v[j - 1]) == 0)
-            free(v[i]);
+        if (strcmp(v[i].host, v[j - 1].host) == 0)
+            free(v[i].host);
         else
             v[j++] = v[i];
     }
-    p->hosts = (const char *const *)v;
-    p->nhosts = n;
     *hosts = v;
+    p->nhosts = n;
     return 1;
 fail:
     sqlite3_finalize(st);
     for (size_t i = 0; i < n; i++)
-        free(v[i]);
+        free(v[i].host);
     free(v);
     return rc;
 }
@@ -449,7 +619,7 @@ static int
 hints_write(struct incidents_store *w, const struct dispatch_hints *out,
             int64_t now)
 {
-    sqlite3_stmt *ins = NULL, *note = NULL;
+    sqlite3_stmt *ins = NULL, *note = NULL, *pnote = NULL;
     int rc;
 
     if (out->n == 0)
@@ -462,10 +632,15 @@ hints_write(struct incidents_store *w, const struct dispatch_hints *out,
         (rc = prep(w,
                    "INSERT INTO timeline(incident_id, ts, what, who, detail)"
                    " VALUES(?1, ?2, 'hint', ?3, ?4)",
-                   &note)) < 0)
+                   &note)) < 0 ||
+        (rc = prep(w,
+                   "INSERT INTO problem_timeline(problem_id, ts, what, who,"
+                   " detail) VALUES(?1, ?2, 'hint', ?3, ?4)",
+                   &pnote)) < 0)
         goto out;
     for (size_t i = 0; i < out->n; i++) {
         const struct dispatch_hint *h = &out->v[i];
+        sqlite3_stmt *st;
         int64_t id;
         char *detail;
 
@@ -493,7 +668,7 @@ hints_write(struct incidents_store *w, const struct dispatch_hints *out,
             w->hnew = tc_xreallocarray(w->hnew, w->caphnew, sizeof(*w->hnew));
         }
         w->hnew[w->nhnew++] = id;
-        if (h->incident_id == 0)
+        if (h->incident_id == 0 && h->problem_id == 0)
             continue;
         detail = tc_xasprintf("hint %" PRId64 " for %s: %s%s%s", id, h->agent,
                               h->title, h->note[0] ? " (" : "",
@@ -504,17 +679,66 @@ hints_write(struct incidents_store *w, const struct dispatch_hints *out,
             free(detail);
             detail = d2;
         }
-        sqlite3_bind_int64(note, 1, h->incident_id);
-        sqlite3_bind_int64(note, 2, now);
-        sqlite3_bind_text(note, 3, h->source, -1, SQLITE_STATIC);
-        sqlite3_bind_text(note, 4, detail, -1, SQLITE_TRANSIENT);
+        /* On its incident's timeline; a hint to a host with no incident
+         * in the problem, on the problem's. */
+        st = h->incident_id != 0 ? note : pnote;
+        sqlite3_bind_int64(
+            st, 1, h->incident_id != 0 ? h->incident_id : h->problem_id);
+        sqlite3_bind_int64(st, 2, now);
+        sqlite3_bind_text(st, 3, h->source, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, detail, -1, SQLITE_TRANSIENT);
         free(detail);
-        if ((rc = step_reset(w, note)) < 0)
+        if ((rc = step_reset(w, st)) < 0)
             goto out;
     }
 out:
     sqlite3_finalize(ins);
     sqlite3_finalize(note);
+    sqlite3_finalize(pnote);
+    return rc;
+}
+
+/*
+ * dispatch_problem for trigger s and problem p with the subjects of
+ * its hosts: each host's own lowest incident in p (the trigger itself
+ * for the trigger's host, whose event is at hand), none for a root
+ * host with no incident there. 0 or < 0.
+ */
+static int
+problem_dispatch(struct incidents_store *w, struct incidents_store *feed,
+                 const struct runbook_set *set, const struct subj *s,
+                 struct dispatch_problem *p, const struct phost *hosts,
+                 struct dispatch_hints *out)
+{
+    const char **names = tc_xcalloc(p->nhosts + 1, sizeof(*names));
+    const struct dispatch_subject **subs =
+        tc_xcalloc(p->nhosts + 1, sizeof(*subs));
+    struct subj *own = tc_xcalloc(p->nhosts + 1, sizeof(*own));
+    int rc = 0;
+
+    for (size_t i = 0; i < p->nhosts; i++) {
+        names[i] = hosts[i].host;
+        if (strcmp(hosts[i].host, s->host) == 0) {
+            subs[i] = &s->ds;
+        } else if (hosts[i].incident_id != 0) {
+            if ((rc = subject_load(w, feed, hosts[i].incident_id, &own[i])) < 0)
+                goto out;
+            if (rc > 0)
+                subs[i] = &own[i].ds;
+        }
+    }
+    rc = 0;
+    p->hosts = names;
+    p->subjects = subs;
+    dispatch_problem(set, &s->ds, p, out);
+out:
+    for (size_t i = 0; i < p->nhosts; i++)
+        subj_free(&own[i]);
+    free(own);
+    free(subs);
+    free(names);
+    p->hosts = NULL;
+    p->subjects = NULL;
     return rc;
 }
 
@@ -526,6 +750,8 @@ hints_step(struct incidents_store *w, struct incidents_store *feed, int64_t now)
     int rc = 0;
 
     w->nhnew = 0;
+    if ((rc = subjects_write(w, feed)) < 0)
+        goto out;
     for (size_t i = 0; i < w->nhopened && set != NULL; i++) {
         struct subj s;
 
@@ -537,7 +763,8 @@ hints_step(struct incidents_store *w, struct incidents_store *feed, int64_t now)
     }
     for (size_t i = 0; i < w->nhlinks; i++) {
         struct dispatch_problem p;
-        char *strs[3] = {NULL, NULL, NULL}, **hosts = NULL;
+        char *strs[3] = {NULL, NULL, NULL};
+        struct phost *hosts = NULL;
         int64_t first, inc = w->hlinks[i].incident_id;
         struct subj s;
 
@@ -545,11 +772,11 @@ hints_step(struct incidents_store *w, struct incidents_store *feed, int64_t now)
         if (rc > 0 && inc == 0)
             inc = first;
         if (rc > 0 && inc != 0 && (rc = subject_load(w, feed, inc, &s)) > 0) {
-            dispatch_problem(set, &s.ds, &p, &out);
+            rc = problem_dispatch(w, feed, set, &s, &p, hosts, &out);
             subj_free(&s);
         }
         for (size_t j = 0; j < p.nhosts; j++)
-            free(hosts[j]);
+            free(hosts[j].host);
         free(hosts);
         for (int j = 0; j < 3; j++)
             free(strs[j]);

@@ -186,6 +186,7 @@ int incidents_feed(struct incidents_store *s, struct incident_engine *e,
 
 /* Version 9 of the schema: runbook_sets, hints, hint_delivery. */
 extern const char hints_schema_v9[];
+extern const char hints_schema_v10[];
 /* The feed: forget captured events; keep ev if it opened e's last
  * incident. */
 void hints_feed_reset(struct incidents_store *s);

@@ -48,7 +48,7 @@ scratch_open(struct incidents_store *live, struct incidents_store **out)
                    " 'problem_links',"
                    " 'problem_candidates', 'problem_timeline',"
                    " 'problem_refs', 'problem_openings', 'problem_hosts',"
-                   " 'hints')",
+                   " 'hints', 'hint_subjects')",
                    &st)) < 0)
         goto out;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {

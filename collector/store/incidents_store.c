@@ -212,12 +212,12 @@ static const char schema_v6[] =
 
 /* The engine state's schema steps, applied by store.c's migrator in
  * version order after the event log's 1 and 2 (store_int.h); version 7
- * (problems) and 8 (reviews) are in problems_store.c, 9 (hints) in
- * hints_store.c. */
+ * (problems) and 8 (reviews) are in problems_store.c, 9 (hints) and
+ * 10 (the opening events' fields for hints) in hints_store.c. */
 const struct store_migration incidents_migrations[] = {
     {3, schema_v3},       {4, schema_v4},          {5, schema_v5},
     {6, schema_v6},       {7, problems_schema_v7}, {8, problems_schema_v8},
-    {9, hints_schema_v9},
+    {9, hints_schema_v9}, {10, hints_schema_v10},
 };
 const size_t incidents_nmigrations =
     sizeof(incidents_migrations) / sizeof(incidents_migrations[0]);
@@ -476,6 +476,31 @@ result_refused(struct incidents_store *s, const struct incident_engine *e,
               h, (long long)id, o, (unsigned long long)s->foreign_results);
 }
 
+/*
+ * The same for a result naming only a problem (a hint to a host with
+ * no incident in it): one for a problem of other hosts is refused by
+ * the problem engine; counted with the others and said.
+ */
+static void
+problem_result(struct incidents_store *s, struct problem_engine *pe,
+               const char *host, const struct tc_event *ev)
+{
+    char h[128];
+    int64_t id;
+
+    if (problem_engine_action_result(pe, host, ev, &id) !=
+        PROBLEM_RESULT_FOREIGN)
+        return;
+    s->foreign_results++;
+    if (s->foreign_results > 10 && s->foreign_results % 1000 != 0)
+        return;
+    tc_escape(h, sizeof(h), host, strlen(host));
+    log_warnx("incidents: agent %s sent an action result for problem %lld,"
+              " which has no incident on that host: refused, stored as an"
+              " event only (%llu so far)",
+              h, (long long)id, (unsigned long long)s->foreign_results);
+}
+
 /* One batch of the event log into the engines. */
 static int
 feed_batch(const struct store_batch *b, void *arg)
@@ -499,6 +524,7 @@ feed_batch(const struct store_batch *b, void *arg)
     for (uint32_t i = 0; i < evs->n; i++) {
         incident_engine_event(fc->e, b->host, &evs->ev[i]);
         result_refused(fc->s, fc->e, b->host);
+        problem_result(fc->s, fc->pe, b->host, &evs->ev[i]);
         hints_feed_event(fc->s, fc->e, &evs->ev[i]);
         problem_engine_evidence(fc->pe, incident_engine_last(fc->e), b->host,
                                 &evs->ev[i]);

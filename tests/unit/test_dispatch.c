@@ -46,6 +46,17 @@ static const char rb_spread[] = "---\n"
                                 "---\n"
                                 "Look at the shared dependency.\n";
 
+static const char rb_host[] = "---\n"
+                              "id: restart-here\n"
+                              "title: Restart here\n"
+                              "match:\n"
+                              "  class: [upstream-timeout]\n"
+                              "action:\n"
+                              "  name: restart\n"
+                              "  params: {target: \"{host}\"}\n"
+                              "---\n"
+                              "Restart.\n";
+
 static struct runbook_set *
 set_of(const char *const *texts, size_t n)
 {
@@ -165,19 +176,25 @@ test_problem_fan_out(void **state)
 {
     const char *const texts[] = {rb_cache, rb_spread};
     struct runbook_set *set = set_of(texts, 2);
-    struct dispatch_subject s = subject(1);
+    struct dispatch_subject s = subject(1), w2 = subject(0);
     const char *const hosts[] = {"cache-01", "web-01", "web-02"};
+    const struct dispatch_subject *const subs[] = {NULL, &s, &w2};
+    const int64_t own[] = {0, 7, 9};
     struct dispatch_problem p = {.id = 3,
                                  .rule = "spread",
                                  .title = "upstream-timeout on 2 hosts",
                                  .workaround = "",
                                  .hosts = hosts,
-                                 .nhosts = 3};
+                                 .nhosts = 3,
+                                 .subjects = subs};
     struct dispatch_hints out = {0};
 
     (void)state;
+    w2.incident_id = 9;
+    w2.rs.host = "web-02";
     dispatch_problem(set, &s, &p, &out);
-    /* The problem rule makes the fleet runbook the best; one per host. */
+    /* The problem rule makes the fleet runbook the best; one per host,
+     * each about that host's own incident (none for cache-01). */
     assert_int_equal(out.n, 3);
     for (size_t i = 0; i < 3; i++) {
         char key[128];
@@ -186,13 +203,80 @@ test_problem_fan_out(void **state)
         assert_string_equal(out.v[i].key, key);
         assert_string_equal(out.v[i].agent, hosts[i]);
         assert_int_equal(out.v[i].problem_id, 3);
-        assert_int_equal(out.v[i].incident_id, 7);
+        assert_int_equal(out.v[i].incident_id, own[i]);
         assert_null(out.v[i].action);
     }
     /* Another member joining: the same keys, nothing new. */
     s.incident_id = 8;
     dispatch_problem(set, &s, &p, &out);
     assert_int_equal(out.n, 3);
+    dispatch_hints_free(&out);
+    runbook_set_unref(set);
+}
+
+/*
+ * Issue 12 item 6: a problem's hint to each host names that host's own
+ * incident and fills its parameters from it, not from the incident
+ * that triggered the dispatch (whose host's agent would refuse the
+ * result as another host's); a host with no incident in the problem
+ * gets a hint naming the problem only, filled from its name alone.
+ */
+static void
+test_problem_own_incident(void **state)
+{
+    const char *const texts[] = {rb_cache};
+    struct runbook_set *set = set_of(texts, 1);
+    struct dispatch_subject s = subject(1), w2 = subject(0);
+    static const struct runbook_kv f2[] = {{"upstream", "cache-01:6379"}};
+    const char *const hosts[] = {"cache-01", "web-01", "web-02"};
+    const struct dispatch_subject *const subs[] = {NULL, &s, &w2};
+    struct dispatch_problem p = {.id = 3,
+                                 .rule = "reference",
+                                 .title = "incidents naming cache-01",
+                                 .workaround = "",
+                                 .hosts = hosts,
+                                 .nhosts = 3,
+                                 .subjects = subs};
+    struct dispatch_hints out = {0};
+
+    (void)state;
+    w2.incident_id = 9;
+    w2.rs.host = "web-02";
+    w2.rs.fields = f2;
+    w2.rs.nfields = 1;
+    /* web-02 joined: the trigger is its incident, for every host. */
+    dispatch_problem(set, &w2, &p, &out);
+    assert_int_equal(out.n, 3);
+    /* cache-01: no incident; {field.upstream} cannot be filled. */
+    assert_string_equal(out.v[0].agent, "cache-01");
+    assert_int_equal(out.v[0].incident_id, 0);
+    assert_int_equal(out.v[0].problem_id, 3);
+    assert_null(out.v[0].action);
+    assert_non_null(strstr(out.v[0].note, "target"));
+    /* web-01: its own incident 7 and its own fields. */
+    assert_string_equal(out.v[1].agent, "web-01");
+    assert_int_equal(out.v[1].incident_id, 7);
+    assert_non_null(out.v[1].action);
+    assert_string_equal(out.v[1].params,
+                        "{\"on\":\"web-01\",\"target\":\"cache-01:11211\","
+                        "\"unit\":\"memcached.service\"}");
+    /* web-02: incident 9, its fields. */
+    assert_string_equal(out.v[2].agent, "web-02");
+    assert_int_equal(out.v[2].incident_id, 9);
+    assert_string_equal(out.v[2].params,
+                        "{\"on\":\"web-02\",\"target\":\"cache-01:6379\","
+                        "\"unit\":\"memcached.service\"}");
+    dispatch_hints_free(&out);
+    /* A runbook with only {host}: the host with no incident gets the
+     * action too, filled with its own name. */
+    runbook_set_unref(set);
+    set = set_of((const char *const[]){rb_host}, 1);
+    dispatch_problem(set, &w2, &p, &out);
+    assert_int_equal(out.n, 3);
+    assert_int_equal(out.v[0].incident_id, 0);
+    assert_non_null(out.v[0].action);
+    assert_string_equal(out.v[0].params, "{\"target\":\"cache-01\"}");
+    assert_string_equal(out.v[1].params, "{\"target\":\"web-01\"}");
     dispatch_hints_free(&out);
     runbook_set_unref(set);
 }
@@ -337,6 +421,7 @@ main(void)
         cmocka_unit_test(test_no_match_no_hint),
         cmocka_unit_test(test_missing_field_drops_action),
         cmocka_unit_test(test_problem_fan_out),
+        cmocka_unit_test(test_problem_own_incident),
         cmocka_unit_test(test_known_error),
         cmocka_unit_test(test_text_cut),
         cmocka_unit_test(test_blob_round_trip),

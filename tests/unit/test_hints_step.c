@@ -54,6 +54,30 @@ static const char rb_tls[] = "---\n"
                              "---\n"
                              "Renew it.\n";
 
+/* Set "c": only this, an action filled from each host's own name. */
+static const char rb_here[] =
+    "---\n"
+    "id: here\n"
+    "title: Restart here\n"
+    "match: {class: [upstream-down], problem_rule: [reference]}\n"
+    "action:\n"
+    "  name: restart\n"
+    "  params: {target: \"{host}\"}\n"
+    "---\n"
+    "Restart the service here.\n";
+
+/* Set "d": only this, an action filled from each host's own field. */
+static const char rb_via[] =
+    "---\n"
+    "id: via\n"
+    "title: Restart the upstream\n"
+    "match: {class: [upstream-down], problem_rule: [reference]}\n"
+    "action:\n"
+    "  name: restart\n"
+    "  params: {via: \"{field.upstream}\", on: \"{host}\"}\n"
+    "---\n"
+    "Restart it.\n";
+
 static void
 write_file(const char *dir, const char *name, const char *text)
 {
@@ -66,7 +90,8 @@ write_file(const char *dir, const char *name, const char *text)
     fclose(fp);
 }
 
-/* Load set name ("a": up and ref; "b": also tls) and record it. */
+/* Load set name ("a": up and ref; "b": also tls; "c": here alone; "d":
+ * via alone) and record it. */
 static int
 record(struct fix *f, const char *name, int64_t now)
 {
@@ -75,7 +100,10 @@ record(struct fix *f, const char *name, int64_t now)
     int recorded = -1;
 
     snprintf(dir, sizeof(dir), "%s/rb-%s", tu_tmpdir, name);
-    if (mkdir(dir, 0700) == 0) {
+    if (strcmp(name, "c") == 0 || strcmp(name, "d") == 0) {
+        if (mkdir(dir, 0700) == 0)
+            write_file(dir, "here.md", name[0] == 'c' ? rb_here : rb_via);
+    } else if (mkdir(dir, 0700) == 0) {
         write_file(dir, "up.md", rb_up);
         write_file(dir, "ref.md", rb_ref);
         if (strcmp(name, "b") == 0)
@@ -255,6 +283,18 @@ test_hints_load_then_continue(void **state)
     assert_int_equal(sql_int(a.path, "SELECT count(*) FROM hints h JOIN"
                                      " incidents i ON i.id = h.incident_id"
                                      " WHERE i.rule = 'tls-expired'"),
+                     0);
+    /* Each problem hint names its own host's incident (cache-01 has
+     * one here), and its note is on that incident's timeline. */
+    assert_int_equal(sql_int(a.path, "SELECT count(*) FROM hints h JOIN"
+                                     " incidents i ON i.id = h.incident_id"
+                                     " WHERE h.problem_id != 0 AND"
+                                     " i.host = h.agent"),
+                     8);
+    assert_int_equal(sql_int(a.path, "SELECT count(*) FROM timeline t JOIN"
+                                     " incidents i ON i.id = t.incident_id"
+                                     " WHERE t.what = 'hint' AND t.detail"
+                                     " NOT LIKE '% for ' || i.host || ':%'"),
                      0);
     /* Every hint is on its incident's timeline. */
     assert_int_equal(sql_int(a.path, "SELECT count(*) FROM timeline WHERE"
@@ -491,6 +531,213 @@ test_hints_refused(void **state)
     fix_close(&f);
 }
 
+/* One action_result event from hosts[h] naming incident inc ("" =
+ * none) and problem prob (NULL = no such field). */
+static void
+commit_result(struct fix *f, int h, const char *inc, const char *prob,
+              int64_t ts)
+{
+    static const uint8_t one = 0x91;
+    struct store_batch b = {0};
+    struct store_txn t = {0};
+    struct tc_kv kv[6];
+    struct tc_event ev;
+    struct tc_buf blob;
+    uint32_t n = 0;
+
+    kv[n].key = tc_str_c("action");
+    kv[n++].val = tc_str_c("restart");
+    kv[n].key = tc_str_c("hint");
+    kv[n++].val = tc_str_c("1");
+    kv[n].key = tc_str_c("incident");
+    kv[n++].val = tc_str_c(inc);
+    if (prob != NULL) {
+        kv[n].key = tc_str_c("problem");
+        kv[n++].val = tc_str_c(prob);
+    }
+    kv[n].key = tc_str_c("exit");
+    kv[n++].val = tc_str_c("0");
+    kv[n].key = tc_str_c("output");
+    kv[n++].val = tc_str_c("restarted");
+    memset(&ev, 0, sizeof(ev));
+    ev.kind = tc_str_c("action_result");
+    ev.rule = tc_str_c("action_result");
+    ev.source = tc_str_c("restart");
+    ev.sev = TC_SEV_INFO;
+    ev.state = -1;
+    ev.ts = ts;
+    ev.count = 1;
+    ev.seq = ++f->seq[h];
+    ev.host = tc_str_c(hosts[h]);
+    ev.message = tc_str_c("action restart: exit 0");
+    ev.fingerprint = tc_str_c("");
+    ev.fields = kv;
+    ev.nfields = n;
+    tc_buf_init(&blob, 1u << 20);
+    assert_int_equal(tc_buf_append(&blob, &one, 1), 0);
+    assert_int_equal(tc_event_encode(&blob, &ev), 0);
+    b.host = hosts[h];
+    b.seq_first = b.seq_last = f->seq[h];
+    b.n = 1;
+    b.ts_min = b.ts_max = ts;
+    b.events = (const uint8_t *)tc_buf_head(&blob);
+    b.events_len = tc_buf_size(&blob);
+    t.batches = &b;
+    t.nbatches = 1;
+    assert_int_equal(store_commit(f->log, &t), 0);
+    tc_buf_close(&blob);
+}
+
+/*
+ * Issue 12 item 6: two web servers name cache-01, which reports
+ * nothing itself. Each web server's hint names its own incident (not
+ * the one whose link triggered the dispatch) with its own parameter,
+ * noted on its own timeline; cache-01's names only the problem, noted
+ * on the problem's timeline, and cache-01's action result lands there.
+ * A result for that problem from a host not in it is refused. A
+ * restarted store and replay agree.
+ */
+static void
+test_hints_own_incident(void **state)
+{
+    struct fix f = {0}, g = {0};
+    struct incidents_replay_stats rs;
+    int64_t t = T0;
+    char *da, *dg;
+    int nd = 0;
+
+    (void)state;
+    for (int pass = 0; pass < 2; pass++) {
+        struct fix *x = pass == 0 ? &f : &g;
+
+        fix_open(x, pass == 0 ? "own" : "own-reload");
+        record(x, "c", t);
+        /* cache-01 is a known host, with no incident. */
+        commit(x, 3, "hello", TC_SEV_OK, NULL, t);
+        run(x, t + SEC);
+        if (pass)
+            reload(x);
+        commit(x, 0, "upstream-down", TC_SEV_ERROR, "cache-01:6379",
+               t + 2 * SEC);
+        run(x, t + 2 * SEC);
+        if (pass)
+            reload(x);
+        commit(x, 1, "upstream-down", TC_SEV_ERROR, "cache-01", t + 3 * SEC);
+        run(x, t + 3 * SEC);
+        if (pass)
+            reload(x);
+        commit_result(x, 3, "", "1", t + 4 * SEC);
+        commit_result(x, 1, "2", NULL, t + 5 * SEC);
+        commit_result(x, 4, "", "1", t + 6 * SEC); /* db-01: not in it */
+        run(x, t + 6 * SEC);
+    }
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM problems"), 1);
+    assert_int_equal(sql_int(f.path,
+                             "SELECT count(*) FROM problems WHERE root_host ="
+                             " 'cache-01' AND rule = 'reference'"),
+                     1);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM hints"), 3);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM hints WHERE"
+                                     " agent = 'cache-01' AND incident_id = 0"
+                                     " AND problem_id = 1 AND params ="
+                                     " '{\"target\":\"cache-01\"}'"),
+                     1);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM hints h JOIN"
+                                     " incidents i ON i.id = h.incident_id"
+                                     " WHERE i.host = h.agent AND h.params ="
+                                     " '{\"target\":\"' || h.agent || '\"}'"),
+                     2);
+    /* Notes: the web servers' on their incidents, cache-01's on the
+     * problem. */
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM timeline t JOIN"
+                                     " incidents i ON i.id = t.incident_id"
+                                     " WHERE t.what = 'hint' AND t.detail"
+                                     " LIKE '% for ' || i.host || ':%'"),
+                     2);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM problem_timeline"
+                                     " WHERE problem_id = 1 AND what = 'hint'"
+                                     " AND detail LIKE '% for cache-01: "
+                                     "Restart here'"),
+                     1);
+    /* The results: cache-01's on the problem, web-02's on its
+     * incident, db-01's nowhere. */
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM problem_timeline"
+                                     " WHERE problem_id = 1 AND what ="
+                                     " 'action' AND who = 'agent:cache-01'"
+                                     " AND detail LIKE 'restart exit 0 in %"
+                                     "(hint 1): restarted'"),
+                     1);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM problem_timeline"
+                                     " WHERE what = 'action'"),
+                     1);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM timeline WHERE"
+                                     " incident_id = 2 AND what = 'action'"
+                                     " AND who = 'agent:web-02'"),
+                     1);
+    assert_int_equal((int64_t)incidents_store_foreign_results(f.is), 1);
+    da = dump(f.path);
+    dg = dump(g.path);
+    assert_string_equal(da, dg);
+    free(da);
+    free(dg);
+    assert_int_equal(
+        incidents_store_replay(f.is, &cfg, &pcfg, count_diff, &nd, &rs), 0);
+    assert_int_equal(nd, 0);
+    assert_int_equal(rs.hints, 3);
+    fix_close(&f);
+    fix_close(&g);
+}
+
+/*
+ * A problem's hint is filled from each host's own incident: web-01's
+ * opened two steps (and a restart) before the reference problem that
+ * web-02's opening made, and still fills {field.upstream} with its own
+ * value, kept by the step that opened it (hint_subjects). cache-01 has
+ * no incident, so no field: its hint has no action, and says why.
+ * Replay agrees.
+ */
+static void
+test_hints_fields_kept(void **state)
+{
+    struct fix f = {0};
+    struct incidents_replay_stats rs;
+    int64_t t = T0;
+    int nd = 0;
+
+    (void)state;
+    fix_open(&f, "kept");
+    record(&f, "d", t);
+    commit(&f, 3, "hello", TC_SEV_OK, NULL, t);
+    run(&f, t + SEC);
+    commit(&f, 0, "upstream-down", TC_SEV_ERROR, "cache-01:6379", t + 2 * SEC);
+    run(&f, t + 2 * SEC);
+    reload(&f);
+    run(&f, t + 3 * SEC);
+    commit(&f, 1, "upstream-down", TC_SEV_ERROR, "cache-01", t + 4 * SEC);
+    run(&f, t + 4 * SEC);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM problems"), 1);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM hints"), 3);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM hints WHERE"
+                                     " agent = 'web-01' AND action ="
+                                     " 'restart' AND params = '{\"on\":"
+                                     "\"web-01\",\"via\":\"cache-01:6379\"}'"),
+                     1);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM hints WHERE"
+                                     " agent = 'web-02' AND params = '{\"on\":"
+                                     "\"web-02\",\"via\":\"cache-01\"}'"),
+                     1);
+    assert_int_equal(sql_int(f.path, "SELECT count(*) FROM hints WHERE"
+                                     " agent = 'cache-01' AND action IS NULL"
+                                     " AND note LIKE '%no action restart:"
+                                     " parameter via%'"),
+                     1);
+    assert_int_equal(
+        incidents_store_replay(f.is, &cfg, &pcfg, count_diff, &nd, &rs), 0);
+    assert_int_equal(nd, 0);
+    assert_int_equal(rs.hints, 3);
+    fix_close(&f);
+}
+
 static int
 setup(void **state)
 {
@@ -510,6 +757,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_hints_step_atomic, setup,
                                         tu_teardown),
         cmocka_unit_test_setup_teardown(test_hints_refused, setup, tu_teardown),
+        cmocka_unit_test_setup_teardown(test_hints_own_incident, setup,
+                                        tu_teardown),
+        cmocka_unit_test_setup_teardown(test_hints_fields_kept, setup,
+                                        tu_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
