@@ -168,12 +168,14 @@ struct incidents_filter {
     const char *state; /* "open", "acknowledged", ... */
     int priority;      /* 1..5 */
     const char *host;
-    int64_t id;   /* one incident */
-    int silenced; /* 1: only incidents marked silenced */
+    int64_t id;     /* one incident */
+    int silenced;   /* 1: only incidents marked silenced */
+    int64_t before; /* only ids below this (the API's pages); 0 = any */
 };
 
 /* Incidents matching f, newest first, each with its problem mark (read
- * in the same row). Strings valid during cb. */
+ * in the same row). Strings valid during cb. A non-zero cb return
+ * stops the listing and is returned (a page that is full). */
 int incidents_store_list(struct incidents_store *s,
                          const struct incidents_filter *f,
                          int (*cb)(const struct incident *in,
@@ -264,6 +266,7 @@ incidents_store_stats(struct incidents_store *s, int64_t since, const char *by,
 struct problems_filter {
     const char *state; /* "open", ..., NULL = any */
     int64_t id;        /* one problem; 0 = any */
+    int64_t before;    /* only ids below this (the API's pages); 0 = any */
 };
 
 /* One problem with its incidents (the incidents marked with it, id

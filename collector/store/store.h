@@ -44,9 +44,10 @@ struct store;
  * added the agents' link state and the origin of each batch), 3 to 7
  * the engine state (incidents_store.c: 3 the incident tables, 4
  * silences, 5 flap detection, 6 the service label of an incident;
- * problems_store.c: 7 the problem tables).
+ * problems_store.c: 7 the problem tables; hints_store.c: 9 hints;
+ * tokens_store.c: 10 the API's tokens).
  */
-#define STORE_SCHEMA_VERSION 9
+#define STORE_SCHEMA_VERSION 10
 
 /* Who wrote the events of a batch (batches.origin). */
 enum store_origin {
