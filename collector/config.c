@@ -517,6 +517,10 @@ api_tls_default(struct tc_conf *conf, struct collector_config *c)
 {
     const struct tc_conf_node *n = tc_conf_find(conf->root, "api.tls");
 
+    if (n == NULL)
+        n = tc_conf_find(conf->root, "api");
+    c->api_line = n ? n->line : 0;
+
     if ((c->api_tls_cert == NULL) != (c->api_tls_key == NULL)) {
         tc_conf_error(conf, n ? n->line : 0,
                       "api.tls: give both cert and key, or neither (the "

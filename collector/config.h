@@ -83,6 +83,7 @@ struct collector_config {
                                          (limit=); default 500 */
     uint64_t api_request_timeout_ms;  /* a request, and an idle keep-alive
                                          connection, within; default 10 s */
+    int api_line; /* line of api.tls when given, else of api:; 0 = none */
 };
 
 struct incident_config;

@@ -373,17 +373,17 @@ api_check(const struct collector_config *cfg)
         return 0;
     if ((ssl = tc_tls_https_ctx_new(cfg->api_tls_cert, cfg->api_tls_key, err,
                                     sizeof(err))) == NULL) {
-        log_warnx("%s: api: %s", cfg->file, err);
+        log_warnx("%s:%d: api: %s", cfg->file, cfg->api_line, err);
         bad = 1;
     }
     tc_tls_https_ctx_free(ssl);
     if ((rc = listener_check(cfg->api_listen, err, sizeof(err))) ==
         -EADDRINUSE) {
-        log_warnx("%s: api: %s (by a running collector?): the collector "
+        log_warnx("%s:%d: api: %s (by a running collector?): the collector "
                   "cannot start while it is taken",
-                  cfg->file, err);
+                  cfg->file, cfg->api_line, err);
     } else if (rc < 0) {
-        log_warnx("%s: api: %s", cfg->file, err);
+        log_warnx("%s:%d: api: %s", cfg->file, cfg->api_line, err);
         bad = 1;
     }
     return bad ? -1 : 0;
@@ -403,12 +403,12 @@ api_new(const struct collector_config *cfg, struct api **out)
     pthread_mutex_init(&a->pool_mu, NULL);
     if ((a->ssl = tc_tls_https_ctx_new(cfg->api_tls_cert, cfg->api_tls_key, err,
                                        sizeof(err))) == NULL) {
-        log_warnx("%s: api: %s", cfg->file, err);
+        log_warnx("%s:%d: api: %s", cfg->file, cfg->api_line, err);
         goto fail;
     }
     h2o_ssl_register_alpn_protocols(a->ssl, h2o_http2_alpn_protocols);
     if ((a->lfd = listener_open(cfg->api_listen, err, sizeof(err))) < 0) {
-        log_warnx("%s: api: %s", cfg->file, err);
+        log_warnx("%s:%d: api: %s", cfg->file, cfg->api_line, err);
         goto fail;
     }
     *out = a;
