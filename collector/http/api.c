@@ -298,6 +298,7 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
     j->api = a;
     j->req = req;
     j->call.now = tc_now_ns();
+    j->call.store_path = a->cfg->store_path;
     j->guard =
         h2o_mem_alloc_shared(&req->pool, sizeof(*j->guard), guard_dispose);
     *j->guard = j;

@@ -22,6 +22,8 @@
 #include "store/incidents_store.h"
 #include "store/tokens_store.h"
 #include "util.h"
+#include "store/store.h"
+#include "view/agent_view.h"
 #include "view/incident_view.h"
 #include "view/problem_view.h"
 
@@ -373,6 +375,41 @@ problem_show(struct incidents_store *is, struct api_call *c)
     tc_buf_close(&s.b);
 }
 
+static int
+agent_cb(const struct store_agent *ag, void *arg)
+{
+    struct page *p = arg;
+    json_t *o;
+
+    tc_buf_reset(&p->b);
+    if (view_agent_json(&p->b, ag) < 0 || (o = parse_obj(&p->b)) == NULL) {
+        p->bad = 1;
+        return 1;
+    }
+    json_array_append_new(p->items, o);
+    return 0;
+}
+
+/*
+ * The agents table (tocsinctl agents list --json), whole: it has at
+ * most limits.max_agents rows plus those gone, read through the event
+ * log's read-only interface, opened for the request.
+ */
+static void
+agents_list(const char *path, struct api_call *c)
+{
+    struct page p = {.req = &c->req, .now = c->now, .items = json_array()};
+    struct store *st = NULL;
+    int rc;
+
+    tc_buf_init(&p.b, OBJ_MAX);
+    if ((rc = store_open(path, STORE_RDONLY, &st)) == 0)
+        rc = store_load_agents(st, agent_cb, &p);
+    store_close(st);
+    page_done(c, &p, "agents", rc < 0 ? rc : 0);
+    tc_buf_close(&p.b);
+}
+
 void
 api_handle(struct incidents_store *is, struct api_call *c)
 {
@@ -414,6 +451,9 @@ api_handle(struct incidents_store *is, struct api_call *c)
         break;
     case API_R_PROBLEM:
         problem_show(is, c);
+        break;
+    case API_R_AGENTS:
+        agents_list(c->store_path, c);
         break;
     default:
         api_error(c, 404, "no such resource");

@@ -20,6 +20,7 @@ struct api_call {
     int has_token;                   /* 0: anonymous (api.anonymous_read) */
     uint8_t hash[TC_TOKEN_HASH_LEN]; /* SHA-256 of the bearer token */
     int64_t now;                     /* ns, when the request came */
+    const char *store_path;          /* the store file (borrowed) */
     /* out: */
     int status; /* HTTP status */
     char *body; /* JSON, malloc'd */

@@ -270,12 +270,16 @@ api_req_parse(const char *method, size_t mlen, const char *path, size_t plen,
         r->route = API_R_INCIDENTS;
     else if (segl[0] == 8 && memcmp(seg[0], "problems", 8) == 0)
         r->route = API_R_PROBLEMS;
+    else if (segl[0] == 6 && memcmp(seg[0], "agents", 6) == 0 && nseg == 1)
+        r->route = API_R_AGENTS;
     else
         return refuse(err, errlen, 404, "no such resource");
     if (nseg >= 2 && parse_id(seg[1], segl[1], &r->id) < 0)
         return refuse(err, errlen, 400, "%s/ID: ID must be a positive integer",
                       r->route == API_R_INCIDENTS ? "incidents" : "problems");
-    if (nseg == 1) {
+    if (r->route == API_R_AGENTS) {
+        allowed = 0; /* one document: at most limits.max_agents rows */
+    } else if (nseg == 1) {
         allowed = P_LIMIT | P_CURSOR | P_STATE;
         if (r->route == API_R_INCIDENTS)
             allowed |= P_PRIORITY | P_HOST;

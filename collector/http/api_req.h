@@ -25,6 +25,7 @@ enum api_route {
     API_R_PROBLEMS,        /* GET /api/v1/problems */
     API_R_PROBLEM,         /* GET /api/v1/problems/ID */
     API_R_PROBLEM_ACTION,  /* POST /api/v1/problems/ID/VERB */
+    API_R_AGENTS,          /* GET /api/v1/agents (not paged) */
 };
 
 /* Limits on what is parsed at all (docs/internals/api.md). */

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The HTTP API end to end (docs/api.md): a real collector fed by real
 agents, queried over real TLS (verified against the PKI's CA) with
-Python's http.client. Incidents and problems read through the API are
+Python's http.client. Incidents, problems and agents read through the API are
 the objects `tocsinctl ... --json` prints, field for field; pages
 chained by their cursors give the whole list once, in order; filters
 agree with tocsinctl's; tokens are listed without their secret, and a
@@ -145,6 +145,15 @@ def test_api(env):
     st, doc, _ = api.call("/api/v1/problems?state=closed", viewer)
     e2e.check(st == 200 and doc == {"problems": [], "next_cursor": None},
               repr(doc))
+
+    # Agents: the table tocsinctl agents list prints (a heartbeat may
+    # land between the two reads: compare until they agree).
+    def agents_agree():
+        st, doc, _ = api.call("/api/v1/agents", viewer)
+        return (st == 200 and doc["next_cursor"] is None
+                and doc["agents"] == ctl_json(env, "agents", "list")
+                and [a["name"] for a in doc["agents"]] == list(HOSTS))
+    e2e.wait_for(agents_agree, 20, "the agents through the API")
 
     # A revoke takes effect at the next request, no reload.
     env.ctl("tokens", "revoke", "dash")

@@ -148,6 +148,7 @@ def test_malformed(env):
                  "/api/v1/problems?priority=P1",
                  "/api/v1/problems?state=acknowledged",
                  "/api/v1/incidents?drop=table",
+                 "/api/v1/agents?limit=1",
                  "/api/v1/incidents?" + "&".join("state=open" for _ in range(9))):
         refused(api, path, 400, tok)
     for path in ("/", "/api", "/api/v1", "/api/v1/", "/api/v2/incidents",
@@ -156,6 +157,7 @@ def test_malformed(env):
                  "/api/v1/../../etc/passwd", "/../../etc/passwd",
                  "/api/v1/%2e%2e/%2e%2e/etc/passwd",
                  "/api/v1/incidents/1/timeline/x",
+                 "/api/v1/agents/web-01", "/api/v1/agents/1",
                  "/api/v1/incidents/1/delete"):
         refused(api, path, 404, tok,
                 method="POST" if path.endswith("delete") else "GET")

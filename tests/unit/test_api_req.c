@@ -96,6 +96,11 @@ test_routes(void **state)
     assert_int_equal(r.write, 1);
     assert_true(api_route_writes(r.route));
 
+    assert_int_equal(parse("GET", "/api/v1/agents", &r), 0);
+    assert_int_equal(r.route, API_R_AGENTS);
+    assert_int_equal(parse("GET", "/api/v1/agents?limit=5", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/agents/web-01", &r), 404);
+
     assert_int_equal(parse("GET", "/api/v1/problems/9223372036854775808", &r),
                      400);
     assert_int_equal(parse("GET", "/api/v1/incidents/0", &r), 400);
