@@ -57,13 +57,22 @@ api_error(struct api_call *c, int status, const char *msg)
     set_body(c, status, doc);
 }
 
-/* The tc_buf's JSON as a jansson value, or NULL (logged: a view bug). */
+/*
+ * The tc_buf's JSON as a jansson value, or NULL (logged: a view bug).
+ * jansson's integers are signed 64-bit; a view writes some uint64
+ * figures an agent reports (spool_bytes, count), which a hostile agent
+ * can push above 2^63 - 1: such a value is kept as a real instead of
+ * failing the whole page.
+ */
 static json_t *
 parse_obj(const struct tc_buf *b)
 {
     json_error_t e;
     json_t *v = json_loadb((const char *)tc_buf_head(b), tc_buf_size(b), 0, &e);
 
+    if (v == NULL)
+        v = json_loadb((const char *)tc_buf_head(b), tc_buf_size(b),
+                       JSON_DECODE_INT_AS_REAL, &e);
     if (v == NULL)
         log_warnx("api: a view wrote invalid JSON: %s (offset %d)", e.text,
                   e.position);

@@ -11,6 +11,9 @@
 
 #include "b64.h"
 
+static int refuse(char *err, size_t errlen, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 static int
 refuse(char *err, size_t errlen, int status, const char *fmt, ...)
 {
