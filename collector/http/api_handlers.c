@@ -26,6 +26,7 @@
 #include "view/agent_view.h"
 #include "view/incident_view.h"
 #include "view/problem_view.h"
+#include "view/silence_view.h"
 
 /* One rendered object (an incident with its silence, a problem with its
  * lists): bounded like tocsinctl's output. */
@@ -419,6 +420,35 @@ agents_list(const char *path, struct api_call *c)
     tc_buf_close(&p.b);
 }
 
+static int
+silence_cb(const struct incidents_silence_row *r, void *arg)
+{
+    struct page *p = arg;
+    json_t *o;
+
+    tc_buf_reset(&p->b);
+    if (view_silence_row_json(&p->b, r, p->now) < 0 ||
+        (o = parse_obj(&p->b)) == NULL) {
+        p->bad = 1;
+        return 1;
+    }
+    json_array_append_new(p->items, o);
+    return 0;
+}
+
+/* tocsinctl silences list [--all] --json: not ended ones, or all. */
+static void
+silences_list(struct incidents_store *is, struct api_call *c)
+{
+    struct page p = {.req = &c->req, .now = c->now, .items = json_array()};
+    int rc;
+
+    tc_buf_init(&p.b, OBJ_MAX);
+    rc = incidents_store_silences(is, c->req.all, c->now, silence_cb, &p);
+    page_done(c, &p, "silences", rc < 0 ? rc : 0);
+    tc_buf_close(&p.b);
+}
+
 void
 api_handle(struct incidents_store *is, struct api_call *c)
 {
@@ -463,6 +493,9 @@ api_handle(struct incidents_store *is, struct api_call *c)
         break;
     case API_R_AGENTS:
         agents_list(c->store_path, c);
+        break;
+    case API_R_SILENCES:
+        silences_list(is, c);
         break;
     default:
         api_error(c, 404, "no such resource");

@@ -121,13 +121,14 @@ pct_decode(const char *s, size_t n, char *out)
 #define P_STATE 0x4
 #define P_PRIORITY 0x8
 #define P_HOST 0x10
+#define P_ALL 0x20
 
 static const struct {
     const char *name;
     unsigned bit;
 } params[] = {
     {"limit", P_LIMIT},       {"cursor", P_CURSOR}, {"state", P_STATE},
-    {"priority", P_PRIORITY}, {"host", P_HOST},
+    {"priority", P_PRIORITY}, {"host", P_HOST},     {"all", P_ALL},
 };
 
 static const char *const incident_states[] = {"open", "acknowledged",
@@ -230,6 +231,11 @@ parse_query(const char *q, size_t n, unsigned allowed, uint32_t max_page,
         case P_HOST:
             snprintf(r->host, sizeof(r->host), "%s", val);
             break;
+        case P_ALL:
+            if (strcmp(val, "true") != 0 && strcmp(val, "false") != 0)
+                return refuse(err, errlen, 400, "all: true or false");
+            r->all = val[0] == 't';
+            break;
         }
         i = end + 1;
     }
@@ -275,6 +281,8 @@ api_req_parse(const char *method, size_t mlen, const char *path, size_t plen,
         r->route = API_R_PROBLEMS;
     else if (segl[0] == 6 && memcmp(seg[0], "agents", 6) == 0 && nseg == 1)
         r->route = API_R_AGENTS;
+    else if (segl[0] == 8 && memcmp(seg[0], "silences", 8) == 0 && nseg == 1)
+        r->route = API_R_SILENCES;
     else
         return refuse(err, errlen, 404, "no such resource");
     if (nseg >= 2 && parse_id(seg[1], segl[1], &r->id) < 0)
@@ -282,6 +290,8 @@ api_req_parse(const char *method, size_t mlen, const char *path, size_t plen,
                       r->route == API_R_INCIDENTS ? "incidents" : "problems");
     if (r->route == API_R_AGENTS) {
         allowed = 0; /* one document: at most limits.max_agents rows */
+    } else if (r->route == API_R_SILENCES) {
+        allowed = P_ALL; /* one document: silences are made by people */
     } else if (nseg == 1) {
         allowed = P_LIMIT | P_CURSOR | P_STATE;
         if (r->route == API_R_INCIDENTS)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The HTTP API end to end (docs/api.md): a real collector fed by real
 agents, queried over real TLS (verified against the PKI's CA) with
-Python's http.client. Incidents, problems and agents read through the API are
+Python's http.client. Incidents, problems, agents and silences read through the API are
 the objects `tocsinctl ... --json` prints, field for field; pages
 chained by their cursors give the whole list once, in order; filters
 agree with tocsinctl's; tokens are listed without their secret, and a
@@ -154,6 +154,22 @@ def test_api(env):
                 and doc["agents"] == ctl_json(env, "agents", "list")
                 and [a["name"] for a in doc["agents"]] == list(HOSTS))
     e2e.wait_for(agents_agree, 20, "the agents through the API")
+
+    # Silences: not ended ones, or all (tocsinctl silences list [--all]).
+    env.ctl("silences", "add", "--match", "host=web-02", "--duration", "1h",
+            "--comment", "deploy \x1b]52;c;x\x07", "--user", "alice")
+    sid = env.ctl("silences", "add", "--match", "rule=r1", "--duration", "1h",
+                  "--comment", "short", "--user", "bob")
+    sid = ctl_json(env, "silences", "list")[0]["id"]
+    env.ctl("silences", "expire", str(sid), "--user", "bob")
+    for q, args in (("", []), ("?all=true", ["--all"]), ("?all=false", [])):
+        st, doc, _ = api.call("/api/v1/silences" + q, viewer)
+        e2e.check(st == 200 and doc["silences"]
+                  == ctl_json(env, "silences", "list", *args)
+                  and doc["next_cursor"] is None, q + repr(doc))
+    e2e.check(len(api.call("/api/v1/silences?all=true", viewer)[1]["silences"])
+              == 2 and len(api.call("/api/v1/silences", viewer)[1]["silences"])
+              == 1, "silences")
 
     # A revoke takes effect at the next request, no reload.
     env.ctl("tokens", "revoke", "dash")

@@ -100,6 +100,12 @@ test_routes(void **state)
     assert_int_equal(r.route, API_R_AGENTS);
     assert_int_equal(parse("GET", "/api/v1/agents?limit=5", &r), 400);
     assert_int_equal(parse("GET", "/api/v1/agents/web-01", &r), 404);
+    assert_int_equal(parse("GET", "/api/v1/silences?all=true", &r), 0);
+    assert_int_equal(r.route, API_R_SILENCES);
+    assert_int_equal(r.all, 1);
+    assert_int_equal(parse("GET", "/api/v1/silences?all=yes", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/silences?limit=1", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/incidents?all=true", &r), 400);
 
     assert_int_equal(parse("GET", "/api/v1/problems/9223372036854775808", &r),
                      400);
