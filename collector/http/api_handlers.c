@@ -24,6 +24,7 @@
 #include "util.h"
 #include "store/store.h"
 #include "view/agent_view.h"
+#include "view/hint_view.h"
 #include "view/incident_view.h"
 #include "view/problem_view.h"
 #include "view/silence_view.h"
@@ -436,6 +437,47 @@ silence_cb(const struct incidents_silence_row *r, void *arg)
     return 0;
 }
 
+static int
+hint_cb(const struct hint_row *h, void *arg)
+{
+    struct page *p = arg;
+    json_t *o;
+
+    if (p->n == p->req->limit) {
+        p->more = 1;
+        return 1;
+    }
+    tc_buf_reset(&p->b);
+    if (view_hint_json(&p->b, h) < 0 || (o = parse_obj(&p->b)) == NULL) {
+        p->bad = 1;
+        return 1;
+    }
+    json_array_append_new(p->items, o);
+    p->n++;
+    p->last = h->id;
+    return 0;
+}
+
+/* tocsinctl hints list --json, oldest first: the cursor is the last id
+ * seen, and the next page the hints above it. */
+static void
+hints_list(struct incidents_store *is, struct api_call *c)
+{
+    const struct api_req *r = &c->req;
+    struct hints_filter f = {
+        .agent = r->agent[0] ? r->agent : NULL,
+        .state = r->state[0] ? r->state : NULL,
+        .after = r->before,
+    };
+    struct page p = {.req = r, .now = c->now, .items = json_array()};
+    int rc;
+
+    tc_buf_init(&p.b, OBJ_MAX);
+    rc = incidents_store_hints(is, &f, hint_cb, &p);
+    page_done(c, &p, "hints", rc);
+    tc_buf_close(&p.b);
+}
+
 /* tocsinctl silences list [--all] --json: not ended ones, or all. */
 static void
 silences_list(struct incidents_store *is, struct api_call *c)
@@ -496,6 +538,9 @@ api_handle(struct incidents_store *is, struct api_call *c)
         break;
     case API_R_SILENCES:
         silences_list(is, c);
+        break;
+    case API_R_HINTS:
+        hints_list(is, c);
         break;
     default:
         api_error(c, 404, "no such resource");

@@ -122,6 +122,7 @@ pct_decode(const char *s, size_t n, char *out)
 #define P_PRIORITY 0x8
 #define P_HOST 0x10
 #define P_ALL 0x20
+#define P_AGENT 0x40
 
 static const struct {
     const char *name;
@@ -129,10 +130,12 @@ static const struct {
 } params[] = {
     {"limit", P_LIMIT},       {"cursor", P_CURSOR}, {"state", P_STATE},
     {"priority", P_PRIORITY}, {"host", P_HOST},     {"all", P_ALL},
+    {"agent", P_AGENT},
 };
 
 static const char *const incident_states[] = {"open", "acknowledged",
                                               "resolved", "closed", NULL};
+static const char *const hint_states[] = {"pending", "sent", "acked", NULL};
 static const char *const problem_states[] = {
     "open", "investigating", "known_error", "resolved", "closed", NULL};
 
@@ -214,6 +217,7 @@ parse_query(const char *q, size_t n, unsigned allowed, uint32_t max_page,
             break;
         case P_STATE:
             if (!one_of(val, r->route == API_R_INCIDENTS ? incident_states
+                             : r->route == API_R_HINTS   ? hint_states
                                                          : problem_states))
                 return refuse(err, errlen, 400, "state: unknown state");
             snprintf(r->state, sizeof(r->state), "%.31s", val);
@@ -230,6 +234,9 @@ parse_query(const char *q, size_t n, unsigned allowed, uint32_t max_page,
         }
         case P_HOST:
             snprintf(r->host, sizeof(r->host), "%s", val);
+            break;
+        case P_AGENT:
+            snprintf(r->agent, sizeof(r->agent), "%s", val);
             break;
         case P_ALL:
             if (strcmp(val, "true") != 0 && strcmp(val, "false") != 0)
@@ -283,6 +290,8 @@ api_req_parse(const char *method, size_t mlen, const char *path, size_t plen,
         r->route = API_R_AGENTS;
     else if (segl[0] == 8 && memcmp(seg[0], "silences", 8) == 0 && nseg == 1)
         r->route = API_R_SILENCES;
+    else if (segl[0] == 5 && memcmp(seg[0], "hints", 5) == 0 && nseg == 1)
+        r->route = API_R_HINTS;
     else
         return refuse(err, errlen, 404, "no such resource");
     if (nseg >= 2 && parse_id(seg[1], segl[1], &r->id) < 0)
@@ -292,6 +301,8 @@ api_req_parse(const char *method, size_t mlen, const char *path, size_t plen,
         allowed = 0; /* one document: at most limits.max_agents rows */
     } else if (r->route == API_R_SILENCES) {
         allowed = P_ALL; /* one document: silences are made by people */
+    } else if (r->route == API_R_HINTS) {
+        allowed = P_LIMIT | P_CURSOR | P_STATE | P_AGENT;
     } else if (nseg == 1) {
         allowed = P_LIMIT | P_CURSOR | P_STATE;
         if (r->route == API_R_INCIDENTS)

@@ -27,6 +27,7 @@ enum api_route {
     API_R_PROBLEM_ACTION,  /* POST /api/v1/problems/ID/VERB */
     API_R_AGENTS,          /* GET /api/v1/agents (not paged) */
     API_R_SILENCES,        /* GET /api/v1/silences (not paged) */
+    API_R_HINTS,           /* GET /api/v1/hints (oldest first) */
 };
 
 /* Limits on what is parsed at all (docs/internals/api.md). */
@@ -45,8 +46,9 @@ struct api_req {
     int64_t before; /* from the cursor: ids below this; 0 = first page */
     char state[32]; /* state=, checked against the resource's states */
     int priority;   /* priority=P1..P5 (incidents); 0 = any */
-    char host[API_VALUE_MAX + 1]; /* host= (incidents); "" = any */
-    int all;                      /* all=true (silences): ended ones too */
+    char host[API_VALUE_MAX + 1];  /* host= (incidents); "" = any */
+    int all;                       /* all=true (silences): ended ones too */
+    char agent[API_VALUE_MAX + 1]; /* agent= (hints); "" = any */
 };
 
 /*

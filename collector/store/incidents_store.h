@@ -157,6 +157,7 @@ int incidents_store_hints_mark(struct incidents_store *s,
 struct hints_filter {
     const char *agent;
     const char *state;
+    int64_t after; /* only ids above this (the API's pages); 0 = any */
 };
 int incidents_store_hints(struct incidents_store *s,
                           const struct hints_filter *f,

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The HTTP API end to end (docs/api.md): a real collector fed by real
 agents, queried over real TLS (verified against the PKI's CA) with
-Python's http.client. Incidents, problems, agents and silences read through the API are
+Python's http.client. Incidents, problems, agents, hints and silences read through the API are
 the objects `tocsinctl ... --json` prints, field for field; pages
 chained by their cursors give the whole list once, in order; filters
 agree with tocsinctl's; tokens are listed without their secret, and a
@@ -46,10 +46,21 @@ class Api:
         return r.status, doc, r
 
 
-def api_config(env, extra=""):
+def api_config(env, extra="", more=""):
     port = e2e.free_port()
-    env.collector_config("api: {listen: 127.0.0.1:%d%s}\n" % (port, extra))
+    env.collector_config("api: {listen: 127.0.0.1:%d%s}\n%s"
+                         % (port, extra, more))
     return Api(env, port)
+
+
+# A runbook for the spread problem's class: one hint per host.
+RUNBOOK = """---
+id: tls
+title: Certificate expired
+match: {class: [tls-expired]}
+---
+Renew the certificate.
+"""
 
 
 def token(env, name, role):
@@ -58,7 +69,8 @@ def token(env, name, role):
 
 def start(env, extra=""):
     env.make_pki(agents=HOSTS)
-    api = api_config(env, extra)
+    env.write("runbooks/tls.md", RUNBOOK)
+    api = api_config(env, extra, "runbooks: {dir: runbooks}\n")
     col = env.collector().start()
     col.wait_log("api: listening on https://127.0.0.1:%d" % api.port)
     logs = {}
@@ -66,7 +78,9 @@ def start(env, extra=""):
         logs[h] = env.write("logs/%s.log" % h, "")
         rules = [("r%d" % i, "err%d" % i, "error") for i in range(5)]
         rules.append(("tls-expired", "certificate expired", "warning"))
-        env.agent(env.agent_config(h, [(logs[h], rules)])).start()
+        env.agent(env.agent_config(
+            h, [(logs[h], rules)],
+            extra="hints: {public_key: pki/hint-signing.pub}\n")).start()
     return col, api, logs
 
 
@@ -154,6 +168,25 @@ def test_api(env):
                 and doc["agents"] == ctl_json(env, "agents", "list")
                 and [a["name"] for a in doc["agents"]] == list(HOSTS))
     e2e.wait_for(agents_agree, 20, "the agents through the API")
+
+    # Hints, oldest first, paged: those tocsinctl hints list gives, once
+    # the agents have acked them all (one per incident, one per problem
+    # member: six).
+    e2e.wait_for(lambda: [h["state"] for h in ctl_json(env, "hints", "list")]
+                 == ["acked"] * 6, 30, "six acked hints")
+    got, path = [], "/api/v1/hints?limit=2"
+    while path:
+        st, doc, _ = api.call(path, viewer)
+        e2e.check(st == 200 and len(doc["hints"]) <= 2, repr(doc))
+        got += doc["hints"]
+        path = ("/api/v1/hints?limit=2&cursor=" + doc["next_cursor"]
+                if doc["next_cursor"] else None)
+    e2e.check(got == ctl_json(env, "hints", "list") and len(got) == 6,
+              repr(got))
+    st, doc, _ = api.call("/api/v1/hints?agent=web-02&state=acked", viewer)
+    e2e.check(st == 200 and doc["hints"] == ctl_json(
+        env, "hints", "list", "--agent", "web-02", "--state", "acked")
+        and len(doc["hints"]) == 2, repr(doc))
 
     # Silences: not ended ones, or all (tocsinctl silences list [--all]).
     env.ctl("silences", "add", "--match", "host=web-02", "--duration", "1h",

@@ -106,6 +106,13 @@ test_routes(void **state)
     assert_int_equal(parse("GET", "/api/v1/silences?all=yes", &r), 400);
     assert_int_equal(parse("GET", "/api/v1/silences?limit=1", &r), 400);
     assert_int_equal(parse("GET", "/api/v1/incidents?all=true", &r), 400);
+    assert_int_equal(
+        parse("GET", "/api/v1/hints?agent=web-02&state=acked&limit=2", &r), 0);
+    assert_int_equal(r.route, API_R_HINTS);
+    assert_string_equal(r.agent, "web-02");
+    assert_string_equal(r.state, "acked");
+    assert_int_equal(parse("GET", "/api/v1/hints?state=open", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/hints/1", &r), 404);
 
     assert_int_equal(parse("GET", "/api/v1/problems/9223372036854775808", &r),
                      400);
