@@ -10,6 +10,7 @@ revoked one stops working at the next request."""
 import http.client
 import json
 import os
+import shutil
 import ssl
 
 import tocsin_e2e as e2e
@@ -219,7 +220,7 @@ def test_api(env):
 
 def test_anonymous_read(env):
     """api.anonymous_read: true answers reads without a token, never a
-    write; and -n checks the api: section."""
+    write; -n checks the api: section; HTTP/2 answers too."""
     env.make_pki()
     api = api_config(env, ", anonymous_read: true")
     env.run([e2e.COLLECTOR, "-n", "-c", env.collector_conf])
@@ -233,6 +234,14 @@ def test_anonymous_read(env):
     # A bad token is still refused: anonymous is not "any token".
     st, doc, _ = api.call("/api/v1/incidents", "tct_nope")
     e2e.check(st == 401, repr(doc))
+    # HTTP/2 (ALPN h2) through curl, where it is installed.
+    curl = shutil.which("curl")
+    if curl:
+        _, out, _ = env.run([curl, "-sS", "--http2", "--cacert",
+                             os.path.join(env.pki, "ca.crt"), "-o", "/dev/null",
+                             "-w", "%{http_version} %{http_code}",
+                             "https://127.0.0.1:%d/api/v1/problems" % api.port])
+        e2e.check(out == "2 200", "curl --http2: %r" % out)
 
 
 if __name__ == "__main__":
