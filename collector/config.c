@@ -318,6 +318,62 @@ static const struct tc_conf_field runbooks_fields[] = {
     {0},
 };
 
+/* api: (docs/api.md); without api.listen there is no HTTP API. */
+static const struct tc_conf_field api_tls_fields[] = {
+    {.key = "cert",
+     .type = TC_CONF_T_PATH,
+     CC(api_tls_cert),
+     .help = "certificate the API serves (PEM; default: tls.cert)"},
+    {.key = "key",
+     .type = TC_CONF_T_PATH,
+     CC(api_tls_key),
+     .help = "its private key (PEM; default: tls.key)"},
+    {0},
+};
+
+static const struct tc_conf_field api_fields[] = {
+    {.key = "listen",
+     .type = TC_CONF_T_HOSTPORT,
+     CC(api_listen),
+     .help = "address of the HTTPS API (default: no API)"},
+    {.key = "tls", .type = TC_CONF_T_MAP, .sub = api_tls_fields},
+    {.key = "anonymous_read",
+     .type = TC_CONF_T_BOOL,
+     CC(api_anonymous_read),
+     .def = "false",
+     .help = "answer GET requests without a token"},
+    {.key = "max_connections",
+     .type = TC_CONF_T_UINT,
+     CC(api_max_connections),
+     .def = "256",
+     .min = 1,
+     .max = 100000,
+     .help = "HTTP connections open at once; more are closed at accept"},
+    /* Each waits for one of the API's two threadpool slots (api.md). */
+    {.key = "max_queue",
+     .type = TC_CONF_T_UINT,
+     CC(api_max_queue),
+     .def = "64",
+     .min = 1,
+     .max = 10000,
+     .help = "requests waiting for the store at once; more get 503"},
+    {.key = "max_page",
+     .type = TC_CONF_T_UINT,
+     CC(api_max_page),
+     .def = "500",
+     .min = 1,
+     .max = 10000,
+     .help = "rows one page may ask for (limit=)"},
+    {.key = "request_timeout",
+     .type = TC_CONF_T_DURATION,
+     CC(api_request_timeout_ms),
+     .def = "10s",
+     .min = 100,
+     .max = 600 * 1000,
+     .help = "a request, and an idle connection, must finish within this"},
+    {0},
+};
+
 static const struct tc_conf_field collector_fields[] = {
     {.key = "name",
      .type = TC_CONF_T_STRING,
@@ -348,6 +404,7 @@ static const struct tc_conf_field collector_fields[] = {
      .type = TC_CONF_T_MAP,
      .sub = runbooks_fields,
      .optional = 1},
+    {.key = "api", .type = TC_CONF_T_MAP, .sub = api_fields},
     {0},
 };
 
@@ -450,6 +507,32 @@ hints_key_default(struct tc_conf *conf, struct collector_config *c)
         free(def);
 }
 
+/*
+ * api.tls: the collector's own identity unless both are given; one
+ * without the other would pair a certificate with a key it does not
+ * belong to.
+ */
+static void
+api_tls_default(struct tc_conf *conf, struct collector_config *c)
+{
+    const struct tc_conf_node *n = tc_conf_find(conf->root, "api.tls");
+
+    if (n == NULL)
+        n = tc_conf_find(conf->root, "api");
+    c->api_line = n ? n->line : 0;
+
+    if ((c->api_tls_cert == NULL) != (c->api_tls_key == NULL)) {
+        tc_conf_error(conf, n ? n->line : 0,
+                      "api.tls: give both cert and key, or neither (the "
+                      "collector's tls.cert and tls.key)");
+        return;
+    }
+    if (c->api_tls_cert == NULL && c->tls_cert != NULL && c->tls_key != NULL) {
+        c->api_tls_cert = tc_xstrdup(c->tls_cert);
+        c->api_tls_key = tc_xstrdup(c->tls_key);
+    }
+}
+
 /* The parsed file into a fresh config; frees conf. */
 static int
 config_from(struct tc_conf *conf, struct collector_config **out)
@@ -462,6 +545,7 @@ config_from(struct tc_conf *conf, struct collector_config **out)
     if ((rc = tc_conf_apply(conf, collector_fields, c)) < 0)
         goto out;
     check_correlation(conf, c);
+    api_tls_default(conf, c);
     if (conf->nerrors > 0) {
         rc = -EINVAL;
         goto out;
@@ -655,6 +739,18 @@ config_reload(struct collector_config *cur, const struct collector_config *next)
         restart_u64(cur->file, "store.sync", cur->store_sync, next->store_sync);
     n += restart_u64(cur->file, "limits.pipeline_max_bytes",
                      cur->pipeline_max_bytes, next->pipeline_max_bytes);
+    if ((cur->api_listen == NULL) != (next->api_listen == NULL) ||
+        (cur->api_listen != NULL &&
+         strcmp(cur->api_listen, next->api_listen) != 0) ||
+        cur->api_anonymous_read != next->api_anonymous_read ||
+        cur->api_max_connections != next->api_max_connections ||
+        cur->api_max_queue != next->api_max_queue ||
+        cur->api_max_page != next->api_max_page ||
+        cur->api_request_timeout_ms != next->api_request_timeout_ms) {
+        log_warnx("%s: reload: api changed: takes effect at the next restart",
+                  cur->file);
+        n++;
+    }
     n += restart_u64(cur->file, "commit_interval (ms)", cur->commit_interval_ms,
                      next->commit_interval_ms);
     swap_str(&cur->tls_ca, next->tls_ca);

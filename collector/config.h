@@ -72,6 +72,18 @@ struct collector_config {
     int corr_major;                /* major rule on; default true */
     uint32_t corr_major_priority;  /* P1..this are major; default 2 */
     char *runbooks_dir; /* runbooks: {dir: PATH}; NULL = no runbooks */
+    /* api: the HTTP API (docs/api.md, docs/internals/api.md) */
+    char *api_listen;                 /* "host:port"; NULL = no API */
+    char *api_tls_cert, *api_tls_key; /* PEM; default tls.cert, tls.key */
+    int api_anonymous_read;           /* 1: GETs without a token; default 0 */
+    uint32_t api_max_connections;     /* open HTTP connections; default 256 */
+    uint32_t api_max_queue;           /* requests waiting for or in a
+                                         worker; beyond: 503; default 64 */
+    uint32_t api_max_page;            /* rows a page may ask for
+                                         (limit=); default 500 */
+    uint64_t api_request_timeout_ms;  /* a request, and an idle keep-alive
+                                         connection, within; default 10 s */
+    int api_line; /* line of api.tls when given, else of api:; 0 = none */
 };
 
 struct incident_config;

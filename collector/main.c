@@ -19,6 +19,7 @@
 #include "pipeline/incident_runner.h"
 #include "daemon.h"
 #include "hintsig.h"
+#include "http/api.h"
 #include "net/listener.h"
 #include "log.h"
 #include "looplag.h"
@@ -45,6 +46,7 @@ struct app {
     struct tc_tls_ctx **tls;      /* main's context; swapped on reload */
     struct looplag *lag;          /* owned; the event-loop lag probe */
     struct metrics_textfile *mt;  /* owned; STORE_PATH-metrics.prom */
+    struct api *api;              /* main's; NULL without api.listen */
 };
 
 /*
@@ -73,6 +75,7 @@ stopped_cb(void *arg)
     looplag_stop(app->lag);
     app->lag = NULL;
     hint_sender_stop(app->hs);
+    api_stop(app->api);
     uv_close((uv_handle_t *)&app->sig_term, NULL);
     uv_close((uv_handle_t *)&app->sig_int, NULL);
     uv_close((uv_handle_t *)&app->sig_hup, NULL);
@@ -268,6 +271,7 @@ main(int argc, char **argv)
     struct tc_tls_ctx *tls = NULL;
     struct store *store = NULL;
     struct runbook_set *rbs = NULL;
+    struct api *api = NULL;
     struct app app;
     int status = 1, lfd = -1, tls_bad, rbs_bad, rc;
     char err[512];
@@ -295,7 +299,7 @@ main(int argc, char **argv)
     rbs_bad = load_runbooks(cfg, &rbs) < 0;
     if (opt.check) {
         /* The system too when the TLS files failed: every error at once. */
-        if (check_system(cfg) < 0 || tls_bad || rbs_bad)
+        if (check_system(cfg) < 0 || api_check(cfg) < 0 || tls_bad || rbs_bad)
             goto out;
         /* Start-up would skip them; a check is asked to find them. */
         if (rbs->nskipped > 0) {
@@ -317,6 +321,9 @@ main(int argc, char **argv)
         log_warnx("%s", err);
         goto out;
     }
+    /* The API's port and TLS identity too, for the same reason. */
+    if (cfg->api_listen != NULL && api_new(cfg, &api) < 0)
+        goto out;
 
     /* A peer that goes away mid-write must not kill the daemon. */
     signal(SIGPIPE, SIG_IGN);
@@ -375,6 +382,15 @@ main(int argc, char **argv)
         goto out_loop;
     }
     incident_runner_start(app.inc);
+    if (api != NULL) {
+        app.api = api;
+        if (api_start(api, app.loop) < 0) {
+            app.stopping = 1;
+            server_stop(app.srv, stopped_cb, &app);
+            uv_run(app.loop, UV_RUN_DEFAULT);
+            goto out_loop;
+        }
+    }
     {
         char path[4096];
 
@@ -412,6 +428,7 @@ out_loop:
     if (uv_loop_close(app.loop) != 0)
         log_warnx("loop closed with handles still open");
 out:
+    api_free(api);
     if (lfd >= 0)
         close(lfd);
     store_close(store);

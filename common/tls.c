@@ -1259,3 +1259,58 @@ out:
     BIO_free(in);
     return rc;
 }
+
+/*
+ * The HTTP API's server context (tls.h): TLS 1.3, the certificate and
+ * the key loaded as tc_tls_ctx_new loads them (the key's mode checked),
+ * no client certificate asked for (clients prove themselves with a
+ * bearer token), no session tickets.
+ */
+void *
+tc_tls_https_ctx_new(const char *cert, const char *key, char *err,
+                     size_t errlen)
+{
+    SSL_CTX *ssl;
+    int rc;
+
+    ERR_clear_error();
+    if ((ssl = SSL_CTX_new(TLS_server_method())) == NULL) {
+        snprintf(err, errlen, "tls: cannot create context: %s",
+                 tls_ossl_reason());
+        return NULL;
+    }
+    if (SSL_CTX_set_min_proto_version(ssl, TLS1_3_VERSION) != 1) {
+        snprintf(err, errlen, "tls: cannot set the minimum TLS version: %s",
+                 tls_ossl_reason());
+        goto fail;
+    }
+    if (SSL_CTX_use_certificate_chain_file(ssl, cert) != 1) {
+        snprintf(err, errlen, "tls: cannot load certificate %s: %s", cert,
+                 tls_ossl_reason());
+        goto fail;
+    }
+    if ((rc = tls_use_key(ssl, key, err, errlen)) < 0)
+        goto fail;
+    if (ERR_peek_error() != 0 || SSL_CTX_check_private_key(ssl) != 1) {
+        snprintf(err, errlen,
+                 "tls: private key %s does not match certificate %s", key,
+                 cert);
+        goto fail;
+    }
+    SSL_CTX_set_verify(ssl, SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_num_tickets(ssl, 0);
+    SSL_CTX_set_session_cache_mode(ssl, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+    ERR_clear_error();
+    return ssl;
+fail:
+    ERR_clear_error();
+    SSL_CTX_free(ssl);
+    return NULL;
+}
+
+void
+tc_tls_https_ctx_free(void *ctx)
+{
+    SSL_CTX_free(ctx);
+}

@@ -149,6 +149,16 @@ const char *tc_tls_peer_addr(const struct tc_tls_conn *c);
 int tc_tls_cert_cn(const char *path, char *out, size_t outlen, char *err,
                    size_t errlen);
 
+/*
+ * The HTTP API's server context (docs/internals/api.md): an OpenSSL
+ * SSL_CTX (returned as void *, for the HTTP library, so that nothing
+ * else includes OpenSSL) serving cert and key over TLS 1.3, without
+ * client certificates. NULL with a message in err.
+ */
+void *tc_tls_https_ctx_new(const char *cert, const char *key, char *err,
+                           size_t errlen);
+void tc_tls_https_ctx_free(void *ctx);
+
 void *tc_tls_get_data(const struct tc_tls_conn *c);
 
 /*

@@ -8,6 +8,7 @@ pkgs=(
   libclang-rt-14-dev
   libuv1-dev libmsgpack-dev libssl-dev openssl libsqlite3-dev sqlite3
   libyaml-dev libpcre2-dev libsystemd-dev libcmocka-dev
+  libh2o-dev libjansson-dev  # the collector's HTTP API
   python3 logrotate procps monitoring-plugins-basic rsyslog rsyslog-gnutls
   curl systemd-journal-remote
   systemd  # systemd-journald, journalctl: tests/e2e/test_journald_live.py

@@ -63,6 +63,12 @@ usage(FILE *f)
             "      --comment TEXT [--user U]     M: host=H, rule=R, label:K=V\n"
             "  silences list [--all] [--json]    silences not ended (or all)\n"
             "  silences expire ID [--user U]\n"
+            "  tokens create NAME --role viewer|operator|admin\n"
+            "                                    an HTTP API token, shown "
+            "once\n"
+            "  tokens list [--all] [--json]      tokens (never their "
+            "secret)\n"
+            "  tokens revoke NAME\n"
             "  stats [--since 7d] [--by priority|host|rule] [--json]\n"
             "                                    MTTA, MTTR, MTBF\n"
             "  metrics                           the running collector's "
@@ -131,6 +137,7 @@ static const struct ctl_cmd cmds[] = {
     {"replay", ctl_replay},
     {"runbooks", ctl_runbooks},
     {"hints", ctl_hints},
+    {"tokens", ctl_tokens},
     /* Why an incident is (not) in a problem; why a problem stands so. */
     {"explain", ctl_explain},
 };

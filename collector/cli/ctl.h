@@ -32,6 +32,7 @@ int ctl_hints(const struct ctl_opts *o, int argc, char **argv);
 int ctl_explain(const struct ctl_opts *o, int argc, char **argv);
 int ctl_stats(const struct ctl_opts *o, int argc, char **argv);
 int ctl_metrics(const struct ctl_opts *o, int argc, char **argv);
+int ctl_tokens(const struct ctl_opts *o, int argc, char **argv);
 
 /* Who acts: $SUDO_USER, else $USER, else "unknown". */
 const char *ctl_default_user(void);

@@ -21,6 +21,7 @@
 #include "cli/ctl.h"
 #include "config.h"
 #include "json.h"
+#include "view/hint_view.h"
 #include "log.h"
 #include "store/incidents_store.h"
 #include "table.h"
@@ -46,37 +47,6 @@ hints_usage(FILE *f)
                "[--state pending|sent|acked|refused] [--json]\n");
 }
 
-static const char *
-state_of(const struct hint_row *r)
-{
-    if (r->acked_at)
-        return "acked";
-    if (strncmp(r->error, HINT_REFUSED_PREFIX,
-                sizeof(HINT_REFUSED_PREFIX) - 1) == 0)
-        return "refused";
-    return r->sent_at ? "sent" : "pending";
-}
-
-static void
-jstr(struct tc_buf *b, const char *k, const char *v, int first)
-{
-    if (!first)
-        tc_json_raw(b, ",");
-    tc_json_key(b, k);
-    if (v == NULL)
-        tc_json_raw(b, "null");
-    else
-        tc_json_str(b, v, strlen(v));
-}
-
-static void
-jint(struct tc_buf *b, const char *k, int64_t v)
-{
-    tc_json_raw(b, ",");
-    tc_json_key(b, k);
-    tc_json_i64(b, v);
-}
-
 static int
 hint_cb(const struct hint_row *r, void *arg)
 {
@@ -84,26 +54,8 @@ hint_cb(const struct hint_row *r, void *arg)
     char ts[2][40];
 
     if (st->json) {
-        tc_json_raw(&st->out, st->n ? ",\n{" : "\n{");
-        tc_json_key(&st->out, "id");
-        tc_json_i64(&st->out, r->id);
-        jstr(&st->out, "agent", r->agent, 0);
-        jint(&st->out, "incident", r->incident_id);
-        jint(&st->out, "problem", r->problem_id);
-        jstr(&st->out, "source", r->source, 0);
-        jstr(&st->out, "title", r->title, 0);
-        jstr(&st->out, "action", r->action, 0);
-        tc_json_raw(&st->out, ",");
-        tc_json_key(&st->out, "params");
-        tc_json_raw(&st->out, r->params); /* written as JSON by dispatch */
-        jstr(&st->out, "note", r->note, 0);
-        jint(&st->out, "issued", r->issued);
-        jstr(&st->out, "state", state_of(r), 0);
-        jint(&st->out, "sent_at", r->sent_at);
-        jint(&st->out, "acked_at", r->acked_at);
-        jint(&st->out, "attempts", r->attempts);
-        jstr(&st->out, "error", r->error, 0);
-        tc_json_raw(&st->out, "}");
+        tc_json_raw(&st->out, st->n ? ",\n" : "\n");
+        view_hint_json(&st->out, r);
     } else {
         ts[0][0] = ts[1][0] = '\0';
         if (r->sent_at)
@@ -123,7 +75,7 @@ hint_cb(const struct hint_row *r, void *arg)
         tc_table_cell(&st->table, r->source);
         tc_table_cell(&st->table, r->title);
         tc_table_cell(&st->table, r->action);
-        tc_table_cell(&st->table, state_of(r));
+        tc_table_cell(&st->table, view_hint_state(r));
         tc_table_cell(&st->table, ts[0]);
         tc_table_cell(&st->table, ts[1]);
         tc_table_cellf(&st->table, "%" PRId64, r->attempts);

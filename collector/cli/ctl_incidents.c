@@ -56,23 +56,6 @@ incidents_usage(FILE *f)
                "       tocsinctl incidents note ID TEXT [--user NAME]\n");
 }
 
-static void
-jstr(struct tc_buf *b, const char *key, const char *v, int first)
-{
-    if (!first)
-        tc_json_raw(b, ",");
-    tc_json_key(b, key);
-    tc_json_str(b, v, strlen(v));
-}
-
-static void
-jint(struct tc_buf *b, const char *key, int64_t v)
-{
-    tc_json_raw(b, ",");
-    tc_json_key(b, key);
-    tc_json_i64(b, v);
-}
-
 /*
  * The silences the store knows, to say which one marked an incident
  * (incident_view.h). Few: every silence ever added, read once.
@@ -311,13 +294,8 @@ show_note_cb(const struct incident_note *n, void *arg)
 
     tc_rfc3339(n->ts, 3, iso, sizeof(iso));
     if (c->json) {
-        tc_json_raw(&c->out, c->nnotes ? ",\n  {" : "\n  {");
-        jstr(&c->out, "ts_iso", iso, 1);
-        jint(&c->out, "ts", n->ts);
-        jstr(&c->out, "what", n->what, 0);
-        jstr(&c->out, "who", n->who, 0);
-        jstr(&c->out, "detail", n->detail, 0);
-        tc_json_raw(&c->out, "}");
+        tc_json_raw(&c->out, c->nnotes ? ",\n  " : "\n  ");
+        view_incident_note_json(&c->out, n);
     } else {
         tc_table_cell(&c->notes, iso);
         tc_table_cell(&c->notes, n->what);

@@ -29,6 +29,7 @@
 #include "engine/incident.h"
 #include "store/incidents_store.h"
 #include "json.h"
+#include "view/silence_view.h"
 #include "log.h"
 #include "table.h"
 #include "timefmt.h"
@@ -219,37 +220,8 @@ list_cb(const struct incidents_silence_row *r, void *arg)
         struct tc_buf b;
 
         tc_buf_init(&b, 1u << 20);
-        tc_json_raw(&b, c->n ? ",\n{" : "\n{");
-        tc_json_key(&b, "id");
-        tc_json_i64(&b, r->id);
-        tc_json_raw(&b, ",");
-        tc_json_key(&b, "state");
-        tc_json_str(&b, state, strlen(state));
-        tc_json_raw(&b, ",");
-        tc_json_key(&b, "starts_at");
-        tc_json_i64(&b, r->starts_at);
-        tc_json_raw(&b, ",");
-        tc_json_key(&b, "ends_at");
-        tc_json_i64(&b, end);
-        tc_json_raw(&b, ",");
-        tc_json_key(&b, "starts_at_iso");
-        tc_json_str(&b, s, strlen(s));
-        tc_json_raw(&b, ",");
-        tc_json_key(&b, "ends_at_iso");
-        tc_json_str(&b, e, strlen(e));
-        tc_json_raw(&b, ",");
-        tc_json_key(&b, "expired");
-        tc_json_raw(&b, r->expired_at ? "true" : "false");
-        tc_json_raw(&b, ",");
-        tc_json_key(&b, "user");
-        tc_json_str(&b, r->user, strlen(r->user));
-        tc_json_raw(&b, ",");
-        tc_json_key(&b, "comment");
-        tc_json_str(&b, r->comment, strlen(r->comment));
-        tc_json_raw(&b, ",");
-        tc_json_key(&b, "matchers");
-        tc_json_str(&b, r->matchers, strlen(r->matchers));
-        tc_json_raw(&b, "}");
+        tc_json_raw(&b, c->n ? ",\n" : "\n");
+        view_silence_row_json(&b, r, c->now);
         fwrite(tc_buf_head(&b), 1, tc_buf_size(&b), stdout);
         tc_buf_close(&b);
     } else {

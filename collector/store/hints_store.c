@@ -838,7 +838,7 @@ hints_query(struct incidents_store *s, const char *sql, const char *agent,
 {
     sqlite3_stmt *st = NULL;
     int own = sqlite3_get_autocommit(s->db);
-    int rc;
+    int rc, stop = 0;
 
     if ((rc = prep(s, sql, &st)) < 0)
         return rc;
@@ -853,10 +853,11 @@ hints_query(struct incidents_store *s, const char *sql, const char *agent,
         struct hint_row r;
 
         hint_row(st, &r);
-        if ((rc = cb(&r, arg)) != 0)
+        /* A callback's stop is its own value, not a SQLite code. */
+        if ((stop = cb(&r, arg)) != 0)
             break;
     }
-    rc = rc == SQLITE_DONE ? 0 : rc == SQLITE_ROW ? rc : fail(s, rc);
+    rc = stop != 0 ? stop : rc == SQLITE_DONE ? 0 : fail(s, rc);
     sqlite3_finalize(st);
     return rc;
 }
@@ -997,5 +998,5 @@ incidents_store_hints(struct incidents_store *s, const struct hints_filter *f,
         : strcmp(state, "acked") == 0   ? "AND coalesce(d.acked_at, 0) != 0"
         : strcmp(state, "refused") == 0 ? "AND " HINT_REFUSED_SQL
                                         : "");
-    return hints_query(s, sql, f->agent, 0, INT64_MAX, cb, arg);
+    return hints_query(s, sql, f->agent, f->after, INT64_MAX, cb, arg);
 }

@@ -210,4 +210,9 @@ int hints_step(struct incidents_store *w, struct incidents_store *feed,
 /* Close: what the above hold. */
 void hints_store_free(struct incidents_store *s);
 
+/* ---- tokens_store.c ---- */
+
+/* Version 10 of the schema: api_tokens. */
+extern const char tokens_schema_v11[];
+
 #endif

@@ -55,7 +55,7 @@ incidents_store_list(struct incidents_store *s,
     struct incident *rows = tc_xcalloc(LIST_CHUNK, sizeof(*rows));
     struct problem_mark *marks = tc_xcalloc(LIST_CHUNK, sizeof(*marks));
     sqlite3_stmt *st = NULL;
-    int64_t before = INT64_MAX;
+    int64_t before = f->before > 0 ? f->before : INT64_MAX;
     size_t n = 0;
     int rc;
 

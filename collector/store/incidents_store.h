@@ -170,6 +170,7 @@ int incidents_store_hints_mark(struct incidents_store *s,
 struct hints_filter {
     const char *agent;
     const char *state;
+    int64_t after; /* only ids above this (the API's pages); 0 = any */
 };
 int incidents_store_hints(struct incidents_store *s,
                           const struct hints_filter *f,
@@ -181,12 +182,14 @@ struct incidents_filter {
     const char *state; /* "open", "acknowledged", ... */
     int priority;      /* 1..5 */
     const char *host;
-    int64_t id;   /* one incident */
-    int silenced; /* 1: only incidents marked silenced */
+    int64_t id;     /* one incident */
+    int silenced;   /* 1: only incidents marked silenced */
+    int64_t before; /* only ids below this (the API's pages); 0 = any */
 };
 
 /* Incidents matching f, newest first, each with its problem mark (read
- * in the same row). Strings valid during cb. */
+ * in the same row). Strings valid during cb. A non-zero cb return
+ * stops the listing and is returned (a page that is full). */
 int incidents_store_list(struct incidents_store *s,
                          const struct incidents_filter *f,
                          int (*cb)(const struct incident *in,
@@ -277,6 +280,7 @@ incidents_store_stats(struct incidents_store *s, int64_t since, const char *by,
 struct problems_filter {
     const char *state; /* "open", ..., NULL = any */
     int64_t id;        /* one problem; 0 = any */
+    int64_t before;    /* only ids below this (the API's pages); 0 = any */
 };
 
 /* One problem with its incidents (the incidents marked with it, id

@@ -733,6 +733,7 @@ incidents_store_problems(struct incidents_store *s,
     if ((rc = prep(s,
                    "SELECT " PROB_COLS " FROM problems WHERE"
                    " (?1 IS NULL OR state = ?1) AND (?2 = 0 OR id = ?2)"
+                   " AND (?3 = 0 OR id < ?3)"
                    " ORDER BY id DESC",
                    &st)) < 0 ||
         (rc = plists_prep(s, &x)) < 0 ||
@@ -744,6 +745,7 @@ incidents_store_problems(struct incidents_store *s,
     if (f->state)
         sqlite3_bind_text(st, 1, f->state, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, f->id);
+    sqlite3_bind_int64(st, 3, f->before);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct problems_row r;
 

@@ -46,9 +46,9 @@ struct store;
  * silences, 5 flap detection, 6 the service label of an incident;
  * problems_store.c: 7 the problem tables, 8 reviews; hints_store.c: 9
  * hints, 10 the opening events' fields a problem's hints are filled
- * from).
+ * from; tokens_store.c: 11 the API's tokens).
  */
-#define STORE_SCHEMA_VERSION 10
+#define STORE_SCHEMA_VERSION 11
 
 /* Who wrote the events of a batch (batches.origin). */
 enum store_origin {

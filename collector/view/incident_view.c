@@ -296,3 +296,21 @@ view_incident_text(struct tc_buf *b, const struct incident *in,
     }
     return rc ? -ENOBUFS : 0;
 }
+
+int
+view_incident_note_json(struct tc_buf *b, const struct incident_note *n)
+{
+    char iso[TC_RFC3339_MAX];
+    int rc = 0;
+
+    tc_rfc3339(n->ts, 3, iso, sizeof(iso));
+    rc |= tc_json_raw(b, "{");
+    rc |= tc_json_key(b, "ts_iso");
+    rc |= tc_json_str(b, iso, strlen(iso));
+    rc |= jint(b, "ts", n->ts);
+    rc |= jstr(b, "what", n->what);
+    rc |= jstr(b, "who", n->who);
+    rc |= jstr(b, "detail", n->detail);
+    rc |= tc_json_raw(b, "}");
+    return rc ? -ENOBUFS : 0;
+}

@@ -52,6 +52,10 @@ int view_incident_json_marked(struct tc_buf *b, const struct incident *in,
                               const struct view_silence *sil,
                               const struct problem_mark *m, int64_t now);
 
+/* One timeline entry as JSON (incidents show, the API's incident):
+ * ts_iso, ts, what, who, detail. 0 or -ENOBUFS. */
+int view_incident_note_json(struct tc_buf *b, const struct incident_note *n);
+
 /* The columns of an incidents table, and one row of it. */
 extern const struct tc_table_col view_incident_cols[];
 extern const size_t view_incident_ncols;

@@ -4,6 +4,7 @@
 exit status 1 and a message naming the file and line."""
 
 import os
+import re
 
 import tocsin_e2e as e2e
 
@@ -63,6 +64,32 @@ def test_collector_errors(env):
     env.write("bad6.yaml", good + "correlation: {trend: {count: 1}}\n")
     refused(env, e2e.COLLECTOR, os.path.join(env.dir, "bad6.yaml"),
             r"bad6\.yaml:\d+: correlation\.trend\.count: '1' is out of range")
+    # api: (docs/api.md): each broken key named with file and line.
+    api_port = e2e.free_port()
+    env.write("api.yaml", good + "api: {listen: 127.0.0.1:%d}\n" % api_port)
+    _, out, _ = env.run([e2e.COLLECTOR, "-n", "-c", os.path.join(env.dir, "api.yaml")])
+    e2e.check(out.strip() == "configuration OK", "collector -n said %r" % out)
+    for i, (api, want) in enumerate((
+            ("{listen: 127.0.0.1:99999}", r"api\.listen"),
+            ("{listen: nohost}", r"api\.listen"),
+            ("{listen: 127.0.0.1:%d, tls: {cert: pki/collector.crt}}" % api_port,
+             r"api\.tls: give both cert and key, or neither"),
+            ("{listen: 127.0.0.1:%d, tls: {cert: pki/ca.crt, key: pki/collector.key}}"
+             % api_port, r"api: tls: private key .* does not match"),
+            ("{listen: 127.0.0.1:%d, anonymous_read: maybe}" % api_port,
+             r"api\.anonymous_read"),
+            ("{listen: 127.0.0.1:%d, max_page: 0}" % api_port,
+             r"api\.max_page: '0' is out of range"),
+            ("{listen: 127.0.0.1:%d, max_queue: 100000}" % api_port,
+             r"api\.max_queue: '100000' is out of range"),
+            ("{listen: 127.0.0.1:%d, request_timeout: 1ms}" % api_port,
+             r"api\.request_timeout"),
+            ("{listen: 127.0.0.1:%d, dashboard: yes}" % api_port,
+             r"unknown key 'dashboard'"))):
+        name = "api%d.yaml" % i
+        env.write(name, good + "api: %s\n" % api)
+        refused(env, e2e.COLLECTOR, os.path.join(env.dir, name),
+                r"%s:\d+: .*%s" % (re.escape(name), want))
 
 
 def test_agent_errors(env):

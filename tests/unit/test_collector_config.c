@@ -164,7 +164,7 @@ test_unknown_keys(void **state)
     tu_assert_contains(err,
                        "collector.yaml:7: unknown key 'listne' in top level "
                        "(valid: name, listen, tls, hints, store, limits, "
-                       "commit_interval, incidents, correlation, runbooks)");
+                       "commit_interval, incidents, correlation, runbooks, api)");
     free(err);
 }
 

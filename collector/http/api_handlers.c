@@ -1,0 +1,549 @@
+/*
+ * api_handlers: the API's reads on a worker thread (api_handlers.h).
+ *
+ * Each object comes from collector/view, rendered into a tc_buf exactly
+ * as tocsinctl renders it, then parsed by jansson into the response
+ * document: one shape for both, and a view that ever wrote broken JSON
+ * fails here (500) instead of reaching a client.
+ */
+#include "http/api_handlers.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "buf.h"
+#include "json.h"
+#include "log.h"
+#include "store/incidents_store.h"
+#include "store/tokens_store.h"
+#include "util.h"
+#include "store/store.h"
+#include "view/agent_view.h"
+#include "view/hint_view.h"
+#include "view/incident_view.h"
+#include "view/problem_view.h"
+#include "view/silence_view.h"
+
+/* One rendered object (an incident with its silence, a problem with its
+ * lists): bounded like tocsinctl's output. */
+#define OBJ_MAX (4u << 20)
+/* A whole document: a page of max_page objects stays far below. */
+#define DOC_MAX (64u << 20)
+
+static void
+set_body(struct api_call *c, int status, json_t *doc)
+{
+    c->status = status;
+    c->body = json_dumps(doc, JSON_COMPACT);
+    c->len = c->body ? strlen(c->body) : 0;
+    json_decref(doc);
+    if (c->body == NULL) {
+        c->status = 500;
+        c->body = tc_xstrdup("{\"error\":\"out of memory\",\"status\":500}");
+        c->len = strlen(c->body);
+    }
+}
+
+void
+api_error(struct api_call *c, int status, const char *msg)
+{
+    json_t *doc = json_pack("{s:s, s:i}", "error", msg, "status", status);
+
+    free(c->body);
+    c->body = NULL;
+    set_body(c, status, doc);
+}
+
+/*
+ * The tc_buf's JSON as a jansson value, or NULL (logged: a view bug).
+ * jansson's integers are signed 64-bit; a view writes some uint64
+ * figures an agent reports (spool_bytes, count), which a hostile agent
+ * can push above 2^63 - 1: such a value is kept as a real instead of
+ * failing the whole page.
+ */
+static json_t *
+parse_obj(const struct tc_buf *b)
+{
+    json_error_t e;
+    json_t *v = json_loadb((const char *)tc_buf_head(b), tc_buf_size(b), 0, &e);
+
+    if (v == NULL)
+        v = json_loadb((const char *)tc_buf_head(b), tc_buf_size(b),
+                       JSON_DECODE_INT_AS_REAL, &e);
+    if (v == NULL)
+        log_warnx("api: a view wrote invalid JSON: %s (offset %d)", e.text,
+                  e.position);
+    return v;
+}
+
+/* The silences, to say which one marked an incident (as tocsinctl). */
+struct sils {
+    struct view_silence *v; /* owned; strings owned */
+    size_t n;
+};
+
+static int
+sil_cb(const struct incidents_silence_row *r, void *arg)
+{
+    struct sils *s = arg;
+    struct view_silence *v;
+
+    s->v = tc_xreallocarray(s->v, s->n + 1, sizeof(*s->v));
+    v = &s->v[s->n++];
+    v->id = r->id;
+    v->starts_at = r->starts_at;
+    v->expired = r->expired_at != 0 && r->expired_at < r->ends_at;
+    v->ends_at = v->expired ? r->expired_at : r->ends_at;
+    v->matchers = tc_xstrdup(r->matchers);
+    v->user = tc_xstrdup(r->user);
+    v->comment = tc_xstrdup(r->comment);
+    return 0;
+}
+
+static const struct view_silence *
+sil_find(const struct sils *s, int64_t id)
+{
+    for (size_t i = 0; id != 0 && i < s->n; i++)
+        if (s->v[i].id == id)
+            return &s->v[i];
+    return NULL;
+}
+
+static void
+sils_free(struct sils *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        free((char *)s->v[i].matchers);
+        free((char *)s->v[i].user);
+        free((char *)s->v[i].comment);
+    }
+    free(s->v);
+}
+
+/* A page being filled: limit rows, then one more tells there is more. */
+struct page {
+    const struct api_req *req;
+    int64_t now;
+    struct sils sils;
+    json_t *items;
+    size_t n;
+    int64_t last; /* id of the last row in the page */
+    int more;
+    int bad; /* a view's JSON did not parse */
+    struct tc_buf b;
+};
+
+static int
+inc_cb(const struct incident *in, const struct problem_mark *m, void *arg)
+{
+    struct page *p = arg;
+    json_t *o;
+
+    if (p->n == p->req->limit) {
+        p->more = 1;
+        return 1;
+    }
+    tc_buf_reset(&p->b);
+    if (view_incident_json_marked(&p->b, in, sil_find(&p->sils, in->silenced),
+                                  m, p->now) < 0 ||
+        (o = parse_obj(&p->b)) == NULL) {
+        p->bad = 1;
+        return 1;
+    }
+    json_array_append_new(p->items, o);
+    p->n++;
+    p->last = in->id;
+    return 0;
+}
+
+static int
+prob_cb(const struct problems_row *r, void *arg)
+{
+    struct page *p = arg;
+    struct view_problem v = {r->p, r->incidents, r->nincidents, r->hosts,
+                             r->nhosts};
+    json_t *o;
+
+    if (p->n == p->req->limit) {
+        p->more = 1;
+        return 1;
+    }
+    tc_buf_reset(&p->b);
+    if (view_problem_json(&p->b, &v, 0) < 0 || (o = parse_obj(&p->b)) == NULL) {
+        p->bad = 1;
+        return 1;
+    }
+    json_array_append_new(p->items, o);
+    p->n++;
+    p->last = r->p->id;
+    return 0;
+}
+
+/* {"KEY": [...], "next_cursor": "..." | null}. */
+static void
+page_done(struct api_call *c, struct page *p, const char *key, int rc)
+{
+    char cur[API_CURSOR_MAX + 1];
+    json_t *doc;
+
+    if (rc < 0 || p->bad) {
+        json_decref(p->items);
+        api_error(c, rc == -EBUSY ? 503 : 500,
+                  rc == -EBUSY ? "store busy, try again" : "store error");
+        return;
+    }
+    doc = json_object();
+    json_object_set_new(doc, key, p->items);
+    if (p->more && api_cursor_encode(p->last, cur, sizeof(cur)) == 0)
+        json_object_set_new(doc, "next_cursor", json_string(cur));
+    else
+        json_object_set_new(doc, "next_cursor", json_null());
+    set_body(c, 200, doc);
+}
+
+static void
+incidents_list(struct incidents_store *is, struct api_call *c)
+{
+    const struct api_req *r = &c->req;
+    struct incidents_filter f = {
+        .state = r->state[0] ? r->state : NULL,
+        .priority = r->priority,
+        .host = r->host[0] ? r->host : NULL,
+        .before = r->before,
+    };
+    struct page p = {.req = r, .now = c->now, .items = json_array()};
+    int rc;
+
+    tc_buf_init(&p.b, OBJ_MAX);
+    (void)incidents_store_silences(is, 1, c->now, sil_cb, &p.sils);
+    rc = incidents_store_list(is, &f, inc_cb, &p);
+    page_done(c, &p, "incidents", rc);
+    sils_free(&p.sils);
+    tc_buf_close(&p.b);
+}
+
+static void
+problems_list(struct incidents_store *is, struct api_call *c)
+{
+    const struct api_req *r = &c->req;
+    struct problems_filter f = {
+        .state = r->state[0] ? r->state : NULL,
+        .before = r->before,
+    };
+    struct page p = {.req = r, .now = c->now, .items = json_array()};
+    int rc;
+
+    tc_buf_init(&p.b, OBJ_MAX);
+    rc = incidents_store_problems(is, &f, prob_cb, &p);
+    page_done(c, &p, "problems", rc);
+    tc_buf_close(&p.b);
+}
+
+/* One document built in b as tocsinctl's show --json builds it. */
+struct show {
+    struct tc_buf b;
+    struct sils sils;
+    int64_t now;
+    int found;
+    size_t n;
+};
+
+static int
+show_inc_cb(const struct incident *in, const struct problem_mark *m, void *arg)
+{
+    struct show *s = arg;
+
+    s->found = 1;
+    return view_incident_json_marked(
+        &s->b, in, sil_find(&s->sils, in->silenced), m, s->now);
+}
+
+static int
+show_note_cb(const struct incident_note *n, void *arg)
+{
+    struct show *s = arg;
+
+    tc_json_raw(&s->b, s->n++ ? "," : "");
+    return view_incident_note_json(&s->b, n);
+}
+
+static void
+show_done(struct api_call *c, struct show *s, int rc, const char *what)
+{
+    json_t *doc;
+    char msg[64];
+
+    if (rc == 0 && !s->found) {
+        snprintf(msg, sizeof(msg), "no %s %" PRId64, what, c->req.id);
+        api_error(c, 404, msg);
+        return;
+    }
+    if (rc < 0 || (doc = parse_obj(&s->b)) == NULL) {
+        api_error(c, rc == -EBUSY ? 503 : 500,
+                  rc == -EBUSY ? "store busy, try again" : "store error");
+        return;
+    }
+    set_body(c, 200, doc);
+}
+
+/*
+ * The incident and its timeline (the keys of tocsinctl incidents show
+ * --json but its latest events, which the events endpoint will give).
+ */
+static void
+incident_show(struct incidents_store *is, struct api_call *c)
+{
+    struct incidents_filter f = {.id = c->req.id};
+    struct show s = {.now = c->now};
+    int rc;
+
+    tc_buf_init(&s.b, DOC_MAX);
+    (void)incidents_store_silences(is, 1, c->now, sil_cb, &s.sils);
+    rc = incidents_store_list(is, &f, show_inc_cb, &s);
+    if (rc == 0 && s.found) {
+        s.b.len--; /* the closing brace: the timeline goes inside */
+        tc_json_raw(&s.b, ",\"timeline\":[");
+        rc = incidents_store_timeline(is, c->req.id, show_note_cb, &s);
+        tc_json_raw(&s.b, "]}");
+    }
+    show_done(c, &s, rc, "incident");
+    sils_free(&s.sils);
+    tc_buf_close(&s.b);
+}
+
+static int
+pshow_cb(const struct problems_row *r, void *arg)
+{
+    struct show *s = arg;
+    struct view_problem v = {r->p, r->incidents, r->nincidents, r->hosts,
+                             r->nhosts};
+
+    s->found = 1;
+    if (view_problem_json(&s->b, &v, 1) < 0)
+        return -ENOBUFS;
+    return view_problem_rca_json(&s->b, r->p);
+}
+
+static int
+cand_cb(const struct problem_candidate *cand, void *arg)
+{
+    struct show *s = arg;
+
+    tc_json_raw(&s->b, s->n++ ? "," : "");
+    return view_problem_candidate_json(&s->b, cand);
+}
+
+static int
+link_cb(const struct problem_link *l, void *arg)
+{
+    struct show *s = arg;
+
+    tc_json_raw(&s->b, s->n++ ? "," : "");
+    return view_problem_link_json(&s->b, l);
+}
+
+static int
+pnote_cb(const struct problem_note *n, void *arg)
+{
+    struct show *s = arg;
+
+    tc_json_raw(&s->b, s->n++ ? "," : "");
+    return view_problem_note_json(&s->b, n);
+}
+
+/* The keys of tocsinctl problems show --json: the problem, its RCA,
+ * candidates, links and timeline. */
+static void
+problem_show(struct incidents_store *is, struct api_call *c)
+{
+    struct problems_filter f = {.id = c->req.id};
+    struct show s = {.now = c->now};
+    int64_t id = c->req.id;
+    int rc;
+
+    tc_buf_init(&s.b, DOC_MAX);
+    rc = incidents_store_problems(is, &f, pshow_cb, &s);
+    if (rc == 0 && s.found) {
+        tc_json_raw(&s.b, ",\"candidates\":[");
+        s.n = 0;
+        rc = incidents_store_problem_candidates(is, id, cand_cb, &s);
+        tc_json_raw(&s.b, "],\"links\":[");
+        s.n = 0;
+        if (rc == 0)
+            rc = incidents_store_problem_links(is, id, link_cb, &s);
+        tc_json_raw(&s.b, "],\"timeline\":[");
+        s.n = 0;
+        if (rc == 0)
+            rc = incidents_store_problem_timeline(is, id, pnote_cb, &s);
+        tc_json_raw(&s.b, "]}");
+    }
+    show_done(c, &s, rc, "problem");
+    tc_buf_close(&s.b);
+}
+
+static int
+agent_cb(const struct store_agent *ag, void *arg)
+{
+    struct page *p = arg;
+    json_t *o;
+
+    tc_buf_reset(&p->b);
+    if (view_agent_json(&p->b, ag) < 0 || (o = parse_obj(&p->b)) == NULL) {
+        p->bad = 1;
+        return 1;
+    }
+    json_array_append_new(p->items, o);
+    return 0;
+}
+
+/*
+ * The agents table (tocsinctl agents list --json), whole: it has at
+ * most limits.max_agents rows plus those gone, read through the event
+ * log's read-only interface, opened for the request.
+ */
+static void
+agents_list(const char *path, struct api_call *c)
+{
+    struct page p = {.req = &c->req, .now = c->now, .items = json_array()};
+    struct store *st = NULL;
+    int rc;
+
+    tc_buf_init(&p.b, OBJ_MAX);
+    if ((rc = store_open(path, STORE_RDONLY, &st)) == 0)
+        rc = store_load_agents(st, agent_cb, &p);
+    store_close(st);
+    page_done(c, &p, "agents", rc < 0 ? rc : 0);
+    tc_buf_close(&p.b);
+}
+
+static int
+silence_cb(const struct incidents_silence_row *r, void *arg)
+{
+    struct page *p = arg;
+    json_t *o;
+
+    tc_buf_reset(&p->b);
+    if (view_silence_row_json(&p->b, r, p->now) < 0 ||
+        (o = parse_obj(&p->b)) == NULL) {
+        p->bad = 1;
+        return 1;
+    }
+    json_array_append_new(p->items, o);
+    return 0;
+}
+
+static int
+hint_cb(const struct hint_row *h, void *arg)
+{
+    struct page *p = arg;
+    json_t *o;
+
+    if (p->n == p->req->limit) {
+        p->more = 1;
+        return 1;
+    }
+    tc_buf_reset(&p->b);
+    if (view_hint_json(&p->b, h) < 0 || (o = parse_obj(&p->b)) == NULL) {
+        p->bad = 1;
+        return 1;
+    }
+    json_array_append_new(p->items, o);
+    p->n++;
+    p->last = h->id;
+    return 0;
+}
+
+/* tocsinctl hints list --json, oldest first: the cursor is the last id
+ * seen, and the next page the hints above it. */
+static void
+hints_list(struct incidents_store *is, struct api_call *c)
+{
+    const struct api_req *r = &c->req;
+    struct hints_filter f = {
+        .agent = r->agent[0] ? r->agent : NULL,
+        .state = r->state[0] ? r->state : NULL,
+        .after = r->before,
+    };
+    struct page p = {.req = r, .now = c->now, .items = json_array()};
+    int rc;
+
+    tc_buf_init(&p.b, OBJ_MAX);
+    rc = incidents_store_hints(is, &f, hint_cb, &p);
+    page_done(c, &p, "hints", rc);
+    tc_buf_close(&p.b);
+}
+
+/* tocsinctl silences list [--all] --json: not ended ones, or all. */
+static void
+silences_list(struct incidents_store *is, struct api_call *c)
+{
+    struct page p = {.req = &c->req, .now = c->now, .items = json_array()};
+    int rc;
+
+    tc_buf_init(&p.b, OBJ_MAX);
+    rc = incidents_store_silences(is, c->req.all, c->now, silence_cb, &p);
+    page_done(c, &p, "silences", rc < 0 ? rc : 0);
+    tc_buf_close(&p.b);
+}
+
+void
+api_handle(struct incidents_store *is, struct api_call *c)
+{
+    enum token_role role = TOKEN_ROLE_VIEWER;
+    int rc;
+
+    snprintf(c->who, sizeof(c->who), "anonymous");
+    if (c->has_token) {
+        rc = incidents_store_token_find(is, c->hash, c->who, sizeof(c->who),
+                                        &role);
+        if (rc < 0) {
+            api_error(c, 503, "store busy, try again");
+            return;
+        }
+        if (rc == 0) {
+            snprintf(c->who, sizeof(c->who), "?");
+            api_error(c, 401, "invalid or revoked token");
+            return;
+        }
+    }
+    if (c->req.write) {
+        if (!c->has_token || role < TOKEN_ROLE_OPERATOR) {
+            api_error(c, 403, "this needs the operator role");
+            return;
+        }
+        /* The seam for the next slice: actions as recorded actions. */
+        api_error(c, 501, "write endpoints are not implemented yet");
+        return;
+    }
+    switch (c->req.route) {
+    case API_R_INCIDENTS:
+        incidents_list(is, c);
+        break;
+    case API_R_INCIDENT:
+        incident_show(is, c);
+        break;
+    case API_R_PROBLEMS:
+        problems_list(is, c);
+        break;
+    case API_R_PROBLEM:
+        problem_show(is, c);
+        break;
+    case API_R_AGENTS:
+        agents_list(c->store_path, c);
+        break;
+    case API_R_SILENCES:
+        silences_list(is, c);
+        break;
+    case API_R_HINTS:
+        hints_list(is, c);
+        break;
+    default:
+        api_error(c, 404, "no such resource");
+        break;
+    }
+}

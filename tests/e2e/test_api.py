@@ -1,0 +1,248 @@
+#!/usr/bin/env python3
+"""The HTTP API end to end (docs/api.md): a real collector fed by real
+agents, queried over real TLS (verified against the PKI's CA) with
+Python's http.client. Incidents, problems, agents, hints and silences read through the API are
+the objects `tocsinctl ... --json` prints, field for field; pages
+chained by their cursors give the whole list once, in order; filters
+agree with tocsinctl's; tokens are listed without their secret, and a
+revoked one stops working at the next request."""
+
+import http.client
+import json
+import os
+import shutil
+import ssl
+
+import tocsin_e2e as e2e
+
+HOSTS = ("web-01", "web-02", "web-03")
+
+
+class Api:
+    """A client for the collector's API at 127.0.0.1:port."""
+
+    def __init__(self, env, port):
+        self.port = port
+        self.ctx = ssl.create_default_context(
+            cafile=os.path.join(env.pki, "ca.crt"))
+
+    def conn(self):
+        return http.client.HTTPSConnection("127.0.0.1", self.port,
+                                           context=self.ctx, timeout=20)
+
+    def call(self, path, token=None, method="GET", headers=None, body=None):
+        """(status, parsed JSON or raw bytes, response headers)."""
+        c = self.conn()
+        h = dict(headers or {})
+        if token is not None:
+            h["Authorization"] = "Bearer " + token
+        c.request(method, path, body=body, headers=h)
+        r = c.getresponse()
+        raw = r.read()
+        c.close()
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            doc = raw
+        return r.status, doc, r
+
+
+def api_config(env, extra="", more=""):
+    port = e2e.free_port()
+    env.collector_config("api: {listen: 127.0.0.1:%d%s}\n%s"
+                         % (port, extra, more))
+    return Api(env, port)
+
+
+# A runbook for the spread problem's class: one hint per host.
+RUNBOOK = """---
+id: tls
+title: Certificate expired
+match: {class: [tls-expired]}
+---
+Renew the certificate.
+"""
+
+
+def token(env, name, role):
+    return env.ctl("tokens", "create", name, "--role", role).strip()
+
+
+def start(env, extra=""):
+    env.make_pki(agents=HOSTS)
+    env.write("runbooks/tls.md", RUNBOOK)
+    api = api_config(env, extra, "runbooks: {dir: runbooks}\n")
+    col = env.collector().start()
+    col.wait_log("api: listening on https://127.0.0.1:%d" % api.port)
+    logs = {}
+    for h in HOSTS:
+        logs[h] = env.write("logs/%s.log" % h, "")
+        rules = [("r%d" % i, "err%d" % i, "error") for i in range(5)]
+        rules.append(("tls-expired", "certificate expired", "warning"))
+        env.agent(env.agent_config(
+            h, [(logs[h], rules)],
+            extra="hints: {public_key: pki/hint-signing.pub}\n")).start()
+    return col, api, logs
+
+
+def append(path, line):
+    with open(path, "a") as f:
+        f.write(line + "\n")
+
+
+def ctl_json(env, *args):
+    return json.loads(env.ctl(*args, "--json"))
+
+
+def test_api(env):
+    col, api, logs = start(env)
+    viewer = token(env, "dash", "viewer")
+    e2e.check(viewer.startswith("tct_") and len(viewer) == 47, viewer)
+    listed = ctl_json(env, "tokens", "list")
+    e2e.check([(t["name"], t["role"]) for t in listed] == [("dash", "viewer")]
+              and viewer not in json.dumps(listed), repr(listed))
+
+    # Five incidents on web-01, one spread problem over the three hosts.
+    for i in range(5):
+        append(logs["web-01"], "err%d here" % i)
+    for h in HOSTS:
+        append(logs[h], "certificate expired for api")
+    e2e.wait_for(lambda: len(ctl_json(env, "incidents", "list")) == 8, 30,
+                 "eight incidents")
+    e2e.wait_for(lambda: len(ctl_json(env, "problems", "list")) == 1, 30,
+                 "the spread problem")
+
+    # The list: the very objects tocsinctl prints.
+    st, doc, r = api.call("/api/v1/incidents", viewer)
+    e2e.check(st == 200 and r.getheader("Content-Type") == "application/json",
+              "%s %r" % (st, doc))
+    e2e.check(doc["incidents"] == ctl_json(env, "incidents", "list")
+              and doc["next_cursor"] is None, repr(doc))
+    # Filters as tocsinctl's.
+    for q, args in (("state=open", ["--state", "open"]),
+                    ("priority=P3", ["--priority", "P3"]),
+                    ("host=web-02", ["--host", "web-02"]),
+                    ("state=resolved", ["--state", "resolved"])):
+        st, doc, _ = api.call("/api/v1/incidents?" + q, viewer)
+        e2e.check(st == 200 and doc["incidents"]
+                  == ctl_json(env, "incidents", "list", *args), q)
+    # Pages of 3 chained by their cursors: the whole list, once, in order.
+    got, path, pages = [], "/api/v1/incidents?limit=3", 0
+    while path:
+        st, doc, _ = api.call(path, viewer)
+        e2e.check(st == 200 and len(doc["incidents"]) <= 3, repr(doc))
+        got += doc["incidents"]
+        pages += 1
+        path = ("/api/v1/incidents?limit=3&cursor=" + doc["next_cursor"]
+                if doc["next_cursor"] else None)
+    e2e.check(pages == 3 and got == ctl_json(env, "incidents", "list"),
+              "%d pages" % pages)
+
+    # One incident with its timeline: tocsinctl show without its events.
+    iid = got[0]["id"]
+    st, doc, _ = api.call("/api/v1/incidents/%d" % iid, viewer)
+    show = ctl_json(env, "incidents", "show", str(iid))
+    del show["events"]
+    e2e.check(st == 200 and doc == show and doc["timeline"], repr(doc))
+    st, doc, _ = api.call("/api/v1/incidents/99999", viewer)
+    e2e.check(st == 404 and doc == {"error": "no incident 99999",
+                                     "status": 404}, repr(doc))
+
+    # Problems, list and one with candidates, links, RCA and timeline.
+    st, doc, _ = api.call("/api/v1/problems", viewer)
+    e2e.check(st == 200 and doc["problems"] == ctl_json(env, "problems", "list")
+              and len(doc["problems"]) == 1, repr(doc))
+    pid = doc["problems"][0]["id"]
+    st, doc, _ = api.call("/api/v1/problems/%d" % pid, viewer)
+    e2e.check(st == 200 and doc == ctl_json(env, "problems", "show", str(pid))
+              and len(doc["candidates"]) == 3 and len(doc["links"]) == 3,
+              repr(doc))
+    st, doc, _ = api.call("/api/v1/problems?state=closed", viewer)
+    e2e.check(st == 200 and doc == {"problems": [], "next_cursor": None},
+              repr(doc))
+
+    # Agents: the table tocsinctl agents list prints (a heartbeat may
+    # land between the two reads: compare until they agree).
+    def agents_agree():
+        st, doc, _ = api.call("/api/v1/agents", viewer)
+        return (st == 200 and doc["next_cursor"] is None
+                and doc["agents"] == ctl_json(env, "agents", "list")
+                and [a["name"] for a in doc["agents"]] == list(HOSTS))
+    e2e.wait_for(agents_agree, 20, "the agents through the API")
+
+    # Hints, oldest first, paged: those tocsinctl hints list gives, once
+    # the agents have acked them all (one per incident, one per problem
+    # member: six).
+    e2e.wait_for(lambda: [h["state"] for h in ctl_json(env, "hints", "list")]
+                 == ["acked"] * 6, 30, "six acked hints")
+    got, path = [], "/api/v1/hints?limit=2"
+    while path:
+        st, doc, _ = api.call(path, viewer)
+        e2e.check(st == 200 and len(doc["hints"]) <= 2, repr(doc))
+        got += doc["hints"]
+        path = ("/api/v1/hints?limit=2&cursor=" + doc["next_cursor"]
+                if doc["next_cursor"] else None)
+    e2e.check(got == ctl_json(env, "hints", "list") and len(got) == 6,
+              repr(got))
+    st, doc, _ = api.call("/api/v1/hints?agent=web-02&state=acked", viewer)
+    e2e.check(st == 200 and doc["hints"] == ctl_json(
+        env, "hints", "list", "--agent", "web-02", "--state", "acked")
+        and len(doc["hints"]) == 2, repr(doc))
+
+    # Silences: not ended ones, or all (tocsinctl silences list [--all]).
+    env.ctl("silences", "add", "--match", "host=web-02", "--duration", "1h",
+            "--comment", "deploy \x1b]52;c;x\x07", "--user", "alice")
+    sid = env.ctl("silences", "add", "--match", "rule=r1", "--duration", "1h",
+                  "--comment", "short", "--user", "bob")
+    sid = ctl_json(env, "silences", "list")[0]["id"]
+    env.ctl("silences", "expire", str(sid), "--user", "bob")
+    for q, args in (("", []), ("?all=true", ["--all"]), ("?all=false", [])):
+        st, doc, _ = api.call("/api/v1/silences" + q, viewer)
+        e2e.check(st == 200 and doc["silences"]
+                  == ctl_json(env, "silences", "list", *args)
+                  and doc["next_cursor"] is None, q + repr(doc))
+    e2e.check(len(api.call("/api/v1/silences?all=true", viewer)[1]["silences"])
+              == 2 and len(api.call("/api/v1/silences", viewer)[1]["silences"])
+              == 1, "silences")
+
+    # A revoke takes effect at the next request, no reload.
+    env.ctl("tokens", "revoke", "dash")
+    st, doc, _ = api.call("/api/v1/incidents", viewer)
+    e2e.check(st == 401 and doc["status"] == 401, repr(doc))
+    listed = ctl_json(env, "tokens", "list", "--all")
+    e2e.check(listed[0]["revoked_at"] > 0, repr(listed))
+    e2e.check(ctl_json(env, "tokens", "list") == [], "a revoked token listed")
+    # The name can be issued again.
+    again = token(env, "dash", "viewer")
+    e2e.check(api.call("/api/v1/problems", again)[0] == 200, "reissued token")
+    e2e.check(json.loads(env.ctl("replay", "--json"))["identical"], "replay")
+
+
+def test_anonymous_read(env):
+    """api.anonymous_read: true answers reads without a token, never a
+    write; -n checks the api: section; HTTP/2 answers too."""
+    env.make_pki()
+    api = api_config(env, ", anonymous_read: true")
+    env.run([e2e.COLLECTOR, "-n", "-c", env.collector_conf])
+    col = env.collector().start()
+    col.wait_log("anonymous reads allowed")
+    st, doc, _ = api.call("/api/v1/incidents")
+    e2e.check(st == 200 and doc == {"incidents": [], "next_cursor": None},
+              repr(doc))
+    st, doc, _ = api.call("/api/v1/incidents/1/ack", method="POST")
+    e2e.check(st == 401, repr(doc))
+    # A bad token is still refused: anonymous is not "any token".
+    st, doc, _ = api.call("/api/v1/incidents", "tct_nope")
+    e2e.check(st == 401, repr(doc))
+    # HTTP/2 (ALPN h2) through curl, where it is installed.
+    curl = shutil.which("curl")
+    if curl:
+        _, out, _ = env.run([curl, "-sS", "--http2", "--cacert",
+                             os.path.join(env.pki, "ca.crt"), "-o", "/dev/null",
+                             "-w", "%{http_version} %{http_code}",
+                             "https://127.0.0.1:%d/api/v1/problems" % api.port])
+        e2e.check(out == "2 200", "curl --http2: %r" % out)
+
+
+if __name__ == "__main__":
+    e2e.main([test_api, test_anonymous_read])

@@ -1,0 +1,222 @@
+#!/usr/bin/env python3
+"""The HTTP API's refusals (docs/security.md, "HTTP API"): no answer
+without a valid token (401, with a JSON error and WWW-Authenticate), a
+revoked token refused at the next request, a viewer refused on a write
+path (403), malformed requests (bad ids, cursors, limits, parameters,
+path traversal, huge headers and targets, wrong methods) refused with a
+4xx before the store is read, connections beyond api.max_connections
+closed at accept; and through it all the collector keeps ingesting."""
+
+import json
+import socket
+import ssl
+import time
+
+import tocsin_e2e as e2e
+from test_api import Api, append, token
+
+HOSTS = ("web-01",)
+
+
+def start(env):
+    env.make_pki(agents=HOSTS)
+    port = e2e.free_port()
+    env.collector_config("api: {listen: 127.0.0.1:%d, max_connections: 8}\n"
+                         % port)
+    api = Api(env, port)
+    col = env.collector().start()
+    col.wait_log("api: listening on")
+    log = env.write("logs/app.log", "")
+    env.agent(env.agent_config("web-01", [(log, [("oops", "oops",
+                                                   "error")])])).start()
+    return col, api, log
+
+
+def refused(api, path, want, tok=None, method="GET", headers=None):
+    st, doc, r = api.call(path, tok, method=method, headers=headers)
+    e2e.check(st == want and isinstance(doc, dict) and doc.get("status") == want
+              and isinstance(doc.get("error"), str)
+              and r.getheader("Content-Type") == "application/json",
+              "%s %s: %s %r (expected %d)" % (method, path, st, doc, want))
+    return doc
+
+
+def raw(api, data, timeout=10):
+    """Send bytes over TLS, return what comes back before the close."""
+    s = api.ctx.wrap_socket(socket.create_connection(("127.0.0.1", api.port),
+                                                     timeout=timeout),
+                            server_hostname="127.0.0.1")
+    try:
+        s.sendall(data)
+        got = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+            if b"\r\n\r\n" in got and len(got) > 4096:
+                break
+    except (ssl.SSLError, ConnectionError, socket.timeout, OSError):
+        pass
+    finally:
+        s.close()
+    return got
+
+
+def test_tokens(env):
+    col, api, log = start(env)
+    viewer = token(env, "v", "viewer")
+    operator = token(env, "o", "operator")
+    admin = token(env, "a", "admin")
+    e2e.check(api.call("/api/v1/incidents", viewer)[0] == 200, "viewer reads")
+
+    # No token, a wrong one, a malformed header: 401 and how to log in.
+    st, doc, r = api.call("/api/v1/incidents")
+    e2e.check(st == 401 and doc == {"error": "a bearer token is required",
+                                    "status": 401}
+              and r.getheader("WWW-Authenticate") == 'Bearer realm="tocsin"',
+              repr(doc))
+    refused(api, "/api/v1/incidents", 401, "tct_" + "A" * 43)
+    refused(api, "/api/v1/incidents", 401, viewer[:-1])
+    refused(api, "/api/v1/incidents", 401, viewer + "x")
+    refused(api, "/api/v1/problems/1", 401, "x" * 300)
+    for h in ("Basic dXNlcjpwYXNz", "Bearer", "Bearer ", "bearer",
+              "Token " + viewer, viewer, "Bearer " + viewer + " extra"):
+        refused(api, "/api/v1/incidents", 401, headers={"Authorization": h})
+    # Two Authorization headers: ambiguous, refused.
+    got = raw(api, ("GET /api/v1/incidents HTTP/1.1\r\nHost: x\r\n"
+                    "Authorization: Bearer %s\r\nAuthorization: Bearer nope\r\n"
+                    "Connection: close\r\n\r\n" % viewer).encode())
+    e2e.check(got.startswith(b"HTTP/1.1 401"), repr(got[:80]))
+
+    # Roles: a viewer cannot write; no token cannot either.
+    refused(api, "/api/v1/incidents/1/ack", 403, viewer, method="POST")
+    refused(api, "/api/v1/problems/1/investigate", 403, viewer, method="POST")
+    refused(api, "/api/v1/incidents/1/ack", 401, method="POST")
+    # An operator and an admin pass the check (writes are the next
+    # slice: 501, never a silent success).
+    refused(api, "/api/v1/incidents/1/resolve", 501, operator, method="POST")
+    refused(api, "/api/v1/problems/1/note", 501, admin, method="POST")
+
+    # Revoked: refused at the next request.
+    env.ctl("tokens", "revoke", "v")
+    refused(api, "/api/v1/incidents", 401, viewer)
+    env.ctl("tokens", "revoke", "v", expect=1)
+    env.ctl("tokens", "create", "bad name", "--role", "viewer", expect=2)
+    env.ctl("tokens", "create", "x", "--role", "root", expect=2)
+    env.ctl("tokens", "create", "o", "--role", "viewer", expect=1)
+    # The store keeps only hashes.
+    dump = open(env.collector_conf.replace("collector.yaml",
+                                           "state/collector.db"), "rb").read()
+    e2e.check(operator.encode() not in dump and admin.encode() not in dump,
+              "a token in the store file")
+    keeps_ingesting(env, col, log, "after the token checks")
+
+
+def keeps_ingesting(env, col, log, when):
+    n = len(env.events("web-01"))
+    append(log, "oops %s" % when)
+    e2e.wait_for(lambda: len(env.events("web-01")) > n, 30,
+                 "an event stored %s" % when)
+    e2e.check(col.alive(), "collector died")
+
+
+def test_malformed(env):
+    col, api, log = start(env)
+    tok = token(env, "v", "viewer")
+    for path in ("/api/v1/incidents/abc", "/api/v1/incidents/-1",
+                 "/api/v1/incidents/0", "/api/v1/incidents/01",
+                 "/api/v1/incidents/1.0", "/api/v1/incidents/0x10",
+                 "/api/v1/incidents/99999999999999999999",
+                 "/api/v1/problems/%31", "/api/v1/incidents/..",
+                 "/api/v1/incidents/%2e%2e",
+                 "/api/v1/incidents?cursor=zzz",
+                 "/api/v1/incidents?cursor=aTA",       # "i0"
+                 "/api/v1/incidents?cursor=eDE",       # "x1"
+                 "/api/v1/incidents?cursor=aTE=",      # padding
+                 "/api/v1/incidents?cursor=" + "A" * 40,
+                 "/api/v1/incidents?cursor=",
+                 "/api/v1/incidents?limit=0", "/api/v1/incidents?limit=501",
+                 "/api/v1/incidents?limit=-1", "/api/v1/incidents?limit=abc",
+                 "/api/v1/incidents?limit=1e3", "/api/v1/incidents?limit",
+                 "/api/v1/incidents?limit=%00",
+                 "/api/v1/incidents?limit=5&limit=6",
+                 "/api/v1/incidents?state=bogus",
+                 "/api/v1/incidents?priority=P6",
+                 "/api/v1/incidents?host=%zz",
+                 "/api/v1/incidents?host=a%0ab",
+                 "/api/v1/problems?priority=P1",
+                 "/api/v1/problems?state=acknowledged",
+                 "/api/v1/incidents?drop=table",
+                 "/api/v1/agents?limit=1",
+                 "/api/v1/incidents?" + "&".join("state=open" for _ in range(9))):
+        refused(api, path, 400, tok)
+    for path in ("/", "/api", "/api/v1", "/api/v1/", "/api/v2/incidents",
+                 "/api/v1/incidents/", "/api/v1/secrets",
+                 "/api/v1/incidents/../../../etc/passwd",
+                 "/api/v1/../../etc/passwd", "/../../etc/passwd",
+                 "/api/v1/%2e%2e/%2e%2e/etc/passwd",
+                 "/api/v1/incidents/1/timeline/x",
+                 "/api/v1/agents/web-01", "/api/v1/agents/1",
+                 "/api/v1/incidents/1/delete"):
+        refused(api, path, 404, tok,
+                method="POST" if path.endswith("delete") else "GET")
+    refused(api, "/api/v1/incidents/1/ack", 405, tok)          # GET
+    refused(api, "/api/v1/incidents", 405, tok, method="POST")
+    refused(api, "/api/v1/incidents/1", 405, tok, method="DELETE")
+    refused(api, "/api/v1/incidents", 405, tok, method="PUT")
+    refused(api, "/api/v1/incidents?x=" + "a" * 3000, 414, tok)
+    # Refused before the token is looked at: no token, still a 4xx.
+    refused(api, "/api/v1/incidents/abc", 400)
+
+    # Huge headers, a huge request line, garbage: H2O refuses them itself
+    # (a 4xx or a close, never a 2xx, never a crash).
+    for data in (b"GET /api/v1/incidents HTTP/1.1\r\nHost: x\r\nX-Big: "
+                 + b"a" * 200000 + b"\r\n\r\n",
+                 b"GET /api/v1/incidents HTTP/1.1\r\nHost: x\r\n"
+                 + b"".join(b"X-%d: y\r\n" % i for i in range(2000)) + b"\r\n",
+                 b"GET /" + b"a" * 100000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+                 b"\x00\x01\x02garbage\r\n\r\n",
+                 b"POST /api/v1/incidents/1/ack HTTP/1.1\r\nHost: x\r\n"
+                 b"Content-Length: 100000000\r\n\r\n" + b"a" * 70000):
+        got = raw(api, data)
+        e2e.check(got == b"" or got.startswith(b"HTTP/1.1 4"), repr(got[:80]))
+    keeps_ingesting(env, col, log, "after malformed requests")
+
+
+def test_connection_limit(env):
+    col, api, log = start(env)
+    tok = token(env, "v", "viewer")
+    socks = []
+    for _ in range(8):
+        socks.append(api.ctx.wrap_socket(
+            socket.create_connection(("127.0.0.1", api.port), timeout=10),
+            server_hostname="127.0.0.1"))
+    # The ninth is closed at accept: the handshake fails or reads EOF.
+    closed = False
+    try:
+        s = api.ctx.wrap_socket(
+            socket.create_connection(("127.0.0.1", api.port), timeout=10),
+            server_hostname="127.0.0.1")
+        s.sendall(b"GET /api/v1/incidents HTTP/1.1\r\nHost: x\r\n\r\n")
+        closed = s.recv(100) == b""
+        s.close()
+    except (ssl.SSLError, ConnectionError, OSError):
+        closed = True
+    e2e.check(closed, "a connection over api.max_connections was served")
+    col.wait_log("api.max_connections")
+    for s in socks:
+        s.close()
+    # Once they are gone, requests are served again.
+    def served():
+        try:
+            return api.call("/api/v1/incidents", tok)[0] == 200
+        except (ssl.SSLError, ConnectionError, OSError):
+            return False  # the server has not seen the closes yet
+
+    e2e.wait_for(served, 10, "a request after the flood")
+    keeps_ingesting(env, col, log, "after the connection flood")
+
+
+if __name__ == "__main__":
+    e2e.main([test_tokens, test_malformed, test_connection_limit])

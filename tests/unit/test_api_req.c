@@ -1,0 +1,189 @@
+/*
+ * test_api_req: what an API request asks for (collector/http/api_req.c)
+ * and the base64url under its cursors (common/b64.c): routes, ids,
+ * query parameters and their limits, each refusal with its status.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "b64.h"
+#include "http/api_req.h"
+
+static int
+parse(const char *method, const char *path, struct api_req *r)
+{
+    char err[256];
+
+    return api_req_parse(method, strlen(method), path, strlen(path), 500, r,
+                         err, sizeof(err));
+}
+
+static void
+test_b64(void **state)
+{
+    static const char *const vec[][2] = {
+        {"", ""},        {"f", "Zg"},        {"fo", "Zm8"},
+        {"foo", "Zm9v"}, {"foob", "Zm9vYg"}, {"\xfb\xff", "-_8"},
+    };
+    char out[32];
+    uint8_t dec[32];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(vec) / sizeof(vec[0]); i++) {
+        size_t n = strlen(vec[i][0]);
+
+        assert_int_equal(tc_b64url_encode(vec[i][0], n, out, sizeof(out)),
+                         strlen(vec[i][1]));
+        assert_string_equal(out, vec[i][1]);
+        assert_int_equal(tc_b64url_decode(out, strlen(out), dec, sizeof(dec)),
+                         n);
+        assert_memory_equal(dec, vec[i][0], n);
+    }
+    /* Padding, other alphabets, a lone char, stray bits: refused. */
+    assert_true(tc_b64url_decode("Zg==", 4, dec, sizeof(dec)) < 0);
+    assert_true(tc_b64url_decode("+/8", 3, dec, sizeof(dec)) < 0);
+    assert_true(tc_b64url_decode("Z", 1, dec, sizeof(dec)) < 0);
+    assert_true(tc_b64url_decode("Zh", 2, dec, sizeof(dec)) < 0);
+    assert_true(tc_b64url_decode("Zm9v", 4, dec, 2) < 0);
+    assert_true(tc_b64url_encode("foo", 3, out, 4) < 0);
+}
+
+static void
+test_cursor(void **state)
+{
+    char c[API_CURSOR_MAX + 1];
+    int64_t id;
+
+    (void)state;
+    assert_int_equal(api_cursor_encode(123, c, sizeof(c)), 0);
+    assert_string_equal(c, "aTEyMw"); /* "i123" */
+    assert_int_equal(api_cursor_decode(c, strlen(c), &id), 0);
+    assert_int_equal(id, 123);
+    assert_int_equal(api_cursor_encode(INT64_MAX, c, sizeof(c)), 0);
+    assert_int_equal(api_cursor_decode(c, strlen(c), &id), 0);
+    assert_true(id == INT64_MAX);
+    assert_true(api_cursor_decode("aTA", 3, &id) < 0);  /* "i0" */
+    assert_true(api_cursor_decode("eDE", 3, &id) < 0);  /* "x1" */
+    assert_true(api_cursor_decode("aQ", 2, &id) < 0);   /* "i" */
+    assert_true(api_cursor_decode("aTAx", 4, &id) < 0); /* "i01" */
+    assert_true(api_cursor_decode("", 0, &id) < 0);
+}
+
+static void
+test_routes(void **state)
+{
+    struct api_req r;
+
+    (void)state;
+    assert_int_equal(parse("GET", "/api/v1/incidents", &r), 0);
+    assert_int_equal(r.route, API_R_INCIDENTS);
+    assert_int_equal(r.limit, API_PAGE_DEFAULT);
+    assert_int_equal(r.write, 0);
+    assert_int_equal(parse("GET", "/api/v1/incidents/42", &r), 0);
+    assert_int_equal(r.route, API_R_INCIDENT);
+    assert_int_equal(r.id, 42);
+    assert_int_equal(parse("GET", "/api/v1/problems/9223372036854775807", &r),
+                     0);
+    assert_true(r.id == INT64_MAX);
+    assert_int_equal(parse("POST", "/api/v1/problems/3/known-error", &r), 0);
+    assert_int_equal(r.route, API_R_PROBLEM_ACTION);
+    assert_string_equal(r.verb, "known-error");
+    assert_int_equal(r.write, 1);
+    assert_true(api_route_writes(r.route));
+
+    assert_int_equal(parse("GET", "/api/v1/agents", &r), 0);
+    assert_int_equal(r.route, API_R_AGENTS);
+    assert_int_equal(parse("GET", "/api/v1/agents?limit=5", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/agents/web-01", &r), 404);
+    assert_int_equal(parse("GET", "/api/v1/silences?all=true", &r), 0);
+    assert_int_equal(r.route, API_R_SILENCES);
+    assert_int_equal(r.all, 1);
+    assert_int_equal(parse("GET", "/api/v1/silences?all=yes", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/silences?limit=1", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/incidents?all=true", &r), 400);
+    assert_int_equal(
+        parse("GET", "/api/v1/hints?agent=web-02&state=acked&limit=2", &r), 0);
+    assert_int_equal(r.route, API_R_HINTS);
+    assert_string_equal(r.agent, "web-02");
+    assert_string_equal(r.state, "acked");
+    assert_int_equal(parse("GET", "/api/v1/hints?state=open", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/hints/1", &r), 404);
+
+    assert_int_equal(parse("GET", "/api/v1/problems/9223372036854775808", &r),
+                     400);
+    assert_int_equal(parse("GET", "/api/v1/incidents/0", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/incidents/..", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/incidents/", &r), 404);
+    assert_int_equal(parse("GET", "/api/v1//incidents", &r), 404);
+    assert_int_equal(parse("GET", "/api/v1/../v1/incidents", &r), 404);
+    assert_int_equal(parse("GET", "/api/v1/incidents/1/ack/x", &r), 404);
+    assert_int_equal(parse("POST", "/api/v1/incidents/1/rm", &r), 404);
+    assert_int_equal(parse("GET", "/api/v1/incidents/1/ack", &r), 405);
+    assert_int_equal(parse("POST", "/api/v1/incidents", &r), 405);
+    assert_int_equal(parse("HEAD", "/api/v1/incidents", &r), 405);
+}
+
+static void
+test_query(void **state)
+{
+    struct api_req r;
+    char big[API_PATH_MAX + 16];
+
+    (void)state;
+    assert_int_equal(
+        parse("GET",
+              "/api/v1/incidents?state=open&priority=p2&host=web%2D01+a"
+              "&limit=500&cursor=aTEyMw&",
+              &r),
+        0);
+    assert_string_equal(r.state, "open");
+    assert_int_equal(r.priority, 2);
+    assert_string_equal(r.host, "web-01 a");
+    assert_int_equal(r.limit, 500);
+    assert_int_equal(r.before, 123);
+    assert_int_equal(parse("GET", "/api/v1/problems?state=known_error", &r), 0);
+    assert_string_equal(r.state, "known_error");
+
+    assert_int_equal(parse("GET", "/api/v1/incidents?limit=501", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/incidents?limit=0", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/incidents?limit=", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/incidents?limit", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/incidents?limit=1&limit=2", &r),
+                     400);
+    assert_int_equal(parse("GET", "/api/v1/incidents?x=1", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/incidents?host=%0a", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/incidents?host=%00", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/incidents?host=%4", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/incidents?host=%", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/problems?priority=1", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/problems?state=acknowledged", &r),
+                     400);
+    /* A show takes no parameter at all. */
+    assert_int_equal(parse("GET", "/api/v1/incidents/1?limit=1", &r), 400);
+    memset(big, 0, sizeof(big));
+    strcpy(big, "/api/v1/incidents?host=");
+    memset(big + strlen(big), 'a', API_VALUE_MAX + 1);
+    assert_int_equal(parse("GET", big, &r), 400);
+    memset(big, 'a', sizeof(big) - 1);
+    memcpy(big, "/api/v1/incidents?", 18);
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(parse("GET", big, &r), 414);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_b64),
+        cmocka_unit_test(test_cursor),
+        cmocka_unit_test(test_routes),
+        cmocka_unit_test(test_query),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
