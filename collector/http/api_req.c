@@ -135,7 +135,8 @@ static const struct {
 
 static const char *const incident_states[] = {"open", "acknowledged",
                                               "resolved", "closed", NULL};
-static const char *const hint_states[] = {"pending", "sent", "acked", "refused", NULL};
+static const char *const hint_states[] = {"pending", "sent", "acked", "refused",
+                                          NULL};
 static const char *const problem_states[] = {
     "open", "investigating", "known_error", "resolved", "closed", NULL};
 
