@@ -15,6 +15,7 @@
 #include <h2o.h>
 
 #include "config.h"
+#include "http/api_actions.h"
 #include "http/api_handlers.h"
 #include "http/api_req.h"
 #include "log.h"
@@ -23,7 +24,8 @@
 #include "tls.h"
 #include "util.h"
 
-/* Request bodies: no endpoint of this version reads one. */
+/* Request bodies: H2O refuses more; the actions take at most
+ * API_ACTION_BODY_MAX, reads none. */
 #define API_BODY_MAX (64 * 1024)
 /* Bytes of a bearer token we look at; longer ones are refused. */
 #define API_TOKEN_MAX 256
@@ -80,6 +82,8 @@ reason(int status)
     switch (status) {
     case 200:
         return "OK";
+    case 202:
+        return "Accepted";
     case 400:
         return "Bad Request";
     case 401:
@@ -202,6 +206,7 @@ after_cb(uv_work_t *w, int status)
         send_body(j->req, j->call.status, j->call.body, j->call.len);
     }
     free(j->call.body);
+    free((char *)j->call.body_in);
     free(j);
     start_jobs(a);
 }
@@ -225,6 +230,7 @@ start_jobs(struct api *a)
                 *j->guard = NULL;
                 send_error(j->req, 503, "cannot queue the request");
             }
+            free((char *)j->call.body_in);
             free(j);
         }
     }
@@ -291,6 +297,18 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
         free(j);
         return send_error(req, 401, "a bearer token is required");
     }
+    /* A body only where an action reads one; copied, since the worker
+     * may outlive the request (the client gone). */
+    if (req->entity.base != NULL && req->entity.len > 0) {
+        if (!j->call.req.write) {
+            free(j);
+            return send_error(req, 400, "this request takes no body");
+        }
+        if (req->entity.len > API_ACTION_BODY_MAX) {
+            free(j);
+            return send_error(req, 413, "body too large (16 KiB at most)");
+        }
+    }
     if (a->queued >= a->cfg->api_max_queue) {
         free(j);
         return send_error(req, 503, "too many requests in flight, try again");
@@ -299,6 +317,13 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
     j->req = req;
     j->call.now = tc_now_ns();
     j->call.store_path = a->cfg->store_path;
+    if (j->call.req.write && req->entity.base != NULL && req->entity.len > 0) {
+        char *b = tc_xmalloc(req->entity.len);
+
+        memcpy(b, req->entity.base, req->entity.len);
+        j->call.body_in = b;
+        j->call.body_in_len = req->entity.len;
+    }
     j->guard =
         h2o_mem_alloc_shared(&req->pool, sizeof(*j->guard), guard_dispose);
     *j->guard = j;
