@@ -31,6 +31,11 @@ function el(tag, attrs, ...kids) {
   return e;
 }
 
+/* A header cell; numeric columns ("Count", ...) align right. */
+function th(h) {
+  return el("th", { class: /^(Count|Score|Rank|Spool depth|Spool bytes)$/.test(h) ? "num" : null }, h);
+}
+
 function setText(id, s) {
   document.getElementById(id).textContent = s;
 }
@@ -167,7 +172,7 @@ async function viewIncidents(main) {
       el("td", {}, actions("incidents", i.id, i.state))));
   }
   main.appendChild(el("table", { id: "incidents" },
-    el("thead", {}, el("tr", {}, ["Prio", "Id", "What", "Host", "State", "Count", "Opened", "Problem", ""].map((h) => el("th", {}, h)))),
+    el("thead", {}, el("tr", {}, ["Prio", "Id", "What", "Host", "State", "Count", "Opened", "Problem", ""].map(th))),
     tb));
 }
 
@@ -212,7 +217,7 @@ async function viewProblems(main) {
       el("td", {}, actions("problems", p.id, p.state))));
   }
   main.appendChild(el("table", { id: "problems" },
-    el("thead", {}, el("tr", {}, ["Id", "Title", "State", "Root cause", "Incidents", "Hosts", "Opened", ""].map((h) => el("th", {}, h)))),
+    el("thead", {}, el("tr", {}, ["Id", "Title", "State", "Root cause", "Incidents", "Hosts", "Opened", ""].map(th))),
     tb));
 }
 
@@ -227,7 +232,7 @@ async function viewProblem(main, id) {
   ]));
   main.appendChild(el("h3", {}, "Root-cause candidates"));
   main.appendChild(el("table", { class: "candidates" },
-    el("thead", {}, el("tr", {}, ["Rank", "Host", "Incident", "Score", "Evidence"].map((h) => el("th", {}, h)))),
+    el("thead", {}, el("tr", {}, ["Rank", "Host", "Incident", "Score", "Evidence"].map(th))),
     el("tbody", {}, (p.candidates || []).map((c) => el("tr", { class: c.rank === 1 ? "best" : "" },
       el("td", { class: "num" }, c.rank), el("td", {}, c.host),
       el("td", {}, c.incident ? el("a", { href: "#incident/" + c.incident }, "#" + c.incident) : "–"),
@@ -244,7 +249,7 @@ async function viewAgents(main) {
   const doc = await api("/api/v1/agents");
   main.appendChild(el("h2", {}, "Agents (" + doc.agents.length + ")"));
   main.appendChild(el("table", { id: "agents" },
-    el("thead", {}, el("tr", {}, ["Agent", "State", "Last seen", "Spool depth", "Spool bytes", "Version", "Address"].map((h) => el("th", {}, h)))),
+    el("thead", {}, el("tr", {}, ["Agent", "State", "Last seen", "Spool depth", "Spool bytes", "Version", "Address"].map(th))),
     el("tbody", {}, doc.agents.map((a) => el("tr", { class: a.silent ? "row silent" : "row" },
       el("td", {}, a.name),
       el("td", {}, el("span", { class: "state " + (a.connected ? "up" : "down") }, a.connected ? "connected" : "disconnected"),
@@ -281,8 +286,11 @@ async function viewCharts(main) {
     return;
   }
   if (chart) chart.destroy();
+  Chart.defaults.color = "#c8ced8";
+  Chart.defaults.borderColor = "#2a323e";
+  Chart.defaults.font.size = 13;
   chart = new Chart(canvas, {
-    type: "line",
+    type: "bar",
     data: {
       labels,
       datasets: [
@@ -301,14 +309,14 @@ async function viewHints(main) {
     doc = await api("/api/v1/hints");
   } catch (e) {
     if (e.status === 404) {
-      main.appendChild(el("p", { class: "calm" }, "The API of this collector has no hints endpoint yet: use tocsinctl hints list."));
+      main.appendChild(el("p", { class: "placeholder" }, "The API of this collector has no hints endpoint yet: use tocsinctl hints list."));
       return;
     }
     throw e;
   }
   const rows = doc.hints || [];
   main.appendChild(el("table", { id: "hints" },
-    el("thead", {}, el("tr", {}, ["Id", "Incident", "Agent", "Runbook", "State", "Sent", "Acked"].map((h) => el("th", {}, h)))),
+    el("thead", {}, el("tr", {}, ["Id", "Incident", "Agent", "Runbook", "State", "Sent", "Acked"].map(th))),
     el("tbody", {}, rows.map((h) => el("tr", {}, el("td", {}, h.id), el("td", {}, h.incident ? el("a", { href: "#incident/" + h.incident }, "#" + h.incident) : "–"),
       el("td", {}, h.agent), el("td", {}, h.runbook), el("td", {}, h.state), el("td", {}, iso(h.sent_at)), el("td", {}, iso(h.acked_at)))))));
 }
