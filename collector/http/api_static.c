@@ -76,7 +76,20 @@ size_t
 api_static_load(struct api_static *s, const char *dir, const char *chart_js)
 {
     size_t nread = 0;
+    struct stat st;
 
+    s->files = NULL;
+    s->n = 0;
+    /* No dashboard installed: one line, not one per file. */
+    errno = 0;
+    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        const char *why = errno == 0 ? "not a directory" : strerror(errno);
+
+        log_warnx("api: dashboard: %s: %s (no dashboard; the API works "
+                  "without it)",
+                  dir, why);
+        return 0;
+    }
     s->n = sizeof(files) / sizeof(files[0]);
     s->files = tc_xcalloc(s->n, sizeof(*s->files));
     for (size_t i = 0; i < s->n; i++) {
