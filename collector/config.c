@@ -371,6 +371,18 @@ static const struct tc_conf_field api_fields[] = {
      .min = 100,
      .max = 600 * 1000,
      .help = "a request, and an idle connection, must finish within this"},
+    /* Read once at start-up (docs/dashboard.md): never a file read on
+     * the loop. */
+    {.key = "dashboard_dir",
+     .type = TC_CONF_T_PATH,
+     CC(api_dashboard_dir),
+     .def = TOCSIN_DATADIR "/tocsin/dashboard",
+     .help = "the dashboard's static files (index.html, app.js, style.css)"},
+    {.key = "chart_js",
+     .type = TC_CONF_T_PATH,
+     CC(api_chart_js),
+     .def = "/usr/share/javascript/chart.js/chart.min.js",
+     .help = "Chart.js (Debian's libjs-chart.js), served as /static/chart.js"},
     {0},
 };
 
@@ -706,6 +718,13 @@ restart_str(const char *file, const char *key, const char *cur,
     return 1;
 }
 
+/* NULL-safe: an absent api: section leaves its paths unset. */
+static int
+str_differs(const char *a, const char *b)
+{
+    return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
+}
+
 static int
 restart_u64(const char *file, const char *key, uint64_t cur, uint64_t next)
 {
@@ -746,7 +765,9 @@ config_reload(struct collector_config *cur, const struct collector_config *next)
         cur->api_max_connections != next->api_max_connections ||
         cur->api_max_queue != next->api_max_queue ||
         cur->api_max_page != next->api_max_page ||
-        cur->api_request_timeout_ms != next->api_request_timeout_ms) {
+        cur->api_request_timeout_ms != next->api_request_timeout_ms ||
+        str_differs(cur->api_dashboard_dir, next->api_dashboard_dir) ||
+        str_differs(cur->api_chart_js, next->api_chart_js)) {
         log_warnx("%s: reload: api changed: takes effect at the next restart",
                   cur->file);
         n++;

@@ -83,6 +83,8 @@ struct collector_config {
                                          (limit=); default 500 */
     uint64_t api_request_timeout_ms;  /* a request, and an idle keep-alive
                                          connection, within; default 10 s */
+    char *api_dashboard_dir; /* the dashboard's files (docs/dashboard.md) */
+    char *api_chart_js;      /* Chart.js, served as /static/chart.js */
     int api_line; /* line of api.tls when given, else of api:; 0 = none */
 };
 

@@ -15,15 +15,18 @@
 #include <h2o.h>
 
 #include "config.h"
+#include "http/api_actions.h"
 #include "http/api_handlers.h"
 #include "http/api_req.h"
+#include "http/api_static.h"
 #include "log.h"
 #include "net/listener.h"
 #include "store/incidents_store.h"
 #include "tls.h"
 #include "util.h"
 
-/* Request bodies: no endpoint of this version reads one. */
+/* Request bodies: H2O refuses more; the actions take at most
+ * API_ACTION_BODY_MAX, reads none. */
 #define API_BODY_MAX (64 * 1024)
 /* Bytes of a bearer token we look at; longer ones are refused. */
 #define API_TOKEN_MAX 256
@@ -55,8 +58,9 @@ struct api {
     h2o_globalconf_t config;
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
-    int ctx_up; /* ctx initialised, not disposed */
-    int cfg_up; /* config initialised */
+    int ctx_up;              /* ctx initialised, not disposed */
+    int cfg_up;              /* config initialised */
+    struct api_static files; /* the dashboard, read at api_new */
     struct listener lst;
     int lfd;          /* until api_start hands it to lst */
     size_t nconns;    /* connections open */
@@ -80,6 +84,8 @@ reason(int status)
     switch (status) {
     case 200:
         return "OK";
+    case 202:
+        return "Accepted";
     case 400:
         return "Bad Request";
     case 401:
@@ -202,6 +208,7 @@ after_cb(uv_work_t *w, int status)
         send_body(j->req, j->call.status, j->call.body, j->call.len);
     }
     free(j->call.body);
+    free((char *)j->call.body_in);
     free(j);
     start_jobs(a);
 }
@@ -225,6 +232,7 @@ start_jobs(struct api *a)
                 *j->guard = NULL;
                 send_error(j->req, 503, "cannot queue the request");
             }
+            free((char *)j->call.body_in);
             free(j);
         }
     }
@@ -262,6 +270,47 @@ bearer(h2o_req_t *req, uint8_t hash[TC_TOKEN_HASH_LEN])
     return tc_token_hash(v, n, hash) == 0 ? 1 : -1;
 }
 
+/*
+ * A dashboard file (docs/dashboard.md): from memory, on the loop, no
+ * token (the files are public code; the data behind them needs one).
+ * 1 if answered, 0 if the request is not for one of them.
+ */
+static int
+serve_static(struct api *a, h2o_req_t *req)
+{
+    /* Lower case: HTTP/2 wants it. */
+    static const char *const sec[][2] = {
+        {"content-security-policy", API_STATIC_CSP},
+        {"x-content-type-options", "nosniff"},
+        {"x-frame-options", "DENY"},
+        {"referrer-policy", "no-referrer"},
+    };
+    const struct api_static_file *f;
+    const char *p = req->input.path.base;
+    size_t n = req->input.path.len;
+    const char *q = memchr(p, '?', n);
+
+    if (!h2o_memis(req->input.method.base, req->input.method.len,
+                   H2O_STRLIT("GET")))
+        return 0;
+    if (q != NULL)
+        n = (size_t)(q - p);
+    if ((f = api_static_find(&a->files, p, n)) == NULL)
+        return 0;
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   f->ctype, strlen(f->ctype));
+    for (size_t i = 0; i < sizeof(sec) / sizeof(sec[0]); i++)
+        h2o_add_header_by_str(&req->pool, &req->res.headers, sec[i][0],
+                              strlen(sec[i][0]), 0, NULL, sec[i][1],
+                              strlen(sec[i][1]));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                   H2O_STRLIT("no-cache"));
+    h2o_send_inline(req, f->data, f->len);
+    return 1;
+}
+
 static int
 on_req(h2o_handler_t *self, h2o_req_t *req)
 {
@@ -272,6 +321,8 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
 
     if (a->stopping)
         return send_error(req, 503, "collector shutting down");
+    if (serve_static(a, req))
+        return 0;
     j = tc_xcalloc(1, sizeof(*j));
     status =
         api_req_parse(req->input.method.base, req->input.method.len,
@@ -291,6 +342,18 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
         free(j);
         return send_error(req, 401, "a bearer token is required");
     }
+    /* A body only where an action reads one; copied, since the worker
+     * may outlive the request (the client gone). */
+    if (req->entity.base != NULL && req->entity.len > 0) {
+        if (!j->call.req.write) {
+            free(j);
+            return send_error(req, 400, "this request takes no body");
+        }
+        if (req->entity.len > API_ACTION_BODY_MAX) {
+            free(j);
+            return send_error(req, 413, "body too large (16 KiB at most)");
+        }
+    }
     if (a->queued >= a->cfg->api_max_queue) {
         free(j);
         return send_error(req, 503, "too many requests in flight, try again");
@@ -299,6 +362,13 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
     j->req = req;
     j->call.now = tc_now_ns();
     j->call.store_path = a->cfg->store_path;
+    if (j->call.req.write && req->entity.base != NULL && req->entity.len > 0) {
+        char *b = tc_xmalloc(req->entity.len);
+
+        memcpy(b, req->entity.base, req->entity.len);
+        j->call.body_in = b;
+        j->call.body_in_len = req->entity.len;
+    }
     j->guard =
         h2o_mem_alloc_shared(&req->pool, sizeof(*j->guard), guard_dispose);
     *j->guard = j;
@@ -412,6 +482,11 @@ api_new(const struct collector_config *cfg, struct api **out)
         log_warnx("%s:%d: api: %s", cfg->file, cfg->api_line, err);
         goto fail;
     }
+    /* At start-up, off the loop: serving them never reads a file. */
+    if (cfg->api_dashboard_dir != NULL && cfg->api_chart_js != NULL &&
+        api_static_load(&a->files, cfg->api_dashboard_dir, cfg->api_chart_js) >
+            0)
+        log_info("api: dashboard from %s", cfg->api_dashboard_dir);
     *out = a;
     return 0;
 fail:
@@ -521,5 +596,6 @@ api_free(struct api *a)
         incidents_store_close(a->pool[i]);
     pthread_mutex_destroy(&a->pool_mu);
     tc_tls_https_ctx_free(a->ssl);
+    api_static_free(&a->files);
     free(a);
 }

@@ -7,6 +7,7 @@
  * fails here (500) instead of reaching a client.
  */
 #include "http/api_handlers.h"
+#include "http/api_actions.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -47,6 +48,12 @@ set_body(struct api_call *c, int status, json_t *doc)
         c->body = tc_xstrdup("{\"error\":\"out of memory\",\"status\":500}");
         c->len = strlen(c->body);
     }
+}
+
+void
+api_set_body(struct api_call *c, int status, json_t *doc)
+{
+    set_body(c, status, doc);
 }
 
 void
@@ -516,8 +523,7 @@ api_handle(struct incidents_store *is, struct api_call *c)
             api_error(c, 403, "this needs the operator role");
             return;
         }
-        /* The seam for the next slice: actions as recorded actions. */
-        api_error(c, 501, "write endpoints are not implemented yet");
+        api_action(c);
         return;
     }
     switch (c->req.route) {

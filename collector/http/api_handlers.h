@@ -13,6 +13,8 @@
 #include "http/api_req.h"
 #include "token.h"
 
+struct json_t;
+
 struct incidents_store;
 
 struct api_call {
@@ -21,6 +23,8 @@ struct api_call {
     uint8_t hash[TC_TOKEN_HASH_LEN]; /* SHA-256 of the bearer token */
     int64_t now;                     /* ns, when the request came */
     const char *store_path;          /* the store file (borrowed) */
+    const char *body_in;             /* a write's body (owned by the job) */
+    size_t body_in_len;              /* bytes; 0 = no body */
     /* out: */
     int status; /* HTTP status */
     char *body; /* JSON, malloc'd */
@@ -30,6 +34,9 @@ struct api_call {
 
 /* Fill c's out fields; never fails (a failure is a 500/503 body). */
 void api_handle(struct incidents_store *is, struct api_call *c);
+
+/* doc (a reference stolen) as c's body with status. */
+void api_set_body(struct api_call *c, int status, struct json_t *doc);
 
 /* {"error": msg, "status": status} into c. */
 void api_error(struct api_call *c, int status, const char *msg);
