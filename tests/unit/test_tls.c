@@ -898,7 +898,7 @@ rm_rf(const char *dir)
 /* ------------------------------------------------------------------ */
 /* Pacing: many conns at once, a budget of one pump per iteration      */
 
-#define PACE_CONNS 48
+#define PACE_CONNS 32
 #define PACE_BYTES (96 * 1024)
 
 struct pace;
