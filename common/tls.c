@@ -51,10 +51,31 @@
 #define TLS_WRITE_CHUNK (64 * 1024)
 
 struct tc_tls_ctx {
-    SSL_CTX *ssl;  /* owned */
-    int server;    /* 1: accept side */
-    int probe;     /* 1: health-check client (tc_tls_ctx_opts.probe) */
-    unsigned refs; /* the owner's, plus one per conn not yet freed */
+    SSL_CTX *ssl;               /* owned */
+    int server;                 /* 1: accept side */
+    int probe;                  /* 1: health-check client (opts.probe) */
+    unsigned refs;              /* the owner's, plus one per conn not freed */
+    struct tc_tls_pacer *pacer; /* borrowed, or NULL; given to new conns */
+};
+
+/*
+ * Work per loop iteration for the conns of a loop (tc_tls_pacer_new in
+ * tls.h). The budget runs from an iteration's first pump to the end of
+ * its poll phase (the check handle); a conn pumped after it is spent
+ * waits in the queue, reading stopped, and the idle handle (which also
+ * keeps the next poll from blocking) pumps the queue first thing in the
+ * next iteration, oldest first, at least one conn per iteration.
+ */
+struct tc_tls_pacer {
+    uv_check_t check; /* ends the iteration's budget */
+    uv_idle_t idle;   /* pumps the queue; active while it is not empty */
+    uint64_t budget;  /* ns of pumping per loop iteration */
+    uint64_t started; /* monotonic ns of this iteration's first pump,
+                         0 before it */
+    struct tc_tls_conn *head, *tail; /* the queue, oldest first */
+    uint64_t deferred; /* pumps put off to a later iteration, ever */
+    int idling;        /* idle handle started */
+    int open_handles;  /* handles whose close callback is pending */
 };
 
 static void
@@ -100,6 +121,10 @@ struct tc_tls_conn {
     char reason[192];    /* on_close reason, NUL-terminated */
     char peer_addr[64];  /* "ip:port" or "[ip6]:port" */
     char peer_name[256]; /* verified peer CN, "" before on_ready */
+    struct tc_tls_pacer *pacer; /* the ctx's when made; borrowed, or NULL */
+    struct tc_tls_conn *pnext;  /* the pacer's queue: next, */
+    struct tc_tls_conn *pprev;  /* previous (NULL: the head) */
+    int paced;                  /* 1 while in that queue: not reading */
     /*
      * TLS_RBUF_SIZE bytes, owned, or NULL until the first read: an idle
      * connection (anyone can open thousands) costs no read buffer.
@@ -125,6 +150,10 @@ struct tls_wreq {
 };
 
 static void tls_pump(struct tc_tls_conn *c);
+static void tls_pump_now(struct tc_tls_conn *c);
+static void pacer_remove(struct tc_tls_conn *c);
+static void pacer_idle_cb(uv_idle_t *h);
+static void pacer_defer(struct tc_tls_conn *c);
 static void tls_drain_and_close(struct tc_tls_conn *c);
 static void tls_timer_cb(uv_timer_t *t);
 
@@ -214,6 +243,26 @@ tls_handle_close_cb(uv_handle_t *h)
     free(c);
 }
 
+/* Take c out of its pacer's queue, if it waits there. */
+static void
+pacer_remove(struct tc_tls_conn *c)
+{
+    struct tc_tls_pacer *p = c->pacer;
+
+    if (!c->paced)
+        return;
+    c->paced = 0;
+    if (c->pprev != NULL)
+        c->pprev->pnext = c->pnext;
+    else
+        p->head = c->pnext;
+    if (c->pnext != NULL)
+        c->pnext->pprev = c->pprev;
+    else
+        p->tail = c->pprev;
+    c->pnext = c->pprev = NULL;
+}
+
 /* Close the handles now; pending writes are cancelled by libuv. */
 static void
 tls_close_now(struct tc_tls_conn *c)
@@ -222,6 +271,7 @@ tls_close_now(struct tc_tls_conn *c)
         return;
     c->state = TLS_CLOSED;
     c->reading = 0;
+    pacer_remove(c);
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->tcp, tls_handle_close_cb);
     uv_close((uv_handle_t *)&c->timer, tls_handle_close_cb);
@@ -266,6 +316,8 @@ tls_update_reading(struct tc_tls_conn *c)
     case TLS_CLOSED:
         return;
     }
+    if (c->paced)
+        want = 0; /* its bytes wait in rbio until the pacer pumps it */
     if (want && !c->reading) {
         r = uv_read_start((uv_stream_t *)&c->tcp, tls_alloc_cb, tls_read_cb);
         if (r < 0) {
@@ -625,8 +677,146 @@ tls_read_plain(struct tc_tls_conn *c)
     }
 }
 
+/* 1 when c's pacer has no budget left in this loop iteration. */
+static int
+pacer_spent(struct tc_tls_conn *c)
+{
+    struct tc_tls_pacer *p = c->pacer;
+    uint64_t now;
+
+    if (p == NULL)
+        return 0;
+    now = (uint64_t)tc_mono_ns();
+    if (p->started == 0) {
+        p->started = now;
+        return 0;
+    }
+    return now - p->started >= p->budget;
+}
+
+/* Put c's pump off to a later iteration: it stops reading meanwhile. */
+static void
+pacer_defer(struct tc_tls_conn *c)
+{
+    struct tc_tls_pacer *p = c->pacer;
+
+    c->paced = 1;
+    c->pnext = NULL;
+    c->pprev = p->tail;
+    if (p->tail != NULL)
+        p->tail->pnext = c;
+    else
+        p->head = c;
+    p->tail = c;
+    p->deferred++;
+    if (!p->idling) {
+        uv_idle_start(&p->idle, pacer_idle_cb);
+        p->idling = 1;
+    }
+    tls_update_reading(c);
+}
+
 static void
 tls_pump(struct tc_tls_conn *c)
+{
+    if (c->paced)
+        return; /* its turn comes in the pacer's queue */
+    if (pacer_spent(c)) {
+        pacer_defer(c);
+        return;
+    }
+    tls_pump_now(c);
+}
+
+/*
+ * Idle phase, before the poll: the queue goes first in the iteration's
+ * budget, oldest first, and at least one conn goes whatever is spent,
+ * so the queue always moves.
+ */
+static void
+pacer_idle_cb(uv_idle_t *h)
+{
+    struct tc_tls_pacer *p = h->data;
+    int first = 1;
+
+    while (p->head != NULL) {
+        struct tc_tls_conn *c = p->head;
+
+        if (!first && pacer_spent(c))
+            break;
+        if (first && p->started == 0)
+            p->started = (uint64_t)tc_mono_ns();
+        first = 0;
+        pacer_remove(c);
+        tls_pump_now(c);
+    }
+    if (p->head == NULL && p->idling) {
+        uv_idle_stop(&p->idle);
+        p->idling = 0;
+    }
+}
+
+/* After the poll phase: the next iteration has a budget of its own. */
+static void
+pacer_check_cb(uv_check_t *h)
+{
+    struct tc_tls_pacer *p = h->data;
+
+    p->started = 0;
+}
+
+int
+tc_tls_pacer_new(uv_loop_t *loop, uint64_t budget_us, struct tc_tls_pacer **out)
+{
+    struct tc_tls_pacer *p = tc_xcalloc(1, sizeof(*p));
+
+    p->budget = budget_us * 1000;
+    uv_check_init(loop, &p->check);
+    uv_idle_init(loop, &p->idle);
+    p->check.data = p->idle.data = p;
+    p->open_handles = 2;
+    uv_check_start(&p->check, pacer_check_cb);
+    /* Always active: it must not keep the loop alive. The idle handle
+     * runs only while conns wait, and then they need it. */
+    uv_unref((uv_handle_t *)&p->check);
+    *out = p;
+    return 0;
+}
+
+void
+tc_tls_ctx_set_pacer(struct tc_tls_ctx *ctx, struct tc_tls_pacer *p)
+{
+    ctx->pacer = p;
+}
+
+uint64_t
+tc_tls_pacer_deferred(const struct tc_tls_pacer *p)
+{
+    return p != NULL ? p->deferred : 0;
+}
+
+static void
+pacer_closed_cb(uv_handle_t *h)
+{
+    struct tc_tls_pacer *p = h->data;
+
+    if (--p->open_handles == 0)
+        free(p);
+}
+
+void
+tc_tls_pacer_close(struct tc_tls_pacer *p)
+{
+    if (p == NULL)
+        return;
+    /* Its conns are gone (tls.h): nothing can be left in the queue. */
+    p->head = p->tail = NULL;
+    uv_close((uv_handle_t *)&p->check, pacer_closed_cb);
+    uv_close((uv_handle_t *)&p->idle, pacer_closed_cb);
+}
+
+static void
+tls_pump_now(struct tc_tls_conn *c)
 {
     if (c->state == TLS_HANDSHAKE && !tls_handshake(c))
         goto out;
@@ -756,6 +946,7 @@ tls_conn_new(uv_loop_t *loop, struct tc_tls_ctx *ctx,
     SSL_set_bio(c->ssl, c->rbio, c->wbio); /* the SSL owns both now */
     c->ctx = ctx;
     ctx->refs++;
+    c->pacer = ctx->pacer;
     c->cbs = *cbs;
     c->data = data;
     c->want_read = 1;

@@ -131,6 +131,32 @@ void tc_tls_read_stop(struct tc_tls_conn *c);
 void tc_tls_read_start(struct tc_tls_conn *c);
 
 /*
+ * Pacing, for a server with thousands of conns on one loop. Handshakes
+ * (certificate verification, key exchange) and the caller's on_data run
+ * on the loop thread, and one loop iteration runs every conn that has
+ * input: at 10,000 agents, a wave of handshakes or every session
+ * resuming at once kept the loop's timers and acks waiting for hundreds
+ * of milliseconds. A pacer bounds that: once its conns have been pumped
+ * (handshake steps, decryption, on_data) for budget_us in one loop
+ * iteration, a conn with new input stops reading and waits, its bytes
+ * kept, until the next iteration, where the waiting conns go first,
+ * oldest first (at least one per iteration). Nothing is dropped or
+ * reordered within a conn; a conn closed while waiting simply leaves.
+ * Set on a context (a server's), it applies to the conns made from it
+ * afterwards; close it once all of them are freed. Conns of a context
+ * without a pacer (the agent's) are pumped at once, as before.
+ */
+struct tc_tls_pacer;
+
+int tc_tls_pacer_new(uv_loop_t *loop, uint64_t budget_us,
+                     struct tc_tls_pacer **out);
+void tc_tls_ctx_set_pacer(struct tc_tls_ctx *ctx, struct tc_tls_pacer *p);
+/* Pumps put off to a later loop iteration since the pacer was made. */
+uint64_t tc_tls_pacer_deferred(const struct tc_tls_pacer *p);
+/* Close its handles; it is freed in their close callbacks. NULL: no-op. */
+void tc_tls_pacer_close(struct tc_tls_pacer *p);
+
+/*
  * Close: flush queued writes, send close_notify, close the socket.
  * on_close follows (asynchronously) with status 0 and this reason.
  * Idempotent.

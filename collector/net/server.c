@@ -21,11 +21,20 @@
 #include "net/session.h"
 #include "pipeline/ingest.h"
 #include "store/store.h"
+#include "tls.h"
 #include "util.h"
 #include "wire.h"
 
 /* Period of the silence check and of writing agents' link state, ms. */
 #define TICK_MS 1000
+/*
+ * TLS work (handshakes, decryption, decoding and queueing frames) per
+ * loop iteration, us: the rest waits for the next iteration (tls.h,
+ * tc_tls_pacer). Well under the 100 ms a stall is, so that the acks,
+ * timers and the other sessions' turn come often; big enough that an
+ * iteration's fixed cost stays small beside it.
+ */
+#define PACE_US 20000
 
 struct server {
     uv_loop_t *loop;                    /* borrowed */
@@ -36,6 +45,8 @@ struct server {
     struct liveness lv;                 /* silence policy */
     struct sessions ss;                 /* the connections */
     struct listener lst;                /* the accept loop */
+    struct tc_tls_pacer *pacer;         /* owned, from server_start: TLS
+                                           work per loop iteration */
 
     uv_timer_t tick; /* silence check, agent state writes */
     int ticking;     /* tick initialised */
@@ -239,6 +250,7 @@ void
 server_set_tls(struct server *s, struct tc_tls_ctx *tls)
 {
     s->ss.tls = tls;
+    tc_tls_ctx_set_pacer(tls, s->pacer);
 }
 
 void
@@ -347,6 +359,9 @@ server_start(struct server *srv, int lfd)
     int rc;
 
     raise_nofile(srv->cfg);
+    tc_tls_pacer_new(srv->loop, PACE_US, &srv->pacer);
+    if (srv->ss.tls != NULL)
+        tc_tls_ctx_set_pacer(srv->ss.tls, srv->pacer);
     if ((rc = listener_start(&srv->lst, srv->loop, lfd, &listener_cbs, srv)) <
         0) {
         log_warnx("listen %s: %s", srv->cfg->listen, uv_strerror(rc));
@@ -373,6 +388,11 @@ check_done(struct server *srv)
         return;
     srv->done = 1;
     ingest_stats(srv->ingest, &srv->ingest_final);
+    /* Every session, and so every conn it paced, is freed. */
+    if (srv->ss.tls != NULL)
+        tc_tls_ctx_set_pacer(srv->ss.tls, NULL);
+    tc_tls_pacer_close(srv->pacer);
+    srv->pacer = NULL;
     /* Its timer must close before the loop can end. */
     ingest_free(srv->ingest);
     srv->ingest = NULL;
@@ -457,6 +477,7 @@ void
 server_stats(const struct server *srv, struct server_stats *out)
 {
     *out = srv->st;
+    out->paced = tc_tls_pacer_deferred(srv->pacer);
     out->sessions = srv->ss.nsessions;
     out->agents = registry_count(srv->reg);
     out->active = srv->ss.nactive;

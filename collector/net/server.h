@@ -75,6 +75,8 @@ struct server_stats {
     uint64_t frames;          /* frames decoded */
     uint64_t events;          /* events accepted into the pipeline */
     uint64_t duplicates;      /* events dropped as already queued */
+    uint64_t paced;           /* TLS pumps put off to a later loop
+                                 iteration (tc_tls_pacer) */
     uint32_t sessions;        /* connections open now */
     uint32_t agents;          /* agents known */
     uint32_t active;          /* sessions past HELLO (agents connected) */

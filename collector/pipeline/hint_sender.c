@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "hintsig.h"
+#include "htab.h"
 #include "log.h"
 #include "net/registry.h"
 #include "pipeline/hint_params.h"
@@ -27,13 +29,20 @@ struct lrow {
     char *agent, *source, *title, *text, *action, *params;
 };
 
-/* Per agent: what this link was sent. */
+/*
+ * Per agent: what this link was sent. Found by name in a hash table:
+ * a scan of every agent at each HELLO was O(n^2) over a fleet's
+ * connect and a tenth of the loop thread at 10,000 agents
+ * (bench/README.md, "issue 11: storm").
+ */
 struct hs_agent {
-    char *name;     /* owned */
-    int64_t cursor; /* highest hint id sent on the current link */
-    int want;       /* its unacked hints are to be loaded */
-    int more;       /* a load or send stopped at the window: load again
-                       on the next ack */
+    struct tc_hnode node;   /* in hint_sender.agents */
+    struct hs_agent *wnext; /* in the want queue while want */
+    int64_t cursor;         /* highest hint id sent on the current link */
+    int want;               /* its unacked hints are to be loaded (queued) */
+    int more;               /* a load or send stopped at the window: load
+                               again on the next ack */
+    char name[];            /* NUL-terminated */
 };
 
 enum job_kind { J_NONE, J_NEW, J_AGENT, J_MARKS };
@@ -45,10 +54,11 @@ struct hint_sender {
     struct tc_hintkey *key;     /* owned; NULL: hints are not sent */
     int64_t new_cursor;         /* highest hint id the new-hint path saw */
     int new_pending;            /* a step wrote hints since */
-    struct hs_agent *agents;    /* owned, nagents */
-    size_t nagents, capagents;
-    struct hint_mark *marks; /* owned: waiting to be written */
-    char **mark_agents;      /* owned: "agent\0error" of each mark */
+    struct tc_htab agents;      /* struct hs_agent by name; owned */
+    struct hs_agent *want_head; /* agents whose hints are to be loaded, */
+    struct hs_agent *want_tail; /* in the order they asked */
+    struct hint_mark *marks;    /* owned: waiting to be written */
+    char **mark_agents;         /* owned: "agent\0error" of each mark */
     size_t nmarks, capmarks;
     /* The job in flight (worker fills rows, rc). */
     uv_work_t work;
@@ -73,17 +83,36 @@ static void schedule(struct hint_sender *s);
 static struct hs_agent *
 hs_get(struct hint_sender *s, const char *name)
 {
-    for (size_t i = 0; i < s->nagents; i++)
-        if (strcmp(s->agents[i].name, name) == 0)
-            return &s->agents[i];
-    if (s->nagents == s->capagents) {
-        s->capagents = s->capagents ? s->capagents * 2 : 16;
-        s->agents =
-            tc_xreallocarray(s->agents, s->capagents, sizeof(*s->agents));
+    uint64_t h = tc_hash64_str(name);
+    struct hs_agent *a;
+    size_t len;
+
+    for (struct tc_hnode *n = tc_htab_first(&s->agents, h); n != NULL;
+         n = tc_htab_next(n, h)) {
+        a = TC_CONTAINER_OF(n, struct hs_agent, node);
+        if (strcmp(a->name, name) == 0)
+            return a;
     }
-    memset(&s->agents[s->nagents], 0, sizeof(s->agents[0]));
-    s->agents[s->nagents].name = tc_xstrdup(name);
-    return &s->agents[s->nagents++];
+    len = strlen(name);
+    a = tc_xcalloc(1, sizeof(*a) + len + 1);
+    memcpy(a->name, name, len);
+    tc_htab_insert(&s->agents, &a->node, h);
+    return a;
+}
+
+/* a's unacked hints are to be loaded: queued once, first asked first. */
+static void
+hs_want(struct hint_sender *s, struct hs_agent *a)
+{
+    if (a->want)
+        return;
+    a->want = 1;
+    a->wnext = NULL;
+    if (s->want_tail != NULL)
+        s->want_tail->wnext = a;
+    else
+        s->want_head = a;
+    s->want_tail = a;
 }
 
 /* A delivery mark to write; agent and error are copied. */
@@ -205,7 +234,7 @@ on_ack(void *arg, const char *agent, uint64_t id)
     log_info("hint %" PRIu64 " acknowledged by %s", id, agent);
     if (a->more) {
         a->more = 0;
-        a->want = 1;
+        hs_want(s, a);
     }
     schedule(s);
 }
@@ -229,7 +258,7 @@ on_refused(void *arg, const char *agent, uint64_t id, const char *reason)
     log_warnx("hint %" PRIu64 " refused by %s: %s", id, agent, reason);
     if (a->more) {
         a->more = 0;
-        a->want = 1;
+        hs_want(s, a);
     }
     schedule(s);
 }
@@ -247,14 +276,15 @@ static void
 agent_up(void *arg, const char *agent)
 {
     struct hint_sender *s = arg;
-    struct hs_agent *a = hs_get(s, agent);
+    struct hs_agent *a;
 
     if (s->key == NULL)
-        return;
+        return; /* nothing is sent: nothing to remember per agent */
+    a = hs_get(s, agent);
     /* A new link: everything not acked goes again, in id order. */
     a->cursor = 0;
     a->more = 0;
-    a->want = 1;
+    hs_want(s, a);
     schedule(s);
 }
 
@@ -336,7 +366,7 @@ after_work_cb(uv_work_t *w, int status)
         if (s->kind == J_NEW)
             s->new_pending = 1;
         else if (s->kind == J_AGENT)
-            hs_get(s, s->job_agent)->want = 1;
+            hs_want(s, hs_get(s, s->job_agent));
         else if (s->kind == J_MARKS) {
             /* Put them back in front. */
             for (size_t i = 0; i < s->njob_marks; i++)
@@ -402,14 +432,15 @@ schedule(struct hint_sender *s)
         s->job_after = s->new_cursor;
         s->job_max = NEW_BATCH;
     } else {
-        struct hs_agent *a = NULL;
+        struct hs_agent *a = s->want_head;
         struct reg_agent *ra;
 
-        for (size_t i = 0; i < s->nagents && a == NULL; i++)
-            if (s->agents[i].want)
-                a = &s->agents[i];
         if (a == NULL)
             return;
+        s->want_head = a->wnext;
+        if (s->want_head == NULL)
+            s->want_tail = NULL;
+        a->wnext = NULL;
         a->want = 0;
         ra = registry_find(s->reg, a->name);
         if (ra == NULL || registry_link(ra) == NULL ||
@@ -491,12 +522,23 @@ hint_sender_set_key(struct hint_sender *s, struct tc_hintkey *key)
     }
     if (!was_none)
         return;
-    /* Nothing was sent without a key: every link starts from its first
-     * hint not acked (agent_up skipped them). */
-    for (size_t i = 0; i < s->nagents; i++) {
-        s->agents[i].cursor = 0;
-        s->agents[i].more = 0;
-        s->agents[i].want = 1;
+    /* Nothing was sent without a key, and agent_up kept no state: every
+     * connected agent starts from its first hint not acked, as on a new
+     * link. */
+    {
+        struct reg_iter it;
+
+        for (struct reg_agent *r = registry_first(s->reg, &it); r != NULL;
+             r = registry_next(&it)) {
+            struct hs_agent *a;
+
+            if (registry_link(r) == NULL)
+                continue;
+            a = hs_get(s, r->name);
+            a->cursor = 0;
+            a->more = 0;
+            hs_want(s, a);
+        }
     }
     schedule(s);
 }
@@ -534,9 +576,19 @@ hint_sender_free(struct hint_sender *s)
     free(s->mark_agents);
     rows_clear(s);
     free(s->rows);
-    for (size_t i = 0; i < s->nagents; i++)
-        free(s->agents[i].name);
-    free(s->agents);
+    {
+        struct tc_hiter it;
+        struct tc_hnode *n = tc_htab_iter(&s->agents, &it);
+
+        while (n != NULL) {
+            struct hs_agent *a = TC_CONTAINER_OF(n, struct hs_agent, node);
+
+            n = tc_hiter_next(&it);
+            tc_htab_remove(&s->agents, &a->node);
+            free(a);
+        }
+        tc_htab_free(&s->agents);
+    }
     incidents_store_close(s->is);
     tc_hintkey_free(s->key);
     free(s);

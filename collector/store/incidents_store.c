@@ -217,8 +217,7 @@ static const char schema_v6[] =
 const struct store_migration incidents_migrations[] = {
     {3, schema_v3},       {4, schema_v4},          {5, schema_v5},
     {6, schema_v6},       {7, problems_schema_v7}, {8, problems_schema_v8},
-    {9, hints_schema_v9}, {10, hints_schema_v10},
-    {11, tokens_schema_v11},
+    {9, hints_schema_v9}, {10, hints_schema_v10},  {11, tokens_schema_v11},
 };
 const size_t incidents_nmigrations =
     sizeof(incidents_migrations) / sizeof(incidents_migrations[0]);

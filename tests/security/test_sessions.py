@@ -6,7 +6,9 @@ while an honest agent, web-01, must still connect and deliver."""
 
 import os
 import socket
+import ssl
 import struct
+import threading
 import time
 
 import tocsin_e2e as e2e
@@ -230,6 +232,95 @@ def test_emfile_logged(env):
     e2e.check(col.alive(), "collector died")
 
 
+def read_frame(s, buf):
+    """One frame from TLS socket S (BUF: bytes already read): (type, body,
+    rest), or (None, b"", b"") once the collector closed."""
+    while True:
+        if len(buf) >= 4:
+            n = struct.unpack(">I", buf[:4])[0]
+            if len(buf) >= 4 + n:
+                return buf[5] if n > 1 else None, buf[4:4 + n], buf[4 + n:]
+        try:
+            d = s.recv(65536)
+        except (OSError, socket.timeout):
+            d = b""
+        if not d:
+            return None, b"", b""
+        buf += d
+
+
+def agent_session(env, name, nevents, results, start):
+    """As agent NAME: HELLO, one EVENTS of NEVENTS, read until ACK of the
+    last seq. results[name] = the frame types seen."""
+    seen = []
+    results[name] = seen
+    start.wait()
+    try:
+        s = tls_open(env, name, timeout=60)
+        s.sendall(hello(name, hb=30000))
+        evs = [{"v": 1, "seq": q, "ts": time.time_ns(), "host": name, "kind": "log",
+                "sev": 3, "msg": "%s event %d" % (name, q)} for q in range(1, nevents + 1)]
+        s.sendall(frame(mp([3, {"events": evs}])))
+        buf = b""
+        while True:
+            t, body, buf = read_frame(s, buf)
+            seen.append(t)
+            if t is None or t == 9:
+                break
+            if t == 4 and body.endswith(mp(nevents)):
+                break
+        s.close()
+    except (OSError, ssl.SSLError) as e:
+        seen.append("error: %s" % e)
+
+
+def test_many_agents_at_once(env):
+    """Issue 11 item 9: the collector paces its TLS work per loop iteration
+    (handshakes and reads beyond 20 ms wait for the next iteration, in
+    arrival order). A crowd of agents connecting at the same moment, while
+    one agent floods big batches, must all be welcomed and acked, and
+    every event stored: pacing may delay a session, never lose one."""
+    names = ["crowd-%03d" % i for i in range(100)]
+    col, log = setup(env, "max_pending: 256", agents=["web-01", "flood"] + names)
+    # The flooder: 40 batches of 500 events, as fast as TLS takes them.
+    fl = tls_open(env, "flood", timeout=60)
+    fl.sendall(hello("flood", hb=30000))
+    big = "x" * 200
+
+    def batch(b):
+        # EVENTS {"events": [500 events]}: an array16, beyond mp's fixarray.
+        evs = [mp({"v": 1, "seq": b * 500 + q + 1, "ts": time.time_ns(), "host": "flood",
+                   "kind": "log", "sev": 3, "msg": big}) for q in range(500)]
+        return frame(b"\x92\x03\x81" + mp("events") + b"\xdc" + struct.pack(">H", 500)
+                     + b"".join(evs))
+    batches = b"".join(batch(b) for b in range(40))
+    results = {}
+    start = threading.Barrier(len(names) + 1)
+    threads = [threading.Thread(target=agent_session, args=(env, n, 5, results, start))
+               for n in names]
+    for t in threads:
+        t.start()
+    flood = threading.Thread(target=fl.sendall, args=(batches,))
+    start.wait()
+    flood.start()
+    for t in threads:
+        t.join(120)
+    flood.join(120)
+    bad = {n: r for n, r in results.items() if not r or r[0] != 2 or r[-1] != 4}
+    e2e.check(len(results) == len(names) and not bad,
+              "%d agents not welcomed and acked: %r" % (len(bad), dict(list(bad.items())[:5])))
+    stored = {}
+    for e in env.events():
+        stored[e["host"]] = stored.get(e["host"], 0) + 1
+    short = [n for n in names if stored.get(n) != 5]
+    e2e.check(not short, "events missing for %d agents: %r" % (
+        len(short), [(n, stored.get(n)) for n in short[:5]]))
+    e2e.wait_for(lambda: len(env.events("flood")) == 20000, 60, "the flood's 20,000 events")
+    fl.close()
+    honest_agent_delivers(env, log, "after the crowd")
+    e2e.check(col.alive(), "collector died")
+
+
 if __name__ == "__main__":
     e2e.main([test_pre_hello_big_frame_refused,
               test_zero_length_frame_named,
@@ -237,4 +328,5 @@ if __name__ == "__main__":
               test_pending_budget_evicts_oldest,
               test_heartbeat_out_of_range,
               test_memory_budget_backpressure,
-              test_emfile_logged])
+              test_emfile_logged,
+              test_many_agents_at_once])

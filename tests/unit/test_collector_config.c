@@ -161,10 +161,10 @@ test_unknown_keys(void **state)
                        "(valid: pipeline_max_bytes, max_agents, "
                        "max_pending, sessions_per_agent, session_memory, "
                        "handshake_timeout, idle_timeout)");
-    tu_assert_contains(err,
-                       "collector.yaml:7: unknown key 'listne' in top level "
-                       "(valid: name, listen, tls, hints, store, limits, "
-                       "commit_interval, incidents, correlation, runbooks, api)");
+    tu_assert_contains(
+        err, "collector.yaml:7: unknown key 'listne' in top level "
+             "(valid: name, listen, tls, hints, store, limits, "
+             "commit_interval, incidents, correlation, runbooks, api)");
     free(err);
 }
 

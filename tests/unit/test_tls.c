@@ -895,6 +895,286 @@ rm_rf(const char *dir)
     return rmdir(dir);
 }
 
+/* ------------------------------------------------------------------ */
+/* Pacing: many conns at once, a budget of one pump per iteration      */
+
+#define PACE_CONNS 32
+#define PACE_BYTES (96 * 1024)
+
+struct pace;
+
+struct pace_side {
+    struct pace *p;        /* back pointer */
+    struct tc_tls_conn *c; /* NULL once on_close ran */
+    int idx;               /* client index (clients), -1 until known */
+    int ready, closes;
+    int status;
+    uint8_t *rx; /* received, owned (server sides) */
+    size_t nrx;
+    uint64_t seen_iter; /* last loop iteration it got a callback in */
+};
+
+struct pace {
+    uv_loop_t loop;
+    uv_tcp_t listener;
+    uv_timer_t guard;
+    uv_check_t check; /* counts loop iterations */
+    struct tc_tls_ctx *sctx, *cctx;
+    struct tc_tls_pacer *pacer;
+    struct pace_side cli[PACE_CONNS];
+    struct pace_side srv[PACE_CONNS];
+    int nsrv;           /* accepted */
+    int closed;         /* on_close calls, both sides */
+    uint64_t iter;      /* loop iterations */
+    uint64_t iter_seen; /* the iteration iter_conns counts */
+    int iter_conns;     /* server conns called back in it */
+    int max_iter_conns; /* the most in one iteration */
+    int close_odd;      /* the server closes odd clients' conns early */
+    uint64_t deferred;  /* tc_tls_pacer_deferred before it closed */
+    int timed_out;
+};
+
+/* A server conn got a callback: count it once per loop iteration. */
+static void
+pace_seen(struct pace_side *s)
+{
+    struct pace *p = s->p;
+
+    if (p->iter_seen != p->iter) {
+        p->iter_seen = p->iter;
+        p->iter_conns = 0;
+    }
+    if (s->seen_iter != p->iter + 1) {
+        s->seen_iter = p->iter + 1;
+        p->iter_conns++;
+        if (p->iter_conns > p->max_iter_conns)
+            p->max_iter_conns = p->iter_conns;
+    }
+}
+
+static void
+pace_check_cb(uv_check_t *h)
+{
+    struct pace *p = h->data;
+
+    p->iter++;
+}
+
+static void
+pace_finish(struct pace *p)
+{
+    if (p->closed < 2 * PACE_CONNS)
+        return;
+    uv_close((uv_handle_t *)&p->listener, NULL);
+    uv_close((uv_handle_t *)&p->guard, NULL);
+    uv_close((uv_handle_t *)&p->check, NULL);
+    p->deferred = tc_tls_pacer_deferred(p->pacer);
+    tc_tls_pacer_close(p->pacer);
+    p->pacer = NULL;
+}
+
+static void
+pace_ready(struct tc_tls_conn *c)
+{
+    struct pace_side *s = tc_tls_get_data(c);
+
+    s->ready++;
+    if (s->idx >= 0) {
+        uint8_t *buf = pattern(PACE_BYTES, (unsigned)s->idx);
+
+        /* A client: its index first, then its pattern; then bye. */
+        assert_int_equal(tc_tls_write(c, buf, PACE_BYTES), 0);
+        free(buf);
+        tc_tls_close(c, "client done");
+        return;
+    }
+    pace_seen(s);
+}
+
+static void
+pace_data(struct tc_tls_conn *c, const uint8_t *d, size_t n)
+{
+    struct pace_side *s = tc_tls_get_data(c);
+    struct pace *p = s->p;
+
+    assert_true(s->idx < 0); /* only servers receive */
+    pace_seen(s);
+    s->rx = realloc(s->rx, s->nrx + n);
+    assert_non_null(s->rx);
+    memcpy(s->rx + s->nrx, d, n);
+    s->nrx += n;
+    if (!p->close_odd || s->nrx != n)
+        return;
+    /* Close every other server conn that has not finished: some of
+     * them wait in the pacer's queue right now. */
+    for (int i = 0; i < p->nsrv; i++)
+        if (p->srv[i].c != NULL && &p->srv[i] != s && i % 2 == 1 &&
+            p->srv[i].nrx < PACE_BYTES)
+            tc_tls_close(p->srv[i].c, "closed early");
+}
+
+static void
+pace_close(struct tc_tls_conn *c, int status, const char *reason)
+{
+    struct pace_side *s = tc_tls_get_data(c);
+
+    s->closes++;
+    s->status = status;
+    if (status != 0 && !s->p->close_odd)
+        print_message("pace: %s conn %d closed: %d %s\n",
+                      s->idx < 0 ? "server" : "client", s->idx, status, reason);
+    s->c = NULL;
+    s->p->closed++;
+    pace_finish(s->p);
+}
+
+static const struct tc_tls_cbs pace_cbs = {
+    .on_ready = pace_ready,
+    .on_data = pace_data,
+    .on_close = pace_close,
+};
+
+static void
+pace_connection(uv_stream_t *server, int status)
+{
+    struct pace *p = server->data;
+    struct pace_side *s;
+
+    assert_int_equal(status, 0);
+    assert_true(p->nsrv < PACE_CONNS);
+    s = &p->srv[p->nsrv++];
+    s->p = p;
+    s->idx = -1;
+    assert_int_equal(tc_tls_accept(server, p->sctx, &pace_cbs, s, &s->c), 0);
+}
+
+static void
+pace_guard_cb(uv_timer_t *t)
+{
+    struct pace *p = t->data;
+
+    p->timed_out = 1;
+    for (int i = 0; i < PACE_CONNS; i++) {
+        if (p->cli[i].c != NULL)
+            tc_tls_close(p->cli[i].c, "guard");
+        if (p->srv[i].c != NULL)
+            tc_tls_close(p->srv[i].c, "guard");
+    }
+}
+
+static void
+pace_run(struct pace *p, int close_odd)
+{
+    struct sockaddr_in sin;
+    struct sockaddr_storage bound;
+    int len = (int)sizeof(bound);
+
+    memset(p, 0, sizeof(*p));
+    p->close_odd = close_odd;
+    assert_int_equal(uv_loop_init(&p->loop), 0);
+    ctx_or_die(&p->sctx, path(pki1, "ca.crt"), path(pki1, "collector.crt"),
+               path(pki1, "collector.key"), 1);
+    ctx_or_die(&p->cctx, path(pki1, "ca.crt"), path(pki1, "agent-1.crt"),
+               path(pki1, "agent-1.key"), 0);
+    /* A budget of 0: one server conn pumped per loop iteration. */
+    assert_int_equal(tc_tls_pacer_new(&p->loop, 0, &p->pacer), 0);
+    tc_tls_ctx_set_pacer(p->sctx, p->pacer);
+    assert_int_equal(uv_tcp_init(&p->loop, &p->listener), 0);
+    p->listener.data = p;
+    assert_int_equal(uv_ip4_addr("127.0.0.1", 0, &sin), 0);
+    assert_int_equal(
+        uv_tcp_bind(&p->listener, (const struct sockaddr *)&sin, 0), 0);
+    assert_int_equal(
+        uv_listen((uv_stream_t *)&p->listener, PACE_CONNS, pace_connection), 0);
+    assert_int_equal(
+        uv_tcp_getsockname(&p->listener, (struct sockaddr *)&bound, &len), 0);
+    assert_int_equal(uv_timer_init(&p->loop, &p->guard), 0);
+    p->guard.data = p;
+    uv_timer_start(&p->guard, pace_guard_cb, GUARD_MS, 0);
+    assert_int_equal(uv_check_init(&p->loop, &p->check), 0);
+    p->check.data = p;
+    uv_check_start(&p->check, pace_check_cb);
+    uv_unref((uv_handle_t *)&p->check);
+    /* Every client connects at once: the handshakes arrive together. */
+    for (int i = 0; i < PACE_CONNS; i++) {
+        p->cli[i].p = p;
+        p->cli[i].idx = i;
+        assert_int_equal(
+            tc_tls_connect(&p->loop, p->cctx, (const struct sockaddr *)&bound,
+                           "localhost", &pace_cbs, &p->cli[i], &p->cli[i].c),
+            0);
+    }
+    assert_int_equal(uv_run(&p->loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&p->loop), 0);
+    tc_tls_ctx_free(p->sctx);
+    tc_tls_ctx_free(p->cctx);
+    assert_false(p->timed_out);
+    assert_int_equal(p->nsrv, PACE_CONNS);
+}
+
+/* The server side that received client i's pattern, or NULL. */
+static struct pace_side *
+pace_find(struct pace *p, int i)
+{
+    uint8_t *want = pattern(PACE_BYTES, (unsigned)i);
+    struct pace_side *found = NULL;
+
+    for (int k = 0; k < PACE_CONNS && found == NULL; k++)
+        if (p->srv[k].nrx == PACE_BYTES &&
+            memcmp(p->srv[k].rx, want, PACE_BYTES) == 0)
+            found = &p->srv[k];
+    free(want);
+    return found;
+}
+
+static void
+test_pacer_many(void **state)
+{
+    struct pace *p = calloc(1, sizeof(*p));
+
+    (void)state;
+    assert_non_null(p);
+    pace_run(p, 0);
+    /* Nothing lost: every conn up, every byte in order, closed once. */
+    for (int i = 0; i < PACE_CONNS; i++) {
+        assert_int_equal(p->cli[i].ready, 1);
+        assert_int_equal(p->cli[i].closes, 1);
+        assert_int_equal(p->cli[i].status, 0);
+        assert_int_equal(p->srv[i].ready, 1);
+        assert_int_equal(p->srv[i].closes, 1);
+        assert_non_null(pace_find(p, i));
+    }
+    /* Paced: put off many times, and never two conns in one iteration. */
+    assert_true(p->deferred >= PACE_CONNS);
+    assert_int_equal(p->max_iter_conns, 1);
+    for (int i = 0; i < PACE_CONNS; i++)
+        free(p->srv[i].rx);
+    free(p);
+}
+
+/* Conns closed while they wait in the queue leave it cleanly. */
+static void
+test_pacer_close_waiting(void **state)
+{
+    struct pace *p = calloc(1, sizeof(*p));
+    int whole = 0;
+
+    (void)state;
+    assert_non_null(p);
+    pace_run(p, 1);
+    for (int i = 0; i < PACE_CONNS; i++) {
+        assert_int_equal(p->cli[i].closes, 1);
+        assert_int_equal(p->srv[i].closes, 1);
+        if (p->srv[i].nrx == PACE_BYTES)
+            whole++;
+        free(p->srv[i].rx);
+    }
+    /* The even ones were never closed early: they got everything. */
+    assert_true(whole >= PACE_CONNS / 2);
+    assert_true(whole < PACE_CONNS);
+    free(p);
+}
+
 static int
 group_setup(void **state)
 {
@@ -973,6 +1253,8 @@ main(void)
         cmocka_unit_test(test_refuse_wrong_ip),
         cmocka_unit_test(test_close_while_connecting),
         cmocka_unit_test(test_backpressure),
+        cmocka_unit_test(test_pacer_many),
+        cmocka_unit_test(test_pacer_close_waiting),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
