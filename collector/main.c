@@ -410,6 +410,7 @@ main(int argc, char **argv)
             };
 
             app.mt = metrics_textfile_start(app.loop, &ms, path);
+            api_set_metrics(api, &ms);
         }
     }
     log_info("tocsin-collector %s: listening on %s, store %s (sync %s), "

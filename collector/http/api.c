@@ -20,6 +20,7 @@
 #include "http/api_req.h"
 #include "http/api_static.h"
 #include "log.h"
+#include "metrics.h"
 #include "net/listener.h"
 #include "store/incidents_store.h"
 #include "tls.h"
@@ -73,6 +74,8 @@ struct api {
     pthread_mutex_t pool_mu;
     struct incidents_store *pool[API_WORKERS];
     size_t npool;
+    struct metrics_sources msrc; /* api_set_metrics; has_metrics */
+    int has_metrics;
     uv_timer_t drain; /* api_stop: waits for connections and jobs */
     int stopping;
     int drain_up;
@@ -141,6 +144,49 @@ send_error(h2o_req_t *req, int status, const char *msg)
     return 0;
 }
 
+/*
+ * GET /metrics, its token checked: the live figures, rendered here on
+ * the loop (metrics_collect reads what the loop owns; about 8 KiB).
+ */
+static void
+send_metrics(struct api *a, h2o_req_t *req)
+{
+    struct metrics m;
+    struct tc_buf b;
+
+    if (!a->has_metrics || a->stopping) {
+        send_error(req, a->stopping ? 503 : 404,
+                   a->stopping ? "collector shutting down"
+                               : "no metrics in this process");
+        return;
+    }
+    metrics_collect(&m, &a->msrc);
+    tc_buf_init(&b, METRICS_RENDER_MAX);
+    if (metrics_render(&m, &b) < 0) {
+        tc_buf_close(&b);
+        send_error(req, 500, "metrics not rendered");
+        return;
+    }
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("text/plain; version=0.0.4; charset=utf-8"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                   H2O_STRLIT("no-store"));
+    /* h2o_send_inline copies the body into the request's pool. */
+    h2o_send_inline(req, (const char *)tc_buf_head(&b), tc_buf_size(&b));
+    tc_buf_close(&b);
+}
+
+void
+api_set_metrics(struct api *a, const struct metrics_sources *src)
+{
+    if (a == NULL)
+        return;
+    a->msrc = *src;
+    a->has_metrics = 1;
+}
+
 static void
 guard_dispose(void *p)
 {
@@ -205,7 +251,10 @@ after_cb(uv_work_t *w, int status)
         api_error(&j->call, 503, "collector shutting down");
     if (j->req != NULL) {
         *j->guard = NULL;
-        send_body(j->req, j->call.status, j->call.body, j->call.len);
+        if (j->call.req.route == API_R_METRICS && j->call.status == 200)
+            send_metrics(a, j->req);
+        else
+            send_body(j->req, j->call.status, j->call.body, j->call.len);
     }
     free(j->call.body);
     free((char *)j->call.body_in);

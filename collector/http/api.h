@@ -32,6 +32,13 @@ int api_new(const struct collector_config *cfg, struct api **out);
  * (logged).
  */
 int api_start(struct api *a, uv_loop_t *loop);
+/*
+ * GET /metrics (docs/metrics.md): after the token check on a worker,
+ * the loop renders the live figures from src (copied; what it points
+ * to must live until api_free). Without this call /metrics is 404.
+ */
+struct metrics_sources;
+void api_set_metrics(struct api *a, const struct metrics_sources *src);
 /* -n: the API's TLS files load and api.listen can be bound (in use is
  * only a warning, as for listen). 0 or -1 (logged). */
 int api_check(const struct collector_config *cfg);

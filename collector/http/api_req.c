@@ -268,6 +268,15 @@ api_req_parse(const char *method, size_t mlen, const char *path, size_t plen,
     if (plen > API_PATH_MAX)
         return refuse(err, errlen, 414, "request target over %d bytes",
                       API_PATH_MAX);
+    /* Prometheus's path, outside /api/v1: no parameter to parse. */
+    if (pl == 8 && memcmp(path, "/metrics", 8) == 0) {
+        if (!get)
+            return refuse(err, errlen, 405, "/metrics takes GET only");
+        if (q != NULL)
+            return refuse(err, errlen, 400, "/metrics takes no parameters");
+        r->route = API_R_METRICS;
+        return 0;
+    }
     if (pl < sizeof(prefix) - 1 ||
         memcmp(path, prefix, sizeof(prefix) - 1) != 0)
         return refuse(err, errlen, 404, "no such resource");

@@ -28,6 +28,7 @@ enum api_route {
     API_R_AGENTS,          /* GET /api/v1/agents (not paged) */
     API_R_SILENCES,        /* GET /api/v1/silences (not paged) */
     API_R_HINTS,           /* GET /api/v1/hints (oldest first) */
+    API_R_METRICS,         /* GET /metrics (Prometheus text, no params) */
 };
 
 /* Limits on what is parsed at all (docs/internals/api.md). */

@@ -251,6 +251,71 @@ def test_ctl_refuses(env):
     e2e.check(out == "", "followed a symlink: %r" % out)
 
 
+def test_http_metrics(env):
+    """GET /metrics on the API (docs/metrics.md): the live figures, the
+    same families as the textfile, rendered at the request (events sent
+    show at once, not a second later); a token is needed unless
+    api.anonymous_read; only GET, no parameters."""
+    import http.client
+    env.make_pki()
+    log = env.write("logs/app.log", "")
+    port = e2e.free_port()
+    env.collector_config("api: {listen: 127.0.0.1:%d}\n" % port)
+    col = env.collector().start()
+    col.wait_log("api: listening on")
+    tok = env.ctl("tokens", "create", "prom", "--role", "viewer").strip()
+    ctx = ssl.create_default_context(cafile=os.path.join(env.pki, "ca.crt"))
+
+    def get(path, token=tok, method="GET"):
+        c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx,
+                                        timeout=20)
+        h = {"Authorization": "Bearer " + token} if token else {}
+        c.request(method, path, headers=h)
+        r = c.getresponse()
+        body = r.read().decode()
+        c.close()
+        return r.status, body, r.getheader("Content-Type")
+
+    st, body, ctype = get("/metrics")
+    e2e.check(st == 200 and ctype.startswith("text/plain; version=0.0.4"),
+              "%d %r %r" % (st, ctype, body[:200]))
+    parse(body)
+
+    def fams(series):
+        return set(k.split("{")[0] for k in series)
+    # The census families appear with the first count (about 1 s), in
+    # both alike.
+    e2e.wait_for(lambda: fams(parse(get("/metrics")[1])) == fams(metrics(env)[1])
+                 and "tocsin_incidents" in fams(metrics(env)[1]), 10,
+                 "/metrics and the textfile to name the same families")
+    conf = env.agent_config("web-01", [(log, [("oom", "OOM", "error")])])
+    env.agent(conf).start().wait_log("connected to")
+    n = 23
+    append(log, "".join("OOM killed %d\n" % i for i in range(n)))
+
+    def stored():
+        st, body, _ = get("/metrics")
+        e2e.check(st == 200, "status %d" % st)
+        return parse(body).get('tocsin_events_stored_total{origin="agent"}') == n
+    e2e.wait_for(stored, 30, "stored_total %d through /metrics" % n)
+    s = parse(get("/metrics")[1])
+    e2e.check(s["tocsin_agents_connected"] == 1, "agents %r" % s["tocsin_agents_connected"])
+    # Refusals: the API's JSON errors.
+    for path, token, method, want in (
+            ("/metrics", None, "GET", 401),
+            ("/metrics", "tct_" + "x" * 43, "GET", 401),
+            ("/metrics", tok, "POST", 405),
+            ("/metrics?x=1", tok, "GET", 400),
+            ("/metrics/", tok, "GET", 404),
+            ("/api/v1/metrics", tok, "GET", 404)):
+        st, body, ctype = get(path, token, method)
+        e2e.check(st == want and ctype == "application/json" and
+                  '"status":%d' % want in body.replace(" ", ""),
+                  "%s %s: %d %r" % (method, path, st, body))
+    env.ctl("tokens", "revoke", "prom")
+    e2e.check(get("/metrics")[0] == 401, "a revoked token still reads /metrics")
+
+
 if __name__ == "__main__":
     e2e.main([test_events_agents_incidents, test_handshake_failures,
-              test_expired_counted, test_ctl_refuses])
+              test_expired_counted, test_ctl_refuses, test_http_metrics])

@@ -113,6 +113,16 @@ test_routes(void **state)
     assert_string_equal(r.state, "acked");
     assert_int_equal(parse("GET", "/api/v1/hints?state=open", &r), 400);
     assert_int_equal(parse("GET", "/api/v1/hints/1", &r), 404);
+    assert_int_equal(parse("GET", "/api/v1/hints?state=refused", &r), 0);
+    assert_int_equal(parse("GET", "/metrics", &r), 0);
+    assert_int_equal(r.route, API_R_METRICS);
+    assert_int_equal(r.write, 0);
+    assert_int_equal(parse("POST", "/metrics", &r), 405);
+    assert_int_equal(parse("GET", "/metrics?name=x", &r), 400);
+    assert_int_equal(parse("GET", "/metrics?", &r), 400);
+    assert_int_equal(parse("GET", "/metrics/", &r), 404);
+    assert_int_equal(parse("GET", "/metricsx", &r), 404);
+    assert_int_equal(parse("GET", "/api/v1/metrics", &r), 404);
 
     assert_int_equal(parse("GET", "/api/v1/problems/9223372036854775808", &r),
                      400);
