@@ -10,6 +10,10 @@
  * With -r RATE the agents together send at most RATE events/s (paced
  * every 5 ms) instead of as fast as acks allow: background load.
  *
+ * With -U every event has a rule of its own (bench-u<seq>), so that each
+ * one opens an incident of its own through the real engine: how
+ * bench/api.sh fills a store with -n x -e incidents.
+ *
  * With -L STORE (the collector's SQLite file) it also measures incident
  * latency: one more agent, probe-001, sends every -i ms one critical
  * event with a rule never seen before (probe-<k>), which must open a
@@ -118,6 +122,8 @@ struct bench {
     struct probe *probe; /* -L, or NULL */
     int finished;        /* finish() closed everything */
     struct storm *storm; /* -S, or NULL */
+    int unique;          /* -U: a rule per event, i.e. an incident each */
+    char (*rules)[32];   /* -U: rule names of the batch, batch entries */
 };
 
 /* -S: the storm's failures, in time order. */
@@ -200,8 +206,13 @@ send_more(struct bench_agent *a)
             e->host = tc_str_c(a->name);
             e->kind = tc_str_c("log");
             e->source = tc_str_c("/var/log/bench.log");
-            e->rule = tc_str_c("bench-error");
             e->sev = TC_SEV_ERROR;
+            if (b->unique) {
+                snprintf(b->rules[n - 1], sizeof(b->rules[0]),
+                         "bench-u%" PRIu64, e->seq);
+                e->rule = tc_str_c(b->rules[n - 1]);
+            } else
+                e->rule = tc_str_c("bench-error");
             e->state = -1;
             e->message = tc_str_c(b->msg);
             e->count = 1;
@@ -1096,7 +1107,7 @@ usage(void)
 {
     fprintf(stderr, "usage: tocsin-bench-ingest -a HOST:PORT -p PKI_DIR "
                     "[-n agents] [-e events/agent] [-b batch] [-w window] "
-                    "[-m msg_bytes] [-s server_name] [-r events/s] "
+                    "[-m msg_bytes] [-s server_name] [-r events/s] [-U] "
                     "[-L store.db [-P probes] [-i interval_ms]]\n"
                     "       tocsin-bench-ingest -a HOST:PORT -p PKI_DIR "
                     "-S store.db [-n agents] [-e events] [-b batch] "
@@ -1126,7 +1137,7 @@ main(int argc, char **argv)
     uint16_t port;
     int ch;
 
-    while ((ch = getopt(argc, argv, "a:p:n:e:b:w:m:s:r:L:P:i:S:D:F:c:")) !=
+    while ((ch = getopt(argc, argv, "a:p:n:e:b:w:m:s:r:UL:P:i:S:D:F:c:")) !=
            -1) {
         switch (ch) {
         case 'a':
@@ -1155,6 +1166,9 @@ main(int argc, char **argv)
             break;
         case 'r':
             b.rate = strtoull(optarg, NULL, 10);
+            break;
+        case 'U':
+            b.unique = 1;
             break;
         case 'L':
             store = optarg;
@@ -1198,6 +1212,7 @@ main(int argc, char **argv)
         b.msg[i] = (char)('a' + i % 26);
     b.msg[b.msg_len] = '\0';
     b.ev = tc_xcalloc(b.batch, sizeof(*b.ev));
+    b.rules = tc_xcalloc(b.batch, sizeof(*b.rules));
     if (storm.store) {
         int rc;
 
@@ -1238,6 +1253,7 @@ main(int argc, char **argv)
         uv_loop_close(b.loop);
         free(b.agents);
         free(b.ev);
+        free(b.rules);
         free(b.msg);
         free(host);
         tc_buf_close(&b.out);
@@ -1322,6 +1338,7 @@ main(int argc, char **argv)
     uv_loop_close(b.loop);
     free(b.agents);
     free(b.ev);
+    free(b.rules);
     free(b.msg);
     free(host);
     tc_buf_close(&b.out);
