@@ -4,9 +4,9 @@
 # tocsin-bench-ingest streams events at a fixed rate, and the ingest's
 # durable throughput with and without an open dashboard's requests.
 #
-# 1. Seed: tocsin-bench-ingest -U sends N events, each with a rule of its
-#    own, from 4 agents; the real engine opens an incident for each (no
-#    SQL of ours). The script waits until the incidents table holds N.
+# 1. Seed: tocsin-bench-ingest -U sends 4,000 events (SEED_ENGINE), each
+#    with a rule of its own; the real engine opens an incident for each.
+#    The rest up to N are copies of those rows (see below), checked.
 # 2. Latency: while ingest runs at RATE events/s, bench/apiload.py
 #    (stdlib http.client, TLS, a viewer token, one keep-alive connection)
 #    asks REQ times a second, alternating, for the first page (default
@@ -19,6 +19,7 @@
 #    within the pairs; durable events/s of each, with the load average.
 # Usage: bench/api.sh [incidents] [rate_events_per_s] [secs] [req_per_s]
 #                     [pairs] [events_per_agent]
+# KEEP=1 keeps the temp dir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -27,13 +28,16 @@ rate=${2:-100000}
 secs=${3:-20}
 req=${4:-20}
 pairs=${5:-3}
-events=${6:-1500000}
+events=${6:-1000000}
 agents=4
 bench_setup api
 for i in $(seq 1 "$agents"); do bench_issue "$(printf 'bench-%03d' "$i")"; done
 aport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 COLLECTOR_EXTRA="api: {listen: 127.0.0.1:$aport}"
 bench_collector full
+# KEEP=1 keeps the temp dir (the store, for EXPLAIN QUERY PLAN).
+trap 'kill $cpid 2>/dev/null; wait 2>/dev/null
+      [ -n "${KEEP:-}" ] && echo "kept $work" >&2 || rm -rf "$work"' EXIT
 grep -q "listening on" collector.log || { cat collector.log >&2; exit 1; }
 ingest="$bdir/bench/tocsin-bench-ingest"
 count() {
@@ -44,18 +48,72 @@ print(db.execute("SELECT count(*) FROM incidents").fetchone()[0])
 PY
 }
 
-# 1. Seed.
+# 1. Seed. The engine opens the first $seed incidents itself; its cost
+# to open one grows with the incidents it holds (bench/README.md "API":
+# 96,000 more in one step took over 5 minutes), so the rest are copies
+# of its rows made with the collector stopped: every column as the
+# engine wrote it but id, rule and fingerprint (rule bench-c<id>), and
+# the "opened" timeline entry with them. The script checks the copies
+# against their originals, then starts the collector again, whose
+# engine loads them all.
+seed=$(( ninc < ${SEED_ENGINE:-4000} ? ninc : ${SEED_ENGINE:-4000} ))
 t0=$(date +%s%N)
-"$ingest" -a "127.0.0.1:$port" -p pki -n "$agents" \
-  -e $(( (ninc + agents - 1) / agents )) -b 1000 -w 8 -U | grep -v '^generator'
+"$ingest" -a "127.0.0.1:$port" -p pki -n 1 -e "$seed" -b 1000 -w 8 -U |
+  grep -v '^generator'
 deadline=$((SECONDS + 600))
-while [ "$(count)" -lt "$ninc" ] && [ "$SECONDS" -lt "$deadline" ]; do
-  sleep 0.5
+while [ "$(count)" -lt "$seed" ] && [ "$SECONDS" -lt "$deadline" ]; do
+  sleep 0.2
+done
+t1=$(date +%s%N)
+echo "seed: the engine opened $(count) incidents in $(( (t1 - t0) / 1000000 )) ms"
+kill "$cpid"; wait "$cpid" || true
+python3 - "$ninc" "$seed" <<'PY'
+import sqlite3, sys
+ninc, seed = int(sys.argv[1]), int(sys.argv[2])
+db = sqlite3.connect("state/collector.db")
+cols = [r[1] for r in db.execute("PRAGMA table_info(incidents)")]
+rest = [c for c in cols if c not in ("id", "rule", "fingerprint")]
+with db:
+    for off in range(seed, ninc, seed):
+        db.execute(
+            "INSERT INTO incidents(id, rule, fingerprint, %s)"
+            " SELECT id + ?1, 'bench-c' || (id + ?1),"
+            " host || char(31) || 'bench-c' || (id + ?1), %s"
+            " FROM incidents WHERE id <= ?2 AND id + ?1 <= ?3"
+            % (", ".join(rest), ", ".join(rest)), (off, seed, ninc))
+        db.execute(
+            "INSERT INTO timeline(incident_id, ts, what, who, detail)"
+            " SELECT incident_id + ?1, ts, what, 'rule:bench-c' ||"
+            " (incident_id + ?1), detail FROM timeline"
+            " WHERE incident_id <= ?2 AND incident_id + ?1 <= ?3"
+            " AND what = 'opened'", (off, seed, ninc))
+# The copies equal their originals but for id, rule and fingerprint.
+same = " AND ".join("c.%s IS o.%s" % (x, x) for x in rest)
+bad = db.execute(
+    "SELECT count(*) FROM incidents c JOIN incidents o"
+    " ON o.id = (c.id - 1) %% ?1 + 1 WHERE c.id > ?1 AND NOT (%s"
+    " AND c.rule = 'bench-c' || c.id"
+    " AND c.fingerprint = c.host || char(31) || c.rule)" % same,
+    (seed,)).fetchone()[0]
+n = db.execute("SELECT count(*) FROM incidents").fetchone()[0]
+fps = db.execute("SELECT count(DISTINCT fingerprint) FROM incidents").fetchone()[0]
+print("seed: %d incidents (%d copies, %d differing from their original),"
+      " %d distinct fingerprints" % (n, n - seed, bad, fps))
+sys.exit(0 if bad == 0 and n == ninc and fps == n else 1)
+PY
+# Two "listening on" lines a start: the agents' port and the API's.
+n0=$(grep -c "listening on" collector.log)
+"$bdir/collector/tocsin-collector" -d -c collector.yaml 2>> collector.log &
+cpid=$!
+t0=$(date +%s%N)
+for _ in $(seq 1 1200); do
+  [ "$(grep -c "listening on" collector.log)" -ge $((n0 + 2)) ] && break
+  sleep 0.05
 done
 t1=$(date +%s%N)
 have=$(count)
-echo "seed: $have incidents in $(( (t1 - t0) / 1000000 )) ms" \
-     "(store $(du -sh state | cut -f1))"
+echo "seed: collector restarted with $have incidents in" \
+     "$(( (t1 - t0) / 1000000 )) ms (store $(du -sh state | cut -f1))"
 [ "$have" -ge "$ninc" ]
 token=$("$ctl" -c collector.yaml tokens create bench --role viewer)
 url="https://127.0.0.1:$aport"
