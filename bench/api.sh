@@ -7,15 +7,15 @@
 # 1. Seed: tocsin-bench-ingest -U sends 4,000 events (SEED_ENGINE), each
 #    with a rule of its own; the real engine opens an incident for each.
 #    The rest up to N are copies of those rows (see below), checked.
-# 2. Latency: while ingest runs at RATE events/s, bench/apiload.py
-#    (stdlib http.client, TLS, a viewer token, one keep-alive connection)
-#    asks REQ times a second, alternating, for the first page (default
-#    limit 50) and for the page below the middle incident (cursor):
-#    p50/p99/max of each.
+# 2. Latency: bench/apiload.py (stdlib http.client, TLS, a viewer token,
+#    one keep-alive connection) asks REQ times a second, alternating, for
+#    the first page (default limit 50) and for the page below the middle
+#    incident (cursor): p50/p99/max of each, for up to 10 s with no
+#    ingest, then for SECS while ingest runs at RATE events/s.
 # 3. Ingest impact: PAIRS pairs of unthrottled ingest runs (4 agents x
 #    EVENTS), one alone and one while apiload.py plays an open dashboard
 #    (dashboard/app.js refresh() every 5 s: counts() and the incidents
-#    view, about 26 requests and 14,000 rows), the order alternating
+#    view: 18 requests and 7,000 rows here), the order alternating
 #    within the pairs; durable events/s of each, with the load average.
 # Usage: bench/api.sh [incidents] [rate_events_per_s] [secs] [req_per_s]
 #                     [pairs] [events_per_agent]
@@ -118,7 +118,12 @@ echo "seed: collector restarted with $have incidents in" \
 token=$("$ctl" -c collector.yaml tokens create bench --role viewer)
 url="https://127.0.0.1:$aport"
 
-# 2. Latency under ingest at a fixed rate.
+# 2. Latency, first with no ingest (the API and the store alone), then
+# under ingest at a fixed rate.
+echo "idle (no ingest): load average $(cut -d' ' -f1-3 /proc/loadavg)"
+python3 "$top/bench/apiload.py" latency "$url" pki/ca.crt "$token" \
+  "$(( secs < 10 ? secs : 10 ))" "$req" $(( have / 2 ))
+echo "at $rate events/s:"
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 cpu0=$(bench_cpu "$cpid")
 "$ingest" -a "127.0.0.1:$port" -p pki -n "$agents" \
