@@ -26,7 +26,7 @@ usage(FILE *f)
     if (f != stdout) {
         fprintf(f, "usage: tocsinctl [-c FILE] [--json] [-v] COMMAND ...\n"
                    "       tocsinctl --url https://HOST:PORT --token-file F "
-                   "[--cacert CA] incidents ...\n"
+                   "[--cacert CA] incidents|problems ...\n"
                    "       tocsinctl -h | --help | -V | --version\n"
                    "run 'tocsinctl --help' for the commands\n");
         return;
@@ -34,7 +34,7 @@ usage(FILE *f)
     fprintf(f,
             "usage: tocsinctl [-c FILE] [--json] [-v] COMMAND ...\n"
             "       tocsinctl --url https://HOST:PORT --token-file F "
-            "[--cacert CA] incidents ...\n"
+            "[--cacert CA] incidents|problems ...\n"
             "\n"
             "commands:\n"
             "  pki init DIR [--san NAME]...      create a CA and the "
@@ -98,7 +98,8 @@ usage(FILE *f)
             "  --url https://HOST:PORT\n"
             "            a remote collector's HTTP API instead of the local "
             "store:\n"
-            "            incidents list, ack, resolve, close, note so far\n"
+            "            incidents list, ack, resolve, close, note; problems "
+            "list\n"
             "  --token-file F\n"
             "            its API token (tokens create), a file of yours, "
             "mode 0600\n"
@@ -220,8 +221,10 @@ main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
         if (strcmp(argv[0], cmds[i].name) == 0) {
-            /* Over the API so far: incidents (ctl_incidents.c). */
-            if (o.url != NULL && strcmp(argv[0], "incidents") != 0) {
+            /* Over the API so far: incidents (ctl_incidents.c) and
+             * problems (ctl_problems.c); each refuses what it lacks. */
+            if (o.url != NULL && strcmp(argv[0], "incidents") != 0 &&
+                strcmp(argv[0], "problems") != 0) {
                 fprintf(stderr, "tocsinctl: %s: not available with --url yet\n",
                         cmds[i].name);
                 return 2;

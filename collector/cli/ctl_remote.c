@@ -454,3 +454,131 @@ ctl_remote_incident(json_t *o, struct incident *in, struct problem_mark *m,
     strcpy(in->fingerprint + 1, fp);
     return 0;
 }
+
+int
+ctl_remote_pages(struct ctl_remote *r, const char *path, const char *key,
+                 int (*cb)(json_t *item, void *arg), void *arg)
+{
+    char *cursor = NULL, *url, esc[256];
+    json_t *doc = NULL;
+    long status;
+    int rc = -1;
+
+    for (;;) {
+        json_t *items, *item, *next;
+        size_t i, len = strlen(path) + (cursor ? strlen(cursor) : 0) + 16;
+
+        url = tc_xmalloc(len);
+        if (cursor != NULL)
+            snprintf(url, len, "%s%ccursor=%s", path,
+                     strchr(path, '?') ? '&' : '?', cursor);
+        else
+            snprintf(url, len, "%s", path);
+        rc = ctl_remote_get(r, url, &doc, &status);
+        free(url);
+        if (rc < 0)
+            goto out;
+        rc = -1;
+        items = json_object_get(doc, key);
+        next = json_object_get(doc, "next_cursor");
+        if (!json_is_array(items) ||
+            (next && !json_is_null(next) && !json_is_string(next)))
+            goto bad;
+        json_array_foreach(items, i, item)
+        {
+            int crc = cb(item, arg);
+
+            if (crc == -EINVAL)
+                goto bad;
+            if (crc < 0)
+                goto out;
+        }
+        free(cursor);
+        cursor = NULL;
+        if (!json_is_string(next))
+            break;
+        /* The API's opaque cursor, escaped all the same. */
+        cursor = ctl_remote_escape(r, json_string_value(next));
+        json_decref(doc);
+        doc = NULL;
+    }
+    rc = 0;
+    goto out;
+bad:
+    fprintf(stderr, "tocsinctl: %s: a %s page not as the API writes it\n",
+            ctl_esc(esc, sizeof(esc), r->host), key);
+out:
+    free(cursor);
+    json_decref(doc);
+    return rc;
+}
+
+/* A time that is null until it happens: 0 then. */
+static int
+get_time(json_t *o, const char *key, int64_t *v)
+{
+    if (json_is_null(json_object_get(o, key))) {
+        *v = 0;
+        return 0;
+    }
+    return get_i64(o, key, v);
+}
+
+int
+ctl_remote_problem(json_t *o, struct ctl_remote_problem *rp)
+{
+    struct problem *p = &rp->p;
+    const char *state;
+    json_t *inc, *hosts, *j, *root;
+    size_t i;
+    int rc = 0;
+
+    memset(rp, 0, sizeof(*rp));
+    if (!json_is_object(o))
+        return -EINVAL;
+    rc |= get_i64(o, "id", &p->id);
+    rc |= get_str(o, "state", &state);
+    rc |= get_str(o, "title", (const char **)&p->title);
+    rc |= get_str(o, "rule", (const char **)&p->rule);
+    rc |= get_str(o, "key", (const char **)&p->key);
+    rc |= get_i64(o, "root_incident", &p->root_incident);
+    rc |= get_time(o, "opened_at", &p->opened_at);
+    rc |= get_time(o, "resolved_at", &p->resolved_at);
+    rc |= get_time(o, "closed_at", &p->closed_at);
+    root = json_object_get(o, "root_cause");
+    inc = json_object_get(o, "incidents");
+    hosts = json_object_get(o, "hosts");
+    if (rc != 0 || problem_state_parse(state, &p->state) < 0 ||
+        !json_is_array(inc) || !json_is_array(hosts) ||
+        !(json_is_null(root) || json_is_string(root)))
+        return -EINVAL;
+    p->root_host =
+        (char *)(json_is_string(root) ? json_string_value(root) : "");
+    rp->incidents = tc_xcalloc(json_array_size(inc) + 1, sizeof(int64_t));
+    rp->hosts = tc_xcalloc(json_array_size(hosts) + 1, sizeof(char *));
+    json_array_foreach(inc, i, j)
+    {
+        if (!json_is_integer(j))
+            goto bad;
+        rp->incidents[rp->nincidents++] = json_integer_value(j);
+    }
+    json_array_foreach(hosts, i, j)
+    {
+        if (!json_is_string(j))
+            goto bad;
+        rp->hosts[rp->nhosts++] = json_string_value(j);
+    }
+    return 0;
+bad:
+    ctl_remote_problem_free(rp);
+    return -EINVAL;
+}
+
+void
+ctl_remote_problem_free(struct ctl_remote_problem *rp)
+{
+    free(rp->incidents);
+    free(rp->hosts);
+    rp->incidents = NULL;
+    rp->hosts = NULL;
+}

@@ -55,4 +55,27 @@ const char *ctl_remote_host(const struct ctl_remote *r);
 int ctl_remote_incident(json_t *o, struct incident *in, struct problem_mark *m,
                         int *has_mark, struct view_silence *sil, int *has_sil);
 
+/*
+ * GET path (its query, if any, escaped) and each page after it through
+ * next_cursor; cb gets each element of the array under key (borrowed
+ * during the call). A cb return of -EINVAL is a malformed object
+ * (printed here), another negative value stops (cb printed why).
+ * 0, or -1.
+ */
+int ctl_remote_pages(struct ctl_remote *r, const char *path, const char *key,
+                     int (*cb)(json_t *item, void *arg), void *arg);
+
+/* A problem list object (view_problem_json's keys) as the structs
+ * view_problem takes: strings borrowed from the object, the arrays
+ * owned (ctl_remote_problem_free). */
+struct ctl_remote_problem {
+    struct problem p;
+    int64_t *incidents; /* owned */
+    size_t nincidents;
+    const char **hosts; /* owned array; strings borrowed */
+    size_t nhosts;
+};
+int ctl_remote_problem(json_t *o, struct ctl_remote_problem *rp);
+void ctl_remote_problem_free(struct ctl_remote_problem *rp);
+
 #endif

@@ -2,7 +2,8 @@
 """tocsinctl --url (docs/api.md, "tocsinctl over the API"): against a
 real collector fed by real agents, `incidents list` (table and JSON,
 with filters, pages of api.max_page followed by next_cursor) prints
-byte for byte what the local tocsinctl prints; an ack and a note made
+byte for byte what the local tocsinctl prints, and so does `problems
+list`; an ack and a note made
 through --url land on the timeline under the token's name; a viewer's
 ack is refused as "tocsinctl: HOST: 403 ..."; commands not served over
 the API yet are refused clearly."""
@@ -46,6 +47,10 @@ LISTS = [
     ("incidents", "list", "--host", "web-02"),
     ("incidents", "list", "--host", "web 02&x=1", "--json"),
     ("incidents", "list", "--state", "closed"),
+    ("problems", "list"),
+    ("problems", "list", "--json"),
+    ("problems", "list", "--state", "open", "--json"),
+    ("problems", "list", "--state", "closed"),
 ]
 
 
@@ -77,6 +82,8 @@ def test_ctl_url(env):
               and "silence 1: rule=r4" in out and "\x1b" not in out, out)
     js = same(env, api, viewer, "incidents", "list", "--json")
     e2e.check(js.count('"id":') >= 8 and '"problem":1' in js, js)
+    out = same(env, api, viewer, "problems", "list")
+    e2e.check("spread" in out and "web-0" in out, out)
 
     # Actions: the operator's ack and note, on the timeline as oncall.
     iid = [i for i in ctl_json(env, "incidents", "list")
@@ -115,7 +122,8 @@ def test_ctl_url(env):
     e2e.check(err == "tocsinctl: 127.0.0.1: 404 no incident 99999\n", err)
 
     # Not over the API yet: said so, usage exit status.
-    for args in (("incidents", "show", str(iid)), ("problems", "list"),
+    for args in (("incidents", "show", str(iid)), ("problems", "show", "1"),
+                 ("problems", "investigate", "1"),
                  ("stats",), ("incidents", "list", "--silenced"),
                  ("incidents", "ack", str(iid), "--user", "mallory")):
         _, out, err = remote(env, api, oncall, *args, expect=2)
