@@ -611,8 +611,13 @@ remote_action(const struct ctl_opts *o, const struct incident_action *a)
         return 1;
     snprintf(path, sizeof(path), "/api/v1/incidents/%" PRId64 "/%s",
              a->incident_id, incident_verb_name(a->verb));
-    if (a->text != NULL)
-        body = json_pack("{s:s}", "text", a->text);
+    if (a->text != NULL &&
+        (body = json_pack("{s:s}", "text", a->text)) == NULL) {
+        /* jansson takes UTF-8 only; the API would refuse it anyway. */
+        fprintf(stderr, "tocsinctl: incidents %s: text is not valid UTF-8\n",
+                incident_verb_name(a->verb));
+        goto out;
+    }
     if (ctl_remote_post(r, path, body, &doc, &status) < 0)
         goto out;
     user = json_string_value(json_object_get(doc, "user"));

@@ -3,7 +3,7 @@
 real collector fed by real agents, `incidents list` (table and JSON,
 with filters, pages of api.max_page followed by next_cursor) prints
 byte for byte what the local tocsinctl prints, and so does `problems
-list`; an ack and a note made
+list`; an ack and a note, and problem actions, made
 through --url land on the timeline under the token's name; a viewer's
 ack is refused as "tocsinctl: HOST: 403 ..."; commands not served over
 the API yet are refused clearly."""
@@ -111,6 +111,29 @@ def test_ctl_url(env):
     same(env, api, viewer, "incidents", "list", "--state", "acknowledged")
     same(env, api, viewer, "incidents", "list")
 
+    # Problem actions: each member the API wants, from the same argv.
+    pid = ctl_json(env, "problems", "list")[0]["id"]
+    for args in (("investigate",), ("note", "cert rotation"),
+                 ("rca", "why1", "cert not rotated"),
+                 ("known-error", "no rotation job", "renew by hand")):
+        _, out, err = remote(env, api, oncall, "problems", args[0], str(pid),
+                             *args[1:])
+        e2e.check(out.startswith("problem %d: %s by oncall recorded"
+                                 % (pid, args[0])) and err == "", out + err)
+
+    def pshow():
+        return ctl_json(env, "problems", "show", str(pid))
+    e2e.wait_for(lambda: pshow()["state"] == "known_error", 20,
+                 "the known error applied")
+    p = pshow()
+    e2e.check(p["known_error"]["root_cause"] == "no rotation job"
+              and p["known_error"]["workaround"] == "renew by hand"
+              and p["rca"]["whys"][0] == "cert not rotated"
+              and "cert rotation" in str(p["timeline"])
+              and "user:oncall" in str(p["timeline"]), repr(p))
+    same(env, api, viewer, "problems", "list")
+    same(env, api, viewer, "problems", "list", "--state", "known_error")
+
     # A viewer may not act: the API's 403, exit 1 as a local failure.
     _, out, err = remote(env, api, viewer, "incidents", "resolve", str(iid),
                          expect=1)
@@ -123,7 +146,7 @@ def test_ctl_url(env):
 
     # Not over the API yet: said so, usage exit status.
     for args in (("incidents", "show", str(iid)), ("problems", "show", "1"),
-                 ("problems", "investigate", "1"),
+                 ("problems", "note", "1", "x", "--user", "mallory"),
                  ("stats",), ("incidents", "list", "--silenced"),
                  ("incidents", "ack", str(iid), "--user", "mallory")):
         _, out, err = remote(env, api, oncall, *args, expect=2)
