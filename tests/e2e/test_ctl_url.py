@@ -2,8 +2,8 @@
 """tocsinctl --url (docs/api.md, "tocsinctl over the API"): against a
 real collector fed by real agents, `incidents list` (table and JSON,
 with filters, pages of api.max_page followed by next_cursor) prints
-byte for byte what the local tocsinctl prints, and so does `problems
-list`; an ack and a note, and problem actions, made
+byte for byte what the local tocsinctl prints, and so do `problems
+list` and `silences list [--all]`; an ack and a note, and problem actions, made
 through --url land on the timeline under the token's name; a viewer's
 ack is refused as "tocsinctl: HOST: 403 ..."; commands not served over
 the API yet are refused clearly."""
@@ -51,6 +51,9 @@ LISTS = [
     ("problems", "list", "--json"),
     ("problems", "list", "--state", "open", "--json"),
     ("problems", "list", "--state", "closed"),
+    ("silences", "list"),
+    ("silences", "list", "--json"),
+    ("silences", "list", "--all", "--json"),
 ]
 
 
@@ -133,6 +136,14 @@ def test_ctl_url(env):
               and "user:oncall" in str(p["timeline"]), repr(p))
     same(env, api, viewer, "problems", "list")
     same(env, api, viewer, "problems", "list", "--state", "known_error")
+    # An ended silence (expired by hand) reads the same both ways.
+    env.ctl("silences", "add", "--match", "host=web-03", "--duration", "2h",
+            "--comment", "maint")
+    env.ctl("silences", "expire", "2")
+    out = same(env, api, viewer, "silences", "list", "--all")
+    e2e.check("maint" in out and "ended" in out and "quiet" in out, out)
+    same(env, api, viewer, "silences", "list", "--all", "--json")
+    same(env, api, viewer, "silences", "list")
 
     # A viewer may not act: the API's 403, exit 1 as a local failure.
     _, out, err = remote(env, api, viewer, "incidents", "resolve", str(iid),
@@ -147,6 +158,7 @@ def test_ctl_url(env):
     # Not over the API yet: said so, usage exit status.
     for args in (("incidents", "show", str(iid)), ("problems", "show", "1"),
                  ("problems", "note", "1", "x", "--user", "mallory"),
+                 ("silences", "expire", "1"),
                  ("stats",), ("incidents", "list", "--silenced"),
                  ("incidents", "ack", str(iid), "--user", "mallory")):
         _, out, err = remote(env, api, oncall, *args, expect=2)
