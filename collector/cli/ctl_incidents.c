@@ -181,6 +181,28 @@ sil_cache_add(struct sil_cache *c, const struct view_silence *s)
     v->comment = tc_xstrdup(s->comment);
 }
 
+/* --url: one incident object, printed as list_cb would the row. */
+static int
+remote_inc_cb(json_t *item, void *arg)
+{
+    struct list_ctx *c = arg;
+    struct incident in;
+    struct problem_mark m;
+    struct view_silence sil;
+    int has_mark, has_sil, rc;
+
+    if (ctl_remote_incident(item, &in, &m, &has_mark, &sil, &has_sil) < 0)
+        return -EINVAL;
+    if (has_sil)
+        sil_cache_add(&c->sils, &sil);
+    /* "[" once the API answered: nothing on stdout when it refused. */
+    if (c->json && c->n == 0)
+        fputs("[", stdout);
+    rc = list_cb(&in, has_mark ? &m : NULL, c);
+    free(in.fingerprint);
+    return rc < 0 ? -EIO : 0;
+}
+
 /*
  * --url: the pages of GET /api/v1/incidents (next_cursor followed),
  * each object turned back into the structs list_cb takes, so that the
@@ -192,92 +214,38 @@ remote_list(const struct ctl_opts *o, const struct incidents_filter *f,
 {
     struct ctl_remote *r = NULL;
     struct tc_buf path;
-    char *cursor = NULL, esc[256];
-    json_t *doc = NULL;
-    long status;
-    int rc = -1, opened = 0;
-    char sep;
+    char sep = '?';
+    int rc = -1, bad = 0;
 
     if (ctl_remote_open(o, &r) < 0)
         return -1;
     tc_buf_init(&path, 4096);
-    for (;;) {
-        json_t *items, *item, *next;
-        size_t i;
-
-        tc_buf_reset(&path);
-        /* No limit: the API's own page size (api.max_page caps it). */
-        tc_buf_printf(&path, "/api/v1/incidents");
-        sep = '?';
-        if (f->state != NULL) {
-            tc_buf_printf(&path, "%cstate=%s", sep, f->state);
-            sep = '&';
-        }
-        if (f->priority != 0) {
-            tc_buf_printf(&path, "%cpriority=P%d", sep, f->priority);
-            sep = '&';
-        }
-        if (f->host != NULL) {
-            char *h = ctl_remote_escape(r, f->host);
-
-            tc_buf_printf(&path, "%chost=%s", sep, h);
-            free(h);
-            sep = '&';
-        }
-        if (cursor != NULL)
-            tc_buf_printf(&path, "%ccursor=%s", sep, cursor);
-        if (tc_buf_append(&path, "", 1) < 0 ||
-            ctl_remote_get(r, (const char *)tc_buf_head(&path), &doc, &status) <
-                0)
-            goto out;
-        items = json_object_get(doc, "incidents");
-        next = json_object_get(doc, "next_cursor");
-        if (!json_is_array(items) ||
-            (next && !json_is_null(next) && !json_is_string(next)))
-            goto bad;
-        /* As the local listing, once the source answered. */
-        if (c->json && !opened)
-            fputs("[", stdout);
-        opened = 1;
-        json_array_foreach(items, i, item)
-        {
-            struct incident in;
-            struct problem_mark m;
-            struct view_silence sil;
-            int has_mark, has_sil;
-
-            if (ctl_remote_incident(item, &in, &m, &has_mark, &sil, &has_sil) <
-                0)
-                goto bad;
-            if (has_sil)
-                sil_cache_add(&c->sils, &sil);
-            rc = list_cb(&in, has_mark ? &m : NULL, c);
-            free(in.fingerprint);
-            if (rc < 0)
-                goto out;
-            rc = -1;
-        }
-        free(cursor);
-        cursor = NULL;
-        if (!json_is_string(next))
-            break;
-        /* The API's opaque cursor, escaped all the same. */
-        cursor = ctl_remote_escape(r, json_string_value(next));
-        json_decref(doc);
-        doc = NULL;
+    /* No limit: the API's own page size (api.max_page caps it). */
+    bad |= tc_buf_printf(&path, "/api/v1/incidents");
+    if (f->state != NULL) {
+        bad |= tc_buf_printf(&path, "%cstate=%s", sep, f->state);
+        sep = '&';
     }
-    rc = 0;
-    goto out;
-bad:
-    fprintf(stderr,
-            "tocsinctl: %s: an incident page not as the API "
-            "writes it\n",
-            ctl_esc(esc, sizeof(esc), ctl_remote_host(r)));
-out:
-    if (c->json && opened)
-        fputs(c->n ? "\n]\n" : "]\n", stdout);
-    free(cursor);
-    json_decref(doc);
+    if (f->priority != 0) {
+        bad |= tc_buf_printf(&path, "%cpriority=P%d", sep, f->priority);
+        sep = '&';
+    }
+    if (f->host != NULL) {
+        char *h = ctl_remote_escape(r, f->host);
+
+        bad |= tc_buf_printf(&path, "%chost=%s", sep, h);
+        free(h);
+    }
+    /* A path cut short would drop a filter: refuse instead. */
+    if (bad || tc_buf_append(&path, "", 1) < 0)
+        fprintf(stderr, "tocsinctl: incidents list: filters too long\n");
+    else
+        rc = ctl_remote_pages(r, (const char *)tc_buf_head(&path), "incidents",
+                              remote_inc_cb, c);
+    if (c->json && c->n)
+        fputs("\n]\n", stdout);
+    else if (c->json && rc == 0)
+        fputs("[]\n", stdout);
     tc_buf_close(&path);
     ctl_remote_close(r);
     return rc;

@@ -108,6 +108,12 @@ def test_ctl_url_refusals(env):
                  "incidents", "ack", "1", expect=1)
     e2e.check(err.startswith("tocsinctl: 127.0.0.1: 401 "), err)
 
+    # A filter too long for a URL: refused, never sent without it.
+    out, err = ctl("--url", url, "--token-file", good, "--cacert", ca,
+                   "incidents", "list", "--json", "--host", "\xe9" * 1500,
+                   expect=1)
+    e2e.check(out == "" and ("too long" in err or " 414 " in err), err)
+
     # Never the token, in any output above.
     for o in outputs:
         e2e.check(secret not in o and "A" * 43 not in o, o)
