@@ -346,7 +346,11 @@ ctl_remote_post(struct ctl_remote *r, const char *path, json_t *body,
     return rc;
 }
 
-/* Integer members; a count above 2^63 - 1 arrives as a real. */
+/*
+ * Integer members. When an object holds a count above 2^63 - 1 the API
+ * writes all its numbers as reals (api_handlers.c parse_obj): taken as
+ * the nearest integer then, rather than refusing the page.
+ */
 static int
 get_i64(json_t *o, const char *key, int64_t *v)
 {
@@ -354,6 +358,9 @@ get_i64(json_t *o, const char *key, int64_t *v)
 
     if (json_is_integer(j))
         *v = (int64_t)json_integer_value(j);
+    else if (json_is_real(j) && json_real_value(j) > -9.2e18 &&
+             json_real_value(j) < 9.2e18)
+        *v = (int64_t)json_real_value(j);
     else
         return -EINVAL;
     return 0;
@@ -408,7 +415,8 @@ ctl_remote_incident(json_t *o, struct incident *in, struct problem_mark *m,
     j = json_object_get(o, "count");
     if (json_is_integer(j))
         in->count = (uint64_t)json_integer_value(j);
-    else if (json_is_real(j) && json_real_value(j) >= 0)
+    else if (json_is_real(j) && json_real_value(j) >= 0 &&
+             json_real_value(j) < 1.8e19)
         in->count = (uint64_t)json_real_value(j);
     else
         rc = -EINVAL;
@@ -442,7 +450,8 @@ ctl_remote_incident(json_t *o, struct incident *in, struct problem_mark *m,
     j = json_object_get(o, "problem");
     if (rc == 0 && j != NULL) {
         m->incident_id = in->id;
-        m->problem_id = json_is_integer(j) ? json_integer_value(j) : 0;
+        if (!json_is_null(j))
+            rc |= get_i64(o, "problem", &m->problem_id);
         rc |= get_bool(o, "inhibited", &m->inhibited);
         *has_mark = 1;
     }
