@@ -9,6 +9,7 @@ pkgs=(
   libuv1-dev libmsgpack-dev libssl-dev openssl libsqlite3-dev sqlite3
   libyaml-dev libpcre2-dev libsystemd-dev libcmocka-dev
   libh2o-dev libjansson-dev  # the collector's HTTP API
+  libcurl4-openssl-dev  # tocsinctl --url, its client
   libjs-chart.js  # the dashboard's charts, served by the collector
   chromium chromium-driver  # tests/e2e/test_dashboard.py (headless, WebDriver)
   python3 logrotate procps monitoring-plugins-basic rsyslog rsyslog-gnutls

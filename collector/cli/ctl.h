@@ -12,8 +12,13 @@
 #include <stdio.h>
 
 struct ctl_opts {
-    const char *config; /* -c FILE; default /etc/tocsin/collector.yaml */
-    int json;           /* --json given before the subcommand */
+    const char *config;     /* -c FILE; default /etc/tocsin/collector.yaml */
+    int json;               /* --json given before the subcommand */
+    int config_given;       /* -c was given (--url then trusts its tls.ca) */
+    const char *url;        /* --url https://HOST:PORT: a remote collector's
+                               API (ctl_remote.h); NULL = the local store */
+    const char *token_file; /* --token-file: the API token, mode 0600 */
+    const char *cacert;     /* --cacert: the CA of the API's certificate */
 };
 
 int ctl_pki(const struct ctl_opts *o, int argc, char **argv);

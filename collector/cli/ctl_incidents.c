@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "cli/ctl.h"
+#include "cli/ctl_remote.h"
 #include "escape.h"
 #include "engine/incident.h"
 #include "store/incidents_store.h"
@@ -164,6 +165,92 @@ list_silences_text(struct list_ctx *c)
     fwrite(tc_buf_head(&c->out), 1, tc_buf_size(&c->out), stdout);
 }
 
+/* A silence seen in a remote incident, kept as sil_cache_load would. */
+static void
+sil_cache_add(struct sil_cache *c, const struct view_silence *s)
+{
+    struct view_silence *v;
+
+    if (sil_cache_find(c, s->id) != NULL)
+        return;
+    c->v = tc_xreallocarray(c->v, c->n + 1, sizeof(*c->v));
+    v = &c->v[c->n++];
+    *v = *s;
+    v->matchers = tc_xstrdup(s->matchers);
+    v->user = tc_xstrdup(s->user);
+    v->comment = tc_xstrdup(s->comment);
+}
+
+/* --url: one incident object, printed as list_cb would the row. */
+static int
+remote_inc_cb(json_t *item, void *arg)
+{
+    struct list_ctx *c = arg;
+    struct incident in;
+    struct problem_mark m;
+    struct view_silence sil;
+    int has_mark, has_sil, rc;
+
+    if (ctl_remote_incident(item, &in, &m, &has_mark, &sil, &has_sil) < 0)
+        return -EINVAL;
+    if (has_sil)
+        sil_cache_add(&c->sils, &sil);
+    /* "[" once the API answered: nothing on stdout when it refused. */
+    if (c->json && c->n == 0)
+        fputs("[", stdout);
+    rc = list_cb(&in, has_mark ? &m : NULL, c);
+    free(in.fingerprint);
+    return rc < 0 ? -EIO : 0;
+}
+
+/*
+ * --url: the pages of GET /api/v1/incidents (next_cursor followed),
+ * each object turned back into the structs list_cb takes, so that the
+ * table and the JSON are the local ones. Returns 0 or -1 (printed).
+ */
+static int
+remote_list(const struct ctl_opts *o, const struct incidents_filter *f,
+            struct list_ctx *c)
+{
+    struct ctl_remote *r = NULL;
+    struct tc_buf path;
+    char sep = '?';
+    int rc = -1, bad = 0;
+
+    if (ctl_remote_open(o, &r) < 0)
+        return -1;
+    tc_buf_init(&path, 4096);
+    /* No limit: the API's own page size (api.max_page caps it). */
+    bad |= tc_buf_printf(&path, "/api/v1/incidents");
+    if (f->state != NULL) {
+        bad |= tc_buf_printf(&path, "%cstate=%s", sep, f->state);
+        sep = '&';
+    }
+    if (f->priority != 0) {
+        bad |= tc_buf_printf(&path, "%cpriority=P%d", sep, f->priority);
+        sep = '&';
+    }
+    if (f->host != NULL) {
+        char *h = ctl_remote_escape(r, f->host);
+
+        bad |= tc_buf_printf(&path, "%chost=%s", sep, h);
+        free(h);
+    }
+    /* A path cut short would drop a filter: refuse instead. */
+    if (bad || tc_buf_append(&path, "", 1) < 0)
+        fprintf(stderr, "tocsinctl: incidents list: filters too long\n");
+    else
+        rc = ctl_remote_pages(r, (const char *)tc_buf_head(&path), "incidents",
+                              remote_inc_cb, c);
+    if (c->json && c->n)
+        fputs("\n]\n", stdout);
+    else if (c->json && rc == 0)
+        fputs("[]\n", stdout);
+    tc_buf_close(&path);
+    ctl_remote_close(r);
+    return rc;
+}
+
 static int
 incidents_list(const struct ctl_opts *o, int argc, char **argv)
 {
@@ -220,19 +307,30 @@ incidents_list(const struct ctl_opts *o, int argc, char **argv)
         incidents_usage(stderr);
         return 2;
     }
+    if (o->url != NULL && f.silenced) {
+        fprintf(stderr, "tocsinctl: incidents list --silenced: not "
+                        "available with --url yet\n");
+        return 2;
+    }
     tc_buf_init(&c.out, OUT_MAX);
     tc_table_init(&c.table, view_incident_cols, view_incident_ncols);
-    if (ctl_open_incidents(o, 1, &cfg, &is) < 0)
-        goto out;
-    sil_cache_load(&c.sils, is, c.now);
-    if (c.json)
-        fputs("[", stdout);
-    rc = incidents_store_list(is, &f, list_cb, &c);
-    if (c.json)
-        fputs(c.n ? "\n]\n" : "]\n", stdout);
-    if (rc < 0) {
-        log_warnx("%s: %s", cfg->store_path, incidents_store_errmsg(is));
-        goto out;
+    if (o->url != NULL) {
+        /* Same output as below, the rows read from the API. */
+        if (remote_list(o, &f, &c) < 0)
+            goto out;
+    } else {
+        if (ctl_open_incidents(o, 1, &cfg, &is) < 0)
+            goto out;
+        sil_cache_load(&c.sils, is, c.now);
+        if (c.json)
+            fputs("[", stdout);
+        rc = incidents_store_list(is, &f, list_cb, &c);
+        if (c.json)
+            fputs(c.n ? "\n]\n" : "]\n", stdout);
+        if (rc < 0) {
+            log_warnx("%s: %s", cfg->store_path, incidents_store_errmsg(is));
+            goto out;
+        }
     }
     if (!c.json) {
         tc_table_print(&c.table, stdout);
@@ -363,9 +461,16 @@ incidents_show(const struct ctl_opts *o, int argc, char **argv)
     struct incidents_store *is = NULL;
     struct store *store = NULL;
     struct incidents_filter f = {0};
-    struct show_ctx *c = tc_xcalloc(1, sizeof(*c));
+    struct show_ctx *c;
     int status = 1;
 
+    if (o->url != NULL) {
+        /* Its latest events are read from the store: no API yet. */
+        fprintf(stderr, "tocsinctl: incidents show: not available with "
+                        "--url yet\n");
+        return 2;
+    }
+    c = tc_xcalloc(1, sizeof(*c));
     c->json = o->json;
     c->now = tc_now_ns();
     tc_table_init(&c->notes, note_cols,
@@ -454,6 +559,50 @@ out:
     return status;
 }
 
+/*
+ * --url: POST /api/v1/incidents/ID/VERB. The API records the action
+ * with the token's name as its user and answers 202 before the
+ * collector applies it: reported as the local "recorded" line.
+ */
+static int
+remote_action(const struct ctl_opts *o, const struct incident_action *a)
+{
+    struct ctl_remote *r = NULL;
+    json_t *body = NULL, *doc = NULL;
+    char path[128], who[256];
+    const char *user;
+    long status;
+    int64_t aid = 0;
+    int rc = 1;
+
+    if (ctl_remote_open(o, &r) < 0)
+        return 1;
+    snprintf(path, sizeof(path), "/api/v1/incidents/%" PRId64 "/%s",
+             a->incident_id, incident_verb_name(a->verb));
+    if (a->text != NULL &&
+        (body = json_pack("{s:s}", "text", a->text)) == NULL) {
+        /* jansson takes UTF-8 only; the API would refuse it anyway. */
+        fprintf(stderr, "tocsinctl: incidents %s: text is not valid UTF-8\n",
+                incident_verb_name(a->verb));
+        goto out;
+    }
+    if (ctl_remote_post(r, path, body, &doc, &status) < 0)
+        goto out;
+    user = json_string_value(json_object_get(doc, "user"));
+    if (json_is_integer(json_object_get(doc, "action")))
+        aid = json_integer_value(json_object_get(doc, "action"));
+    printf("incident %" PRId64 ": %s by %s recorded (action %" PRId64
+           "); the collector applies it at its next step\n",
+           a->incident_id, incident_verb_name(a->verb),
+           ctl_esc(who, sizeof(who), user ? user : "?"), aid);
+    rc = fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
+out:
+    json_decref(body);
+    json_decref(doc);
+    ctl_remote_close(r);
+    return rc;
+}
+
 static int
 incidents_action(const struct ctl_opts *o, enum incident_verb verb, int argc,
                  char **argv)
@@ -467,7 +616,7 @@ incidents_action(const struct ctl_opts *o, enum incident_verb verb, int argc,
     struct incidents_store *is = NULL;
     struct incident_action a = {0};
     int64_t aid = 0;
-    int ch, done = 0, result = 0, status = 1;
+    int ch, done = 0, result = 0, status = 1, user_given = 0;
 
     a.user = ctl_default_user();
     a.verb = verb;
@@ -476,6 +625,7 @@ incidents_action(const struct ctl_opts *o, enum incident_verb verb, int argc,
         switch (ch) {
         case 'u':
             a.user = optarg;
+            user_given = 1;
             break;
         case 'm':
             a.text = optarg;
@@ -492,6 +642,15 @@ incidents_action(const struct ctl_opts *o, enum incident_verb verb, int argc,
     }
     if (verb == INCIDENT_NOTE)
         a.text = argv[optind + 1];
+    if (o->url != NULL) {
+        /* The user is the token's name, set by the collector. */
+        if (user_given) {
+            fprintf(stderr, "tocsinctl: --user: not with --url (the "
+                            "token's name is the user)\n");
+            return 2;
+        }
+        return remote_action(o, &a);
+    }
     a.ts = tc_now_ns();
     if (ctl_open_incidents(o, 0, &cfg, &is) < 0)
         goto out;

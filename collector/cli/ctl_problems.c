@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "cli/ctl.h"
+#include "cli/ctl_remote.h"
 #include "config.h"
 #include "engine/problem.h"
 #include "json.h"
@@ -76,6 +77,41 @@ plist_cb(const struct problems_row *r, void *arg)
     return view_problem_json(&c->out, &v, 0);
 }
 
+/* --url: one problem of GET /api/v1/problems, printed as plist_cb. */
+static int
+remote_plist_cb(json_t *item, void *arg)
+{
+    struct ctl_remote_problem rp;
+    struct problems_row row;
+    int rc;
+
+    if (ctl_remote_problem(item, &rp) < 0)
+        return -EINVAL;
+    row = (struct problems_row){&rp.p, rp.incidents, rp.nincidents,
+                                (const char *const *)rp.hosts, rp.nhosts};
+    rc = plist_cb(&row, arg);
+    ctl_remote_problem_free(&rp);
+    return rc < 0 ? -ENOBUFS : 0;
+}
+
+/* --url: the pages of GET /api/v1/problems into c. 0 or -1 (printed). */
+static int
+remote_plist(const struct ctl_opts *o, const struct problems_filter *f,
+             struct plist_ctx *c)
+{
+    struct ctl_remote *r = NULL;
+    char path[128];
+    int rc;
+
+    if (ctl_remote_open(o, &r) < 0)
+        return -1;
+    snprintf(path, sizeof(path), "/api/v1/problems%s%s",
+             f->state ? "?state=" : "", f->state ? f->state : "");
+    rc = ctl_remote_pages(r, path, "problems", remote_plist_cb, c);
+    ctl_remote_close(r);
+    return rc;
+}
+
 static int
 problems_list(const struct ctl_opts *o, int argc, char **argv)
 {
@@ -117,12 +153,18 @@ problems_list(const struct ctl_opts *o, int argc, char **argv)
     }
     tc_buf_init(&c.out, OUT_MAX);
     tc_table_init(&c.table, view_problem_cols, view_problem_ncols);
-    if (ctl_open_incidents(o, 1, &cfg, &is) < 0)
-        goto out;
-    rc = incidents_store_problems(is, &f, plist_cb, &c);
-    if (rc < 0) {
-        log_warnx("%s: %s", cfg->store_path, incidents_store_errmsg(is));
-        goto out;
+    if (o->url != NULL) {
+        /* Same output as below, the rows read from the API. */
+        if (remote_plist(o, &f, &c) < 0)
+            goto out;
+    } else {
+        if (ctl_open_incidents(o, 1, &cfg, &is) < 0)
+            goto out;
+        rc = incidents_store_problems(is, &f, plist_cb, &c);
+        if (rc < 0) {
+            log_warnx("%s: %s", cfg->store_path, incidents_store_errmsg(is));
+            goto out;
+        }
     }
     if (c.json) {
         fputs("[", stdout);
@@ -251,6 +293,11 @@ problems_show(const struct ctl_opts *o, int argc, char **argv)
     const char *ids = NULL;
     int rc = 0, status = 1;
 
+    if (o->url != NULL) {
+        fprintf(stderr, "tocsinctl: problems show: not available with "
+                        "--url yet\n");
+        return 2;
+    }
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0)
             c.json = 1;
@@ -323,6 +370,74 @@ refusal(int result)
     }
 }
 
+/*
+ * --url: POST /api/v1/problems/ID/VERB with the members docs/api.md
+ * lists for it. The API records it under the token's name and answers
+ * before the engine applies it: reported as recorded.
+ */
+static int
+remote_paction(const struct ctl_opts *o, const struct problem_action *a)
+{
+    struct ctl_remote *r = NULL;
+    json_t *body = NULL, *doc = NULL;
+    char path[128], who[256];
+    const char *user;
+    long status;
+    int64_t aid = 0;
+    int rc = 1;
+
+    switch (a->verb) {
+    case PROBLEM_V_INVESTIGATE:
+    case PROBLEM_V_RESOLVE:
+    case PROBLEM_V_CLOSE:
+        break;
+    case PROBLEM_V_KNOWN_ERROR:
+        body = json_pack("{s:s, s:s}", "text", a->text, "workaround", a->text2);
+        break;
+    case PROBLEM_V_LINK:
+    case PROBLEM_V_UNLINK:
+        body = json_pack("{s:I}", "incident", (json_int_t)a->incident_id);
+        break;
+    case PROBLEM_V_NOTE:
+        body = json_pack("{s:s}", "text", a->text);
+        break;
+    case PROBLEM_V_RCA:
+        body = json_pack("{s:s, s:s}", "key", a->key, "text", a->text);
+        break;
+    case PROBLEM_V_REVIEW:
+        body =
+            json_pack("{s:I, s:s, s:s}", "incident", (json_int_t)a->incident_id,
+                      "key", a->key, "text", a->text);
+        break;
+    }
+    if (body == NULL && a->verb != PROBLEM_V_INVESTIGATE &&
+        a->verb != PROBLEM_V_RESOLVE && a->verb != PROBLEM_V_CLOSE) {
+        /* jansson takes UTF-8 only; the API would refuse it anyway. */
+        fprintf(stderr, "tocsinctl: problems %s: text is not valid UTF-8\n",
+                problem_verb_name(a->verb));
+        goto out;
+    }
+    if (ctl_remote_open(o, &r) < 0)
+        goto out;
+    snprintf(path, sizeof(path), "/api/v1/problems/%" PRId64 "/%s",
+             a->problem_id, problem_verb_name(a->verb));
+    if (ctl_remote_post(r, path, body, &doc, &status) < 0)
+        goto out;
+    user = json_string_value(json_object_get(doc, "user"));
+    if (json_is_integer(json_object_get(doc, "action")))
+        aid = json_integer_value(json_object_get(doc, "action"));
+    printf("problem %" PRId64 ": %s by %s recorded (action %" PRId64
+           "); the collector applies it at its next step\n",
+           a->problem_id, problem_verb_name(a->verb),
+           ctl_esc(who, sizeof(who), user ? user : "?"), aid);
+    rc = fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
+out:
+    json_decref(body);
+    json_decref(doc);
+    ctl_remote_close(r);
+    return rc;
+}
+
 static int
 problems_action(const struct ctl_opts *o, enum problem_verb verb, int argc,
                 char **argv)
@@ -335,7 +450,7 @@ problems_action(const struct ctl_opts *o, enum problem_verb verb, int argc,
     struct incidents_store *is = NULL;
     struct problem_action a = {0};
     int64_t aid = 0;
-    int ch, nargs, done, result = 0, status = 1;
+    int ch, nargs, done, result = 0, status = 1, user_given = 0;
     char **args;
 
     a.user = ctl_default_user();
@@ -347,6 +462,7 @@ problems_action(const struct ctl_opts *o, enum problem_verb verb, int argc,
             return 2;
         }
         a.user = optarg;
+        user_given = 1;
     }
     args = argv + optind;
     nargs = argc - optind;
@@ -393,6 +509,15 @@ problems_action(const struct ctl_opts *o, enum problem_verb verb, int argc,
         a.key = args[2];
         a.text = args[3];
         break;
+    }
+    if (o->url != NULL) {
+        /* The user is the token's name, set by the collector. */
+        if (user_given) {
+            fprintf(stderr, "tocsinctl: --user: not with --url (the "
+                            "token's name is the user)\n");
+            return 2;
+        }
+        return remote_paction(o, &a);
     }
     a.ts = tc_now_ns();
     if (ctl_open_incidents(o, 0, &cfg, &is) < 0)

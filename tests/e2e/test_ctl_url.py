@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""tocsinctl --url (docs/api.md, "tocsinctl over the API"): against a
+real collector fed by real agents, `incidents list` (table and JSON,
+with filters, pages of api.max_page followed by next_cursor) prints
+byte for byte what the local tocsinctl prints, and so do `problems
+list` and `silences list [--all]`; an ack and a note, and problem actions, made
+through --url land on the timeline under the token's name; a viewer's
+ack is refused as "tocsinctl: HOST: 403 ..."; commands not served over
+the API yet are refused clearly."""
+
+import os
+
+import tocsin_e2e as e2e
+from test_api import HOSTS, append, ctl_json, start, token
+
+
+def token_file(env, name, role):
+    path = os.path.join(env.dir, name + ".token")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token(env, name, role) + "\n")
+    return path
+
+
+def remote(env, api, tf, *args, expect=0):
+    argv = [e2e.CTL, "--url", "https://127.0.0.1:%d" % api.port,
+            "--token-file", tf, "--cacert", os.path.join(env.pki, "ca.crt")]
+    return env.run(argv + list(args), expect=expect)
+
+
+def same(env, api, tf, *args):
+    """The local and the remote output of args, checked equal."""
+    local = env.ctl(*args)
+    rc, out, err = remote(env, api, tf, *args)
+    e2e.check(out == local and err == "",
+              "%r differ:\nlocal:\n%s\nremote:\n%s\nstderr: %s"
+              % (args, local, out, err))
+    return out
+
+
+LISTS = [
+    ("incidents", "list"),
+    ("incidents", "list", "--json"),
+    ("--json", "incidents", "list"),
+    ("incidents", "list", "--state", "open"),
+    ("incidents", "list", "--priority", "P3", "--json"),
+    ("incidents", "list", "--host", "web-02"),
+    ("incidents", "list", "--host", "web 02&x=1", "--json"),
+    ("incidents", "list", "--state", "closed"),
+    ("problems", "list"),
+    ("problems", "list", "--json"),
+    ("problems", "list", "--state", "open", "--json"),
+    ("problems", "list", "--state", "closed"),
+    ("silences", "list"),
+    ("silences", "list", "--json"),
+    ("silences", "list", "--all", "--json"),
+]
+
+
+def test_ctl_url(env):
+    # Pages of 2: eight incidents take four pages and three cursors.
+    col, api, logs = start(env, ", max_page: 2")
+    viewer = token_file(env, "dash", "viewer")
+    oncall = token_file(env, "oncall", "operator")
+    # A silence marks r4's incident: its note and the block under the
+    # table come from the silence object of the API.
+    env.ctl("silences", "add", "--match", "rule=r4", "--duration", "1h",
+            "--comment", "quiet \x1b[31m please")
+    for i in range(5):
+        append(logs["web-01"], "err%d here" % i)
+    for h in HOSTS:
+        append(logs[h], "certificate expired for api")
+    e2e.wait_for(lambda: len(ctl_json(env, "incidents", "list")) == 8, 30,
+                 "eight incidents")
+    e2e.wait_for(lambda: len(ctl_json(env, "problems", "list")) == 1, 30,
+                 "the spread problem")
+    e2e.wait_for(lambda: all(i["problem"] for i in ctl_json(
+        env, "incidents", "list") if i["rule"] == "tls-expired"), 30,
+        "the problem's links")
+
+    for args in LISTS:
+        same(env, api, viewer, *args)
+    out = same(env, api, viewer, "incidents", "list")
+    e2e.check(out.count("\n") >= 9 and "silenced by #1 until" in out
+              and "silence 1: rule=r4" in out and "\x1b" not in out, out)
+    js = same(env, api, viewer, "incidents", "list", "--json")
+    e2e.check(js.count('"id":') >= 8 and '"problem":1' in js, js)
+    out = same(env, api, viewer, "problems", "list")
+    e2e.check("spread" in out and "web-0" in out, out)
+
+    # Actions: the operator's ack and note, on the timeline as oncall.
+    iid = [i for i in ctl_json(env, "incidents", "list")
+           if i["rule"] == "r1"][0]["id"]
+    _, out, err = remote(env, api, oncall, "incidents", "ack", str(iid),
+                         "--comment", "looking")
+    e2e.check(out.startswith("incident %d: ack by oncall recorded (action "
+                             % iid) and err == "", out + err)
+    _, out, _ = remote(env, api, oncall, "incidents", "note", str(iid),
+                       "rebooting db-1")
+    e2e.check(out.startswith("incident %d: note by oncall recorded" % iid),
+              out)
+
+    def timeline():
+        return [(t["what"], t["who"], t.get("detail")) for t in
+                ctl_json(env, "incidents", "show", str(iid))["timeline"]]
+    e2e.wait_for(lambda: any(w == "acknowledged" and who == "user:oncall"
+                             for w, who, _ in timeline()), 20,
+                 "the ack on the timeline")
+    e2e.wait_for(lambda: ("note", "user:oncall", "rebooting db-1")
+                 in timeline() or any(who == "user:oncall" and
+                                      d == "rebooting db-1"
+                                      for _, who, d in timeline()), 20,
+                 "the note on the timeline")
+    same(env, api, viewer, "incidents", "list", "--state", "acknowledged")
+    same(env, api, viewer, "incidents", "list")
+
+    # Problem actions: each member the API wants, from the same argv.
+    pid = ctl_json(env, "problems", "list")[0]["id"]
+    for args in (("investigate",), ("note", "cert rotation"),
+                 ("rca", "why1", "cert not rotated"),
+                 ("known-error", "no rotation job", "renew by hand")):
+        _, out, err = remote(env, api, oncall, "problems", args[0], str(pid),
+                             *args[1:])
+        e2e.check(out.startswith("problem %d: %s by oncall recorded"
+                                 % (pid, args[0])) and err == "", out + err)
+
+    def pshow():
+        return ctl_json(env, "problems", "show", str(pid))
+    e2e.wait_for(lambda: pshow()["state"] == "known_error", 20,
+                 "the known error applied")
+    p = pshow()
+    e2e.check(p["known_error"]["root_cause"] == "no rotation job"
+              and p["known_error"]["workaround"] == "renew by hand"
+              and p["rca"]["whys"][0] == "cert not rotated"
+              and "cert rotation" in str(p["timeline"])
+              and "user:oncall" in str(p["timeline"]), repr(p))
+    same(env, api, viewer, "problems", "list")
+    same(env, api, viewer, "problems", "list", "--state", "known_error")
+    # An ended silence (expired by hand) reads the same both ways.
+    env.ctl("silences", "add", "--match", "host=web-03", "--duration", "2h",
+            "--comment", "maint")
+    env.ctl("silences", "expire", "2")
+    out = same(env, api, viewer, "silences", "list", "--all")
+    e2e.check("maint" in out and "ended" in out and "quiet" in out, out)
+    same(env, api, viewer, "silences", "list", "--all", "--json")
+    same(env, api, viewer, "silences", "list")
+
+    # A viewer may not act: the API's 403, exit 1 as a local failure.
+    _, out, err = remote(env, api, viewer, "incidents", "resolve", str(iid),
+                         expect=1)
+    e2e.check(out == "" and err ==
+              "tocsinctl: 127.0.0.1: 403 this needs the operator role\n", err)
+    # No such incident: the API's 404.
+    _, _, err = remote(env, api, oncall, "incidents", "ack", "99999",
+                       expect=1)
+    e2e.check(err == "tocsinctl: 127.0.0.1: 404 no incident 99999\n", err)
+
+    # Not over the API yet: said so, usage exit status.
+    for args in (("incidents", "show", str(iid)), ("problems", "show", "1"),
+                 ("problems", "note", "1", "x", "--user", "mallory"),
+                 ("silences", "expire", "1"),
+                 ("stats",), ("incidents", "list", "--silenced"),
+                 ("incidents", "ack", str(iid), "--user", "mallory")):
+        _, out, err = remote(env, api, oncall, *args, expect=2)
+        e2e.check(out == "" and ("not available with --url yet" in err
+                                 or "--user: not with --url" in err),
+                  "%r: %s" % (args, err))
+
+
+if __name__ == "__main__":
+    e2e.main([test_ctl_url])
