@@ -32,6 +32,8 @@
 #include "view/problem_view.h"
 #include "view/silence_view.h"
 #include "view/stats_view.h"
+#include "view/runbook_view.h"
+#include "runbooks/runbooks.h"
 #include "looplag.h"
 
 /* One rendered object (an incident with its silence, a problem with its
@@ -705,6 +707,37 @@ out:
     tc_buf_close(&p.b);
 }
 
+/*
+ * tocsinctl runbooks list --json: the directory runbooks.dir names,
+ * loaded on this worker with the collector's loader, as tocsinctl
+ * loads it (the files as they are now; the set the engine dispatches
+ * with is the one of the last start or reload, its hash in the
+ * timeline). 404 when no runbooks are configured.
+ */
+static void
+runbooks_list(struct api_call *c)
+{
+    struct runbook_set *set = NULL;
+    struct tc_buf b;
+    json_t *doc;
+
+    if (c->runbooks_dir == NULL) {
+        api_error(c, 404, "no runbooks configured (runbooks: {dir: PATH})");
+        return;
+    }
+    if (runbooks_load(c->runbooks_dir, &set) < 0) {
+        api_error(c, 500, "runbooks.dir cannot be read (see the log)");
+        return;
+    }
+    tc_buf_init(&b, DOC_MAX);
+    if (view_runbook_set_json(&b, set) < 0 || (doc = parse_obj(&b)) == NULL)
+        api_error(c, 500, "runbooks too large to list");
+    else
+        set_body(c, 200, doc);
+    tc_buf_close(&b);
+    runbook_set_unref(set);
+}
+
 void
 api_handle(struct incidents_store *is, struct api_call *c)
 {
@@ -760,6 +793,9 @@ api_handle(struct incidents_store *is, struct api_call *c)
         break;
     case API_R_STATS:
         stats_show(is, c);
+        break;
+    case API_R_RUNBOOKS:
+        runbooks_list(c);
         break;
     case API_R_METRICS:
         /* Authorised: the loop renders it (api.c after_cb). */

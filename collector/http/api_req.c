@@ -354,12 +354,14 @@ api_req_parse(const char *method, size_t mlen, const char *path, size_t plen,
         r->route = API_R_EVENTS;
     else if (segl[0] == 5 && memcmp(seg[0], "stats", 5) == 0 && nseg == 1)
         r->route = API_R_STATS;
+    else if (segl[0] == 8 && memcmp(seg[0], "runbooks", 8) == 0 && nseg == 1)
+        r->route = API_R_RUNBOOKS;
     else
         return refuse(err, errlen, 404, "no such resource");
     if (nseg >= 2 && parse_id(seg[1], segl[1], &r->id) < 0)
         return refuse(err, errlen, 400, "%s/ID: ID must be a positive integer",
                       r->route == API_R_INCIDENTS ? "incidents" : "problems");
-    if (r->route == API_R_AGENTS) {
+    if (r->route == API_R_AGENTS || r->route == API_R_RUNBOOKS) {
         allowed = 0; /* one document: at most limits.max_agents rows */
     } else if (r->route == API_R_SILENCES) {
         allowed = P_ALL; /* one document: silences are made by people */

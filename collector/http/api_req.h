@@ -31,6 +31,7 @@ enum api_route {
     API_R_METRICS,         /* GET /metrics (Prometheus text, no params) */
     API_R_EVENTS,          /* GET /api/v1/events (newest first) */
     API_R_STATS,           /* GET /api/v1/stats (not paged) */
+    API_R_RUNBOOKS,        /* GET /api/v1/runbooks (no params) */
 };
 
 /* Limits on what is parsed at all (docs/internals/api.md). */

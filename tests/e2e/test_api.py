@@ -241,7 +241,7 @@ def test_api_events(env):
     """GET /api/v1/events: tocsinctl events list --json's objects, newest
     first, paged by a stable cursor, host= as --host, hostile bytes from
     an agent escaped and parsed; GET /api/v1/stats as tocsinctl stats
-    --json."""
+    --json, GET /api/v1/runbooks as tocsinctl runbooks list --json."""
     col, api, logs = start(env)
     viewer = token(env, "dash", "viewer")
     for i in range(5):
@@ -319,6 +319,14 @@ def test_api_events(env):
     e2e.check(sorted(g["key"] for g in doc["groups"]) == list(HOSTS),
               repr(doc))
 
+    # Runbooks: tocsinctl runbooks list --json, a broken file included.
+    env.write("runbooks/broken.md", "---\nid: [\n---\nx\n")
+    st, doc, _ = api.call("/api/v1/runbooks", viewer)
+    want = ctl_json(env, "runbooks", "list")
+    e2e.check(st == 200 and doc == want and len(doc["runbooks"]) == 1
+              and doc["runbooks"][0]["id"] == "tls"
+              and len(doc["skipped"]) == 1, "%r != %r" % (doc, want))
+
 
 def test_anonymous_read(env):
     """api.anonymous_read: true answers reads without a token, never a
@@ -331,6 +339,9 @@ def test_anonymous_read(env):
     st, doc, _ = api.call("/api/v1/incidents")
     e2e.check(st == 200 and doc == {"incidents": [], "next_cursor": None},
               repr(doc))
+    # No runbooks configured: a 404, as tocsinctl runbooks list fails.
+    st, doc, _ = api.call("/api/v1/runbooks")
+    e2e.check(st == 404 and "no runbooks" in doc["error"], repr(doc))
     st, doc, _ = api.call("/api/v1/incidents/1/ack", method="POST")
     e2e.check(st == 401, repr(doc))
     # A bad token is still refused: anonymous is not "any token".

@@ -186,7 +186,7 @@ test_query(void **state)
     assert_int_equal(parse("GET", big, &r), 414);
 }
 
-/* GET /api/v1/events (newest first, paged) and /api/v1/stats. */
+/* GET /api/v1/events (newest first, paged), /stats and /runbooks. */
 static void
 test_events_stats(void **state)
 {
@@ -235,6 +235,13 @@ test_events_stats(void **state)
     assert_int_equal(parse("GET", "/api/v1/incidents?by=host", &r), 400);
     assert_int_equal(parse("GET", "/api/v1/stats/1", &r), 404);
     assert_int_equal(parse("POST", "/api/v1/stats", &r), 405);
+
+    assert_int_equal(parse("GET", "/api/v1/runbooks", &r), 0);
+    assert_int_equal(r.route, API_R_RUNBOOKS);
+    assert_int_equal(r.write, 0);
+    assert_int_equal(parse("GET", "/api/v1/runbooks?limit=1", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/runbooks/tls", &r), 404);
+    assert_int_equal(parse("POST", "/api/v1/runbooks", &r), 405);
 }
 
 int
