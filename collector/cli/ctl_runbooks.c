@@ -30,6 +30,7 @@
 #include "store/store.h"
 #include "table.h"
 #include "util.h"
+#include "view/runbook_view.h"
 #include "wire.h"
 
 #define OUT_MAX (16u << 20)
@@ -80,20 +81,6 @@ jkey_str(struct tc_buf *b, const char *key, const char *v, int first)
 }
 
 static void
-jstrs(struct tc_buf *b, const char *key, char *const *v, size_t n)
-{
-    tc_json_raw(b, ",");
-    tc_json_key(b, key);
-    tc_json_raw(b, "[");
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            tc_json_raw(b, ",");
-        tc_json_str(b, v[i], strlen(v[i]));
-    }
-    tc_json_raw(b, "]");
-}
-
-static void
 jkvs(struct tc_buf *b, const char *key, const struct runbook_kv *v, size_t n)
 {
     tc_json_raw(b, ",");
@@ -115,64 +102,6 @@ jhash(struct tc_buf *b, const char *key, uint64_t h)
 
     snprintf(hex, sizeof(hex), "%016" PRIx64, h);
     jkey_str(b, key, hex, 0);
-}
-
-static void
-json_runbook(struct tc_buf *b, const struct runbook *rb)
-{
-    const struct runbook_cond *m = &rb->match;
-    char summary[1024];
-    char *sev[TC_SEV_CRITICAL + 1];
-    size_t nsev = 0;
-
-    for (int s = TC_SEV_OK; s <= TC_SEV_CRITICAL; s++)
-        if (m->severities & (1u << s))
-            sev[nsev++] = (char *)tc_severity_name((enum tc_severity)s);
-    runbook_match_summary(rb, summary, sizeof(summary));
-    tc_json_raw(b, "{");
-    jkey_str(b, "id", rb->id, 1);
-    jkey_str(b, "title", rb->title, 0);
-    jkey_str(b, "file", rb->file, 0);
-    tc_json_raw(b, ",");
-    tc_json_key(b, "priority");
-    tc_json_i64(b, rb->priority);
-    tc_json_raw(b, ",");
-    tc_json_key(b, "match");
-    tc_json_raw(b, "{");
-    tc_json_key(b, "class");
-    tc_json_raw(b, "[");
-    for (size_t i = 0; i < m->nclasses; i++) {
-        if (i)
-            tc_json_raw(b, ",");
-        tc_json_str(b, m->classes[i], strlen(m->classes[i]));
-    }
-    tc_json_raw(b, "]");
-    jkvs(b, "labels", m->labels, m->nlabels);
-    jstrs(b, "severity", sev, nsev);
-    jstrs(b, "problem_rule", m->rules, m->nrules);
-    jstrs(b, "hosts", m->hosts, m->nhosts);
-    tc_json_raw(b, "}");
-    jkey_str(b, "summary", summary, 0);
-    jkey_str(b, "action", rb->action, 0);
-    jkvs(b, "params", rb->params, rb->nparams);
-    jstrs(b, "links", rb->links, rb->nlinks);
-    jhash(b, "hash", rb->hash);
-    tc_json_raw(b, "}");
-}
-
-static void
-json_skipped(struct tc_buf *b, const struct runbook_set *set)
-{
-    tc_json_raw(b, ",");
-    tc_json_key(b, "skipped");
-    tc_json_raw(b, "[");
-    for (size_t i = 0; i < set->nskipped; i++) {
-        tc_json_raw(b, i ? ",\n  {" : "\n  {");
-        jkey_str(b, "file", set->skipped[i].file, 1);
-        jkey_str(b, "error", set->skipped[i].error, 0);
-        tc_json_raw(b, "}");
-    }
-    tc_json_raw(b, "]");
 }
 
 /* Under a table: each skipped file and why, escaped. */
@@ -225,19 +154,8 @@ runbooks_list(const struct ctl_opts *o, int argc, char **argv)
     if (load_set(o, &cfg, &set) < 0)
         goto out;
     if (json) {
-        tc_json_raw(&b, "{");
-        jkey_str(&b, "dir", set->dir, 1);
-        jhash(&b, "hash", set->hash);
-        tc_json_raw(&b, ",");
-        tc_json_key(&b, "runbooks");
-        tc_json_raw(&b, "[");
-        for (size_t i = 0; i < set->n; i++) {
-            tc_json_raw(&b, i ? ",\n  " : "\n  ");
-            json_runbook(&b, &set->v[i]);
-        }
-        tc_json_raw(&b, "]");
-        json_skipped(&b, set);
-        tc_json_raw(&b, "}\n");
+        view_runbook_set_json(&b, set);
+        tc_json_raw(&b, "\n");
     } else {
         for (size_t i = 0; i < set->n; i++) {
             const struct runbook *rb = &set->v[i];
@@ -565,7 +483,7 @@ test_json(struct tc_buf *b, const struct test_ctx *c,
         tc_json_raw(b, "}");
     }
     tc_json_raw(b, "]");
-    json_skipped(b, set);
+    view_runbook_skipped_json(b, set);
     tc_json_raw(b, "}\n");
 }
 

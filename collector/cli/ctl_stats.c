@@ -30,6 +30,7 @@
 #include "units.h"
 #include "log.h"
 #include "util.h"
+#include "view/stats_view.h"
 
 static void
 stats_usage(FILE *f)
@@ -50,17 +51,6 @@ static struct tc_table_col stats_cols[] = {
     {"MTTA", 1, 0},   {"RESOLVED", 1, 0},  {"MTTR", 1, 0},     {"MTBF", 1, 0},
 };
 
-static void
-jmean(struct tc_buf *b, const char *key, int64_t ns)
-{
-    tc_json_raw(b, ",");
-    tc_json_key(b, key);
-    if (ns < 0)
-        tc_json_raw(b, "null");
-    else
-        tc_json_i64(b, ns / 1000000);
-}
-
 static int
 stats_cb(const struct incidents_stats_row *r, void *arg)
 {
@@ -70,28 +60,8 @@ stats_cb(const struct incidents_stats_row *r, void *arg)
         struct tc_buf b;
 
         tc_buf_init(&b, 1u << 16);
-        tc_json_raw(&b, c->n ? ",\n  {" : "\n  {");
-        tc_json_key(&b, "key");
-        tc_json_str(&b, r->key, strlen(r->key));
-        tc_json_raw(&b, ",");
-        tc_json_key(&b, "incidents");
-        tc_json_u64(&b, r->n);
-        tc_json_raw(&b, ",");
-        tc_json_key(&b, "openings");
-        tc_json_u64(&b, r->openings);
-        tc_json_raw(&b, ",");
-        tc_json_key(&b, "acknowledged");
-        tc_json_u64(&b, r->acked);
-        jmean(&b, "mtta_ms", r->mtta_ns);
-        tc_json_raw(&b, ",");
-        tc_json_key(&b, "resolved");
-        tc_json_u64(&b, r->restored);
-        jmean(&b, "mttr_ms", r->mttr_ns);
-        tc_json_raw(&b, ",");
-        tc_json_key(&b, "gaps");
-        tc_json_u64(&b, r->gaps);
-        jmean(&b, "mtbf_ms", r->mtbf_ns);
-        tc_json_raw(&b, "}");
+        tc_json_raw(&b, c->n ? ",\n  " : "\n  ");
+        view_stats_row_json(&b, r);
         fwrite(tc_buf_head(&b), 1, tc_buf_size(&b), stdout);
         tc_buf_close(&b);
     } else {
@@ -110,21 +80,6 @@ stats_cb(const struct incidents_stats_row *r, void *arg)
     return ferror(stdout) ? -1 : 0;
 }
 
-/* Older than this, the file's writer is taken to be gone. */
-#define STATS_STALE_NS 5000000000LL
-
-static void
-ms_json(struct tc_buf *b, const char *key, uint64_t us)
-{
-    char num[32];
-
-    tc_json_raw(b, ",");
-    tc_json_key(b, key);
-    snprintf(num, sizeof(num), "%" PRIu64 ".%01" PRIu64, us / 1000,
-             us % 1000 / 100);
-    tc_json_raw(b, num);
-}
-
 /* The collector's live figures: ,"collector":{...} or null; or a line. */
 static void
 collector_figures(const char *store_path, int json)
@@ -137,40 +92,13 @@ collector_figures(const char *store_path, int json)
 
     if (rc == 0)
         rc = looplag_stats_read(path, &st, &why);
-    stale = rc == 0 && tc_now_ns() - st.updated_ns > STATS_STALE_NS;
+    stale = rc == 0 && tc_now_ns() - st.updated_ns > VIEW_STATS_STALE_NS;
     if (json) {
         struct tc_buf b;
 
         tc_buf_init(&b, 1u << 12);
         tc_json_raw(&b, ",\"collector\":");
-        if (rc < 0) {
-            tc_json_raw(&b, "null");
-        } else {
-            tc_json_raw(&b, "{");
-            tc_json_key(&b, "pid");
-            tc_json_i64(&b, st.pid);
-            tc_json_raw(&b, ",");
-            tc_json_key(&b, "started");
-            tc_json_i64(&b, st.started_ns);
-            tc_json_raw(&b, ",");
-            tc_json_key(&b, "updated");
-            tc_json_i64(&b, st.updated_ns);
-            tc_json_raw(&b, stale ? ",\"stale\":true" : ",\"stale\":false");
-            tc_json_raw(&b, ",");
-            tc_json_key(&b, "loop_lag_interval_ms");
-            tc_json_u64(&b, st.interval_ms);
-            tc_json_raw(&b, ",");
-            tc_json_key(&b, "loop_lag_samples");
-            tc_json_u64(&b, st.samples);
-            ms_json(&b, "loop_lag_max_ms", st.max_us);
-            ms_json(&b, "loop_lag_p50_ms", st.p50_us);
-            ms_json(&b, "loop_lag_p99_ms", st.p99_us);
-            tc_json_raw(&b, ",");
-            tc_json_key(&b, "loop_lag_stalls");
-            tc_json_u64(&b, st.stalls);
-            ms_json(&b, "loop_lag_recent_max_ms", st.recent_max_us);
-            tc_json_raw(&b, "}");
-        }
+        view_stats_collector_json(&b, rc < 0 ? NULL : &st, stale);
         fwrite(tc_buf_head(&b), 1, tc_buf_size(&b), stdout);
         tc_buf_close(&b);
         return;

@@ -258,6 +258,7 @@ after_cb(uv_work_t *w, int status)
     }
     free(j->call.body);
     free((char *)j->call.body_in);
+    free(j->call.runbooks_dir);
     free(j);
     start_jobs(a);
 }
@@ -282,6 +283,7 @@ start_jobs(struct api *a)
                 send_error(j->req, 503, "cannot queue the request");
             }
             free((char *)j->call.body_in);
+            free(j->call.runbooks_dir);
             free(j);
         }
     }
@@ -411,6 +413,8 @@ on_req(h2o_handler_t *self, h2o_req_t *req)
     j->req = req;
     j->call.now = tc_now_ns();
     j->call.store_path = a->cfg->store_path;
+    if (j->call.req.route == API_R_RUNBOOKS && a->cfg->runbooks_dir != NULL)
+        j->call.runbooks_dir = tc_xstrdup(a->cfg->runbooks_dir);
     if (j->call.req.write && req->entity.base != NULL && req->entity.len > 0) {
         char *b = tc_xmalloc(req->entity.len);
 

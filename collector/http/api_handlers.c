@@ -23,12 +23,18 @@
 #include "store/incidents_store.h"
 #include "store/tokens_store.h"
 #include "util.h"
+#include "view.h"
+#include "wire.h"
 #include "store/store.h"
 #include "view/agent_view.h"
 #include "view/hint_view.h"
 #include "view/incident_view.h"
 #include "view/problem_view.h"
 #include "view/silence_view.h"
+#include "view/stats_view.h"
+#include "view/runbook_view.h"
+#include "runbooks/runbooks.h"
+#include "looplag.h"
 
 /* One rendered object (an incident with its silence, a problem with its
  * lists): bounded like tocsinctl's output. */
@@ -36,11 +42,56 @@
 /* A whole document: a page of max_page objects stays far below. */
 #define DOC_MAX (64u << 20)
 
+/*
+ * jansson writes DEL and the C1 controls (U+0080-U+009F) as raw bytes;
+ * tc_json_str escapes them (a terminal showing the output may act on
+ * C1), and the API must too: its strings are agents' bytes. Outside
+ * strings a dump holds only ASCII structure, and 0xC2 is always a lead
+ * byte, so each DEL byte and each C2 80..9F pair is such a character
+ * inside a string: written \u00XX instead. s is freed if replaced.
+ */
+static char *
+escape_controls(char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t len, n = 0, o = 0;
+    unsigned char *p = (unsigned char *)s;
+    char *out;
+
+    if (s == NULL)
+        return NULL;
+    len = strlen(s);
+    for (size_t i = 0; i < len; i++)
+        if (p[i] == 0x7f ||
+            (p[i] == 0xc2 && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f))
+            n++;
+    if (n == 0)
+        return s;
+    out = tc_xmalloc(len + 5 * n + 1);
+    for (size_t i = 0; i < len; i++) {
+        unsigned cp = p[i];
+
+        if (cp == 0xc2 && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f)
+            cp = p[++i];
+        else if (cp != 0x7f) {
+            out[o++] = (char)cp;
+            continue;
+        }
+        memcpy(out + o, "\\u00", 4);
+        out[o + 4] = hex[cp >> 4];
+        out[o + 5] = hex[cp & 0xf];
+        o += 6;
+    }
+    out[o] = '\0';
+    free(s);
+    return out;
+}
+
 static void
 set_body(struct api_call *c, int status, json_t *doc)
 {
     c->status = status;
-    c->body = json_dumps(doc, JSON_COMPACT);
+    c->body = escape_controls(json_dumps(doc, JSON_COMPACT));
     c->len = c->body ? strlen(c->body) : 0;
     json_decref(doc);
     if (c->body == NULL) {
@@ -71,17 +122,21 @@ api_error(struct api_call *c, int status, const char *msg)
  * jansson's integers are signed 64-bit; a view writes some uint64
  * figures an agent reports (spool_bytes, count), which a hostile agent
  * can push above 2^63 - 1: such a value is kept as a real instead of
- * failing the whole page.
+ * failing the whole page. Agents' strings (an event's message, labels)
+ * may hold NUL, which tc_json_str writes as \u0000 and jansson refuses
+ * unless told: allowed, or one hostile line would fail every page it
+ * is on.
  */
 static json_t *
 parse_obj(const struct tc_buf *b)
 {
     json_error_t e;
-    json_t *v = json_loadb((const char *)tc_buf_head(b), tc_buf_size(b), 0, &e);
+    json_t *v = json_loadb((const char *)tc_buf_head(b), tc_buf_size(b),
+                           JSON_ALLOW_NUL, &e);
 
     if (v == NULL)
         v = json_loadb((const char *)tc_buf_head(b), tc_buf_size(b),
-                       JSON_DECODE_INT_AS_REAL, &e);
+                       JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &e);
     if (v == NULL)
         log_warnx("api: a view wrote invalid JSON: %s (offset %d)", e.text,
                   e.position);
@@ -498,6 +553,191 @@ silences_list(struct incidents_store *is, struct api_call *c)
     tc_buf_close(&p.b);
 }
 
+/* A page of events, newest first (events_list). */
+struct evpage {
+    struct page p;
+    int64_t batch;             /* the cursor's batch; 0 = first page */
+    uint32_t idx;              /* in it, the events below this index */
+    struct tc_frame frame;     /* decode memory, reused per batch */
+    struct tc_wire_limits lim; /* as tocsinctl events list's */
+};
+
+static int
+ev_batch_cb(const struct store_batch *sb, void *arg)
+{
+    struct evpage *e = arg;
+    struct page *p = &e->p;
+    const struct tc_events *evs;
+    const char *err = "unknown error";
+    uint32_t i;
+
+    if (sb->id > INT64_MAX >> API_EVENT_IDX_BITS) {
+        p->bad = 1; /* no cursor could name its events */
+        return 1;
+    }
+    if (tc_event_decode_array(sb->events, sb->events_len, &e->lim, &e->frame,
+                              &err) < 0) {
+        /* As tocsinctl: said, and the listing goes on without it. */
+        log_warnx("api: batch %" PRId64 ": cannot decode: %s", sb->id, err);
+        return 0;
+    }
+    evs = &e->frame.u.events;
+    i = evs->n;
+    if (sb->id == e->batch && e->idx < i)
+        i = e->idx;
+    while (i-- > 0) {
+        struct tc_view_event_opts vo = {.origin = store_origin_name(sb->origin),
+                                        .iso_digits = 3};
+        json_t *o;
+
+        if (p->n == p->req->limit) {
+            p->more = 1;
+            return 1;
+        }
+        tc_buf_reset(&p->b);
+        if (tc_view_event_json(&p->b, &evs->ev[i], &vo) < 0 ||
+            (o = parse_obj(&p->b)) == NULL) {
+            p->bad = 1;
+            return 1;
+        }
+        json_array_append_new(p->items, o);
+        p->n++;
+        p->last = api_event_pos(sb->id, i);
+    }
+    return 0;
+}
+
+/*
+ * tocsinctl events list --json's objects, newest first (tocsinctl
+ * prints its window oldest first). The cursor is the place of the last
+ * event shown (api_event_pos): the next page is the events before it in
+ * its batch, then the older batches. Batches are only ever appended, so
+ * chained pages list each event once, whatever arrives meanwhile.
+ */
+static void
+events_list(const char *path, struct api_call *c)
+{
+    struct evpage e = {
+        .p = {.req = &c->req, .now = c->now, .items = json_array()},
+        .batch = c->req.before >> API_EVENT_IDX_BITS,
+        .idx = (uint32_t)(c->req.before &
+                          ((INT64_C(1) << API_EVENT_IDX_BITS) - 1)),
+        .lim = tc_wire_default_limits,
+    };
+    struct store *st = NULL;
+    int rc;
+
+    /* Stored blobs carry the authenticated host (ctl_events.c). */
+    e.lim.max_frame = UINT32_MAX;
+    tc_frame_init(&e.frame);
+    tc_buf_init(&e.p.b, OBJ_MAX);
+    if ((rc = store_open(path, STORE_RDONLY, &st)) == 0)
+        rc = store_events_back(st, c->req.host[0] ? c->req.host : NULL, e.batch,
+                               ev_batch_cb, &e);
+    store_close(st);
+    page_done(c, &e.p, "events", rc < 0 ? rc : 0);
+    tc_frame_close(&e.frame);
+    tc_buf_close(&e.p.b);
+}
+
+static int
+stats_cb(const struct incidents_stats_row *r, void *arg)
+{
+    struct page *p = arg;
+    json_t *o;
+
+    tc_buf_reset(&p->b);
+    if (view_stats_row_json(&p->b, r) < 0 || (o = parse_obj(&p->b)) == NULL) {
+        p->bad = 1;
+        return 1;
+    }
+    json_array_append_new(p->items, o);
+    return 0;
+}
+
+/*
+ * tocsinctl stats [--since D] [--by K] --json: the groups of the
+ * incidents (re)opened since, then the running collector's figures from
+ * its stats file (null when it cannot be read, as tocsinctl).
+ */
+static void
+stats_show(struct incidents_store *is, struct api_call *c)
+{
+    const struct api_req *r = &c->req;
+    struct page p = {.req = r, .now = c->now, .items = json_array()};
+    uint64_t since_ms = r->since_ms ? r->since_ms : 7 * 86400000ULL;
+    int64_t since = c->now - (int64_t)since_ms * 1000000;
+    struct looplag_stats ls;
+    const char *why = NULL;
+    char path[4096];
+    json_t *doc, *coll = NULL;
+    int rc;
+
+    tc_buf_init(&p.b, OBJ_MAX);
+    rc =
+        incidents_store_stats(is, since, r->by[0] ? r->by : NULL, stats_cb, &p);
+    if (rc < 0 || p.bad) {
+        page_done(c, &p, "groups", rc);
+        goto out;
+    }
+    tc_buf_reset(&p.b);
+    /* A file of the collector's, read on this worker (never the loop). */
+    if (looplag_stats_path(path, sizeof(path), c->store_path) == 0 &&
+        looplag_stats_read(path, &ls, &why) == 0) {
+        view_stats_collector_json(&p.b, &ls,
+                                  c->now - ls.updated_ns > VIEW_STATS_STALE_NS);
+        coll = parse_obj(&p.b);
+    } else {
+        coll = json_null();
+    }
+    if (coll == NULL) {
+        json_decref(p.items);
+        api_error(c, 500, "store error");
+        goto out;
+    }
+    doc = json_pack("{s:I, s:s, s:o, s:o}", "since", (json_int_t)since, "by",
+                    r->by[0] ? r->by : "all", "groups", p.items, "collector",
+                    coll);
+    if (doc == NULL) {
+        api_error(c, 500, "out of memory");
+        goto out;
+    }
+    set_body(c, 200, doc);
+out:
+    tc_buf_close(&p.b);
+}
+
+/*
+ * tocsinctl runbooks list --json: the directory runbooks.dir names,
+ * loaded on this worker with the collector's loader, as tocsinctl
+ * loads it (the files as they are now; the set the engine dispatches
+ * with is the one of the last start or reload, its hash in the
+ * timeline). 404 when no runbooks are configured.
+ */
+static void
+runbooks_list(struct api_call *c)
+{
+    struct runbook_set *set = NULL;
+    struct tc_buf b;
+    json_t *doc;
+
+    if (c->runbooks_dir == NULL) {
+        api_error(c, 404, "no runbooks configured (runbooks: {dir: PATH})");
+        return;
+    }
+    if (runbooks_load(c->runbooks_dir, &set) < 0) {
+        api_error(c, 500, "runbooks.dir cannot be read (see the log)");
+        return;
+    }
+    tc_buf_init(&b, DOC_MAX);
+    if (view_runbook_set_json(&b, set) < 0 || (doc = parse_obj(&b)) == NULL)
+        api_error(c, 500, "runbooks too large to list");
+    else
+        set_body(c, 200, doc);
+    tc_buf_close(&b);
+    runbook_set_unref(set);
+}
+
 void
 api_handle(struct incidents_store *is, struct api_call *c)
 {
@@ -547,6 +787,15 @@ api_handle(struct incidents_store *is, struct api_call *c)
         break;
     case API_R_HINTS:
         hints_list(is, c);
+        break;
+    case API_R_EVENTS:
+        events_list(c->store_path, c);
+        break;
+    case API_R_STATS:
+        stats_show(is, c);
+        break;
+    case API_R_RUNBOOKS:
+        runbooks_list(c);
         break;
     case API_R_METRICS:
         /* Authorised: the loop renders it (api.c after_cb). */

@@ -23,8 +23,10 @@ struct api_call {
     uint8_t hash[TC_TOKEN_HASH_LEN]; /* SHA-256 of the bearer token */
     int64_t now;                     /* ns, when the request came */
     const char *store_path;          /* the store file (borrowed) */
-    const char *body_in;             /* a write's body (owned by the job) */
-    size_t body_in_len;              /* bytes; 0 = no body */
+    char *runbooks_dir;  /* /runbooks: runbooks.dir as the request came
+                            (a reload may free the config's; owned) */
+    const char *body_in; /* a write's body (owned by the job) */
+    size_t body_in_len;  /* bytes; 0 = no body */
     /* out: */
     int status; /* HTTP status */
     char *body; /* JSON, malloc'd */

@@ -115,6 +115,38 @@ pct_decode(const char *s, size_t n, char *out)
     return (int)o;
 }
 
+/*
+ * A duration as tocsinctl stats --since takes it (conf.h's syntax: a
+ * positive integer and a unit ms, s, m, h or d), in ms, at most ten
+ * years. Here rather than tc_conf_parse_duration: this file links
+ * common's core only (libyaml stays out of the fuzz target).
+ */
+static int
+parse_duration(const char *s, uint64_t *ms)
+{
+    static const struct {
+        const char *u;
+        uint64_t ms;
+    } units[] = {{"ms", 1},
+                 {"s", 1000},
+                 {"m", 60000},
+                 {"h", 3600000},
+                 {"d", 86400000ULL}};
+    uint64_t v = 0;
+    size_t i = 0;
+
+    while (s[i] >= '0' && s[i] <= '9' && i < 8)
+        v = v * 10 + (uint64_t)(s[i++] - '0');
+    if (i == 0 || v == 0 || (s[i] >= '0' && s[i] <= '9'))
+        return -EINVAL;
+    for (size_t k = 0; k < sizeof(units) / sizeof(units[0]); k++)
+        if (strcmp(s + i, units[k].u) == 0) {
+            *ms = v * units[k].ms;
+            return *ms <= 10 * 366 * 86400000ULL ? 0 : -EINVAL;
+        }
+    return -EINVAL;
+}
+
 /* Which query parameters each route takes. */
 #define P_LIMIT 0x1
 #define P_CURSOR 0x2
@@ -123,6 +155,8 @@ pct_decode(const char *s, size_t n, char *out)
 #define P_HOST 0x10
 #define P_ALL 0x20
 #define P_AGENT 0x40
+#define P_SINCE 0x80
+#define P_BY 0x100
 
 static const struct {
     const char *name;
@@ -130,13 +164,15 @@ static const struct {
 } params[] = {
     {"limit", P_LIMIT},       {"cursor", P_CURSOR}, {"state", P_STATE},
     {"priority", P_PRIORITY}, {"host", P_HOST},     {"all", P_ALL},
-    {"agent", P_AGENT},
+    {"agent", P_AGENT},       {"since", P_SINCE},   {"by", P_BY},
 };
 
 static const char *const incident_states[] = {"open", "acknowledged",
                                               "resolved", "closed", NULL};
 static const char *const hint_states[] = {"pending", "sent", "acked", "refused",
                                           NULL};
+static const char *const stats_by[] = {"priority", "service", "host", "rule",
+                                       NULL};
 static const char *const problem_states[] = {
     "open", "investigating", "known_error", "resolved", "closed", NULL};
 
@@ -239,6 +275,18 @@ parse_query(const char *q, size_t n, unsigned allowed, uint32_t max_page,
         case P_AGENT:
             snprintf(r->agent, sizeof(r->agent), "%s", val);
             break;
+        case P_SINCE:
+            /* As tocsinctl stats --since: 24h, 7d; at most ten years. */
+            if (parse_duration(val, &r->since_ms) < 0)
+                return refuse(err, errlen, 400,
+                              "since: a duration such as 24h or 7d");
+            break;
+        case P_BY:
+            if (!one_of(val, stats_by))
+                return refuse(err, errlen, 400,
+                              "by: priority, service, host or rule");
+            snprintf(r->by, sizeof(r->by), "%.15s", val);
+            break;
         case P_ALL:
             if (strcmp(val, "true") != 0 && strcmp(val, "false") != 0)
                 return refuse(err, errlen, 400, "all: true or false");
@@ -302,15 +350,25 @@ api_req_parse(const char *method, size_t mlen, const char *path, size_t plen,
         r->route = API_R_SILENCES;
     else if (segl[0] == 5 && memcmp(seg[0], "hints", 5) == 0 && nseg == 1)
         r->route = API_R_HINTS;
+    else if (segl[0] == 6 && memcmp(seg[0], "events", 6) == 0 && nseg == 1)
+        r->route = API_R_EVENTS;
+    else if (segl[0] == 5 && memcmp(seg[0], "stats", 5) == 0 && nseg == 1)
+        r->route = API_R_STATS;
+    else if (segl[0] == 8 && memcmp(seg[0], "runbooks", 8) == 0 && nseg == 1)
+        r->route = API_R_RUNBOOKS;
     else
         return refuse(err, errlen, 404, "no such resource");
     if (nseg >= 2 && parse_id(seg[1], segl[1], &r->id) < 0)
         return refuse(err, errlen, 400, "%s/ID: ID must be a positive integer",
                       r->route == API_R_INCIDENTS ? "incidents" : "problems");
-    if (r->route == API_R_AGENTS) {
+    if (r->route == API_R_AGENTS || r->route == API_R_RUNBOOKS) {
         allowed = 0; /* one document: at most limits.max_agents rows */
     } else if (r->route == API_R_SILENCES) {
         allowed = P_ALL; /* one document: silences are made by people */
+    } else if (r->route == API_R_EVENTS) {
+        allowed = P_LIMIT | P_CURSOR | P_HOST; /* as tocsinctl events list */
+    } else if (r->route == API_R_STATS) {
+        allowed = P_SINCE | P_BY; /* as tocsinctl stats */
     } else if (r->route == API_R_HINTS) {
         allowed = P_LIMIT | P_CURSOR | P_STATE | P_AGENT;
     } else if (nseg == 1) {

@@ -29,6 +29,9 @@ enum api_route {
     API_R_SILENCES,        /* GET /api/v1/silences (not paged) */
     API_R_HINTS,           /* GET /api/v1/hints (oldest first) */
     API_R_METRICS,         /* GET /metrics (Prometheus text, no params) */
+    API_R_EVENTS,          /* GET /api/v1/events (newest first) */
+    API_R_STATS,           /* GET /api/v1/stats (not paged) */
+    API_R_RUNBOOKS,        /* GET /api/v1/runbooks (no params) */
 };
 
 /* Limits on what is parsed at all (docs/internals/api.md). */
@@ -50,7 +53,22 @@ struct api_req {
     char host[API_VALUE_MAX + 1];  /* host= (incidents); "" = any */
     int all;                       /* all=true (silences): ended ones too */
     char agent[API_VALUE_MAX + 1]; /* agent= (hints); "" = any */
+    uint64_t since_ms; /* since= (stats): a duration; 0 = the default */
+    char by[16];       /* by= (stats): priority|service|host|rule; "" */
 };
+
+/*
+ * An event's place in the store, as the events listing's cursor
+ * carries it: the batch's log position and the event's index in it.
+ * Batches hold at most TC_WIRE_MAX_BATCH events (10,000 by default, a
+ * 32 MiB frame at most in any case), far below 2^24.
+ */
+#define API_EVENT_IDX_BITS 24
+static inline int64_t
+api_event_pos(int64_t batch, uint32_t idx)
+{
+    return batch << API_EVENT_IDX_BITS | (int64_t)idx;
+}
 
 /*
  * Parse method (mlen bytes) and the raw request target path (plen

@@ -954,6 +954,40 @@ out:
 }
 
 /*
+ * Newest first, for a page of events: the statement stops as soon as cb
+ * has its page (at most limit + 1 events, so a few batches), and the
+ * scan stays in rowid order ("?1 IS NULL OR"), as in iter_chunk.
+ */
+int
+store_events_back(struct store *s, const char *host, int64_t upto,
+                  int (*cb)(const struct store_batch *b, void *arg), void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    struct store_batch b;
+    int rc;
+
+    rc = sqlite3_prepare_v2(s->db,
+                            "SELECT " LOG_COLS " FROM batches WHERE"
+                            " (?1 IS NULL OR host = ?1) AND id <= ?2"
+                            " ORDER BY id DESC",
+                            -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return fail(s, rc);
+    if (host)
+        sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, upto > 0 ? upto : INT64_MAX);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        row_batch(st, &b);
+        if ((rc = cb(&b, arg)) != 0)
+            goto out;
+    }
+    rc = rc == SQLITE_DONE ? 0 : fail(s, rc);
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/*
  * rowid order is commit order (store.md): ids are assigned inside the
  * write transaction, under the writer lock, by the one writer of this
  * table, so "id > after" misses nothing that commits later. One

@@ -212,6 +212,19 @@ int store_events_iter(struct store *s, const char *host, uint64_t last,
                                 void *arg),
                       void *arg);
 
+/*
+ * Walk stored batches newest first (descending log position), those of
+ * host only unless NULL, starting at the batch with id <= upto (0 =
+ * the newest). For the paged events listing of the HTTP API, which
+ * walks the events of each batch backwards too. One statement, one
+ * short read snapshot: cb runs inside it with the blob valid during the
+ * call only and must not block; it stops the walk by returning
+ * non-zero (returned; 1 = "page full"). s may be read-only.
+ */
+int store_events_back(struct store *s, const char *host, int64_t upto,
+                      int (*cb)(const struct store_batch *b, void *arg),
+                      void *arg);
+
 struct store_stats {
     uint64_t commits;       /* successful store_commit calls */
     uint64_t commit_errors; /* failed store_commit calls */

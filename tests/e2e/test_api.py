@@ -217,6 +217,116 @@ def test_api(env):
     e2e.check(api.call("/api/v1/problems", again)[0] == 200, "reissued token")
     e2e.check(json.loads(env.ctl("replay", "--json"))["identical"], "replay")
 
+# A line an agent may send: NUL, C0 and C1 controls, an escape sequence,
+# invalid UTF-8 (a lone byte, a broken pair, a surrogate), quotes.
+HOSTILE = (b'err1 \x00nul \x01\x1b[31mred\x7f \xc2\x85 \xff\xfe \xc3\x28 '
+           b'\xed\xa0\x80 "q" \\ end')
+
+
+def events_pages(api, tok, query, limit):
+    """Every event of the API's events listing, chained pages of limit."""
+    got, path, pages = [], "/api/v1/events?limit=%d%s" % (limit, query), 0
+    while path:
+        st, doc, _ = api.call(path, tok)
+        e2e.check(st == 200 and len(doc["events"]) <= limit, repr(doc))
+        got += doc["events"]
+        pages += 1
+        path = ("/api/v1/events?limit=%d%s&cursor=%s"
+                % (limit, query, doc["next_cursor"])
+                if doc["next_cursor"] else None)
+    return got, pages
+
+
+def test_api_events(env):
+    """GET /api/v1/events: tocsinctl events list --json's objects, newest
+    first, paged by a stable cursor, host= as --host, hostile bytes from
+    an agent escaped and parsed; GET /api/v1/stats as tocsinctl stats
+    --json, GET /api/v1/runbooks as tocsinctl runbooks list --json."""
+    col, api, logs = start(env)
+    viewer = token(env, "dash", "viewer")
+    for i in range(5):
+        append(logs["web-01"], "err%d here" % i)
+    with open(logs["web-02"], "ab") as f:
+        f.write(HOSTILE + b"\n")
+    append(logs["web-03"], "err2 there")
+    e2e.wait_for(lambda: len(ctl_json(env, "events", "list",
+                                      "--limit", "0")) >= 7, 30, "events")
+    e2e.wait_for(lambda: len(ctl_json(env, "incidents", "list")) == 7, 30,
+                 "seven incidents")
+    every = ctl_json(env, "events", "list", "--limit", "0")
+    # Chained pages of 2: the whole log once, newest first.
+    got, pages = events_pages(api, viewer, "", 2)
+    e2e.check(got == every[::-1], "events: %r != %r" % (got, every[::-1]))
+    e2e.check(pages == (len(every) + 1) // 2, "%d pages" % pages)
+    st, doc, _ = api.call("/api/v1/events?limit=3", viewer)
+    e2e.check(doc["events"] == ctl_json(env, "events", "list", "--limit",
+                                        "3")[::-1], repr(doc))
+    for h in HOSTS:
+        got, _ = events_pages(api, viewer, "&host=" + h, 1)
+        e2e.check(got == ctl_json(env, "events", "list", "--host", h,
+                                  "--limit", "0")[::-1] and got, h)
+    got, _ = events_pages(api, viewer, "&host=nosuch", 5)
+    e2e.check(got == [], repr(got))
+    # The hostile message: valid JSON, controls escaped, bad bytes as
+    # U+FFFD, the same as tocsinctl's.
+    st, raw, _ = api.call("/api/v1/events?host=web-02", viewer)
+    msgs = [e["message"] for e in raw["events"] if "err1" in e["message"]]
+    e2e.check(len(msgs) == 1, repr(raw))
+    m = msgs[0]
+    e2e.check("\x00nul" in m and "\x01" in m and "\x1b[31m" in m
+              and "\x7f" in m and "\x85" in m and "\ufffd" in m and '"q" \\ end' in m,
+              repr(m))
+    c = api.conn()
+    c.request("GET", "/api/v1/events?host=web-02",
+              headers={"Authorization": "Bearer " + viewer})
+    body = c.getresponse().read()
+    c.close()
+    # As tocsinctl writes it: no raw control byte, DEL or C1 included
+    # (jansson would write those two raw), no byte outside UTF-8.
+    e2e.check(all(0x20 <= b != 0x7f for b in body) and b"\xff" not in body
+              and b"\xc2\x85" not in body and b"\\u007f" in body
+              and b"\\u0085" in body, repr(body))
+    body.decode("utf-8")  # strict: raises on invalid UTF-8
+    # A cursor survives new events: the page after it is unchanged.
+    st, first, _ = api.call("/api/v1/events?limit=2", viewer)
+    nxt = "/api/v1/events?limit=2&cursor=" + first["next_cursor"]
+    before = api.call(nxt, viewer)[1]
+    append(logs["web-03"], "err3 later")
+    e2e.wait_for(lambda: api.call("/api/v1/events?limit=1", viewer)[1]
+                 ["events"][0]["message"].startswith("err3 later"), 30,
+                 "the new event")
+    e2e.check(api.call(nxt, viewer)[1] == before, "cursor moved")
+
+    # Stats: the groups tocsinctl stats --json gives, by each key.
+    for q, args in (("", []), ("?by=host", ["--by", "host"]),
+                    ("?by=priority&since=1h", ["--by", "priority", "--since",
+                                               "1h"]),
+                    ("?by=rule", ["--by", "rule"]),
+                    ("?by=service", ["--by", "service"])):
+        st, doc, _ = api.call("/api/v1/stats" + q, viewer)
+        want = json.loads(env.ctl("stats", *args, "--json"))
+        e2e.check(st == 200 and doc["groups"] == want["groups"]
+                  and doc["by"] == want["by"]
+                  and abs(doc["since"] - want["since"]) < 60 * 10**9
+                  and set(doc) == set(want), "%s: %r != %r" % (q, doc, want))
+        e2e.check((doc["collector"] is None) == (want["collector"] is None)
+                  and (doc["collector"] is None
+                       or set(doc["collector"]) == set(want["collector"])),
+                  repr(doc["collector"]))
+    e2e.check(doc["collector"] is not None and doc["collector"]["pid"] > 0,
+              repr(doc))
+    st, doc, _ = api.call("/api/v1/stats?by=host", viewer)
+    e2e.check(sorted(g["key"] for g in doc["groups"]) == list(HOSTS),
+              repr(doc))
+
+    # Runbooks: tocsinctl runbooks list --json, a broken file included.
+    env.write("runbooks/broken.md", "---\nid: [\n---\nx\n")
+    st, doc, _ = api.call("/api/v1/runbooks", viewer)
+    want = ctl_json(env, "runbooks", "list")
+    e2e.check(st == 200 and doc == want and len(doc["runbooks"]) == 1
+              and doc["runbooks"][0]["id"] == "tls"
+              and len(doc["skipped"]) == 1, "%r != %r" % (doc, want))
+
 
 def test_anonymous_read(env):
     """api.anonymous_read: true answers reads without a token, never a
@@ -229,6 +339,9 @@ def test_anonymous_read(env):
     st, doc, _ = api.call("/api/v1/incidents")
     e2e.check(st == 200 and doc == {"incidents": [], "next_cursor": None},
               repr(doc))
+    # No runbooks configured: a 404, as tocsinctl runbooks list fails.
+    st, doc, _ = api.call("/api/v1/runbooks")
+    e2e.check(st == 404 and "no runbooks" in doc["error"], repr(doc))
     st, doc, _ = api.call("/api/v1/incidents/1/ack", method="POST")
     e2e.check(st == 401, repr(doc))
     # A bad token is still refused: anonymous is not "any token".
@@ -245,4 +358,4 @@ def test_anonymous_read(env):
 
 
 if __name__ == "__main__":
-    e2e.main([test_api, test_anonymous_read])
+    e2e.main([test_api, test_api_events, test_anonymous_read])

@@ -80,6 +80,14 @@ def test_tokens(env):
     refused(api, "/api/v1/incidents", 401, viewer[:-1])
     refused(api, "/api/v1/incidents", 401, viewer + "x")
     refused(api, "/api/v1/problems/1", 401, "x" * 300)
+    # Events (agents' bytes), stats, runbooks: no token, no answer (a
+    # viewer's answer: runbooks are not configured here, so 404).
+    for path in ("/api/v1/events", "/api/v1/events?host=web-01",
+                 "/api/v1/stats", "/api/v1/runbooks"):
+        refused(api, path, 401)
+        refused(api, path, 401, "tct_" + "A" * 43)
+        e2e.check(api.call(path, viewer)[0]
+                  == (404 if "runbooks" in path else 200), path)
     for h in ("Basic dXNlcjpwYXNz", "Bearer", "Bearer ", "bearer",
               "Token " + viewer, viewer, "Bearer " + viewer + " extra"):
         refused(api, "/api/v1/incidents", 401, headers={"Authorization": h})
@@ -101,6 +109,9 @@ def test_tokens(env):
     # Revoked: refused at the next request.
     env.ctl("tokens", "revoke", "v")
     refused(api, "/api/v1/incidents", 401, viewer)
+    refused(api, "/api/v1/events", 401, viewer)
+    refused(api, "/api/v1/stats", 401, viewer)
+    refused(api, "/api/v1/runbooks", 401, viewer)
     env.ctl("tokens", "revoke", "v", expect=1)
     env.ctl("tokens", "create", "bad name", "--role", "viewer", expect=2)
     env.ctl("tokens", "create", "x", "--role", "root", expect=2)
@@ -149,6 +160,13 @@ def test_malformed(env):
                  "/api/v1/problems?state=acknowledged",
                  "/api/v1/incidents?drop=table",
                  "/api/v1/agents?limit=1",
+                 "/api/v1/events?cursor=zzz", "/api/v1/events?cursor=aTA",
+                 "/api/v1/events?limit=501", "/api/v1/events?state=open",
+                 "/api/v1/events?host=a%00b", "/api/v1/events?agent=x",
+                 "/api/v1/stats?since=7", "/api/v1/stats?since=0",
+                 "/api/v1/stats?since=100000d", "/api/v1/stats?by=x",
+                 "/api/v1/stats?limit=1", "/api/v1/stats?by=host&by=rule",
+                 "/api/v1/runbooks?limit=1", "/api/v1/runbooks?dir=/etc",
                  "/api/v1/incidents?" + "&".join("state=open" for _ in range(9))):
         refused(api, path, 400, tok)
     for path in ("/", "/api", "/api/v1", "/api/v1/", "/api/v2/incidents",
@@ -158,6 +176,8 @@ def test_malformed(env):
                  "/api/v1/%2e%2e/%2e%2e/etc/passwd",
                  "/api/v1/incidents/1/timeline/x",
                  "/api/v1/agents/web-01", "/api/v1/agents/1",
+                 "/api/v1/events/1", "/api/v1/stats/host",
+                 "/api/v1/runbooks/..", "/api/v1/runbooks/tls",
                  "/api/v1/incidents/1/delete"):
         refused(api, path, 404, tok,
                 method="POST" if path.endswith("delete") else "GET")
@@ -165,6 +185,8 @@ def test_malformed(env):
     refused(api, "/api/v1/incidents", 405, tok, method="POST")
     refused(api, "/api/v1/incidents/1", 405, tok, method="DELETE")
     refused(api, "/api/v1/incidents", 405, tok, method="PUT")
+    refused(api, "/api/v1/events", 405, tok, method="POST")
+    refused(api, "/api/v1/stats", 405, tok, method="DELETE")
     refused(api, "/api/v1/incidents?x=" + "a" * 3000, 414, tok)
     # Refused before the token is looked at: no token, still a 4xx.
     refused(api, "/api/v1/incidents/abc", 400)

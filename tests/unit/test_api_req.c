@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -185,14 +186,71 @@ test_query(void **state)
     assert_int_equal(parse("GET", big, &r), 414);
 }
 
+/* GET /api/v1/events (newest first, paged), /stats and /runbooks. */
+static void
+test_events_stats(void **state)
+{
+    struct api_req r;
+    char c[API_CURSOR_MAX + 1], path[128];
+
+    (void)state;
+    assert_int_equal(parse("GET", "/api/v1/events", &r), 0);
+    assert_int_equal(r.route, API_R_EVENTS);
+    assert_int_equal(r.write, 0);
+    assert_int_equal(r.before, 0);
+    assert_int_equal(parse("GET", "/api/v1/events?host=web-01&limit=7", &r), 0);
+    assert_string_equal(r.host, "web-01");
+    assert_int_equal(r.limit, 7);
+    /* The cursor carries (batch, index) in one position. */
+    assert_int_equal(api_cursor_encode(api_event_pos(5, 0), c, sizeof(c)), 0);
+    snprintf(path, sizeof(path), "/api/v1/events?cursor=%s", c);
+    assert_int_equal(parse("GET", path, &r), 0);
+    assert_true(r.before >> API_EVENT_IDX_BITS == 5);
+    assert_true((r.before & ((1 << API_EVENT_IDX_BITS) - 1)) == 0);
+    assert_true(api_event_pos(5, 9999) < api_event_pos(6, 0));
+    assert_int_equal(parse("GET", "/api/v1/events?cursor=x", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/events?state=open", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/events?agent=web-01", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/events?host=a%01b", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/events?limit=501", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/events/1", &r), 404);
+    assert_int_equal(parse("POST", "/api/v1/events", &r), 405);
+
+    assert_int_equal(parse("GET", "/api/v1/stats", &r), 0);
+    assert_int_equal(r.route, API_R_STATS);
+    assert_int_equal(r.since_ms, 0);
+    assert_string_equal(r.by, "");
+    assert_int_equal(parse("GET", "/api/v1/stats?since=24h&by=host", &r), 0);
+    assert_int_equal(r.since_ms, 86400000);
+    assert_string_equal(r.by, "host");
+    assert_int_equal(parse("GET", "/api/v1/stats?by=service", &r), 0);
+    assert_int_equal(parse("GET", "/api/v1/stats?by=all", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/stats?since=0", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/stats?since=7", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/stats?since=99999d", &r), 400);
+    assert_int_equal(
+        parse("GET", "/api/v1/stats?since=99999999999999999999d", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/stats?limit=1", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/incidents?since=1d", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/incidents?by=host", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/stats/1", &r), 404);
+    assert_int_equal(parse("POST", "/api/v1/stats", &r), 405);
+
+    assert_int_equal(parse("GET", "/api/v1/runbooks", &r), 0);
+    assert_int_equal(r.route, API_R_RUNBOOKS);
+    assert_int_equal(r.write, 0);
+    assert_int_equal(parse("GET", "/api/v1/runbooks?limit=1", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/runbooks/tls", &r), 404);
+    assert_int_equal(parse("POST", "/api/v1/runbooks", &r), 405);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_b64),
-        cmocka_unit_test(test_cursor),
-        cmocka_unit_test(test_routes),
-        cmocka_unit_test(test_query),
+        cmocka_unit_test(test_b64),          cmocka_unit_test(test_cursor),
+        cmocka_unit_test(test_routes),       cmocka_unit_test(test_query),
+        cmocka_unit_test(test_events_stats),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -360,6 +360,65 @@ test_iter_stop(void **state)
     store_close(s);
 }
 
+static int
+back_cb(const struct store_batch *b, void *arg)
+{
+    return walk_cb(b, 0, arg);
+}
+
+static int
+back_stop_cb(const struct store_batch *b, void *arg)
+{
+    return stop_cb(b, 0, arg);
+}
+
+/* store_events_back: newest first, host filter, from a batch, stop. */
+static void
+test_events_back(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s, *ro;
+    struct walk w;
+    int calls = 0;
+
+    assert_int_equal(store_open(f->path, 0, &s), 0);
+    commit_two_agents(s);
+    assert_int_equal(store_open(f->path, STORE_RDONLY, &ro), 0);
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(store_events_back(ro, NULL, 0, back_cb, &w), 0);
+    assert_int_equal(w.n, 3);
+    assert_string_equal(w.blobs[0], "web1:4-5");
+    assert_string_equal(w.blobs[1], "db1:10-11");
+    assert_string_equal(w.blobs[2], "web1:1-3");
+    assert_true(w.ids[0] > w.ids[1] && w.ids[1] > w.ids[2]);
+
+    /* From the middle batch down (the cursor's batch included). */
+    {
+        int64_t mid = w.ids[1];
+
+        memset(&w, 0, sizeof(w));
+        assert_int_equal(store_events_back(ro, NULL, mid, back_cb, &w), 0);
+        assert_int_equal(w.n, 2);
+        assert_string_equal(w.blobs[0], "db1:10-11");
+        memset(&w, 0, sizeof(w));
+        assert_int_equal(store_events_back(ro, "web1", mid, back_cb, &w), 0);
+        assert_int_equal(w.n, 1);
+        assert_string_equal(w.blobs[0], "web1:1-3");
+    }
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(store_events_back(ro, "web1", 0, back_cb, &w), 0);
+    assert_int_equal(w.n, 2);
+    assert_string_equal(w.blobs[0], "web1:4-5");
+    memset(&w, 0, sizeof(w));
+    assert_int_equal(store_events_back(ro, "nosuch", 0, back_cb, &w), 0);
+    assert_int_equal(w.n, 0);
+    /* A non-zero return stops the walk and is returned. */
+    assert_int_equal(store_events_back(ro, NULL, 0, back_stop_cb, &calls), 42);
+    assert_int_equal(calls, 1);
+    store_close(ro);
+    store_close(s);
+}
+
 static void
 test_readonly(void **state)
 {
@@ -933,6 +992,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_commit_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_iter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_iter_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint, setup, teardown),
