@@ -46,9 +46,11 @@ def raw(api, data, timeout=10):
     s = api.ctx.wrap_socket(socket.create_connection(("127.0.0.1", api.port),
                                                      timeout=timeout),
                             server_hostname="127.0.0.1")
+    # The server may close before all of data is sent (a refusal of a
+    # huge request): then sendall fails and nothing came back.
+    got = b""
     try:
         s.sendall(data)
-        got = b""
         while True:
             d = s.recv(65536)
             if not d:
