@@ -9,6 +9,7 @@
 #ifndef TOCSIN_STORE_FIXTURE_H
 #define TOCSIN_STORE_FIXTURE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "engine/incident.h"
@@ -61,5 +62,16 @@ int64_t sql_int(const char *path, const char *sql);
 void sql_exec(const char *path, const char *sql);
 /* A replay diff callback that counts the differences (arg: int). */
 int count_diff(const struct incidents_diff *d, void *arg);
+
+/*
+ * The shared scenario: a cache fails and three web servers name it
+ * (reference), a class spreads over three hosts, an unrelated failure,
+ * problem actions, quiet time; the engines are reloaded after every
+ * reload_every-th step (0: never).
+ */
+void fix_scenario(struct fix *f, int reload_every);
+/* The engine state's tables as text, then the rows of each of the
+ * nextra queries extra (may be NULL when nextra is 0); free() it. */
+char *fix_dump(const char *path, const char *const *extra, size_t nextra);
 
 #endif

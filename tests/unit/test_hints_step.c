@@ -118,119 +118,24 @@ record(struct fix *f, const char *name, int64_t now)
     return recorded;
 }
 
-/*
- * The scenario: a cache fails and three web servers name it
- * (reference), a class spreads over three hosts, an unrelated failure,
- * problem actions, quiet time so that problems resolve and incidents
- * close. reload_at: steps after which the engines are reloaded.
- */
+/* The shared scenario (store_fixture.c), with runbook set "a" first. */
 static void
 scenario(struct fix *f, int reload_every)
 {
-    int64_t t = T0;
-    int step = 0;
-
-    record(f, "a", t);
-
-#define STEP(now)                                                              \
-    do {                                                                       \
-        run(f, (now));                                                         \
-        if (reload_every && ++step % reload_every == 0)                        \
-            reload(f);                                                         \
-    } while (0)
-
-    commit(f, 3, "cache-oom", TC_SEV_CRITICAL, NULL, t);
-    STEP(t + SEC);
-    commit(f, 0, "upstream-down", TC_SEV_ERROR, "cache-01:6379", t + 2 * SEC);
-    STEP(t + 2 * SEC);
-    commit(f, 1, "upstream-down", TC_SEV_ERROR, "cache-01", t + 3 * SEC);
-    commit(f, 2, "upstream-down", TC_SEV_ERROR, "cache-01.example.net",
-           t + 4 * SEC);
-    STEP(t + 5 * SEC);
-    commit(f, 4, "slow-query", TC_SEV_WARNING, NULL, t + 6 * SEC);
-    STEP(t + 6 * SEC);
-    for (int h = 0; h < 3; h++) {
-        commit(f, h, "tls-expired", TC_SEV_WARNING, NULL, t + (10 + h) * SEC);
-        STEP(t + (10 + h) * SEC);
-    }
-    pact(f, PROBLEM_V_INVESTIGATE, 1, NULL, NULL, t + 20 * SEC);
-    pact(f, PROBLEM_V_NOTE, 1, NULL, "looking at the cache", t + 21 * SEC);
-    pact(f, PROBLEM_V_RCA, 1, "why1", "the cache ran out of memory",
-         t + 22 * SEC);
-    pact(f, PROBLEM_V_RCA, 1, "technology", "no memory limit", t + 23 * SEC);
-    {
-        /* A review of the cache's incident (1), on problem 1. */
-        struct problem_action a = {.ts = t + 23 * SEC,
-                                   .user = "alice",
-                                   .verb = PROBLEM_V_REVIEW,
-                                   .problem_id = 1,
-                                   .incident_id = 1,
-                                   .key = "lessons",
-                                   .text = "set maxmemory everywhere"};
-        int64_t id;
-
-        assert_int_equal(incidents_store_problem_action_add(f->is, &a, &id), 0);
-    }
-    pact(f, PROBLEM_V_KNOWN_ERROR, 1, NULL, "maxmemory unset", t + 24 * SEC);
-    pact(f, PROBLEM_V_CLOSE, 2, NULL, NULL, t + 25 * SEC); /* -EBUSY */
-    STEP(t + 25 * SEC);
-    /* Quiet: log incidents resolve, then problems, then time passes. */
-    for (int i = 1; i <= 12; i++)
-        STEP(t + i * 5 * MIN);
-    /* A recurrence on one web server after the quiet. */
-    commit(f, 0, "upstream-down", TC_SEV_ERROR, "cache-01", t + 61 * MIN);
-    STEP(t + 61 * MIN);
-    STEP(t + 70 * MIN);
-#undef STEP
+    record(f, "a", T0);
+    fix_scenario(f, reload_every);
 }
 
-/* The engine state's tables, as text, for comparing two stores. */
+/* The engine state's tables and the hint tables, as text. */
 static char *
 dump(const char *path)
 {
-    static const char *const q[] = {
-        "SELECT * FROM incidents ORDER BY id",
-        "SELECT * FROM timeline ORDER BY id",
-        "SELECT * FROM problems ORDER BY id",
-        "SELECT * FROM problem_factors ORDER BY problem_id, n",
-        "SELECT * FROM problem_reviews ORDER BY problem_id, n",
-        "SELECT * FROM problem_links ORDER BY id",
-        "SELECT * FROM problem_candidates ORDER BY problem_id, rank",
-        "SELECT * FROM problem_timeline ORDER BY id",
-        "SELECT * FROM problem_refs ORDER BY id",
-        "SELECT * FROM problem_openings ORDER BY id",
-        "SELECT id, result FROM actions ORDER BY id",
+    static const char *const hq[] = {
         "SELECT * FROM hints ORDER BY id",
         "SELECT id, hash, files FROM runbook_sets ORDER BY id",
     };
-    struct tc_buf b;
-    sqlite3 *db;
-    char *out;
 
-    tc_buf_init(&b, 1u << 24);
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++) {
-        sqlite3_stmt *st;
-
-        assert_int_equal(sqlite3_prepare_v2(db, q[i], -1, &st, NULL),
-                         SQLITE_OK);
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            for (int c = 0; c < sqlite3_column_count(st); c++) {
-                const char *v = (const char *)sqlite3_column_text(st, c);
-
-                tc_buf_append(&b, v ? v : "NULL", strlen(v ? v : "NULL"));
-                tc_buf_append(&b, "|", 1);
-            }
-            tc_buf_append(&b, "\n", 1);
-        }
-        sqlite3_finalize(st);
-        tc_buf_append(&b, "--\n", 3);
-    }
-    sqlite3_close(db);
-    tc_buf_append(&b, "", 1);
-    out = tc_xstrdup((const char *)tc_buf_head(&b));
-    tc_buf_close(&b);
-    return out;
+    return fix_dump(path, hq, sizeof(hq) / sizeof(hq[0]));
 }
 
 /*

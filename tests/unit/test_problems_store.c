@@ -28,117 +28,6 @@
 #include "util.h"
 
 /*
- * The scenario: a cache fails and three web servers name it
- * (reference), a class spreads over three hosts, an unrelated failure,
- * problem actions, quiet time so that problems resolve and incidents
- * close. reload_at: steps after which the engines are reloaded.
- */
-static void
-scenario(struct fix *f, int reload_every)
-{
-    int64_t t = T0;
-    int step = 0;
-
-#define STEP(now)                                                              \
-    do {                                                                       \
-        run(f, (now));                                                         \
-        if (reload_every && ++step % reload_every == 0)                        \
-            reload(f);                                                         \
-    } while (0)
-
-    commit(f, 3, "cache-oom", TC_SEV_CRITICAL, NULL, t);
-    STEP(t + SEC);
-    commit(f, 0, "upstream-down", TC_SEV_ERROR, "cache-01:6379", t + 2 * SEC);
-    STEP(t + 2 * SEC);
-    commit(f, 1, "upstream-down", TC_SEV_ERROR, "cache-01", t + 3 * SEC);
-    commit(f, 2, "upstream-down", TC_SEV_ERROR, "cache-01.example.net",
-           t + 4 * SEC);
-    STEP(t + 5 * SEC);
-    commit(f, 4, "slow-query", TC_SEV_WARNING, NULL, t + 6 * SEC);
-    STEP(t + 6 * SEC);
-    for (int h = 0; h < 3; h++) {
-        commit(f, h, "tls-expired", TC_SEV_WARNING, NULL, t + (10 + h) * SEC);
-        STEP(t + (10 + h) * SEC);
-    }
-    pact(f, PROBLEM_V_INVESTIGATE, 1, NULL, NULL, t + 20 * SEC);
-    pact(f, PROBLEM_V_NOTE, 1, NULL, "looking at the cache", t + 21 * SEC);
-    pact(f, PROBLEM_V_RCA, 1, "why1", "the cache ran out of memory",
-         t + 22 * SEC);
-    pact(f, PROBLEM_V_RCA, 1, "technology", "no memory limit", t + 23 * SEC);
-    {
-        /* A review of the cache's incident (1), on problem 1. */
-        struct problem_action a = {.ts = t + 23 * SEC,
-                                   .user = "alice",
-                                   .verb = PROBLEM_V_REVIEW,
-                                   .problem_id = 1,
-                                   .incident_id = 1,
-                                   .key = "lessons",
-                                   .text = "set maxmemory everywhere"};
-        int64_t id;
-
-        assert_int_equal(incidents_store_problem_action_add(f->is, &a, &id), 0);
-    }
-    pact(f, PROBLEM_V_KNOWN_ERROR, 1, NULL, "maxmemory unset", t + 24 * SEC);
-    pact(f, PROBLEM_V_CLOSE, 2, NULL, NULL, t + 25 * SEC); /* -EBUSY */
-    STEP(t + 25 * SEC);
-    /* Quiet: log incidents resolve, then problems, then time passes. */
-    for (int i = 1; i <= 12; i++)
-        STEP(t + i * 5 * MIN);
-    /* A recurrence on one web server after the quiet. */
-    commit(f, 0, "upstream-down", TC_SEV_ERROR, "cache-01", t + 61 * MIN);
-    STEP(t + 61 * MIN);
-    STEP(t + 70 * MIN);
-#undef STEP
-}
-
-/* The engine state's tables, as text, for comparing two stores. */
-static char *
-dump(const char *path)
-{
-    static const char *const q[] = {
-        "SELECT * FROM incidents ORDER BY id",
-        "SELECT * FROM timeline ORDER BY id",
-        "SELECT * FROM problems ORDER BY id",
-        "SELECT * FROM problem_factors ORDER BY problem_id, n",
-        "SELECT * FROM problem_reviews ORDER BY problem_id, n",
-        "SELECT * FROM problem_links ORDER BY id",
-        "SELECT * FROM problem_candidates ORDER BY problem_id, rank",
-        "SELECT * FROM problem_timeline ORDER BY id",
-        "SELECT * FROM problem_refs ORDER BY id",
-        "SELECT * FROM problem_openings ORDER BY id",
-        "SELECT id, result FROM actions ORDER BY id",
-    };
-    struct tc_buf b;
-    sqlite3 *db;
-    char *out;
-
-    tc_buf_init(&b, 1u << 24);
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++) {
-        sqlite3_stmt *st;
-
-        assert_int_equal(sqlite3_prepare_v2(db, q[i], -1, &st, NULL),
-                         SQLITE_OK);
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            for (int c = 0; c < sqlite3_column_count(st); c++) {
-                const char *v = (const char *)sqlite3_column_text(st, c);
-
-                tc_buf_append(&b, v ? v : "NULL", strlen(v ? v : "NULL"));
-                tc_buf_append(&b, "|", 1);
-            }
-            tc_buf_append(&b, "\n", 1);
-        }
-        sqlite3_finalize(st);
-        tc_buf_append(&b, "--\n", 3);
-    }
-    sqlite3_close(db);
-    tc_buf_append(&b, "", 1);
-    out = tc_xstrdup((const char *)tc_buf_head(&b));
-    tc_buf_close(&b);
-    return out;
-}
-
-/*
  * Load after a step equals continuing: the same inputs through a store
  * whose engines are reloaded from its tables after every step, and
  * after every third, end with byte-identical tables to a store that
@@ -154,11 +43,11 @@ test_load_then_continue(void **state)
 
     (void)state;
     fix_open(&a, "continuous");
-    scenario(&a, 0);
+    fix_scenario(&a, 0);
     fix_open(&b, "reload1");
-    scenario(&b, 1);
+    fix_scenario(&b, 1);
     fix_open(&c, "reload3");
-    scenario(&c, 3);
+    fix_scenario(&c, 3);
     /* The scenario did what it is meant to: problems with members,
      * candidates, an RCA, a known error, links, marks. */
     assert_true(sql_int(a.path, "SELECT count(*) FROM problems") >= 2);
@@ -186,9 +75,9 @@ test_load_then_continue(void **state)
     assert_int_equal(sql_int(a.path, "SELECT problem FROM incidents WHERE"
                                      " host = 'db-01'"),
                      0);
-    da = dump(a.path);
-    db_ = dump(b.path);
-    dc = dump(c.path);
+    da = fix_dump(a.path, NULL, 0);
+    db_ = fix_dump(b.path, NULL, 0);
+    dc = fix_dump(c.path, NULL, 0);
     assert_string_equal(da, db_);
     assert_string_equal(da, dc);
     free(da);
