@@ -68,42 +68,6 @@ load_set(const struct ctl_opts *o, struct collector_config **cfg,
     return 0;
 }
 
-static void
-jkey_str(struct tc_buf *b, const char *key, const char *v, int first)
-{
-    if (!first)
-        tc_json_raw(b, ",");
-    tc_json_key(b, key);
-    if (v == NULL)
-        tc_json_raw(b, "null");
-    else
-        tc_json_str(b, v, strlen(v));
-}
-
-static void
-jkvs(struct tc_buf *b, const char *key, const struct runbook_kv *v, size_t n)
-{
-    tc_json_raw(b, ",");
-    tc_json_key(b, key);
-    tc_json_raw(b, "{");
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            tc_json_raw(b, ",");
-        tc_json_key(b, v[i].key);
-        tc_json_str(b, v[i].val, strlen(v[i].val));
-    }
-    tc_json_raw(b, "}");
-}
-
-static void
-jhash(struct tc_buf *b, const char *key, uint64_t h)
-{
-    char hex[17];
-
-    snprintf(hex, sizeof(hex), "%016" PRIx64, h);
-    jkey_str(b, key, hex, 0);
-}
-
 /* Under a table: each skipped file and why, escaped. */
 static void
 text_skipped(struct tc_buf *b, const struct runbook_set *set)
@@ -304,9 +268,9 @@ params_out(struct tc_buf *b, const struct runbook *rb,
                 tc_json_raw(b, ",");
             tc_json_key(b, rb->params[i].key);
             tc_json_raw(b, "{");
-            jkey_str(b, "template", rb->params[i].val, 1);
-            jkey_str(b, "value", rc == 0 ? val : NULL, 0);
-            jkey_str(b, "error", rc == 0 ? NULL : why, 0);
+            view_jkey_str(b, "template", rb->params[i].val, 1);
+            view_jkey_str(b, "value", rc == 0 ? val : NULL, 0);
+            view_jkey_str(b, "error", rc == 0 ? NULL : why, 0);
             tc_json_raw(b, "}");
             continue;
         }
@@ -419,30 +383,31 @@ test_json(struct tc_buf *b, const struct test_ctx *c,
     tc_json_raw(b, "{");
     tc_json_key(b, "incident");
     tc_json_i64(b, c->id);
-    jkey_str(b, "host", c->host, 0);
-    jkey_str(b, "class", c->cls, 0);
-    jkey_str(b, "severity", tc_severity_name((enum tc_severity)c->severity), 0);
+    view_jkey_str(b, "host", c->host, 0);
+    view_jkey_str(b, "class", c->cls, 0);
+    view_jkey_str(b, "severity",
+                  tc_severity_name((enum tc_severity)c->severity), 0);
     tc_json_raw(b, ",");
     tc_json_key(b, "problem");
     tc_json_i64(b, c->problem_id);
-    jkey_str(b, "problem_rule", c->problem_rule, 0);
+    view_jkey_str(b, "problem_rule", c->problem_rule, 0);
     tc_json_raw(b, ",");
     tc_json_key(b, "event_found");
     tc_json_raw(b, c->have_event ? "true" : "false");
-    jkvs(b, "labels", c->labels, c->nlabels);
-    jkvs(b, "fields", c->fields, c->nfields);
-    jhash(b, "set_hash", set->hash);
+    view_jkvs(b, "labels", c->labels, c->nlabels);
+    view_jkvs(b, "fields", c->fields, c->nfields);
+    view_jhash(b, "set_hash", set->hash);
     tc_json_raw(b, ",");
     tc_json_key(b, "match");
     if (v->best == NULL) {
         tc_json_raw(b, "null");
     } else {
         tc_json_raw(b, "{");
-        jkey_str(b, "id", v->best->id, 1);
-        jkey_str(b, "title", v->best->title, 0);
-        jkey_str(b, "file", v->best->file, 0);
-        jhash(b, "hash", v->best->hash);
-        jkey_str(b, "action", v->best->action, 0);
+        view_jkey_str(b, "id", v->best->id, 1);
+        view_jkey_str(b, "title", v->best->title, 0);
+        view_jkey_str(b, "file", v->best->file, 0);
+        view_jhash(b, "hash", v->best->hash);
+        view_jkey_str(b, "action", v->best->action, 0);
         tc_json_raw(b, ",");
         tc_json_key(b, "params");
         tc_json_raw(b, "{");
@@ -455,8 +420,8 @@ test_json(struct tc_buf *b, const struct test_ctx *c,
         tc_json_raw(b, "null");
     } else {
         tc_json_raw(b, "{");
-        jkey_str(b, "id", v->nearest->id, 1);
-        jkey_str(b, "why", v->nearest_why, 0);
+        view_jkey_str(b, "id", v->nearest->id, 1);
+        view_jkey_str(b, "why", v->nearest_why, 0);
         tc_json_raw(b, "}");
     }
     tc_json_raw(b, ",");
@@ -466,7 +431,7 @@ test_json(struct tc_buf *b, const struct test_ctx *c,
         const struct runbook_check *k = &v->checks[i];
 
         tc_json_raw(b, i ? ",\n  {" : "\n  {");
-        jkey_str(b, "id", k->rb->id, 1);
+        view_jkey_str(b, "id", k->rb->id, 1);
         tc_json_raw(b, ",");
         tc_json_key(b, "priority");
         tc_json_i64(b, k->rb->priority);
@@ -479,7 +444,7 @@ test_json(struct tc_buf *b, const struct test_ctx *c,
         tc_json_raw(b, ",");
         tc_json_key(b, "held");
         tc_json_u64(b, k->npass);
-        jkey_str(b, "why", k->why, 0);
+        view_jkey_str(b, "why", k->why, 0);
         tc_json_raw(b, "}");
     }
     tc_json_raw(b, "]");

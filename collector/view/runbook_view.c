@@ -1,7 +1,7 @@
 /*
  * runbook_view: a runbook set as JSON (runbook_view.h); moved out of
- * tocsinctl runbooks list for the HTTP API. The three small key helpers
- * are also in ctl_runbooks.c, whose runbooks test output uses them.
+ * tocsinctl runbooks list for the HTTP API. Its three small key helpers
+ * also serve tocsinctl runbooks test's JSON.
  */
 #include "view/runbook_view.h"
 
@@ -13,8 +13,8 @@
 #include "json.h"
 #include "wire.h"
 
-static void
-jkey_str(struct tc_buf *b, const char *key, const char *v, int first)
+void
+view_jkey_str(struct tc_buf *b, const char *key, const char *v, int first)
 {
     if (!first)
         tc_json_raw(b, ",");
@@ -25,8 +25,9 @@ jkey_str(struct tc_buf *b, const char *key, const char *v, int first)
         tc_json_str(b, v, strlen(v));
 }
 
-static void
-jkvs(struct tc_buf *b, const char *key, const struct runbook_kv *v, size_t n)
+void
+view_jkvs(struct tc_buf *b, const char *key, const struct runbook_kv *v,
+          size_t n)
 {
     tc_json_raw(b, ",");
     tc_json_key(b, key);
@@ -40,13 +41,13 @@ jkvs(struct tc_buf *b, const char *key, const struct runbook_kv *v, size_t n)
     tc_json_raw(b, "}");
 }
 
-static void
-jhash(struct tc_buf *b, const char *key, uint64_t h)
+void
+view_jhash(struct tc_buf *b, const char *key, uint64_t h)
 {
     char hex[17];
 
     snprintf(hex, sizeof(hex), "%016" PRIx64, h);
-    jkey_str(b, key, hex, 0);
+    view_jkey_str(b, key, hex, 0);
 }
 
 static void
@@ -76,9 +77,9 @@ view_runbook_json(struct tc_buf *b, const struct runbook *rb)
             sev[nsev++] = (char *)tc_severity_name((enum tc_severity)s);
     runbook_match_summary(rb, summary, sizeof(summary));
     tc_json_raw(b, "{");
-    jkey_str(b, "id", rb->id, 1);
-    jkey_str(b, "title", rb->title, 0);
-    jkey_str(b, "file", rb->file, 0);
+    view_jkey_str(b, "id", rb->id, 1);
+    view_jkey_str(b, "title", rb->title, 0);
+    view_jkey_str(b, "file", rb->file, 0);
     tc_json_raw(b, ",");
     tc_json_key(b, "priority");
     tc_json_i64(b, rb->priority);
@@ -93,16 +94,16 @@ view_runbook_json(struct tc_buf *b, const struct runbook *rb)
         tc_json_str(b, m->classes[i], strlen(m->classes[i]));
     }
     tc_json_raw(b, "]");
-    jkvs(b, "labels", m->labels, m->nlabels);
+    view_jkvs(b, "labels", m->labels, m->nlabels);
     jstrs(b, "severity", sev, nsev);
     jstrs(b, "problem_rule", m->rules, m->nrules);
     jstrs(b, "hosts", m->hosts, m->nhosts);
     tc_json_raw(b, "}");
-    jkey_str(b, "summary", summary, 0);
-    jkey_str(b, "action", rb->action, 0);
-    jkvs(b, "params", rb->params, rb->nparams);
+    view_jkey_str(b, "summary", summary, 0);
+    view_jkey_str(b, "action", rb->action, 0);
+    view_jkvs(b, "params", rb->params, rb->nparams);
     jstrs(b, "links", rb->links, rb->nlinks);
-    jhash(b, "hash", rb->hash);
+    view_jhash(b, "hash", rb->hash);
     return tc_json_raw(b, "}");
 }
 
@@ -114,8 +115,8 @@ view_runbook_skipped_json(struct tc_buf *b, const struct runbook_set *set)
     tc_json_raw(b, "[");
     for (size_t i = 0; i < set->nskipped; i++) {
         tc_json_raw(b, i ? ",\n  {" : "\n  {");
-        jkey_str(b, "file", set->skipped[i].file, 1);
-        jkey_str(b, "error", set->skipped[i].error, 0);
+        view_jkey_str(b, "file", set->skipped[i].file, 1);
+        view_jkey_str(b, "error", set->skipped[i].error, 0);
         tc_json_raw(b, "}");
     }
     return tc_json_raw(b, "]");
@@ -125,8 +126,8 @@ int
 view_runbook_set_json(struct tc_buf *b, const struct runbook_set *set)
 {
     tc_json_raw(b, "{");
-    jkey_str(b, "dir", set->dir, 1);
-    jhash(b, "hash", set->hash);
+    view_jkey_str(b, "dir", set->dir, 1);
+    view_jhash(b, "hash", set->hash);
     tc_json_raw(b, ",");
     tc_json_key(b, "runbooks");
     tc_json_raw(b, "[");

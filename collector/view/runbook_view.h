@@ -6,6 +6,9 @@
 #ifndef VIEW_RUNBOOK_VIEW_H
 #define VIEW_RUNBOOK_VIEW_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "buf.h"
 #include "runbooks/runbooks.h"
 
@@ -24,5 +27,13 @@ int view_runbook_skipped_json(struct tc_buf *b, const struct runbook_set *set);
  * view_runbook_json), skipped. 0 or -ENOBUFS.
  */
 int view_runbook_set_json(struct tc_buf *b, const struct runbook_set *set);
+
+/* Append [,]"key":"v" (null when v is NULL); no comma when first. */
+void view_jkey_str(struct tc_buf *b, const char *key, const char *v, int first);
+/* Append ,"key":{"k":"v",...}. */
+void view_jkvs(struct tc_buf *b, const char *key, const struct runbook_kv *v,
+               size_t n);
+/* Append ,"key":"<16 hex digits of h>". */
+void view_jhash(struct tc_buf *b, const char *key, uint64_t h);
 
 #endif
