@@ -204,30 +204,6 @@ dskip(struct dcur *c)
     return 0;
 }
 
-static inline bool
-dget_u64(const struct dtok *t, uint64_t *v)
-{
-    if (t->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return false;
-    *v = t->u;
-    return true;
-}
-
-static inline bool
-dget_i64(const struct dtok *t, int64_t *v)
-{
-    if (t->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-        *v = t->i;
-        return true;
-    }
-    if (t->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
-        t->u <= (uint64_t)INT64_MAX) {
-        *v = (int64_t)t->u;
-        return true;
-    }
-    return false;
-}
-
 /* get_kv for the map whose header t is; its entries are read. */
 static bool
 dget_kv(struct dcur *c, const struct dtok *t, struct kvpool *pool,
@@ -264,47 +240,16 @@ dget_value(struct dcur *c, const struct wkey *w, const struct dtok *t,
            char *base, struct kvpool *pool)
 {
     void *dst = base + w->off;
-    uint64_t u;
-    int64_t s;
 
+    switch (wire_put_int(w->type, dst, t->type, t->u, t->i)) {
+    case 1:
+        return true;
+    case 0:
+        return false;
+    default:
+        break;
+    }
     switch (w->type) {
-    case V_U32:
-        if (!dget_u64(t, &u) || u > UINT32_MAX)
-            return false;
-        *(uint32_t *)dst = (uint32_t)u;
-        return true;
-    case V_U64:
-        return dget_u64(t, (uint64_t *)dst);
-    case V_SEQ:
-        if (!dget_u64(t, &u) || u < 1)
-            return false;
-        *(uint64_t *)dst = u;
-        return true;
-    case V_HB:
-        if (!dget_u64(t, &u) ||
-            (u != 0 && (u < TC_WIRE_HB_MIN || u > TC_WIRE_HB_MAX)))
-            return false;
-        *(uint64_t *)dst = u;
-        return true;
-    case V_COUNT:
-        if (!dget_u64(t, &u) || u < 1 || u > UINT32_MAX)
-            return false;
-        *(uint32_t *)dst = (uint32_t)u;
-        return true;
-    case V_I64:
-        return dget_i64(t, (int64_t *)dst);
-    case V_SEV:
-        if (!dget_u64(t, &u) || u > TC_SEV_CRITICAL)
-            return false;
-        *(enum tc_severity *)dst = (enum tc_severity)u;
-        return true;
-    case V_STATE:
-        if (!dget_i64(t, &s) || s < -1 || s > 3)
-            return false;
-        *(int32_t *)dst = (int32_t)s;
-        return true;
-    case V_SCHEMA:
-        return dget_u64(t, &u) && u == 1;
     case V_STR:
         if (t->type != MSGPACK_OBJECT_STR)
             return false;

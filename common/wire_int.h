@@ -108,6 +108,70 @@ struct wkey {
     const char *miss;
 };
 
+/*
+ * Store an integer value of key type vtype at dst after its type's
+ * range check (the one place both decoders take it from). mtype is the
+ * msgpack type of the value (POSITIVE_INTEGER: u holds it,
+ * NEGATIVE_INTEGER: i holds it). 1: stored (V_SCHEMA: checked), 0: the
+ * wrong type or out of range, -1: vtype is not an integer type.
+ */
+static inline int
+wire_put_int(uint8_t vtype, void *dst, msgpack_object_type mtype, uint64_t u,
+             int64_t i)
+{
+    int pos = mtype == MSGPACK_OBJECT_POSITIVE_INTEGER;
+    int neg = mtype == MSGPACK_OBJECT_NEGATIVE_INTEGER;
+    int s_ok = neg || (pos && u <= (uint64_t)INT64_MAX);
+    int64_t s = neg ? i : (int64_t)(pos && s_ok ? u : 0);
+
+    switch (vtype) {
+    case V_U32:
+        if (!pos || u > UINT32_MAX)
+            return 0;
+        *(uint32_t *)dst = (uint32_t)u;
+        return 1;
+    case V_U64:
+        if (!pos)
+            return 0;
+        *(uint64_t *)dst = u;
+        return 1;
+    case V_SEQ:
+        if (!pos || u < 1)
+            return 0;
+        *(uint64_t *)dst = u;
+        return 1;
+    case V_HB:
+        if (!pos || (u != 0 && (u < TC_WIRE_HB_MIN || u > TC_WIRE_HB_MAX)))
+            return 0;
+        *(uint64_t *)dst = u;
+        return 1;
+    case V_COUNT:
+        if (!pos || u < 1 || u > UINT32_MAX)
+            return 0;
+        *(uint32_t *)dst = (uint32_t)u;
+        return 1;
+    case V_I64:
+        if (!s_ok)
+            return 0;
+        *(int64_t *)dst = s;
+        return 1;
+    case V_SEV:
+        if (!pos || u > TC_SEV_CRITICAL)
+            return 0;
+        *(enum tc_severity *)dst = (enum tc_severity)u;
+        return 1;
+    case V_STATE:
+        if (!s_ok || s < -1 || s > 3)
+            return 0;
+        *(int32_t *)dst = (int32_t)s;
+        return 1;
+    case V_SCHEMA:
+        return pos && u == 1;
+    default:
+        return -1;
+    }
+}
+
 #define NKEYS(t) ((uint32_t)(sizeof(t) / sizeof((t)[0])))
 
 /* Event schema v1; see docs/protocol.md "Event". */

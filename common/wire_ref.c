@@ -60,21 +60,6 @@ get_u64(const msgpack_object *o, uint64_t *v)
     return true;
 }
 
-static inline bool
-get_i64(const msgpack_object *o, int64_t *v)
-{
-    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-        *v = o->via.i64;
-        return true;
-    }
-    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
-        o->via.u64 <= (uint64_t)INT64_MAX) {
-        *v = (int64_t)o->via.u64;
-        return true;
-    }
-    return false;
-}
-
 static bool
 get_kv(const msgpack_object *o, struct kvpool *pool, struct tc_kv **out,
        uint32_t *nout)
@@ -109,47 +94,16 @@ get_value(const struct wkey *w, const msgpack_object *o, char *base,
           struct kvpool *pool)
 {
     void *dst = base + w->off;
-    uint64_t u;
-    int64_t s;
 
+    switch (wire_put_int(w->type, dst, o->type, o->via.u64, o->via.i64)) {
+    case 1:
+        return true;
+    case 0:
+        return false;
+    default:
+        break;
+    }
     switch (w->type) {
-    case V_U32:
-        if (!get_u64(o, &u) || u > UINT32_MAX)
-            return false;
-        *(uint32_t *)dst = (uint32_t)u;
-        return true;
-    case V_U64:
-        return get_u64(o, (uint64_t *)dst);
-    case V_SEQ:
-        if (!get_u64(o, &u) || u < 1)
-            return false;
-        *(uint64_t *)dst = u;
-        return true;
-    case V_HB:
-        if (!get_u64(o, &u) ||
-            (u != 0 && (u < TC_WIRE_HB_MIN || u > TC_WIRE_HB_MAX)))
-            return false;
-        *(uint64_t *)dst = u;
-        return true;
-    case V_COUNT:
-        if (!get_u64(o, &u) || u < 1 || u > UINT32_MAX)
-            return false;
-        *(uint32_t *)dst = (uint32_t)u;
-        return true;
-    case V_I64:
-        return get_i64(o, (int64_t *)dst);
-    case V_SEV:
-        if (!get_u64(o, &u) || u > TC_SEV_CRITICAL)
-            return false;
-        *(enum tc_severity *)dst = (enum tc_severity)u;
-        return true;
-    case V_STATE:
-        if (!get_i64(o, &s) || s < -1 || s > 3)
-            return false;
-        *(int32_t *)dst = (int32_t)s;
-        return true;
-    case V_SCHEMA:
-        return get_u64(o, &u) && u == 1;
     case V_STR:
         if (o->type != MSGPACK_OBJECT_STR)
             return false;
