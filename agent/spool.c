@@ -1952,6 +1952,28 @@ spool_file_put(struct spool *s, const char *path, const struct spool_file *pos)
     return spool_append(s, NULL, 0, path, pos);
 }
 
+int
+spool_files_put(struct spool *s, const char *const *keys,
+                const struct spool_file *rows, size_t n)
+{
+    int rc;
+
+    if (n == 0)
+        return 0;
+    s->busy++;
+    if ((rc = spool_begin(s)) < 0)
+        goto fail;
+    for (size_t i = 0; i < n; i++)
+        if ((rc = spool_put_file(s, keys[i], &rows[i])) < 0)
+            goto fail;
+    if ((rc = spool_end(s)) < 0)
+        goto fail;
+    return 0;
+fail:
+    spool_rollback(s);
+    return rc;
+}
+
 uint64_t
 spool_head_hash(const void *p, size_t n)
 {

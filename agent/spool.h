@@ -243,6 +243,13 @@ int spool_file_get(struct spool *s, const char *path, struct spool_file *out);
 /* Store a file's position on its own (no events). 0 or negative. */
 int spool_file_put(struct spool *s, const char *path,
                    const struct spool_file *pos);
+/*
+ * Store n file rows (keys[i] -> rows[i], "file:..." or "path:...") in
+ * one transaction: all or none, so a row that must not be stored
+ * without another (see tail's restart rules) cannot be. 0 or negative.
+ */
+int spool_files_put(struct spool *s, const char *const *keys,
+                    const struct spool_file *rows, size_t n);
 
 /* The hash stored in head_hash (64-bit FNV-1a). */
 uint64_t spool_head_hash(const void *p, size_t n);

@@ -66,6 +66,13 @@
 /* Rotated siblings considered per scan of one directory. */
 #define TAIL_SIBLINGS_MAX 64
 #define TAIL_MS (int64_t)1000000
+/*
+ * File times come from the kernel's coarse clock, up to one tick (10 ms
+ * at HZ=100) behind clock_gettime: a write just after a path was looked
+ * at can get an mtime just before. "First seen" times are taken this
+ * much earlier, so such a file still counts as newer.
+ */
+#define TAIL_MTIME_SLACK_NS (20 * TAIL_MS)
 /* Bytes of the read buffer and the arena kept resident when idle. */
 #define TAIL_BUF_KEEP (64 * 1024)
 /*
@@ -145,6 +152,8 @@ struct tail_file {
     uint32_t head_len;        /* ... of this many bytes */
     uint64_t offset;          /* committed: line_off, or rec_off while
                                  a record is open */
+    int rowed;                /* 1: its "file:" row is stored (a pass
+                                 committed, or a path note stored it) */
     uint64_t line_off;        /* end of the last complete line */
     struct spool_file stored; /* the position last committed */
     char *rem;                /* owned: head of the partial line at
@@ -631,6 +640,7 @@ tail_commit(struct tail_file *f, uint64_t consumed)
     f->line_off = line_off;
     f->offset = pos.offset;
     f->stored = pos;
+    f->rowed = 1;
     t->stats.bytes += consumed;
     if (consumed > 0) {
         t->stats.passes++;
@@ -666,7 +676,8 @@ static void tail_track_siblings(struct tail_input *in, const char *path,
                                 const struct spool_file *copy_of,
                                 uint64_t skip_dev, uint64_t skip_ino);
 static void tail_path_note(struct tail_input *in, const char *path,
-                           const struct tail_file *f, int force);
+                           const struct tail_file *f, int force,
+                           int64_t seen_ns);
 
 /*
  * The file is shorter than what was read, or its head changed: it was
@@ -702,7 +713,7 @@ tail_truncated(struct tail_file *f, uint64_t size, uint64_t rpos)
     if (f->live && !t->stopping) {
         tail_track_siblings(f->in, f->name, f->source, INT64_MAX, &old, f->dev,
                             f->ino);
-        tail_path_note(f->in, f->name, f, 1);
+        tail_path_note(f->in, f->name, f, 1, tc_now_ns() - TAIL_MTIME_SLACK_NS);
     }
     f->seq = ++t->seq; /* after the copy's */
 }
@@ -1155,29 +1166,74 @@ tail_path_get(struct tail_input *in, const char *path)
 }
 
 /*
- * Remember that f is the file at path. The time it was first seen
- * there (or, with force, when its content was truncated) tells a later
- * start which rotated siblings are newer, i.e. were never read.
+ * Remember that f is the file at path, first seen there at seen_ns
+ * (wall clock, taken before the path was looked at), or, with force,
+ * with content newer than seen_ns (truncated). A later start reads the
+ * rotated siblings changed after that time that have no "file:" row:
+ * generations it never saw.
+ *
+ * So the time must not move past a file that was tracked but has no
+ * row yet (a new file at the path, a generation found unread, a copy):
+ * a kill before its first pass commits would leave it neither finished
+ * nor unseen, skipped for good. Every tracked file of the input without
+ * a row gets one (its current offset) in the same transaction as the
+ * path row. If that fails nothing is stored and the note is retried by
+ * the next scan (the path row in memory is left as it was).
  */
 static void
 tail_path_note(struct tail_input *in, const char *path,
-               const struct tail_file *f, int force)
+               const struct tail_file *f, int force, int64_t seen_ns)
 {
+    struct tail *t = in->t;
     struct tail_path *tp = tail_path_get(in, path);
     char key[PATH_MAX + 8];
+    const char **keys;
+    struct spool_file *rows;
+    struct tail_file **rowed;
+    size_t n = 0, nf = 0, cap = 1;
 
     if (tp->have && !force && tp->row.dev == f->dev && tp->row.ino == f->ino)
         return;
-    memset(&tp->row, 0, sizeof(tp->row));
-    tp->row.dev = f->dev;
-    tp->row.ino = f->ino;
-    tp->row.head_hash = f->head_hash;
-    tp->row.head_len = f->head_len;
-    tp->row.offset = (uint64_t)tc_now_ns();
-    tp->have = 1;
+    for (struct tail_file *g = t->files; g != NULL; g = g->next)
+        if (g->in == in && !g->rowed)
+            cap++;
+    keys = tc_xcalloc(cap, sizeof(*keys));
+    rows = tc_xcalloc(cap, sizeof(*rows));
+    rowed = tc_xcalloc(cap, sizeof(*rowed));
+    for (struct tail_file *g = t->files; g != NULL; g = g->next) {
+        if (g->in != in || g->rowed)
+            continue;
+        keys[n] = g->key;
+        rows[n].dev = g->dev;
+        rows[n].ino = g->ino;
+        rows[n].head_hash = g->head_hash;
+        rows[n].head_len = g->head_len;
+        rows[n].offset = g->offset;
+        rowed[nf++] = g;
+        n++;
+    }
     tail_path_key(key, sizeof(key), path);
-    if (spool_file_put(in->t->spool, key, &tp->row) < 0)
+    keys[n] = key;
+    rows[n].dev = f->dev;
+    rows[n].ino = f->ino;
+    rows[n].head_hash = f->head_hash;
+    rows[n].head_len = f->head_len;
+    rows[n].offset = (uint64_t)(seen_ns > 0 ? seen_ns : 0);
+    n++;
+    if (spool_files_put(t->spool, keys, rows, n) < 0) {
         log_warnx("%s: cannot store its identity", path);
+        goto out;
+    }
+    for (size_t i = 0; i < nf; i++) {
+        rowed[i]->rowed = 1;
+        rowed[i]->stored = rows[i];
+    }
+    tp->row = rows[n - 1];
+    tp->have = 1;
+out:
+    free(keys);
+    free(rows);
+    free(rowed);
 }
 
 static int
@@ -1225,7 +1281,6 @@ struct tail_cand {
     struct stat st;
     uint64_t offset;
     const char *why;
-    int unseen; /* rotated before it was read: no stored position yet */
 };
 
 static int
@@ -1327,7 +1382,6 @@ tail_track_siblings(struct tail_input *in, const char *path, const char *source,
         } else if (mtime > since_ns) {
             k->offset = 0;
             k->why = "rotated before it was read, reading it";
-            k->unseen = 1;
         } else {
             close(fd);
             continue;
@@ -1340,23 +1394,10 @@ tail_track_siblings(struct tail_input *in, const char *path, const char *source,
     if (nc > 1) /* c may be NULL when nothing was found */
         tc_qsort(c, nc, sizeof(*c), tail_cand_cmp);
     for (size_t i = 0; i < nc; i++) {
-        struct tail_file *f = tail_track(in, c[i].path, source, c[i].fd,
-                                         &c[i].st, c[i].offset, c[i].why);
-
-        /*
-         * A generation found unread gets its position (0) stored now:
-         * the caller then notes a newer file at path, which moves the
-         * "first seen" time past this one's mtime, and a stop before
-         * its first line is committed would leave it behind for good
-         * (a later start would take it for one read before).
-         */
-        if (c[i].unseen) {
-            struct spool_file r = {f->dev, f->ino, f->head_hash, f->head_len,
-                                   0};
-
-            if (spool_file_put(t->spool, f->key, &r) < 0)
-                log_warnx("%s: cannot store its position", c[i].path);
-        }
+        /* Its row (if it has none) is stored with the caller's path
+         * note, before the "first seen" time moves past it. */
+        (void)tail_track(in, c[i].path, source, c[i].fd, &c[i].st, c[i].offset,
+                         c[i].why);
         free(c[i].path);
     }
     free(c);
@@ -1411,6 +1452,8 @@ tail_scan_path(struct tail_input *in, const char *p, int initial)
     uint64_t off, size;
     size_t n;
     int fd, rc, succ, gone;
+    /* Before the stat: whatever is at p now got there after this. */
+    int64_t seen_ns = tc_now_ns() - TAIL_MTIME_SLACK_NS;
 
     tp->seen = 1;
     gone = stat(p, &st) < 0;
@@ -1442,7 +1485,7 @@ tail_scan_path(struct tail_input *in, const char *p, int initial)
             f->base = slash ? slash + 1 : f->name;
             f->watch = tail_watch_path(t, p);
         }
-        tail_path_note(in, p, f, 0);
+        tail_path_note(in, p, f, 0, seen_ns);
         return;
     }
     ident = st;
@@ -1497,7 +1540,7 @@ tail_scan_path(struct tail_input *in, const char *p, int initial)
     f = tail_track(in, p, p, fd, &st, off, how);
     f->live = 1;
     in->nmatched++;
-    tail_path_note(in, p, f, copy_of != NULL);
+    tail_path_note(in, p, f, copy_of != NULL, seen_ns);
 }
 
 static void
