@@ -23,7 +23,15 @@ exactly once, in the order written:
   around rotations, one or two of them while it is down: at start it
   finds the file it was reading among the rotated names by identity
   and finishes it, reads the generations it never saw, then the new
-  live file.
+  live file. With `rotate 5`, a rotation deletes the oldest generation;
+  one deleted while the agent is down may hold lines it had no time to
+  read (on a loaded machine a start can take longer than the 0.7 s the
+  agent is up). Those are lost by logrotate, not by the agent: the test
+  reads each generation logrotate is about to delete and allows exactly
+  its lines to be missing when the rotation ran while the agent was down
+  (and says how many). Any other missing line is a reader bug. Each kill
+  comes after the start's first scan ("started:"), so a generation that
+  existed then is held open and cannot be lost to a later deletion.
 """
 
 import os
@@ -108,21 +116,60 @@ def rotate(env, lr):
     env.run(["logrotate", "-f", "-s", os.path.join(env.dir, "logrotate.state"), lr])
 
 
-def check_delivered(env, app, total):
+def doomed(app):
+    """The generation the next `rotate 5` rotation deletes: (inode,
+    its matching lines), or None."""
+    old = app + ".5"
+    try:
+        with open(old) as f:
+            ino = os.fstat(f.fileno()).st_ino
+            return ino, [m for m in f.read().split("\n") if " ERROR " in m]
+    except FileNotFoundError:
+        return None
+
+
+def deleted(app, gen):
+    """Whether the rotation just done deleted gen (from doomed)."""
+    if gen is None:
+        return False
+    d = os.path.dirname(app)
+    return all(os.stat(os.path.join(d, n)).st_ino != gen[0] for n in os.listdir(d))
+
+
+def check_delivered(env, app, total, lost_ok=()):
+    """Every matching line arrived once, in order; lost_ok: lines logrotate
+    deleted before the agent could read them, allowed to be missing."""
     want = [line(i).rstrip("\n") for i in range(total) if i % 7 == 0]
+    lost_ok = set(lost_ok)
 
     def delivered():
         return len(env.events()) >= len(want)
 
+    def settled():
+        # With lines allowed to be missing, the count cannot tell when all
+        # arrived: wait until nothing new came for 10 s.
+        n = len(env.events())
+        if n != settled.n:
+            settled.n, settled.t = n, time.monotonic()
+        return n >= len(want) or time.monotonic() - settled.t > 10
+
+    settled.n, settled.t = -1, time.monotonic()
     try:
-        e2e.wait_for(delivered, 240, "%d events at the collector" % len(want),
-                     interval=1)
+        e2e.wait_for(delivered if not lost_ok else settled, 240,
+                     "%d events at the collector" % len(want), interval=1)
     except e2e.TestFailure:
         pass  # the comparison below says what is missing
     time.sleep(3)  # anything beyond the expected count would be a duplicate
     events = env.events()
     got = sorted((ev for ev in events if ev["source"] == app), key=lambda ev: ev["seq"])
     msgs = [ev["message"] for ev in got]
+    if lost_ok:
+        gs = set(msgs)
+        gone = [m for m in want if m not in gs and m in lost_ok]
+        if gone:
+            print("%d matching lines deleted by logrotate (rotate 5) while the agent "
+                  "was down, before it read them: not counted as lost" % len(gone))
+        want = [m for m in want if m in gs or m not in lost_ok]
     if msgs != want:
         gs, ws = set(msgs), set(want)
         missing = [m for m in want if m not in gs]
@@ -174,8 +221,24 @@ def test_kill_restart(env):
     app, conf, lr = setup(env, "create")
     col = env.collector().start()
     col.wait_log("listening on")
-    ag = env.agent(conf).start()
-    ag.wait_log("app.log")
+
+    def start():
+        # Wait for this start's first scan (its "started:" line): the
+        # files it found are then open and can no longer be lost.
+        at = len(ag.log())
+        ag.start()
+        ag.wait_log(r"tocsin-agent\[\d+\]: started:", timeout=60, after=at)
+
+    lost_ok = []  # lines of generations deleted while the agent was down
+
+    def rotate_down():
+        gen = doomed(app)
+        rotate(env, lr)
+        if deleted(app, gen):
+            lost_ok.extend(gen[1])
+
+    ag = env.agent(conf)
+    start()
     w = Writer(app)
     w.start()
     # Rotations while running, and one or two while the agent is down.
@@ -186,14 +249,14 @@ def test_kill_restart(env):
         ag.kill(signal.SIGKILL)
         for _ in range(1 + k % 2):
             time.sleep(0.2)
-            rotate(env, lr)
+            rotate_down()
         time.sleep(0.2)
-        ag.start()
+        start()
     time.sleep(0.5)
     w.stop.set()
     w.join()
     e2e.check(w.err is None, "writer failed: %r" % w.err)
-    check_delivered(env, app, w.n)
+    check_delivered(env, app, w.n, lost_ok)
     e2e.check(ag.stop() == 0, "agent did not exit cleanly on SIGTERM")
     e2e.check(col.stop() == 0, "collector did not exit cleanly on SIGTERM")
 
