@@ -184,6 +184,33 @@ test_append_with_offset(void **state)
     spool_free(s);
 }
 
+/* Several file rows in one transaction (tail stores a path row together
+ * with the rows of the files it moves past): all there after a reopen. */
+static void
+test_files_put(void **state)
+{
+    const char *keys[] = {"file:1:10", "file:1:11", "path:/var/log/app.log"};
+    struct spool_file rows[3] = {mkpos(0), mkpos(700), mkpos(123456789)};
+    struct spool_file got;
+    struct spool *s;
+
+    rows[1].ino = 11;
+    assert_int_equal(spool_open(statedir, 1 << 20, &s), 0);
+    assert_int_equal(spool_files_put(s, keys, rows, 0), 0);
+    assert_int_equal(spool_file_get(s, keys[0], &got), -ENOENT);
+    assert_int_equal(spool_files_put(s, keys, rows, 3), 0);
+    spool_free(s);
+    assert_int_equal(spool_open(statedir, 1 << 20, &s), 0);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(spool_file_get(s, keys[i], &got), 0);
+        assert_int_equal(got.offset, rows[i].offset);
+        assert_int_equal(got.ino, rows[i].ino);
+        assert_int_equal(got.head_hash, rows[i].head_hash);
+    }
+    assert_int_equal(spool_depth(s), 0);
+    spool_free(s);
+}
+
 static void
 test_seq_across_reopen(void **state)
 {
@@ -1287,6 +1314,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_append_with_offset, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_files_put, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seq_across_reopen, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ack, setup, teardown),
