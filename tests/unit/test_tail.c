@@ -3,7 +3,8 @@
  * mkdtemp directory, with a real spool and emit: globs and exclude,
  * start_at end, rename rotation read to the end, copytruncate (the copy
  * is finished), delete and recreate, two rotations between two reads,
- * rotation while stopped, inode reuse (same inode, other head), the
+ * rotation while stopped, a kill right after a start's scan (before any
+ * pass) followed by a rotation, inode reuse (same inode, other head), the
  * partial line flushed after flush_timeout, multiline records and
  * max_lines, an exact resume after a restart, and which files are not
  * read: symlinks out of bounds, FIFOs, /proc. Every check reads the
