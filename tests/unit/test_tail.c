@@ -511,6 +511,39 @@ test_killed_before_any_pass(void **state)
     EXPECT(f, "1", "2", "3", "4", "5");
 }
 
+/*
+ * copytruncate while stopped, then a start killed right after its scan
+ * (it found the copy and would have finished it from the stored
+ * offset), then a rename rotation: the copy and the truncated file
+ * both keep their place.
+ */
+static void
+test_killed_after_copytruncate(void **state)
+{
+    struct fx *f = *state;
+    char a[PATH_MAX];
+    int64_t since;
+
+    snprintf(a, sizeof(a), "%s/app.log", f->dir);
+    put("w", "app.log", "1\n");
+    fx_start(f);
+    EXPECT(f, "1");
+    fx_stop(f);
+    since = stored_since(f);
+    put("a", "app.log", "2\n3\n");
+    put("w", "app.log.1", "1\n2\n3\n"); /* logrotate's copy */
+    assert_int_equal(truncate(a, 0), 0);
+    put("a", "app.log", "4\n");
+    set_mtime("app.log.1", since + 500000);
+    set_mtime("app.log", since + 1000000);
+    fx_kill_after_scan(f);
+    mv("app.log.1", "app.log.2");
+    mv("app.log", "app.log.1");
+    put("w", "app.log", "5\n");
+    fx_start(f);
+    EXPECT(f, "1", "2", "3", "4", "5");
+}
+
 static void
 test_inode_reuse(void **state)
 {
@@ -887,6 +920,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_killed_before_first_pass, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_killed_before_any_pass, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_killed_after_copytruncate, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_partial_flush, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_buffer_trimmed, setup,
