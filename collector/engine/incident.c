@@ -56,7 +56,7 @@ struct fpent {
     int fp_dirty;          /* soft state changed since the last drain (and
                               in the engine's dirty_fps) */
     struct inc *cur;       /* the incident not closed, or NULL; borrowed
-                              from incs */
+                              from byid */
 };
 
 /* The two tick heaps (see struct inc). */
@@ -73,7 +73,7 @@ struct inc {
     int dirty;             /* changed since the last drain (and in the
                               engine's dirty list) */
     /* While active (open or acknowledged), its place in its rule's
-     * index (rule_index); all NULL otherwise. */
+     * index (index_add); all NULL otherwise. */
     struct rulent *re;         /* its rule; borrowed */
     struct rhent *rh;          /* its (rule, host) count; borrowed */
     struct inc *rprev, *rnext; /* in re's list of active incidents */
