@@ -3,11 +3,17 @@
  * docs/internals/incidents.md).
  *
  * State is a hash table of fingerprints (soft state, and the one
- * incident of the fingerprint that is not closed) and an array of the
- * incidents in memory, kept sorted by id. Every walk that can produce
- * output goes over that array, never over the hash table, so the output
- * order does not depend on how the table was filled (live, or loaded
- * from the store after a restart).
+ * incident of the fingerprint that is not closed) and a hash table of
+ * the incidents in memory by id. A step costs what it touched, not what
+ * the engine holds (bench/README.md "bench/engine"): changed incidents
+ * and fingerprints are listed as they change, so that the drain walks
+ * only those; each rule indexes its active incidents and counts them
+ * per host, for priorities; two heaps order the active log incidents
+ * by last event and the resolved ones by resolve time, for the tick.
+ * Output order never depends on a hash table or a heap: whatever is
+ * handed over is sorted first (incidents by id, fingerprints by key),
+ * and the tick and priority walks run in id order, as a walk over every
+ * incident in id order would (which is what the engine once did).
  */
 #include "engine/incident.h"
 
@@ -47,15 +53,66 @@ struct fpent {
     int64_t since;         /* event time of the first of them, ns */
     uint64_t hist;         /* last check states, 2 bits each (FLAP_MASK) */
     int flapping;          /* the check is flapping */
-    int fp_dirty;          /* soft state changed since the last drain */
+    int fp_dirty;          /* soft state changed since the last drain (and
+                              in the engine's dirty_fps) */
     struct inc *cur;       /* the incident not closed, or NULL; borrowed
-                              from incs */
+                              from byid */
 };
 
+/* The two tick heaps (see struct inc). */
+enum { HEAP_QUIET = 0, HEAP_RESOLVED = 1, NHEAPS = 2 };
+#define NOT_QUEUED SIZE_MAX
+
+struct rulent;
+struct rhent;
+
 struct inc {
-    struct incident v; /* strings owned */
-    struct fpent *fe;  /* its fingerprint (NULL once closed) */
-    int dirty;         /* changed since the last drain */
+    struct incident v;     /* strings owned */
+    struct tc_hnode hnode; /* in byid, under the hash of v.id */
+    struct fpent *fe;      /* its fingerprint (NULL once closed) */
+    int dirty;             /* changed since the last drain (and in the
+                              engine's dirty list) */
+    /* While active (open or acknowledged), its place in its rule's
+     * index (index_add); all NULL otherwise. */
+    struct rulent *re;         /* its rule; borrowed */
+    struct rhent *rh;          /* its (rule, host) count; borrowed */
+    struct inc *rprev, *rnext; /* in re's list of active incidents */
+    /*
+     * Tick heaps: HEAP_QUIET holds the active log incidents keyed by
+     * last_seen as it was when queued (it only grows, so the key is
+     * never later than the truth: the tick refreshes it when it comes
+     * due), HEAP_RESOLVED the resolved ones keyed by resolved_at.
+     */
+    size_t hpos[NHEAPS];  /* index in the heap, or NOT_QUEUED */
+    int64_t hkey[NHEAPS]; /* key in the heap, ns */
+};
+
+/* A rule with active incidents (freed when it has none). */
+struct rulent {
+    struct tc_hnode hnode; /* in rules, under tc_hash64_str(name) */
+    char *name;            /* owned */
+    size_t nhosts;         /* distinct hosts with an active incident of it */
+    struct inc *head;      /* its active incidents, in no order */
+    size_t nactive;        /* how many */
+    int impact;            /* nhosts >= IMPACT_HOSTS at the last reprioritise */
+    int settled;           /* every active incident's priority was set
+                              from impact at the last reprioritise, and
+                              only the one it was told of changed since */
+};
+
+/* Active incidents of one rule on one host (freed at 0). */
+struct rhent {
+    struct tc_hnode hnode; /* in rhosts, under rh_hash(rule, host) */
+    struct rulent *re;     /* borrowed */
+    char *host;            /* owned */
+    size_t count;          /* active incidents of re on host, >= 1 */
+};
+
+/* A binary min-heap of incidents on hkey[which]. */
+struct iheap {
+    struct inc **v; /* owned array; the incidents are borrowed */
+    size_t n, cap;
+    int which; /* HEAP_QUIET or HEAP_RESOLVED */
 };
 
 struct note {
@@ -76,10 +133,20 @@ struct incident_engine {
     struct sil *sils; /* owned, in id order; kept for good: late events
                          are matched at their own time */
     size_t nsil, capsil;
-    struct tc_htab fps; /* of struct fpent, owned: the fingerprints */
-    struct inc **incs;  /* owned, sorted by id; closed ones leave at drain */
-    size_t ninc, capinc;
-    struct note *notes; /* owned, since the last drain */
+    struct tc_htab fps;  /* of struct fpent, owned: the fingerprints */
+    struct tc_htab byid; /* of struct inc, owned: the incidents in memory;
+                            closed ones leave at drain */
+    struct inc **dirty;  /* the changed incidents (dirty set), each once,
+                            in no order; borrowed */
+    size_t ndirty, capdirty;
+    struct fpent **dirty_fps; /* the changed fingerprints (fp_dirty), each
+                                 once, in no order; borrowed */
+    size_t ndirty_fps, capdirty_fps;
+    struct tc_htab rules;      /* of struct rulent, owned: rules with active
+                                  incidents */
+    struct tc_htab rhosts;     /* of struct rhent, owned: (rule, host) counts */
+    struct iheap heap[NHEAPS]; /* the tick's (struct inc) */
+    struct note *notes;        /* owned, since the last drain */
     size_t nnotes, capnotes;
     int64_t last_id;  /* highest id ever given */
     int64_t last_fed; /* incident the last fed event folded into, 0 */
@@ -148,6 +215,11 @@ incident_engine_new(const struct incident_config *c)
 
     incident_engine_set_config(e, c);
     tc_htab_init(&e->fps);
+    tc_htab_init(&e->byid);
+    tc_htab_init(&e->rules);
+    tc_htab_init(&e->rhosts);
+    e->heap[HEAP_QUIET].which = HEAP_QUIET;
+    e->heap[HEAP_RESOLVED].which = HEAP_RESOLVED;
     return e;
 }
 
@@ -193,14 +265,32 @@ incident_engine_free(struct incident_engine *e)
         free(f);
     }
     tc_htab_free(&e->fps);
-    for (size_t i = 0; i < e->ninc; i++)
-        inc_free(e->incs[i]);
+    for (n = tc_htab_iter(&e->byid, &it); n != NULL; n = tc_hiter_next(&it))
+        inc_free(TC_CONTAINER_OF(n, struct inc, hnode));
+    tc_htab_free(&e->byid);
+    for (n = tc_htab_iter(&e->rules, &it); n != NULL; n = tc_hiter_next(&it)) {
+        struct rulent *re = TC_CONTAINER_OF(n, struct rulent, hnode);
+
+        free(re->name);
+        free(re);
+    }
+    tc_htab_free(&e->rules);
+    for (n = tc_htab_iter(&e->rhosts, &it); n != NULL; n = tc_hiter_next(&it)) {
+        struct rhent *rh = TC_CONTAINER_OF(n, struct rhent, hnode);
+
+        free(rh->host);
+        free(rh);
+    }
+    tc_htab_free(&e->rhosts);
+    for (int h = 0; h < NHEAPS; h++)
+        free(e->heap[h].v);
+    free(e->dirty);
+    free(e->dirty_fps);
     notes_clear(e);
     for (size_t i = 0; i < e->nsil; i++)
         free(e->sils[i].matchers);
     free(e->sils);
     free(e->notes);
-    free(e->incs);
     free(e);
 }
 
@@ -243,39 +333,271 @@ fp_remove(struct incident_engine *e, struct fpent *f)
     free(f);
 }
 
-/* Insert keeping the array sorted by id (ids only grow live; a load may
- * come in any order). */
+static uint64_t
+id_hash(int64_t id)
+{
+    return tc_hash64(&id, sizeof(id));
+}
+
 static void
 incs_insert(struct incident_engine *e, struct inc *in)
 {
-    size_t i = e->ninc;
-
-    if (e->ninc == e->capinc) {
-        e->capinc = e->capinc ? e->capinc * 2 : 64;
-        e->incs = tc_xreallocarray(e->incs, e->capinc, sizeof(*e->incs));
-    }
-    while (i > 0 && e->incs[i - 1]->v.id > in->v.id) {
-        e->incs[i] = e->incs[i - 1];
-        i--;
-    }
-    e->incs[i] = in;
-    e->ninc++;
+    in->hpos[HEAP_QUIET] = in->hpos[HEAP_RESOLVED] = NOT_QUEUED;
+    tc_htab_insert(&e->byid, &in->hnode, id_hash(in->v.id));
 }
 
 static struct inc *
 incs_find(const struct incident_engine *e, int64_t id)
 {
-    size_t lo = 0, hi = e->ninc;
+    uint64_t h = id_hash(id);
+    struct tc_hnode *n;
 
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
+    for (n = tc_htab_first(&e->byid, h); n != NULL; n = tc_htab_next(n, h)) {
+        struct inc *in = TC_CONTAINER_OF(n, struct inc, hnode);
 
-        if (e->incs[mid]->v.id < id)
-            lo = mid + 1;
-        else
-            hi = mid;
+        if (in->v.id == id)
+            return in;
     }
-    return lo < e->ninc && e->incs[lo]->v.id == id ? e->incs[lo] : NULL;
+    return NULL;
+}
+
+/* Put the incident on the drain's list (once). */
+static void
+mark_dirty(struct incident_engine *e, struct inc *in)
+{
+    if (in->dirty)
+        return;
+    in->dirty = 1;
+    if (e->ndirty == e->capdirty) {
+        e->capdirty = e->capdirty ? e->capdirty * 2 : 64;
+        e->dirty = tc_xreallocarray(e->dirty, e->capdirty, sizeof(*e->dirty));
+    }
+    e->dirty[e->ndirty++] = in;
+}
+
+/* Put the fingerprint on the drain's list (once). */
+static void
+mark_fp_dirty(struct incident_engine *e, struct fpent *f)
+{
+    if (f->fp_dirty)
+        return;
+    f->fp_dirty = 1;
+    if (e->ndirty_fps == e->capdirty_fps) {
+        e->capdirty_fps = e->capdirty_fps ? e->capdirty_fps * 2 : 64;
+        e->dirty_fps = tc_xreallocarray(e->dirty_fps, e->capdirty_fps,
+                                        sizeof(*e->dirty_fps));
+    }
+    e->dirty_fps[e->ndirty_fps++] = f;
+}
+
+static int
+inc_id_cmp(const void *a, const void *b)
+{
+    const struct inc *x = *(struct inc *const *)a;
+    const struct inc *y = *(struct inc *const *)b;
+
+    return x->v.id < y->v.id ? -1 : x->v.id > y->v.id;
+}
+
+/* ---- tick heaps -----------------------------------------------------------
+ */
+
+static int
+heap_less(const struct iheap *h, size_t i, size_t j)
+{
+    const struct inc *a = h->v[i], *b = h->v[j];
+
+    /* Ties by id: the same shape whatever the insertion order. */
+    if (a->hkey[h->which] != b->hkey[h->which])
+        return a->hkey[h->which] < b->hkey[h->which];
+    return a->v.id < b->v.id;
+}
+
+static void
+heap_swap(struct iheap *h, size_t i, size_t j)
+{
+    struct inc *t = h->v[i];
+
+    h->v[i] = h->v[j];
+    h->v[j] = t;
+    h->v[i]->hpos[h->which] = i;
+    h->v[j]->hpos[h->which] = j;
+}
+
+static void
+heap_up(struct iheap *h, size_t i)
+{
+    while (i > 0 && heap_less(h, i, (i - 1) / 2)) {
+        heap_swap(h, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+static void
+heap_down(struct iheap *h, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+
+        if (l < h->n && heap_less(h, l, m))
+            m = l;
+        if (l + 1 < h->n && heap_less(h, l + 1, m))
+            m = l + 1;
+        if (m == i)
+            return;
+        heap_swap(h, i, m);
+        i = m;
+    }
+}
+
+static void
+heap_push(struct iheap *h, struct inc *in, int64_t key)
+{
+    if (h->n == h->cap) {
+        h->cap = h->cap ? h->cap * 2 : 64;
+        h->v = tc_xreallocarray(h->v, h->cap, sizeof(*h->v));
+    }
+    in->hkey[h->which] = key;
+    in->hpos[h->which] = h->n;
+    h->v[h->n++] = in;
+    heap_up(h, h->n - 1);
+}
+
+static void
+heap_del(struct iheap *h, struct inc *in)
+{
+    size_t i = in->hpos[h->which];
+
+    in->hpos[h->which] = NOT_QUEUED;
+    if (i == --h->n)
+        return;
+    h->v[i] = h->v[h->n];
+    h->v[i]->hpos[h->which] = i;
+    heap_down(h, i);
+    heap_up(h, i);
+}
+
+/* ---- rule index ------------------------------------------------------------
+ */
+
+static uint64_t
+rh_hash(const char *rule, const char *host)
+{
+    /* With the rule's NUL: "a"+"bc" and "ab"+"c" differ. */
+    return tc_hash64_add(tc_hash64(rule, strlen(rule) + 1), host, strlen(host));
+}
+
+static struct rulent *
+rule_find(const struct incident_engine *e, const char *rule)
+{
+    uint64_t h = tc_hash64_str(rule);
+    struct tc_hnode *n;
+
+    for (n = tc_htab_first(&e->rules, h); n != NULL; n = tc_htab_next(n, h)) {
+        struct rulent *re = TC_CONTAINER_OF(n, struct rulent, hnode);
+
+        if (strcmp(re->name, rule) == 0)
+            return re;
+    }
+    return NULL;
+}
+
+/* An incident became active: into its rule's list and host count. */
+static void
+index_add(struct incident_engine *e, struct inc *in)
+{
+    struct rulent *re = rule_find(e, in->v.rule);
+    uint64_t h;
+    struct tc_hnode *n;
+    struct rhent *rh = NULL;
+
+    if (re == NULL) {
+        re = tc_xcalloc(1, sizeof(*re));
+        re->name = tc_xstrdup(in->v.rule);
+        tc_htab_insert(&e->rules, &re->hnode, tc_hash64_str(re->name));
+    }
+    h = rh_hash(in->v.rule, in->v.host);
+    for (n = tc_htab_first(&e->rhosts, h); n != NULL; n = tc_htab_next(n, h)) {
+        struct rhent *x = TC_CONTAINER_OF(n, struct rhent, hnode);
+
+        if (x->re == re && strcmp(x->host, in->v.host) == 0) {
+            rh = x;
+            break;
+        }
+    }
+    if (rh == NULL) {
+        rh = tc_xcalloc(1, sizeof(*rh));
+        rh->re = re;
+        rh->host = tc_xstrdup(in->v.host);
+        tc_htab_insert(&e->rhosts, &rh->hnode, h);
+        re->nhosts++;
+    }
+    rh->count++;
+    in->rprev = NULL;
+    in->rnext = re->head;
+    if (re->head != NULL)
+        re->head->rprev = in;
+    re->head = in;
+    re->nactive++;
+    in->re = re;
+    in->rh = rh;
+}
+
+/* An incident is no longer active. */
+static void
+index_del(struct incident_engine *e, struct inc *in)
+{
+    struct rulent *re = in->re;
+    struct rhent *rh = in->rh;
+
+    if (--rh->count == 0) {
+        tc_htab_remove(&e->rhosts, &rh->hnode);
+        free(rh->host);
+        free(rh);
+        re->nhosts--;
+    }
+    if (in->rprev != NULL)
+        in->rprev->rnext = in->rnext;
+    else
+        re->head = in->rnext;
+    if (in->rnext != NULL)
+        in->rnext->rprev = in->rprev;
+    in->rprev = in->rnext = NULL;
+    in->re = NULL;
+    in->rh = NULL;
+    if (--re->nactive == 0) {
+        tc_htab_remove(&e->rules, &re->hnode);
+        free(re->name);
+        free(re);
+    }
+}
+
+static int active(const struct inc *in);
+
+/*
+ * After any change of state: bring the rule index and the tick heaps
+ * in line with it (index: active; quiet heap: active log incident;
+ * resolved heap: resolved).
+ */
+static void
+sched(struct incident_engine *e, struct inc *in)
+{
+    int act = active(in);
+    int quiet = act && strcmp(in->v.kind, "log") == 0;
+    int res = in->v.state == INCIDENT_RESOLVED;
+
+    if (act && in->re == NULL)
+        index_add(e, in);
+    else if (!act && in->re != NULL)
+        index_del(e, in);
+    if (quiet && in->hpos[HEAP_QUIET] == NOT_QUEUED)
+        heap_push(&e->heap[HEAP_QUIET], in, in->v.last_seen);
+    else if (!quiet && in->hpos[HEAP_QUIET] != NOT_QUEUED)
+        heap_del(&e->heap[HEAP_QUIET], in);
+    if (res && in->hpos[HEAP_RESOLVED] == NOT_QUEUED)
+        heap_push(&e->heap[HEAP_RESOLVED], in, in->v.resolved_at);
+    else if (!res && in->hpos[HEAP_RESOLVED] != NOT_QUEUED)
+        heap_del(&e->heap[HEAP_RESOLVED], in);
 }
 
 static void
@@ -317,60 +639,63 @@ base_priority(enum tc_severity s)
     }
 }
 
-/* Distinct hosts with an active incident of rule. */
-static size_t
-rule_hosts(const struct incident_engine *e, const char *rule)
+/* Set the priority of active incident in from its rule's hosts. */
+static void
+reprioritise_one(struct incident_engine *e, struct inc *in, size_t hosts,
+                 int64_t ts)
 {
-    size_t n = 0;
+    char detail[96];
+    int p = base_priority(in->v.severity);
 
-    for (size_t i = 0; i < e->ninc; i++) {
-        const struct inc *in = e->incs[i];
-        int seen = 0;
-
-        if (!active(in) || strcmp(in->v.rule, rule) != 0)
-            continue;
-        /* Quadratic in the hosts of one rule; small in practice. */
-        for (size_t j = 0; j < i && !seen; j++) {
-            const struct inc *o = e->incs[j];
-
-            seen = active(o) && strcmp(o->v.rule, rule) == 0 &&
-                   strcmp(o->v.host, in->v.host) == 0;
-        }
-        if (!seen)
-            n++;
-    }
-    return n;
+    if (p > 1 && (in->v.tier1 || hosts >= IMPACT_HOSTS))
+        p--;
+    if (p == in->v.priority)
+        return;
+    snprintf(detail, sizeof(detail), "P%d -> P%d (%s, %zu host%s)",
+             in->v.priority, p, tc_severity_name(in->v.severity), hosts,
+             hosts == 1 ? "" : "s");
+    in->v.priority = p;
+    mark_dirty(e, in);
+    note_add(e, in, ts, "priority", "rule:priority", detail);
 }
 
 /*
  * Recompute the priority of every active incident of rule: the
  * severity's base, one step higher for a tier-1 service or when
- * IMPACT_HOSTS hosts suffer from the same rule.
+ * IMPACT_HOSTS hosts suffer from the same rule. changed is the one
+ * incident (of rule, or NULL) whose severity, tier or activity changed
+ * since the rule's last reprioritise: when the rule's impact is what it
+ * was then, every other active incident of it still has the priority
+ * it set, so only changed is looked at. Otherwise every active incident
+ * of the rule is, in id order (the order of the notes).
  */
 static void
-reprioritise(struct incident_engine *e, const char *rule, int64_t ts)
+reprioritise(struct incident_engine *e, const char *rule, struct inc *changed,
+             int64_t ts)
 {
-    size_t hosts = rule_hosts(e, rule);
-    char detail[96];
+    struct rulent *re = rule_find(e, rule);
+    struct inc **v, *in;
+    size_t n = 0;
+    int impact;
 
-    for (size_t i = 0; i < e->ninc; i++) {
-        struct inc *in = e->incs[i];
-        int p;
-
-        if (!active(in) || strcmp(in->v.rule, rule) != 0)
-            continue;
-        p = base_priority(in->v.severity);
-        if (p > 1 && (in->v.tier1 || hosts >= IMPACT_HOSTS))
-            p--;
-        if (p == in->v.priority)
-            continue;
-        snprintf(detail, sizeof(detail), "P%d -> P%d (%s, %zu host%s)",
-                 in->v.priority, p, tc_severity_name(in->v.severity), hosts,
-                 hosts == 1 ? "" : "s");
-        in->v.priority = p;
-        in->dirty = 1;
-        note_add(e, in, ts, "priority", "rule:priority", detail);
+    if (re == NULL)
+        return; /* no active incident of rule */
+    impact = re->nhosts >= IMPACT_HOSTS;
+    if (re->settled && re->impact == impact) {
+        if (changed != NULL && changed->re == re)
+            reprioritise_one(e, changed, re->nhosts, ts);
+        return;
     }
+    v = tc_xreallocarray(NULL, re->nactive, sizeof(*v));
+    for (in = re->head; in != NULL; in = in->rnext)
+        v[n++] = in;
+    if (n > 1)
+        tc_qsort(v, n, sizeof(*v), inc_id_cmp);
+    for (size_t i = 0; i < n; i++)
+        reprioritise_one(e, v[i], re->nhosts, ts);
+    free(v);
+    re->impact = impact;
+    re->settled = 1;
 }
 
 static int
@@ -400,18 +725,19 @@ service_of(const struct tc_event *ev, char *buf, size_t len)
 
 /* An incident opened without a service takes the first one seen. */
 static void
-adopt_service(struct inc *in, const char *service)
+adopt_service(struct incident_engine *e, struct inc *in, const char *service)
 {
     if (in->v.service[0] == '\0' && service[0] != '\0') {
         free(in->v.service);
         in->v.service = tc_xstrdup(service);
-        in->dirty = 1;
+        mark_dirty(e, in);
     }
 }
 
 /* Fold an event into an incident's counters; 1 if severity or tier rose. */
 static int
-fold(struct inc *in, int64_t t, uint64_t n, enum tc_severity sev, int tier1)
+fold(struct incident_engine *e, struct inc *in, int64_t t, uint64_t n,
+     enum tc_severity sev, int tier1)
 {
     int raised = 0;
 
@@ -428,7 +754,7 @@ fold(struct inc *in, int64_t t, uint64_t n, enum tc_severity sev, int tier1)
         in->v.tier1 = 1;
         raised = 1;
     }
-    in->dirty = 1;
+    mark_dirty(e, in);
     return raised;
 }
 
@@ -440,16 +766,17 @@ close_inc(struct incident_engine *e, struct inc *in, int64_t ts,
 
     in->v.state = INCIDENT_CLOSED;
     in->v.closed_at = ts;
-    in->dirty = 1;
+    mark_dirty(e, in);
+    sched(e, in);
     if (in->fe != NULL && in->fe->cur == in) {
         in->fe->cur = NULL;
         /* Let the drain forget the fingerprint if nothing else holds it. */
-        in->fe->fp_dirty = 1;
+        mark_fp_dirty(e, in->fe);
     }
     in->fe = NULL;
     note_add(e, in, ts, "closed", who, detail);
     if (was_active)
-        reprioritise(e, in->v.rule, ts);
+        reprioritise(e, in->v.rule, NULL, ts);
 }
 
 static void
@@ -458,9 +785,10 @@ resolve_inc(struct incident_engine *e, struct inc *in, int64_t ts,
 {
     in->v.state = INCIDENT_RESOLVED;
     in->v.resolved_at = ts;
-    in->dirty = 1;
+    mark_dirty(e, in);
+    sched(e, in);
     note_add(e, in, ts, "resolved", who, detail);
-    reprioritise(e, in->v.rule, ts);
+    reprioritise(e, in->v.rule, NULL, ts);
 }
 
 struct ev_ctx {
@@ -650,7 +978,7 @@ open_or_reopen(struct incident_engine *e, struct fpent *fe,
              * belongs to the past incident; counting it there keeps
              * the numbers right without a new storm of incidents.
              */
-            fold(cur, c->t, c->n, cur->v.severity, c->tier1);
+            fold(e, cur, c->t, c->n, cur->v.severity, c->tier1);
             e->last_fed = cur->v.id;
             return;
         }
@@ -663,12 +991,13 @@ open_or_reopen(struct incident_engine *e, struct fpent *fe,
             cur->v.acked_at = 0;
             cur->v.resolved_at = 0;
             cur->v.reopened++;
-            fold(cur, c->t, c->n, c->sev, c->tier1);
+            fold(e, cur, c->t, c->n, c->sev, c->tier1);
+            sched(e, cur);
             e->last_fed = cur->v.id;
-            adopt_service(cur, c->service);
+            adopt_service(e, cur, c->service);
             note_add(e, cur, c->t, "reopened", c->who, d);
             mark_silenced(e, cur, c);
-            reprioritise(e, cur->v.rule, c->t);
+            reprioritise(e, cur->v.rule, cur, c->t);
             return;
         }
         close_inc(e, cur, c->t, "rule:reopen_window",
@@ -686,24 +1015,25 @@ open_or_reopen(struct incident_engine *e, struct fpent *fe,
     in->v.priority = base_priority(c->sev);
     in->v.opened_at = c->t;
     in->fe = fe;
-    fold(in, c->t, c->n, c->sev, c->tier1);
+    incs_insert(e, in);
+    fold(e, in, c->t, c->n, c->sev, c->tier1);
+    sched(e, in);
     fe->cur = in;
     e->last_fed = in->v.id;
-    incs_insert(e, in);
     snprintf(d, sizeof(d), "%s%s%s", tc_severity_name(c->sev),
              *detail ? "; " : "", detail);
     note_add(e, in, c->t, "opened", c->who, d);
     mark_silenced(e, in, c);
-    reprioritise(e, in->v.rule, c->t);
+    reprioritise(e, in->v.rule, in, c->t);
 }
 
 static void
 fold_active(struct incident_engine *e, struct inc *in, const struct ev_ctx *c)
 {
     e->last_fed = in->v.id;
-    adopt_service(in, c->service);
-    if (fold(in, c->t, c->n, c->sev, c->tier1))
-        reprioritise(e, in->v.rule, c->t);
+    adopt_service(e, in, c->service);
+    if (fold(e, in, c->t, c->n, c->sev, c->tier1))
+        reprioritise(e, in->v.rule, in, c->t);
 }
 
 /*
@@ -808,7 +1138,7 @@ mark_flapping(struct incident_engine *e, struct inc *in, const struct ev_ctx *c,
     if (in->v.flapping)
         return;
     in->v.flapping = 1;
-    in->dirty = 1;
+    mark_dirty(e, in);
     flap_note(e, in, c->t, "flapping started", c->who, sum, ">",
               e->cfg.flap_high);
 }
@@ -828,23 +1158,23 @@ flap_update(struct incident_engine *e, struct fpent *fe, const struct ev_ctx *c,
 
     if (hist != fe->hist) {
         fe->hist = hist;
-        fe->fp_dirty = 1;
+        mark_fp_dirty(e, fe);
     }
     sum = flap_sum(hist);
     if (!fe->flapping && e->cfg.flap_high > 0 &&
         (uint64_t)sum * 100 > (uint64_t)e->cfg.flap_high * FLAP_SCALE) {
         fe->flapping = 1;
-        fe->fp_dirty = 1;
+        mark_fp_dirty(e, fe);
         if (fe->cur != NULL && active(fe->cur))
             mark_flapping(e, fe->cur, c, sum);
     } else if (fe->flapping &&
                (e->cfg.flap_high == 0 ||
                 (uint64_t)sum * 100 < (uint64_t)e->cfg.flap_low * FLAP_SCALE)) {
         fe->flapping = 0;
-        fe->fp_dirty = 1;
+        mark_fp_dirty(e, fe);
         if (fe->cur != NULL && fe->cur->v.flapping) {
             fe->cur->v.flapping = 0;
-            fe->cur->dirty = 1;
+            mark_dirty(e, fe->cur);
             flap_note(e, fe->cur, c->t, "flapping stopped", c->who, sum, "<",
                       e->cfg.flap_low);
         }
@@ -874,15 +1204,15 @@ feed_check_event(struct incident_engine *e, const char *key, size_t kl,
     if (ok) {
         if (fe->attempts != 0) {
             fe->attempts = 0;
-            fe->fp_dirty = 1;
+            mark_fp_dirty(e, fe);
         }
         if (fe->cur == NULL || !active(fe->cur))
             return;
         e->last_fed = fe->cur->v.id;
         /* A flapping check's incident stays open and counts results. */
         if (fe->flapping) {
-            if (fold(fe->cur, c->t, c->n, TC_SEV_OK, c->tier1))
-                reprioritise(e, fe->cur->v.rule, c->t);
+            if (fold(e, fe->cur, c->t, c->n, TC_SEV_OK, c->tier1))
+                reprioritise(e, fe->cur->v.rule, fe->cur, c->t);
         } else {
             resolve_inc(e, fe->cur, c->t, c->who, "check OK");
         }
@@ -890,7 +1220,7 @@ feed_check_event(struct incident_engine *e, const char *key, size_t kl,
     }
     if (fe->attempts++ == 0)
         fe->since = c->t;
-    fe->fp_dirty = 1;
+    mark_fp_dirty(e, fe);
     if (fe->cur != NULL && active(fe->cur)) {
         fold_active(e, fe->cur, c);
         return;
@@ -1147,14 +1477,68 @@ host_silent(struct incident_engine *e, const char *host)
     return fe != NULL && fe->cur != NULL && active(fe->cur);
 }
 
+/*
+ * The incidents a tick at now may change, in id order, out of the
+ * heaps (the caller puts back what it leaves, with sched): active log
+ * incidents quiet for resolve_after, resolved ones past reopen_window.
+ * A quiet key that comes due but whose incident had events since is
+ * moved to its last event. *n is set; the array is the caller's.
+ */
+static struct inc **
+tick_due(struct incident_engine *e, int64_t now, size_t *n)
+{
+    struct iheap *q = &e->heap[HEAP_QUIET], *r = &e->heap[HEAP_RESOLVED];
+    struct inc **v = NULL;
+    size_t nv = 0, cap = 0;
+
+    for (;;) {
+        struct inc *in = NULL;
+
+        if (q->n > 0 &&
+            now - q->v[0]->hkey[HEAP_QUIET] >= e->cfg.resolve_after_ns) {
+            in = q->v[0];
+            if (now - in->v.last_seen < e->cfg.resolve_after_ns) {
+                /* Not quiet after all: due again at its last event. */
+                in->hkey[HEAP_QUIET] = in->v.last_seen;
+                heap_down(q, 0);
+                continue;
+            }
+            heap_del(q, in);
+        } else if (r->n > 0 && now - r->v[0]->hkey[HEAP_RESOLVED] >=
+                                   e->cfg.reopen_window_ns) {
+            in = r->v[0];
+            heap_del(r, in);
+        } else {
+            break;
+        }
+        if (nv == cap) {
+            cap = cap ? cap * 2 : 16;
+            v = tc_xreallocarray(v, cap, sizeof(*v));
+        }
+        v[nv++] = in;
+    }
+    if (nv > 1)
+        tc_qsort(v, nv, sizeof(*v), inc_id_cmp);
+    *n = nv;
+    return v;
+}
+
 void
 incident_engine_tick(struct incident_engine *e, int64_t now)
 {
     char d[96];
+    size_t n;
+    struct inc **due = tick_due(e, now, &n);
 
-    /* Index walk: close_inc and resolve_inc do not change the array. */
-    for (size_t i = 0; i < e->ninc; i++) {
-        struct inc *in = e->incs[i];
+    /*
+     * What a walk over every incident in id order would do, over the
+     * only ones it could change: resolving or closing one changes no
+     * other's state or times (priorities, which the conditions do not
+     * read), and an agent-silent incident, which host_silent reads, is
+     * never resolved here.
+     */
+    for (size_t i = 0; i < n; i++) {
+        struct inc *in = due[i];
 
         if (active(in) && strcmp(in->v.kind, "log") == 0 &&
             now - in->v.last_seen >= e->cfg.resolve_after_ns &&
@@ -1167,7 +1551,10 @@ incident_engine_tick(struct incident_engine *e, int64_t now)
             now - in->v.resolved_at >= e->cfg.reopen_window_ns)
             close_inc(e, in, now, "rule:reopen_window",
                       "no recurrence within reopen_window");
+        /* Back in its heap if it stays (a silent host's, say). */
+        sched(e, in);
     }
+    free(due);
 }
 
 int
@@ -1186,7 +1573,7 @@ incident_engine_action(struct incident_engine *e,
             return -EALREADY;
         in->v.state = INCIDENT_ACKED;
         in->v.acked_at = a->ts;
-        in->dirty = 1;
+        mark_dirty(e, in);
         note_add(e, in, a->ts, "acknowledged", who, a->text);
         return 0;
     case INCIDENT_RESOLVE:
@@ -1228,6 +1615,11 @@ incident_engine_load(struct incident_engine *e, const struct incident *src)
     }
     in->fe = fe->cur == in ? fe : NULL;
     incs_insert(e, in);
+    sched(e, in);
+    /* Its priority was set by another engine: the rule's next
+     * reprioritise looks at every active incident of it. */
+    if (in->re != NULL)
+        in->re->settled = 0;
     if (in->v.id > e->last_id)
         e->last_id = in->v.id;
 }
@@ -1266,32 +1658,25 @@ int
 incident_engine_drain(struct incident_engine *e,
                       const struct incident_sink *sink, void *arg)
 {
-    struct fpent **dirty = NULL;
-    size_t nd = 0, j = 0;
+    struct inc **dirty = e->dirty;
+    struct fpent **fps = e->dirty_fps;
+    size_t nd = e->ndirty, nf = e->ndirty_fps;
     int rc = 0;
-    struct tc_hiter it;
-    struct tc_hnode *hn;
 
-    for (size_t i = 0; i < e->ninc && rc == 0; i++) {
-        struct inc *in = e->incs[i];
-
-        if (in->dirty && sink->incident)
-            rc = sink->incident(arg, &in->v);
-        in->dirty = 0;
-    }
-    if (rc == 0 && tc_htab_count(&e->fps) > 0) {
-        dirty = tc_xreallocarray(NULL, tc_htab_count(&e->fps), sizeof(*dirty));
-        /* Table order is arbitrary: the sort below makes it key order. */
-        for (hn = tc_htab_iter(&e->fps, &it); hn != NULL;
-             hn = tc_hiter_next(&it))
-            if (fp_of(hn)->fp_dirty)
-                dirty[nd++] = fp_of(hn);
-        if (nd > 1)
-            tc_qsort(dirty, nd, sizeof(*dirty), fp_cmp);
-        for (size_t i = 0; i < nd && rc == 0; i++) {
-            struct incident_fp fp = {dirty[i]->key, dirty[i]->attempts,
-                                     dirty[i]->since, (int64_t)dirty[i]->hist,
-                                     dirty[i]->flapping};
+    /* The lists are in the order things changed: id and key order, as
+     * documented, come from sorting them. */
+    if (nd > 1)
+        tc_qsort(dirty, nd, sizeof(*dirty), inc_id_cmp);
+    for (size_t i = 0; i < nd && rc == 0; i++)
+        if (sink->incident)
+            rc = sink->incident(arg, &dirty[i]->v);
+    if (rc == 0) {
+        if (nf > 1)
+            tc_qsort(fps, nf, sizeof(*fps), fp_cmp);
+        for (size_t i = 0; i < nf && rc == 0; i++) {
+            struct incident_fp fp = {fps[i]->key, fps[i]->attempts,
+                                     fps[i]->since, (int64_t)fps[i]->hist,
+                                     fps[i]->flapping};
 
             if (sink->fp)
                 rc = sink->fp(arg, &fp);
@@ -1305,42 +1690,33 @@ incident_engine_drain(struct incident_engine *e,
             rc = sink->note(arg, &out);
     }
     notes_clear(e);
-    /* Forget what no longer matters: closed incidents, idle prints. */
+    /* Forget what no longer matters: idle prints, closed incidents
+     * (every closed one changed since the last drain: it is listed).
+     * After a failed callback, the rest of the changes are lost too. */
+    for (size_t i = 0; i < nf; i++) {
+        fps[i]->fp_dirty = 0;
+        if (fps[i]->attempts == 0 && fps[i]->cur == NULL && fps[i]->hist == 0 &&
+            !fps[i]->flapping)
+            fp_remove(e, fps[i]);
+    }
+    e->ndirty_fps = 0;
     for (size_t i = 0; i < nd; i++) {
-        dirty[i]->fp_dirty = 0;
-        if (dirty[i]->attempts == 0 && dirty[i]->cur == NULL &&
-            dirty[i]->hist == 0 && !dirty[i]->flapping)
-            fp_remove(e, dirty[i]);
-    }
-    free(dirty);
-    for (size_t i = 0; i < e->ninc; i++) {
-        struct inc *in = e->incs[i];
+        struct inc *in = dirty[i];
 
+        in->dirty = 0;
         if (in->v.state == INCIDENT_CLOSED) {
+            tc_htab_remove(&e->byid, &in->hnode);
             inc_free(in);
-            continue;
         }
-        e->incs[j++] = in;
     }
-    e->ninc = j;
+    e->ndirty = 0;
     return rc;
 }
 
 int
 incident_engine_pending(const struct incident_engine *e)
 {
-    struct tc_hiter it;
-    struct tc_hnode *n;
-
-    if (e->nnotes > 0)
-        return 1;
-    for (size_t i = 0; i < e->ninc; i++)
-        if (e->incs[i]->dirty)
-            return 1;
-    for (n = tc_htab_iter(&e->fps, &it); n != NULL; n = tc_hiter_next(&it))
-        if (fp_of(n)->fp_dirty)
-            return 1;
-    return 0;
+    return e->nnotes > 0 || e->ndirty > 0 || e->ndirty_fps > 0;
 }
 
 int64_t
@@ -1361,7 +1737,7 @@ incident_engine_last_result(const struct incident_engine *e,
 size_t
 incident_engine_size(const struct incident_engine *e)
 {
-    return e->ninc;
+    return tc_htab_count(&e->byid);
 }
 
 void
@@ -1369,10 +1745,13 @@ incident_engine_census(
     const struct incident_engine *e,
     uint64_t out[INCIDENT_CENSUS_STATES][INCIDENT_CENSUS_PRIOS])
 {
+    struct tc_hiter it;
+    struct tc_hnode *n;
+
     memset(out, 0,
            sizeof(uint64_t) * INCIDENT_CENSUS_STATES * INCIDENT_CENSUS_PRIOS);
-    for (size_t i = 0; i < e->ninc; i++) {
-        const struct incident *in = &e->incs[i]->v;
+    for (n = tc_htab_iter(&e->byid, &it); n != NULL; n = tc_hiter_next(&it)) {
+        const struct incident *in = &TC_CONTAINER_OF(n, struct inc, hnode)->v;
 
         /* A closed one waits for the drain that drops it. */
         if ((unsigned)in->state < INCIDENT_CENSUS_STATES && in->priority >= 1 &&

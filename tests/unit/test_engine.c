@@ -859,6 +859,222 @@ test_silences(void **state)
     free(o);
 }
 
+/* The drain's order, recorded: incident ids, fingerprint keys, notes. */
+struct seq {
+    int64_t ids[256];
+    int nids;
+    char fps[64][32];
+    int nfps;
+    char notes[256][48]; /* "id what" */
+    int nnotes;
+};
+
+static int
+seq_inc(void *arg, const struct incident *in)
+{
+    struct seq *q = arg;
+
+    assert_true(q->nids < 256);
+    q->ids[q->nids++] = in->id;
+    return 0;
+}
+
+static int
+seq_fp(void *arg, const struct incident_fp *fp)
+{
+    struct seq *q = arg;
+
+    assert_true(q->nfps < 64);
+    snprintf(q->fps[q->nfps++], sizeof(q->fps[0]), "%s", fp->fingerprint);
+    return 0;
+}
+
+static int
+seq_note(void *arg, const struct incident_note *n)
+{
+    struct seq *q = arg;
+
+    assert_true(q->nnotes < 256);
+    snprintf(q->notes[q->nnotes++], sizeof(q->notes[0]), "%lld %s",
+             (long long)n->incident_id, n->what);
+    return 0;
+}
+
+static void
+seq_drain(struct incident_engine *e, struct seq *q)
+{
+    static const struct incident_sink s = {seq_inc, seq_fp, seq_note};
+
+    memset(q, 0, sizeof(*q));
+    assert_int_equal(incident_engine_drain(e, &s, q), 0);
+}
+
+/* q's incidents are exactly want[0..n), in that order. */
+static void
+seq_ids_are(const struct seq *q, const int64_t *want, int n)
+{
+    assert_int_equal(q->nids, n);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(q->ids[i], want[i]);
+}
+
+/*
+ * The drain hands over every changed incident once, in id order, and
+ * nothing else, whatever order the changes came in (the engine lists
+ * changes as they happen and sorts them: bench/README.md
+ * "bench/engine"); fingerprints in key order; the tick resolves and
+ * closes in id order; a priority walk notes in id order even when the
+ * rule's incidents became active out of id order.
+ */
+static void
+test_drain_order(void **state)
+{
+    struct incident_engine *e = incident_engine_new(&cfg);
+    struct seq *q = tc_xcalloc(1, sizeof(*q));
+    struct tc_event ev;
+    char host[16], rule[16];
+    static const int64_t touched[] = {2, 5, 7, 17, 30, 40};
+    const int64_t touch_order[] = {30, 5, 17, 2, 30};
+    int64_t want[64];
+    int n = 0;
+
+    (void)state;
+    /* 40 incidents, each of a rule and host of its own. */
+    for (int i = 1; i <= 40; i++) {
+        snprintf(host, sizeof(host), "h%02d", i);
+        snprintf(rule, sizeof(rule), "solo%02d", i);
+        ev = ev_log(rule, TC_SEV_ERROR, T0, 1);
+        incident_engine_event(e, host, &ev);
+    }
+    seq_drain(e, q);
+    assert_int_equal(q->nids, 40);
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(q->ids[i], i + 1);
+    assert_false(incident_engine_pending(e));
+
+    /* Changes out of id order, one incident twice, a note (no change
+     * to the incident), an acknowledgement and a close. */
+    for (size_t i = 0; i < sizeof(touch_order) / sizeof(*touch_order); i++) {
+        snprintf(host, sizeof(host), "h%02lld", (long long)touch_order[i]);
+        snprintf(rule, sizeof(rule), "solo%02lld", (long long)touch_order[i]);
+        ev = ev_log(rule, TC_SEV_ERROR, T0 + 10 * MIN, 1);
+        incident_engine_event(e, host, &ev);
+    }
+    {
+        struct incident_action a[] = {
+            {T0 + 10 * MIN, "alice", INCIDENT_ACK, 40, NULL},
+            {T0 + 10 * MIN, "alice", INCIDENT_NOTE, 3, "look"},
+            {T0 + 10 * MIN, "alice", INCIDENT_CLOSE, 7, "dup"},
+        };
+        for (size_t i = 0; i < 3; i++)
+            assert_int_equal(incident_engine_action(e, &a[i]), 0);
+    }
+    assert_true(incident_engine_pending(e));
+    seq_drain(e, q);
+    seq_ids_are(q, touched, 6);
+    assert_int_equal(q->nnotes, 3);
+    assert_string_equal(q->notes[0], "40 acknowledged");
+    assert_string_equal(q->notes[1], "3 note");
+    assert_string_equal(q->notes[2], "7 closed");
+    /* The closed one left memory; nothing is left to hand over. */
+    assert_null(incident_engine_get(e, 7));
+    assert_int_equal(incident_engine_size(e), 39);
+    assert_false(incident_engine_pending(e));
+    seq_drain(e, q);
+    assert_int_equal(q->nids + q->nfps + q->nnotes, 0);
+
+    /* Quiet for resolve_after: every log incident without a later
+     * event resolves (40 too: an acknowledgement is no event), in id
+     * order; those with one stay. */
+    incident_engine_tick(e, T0 + 30 * MIN);
+    seq_drain(e, q);
+    for (int64_t id = 1; id <= 40; id++) {
+        int skip = 0;
+
+        for (size_t i = 0; i < sizeof(touched) / sizeof(*touched); i++)
+            skip |= touched[i] == id && id != 40;
+        if (!skip)
+            want[n++] = id;
+    }
+    seq_ids_are(q, want, n);
+    assert_int_equal(q->nnotes, n);
+    for (int i = 0; i < n; i++) {
+        char s[48];
+
+        snprintf(s, sizeof(s), "%lld resolved", (long long)want[i]);
+        assert_string_equal(q->notes[i], s);
+    }
+    /* A tick before the touched ones are quiet changes nothing. */
+    incident_engine_tick(e, T0 + 39 * MIN);
+    assert_false(incident_engine_pending(e));
+    /* Then they resolve, in id order, and the first ones close. */
+    incident_engine_tick(e, T0 + 90 * MIN);
+    seq_drain(e, q);
+    {
+        static const int64_t w[] = {1,  2,  3,  4,  5,  6,  8,  9,  10, 11,
+                                    12, 13, 14, 15, 16, 17, 18, 19, 20, 21,
+                                    22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+                                    32, 33, 34, 35, 36, 37, 38, 39, 40};
+
+        seq_ids_are(q, w, 39);
+    }
+    assert_string_equal(q->notes[0], "1 closed");
+    assert_string_equal(q->notes[1], "2 resolved");
+    assert_string_equal(q->notes[2], "3 closed");
+    /* The closed ones left; the four with later events stay,
+     * resolved. */
+    assert_int_equal(incident_engine_size(e), 4);
+
+    /* Fingerprints in key order, whatever order they changed in. */
+    ev = ev_check("zeta", 2, T0 + 91 * MIN);
+    incident_engine_event(e, "h01", &ev);
+    ev = ev_check("alpha", 2, T0 + 91 * MIN);
+    incident_engine_event(e, "h01", &ev);
+    ev = ev_check("mid", 2, T0 + 91 * MIN);
+    incident_engine_event(e, "h01", &ev);
+    seq_drain(e, q);
+    assert_int_equal(q->nfps, 3);
+    assert_string_equal(q->fps[0], "h01\x1f"
+                                   "alpha");
+    assert_string_equal(q->fps[1], "h01\x1f"
+                                   "mid");
+    assert_string_equal(q->fps[2], "h01\x1f"
+                                   "zeta");
+
+    /* Priority walk: rule imp active on a (id 41) and b (42); 41
+     * resolves and reopens (active again after 42), then a third host
+     * raises all three, noted in id order. */
+    ev = ev_log("imp", TC_SEV_WARNING, T0 + 92 * MIN, 1);
+    incident_engine_event(e, "a", &ev);
+    incident_engine_event(e, "b", &ev);
+    {
+        struct incident_action a = {T0 + 92 * MIN, "bob", INCIDENT_RESOLVE, 41,
+                                    NULL};
+
+        assert_int_equal(incident_engine_action(e, &a), 0);
+    }
+    ev = ev_log("imp", TC_SEV_WARNING, T0 + 93 * MIN, 1);
+    incident_engine_event(e, "a", &ev);
+    seq_drain(e, q);
+    ev = ev_log("imp", TC_SEV_WARNING, T0 + 94 * MIN, 1);
+    incident_engine_event(e, "c", &ev);
+    seq_drain(e, q);
+    {
+        static const int64_t w[] = {41, 42, 43};
+
+        seq_ids_are(q, w, 3);
+    }
+    assert_int_equal(q->nnotes, 4);
+    assert_string_equal(q->notes[0], "43 opened");
+    assert_string_equal(q->notes[1], "41 priority");
+    assert_string_equal(q->notes[2], "42 priority");
+    assert_string_equal(q->notes[3], "43 priority");
+    assert_int_equal(incident_engine_get(e, 41)->priority, 3);
+    assert_int_equal(incident_engine_get(e, 43)->priority, 3);
+    incident_engine_free(e);
+    free(q);
+}
+
 int
 main(void)
 {
@@ -875,6 +1091,7 @@ main(void)
         cmocka_unit_test(test_determinism_and_restart),
         cmocka_unit_test(test_flapping),
         cmocka_unit_test(test_silences),
+        cmocka_unit_test(test_drain_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
