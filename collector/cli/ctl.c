@@ -223,12 +223,13 @@ main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
         if (strcmp(argv[0], cmds[i].name) == 0) {
-            /* Over the API so far: incidents (ctl_incidents.c),
-             * problems (ctl_problems.c) and silences list
-             * (ctl_silences.c); each refuses what it lacks. */
+            /* Over the API: incidents (ctl_incidents.c), problems
+             * (ctl_problems.c), silences (ctl_silences.c) and stats
+             * (ctl_stats.c); each refuses what it lacks. */
             if (o.url != NULL && strcmp(argv[0], "incidents") != 0 &&
                 strcmp(argv[0], "problems") != 0 &&
-                strcmp(argv[0], "silences") != 0) {
+                strcmp(argv[0], "silences") != 0 &&
+                strcmp(argv[0], "stats") != 0) {
                 fprintf(stderr, "tocsinctl: %s: not available with --url yet\n",
                         cmds[i].name);
                 return 2;
