@@ -34,6 +34,7 @@ struct ctl_remote {
     char *body;                   /* the answer being read; owned */
     size_t len;
     int toobig;
+    int quiet404; /* a 404 is the caller's to say (ctl_remote_get_one) */
 };
 
 static size_t
@@ -305,7 +306,8 @@ request(struct ctl_remote *r, const char *path, const char *post, json_t **doc,
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
     if (*status < 200 || *status > 299) {
-        print_api_error(r, *status);
+        if (*status != 404 || !r->quiet404)
+            print_api_error(r, *status);
         return -1;
     }
     /* Counts above 2^63 - 1 come as reals (as the API writes them);
@@ -329,6 +331,18 @@ ctl_remote_get(struct ctl_remote *r, const char *path, json_t **doc,
                long *status)
 {
     return request(r, path, NULL, doc, status);
+}
+
+int
+ctl_remote_get_one(struct ctl_remote *r, const char *path, json_t **doc)
+{
+    long status;
+    int rc;
+
+    r->quiet404 = 1;
+    rc = request(r, path, NULL, doc, &status);
+    r->quiet404 = 0;
+    return rc < 0 && status == 404 ? -ENOENT : rc;
 }
 
 int

@@ -42,6 +42,13 @@ int ctl_remote_get(struct ctl_remote *r, const char *path, json_t **doc,
 int ctl_remote_post(struct ctl_remote *r, const char *path, json_t *body,
                     json_t **doc, long *status);
 
+/*
+ * GET one resource (/api/v1/incidents/ID ...): 0 and *doc as
+ * ctl_remote_get; -ENOENT on a 404, nothing printed (the caller says
+ * "no incident ID" as the local tocsinctl does); else -1 (printed).
+ */
+int ctl_remote_get_one(struct ctl_remote *r, const char *path, json_t **doc);
+
 /* s escaped for a query string (curl_easy_escape); free with free(). */
 char *ctl_remote_escape(struct ctl_remote *r, const char *s);
 

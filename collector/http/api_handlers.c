@@ -246,9 +246,10 @@ prob_cb(const struct problems_row *r, void *arg)
     return 0;
 }
 
-/* {"KEY": [...], "next_cursor": "..." | null}. */
-static void
-page_done(struct api_call *c, struct page *p, const char *key, int rc)
+/* {"KEY": [...], "next_cursor": "..." | null}; NULL when refused (the
+ * error is set). */
+static json_t *
+page_doc(struct api_call *c, struct page *p, const char *key, int rc)
 {
     char cur[API_CURSOR_MAX + 1];
     json_t *doc;
@@ -257,7 +258,7 @@ page_done(struct api_call *c, struct page *p, const char *key, int rc)
         json_decref(p->items);
         api_error(c, rc == -EBUSY ? 503 : 500,
                   rc == -EBUSY ? "store busy, try again" : "store error");
-        return;
+        return NULL;
     }
     doc = json_object();
     json_object_set_new(doc, key, p->items);
@@ -265,7 +266,16 @@ page_done(struct api_call *c, struct page *p, const char *key, int rc)
         json_object_set_new(doc, "next_cursor", json_string(cur));
     else
         json_object_set_new(doc, "next_cursor", json_null());
-    set_body(c, 200, doc);
+    return doc;
+}
+
+static void
+page_done(struct api_call *c, struct page *p, const char *key, int rc)
+{
+    json_t *doc = page_doc(c, p, key, rc);
+
+    if (doc != NULL)
+        set_body(c, 200, doc);
 }
 
 static void
@@ -640,6 +650,155 @@ events_list(const char *path, struct api_call *c)
     tc_buf_close(&e.p.b);
 }
 
+#if API_SCAN_MAX != VIEW_INCIDENT_EVENTS_SCAN
+#error "the API's incident events must look as far back as incidents show"
+#endif
+
+/* The incident whose events are listed (incident_events). */
+struct inc_key {
+    int found;
+    char host[256];
+    char fp[1024];
+};
+
+static int
+inc_key_cb(const struct incident *in, const struct problem_mark *m, void *arg)
+{
+    struct inc_key *k = arg;
+
+    (void)m;
+    k->found = 1;
+    snprintf(k->host, sizeof(k->host), "%s", in->host);
+    snprintf(k->fp, sizeof(k->fp), "%s", in->fingerprint);
+    return 0;
+}
+
+/* A page of an incident's events: events_list's, filtered. */
+struct incevpage {
+    struct evpage e;
+    const char *fp;  /* the incident's fingerprint */
+    uint64_t scan;   /* events of the host to examine at most */
+    uint64_t seen;   /* events of the host examined by this request */
+    int64_t scanned; /* place of the last one examined; 0 = none */
+};
+
+static int
+incev_batch_cb(const struct store_batch *sb, void *arg)
+{
+    struct incevpage *ie = arg;
+    struct evpage *e = &ie->e;
+    struct page *p = &e->p;
+    const struct tc_events *evs;
+    const char *err = "unknown error";
+    char key[1024];
+    uint32_t i;
+
+    if (sb->id > INT64_MAX >> API_EVENT_IDX_BITS) {
+        p->bad = 1;
+        return 1;
+    }
+    if (tc_event_decode_array(sb->events, sb->events_len, &e->lim, &e->frame,
+                              &err) < 0) {
+        log_warnx("api: batch %" PRId64 ": cannot decode: %s", sb->id, err);
+        return 0;
+    }
+    evs = &e->frame.u.events;
+    i = evs->n;
+    if (sb->id == e->batch && e->idx < i)
+        i = e->idx;
+    while (i-- > 0) {
+        struct tc_view_event_opts vo = {.origin = store_origin_name(sb->origin),
+                                        .iso_digits = 3};
+        const struct tc_event *ev = &evs->ev[i];
+        json_t *o;
+
+        /*
+         * A request reads at most the scan's worth of the host's events
+         * (tocsinctl incidents show looks that far back): the page may
+         * then hold fewer than limit, and its cursor goes on from the
+         * last event read.
+         */
+        if (ie->seen == ie->scan) {
+            p->more = 1;
+            p->last = ie->scanned;
+            return 1;
+        }
+        if (incident_fingerprint(sb->host, ev, key, sizeof(key)) == 0 ||
+            strcmp(key, ie->fp) != 0) {
+            ie->seen++;
+            ie->scanned = api_event_pos(sb->id, i);
+            continue;
+        }
+        if (p->n == p->req->limit) {
+            p->more = 1;
+            p->last = ie->scanned;
+            return 1;
+        }
+        ie->seen++;
+        ie->scanned = api_event_pos(sb->id, i);
+        tc_buf_reset(&p->b);
+        if (tc_view_event_json(&p->b, ev, &vo) < 0 ||
+            (o = parse_obj(&p->b)) == NULL) {
+            p->bad = 1;
+            return 1;
+        }
+        json_array_append_new(p->items, o);
+        p->n++;
+    }
+    return 0;
+}
+
+/*
+ * tocsinctl incidents show's latest events, paged: the events of the
+ * incident's host whose fingerprint is the incident's, newest first,
+ * as events_list pages them (the cursor is the place of the last event
+ * read). 404 when there is no such incident.
+ */
+static void
+incident_events(struct incidents_store *is, const char *path,
+                struct api_call *c)
+{
+    struct incidents_filter f = {.id = c->req.id};
+    struct inc_key k = {0};
+    struct incevpage ie = {
+        .e = {.p = {.req = &c->req, .now = c->now, .items = json_array()},
+              .batch = c->req.before >> API_EVENT_IDX_BITS,
+              .idx = (uint32_t)(c->req.before &
+                                ((INT64_C(1) << API_EVENT_IDX_BITS) - 1)),
+              .lim = tc_wire_default_limits},
+        .fp = k.fp,
+        .scan = c->req.scan ? c->req.scan : API_SCAN_MAX,
+    };
+    struct store *st = NULL;
+    json_t *doc;
+    char msg[64];
+    int rc;
+
+    ie.e.lim.max_frame = UINT32_MAX;
+    tc_frame_init(&ie.e.frame);
+    tc_buf_init(&ie.e.p.b, OBJ_MAX);
+    rc = incidents_store_list(is, &f, inc_key_cb, &k);
+    if (rc == 0 && !k.found) {
+        json_decref(ie.e.p.items);
+        snprintf(msg, sizeof(msg), "no incident %" PRId64, c->req.id);
+        api_error(c, 404, msg);
+        goto out;
+    }
+    if (rc == 0 && (rc = store_open(path, STORE_RDONLY, &st)) == 0)
+        rc = store_events_back(st, k.host, ie.e.batch, incev_batch_cb, &ie);
+    store_close(st);
+    if ((doc = page_doc(c, &ie.e.p, "events", rc < 0 ? rc : 0)) != NULL) {
+        /* How far this page read: a client keeping to a window of the
+         * host's events (tocsinctl --url incidents show) asks the next
+         * page for the rest of it (scan=). */
+        json_object_set_new(doc, "scanned", json_integer((json_int_t)ie.seen));
+        set_body(c, 200, doc);
+    }
+out:
+    tc_frame_close(&ie.e.frame);
+    tc_buf_close(&ie.e.p.b);
+}
+
 static int
 stats_cb(const struct incidents_stats_row *r, void *arg)
 {
@@ -796,6 +955,9 @@ api_handle(struct incidents_store *is, struct api_call *c)
         break;
     case API_R_RUNBOOKS:
         runbooks_list(c);
+        break;
+    case API_R_INCIDENT_EVENTS:
+        incident_events(is, c->store_path, c);
         break;
     case API_R_METRICS:
         /* Authorised: the loop renders it (api.c after_cb). */

@@ -157,6 +157,7 @@ parse_duration(const char *s, uint64_t *ms)
 #define P_AGENT 0x40
 #define P_SINCE 0x80
 #define P_BY 0x100
+#define P_SCAN 0x200
 
 static const struct {
     const char *name;
@@ -165,6 +166,7 @@ static const struct {
     {"limit", P_LIMIT},       {"cursor", P_CURSOR}, {"state", P_STATE},
     {"priority", P_PRIORITY}, {"host", P_HOST},     {"all", P_ALL},
     {"agent", P_AGENT},       {"since", P_SINCE},   {"by", P_BY},
+    {"scan", P_SCAN},
 };
 
 static const char *const incident_states[] = {"open", "acknowledged",
@@ -287,6 +289,15 @@ parse_query(const char *q, size_t n, unsigned allowed, uint32_t max_page,
                               "by: priority, service, host or rule");
             snprintf(r->by, sizeof(r->by), "%.15s", val);
             break;
+        case P_SCAN: {
+            int64_t v;
+
+            if (parse_id(val, strlen(val), &v) < 0 || v > API_SCAN_MAX)
+                return refuse(err, errlen, 400, "scan: a number from 1 to %d",
+                              API_SCAN_MAX);
+            r->scan = (uint32_t)v;
+            break;
+        }
         case P_ALL:
             if (strcmp(val, "true") != 0 && strcmp(val, "false") != 0)
                 return refuse(err, errlen, 400, "all: true or false");
@@ -377,6 +388,11 @@ api_req_parse(const char *method, size_t mlen, const char *path, size_t plen,
             allowed |= P_PRIORITY | P_HOST;
     } else if (nseg == 2) {
         r->route = r->route == API_R_INCIDENTS ? API_R_INCIDENT : API_R_PROBLEM;
+    } else if (r->route == API_R_INCIDENTS && segl[2] == 6 &&
+               memcmp(seg[2], "events", 6) == 0) {
+        /* The events that fed the incident, paged as /events. */
+        r->route = API_R_INCIDENT_EVENTS;
+        allowed = P_LIMIT | P_CURSOR | P_SCAN;
     } else {
         r->route = r->route == API_R_INCIDENTS ? API_R_INCIDENT_ACTION
                                                : API_R_PROBLEM_ACTION;
