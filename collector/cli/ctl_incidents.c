@@ -230,6 +230,10 @@ remote_list(const struct ctl_opts *o, const struct incidents_filter *f,
         bad |= tc_buf_printf(&path, "%cpriority=P%d", sep, f->priority);
         sep = '&';
     }
+    if (f->silenced) {
+        bad |= tc_buf_printf(&path, "%csilenced=true", sep);
+        sep = '&';
+    }
     if (f->host != NULL) {
         char *h = ctl_remote_escape(r, f->host);
 
@@ -305,11 +309,6 @@ incidents_list(const struct ctl_opts *o, int argc, char **argv)
     }
     if (optind != argc) {
         incidents_usage(stderr);
-        return 2;
-    }
-    if (o->url != NULL && f.silenced) {
-        fprintf(stderr, "tocsinctl: incidents list --silenced: not "
-                        "available with --url yet\n");
         return 2;
     }
     tc_buf_init(&c.out, OUT_MAX);

@@ -34,7 +34,7 @@ struct ctl_remote {
     char *body;                   /* the answer being read; owned */
     size_t len;
     int toobig;
-    int quiet404; /* a 404 is the caller's to say (ctl_remote_get_one) */
+    int quiet; /* a 404 or 409 is the caller's to say (*_one) */
 };
 
 static size_t
@@ -306,7 +306,7 @@ request(struct ctl_remote *r, const char *path, const char *post, json_t **doc,
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
     if (*status < 200 || *status > 299) {
-        if (*status != 404 || !r->quiet404)
+        if ((*status != 404 && *status != 409) || !r->quiet)
             print_api_error(r, *status);
         return -1;
     }
@@ -339,10 +339,22 @@ ctl_remote_get_one(struct ctl_remote *r, const char *path, json_t **doc)
     long status;
     int rc;
 
-    r->quiet404 = 1;
+    r->quiet = 1;
     rc = request(r, path, NULL, doc, &status);
-    r->quiet404 = 0;
+    r->quiet = 0;
     return rc < 0 && status == 404 ? -ENOENT : rc;
+}
+
+int
+ctl_remote_post_one(struct ctl_remote *r, const char *path, json_t *body,
+                    json_t **doc, long *status)
+{
+    int rc;
+
+    r->quiet = 1;
+    rc = ctl_remote_post(r, path, body, doc, status);
+    r->quiet = 0;
+    return rc;
 }
 
 int

@@ -48,6 +48,10 @@ int ctl_remote_post(struct ctl_remote *r, const char *path, json_t *body,
  * "no incident ID" as the local tocsinctl does); else -1 (printed).
  */
 int ctl_remote_get_one(struct ctl_remote *r, const char *path, json_t **doc);
+/* POST as ctl_remote_post, but a 404 or 409 is not printed: -1 with
+ * *status for the caller to say it as the local tocsinctl does. */
+int ctl_remote_post_one(struct ctl_remote *r, const char *path, json_t *body,
+                        json_t **doc, long *status);
 
 /* s escaped for a query string (curl_easy_escape); free with free(). */
 char *ctl_remote_escape(struct ctl_remote *r, const char *s);

@@ -286,6 +286,7 @@ incidents_list(struct incidents_store *is, struct api_call *c)
         .state = r->state[0] ? r->state : NULL,
         .priority = r->priority,
         .host = r->host[0] ? r->host : NULL,
+        .silenced = r->silenced,
         .before = r->before,
     };
     struct page p = {.req = r, .now = c->now, .items = json_array()};

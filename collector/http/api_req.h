@@ -34,6 +34,8 @@ enum api_route {
     API_R_RUNBOOKS,        /* GET /api/v1/runbooks (no params) */
     API_R_INCIDENT_EVENTS, /* GET /api/v1/incidents/ID/events (newest
                               first) */
+    API_R_SILENCE_ADD,     /* POST /api/v1/silences */
+    API_R_SILENCE_EXPIRE,  /* POST /api/v1/silences/ID/expire */
 };
 
 /* Limits on what is parsed at all (docs/internals/api.md). */
@@ -57,6 +59,7 @@ struct api_req {
     char agent[API_VALUE_MAX + 1]; /* agent= (hints); "" = any */
     uint64_t since_ms; /* since= (stats): a duration; 0 = the default */
     char by[16];       /* by= (stats): priority|service|host|rule; "" */
+    int silenced;      /* silenced=true (incidents): marked ones only */
     uint32_t scan;     /* scan= (incident events): host events to read
                           at most; API_SCAN_MAX unless given */
 };
@@ -101,7 +104,8 @@ int api_cursor_decode(const char *s, size_t n, int64_t *last);
 static inline int
 api_route_writes(enum api_route r)
 {
-    return r == API_R_INCIDENT_ACTION || r == API_R_PROBLEM_ACTION;
+    return r == API_R_INCIDENT_ACTION || r == API_R_PROBLEM_ACTION ||
+           r == API_R_SILENCE_ADD || r == API_R_SILENCE_EXPIRE;
 }
 
 #endif

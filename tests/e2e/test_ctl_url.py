@@ -10,12 +10,14 @@ the clock); GET /api/v1/incidents/ID/events pages an incident's
 events; an ack and a note, and problem actions, made
 through --url land on the timeline under the token's name; a viewer's
 ack is refused as "tocsinctl: HOST: 403 ..."; an unknown id is the
-local error; commands not served over the API yet are refused
-clearly."""
+local error; `incidents list --silenced` and `silences add|expire`
+(POST /api/v1/silences, .../ID/expire, each member refused when
+wrong); commands not served over the API are refused clearly."""
 
 import json
 import os
 import re
+import time
 
 import tocsin_e2e as e2e
 from test_api import HOSTS, append, ctl_json, start, token
@@ -78,6 +80,8 @@ LISTS = [
     ("silences", "list"),
     ("silences", "list", "--json"),
     ("silences", "list", "--all", "--json"),
+    ("incidents", "list", "--silenced"),
+    ("incidents", "list", "--silenced", "--json", "--state", "open"),
 ]
 
 
@@ -257,6 +261,70 @@ def test_ctl_url(env):
                   "tocsinctl: 127.0.0.1: 401 invalid or revoked token\n",
                   "%r: %s" % (args, err))
 
+    # silences add and expire: recorded with the token's name; an
+    # unknown or ended silence says what local says.
+    _, out, err = remote(env, api, oncall, "silences", "add", "--match",
+                         "host=web-02", "--match", "label:env=prod",
+                         "--duration", "2h", "--comment", "window \x1b x")
+    e2e.check(out.startswith("silence 3: add by oncall recorded (")
+              and "host=web-02 label:env=prod" in out and err == "",
+              out + err)
+
+    def sil3():
+        return [x for x in ctl_json(env, "silences", "list", "--all")
+                if x["id"] == 3]
+    e2e.wait_for(lambda: sil3() and sil3()[0]["state"] == "active", 20,
+                 "the silence added over the API")
+    e2e.check(sil3()[0]["user"] == "oncall"
+              and sil3()[0]["comment"] == "window \x1b x", repr(sil3()))
+    same(env, api, viewer, "silences", "list", "--all")
+    _, out, err = remote(env, api, oncall, "silences", "expire", "3")
+    e2e.check(out.startswith("silence 3: expire by oncall recorded (action ")
+              and err == "", out + err)
+    e2e.wait_for(lambda: sil3()[0]["state"] == "ended", 20,
+                 "the silence expired over the API")
+    same(env, api, viewer, "silences", "list", "--all", "--json")
+    for args in (("silences", "expire", "3"), ("silences", "expire", "99")):
+        local = env.run([e2e.CTL, "-c", env.collector_conf] + list(args),
+                        expect=1)
+        _, out, err = remote(env, api, oncall, *args, expect=1)
+        e2e.check(out == "" and err == local[2] and "silence" in err,
+                  "%r: %r vs %r" % (args, err, local[2]))
+    _, out, err = remote(env, api, viewer, "silences", "add", "--match",
+                         "rule=r1", "--duration", "1h", "--comment", "x",
+                         expect=1)
+    e2e.check(out == "" and err ==
+              "tocsinctl: 127.0.0.1: 403 this needs the operator role\n", err)
+    # The endpoint's refusals: each member checked, nothing recorded.
+    op = open(oncall).read().strip()
+    later = time.time_ns() + 3600 * 10**9
+    for body, want in (
+            ({"matchers": "host=a b", "ends_at": later, "comment": "c"}, 400),
+            ({"matchers": "host=a  rule=b", "ends_at": later,
+              "comment": "c"}, 400),
+            ({"matchers": "host=a", "ends_at": 1, "comment": "c"}, 400),
+            ({"matchers": "host=a", "ends_at": later}, 400),
+            ({"matchers": "host=a", "ends_at": later, "comment": "c",
+              "user": "mallory"}, 400),
+            ({"matchers": "x" * 600, "ends_at": later, "comment": "c"}, 400),
+            ("[]", 400), (None, 400)):
+        raw = (body if isinstance(body, str) or body is None
+               else json.dumps(body))
+        st, doc, _ = api.call("/api/v1/silences", op, method="POST",
+                              body=raw.encode() if raw else None)
+        e2e.check(st == want and doc["status"] == want, "%r: %r"
+                  % (body, doc))
+    for path, tok, body, want in (
+            ("/api/v1/silences/1/expire", op, b"{}", 400),
+            ("/api/v1/silences/1/expire", None, None, 401),
+            ("/api/v1/silences/x/expire", op, None, 400),
+            ("/api/v1/silences/1/delete", op, None, 404),
+            ("/api/v1/silences/1", op, None, 404)):
+        st, doc, _ = api.call(path, tok, method="POST", body=body)
+        e2e.check(st == want, "%s: %d %r" % (path, st, doc))
+    e2e.check(len(ctl_json(env, "silences", "list", "--all")) == 3,
+              "a refused silence was recorded")
+
     # A viewer may not act: the API's 403, exit 1 as a local failure.
     _, out, err = remote(env, api, viewer, "incidents", "resolve", str(iid),
                          expect=1)
@@ -268,12 +336,17 @@ def test_ctl_url(env):
     e2e.check(err == "tocsinctl: 127.0.0.1: 404 no incident 99999\n", err)
 
     # Not over the API yet: said so, usage exit status.
+    # --user (the token's name is the user) and the commands outside
+    # incidents, problems, silences and stats: refused, usage status.
     for args in (("problems", "note", "1", "x", "--user", "mallory"),
-                 ("silences", "expire", "1"),
-                 ("incidents", "list", "--silenced"),
-                 ("incidents", "ack", str(iid), "--user", "mallory")):
+                 ("silences", "expire", "1", "--user", "mallory"),
+                 ("silences", "add", "--match", "rule=r1", "--duration",
+                  "1h", "--comment", "x", "--user", "mallory"),
+                 ("incidents", "ack", str(iid), "--user", "mallory"),
+                 ("events", "list"), ("replay",), ("tokens", "list")):
         _, out, err = remote(env, api, oncall, *args, expect=2)
-        e2e.check(out == "" and ("not available with --url yet" in err
+        e2e.check(out == "" and (err == "tocsinctl: %s: not available with "
+                                 "--url yet\n" % args[0]
                                  or "--user: not with --url" in err),
                   "%r: %s" % (args, err))
 
