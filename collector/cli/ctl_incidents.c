@@ -472,8 +472,7 @@ remote_show_events(struct ctl_remote *r, int64_t id, json_t **out)
 
     while (json_array_size(all) < SHOW_EVENTS && left > 0) {
         snprintf(path, sizeof(path),
-                 "/api/v1/incidents/%" PRId64 "/events?scan=%" PRId64
-                 "%s%.64s",
+                 "/api/v1/incidents/%" PRId64 "/events?scan=%" PRId64 "%s%.64s",
                  id, left, cursor ? "&cursor=" : "", cursor ? cursor : "");
         if (ctl_remote_get(r, path, &doc, &status) < 0)
             goto out;

@@ -309,8 +309,9 @@ remote_pshow(const struct ctl_opts *o, int64_t id, struct pshow_ctx *c)
     cands = json_object_get(doc, "candidates");
     links = json_object_get(doc, "links");
     tl = json_object_get(doc, "timeline");
-    if (ctl_remote_problem(doc, &rp) < 0 || ctl_remote_problem_rca(doc, &rp) < 0 ||
-        !json_is_array(cands) || !json_is_array(links) || !json_is_array(tl))
+    if (ctl_remote_problem(doc, &rp) < 0 ||
+        ctl_remote_problem_rca(doc, &rp) < 0 || !json_is_array(cands) ||
+        !json_is_array(links) || !json_is_array(tl))
         goto bad;
     row = (struct problems_row){&rp.p, rp.incidents, rp.nincidents,
                                 (const char *const *)rp.hosts, rp.nhosts};

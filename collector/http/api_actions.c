@@ -234,8 +234,9 @@ silence_body(const struct api_call *c, struct incident_silence *sil,
                                    JSON_REJECT_DUPLICATES, &je)
                       : NULL;
     if (*doc == NULL || !json_is_object(*doc)) {
-        snprintf(err, errlen, "body: a JSON object with matchers, ends_at "
-                              "and comment is expected");
+        snprintf(err, errlen,
+                 "body: a JSON object with matchers, ends_at "
+                 "and comment is expected");
         return -EINVAL;
     }
     json_object_foreach(*doc, k, v)
@@ -272,15 +273,17 @@ silence_body(const struct api_call *c, struct incident_silence *sil,
         memcpy(one, m, n);
         one[n] = '\0';
         if (incident_silence_matcher_check(one) < 0) {
-            snprintf(err, errlen, "body: matchers: host=H, rule=R or "
-                                  "label:K=V, one space between");
+            snprintf(err, errlen,
+                     "body: matchers: host=H, rule=R or "
+                     "label:K=V, one space between");
             return -EINVAL;
         }
         m += n;
     } while (*m++ == ' ');
     if (sil->end <= sil->start || sil->end <= c->now) {
-        snprintf(err, errlen, "the silence would end before it starts or in "
-                              "the past");
+        snprintf(err, errlen,
+                 "the silence would end before it starts or in "
+                 "the past");
         return -EINVAL;
     }
     return 0;

@@ -167,7 +167,7 @@ static const struct {
     {"limit", P_LIMIT},       {"cursor", P_CURSOR}, {"state", P_STATE},
     {"priority", P_PRIORITY}, {"host", P_HOST},     {"all", P_ALL},
     {"agent", P_AGENT},       {"since", P_SINCE},   {"by", P_BY},
-    {"scan", P_SCAN},         {"silenced", P_SILENCED},
+    {"silenced", P_SILENCED}, {"scan", P_SCAN},
 };
 
 static const char *const incident_states[] = {"open", "acknowledged",

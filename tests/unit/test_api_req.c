@@ -296,8 +296,10 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_b64),          cmocka_unit_test(test_cursor),
-        cmocka_unit_test(test_routes),       cmocka_unit_test(test_query),
+        cmocka_unit_test(test_b64),
+        cmocka_unit_test(test_cursor),
+        cmocka_unit_test(test_routes),
+        cmocka_unit_test(test_query),
         cmocka_unit_test(test_events_stats),
         cmocka_unit_test(test_ctl_url_routes),
     };
