@@ -26,7 +26,7 @@ usage(FILE *f)
     if (f != stdout) {
         fprintf(f, "usage: tocsinctl [-c FILE] [--json] [-v] COMMAND ...\n"
                    "       tocsinctl --url https://HOST:PORT --token-file F "
-                   "[--cacert CA] incidents|problems|silences ...\n"
+                   "[--cacert CA] incidents|problems|silences|stats ...\n"
                    "       tocsinctl -h | --help | -V | --version\n"
                    "run 'tocsinctl --help' for the commands\n");
         return;
@@ -34,7 +34,7 @@ usage(FILE *f)
     fprintf(f,
             "usage: tocsinctl [-c FILE] [--json] [-v] COMMAND ...\n"
             "       tocsinctl --url https://HOST:PORT --token-file F "
-            "[--cacert CA] incidents|problems|silences ...\n"
+            "[--cacert CA] incidents|problems|silences|stats ...\n"
             "\n"
             "commands:\n"
             "  pki init DIR [--san NAME]...      create a CA and the "
@@ -98,10 +98,11 @@ usage(FILE *f)
             "  -c FILE   collector configuration (default %s)\n"
             "  --url https://HOST:PORT\n"
             "            a remote collector's HTTP API instead of the local "
-            "store:\n"
-            "            incidents list and actions; problems list and "
-            "actions;\n"
-            "            silences list\n"
+            "store,\n"
+            "            same output: every incidents, problems, silences "
+            "and stats\n"
+            "            command (--user refused: the token's name is the "
+            "user)\n"
             "  --token-file F\n"
             "            its API token (tokens create), a file of yours, "
             "mode 0600\n"
