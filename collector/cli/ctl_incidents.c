@@ -780,11 +780,8 @@ incidents_action(const struct ctl_opts *o, enum incident_verb verb, int argc,
         a.text = argv[optind + 1];
     if (o->url != NULL) {
         /* The user is the token's name, set by the collector. */
-        if (user_given) {
-            fprintf(stderr, "tocsinctl: --user: not with --url (the "
-                            "token's name is the user)\n");
-            return 2;
-        }
+        if (user_given)
+            return ctl_remote_user_refused();
         return remote_action(o, &a);
     }
     a.ts = tc_now_ns();

@@ -602,11 +602,8 @@ problems_action(const struct ctl_opts *o, enum problem_verb verb, int argc,
     }
     if (o->url != NULL) {
         /* The user is the token's name, set by the collector. */
-        if (user_given) {
-            fprintf(stderr, "tocsinctl: --user: not with --url (the "
-                            "token's name is the user)\n");
-            return 2;
-        }
+        if (user_given)
+            return ctl_remote_user_refused();
         return remote_paction(o, &a);
     }
     a.ts = tc_now_ns();

@@ -647,3 +647,11 @@ ctl_remote_time(json_t *o, const char *key, int64_t *v)
 {
     return get_time(o, key, v);
 }
+
+int
+ctl_remote_user_refused(void)
+{
+    fprintf(stderr, "tocsinctl: --user: not with --url (the token's name is "
+                    "the user)\n");
+    return 2;
+}

@@ -53,6 +53,10 @@ int ctl_remote_get_one(struct ctl_remote *r, const char *path, json_t **doc);
 int ctl_remote_post_one(struct ctl_remote *r, const char *path, json_t *body,
                         json_t **doc, long *status);
 
+/* An action's --user with --url, refused (the API records the token's
+ * name as the user): said, and the usage exit status 2. */
+int ctl_remote_user_refused(void);
+
 /* s escaped for a query string (curl_easy_escape); free with free(). */
 char *ctl_remote_escape(struct ctl_remote *r, const char *s);
 

@@ -29,19 +29,20 @@ ctl_remote_inote(json_t *o, struct incident_note *n)
     return rc ? -EINVAL : 0;
 }
 
+/* The same members as an incident's entry (view_problem_note_json). */
 int
 ctl_remote_pnote(json_t *o, struct problem_note *n)
 {
-    int rc = 0;
+    struct incident_note in;
 
     memset(n, 0, sizeof(*n));
-    if (!json_is_object(o))
+    if (ctl_remote_inote(o, &in) < 0)
         return -EINVAL;
-    rc |= ctl_remote_i64(o, "ts", &n->ts);
-    rc |= ctl_remote_str(o, "what", &n->what);
-    rc |= ctl_remote_str(o, "who", &n->who);
-    rc |= ctl_remote_str(o, "detail", &n->detail);
-    return rc ? -EINVAL : 0;
+    n->ts = in.ts;
+    n->what = in.what;
+    n->who = in.who;
+    n->detail = in.detail;
+    return 0;
 }
 
 int

@@ -232,11 +232,8 @@ silences_add(const struct ctl_opts *o, int argc, char **argv)
     }
     sil.matchers = matchers;
     if (o->url != NULL) {
-        if (user_given) {
-            fprintf(stderr, "tocsinctl: --user: not with --url (the "
-                            "token's name is the user)\n");
-            return 2;
-        }
+        if (user_given)
+            return ctl_remote_user_refused();
         return remote_silence(o, &sil, comment, 0, start != NULL);
     }
     if (ctl_open_incidents(o, 0, &cfg, &is) < 0)
@@ -440,11 +437,8 @@ silences_expire(const struct ctl_opts *o, int argc, char **argv)
         return 2;
     }
     if (o->url != NULL) {
-        if (user_given) {
-            fprintf(stderr, "tocsinctl: --user: not with --url (the "
-                            "token's name is the user)\n");
-            return 2;
-        }
+        if (user_given)
+            return ctl_remote_user_refused();
         return remote_silence(o, NULL, NULL, id, 0);
     }
     if (ctl_open_incidents(o, 0, &cfg, &is) < 0)

@@ -564,13 +564,16 @@ silences_list(struct incidents_store *is, struct api_call *c)
     tc_buf_close(&p.b);
 }
 
-/* A page of events, newest first (events_list). */
+/* A page of events, newest first (events_list, incident_events). */
 struct evpage {
     struct page p;
     int64_t batch;             /* the cursor's batch; 0 = first page */
     uint32_t idx;              /* in it, the events below this index */
     struct tc_frame frame;     /* decode memory, reused per batch */
     struct tc_wire_limits lim; /* as tocsinctl events list's */
+    const char *fp; /* an incident's fingerprint: its events only; NULL */
+    uint64_t scan;  /* with fp: events to read at most */
+    uint64_t seen;  /* events read so far */
 };
 
 static int
@@ -599,12 +602,33 @@ ev_batch_cb(const struct store_batch *sb, void *arg)
     while (i-- > 0) {
         struct tc_view_event_opts vo = {.origin = store_origin_name(sb->origin),
                                         .iso_digits = 3};
+        char key[1024];
         json_t *o;
 
+        /*
+         * An incident's events: at most scan of the host's events read
+         * (tocsinctl incidents show looks that far back), so the page
+         * may hold fewer than limit; the cursor (last) goes on from the
+         * last event read, listed or not.
+         */
+        if (e->fp != NULL) {
+            if (e->seen == e->scan) {
+                p->more = 1;
+                return 1;
+            }
+            if (incident_fingerprint(sb->host, &evs->ev[i], key, sizeof(key)) ==
+                    0 ||
+                strcmp(key, e->fp) != 0) {
+                e->seen++;
+                p->last = api_event_pos(sb->id, i);
+                continue;
+            }
+        }
         if (p->n == p->req->limit) {
             p->more = 1;
             return 1;
         }
+        e->seen++;
         tc_buf_reset(&p->b);
         if (tc_view_event_json(&p->b, &evs->ev[i], &vo) < 0 ||
             (o = parse_obj(&p->b)) == NULL) {
@@ -674,81 +698,6 @@ inc_key_cb(const struct incident *in, const struct problem_mark *m, void *arg)
     return 0;
 }
 
-/* A page of an incident's events: events_list's, filtered. */
-struct incevpage {
-    struct evpage e;
-    const char *fp;  /* the incident's fingerprint */
-    uint64_t scan;   /* events of the host to examine at most */
-    uint64_t seen;   /* events of the host examined by this request */
-    int64_t scanned; /* place of the last one examined; 0 = none */
-};
-
-static int
-incev_batch_cb(const struct store_batch *sb, void *arg)
-{
-    struct incevpage *ie = arg;
-    struct evpage *e = &ie->e;
-    struct page *p = &e->p;
-    const struct tc_events *evs;
-    const char *err = "unknown error";
-    char key[1024];
-    uint32_t i;
-
-    if (sb->id > INT64_MAX >> API_EVENT_IDX_BITS) {
-        p->bad = 1;
-        return 1;
-    }
-    if (tc_event_decode_array(sb->events, sb->events_len, &e->lim, &e->frame,
-                              &err) < 0) {
-        log_warnx("api: batch %" PRId64 ": cannot decode: %s", sb->id, err);
-        return 0;
-    }
-    evs = &e->frame.u.events;
-    i = evs->n;
-    if (sb->id == e->batch && e->idx < i)
-        i = e->idx;
-    while (i-- > 0) {
-        struct tc_view_event_opts vo = {.origin = store_origin_name(sb->origin),
-                                        .iso_digits = 3};
-        const struct tc_event *ev = &evs->ev[i];
-        json_t *o;
-
-        /*
-         * A request reads at most the scan's worth of the host's events
-         * (tocsinctl incidents show looks that far back): the page may
-         * then hold fewer than limit, and its cursor goes on from the
-         * last event read.
-         */
-        if (ie->seen == ie->scan) {
-            p->more = 1;
-            p->last = ie->scanned;
-            return 1;
-        }
-        if (incident_fingerprint(sb->host, ev, key, sizeof(key)) == 0 ||
-            strcmp(key, ie->fp) != 0) {
-            ie->seen++;
-            ie->scanned = api_event_pos(sb->id, i);
-            continue;
-        }
-        if (p->n == p->req->limit) {
-            p->more = 1;
-            p->last = ie->scanned;
-            return 1;
-        }
-        ie->seen++;
-        ie->scanned = api_event_pos(sb->id, i);
-        tc_buf_reset(&p->b);
-        if (tc_view_event_json(&p->b, ev, &vo) < 0 ||
-            (o = parse_obj(&p->b)) == NULL) {
-            p->bad = 1;
-            return 1;
-        }
-        json_array_append_new(p->items, o);
-        p->n++;
-    }
-    return 0;
-}
-
 /*
  * tocsinctl incidents show's latest events, paged: the events of the
  * incident's host whose fingerprint is the incident's, newest first,
@@ -761,12 +710,12 @@ incident_events(struct incidents_store *is, const char *path,
 {
     struct incidents_filter f = {.id = c->req.id};
     struct inc_key k = {0};
-    struct incevpage ie = {
-        .e = {.p = {.req = &c->req, .now = c->now, .items = json_array()},
-              .batch = c->req.before >> API_EVENT_IDX_BITS,
-              .idx = (uint32_t)(c->req.before &
-                                ((INT64_C(1) << API_EVENT_IDX_BITS) - 1)),
-              .lim = tc_wire_default_limits},
+    struct evpage e = {
+        .p = {.req = &c->req, .now = c->now, .items = json_array()},
+        .batch = c->req.before >> API_EVENT_IDX_BITS,
+        .idx = (uint32_t)(c->req.before &
+                          ((INT64_C(1) << API_EVENT_IDX_BITS) - 1)),
+        .lim = tc_wire_default_limits,
         .fp = k.fp,
         .scan = c->req.scan ? c->req.scan : API_SCAN_MAX,
     };
@@ -775,29 +724,29 @@ incident_events(struct incidents_store *is, const char *path,
     char msg[64];
     int rc;
 
-    ie.e.lim.max_frame = UINT32_MAX;
-    tc_frame_init(&ie.e.frame);
-    tc_buf_init(&ie.e.p.b, OBJ_MAX);
+    e.lim.max_frame = UINT32_MAX;
+    tc_frame_init(&e.frame);
+    tc_buf_init(&e.p.b, OBJ_MAX);
     rc = incidents_store_list(is, &f, inc_key_cb, &k);
     if (rc == 0 && !k.found) {
-        json_decref(ie.e.p.items);
+        json_decref(e.p.items);
         snprintf(msg, sizeof(msg), "no incident %" PRId64, c->req.id);
         api_error(c, 404, msg);
         goto out;
     }
     if (rc == 0 && (rc = store_open(path, STORE_RDONLY, &st)) == 0)
-        rc = store_events_back(st, k.host, ie.e.batch, incev_batch_cb, &ie);
+        rc = store_events_back(st, k.host, e.batch, ev_batch_cb, &e);
     store_close(st);
-    if ((doc = page_doc(c, &ie.e.p, "events", rc < 0 ? rc : 0)) != NULL) {
+    if ((doc = page_doc(c, &e.p, "events", rc < 0 ? rc : 0)) != NULL) {
         /* How far this page read: a client keeping to a window of the
          * host's events (tocsinctl --url incidents show) asks the next
          * page for the rest of it (scan=). */
-        json_object_set_new(doc, "scanned", json_integer((json_int_t)ie.seen));
+        json_object_set_new(doc, "scanned", json_integer((json_int_t)e.seen));
         set_body(c, 200, doc);
     }
 out:
-    tc_frame_close(&ie.e.frame);
-    tc_buf_close(&ie.e.p.b);
+    tc_frame_close(&e.frame);
+    tc_buf_close(&e.p.b);
 }
 
 static int
