@@ -26,7 +26,7 @@ usage(FILE *f)
     if (f != stdout) {
         fprintf(f, "usage: tocsinctl [-c FILE] [--json] [-v] COMMAND ...\n"
                    "       tocsinctl --url https://HOST:PORT --token-file F "
-                   "[--cacert CA] incidents|problems|silences ...\n"
+                   "[--cacert CA] incidents|problems|silences|stats ...\n"
                    "       tocsinctl -h | --help | -V | --version\n"
                    "run 'tocsinctl --help' for the commands\n");
         return;
@@ -34,7 +34,7 @@ usage(FILE *f)
     fprintf(f,
             "usage: tocsinctl [-c FILE] [--json] [-v] COMMAND ...\n"
             "       tocsinctl --url https://HOST:PORT --token-file F "
-            "[--cacert CA] incidents|problems|silences ...\n"
+            "[--cacert CA] incidents|problems|silences|stats ...\n"
             "\n"
             "commands:\n"
             "  pki init DIR [--san NAME]...      create a CA and the "
@@ -98,10 +98,11 @@ usage(FILE *f)
             "  -c FILE   collector configuration (default %s)\n"
             "  --url https://HOST:PORT\n"
             "            a remote collector's HTTP API instead of the local "
-            "store:\n"
-            "            incidents list and actions; problems list and "
-            "actions;\n"
-            "            silences list\n"
+            "store,\n"
+            "            same output: every incidents, problems, silences "
+            "and stats\n"
+            "            command (--user refused: the token's name is the "
+            "user)\n"
             "  --token-file F\n"
             "            its API token (tokens create), a file of yours, "
             "mode 0600\n"
@@ -223,12 +224,13 @@ main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
         if (strcmp(argv[0], cmds[i].name) == 0) {
-            /* Over the API so far: incidents (ctl_incidents.c),
-             * problems (ctl_problems.c) and silences list
-             * (ctl_silences.c); each refuses what it lacks. */
+            /* Over the API: incidents (ctl_incidents.c), problems
+             * (ctl_problems.c), silences (ctl_silences.c) and stats
+             * (ctl_stats.c); each refuses what it lacks. */
             if (o.url != NULL && strcmp(argv[0], "incidents") != 0 &&
                 strcmp(argv[0], "problems") != 0 &&
-                strcmp(argv[0], "silences") != 0) {
+                strcmp(argv[0], "silences") != 0 &&
+                strcmp(argv[0], "stats") != 0) {
                 fprintf(stderr, "tocsinctl: %s: not available with --url yet\n",
                         cmds[i].name);
                 return 2;

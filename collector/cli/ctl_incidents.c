@@ -38,7 +38,7 @@
 #include "wire.h"
 
 /* Events of the host scanned for "show", and how many are printed. */
-#define SHOW_SCAN 5000
+#define SHOW_SCAN VIEW_INCIDENT_EVENTS_SCAN
 #define SHOW_EVENTS 10
 /* Bytes of each event's message shown in text (JSON has it whole). */
 #define SHOW_MESSAGE_MAX 300
@@ -230,6 +230,10 @@ remote_list(const struct ctl_opts *o, const struct incidents_filter *f,
         bad |= tc_buf_printf(&path, "%cpriority=P%d", sep, f->priority);
         sep = '&';
     }
+    if (f->silenced) {
+        bad |= tc_buf_printf(&path, "%csilenced=true", sep);
+        sep = '&';
+    }
     if (f->host != NULL) {
         char *h = ctl_remote_escape(r, f->host);
 
@@ -305,11 +309,6 @@ incidents_list(const struct ctl_opts *o, int argc, char **argv)
     }
     if (optind != argc) {
         incidents_usage(stderr);
-        return 2;
-    }
-    if (o->url != NULL && f.silenced) {
-        fprintf(stderr, "tocsinctl: incidents list --silenced: not "
-                        "available with --url yet\n");
         return 2;
     }
     tc_buf_init(&c.out, OUT_MAX);
@@ -404,6 +403,34 @@ show_note_cb(const struct incident_note *n, void *arg)
     return 0;
 }
 
+/* One of the latest events into the ring, rendered for the output. */
+static void
+show_event(struct show_ctx *c, const struct tc_event *e, const char *origin)
+{
+    char **slot = &c->ev[c->nev++ % SHOW_EVENTS];
+    struct tc_buf b;
+
+    free(*slot);
+    tc_buf_init(&b, SHOW_EVENT_JSON_MAX);
+    if (c->json) {
+        /* The same object as events list --json gives. */
+        struct tc_view_event_opts vo = {.origin = origin, .iso_digits = 3};
+
+        if (tc_view_event_json(&b, e, &vo) < 0 || tc_buf_append(&b, "", 1) < 0)
+            *slot = tc_xstrdup("null");
+        else
+            *slot = tc_xstrdup((const char *)tc_buf_head(&b));
+    } else {
+        /* The same line as events list gives (escaped there). */
+        if (tc_view_event_line(&b, e, SHOW_MESSAGE_MAX) < 0 ||
+            tc_buf_append(&b, "", 1) < 0)
+            *slot = tc_xstrdup("?");
+        else
+            *slot = tc_xstrdup((const char *)tc_buf_head(&b));
+    }
+    tc_buf_close(&b);
+}
+
 static int
 show_batch_cb(const struct store_batch *sb, uint32_t skip, void *arg)
 {
@@ -416,42 +443,146 @@ show_batch_cb(const struct store_batch *sb, uint32_t skip, void *arg)
         return 0;
     for (uint32_t i = skip; i < c->frame.u.events.n; i++) {
         const struct tc_event *e = &c->frame.u.events.ev[i];
-        char **slot;
 
         if (incident_fingerprint(sb->host, e, key, sizeof(key)) == 0 ||
             strcmp(key, c->fp) != 0)
             continue;
-        slot = &c->ev[c->nev++ % SHOW_EVENTS];
-        free(*slot);
-        if (c->json) {
-            /* The same object as events list --json gives. */
-            struct tc_view_event_opts vo = {
-                .origin = store_origin_name(sb->origin), .iso_digits = 3};
-            struct tc_buf b;
-
-            tc_buf_init(&b, SHOW_EVENT_JSON_MAX);
-            if (tc_view_event_json(&b, e, &vo) < 0 ||
-                tc_buf_append(&b, "", 1) < 0)
-                *slot = tc_xstrdup("null");
-            else
-                *slot = tc_xstrdup((const char *)tc_buf_head(&b));
-            tc_buf_close(&b);
-            continue;
-        }
-        {
-            /* The same line as events list gives (escaped there). */
-            struct tc_buf b;
-
-            tc_buf_init(&b, SHOW_EVENT_JSON_MAX);
-            if (tc_view_event_line(&b, e, SHOW_MESSAGE_MAX) < 0 ||
-                tc_buf_append(&b, "", 1) < 0)
-                *slot = tc_xstrdup("?");
-            else
-                *slot = tc_xstrdup((const char *)tc_buf_head(&b));
-            tc_buf_close(&b);
-        }
+        show_event(c, e, store_origin_name(sb->origin));
     }
     return 0;
+}
+
+/*
+ * --url: the incident's latest SHOW_EVENTS events, newest first, into
+ * *out (an array; the caller decrefs): the pages of GET
+ * /api/v1/incidents/ID/events, each asked to read only what is left of
+ * the SHOW_SCAN window of the host's events (scan=), so that the
+ * events are those the local scan finds whatever api.max_page is.
+ * 0, or -1 (printed).
+ */
+static int
+remote_show_events(struct ctl_remote *r, int64_t id, json_t **out)
+{
+    json_t *all = json_array(), *doc = NULL, *evs, *next, *j;
+    int64_t left = SHOW_SCAN, scanned;
+    char *cursor = NULL, path[256], esc[512];
+    long status;
+    size_t i;
+    int rc = -1;
+
+    while (json_array_size(all) < SHOW_EVENTS && left > 0) {
+        snprintf(path, sizeof(path),
+                 "/api/v1/incidents/%" PRId64 "/events?scan=%" PRId64 "%s%.64s",
+                 id, left, cursor ? "&cursor=" : "", cursor ? cursor : "");
+        if (ctl_remote_get(r, path, &doc, &status) < 0)
+            goto out;
+        evs = json_object_get(doc, "events");
+        next = json_object_get(doc, "next_cursor");
+        if (!json_is_array(evs) ||
+            ctl_remote_i64(doc, "scanned", &scanned) < 0 || scanned < 0 ||
+            scanned > left || !(json_is_null(next) || json_is_string(next)) ||
+            (json_is_string(next) && strlen(json_string_value(next)) > 64)) {
+            fprintf(stderr,
+                    "tocsinctl: %s: an events page not as the API writes it\n",
+                    ctl_esc(esc, sizeof(esc), ctl_remote_host(r)));
+            goto out;
+        }
+        json_array_foreach(evs, i, j)
+        {
+            if (json_array_size(all) < SHOW_EVENTS)
+                json_array_append(all, j);
+        }
+        left -= scanned;
+        free(cursor);
+        cursor = NULL;
+        /* A page that read nothing would be asked for again. */
+        if (!json_is_string(next) || scanned == 0)
+            break;
+        cursor = ctl_remote_escape(r, json_string_value(next));
+        json_decref(doc);
+        doc = NULL;
+    }
+    *out = all;
+    all = NULL;
+    rc = 0;
+out:
+    free(cursor);
+    json_decref(doc);
+    json_decref(all);
+    return rc;
+}
+
+/*
+ * --url: GET /api/v1/incidents/ID (the incident and its timeline) and
+ * its latest events (remote_show_events), into c as the local show
+ * fills it. 0; -ENOENT (nothing
+ * printed: no such incident); -1 (printed).
+ */
+static int
+remote_show(const struct ctl_opts *o, int64_t id, struct show_ctx *c)
+{
+    struct ctl_remote *r = NULL;
+    struct incident in = {0};
+    struct problem_mark m;
+    struct view_silence sil;
+    json_t *doc = NULL, *evs = NULL, *tl, *j;
+    char path[128], esc[512];
+    int has_mark, has_sil, rc;
+    size_t i;
+
+    if (ctl_remote_open(o, &r) < 0)
+        return -1;
+    snprintf(path, sizeof(path), "/api/v1/incidents/%" PRId64, id);
+    if ((rc = ctl_remote_get_one(r, path, &doc)) < 0)
+        goto out;
+    rc = -1;
+    if (remote_show_events(r, id, &evs) < 0)
+        goto out;
+    tl = json_object_get(doc, "timeline");
+    if (ctl_remote_incident(doc, &in, &m, &has_mark, &sil, &has_sil) < 0 ||
+        !json_is_array(tl))
+        goto bad;
+    if (has_sil)
+        sil_cache_add(&c->sils, &sil);
+    show_inc_cb(&in, has_mark ? &m : NULL, c);
+    if (c->json) {
+        c->out.len--;
+        tc_json_raw(&c->out, ",\"timeline\":[");
+    } else {
+        tc_json_raw(&c->out, "\ntimeline:\n");
+    }
+    json_array_foreach(tl, i, j)
+    {
+        struct incident_note n;
+
+        if (ctl_remote_inote(j, &n) < 0)
+            goto bad;
+        show_note_cb(&n, c);
+    }
+    if (!c->json)
+        tc_table_render(&c->notes, &c->out);
+    /* Newest first from the API; the ring holds them oldest first. */
+    for (i = json_array_size(evs); i-- > 0;) {
+        struct ctl_remote_event re;
+
+        if (ctl_remote_event(json_array_get(evs, i), &re) < 0) {
+            ctl_remote_event_free(&re);
+            goto bad;
+        }
+        show_event(c, &re.ev, re.origin);
+        ctl_remote_event_free(&re);
+    }
+    rc = 0;
+    goto out;
+bad:
+    fprintf(stderr, "tocsinctl: %s: an incident not as the API writes it\n",
+            ctl_esc(esc, sizeof(esc), ctl_remote_host(r)));
+out:
+    free(in.fingerprint);
+    json_decref(doc);
+    json_decref(evs);
+    ctl_remote_close(r);
+    return rc;
 }
 
 static int
@@ -464,12 +595,6 @@ incidents_show(const struct ctl_opts *o, int argc, char **argv)
     struct show_ctx *c;
     int status = 1;
 
-    if (o->url != NULL) {
-        /* Its latest events are read from the store: no API yet. */
-        fprintf(stderr, "tocsinctl: incidents show: not available with "
-                        "--url yet\n");
-        return 2;
-    }
     c = tc_xcalloc(1, sizeof(*c));
     c->json = o->json;
     c->now = tc_now_ns();
@@ -495,6 +620,16 @@ incidents_show(const struct ctl_opts *o, int argc, char **argv)
     tc_frame_init(&c->frame);
     c->lim = tc_wire_default_limits;
     c->lim.max_frame = UINT32_MAX;
+    if (o->url != NULL) {
+        /* The same document, read from the API. */
+        int rc = remote_show(o, f.id, c);
+
+        if (rc == -ENOENT)
+            fprintf(stderr, "tocsinctl: no incident %" PRId64 "\n", f.id);
+        if (rc < 0)
+            goto out;
+        goto events;
+    }
     if (ctl_open_incidents(o, 1, &cfg, &is) < 0)
         goto out;
     sil_cache_load(&c->sils, is, c->now);
@@ -522,6 +657,7 @@ incidents_show(const struct ctl_opts *o, int argc, char **argv)
     /* The latest events with the incident's fingerprint. */
     if (store_open(cfg->store_path, STORE_RDONLY, &store) == 0)
         (void)store_events_iter(store, c->host, SHOW_SCAN, show_batch_cb, c);
+events:
     tc_json_raw(&c->out, c->json ? "],\"events\":[" : "\nlatest events:\n");
     {
         uint64_t from = c->nev > SHOW_EVENTS ? c->nev - SHOW_EVENTS : 0;
@@ -644,11 +780,8 @@ incidents_action(const struct ctl_opts *o, enum incident_verb verb, int argc,
         a.text = argv[optind + 1];
     if (o->url != NULL) {
         /* The user is the token's name, set by the collector. */
-        if (user_given) {
-            fprintf(stderr, "tocsinctl: --user: not with --url (the "
-                            "token's name is the user)\n");
-            return 2;
-        }
+        if (user_given)
+            return ctl_remote_user_refused();
         return remote_action(o, &a);
     }
     a.ts = tc_now_ns();

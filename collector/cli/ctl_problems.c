@@ -283,6 +283,91 @@ section_end(struct pshow_ctx *c)
     return rc;
 }
 
+/*
+ * --url: GET /api/v1/problems/ID, its members turned back into the
+ * structs the callbacks above take, in the same order, so that c->out
+ * holds what the local show builds. 0; -ENOENT (nothing printed: no
+ * such problem); -1 (printed).
+ */
+static int
+remote_pshow(const struct ctl_opts *o, int64_t id, struct pshow_ctx *c)
+{
+    struct ctl_remote *r = NULL;
+    struct ctl_remote_problem rp = {0};
+    struct problems_row row;
+    json_t *doc = NULL, *cands, *links, *tl, *j;
+    char path[64], esc[512];
+    size_t i;
+    int rc;
+
+    if (ctl_remote_open(o, &r) < 0)
+        return -1;
+    snprintf(path, sizeof(path), "/api/v1/problems/%" PRId64, id);
+    if ((rc = ctl_remote_get_one(r, path, &doc)) < 0)
+        goto out;
+    rc = -1;
+    cands = json_object_get(doc, "candidates");
+    links = json_object_get(doc, "links");
+    tl = json_object_get(doc, "timeline");
+    if (ctl_remote_problem(doc, &rp) < 0 ||
+        ctl_remote_problem_rca(doc, &rp) < 0 || !json_is_array(cands) ||
+        !json_is_array(links) || !json_is_array(tl))
+        goto bad;
+    row = (struct problems_row){&rp.p, rp.incidents, rp.nincidents,
+                                (const char *const *)rp.hosts, rp.nhosts};
+    if (show_cb(&row, c) < 0)
+        goto big;
+    section(c, "candidates", "root-cause candidates", view_candidate_cols,
+            view_candidate_ncols);
+    json_array_foreach(cands, i, j)
+    {
+        struct problem_candidate pc;
+
+        if (ctl_remote_candidate(j, &pc) < 0)
+            goto bad;
+        if (cand_cb(&pc, c) < 0)
+            goto big;
+    }
+    section_end(c);
+    section(c, "links", "links", view_link_cols, view_link_ncols);
+    json_array_foreach(links, i, j)
+    {
+        struct problem_link l;
+
+        if (ctl_remote_link(j, &l) < 0)
+            goto bad;
+        if (link_cb(&l, c) < 0)
+            goto big;
+    }
+    section_end(c);
+    section(c, "timeline", "timeline", note_cols,
+            sizeof(note_cols) / sizeof(note_cols[0]));
+    json_array_foreach(tl, i, j)
+    {
+        struct problem_note n;
+
+        if (ctl_remote_pnote(j, &n) < 0)
+            goto bad;
+        if (note_cb(&n, c) < 0)
+            goto big;
+    }
+    section_end(c);
+    rc = 0;
+    goto out;
+big:
+    fprintf(stderr, "tocsinctl: problems show: output too large\n");
+    goto out;
+bad:
+    fprintf(stderr, "tocsinctl: %s: a problem not as the API writes it\n",
+            ctl_esc(esc, sizeof(esc), ctl_remote_host(r)));
+out:
+    tc_table_free(&c->table); /* a section cut short */
+    ctl_remote_problem_free(&rp);
+    json_decref(doc);
+    ctl_remote_close(r);
+    return rc;
+}
+
 static int
 problems_show(const struct ctl_opts *o, int argc, char **argv)
 {
@@ -293,11 +378,6 @@ problems_show(const struct ctl_opts *o, int argc, char **argv)
     const char *ids = NULL;
     int rc = 0, status = 1;
 
-    if (o->url != NULL) {
-        fprintf(stderr, "tocsinctl: problems show: not available with "
-                        "--url yet\n");
-        return 2;
-    }
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0)
             c.json = 1;
@@ -313,6 +393,15 @@ problems_show(const struct ctl_opts *o, int argc, char **argv)
         return 2;
     }
     tc_buf_init(&c.out, OUT_MAX);
+    if (o->url != NULL) {
+        /* The same document, read from the API. */
+        rc = remote_pshow(o, f.id, &c);
+        if (rc == -ENOENT)
+            fprintf(stderr, "tocsinctl: no problem %" PRId64 "\n", f.id);
+        if (rc < 0)
+            goto out;
+        goto print;
+    }
     if (ctl_open_incidents(o, 1, &cfg, &is) < 0)
         goto out;
     if ((rc = incidents_store_problems(is, &f, show_cb, &c)) < 0)
@@ -335,6 +424,7 @@ problems_show(const struct ctl_opts *o, int argc, char **argv)
     if ((rc = incidents_store_problem_timeline(is, f.id, note_cb, &c)) < 0)
         goto fail;
     section_end(&c);
+print:
     if (c.json)
         tc_json_raw(&c.out, "}\n");
     fwrite(tc_buf_head(&c.out), 1, tc_buf_size(&c.out), stdout);
@@ -512,11 +602,8 @@ problems_action(const struct ctl_opts *o, enum problem_verb verb, int argc,
     }
     if (o->url != NULL) {
         /* The user is the token's name, set by the collector. */
-        if (user_given) {
-            fprintf(stderr, "tocsinctl: --user: not with --url (the "
-                            "token's name is the user)\n");
-            return 2;
-        }
+        if (user_given)
+            return ctl_remote_user_refused();
         return remote_paction(o, &a);
     }
     a.ts = tc_now_ns();

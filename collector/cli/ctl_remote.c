@@ -34,6 +34,7 @@ struct ctl_remote {
     char *body;                   /* the answer being read; owned */
     size_t len;
     int toobig;
+    int quiet; /* a 404 or 409 is the caller's to say (*_one) */
 };
 
 static size_t
@@ -305,14 +306,16 @@ request(struct ctl_remote *r, const char *path, const char *post, json_t **doc,
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
     if (*status < 200 || *status > 299) {
-        print_api_error(r, *status);
+        if ((*status != 404 && *status != 409) || !r->quiet)
+            print_api_error(r, *status);
         return -1;
     }
-    /* Counts above 2^63 - 1 come as reals (as the API writes them). */
-    *doc = json_loadb(r->body ? r->body : "", r->len, 0, &je);
+    /* Counts above 2^63 - 1 come as reals (as the API writes them);
+     * an event's strings may hold NUL (\u0000), kept with its length. */
+    *doc = json_loadb(r->body ? r->body : "", r->len, JSON_ALLOW_NUL, &je);
     if (*doc == NULL)
         *doc = json_loadb(r->body ? r->body : "", r->len,
-                          JSON_DECODE_INT_AS_REAL, &je);
+                          JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &je);
     if (*doc == NULL || !json_is_object(*doc)) {
         fprintf(stderr, "tocsinctl: %s: %ld answer is not a JSON object\n",
                 ctl_esc(esc, sizeof(esc), r->host), *status);
@@ -328,6 +331,30 @@ ctl_remote_get(struct ctl_remote *r, const char *path, json_t **doc,
                long *status)
 {
     return request(r, path, NULL, doc, status);
+}
+
+int
+ctl_remote_get_one(struct ctl_remote *r, const char *path, json_t **doc)
+{
+    long status;
+    int rc;
+
+    r->quiet = 1;
+    rc = request(r, path, NULL, doc, &status);
+    r->quiet = 0;
+    return rc < 0 && status == 404 ? -ENOENT : rc;
+}
+
+int
+ctl_remote_post_one(struct ctl_remote *r, const char *path, json_t *body,
+                    json_t **doc, long *status)
+{
+    int rc;
+
+    r->quiet = 1;
+    rc = ctl_remote_post(r, path, body, doc, status);
+    r->quiet = 0;
+    return rc;
 }
 
 int
@@ -588,6 +615,43 @@ ctl_remote_problem_free(struct ctl_remote_problem *rp)
 {
     free(rp->incidents);
     free(rp->hosts);
+    free(rp->p.factors);
+    free(rp->p.reviews);
     rp->incidents = NULL;
     rp->hosts = NULL;
+    rp->p.factors = NULL;
+    rp->p.reviews = NULL;
+}
+
+/* The member readers above, for ctl_remote_obj.c. */
+int
+ctl_remote_i64(json_t *o, const char *key, int64_t *v)
+{
+    return get_i64(o, key, v);
+}
+
+int
+ctl_remote_str(json_t *o, const char *key, const char **v)
+{
+    return get_str(o, key, v);
+}
+
+int
+ctl_remote_bool(json_t *o, const char *key, int *v)
+{
+    return get_bool(o, key, v);
+}
+
+int
+ctl_remote_time(json_t *o, const char *key, int64_t *v)
+{
+    return get_time(o, key, v);
+}
+
+int
+ctl_remote_user_refused(void)
+{
+    fprintf(stderr, "tocsinctl: --user: not with --url (the token's name is "
+                    "the user)\n");
+    return 2;
 }

@@ -16,7 +16,10 @@
 #include "cli/ctl.h"
 #include "engine/incident.h"
 #include "engine/problem.h"
+#include "looplag.h"
+#include "store/incidents_store.h"
 #include "view/incident_view.h"
+#include "wire.h"
 
 struct ctl_remote;
 
@@ -38,6 +41,21 @@ int ctl_remote_get(struct ctl_remote *r, const char *path, json_t **doc,
                    long *status);
 int ctl_remote_post(struct ctl_remote *r, const char *path, json_t *body,
                     json_t **doc, long *status);
+
+/*
+ * GET one resource (/api/v1/incidents/ID ...): 0 and *doc as
+ * ctl_remote_get; -ENOENT on a 404, nothing printed (the caller says
+ * "no incident ID" as the local tocsinctl does); else -1 (printed).
+ */
+int ctl_remote_get_one(struct ctl_remote *r, const char *path, json_t **doc);
+/* POST as ctl_remote_post, but a 404 or 409 is not printed: -1 with
+ * *status for the caller to say it as the local tocsinctl does. */
+int ctl_remote_post_one(struct ctl_remote *r, const char *path, json_t *body,
+                        json_t **doc, long *status);
+
+/* An action's --user with --url, refused (the API records the token's
+ * name as the user): said, and the usage exit status 2. */
+int ctl_remote_user_refused(void);
 
 /* s escaped for a query string (curl_easy_escape); free with free(). */
 char *ctl_remote_escape(struct ctl_remote *r, const char *s);
@@ -67,7 +85,8 @@ int ctl_remote_pages(struct ctl_remote *r, const char *path, const char *key,
 
 /* A problem list object (view_problem_json's keys) as the structs
  * view_problem takes: strings borrowed from the object, the arrays
- * owned (ctl_remote_problem_free). */
+ * owned (ctl_remote_problem_free; p.factors and p.reviews too, when
+ * ctl_remote_problem_rca filled them). */
 struct ctl_remote_problem {
     struct problem p;
     int64_t *incidents; /* owned */
@@ -77,5 +96,46 @@ struct ctl_remote_problem {
 };
 int ctl_remote_problem(json_t *o, struct ctl_remote_problem *rp);
 void ctl_remote_problem_free(struct ctl_remote_problem *rp);
+
+/*
+ * Member readers: 0, or -EINVAL when key is missing or of another type.
+ * i64 takes a real too (the API writes every number of an object that
+ * holds a count above 2^63 - 1 as a real); time takes null as 0.
+ */
+int ctl_remote_i64(json_t *o, const char *key, int64_t *v);
+int ctl_remote_str(json_t *o, const char *key, const char **v);
+int ctl_remote_bool(json_t *o, const char *key, int *v);
+int ctl_remote_time(json_t *o, const char *key, int64_t *v);
+
+/*
+ * ctl_remote_obj.c: the objects of the show documents and of stats as
+ * the structs their views take, strings borrowed from o. Each returns
+ * 0, or -EINVAL when a member is missing or of the wrong type.
+ *
+ * inote: an incident's timeline entry (view_incident_note_json);
+ * pnote, candidate, link: a problem's (view_problem_*_json);
+ * problem_rca: show's known_error, rca and reviews into rp->p (arrays
+ * owned by rp, freed by ctl_remote_problem_free whatever the result);
+ * stats_row: a group (view_stats_row_json; means back in ns, to the
+ * ms the API gives); looplag: the collector's figures
+ * (view_stats_collector_json) and whether they are stale.
+ */
+int ctl_remote_inote(json_t *o, struct incident_note *n);
+int ctl_remote_pnote(json_t *o, struct problem_note *n);
+int ctl_remote_candidate(json_t *o, struct problem_candidate *c);
+int ctl_remote_link(json_t *o, struct problem_link *l);
+int ctl_remote_problem_rca(json_t *o, struct ctl_remote_problem *rp);
+int ctl_remote_stats_row(json_t *o, struct incidents_stats_row *r);
+int ctl_remote_looplag(json_t *o, struct looplag_stats *st, int *stale);
+
+/* A stored event (tc_view_event_json's keys, with origin): strings
+ * borrowed, their lengths kept (they may hold NUL); labels and fields
+ * owned: ctl_remote_event_free, whatever the result. */
+struct ctl_remote_event {
+    struct tc_event ev;
+    const char *origin; /* "agent", "collector"; borrowed */
+};
+int ctl_remote_event(json_t *o, struct ctl_remote_event *re);
+void ctl_remote_event_free(struct ctl_remote_event *re);
 
 #endif

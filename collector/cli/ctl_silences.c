@@ -75,6 +75,73 @@ parse_ts(const char *s, int64_t now, int64_t *out)
     return -EINVAL;
 }
 
+/*
+ * --url: POST /api/v1/silences (add: sil and comment) or
+ * /api/v1/silences/ID/expire; the user is the token's name. Reported
+ * as recorded, since the API answers before the collector applies it;
+ * no such silence and already ended as locally. Exit status.
+ */
+static int
+remote_silence(const struct ctl_opts *o, const struct incident_silence *sil,
+               const char *comment, int64_t id, int start_given)
+{
+    struct ctl_remote *r = NULL;
+    json_t *body = NULL, *doc = NULL;
+    char path[96], who[256], esc_m[MATCHERS_MAX * 4], iso1[64], iso2[64];
+    const char *user;
+    int64_t aid = 0, v;
+    long status = 0;
+    int rc = 1;
+
+    if (ctl_remote_open(o, &r) < 0)
+        return 1;
+    if (sil != NULL) {
+        snprintf(path, sizeof(path), "/api/v1/silences");
+        body = json_pack("{s:s, s:I, s:s}", "matchers", sil->matchers,
+                         "ends_at", (json_int_t)sil->end, "comment", comment);
+        if (body == NULL) {
+            /* jansson takes UTF-8 only; the API would refuse it anyway. */
+            fprintf(stderr, "tocsinctl: silences add: text is not valid "
+                            "UTF-8\n");
+            goto out;
+        }
+        if (start_given)
+            json_object_set_new(body, "starts_at", json_integer(sil->start));
+    } else {
+        snprintf(path, sizeof(path), "/api/v1/silences/%" PRId64 "/expire", id);
+    }
+    if (ctl_remote_post_one(r, path, body, &doc, &status) < 0) {
+        if (status == 404 || status == 409)
+            fprintf(stderr, "tocsinctl: silence %" PRId64 ": %s\n", id,
+                    status == 404 ? "no such silence" : "already ended");
+        goto out;
+    }
+    user = json_string_value(json_object_get(doc, "user"));
+    (void)ctl_remote_i64(doc, "action", &aid);
+    ctl_esc(who, sizeof(who), user ? user : "?");
+    if (sil == NULL) {
+        printf("silence %" PRId64 ": expire by %s recorded (action %" PRId64
+               "); the collector applies it at its next step\n",
+               id, who, aid);
+    } else {
+        (void)ctl_remote_i64(doc, "silence", &id);
+        tc_rfc3339(ctl_remote_i64(doc, "starts_at", &v) == 0 ? v : sil->start,
+                   3, iso1, sizeof(iso1));
+        tc_rfc3339(ctl_remote_i64(doc, "ends_at", &v) == 0 ? v : sil->end, 3,
+                   iso2, sizeof(iso2));
+        printf("silence %" PRId64 ": add by %s recorded (%s .. %s, %s; action "
+               "%" PRId64 "); the collector applies it at its next step\n",
+               id, who, iso1, iso2,
+               ctl_esc(esc_m, sizeof(esc_m), sil->matchers), aid);
+    }
+    rc = fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
+out:
+    json_decref(body);
+    json_decref(doc);
+    ctl_remote_close(r);
+    return rc;
+}
+
 static int
 silences_add(const struct ctl_opts *o, int argc, char **argv)
 {
@@ -97,7 +164,7 @@ silences_add(const struct ctl_opts *o, int argc, char **argv)
     uint64_t dur_ms = 0;
     int64_t now = tc_now_ns(), id = 0, aid = 0;
     size_t mlen = 0;
-    int ch, result = 0, status = 1, rc;
+    int ch, result = 0, status = 1, rc, user_given = 0;
 
     optind = 0;
     while ((ch = getopt_long(argc, argv, "m:d:U:s:c:u:", longopts, NULL)) !=
@@ -135,6 +202,7 @@ silences_add(const struct ctl_opts *o, int argc, char **argv)
             break;
         case 'u':
             user = optarg;
+            user_given = 1;
             break;
         default:
             silences_usage(stderr);
@@ -163,6 +231,11 @@ silences_add(const struct ctl_opts *o, int argc, char **argv)
         return 2;
     }
     sil.matchers = matchers;
+    if (o->url != NULL) {
+        if (user_given)
+            return ctl_remote_user_refused();
+        return remote_silence(o, &sil, comment, 0, start != NULL);
+    }
     if (ctl_open_incidents(o, 0, &cfg, &is) < 0)
         goto out;
     if ((rc = incidents_store_silence_add(is, &sil, now, user, comment, &id,
@@ -346,11 +419,12 @@ silences_expire(const struct ctl_opts *o, int argc, char **argv)
     struct incidents_store *is = NULL;
     const char *user = ctl_default_user();
     int64_t id = 0, aid = 0;
-    int result = 0, rc, status = 1;
+    int result = 0, rc, status = 1, user_given = 0;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--user") == 0 && i + 1 < argc) {
             user = argv[++i];
+            user_given = 1;
         } else if (id == 0 && ctl_parse_id(argv[i], &id) == 0) {
             continue;
         } else {
@@ -361,6 +435,11 @@ silences_expire(const struct ctl_opts *o, int argc, char **argv)
     if (id == 0) {
         silences_usage(stderr);
         return 2;
+    }
+    if (o->url != NULL) {
+        if (user_given)
+            return ctl_remote_user_refused();
+        return remote_silence(o, NULL, NULL, id, 0);
     }
     if (ctl_open_incidents(o, 0, &cfg, &is) < 0)
         goto out;
@@ -398,14 +477,6 @@ ctl_silences(const struct ctl_opts *o, int argc, char **argv)
 {
     if (argc < 2) {
         silences_usage(stderr);
-        return 2;
-    }
-    /* The API has no silence writes yet. */
-    if (o->url != NULL &&
-        (strcmp(argv[1], "add") == 0 || strcmp(argv[1], "expire") == 0)) {
-        fprintf(stderr,
-                "tocsinctl: silences %s: not available with --url yet\n",
-                argv[1]);
         return 2;
     }
     if (strcmp(argv[1], "add") == 0)

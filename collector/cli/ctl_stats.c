@@ -18,9 +18,11 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "conf.h"
+#include "cli/ctl_remote.h"
 #include "config.h"
 #include "cli/ctl.h"
 #include "store/incidents_store.h"
@@ -80,45 +82,133 @@ stats_cb(const struct incidents_stats_row *r, void *arg)
     return ferror(stdout) ? -1 : 0;
 }
 
-/* The collector's live figures: ,"collector":{...} or null; or a line. */
+/*
+ * The collector's live figures: ,"collector":{...} or null; or a line.
+ * st NULL: none, and none_why says why in the text.
+ */
 static void
-collector_figures(const char *store_path, int json)
+figures_print(const struct looplag_stats *st, int stale, int json,
+              const char *none_why)
 {
-    struct looplag_stats st;
-    const char *why = NULL;
-    char path[4096], esc[8192];
-    int rc = looplag_stats_path(path, sizeof(path), store_path);
-    int stale;
-
-    if (rc == 0)
-        rc = looplag_stats_read(path, &st, &why);
-    stale = rc == 0 && tc_now_ns() - st.updated_ns > VIEW_STATS_STALE_NS;
     if (json) {
         struct tc_buf b;
 
         tc_buf_init(&b, 1u << 12);
         tc_json_raw(&b, ",\"collector\":");
-        view_stats_collector_json(&b, rc < 0 ? NULL : &st, stale);
+        view_stats_collector_json(&b, st, stale);
         fwrite(tc_buf_head(&b), 1, tc_buf_size(&b), stdout);
         tc_buf_close(&b);
         return;
     }
-    if (rc < 0) {
-        printf("\ncollector: no live figures (%s: %s)\n",
-               ctl_esc(esc, sizeof(esc), path),
-               rc == -ENOENT    ? "not running, or older than this tocsinctl"
-               : rc == -EBADMSG ? why
-                                : strerror(-rc));
+    if (st == NULL) {
+        printf("\ncollector: no live figures (%s)\n", none_why);
         return;
     }
     printf("\ncollector (pid %" PRId64 "%s): event loop lag since start: "
            "max %" PRIu64 ".%01" PRIu64 " ms, p50 %" PRIu64 ".%01" PRIu64
            " ms, p99 %" PRIu64 ".%01" PRIu64 " ms over %" PRIu64
            " samples (every %" PRIu64 " ms); stalls over 100 ms: %" PRIu64 "\n",
-           st.pid, stale ? ", not updated for 5 s: stopped?" : "",
-           st.max_us / 1000, st.max_us % 1000 / 100, st.p50_us / 1000,
-           st.p50_us % 1000 / 100, st.p99_us / 1000, st.p99_us % 1000 / 100,
-           st.samples, st.interval_ms, st.stalls);
+           st->pid, stale ? ", not updated for 5 s: stopped?" : "",
+           st->max_us / 1000, st->max_us % 1000 / 100, st->p50_us / 1000,
+           st->p50_us % 1000 / 100, st->p99_us / 1000, st->p99_us % 1000 / 100,
+           st->samples, st->interval_ms, st->stalls);
+}
+
+/* The running collector's figures, from its stats file. */
+static void
+collector_figures(const char *store_path, int json)
+{
+    struct looplag_stats st;
+    const char *why = NULL;
+    char path[4096], esc[8192], none[8400];
+    int rc = looplag_stats_path(path, sizeof(path), store_path);
+    int stale;
+
+    if (rc == 0)
+        rc = looplag_stats_read(path, &st, &why);
+    stale = rc == 0 && tc_now_ns() - st.updated_ns > VIEW_STATS_STALE_NS;
+    if (rc < 0)
+        snprintf(none, sizeof(none), "%s: %s", ctl_esc(esc, sizeof(esc), path),
+                 rc == -ENOENT    ? "not running, or older than this tocsinctl"
+                 : rc == -EBADMSG ? why
+                                  : strerror(-rc));
+    figures_print(rc < 0 ? NULL : &st, stale, json, none);
+}
+
+/*
+ * --url: GET /api/v1/stats with the same --since and --by, printed as
+ * below from the API's groups and figures (the same views); since is
+ * the API's (its clock). 0, or -1 (printed).
+ */
+static int
+remote_stats(const struct ctl_opts *o, const char *since_arg, const char *by,
+             struct stats_ctx *c)
+{
+    struct ctl_remote *r = NULL;
+    json_t *doc = NULL, *groups, *g, *coll;
+    struct looplag_stats st;
+    char path[512], hesc[512], none[600];
+    int64_t since;
+    long status;
+    size_t i;
+    int stale = 0, rc = -1;
+
+    if (ctl_remote_open(o, &r) < 0)
+        return -1;
+    if (since_arg != NULL) {
+        char *e = ctl_remote_escape(r, since_arg);
+
+        snprintf(path, sizeof(path), "/api/v1/stats?since=%.200s%s%s", e,
+                 by ? "&by=" : "", by ? by : "");
+        free(e);
+    } else {
+        snprintf(path, sizeof(path), "/api/v1/stats%s%s", by ? "?by=" : "",
+                 by ? by : "");
+    }
+    if (ctl_remote_get(r, path, &doc, &status) < 0)
+        goto out;
+    groups = json_object_get(doc, "groups");
+    coll = json_object_get(doc, "collector");
+    if (ctl_remote_i64(doc, "since", &since) < 0 || !json_is_array(groups) ||
+        (!json_is_null(coll) && ctl_remote_looplag(coll, &st, &stale) < 0))
+        goto bad;
+    /* Each group checked before anything is printed. */
+    json_array_foreach(groups, i, g)
+    {
+        struct incidents_stats_row row;
+
+        if (ctl_remote_stats_row(g, &row) < 0)
+            goto bad;
+    }
+    if (c->json)
+        printf("{\"since\":%" PRId64 ",\"by\":\"%s\",\"groups\":[", since,
+               by ? by : "all");
+    json_array_foreach(groups, i, g)
+    {
+        struct incidents_stats_row row;
+
+        (void)ctl_remote_stats_row(g, &row);
+        if (stats_cb(&row, c) < 0)
+            goto out;
+    }
+    if (c->json)
+        printf("%s]", c->n ? "\n" : "");
+    else
+        tc_table_print(&c->table, stdout);
+    snprintf(none, sizeof(none), "%s does not give them",
+             ctl_esc(hesc, sizeof(hesc), ctl_remote_host(r)));
+    figures_print(json_is_null(coll) ? NULL : &st, stale, c->json, none);
+    if (c->json)
+        printf("}\n");
+    rc = 0;
+    goto out;
+bad:
+    fprintf(stderr, "tocsinctl: %s: stats not as the API writes them\n",
+            ctl_esc(hesc, sizeof(hesc), ctl_remote_host(r)));
+out:
+    json_decref(doc);
+    ctl_remote_close(r);
+    return rc;
 }
 
 int
@@ -127,7 +217,7 @@ ctl_stats(const struct ctl_opts *o, int argc, char **argv)
     struct collector_config *cfg = NULL;
     struct incidents_store *is = NULL;
     struct stats_ctx c = {.json = o->json};
-    const char *by = NULL;
+    const char *by = NULL, *since_arg = NULL;
     uint64_t since_ms = 7 * 86400000ULL;
     int64_t since;
     int rc, status = 1;
@@ -136,7 +226,8 @@ ctl_stats(const struct ctl_opts *o, int argc, char **argv)
         if (strcmp(argv[i], "--json") == 0) {
             c.json = 1;
         } else if (strcmp(argv[i], "--since") == 0 && i + 1 < argc) {
-            if (tc_conf_parse_duration(argv[++i], &since_ms) < 0) {
+            since_arg = argv[++i];
+            if (tc_conf_parse_duration(since_arg, &since_ms) < 0) {
                 fprintf(stderr, "tocsinctl: --since: e.g. 24h, 7d\n");
                 return 2;
             }
@@ -161,6 +252,12 @@ ctl_stats(const struct ctl_opts *o, int argc, char **argv)
                                                        : "RULE";
     tc_table_init(&c.table, stats_cols,
                   sizeof(stats_cols) / sizeof(stats_cols[0]));
+    if (o->url != NULL) {
+        /* Same output as below, the groups read from the API. */
+        if (remote_stats(o, since_arg, by, &c) == 0)
+            status = fflush(stdout) == 0 && !ferror(stdout) ? 0 : 1;
+        goto out;
+    }
     if (config_load(o->config, &cfg) < 0)
         goto out;
     if (incidents_store_open(cfg->store_path, 1, &is) < 0)

@@ -209,6 +209,140 @@ target_exists(struct incidents_store *w, const struct api_call *c)
     return rc < 0 ? rc : n > 0;
 }
 
+/* Bytes of a silence's joined matchers, as tocsinctl silences add. */
+#define SILENCE_MATCHERS_MAX 512
+
+/*
+ * POST /api/v1/silences: {"matchers": "host=H rule=R label:K=V" (one
+ * space between, each as --match takes it), "starts_at": ns (optional:
+ * now), "ends_at": ns, "comment": text}, nothing else. 0, or -EINVAL
+ * with the refusal in err. Strings borrowed from *doc (the caller's).
+ */
+static int
+silence_body(const struct api_call *c, struct incident_silence *sil,
+             const char **comment, json_t **doc, char *err, size_t errlen)
+{
+    json_error_t je;
+    const char *k, *m;
+    json_t *v;
+    char one[SILENCE_MATCHERS_MAX];
+
+    memset(sil, 0, sizeof(*sil));
+    *comment = NULL;
+    sil->start = c->now;
+    *doc = c->body_in ? json_loadb(c->body_in, c->body_in_len,
+                                   JSON_REJECT_DUPLICATES, &je)
+                      : NULL;
+    if (*doc == NULL || !json_is_object(*doc)) {
+        snprintf(err, errlen,
+                 "body: a JSON object with matchers, ends_at "
+                 "and comment is expected");
+        return -EINVAL;
+    }
+    json_object_foreach(*doc, k, v)
+    {
+        if (strcmp(k, "matchers") == 0 && json_is_string(v) &&
+            json_string_length(v) < SILENCE_MATCHERS_MAX) {
+            sil->matchers = json_string_value(v);
+        } else if (strcmp(k, "comment") == 0 && json_is_string(v) &&
+                   json_string_length(v) <= API_ACTION_TEXT_MAX) {
+            *comment = json_string_value(v);
+        } else if (strcmp(k, "starts_at") == 0 && json_is_integer(v) &&
+                   json_integer_value(v) > 0) {
+            sil->start = json_integer_value(v);
+        } else if (strcmp(k, "ends_at") == 0 && json_is_integer(v) &&
+                   json_integer_value(v) > 0) {
+            sil->end = json_integer_value(v);
+        } else {
+            snprintf(err, errlen,
+                     "body: matchers (a string under %d bytes), starts_at, "
+                     "ends_at (ns), comment (at most %d bytes); nothing else",
+                     SILENCE_MATCHERS_MAX, API_ACTION_TEXT_MAX);
+            return -EINVAL;
+        }
+    }
+    if (sil->matchers == NULL || sil->end == 0 || *comment == NULL) {
+        snprintf(err, errlen, "body: matchers, ends_at and comment needed");
+        return -EINVAL;
+    }
+    /* Each matcher as tocsinctl checks --match; one space between. */
+    m = sil->matchers;
+    do {
+        size_t n = strcspn(m, " ");
+
+        memcpy(one, m, n);
+        one[n] = '\0';
+        if (incident_silence_matcher_check(one) < 0) {
+            snprintf(err, errlen,
+                     "body: matchers: host=H, rule=R or "
+                     "label:K=V, one space between");
+            return -EINVAL;
+        }
+        m += n;
+    } while (*m++ == ' ');
+    if (sil->end <= sil->start || sil->end <= c->now) {
+        snprintf(err, errlen,
+                 "the silence would end before it starts or in "
+                 "the past");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/*
+ * tocsinctl silences add and expire: the same rows (a silence and an
+ * action, or the expiry's action) with the token's name as the user.
+ */
+static void
+silence_action(struct api_call *c)
+{
+    struct incidents_store *w = NULL;
+    struct incident_silence sil;
+    const char *comment = NULL;
+    json_t *body = NULL, *doc;
+    char err[256];
+    int64_t id = c->req.id, aid = 0;
+    int rc, add = c->req.route == API_R_SILENCE_ADD;
+
+    if (add && silence_body(c, &sil, &comment, &body, err, sizeof(err)) < 0) {
+        api_error(c, 400, err);
+        goto out;
+    }
+    if (!add && c->body_in != NULL && c->body_in_len > 0) {
+        api_error(c, 400, "body: expire takes none");
+        goto out;
+    }
+    if (incidents_store_open(c->store_path, 0, &w) < 0) {
+        api_error(c, 503, "store not writable, try again");
+        goto out;
+    }
+    rc = add ? incidents_store_silence_add(w, &sil, c->now, c->who, comment,
+                                           &id, &aid)
+             : incidents_store_silence_expire(w, id, c->now, c->who, &aid);
+    if (rc == -ENOENT || rc == -EALREADY) {
+        snprintf(err, sizeof(err), "silence %lld: %s", (long long)id,
+                 rc == -ENOENT ? "no such silence" : "already ended");
+        api_error(c, rc == -ENOENT ? 404 : 409, err);
+        goto out;
+    }
+    if (rc < 0) {
+        log_warnx("api: %s: %s", c->store_path, incidents_store_errmsg(w));
+        api_error(c, 503, "cannot record the action, try again");
+        goto out;
+    }
+    doc = json_pack("{s:I, s:I, s:s, s:s, s:s}", "action", (json_int_t)aid,
+                    "silence", (json_int_t)id, "verb", c->req.verb, "user",
+                    c->who, "state", "recorded");
+    if (add) {
+        json_object_set_new(doc, "starts_at", json_integer(sil.start));
+        json_object_set_new(doc, "ends_at", json_integer(sil.end));
+    }
+    api_set_body(c, 202, doc);
+out:
+    incidents_store_close(w);
+    json_decref(body);
+}
+
 void
 api_action(struct api_call *c)
 {
@@ -221,6 +355,11 @@ api_action(struct api_call *c)
     struct problem_action pa = {0};
     json_t *doc;
 
+    if (c->req.route == API_R_SILENCE_ADD ||
+        c->req.route == API_R_SILENCE_EXPIRE) {
+        silence_action(c);
+        return;
+    }
     if (body_parse(c, &b, err, sizeof(err)) < 0 ||
         (problem ? problem_fill(c, &b, &pa, err, sizeof(err))
                  : incident_fill(c, &b, &ia, err, sizeof(err))) < 0) {

@@ -246,9 +246,10 @@ prob_cb(const struct problems_row *r, void *arg)
     return 0;
 }
 
-/* {"KEY": [...], "next_cursor": "..." | null}. */
-static void
-page_done(struct api_call *c, struct page *p, const char *key, int rc)
+/* {"KEY": [...], "next_cursor": "..." | null}; NULL when refused (the
+ * error is set). */
+static json_t *
+page_doc(struct api_call *c, struct page *p, const char *key, int rc)
 {
     char cur[API_CURSOR_MAX + 1];
     json_t *doc;
@@ -257,7 +258,7 @@ page_done(struct api_call *c, struct page *p, const char *key, int rc)
         json_decref(p->items);
         api_error(c, rc == -EBUSY ? 503 : 500,
                   rc == -EBUSY ? "store busy, try again" : "store error");
-        return;
+        return NULL;
     }
     doc = json_object();
     json_object_set_new(doc, key, p->items);
@@ -265,7 +266,16 @@ page_done(struct api_call *c, struct page *p, const char *key, int rc)
         json_object_set_new(doc, "next_cursor", json_string(cur));
     else
         json_object_set_new(doc, "next_cursor", json_null());
-    set_body(c, 200, doc);
+    return doc;
+}
+
+static void
+page_done(struct api_call *c, struct page *p, const char *key, int rc)
+{
+    json_t *doc = page_doc(c, p, key, rc);
+
+    if (doc != NULL)
+        set_body(c, 200, doc);
 }
 
 static void
@@ -276,6 +286,7 @@ incidents_list(struct incidents_store *is, struct api_call *c)
         .state = r->state[0] ? r->state : NULL,
         .priority = r->priority,
         .host = r->host[0] ? r->host : NULL,
+        .silenced = r->silenced,
         .before = r->before,
     };
     struct page p = {.req = r, .now = c->now, .items = json_array()};
@@ -553,13 +564,16 @@ silences_list(struct incidents_store *is, struct api_call *c)
     tc_buf_close(&p.b);
 }
 
-/* A page of events, newest first (events_list). */
+/* A page of events, newest first (events_list, incident_events). */
 struct evpage {
     struct page p;
     int64_t batch;             /* the cursor's batch; 0 = first page */
     uint32_t idx;              /* in it, the events below this index */
     struct tc_frame frame;     /* decode memory, reused per batch */
     struct tc_wire_limits lim; /* as tocsinctl events list's */
+    const char *fp; /* an incident's fingerprint: its events only; NULL */
+    uint64_t scan;  /* with fp: events to read at most */
+    uint64_t seen;  /* events read so far */
 };
 
 static int
@@ -588,12 +602,33 @@ ev_batch_cb(const struct store_batch *sb, void *arg)
     while (i-- > 0) {
         struct tc_view_event_opts vo = {.origin = store_origin_name(sb->origin),
                                         .iso_digits = 3};
+        char key[1024];
         json_t *o;
 
+        /*
+         * An incident's events: at most scan of the host's events read
+         * (tocsinctl incidents show looks that far back), so the page
+         * may hold fewer than limit; the cursor (last) goes on from the
+         * last event read, listed or not.
+         */
+        if (e->fp != NULL) {
+            if (e->seen == e->scan) {
+                p->more = 1;
+                return 1;
+            }
+            if (incident_fingerprint(sb->host, &evs->ev[i], key, sizeof(key)) ==
+                    0 ||
+                strcmp(key, e->fp) != 0) {
+                e->seen++;
+                p->last = api_event_pos(sb->id, i);
+                continue;
+            }
+        }
         if (p->n == p->req->limit) {
             p->more = 1;
             return 1;
         }
+        e->seen++;
         tc_buf_reset(&p->b);
         if (tc_view_event_json(&p->b, &evs->ev[i], &vo) < 0 ||
             (o = parse_obj(&p->b)) == NULL) {
@@ -636,6 +671,80 @@ events_list(const char *path, struct api_call *c)
                                ev_batch_cb, &e);
     store_close(st);
     page_done(c, &e.p, "events", rc < 0 ? rc : 0);
+    tc_frame_close(&e.frame);
+    tc_buf_close(&e.p.b);
+}
+
+#if API_SCAN_MAX != VIEW_INCIDENT_EVENTS_SCAN
+#error "the API's incident events must look as far back as incidents show"
+#endif
+
+/* The incident whose events are listed (incident_events). */
+struct inc_key {
+    int found;
+    char host[256];
+    char fp[1024];
+};
+
+static int
+inc_key_cb(const struct incident *in, const struct problem_mark *m, void *arg)
+{
+    struct inc_key *k = arg;
+
+    (void)m;
+    k->found = 1;
+    snprintf(k->host, sizeof(k->host), "%s", in->host);
+    snprintf(k->fp, sizeof(k->fp), "%s", in->fingerprint);
+    return 0;
+}
+
+/*
+ * tocsinctl incidents show's latest events, paged: the events of the
+ * incident's host whose fingerprint is the incident's, newest first,
+ * as events_list pages them (the cursor is the place of the last event
+ * read). 404 when there is no such incident.
+ */
+static void
+incident_events(struct incidents_store *is, const char *path,
+                struct api_call *c)
+{
+    struct incidents_filter f = {.id = c->req.id};
+    struct inc_key k = {0};
+    struct evpage e = {
+        .p = {.req = &c->req, .now = c->now, .items = json_array()},
+        .batch = c->req.before >> API_EVENT_IDX_BITS,
+        .idx = (uint32_t)(c->req.before &
+                          ((INT64_C(1) << API_EVENT_IDX_BITS) - 1)),
+        .lim = tc_wire_default_limits,
+        .fp = k.fp,
+        .scan = c->req.scan ? c->req.scan : API_SCAN_MAX,
+    };
+    struct store *st = NULL;
+    json_t *doc;
+    char msg[64];
+    int rc;
+
+    e.lim.max_frame = UINT32_MAX;
+    tc_frame_init(&e.frame);
+    tc_buf_init(&e.p.b, OBJ_MAX);
+    rc = incidents_store_list(is, &f, inc_key_cb, &k);
+    if (rc == 0 && !k.found) {
+        json_decref(e.p.items);
+        snprintf(msg, sizeof(msg), "no incident %" PRId64, c->req.id);
+        api_error(c, 404, msg);
+        goto out;
+    }
+    if (rc == 0 && (rc = store_open(path, STORE_RDONLY, &st)) == 0)
+        rc = store_events_back(st, k.host, e.batch, ev_batch_cb, &e);
+    store_close(st);
+    if ((doc = page_doc(c, &e.p, "events", rc < 0 ? rc : 0)) != NULL) {
+        /* How far this page read: a client keeping to a window of the
+         * host's events (tocsinctl --url incidents show) asks the next
+         * page for the rest of it (scan=). */
+        json_object_set_new(doc, "scanned", json_integer((json_int_t)e.seen));
+        set_body(c, 200, doc);
+    }
+out:
     tc_frame_close(&e.frame);
     tc_buf_close(&e.p.b);
 }
@@ -796,6 +905,9 @@ api_handle(struct incidents_store *is, struct api_call *c)
         break;
     case API_R_RUNBOOKS:
         runbooks_list(c);
+        break;
+    case API_R_INCIDENT_EVENTS:
+        incident_events(is, c->store_path, c);
         break;
     case API_R_METRICS:
         /* Authorised: the loop renders it (api.c after_cb). */

@@ -157,6 +157,8 @@ parse_duration(const char *s, uint64_t *ms)
 #define P_AGENT 0x40
 #define P_SINCE 0x80
 #define P_BY 0x100
+#define P_SCAN 0x200
+#define P_SILENCED 0x400
 
 static const struct {
     const char *name;
@@ -165,6 +167,7 @@ static const struct {
     {"limit", P_LIMIT},       {"cursor", P_CURSOR}, {"state", P_STATE},
     {"priority", P_PRIORITY}, {"host", P_HOST},     {"all", P_ALL},
     {"agent", P_AGENT},       {"since", P_SINCE},   {"by", P_BY},
+    {"silenced", P_SILENCED}, {"scan", P_SCAN},
 };
 
 static const char *const incident_states[] = {"open", "acknowledged",
@@ -287,10 +290,24 @@ parse_query(const char *q, size_t n, unsigned allowed, uint32_t max_page,
                               "by: priority, service, host or rule");
             snprintf(r->by, sizeof(r->by), "%.15s", val);
             break;
+        case P_SCAN: {
+            int64_t v;
+
+            if (parse_id(val, strlen(val), &v) < 0 || v > API_SCAN_MAX)
+                return refuse(err, errlen, 400, "scan: a number from 1 to %d",
+                              API_SCAN_MAX);
+            r->scan = (uint32_t)v;
+            break;
+        }
         case P_ALL:
             if (strcmp(val, "true") != 0 && strcmp(val, "false") != 0)
                 return refuse(err, errlen, 400, "all: true or false");
             r->all = val[0] == 't';
+            break;
+        case P_SILENCED:
+            if (strcmp(val, "true") != 0 && strcmp(val, "false") != 0)
+                return refuse(err, errlen, 400, "silenced: true or false");
+            r->silenced = val[0] == 't';
             break;
         }
         i = end + 1;
@@ -346,7 +363,8 @@ api_req_parse(const char *method, size_t mlen, const char *path, size_t plen,
         r->route = API_R_PROBLEMS;
     else if (segl[0] == 6 && memcmp(seg[0], "agents", 6) == 0 && nseg == 1)
         r->route = API_R_AGENTS;
-    else if (segl[0] == 8 && memcmp(seg[0], "silences", 8) == 0 && nseg == 1)
+    else if (segl[0] == 8 && memcmp(seg[0], "silences", 8) == 0 &&
+             (nseg == 1 || nseg == 3))
         r->route = API_R_SILENCES;
     else if (segl[0] == 5 && memcmp(seg[0], "hints", 5) == 0 && nseg == 1)
         r->route = API_R_HINTS;
@@ -360,9 +378,23 @@ api_req_parse(const char *method, size_t mlen, const char *path, size_t plen,
         return refuse(err, errlen, 404, "no such resource");
     if (nseg >= 2 && parse_id(seg[1], segl[1], &r->id) < 0)
         return refuse(err, errlen, 400, "%s/ID: ID must be a positive integer",
-                      r->route == API_R_INCIDENTS ? "incidents" : "problems");
+                      r->route == API_R_INCIDENTS  ? "incidents"
+                      : r->route == API_R_SILENCES ? "silences"
+                                                   : "problems");
     if (r->route == API_R_AGENTS || r->route == API_R_RUNBOOKS) {
         allowed = 0; /* one document: at most limits.max_agents rows */
+    } else if (r->route == API_R_SILENCES && nseg == 3) {
+        /* tocsinctl silences expire ID: the one action on a silence. */
+        if (segl[2] != 6 || memcmp(seg[2], "expire", 6) != 0)
+            return refuse(err, errlen, 404, "no such action");
+        r->route = API_R_SILENCE_EXPIRE;
+        snprintf(r->verb, sizeof(r->verb), "expire");
+        r->write = 1;
+    } else if (r->route == API_R_SILENCES && post) {
+        /* tocsinctl silences add: the silence in the body. */
+        r->route = API_R_SILENCE_ADD;
+        snprintf(r->verb, sizeof(r->verb), "add");
+        r->write = 1;
     } else if (r->route == API_R_SILENCES) {
         allowed = P_ALL; /* one document: silences are made by people */
     } else if (r->route == API_R_EVENTS) {
@@ -374,9 +406,14 @@ api_req_parse(const char *method, size_t mlen, const char *path, size_t plen,
     } else if (nseg == 1) {
         allowed = P_LIMIT | P_CURSOR | P_STATE;
         if (r->route == API_R_INCIDENTS)
-            allowed |= P_PRIORITY | P_HOST;
+            allowed |= P_PRIORITY | P_HOST | P_SILENCED;
     } else if (nseg == 2) {
         r->route = r->route == API_R_INCIDENTS ? API_R_INCIDENT : API_R_PROBLEM;
+    } else if (r->route == API_R_INCIDENTS && segl[2] == 6 &&
+               memcmp(seg[2], "events", 6) == 0) {
+        /* The events that fed the incident, paged as /events. */
+        r->route = API_R_INCIDENT_EVENTS;
+        allowed = P_LIMIT | P_CURSOR | P_SCAN;
     } else {
         r->route = r->route == API_R_INCIDENTS ? API_R_INCIDENT_ACTION
                                                : API_R_PROBLEM_ACTION;

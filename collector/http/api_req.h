@@ -32,6 +32,10 @@ enum api_route {
     API_R_EVENTS,          /* GET /api/v1/events (newest first) */
     API_R_STATS,           /* GET /api/v1/stats (not paged) */
     API_R_RUNBOOKS,        /* GET /api/v1/runbooks (no params) */
+    API_R_INCIDENT_EVENTS, /* GET /api/v1/incidents/ID/events (newest
+                              first) */
+    API_R_SILENCE_ADD,     /* POST /api/v1/silences */
+    API_R_SILENCE_EXPIRE,  /* POST /api/v1/silences/ID/expire */
 };
 
 /* Limits on what is parsed at all (docs/internals/api.md). */
@@ -55,7 +59,14 @@ struct api_req {
     char agent[API_VALUE_MAX + 1]; /* agent= (hints); "" = any */
     uint64_t since_ms; /* since= (stats): a duration; 0 = the default */
     char by[16];       /* by= (stats): priority|service|host|rule; "" */
+    int silenced;      /* silenced=true (incidents): marked ones only */
+    uint32_t scan;     /* scan= (incident events): host events to read
+                          at most; API_SCAN_MAX unless given */
 };
+
+/* An incident's events: host events one request reads at most (the
+ * window of tocsinctl incidents show, VIEW_INCIDENT_EVENTS_SCAN). */
+#define API_SCAN_MAX 5000
 
 /*
  * An event's place in the store, as the events listing's cursor
@@ -93,7 +104,8 @@ int api_cursor_decode(const char *s, size_t n, int64_t *last);
 static inline int
 api_route_writes(enum api_route r)
 {
-    return r == API_R_INCIDENT_ACTION || r == API_R_PROBLEM_ACTION;
+    return r == API_R_INCIDENT_ACTION || r == API_R_PROBLEM_ACTION ||
+           r == API_R_SILENCE_ADD || r == API_R_SILENCE_EXPIRE;
 }
 
 #endif

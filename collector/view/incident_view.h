@@ -22,6 +22,12 @@
 #define VIEW_SILENCED_MEANING                                                  \
     "notifications suppressed; the incident is still tracked"
 
+/*
+ * How far back "incidents show" (and the API's incident events) look
+ * for an incident's events: this many of its host's latest events.
+ */
+#define VIEW_INCIDENT_EVENTS_SCAN 5000
+
 /* What the store knows of the silence that marked an incident. */
 struct view_silence {
     int64_t id;

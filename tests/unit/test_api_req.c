@@ -244,13 +244,64 @@ test_events_stats(void **state)
     assert_int_equal(parse("POST", "/api/v1/runbooks", &r), 405);
 }
 
+/* tocsinctl --url's own routes: an incident's events, silence writes,
+ * the silenced filter. */
+static void
+test_ctl_url_routes(void **state)
+{
+    struct api_req r;
+
+    (void)state;
+    assert_int_equal(
+        parse("GET", "/api/v1/incidents/7/events?limit=10&scan=5000", &r), 0);
+    assert_int_equal(r.route, API_R_INCIDENT_EVENTS);
+    assert_int_equal(r.id, 7);
+    assert_int_equal(r.scan, 5000);
+    assert_int_equal(r.write, 0);
+    assert_int_equal(parse("GET", "/api/v1/incidents/7/events", &r), 0);
+    assert_int_equal(r.scan, 0);
+    assert_int_equal(parse("GET", "/api/v1/incidents/7/events?scan=5001", &r),
+                     400);
+    assert_int_equal(parse("GET", "/api/v1/incidents/7/events?scan=0", &r),
+                     400);
+    assert_int_equal(parse("GET", "/api/v1/incidents/7/events?host=a", &r),
+                     400);
+    assert_int_equal(parse("GET", "/api/v1/incidents?scan=5", &r), 400);
+    assert_int_equal(parse("POST", "/api/v1/incidents/7/events", &r), 405);
+    assert_int_equal(parse("GET", "/api/v1/problems/7/events", &r), 404);
+
+    assert_int_equal(parse("POST", "/api/v1/silences", &r), 0);
+    assert_int_equal(r.route, API_R_SILENCE_ADD);
+    assert_int_equal(r.write, 1);
+    assert_true(api_route_writes(r.route));
+    assert_int_equal(parse("POST", "/api/v1/silences?all=true", &r), 400);
+    assert_int_equal(parse("POST", "/api/v1/silences/3/expire", &r), 0);
+    assert_int_equal(r.route, API_R_SILENCE_EXPIRE);
+    assert_int_equal(r.id, 3);
+    assert_string_equal(r.verb, "expire");
+    assert_true(api_route_writes(r.route));
+    assert_int_equal(parse("GET", "/api/v1/silences/3/expire", &r), 405);
+    assert_int_equal(parse("POST", "/api/v1/silences/3/delete", &r), 404);
+    assert_int_equal(parse("POST", "/api/v1/silences/3", &r), 404);
+    assert_int_equal(parse("POST", "/api/v1/silences/0/expire", &r), 400);
+    assert_int_equal(parse("PUT", "/api/v1/silences", &r), 405);
+
+    assert_int_equal(parse("GET", "/api/v1/incidents?silenced=true", &r), 0);
+    assert_int_equal(r.silenced, 1);
+    assert_int_equal(parse("GET", "/api/v1/incidents?silenced=1", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/problems?silenced=true", &r), 400);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_b64),          cmocka_unit_test(test_cursor),
-        cmocka_unit_test(test_routes),       cmocka_unit_test(test_query),
+        cmocka_unit_test(test_b64),
+        cmocka_unit_test(test_cursor),
+        cmocka_unit_test(test_routes),
+        cmocka_unit_test(test_query),
         cmocka_unit_test(test_events_stats),
+        cmocka_unit_test(test_ctl_url_routes),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
