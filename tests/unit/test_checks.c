@@ -514,12 +514,14 @@ test_exec_timeout_kills_group(void **state)
                         pidf, kidf);
     k[0] = mkexec(quick_name("hang", 60000), script("hang", body));
     k[0].interval_ms = 60000;
-    k[0].timeout_ms = 300;
+    /* Long enough for the shell to reach its trap on a loaded machine
+     * (a SIGTERM before it would end the script at once). */
+    k[0].timeout_ms = 1500;
     h_init(&h, k, 1);
-    assert_true(h_run(&h, first_done, 8000));
+    assert_true(h_run(&h, first_done, 10000));
     st = status_of(&h, 0);
     assert_int_equal(st.state, 3);
-    assert_string_equal(st.message, "timed out after 300ms");
+    assert_string_equal(st.message, "timed out after 1500ms");
     assert_int_equal(st.timeouts, 1);
     /* SIGTERM was ignored: only SIGKILL, 2 s later, ended it. */
     assert_true(st.duration_us >= 2000000);
