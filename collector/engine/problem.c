@@ -113,6 +113,14 @@ struct prob {
     struct plist mem; /* members: known, mark.problem_id == v.id */
 };
 
+/* The problems of one rule and key (open_keyed's question), id order. */
+struct qkey {
+    struct tc_hnode hn;
+    const char *rule, *key; /* borrowed from the first problem */
+    struct prob **v;        /* borrowed */
+    size_t n, cap;
+};
+
 /* One key of a keyed index: the incidents of a host or class. */
 struct pkey {
     struct tc_hnode hn;
@@ -157,6 +165,9 @@ struct problem_engine {
     size_t nhost, caphost;
     struct trend *trends; /* sorted by cls */
     size_t ntrend, captrend;
+    int64_t trend_min; /* no trend opening is older (a bound; INT64_MAX:
+                          none), so that a tick with none to drop does
+                          not walk every class */
     struct link_out *links;
     size_t nlinks, caplinks;
     struct ref_out *refs;
@@ -171,6 +182,7 @@ struct problem_engine {
      * by host and by class, and every incident by each host its
      * references name. */
     struct tc_htab by_host, by_cls, by_named;
+    struct tc_htab by_key; /* struct qkey: problems by rule and key */
     struct pinc **touched; /* created, changed or re-marked since the
                               last drain; borrowed */
     size_t ntouched, captouched;
@@ -339,6 +351,7 @@ problem_engine_new(const struct problem_config *c)
 {
     struct problem_engine *e = tc_xcalloc(1, sizeof(*e));
 
+    e->trend_min = INT64_MAX;
     problem_engine_set_config(e, c);
     return e;
 }
@@ -449,6 +462,19 @@ problem_engine_free(struct problem_engine *e)
     idx_free(&e->by_host);
     idx_free(&e->by_cls);
     idx_free(&e->by_named);
+    {
+        struct tc_hiter it;
+
+        for (struct tc_hnode *n = tc_htab_iter(&e->by_key, &it); n != NULL;
+             n = tc_hiter_next(&it)) {
+            struct qkey *k = TC_CONTAINER_OF(n, struct qkey, hn);
+
+            tc_htab_remove(&e->by_key, n);
+            free(k->v);
+            free(k);
+        }
+        tc_htab_free(&e->by_key);
+    }
     free(e->touched);
     free(e->incs);
     free(e->probs);
@@ -532,6 +558,8 @@ prob_find(const struct problem_engine *e, int64_t id)
     return i < e->nprob && e->probs[i]->v.id == id ? e->probs[i] : NULL;
 }
 
+static void qkey_add(struct problem_engine *e, struct prob *p);
+
 static void
 prob_insert(struct problem_engine *e, struct prob *p)
 {
@@ -541,8 +569,77 @@ prob_insert(struct problem_engine *e, struct prob *p)
     memmove(&e->probs[i + 1], &e->probs[i], (e->nprob - i) * sizeof(*e->probs));
     e->probs[i] = p;
     e->nprob++;
+    qkey_add(e, p);
     if (p->v.id > e->last_id)
         e->last_id = p->v.id;
+}
+
+static uint64_t
+qkey_hash(const char *rule, const char *key)
+{
+    return tc_hash64_add(tc_hash64_add(tc_hash64_str(rule), "\x1f", 1), key,
+                         strlen(key));
+}
+
+static struct qkey *
+qkey_find(const struct tc_htab *t, const char *rule, const char *key,
+          uint64_t h)
+{
+    for (struct tc_hnode *n = tc_htab_first(t, h); n != NULL;
+         n = tc_htab_next(n, h)) {
+        struct qkey *k = TC_CONTAINER_OF(n, struct qkey, hn);
+
+        if (strcmp(k->rule, rule) == 0 && strcmp(k->key, key) == 0)
+            return k;
+    }
+    return NULL;
+}
+
+/* p (new or loaded) joins its rule and key's list, in id order. */
+static void
+qkey_add(struct problem_engine *e, struct prob *p)
+{
+    uint64_t h = qkey_hash(p->v.rule, p->v.key);
+    struct qkey *k = qkey_find(&e->by_key, p->v.rule, p->v.key, h);
+    size_t i;
+
+    if (k == NULL) {
+        k = tc_xcalloc(1, sizeof(*k));
+        tc_htab_insert(&e->by_key, &k->hn, h);
+    }
+    GROW(k->v, k->n, k->cap);
+    for (i = k->n; i > 0 && k->v[i - 1]->v.id > p->v.id; i--)
+        k->v[i] = k->v[i - 1];
+    k->v[i] = p;
+    k->n++;
+    /* The strings of the list's first problem name the key. */
+    k->rule = k->v[0]->v.rule;
+    k->key = k->v[0]->v.key;
+}
+
+/* p leaves memory: out of its list (a list left empty goes). */
+static void
+qkey_del(struct problem_engine *e, const struct prob *p)
+{
+    struct qkey *k = qkey_find(&e->by_key, p->v.rule, p->v.key,
+                               qkey_hash(p->v.rule, p->v.key));
+    size_t i;
+
+    if (k == NULL)
+        return;
+    for (i = 0; i < k->n && k->v[i] != p; i++)
+        ;
+    if (i == k->n)
+        return;
+    memmove(&k->v[i], &k->v[i + 1], (k->n - i - 1) * sizeof(*k->v));
+    if (--k->n == 0) {
+        tc_htab_remove(&e->by_key, &k->hn);
+        free(k->v);
+        free(k);
+        return;
+    }
+    k->rule = k->v[0]->v.rule;
+    k->key = k->v[0]->v.key;
 }
 
 static int
@@ -1089,13 +1186,12 @@ fields_ref(char *buf, size_t len, const struct pref *r, const char *named)
 static struct prob *
 open_keyed(const struct problem_engine *e, const char *rule, const char *key)
 {
-    for (size_t i = 0; i < e->nprob; i++) {
-        struct prob *p = e->probs[i];
+    const struct qkey *k =
+        qkey_find(&e->by_key, rule, key, qkey_hash(rule, key));
 
-        if (prob_open(p) && strcmp(p->v.rule, rule) == 0 &&
-            strcmp(p->v.key, key) == 0)
-            return p;
-    }
+    for (size_t i = 0; k != NULL && i < k->n; i++)
+        if (prob_open(k->v[i]))
+            return k->v[i];
     return NULL;
 }
 
@@ -1633,6 +1729,8 @@ trend(struct problem_engine *e, struct pinc *pi)
     const struct plist *l;
 
     trend_add(tr, pi->opened_at);
+    if (pi->opened_at < e->trend_min)
+        e->trend_min = pi->opened_at;
     GROW(e->opens, e->nopens, e->capopens);
     o = &e->opens[e->nopens++];
     o->cls = tc_xstrdup(pi->cls);
@@ -1944,12 +2042,42 @@ struct hostacc {
     char up_list[160];
 };
 
-static struct hostacc *
-acc_get(struct hostacc **a, size_t *n, const char *host)
+/* Where acc's hosts are: an open-addressed table of index + 1 (0 =
+ * empty), at most half full, so that finding a host is not a walk of
+ * every host of a large problem. */
+struct accix {
+    size_t *slot;
+    size_t cap; /* a power of two */
+};
+
+static size_t *
+accix_slot(const struct accix *x, const struct hostacc *a, const char *host)
 {
-    for (size_t i = 0; i < *n; i++)
-        if (host_eq(host, (*a)[i].host))
-            return &(*a)[i];
+    size_t i = (size_t)key_hash(host, 1) & (x->cap - 1);
+
+    while (x->slot[i] != 0 && !host_eq(a[x->slot[i] - 1].host, host))
+        i = (i + 1) & (x->cap - 1);
+    return &x->slot[i];
+}
+
+static struct hostacc *
+acc_get(struct hostacc **a, size_t *n, struct accix *x, const char *host)
+{
+    size_t *sl;
+
+    if ((*n + 1) * 2 > x->cap) {
+        struct accix y = {NULL, x->cap ? x->cap * 2 : 64};
+
+        y.slot = tc_xcalloc(y.cap, sizeof(*y.slot));
+        for (size_t i = 0; i < *n; i++)
+            *accix_slot(&y, *a, (*a)[i].host) = i + 1;
+        free(x->slot);
+        *x = y;
+    }
+    sl = accix_slot(x, *a, host);
+    if (*sl != 0)
+        return &(*a)[*sl - 1];
+    *sl = *n + 1;
     *a = tc_xreallocarray(*a, *n + 1, sizeof(**a));
     memset(&(*a)[*n], 0, sizeof(**a));
     (*a)[*n].host = host;
@@ -2002,6 +2130,12 @@ static void
 explain_acc(const struct problem_engine *e, struct hostacc *acc, size_t nacc,
             const struct pinc *m)
 {
+    /* m explains a host only by naming it or depending on it: with no
+     * reference and no rule from its side, it explains none. */
+    int from = dep_side(e, m, 0);
+
+    if (m->nrefs == 0 && !from)
+        return;
     for (size_t k = 0; k < nacc; k++) {
         struct hostacc *h = &acc[k];
         const struct pref *r;
@@ -2016,7 +2150,7 @@ explain_acc(const struct problem_engine *e, struct hostacc *acc, size_t nacc,
             h->named++;
             explained = 1;
         }
-        if (h->inc != NULL) {
+        if (from && h->inc != NULL) {
             if (depends(e, m, h->inc) != NULL) {
                 list_add(h->up_list, sizeof(h->up_list), h->upstream, m->host);
                 h->upstream++;
@@ -2195,6 +2329,7 @@ rank(struct problem_engine *e, struct prob *p)
     const struct pinc **mem = NULL;
     size_t nmem = 0, nacc = 0, ncand, *mi = NULL;
     struct hostacc *acc = NULL;
+    struct accix ix = {NULL, 0};
     struct cand *c = NULL;
     int64_t earliest = INT64_MAX;
     int same;
@@ -2204,7 +2339,7 @@ rank(struct problem_engine *e, struct prob *p)
         if (p->mem.v[i]->known && p->mem.v[i]->mark.problem_id == p->v.id)
             mem[nmem++] = p->mem.v[i];
     for (size_t i = 0; i < nmem; i++) {
-        struct hostacc *h = acc_get(&acc, &nacc, mem[i]->host);
+        struct hostacc *h = acc_get(&acc, &nacc, &ix, mem[i]->host);
 
         if (mem[i]->first_seen < h->onset ||
             (mem[i]->first_seen == h->onset && mem[i]->id < h->incident_id)) {
@@ -2219,7 +2354,7 @@ rank(struct problem_engine *e, struct prob *p)
     }
     for (size_t i = 0; i < nmem; i++)
         for (size_t r = 0; r < mem[i]->nrefs; r++) {
-            struct hostacc *h = acc_get(&acc, &nacc, mem[i]->refs[r].host);
+            struct hostacc *h = acc_get(&acc, &nacc, &ix, mem[i]->refs[r].host);
 
             if (mem[i]->refs[r].ts < h->first_ref)
                 h->first_ref = mem[i]->refs[r].ts;
@@ -2228,11 +2363,8 @@ rank(struct problem_engine *e, struct prob *p)
         explain_acc(e, acc, nacc, mem[i]);
     mi = tc_xcalloc(nmem ? nmem : 1, sizeof(*mi));
     for (size_t i = 0; i < nmem; i++)
-        for (size_t k = 0; k < nacc; k++)
-            if (host_eq(mem[i]->host, acc[k].host)) {
-                mi[i] = k;
-                break;
-            }
+        mi[i] = *accix_slot(&ix, acc, mem[i]->host) - 1;
+    free(ix.slot);
 
     c = tc_xcalloc(nacc ? nacc : 1, sizeof(*c));
     for (size_t i = 0; i < nacc; i++) {
@@ -2608,17 +2740,25 @@ problem_engine_tick(struct problem_engine *e, int64_t now)
                           "closed", "every incident closed");
         }
     }
-    /* Openings too old to count go. */
-    for (size_t i = 0; i < e->ntrend; i++) {
-        struct trend *t = &e->trends[i];
-        size_t k = 0;
+    /* Openings too old to count go (none is, unless the oldest is). */
+    if (e->trend_min != INT64_MAX &&
+        now - e->trend_min > e->cfg.trend_period_ns) {
+        int64_t min = INT64_MAX;
 
-        while (k < t->n && now - t->ts[k] > e->cfg.trend_period_ns)
-            k++;
-        if (k > 0) {
-            memmove(&t->ts[0], &t->ts[k], (t->n - k) * sizeof(*t->ts));
-            t->n -= k;
+        for (size_t i = 0; i < e->ntrend; i++) {
+            struct trend *t = &e->trends[i];
+            size_t k = 0;
+
+            while (k < t->n && now - t->ts[k] > e->cfg.trend_period_ns)
+                k++;
+            if (k > 0) {
+                memmove(&t->ts[0], &t->ts[k], (t->n - k) * sizeof(*t->ts));
+                t->n -= k;
+            }
+            if (t->n > 0 && t->ts[0] < min)
+                min = t->ts[0];
         }
+        e->trend_min = min;
     }
 }
 
@@ -2724,6 +2864,8 @@ problem_engine_load_opening(struct problem_engine *e,
                             const struct problem_opening *o)
 {
     trend_add(trend_get(e, o->cls), o->ts);
+    if (o->ts < e->trend_min)
+        e->trend_min = o->ts;
 }
 
 void
@@ -2878,6 +3020,7 @@ problem_engine_drain(struct problem_engine *e, const struct problem_sink *sink,
                 p->mem.v[k]->in = NULL;
                 touch(e, p->mem.v[k]);
             }
+            qkey_del(e, p);
             prob_free(p);
             continue;
         }
