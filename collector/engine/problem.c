@@ -2326,8 +2326,8 @@ symptom(const struct problem_engine *e, const struct prob *p,
 static void
 rank(struct problem_engine *e, struct prob *p)
 {
-    const struct pinc **mem = NULL;
-    size_t nmem = 0, nacc = 0, ncand, *mi = NULL;
+    const struct pinc **mem = NULL, **rmem;
+    size_t nmem = 0, nacc = 0, ncand, *mi = NULL, *rmi, nrmem = 0;
     struct hostacc *acc = NULL;
     struct accix ix = {NULL, 0};
     struct cand *c = NULL;
@@ -2365,6 +2365,14 @@ rank(struct problem_engine *e, struct prob *p)
     for (size_t i = 0; i < nmem; i++)
         mi[i] = *accix_slot(&ix, acc, mem[i]->host) - 1;
     free(ix.slot);
+    /* Only members with references name anyone: behind() walks those. */
+    rmem = tc_xcalloc(nmem ? nmem : 1, sizeof(*rmem));
+    rmi = tc_xcalloc(nmem ? nmem : 1, sizeof(*rmi));
+    for (size_t i = 0; i < nmem; i++)
+        if (mem[i]->nrefs > 0) {
+            rmem[nrmem] = mem[i];
+            rmi[nrmem++] = mi[i];
+        }
 
     c = tc_xcalloc(nacc ? nacc : 1, sizeof(*c));
     for (size_t i = 0; i < nacc; i++) {
@@ -2394,7 +2402,7 @@ rank(struct problem_engine *e, struct prob *p)
             /* Behind those, hosts that name them: the same weight per
              * host, within the same cap, so that the end of a chain
              * outranks its middle. */
-            far = behind(mem, mi, nmem, acc, nacc, i, via, sizeof(via));
+            far = behind(rmem, rmi, nrmem, acc, nacc, i, via, sizeof(via));
             if (far > 0) {
                 uint32_t all = h->named + far < SCORE_NAMED_MAX
                                    ? h->named + far
@@ -2512,6 +2520,8 @@ rank(struct problem_engine *e, struct prob *p)
     }
     free(mem);
     free(mi);
+    free(rmem);
+    free(rmi);
     free(acc);
 }
 
