@@ -13,6 +13,15 @@
  * and their evidence; they are recomputed for the problems touched
  * since the last drain, when the drain (or problem_engine_pending)
  * settles the engine.
+ *
+ * So that a step costs what it touches, not what the engine holds,
+ * the questions the rules ask go through indices rather than a walk of
+ * every incident: a problem's members, the incidents of a host, of a
+ * class and those naming a host (each a list in id order, so the first
+ * match is the one a walk in id order would find), and the incidents
+ * touched since the last drain (their marks, what may be forgotten).
+ * Each is kept where an incident is added, changed or removed
+ * ("indices" below).
  */
 #include "engine/problem.h"
 
@@ -24,6 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
+#include "htab.h"
 #include "util.h"
 
 #define NS_PER_S INT64_C(1000000000)
@@ -48,6 +59,14 @@ struct pref {
     int64_t ts;
 };
 
+struct prob;
+
+/* Incidents in id order: an index (borrows the incidents). */
+struct plist {
+    struct pinc **v;
+    size_t n, cap;
+};
+
 struct pinc {
     int64_t id;
     int known;     /* an incident change (or load) was seen */
@@ -62,6 +81,11 @@ struct pinc {
     struct problem_mark sent; /* as last handed over (or loaded) */
     struct pref *refs;        /* owned, in the order seen */
     size_t nrefs;
+    struct prob *in; /* the problem whose members list holds it: the one
+                        mark.problem_id names while it is in memory */
+    int indexed;     /* in the host and class indices (known) */
+    int touched;     /* in e->touched since the last drain */
+    int dead;        /* the drain forgets it */
 };
 
 struct term {
@@ -86,6 +110,22 @@ struct prob {
     int cands_dirty;  /* ranking changed since the last drain */
     struct cand *cands;
     size_t ncands;
+    struct plist mem; /* members: known, mark.problem_id == v.id */
+};
+
+/* The problems of one rule and key (open_keyed's question), id order. */
+struct qkey {
+    struct tc_hnode hn;
+    const char *rule, *key; /* borrowed from the first problem */
+    struct prob **v;        /* borrowed */
+    size_t n, cap;
+};
+
+/* One key of a keyed index: the incidents of a host or class. */
+struct pkey {
+    struct tc_hnode hn;
+    char *key; /* owned: a host (compared without case) or a class */
+    struct plist l;
 };
 
 struct link_out {
@@ -125,6 +165,9 @@ struct problem_engine {
     size_t nhost, caphost;
     struct trend *trends; /* sorted by cls */
     size_t ntrend, captrend;
+    int64_t trend_min; /* no trend opening is older (a bound; INT64_MAX:
+                          none), so that a tick with none to drop does
+                          not walk every class */
     struct link_out *links;
     size_t nlinks, caplinks;
     struct ref_out *refs;
@@ -135,6 +178,14 @@ struct problem_engine {
     size_t nnotes, capnotes;
     int64_t last_id;
     int loaded; /* rows were loaded and not yet settled */
+    /* Indices (struct pkey; see the file's opening): known incidents
+     * by host and by class, and every incident by each host its
+     * references name. */
+    struct tc_htab by_host, by_cls, by_named;
+    struct tc_htab by_key; /* struct qkey: problems by rule and key */
+    struct pinc **touched; /* created, changed or re-marked since the
+                              last drain; borrowed */
+    size_t ntouched, captouched;
 };
 
 /* Grow an array to hold one more element. */
@@ -300,6 +351,7 @@ problem_engine_new(const struct problem_config *c)
 {
     struct problem_engine *e = tc_xcalloc(1, sizeof(*e));
 
+    e->trend_min = INT64_MAX;
     problem_engine_set_config(e, c);
     return e;
 }
@@ -365,6 +417,7 @@ prob_free(struct prob *p)
 {
     problem_strings_free(&p->v);
     cands_free(p);
+    free(p->mem.v);
     free(p);
 }
 
@@ -387,6 +440,8 @@ outputs_clear(struct problem_engine *e)
     e->nnotes = 0;
 }
 
+static void idx_free(struct tc_htab *t);
+
 void
 problem_engine_free(struct problem_engine *e)
 {
@@ -404,6 +459,23 @@ problem_engine_free(struct problem_engine *e)
         free(e->trends[i].ts);
     }
     config_release(&e->cfg);
+    idx_free(&e->by_host);
+    idx_free(&e->by_cls);
+    idx_free(&e->by_named);
+    {
+        struct tc_hiter it;
+
+        for (struct tc_hnode *n = tc_htab_iter(&e->by_key, &it); n != NULL;
+             n = tc_hiter_next(&it)) {
+            struct qkey *k = TC_CONTAINER_OF(n, struct qkey, hn);
+
+            tc_htab_remove(&e->by_key, n);
+            free(k->v);
+            free(k);
+        }
+        tc_htab_free(&e->by_key);
+    }
+    free(e->touched);
     free(e->incs);
     free(e->probs);
     free(e->hosts);
@@ -441,6 +513,8 @@ inc_find(const struct problem_engine *e, int64_t id)
     return i < e->ninc && e->incs[i]->id == id ? e->incs[i] : NULL;
 }
 
+static void touch(struct problem_engine *e, struct pinc *pi);
+
 static struct pinc *
 inc_get(struct problem_engine *e, int64_t id)
 {
@@ -456,6 +530,7 @@ inc_get(struct problem_engine *e, int64_t id)
     pi->mark.incident_id = pi->sent.incident_id = id;
     e->incs[i] = pi;
     e->ninc++;
+    touch(e, pi); /* the drain forgets it if nothing makes it known */
     return pi;
 }
 
@@ -483,6 +558,8 @@ prob_find(const struct problem_engine *e, int64_t id)
     return i < e->nprob && e->probs[i]->v.id == id ? e->probs[i] : NULL;
 }
 
+static void qkey_add(struct problem_engine *e, struct prob *p);
+
 static void
 prob_insert(struct problem_engine *e, struct prob *p)
 {
@@ -492,8 +569,77 @@ prob_insert(struct problem_engine *e, struct prob *p)
     memmove(&e->probs[i + 1], &e->probs[i], (e->nprob - i) * sizeof(*e->probs));
     e->probs[i] = p;
     e->nprob++;
+    qkey_add(e, p);
     if (p->v.id > e->last_id)
         e->last_id = p->v.id;
+}
+
+static uint64_t
+qkey_hash(const char *rule, const char *key)
+{
+    return tc_hash64_add(tc_hash64_add(tc_hash64_str(rule), "\x1f", 1), key,
+                         strlen(key));
+}
+
+static struct qkey *
+qkey_find(const struct tc_htab *t, const char *rule, const char *key,
+          uint64_t h)
+{
+    for (struct tc_hnode *n = tc_htab_first(t, h); n != NULL;
+         n = tc_htab_next(n, h)) {
+        struct qkey *k = TC_CONTAINER_OF(n, struct qkey, hn);
+
+        if (strcmp(k->rule, rule) == 0 && strcmp(k->key, key) == 0)
+            return k;
+    }
+    return NULL;
+}
+
+/* p (new or loaded) joins its rule and key's list, in id order. */
+static void
+qkey_add(struct problem_engine *e, struct prob *p)
+{
+    uint64_t h = qkey_hash(p->v.rule, p->v.key);
+    struct qkey *k = qkey_find(&e->by_key, p->v.rule, p->v.key, h);
+    size_t i;
+
+    if (k == NULL) {
+        k = tc_xcalloc(1, sizeof(*k));
+        tc_htab_insert(&e->by_key, &k->hn, h);
+    }
+    GROW(k->v, k->n, k->cap);
+    for (i = k->n; i > 0 && k->v[i - 1]->v.id > p->v.id; i--)
+        k->v[i] = k->v[i - 1];
+    k->v[i] = p;
+    k->n++;
+    /* The strings of the list's first problem name the key. */
+    k->rule = k->v[0]->v.rule;
+    k->key = k->v[0]->v.key;
+}
+
+/* p leaves memory: out of its list (a list left empty goes). */
+static void
+qkey_del(struct problem_engine *e, const struct prob *p)
+{
+    struct qkey *k = qkey_find(&e->by_key, p->v.rule, p->v.key,
+                               qkey_hash(p->v.rule, p->v.key));
+    size_t i;
+
+    if (k == NULL)
+        return;
+    for (i = 0; i < k->n && k->v[i] != p; i++)
+        ;
+    if (i == k->n)
+        return;
+    memmove(&k->v[i], &k->v[i + 1], (k->n - i - 1) * sizeof(*k->v));
+    if (--k->n == 0) {
+        tc_htab_remove(&e->by_key, &k->hn);
+        free(k->v);
+        free(k);
+        return;
+    }
+    k->rule = k->v[0]->v.rule;
+    k->key = k->v[0]->v.key;
 }
 
 static int
@@ -623,6 +769,213 @@ problem_class(const char *fingerprint)
     return s ? s + 1 : fingerprint;
 }
 
+/* ---- indices ------------------------------------------------------------ */
+
+/* Where id is, or would go, in l. */
+static size_t
+plist_pos(const struct plist *l, int64_t id)
+{
+    size_t lo = 0, hi = l->n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (l->v[mid]->id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Add pi to l once, in id order (new ids are the highest: an append). */
+static void
+plist_add(struct plist *l, struct pinc *pi)
+{
+    size_t i =
+        l->n > 0 && l->v[l->n - 1]->id < pi->id ? l->n : plist_pos(l, pi->id);
+
+    if (i < l->n && l->v[i] == pi)
+        return;
+    GROW(l->v, l->n, l->cap);
+    memmove(&l->v[i + 1], &l->v[i], (l->n - i) * sizeof(*l->v));
+    l->v[i] = pi;
+    l->n++;
+}
+
+/* Take pi out of l (if there); the rest keep their order. */
+static void
+plist_del(struct plist *l, const struct pinc *pi)
+{
+    size_t i = plist_pos(l, pi->id);
+
+    if (i == l->n || l->v[i] != pi)
+        return;
+    memmove(&l->v[i], &l->v[i + 1], (l->n - i - 1) * sizeof(*l->v));
+    l->n--;
+}
+
+/* A key's hash: hosts (ci) without ASCII case, as host_eq compares. */
+static uint64_t
+key_hash(const char *k, int ci)
+{
+    uint64_t h = TC_HASH64_INIT;
+
+    if (!ci)
+        return tc_hash64_str(k);
+    for (; *k; k++) {
+        unsigned char c = (unsigned char)lower((unsigned char)*k);
+
+        h = tc_hash64_add(h, &c, 1);
+    }
+    return h;
+}
+
+static struct pkey *
+pkey_find(const struct tc_htab *t, const char *key, int ci, uint64_t h)
+{
+    for (struct tc_hnode *n = tc_htab_first(t, h); n != NULL;
+         n = tc_htab_next(n, h)) {
+        struct pkey *k = TC_CONTAINER_OF(n, struct pkey, hn);
+
+        if (ci ? host_eq(k->key, key) : strcmp(k->key, key) == 0)
+            return k;
+    }
+    return NULL;
+}
+
+/* The incidents under key in t, in id order (empty if none). The list
+ * stays valid while no incident is added to or removed from t. */
+static const struct plist *
+idx_list(const struct tc_htab *t, const char *key, int ci)
+{
+    static const struct plist none;
+    const struct pkey *k =
+        key != NULL ? pkey_find(t, key, ci, key_hash(key, ci)) : NULL;
+
+    return k != NULL ? &k->l : &none;
+}
+
+static void
+idx_add(struct tc_htab *t, const char *key, int ci, struct pinc *pi)
+{
+    uint64_t h = key_hash(key, ci);
+    struct pkey *k = pkey_find(t, key, ci, h);
+
+    if (k == NULL) {
+        k = tc_xcalloc(1, sizeof(*k));
+        k->key = tc_xstrdup(key);
+        tc_htab_insert(t, &k->hn, h);
+    }
+    plist_add(&k->l, pi);
+}
+
+/* Take pi out of key's list; a key with no incident left goes. */
+static void
+idx_del(struct tc_htab *t, const char *key, int ci, const struct pinc *pi)
+{
+    struct pkey *k = pkey_find(t, key, ci, key_hash(key, ci));
+
+    if (k == NULL)
+        return;
+    plist_del(&k->l, pi);
+    if (k->l.n == 0) {
+        tc_htab_remove(t, &k->hn);
+        free(k->l.v);
+        free(k->key);
+        free(k);
+    }
+}
+
+static void
+idx_free(struct tc_htab *t)
+{
+    struct tc_hiter it;
+
+    for (struct tc_hnode *n = tc_htab_iter(t, &it); n != NULL;
+         n = tc_hiter_next(&it)) {
+        struct pkey *k = TC_CONTAINER_OF(n, struct pkey, hn);
+
+        tc_htab_remove(t, n);
+        free(k->l.v);
+        free(k->key);
+        free(k);
+    }
+    tc_htab_free(t);
+}
+
+/* pi is known: the host and class indices hold it (once). */
+static void
+idx_known(struct problem_engine *e, struct pinc *pi)
+{
+    if (pi->indexed || !pi->known)
+        return;
+    idx_add(&e->by_host, pi->host, 1, pi);
+    idx_add(&e->by_cls, pi->cls, 0, pi);
+    pi->indexed = 1;
+}
+
+/* pi's place in a members list follows its mark: the list of the
+ * problem mark.problem_id names, while that problem is in memory. Call
+ * after every change of the mark's problem. */
+static void
+member_sync(struct problem_engine *e, struct pinc *pi)
+{
+    struct prob *p = pi->known && pi->mark.problem_id != 0
+                         ? prob_find(e, pi->mark.problem_id)
+                         : NULL;
+
+    if (p == pi->in)
+        return;
+    if (pi->in != NULL)
+        plist_del(&pi->in->mem, pi);
+    if (p != NULL)
+        plist_add(&p->mem, pi);
+    pi->in = p;
+}
+
+/* pi was created, changed or re-marked: the drain looks at its mark and
+ * whether anything still holds it. */
+static void
+touch(struct problem_engine *e, struct pinc *pi)
+{
+    if (pi->touched)
+        return;
+    pi->touched = 1;
+    GROW(e->touched, e->ntouched, e->captouched);
+    e->touched[e->ntouched++] = pi;
+}
+
+/* pi leaves every index (the drain forgets it). */
+static void
+idx_forget(struct problem_engine *e, struct pinc *pi)
+{
+    if (pi->indexed) {
+        idx_del(&e->by_host, pi->host, 1, pi);
+        idx_del(&e->by_cls, pi->cls, 0, pi);
+        pi->indexed = 0;
+    }
+    for (size_t i = 0; i < pi->nrefs; i++)
+        idx_del(&e->by_named, pi->refs[i].host, 1, pi);
+    if (pi->in != NULL)
+        plist_del(&pi->in->mem, pi);
+    pi->in = NULL;
+}
+
+static int side_match(const char *side, const char *host, const char *service);
+
+/* Some dependency has pi on its side to (1) or from (0): else none
+ * relates pi that way, and a walk for one would find nothing. */
+static int
+dep_side(const struct problem_engine *e, const struct pinc *pi, int to)
+{
+    for (size_t i = 0; i < e->cfg.ndeps; i++)
+        if (side_match(to ? e->cfg.deps[i].to : e->cfg.deps[i].from, pi->host,
+                       pi->service))
+            return 1;
+    return 0;
+}
+
 /* ---- outputs ---------------------------------------------------------- */
 
 static void
@@ -659,8 +1012,9 @@ quiet_update(struct problem_engine *e, struct prob *p)
     int64_t q = 0;
     int n = 0;
 
-    for (size_t i = 0; i < e->ninc; i++) {
-        const struct pinc *pi = e->incs[i];
+    (void)e;
+    for (size_t i = 0; i < p->mem.n; i++) {
+        const struct pinc *pi = p->mem.v[i];
         int64_t end;
 
         if (!pi->known || pi->mark.problem_id != p->v.id)
@@ -692,6 +1046,8 @@ link_inc(struct problem_engine *e, struct pinc *pi, struct prob *p,
     char d[PROBLEM_MAX_NAME * 2 + 64];
 
     pi->mark.problem_id = p->v.id;
+    member_sync(e, pi);
+    touch(e, pi);
     GROW(e->links, e->nlinks, e->caplinks);
     l = &e->links[e->nlinks++];
     l->rule = tc_xstrdup(rule);
@@ -722,6 +1078,8 @@ unlink_inc(struct problem_engine *e, struct pinc *pi, struct prob *p,
 
     pi->mark.problem_id = 0;
     pi->mark.inhibited = 0;
+    member_sync(e, pi);
+    touch(e, pi);
     GROW(e->links, e->nlinks, e->caplinks);
     l = &e->links[e->nlinks++];
     l->rule = tc_xstrdup(rule);
@@ -828,13 +1186,12 @@ fields_ref(char *buf, size_t len, const struct pref *r, const char *named)
 static struct prob *
 open_keyed(const struct problem_engine *e, const char *rule, const char *key)
 {
-    for (size_t i = 0; i < e->nprob; i++) {
-        struct prob *p = e->probs[i];
+    const struct qkey *k =
+        qkey_find(&e->by_key, rule, key, qkey_hash(rule, key));
 
-        if (prob_open(p) && strcmp(p->v.rule, rule) == 0 &&
-            strcmp(p->v.key, key) == 0)
-            return p;
-    }
+    for (size_t i = 0; k != NULL && i < k->n; i++)
+        if (prob_open(k->v[i]))
+            return k->v[i];
     return NULL;
 }
 
@@ -846,7 +1203,7 @@ struct ref_hit {
     struct prob *kp;         /* else an open reference problem keyed R */
     struct pinc *o;          /* else another free incident naming R */
     const struct pref *oref; /* o's reference to R */
-    size_t oi;               /* o's index in e->incs */
+    size_t oi;               /* o's index in the incidents naming R */
 };
 
 static void
@@ -854,11 +1211,13 @@ ref_find(const struct problem_engine *e, const struct pinc *pi,
          const struct pref *ref, struct ref_hit *h)
 {
     int64_t w = e->cfg.reference_window_ns;
+    const struct plist *on = idx_list(&e->by_host, ref->host, 1);
+    const struct plist *naming;
 
     memset(h, 0, sizeof(*h));
     /* The named host's own incident, preferring one with a problem. */
-    for (size_t i = 0; i < e->ninc; i++) {
-        struct pinc *o = e->incs[i];
+    for (size_t i = 0; i < on->n; i++) {
+        struct pinc *o = on->v[i];
 
         if (!o->known || o->state == INCIDENT_CLOSED ||
             !host_eq(o->host, ref->host) ||
@@ -883,8 +1242,9 @@ ref_find(const struct problem_engine *e, const struct pinc *pi,
      * another incident naming it. */
     if ((h->kp = open_keyed(e, "reference", ref->host)) != NULL)
         return;
-    for (size_t i = 0; i < e->ninc; i++) {
-        struct pinc *o = e->incs[i];
+    naming = idx_list(&e->by_named, ref->host, 1);
+    for (size_t i = 0; i < naming->n; i++) {
+        struct pinc *o = naming->v[i];
         const struct pref *oref;
 
         if (o == pi || !free_inc(o) || host_eq(o->host, pi->host) ||
@@ -950,9 +1310,11 @@ reference_forward(struct problem_engine *e, struct pinc *pi)
             fields_ref(of, sizeof(of), oref, ref->host);
             link_inc(e, o, p, "reference", of, pi->opened_at, "rule:reference");
             link_inc(e, pi, p, "reference", f, pi->opened_at, "rule:reference");
+            const struct plist *naming = idx_list(&e->by_named, ref->host, 1);
+
             /* The rest of the unlinked incidents naming it join too. */
-            for (size_t k = i + 1; k < e->ninc; k++) {
-                struct pinc *q = e->incs[k];
+            for (size_t k = i + 1; k < naming->n; k++) {
+                struct pinc *q = naming->v[k];
 
                 if (q == pi || !free_inc(q) ||
                     absdiff(q->opened_at, pi->opened_at) > w ||
@@ -980,6 +1342,8 @@ topo_find(const struct problem_engine *e, const struct pinc *pi,
 
     *p = NULL;
     *dpo = NULL;
+    if (!dep_side(e, pi, 0))
+        return NULL;
     for (size_t i = 0; i < e->ninc; i++) {
         struct pinc *d = e->incs[i];
         const struct problem_dep *dp;
@@ -1075,13 +1439,19 @@ merge_into(struct problem_engine *e, struct prob *b, struct prob *a,
 {
     char f[PROBLEM_MAX_NAME + 96], d[PROBLEM_MAX_NAME + 96];
     int left = 0;
+    struct pinc **mem;
+    size_t nmem;
 
     snprintf(f, sizeof(f),
              "merged from problem %" PRId64 ": incident %" PRId64
              " on %s is here",
              b->v.id, x->id, x->host);
-    for (size_t i = 0; i < e->ninc; i++) {
-        struct pinc *q = e->incs[i];
+    /* A copy: the moves below change b's members. */
+    mem = tc_xcalloc(b->mem.n ? b->mem.n : 1, sizeof(*mem));
+    nmem = b->mem.n;
+    memcpy(mem, b->mem.v, nmem * sizeof(*mem));
+    for (size_t i = 0; i < nmem; i++) {
+        struct pinc *q = mem[i];
 
         if (!q->known || q->mark.problem_id != b->v.id)
             continue;
@@ -1092,6 +1462,7 @@ merge_into(struct problem_engine *e, struct prob *b, struct prob *a,
         unlink_inc(e, q, b, ts, "rule:reference", "merge");
         link_inc(e, q, a, "reference", f, ts, "rule:reference");
     }
+    free(mem);
     snprintf(d, sizeof(d), "problem %" PRId64 " (%s) merged in", b->v.id,
              b->v.title);
     note_add(e, a->v.id, ts, "merged", "rule:reference", d);
@@ -1126,14 +1497,27 @@ reverse(struct problem_engine *e, struct pinc *pi)
     for (int rule = 0; rule < 2; rule++) {
         const char *rn = rule == 0 ? "reference" : "topology";
         char who[32];
+        struct pinc **cand; /* who may relate: those naming me, or all */
+        size_t ncand;
 
         if (!rev_on(e, rule, me))
             continue;
+        if (rule == 0) {
+            const struct plist *l = idx_list(&e->by_named, me, 1);
+
+            cand = l->v;
+            ncand = l->n;
+        } else if (!dep_side(e, pi, 1)) {
+            continue;
+        } else {
+            cand = e->incs;
+            ncand = e->ninc;
+        }
         snprintf(who, sizeof(who), "rule:%s", rn);
         /* pi joins a waiting dependent's open problem. */
         if (p == NULL && !pi->mark.manual) {
-            for (size_t i = 0; i < e->ninc && p == NULL; i++) {
-                struct pinc *o = e->incs[i];
+            for (size_t i = 0; i < ncand && p == NULL; i++) {
+                struct pinc *o = cand[i];
                 const struct pref *r = NULL;
                 const struct problem_dep *dp = NULL;
                 struct prob *op;
@@ -1155,8 +1539,8 @@ reverse(struct problem_engine *e, struct pinc *pi)
             }
         }
         /* Waiting unlinked dependents join pi's problem (or a new one). */
-        for (size_t i = 0; i < e->ninc; i++) {
-            struct pinc *o = e->incs[i];
+        for (size_t i = 0; i < ncand; i++) {
+            struct pinc *o = cand[i];
             const struct pref *r = NULL;
             const struct problem_dep *dp = NULL;
 
@@ -1217,9 +1601,10 @@ spread_hosts(const struct problem_engine *e, const struct pinc *pi,
     int64_t w = e->cfg.spread_window_ns;
     const char **hv = NULL;
     size_t nh = 0, nd = 0;
+    const struct plist *l = idx_list(&e->by_cls, pi->cls, 0);
 
-    for (size_t i = 0; i < e->ninc; i++) {
-        const struct pinc *o = e->incs[i];
+    for (size_t i = 0; i < l->n; i++) {
+        const struct pinc *o = l->v[i];
 
         if (!free_inc(o) || strcmp(o->cls, pi->cls) != 0 ||
             absdiff(o->opened_at, pi->opened_at) > w)
@@ -1247,6 +1632,7 @@ spread(struct problem_engine *e, struct pinc *pi)
     char f[PROBLEM_MAX_NAME + 32], t[PROBLEM_MAX_NAME + 64];
     uint32_t hosts = 0;
     struct prob *p;
+    const struct plist *l;
 
     snprintf(f, sizeof(f), "class=%s", pi->cls);
     if ((p = open_keyed(e, "spread", pi->cls)) != NULL) {
@@ -1258,8 +1644,9 @@ spread(struct problem_engine *e, struct pinc *pi)
         return;
     snprintf(t, sizeof(t), "%s on %" PRIu32 " hosts", pi->cls, hosts);
     p = prob_new(e, "spread", pi->cls, t, pi->opened_at);
-    for (size_t i = 0; i < e->ninc; i++) {
-        struct pinc *o = e->incs[i];
+    l = idx_list(&e->by_cls, pi->cls, 0);
+    for (size_t i = 0; i < l->n; i++) {
+        struct pinc *o = l->v[i];
 
         if (free_inc(o) && strcmp(o->cls, pi->cls) == 0 &&
             absdiff(o->opened_at, pi->opened_at) <= w)
@@ -1339,8 +1726,11 @@ trend(struct problem_engine *e, struct pinc *pi)
     uint32_t n;
     char f[PROBLEM_MAX_NAME + 64], t[PROBLEM_MAX_NAME + 64];
     struct prob *p;
+    const struct plist *l;
 
     trend_add(tr, pi->opened_at);
+    if (pi->opened_at < e->trend_min)
+        e->trend_min = pi->opened_at;
     GROW(e->opens, e->nopens, e->capopens);
     o = &e->opens[e->nopens++];
     o->cls = tc_xstrdup(pi->cls);
@@ -1358,8 +1748,9 @@ trend(struct problem_engine *e, struct pinc *pi)
              pi->cls, n, e->cfg.trend_period_ns / (86400 * NS_PER_S));
     p = prob_new(e, "trend", pi->cls, t, pi->opened_at);
     snprintf(f, sizeof(f), "class=%s openings=%" PRIu32, pi->cls, n);
-    for (size_t i = 0; i < e->ninc; i++) {
-        struct pinc *q = e->incs[i];
+    l = idx_list(&e->by_cls, pi->cls, 0);
+    for (size_t i = 0; i < l->n; i++) {
+        struct pinc *q = l->v[i];
 
         if (free_inc(q) && strcmp(q->cls, pi->cls) == 0 &&
             pi->opened_at - q->opened_at <= e->cfg.trend_period_ns)
@@ -1395,6 +1786,13 @@ settle_load(struct problem_engine *e)
     if (!e->loaded)
         return;
     e->loaded = 0;
+    /* The indices of what was loaded (problems may come after their
+     * incidents), and the drain looks at each incident once. */
+    for (size_t i = 0; i < e->ninc; i++) {
+        idx_known(e, e->incs[i]);
+        member_sync(e, e->incs[i]);
+        touch(e, e->incs[i]);
+    }
     settle(e);
     for (size_t i = 0; i < e->nprob; i++) {
         e->probs[i]->dirty = 0;
@@ -1436,6 +1834,7 @@ ref_add(struct problem_engine *e, struct pinc *pi, const char *host,
     r->field = tc_xstrndup(field, flen);
     r->value = tc_xstrndup(value, vlen);
     r->ts = ts;
+    idx_add(&e->by_named, r->host, 1, pi);
     if (out) {
         GROW(e->refs, e->nrefs, e->caprefs);
         e->refs[e->nrefs++] = (struct ref_out){pi->id, pi->nrefs};
@@ -1494,10 +1893,11 @@ static int
 prob_has_host(const struct problem_engine *e, const struct prob *p,
               const char *host)
 {
+    (void)e;
     if (p->v.root_host != NULL && host_eq(p->v.root_host, host))
         return 1;
-    for (size_t i = 0; i < e->ninc; i++) {
-        const struct pinc *pi = e->incs[i];
+    for (size_t i = 0; i < p->mem.n; i++) {
+        const struct pinc *pi = p->mem.v[i];
 
         if (pi->mark.problem_id == p->v.id && pi->host != NULL &&
             host_eq(pi->host, host))
@@ -1587,6 +1987,7 @@ problem_engine_incident(struct problem_engine *e, const struct incident *in)
         pi->service = tc_xstrdup(in->service ? in->service : "");
         pi->known = 1;
         problem_engine_host(e, in->host);
+        idx_known(e, pi);
     } else if (pi->service[0] == '\0' && in->service && in->service[0]) {
         free(pi->service);
         pi->service = tc_xstrdup(in->service);
@@ -1598,6 +1999,7 @@ problem_engine_incident(struct problem_engine *e, const struct incident *in)
     pi->first_seen = in->first_seen;
     pi->resolved_at = in->resolved_at;
     pi->closed_at = in->closed_at;
+    touch(e, pi);
 
     p = pi->mark.problem_id ? prob_find(e, pi->mark.problem_id) : NULL;
     if (p != NULL) {
@@ -1640,12 +2042,42 @@ struct hostacc {
     char up_list[160];
 };
 
-static struct hostacc *
-acc_get(struct hostacc **a, size_t *n, const char *host)
+/* Where acc's hosts are: an open-addressed table of index + 1 (0 =
+ * empty), at most half full, so that finding a host is not a walk of
+ * every host of a large problem. */
+struct accix {
+    size_t *slot;
+    size_t cap; /* a power of two */
+};
+
+static size_t *
+accix_slot(const struct accix *x, const struct hostacc *a, const char *host)
 {
-    for (size_t i = 0; i < *n; i++)
-        if (host_eq(host, (*a)[i].host))
-            return &(*a)[i];
+    size_t i = (size_t)key_hash(host, 1) & (x->cap - 1);
+
+    while (x->slot[i] != 0 && !host_eq(a[x->slot[i] - 1].host, host))
+        i = (i + 1) & (x->cap - 1);
+    return &x->slot[i];
+}
+
+static struct hostacc *
+acc_get(struct hostacc **a, size_t *n, struct accix *x, const char *host)
+{
+    size_t *sl;
+
+    if ((*n + 1) * 2 > x->cap) {
+        struct accix y = {NULL, x->cap ? x->cap * 2 : 64};
+
+        y.slot = tc_xcalloc(y.cap, sizeof(*y.slot));
+        for (size_t i = 0; i < *n; i++)
+            *accix_slot(&y, *a, (*a)[i].host) = i + 1;
+        free(x->slot);
+        *x = y;
+    }
+    sl = accix_slot(x, *a, host);
+    if (*sl != 0)
+        return &(*a)[*sl - 1];
+    *sl = *n + 1;
     *a = tc_xreallocarray(*a, *n + 1, sizeof(**a));
     memset(&(*a)[*n], 0, sizeof(**a));
     (*a)[*n].host = host;
@@ -1698,6 +2130,12 @@ static void
 explain_acc(const struct problem_engine *e, struct hostacc *acc, size_t nacc,
             const struct pinc *m)
 {
+    /* m explains a host only by naming it or depending on it: with no
+     * reference and no rule from its side, it explains none. */
+    int from = dep_side(e, m, 0);
+
+    if (m->nrefs == 0 && !from)
+        return;
     for (size_t k = 0; k < nacc; k++) {
         struct hostacc *h = &acc[k];
         const struct pref *r;
@@ -1712,7 +2150,7 @@ explain_acc(const struct problem_engine *e, struct hostacc *acc, size_t nacc,
             h->named++;
             explained = 1;
         }
-        if (h->inc != NULL) {
+        if (from && h->inc != NULL) {
             if (depends(e, m, h->inc) != NULL) {
                 list_add(h->up_list, sizeof(h->up_list), h->upstream, m->host);
                 h->upstream++;
@@ -1778,8 +2216,7 @@ leads_to(const struct problem_engine *e, const struct prob *p,
          const struct pinc *m, const char *root, char *via, size_t vlen)
 {
     const char *host[CHAIN_HOSTS];
-    size_t first[CHAIN_HOSTS], n = 0, done = 0, nmem = 0;
-    const struct pinc **mem = NULL;
+    size_t first[CHAIN_HOSTS], n = 0, done = 0;
     int found = 0;
 
     for (size_t i = 0; i < m->nrefs && n < CHAIN_HOSTS; i++) {
@@ -1794,19 +2231,19 @@ leads_to(const struct problem_engine *e, const struct prob *p,
     }
     if (n == 0)
         return 0;
-    for (size_t i = 0; i < e->ninc; i++)
-        if (e->incs[i]->known && e->incs[i]->mark.problem_id == p->v.id) {
-            mem = tc_xreallocarray(mem, nmem + 1, sizeof(*mem));
-            mem[nmem++] = e->incs[i];
-        }
     while (done < n && !found) {
         size_t x = done++;
+        /* p's members on host[x], in id order: the incidents of that
+         * host (an index) that are p's. */
+        const struct plist *on = idx_list(&e->by_host, host[x], 1);
 
-        for (size_t i = 0; i < nmem && !found; i++) {
-            if (!host_eq(mem[i]->host, host[x]))
+        for (size_t i = 0; i < on->n && !found; i++) {
+            const struct pinc *mi = on->v[i];
+
+            if (!mi->known || mi->mark.problem_id != p->v.id)
                 continue;
-            for (size_t r = 0; r < mem[i]->nrefs; r++) {
-                const char *y = mem[i]->refs[r].host;
+            for (size_t r = 0; r < mi->nrefs; r++) {
+                const char *y = mi->refs[r].host;
                 size_t k;
 
                 if (host_eq(y, root)) {
@@ -1823,7 +2260,6 @@ leads_to(const struct problem_engine *e, const struct prob *p,
             }
         }
     }
-    free(mem);
     return found;
 }
 
@@ -1890,20 +2326,20 @@ symptom(const struct problem_engine *e, const struct prob *p,
 static void
 rank(struct problem_engine *e, struct prob *p)
 {
-    const struct pinc **mem = NULL;
-    size_t nmem = 0, nacc = 0, ncand, *mi = NULL;
+    const struct pinc **mem = NULL, **rmem;
+    size_t nmem = 0, nacc = 0, ncand, *mi = NULL, *rmi, nrmem = 0;
     struct hostacc *acc = NULL;
+    struct accix ix = {NULL, 0};
     struct cand *c = NULL;
     int64_t earliest = INT64_MAX;
     int same;
 
-    for (size_t i = 0; i < e->ninc; i++)
-        if (e->incs[i]->known && e->incs[i]->mark.problem_id == p->v.id) {
-            mem = tc_xreallocarray(mem, nmem + 1, sizeof(*mem));
-            mem[nmem++] = e->incs[i];
-        }
+    mem = tc_xcalloc(p->mem.n ? p->mem.n : 1, sizeof(*mem));
+    for (size_t i = 0; i < p->mem.n; i++)
+        if (p->mem.v[i]->known && p->mem.v[i]->mark.problem_id == p->v.id)
+            mem[nmem++] = p->mem.v[i];
     for (size_t i = 0; i < nmem; i++) {
-        struct hostacc *h = acc_get(&acc, &nacc, mem[i]->host);
+        struct hostacc *h = acc_get(&acc, &nacc, &ix, mem[i]->host);
 
         if (mem[i]->first_seen < h->onset ||
             (mem[i]->first_seen == h->onset && mem[i]->id < h->incident_id)) {
@@ -1918,7 +2354,7 @@ rank(struct problem_engine *e, struct prob *p)
     }
     for (size_t i = 0; i < nmem; i++)
         for (size_t r = 0; r < mem[i]->nrefs; r++) {
-            struct hostacc *h = acc_get(&acc, &nacc, mem[i]->refs[r].host);
+            struct hostacc *h = acc_get(&acc, &nacc, &ix, mem[i]->refs[r].host);
 
             if (mem[i]->refs[r].ts < h->first_ref)
                 h->first_ref = mem[i]->refs[r].ts;
@@ -1927,11 +2363,16 @@ rank(struct problem_engine *e, struct prob *p)
         explain_acc(e, acc, nacc, mem[i]);
     mi = tc_xcalloc(nmem ? nmem : 1, sizeof(*mi));
     for (size_t i = 0; i < nmem; i++)
-        for (size_t k = 0; k < nacc; k++)
-            if (host_eq(mem[i]->host, acc[k].host)) {
-                mi[i] = k;
-                break;
-            }
+        mi[i] = *accix_slot(&ix, acc, mem[i]->host) - 1;
+    free(ix.slot);
+    /* Only members with references name anyone: behind() walks those. */
+    rmem = tc_xcalloc(nmem ? nmem : 1, sizeof(*rmem));
+    rmi = tc_xcalloc(nmem ? nmem : 1, sizeof(*rmi));
+    for (size_t i = 0; i < nmem; i++)
+        if (mem[i]->nrefs > 0) {
+            rmem[nrmem] = mem[i];
+            rmi[nrmem++] = mi[i];
+        }
 
     c = tc_xcalloc(nacc ? nacc : 1, sizeof(*c));
     for (size_t i = 0; i < nacc; i++) {
@@ -1961,7 +2402,7 @@ rank(struct problem_engine *e, struct prob *p)
             /* Behind those, hosts that name them: the same weight per
              * host, within the same cap, so that the end of a chain
              * outranks its middle. */
-            far = behind(mem, mi, nmem, acc, nacc, i, via, sizeof(via));
+            far = behind(rmem, rmi, nrmem, acc, nacc, i, via, sizeof(via));
             if (far > 0) {
                 uint32_t all = h->named + far < SCORE_NAMED_MAX
                                    ? h->named + far
@@ -2068,13 +2509,19 @@ rank(struct problem_engine *e, struct prob *p)
                 root = mem[i];
         for (size_t i = 0; i < nmem; i++) {
             struct pinc *m = (struct pinc *)mem[i];
+            int inh = prob_open(p) && m->id != keep &&
+                      symptom(e, p, root, m, NULL, 0);
 
-            m->mark.inhibited = prob_open(p) && m->id != keep &&
-                                symptom(e, p, root, m, NULL, 0);
+            if (inh != m->mark.inhibited) {
+                m->mark.inhibited = inh;
+                touch(e, m);
+            }
         }
     }
     free(mem);
     free(mi);
+    free(rmem);
+    free(rmi);
     free(acc);
 }
 
@@ -2133,9 +2580,10 @@ set_state(struct problem_engine *e, struct prob *p, enum problem_state s,
 static int
 any_active(const struct problem_engine *e, const struct prob *p)
 {
-    for (size_t i = 0; i < e->ninc; i++)
-        if (e->incs[i]->known && e->incs[i]->mark.problem_id == p->v.id &&
-            active_state(e->incs[i]->state))
+    (void)e;
+    for (size_t i = 0; i < p->mem.n; i++)
+        if (p->mem.v[i]->known && p->mem.v[i]->mark.problem_id == p->v.id &&
+            active_state(p->mem.v[i]->state))
             return 1;
     return 0;
 }
@@ -2293,26 +2741,34 @@ problem_engine_tick(struct problem_engine *e, int64_t now)
         if (p->v.state == PROBLEM_RESOLVED) {
             int open = 0;
 
-            for (size_t k = 0; k < e->ninc && !open; k++)
-                open = e->incs[k]->known &&
-                       e->incs[k]->mark.problem_id == p->v.id &&
-                       e->incs[k]->state != INCIDENT_CLOSED;
+            for (size_t k = 0; k < p->mem.n && !open; k++)
+                open = p->mem.v[k]->known &&
+                       p->mem.v[k]->mark.problem_id == p->v.id &&
+                       p->mem.v[k]->state != INCIDENT_CLOSED;
             if (!open)
                 set_state(e, p, PROBLEM_CLOSED, now, "rule:incidents_closed",
                           "closed", "every incident closed");
         }
     }
-    /* Openings too old to count go. */
-    for (size_t i = 0; i < e->ntrend; i++) {
-        struct trend *t = &e->trends[i];
-        size_t k = 0;
+    /* Openings too old to count go (none is, unless the oldest is). */
+    if (e->trend_min != INT64_MAX &&
+        now - e->trend_min > e->cfg.trend_period_ns) {
+        int64_t min = INT64_MAX;
 
-        while (k < t->n && now - t->ts[k] > e->cfg.trend_period_ns)
-            k++;
-        if (k > 0) {
-            memmove(&t->ts[0], &t->ts[k], (t->n - k) * sizeof(*t->ts));
-            t->n -= k;
+        for (size_t i = 0; i < e->ntrend; i++) {
+            struct trend *t = &e->trends[i];
+            size_t k = 0;
+
+            while (k < t->n && now - t->ts[k] > e->cfg.trend_period_ns)
+                k++;
+            if (k > 0) {
+                memmove(&t->ts[0], &t->ts[k], (t->n - k) * sizeof(*t->ts));
+                t->n -= k;
+            }
+            if (t->n > 0 && t->ts[0] < min)
+                min = t->ts[0];
         }
+        e->trend_min = min;
     }
 }
 
@@ -2418,6 +2874,8 @@ problem_engine_load_opening(struct problem_engine *e,
                             const struct problem_opening *o)
 {
     trend_add(trend_get(e, o->cls), o->ts);
+    if (o->ts < e->trend_min)
+        e->trend_min = o->ts;
 }
 
 void
@@ -2434,6 +2892,60 @@ mark_eq(const struct problem_mark *a, const struct problem_mark *b)
 {
     return a->problem_id == b->problem_id && a->inhibited == b->inhibited &&
            a->manual == b->manual;
+}
+
+static int
+pinc_id_cmp(const void *x, const void *y)
+{
+    const struct pinc *a = *(const struct pinc *const *)x,
+                      *b = *(const struct pinc *const *)y;
+
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+/*
+ * Forget the touched incidents nothing holds any more (not known, or
+ * closed and not in a problem in memory): only an incident touched
+ * since the last drain, or a member of a problem the drain just let
+ * go, can have stopped being held. One pass over the rest, from the
+ * first that goes, and only when one goes.
+ */
+static void
+forget_unheld(struct problem_engine *e)
+{
+    size_t ndead = 0, from = e->ninc, j;
+
+    for (size_t k = 0; k < e->ntouched; k++) {
+        struct pinc *pi = e->touched[k];
+        int held = pi->known && pi->state != INCIDENT_CLOSED;
+
+        pi->touched = 0;
+        if (!held && pi->known && pi->mark.problem_id != 0 &&
+            prob_find(e, pi->mark.problem_id) != NULL)
+            held = 1;
+        if (held)
+            continue;
+        pi->dead = 1;
+        idx_forget(e, pi);
+        ndead++;
+        j = inc_pos(e, pi->id);
+        if (j < from)
+            from = j;
+    }
+    e->ntouched = 0;
+    if (ndead == 0)
+        return;
+    j = from;
+    for (size_t i = from; i < e->ninc; i++) {
+        struct pinc *pi = e->incs[i];
+
+        if (pi->dead) {
+            pinc_free(pi);
+            continue;
+        }
+        e->incs[j++] = pi;
+    }
+    e->ninc = j;
 }
 
 int
@@ -2470,8 +2982,11 @@ problem_engine_drain(struct problem_engine *e, const struct problem_sink *sink,
         if (sink->candidates)
             rc = sink->candidates(arg, p->v.id, out, p->ncands);
     }
-    for (size_t i = 0; i < e->ninc && rc == 0; i++) {
-        struct pinc *pi = e->incs[i];
+    /* Only a touched incident's mark can have changed. */
+    if (e->ntouched > 1)
+        tc_qsort(e->touched, e->ntouched, sizeof(*e->touched), pinc_id_cmp);
+    for (size_t i = 0; i < e->ntouched && rc == 0; i++) {
+        struct pinc *pi = e->touched[i];
 
         if (!pi->known || mark_eq(&pi->mark, &pi->sent))
             continue;
@@ -2507,28 +3022,22 @@ problem_engine_drain(struct problem_engine *e, const struct problem_sink *sink,
     /* Forget closed problems, and incidents nothing holds any more. */
     j = 0;
     for (size_t i = 0; i < e->nprob; i++) {
-        if (e->probs[i]->v.state == PROBLEM_CLOSED) {
-            prob_free(e->probs[i]);
+        struct prob *p = e->probs[i];
+
+        if (p->v.state == PROBLEM_CLOSED) {
+            /* Its members keep their mark but are in no list now. */
+            for (size_t k = 0; k < p->mem.n; k++) {
+                p->mem.v[k]->in = NULL;
+                touch(e, p->mem.v[k]);
+            }
+            qkey_del(e, p);
+            prob_free(p);
             continue;
         }
-        e->probs[j++] = e->probs[i];
+        e->probs[j++] = p;
     }
     e->nprob = j;
-    j = 0;
-    for (size_t i = 0; i < e->ninc; i++) {
-        struct pinc *pi = e->incs[i];
-        int held = pi->known && pi->state != INCIDENT_CLOSED;
-
-        if (!held && pi->known && pi->mark.problem_id != 0 &&
-            prob_find(e, pi->mark.problem_id) != NULL)
-            held = 1;
-        if (!held) {
-            pinc_free(pi);
-            continue;
-        }
-        e->incs[j++] = pi;
-    }
-    e->ninc = j;
+    forget_unheld(e);
     return rc;
 }
 
@@ -2542,8 +3051,9 @@ problem_engine_pending(struct problem_engine *e)
     for (size_t i = 0; i < e->nprob; i++)
         if (e->probs[i]->dirty || e->probs[i]->cands_dirty)
             return 1;
-    for (size_t i = 0; i < e->ninc; i++)
-        if (e->incs[i]->known && !mark_eq(&e->incs[i]->mark, &e->incs[i]->sent))
+    for (size_t i = 0; i < e->ntouched; i++)
+        if (e->touched[i]->known &&
+            !mark_eq(&e->touched[i]->mark, &e->touched[i]->sent))
             return 1;
     return 0;
 }
@@ -2649,6 +3159,7 @@ verdict_reference(const struct problem_engine *e, const struct pinc *pi,
                   struct problem_verdict *v)
 {
     const char *me = known_host_of(e, pi);
+    const struct plist *naming;
     char w[32];
 
     v->need = 2;
@@ -2683,9 +3194,10 @@ verdict_reference(const struct problem_engine *e, const struct pinc *pi,
         }
     }
     /* Reverse: another incident names pi's host. */
-    if (rev_on(e, 0, me))
-        for (size_t i = 0; i < e->ninc; i++) {
-            const struct pinc *o = e->incs[i];
+    naming = rev_on(e, 0, me) ? idx_list(&e->by_named, me, 1) : NULL;
+    if (naming != NULL)
+        for (size_t i = 0; i < naming->n; i++) {
+            const struct pinc *o = naming->v[i];
             const struct pref *r = NULL;
             const struct problem_dep *dp = NULL;
             const struct prob *op;
@@ -2756,7 +3268,8 @@ verdict_topology(const struct problem_engine *e, const struct pinc *pi,
             why_add(v->why, ", in open problem %" PRId64, p->v.id);
         return;
     }
-    for (size_t i = 0; i < e->ninc; i++) {
+    /* Incidents that depend on pi: none unless a rule has pi as "to". */
+    for (size_t i = 0; dep_side(e, pi, 1) && i < e->ninc; i++) {
         const struct pinc *o = e->incs[i];
         const struct pref *r = NULL;
         const struct prob *op;
@@ -3032,8 +3545,8 @@ problem_engine_explain_problem(struct problem_engine *e, int64_t id,
     out->id = id;
     if ((p = prob_find(e, id)) == NULL)
         return -ENOENT;
-    for (size_t i = 0; i < e->ninc; i++) {
-        const struct pinc *pi = e->incs[i];
+    for (size_t i = 0; i < p->mem.n; i++) {
+        const struct pinc *pi = p->mem.v[i];
 
         if (!pi->known || pi->mark.problem_id != id)
             continue;

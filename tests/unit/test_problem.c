@@ -1564,6 +1564,89 @@ test_explain_trend_major_problem(void **state)
     world_close(&w);
 }
 
+/*
+ * The engine answers membership questions from indices (a problem's
+ * members, incidents by host, class and named host), not by walking
+ * every incident. An incident that moves between problems (unlink,
+ * link) must move in them too: the ranking, explain and the tick then
+ * see the new membership, and an incident the drain forgot is gone
+ * from them (ASan would catch a stale pointer).
+ */
+static void
+test_index_follows_membership(void **state)
+{
+    struct problem_config pc = defaults();
+    struct problem_explain_problem xp;
+    struct world w;
+    int64_t t = T0 + 2 * MIN;
+
+    (void)state;
+    world_init(&w, &pc);
+    hosts(&w, fleet);
+    logev(&w, "web-01", "http-5xx", TC_SEV_ERROR, T0, NULL, NULL);
+    logev(&w, "web-02", "http-5xx", TC_SEV_ERROR, T0 + SEC, NULL, NULL);
+    logev(&w, "web-03", "http-5xx", TC_SEV_ERROR, T0 + 2 * SEC, NULL, NULL);
+    logev(&w, "app-1", "disk-full", TC_SEV_WARNING, T0 + 3 * SEC, NULL, NULL);
+    logev(&w, "app-2", "disk-full", TC_SEV_WARNING, T0 + 4 * SEC, NULL, NULL);
+    logev(&w, "mail-1", "disk-full", TC_SEV_WARNING, T0 + 5 * SEC, NULL, NULL);
+    step(&w, T0 + MIN);
+    assert_int_equal(problem_engine_size(w.pe), 2);
+    assert_string_equal(w.o.root_host[1], "web-01");
+    assert_int_equal(w.o.ncand[1], 3);
+    assert_int_equal(w.o.ncand[2], 3);
+
+    /* web-01's incident leaves problem 1: its ranking loses web-01. */
+    assert_int_equal(act(&w, PROBLEM_V_UNLINK, 1, 1, NULL, NULL, NULL, t), 0);
+    step(&w, t);
+    assert_int_equal(w.o.mark[1].problem_id, 0);
+    assert_int_equal(w.o.ncand[1], 2);
+    assert_string_equal(w.o.root_host[1], "web-02");
+    assert_string_equal(w.o.cand[1][0], "web-02 2 36");
+    assert_int_equal(problem_engine_explain_problem(w.pe, 1, t, &xp), 0);
+    assert_non_null(strstr(xp.state_why, "2 of its 2 incidents"));
+
+    /* ... and joins problem 2, whose ranking and explain now have it:
+     * the earliest onset (+30) and the highest severity (+6). */
+    assert_int_equal(
+        act(&w, PROBLEM_V_LINK, 2, 1, NULL, "same deploy", NULL, t + SEC), 0);
+    step(&w, t + SEC);
+    assert_int_equal(w.o.mark[1].problem_id, 2);
+    assert_int_equal(w.o.ncand[2], 4);
+    assert_string_equal(w.o.root_host[2], "web-01");
+    assert_string_equal(w.o.cand[2][0], "web-01 1 36");
+    assert_int_equal(problem_engine_explain_problem(w.pe, 2, t + SEC, &xp), 0);
+    assert_non_null(strstr(xp.state_why, "4 of its 4 incidents"));
+
+    /* Every incident resolves (30 min quiet): explain counts problem 2's
+     * four members, and an hour later both problems resolve (or close,
+     * with their incidents, which the drain then forgets). */
+    logev(&w, "web-02", "http-5xx", TC_SEV_ERROR, t + 2 * SEC, NULL, NULL);
+    step(&w, t + 40 * MIN);
+    assert_int_equal(problem_engine_explain_problem(w.pe, 2, t + 40 * MIN, &xp),
+                     0);
+    assert_int_equal(xp.active, 0);
+    assert_non_null(strstr(xp.state_why, "all 4 incidents resolved"));
+    step(&w, t + 110 * MIN);
+    assert_true(w.o.state[1] >= PROBLEM_RESOLVED);
+    assert_true(w.o.state[2] >= PROBLEM_RESOLVED);
+
+    /* The class fails again on three other hosts: a new spread problem
+     * of the three (the old incidents are in problems, not free),
+     * ranked from its own members only. */
+    for (int i = 0; i < 3; i++) {
+        char host[16];
+
+        snprintf(host, sizeof(host), "web-%02d", i + 4);
+        logev(&w, host, "http-5xx", TC_SEV_CRITICAL, t + 120 * MIN + i * SEC,
+              NULL, NULL);
+    }
+    step(&w, t + 121 * MIN);
+    assert_string_equal(w.o.rule[3], "spread");
+    assert_int_equal(w.o.ncand[3], 3);
+    assert_string_equal(w.o.root_host[3], "web-04");
+    world_close(&w);
+}
+
 int
 main(void)
 {
@@ -1595,6 +1678,7 @@ main(void)
         cmocka_unit_test(test_explain_agrees_with_step),
         cmocka_unit_test(test_explain_topology),
         cmocka_unit_test(test_explain_trend_major_problem),
+        cmocka_unit_test(test_index_follows_membership),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
