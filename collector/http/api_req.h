@@ -32,6 +32,7 @@ enum api_route {
     API_R_EVENTS,          /* GET /api/v1/events (newest first) */
     API_R_STATS,           /* GET /api/v1/stats (not paged) */
     API_R_RUNBOOKS,        /* GET /api/v1/runbooks (no params) */
+    API_R_SUMMARY,         /* GET /api/v1/summary (no params) */
 };
 
 /* Limits on what is parsed at all (docs/internals/api.md). */
@@ -55,6 +56,9 @@ struct api_req {
     char agent[API_VALUE_MAX + 1]; /* agent= (hints); "" = any */
     uint64_t since_ms; /* since= (stats): a duration; 0 = the default */
     char by[16];       /* by= (stats): priority|service|host|rule; "" */
+    int by_priority;   /* order=priority (incidents, with state=) */
+    int newest;        /* order=newest (hints; oldest first without) */
+    int cursor_prio;   /* by_priority's cursor: the last row's priority */
 };
 
 /*
@@ -88,6 +92,13 @@ int api_req_parse(const char *method, size_t mlen, const char *path,
 int api_cursor_encode(int64_t last, char *out, size_t outlen);
 /* The id a cursor carries; 0 or -EINVAL. */
 int api_cursor_decode(const char *s, size_t n, int64_t *last);
+/*
+ * order=priority's cursor: the last row's priority (1..5) and id,
+ * base64url of "p<priority>i<id>". Encode as api_cursor_encode; decode
+ * takes either kind, *prio 0 for an "i<id>" one. 0 or -EINVAL/-ENOBUFS.
+ */
+int api_cursor_encode_prio(int prio, int64_t last, char *out, size_t outlen);
+int api_cursor_decode_any(const char *s, size_t n, int *prio, int64_t *last);
 
 /* Whether the route needs at least operator rights. */
 static inline int
