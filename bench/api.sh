@@ -14,12 +14,14 @@
 #    ingest, then for SECS while ingest runs at RATE events/s.
 # 3. Ingest impact: PAIRS pairs of unthrottled ingest runs (4 agents x
 #    EVENTS), one alone and one while apiload.py plays an open dashboard
-#    (dashboard/app.js refresh() every 5 s: counts() and the incidents
-#    view: 18 requests and 7,000 rows here), the order alternating
-#    within the pairs; durable events/s of each, with the load average.
+#    (dashboard/app.js refresh() every 5 s: the summary and the
+#    incidents view's two pages of 100: 3 requests, up to 200 rows;
+#    DASH=dashboard-old plays the dashboard before the summary: 18
+#    requests and 7,000 rows here), the order alternating within the
+#    pairs; durable events/s of each, with the load average.
 # Usage: bench/api.sh [incidents] [rate_events_per_s] [secs] [req_per_s]
 #                     [pairs] [events_per_agent]
-# KEEP=1 keeps the temp dir.
+# KEEP=1 keeps the temp dir. DASH=dashboard-old: the old dashboard's requests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -144,8 +146,8 @@ run() { # run alone|dashboard
   rm -f stop stop.ready
   load=$(cut -d' ' -f1 /proc/loadavg)
   if [ "$1" = dashboard ]; then
-    python3 "$top/bench/apiload.py" dashboard "$url" pki/ca.crt "$token" \
-      stop > dash.out &
+    python3 "$top/bench/apiload.py" "${DASH:-dashboard}" "$url" pki/ca.crt \
+      "$token" stop > dash.out &
     dpid=$!
     while [ ! -e stop.ready ] && kill -0 "$dpid" 2>/dev/null; do
       sleep 0.05

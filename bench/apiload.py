@@ -12,14 +12,20 @@
       Exits 1 if an answer is not 200 or has the wrong number of rows.
 
   apiload.py dashboard URL CA TOKEN STOPFILE
-      What an open dashboard asks for (dashboard/app.js, the incidents
-      view): every 5 s, in parallel as the browser does, counts() (open
-      and acknowledged incidents up to 5000 each and open problems up to
-      5000, pages of 500, and /agents) and viewIncidents() (open and
-      acknowledged up to 2000 each). One keep-alive connection per chain,
-      kept across refreshes. Runs until STOPFILE exists (the first
-      refresh at once). Prints refreshes, requests, rows and the
-      refreshes' durations.
+      What an open dashboard asks for (dashboard/app.js refresh() on the
+      incidents view): every 5 s, counts() (GET /api/v1/summary), then,
+      in parallel as the browser does, viewIncidents(): one page of 100
+      open and one of 100 acknowledged incidents, order=priority. One
+      keep-alive connection per request of the view, kept across
+      refreshes. Runs until STOPFILE exists (the first refresh at once).
+      Prints refreshes, requests, rows and the refreshes' durations.
+
+  apiload.py dashboard-old URL CA TOKEN STOPFILE
+      The same for the dashboard before /api/v1/summary (bench/README.md
+      "API", the "before" rows): counts() read the open and acknowledged
+      incidents up to 5000 each and the open problems up to 5000 in
+      pages of 500, and /agents; viewIncidents() the open and
+      acknowledged ones up to 2000 each: 18 requests, 7,000 rows.
 """
 import base64
 import http.client
@@ -85,26 +91,38 @@ def latency(url, ca, token, secs, rate, deep_id):
     return 1 if bad else 0
 
 
-def dashboard(url, ca, token, stop):
-    chains = (("/api/v1/incidents?state=open", "incidents", 5000),
-              ("/api/v1/incidents?state=acknowledged", "incidents", 5000),
-              ("/api/v1/problems?state=open", "problems", 5000),
-              ("/api/v1/agents", None, 0),
-              ("/api/v1/incidents?state=open", "incidents", 2000),
-              ("/api/v1/incidents?state=acknowledged", "incidents", 2000))
-    conns = [connect(url, ca) for _ in chains]
+# dashboard/app.js refresh(), incidents view: (path, rows key or None
+# for one document, most rows, page size), each a chain of requests;
+# the stages run one after the other, the chains of a stage in parallel.
+NEW = ((("/api/v1/summary", None, 0, 0),),
+       (("/api/v1/incidents?state=open&order=priority", "incidents", 100,
+         100),
+        ("/api/v1/incidents?state=acknowledged&order=priority", "incidents",
+         100, 100)))
+OLD = ((("/api/v1/incidents?state=open", "incidents", 5000, 500),
+        ("/api/v1/incidents?state=acknowledged", "incidents", 5000, 500),
+        ("/api/v1/problems?state=open", "problems", 5000, 500),
+        ("/api/v1/agents", None, 0, 0),
+        ("/api/v1/incidents?state=open", "incidents", 2000, 500),
+        ("/api/v1/incidents?state=acknowledged", "incidents", 2000, 500)),)
+
+
+def dashboard(url, ca, token, stop, stages):
+    width = max(len(st) for st in stages)
+    conns = [connect(url, ca) for _ in range(width)]
     for c in conns:
         c.connect()
     stats = {"requests": 0, "rows": 0, "bad": 0}
     lock = threading.Lock()
 
-    def run(conn, path, key, most):
+    def run(conn, path, key, most, size):
         rows, reqs, bad, cur = 0, 0, 0, None
         while True:
             if key is None:
                 p = path
             else:
-                p = path + "&limit=500" + ("&cursor=" + cur if cur else "")
+                p = path + "&limit=%d" % size + ("&cursor=" + cur if cur
+                                                 else "")
             status, body = get(conn, p, token)
             reqs += 1
             if status != 200:
@@ -133,13 +151,14 @@ def dashboard(url, ca, token, stop):
             time.sleep(0.05)
         if k > 0 and os.path.exists(stop):
             break
-        ts = [threading.Thread(target=run, args=(c,) + ch)
-              for c, ch in zip(conns, chains)]
         s = time.monotonic()
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
+        for stage in stages:
+            ts = [threading.Thread(target=run, args=(c,) + ch)
+                  for c, ch in zip(conns, stage)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
         took.append(time.monotonic() - s)
         k += 1
     print("dashboard: refreshes=%d requests=%d rows=%d bad=%d "
@@ -152,8 +171,9 @@ def dashboard(url, ca, token, stop):
 def main(a):
     if len(a) == 8 and a[1] == "latency":
         return latency(a[2], a[3], a[4], float(a[5]), float(a[6]), int(a[7]))
-    if len(a) == 6 and a[1] == "dashboard":
-        return dashboard(a[2], a[3], a[4], a[5])
+    if len(a) == 6 and a[1] in ("dashboard", "dashboard-old"):
+        return dashboard(a[2], a[3], a[4], a[5],
+                         NEW if a[1] == "dashboard" else OLD)
     print(__doc__, file=sys.stderr)
     return 2
 

@@ -9,12 +9,21 @@
 "use strict";
 
 const REFRESH_MS = 5000;
+/* Rows a view reads per refresh: one page each, never the whole table
+ * (bench/README.md "API": reading every open incident to count them
+ * cost ingest 10-31%). "More" asks for the next page by its cursor. */
+const PAGE = 100;
 const PRIO_NAMES = ["", "P1", "P2", "P3", "P4", "P5"];
 let token = sessionStorage.getItem("tocsin-token") || "";
 let role = "viewer"; /* "operator" once the probe says so */
 let timer = null;
 let chart = null;
 let busy = false;
+/* GET /api/v1/summary of the last refresh (the header's counts). */
+let summary = null;
+/* Pages the user asked for with "More", per list; reset on a new view. */
+let pages = {};
+let shownView = "";
 
 /* An element with attributes and children; strings become text nodes. */
 function el(tag, attrs, ...kids) {
@@ -64,17 +73,36 @@ async function api(path, opts) {
   return doc;
 }
 
-/* Every page of a listing, up to max rows. */
-async function all(path, key, max) {
+/*
+ * One list of a view: its first page, plus as many more as the user
+ * asked for with "More" (pages[name]), each by the cursor the one
+ * before gave. Returns {rows, more}: more is whether the API has rows
+ * past the last one read.
+ */
+async function page(name, path, key) {
+  const want = 1 + (pages[name] || 0);
+  const sep = path.includes("?") ? "&" : "?";
   let rows = [];
   let cur = null;
-  do {
-    const sep = path.includes("?") ? "&" : "?";
-    const doc = await api(path + sep + "limit=500" + (cur ? "&cursor=" + encodeURIComponent(cur) : ""));
+  for (let n = 0; n < want; n++) {
+    const doc = await api(path + sep + "limit=" + PAGE + (cur ? "&cursor=" + encodeURIComponent(cur) : ""));
     rows = rows.concat(doc[key]);
     cur = doc.next_cursor;
-  } while (cur && rows.length < max);
-  return rows;
+    if (!cur) break;
+  }
+  return { rows, more: !!cur };
+}
+
+function appendMore(main, b) {
+  if (b) main.appendChild(b);
+}
+
+/* The "More" button under a list: one more page at the next refresh,
+ * which follows at once. */
+function moreButton(name, res, total) {
+  if (!res.more) return null;
+  return el("p", { class: "more" }, "Showing " + res.rows.length + (total !== undefined ? " of " + total : "") + " ",
+    el("button", { "data-more": name, on: { click: () => { pages[name] = (pages[name] || 0) + 1; refresh(); } } }, "More"));
 }
 
 function ago(ns) {
@@ -145,17 +173,9 @@ function actions(kind, id, state) {
 
 /* --- views ---------------------------------------------------------- */
 
-async function viewIncidents(main) {
-  const [open, acked] = await Promise.all([
-    all("/api/v1/incidents?state=open", "incidents", 2000),
-    all("/api/v1/incidents?state=acknowledged", "incidents", 2000),
-  ]);
-  const rows = open.concat(acked).sort((a, b) => a.priority - b.priority || b.id - a.id);
-  main.appendChild(el("h2", {}, "Open incidents (" + rows.length + ")"));
-  if (!rows.length) {
-    main.appendChild(el("p", { class: "calm" }, "Nothing open."));
-    return;
-  }
+/* A table of incidents, in the order given (the API's: by priority,
+ * then newest). */
+function incidentTable(id, rows) {
   const tb = el("tbody");
   for (const i of rows) {
     tb.appendChild(el("tr", { class: "row p" + i.priority + (i.state === "acknowledged" ? " acked" : ""), "data-id": i.id },
@@ -171,9 +191,30 @@ async function viewIncidents(main) {
         i.inhibited ? el("span", { class: "tag" }, "symptom") : null),
       el("td", {}, actions("incidents", i.id, i.state))));
   }
-  main.appendChild(el("table", { id: "incidents" },
+  return el("table", { id: id },
     el("thead", {}, el("tr", {}, ["Prio", "Id", "What", "Host", "State", "Count", "Opened", "Problem", ""].map(th))),
-    tb));
+    tb);
+}
+
+/*
+ * Open incidents by priority (P1 first, then newest), then the
+ * acknowledged ones: a page of each, in that order from the API
+ * (order=priority, on the store's index), the totals from the summary.
+ */
+async function viewIncidents(main) {
+  const [open, acked] = await Promise.all([
+    page("open", "/api/v1/incidents?state=open&order=priority", "incidents"),
+    page("acked", "/api/v1/incidents?state=acknowledged&order=priority", "incidents"),
+  ]);
+  const tot = (k) => (summary ? summary.incidents[k].total : undefined);
+  main.appendChild(el("h2", {}, "Open incidents (" + (tot("open") ?? open.rows.length) + ")"));
+  if (!open.rows.length) main.appendChild(el("p", { class: "calm" }, "Nothing open."));
+  else main.appendChild(incidentTable("incidents", open.rows));
+  appendMore(main, moreButton("open", open, tot("open")));
+  if (!acked.rows.length) return;
+  main.appendChild(el("h2", {}, "Acknowledged (" + (tot("acknowledged") ?? acked.rows.length) + ")"));
+  main.appendChild(incidentTable("acknowledged", acked.rows));
+  appendMore(main, moreButton("acked", acked, tot("acknowledged")));
 }
 
 function timeline(entries) {
@@ -202,8 +243,10 @@ async function viewIncident(main, id) {
 }
 
 async function viewProblems(main) {
-  const rows = await all("/api/v1/problems", "problems", 500);
-  main.appendChild(el("h2", {}, "Problems (" + rows.length + ")"));
+  const res = await page("problems", "/api/v1/problems", "problems");
+  const rows = res.rows;
+  main.appendChild(el("h2", {}, "Problems (" + (summary ? "open " + summary.problems.open + ", investigating " +
+    summary.problems.investigating + ", known error " + summary.problems.known_error : rows.length) + ")"));
   const tb = el("tbody");
   for (const p of rows) {
     tb.appendChild(el("tr", { class: "row" },
@@ -219,6 +262,7 @@ async function viewProblems(main) {
   main.appendChild(el("table", { id: "problems" },
     el("thead", {}, el("tr", {}, ["Id", "Title", "State", "Root cause", "Incidents", "Hosts", "Opened", ""].map(th))),
     tb));
+  appendMore(main, moreButton("problems", res));
 }
 
 async function viewProblem(main, id) {
@@ -258,11 +302,13 @@ async function viewAgents(main) {
       el("td", { class: "num" }, a.spool_bytes), el("td", {}, a.software), el("td", {}, a.address))))));
 }
 
-/* MTTA and MTTR per day (per hour within two days), from the incidents
- * list: there is no aggregate endpoint (docs/dashboard.md). */
+/* MTTA and MTTR per day (per hour within two days), from the newest
+ * incidents (a page of PAGE, "More" for older ones): there is no
+ * aggregate endpoint per time bucket (docs/dashboard.md). */
 async function viewCharts(main) {
-  const rows = await all("/api/v1/incidents", "incidents", 5000);
-  main.appendChild(el("h2", {}, "MTTA / MTTR (" + rows.length + " incidents, computed in the page)"));
+  const res = await page("charts", "/api/v1/incidents", "incidents");
+  const rows = res.rows;
+  main.appendChild(el("h2", {}, "MTTA / MTTR (the newest " + rows.length + " incidents, computed in the page)"));
   const span = rows.length ? (rows[0].opened_at - rows[rows.length - 1].opened_at) / 1e9 : 0;
   const bucket = span > 2 * 86400 ? 86400 : 3600;
   const b = new Map();
@@ -281,6 +327,7 @@ async function viewCharts(main) {
   const tb = el("tbody", {}, keys.map((k, n) => el("tr", {}, el("td", {}, labels[n]), el("td", { class: "num" }, b.get(k).ack.length ? mean(b.get(k).ack).toFixed(1) : "–"),
     el("td", { class: "num" }, b.get(k).res.length ? mean(b.get(k).res).toFixed(1) : "–"))));
   main.appendChild(el("table", { class: "small" }, el("thead", {}, el("tr", {}, el("th", {}, "Opened"), el("th", {}, "MTTA (min)"), el("th", {}, "MTTR (min)"))), tb));
+  appendMore(main, moreButton("charts", res));
   if (typeof Chart === "undefined") {
     canvas.replaceWith(el("p", { class: "error" }, "Chart.js is not installed on the collector (libjs-chart.js): figures below."));
     return;
@@ -304,9 +351,9 @@ async function viewCharts(main) {
 
 async function viewHints(main) {
   main.appendChild(el("h2", {}, "Hints and their delivery"));
-  /* Oldest first in the API: read up to 5000, show the newest 200. */
-  const hints = await all("/api/v1/hints", "hints", 5000);
-  const rows = hints.slice(-200).reverse();
+  /* The newest first, a page of them ("More" for older ones). */
+  const res = await page("hints", "/api/v1/hints?order=newest", "hints");
+  const rows = res.rows;
   if (rows.length === 0) {
     main.appendChild(el("p", { class: "placeholder" }, "No hints decided yet: a hint goes to a host when a runbook or a known error matches its incident or problem."));
     return;
@@ -318,29 +365,25 @@ async function viewHints(main) {
     el("tbody", {}, rows.map((h) => el("tr", {}, el("td", {}, h.id), el("td", {}, where(h)),
       el("td", {}, h.agent), el("td", {}, h.title), el("td", {}, h.source), el("td", {}, h.action || "–"),
       el("td", {}, h.state), el("td", {}, iso(h.sent_at)), el("td", {}, iso(h.acked_at)), el("td", {}, h.error || ""))))));
+  appendMore(main, moreButton("hints", res));
 }
 
-/* Header counts, on every refresh whatever the view. */
+/* Header counts, on every refresh whatever the view: one request
+ * (GET /api/v1/summary, counted on the store's indexes). */
 async function counts() {
-  const [open, acked, probs, agents] = await Promise.all([
-    all("/api/v1/incidents?state=open", "incidents", 5000),
-    all("/api/v1/incidents?state=acknowledged", "incidents", 5000),
-    all("/api/v1/problems?state=open", "problems", 5000),
-    api("/api/v1/agents"),
-  ]);
-  const n = (p) => open.filter(p).length;
+  summary = await api("/api/v1/summary");
+  const o = summary.incidents.open;
   const set = (id, v) => {
     const c = document.getElementById(id);
     c.querySelector(".n").textContent = v;
     c.classList.toggle("zero", v === 0);
   };
-  set("c-p1", n((i) => i.priority === 1));
-  set("c-p2", n((i) => i.priority === 2));
-  set("c-p3", n((i) => i.priority >= 3));
-  set("c-ack", acked.length);
-  set("c-prob", probs.length);
-  const up = agents.agents.filter((a) => a.connected).length;
-  set("c-agents", up + "/" + agents.agents.length);
+  set("c-p1", o.P1);
+  set("c-p2", o.P2);
+  set("c-p3", o.P3 + o.P4 + o.P5);
+  set("c-ack", summary.incidents.acknowledged.total);
+  set("c-prob", summary.problems.open);
+  set("c-agents", summary.agents.connected + "/" + summary.agents.total);
 }
 
 const views = {
@@ -348,16 +391,26 @@ const views = {
   agents: viewAgents, charts: viewCharts, hints: viewHints,
 };
 
+/*
+ * Only the view on screen is read, and nothing while the tab is hidden
+ * (visibilitychange refreshes at once when it is shown again).
+ */
 async function refresh() {
-  if (busy || !document.getElementById("login").hidden) return;
+  if (busy || !document.getElementById("login").hidden || document.visibilityState === "hidden") return;
   busy = true;
   const [name, arg] = (location.hash.slice(1) || "incidents").split("/");
   const view = views[name] || viewIncidents;
+  if (location.hash !== shownView) {
+    pages = {};
+    shownView = location.hash;
+  }
   for (const a of document.querySelectorAll("nav a"))
     a.classList.toggle("on", a.dataset.view === name || a.dataset.view + "s" === name);
   const main = el("main", { id: "view" });
   try {
-    await Promise.all([counts(), view(main, arg)]);
+    /* The header first: the views show its totals. */
+    await counts();
+    await view(main, arg);
     /* Swapped whole: a refresh never leaves half a page. */
     document.getElementById("view").replaceWith(main);
     setText("status", "updated " + new Date().toLocaleTimeString() + (role === "operator" ? " · operator" : " · read-only"));
@@ -417,6 +470,9 @@ async function start() {
     showLogin("");
   });
   window.addEventListener("hashchange", refresh);
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") refresh();
+  });
   /* Anonymous reads (api.anonymous_read) need no token: try first. */
   try {
     await api("/api/v1/agents");

@@ -194,7 +194,8 @@ struct page {
     struct sils sils;
     json_t *items;
     size_t n;
-    int64_t last; /* id of the last row in the page */
+    int64_t last;  /* id of the last row in the page */
+    int last_prio; /* its priority (order=priority's cursor) */
     int more;
     int bad; /* a view's JSON did not parse */
     struct tc_buf b;
@@ -220,6 +221,7 @@ inc_cb(const struct incident *in, const struct problem_mark *m, void *arg)
     json_array_append_new(p->items, o);
     p->n++;
     p->last = in->id;
+    p->last_prio = in->priority;
     return 0;
 }
 
@@ -262,7 +264,10 @@ page_doc(struct api_call *c, struct page *p, const char *key, int rc)
     }
     doc = json_object();
     json_object_set_new(doc, key, p->items);
-    if (p->more && api_cursor_encode(p->last, cur, sizeof(cur)) == 0)
+    if (p->more &&
+        (p->req->by_priority
+             ? api_cursor_encode_prio(p->last_prio, p->last, cur, sizeof(cur))
+             : api_cursor_encode(p->last, cur, sizeof(cur))) == 0)
         json_object_set_new(doc, "next_cursor", json_string(cur));
     else
         json_object_set_new(doc, "next_cursor", json_null());
@@ -288,6 +293,8 @@ incidents_list(struct incidents_store *is, struct api_call *c)
         .host = r->host[0] ? r->host : NULL,
         .silenced = r->silenced,
         .before = r->before,
+        .by_priority = r->by_priority,
+        .from_priority = r->cursor_prio,
     };
     struct page p = {.req = r, .now = c->now, .items = json_array()};
     int rc;
@@ -532,7 +539,8 @@ hint_cb(const struct hint_row *h, void *arg)
 }
 
 /* tocsinctl hints list --json, oldest first: the cursor is the last id
- * seen, and the next page the hints above it. */
+ * seen, and the next page the hints above it; order=newest: newest
+ * first, the next page the hints below it. */
 static void
 hints_list(struct incidents_store *is, struct api_call *c)
 {
@@ -541,6 +549,7 @@ hints_list(struct incidents_store *is, struct api_call *c)
         .agent = r->agent[0] ? r->agent : NULL,
         .state = r->state[0] ? r->state : NULL,
         .after = r->before,
+        .newest = r->newest,
     };
     struct page p = {.req = r, .now = c->now, .items = json_array()};
     int rc;
@@ -816,6 +825,71 @@ out:
     tc_buf_close(&p.b);
 }
 
+static int
+agent_count_cb(const struct store_agent *ag, void *arg)
+{
+    uint64_t *n = arg;
+
+    n[0]++;
+    n[1] += ag->connected != 0;
+    return 0;
+}
+
+/* {"P1": n, ..., "P5": n, "total": n} of one state. */
+static json_t *
+by_prio(const uint64_t n[6])
+{
+    json_t *o = json_object();
+    uint64_t total = 0;
+    char k[3] = "P0";
+
+    for (int p = 1; p <= 5; p++) {
+        k[1] = (char)('0' + p);
+        json_object_set_new(o, k, json_integer((json_int_t)n[p]));
+        total += n[p];
+    }
+    json_object_set_new(o, "total", json_integer((json_int_t)total));
+    return o;
+}
+
+/*
+ * The dashboard's header in one request: counts on the store's indexes
+ * (incidents_store_summary) and the agents table's rows counted (at
+ * most limits.max_agents plus those gone), instead of every open
+ * incident read to count them (bench/README.md "API").
+ */
+static void
+summary_show(struct incidents_store *is, struct api_call *c)
+{
+    struct incidents_summary sum;
+    uint64_t agents[2] = {0, 0}; /* total, connected */
+    struct store *st = NULL;
+    json_t *doc;
+    int rc;
+
+    if ((rc = incidents_store_summary(is, &sum)) == 0 &&
+        (rc = store_open(c->store_path, STORE_RDONLY, &st)) == 0)
+        rc = store_load_agents(st, agent_count_cb, agents);
+    store_close(st);
+    if (rc < 0) {
+        api_error(c, rc == -EBUSY ? 503 : 500,
+                  rc == -EBUSY ? "store busy, try again" : "store error");
+        return;
+    }
+    doc = json_pack("{s:{s:o, s:o}, s:{s:I, s:I, s:I}, s:{s:I, s:I}}",
+                    "incidents", "open", by_prio(sum.open), "acknowledged",
+                    by_prio(sum.acked), "problems", "open",
+                    (json_int_t)sum.problems[0], "investigating",
+                    (json_int_t)sum.problems[1], "known_error",
+                    (json_int_t)sum.problems[2], "agents", "connected",
+                    (json_int_t)agents[1], "total", (json_int_t)agents[0]);
+    if (doc == NULL) {
+        api_error(c, 500, "out of memory");
+        return;
+    }
+    set_body(c, 200, doc);
+}
+
 /*
  * tocsinctl runbooks list --json: the directory runbooks.dir names,
  * loaded on this worker with the collector's loader, as tocsinctl
@@ -908,6 +982,9 @@ api_handle(struct incidents_store *is, struct api_call *c)
         break;
     case API_R_INCIDENT_EVENTS:
         incident_events(is, c->store_path, c);
+        break;
+    case API_R_SUMMARY:
+        summary_show(is, c);
         break;
     case API_R_METRICS:
         /* Authorised: the loop renders it (api.c after_cb). */

@@ -68,6 +68,41 @@ api_cursor_decode(const char *s, size_t n, int64_t *last)
     return parse_id((const char *)raw + 1, (size_t)len - 1, last);
 }
 
+int
+api_cursor_encode_prio(int prio, int64_t last, char *out, size_t outlen)
+{
+    char raw[24];
+    int n;
+
+    if (prio < 1 || prio > 5)
+        return -EINVAL;
+    n = snprintf(raw, sizeof(raw), "p%di%lld", prio, (long long)last);
+    if (n < 0 || (size_t)n >= sizeof(raw) || outlen < API_CURSOR_MAX + 1)
+        return -ENOBUFS;
+    return tc_b64url_encode(raw, (size_t)n, out, outlen) < 0 ? -ENOBUFS : 0;
+}
+
+int
+api_cursor_decode_any(const char *s, size_t n, int *prio, int64_t *last)
+{
+    uint8_t raw[24];
+    int len;
+
+    if (n == 0 || n > API_CURSOR_MAX)
+        return -EINVAL;
+    if ((len = tc_b64url_decode(s, n, raw, sizeof(raw))) < 2)
+        return -EINVAL;
+    if (raw[0] == 'i') {
+        *prio = 0;
+        return parse_id((const char *)raw + 1, (size_t)len - 1, last);
+    }
+    if (raw[0] != 'p' || len < 4 || raw[1] < '1' || raw[1] > '5' ||
+        raw[2] != 'i')
+        return -EINVAL;
+    *prio = raw[1] - '0';
+    return parse_id((const char *)raw + 3, (size_t)len - 3, last);
+}
+
 static int
 hexval(char c)
 {
@@ -159,6 +194,7 @@ parse_duration(const char *s, uint64_t *ms)
 #define P_BY 0x100
 #define P_SCAN 0x200
 #define P_SILENCED 0x400
+#define P_ORDER 0x800
 
 static const struct {
     const char *name;
@@ -167,7 +203,7 @@ static const struct {
     {"limit", P_LIMIT},       {"cursor", P_CURSOR}, {"state", P_STATE},
     {"priority", P_PRIORITY}, {"host", P_HOST},     {"all", P_ALL},
     {"agent", P_AGENT},       {"since", P_SINCE},   {"by", P_BY},
-    {"silenced", P_SILENCED}, {"scan", P_SCAN},
+    {"silenced", P_SILENCED}, {"scan", P_SCAN},     {"order", P_ORDER},
 };
 
 static const char *const incident_states[] = {"open", "acknowledged",
@@ -251,9 +287,22 @@ parse_query(const char *q, size_t n, unsigned allowed, uint32_t max_page,
             break;
         }
         case P_CURSOR:
-            if (api_cursor_decode(val, strlen(val), &r->before) < 0)
+            if (api_cursor_decode_any(val, strlen(val), &r->cursor_prio,
+                                      &r->before) < 0 ||
+                (r->cursor_prio != 0 && r->route != API_R_INCIDENTS))
                 return refuse(err, errlen, 400,
                               "cursor: not a cursor this API gave");
+            break;
+        case P_ORDER:
+            if (r->route == API_R_HINTS) {
+                if (strcmp(val, "newest") != 0 && strcmp(val, "oldest") != 0)
+                    return refuse(err, errlen, 400, "order: newest or oldest");
+                r->newest = val[0] == 'n';
+                break;
+            }
+            if (strcmp(val, "priority") != 0 && strcmp(val, "id") != 0)
+                return refuse(err, errlen, 400, "order: priority or id");
+            r->by_priority = val[0] == 'p';
             break;
         case P_STATE:
             if (!one_of(val, r->route == API_R_INCIDENTS ? incident_states
@@ -312,6 +361,16 @@ parse_query(const char *q, size_t n, unsigned allowed, uint32_t max_page,
         }
         i = end + 1;
     }
+    /*
+     * order=priority reads incidents_state_prio, one state's range; and
+     * a cursor continues the order it came from (the other's key would
+     * skip or repeat rows).
+     */
+    if (r->by_priority && r->state[0] == '\0')
+        return refuse(err, errlen, 400, "order=priority needs state=");
+    if ((seen & P_CURSOR) && (r->cursor_prio != 0) != r->by_priority)
+        return refuse(err, errlen, 400,
+                      "cursor: from a listing in another order");
     return 0;
 }
 
@@ -374,6 +433,8 @@ api_req_parse(const char *method, size_t mlen, const char *path, size_t plen,
         r->route = API_R_STATS;
     else if (segl[0] == 8 && memcmp(seg[0], "runbooks", 8) == 0 && nseg == 1)
         r->route = API_R_RUNBOOKS;
+    else if (segl[0] == 7 && memcmp(seg[0], "summary", 7) == 0 && nseg == 1)
+        r->route = API_R_SUMMARY;
     else
         return refuse(err, errlen, 404, "no such resource");
     if (nseg >= 2 && parse_id(seg[1], segl[1], &r->id) < 0)
@@ -381,7 +442,8 @@ api_req_parse(const char *method, size_t mlen, const char *path, size_t plen,
                       r->route == API_R_INCIDENTS  ? "incidents"
                       : r->route == API_R_SILENCES ? "silences"
                                                    : "problems");
-    if (r->route == API_R_AGENTS || r->route == API_R_RUNBOOKS) {
+    if (r->route == API_R_AGENTS || r->route == API_R_RUNBOOKS ||
+        r->route == API_R_SUMMARY) {
         allowed = 0; /* one document: at most limits.max_agents rows */
     } else if (r->route == API_R_SILENCES && nseg == 3) {
         /* tocsinctl silences expire ID: the one action on a silence. */
@@ -402,11 +464,11 @@ api_req_parse(const char *method, size_t mlen, const char *path, size_t plen,
     } else if (r->route == API_R_STATS) {
         allowed = P_SINCE | P_BY; /* as tocsinctl stats */
     } else if (r->route == API_R_HINTS) {
-        allowed = P_LIMIT | P_CURSOR | P_STATE | P_AGENT;
+        allowed = P_LIMIT | P_CURSOR | P_STATE | P_AGENT | P_ORDER;
     } else if (nseg == 1) {
         allowed = P_LIMIT | P_CURSOR | P_STATE;
         if (r->route == API_R_INCIDENTS)
-            allowed |= P_PRIORITY | P_HOST | P_SILENCED;
+            allowed |= P_PRIORITY | P_HOST | P_SILENCED | P_ORDER;
     } else if (nseg == 2) {
         r->route = r->route == API_R_INCIDENTS ? API_R_INCIDENT : API_R_PROBLEM;
     } else if (r->route == API_R_INCIDENTS && segl[2] == 6 &&

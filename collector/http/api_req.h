@@ -36,6 +36,7 @@ enum api_route {
                               first) */
     API_R_SILENCE_ADD,     /* POST /api/v1/silences */
     API_R_SILENCE_EXPIRE,  /* POST /api/v1/silences/ID/expire */
+    API_R_SUMMARY,         /* GET /api/v1/summary (no params) */
 };
 
 /* Limits on what is parsed at all (docs/internals/api.md). */
@@ -62,6 +63,9 @@ struct api_req {
     int silenced;      /* silenced=true (incidents): marked ones only */
     uint32_t scan;     /* scan= (incident events): host events to read
                           at most; API_SCAN_MAX unless given */
+    int by_priority;   /* order=priority (incidents, with state=) */
+    int newest;        /* order=newest (hints; oldest first without) */
+    int cursor_prio;   /* by_priority's cursor: the last row's priority */
 };
 
 /* An incident's events: host events one request reads at most (the
@@ -99,6 +103,13 @@ int api_req_parse(const char *method, size_t mlen, const char *path,
 int api_cursor_encode(int64_t last, char *out, size_t outlen);
 /* The id a cursor carries; 0 or -EINVAL. */
 int api_cursor_decode(const char *s, size_t n, int64_t *last);
+/*
+ * order=priority's cursor: the last row's priority (1..5) and id,
+ * base64url of "p<priority>i<id>". Encode as api_cursor_encode; decode
+ * takes either kind, *prio 0 for an "i<id>" one. 0 or -EINVAL/-ENOBUFS.
+ */
+int api_cursor_encode_prio(int prio, int64_t last, char *out, size_t outlen);
+int api_cursor_decode_any(const char *s, size_t n, int *prio, int64_t *last);
 
 /* Whether the route needs at least operator rights. */
 static inline int

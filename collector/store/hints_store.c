@@ -989,7 +989,8 @@ incidents_store_hints(struct incidents_store *s, const struct hints_filter *f,
         sql, sizeof(sql),
         "SELECT " HINT_COLS " FROM hints h LEFT JOIN hint_delivery d"
         " ON d.hint_id = h.id WHERE (?1 IS NULL OR h.agent = ?1)"
-        " AND h.id > ?2 %s ORDER BY h.id LIMIT ?3",
+        " AND h.id %s ?2 %s ORDER BY h.id %s LIMIT ?3",
+        f->newest ? "<" : ">",
         strcmp(state, "pending") == 0   ? "AND coalesce(d.acked_at, 0) = 0 AND"
                                           " coalesce(d.sent_at, 0) = 0"
         : strcmp(state, "sent") == 0    ? "AND coalesce(d.acked_at, 0) = 0 AND"
@@ -997,6 +998,9 @@ incidents_store_hints(struct incidents_store *s, const struct hints_filter *f,
                                           " NOT (" HINT_REFUSED_SQL ")"
         : strcmp(state, "acked") == 0   ? "AND coalesce(d.acked_at, 0) != 0"
         : strcmp(state, "refused") == 0 ? "AND " HINT_REFUSED_SQL
-                                        : "");
-    return hints_query(s, sql, f->agent, f->after, INT64_MAX, cb, arg);
+                                        : "",
+        f->newest ? "DESC" : "");
+    return hints_query(s, sql, f->agent,
+                       f->newest && f->after <= 0 ? INT64_MAX : f->after,
+                       INT64_MAX, cb, arg);
 }

@@ -56,6 +56,9 @@ incidents_store_list(struct incidents_store *s,
     struct problem_mark *marks = tc_xcalloc(LIST_CHUNK, sizeof(*marks));
     sqlite3_stmt *st = NULL;
     int64_t before = f->before > 0 ? f->before : INT64_MAX;
+    int by_prio = f->state != NULL && f->by_priority && f->priority == 0;
+    int from_prio = f->before > 0 ? f->from_priority : 0;
+    const char *sql;
     size_t n = 0;
     int rc;
 
@@ -67,25 +70,45 @@ incidents_store_list(struct incidents_store *s,
      * scan of 100,000 rows for a state nobody is in (the dashboard asks
      * for the acknowledged ones on every refresh, bench/README.md "API").
      */
-    if ((rc = prep(s,
-                   f->state ? "SELECT " INC_COLS
-                              ", problem, inhibited, problem_manual"
-                              " FROM incidents WHERE"
-                              " state = ?1 AND (?2 = 0 OR priority = ?2)"
-                              " AND (?3 IS NULL OR host = ?3)"
-                              " AND (?4 = 0 OR id = ?4)"
-                              " AND (?5 = 0 OR silenced != 0) AND id < ?6"
-                              " ORDER BY id DESC LIMIT ?7"
-                            : "SELECT " INC_COLS
-                              ", problem, inhibited, problem_manual"
-                              " FROM incidents WHERE"
-                              " (?1 IS NULL OR state = ?1)"
-                              " AND (?2 = 0 OR priority = ?2)"
-                              " AND (?3 IS NULL OR host = ?3)"
-                              " AND (?4 = 0 OR id = ?4)"
-                              " AND (?5 = 0 OR silenced != 0) AND id < ?6"
-                              " ORDER BY id DESC LIMIT ?7",
-                   &st)) < 0)
+    /*
+     * By priority: on incidents_state_prio(state, priority, id DESC),
+     * read in the order shown, so a page reads its own rows and no
+     * more, whatever the other priorities hold. A state and a priority
+     * together: that index's range, not the state's incidents walked
+     * down to find the priority (59 ms for the P1s among 100,000 open
+     * incidents, against 0.3 ms: bench/README.md "API").
+     */
+    if (by_prio)
+        sql = "SELECT " INC_COLS ", problem, inhibited, problem_manual"
+              " FROM incidents WHERE state = ?1 AND ?2 = 0"
+              " AND priority >= ?8 AND (priority > ?8 OR id < ?6)"
+              " AND (?3 IS NULL OR host = ?3) AND (?4 = 0 OR id = ?4)"
+              " AND (?5 = 0 OR silenced != 0)"
+              " ORDER BY priority, id DESC LIMIT ?7";
+    else if (f->state != NULL && f->priority != 0)
+        sql = "SELECT " INC_COLS ", problem, inhibited, problem_manual"
+              " FROM incidents WHERE state = ?1 AND priority = ?2"
+              " AND (?3 IS NULL OR host = ?3) AND (?4 = 0 OR id = ?4)"
+              " AND (?5 = 0 OR silenced != 0) AND id < ?6"
+              " ORDER BY id DESC LIMIT ?7";
+    else
+        sql = f->state
+                  ? "SELECT " INC_COLS ", problem, inhibited, problem_manual"
+                    " FROM incidents WHERE"
+                    " state = ?1 AND (?2 = 0 OR priority = ?2)"
+                    " AND (?3 IS NULL OR host = ?3)"
+                    " AND (?4 = 0 OR id = ?4)"
+                    " AND (?5 = 0 OR silenced != 0) AND id < ?6"
+                    " ORDER BY id DESC LIMIT ?7"
+                  : "SELECT " INC_COLS ", problem, inhibited, problem_manual"
+                    " FROM incidents WHERE"
+                    " (?1 IS NULL OR state = ?1)"
+                    " AND (?2 = 0 OR priority = ?2)"
+                    " AND (?3 IS NULL OR host = ?3)"
+                    " AND (?4 = 0 OR id = ?4)"
+                    " AND (?5 = 0 OR silenced != 0) AND id < ?6"
+                    " ORDER BY id DESC LIMIT ?7";
+    if ((rc = prep(s, sql, &st)) < 0)
         goto out;
     if (f->state)
         sqlite3_bind_text(st, 1, f->state, -1, SQLITE_STATIC);
@@ -97,6 +120,8 @@ incidents_store_list(struct incidents_store *s,
     sqlite3_bind_int(st, 7, LIST_CHUNK);
     for (;;) {
         sqlite3_bind_int64(st, 6, before);
+        if (by_prio)
+            sqlite3_bind_int(st, 8, from_prio);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
             struct problem_mark *m = &marks[n];
             struct incident *in = &rows[n++];
@@ -124,6 +149,8 @@ incidents_store_list(struct incidents_store *s,
         if (rc != 0 || n < LIST_CHUNK)
             goto out;
         before = rows[n - 1].id;
+        if (by_prio)
+            from_prio = rows[n - 1].priority;
         for (size_t i = 0; i < n; i++)
             incident_free_strs(&rows[i]);
         n = 0;
@@ -134,6 +161,65 @@ out:
     free(rows);
     free(marks);
     sqlite3_finalize(st);
+    return rc;
+}
+
+/*
+ * incidents_store.h: one COUNT per (state, priority) and per problem
+ * state, each an index range that SQLite counts without reading a row
+ * (a GROUP BY over the same rows sorts them: 35 ms for 100,000 open
+ * incidents against 10 ms for the five counts, bench/README.md "API").
+ * One read transaction, so the figures are of one moment.
+ */
+int
+incidents_store_summary(struct incidents_store *s,
+                        struct incidents_summary *out)
+{
+    static const char *const inc_states[] = {"open", "acknowledged"};
+    static const char *const prob_states[] = {"open", "investigating",
+                                              "known_error"};
+    sqlite3_stmt *inc = NULL, *prob = NULL;
+    int rc, begun = 0;
+
+    memset(out, 0, sizeof(*out));
+    if ((rc = prep(s,
+                   "SELECT count(*) FROM incidents"
+                   " WHERE state = ?1 AND priority = ?2",
+                   &inc)) < 0 ||
+        (rc = prep(s, "SELECT count(*) FROM problems WHERE state = ?1",
+                   &prob)) < 0)
+        goto out;
+    if ((rc = exec(s, "BEGIN")) < 0)
+        goto out;
+    begun = 1;
+    for (size_t k = 0; k < 2; k++)
+        for (int p = 1; p <= 5; p++) {
+            sqlite3_bind_text(inc, 1, inc_states[k], -1, SQLITE_STATIC);
+            sqlite3_bind_int(inc, 2, p);
+            if ((rc = sqlite3_step(inc)) != SQLITE_ROW) {
+                rc = fail(s, rc);
+                goto out;
+            }
+            (k == 0 ? out->open : out->acked)[p] =
+                (uint64_t)sqlite3_column_int64(inc, 0);
+            sqlite3_reset(inc);
+        }
+    for (size_t k = 0; k < 3; k++) {
+        sqlite3_bind_text(prob, 1, prob_states[k], -1, SQLITE_STATIC);
+        if ((rc = sqlite3_step(prob)) != SQLITE_ROW) {
+            rc = fail(s, rc);
+            goto out;
+        }
+        out->problems[k] = (uint64_t)sqlite3_column_int64(prob, 0);
+        sqlite3_reset(prob);
+    }
+    rc = 0;
+out:
+    sqlite3_finalize(inc);
+    sqlite3_finalize(prob);
+    /* A read: nothing to keep, and the snapshot must not outlive us. */
+    if (begun)
+        (void)exec(s, "COMMIT");
     return rc;
 }
 

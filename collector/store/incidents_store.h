@@ -171,6 +171,9 @@ struct hints_filter {
     const char *agent;
     const char *state;
     int64_t after; /* only ids above this (the API's pages); 0 = any */
+    /* 1: newest first, and after is then the id to list below (0 =
+     * from the newest): the dashboard's page of the latest hints. */
+    int newest;
 };
 int incidents_store_hints(struct incidents_store *s,
                           const struct hints_filter *f,
@@ -185,16 +188,41 @@ struct incidents_filter {
     int64_t id;     /* one incident */
     int silenced;   /* 1: only incidents marked silenced */
     int64_t before; /* only ids below this (the API's pages); 0 = any */
+    /*
+     * 1: by priority (P1 first), then newest first, on the index
+     * incidents_state_prio: only with a state. A page after the first
+     * starts after (from_priority, before): the same priority below
+     * that id, then the next priorities.
+     */
+    int by_priority;
+    int from_priority; /* 1..5 with before; 0 = from the start */
 };
 
-/* Incidents matching f, newest first, each with its problem mark (read
- * in the same row). Strings valid during cb. A non-zero cb return
+/* Incidents matching f, newest first (or by_priority), each with its problem
+ * mark (read in the same row). Strings valid during cb. A non-zero cb return
  * stops the listing and is returned (a page that is full). */
 int incidents_store_list(struct incidents_store *s,
                          const struct incidents_filter *f,
                          int (*cb)(const struct incident *in,
                                    const struct problem_mark *m, void *arg),
                          void *arg);
+/*
+ * The dashboard's header (GET /api/v1/summary): the incidents open and
+ * acknowledged per priority and the problems not yet resolved per
+ * state, each a COUNT on an index range (incidents_state_prio,
+ * problems_state) read in one snapshot: the cost is that of the index
+ * entries counted, never of the rows. Resolved and closed ones are not
+ * counted: they only grow (tocsinctl stats has the history).
+ */
+struct incidents_summary {
+    uint64_t open[6];     /* open incidents, [1]..[5] = P1..P5 */
+    uint64_t acked[6];    /* acknowledged incidents, same */
+    uint64_t problems[3]; /* open, investigating, known_error */
+};
+
+int incidents_store_summary(struct incidents_store *s,
+                            struct incidents_summary *out);
+
 /* The timeline of one incident, oldest first. */
 int incidents_store_timeline(struct incidents_store *s, int64_t id,
                              int (*cb)(const struct incident_note *n,

@@ -46,9 +46,10 @@ struct store;
  * silences, 5 flap detection, 6 the service label of an incident;
  * problems_store.c: 7 the problem tables, 8 reviews; hints_store.c: 9
  * hints, 10 the opening events' fields a problem's hints are filled
- * from; tokens_store.c: 11 the API's tokens).
+ * from; tokens_store.c: 11 the API's tokens; incidents_store.c: 12 the
+ * index of the active incidents by priority).
  */
-#define STORE_SCHEMA_VERSION 11
+#define STORE_SCHEMA_VERSION 12
 
 /* Who wrote the events of a batch (batches.origin). */
 enum store_origin {

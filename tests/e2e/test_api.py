@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import shutil
+import sqlite3
 import ssl
 
 import tocsin_e2e as e2e
@@ -79,6 +80,7 @@ def start(env, extra=""):
         logs[h] = env.write("logs/%s.log" % h, "")
         rules = [("r%d" % i, "err%d" % i, "error") for i in range(5)]
         rules.append(("tls-expired", "certificate expired", "warning"))
+        rules.append(("panic", "kernel panic", "critical"))
         env.agent(env.agent_config(
             h, [(logs[h], rules)],
             extra="hints: {public_key: pki/hint-signing.pub}\n")).start()
@@ -216,6 +218,142 @@ def test_api(env):
     again = token(env, "dash", "viewer")
     e2e.check(api.call("/api/v1/problems", again)[0] == 200, "reissued token")
     e2e.check(json.loads(env.ctl("replay", "--json"))["identical"], "replay")
+
+
+def store_counts(env):
+    """The dashboard's header counted straight from the store."""
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(
+        env.dir, "state", "collector.db"), uri=True, timeout=10)
+    try:
+        inc = {(st, p): n for st, p, n in db.execute(
+            "SELECT state, priority, count(*) FROM incidents"
+            " GROUP BY state, priority")}
+        prob = dict(db.execute("SELECT state, count(*) FROM problems"
+                               " GROUP BY state").fetchall())
+        agents = db.execute("SELECT count(*), sum(connected) FROM agents"
+                            ).fetchone()
+    finally:
+        db.close()
+
+    def by_prio(st):
+        d = {"P%d" % p: inc.get((st, p), 0) for p in range(1, 6)}
+        d["total"] = sum(d.values())
+        return d
+    return {"incidents": {"open": by_prio("open"),
+                          "acknowledged": by_prio("acknowledged")},
+            "problems": {k: prob.get(k, 0) for k in
+                         ("open", "investigating", "known_error")},
+            "agents": {"connected": agents[1] or 0, "total": agents[0]}}
+
+
+def test_api_summary(env):
+    """GET /api/v1/summary (the dashboard's header) agrees with COUNTs on
+    the store after real agents opened incidents, an ack and a problem
+    action; order=priority pages the open incidents P1 first, newest
+    first within one, chained by their cursors; hints order=newest."""
+    col, api, logs = start(env)
+    viewer = token(env, "dash", "viewer")
+    # The oldest incident has the highest priority: by priority it comes
+    # first, by id last.
+    append(logs["web-02"], "kernel panic")
+    e2e.wait_for(lambda: len(ctl_json(env, "incidents", "list")) == 1, 30,
+                 "the first incident")
+    for i in range(5):
+        append(logs["web-01"], "err%d here" % i)
+    for h in HOSTS:
+        append(logs[h], "certificate expired for api")
+    e2e.wait_for(lambda: len(ctl_json(env, "incidents", "list")) == 9, 30,
+                 "nine incidents")
+    e2e.wait_for(lambda: len(ctl_json(env, "problems", "list")) == 1, 30,
+                 "the spread problem")
+    e2e.wait_for(lambda: api.call("/api/v1/summary", viewer)[1]["agents"]
+                 ["connected"] == 3, 20, "three agents connected")
+    st, doc, r = api.call("/api/v1/summary", viewer)
+    want = store_counts(env)
+    e2e.check(st == 200 and doc == want and
+              doc["incidents"]["open"]["total"] == 9 and
+              doc["problems"]["open"] == 1, "%r != %r" % (doc, want))
+    # An ack and a problem action move the counts, as in the store.
+    incs = ctl_json(env, "incidents", "list")
+    env.ctl("incidents", "ack", str(incs[1]["id"]), "--user", "alice")
+    pid = ctl_json(env, "problems", "list")[0]["id"]
+    env.ctl("problems", "investigate", str(pid), "--user", "alice")
+    e2e.wait_for(lambda: api.call("/api/v1/summary", viewer)[1]["problems"]
+                 ["investigating"] == 1 and api.call(
+                     "/api/v1/summary", viewer)[1]["incidents"]
+                 ["acknowledged"]["total"] == 1, 20, "the actions applied")
+    st, doc, _ = api.call("/api/v1/summary", viewer)
+    want = store_counts(env)
+    e2e.check(st == 200 and doc == want and
+              doc["incidents"]["open"]["total"] == 8, "%r != %r" % (doc, want))
+
+    # order=priority: the open incidents P1 first, then newest, in pages
+    # of 2 chained by their cursors: each once, in the store's order.
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(
+        env.dir, "state", "collector.db"), uri=True, timeout=10)
+    order = [i for (i,) in db.execute(
+        "SELECT id FROM incidents WHERE state = 'open'"
+        " ORDER BY priority, id DESC")]
+    db.close()
+    e2e.check(len({i["priority"] for i in incs}) > 1 and order != sorted(
+        order, reverse=True), repr(order))
+    got, path, pages = [], "/api/v1/incidents?state=open&order=priority" \
+        "&limit=2", 0
+    while path:
+        st, doc, _ = api.call(path, viewer)
+        e2e.check(st == 200 and len(doc["incidents"]) <= 2, repr(doc))
+        got += doc["incidents"]
+        pages += 1
+        path = ("/api/v1/incidents?state=open&order=priority&limit=2"
+                "&cursor=" + doc["next_cursor"] if doc["next_cursor"] else None)
+    e2e.check([i["id"] for i in got] == order and pages == 4,
+              "%r != %r" % ([i["id"] for i in got], order))
+    byid = {i["id"]: i for i in ctl_json(env, "incidents", "list")}
+    e2e.check(all(i == byid[i["id"]] for i in got), "objects differ")
+    # A state and a priority: that priority's open ones, newest first.
+    p = got[-1]["priority"]
+    st, doc, _ = api.call("/api/v1/incidents?state=open&priority=P%d" % p,
+                          viewer)
+    e2e.check(st == 200 and doc["incidents"] == ctl_json(
+        env, "incidents", "list", "--state", "open", "--priority", "P%d" % p),
+        repr(doc))
+    # Hints newest first: the oldest-first list reversed.
+    e2e.wait_for(lambda: len(ctl_json(env, "hints", "list")) == 6, 30,
+                 "six hints")
+    got, path = [], "/api/v1/hints?order=newest&limit=4"
+    while path:
+        st, doc, _ = api.call(path, viewer)
+        e2e.check(st == 200 and len(doc["hints"]) <= 4, repr(doc))
+        got += doc["hints"]
+        path = ("/api/v1/hints?order=newest&limit=4&cursor=" +
+                doc["next_cursor"] if doc["next_cursor"] else None)
+    e2e.check([h["id"] for h in got] == [h["id"] for h in reversed(
+        ctl_json(env, "hints", "list"))], repr(got))
+
+    # Refusals: the summary takes no parameter and no POST, needs a
+    # token; order=priority needs a state; a cursor keeps its order.
+    cur = api.call("/api/v1/incidents?state=open&order=priority&limit=1",
+                   viewer)[1]["next_cursor"]
+    icur = api.call("/api/v1/incidents?state=open&limit=1",
+                    viewer)[1]["next_cursor"]
+    for path, method, tok, status in (
+            ("/api/v1/summary", "GET", None, 401),
+            ("/api/v1/summary", "GET", "tct_nope", 401),
+            ("/api/v1/summary?limit=5", "GET", viewer, 400),
+            ("/api/v1/summary", "POST", viewer, 405),
+            ("/api/v1/summary/1", "GET", viewer, 404),
+            ("/api/v1/incidents?order=priority", "GET", viewer, 400),
+            ("/api/v1/incidents?state=open&order=prio", "GET", viewer, 400),
+            ("/api/v1/incidents?state=open&cursor=" + cur, "GET", viewer,
+             400),
+            ("/api/v1/incidents?state=open&order=priority&cursor=" + icur,
+             "GET", viewer, 400),
+            ("/api/v1/problems?order=priority", "GET", viewer, 400),
+            ("/api/v1/hints?cursor=" + cur, "GET", viewer, 400),
+            ("/api/v1/hints?order=priority", "GET", viewer, 400)):
+        st, doc, _ = api.call(path, tok, method=method)
+        e2e.check(st == status and doc["status"] == status,
+                  "%s %s: %s %r" % (method, path, st, doc))
 
 # A line an agent may send: NUL, C0 and C1 controls, an escape sequence,
 # invalid UTF-8 (a lone byte, a broken pair, a surrogate), quotes.
@@ -358,4 +496,5 @@ def test_anonymous_read(env):
 
 
 if __name__ == "__main__":
-    e2e.main([test_api, test_api_events, test_anonymous_read])
+    e2e.main([test_api, test_api_summary, test_api_events,
+              test_anonymous_read])

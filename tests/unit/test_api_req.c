@@ -75,6 +75,63 @@ test_cursor(void **state)
     assert_true(api_cursor_decode("", 0, &id) < 0);
 }
 
+/* order=priority's cursor, the summary route and their refusals. */
+static void
+test_order_summary(void **state)
+{
+    char c[API_CURSOR_MAX + 1], path[128];
+    struct api_req r;
+    int64_t id;
+    int prio;
+
+    (void)state;
+    assert_int_equal(api_cursor_encode_prio(3, 4, c, sizeof(c)), 0);
+    assert_string_equal(c, "cDNpNA"); /* "p3i4" */
+    assert_int_equal(api_cursor_decode_any(c, strlen(c), &prio, &id), 0);
+    assert_int_equal(prio, 3);
+    assert_int_equal(id, 4);
+    assert_int_equal(api_cursor_decode_any("aTEyMw", 6, &prio, &id), 0);
+    assert_int_equal(prio, 0);
+    assert_int_equal(id, 123);
+    assert_true(api_cursor_encode_prio(6, 4, c, sizeof(c)) < 0);
+    assert_true(api_cursor_decode_any("cDZpNA", 6, &prio, &id) < 0); /* p6 */
+    assert_true(api_cursor_decode_any("cDNpMA", 6, &prio, &id) < 0); /* i0 */
+    assert_true(api_cursor_decode_any("cDM", 3, &prio, &id) < 0);    /* p3 */
+    assert_true(api_cursor_decode("cDNpNA", 6, &id) < 0); /* not an "i" */
+
+    assert_int_equal(
+        parse("GET", "/api/v1/incidents?state=open&order=priority", &r), 0);
+    assert_int_equal(r.route, API_R_INCIDENTS);
+    assert_true(r.by_priority);
+    snprintf(path, sizeof(path),
+             "/api/v1/incidents?state=open&order=priority&cursor=%s", c);
+    assert_int_equal(parse("GET", path, &r), 0);
+    assert_int_equal(r.cursor_prio, 3);
+    assert_int_equal(r.before, 4);
+    /* A cursor keeps the order it came from; priority needs a state. */
+    snprintf(path, sizeof(path), "/api/v1/incidents?state=open&cursor=%s", c);
+    assert_int_equal(parse("GET", path, &r), 400);
+    assert_int_equal(
+        parse("GET",
+              "/api/v1/incidents?state=open&order=priority&cursor=aTEyMw", &r),
+        400);
+    assert_int_equal(parse("GET", "/api/v1/incidents?order=priority", &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/incidents?state=open&order=x", &r),
+                     400);
+    assert_int_equal(parse("GET", "/api/v1/problems?order=priority", &r), 400);
+    snprintf(path, sizeof(path), "/api/v1/hints?cursor=%s", c);
+    assert_int_equal(parse("GET", path, &r), 400);
+    assert_int_equal(parse("GET", "/api/v1/hints?order=newest", &r), 0);
+    assert_true(r.newest);
+    assert_int_equal(parse("GET", "/api/v1/hints?order=priority", &r), 400);
+
+    assert_int_equal(parse("GET", "/api/v1/summary", &r), 0);
+    assert_int_equal(r.route, API_R_SUMMARY);
+    assert_int_equal(parse("GET", "/api/v1/summary?limit=1", &r), 400);
+    assert_int_equal(parse("POST", "/api/v1/summary", &r), 405);
+    assert_int_equal(parse("GET", "/api/v1/summary/1", &r), 404);
+}
+
 static void
 test_routes(void **state)
 {
@@ -298,6 +355,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_b64),
         cmocka_unit_test(test_cursor),
+        cmocka_unit_test(test_order_summary),
         cmocka_unit_test(test_routes),
         cmocka_unit_test(test_query),
         cmocka_unit_test(test_events_stats),
