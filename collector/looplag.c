@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bgwrite.h"
 #include "looplag.h"
 #include "log.h"
 #include "util.h"
@@ -32,8 +33,8 @@ struct looplag {
     uint64_t quiet;       /* stalls over 100 ms not logged since */
     uint64_t quiet_max;   /* the longest of them, µs */
     uint64_t recent_max;  /* the longest lag since the last write, µs */
-    char *path;           /* the stats file, owned; NULL = none */
-    int write_failed;     /* a write failure was logged */
+    /* The stats file's writer (off the loop), owned; NULL = none. */
+    struct bgwrite *out;
 };
 
 /* Bucket index and its upper bound (µs) for a lag. */
@@ -319,21 +320,33 @@ out:
     return rc;
 }
 
+/* bgwrite_fn: on a worker, the figures taken on the loop. */
+static int
+stats_fn(const char *path, const void *data, size_t len)
+{
+    (void)len;
+    return looplag_stats_write(path, data);
+}
+
+/*
+ * The figures now, written by a worker: a rename beside the store can
+ * wait behind the store's fsyncs, and must not stall what it measures.
+ */
 static void
-write_stats(struct looplag *l)
+write_stats(struct looplag *l, int last)
 {
     struct looplag_stats st;
-    int rc;
 
-    if (l->path == NULL)
+    if (l->out == NULL)
         return;
     looplag_get(l, &st);
     l->recent_max = 0;
-    rc = looplag_stats_write(l->path, &st);
-    if (rc < 0 && !l->write_failed)
-        log_warnx("%s: cannot write the loop stats: %s (logged once)", l->path,
-                  strerror(-rc));
-    l->write_failed |= rc < 0;
+    if (last) {
+        bgwrite_close(l->out, &st, sizeof(st));
+        l->out = NULL;
+    } else {
+        bgwrite_submit(l->out, &st, sizeof(st));
+    }
 }
 
 /* CPU time of the calling (loop) thread, ns; 0 if unknown. */
@@ -397,7 +410,7 @@ probe_cb(uv_timer_t *t)
     }
     if (mono - l->written_mono >= STATS_EVERY_NS) {
         l->written_mono = mono;
-        write_stats(l);
+        write_stats(l, 0);
     }
 }
 
@@ -409,7 +422,8 @@ looplag_start(uv_loop_t *loop, const char *stats_path, struct looplag **out)
     l->loop = loop;
     l->started_ns = tc_now_ns();
     l->written_mono = tc_mono_ns();
-    l->path = stats_path ? tc_xstrdup(stats_path) : NULL;
+    if (stats_path != NULL)
+        l->out = bgwrite_new(loop, stats_path, "loop stats", stats_fn);
     uv_timer_init(loop, &l->timer);
     l->timer.data = l;
     /* Unref'd: the probe alone must not keep a stopping loop running. */
@@ -419,7 +433,7 @@ looplag_start(uv_loop_t *loop, const char *stats_path, struct looplag **out)
     l->cpu_ns = thread_cpu_ns();
     uv_timer_start(&l->timer, probe_cb, LOOPLAG_INTERVAL_MS,
                    LOOPLAG_INTERVAL_MS);
-    write_stats(l);
+    write_stats(l, 0);
     *out = l;
     return 0;
 }
@@ -429,7 +443,6 @@ close_cb(uv_handle_t *h)
 {
     struct looplag *l = h->data;
 
-    free(l->path);
     free(l);
 }
 
@@ -438,6 +451,7 @@ looplag_stop(struct looplag *l)
 {
     if (l == NULL)
         return;
-    write_stats(l);
+    /* The writer frees itself once this last write is done. */
+    write_stats(l, 1);
     uv_close((uv_handle_t *)&l->timer, close_cb);
 }

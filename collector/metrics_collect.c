@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bgwrite.h"
 #include "log.h"
 #include "looplag.h"
 #include "metrics.h"
@@ -71,12 +72,16 @@ metrics_collect(struct metrics *m, const struct metrics_sources *src)
 struct metrics_textfile {
     uv_timer_t timer;
     struct metrics_sources src; /* borrowed pointers, copied struct */
-    char *path;                 /* owned */
-    int failed;                 /* a write failure was logged */
+    /*
+     * The file's writer, owned: rendered here, written by a worker (a
+     * rename beside the store can wait behind its fsyncs; bgwrite.h).
+     */
+    struct bgwrite *out;
 };
 
+/* Render the figures now; last: the final write, which frees out. */
 static void
-textfile_write(struct metrics_textfile *t)
+textfile_write(struct metrics_textfile *t, int last)
 {
     struct metrics m;
     struct tc_buf b;
@@ -85,19 +90,22 @@ textfile_write(struct metrics_textfile *t)
     metrics_collect(&m, &t->src);
     tc_buf_init(&b, METRICS_RENDER_MAX);
     rc = metrics_render(&m, &b);
-    if (rc == 0)
-        rc = metrics_textfile_write(t->path, tc_buf_head(&b), tc_buf_size(&b));
+    if (rc < 0)
+        log_warnx("metrics: cannot render: %s", strerror(-rc));
+    if (last) {
+        bgwrite_close(t->out, rc == 0 ? tc_buf_head(&b) : NULL,
+                      tc_buf_size(&b));
+        t->out = NULL; /* it frees itself */
+    } else if (rc == 0) {
+        bgwrite_submit(t->out, tc_buf_head(&b), tc_buf_size(&b));
+    }
     tc_buf_close(&b);
-    if (rc < 0 && !t->failed)
-        log_warnx("%s: cannot write the metrics: %s (logged once)", t->path,
-                  strerror(-rc));
-    t->failed |= rc < 0;
 }
 
 static void
 textfile_cb(uv_timer_t *h)
 {
-    textfile_write(h->data);
+    textfile_write(h->data, 0);
 }
 
 struct metrics_textfile *
@@ -107,14 +115,14 @@ metrics_textfile_start(uv_loop_t *loop, const struct metrics_sources *src,
     struct metrics_textfile *t = tc_xcalloc(1, sizeof(*t));
 
     t->src = *src;
-    t->path = tc_xstrdup(path);
+    t->out = bgwrite_new(loop, path, "metrics", metrics_textfile_write);
     uv_timer_init(loop, &t->timer);
     t->timer.data = t;
     /* Unref'd: it must not keep a stopping collector's loop running. */
     uv_unref((uv_handle_t *)&t->timer);
     uv_timer_start(&t->timer, textfile_cb, TEXTFILE_EVERY_MS,
                    TEXTFILE_EVERY_MS);
-    textfile_write(t);
+    textfile_write(t, 0);
     return t;
 }
 
@@ -123,7 +131,6 @@ textfile_closed(uv_handle_t *h)
 {
     struct metrics_textfile *t = h->data;
 
-    free(t->path);
     free(t);
 }
 
@@ -133,6 +140,6 @@ metrics_textfile_stop(struct metrics_textfile *t)
     if (t == NULL)
         return;
     /* The final figures: what the drain committed. */
-    textfile_write(t);
+    textfile_write(t, 1);
     uv_close((uv_handle_t *)&t->timer, textfile_closed);
 }

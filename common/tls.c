@@ -74,6 +74,7 @@ struct tc_tls_pacer {
                          0 before it */
     struct tc_tls_conn *head, *tail; /* the queue, oldest first */
     uint64_t deferred; /* pumps put off to a later iteration, ever */
+    uint64_t reads;    /* socket reads of its conns (not closing), ever */
     int idling;        /* idle handle started */
     int open_handles;  /* handles whose close callback is pending */
 };
@@ -125,6 +126,12 @@ struct tc_tls_conn {
     struct tc_tls_conn *pnext;  /* the pacer's queue: next, */
     struct tc_tls_conn *pprev;  /* previous (NULL: the head) */
     int paced;                  /* 1 while in that queue: not reading */
+    /*
+     * 1 when it was put in the queue before its socket was read (the
+     * budget was spent when libuv asked for a buffer): its turn reads
+     * the socket itself, then pumps.
+     */
+    int pread;
     /*
      * TLS_RBUF_SIZE bytes, owned, or NULL until the first read: an idle
      * connection (anyone can open thousands) costs no read buffer.
@@ -277,12 +284,30 @@ tls_close_now(struct tc_tls_conn *c)
     uv_close((uv_handle_t *)&c->timer, tls_handle_close_cb);
 }
 
+static int pacer_spent(struct tc_tls_conn *c);
+
 static void
 tls_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct tc_tls_conn *c = h->data;
 
     (void)suggested;
+    /*
+     * The budget is spent: do not even read. A read and its copy into
+     * rbio are most of a pump's cost once thousands of sockets are
+     * readable at once: reading them all and queueing the bytes took
+     * 250 ms of loop CPU in one poll phase of the 10,000-agent storm
+     * (bench/README.md, "issue 11: storm"). No buffer makes libuv call
+     * tls_read_cb with UV_ENOBUFS, which queues the conn; its turn reads.
+     * Closing conns only discard what they read: not paced.
+     */
+    if (c->pacer != NULL && !c->paced &&
+        (c->state == TLS_HANDSHAKE || c->state == TLS_OPEN) && pacer_spent(c)) {
+        c->pread = 1;
+        buf->base = NULL;
+        buf->len = 0;
+        return;
+    }
     buf->base = (char *)tls_rbuf(c);
     buf->len = TLS_RBUF_SIZE;
 }
@@ -297,25 +322,30 @@ static void tls_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
  * bytes do not turn our FIN into a RST that could destroy what the peer
  * has not read yet.
  */
+static int
+tls_want_read(const struct tc_tls_conn *c)
+{
+    switch (c->state) {
+    case TLS_HANDSHAKE:
+        return c->connected;
+    case TLS_OPEN:
+        return c->want_read;
+    case TLS_CLOSING:
+        return c->connected && !c->peer_eof;
+    case TLS_CLOSED:
+        break;
+    }
+    return 0;
+}
+
 static void
 tls_update_reading(struct tc_tls_conn *c)
 {
-    int want = 0;
+    int want = tls_want_read(c);
     int r;
 
-    switch (c->state) {
-    case TLS_HANDSHAKE:
-        want = c->connected;
-        break;
-    case TLS_OPEN:
-        want = c->want_read;
-        break;
-    case TLS_CLOSING:
-        want = c->connected && !c->peer_eof;
-        break;
-    case TLS_CLOSED:
+    if (c->state == TLS_CLOSED)
         return;
-    }
     if (c->paced)
         want = 0; /* its bytes wait in rbio until the pacer pumps it */
     if (want && !c->reading) {
@@ -728,6 +758,46 @@ tls_pump(struct tc_tls_conn *c)
     tls_pump_now(c);
 }
 
+static void tls_take(struct tc_tls_conn *c, ssize_t nread, const uv_buf_t *buf,
+                     int now);
+
+/*
+ * A queued conn's turn. One put off unread reads its socket here, as
+ * libuv would have (at most one buffer, EOF and errors alike), unless
+ * its caller stopped reading meanwhile; then it is pumped.
+ */
+static void
+pacer_turn(struct tc_tls_conn *c)
+{
+    uv_os_fd_t fd;
+    uv_buf_t b;
+    ssize_t n;
+
+    if (!c->pread) {
+        tls_pump_now(c);
+        return;
+    }
+    c->pread = 0;
+    if (!tls_want_read(c) || uv_fileno((uv_handle_t *)&c->tcp, &fd) < 0) {
+        tls_pump_now(c);
+        return;
+    }
+    b = uv_buf_init((char *)tls_rbuf(c), TLS_RBUF_SIZE);
+    do
+        n = read(fd, b.base, b.len);
+    while (n < 0 && errno == EINTR);
+    if (n == 0)
+        n = UV_EOF;
+    else if (n < 0)
+        n = errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+    if (n == 0) {
+        /* Nothing after all: pumped, it reads again (tls_update_reading). */
+        tls_pump_now(c);
+        return;
+    }
+    tls_take(c, n, &b, 1);
+}
+
 /*
  * Idle phase, before the poll: the queue goes first in the iteration's
  * budget, oldest first, and at least one conn goes whatever is spent,
@@ -748,7 +818,7 @@ pacer_idle_cb(uv_idle_t *h)
             p->started = (uint64_t)tc_mono_ns();
         first = 0;
         pacer_remove(c);
-        tls_pump_now(c);
+        pacer_turn(c);
     }
     if (p->head == NULL && p->idling) {
         uv_idle_stop(&p->idle);
@@ -795,6 +865,12 @@ tc_tls_pacer_deferred(const struct tc_tls_pacer *p)
     return p != NULL ? p->deferred : 0;
 }
 
+uint64_t
+tc_tls_pacer_reads(const struct tc_tls_pacer *p)
+{
+    return p != NULL ? p->reads : 0;
+}
+
 static void
 pacer_closed_cb(uv_handle_t *h)
 {
@@ -834,6 +910,21 @@ tls_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
     if (nread == 0 || c->state == TLS_CLOSED)
         return;
+    if (nread == UV_ENOBUFS && c->pread) {
+        /* tls_alloc_cb gave no buffer: queued unread (stops reading). */
+        pacer_defer(c);
+        return;
+    }
+    tls_take(c, nread, buf, 0);
+}
+
+/*
+ * What a read brought (nread bytes in buf, or UV_EOF, or an error):
+ * into rbio and pumped, now (a pacer's turn) or when the pacer allows.
+ */
+static void
+tls_take(struct tc_tls_conn *c, ssize_t nread, const uv_buf_t *buf, int now)
+{
     if (nread < 0) {
         if (nread == UV_EOF) {
             c->peer_eof = 1;
@@ -869,12 +960,17 @@ tls_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (c->state == TLS_CLOSING)
         return; /* discarded: the caller closed the conn */
+    if (c->pacer != NULL)
+        c->pacer->reads++;
     if (BIO_write(c->rbio, buf->base, (int)nread) != (int)nread) {
         tls_set_result(c, UV_ENOMEM, "out of memory");
         tls_close_now(c);
         return;
     }
-    tls_pump(c);
+    if (now)
+        tls_pump_now(c);
+    else
+        tls_pump(c);
 }
 
 static void

@@ -138,8 +138,9 @@ void tc_tls_read_start(struct tc_tls_conn *c);
  * resuming at once kept the loop's timers and acks waiting for hundreds
  * of milliseconds. A pacer bounds that: once its conns have been pumped
  * (handshake steps, decryption, on_data) for budget_us in one loop
- * iteration, a conn with new input stops reading and waits, its bytes
- * kept, until the next iteration, where the waiting conns go first,
+ * iteration, a conn with new input stops reading and waits (its bytes
+ * left in the socket, or kept if it had read them), until the next
+ * iteration, where the waiting conns go first,
  * oldest first (at least one per iteration). Nothing is dropped or
  * reordered within a conn; a conn closed while waiting simply leaves.
  * Set on a context (a server's), it applies to the conns made from it
@@ -153,6 +154,8 @@ int tc_tls_pacer_new(uv_loop_t *loop, uint64_t budget_us,
 void tc_tls_ctx_set_pacer(struct tc_tls_ctx *ctx, struct tc_tls_pacer *p);
 /* Pumps put off to a later loop iteration since the pacer was made. */
 uint64_t tc_tls_pacer_deferred(const struct tc_tls_pacer *p);
+/* Socket reads with data by its conns (closing ones aside), ever. */
+uint64_t tc_tls_pacer_reads(const struct tc_tls_pacer *p);
 /* Close its handles; it is freed in their close callbacks. NULL: no-op. */
 void tc_tls_pacer_close(struct tc_tls_pacer *p);
 

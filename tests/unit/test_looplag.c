@@ -3,7 +3,8 @@
  * and at most one bucket above it, the exact maximum, stalls over
  * 100 ms counted), the stats file written and read back, and the reader
  * refusing files that are not one (it is input from disk: tocsinctl
- * reads what sits beside the store).
+ * reads what sits beside the store); and the writer that keeps such a
+ * file current off the loop (bgwrite).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,9 +17,14 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <uv.h>
+
+#include "bgwrite.h"
 #include "looplag.h"
 
 static void
@@ -171,6 +177,115 @@ test_stats_refused(void **state)
     assert_int_equal(unlink(path), 0);
 }
 
+/*
+ * bgwrite: the first write blocks until the loop, still running, lets it
+ * go; the contents submitted meanwhile collapse into the latest.
+ */
+static pthread_mutex_t bw_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t bw_cv = PTHREAD_COND_INITIALIZER;
+static int bw_release;   /* set by the loop's timer */
+static int bw_timed_out; /* the first write waited 5 s for it in vain */
+static int bw_calls;     /* writes */
+static int bw_on_loop;   /* a write ran on the loop's thread */
+static pthread_t bw_loop_thread;
+static char bw_seen[4][16]; /* what each write got */
+
+static int
+slow_write(const char *path, const void *data, size_t len)
+{
+    FILE *f;
+    int first;
+
+    pthread_mutex_lock(&bw_mu);
+    first = bw_calls == 0;
+    if (bw_calls < 4)
+        snprintf(bw_seen[bw_calls], sizeof(bw_seen[0]), "%.*s", (int)len,
+                 (const char *)data);
+    bw_calls++;
+    if (pthread_equal(pthread_self(), bw_loop_thread))
+        bw_on_loop = 1;
+    if (first) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 5;
+        while (!bw_release && !bw_timed_out)
+            if (pthread_cond_timedwait(&bw_cv, &bw_mu, &ts) == ETIMEDOUT)
+                bw_timed_out = 1;
+    }
+    pthread_mutex_unlock(&bw_mu);
+    f = fopen(path, "w");
+    if (f == NULL)
+        return -errno;
+    fwrite(data, 1, len, f);
+    return fclose(f) == 0 ? 0 : -EIO;
+}
+
+struct bw_test {
+    struct bgwrite *w;
+    uv_timer_t timer;
+    int ticks; /* timer runs while the first write is held */
+};
+
+static void
+bw_tick(uv_timer_t *t)
+{
+    struct bw_test *b = t->data;
+
+    b->ticks++;
+    if (b->ticks == 1) {
+        bgwrite_submit(b->w, "two", 3);
+        bgwrite_submit(b->w, "three", 5);
+        assert_int_equal(bgwrite_count(b->w), 0);
+    }
+    if (b->ticks < 3)
+        return;
+    pthread_mutex_lock(&bw_mu);
+    bw_release = 1;
+    pthread_cond_signal(&bw_cv);
+    pthread_mutex_unlock(&bw_mu);
+    /* The last content replaces "three", still waiting. */
+    bgwrite_close(b->w, "four", 4);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void
+test_bgwrite(void **state)
+{
+    struct bw_test b;
+    uv_loop_t loop;
+    char path[256], got[16] = "";
+    FILE *f;
+
+    (void)state;
+    snprintf(path, sizeof(path), "%s/bg.prom", dir);
+    bw_loop_thread = pthread_self();
+    assert_int_equal(uv_loop_init(&loop), 0);
+    memset(&b, 0, sizeof(b));
+    b.w = bgwrite_new(&loop, path, "test file", slow_write);
+    bgwrite_submit(b.w, "one", 3);
+    uv_timer_init(&loop, &b.timer);
+    b.timer.data = &b;
+    uv_timer_start(&b.timer, bw_tick, 10, 10);
+    /* Returns once the writer freed itself: nothing else is pending. */
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    /* The loop kept running while a write was held, none ran on it. */
+    assert_false(bw_timed_out);
+    assert_false(bw_on_loop);
+    assert_int_equal(b.ticks, 3);
+    /* In order, the waiting ones collapsed into the last. */
+    assert_int_equal(bw_calls, 2);
+    assert_string_equal(bw_seen[0], "one");
+    assert_string_equal(bw_seen[1], "four");
+    f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(got, sizeof(got), f));
+    fclose(f);
+    assert_string_equal(got, "four");
+    assert_int_equal(unlink(path), 0);
+}
+
 static int
 setup(void **state)
 {
@@ -196,6 +311,7 @@ main(void)
         cmocka_unit_test(test_hist_quantiles),
         cmocka_unit_test(test_stats_file),
         cmocka_unit_test(test_stats_refused),
+        cmocka_unit_test(test_bgwrite),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -923,14 +923,16 @@ struct pace {
     struct tc_tls_pacer *pacer;
     struct pace_side cli[PACE_CONNS];
     struct pace_side srv[PACE_CONNS];
-    int nsrv;           /* accepted */
-    int closed;         /* on_close calls, both sides */
-    uint64_t iter;      /* loop iterations */
-    uint64_t iter_seen; /* the iteration iter_conns counts */
-    int iter_conns;     /* server conns called back in it */
-    int max_iter_conns; /* the most in one iteration */
-    int close_odd;      /* the server closes odd clients' conns early */
-    uint64_t deferred;  /* tc_tls_pacer_deferred before it closed */
+    int nsrv;                /* accepted */
+    int closed;              /* on_close calls, both sides */
+    uint64_t iter;           /* loop iterations */
+    uint64_t iter_seen;      /* the iteration iter_conns counts */
+    int iter_conns;          /* server conns called back in it */
+    int max_iter_conns;      /* the most in one iteration */
+    int close_odd;           /* the server closes odd clients' conns early */
+    uint64_t deferred;       /* tc_tls_pacer_deferred before it closed */
+    uint64_t reads;          /* tc_tls_pacer_reads at the last check */
+    uint64_t max_iter_reads; /* the most socket reads in one iteration */
     int timed_out;
 };
 
@@ -956,8 +958,12 @@ static void
 pace_check_cb(uv_check_t *h)
 {
     struct pace *p = h->data;
+    uint64_t r = tc_tls_pacer_reads(p->pacer);
 
     p->iter++;
+    if (r - p->reads > p->max_iter_reads)
+        p->max_iter_reads = r - p->reads;
+    p->reads = r;
 }
 
 static void
@@ -1147,6 +1153,13 @@ test_pacer_many(void **state)
     /* Paced: put off many times, and never two conns in one iteration. */
     assert_true(p->deferred >= PACE_CONNS);
     assert_int_equal(p->max_iter_conns, 1);
+    /*
+     * Nor two socket reads: once the budget is spent a readable conn
+     * waits unread (its turn reads), instead of every readable socket
+     * being read and copied in one poll phase.
+     */
+    assert_true(p->reads > 0);
+    assert_int_equal(p->max_iter_reads, 1);
     for (int i = 0; i < PACE_CONNS; i++)
         free(p->srv[i].rx);
     free(p);
