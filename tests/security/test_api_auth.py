@@ -90,6 +90,12 @@ def test_tokens(env):
         refused(api, path, 401, "tct_" + "A" * 43)
         e2e.check(api.call(path, viewer)[0]
                   == (404 if "runbooks" in path else 200), path)
+    # The dashboard's summary and an incident's events: the same.
+    for path in ("/api/v1/summary", "/api/v1/incidents/1/events"):
+        refused(api, path, 401)
+        refused(api, path, 401, "tct_" + "A" * 43)
+        e2e.check(api.call(path, viewer)[0] in (200, 404), path)
+    e2e.check(api.call("/api/v1/summary", viewer)[0] == 200, "summary")
     for h in ("Basic dXNlcjpwYXNz", "Bearer", "Bearer ", "bearer",
               "Token " + viewer, viewer, "Bearer " + viewer + " extra"):
         refused(api, "/api/v1/incidents", 401, headers={"Authorization": h})
