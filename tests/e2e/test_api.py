@@ -96,6 +96,19 @@ def ctl_json(env, *args):
     return json.loads(env.ctl(*args, "--json"))
 
 
+def seed(env, logs, total):
+    """Five incidents on web-01 and one spread problem over HOSTS; wait
+    until the store holds total incidents and that problem."""
+    for i in range(5):
+        append(logs["web-01"], "err%d here" % i)
+    for h in HOSTS:
+        append(logs[h], "certificate expired for api")
+    e2e.wait_for(lambda: len(ctl_json(env, "incidents", "list")) == total,
+                 30, "%d incidents" % total)
+    e2e.wait_for(lambda: len(ctl_json(env, "problems", "list")) == 1, 30,
+                 "the spread problem")
+
+
 def test_api(env):
     col, api, logs = start(env)
     viewer = token(env, "dash", "viewer")
@@ -105,14 +118,7 @@ def test_api(env):
               and viewer not in json.dumps(listed), repr(listed))
 
     # Five incidents on web-01, one spread problem over the three hosts.
-    for i in range(5):
-        append(logs["web-01"], "err%d here" % i)
-    for h in HOSTS:
-        append(logs[h], "certificate expired for api")
-    e2e.wait_for(lambda: len(ctl_json(env, "incidents", "list")) == 8, 30,
-                 "eight incidents")
-    e2e.wait_for(lambda: len(ctl_json(env, "problems", "list")) == 1, 30,
-                 "the spread problem")
+    seed(env, logs, 8)
 
     # The list: the very objects tocsinctl prints.
     st, doc, r = api.call("/api/v1/incidents", viewer)
@@ -258,14 +264,7 @@ def test_api_summary(env):
     append(logs["web-02"], "kernel panic")
     e2e.wait_for(lambda: len(ctl_json(env, "incidents", "list")) == 1, 30,
                  "the first incident")
-    for i in range(5):
-        append(logs["web-01"], "err%d here" % i)
-    for h in HOSTS:
-        append(logs[h], "certificate expired for api")
-    e2e.wait_for(lambda: len(ctl_json(env, "incidents", "list")) == 9, 30,
-                 "nine incidents")
-    e2e.wait_for(lambda: len(ctl_json(env, "problems", "list")) == 1, 30,
-                 "the spread problem")
+    seed(env, logs, 9)
     e2e.wait_for(lambda: api.call("/api/v1/summary", viewer)[1]["agents"]
                  ["connected"] == 3, 20, "three agents connected")
     st, doc, r = api.call("/api/v1/summary", viewer)

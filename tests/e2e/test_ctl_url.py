@@ -20,7 +20,7 @@ import re
 import time
 
 import tocsin_e2e as e2e
-from test_api import HOSTS, append, ctl_json, start, token
+from test_api import HOSTS, append, ctl_json, seed, start, token
 
 
 def token_file(env, name, role):
@@ -94,14 +94,7 @@ def test_ctl_url(env):
     # table come from the silence object of the API.
     env.ctl("silences", "add", "--match", "rule=r4", "--duration", "1h",
             "--comment", "quiet \x1b[31m please")
-    for i in range(5):
-        append(logs["web-01"], "err%d here" % i)
-    for h in HOSTS:
-        append(logs[h], "certificate expired for api")
-    e2e.wait_for(lambda: len(ctl_json(env, "incidents", "list")) == 8, 30,
-                 "eight incidents")
-    e2e.wait_for(lambda: len(ctl_json(env, "problems", "list")) == 1, 30,
-                 "the spread problem")
+    seed(env, logs, 8)
     e2e.wait_for(lambda: all(i["problem"] for i in ctl_json(
         env, "incidents", "list") if i["rule"] == "tls-expired"), 30,
         "the problem's links")
